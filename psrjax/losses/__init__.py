@@ -1,1 +1,8 @@
+"""Losses: adversarial family, pixel reconstruction, and feature-space (perceptual) losses."""
+from psrjax.losses.adversarial import d_loss, feature_matching, g_loss
+from psrjax.losses.perceptual import (TEMPORAL_ENDPOINTS, contextual_loss, gram_matrix, perceptual_loss,
+                                      style_loss, temporal_perceptual_loss)
+from psrjax.losses.reconstruction import huber, l1, mse
 
+__all__ = ["d_loss", "g_loss", "feature_matching", "huber", "l1", "mse", "perceptual_loss", "style_loss",
+           "gram_matrix", "contextual_loss", "temporal_perceptual_loss", "TEMPORAL_ENDPOINTS"]

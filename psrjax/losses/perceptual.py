@@ -1,0 +1,122 @@
+"""Feature-space losses: perceptual, style (Gram), contextual, and PSR-Net's temporal perceptual.
+
+Feature dicts are what `psrjax.models.pretrained` networks return (`module.apply(variables, x)`).
+Target features are always under stop_gradient; they may be computed once per step and passed in.
+The frozen networks' variables are arguments of the caller's jitted step (closed over as traced
+values, e.g. `functools.partial(module.apply, variables)`), never optimizer state.
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+
+# I3D endpoints of the temporal perceptual loss: one per resolution stage (1/4, 1/8, 1/16 and 1/32
+# of the input), from low-level motion (Conv3d_2c_3x3) to the action-level Mixed_5c. Lakhal et
+# al. (2019) do not list their layers; this is psrjax's choice.
+TEMPORAL_ENDPOINTS = ("Conv3d_2c_3x3", "Mixed_3c", "Mixed_4f", "Mixed_5c")
+KINDS = ("l1", "mse")
+
+
+def _layer_weights(layers: Sequence[str], weights) -> tuple[float, ...]:
+  if weights is None:
+    return (1.0,) * len(layers)
+  if len(weights) != len(layers):
+    raise ValueError(f"{len(weights)} weights for {len(layers)} layers {tuple(layers)}; give one per layer")
+  return tuple(weights)
+
+
+def _pairs(features_pred: Mapping, features_target: Mapping, layers: Sequence[str]):
+  for name in layers:
+    if name not in features_pred or name not in features_target:
+      raise ValueError(f"layer {name!r} not among the features; available: {', '.join(features_pred)}")
+    p, t = features_pred[name], features_target[name]
+    if p.shape != t.shape:
+      raise ValueError(f"layer {name!r}: prediction features {p.shape} != target features {t.shape}")
+    yield p.astype(jnp.float32), jax.lax.stop_gradient(t).astype(jnp.float32)
+
+
+def perceptual_loss(features_pred: Mapping, features_target: Mapping, layers: Sequence[str],
+                    weights: Sequence[float] | None = None, kind: str = "l1") -> jax.Array:
+  """sum_l w_l mean|phi_l(pred) - phi_l(target)| ("l1") or mean squared ("mse").
+
+  The per-layer mean over batch, positions and channels is the 1/(W H C) of Johnson et al.
+  (2016) and of the pose-transfer paper's Eq. 12. weights: one per layer, default 1.
+  """
+  if kind not in KINDS:
+    raise ValueError(f"unknown perceptual loss kind {kind!r}; allowed: {', '.join(KINDS)}")
+  dist = jnp.abs if kind == "l1" else jnp.square
+  total = 0.0
+  for w, (p, t) in zip(_layer_weights(layers, weights), _pairs(features_pred, features_target, layers)):
+    total = total + w * jnp.mean(dist(p - t))
+  return total
+
+
+def gram_matrix(features: jax.Array) -> jax.Array:
+  """G_ij = 1/(C H W) sum_hw F_ihw F_jhw (INTERnet Eq. 11) for features [..., H, W, C] -> [..., C, C].
+
+  Any number of leading axes; all axes between the first one and the channels are positions
+  (so video features [B, T, H, W, C] give one Gram matrix per clip).
+  """
+  f = features.astype(jnp.float32)
+  f = f.reshape(f.shape[0], -1, f.shape[-1])
+  n, c = f.shape[1], f.shape[2]
+  return jnp.einsum("bnc,bnd->bcd", f, f) / (n * c)
+
+
+def style_loss(features_pred: Mapping, features_target: Mapping, layers: Sequence[str],
+               weights: Sequence[float] | None = None) -> jax.Array:
+  """INTERnet Eq. 10: sum_l w_l ||G(phi_l(pred)) - G(phi_l(target))||_F^2 / (C_l H_l W_l).
+
+  G is `gram_matrix` (Eq. 11); the squared Frobenius norm is averaged over the batch.
+  """
+  total = 0.0
+  for w, (p, t) in zip(_layer_weights(layers, weights), _pairs(features_pred, features_target, layers)):
+    size = p[0].size
+    frob = jnp.sum(jnp.square(gram_matrix(p) - gram_matrix(t)), axis=(1, 2))
+    total = total + w * jnp.mean(frob) / size
+  return total
+
+
+def contextual_loss(features_pred: jax.Array, features_target: jax.Array, *, bandwidth: float = 0.1,
+                    epsilon: float = 1e-5) -> jax.Array:
+  """Contextual loss (Mechrez et al. 2018, Eqs. 1-4), -log CX(X, Y), averaged over the batch.
+
+  Features [B, H, W, C] (or [B, N, C]). As in the reference (and CoCosNet's) implementation both
+  sets are centred by the target's mean feature (per example) and L2-normalised; d_ij is the
+  cosine distance, d~_ij = d_ij / (min_k d_ik + epsilon), w_ij = exp((1 - d~_ij) / bandwidth),
+  CX_ij = w_ij / sum_k w_ik (a softmax, computed stably), CX = mean_j max_i CX_ij.
+  """
+  if features_pred.shape != features_target.shape:
+    raise ValueError(f"contextual_loss: prediction features {features_pred.shape} != target {features_target.shape}")
+  shape = (features_pred.shape[0], -1, features_pred.shape[-1])
+  x = features_pred.astype(jnp.float32).reshape(shape)
+  y = jax.lax.stop_gradient(features_target).astype(jnp.float32).reshape(shape)
+  mean = jnp.mean(y, axis=1, keepdims=True)
+  x, y = _unit(x - mean), _unit(y - mean)
+  d = 1.0 - jnp.einsum("bic,bjc->bij", x, y)
+  d_rel = d / (jnp.min(d, axis=-1, keepdims=True) + epsilon)
+  cx = jax.nn.softmax((1.0 - d_rel) / bandwidth, axis=-1)
+  cx = jnp.mean(jnp.max(cx, axis=1), axis=-1)
+  return jnp.mean(-jnp.log(cx))
+
+
+def _unit(v: jax.Array) -> jax.Array:
+  return v * jax.lax.rsqrt(jnp.sum(jnp.square(v), axis=-1, keepdims=True) + 1e-12)
+
+
+def temporal_perceptual_loss(i3d_apply: Callable[[jax.Array], Mapping], pred: jax.Array, target,
+                             endpoints: Sequence[str] = TEMPORAL_ENDPOINTS,
+                             weights: Sequence[float] | None = None) -> jax.Array:
+  """PSR-Net's temporal perceptual loss L_p (Lakhal et al. 2019): sum_e w_e MSE(I3D_e(pred), I3D_e(target)).
+
+  i3d_apply: video [B, T, H, W, 3] in [-1, 1] -> dict of I3D endpoints, e.g.
+    `functools.partial(module.apply, variables)` with `module, variables = pretrained.load("i3d",
+    final_endpoint="Mixed_5c")` (no logits needed).
+  target: the target video, or its endpoint dict from `i3d_apply` computed once per step.
+  """
+  if pred.ndim != 5:
+    raise ValueError(f"temporal_perceptual_loss: expected videos [B, T, H, W, 3], got shape {pred.shape}")
+  target_features = target if isinstance(target, Mapping) else i3d_apply(jax.lax.stop_gradient(target))
+  return perceptual_loss(i3d_apply(pred), target_features, endpoints, weights, kind="mse")
