@@ -1,0 +1,67 @@
+"""Structural similarity (Wang et al. 2004), one value per image, optionally masked (M-SSIM).
+
+Eq. 13 of the paper with its constants: an 11x11 circular-symmetric Gaussian window (sigma 1.5),
+K1 = 0.01, K2 = 0.03, population (co)variances, averaged over the positions where the window
+fits inside the image and then over channels. This is exactly scikit-image's
+`structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+data_range=..., channel_axis=-1)` (whose Gaussian is scipy's: truncated at 3.5 sigma, normalised).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from psrjax.metrics import image_checks
+
+SIGMA = 1.5
+RADIUS = int(3.5 * SIGMA + 0.5)   # 5: the 11x11 window
+K1, K2 = 0.01, 0.03
+
+
+def gaussian_window(sigma: float = SIGMA, radius: int = RADIUS) -> np.ndarray:
+  """Normalised 1D Gaussian taps of length 2 radius + 1 (the separable SSIM window)."""
+  x = np.arange(-radius, radius + 1, dtype=np.float64)
+  w = np.exp(-0.5 * (x / sigma) ** 2)
+  return (w / w.sum()).astype(np.float32)
+
+
+def _filter_valid(x: jax.Array, taps: np.ndarray) -> jax.Array:
+  """Separable 'valid' Gaussian filtering of every channel of x [N, H, W, C]."""
+  c, k = x.shape[-1], len(taps)
+  dn = ("NHWC", "HWIO", "NHWC")
+  hi = jax.lax.Precision.HIGHEST
+  rows = jnp.broadcast_to(jnp.asarray(taps).reshape(k, 1, 1, 1), (k, 1, 1, c))
+  x = jax.lax.conv_general_dilated(x, rows, (1, 1), "VALID", dimension_numbers=dn,
+                                   feature_group_count=c, precision=hi)
+  return jax.lax.conv_general_dilated(x, rows.reshape(1, k, 1, c), (1, 1), "VALID", dimension_numbers=dn,
+                                      feature_group_count=c, precision=hi)
+
+
+def ssim_map(a: jax.Array, b: jax.Array, *, data_range: float) -> jax.Array:
+  """SSIM at every valid window position, [N, H - 10, W - 10, C] for images [N, H, W, C]."""
+  # Variances and covariance do not change under a common shift: centring on the mean of both
+  # images first keeps E[x^2] - E[x]^2 accurate in float32.
+  shift = jax.lax.stop_gradient(jnp.mean(a + b, axis=(1, 2), keepdims=True) / 2)
+  a, b = a - shift, b - shift
+  c = a.shape[-1]
+  stats = _filter_valid(jnp.concatenate([a, b, a * a, b * b, a * b], axis=-1), gaussian_window())
+  ua, ub, uaa, ubb, uab = (stats[..., i * c:(i + 1) * c] for i in range(5))
+  va, vb, vab = uaa - ua * ua, ubb - ub * ub, uab - ua * ub
+  ua, ub = ua + shift, ub + shift
+  c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
+  num = (2 * ua * ub + c1) * (2 * vab + c2)
+  den = (ua * ua + ub * ub + c1) * (va + vb + c2)
+  return num / den
+
+
+def ssim(a, b, *, data_range: float = 2.0, mask=None) -> jax.Array:
+  """Mean SSIM per image: images [..., H, W, C] (H, W >= 11) -> shape [...].
+
+  data_range: 2.0 for the batch contract's [-1, 1] images, 255.0 for [0, 255], 1.0 for [0, 1].
+  mask: M-SSIM. Both images are multiplied by the mask before the metric (the GTNet / PSR-Net
+    convention): background becomes 0 in both, and the mean still runs over the whole image.
+  """
+  image_checks.check_range(data_range, "ssim")
+  a, b, lead = image_checks.prepare(a, b, mask, name="ssim", min_size=2 * RADIUS + 1)
+  return jnp.mean(ssim_map(a, b, data_range=data_range), axis=(1, 2, 3)).reshape(lead)
