@@ -1,0 +1,28 @@
+"""Evaluate a workdir's latest checkpoint: `psrjax eval --workdir DIR [--config FILE[:arg]]`.
+
+Writes DIR/eval/<step>.json. Without --config the workdir's saved config.json is used.
+"""
+from __future__ import annotations
+
+import json
+
+from psrjax import config_utils
+
+
+def add_arguments(parser) -> None:
+  parser.add_argument("--config", default="",
+                      help="config file and argument (default: the workdir's config.json)")
+  parser.add_argument("--workdir", required=True, help="directory written by psrjax train")
+
+
+def run(args) -> int:
+  if args.config:
+    config = config_utils.load_config(args.config, args.config_overrides)
+  else:
+    config = config_utils.load_workdir_config(args.workdir)
+    for key, text in args.config_overrides:
+      config_utils.apply_override(config, key, text)
+  from psrjax.train import offline_eval  # pylint: disable=g-import-not-at-top
+  step, results = offline_eval.evaluate_checkpoint(config, args.workdir)
+  print(json.dumps({"step": step, **results}, indent=2, sort_keys=True))
+  return 0

@@ -1,0 +1,31 @@
+"""Train a system: `psrjax train --config configs/x.py[:arg] --workdir DIR [--config.a.b=v]`.
+
+Re-running with the same workdir resumes from its latest checkpoint. Exit codes: 0 done (or
+stopped by SIGTERM after saving), 1 stopped on a non-finite loss, 2 bad input.
+"""
+from __future__ import annotations
+
+import sys
+
+from psrjax import config_utils
+
+
+def add_arguments(parser) -> None:
+  parser.add_argument("--config", required=True,
+                      help="config file and argument, e.g. configs/psrnet.py:runlocal")
+  parser.add_argument("--workdir", required=True,
+                      help="output directory (checkpoints, metrics, samples, eval); its parent "
+                           "must exist")
+
+
+def run(args) -> int:
+  config = config_utils.load_config(args.config, args.config_overrides)
+  from psrjax.train import loop  # pylint: disable=g-import-not-at-top  # JAX after parsing.
+  try:
+    result = loop.train(config, args.workdir)
+  except loop.NonFiniteLossError as e:
+    print(f"psrjax train: {e}", file=sys.stderr)
+    return 1
+  if result.preempted:
+    print(f"psrjax train: stopped at step {result.step}; checkpoint saved in {args.workdir}")
+  return 0

@@ -1,0 +1,143 @@
+"""Loading ml_collections config files and applying command-line overrides.
+
+A config is named `path/to/file.py` or `path/to/file.py:arg`; the file defines `get_config(arg)`
+(big_vision style; `get_config()` when no arg is given). Overrides are `--config.a.b=value`
+(or `--config.a.b value`); the value is parsed with the type of the existing field, and an
+unknown key is a one-line `ValueError` listing the known keys at that level.
+"""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import inspect
+import json
+import os
+from typing import Any, Sequence
+
+import ml_collections
+
+OVERRIDE_PREFIX = "--config."
+WORKDIR_CONFIG = "config.json"  # the config `psrjax train` saves in its workdir.
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+  """Loads `file.py[:arg]` and returns `get_config(arg)`."""
+  path, _, arg = spec.partition(":")
+  if not path.endswith(".py") or not os.path.isfile(path):
+    raise ValueError(f"config file {path!r} does not exist (expected path/to/config.py[:arg])")
+  name = "_psrjax_config_" + os.path.basename(path)[:-3]
+  module_spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ValueError(f"config file {path!r} does not define get_config(arg)")
+  takes_arg = bool(inspect.signature(module.get_config).parameters)
+  if arg and not takes_arg:
+    raise ValueError(f"config file {path!r}: get_config() takes no argument, got {arg!r}")
+  config = module.get_config(arg) if takes_arg else module.get_config()
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ValueError(f"config file {path!r}: get_config must return an ml_collections.ConfigDict")
+  return config
+
+
+def split_overrides(argv: Sequence[str]) -> tuple[list[tuple[str, str]], list[str]]:
+  """Separates `--config.key=value` / `--config.key value` items from the rest of argv."""
+  overrides, rest = [], []
+  i = 0
+  while i < len(argv):
+    item = argv[i]
+    if item.startswith(OVERRIDE_PREFIX):
+      key, eq, value = item[len(OVERRIDE_PREFIX):].partition("=")
+      if not eq:
+        if i + 1 >= len(argv):
+          raise ValueError(f"config override {item!r} has no value (use {item}=VALUE)")
+        value = argv[i + 1]
+        i += 1
+      overrides.append((key, value))
+    else:
+      rest.append(item)
+    i += 1
+  return overrides, rest
+
+
+def _parse_value(key: str, text: str, current: Any) -> Any:
+  """Parses `text` as the type of `current` (the field's existing value)."""
+  if isinstance(current, bool):
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes"):
+      return True
+    if lowered in ("false", "0", "no"):
+      return False
+    raise ValueError(f"config key {key!r} is a bool; got {text!r} (use true/false)")
+  if isinstance(current, str):
+    return text
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    if current is None:
+      return text
+    raise ValueError(f"config key {key!r} expects {type(current).__name__}, got {text!r}") from None
+  if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+    return float(value)
+  if isinstance(current, (tuple, list)) and isinstance(value, (tuple, list)):
+    return type(current)(value)
+  if current is not None and not isinstance(value, type(current)):
+    raise ValueError(f"config key {key!r} expects {type(current).__name__}, got {text!r}")
+  return value
+
+
+def _known_keys(node: ml_collections.ConfigDict, prefix: str) -> str:
+  return ", ".join(prefix + k for k in sorted(node.keys()))
+
+
+def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> None:
+  """Sets `config.<key>` (dotted) from its command-line text, in place."""
+  parts = key.split(".")
+  node, prefix = config, ""
+  for i, part in enumerate(parts):
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      known = _known_keys(node, prefix) if isinstance(node, ml_collections.ConfigDict) else ""
+      raise ValueError(f"unknown config key {key!r} (known: {known})")
+    if i == len(parts) - 1:
+      current = node[part]
+      if isinstance(current, ml_collections.ConfigDict):
+        raise ValueError(f"config key {key!r} is a group; set one of: "
+                         f"{_known_keys(current, key + '.')}")
+      node[part] = _parse_value(key, text, current)
+    else:
+      node, prefix = node[part], prefix + part + "."
+
+
+def load_config(spec: str, overrides: Sequence[tuple[str, str]] = ()) -> ml_collections.ConfigDict:
+  """Loads a config file and applies `(dotted key, text)` overrides in order."""
+  config = load_config_file(spec)
+  for key, text in overrides:
+    apply_override(config, key, text)
+  return config
+
+
+def _to_tuples(value: Any) -> Any:
+  if isinstance(value, list):
+    return tuple(_to_tuples(v) for v in value)
+  if isinstance(value, dict):
+    return {k: _to_tuples(v) for k, v in value.items()}
+  return value
+
+
+def save_config(config: ml_collections.ConfigDict, path: str) -> None:
+  """Writes the config as JSON (read back with `load_saved_config`)."""
+  with open(path, "w") as f:
+    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+
+
+def load_saved_config(path: str) -> ml_collections.ConfigDict:
+  """Reads a config written by `save_config` (JSON lists come back as tuples)."""
+  if not os.path.isfile(path):
+    raise ValueError(f"no saved config at {path!r} (was this workdir written by `psrjax train`?)")
+  with open(path) as f:
+    return ml_collections.ConfigDict(_to_tuples(json.load(f)))
+
+
+def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config saved by `psrjax train` in `workdir`."""
+  return load_saved_config(os.path.join(workdir, WORKDIR_CONFIG))

@@ -1,0 +1,171 @@
+"""The system protocol: what the generic trainer (`psrjax.train`) drives.
+
+A *system* binds one paper's networks, losses, update schedule, data pipeline and evaluation.
+The trainer knows nothing else about it: it batches the system's examples, builds the sharded
+train state from `System.init`, runs the `Stage`s of `System.stages()` in order (each step
+applies the stage's `Phase`s in order, every phase updating only the parameter groups it
+`trains`), evaluates with `System.evaluate` and writes `System.sample_video` strips.
+
+Systems are resolved by name (`get_system`): `config.system = "psrnet"` imports
+`psrjax.systems.psrnet` and calls its `make_system(config)`.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
+from typing import Any, Mapping
+
+import cloudpickle
+import jax
+import ml_collections
+import numpy as np
+import optax
+
+PyTree = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+  """One update inside a train step."""
+  name: str  # e.g. "d" or "g"; passed to `System.losses(phase=...)`, prefixes its metrics.
+  trains: tuple[str, ...]  # top-level parameter groups updated by this phase, e.g. ("d1",).
+
+  def __post_init__(self):
+    if not self.name or "/" in self.name:
+      raise ValueError(f"phase name must be non-empty without '/', got {self.name!r}")
+    if isinstance(self.trains, str) or not self.trains:
+      raise ValueError(f"phase {self.name!r}: trains must be a non-empty tuple of group names, "
+                       f"got {self.trains!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  """A contiguous run of train steps with one phase list."""
+  name: str  # e.g. "layer1"; passed to `System.losses(stage=...)` and `System.generate`.
+  steps: int  # number of train steps in this stage (>= 0).
+  phases: tuple[Phase, ...]  # applied in this order in every step of the stage.
+
+  def __post_init__(self):
+    if self.steps < 0:
+      raise ValueError(f"stage {self.name!r}: steps must be >= 0, got {self.steps}")
+    if not self.phases:
+      raise ValueError(f"stage {self.name!r}: needs at least one phase")
+    names = [p.name for p in self.phases]
+    if len(set(names)) != len(names):
+      raise ValueError(f"stage {self.name!r}: phase names must be unique, got {names}")
+
+
+class System(abc.ABC):
+  """Base class of a paper's system; subclasses implement every method below.
+
+  Shapes follow the batch contract (SPEC): batch first, videos `[B, T, H, W, C]`.
+  Optional attributes the trainer uses when present:
+    eval_groups: tuple[str, ...] -- names of the int32 `"group"` values that `evaluate` may
+      return per example; the evaluator then also reports `"<metric>/<group name>"` means.
+  """
+
+  config: ml_collections.ConfigDict
+  eval_groups: tuple[str, ...] = ()
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    self.config = config
+
+  @abc.abstractmethod
+  def stages(self) -> tuple[Stage, ...]:
+    """The training schedule; the stages' steps sum to `config.train.steps`."""
+
+  @abc.abstractmethod
+  def init(self, rng: jax.Array, batch: Mapping[str, jax.Array]) -> dict[str, PyTree]:
+    """Parameters of every group ({group name: params}), trained now or later or never."""
+
+  @abc.abstractmethod
+  def optimizers(self) -> dict[str, optax.GradientTransformation]:
+    """One optimizer per parameter group that any phase trains."""
+
+  @abc.abstractmethod
+  def losses(self, params: dict[str, PyTree], batch: Mapping[str, jax.Array], rng: jax.Array,
+             *, phase: str, stage: str) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """(scalar loss to minimise, {term name: scalar}) for one phase; jitted by the trainer."""
+
+  @abc.abstractmethod
+  def generate(self, params: dict[str, PyTree], batch: Mapping[str, jax.Array], *,
+               stage: str | None = None) -> dict[str, jax.Array]:
+    """Inference outputs (batch first); `stage=None` means the final model."""
+
+  @abc.abstractmethod
+  def evaluate(self, params: dict[str, PyTree],
+               batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    """Per-example metric values, each `[B]`; an int32 `"group"` entry selects `eval_groups`."""
+
+  @abc.abstractmethod
+  def sample_video(self, batch: Mapping[str, np.ndarray],
+                   outputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """uint8 `[T, H, W', 3]` side-by-side strip for ONE example.
+
+    The trainer passes host numpy dicts of that one example, without a batch axis.
+    """
+
+  @abc.abstractmethod
+  def dataset(self, split: str, *, seed: int, shard_index: int, shard_count: int):
+    """A `grain.MapDataset` of per-example dicts of numpy arrays (no batch axis).
+
+    Examples already follow the batch contract plus the system's own keys. The trainer
+    shuffles (per epoch, with `seed`), repeats and batches the train split itself.
+    """
+
+  def example_spec(self, split: str) -> dict[str, jax.ShapeDtypeStruct] | None:
+    """Per-example shapes/dtypes the config implies, or None when the system declares none.
+
+    When given, the trainer checks the first batch against it (one-line error on mismatch).
+    """
+    del split
+    return None
+
+
+def _import_system_module(name: str):
+  """Imports `psrjax.systems.<name>`, a dotted module path, or a `.py` file path."""
+  if name.endswith(".py"):
+    path = os.path.abspath(name)
+    if not os.path.isfile(path):
+      raise ValueError(f"system file {name!r} does not exist")
+    digest = hashlib.sha1(path.encode()).hexdigest()[:10]
+    mod_name = f"_psrjax_system_{os.path.basename(path)[:-3]}_{digest}"
+    if mod_name not in sys.modules:
+      spec = importlib.util.spec_from_file_location(mod_name, path)
+      module = importlib.util.module_from_spec(spec)
+      sys.modules[mod_name] = module
+      spec.loader.exec_module(module)
+      # Data-worker processes cannot import this module by name: ship its code by value.
+      cloudpickle.register_pickle_by_value(module)
+    return sys.modules[mod_name]
+  full = name if "." in name else f"psrjax.systems.{name}"
+  try:
+    return importlib.import_module(full)
+  except ModuleNotFoundError as e:
+    if e.name is None or not (full == e.name or full.startswith(e.name + ".")):
+      raise
+    raise ValueError(f"unknown system {name!r} (known: {', '.join(known_systems())}; "
+                     "or a dotted module path / .py file defining make_system)") from None
+
+
+def known_systems() -> list[str]:
+  """Names of the modules in `psrjax.systems` (other than this one)."""
+  here = os.path.dirname(__file__)
+  return sorted(f[:-3] for f in os.listdir(here)
+                if f.endswith(".py") and not f.startswith("_") and f != "base.py")
+
+
+def get_system(config: ml_collections.ConfigDict) -> System:
+  """Builds the system named by `config.system` via its module's `make_system(config)`."""
+  if "system" not in config or not isinstance(config.system, str) or not config.system:
+    raise ValueError("config.system must name a system "
+                     f"(known: {', '.join(known_systems())})")
+  module = _import_system_module(config.system)
+  if not hasattr(module, "make_system"):
+    raise ValueError(f"system module {module.__name__!r} does not define make_system(config)")
+  return module.make_system(config)

@@ -1,0 +1,179 @@
+"""Orbax checkpoints of the train state together with the grain iterator state.
+
+Layout: `<workdir>/checkpoints/<step>/{state,data}`. Saves are asynchronous (the device ->
+host copy happens before `save` returns, so the state may be donated right after), at most
+`max_to_keep` are kept. Restoring tries the latest step first; a checkpoint that fails to
+restore is reported with a warning, moved to `<workdir>/checkpoints_corrupt/<step>` and the
+previous step is tried. A checkpoint whose parameters do not match the config is an error.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from typing import Any
+
+import grain
+import jax
+import orbax.checkpoint as ocp
+
+CHECKPOINT_DIR = "checkpoints"
+CORRUPT_DIR = "checkpoints_corrupt"
+
+
+class IncompatibleCheckpointError(ValueError):
+  """A readable checkpoint whose state does not fit the config."""
+
+
+def _handlers():
+  return {"state": ocp.StandardCheckpointHandler(), "data": grain.checkpoint.CheckpointHandler()}
+
+
+def _shapes(tree) -> dict[str, tuple]:
+  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in leaves}
+
+
+def check_compatible(saved_tree: dict, target: dict, where: str) -> None:
+  """Parameters must match by name and shape; optimizer leaves by their shapes."""
+  saved, want = _shapes(saved_tree.get("params", {})), _shapes(target["params"])
+  if saved != want:
+    diff = sorted(set(saved.items()) ^ set(want.items()))[:4]
+    raise IncompatibleCheckpointError(f"checkpoint {where} has parameters that do not match the config "
+                     f"(first differences, (name, shape): {diff})")
+  saved_opt = sorted(_shapes(saved_tree.get("opt", {})).values())
+  if saved_opt != sorted(_shapes(target["opt"]).values()):
+    raise IncompatibleCheckpointError(f"checkpoint {where} has an optimizer state that does not match the "
+                     "config's optimizers")
+
+
+class Checkpoints:
+  """State + iterator checkpoints in one directory (`<workdir>/checkpoints`)."""
+
+  def __init__(self, directory: str, *, max_to_keep: int | None = None, read_only: bool = False):
+    self.directory, self.read_only = os.path.abspath(directory), read_only
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
+        enable_async_checkpointing=not read_only, cleanup_tmp_directories=not read_only)
+    self.manager = ocp.CheckpointManager(self.directory, options=options,
+                                         item_handlers=_handlers())
+
+  def steps(self) -> list[int]:
+    return sorted(self.manager.all_steps())
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def save(self, step: int, state: Any, iterator: grain.DatasetIterator | None) -> None:
+    items = {"state": ocp.args.StandardSave(state)}
+    if iterator is not None:
+      items["data"] = grain.checkpoint.CheckpointSave(iterator)
+    self.manager.save(step, args=ocp.args.Composite(**items), force=True)
+
+  def wait(self) -> None:
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    self.manager.close()
+
+  def restore(self, step: int, target: Any, iterator=None) -> Any:
+    """Restores step `step` into `target` (ShapeDtypeStructs with shardings)."""
+    metadata = self.manager.item_metadata(step)["state"]
+    if metadata is None:
+      raise ValueError(f"checkpoint step {step} in {self.directory} has no readable state")
+    check_compatible(metadata.tree, target, f"{self.directory}/{step}")
+    items = {"state": ocp.args.StandardRestore(target)}
+    if iterator is not None:
+      items["data"] = grain.checkpoint.CheckpointRestore(iterator)
+    restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+    return restored["state"]
+
+  def restore_latest(self, target: Any, iterator=None) -> tuple[int, Any] | None:
+    """(step, state) of the newest restorable checkpoint; None if there is none."""
+    steps = self.steps()
+    failed = []
+    for step in reversed(steps):
+      try:
+        state = self.restore(step, target, iterator)
+      except IncompatibleCheckpointError:
+        raise
+      except Exception as e:  # pylint: disable=broad-except  # Any read error = corrupt.
+        failed.append((step, e))
+      else:
+        self._set_aside(failed)
+        return step, state
+    if failed:
+      raise ValueError(f"no restorable checkpoint in {self.directory} (tried steps "
+                       f"{[s for s, _ in failed]}; newest error: {_one_line(failed[0][1])})")
+    return None
+
+  def _set_aside(self, failed) -> None:
+    """Warns about unreadable checkpoints and (unless read-only) moves them out of the way."""
+    for step, error in failed:
+      dest = os.path.join(os.path.dirname(self.directory), CORRUPT_DIR, str(step))
+      logging.warning("checkpoint step %d in %s is unreadable (%s); %s and used the previous "
+                      "checkpoint", step, self.directory, _one_line(error),
+                      "left it in place" if self.read_only else f"moved it to {dest}")
+      if self.read_only:
+        continue
+      os.makedirs(os.path.dirname(dest), exist_ok=True)
+      if os.path.exists(dest):
+        shutil.rmtree(dest)
+      shutil.move(os.path.join(self.directory, str(step)), dest)
+    if failed and not self.read_only:
+      self.manager.reload()
+
+
+def _one_line(error: BaseException) -> str:
+  text = " ".join(str(error).split())
+  return f"{type(error).__name__}: {text[:200]}"
+
+
+def _checkpoint_root(path: str) -> tuple[str, int | None]:
+  """A workdir, checkpoints dir or step dir -> (checkpoints dir, step or None for latest)."""
+  path = os.path.abspath(path)
+  if os.path.isdir(os.path.join(path, CHECKPOINT_DIR)):
+    return os.path.join(path, CHECKPOINT_DIR), None
+  if os.path.basename(path).isdigit() and os.path.isdir(os.path.join(path, "state")):
+    return os.path.dirname(path), int(os.path.basename(path))
+  if os.path.isdir(path):
+    return path, None
+  raise ValueError(f"checkpoint path {path!r} does not exist")
+
+
+def restore_from_path(path: str, target: Any, iterator=None) -> tuple[int, Any]:
+  """Restores `config.resume`-style paths (workdir, checkpoints dir or step dir)."""
+  root, step = _checkpoint_root(path)
+  checkpoints = Checkpoints(root, read_only=True)
+  if step is not None:
+    return step, checkpoints.restore(step, target, iterator)
+  found = checkpoints.restore_latest(target, iterator)
+  if found is None:
+    raise ValueError(f"no checkpoint found under {path!r}")
+  return found
+
+
+def restore_params(path: str, target_params: dict) -> dict:
+  """Parameters of the groups present in both the checkpoint at `path` and `target_params`.
+
+  Used for `config.init_from`: a group is taken from the checkpoint when its name exists
+  there; its shapes must then match.
+  """
+  root, step = _checkpoint_root(path)
+  checkpoints = Checkpoints(root, read_only=True)
+  step = checkpoints.latest_step() if step is None else step
+  if step is None:
+    raise ValueError(f"no checkpoint found under {path!r}")
+  saved = checkpoints.manager.item_metadata(step)["state"].tree["params"]
+  groups = {g: p for g, p in target_params.items() if g in saved}
+  if not groups:
+    raise ValueError(f"checkpoint {root}/{step} shares no parameter group with the config "
+                     f"(checkpoint: {sorted(saved)}, config: {sorted(target_params)})")
+  check_compatible({"params": {g: saved[g] for g in groups}, "opt": {}},
+                   {"params": groups, "opt": {}}, f"{root}/{step}")
+  target = {"params": groups}
+  restore_args = ocp.checkpoint_utils.construct_restore_args(target)
+  restored = ocp.PyTreeCheckpointer().restore(
+      os.path.join(root, str(step), "state"),
+      args=ocp.args.PyTreeRestore(item=target, restore_args=restore_args, partial_restore=True))
+  return restored["params"]

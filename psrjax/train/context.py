@@ -1,0 +1,90 @@
+"""Everything a run needs before it touches the workdir, validated up front.
+
+`build_context` resolves the system, builds the mesh, checks the batch sizes, reads the first
+train batch and checks it against the system's declared example shapes, and derives the
+abstract train state. Any bad input fails here, before anything is written.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import grain
+import jax
+from jax.sharding import Mesh, NamedSharding
+
+from psrjax.systems import base
+from psrjax.train import data as data_lib
+from psrjax.train import partitioning
+from psrjax.train import state as state_lib
+
+
+@dataclasses.dataclass
+class TrainContext:
+  """The validated pieces of a run (no device state yet)."""
+  config: Any
+  workdir: str
+  system: base.System
+  mesh: Mesh
+  stages: tuple[base.Stage, ...]
+  optimizers: dict[str, Any]
+  total_steps: int
+  batched: grain.MapDataset  # this process's batched train split
+  first_batch: dict[str, Any]  # local numpy batch 0 (shapes reference)
+  batch_sharding: NamedSharding
+  base_key: jax.Array
+  init_fn: Any
+  abstract_state: Any
+  state_shardings: Any
+
+  def stage_at(self, step: int) -> base.Stage:
+    """The stage that trains step `step` (0-based count of completed steps)."""
+    end = 0
+    for stage in self.stages:
+      end += stage.steps
+      if step < end:
+        return stage
+    return self.stages[-1]
+
+  def restore_target(self) -> Any:
+    return state_lib.with_shardings(self.abstract_state, self.state_shardings)
+
+  def global_batch(self, local) -> dict[str, jax.Array]:
+    return partitioning.global_batch(local, self.batch_sharding, self.config.train.batch_size)
+
+
+def check_workdir(workdir: str) -> str:
+  """The absolute workdir; its parent must exist (the workdir itself is created)."""
+  if not workdir:
+    raise ValueError("a workdir is required (--workdir DIR)")
+  workdir = os.path.abspath(workdir)
+  parent = os.path.dirname(workdir)
+  if not os.path.isdir(parent):
+    raise ValueError(f"workdir parent {parent!r} does not exist; create it first")
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise ValueError(f"workdir {workdir!r} exists and is not a directory")
+  return workdir
+
+
+def build_context(config, workdir: str, *, devices=None) -> TrainContext:
+  """Validates the config/system/data and derives the abstract state (writes nothing)."""
+  workdir = check_workdir(workdir)
+  system = base.get_system(config)
+  mesh = partitioning.make_mesh(data=config.mesh.data, model=config.mesh.model, devices=devices)
+  local_batch = partitioning.check_batch_size(config.train.batch_size, mesh)
+  stages, optimizers = tuple(system.stages()), dict(system.optimizers())
+  total = state_lib.check_schedule(system, stages, optimizers)
+  batched = data_lib.train_dataset(system, config, local_batch=local_batch)
+  first = dict(batched[0])
+  data_lib.check_example_spec(first, system.example_spec("train"), what="train")
+  sharding = partitioning.batch_sharding(mesh)
+  base_key = jax.device_put(jax.random.key(config.seed), partitioning.replicated(mesh))
+  init_fn = state_lib.make_init_fn(system, optimizers)
+  spec = partitioning.abstract_batch(first, sharding, config.train.batch_size)
+  abstract = state_lib.abstract_state(init_fn, base_key, spec)
+  return TrainContext(
+      config=config, workdir=workdir, system=system, mesh=mesh, stages=stages,
+      optimizers=optimizers, total_steps=total, batched=batched, first_batch=first,
+      batch_sharding=sharding, base_key=base_key, init_fn=init_fn, abstract_state=abstract,
+      state_shardings=state_lib.state_shardings(abstract, mesh))

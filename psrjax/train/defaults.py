@@ -1,0 +1,44 @@
+"""The config fields the generic trainer reads, with defaults; system configs extend it.
+
+Usage in a config file::
+
+    from psrjax.train import defaults
+    def get_config(arg=None):
+      config = defaults.trainer_config()
+      config.system = "psrnet"
+      config.psrnet = ...  # the system's own fields
+      return config
+"""
+from __future__ import annotations
+
+import ml_collections
+
+
+def trainer_config() -> ml_collections.ConfigDict:
+  """A ConfigDict with every trainer field (see the comments for allowed values)."""
+  config = ml_collections.ConfigDict()
+  config.system = ""  # module in psrjax/systems/, a dotted module path, or a .py file.
+  config.seed = 0  # int: parameters, dropout/noise keys and data order.
+  config.resume = ""  # "" or a workdir / checkpoints dir / step dir to continue from.
+  config.init_from = ""  # "" or a checkpoint path whose parameter groups replace fresh ones.
+
+  config.train = ml_collections.ConfigDict()
+  config.train.batch_size = 8  # global; a multiple of mesh.data and of the process count.
+  config.train.steps = 1000  # total train steps; System.stages() splits them.
+  config.train.log_every = 50  # steps between metric logs (metrics fetched only then).
+  config.train.checkpoint_every = 500  # steps between checkpoints (also saved at the end).
+  config.train.max_to_keep = 3  # checkpoints kept on disk.
+  config.train.sample_every = 500  # steps between sample videos, 0 = only at the end.
+  config.train.eval_every = 0  # steps between evaluations, 0 = only at the end.
+  config.train.data_workers = 0  # grain worker processes, 0 = read in the main process.
+  config.train.prefetch = 2  # batches read ahead by threads, 0 = synchronous.
+
+  config.mesh = ml_collections.ConfigDict()
+  config.mesh.data = -1  # data-parallel size, -1 = all devices not used by `model`.
+  config.mesh.model = 1  # model-axis size (the batch is replicated along it).
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.split = "validation"  # split name passed to System.dataset.
+  config.eval.batch_size = 8  # global eval batch (padded; every example counts once).
+  config.eval.num_examples = 0  # first N examples of the split, 0 = all.
+  return config

@@ -1,0 +1,215 @@
+"""The training loop: `train(config, workdir)`.
+
+Start: the workdir's latest checkpoint, else `config.resume` (a workdir, checkpoints dir or
+step dir; state and data iterator), else fresh parameters, with the groups of
+`config.init_from` loaded over them. Then one jitted step per stage, metrics fetched only on
+log / checkpoint steps (where every pending step's values are checked for NaN/Inf),
+checkpoints every `train.checkpoint_every` steps and at the end, samples every
+`train.sample_every`, evaluation every `train.eval_every` steps (0: only at the end).
+SIGTERM finishes the current step, saves and returns.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Any
+
+import jax
+import numpy as np
+
+from psrjax import config_utils
+from psrjax.train import checkpoint as checkpoint_lib
+from psrjax.train import context as context_lib
+from psrjax.train import data as data_lib
+from psrjax.train import evaluator as evaluator_lib
+from psrjax.train import preemption
+from psrjax.train import progress as progress_lib
+from psrjax.train import samples as samples_lib
+from psrjax.train import state as state_lib
+from psrjax.train import step as step_lib
+from psrjax.train import writers as writers_lib
+
+class NonFiniteLossError(RuntimeError):
+  """A loss or statistic became NaN/Inf; the state of that step is never saved."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+  workdir: str  # absolute workdir of the run
+  step: int  # completed steps
+  state: Any  # final train state (device arrays)
+  history: list[dict[str, float]]  # metrics of every log step, with "step"
+  eval_results: dict[str, float] | None  # last evaluation, if any ran
+  preempted: bool  # stopped by SIGTERM (or `stop_after`) before the end
+
+
+def _due(step: int, every: int) -> bool:
+  return every > 0 and step % every == 0
+
+
+def _fetch_checked(pending, last_saved: int | None) -> list[tuple[int, dict[str, float]]]:
+  """Host values of the pending steps' metrics; raises on the first non-finite value."""
+  host = jax.device_get([m for _, m in pending])
+  out = []
+  for (step, _), metrics in zip(pending, host):
+    metrics = {k: float(v) for k, v in metrics.items()}
+    bad = [k for k in sorted(metrics, key=lambda k: (k.startswith("l2_"), k))
+           if not np.isfinite(metrics[k])]
+    if bad:
+      kind = "value" if bad[0].startswith("l2_") else "loss"
+      good = "none was saved" if last_saved is None else f"step {last_saved}"
+      raise NonFiniteLossError(f"non-finite {kind} {bad[0]!r} at step {step}; "
+                               f"last good checkpoint is {good}")
+    out.append((step, metrics))
+  return out
+
+
+def _fresh_state(ctx: context_lib.TrainContext) -> Any:
+  batch = ctx.global_batch(ctx.first_batch)
+  state = state_lib.create_state(ctx.init_fn, ctx.base_key, batch, ctx.state_shardings, ctx.mesh)
+  if not ctx.config.init_from:
+    return state
+  loaded = checkpoint_lib.restore_params(ctx.config.init_from,
+                                         ctx.restore_target()["params"])
+  params = {**state["params"], **loaded}
+  reinit = jax.jit(lambda p: {g: ctx.optimizers[g].init(p[g]) for g in sorted(ctx.optimizers)},
+                   out_shardings=ctx.state_shardings["opt"])
+  return {"params": params, "opt": reinit(params), "step": state["step"]}
+
+
+def _initial_state(ctx, checkpoints, iterator) -> tuple[int, Any, str]:
+  """(step, state, description of where it came from)."""
+  found = checkpoints.restore_latest(ctx.restore_target(), iterator)
+  if found is not None:
+    return found[0], found[1], f"resumed from {checkpoints.directory}/{found[0]}"
+  if ctx.config.resume:
+    step, state = checkpoint_lib.restore_from_path(ctx.config.resume, ctx.restore_target(),
+                                                   iterator)
+    return step, state, f"resumed from config.resume={ctx.config.resume} (step {step})"
+  origin = f"init_from={ctx.config.init_from}" if ctx.config.init_from else "scratch"
+  return 0, _fresh_state(ctx), f"initialised from {origin}"
+
+
+class _Run:
+  """Mutable per-run pieces: the compiled steps, writers, evaluator and sampler."""
+
+  def __init__(self, ctx, checkpoints, iterator, writer, progress):
+    self.ctx, self.checkpoints, self.iterator = ctx, checkpoints, iterator
+    self.writer, self.progress = writer, progress
+    self.history: list[dict[str, float]] = []
+    self.eval_results = None
+    self._steps: dict[str, Any] = {}
+    self.evaluator = evaluator_lib.Evaluator(ctx.system, ctx.config, ctx.mesh)
+    example = self.evaluator.first_batch()
+    data_lib.check_example_spec(example, ctx.system.example_spec(ctx.config.eval.split),
+                                what=f"eval split {ctx.config.eval.split!r}")
+    self.sampler = samples_lib.Sampler(ctx.system, ctx.mesh, example)
+
+  def step_fn(self, stage):
+    if stage.name not in self._steps:
+      self._steps[stage.name] = step_lib.jit_train_step(
+          self.ctx.system, self.ctx.optimizers, stage, state_shardings=self.ctx.state_shardings,
+          batch_shardings=self.ctx.batch_sharding, mesh=self.ctx.mesh)
+    return self._steps[stage.name]
+
+  def log(self, step: int, metrics: dict[str, float]) -> None:
+    self.history.append({"step": step, **metrics})
+    self.writer.write_scalars(step, metrics)
+    self.progress.log(step, metrics)
+
+  def sample(self, step: int, state) -> None:
+    stage = self.ctx.stage_at(step - 1).name
+    frames = self.sampler.frames(state["params"], stage)
+    path = writers_lib.write_sample_video(self.ctx.workdir, step, frames, self.writer)
+    self.progress.message(f"sample written to {path}")
+
+  def evaluate(self, step: int, state) -> None:
+    self.eval_results = self.evaluator.run(state["params"])
+    path = evaluator_lib.write_results(self.ctx.workdir, step, self.eval_results, self.writer)
+    self.progress.message(f"eval at step {step}: {progress_lib.format_metrics(self.eval_results)}"
+                          f" -> {path}")
+
+
+def _run_steps(run: _Run, state, step: int, end: int, flag) -> tuple[Any, int, bool]:
+  """Trains from `step` to `end`; returns (state, step, stopped early)."""
+  cfg = run.ctx.config.train
+  pending = []
+  while step < end:
+    local = next(run.iterator)
+    data_lib.check_same_structure(local, run.ctx.first_batch, step)
+    batch = run.ctx.global_batch(local)
+    state, metrics = run.step_fn(run.ctx.stage_at(step))(state, batch, run.ctx.base_key)
+    step += 1
+    pending.append((step, metrics))
+    run.progress.update(step)
+    log_due = _due(step, cfg.log_every) or step == end
+    stop = flag.requested(sync_step=log_due) and step < end
+    save_due = _due(step, cfg.checkpoint_every) or step == end or stop
+    if log_due or save_due:
+      host = _fetch_checked(pending, run.checkpoints.latest_step())
+      pending = []
+      if log_due or stop:
+        run.log(*host[-1])
+    if save_due:
+      run.checkpoints.save(step, state, run.iterator)
+    if stop:
+      return state, step, True
+    if _due(step, cfg.sample_every) and step < end:
+      run.sample(step, state)
+    if _due(step, cfg.eval_every) and step < end:
+      run.evaluate(step, state)
+  return state, step, False
+
+
+def _start(ctx) -> tuple[Any, Any]:
+  """Creates the workdir, saves the config and opens checkpoints and the train iterator."""
+  os.makedirs(ctx.workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    config_utils.save_config(ctx.config, os.path.join(ctx.workdir, config_utils.WORKDIR_CONFIG))
+  checkpoints = checkpoint_lib.Checkpoints(
+      os.path.join(ctx.workdir, checkpoint_lib.CHECKPOINT_DIR),
+      max_to_keep=ctx.config.train.max_to_keep)
+  return checkpoints, data_lib.train_iterator(ctx.batched, ctx.config)
+
+
+def train(config, workdir: str, *, stop_after: int | None = None, devices=None) -> TrainResult:
+  """Trains `config.system` in `workdir` (resuming from its latest checkpoint if any).
+
+  `stop_after`: stop (with a checkpoint) once this many steps are done, as a preemption would.
+  Raises ValueError on bad input (before writing anything) and NonFiniteLossError on NaN/Inf.
+  """
+  ctx = context_lib.build_context(config, workdir, devices=devices)
+  end = ctx.total_steps if stop_after is None else min(stop_after, ctx.total_steps)
+  checkpoints, iterator = _start(ctx)
+  writer, progress = writers_lib.make_writer(ctx.workdir), None
+  try:
+    step, state, origin = _initial_state(ctx, checkpoints, iterator)
+    progress = progress_lib.Progress(ctx.total_steps, step)
+    run = _Run(ctx, checkpoints, iterator, writer, progress)
+    progress.message(f"{ctx.config.system}: {origin}; training steps {step}..{end} of "
+                     f"{ctx.total_steps} on mesh {dict(ctx.mesh.shape)}")
+    with preemption.sigterm_stops(preemption.StopFlag()) as flag:
+      state, step, stopped = _run_steps(run, state, step, end, flag)
+    preempted = stopped or step < ctx.total_steps
+    if preempted:
+      progress.message(f"stopped at step {step}; checkpoint saved, rerun to resume")
+    else:
+      _finish(run, state, step)
+    return TrainResult(ctx.workdir, step, state, run.history, run.eval_results,
+                       preempted=preempted)
+  finally:
+    if progress is not None:
+      progress.close()
+    checkpoints.close()
+    writer.close()
+    if hasattr(iterator, "close"):
+      iterator.close()
+
+
+def _finish(run: _Run, state, step: int) -> None:
+  """Final sample and evaluation (after the final checkpoint is on disk)."""
+  run.checkpoints.wait()
+  run.sample(step, state)
+  run.evaluate(step, state)
+  logging.info("training finished at step %d", step)

@@ -1,0 +1,66 @@
+"""The device mesh, shardings, and global batches built from each process's local shard.
+
+The mesh has a `data` axis (data parallelism: the global batch is split along it) and a
+`model` axis (the batch is replicated along it; parameters are replicated by default).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+DATA, MODEL = "data", "model"
+
+
+def make_mesh(*, data: int = -1, model: int = 1, devices=None) -> Mesh:
+  """A `(data, model)` mesh; `data=-1` uses every device not taken by `model`."""
+  devices = list(jax.devices() if devices is None else devices)
+  if model < 1 or len(devices) % model:
+    raise ValueError(f"mesh.model={model} must be >= 1 and divide the {len(devices)} devices")
+  if data == -1:
+    data = len(devices) // model
+  if data < 1 or data * model > len(devices):
+    raise ValueError(f"mesh.data={data} x mesh.model={model} needs {data * model} devices; "
+                     f"{len(devices)} are available (use mesh.data=-1 for all)")
+  return jax.make_mesh((data, model), (DATA, MODEL), (AxisType.Auto, AxisType.Auto),
+                       devices=devices[:data * model])
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  """Leading (batch) axis split along `data`, replicated along `model`."""
+  return NamedSharding(mesh, P(DATA))
+
+
+def check_batch_size(global_batch: int, mesh: Mesh, *, what: str = "train.batch_size") -> int:
+  """Returns the per-process batch size, or raises if the batch cannot be split evenly."""
+  data = mesh.shape[DATA]
+  processes = jax.process_count()
+  if global_batch < 1 or global_batch % data or global_batch % processes:
+    raise ValueError(f"{what}={global_batch} must be a positive multiple of the data-parallel "
+                     f"size {data} (mesh.data) and of the {processes} process(es)")
+  return global_batch // processes
+
+
+def global_batch(local: Mapping[str, Any], sharding: NamedSharding,
+                 global_batch_size: int) -> dict[str, jax.Array]:
+  """Global arrays from this process's rows (`jax.make_array_from_process_local_data`)."""
+  out = {}
+  for key, value in local.items():
+    value = np.asarray(value)
+    shape = (global_batch_size,) + value.shape[1:]
+    out[key] = jax.make_array_from_process_local_data(sharding, value, shape)
+  return out
+
+
+def abstract_batch(local: Mapping[str, Any], sharding: NamedSharding,
+                   global_batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+  """Shapes/dtypes/shardings of the global batch built from one local batch."""
+  return {k: jax.ShapeDtypeStruct((global_batch_size,) + np.shape(v)[1:], np.asarray(v).dtype,
+                                  sharding=sharding)
+          for k, v in local.items()}

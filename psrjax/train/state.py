@@ -1,0 +1,84 @@
+"""The train state, an explicit pytree built from shapes:
+
+    {"params": {group: params}, "opt": {group: optimizer state}, "step": int32 scalar}
+
+`jax.eval_shape` of the init function gives the abstract state, shardings are derived from
+it (parameters and optimizer state replicated), and the real state is created on the devices
+by `jax.jit(init, out_shardings=...)` -- never on the host.
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh
+
+from psrjax.train import partitioning
+
+State = dict[str, Any]
+
+
+def named_key(key: jax.Array, name: str) -> jax.Array:
+  """A key derived from `key` by name (stable across runs and processes)."""
+  return jax.random.fold_in(key, zlib.crc32(name.encode()) & 0x7FFFFFFF)
+
+
+def check_schedule(system, stages, optimizers: Mapping[str, Any]) -> int:
+  """Validates the stages against the optimizers; returns the total number of steps."""
+  names = [s.name for s in stages]
+  if not stages or len(set(names)) != len(names):
+    raise ValueError(f"{type(system).__name__}.stages() must return uniquely named stages, "
+                     f"got {names}")
+  for stage in stages:
+    for phase in stage.phases:
+      missing = [g for g in phase.trains if g not in optimizers]
+      if missing:
+        raise ValueError(f"stage {stage.name!r} phase {phase.name!r} trains {missing} but "
+                         f"optimizers() only has {sorted(optimizers)}")
+  total = sum(s.steps for s in stages)
+  if total != system.config.train.steps:
+    raise ValueError(f"{type(system).__name__}.stages() sum to {total} steps but "
+                     f"config.train.steps is {system.config.train.steps}")
+  return total
+
+
+def make_init_fn(system, optimizers) -> Callable[[jax.Array, Any], State]:
+  """`init(rng, batch) -> state` (pure; meant for `eval_shape` and `jit`)."""
+
+  def init(rng, batch):
+    params = system.init(named_key(rng, "init"), batch)
+    missing = sorted(set(optimizers) - set(params))
+    if missing:
+      raise ValueError(f"optimizers() has groups {missing} that init() does not return "
+                       f"(init groups: {sorted(params)})")
+    opt = {g: optimizers[g].init(params[g]) for g in sorted(optimizers)}
+    return {"params": params, "opt": opt, "step": jnp.zeros((), jnp.int32)}
+
+  return init
+
+
+def state_shardings(abstract_state: State, mesh: Mesh) -> Any:
+  """Replicated shardings for every leaf of the state."""
+  rep = partitioning.replicated(mesh)
+  return jax.tree.map(lambda _: rep, abstract_state)
+
+
+def with_shardings(abstract_state: State, shardings: Any) -> Any:
+  """`ShapeDtypeStruct`s carrying the shardings (the restore target for checkpoints)."""
+  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                      abstract_state, shardings)
+
+
+def abstract_state(init_fn, rng, batch_spec) -> State:
+  """Shapes and dtypes of the state for a batch of `batch_spec` shapes."""
+  return jax.eval_shape(init_fn, rng, batch_spec)
+
+
+def create_state(init_fn, rng, batch, shardings, mesh: Mesh) -> State:
+  """Initialises the state directly on the devices with the given shardings."""
+  rep = partitioning.replicated(mesh)
+  batch_shardings = jax.tree.map(lambda x: x.sharding, batch)
+  jitted = jax.jit(init_fn, in_shardings=(rep, batch_shardings), out_shardings=shardings)
+  return jitted(rng, batch)

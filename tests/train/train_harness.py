@@ -1,0 +1,54 @@
+"""Reusable trainer checks, parameterised by a config (any system can be plugged in)."""
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from psrjax.train import loop
+
+LOSS_PREFIXES = ("l2_",)
+
+
+def host_params(result: loop.TrainResult):
+  return jax.tree.map(np.asarray, jax.device_get(result.state["params"]))
+
+
+def losses(record: dict) -> dict[str, float]:
+  """The loss terms of one metrics record (everything but step and l2_* statistics)."""
+  return {k: v for k, v in record.items() if k != "step" and not k.startswith(LOSS_PREFIXES)}
+
+
+def assert_same_losses(history_a, history_b, *, rtol: float, steps) -> None:
+  by_step_a = {r["step"]: r for r in history_a}
+  by_step_b = {r["step"]: r for r in history_b}
+  for step in steps:
+    a, b = losses(by_step_a[step]), losses(by_step_b[step])
+    assert a.keys() == b.keys(), (step, a.keys(), b.keys())
+    for key in a:
+      np.testing.assert_allclose(a[key], b[key], rtol=rtol, atol=0, err_msg=f"{key} step {step}")
+
+
+def run_on_devices(config, workdir, num_devices: int, *, stop_after=None) -> loop.TrainResult:
+  """Trains with a (num_devices x 1) mesh over the first devices."""
+  config = config.copy_and_resolve_references()
+  config.mesh.data, config.mesh.model = num_devices, 1
+  return loop.train(config, str(workdir), stop_after=stop_after)
+
+
+def check_sharding_invariance(config, straight: loop.TrainResult, workdir, steps: int) -> None:
+  """The first `steps` steps on one device give the losses of the all-device run `straight`."""
+  single = run_on_devices(config, workdir, 1, stop_after=steps)
+  assert single.step == steps
+  assert_same_losses(single.history, straight.history, rtol=1e-5, steps=range(1, steps + 1))
+
+
+def check_exact_resume(config, straight: loop.TrainResult, workdir, half: int) -> None:
+  """`half` steps, stop, resume to the end == the straight run: same losses and parameters."""
+  config = config.copy_and_resolve_references()
+  first = loop.train(config, str(workdir), stop_after=half)
+  assert first.preempted and first.step == half
+  second = loop.train(config, str(workdir))
+  assert second.step == straight.step and not second.preempted
+  history = first.history + second.history
+  assert_same_losses(history, straight.history, rtol=0, steps=range(1, straight.step + 1))
+  jax.tree.map(np.testing.assert_array_equal, host_params(second), host_params(straight))
