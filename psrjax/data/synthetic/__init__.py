@@ -1,0 +1,32 @@
+"""The synthetic multi-view human world: psrjax's embedded default dataset.
+
+A procedural person (articulated skeleton covered by textured capsules whose surfaces are cut
+into NUM_FACES stable faces, each in one of 24 DensePose-style parts) performs one of ACTIONS in
+a textured room seen by V calibrated cameras. Every modality is exact (analytic ray casting).
+
+`render_clip(seed, *, num_views=3, num_frames=16, resolution=128, action=None)` returns numpy
+arrays, views first:
+  rgb uint8 [V,T,H,W,3]; depth float32 [V,T,H,W] (camera z, metres, 0 on background);
+  mask uint8 [V,T,H,W] {0,1}; face int32 (-1 background); part int32 (0 background, 1..24);
+  uv float32 [V,T,H,W,2] in [0,1]; keypoints float32 [V,T,18,3] (x, y pixels; visibility);
+  flow_fwd / flow_bwd float32 [V,T,H,W,2] (x, y pixels; t->t+1 / t->t-1; 0 where undefined);
+  background uint8 [V,H,W,3]; K [V,3,3], R [V,3,3], t [V,3] float32 (x_cam = R x + t,
+  pixel = K x_cam / z, pixel centres at integers); action, identity (np.int32 scalars).
+"""
+from psrjax.data.synthetic.actions import ACTIONS
+from psrjax.data.synthetic.appearance import Identity, make_identity
+from psrjax.data.synthetic.body import DEFAULT_SHAPE, PART_NAMES, SHAPE_NAMES, SYMMETRIC_PART
+from psrjax.data.synthetic.cameras import Cameras, camera_ring
+from psrjax.data.synthetic.clip import CLIP_FPS, NUM_IDENTITIES, render_clip
+from psrjax.data.synthetic.faces import FACE_CENTROIDS, FACE_PART, NUM_FACES, nearest_faces
+from psrjax.data.synthetic.keypoints import COCO_NAMES, LIMBS
+from psrjax.data.synthetic.motion import Motion, place_action
+from psrjax.data.synthetic.renderer import render
+from psrjax.data.synthetic.source import SPLITS, SyntheticSource, seed_split, split_seed
+
+__all__ = [
+    "ACTIONS", "CLIP_FPS", "COCO_NAMES", "Cameras", "DEFAULT_SHAPE", "FACE_CENTROIDS", "FACE_PART",
+    "Identity", "LIMBS", "Motion", "NUM_FACES", "NUM_IDENTITIES", "PART_NAMES", "SHAPE_NAMES",
+    "SPLITS", "SYMMETRIC_PART", "SyntheticSource", "camera_ring", "make_identity", "nearest_faces",
+    "place_action", "render", "render_clip", "seed_split", "split_seed",
+]
