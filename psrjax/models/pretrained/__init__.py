@@ -1,7 +1,8 @@
 """Pretrained feature networks with their real weights, as Flax modules of psrjax's own.
 
 `load(name, weights=None) -> (module, variables)`; `module.apply(variables, x)` returns a dict of
-named endpoints. Inputs follow the batch contract ([-1, 1], NHWC images / NTHWC videos); each
+named endpoints. Networks: "i3d" (Kinetics-400 Inception-I3D, videos), "vgg16", "vgg19" and
+"alexnet" (torchvision layouts, images). Inputs follow the batch contract ([-1, 1], NHWC images / NTHWC videos); each
 network applies its reference input normalisation itself. Weights are read from the file a
 package ships (weights=None) or from a path, never downloaded, and loaded once per process.
 The variables are frozen: pass them to the loss functions, never to an optimizer.
@@ -20,7 +21,7 @@ from flax.traverse_util import flatten_dict
 from psrjax.models.pretrained import weights as weights_lib
 from psrjax.models.pretrained.weights import MissingWeightsError
 
-NETWORKS = ("i3d",)
+NETWORKS = ("i3d", "vgg16", "vgg19", "alexnet")
 
 _CACHE: dict[tuple[str, str], Any] = {}
 
@@ -45,10 +46,7 @@ def load_variables(name: str, weights: str | pathlib.Path | None = None) -> dict
   path = weights_lib.resolve(net.WEIGHTS, weights)
   key = (name, str(path.resolve()))
   if key not in _CACHE:
-    if path.suffix == ".msgpack":
-      flat = weights_lib.read_msgpack(path)
-    else:
-      flat = net.WEIGHTS.convert(weights_lib.read_pickle(path))
+    flat = weights_lib.read(net.WEIGHTS, path)
     tree = weights_lib.check_tree(flat, expected_shapes(name), network=name, path=path)
     _CACHE[key] = jax.tree.map(jnp.asarray, tree)
   return jax.tree.map(lambda v: v, _CACHE[key])   # fresh containers, shared (immutable) arrays
@@ -65,4 +63,17 @@ def load(name: str, weights: str | pathlib.Path | None = None, **module_kwargs) 
   return module, load_variables(name, weights)
 
 
-__all__ = ["NETWORKS", "MissingWeightsError", "expected_shapes", "load", "load_variables"]
+def convert(name: str, source: str | pathlib.Path, destination: str | pathlib.Path) -> pathlib.Path:
+  """Converts a weight file of network `name` (e.g. a torchvision .pth) to psrjax's .msgpack.
+
+  The result loads with `load(name, weights=destination)` without torch or the shipping package;
+  this is what `psrjax convert-weights --kind NAME --from SOURCE --to DESTINATION` does.
+  """
+  destination = pathlib.Path(destination)
+  if destination.suffix != ".msgpack":
+    raise ValueError(f"convert: the destination must end in .msgpack, got {destination}")
+  weights_lib.write_msgpack(load_variables(name, source), destination)
+  return destination
+
+
+__all__ = ["NETWORKS", "MissingWeightsError", "convert", "expected_shapes", "load", "load_variables"]

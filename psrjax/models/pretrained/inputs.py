@@ -24,3 +24,17 @@ def check_images(x, *, ndim: int, name: str, channels: int = 3) -> None:
   lo, hi = float(np.min(x)), float(np.max(x))
   if not (lo >= -1 - RANGE_TOLERANCE and hi <= 1 + RANGE_TOLERANCE):
     raise ValueError(f"{name}: expected values in [-1, 1] (the batch contract), got [{lo:.4g}, {hi:.4g}]")
+
+
+# torchvision's ImageNet normalisation (x01 - mean) / std, rewritten for x = 2 x01 - 1 in [-1, 1]:
+# (x - (2 mean - 1)) / (2 std). These are also LPIPS's ScalingLayer constants
+# (shift [-.030, -.088, -.188], scale [.458, .448, .450]).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def imagenet_normalize(x):
+  """[-1, 1] RGB -> the input torchvision's ImageNet networks were trained on."""
+  shift = jnp.asarray([2 * m - 1 for m in IMAGENET_MEAN], x.dtype)
+  scale = jnp.asarray([2 * s for s in IMAGENET_STD], x.dtype)
+  return (x - shift) / scale

