@@ -1,5 +1,9 @@
-"""Evaluation metrics as pure, jittable functions (images follow the batch contract: [-1, 1], NHWC)."""
-from psrjax.metrics.psnr import psnr
-from psrjax.metrics.ssim import ssim
+"""Evaluation metrics as pure, jittable functions (images follow the batch contract: [-1, 1], NHWC).
 
-__all__ = ["psnr", "ssim"]
+Modules: pixel (PSNR), structural (SSIM), perceptual (LPIPS).
+"""
+from psrjax.metrics.perceptual import lpips
+from psrjax.metrics.pixel import psnr
+from psrjax.metrics.structural import ssim
+
+__all__ = ["lpips", "psnr", "ssim"]

@@ -52,6 +52,11 @@ def load_variables(name: str, weights: str | pathlib.Path | None = None) -> dict
   return jax.tree.map(lambda v: v, _CACHE[key])   # fresh containers, shared (immutable) arrays
 
 
+def make_module(name: str, **module_kwargs) -> nn.Module:
+  """The (weightless) module of network `name`; keyword arguments override its fields."""
+  return _network(name).make_module(**module_kwargs)
+
+
 def load(name: str, weights: str | pathlib.Path | None = None, **module_kwargs) -> tuple[nn.Module, dict]:
   """(module, variables) of the pretrained network `name` in NETWORKS.
 
@@ -59,8 +64,7 @@ def load(name: str, weights: str | pathlib.Path | None = None, **module_kwargs) 
     None for the file the package ships. Raises MissingWeightsError naming the file looked for.
   module_kwargs: overrides of the module's fields (e.g. final_endpoint="Mixed_5c", dtype).
   """
-  module = _network(name).make_module(**module_kwargs)
-  return module, load_variables(name, weights)
+  return make_module(name, **module_kwargs), load_variables(name, weights)
 
 
 def convert(name: str, source: str | pathlib.Path, destination: str | pathlib.Path) -> pathlib.Path:
@@ -76,4 +80,5 @@ def convert(name: str, source: str | pathlib.Path, destination: str | pathlib.Pa
   return destination
 
 
-__all__ = ["NETWORKS", "MissingWeightsError", "convert", "expected_shapes", "load", "load_variables"]
+__all__ = ["NETWORKS", "MissingWeightsError", "convert", "expected_shapes", "load", "load_variables",
+           "make_module"]
