@@ -101,7 +101,7 @@ def sample_cameras(rng: np.random.Generator, num_views: int, resolution: int,
   target = np.zeros((num_views, 3))
   target[:, :2] = np.asarray(center) + rng.uniform(-0.08, 0.08, (num_views, 2))
   target[:, 2] = rng.uniform(0.98, 1.06, num_views)
-  fov = 2 * np.rad2deg(np.arctan(1.18 / dist)) * rng.uniform(0.96, 1.06, num_views)
+  fov = 2 * np.rad2deg(np.arctan(1.08 / dist)) * rng.uniform(0.96, 1.06, num_views)
   roll = rng.uniform(-2.0, 2.0, num_views)
   return camera_ring(yaws, height=resolution, width=resolution, distance=dist, eye_height=eye_h,
                      target=target, fov_y_deg=fov, roll_deg=roll)
