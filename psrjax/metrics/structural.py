@@ -38,8 +38,11 @@ def _filter_valid(x: jax.Array, taps: np.ndarray) -> jax.Array:
                                       feature_group_count=c, precision=hi)
 
 
-def ssim_map(a: jax.Array, b: jax.Array, *, data_range: float) -> jax.Array:
-  """SSIM at every valid window position, [N, H - 10, W - 10, C] for images [N, H, W, C]."""
+def luminance_contrast_structure(a: jax.Array, b: jax.Array, *, data_range: float):
+  """SSIM's luminance l and contrast-structure cs maps at every valid window position.
+
+  Images [N, H, W, C] -> two [N, H - 10, W - 10, C] maps; SSIM = l * cs (Eq. 13).
+  """
   # Variances and covariance do not change under a common shift: centring on the mean of both
   # images first keeps E[x^2] - E[x]^2 accurate in float32.
   shift = jax.lax.stop_gradient(jnp.mean(a + b, axis=(1, 2), keepdims=True) / 2)
@@ -50,9 +53,14 @@ def ssim_map(a: jax.Array, b: jax.Array, *, data_range: float) -> jax.Array:
   va, vb, vab = uaa - ua * ua, ubb - ub * ub, uab - ua * ub
   ua, ub = ua + shift, ub + shift
   c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
-  num = (2 * ua * ub + c1) * (2 * vab + c2)
-  den = (ua * ua + ub * ub + c1) * (va + vb + c2)
-  return num / den
+  luminance = (2 * ua * ub + c1) / (ua * ua + ub * ub + c1)
+  return luminance, (2 * vab + c2) / (va + vb + c2)
+
+
+def ssim_map(a: jax.Array, b: jax.Array, *, data_range: float) -> jax.Array:
+  """SSIM at every valid window position, [N, H - 10, W - 10, C] for images [N, H, W, C]."""
+  luminance, cs = luminance_contrast_structure(a, b, data_range=data_range)
+  return luminance * cs
 
 
 def ssim(a, b, *, data_range: float = 2.0, mask=None) -> jax.Array:
@@ -65,3 +73,39 @@ def ssim(a, b, *, data_range: float = 2.0, mask=None) -> jax.Array:
   image_checks.check_range(data_range, "ssim")
   a, b, lead = image_checks.prepare(a, b, mask, name="ssim", min_size=2 * RADIUS + 1)
   return jnp.mean(ssim_map(a, b, data_range=data_range), axis=(1, 2, 3)).reshape(lead)
+
+
+# Wang, Simoncelli & Bovik (2003), Table / Eq. 7 exponents for M = 5 scales.
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def _halve(x: jax.Array) -> jax.Array:
+  """2x2 average pooling; odd sizes first repeat their last row / column (as tf.image does)."""
+  pad = ((0, 0), (0, x.shape[1] % 2), (0, x.shape[2] % 2), (0, 0))
+  x = jnp.pad(x, pad, mode="edge")
+  n, h, w, c = x.shape
+  return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+def ms_ssim(a, b, *, data_range: float = 2.0, mask=None, weights=MS_SSIM_WEIGHTS) -> jax.Array:
+  """Multi-scale SSIM (Wang et al. 2003, Eq. 7) per image: [..., H, W, C] -> shape [...].
+
+  At each of the len(weights) scales (2x2 average downsampling in between) the mean
+  contrast-structure term cs_j is taken; the luminance only at the coarsest scale:
+  MS-SSIM = prod_{j<M} relu(cs_j)^w_j * relu(ssim_M)^w_M per channel, averaged over channels,
+  exactly `tf.image.ssim_multiscale` (11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03).
+  Images need at least 161 pixels per side for 5 scales. mask: as in `ssim`.
+  """
+  image_checks.check_range(data_range, "ms_ssim")
+  min_size = 2 * RADIUS * 2 ** (len(weights) - 1) + 1
+  a, b, lead = image_checks.prepare(a, b, mask, name="ms_ssim", min_size=min_size)
+  terms = []
+  for k in range(len(weights)):
+    if k:
+      a, b = _halve(a), _halve(b)
+    luminance, cs = luminance_contrast_structure(a, b, data_range=data_range)
+    terms.append(jnp.mean(cs, axis=(1, 2)))
+  terms[-1] = jnp.mean(luminance * cs, axis=(1, 2))
+  terms = jax.nn.relu(jnp.stack(terms, axis=-1))                  # [N, C, scales]
+  value = jnp.prod(terms ** jnp.asarray(weights, jnp.float32), axis=-1)
+  return jnp.mean(value, axis=-1).reshape(lead)
