@@ -1,1 +1,18 @@
+"""The generic trainer: drives any `psrjax.systems.base.System` (see ARCHITECTURE.md).
 
+Modules (import what you need; this package imports nothing eagerly):
+  loop          `train(config, workdir) -> TrainResult`, `NonFiniteLossError`
+  offline_eval  `evaluate_checkpoint(config, workdir)` (what `psrjax eval` runs)
+  evaluator     `Evaluator(system, config, mesh).run(params)`, `write_results`
+  context       `build_context`: validation of config, system, mesh and data before any write
+  partitioning  the (data, model) Mesh, shardings, global batches from process-local data
+  state         the state pytree {"params", "opt", "step"} built from `jax.eval_shape`
+  step          one jitted step per Stage (phases in order, per-group norms)
+  checkpoint    orbax checkpoints of state + grain iterator, corrupt-checkpoint fallback
+  data          grain pipelines (shuffled/repeated train stream, padded eval batches)
+  writers       metrics.jsonl, TensorBoard (clu), sample GIFs
+  progress      terminal progress display
+  preemption    SIGTERM -> save and stop
+  samples       sample videos from `System.generate` + `System.sample_video`
+  defaults      `trainer_config()`: every config field the trainer reads
+"""

@@ -31,7 +31,7 @@ def _handlers():
 
 def _shapes(tree) -> dict[str, tuple]:
   leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in leaves}
+  return {jax.tree_util.keystr(path): tuple(getattr(leaf, "shape", ())) for path, leaf in leaves}
 
 
 def check_compatible(saved_tree: dict, target: dict, where: str) -> None:
@@ -39,12 +39,13 @@ def check_compatible(saved_tree: dict, target: dict, where: str) -> None:
   saved, want = _shapes(saved_tree.get("params", {})), _shapes(target["params"])
   if saved != want:
     diff = sorted(set(saved.items()) ^ set(want.items()))[:4]
-    raise IncompatibleCheckpointError(f"checkpoint {where} has parameters that do not match the config "
-                     f"(first differences, (name, shape): {diff})")
+    raise IncompatibleCheckpointError(
+        f"checkpoint {where} has parameters that do not match the config "
+        f"(first differences, (name, shape): {diff})")
   saved_opt = sorted(_shapes(saved_tree.get("opt", {})).values())
   if saved_opt != sorted(_shapes(target["opt"]).values()):
-    raise IncompatibleCheckpointError(f"checkpoint {where} has an optimizer state that does not match the "
-                     "config's optimizers")
+    raise IncompatibleCheckpointError(
+        f"checkpoint {where} has an optimizer state that does not match the config's optimizers")
 
 
 class Checkpoints:

@@ -1,8 +1,8 @@
 """Everything a run needs before it touches the workdir, validated up front.
 
 `build_context` resolves the system, builds the mesh, checks the batch sizes, reads the first
-train batch and checks it against the system's declared example shapes, and derives the
-abstract train state. Any bad input fails here, before anything is written.
+train and eval batches and checks them against the system's declared example shapes, and
+derives the abstract train state. Any bad input fails here, before anything is written.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from jax.sharding import Mesh, NamedSharding
 
 from psrjax.systems import base
 from psrjax.train import data as data_lib
+from psrjax.train import evaluator as evaluator_lib
 from psrjax.train import partitioning
 from psrjax.train import state as state_lib
 
@@ -37,6 +38,7 @@ class TrainContext:
   init_fn: Any
   abstract_state: Any
   state_shardings: Any
+  evaluator: evaluator_lib.Evaluator  # on config.eval.split
 
   def stage_at(self, step: int) -> base.Stage:
     """The stage that trains step `step` (0-based count of completed steps)."""
@@ -83,8 +85,11 @@ def build_context(config, workdir: str, *, devices=None) -> TrainContext:
   init_fn = state_lib.make_init_fn(system, optimizers)
   spec = partitioning.abstract_batch(first, sharding, config.train.batch_size)
   abstract = state_lib.abstract_state(init_fn, base_key, spec)
+  evaluator = evaluator_lib.Evaluator(system, config, mesh)
+  data_lib.check_example_spec(evaluator.first_batch(), system.example_spec(config.eval.split),
+                              what=f"eval split {config.eval.split!r}")
   return TrainContext(
       config=config, workdir=workdir, system=system, mesh=mesh, stages=stages,
       optimizers=optimizers, total_steps=total, batched=batched, first_batch=first,
       batch_sharding=sharding, base_key=base_key, init_fn=init_fn, abstract_state=abstract,
-      state_shardings=state_lib.state_shardings(abstract, mesh))
+      state_shardings=state_lib.state_shardings(abstract, mesh), evaluator=evaluator)

@@ -100,11 +100,8 @@ class _Run:
     self.history: list[dict[str, float]] = []
     self.eval_results = None
     self._steps: dict[str, Any] = {}
-    self.evaluator = evaluator_lib.Evaluator(ctx.system, ctx.config, ctx.mesh)
-    example = self.evaluator.first_batch()
-    data_lib.check_example_spec(example, ctx.system.example_spec(ctx.config.eval.split),
-                                what=f"eval split {ctx.config.eval.split!r}")
-    self.sampler = samples_lib.Sampler(ctx.system, ctx.mesh, example)
+    self.evaluator = ctx.evaluator
+    self.sampler = samples_lib.Sampler(ctx.system, ctx.mesh, ctx.evaluator.first_batch())
 
   def step_fn(self, stage):
     if stage.name not in self._steps:
@@ -115,8 +112,8 @@ class _Run:
 
   def log(self, step: int, metrics: dict[str, float]) -> None:
     self.history.append({"step": step, **metrics})
-    self.writer.write_scalars(step, metrics)
-    self.progress.log(step, metrics)
+    rate = self.progress.log(step, metrics)
+    self.writer.write_scalars(step, {**metrics, "perf/steps_per_sec": rate})
 
   def sample(self, step: int, state) -> None:
     stage = self.ctx.stage_at(step - 1).name
@@ -163,10 +160,8 @@ def _run_steps(run: _Run, state, step: int, end: int, flag) -> tuple[Any, int, b
 
 
 def _start(ctx) -> tuple[Any, Any]:
-  """Creates the workdir, saves the config and opens checkpoints and the train iterator."""
+  """Creates the workdir and opens the checkpoints and the train iterator."""
   os.makedirs(ctx.workdir, exist_ok=True)
-  if jax.process_index() == 0:
-    config_utils.save_config(ctx.config, os.path.join(ctx.workdir, config_utils.WORKDIR_CONFIG))
   checkpoints = checkpoint_lib.Checkpoints(
       os.path.join(ctx.workdir, checkpoint_lib.CHECKPOINT_DIR),
       max_to_keep=ctx.config.train.max_to_keep)
@@ -185,6 +180,8 @@ def train(config, workdir: str, *, stop_after: int | None = None, devices=None) 
   writer, progress = writers_lib.make_writer(ctx.workdir), None
   try:
     step, state, origin = _initial_state(ctx, checkpoints, iterator)
+    if jax.process_index() == 0:  # Only once the config proved compatible with the state.
+      config_utils.save_config(ctx.config, os.path.join(ctx.workdir, config_utils.WORKDIR_CONFIG))
     progress = progress_lib.Progress(ctx.total_steps, step)
     run = _Run(ctx, checkpoints, iterator, writer, progress)
     progress.message(f"{ctx.config.system}: {origin}; training steps {step}..{end} of "

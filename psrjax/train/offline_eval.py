@@ -26,7 +26,7 @@ def evaluate_checkpoint(config, workdir: str, *, devices=None) -> tuple[int, dic
   if found is None:
     raise ValueError(f"no checkpoints in {directory!r}; train first (psrjax train)")
   step, state = found
-  results = evaluator_lib.Evaluator(ctx.system, ctx.config, ctx.mesh).run(state["params"])
+  results = ctx.evaluator.run(state["params"])
   writer = writers_lib.make_writer(ctx.workdir)
   try:
     evaluator_lib.write_results(ctx.workdir, step, results, writer)

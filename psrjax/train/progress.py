@@ -48,8 +48,8 @@ class Progress:
     if self._bar is not None:
       self._bar.update(self._task, completed=step)
 
-  def log(self, step: int, metrics: Mapping[str, float]) -> None:
-    """Prints one line with steps/s, ETA and the metrics."""
+  def log(self, step: int, metrics: Mapping[str, float]) -> float:
+    """Prints one line with steps/s, ETA and the metrics; returns the steps/s."""
     now = time.monotonic()
     rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
     self._last_step, self._last_time = step, now
@@ -58,6 +58,7 @@ class Progress:
     self.message(line + format_metrics(metrics))
     if self._bar is not None:
       self._bar.update(self._task, completed=step, rate=f"{rate:.2f} steps/s")
+    return rate
 
   def message(self, text: str) -> None:
     if not self.enabled:

@@ -1,6 +1,7 @@
 """Trainer: sharding invariance, exact resume, NaN guard and corrupt-checkpoint fallback."""
 import os
 
+import jax
 import numpy as np
 import pytest
 
@@ -85,3 +86,30 @@ def test_corrupt_latest_checkpoint_falls_back(straight, tmp_path, caplog):
       train_harness.host_params(result)["g"]["Conv_0"]["kernel"],
       train_harness.host_params(straight)["g"]["Conv_0"]["kernel"])
   assert result.history[0]["step"] == 3
+
+
+def test_config_resume_continues_another_run(straight, tmp_path):
+  config = toy_system.toy_config(**{"train.steps": STEPS})
+  loop.train(config, str(tmp_path / "a"), stop_after=2)
+  config.resume = str(tmp_path / "a")
+  result = loop.train(config, str(tmp_path / "b"))
+  assert result.history[0]["step"] == 3
+  jax.tree.map(np.testing.assert_array_equal, train_harness.host_params(result),
+               train_harness.host_params(straight))
+
+
+def test_init_from_loads_parameter_groups(straight, tmp_path):
+  config = toy_system.toy_config(**{"train.steps": STEPS, "seed": 1})
+  config.init_from = os.path.join(straight.workdir, "checkpoints", str(STEPS))
+  result = loop.train(config, str(tmp_path), stop_after=0)
+  assert result.step == 0
+  jax.tree.map(np.testing.assert_array_equal, train_harness.host_params(result),
+               train_harness.host_params(straight))
+
+
+def test_checkpoint_of_another_config_is_an_error(straight, tmp_path):
+  config = toy_system.toy_config(**{"train.steps": STEPS, "toy.features": 6})
+  config.resume = straight.workdir
+  with pytest.raises(ValueError, match="parameters that do not match the config"):
+    loop.train(config, str(tmp_path))
+  assert sorted(os.listdir(os.path.join(straight.workdir, "checkpoints"))) == ["2", "4"]

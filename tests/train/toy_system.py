@@ -4,7 +4,8 @@ Task: from `src` (the clip mirrored left-right) predict `rgb`. Generator and dis
 two per-frame convolutions each. Two stages: "warmup" (generator only, L1) and "gan"
 (discriminator phase, then generator phase with L1 + adversarial loss).
 Data: procedural moving sinusoid clips, a grain MapDataset over a RandomAccessDataSource.
-`config.toy.poison=True` turns every example's `rgb` into NaN (for the NaN-guard test).
+`config.toy.poison=True` turns every example's `rgb` into NaN (for the NaN-guard test);
+`config.toy.source_res` renders clips at another size than the config's `res` (bad input).
 """
 from __future__ import annotations
 
@@ -117,7 +118,8 @@ class ToySystem(base.System):
   def dataset(self, split, *, seed, shard_index, shard_count):
     cfg = self.config.toy
     num = cfg.train_clips if split == "train" else cfg.eval_clips
-    source = ToySource(split, num_clips=num, frames=cfg.frames, res=cfg.res, poison=cfg.poison)
+    res = cfg.source_res or cfg.res
+    source = ToySource(split, num_clips=num, frames=cfg.frames, res=res, poison=cfg.poison)
     return grain.MapDataset.source(source).slice(slice(shard_index, None, shard_count))
 
   def example_spec(self, split):
@@ -138,7 +140,8 @@ def toy_config(**overrides) -> ml_collections.ConfigDict:
                       sample_every=0, eval_every=0, data_workers=0, prefetch=0)
   config.eval.update(split="validation", batch_size=8, num_examples=0)
   config.toy = ml_collections.ConfigDict(dict(
-      features=4, frames=2, res=8, lr=1e-2, train_clips=24, eval_clips=10, poison=False))
+      features=4, frames=2, res=8, lr=1e-2, train_clips=24, eval_clips=10, poison=False,
+      source_res=0))  # source_res: render clips at this size instead of `res` (0 = res).
   for key, value in overrides.items():
     node = config
     *parents, leaf = key.split(".")

@@ -1,0 +1,136 @@
+"""`psrjax train` / `psrjax eval`: bad input, exit codes, SIGTERM (subprocess)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import ml_collections
+import pytest
+
+from psrjax import cli
+from psrjax.systems import base
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+TOY_CONFIG = os.path.join(HERE, "toy_config.py")
+
+
+def _train(workdir, *extra, arg="train.steps=2"):
+  return cli.main(["train", "--config", f"{TOY_CONFIG}:{arg}", "--workdir", str(workdir),
+                   *extra])
+
+
+def _error_line(capsys) -> str:
+  err = capsys.readouterr().err.strip().splitlines()
+  return err[-1]
+
+
+def test_unknown_verb_lists_verbs(capsys):
+  assert cli.main(["trian"]) == 2
+  line = _error_line(capsys)
+  assert "unknown verb 'trian'" in line and "train" in line and "eval" in line
+
+
+def test_unknown_config_key(tmp_path, capsys):
+  workdir = tmp_path / "run"
+  assert _train(workdir, "--config.train.stpes=3") == 2
+  line = _error_line(capsys)
+  assert line.startswith("psrjax train: error: unknown config key 'train.stpes' (known: ")
+  assert "train.steps" in line
+  assert not workdir.exists()
+
+
+@pytest.mark.parametrize("extra,match", [
+    (("--config.system=nosuch",), "unknown system 'nosuch'"),
+    (("--config.toy.source_res=6",), "train batch does not match the config: 'rgb'"),
+    (("--config.train.batch_size=6",), "train.batch_size=6 must be a positive multiple of"),
+    (("--config.train.steps=many",), "expects int"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, extra, match):
+  workdir = tmp_path / "run"
+  assert _train(workdir, *extra) == 2
+  line = _error_line(capsys)
+  assert match in line, line
+  assert not workdir.exists()
+
+
+def test_missing_workdir_parent(tmp_path, capsys):
+  assert _train(tmp_path / "no" / "such" / "run") == 2
+  assert "workdir parent" in _error_line(capsys)
+  assert not (tmp_path / "no").exists()
+
+
+def test_train_then_eval_then_nan(tmp_path, capsys):
+  workdir = tmp_path / "run"
+  assert _train(workdir) == 0
+  saved = json.loads((workdir / "config.json").read_text())
+  assert saved["train"]["steps"] == 2
+  os.remove(workdir / "eval" / "2.json")
+  assert cli.main(["eval", "--workdir", str(workdir)]) == 0
+  results = json.loads((workdir / "eval" / "2.json").read_text())
+  assert results["step"] == 2 and results["num_examples"] == 10
+  # Continue to 4 steps on poisoned data: the NaN guard stops with exit code 1.
+  capsys.readouterr()
+  assert _train(workdir, "--config.toy.poison=true", arg="train.steps=4") == 1
+  assert "non-finite loss" in _error_line(capsys)
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["2"]
+
+
+def test_eval_without_checkpoints(tmp_path, capsys):
+  assert cli.main(["eval", "--config", TOY_CONFIG, "--workdir", str(tmp_path)]) == 2
+  assert "no checkpoints" in _error_line(capsys)
+
+
+def test_get_system_resolution():
+  config = ml_collections.ConfigDict({"system": "psrjax.nosuch.module"})
+  with pytest.raises(ValueError, match="unknown system 'psrjax.nosuch.module'"):
+    base.get_system(config)
+  config.system = os.path.join(HERE, "missing_system.py")
+  with pytest.raises(ValueError, match="does not exist"):
+    base.get_system(config)
+
+
+def test_stage_and_phase_validation():
+  with pytest.raises(ValueError, match="trains must be a non-empty tuple"):
+    base.Phase("g", "g")
+  with pytest.raises(ValueError, match="phase names must be unique"):
+    base.Stage("s", 1, (base.Phase("g", ("g",)), base.Phase("g", ("d",))))
+  with pytest.raises(ValueError, match="steps must be >= 0"):
+    base.Stage("s", -1, (base.Phase("g", ("g",)),))
+
+
+def _wait_for_lines(path, count, proc, timeout):
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    if proc.poll() is not None:
+      raise AssertionError(f"trainer exited early: {proc.communicate()}")
+    if os.path.exists(path):
+      with open(path) as f:
+        if sum(1 for _ in f) >= count:
+          return
+    time.sleep(0.2)
+  raise AssertionError("trainer did not log in time")
+
+
+def test_sigterm_saves_and_exits_cleanly(tmp_path):
+  workdir = tmp_path / "run"
+  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu",
+             XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  cmd = [sys.executable, "-m", "psrjax.cli", "train", "--config",
+         f"{TOY_CONFIG}:train.steps=100000,train.checkpoint_every=100000,train.log_every=5,"
+         "train.data_workers=1,train.prefetch=1", "--workdir", str(workdir)]
+  proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+  try:
+    _wait_for_lines(workdir / "metrics.jsonl", 2, proc, timeout=240)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert proc.returncode == 0, err[-2000:]
+  steps = [int(s) for s in os.listdir(workdir / "checkpoints")]
+  assert len(steps) == 1 and steps[0] >= 10
+  assert f"stopped at step {steps[0]}" in out
