@@ -41,15 +41,14 @@ def train_iterator(batched: grain.MapDataset, config) -> grain.DatasetIterator:
   return iter(ds)
 
 
-def eval_dataset(system, config, *, split: str, num_examples: int, local_batch: int,
-                 seed: int) -> tuple[grain.MapDataset, int]:
+def eval_dataset(base: grain.MapDataset, *, split: str, num_examples: int,
+                 local_batch: int) -> tuple[grain.MapDataset, int]:
   """Padded per-process eval batches with a `VALID_KEY` mask, and the true example count.
 
-  The first `num_examples` examples of `split` (all when <= 0) are dealt round-robin to the
-  processes; every process yields the same number of batches, the last ones padded by
-  repeating a real example whose `VALID_KEY` is False.
+  `base` is the whole (unsharded) split. Its first `num_examples` examples (all when <= 0)
+  are dealt round-robin to the processes; every process yields the same number of batches,
+  the last ones padded by repeating a real example whose `VALID_KEY` is False.
   """
-  base = system.dataset(split, seed=seed, shard_index=0, shard_count=1)
   total = len(base) if num_examples <= 0 else min(num_examples, len(base))
   processes, index = jax.process_count(), jax.process_index()
   if total < processes:

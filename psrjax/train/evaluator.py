@@ -52,9 +52,11 @@ class Evaluator:
     self.system, self.config, self.mesh = system, config, mesh
     self.local_batch = partitioning.check_batch_size(config.eval.batch_size, mesh,
                                                      what="eval.batch_size")
+    self.base = system.dataset(config.eval.split, seed=config.seed, shard_index=0,
+                               shard_count=1)
     self.dataset, self.num_examples = data_lib.eval_dataset(
-        system, config, split=config.eval.split, num_examples=config.eval.num_examples,
-        local_batch=self.local_batch, seed=config.seed)
+        self.base, split=config.eval.split, num_examples=config.eval.num_examples,
+        local_batch=self.local_batch)
     self.groups = tuple(getattr(system, "eval_groups", ()))
     self._sharding = partitioning.batch_sharding(mesh)
     self._fn = None
@@ -64,6 +66,10 @@ class Evaluator:
     batch = dict(self.dataset[0])
     batch.pop(data_lib.VALID_KEY)
     return batch
+
+  def example(self, index: int = 0) -> dict[str, np.ndarray]:
+    """Example `index` of the split with a batch axis of 1 (the same on every process)."""
+    return {k: np.asarray(v)[None] for k, v in self.base[index].items()}
 
   def _compiled(self, params):
     if self._fn is None:

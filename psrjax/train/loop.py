@@ -101,7 +101,7 @@ class _Run:
     self.eval_results = None
     self._steps: dict[str, Any] = {}
     self.evaluator = ctx.evaluator
-    self.sampler = samples_lib.Sampler(ctx.system, ctx.mesh, ctx.evaluator.first_batch())
+    self.sampler = samples_lib.Sampler(ctx.system, ctx.mesh, ctx.evaluator.example(0))
 
   def step_fn(self, stage):
     if stage.name not in self._steps:

@@ -13,7 +13,7 @@ class Sampler:
   """Renders the sample strip of one fixed example with the current parameters."""
 
   def __init__(self, system, mesh, example_batch: Mapping[str, Any]):
-    """`example_batch`: a local numpy batch whose first example is drawn."""
+    """`example_batch`: a numpy batch, identical on every process, whose first example is drawn."""
     self.system, self.mesh = system, mesh
     self.example = {k: np.asarray(v)[:1] for k, v in example_batch.items()}
     rep = partitioning.replicated(mesh)
