@@ -1,0 +1,101 @@
+"""Distribution metrics on feature statistics: streaming moments and the Fréchet distance.
+
+Features (Inception pool features for FID, I3D logits for FVD) are fetched from the devices
+batch by batch and accumulated on the host in float64 with Chan et al.'s pairwise update of
+the mean and the centred sum of outer products, so any split into batches (and any device
+count) gives the same moments up to float64 rounding. Statistics save to / load from `.npz`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureStats:
+  """Running count, mean [D] and centred sum of outer products [D, D] of feature vectors."""
+  count: int
+  mean: np.ndarray
+  m2: np.ndarray
+
+  @classmethod
+  def empty(cls, dim: int) -> "FeatureStats":
+    return cls(0, np.zeros(dim), np.zeros((dim, dim)))
+
+  @classmethod
+  def of(cls, features, valid=None) -> "FeatureStats":
+    """Statistics of features [N, D] (rows with valid == 0, e.g. batch padding, are skipped)."""
+    x = np.asarray(features, np.float64)
+    if x.ndim != 2:
+      raise ValueError(f"FeatureStats: expected features [N, D], got shape {x.shape}")
+    if valid is not None:
+      x = x[np.asarray(valid).reshape(-1) > 0]
+    if len(x) == 0:
+      return cls.empty(x.shape[1])
+    mean = x.mean(axis=0)
+    centred = x - mean
+    return cls(len(x), mean, centred.T @ centred)
+
+  def merge(self, other: "FeatureStats") -> "FeatureStats":
+    """Statistics of the union of both sets (Chan, Golub & LeVeque 1979)."""
+    if self.mean.shape != other.mean.shape:
+      raise ValueError(f"FeatureStats.merge: feature sizes differ: {self.mean.shape[0]} vs {other.mean.shape[0]}")
+    n = self.count + other.count
+    if n == 0:
+      return self
+    delta = other.mean - self.mean
+    mean = self.mean + delta * (other.count / n)
+    m2 = self.m2 + other.m2 + np.outer(delta, delta) * (self.count * other.count / n)
+    return FeatureStats(n, mean, m2)
+
+  def update(self, features, valid=None) -> "FeatureStats":
+    return self.merge(FeatureStats.of(features, valid))
+
+  @property
+  def covariance(self) -> np.ndarray:
+    """Unbiased covariance (divides by N - 1, as numpy.cov in the FID/FVD references)."""
+    if self.count < 2:
+      raise ValueError(f"FeatureStats: a covariance needs at least 2 samples, got {self.count}")
+    return self.m2 / (self.count - 1)
+
+  def save(self, path: str | pathlib.Path) -> None:
+    np.savez(path, count=self.count, mean=self.mean, m2=self.m2)
+
+  @classmethod
+  def load(cls, path: str | pathlib.Path) -> "FeatureStats":
+    with np.load(path) as f:
+      return cls(int(f["count"]), f["mean"], f["m2"])
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+  """tr sqrt(sigma1 sigma2) for covariance matrices, through symmetric eigendecompositions.
+
+  sigma1 sigma2 is similar to S sigma2 S with S = sigma1^(1/2) (symmetric PSD), whose
+  eigenvalues are real and >= 0; their square roots sum to the trace. Unlike a general sqrtm
+  this stays real and accurate for singular or ill-conditioned covariances (tiny negative
+  eigenvalues from rounding are clipped to 0).
+  """
+  w, v = np.linalg.eigh((sigma1 + sigma1.T) / 2)
+  s = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+  m = s @ sigma2 @ s
+  eig = np.linalg.eigvalsh((m + m.T) / 2)
+  return float(np.sum(np.sqrt(np.clip(eig, 0, None))))
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+  """||mu1 - mu2||^2 + tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^(1/2)) (Heusel et al. 2017), float64."""
+  mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+  sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
+  d = mu1.shape[0]
+  if mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
+    raise ValueError(f"frechet_distance: mismatched shapes mu1 {mu1.shape}, sigma1 {sigma1.shape}, "
+                     f"mu2 {mu2.shape}, sigma2 {sigma2.shape}")
+  diff = mu1 - mu2
+  return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2))
+
+
+def stats_frechet_distance(a: FeatureStats, b: FeatureStats) -> float:
+  """Fréchet distance between two sets of accumulated feature statistics (FID, FVD)."""
+  return frechet_distance(a.mean, a.covariance, b.mean, b.covariance)
