@@ -21,7 +21,7 @@ from flax.traverse_util import flatten_dict
 from psrjax.models.pretrained import weights as weights_lib
 from psrjax.models.pretrained.weights import MissingWeightsError
 
-NETWORKS = ("i3d", "vgg16", "vgg19", "alexnet")
+NETWORKS = ("i3d", "vgg16", "vgg19", "alexnet", "inception_v3_fid")
 
 _CACHE: dict[tuple[str, str], Any] = {}
 
