@@ -99,3 +99,60 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 def stats_frechet_distance(a: FeatureStats, b: FeatureStats) -> float:
   """Fréchet distance between two sets of accumulated feature statistics (FID, FVD)."""
   return frechet_distance(a.mean, a.covariance, b.mean, b.covariance)
+
+
+def fid(real: FeatureStats, generated: FeatureStats) -> float:
+  """FID (Heusel et al. 2017) from InceptionV3 pool3 statistics (see `inception_features`)."""
+  return stats_frechet_distance(real, generated)
+
+
+def inception_features(inception_apply, images) -> dict:
+  """{"pool3": [B, 2048], "logits": [B, 1008]} of images [B, H, W, 3] in [-1, 1].
+
+  inception_apply: e.g. `functools.partial(module.apply, variables)` with `module, variables =
+  pretrained.load("inception_v3_fid", weights=<pytorch-fid's pt_inception-2015-12-05 file>)`;
+  the module resizes to 299x299 as pytorch-fid does.
+  """
+  out = inception_apply(images)
+  return {"pool3": out["pool3"], "logits": out["logits"]}
+
+
+def kid(real_features, generated_features, *, subsets: int = 100, subset_size: int = 1000,
+        seed: int = 0) -> tuple[float, float]:
+  """Kernel Inception Distance (Bińkowski et al. 2018): (mean, std) over random subsets.
+
+  Unbiased MMD^2 with the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3 on subsets of
+  min(subset_size, N_real, N_generated) features drawn without replacement, as in the reference
+  implementations (torch-fidelity, clean-fid); float64 on the host.
+  """
+  x_all, y_all = np.asarray(real_features, np.float64), np.asarray(generated_features, np.float64)
+  if x_all.ndim != 2 or y_all.ndim != 2 or x_all.shape[1] != y_all.shape[1]:
+    raise ValueError(f"kid: expected features [N, D] of equal D, got {x_all.shape} and {y_all.shape}")
+  m = min(subset_size, len(x_all), len(y_all))
+  if m < 2:
+    raise ValueError(f"kid: needs at least 2 real and 2 generated samples, got {len(x_all)} and {len(y_all)}")
+  rng, d, values = np.random.RandomState(seed), x_all.shape[1], []
+  for _ in range(subsets):
+    x = x_all[rng.choice(len(x_all), m, replace=False)]
+    y = y_all[rng.choice(len(y_all), m, replace=False)]
+    kxx, kyy, kxy = ((a @ b.T / d + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
+    within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+    values.append(within - 2 * kxy.mean())
+  return float(np.mean(values)), float(np.std(values))
+
+
+def inception_score(logits, *, splits: int = 10) -> tuple[float, float]:
+  """Inception Score (Salimans et al. 2016): exp(E_x KL(p(y|x) || p(y))), (mean, std) over splits.
+
+  logits: [N, classes] (the FID InceptionV3's 1008 "logits"); p(y) is estimated per split.
+  """
+  logits = np.asarray(logits, np.float64)
+  if logits.ndim != 2 or len(logits) < splits:
+    raise ValueError(f"inception_score: expected logits [N >= splits={splits}, classes], got {logits.shape}")
+  log_p = logits - logits.max(axis=1, keepdims=True)
+  log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+  scores = []
+  for part in np.array_split(log_p, splits):
+    log_marginal = np.log(np.exp(part).mean(axis=0))
+    scores.append(np.exp(np.mean(np.sum(np.exp(part) * (part - log_marginal), axis=1))))
+  return float(np.mean(scores)), float(np.std(scores))
