@@ -8,6 +8,7 @@ previous step is tried. A checkpoint whose parameters do not match the config is
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -83,11 +84,30 @@ class Checkpoints:
     if metadata is None:
       raise ValueError(f"checkpoint step {step} in {self.directory} has no readable state")
     check_compatible(metadata.tree, target, f"{self.directory}/{step}")
-    items = {"state": ocp.args.StandardRestore(target)}
+    restored = self.manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
     if iterator is not None:
-      items["data"] = grain.checkpoint.CheckpointRestore(iterator)
-    restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+      self._restore_iterator(step, iterator)
     return restored["state"]
+
+  def _restore_iterator(self, step: int, iterator) -> None:
+    """Sets the iterator to the saved position; a readable but unusable state is an error."""
+    name = f"process_{jax.process_index()}-of-{jax.process_count()}.json"
+    path = os.path.join(self.directory, str(step), "data", name)
+    if not os.path.isfile(path):
+      raise IncompatibleCheckpointError(
+          f"checkpoint {self.directory}/{step} has no data-iterator state for {name} (was it "
+          "written with another number of processes?)")
+    with open(path, encoding="utf-8") as f:
+      json.load(f)  # An unparsable file is corruption, reported by the caller.
+    try:
+      self.manager.restore(
+          step, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(iterator)))
+    except (KeyError, ValueError, TypeError) as e:
+      raise IncompatibleCheckpointError(
+          f"checkpoint {self.directory}/{step} has a data-iterator state this pipeline cannot "
+          f"use ({_one_line(e)}); train.data_workers and the dataset must stay the same to "
+          "resume") from e
 
   def restore_latest(self, target: Any, iterator=None) -> tuple[int, Any] | None:
     """(step, state) of the newest restorable checkpoint; None if there is none."""

@@ -8,8 +8,11 @@ import time
 
 import ml_collections
 import pytest
+from absl import flags
 
+import toy_config
 from psrjax import cli
+from psrjax.train import loop
 from psrjax.systems import base
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -134,3 +137,10 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path):
   steps = [int(s) for s in os.listdir(workdir / "checkpoints")]
   assert len(steps) == 1 and steps[0] >= 10
   assert f"stopped at step {steps[0]}" in out
+  # The saved worker-process iterator state resumes (here in-process, two more steps).
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS(["pytest"])
+  config = toy_config.get_config("train.steps=100000,train.data_workers=1,train.prefetch=1")
+  config.mesh.data = 2
+  result = loop.train(config, str(workdir), stop_after=steps[0] + 2)
+  assert [r["step"] for r in result.history] == [steps[0] + 1, steps[0] + 2]

@@ -113,3 +113,12 @@ def test_checkpoint_of_another_config_is_an_error(straight, tmp_path):
   with pytest.raises(ValueError, match="parameters that do not match the config"):
     loop.train(config, str(tmp_path))
   assert sorted(os.listdir(os.path.join(straight.workdir, "checkpoints"))) == ["2", "4"]
+
+
+def test_unusable_iterator_state_is_an_error_not_corruption(tmp_path):
+  config = toy_system.toy_config(**{"train.steps": STEPS})
+  loop.train(config, str(tmp_path), stop_after=2)
+  (tmp_path / "checkpoints" / "2" / "data" / "process_0-of-1.json").write_text("{}")
+  with pytest.raises(ValueError, match="data-iterator state this pipeline cannot use"):
+    loop.train(config, str(tmp_path))
+  assert os.listdir(tmp_path / "checkpoints") == ["2"]
