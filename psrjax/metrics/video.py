@@ -54,3 +54,27 @@ def fvd_features(i3d_apply: Callable[[jax.Array], Mapping], videos: jax.Array, *
 def fvd(real: distribution.FeatureStats, generated: distribution.FeatureStats) -> float:
   """FVD from accumulated I3D-logit statistics of real and generated clips."""
   return distribution.stats_frechet_distance(real, generated)
+
+
+def pooled_i3d_features(i3d_apply: Callable[[jax.Array], Mapping], videos: jax.Array) -> jax.Array:
+  """Mixed_5c averaged over time and space, [B, 1024]: the I3D features of VFID and Act-Recog-L1.
+
+  VFID (Wang et al. 2018, used by the multi-frame content integration paper) fits its Gaussians
+  to these clip features; no resize is applied (feed clips at the evaluation resolution).
+  """
+  if videos.ndim != 5 or videos.shape[-1] != 3:
+    raise ValueError(f"pooled_i3d_features: expected videos [B, T, H, W, 3], got shape {videos.shape}")
+  return jnp.mean(i3d_apply(videos)["Mixed_5c"].astype(jnp.float32), axis=(1, 2, 3))
+
+
+def action_feature_distance(i3d_apply: Callable[[jax.Array], Mapping], generated: jax.Array,
+                            real: jax.Array) -> jax.Array:
+  """INTERnet's Act-Recog-L1 per clip pair: mean |f(generated) - f(real)| of `pooled_i3d_features`.
+
+  INTERnet does not name the layer; psrjax uses the pooled Mixed_5c features of the Kinetics
+  I3D (the action representation right before the classifier). Returns [B].
+  """
+  if generated.shape != real.shape:
+    raise ValueError(f"action_feature_distance: shapes differ: {generated.shape} vs {real.shape}")
+  diff = pooled_i3d_features(i3d_apply, generated) - pooled_i3d_features(i3d_apply, real)
+  return jnp.mean(jnp.abs(diff), axis=-1)

@@ -40,3 +40,14 @@ def test_identical_sets_are_near_zero_and_noise_increases_fvd():
 def test_rejects_images():
   with pytest.raises(ValueError, match=r"\[B, T, H, W, 3\]"):
     metrics.fvd_features(lambda v: v, np.zeros((2, 64, 64, 3), np.float32))
+
+
+def test_pooled_features_and_action_feature_distance():
+  module, variables = pretrained.load("i3d", final_endpoint="Mixed_5c")
+  apply = functools.partial(module.apply, variables)
+  clips = np.random.RandomState(3).uniform(-1, 1, (2, 8, 32, 32, 3)).astype(np.float32)
+  feats = metrics.pooled_i3d_features(apply, clips)
+  np.testing.assert_allclose(feats, np.asarray(apply(clips)["Mixed_5c"]).mean(axis=(1, 2, 3)), rtol=1e-6)
+  dist = metrics.action_feature_distance(apply, clips, clips[::-1])
+  np.testing.assert_allclose(dist, np.abs(feats - feats[::-1]).mean(-1), rtol=1e-5)
+  assert float(np.abs(metrics.action_feature_distance(apply, clips, clips)).max()) == 0.0
