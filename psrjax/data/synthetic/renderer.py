@@ -18,40 +18,44 @@ DEFAULT_LIGHT = np.array([0.3, 0.6, 0.74]) / np.linalg.norm([0.3, 0.6, 0.74])
 AMBIENT, DIFFUSE = 0.42, 0.62
 
 
-def _surface(posed, p, ti, X):
-  """Local metric point, unit-space point and (s, phi) of world points X on primitives p."""
-  rot = posed.prim_rot[ti, p]
-  local = np.einsum("nji,nj->ni", rot, X - posed.prim_center[ti, p])
-  q = local / posed.rest.radii[p]
-  s, phi = body.capsule_coords(q, posed.rest.h[p])
-  return local, q, s, phi
+def _affine(mats: np.ndarray, idx: np.ndarray, v: np.ndarray) -> np.ndarray:
+  """Apply the 3x4 affine maps mats[idx] [n, 3, 4] to points v [n, 3] (gathered with np.take)."""
+  m = np.take(mats, idx, axis=0)
+  return m[:, :, 0] * v[:, 0:1] + m[:, :, 1] * v[:, 1:2] + m[:, :, 2] * v[:, 2:3] + m[:, :, 3]
 
 
-def _shade(posed, p, ti, q, s, phi, textures, light):
-  h = posed.rest.h[p]
+def _transforms(posed, cameras):
+  """Per (frame, primitive): world -> local metric map [T*P, 3, 4] and light direction in the
+  local frame [T*P, 3]; per (view, frame, primitive): local -> homogeneous pixel [V*T*P, 3, 4]."""
+  rot_t = np.swapaxes(posed.prim_rot, -1, -2)                          # [T, P, 3, 3]
+  to_local = np.concatenate([rot_t, -(rot_t @ posed.prim_center[..., None])], axis=-1)
+  cam_rot = np.einsum("vij,tpjk->vtpik", cameras.R, posed.prim_rot)
+  cam_pos = np.einsum("vij,tpj->vtpi", cameras.R, posed.prim_center) + cameras.t[:, None, None]
+  proj = np.einsum("vij,vtpjk->vtpik", cameras.K, np.concatenate([cam_rot, cam_pos[..., None]], -1))
+  return (to_local.reshape(-1, 3, 4).astype(np.float32), rot_t.reshape(-1, 3, 3),
+          proj.reshape(-1, 3, 4).astype(np.float32))
+
+
+def _shade(q, h, radii, light_local, s, phi, p, textures):
+  """Lambert-shaded texture colour of unit-space surface points q on primitives p."""
   n = q.copy()
   n[:, 2] -= np.clip(q[:, 2], -h, h)
-  n = n / posed.rest.radii[p]
-  n = np.einsum("nij,nj->ni", posed.prim_rot[ti, p], n)
-  n /= np.linalg.norm(n, axis=-1, keepdims=True)
+  n = n / radii                                     # normal direction in the local metric frame
+  cos = np.sum(n * light_local, axis=-1) / np.linalg.norm(n, axis=-1)
   ts, tp = textures.shape[1], textures.shape[2]
   i = np.minimum((s * ts).astype(np.int64), ts - 1)
   j = np.floor((phi + np.pi) * (tp / (2 * np.pi))).astype(np.int64) % tp
-  albedo = textures[p, i, j]
-  shade = AMBIENT + DIFFUSE * np.clip(n @ light, 0.0, 1.0)
+  albedo = np.take(textures.reshape(-1, 3), (p * ts + i) * tp + j, axis=0)
+  shade = AMBIENT + DIFFUSE * np.clip(cos, 0.0, 1.0)
   return np.clip(albedo * shade[:, None] * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _flow(posed, cameras, vi, ti, p, local, xy, step):
+def _flow(proj, T, P, vi, ti, p, local, xy, step):
   """Exact displacement of surface points to frame t + step (0 where that frame is missing)."""
-  T = posed.prim_rot.shape[0]
   tn = ti + step
   ok = (tn >= 0) & (tn < T)
-  tn = np.clip(tn, 0, T - 1)
-  X = posed.prim_center[tn, p] + np.einsum("nij,nj->ni", posed.prim_rot[tn, p], local)
-  cam = np.einsum("nij,nj->ni", cameras.R[vi], X) + cameras.t[vi]
-  pix = np.einsum("nij,nj->ni", cameras.K[vi], cam)
-  flow = pix[:, :2] / pix[:, 2:3] - xy
+  hom = _affine(proj, (vi * T + np.clip(tn, 0, T - 1)) * P + p, local)
+  flow = hom[:, :2] / hom[:, 2:3] - xy
   return np.where(ok[:, None], flow, 0.0).astype(np.float32)
 
 
@@ -69,33 +73,42 @@ def render(shape, textures, motion: Motion, cameras: Cameras, *, background=None
   centres, dirs = pixel_rays(cameras.K, cameras.R, cameras.t, H, W)
   depth, pid = zbuffer(posed.prim_rot, posed.prim_center, posed.rest.radii, posed.rest.h,
                        cameras.K, cameras.R, cameras.t, H, W, centres, dirs)
-  vi, ti, pix = np.nonzero(pid >= 0)
-  p = pid[vi, ti, pix]
-  z = depth[vi, ti, pix]
-  X = centres[vi] + z[:, None] * dirs[vi, pix]
-  local, q, s, phi = _surface(posed, p, ti, X)
+  P = posed.prim_rot.shape[1]
+  HW = H * W
+  flat = np.flatnonzero(pid >= 0)                       # over [V, T, H*W]
+  pix, img = flat % HW, flat // HW
+  vi, ti = img // T, img % T
+  p = np.take(pid.reshape(-1), flat)
+  z = np.take(depth.reshape(-1), flat)
+  X = (np.take(centres, vi, axis=0) + z[:, None] * np.take(dirs.reshape(-1, 3), vi * HW + pix, axis=0))
+  to_local, rot_t, proj = _transforms(posed, cameras)
+  local = _affine(to_local, ti * P + p, X.astype(np.float32))
+  radii, h = posed.rest.radii[p].astype(np.float32), posed.rest.h[p].astype(np.float32)
+  q = local / radii
+  s, phi = body.capsule_coords(q, h)
   face = faces.face_index(p, s, phi)
   part = faces.FACE_PART[face]
-  xy = np.stack([pix % W, pix // W], axis=-1).astype(np.float64)
+  xy = np.stack([pix % W, pix // W], axis=-1).astype(np.float32)
+  light_local = np.take((rot_t @ light).astype(np.float32), ti * P + p, axis=0)
 
   if background is None:
     background = np.zeros((V, H, W, 3), np.uint8)
-  out = dict(
-      rgb=np.repeat(background.reshape(V, 1, H * W, 3), T, axis=1),
-      depth=np.zeros((V, T, H * W), np.float32), mask=np.zeros((V, T, H * W), np.uint8),
-      face=np.full((V, T, H * W), -1, np.int32), part=np.zeros((V, T, H * W), np.int32),
-      uv=np.zeros((V, T, H * W, 2), np.float32),
-      flow_fwd=np.zeros((V, T, H * W, 2), np.float32), flow_bwd=np.zeros((V, T, H * W, 2), np.float32))
-  at = (vi, ti, pix)
-  out["rgb"][at] = _shade(posed, p, ti, q, s, phi, np.asarray(textures), light)
-  out["depth"][at] = z
-  out["mask"][at] = 1
-  out["face"][at] = face
-  out["part"][at] = part
-  out["uv"][at] = faces.surface_uv(p, part, s, phi)
-  out["flow_fwd"][at] = _flow(posed, cameras, vi, ti, p, local, xy, 1)
-  out["flow_bwd"][at] = _flow(posed, cameras, vi, ti, p, local, xy, -1)
-  out = {k: v.reshape((V, T, H, W) + v.shape[3:]) for k, v in out.items()}
+  rgb = np.repeat(background.reshape(V, 1, HW, 3), T, axis=1).reshape(V * T * HW, 3)
+  rgb[flat] = _shade(q, h, radii, light_local, s, phi, p, np.asarray(textures))
+  out = dict(rgb=rgb)
+  for key, value, fill, dtype in (
+      ("depth", z, 0, np.float32), ("mask", 1, 0, np.uint8), ("face", face, -1, np.int32),
+      ("part", part, 0, np.int32)):
+    arr = np.full(V * T * HW, fill, dtype)
+    arr[flat] = value
+    out[key] = arr
+  for key, value in (("uv", faces.surface_uv(p, part, s, phi)),
+                     ("flow_fwd", _flow(proj, T, P, vi, ti, p, local, xy, 1)),
+                     ("flow_bwd", _flow(proj, T, P, vi, ti, p, local, xy, -1))):
+    arr = np.zeros((V * T * HW, 2), np.float32)
+    arr[flat] = value
+    out[key] = arr
+  out = {k: v.reshape((V, T, H, W) + v.shape[1:]) for k, v in out.items()}
 
   kp3 = keypoints.keypoints_3d(posed.joint_pos, posed.prim_rot, posed.prim_center, posed.rest)
   kp_xy, _ = cameras.project(kp3)
