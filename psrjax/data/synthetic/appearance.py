@@ -1,6 +1,6 @@
 """Identities: body shape and procedurally textured clothing, skin, hair and face, from a seed.
 
-Textures live on each primitive's (s, phi) surface grid ([P, TEX_S, TEX_PHI, 3] float in [0,1]),
+Textures live on each primitive's (s, phi) surface grid ([P, TEX_S, TEX_PHI, 3] uint8 albedo),
 so they move with the surface: the same face always shows the same colours. Patterns are laid out
 in metric surface coordinates (around = phi * mean radius, along = s * profile length) so stripes
 and checks have the same size on every garment piece.
@@ -30,7 +30,7 @@ class Identity:
   """A person: shape parameters and surface textures."""
   index: int
   shape: np.ndarray     # [NUM_SHAPE] see body.SHAPE_NAMES
-  textures: np.ndarray  # [P, TEX_S, TEX_PHI, 3] float32 albedo in [0, 1]
+  textures: np.ndarray  # [P, TEX_S, TEX_PHI, 3] uint8 albedo
 
 
 def _surface_coords(shape):
@@ -68,6 +68,12 @@ def _paint_head(tex, ss, pp, skin, hair, hair_back):
   return tex
 
 
+def _coarse_noise(rng, around, along, cell):
+  """Smooth noise on every second texel, repeated: the features are several texels wide."""
+  n = pt.lattice_noise(rng, around[:, ::2, ::2], along[:, ::2, ::2], cell)
+  return np.repeat(np.repeat(n, 2, axis=1), 2, axis=2)
+
+
 def _textures(rng, shape) -> np.ndarray:
   around, along, ss, pp = _surface_coords(shape)
   k = rng.uniform(0, len(SKIN_TONES) - 1)
@@ -81,26 +87,28 @@ def _textures(rng, shape) -> np.ndarray:
   shoe = pt.random_color(rng, (0.0, 0.6), (0.05, 0.9))
   logo = (pt.SHAPES[rng.integers(len(pt.SHAPES))], pt.random_color(rng), rng.uniform(0.04, 0.07),
           rng.random() < 0.6)
-  tex = np.zeros((body.NUM_PRIMITIVES, TEX_S, TEX_PHI, 3))
-  skin_tex = skin * (0.94 + 0.12 * pt.lattice_noise(rng, around, along, 0.05))[..., None]
+  sole = rng.uniform(0.2, 1.0)
+  shift = 3.7 * np.arange(body.NUM_PRIMITIVES)[:, None, None]  # decorrelate noise between pieces
+  tex = skin * (0.94 + 0.12 * _coarse_noise(rng, around, along + shift, 0.05))[..., None]
+  weave = (0.9 + 0.2 * _coarse_noise(rng, around, along + shift, 0.04))[..., None]
+  cloth = {}
+  for name, (kind, colors) in (("shirt", shirt), ("pants", pants)):
+    mix = pt.fabric(rng, kind, around, along)[..., None]
+    cloth[name] = (colors[0] * (1 - mix) + colors[1] * mix) * weave
   for p, prim in enumerate(body.PRIMITIVES):
-    cloth = {"shirt": shirt, "sleeve": shirt, "pants": pants, "legwear": pants}.get(prim.garment)
-    tex[p] = skin_tex[p]
-    if cloth is not None:
-      mix = pt.fabric(rng, cloth[0], around[p], along[p])[..., None]
-      col = cloth[1][0] * (1 - mix) + cloth[1][1] * mix
-      col = col * (0.9 + 0.2 * pt.lattice_noise(rng, around[p], along[p], 0.04))[..., None]
+    garment = {"shirt": "shirt", "sleeve": "shirt", "pants": "pants", "legwear": "pants"}.get(prim.garment)
+    if garment is not None:
       covered = _coverage(prim, ss, sleeves, legs)
-      tex[p] = np.where(covered[..., None], col, tex[p])
+      tex[p] = np.where(covered[..., None], cloth[garment][p], tex[p])
     if prim.name == "chest" and logo[3]:
       m = pt.shape_mask(logo[0], around[p], along[p] - 0.62 * along[p].max(), logo[2]) > 0
       tex[p][m] = logo[1]
     if prim.garment == "shoe":
       tex[p] = shoe * (0.9 + 0.1 * pt.stripes(along[p], 0.03))[..., None]
-      tex[p][np.cos(pp) < -0.5] = np.array([0.9, 0.9, 0.88]) * rng.uniform(0.2, 1.0)
+      tex[p][np.cos(pp) < -0.5] = np.array([0.9, 0.9, 0.88]) * sole
     if prim.garment == "head":
       tex[p] = _paint_head(tex[p], ss, pp, skin, hair, hair_back)
-  return np.clip(tex, 0, 1).astype(np.float32)
+  return (np.clip(tex, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def _coverage(prim, ss, sleeves, legs):
@@ -120,7 +128,7 @@ def sample_shape(rng: np.random.Generator) -> np.ndarray:
   return lo + (hi - lo) * rng.random(body.NUM_SHAPE)
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=128)
 def make_identity(index: int) -> Identity:
   """The person with this identity index (deterministic; textures cached per process)."""
   rng = np.random.default_rng([0x1D, int(index)])

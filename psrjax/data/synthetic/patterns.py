@@ -15,20 +15,21 @@ def random_color(rng: np.random.Generator, sat=(0.2, 0.9), val=(0.25, 0.95)) -> 
 def lattice_noise(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, cell: float,
                   octaves: int = 3, size: int = 64) -> np.ndarray:
   """Smooth value noise in [0, 1] at coordinates (u, v) (metres), feature size `cell`."""
-  grids = rng.random((octaves, size, size))
-  out = np.zeros(np.broadcast(u, v).shape)
+  grids = rng.random((octaves, size * size)).astype(np.float32)
+  u, v = np.broadcast_arrays(np.asarray(u, np.float32), np.asarray(v, np.float32))
+  out = np.zeros(u.shape, np.float32)
   norm = 0.0
   for o in range(octaves):
-    x, y = u / (cell / 2 ** o), v / (cell / 2 ** o)
+    x, y = u * (2 ** o / cell), v * (2 ** o / cell)
     x0, y0 = np.floor(x), np.floor(y)
     fx, fy = x - x0, y - y0
     fx, fy = fx * fx * (3 - 2 * fx), fy * fy * (3 - 2 * fy)
     i0, j0 = x0.astype(np.int64) % size, y0.astype(np.int64) % size
     i1, j1 = (i0 + 1) % size, (j0 + 1) % size
     g = grids[o]
-    val = ((g[i0, j0] * (1 - fx) + g[i1, j0] * fx) * (1 - fy)
-           + (g[i0, j1] * (1 - fx) + g[i1, j1] * fx) * fy)
-    out = out + val * 0.5 ** o
+    top = np.take(g, i0 * size + j0) * (1 - fx) + np.take(g, i1 * size + j0) * fx
+    bottom = np.take(g, i0 * size + j1) * (1 - fx) + np.take(g, i1 * size + j1) * fx
+    out += (top * (1 - fy) + bottom * fy) * 0.5 ** o
     norm += 0.5 ** o
   return out / norm
 

@@ -45,7 +45,9 @@ def _shade(q, h, radii, light_local, s, phi, p, textures):
   ts, tp = textures.shape[1], textures.shape[2]
   i = np.minimum((s * ts).astype(np.int64), ts - 1)
   j = np.floor((phi + np.pi) * (tp / (2 * np.pi))).astype(np.int64) % tp
-  albedo = np.take(textures.reshape(-1, 3), (p * ts + i) * tp + j, axis=0)
+  albedo = np.take(textures.reshape(-1, 3), (p * ts + i) * tp + j, axis=0).astype(np.float32)
+  if textures.dtype == np.uint8:
+    albedo *= 1.0 / 255.0
   shade = AMBIENT + DIFFUSE * np.clip(cos, 0.0, 1.0)
   return np.clip(albedo * shade[:, None] * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
@@ -62,7 +64,8 @@ def _flow(proj, T, P, vi, ti, p, local, xy, step):
 def render(shape, textures, motion: Motion, cameras: Cameras, *, background=None, light=None) -> dict:
   """Render T frames of a body in V cameras.
 
-  shape [NUM_SHAPE] body parameters, textures [P, S, PHI, 3] albedo in [0, 1], motion with T
+  shape [NUM_SHAPE] body parameters, textures [P, S, PHI, 3] albedo (uint8, or float in [0, 1])
+  on each primitive's (s, phi) grid, motion with T
   frames, cameras with image size (H, W); background uint8 [V, H, W, 3] (black if None); light
   a unit direction towards the light. Returns the batch-contract arrays, views first.
   """
