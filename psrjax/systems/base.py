@@ -118,6 +118,15 @@ class System(abc.ABC):
     shuffles (per epoch, with `seed`), repeats and batches the train split itself.
     """
 
+  def constants(self) -> dict[str, PyTree]:
+    """Frozen variables the system reads from `params` by group name (e.g. pretrained networks).
+
+    They are placed on the devices once (replicated), passed to every jitted function as an
+    argument (never baked in as constants), never trained, never in an optimizer state and
+    never checkpointed. Names must differ from the `init` groups.
+    """
+    return {}
+
   def example_spec(self, split: str) -> dict[str, jax.ShapeDtypeStruct] | None:
     """Per-example shapes/dtypes the config implies, or None when the system declares none.
 

@@ -39,6 +39,7 @@ class TrainContext:
   abstract_state: Any
   state_shardings: Any
   evaluator: evaluator_lib.Evaluator  # on config.eval.split
+  constants: dict[str, Any]  # System.constants() on the devices, replicated
 
   def stage_at(self, step: int) -> base.Stage:
     """The stage that trains step `step` (0-based count of completed steps)."""
@@ -51,6 +52,10 @@ class TrainContext:
 
   def restore_target(self) -> Any:
     return state_lib.with_shardings(self.abstract_state, self.state_shardings)
+
+  def with_constants(self, params: dict[str, Any]) -> dict[str, Any]:
+    """`params` plus the system's frozen constants: what the system's functions receive."""
+    return {**params, **self.constants}
 
   def global_batch(self, local) -> dict[str, jax.Array]:
     return partitioning.global_batch(local, self.batch_sharding, self.config.train.batch_size)
@@ -88,8 +93,20 @@ def build_context(config, workdir: str, *, devices=None) -> TrainContext:
   evaluator = evaluator_lib.Evaluator(system, config, mesh)
   data_lib.check_example_spec(evaluator.first_batch(), system.example_spec(config.eval.split),
                               what=f"eval split {config.eval.split!r}")
+  constants = _device_constants(system, abstract, mesh)
   return TrainContext(
       config=config, workdir=workdir, system=system, mesh=mesh, stages=stages,
       optimizers=optimizers, total_steps=total, batched=batched, first_batch=first,
       batch_sharding=sharding, base_key=base_key, init_fn=init_fn, abstract_state=abstract,
-      state_shardings=state_lib.state_shardings(abstract, mesh), evaluator=evaluator)
+      state_shardings=state_lib.state_shardings(abstract, mesh), evaluator=evaluator,
+      constants=constants)
+
+
+def _device_constants(system, abstract_state, mesh) -> dict[str, Any]:
+  """System.constants() replicated on the mesh; names must not shadow parameter groups."""
+  constants = dict(system.constants())
+  clash = sorted(set(constants) & set(abstract_state["params"]))
+  if clash:
+    raise ValueError(f"{type(system).__name__}.constants() groups {clash} clash with init() "
+                     "parameter groups; rename them")
+  return jax.device_put(constants, partitioning.replicated(mesh))

@@ -117,12 +117,12 @@ class _Run:
 
   def sample(self, step: int, state) -> None:
     stage = self.ctx.stage_at(step - 1).name
-    frames = self.sampler.frames(state["params"], stage)
+    frames = self.sampler.frames(self.ctx.with_constants(state["params"]), stage)
     path = writers_lib.write_sample_video(self.ctx.workdir, step, frames, self.writer)
     self.progress.message(f"sample written to {path}")
 
   def evaluate(self, step: int, state) -> None:
-    self.eval_results = self.evaluator.run(state["params"])
+    self.eval_results = self.evaluator.run(self.ctx.with_constants(state["params"]))
     path = evaluator_lib.write_results(self.ctx.workdir, step, self.eval_results, self.writer)
     self.progress.message(f"eval at step {step}: {progress_lib.format_metrics(self.eval_results)}"
                           f" -> {path}")
@@ -136,7 +136,8 @@ def _run_steps(run: _Run, state, step: int, end: int, flag) -> tuple[Any, int, b
     local = next(run.iterator)
     data_lib.check_same_structure(local, run.ctx.first_batch, step)
     batch = run.ctx.global_batch(local)
-    state, metrics = run.step_fn(run.ctx.stage_at(step))(state, batch, run.ctx.base_key)
+    state, metrics = run.step_fn(run.ctx.stage_at(step))(state, batch, run.ctx.base_key,
+                                                          run.ctx.constants)
     step += 1
     pending.append((step, metrics))
     run.progress.update(step)

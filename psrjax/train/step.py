@@ -37,10 +37,11 @@ def _scalar_terms(phase: str, loss, terms: Mapping[str, Any]) -> dict[str, jax.A
   return out
 
 
-def _apply_phase(system, optimizers, stage, phase, state, batch, rng):
+def _apply_phase(system, optimizers, stage, phase, state, batch, rng, constants):
   """Differentiates one phase w.r.t. its groups and applies their optimizer updates."""
   params = state["params"]
-  frozen = {g: jax.lax.stop_gradient(p) for g, p in params.items() if g not in phase.trains}
+  frozen = {g: jax.lax.stop_gradient(p) for g, p in {**params, **constants}.items()
+            if g not in phase.trains}
 
   def loss_fn(trainable):
     return system.losses({**frozen, **trainable}, batch, rng, phase=phase.name, stage=stage.name)
@@ -72,14 +73,18 @@ def _norm_metrics(stage, all_norms) -> dict[str, jax.Array]:
 
 
 def make_train_step(system, optimizers, stage):
-  """`step(state, batch, base_key) -> (state, metrics)` for one stage (pure; jit it)."""
+  """`step(state, batch, base_key, constants) -> (state, metrics)` for one stage (pure).
 
-  def train_step(state, batch, base_key):
+  `constants`: the system's frozen `constants()` groups, read like parameters, never updated.
+  """
+
+  def train_step(state, batch, base_key, constants):
     key = jax.random.fold_in(base_key, state["step"])
     metrics, all_norms = {}, []
     for phase in stage.phases:
       rng = state_lib.named_key(key, phase.name)
-      state, terms, norms = _apply_phase(system, optimizers, stage, phase, state, batch, rng)
+      state, terms, norms = _apply_phase(system, optimizers, stage, phase, state, batch, rng,
+                                         constants)
       metrics.update(terms)
       all_norms.append((phase.name, norms))
     metrics.update(_norm_metrics(stage, all_norms))
@@ -95,6 +100,6 @@ def jit_train_step(system, optimizers, stage, *, state_shardings, batch_sharding
   """The stage's step jitted with explicit shardings and the state donated."""
   rep = partitioning.replicated(mesh)
   return jax.jit(make_train_step(system, optimizers, stage),
-                 in_shardings=(state_shardings, batch_shardings, rep),
+                 in_shardings=(state_shardings, batch_shardings, rep, rep),
                  out_shardings=(state_shardings, rep),
                  donate_argnums=0)

@@ -1,0 +1,84 @@
+r"""PSR-Net: multi-view video synthesis by progressive synthesis and refinement.
+
+Paper settings by default (K = 3 layers, 64 base channels, 6-block 3D ResNets, Adam lr 2e-5,
+betas (0.5, 0.999), L1 = Lr + 0.01 (Lp + La), Lk = Lr + 0.01 La, alpha = 0.5, zeta = 0.1), trained
+stage by stage on the synthetic multi-view world.
+
+Train on this CPU in minutes:
+
+  psrjax train --config configs/psrnet.py:runlocal --workdir /tmp/psrnet
+
+Other arguments (comma separated, combinable): `layers=K`, `frames=T`, `res=R`, `batch=B`, e.g.
+
+  psrjax train --config configs/psrnet.py:layers=1,frames=8,res=112 --workdir DIR \
+      --config.train.steps=200
+"""
+from psrjax.config_args import parse_config_arg
+from psrjax.train import defaults
+
+
+def get_config(arg=None):
+  """Returns the PSR-Net config; `arg` is "runlocal" and/or `key=value` pairs (see docstring)."""
+  arg = parse_config_arg(arg, runlocal=False, layers=3, frames=0, res=0, batch=0)
+  c = defaults.trainer_config()
+  c.system = "psrnet"
+
+  # Data: the synthetic multi-view world; one example = (input view i, target view j) of one clip.
+  c.data = dict(
+      num_views=3,               # cameras per clip (NTU RGB+D-like -45/0/+45 degree rig)
+      num_frames=16,             # T, frames per video
+      resolution=112,            # H = W in pixels
+      train_clips=100_000,       # distinct training clips (seeds) before the source repeats
+  )
+
+  c.model = dict(
+      layers=arg.layers,         # K, number of generators (paper: 3)
+      variant="paper",           # "paper" (64 channels, 6 blocks) | "runlocal" | "tiny"
+      alpha=0.5,                 # Eq. 1 blending weight for layers k >= 2
+      zeta=0.1,                  # Eq. 3 temporal term weight (layer 1)
+      knn_visibility=1,          # k of Algorithm 1 (1 = the face itself; larger tolerates small misses)
+      knn_texture=50,            # n nearest faces of texture transfer Step II
+      disc_channels=64,          # ndf of the video discriminator
+  )
+
+  c.loss = dict(
+      huber_delta=1.0,           # Lr: Huber (smooth L1) threshold on [-1, 1] images
+      perceptual=0.01,           # weight of Lp, the I3D temporal perceptual loss (layer 1 only; 0 = off)
+      adversarial=0.01,          # weight of La
+      gan="bce",                 # "bce" (non-saturating) | "lsgan" | "hinge"
+  )
+
+  c.schedule = dict(
+      mode="stagewise",          # "stagewise" (train G1; freeze; train G2 on its outputs; ...) | "joint"
+      layer_steps=(),            # steps per layer in stagewise mode; () = split train.steps evenly
+  )
+
+  c.optim = dict(lr=2e-5, b1=0.5, b2=0.999)
+
+  c.train.update(batch_size=8, steps=150_000, log_every=50, checkpoint_every=2000,
+                 sample_every=2000, eval_every=10_000, data_workers=2)
+  c.eval.update(split="validation", batch_size=6, num_examples=96)   # 16 clips x 6 view pairs
+
+  if arg.runlocal:
+    _runlocal(c)
+  if arg.frames:
+    c.data.num_frames = arg.frames
+  if arg.res:
+    c.data.resolution = arg.res
+  if arg.batch:
+    c.train.batch_size = arg.batch
+    c.eval.batch_size = arg.batch
+  return c
+
+
+def _runlocal(c):
+  """A small variant that trains on a 2-core CPU in minutes (documented departures from the paper:
+  narrower networks, 64x64 x 8 frames, a larger learning rate for the short schedule)."""
+  c.data.num_frames = 8
+  c.data.resolution = 64
+  c.model.variant = "runlocal"
+  c.model.disc_channels = 16
+  c.optim.lr = 2e-4
+  c.train.update(batch_size=4, steps=600, log_every=20, checkpoint_every=200, sample_every=200,
+                 eval_every=0, data_workers=2)
+  c.eval.update(batch_size=6, num_examples=48)

@@ -1,0 +1,38 @@
+"""Parsing the typed argument string of a config file (`configs/x.py:runlocal,res=64`).
+
+big_vision style: `get_config(arg)` receives everything after the colon; this turns it into a
+ConfigDict of typed fields with defaults, rejecting unknown names with the allowed ones.
+"""
+from __future__ import annotations
+
+import ast
+
+import ml_collections
+
+
+def parse_config_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
+  """Parses `"flag,key=value,..."`; a bare `flag` sets a bool default to True.
+
+  Values are parsed as Python literals and must match the type of the default.
+  """
+  out = ml_collections.ConfigDict(defaults)
+  for item in filter(None, (s.strip() for s in (arg or "").split(","))):
+    key, eq, text = item.partition("=")
+    key = key.strip()
+    if key not in defaults:
+      raise ValueError(f"unknown config argument {key!r} (allowed: {', '.join(sorted(defaults))})")
+    default = defaults[key]
+    if not eq:
+      if not isinstance(default, bool):
+        raise ValueError(f"config argument {key!r} needs a value ({key}=...)")
+      out[key] = True
+      continue
+    try:
+      value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+      value = text.strip()
+    if isinstance(default, bool) or not isinstance(value, type(default)):
+      if not (isinstance(default, float) and isinstance(value, int)):
+        raise ValueError(f"config argument {key!r} expects {type(default).__name__}, got {text!r}")
+    out[key] = value
+  return out
