@@ -2,8 +2,8 @@
 
 `load(name, weights=None) -> (module, variables)`; `module.apply(variables, x)` returns a dict of
 named endpoints. Networks: "i3d" (Kinetics-400 Inception-I3D, videos), "vgg16", "vgg19" and
-"alexnet" (torchvision layouts, images). Inputs follow the batch contract ([-1, 1], NHWC images / NTHWC videos); each
-network applies its reference input normalisation itself. Weights are read from the file a
+"alexnet" (torchvision layouts, images), "inception_v3_fid" (pytorch-fid's FID InceptionV3).
+Inputs follow the batch contract ([-1, 1], NHWC images / NTHWC videos); each network applies its reference input normalisation itself. Weights are read from the file a
 package ships (weights=None) or from a path, never downloaded, and loaded once per process.
 The variables are frozen: pass them to the loss functions, never to an optimizer.
 """
