@@ -61,29 +61,16 @@ def _flow(proj, T, P, vi, ti, p, local, xy, step):
   return np.where(ok[:, None], flow, 0.0).astype(np.float32)
 
 
-def render(shape, textures, motion: Motion, cameras: Cameras, *, background=None, light=None) -> dict:
-  """Render T frames of a body in V cameras.
-
-  shape [NUM_SHAPE] body parameters, textures [P, S, PHI, 3] albedo (uint8, or float in [0, 1])
-  on each primitive's (s, phi) grid, motion with T
-  frames, cameras with image size (H, W); background uint8 [V, H, W, 3] (black if None); light
-  a unit direction towards the light. Returns the batch-contract arrays, views first.
-  """
-  V, H, W = cameras.num_views, cameras.height, cameras.width
-  posed = pose_body(np.asarray(shape, np.float64), motion)
-  T = posed.prim_rot.shape[0]
-  light = DEFAULT_LIGHT if light is None else np.asarray(light, np.float64)
-  centres, dirs = pixel_rays(cameras.K, cameras.R, cameras.t, H, W)
-  depth, pid = zbuffer(posed.prim_rot, posed.prim_center, posed.rest.radii, posed.rest.h,
-                       cameras.K, cameras.R, cameras.t, H, W, centres, dirs)
-  P = posed.prim_rot.shape[1]
-  HW = H * W
-  flat = np.flatnonzero(pid >= 0)                       # over [V, T, H*W]
+def _foreground(posed, cameras, textures, light, depth, pid, centres, dirs) -> tuple:
+  """Per foreground pixel (flat index over [V, T, H*W]): every modality's value."""
+  T, P = posed.prim_rot.shape[:2]
+  HW, W = cameras.height * cameras.width, cameras.width
+  flat = np.flatnonzero(pid >= 0)
   pix, img = flat % HW, flat // HW
   vi, ti = img // T, img % T
   p = np.take(pid.reshape(-1), flat)
   z = np.take(depth.reshape(-1), flat)
-  X = (np.take(centres, vi, axis=0) + z[:, None] * np.take(dirs.reshape(-1, 3), vi * HW + pix, axis=0))
+  X = np.take(centres, vi, axis=0) + z[:, None] * np.take(dirs.reshape(-1, 3), vi * HW + pix, axis=0)
   to_local, rot_t, proj = _transforms(posed, cameras)
   local = _affine(to_local, ti * P + p, X.astype(np.float32))
   radii, h = posed.rest.radii[p].astype(np.float32), posed.rest.h[p].astype(np.float32)
@@ -93,32 +80,49 @@ def render(shape, textures, motion: Motion, cameras: Cameras, *, background=None
   part = faces.FACE_PART[face]
   xy = np.stack([pix % W, pix // W], axis=-1).astype(np.float32)
   light_local = np.take((rot_t @ light).astype(np.float32), ti * P + p, axis=0)
+  values = dict(
+      rgb=_shade(q, h, radii, light_local, s, phi, p, np.asarray(textures)), depth=z, mask=1,
+      face=face, part=part, uv=faces.surface_uv(p, part, s, phi),
+      flow_fwd=_flow(proj, T, P, vi, ti, p, local, xy, 1),
+      flow_bwd=_flow(proj, T, P, vi, ti, p, local, xy, -1))
+  return flat, values
 
+
+_IMAGES = dict(  # key: (fill value on background, dtype, channels)
+    depth=(0, np.float32, ()), mask=(0, np.uint8, ()), face=(-1, np.int32, ()),
+    part=(0, np.int32, ()), uv=(0, np.float32, (2,)), flow_fwd=(0, np.float32, (2,)),
+    flow_bwd=(0, np.float32, (2,)))
+
+
+def render(shape, textures, motion: Motion, cameras: Cameras, *, background=None, light=None) -> dict:
+  """Render T frames of a body in V cameras.
+
+  shape [NUM_SHAPE] body parameters; textures [P, S, PHI, 3] albedo (uint8, or float in [0, 1])
+  on each primitive's (s, phi) grid; motion with T frames; cameras with image size (H, W);
+  background uint8 [V, H, W, 3] (black if None); light a unit direction towards the light.
+  Returns the batch-contract arrays, views first (see the package docstring).
+  """
+  V, H, W = cameras.num_views, cameras.height, cameras.width
+  posed = pose_body(np.asarray(shape, np.float64), motion)
+  T = posed.prim_rot.shape[0]
+  light = DEFAULT_LIGHT if light is None else np.asarray(light, np.float64)
+  centres, dirs = pixel_rays(cameras.K, cameras.R, cameras.t, H, W)
+  depth, pid = zbuffer(posed.prim_rot, posed.prim_center, posed.rest.radii, posed.rest.h,
+                       cameras.K, cameras.R, cameras.t, H, W, centres, dirs)
+  flat, values = _foreground(posed, cameras, textures, light, depth, pid, centres, dirs)
   if background is None:
     background = np.zeros((V, H, W, 3), np.uint8)
-  rgb = np.repeat(background.reshape(V, 1, HW, 3), T, axis=1).reshape(V * T * HW, 3)
-  rgb[flat] = _shade(q, h, radii, light_local, s, phi, p, np.asarray(textures))
-  out = dict(rgb=rgb)
-  for key, value, fill, dtype in (
-      ("depth", z, 0, np.float32), ("mask", 1, 0, np.uint8), ("face", face, -1, np.int32),
-      ("part", part, 0, np.int32)):
-    arr = np.full(V * T * HW, fill, dtype)
-    arr[flat] = value
-    out[key] = arr
-  for key, value in (("uv", faces.surface_uv(p, part, s, phi)),
-                     ("flow_fwd", _flow(proj, T, P, vi, ti, p, local, xy, 1)),
-                     ("flow_bwd", _flow(proj, T, P, vi, ti, p, local, xy, -1))):
-    arr = np.zeros((V * T * HW, 2), np.float32)
-    arr[flat] = value
-    out[key] = arr
-  out = {k: v.reshape((V, T, H, W) + v.shape[1:]) for k, v in out.items()}
-
+  rgb = np.repeat(background.reshape(V, 1, H * W, 3), T, axis=1).reshape(-1, 3)
+  rgb[flat] = values["rgb"]
+  out = dict(rgb=rgb.reshape(V, T, H, W, 3))
+  for key, (fill, dtype, channels) in _IMAGES.items():
+    arr = np.full((V * T * H * W,) + channels, fill, dtype)
+    arr[flat] = values[key]
+    out[key] = arr.reshape((V, T, H, W) + channels)
   kp3 = keypoints.keypoints_3d(posed.joint_pos, posed.prim_rot, posed.prim_center, posed.rest)
   kp_xy, _ = cameras.project(kp3)
   vis = keypoints.visibility(kp3, posed.prim_rot, posed.prim_center, posed.rest, cameras)
   out["keypoints"] = np.concatenate([kp_xy, vis[..., None]], axis=-1).astype(np.float32)
   out["background"] = np.ascontiguousarray(background, np.uint8)
-  out["K"] = cameras.K.astype(np.float32)
-  out["R"] = cameras.R.astype(np.float32)
-  out["t"] = cameras.t.astype(np.float32)
+  out.update(K=cameras.K.astype(np.float32), R=cameras.R.astype(np.float32), t=cameras.t.astype(np.float32))
   return out
