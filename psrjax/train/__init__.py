@@ -5,9 +5,11 @@ Modules (import what you need; this package imports nothing eagerly):
   offline_eval  `evaluate_checkpoint(config, workdir)` (what `psrjax eval` runs)
   evaluator     `Evaluator(system, config, mesh).run(params)`, `write_results`
   context       `build_context`: validation of config, system, mesh and data before any write
-  partitioning  the (data, model) Mesh, shardings, global batches from process-local data
-  state         the state pytree {"params", "opt", "step"} built from `jax.eval_shape`
-  step          one jitted step per Stage (phases in order, per-group norms)
+  partitioning  the (data, model) Mesh, replicated / FSDP / model-axis shardings, global batches
+  options       validated scale options: sharding, compute dtype, gradient accumulation, EMA
+  precision     float32 parameters, bfloat16 compute: casts at the system boundary
+  state         the state pytree {"params", "opt", "step"[, "ema"]} built from `jax.eval_shape`
+  step          one jitted step per Stage (phases in order, microbatches, EMA, per-group norms)
   checkpoint    orbax checkpoints of state + grain iterator, corrupt-checkpoint fallback
   data          grain pipelines (shuffled/repeated train stream, padded eval batches)
   writers       metrics.jsonl, TensorBoard (clu), sample GIFs

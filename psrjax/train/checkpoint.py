@@ -36,7 +36,7 @@ def _shapes(tree) -> dict[str, tuple]:
 
 
 def check_compatible(saved_tree: dict, target: dict, where: str) -> None:
-  """Parameters must match by name and shape; optimizer leaves by their shapes."""
+  """Parameters must match by name and shape; optimizer leaves by their shapes; EMA groups."""
   saved, want = _shapes(saved_tree.get("params", {})), _shapes(target["params"])
   if saved != want:
     diff = sorted(set(saved.items()) ^ set(want.items()))[:4]
@@ -47,6 +47,11 @@ def check_compatible(saved_tree: dict, target: dict, where: str) -> None:
   if saved_opt != sorted(_shapes(target["opt"]).values()):
     raise IncompatibleCheckpointError(
         f"checkpoint {where} has an optimizer state that does not match the config's optimizers")
+  saved_ema, want_ema = sorted(saved_tree.get("ema", {})), sorted(target.get("ema", {}))
+  if saved_ema != want_ema:
+    raise IncompatibleCheckpointError(
+        f"checkpoint {where} keeps EMAs of groups {saved_ema} but the config's train.ema "
+        f"keeps {want_ema}; set train.ema to match (or start from it with config.init_from)")
 
 
 class Checkpoints:

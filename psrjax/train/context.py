@@ -17,8 +17,10 @@ from jax.sharding import Mesh, NamedSharding
 from psrjax.systems import base
 from psrjax.train import data as data_lib
 from psrjax.train import evaluator as evaluator_lib
+from psrjax.train import options as options_lib
 from psrjax.train import partitioning
 from psrjax.train import state as state_lib
+from psrjax.train import step as step_lib
 
 
 @dataclasses.dataclass
@@ -40,6 +42,7 @@ class TrainContext:
   state_shardings: Any
   evaluator: evaluator_lib.Evaluator  # on config.eval.split
   constants: dict[str, Any]  # System.constants() on the devices, replicated
+  options: options_lib.ScaleOptions  # sharding, compute dtype, accumulation, EMA
 
   def stage_at(self, step: int) -> base.Stage:
     """The stage that trains step `step` (0-based count of completed steps)."""
@@ -56,6 +59,16 @@ class TrainContext:
   def with_constants(self, params: dict[str, Any]) -> dict[str, Any]:
     """`params` plus the system's frozen constants: what the system's functions receive."""
     return {**params, **self.constants}
+
+  def eval_params(self, state) -> dict[str, Any]:
+    """What evaluation and samples use: EMA groups (when kept) over the parameters, constants."""
+    return self.with_constants(state_lib.eval_params(state))
+
+  def jit_step(self, stage: base.Stage):
+    """The jitted train step of `stage` (see step.jit_train_step)."""
+    return step_lib.jit_train_step(
+        self.system, self.optimizers, stage, state_shardings=self.state_shardings,
+        batch_shardings=self.batch_sharding, mesh=self.mesh, options=self.options)
 
   def global_batch(self, local) -> dict[str, jax.Array]:
     return partitioning.global_batch(local, self.batch_sharding, self.config.train.batch_size)
@@ -77,9 +90,12 @@ def check_workdir(workdir: str) -> str:
 def build_context(config, workdir: str, *, devices=None) -> TrainContext:
   """Validates the config/system/data and derives the abstract state (writes nothing)."""
   workdir = check_workdir(workdir)
+  options_lib.from_config(config)  # Config-only checks before the system is built.
   system = base.get_system(config)
+  options = options_lib.from_config(config, system)
   mesh = partitioning.make_mesh(data=config.mesh.data, model=config.mesh.model, devices=devices)
-  local_batch = partitioning.check_batch_size(config.train.batch_size, mesh)
+  local_batch = partitioning.check_batch_size(config.train.batch_size, mesh,
+                                              microbatches=options.grad_accum)
   stages, optimizers = tuple(system.stages()), dict(system.optimizers())
   total = state_lib.check_schedule(system, stages, optimizers)
   batched = data_lib.train_dataset(system, config, local_batch=local_batch)
@@ -87,9 +103,11 @@ def build_context(config, workdir: str, *, devices=None) -> TrainContext:
   data_lib.check_example_spec(first, system.example_spec("train"), what="train")
   sharding = partitioning.batch_sharding(mesh)
   base_key = jax.device_put(jax.random.key(config.seed), partitioning.replicated(mesh))
-  init_fn = state_lib.make_init_fn(system, optimizers)
+  init_fn = state_lib.make_init_fn(system, optimizers, options.ema_groups)
   spec = partitioning.abstract_batch(first, sharding, config.train.batch_size)
-  abstract = state_lib.abstract_state(init_fn, base_key, spec)
+  abstract = state_lib.abstract_state(state_lib.make_init_fn(system, optimizers), base_key, spec)
+  options_lib.check_ema_groups(options, abstract["params"])
+  abstract = state_lib.with_ema(abstract, options.ema_groups)
   evaluator = evaluator_lib.Evaluator(system, config, mesh)
   data_lib.check_example_spec(evaluator.first_batch(), system.example_spec(config.eval.split),
                               what=f"eval split {config.eval.split!r}")
@@ -98,8 +116,9 @@ def build_context(config, workdir: str, *, devices=None) -> TrainContext:
       config=config, workdir=workdir, system=system, mesh=mesh, stages=stages,
       optimizers=optimizers, total_steps=total, batched=batched, first_batch=first,
       batch_sharding=sharding, base_key=base_key, init_fn=init_fn, abstract_state=abstract,
-      state_shardings=state_lib.state_shardings(abstract, mesh), evaluator=evaluator,
-      constants=constants)
+      state_shardings=state_lib.state_shardings(abstract, mesh, strategy=options.params_sharding,
+                                                min_size=options.min_shard_size),
+      evaluator=evaluator, constants=constants, options=options)
 
 
 def _device_constants(system, abstract_state, mesh) -> dict[str, Any]:

@@ -32,10 +32,20 @@ def trainer_config() -> ml_collections.ConfigDict:
   config.train.eval_every = 0  # steps between evaluations, 0 = only at the end.
   config.train.data_workers = 0  # grain worker processes, 0 = read in the main process.
   config.train.prefetch = 2  # batches read ahead by threads, 0 = synchronous.
+  config.train.compute_dtype = "float32"  # "float32" | "bfloat16" (parameters stay float32).
+  config.train.grad_accum = 1  # microbatches per step (batch_size % (mesh.data * N) == 0).
+  config.train.ema = ml_collections.ConfigDict()
+  config.train.ema.decay = 0.0  # 0.0 = off, else e.g. 0.999: ema = decay * ema + (1-decay) * params.
+  config.train.ema.groups = ()  # parameter groups averaged (e.g. ("g",)); eval/samples use them.
+
+  config.sharding = ml_collections.ConfigDict()
+  config.sharding.params = "replicated"  # "replicated" | "fsdp" (params + optimizer over `data`).
+  config.sharding.min_size = 2**14  # leaves with fewer elements stay replicated (fsdp / model).
 
   config.mesh = ml_collections.ConfigDict()
   config.mesh.data = -1  # data-parallel size, -1 = all devices not used by `model`.
-  config.mesh.model = 1  # model-axis size (the batch is replicated along it).
+  config.mesh.model = 1  # model-axis size: large kernels' output channels are split along it
+  #                       (the batch is replicated along it).
 
   config.eval = ml_collections.ConfigDict()
   config.eval.split = "validation"  # split name passed to System.dataset.

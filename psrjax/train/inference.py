@@ -20,7 +20,7 @@ def load_trained(workdir: str, overrides: Sequence[tuple[str, str]] = ()) -> tup
   for key, text in overrides:
     config_utils.apply_override(config, key, text)
   ctx, step, state = offline_eval.load_latest(config, workdir)
-  return ctx.system, ctx.with_constants(state["params"]), step
+  return ctx.system, ctx.eval_params(state), step
 
 
 def sample_frames(system, params, example: Mapping[str, np.ndarray]) -> np.ndarray:

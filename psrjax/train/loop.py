@@ -27,7 +27,6 @@ from psrjax.train import preemption
 from psrjax.train import progress as progress_lib
 from psrjax.train import samples as samples_lib
 from psrjax.train import state as state_lib
-from psrjax.train import step as step_lib
 from psrjax.train import writers as writers_lib
 
 class NonFiniteLossError(RuntimeError):
@@ -73,9 +72,11 @@ def _fresh_state(ctx: context_lib.TrainContext) -> Any:
   loaded = checkpoint_lib.restore_params(ctx.config.init_from,
                                          ctx.restore_target()["params"])
   params = {**state["params"], **loaded}
-  reinit = jax.jit(lambda p: {g: ctx.optimizers[g].init(p[g]) for g in sorted(ctx.optimizers)},
-                   out_shardings=ctx.state_shardings["opt"])
-  return {"params": params, "opt": reinit(params), "step": state["step"]}
+  shardings = {k: v for k, v in ctx.state_shardings.items() if k != "params"}
+  reinit = jax.jit(lambda p: {k: v for k, v in state_lib.from_params(
+      p, ctx.optimizers, ctx.options.ema_groups).items() if k != "params"},
+                   out_shardings=shardings)
+  return {"params": params, **reinit(params)}
 
 
 def _initial_state(ctx, checkpoints, iterator) -> tuple[int, Any, str]:
@@ -105,9 +106,7 @@ class _Run:
 
   def step_fn(self, stage):
     if stage.name not in self._steps:
-      self._steps[stage.name] = step_lib.jit_train_step(
-          self.ctx.system, self.ctx.optimizers, stage, state_shardings=self.ctx.state_shardings,
-          batch_shardings=self.ctx.batch_sharding, mesh=self.ctx.mesh)
+      self._steps[stage.name] = self.ctx.jit_step(stage)
     return self._steps[stage.name]
 
   def log(self, step: int, metrics: dict[str, float]) -> None:
@@ -117,12 +116,12 @@ class _Run:
 
   def sample(self, step: int, state) -> None:
     stage = self.ctx.stage_at(step - 1).name
-    frames = self.sampler.frames(self.ctx.with_constants(state["params"]), stage)
+    frames = self.sampler.frames(self.ctx.eval_params(state), stage)
     path = writers_lib.write_sample_video(self.ctx.workdir, step, frames, self.writer)
     self.progress.message(f"sample written to {path}")
 
   def evaluate(self, step: int, state) -> None:
-    self.eval_results = self.evaluator.run(self.ctx.with_constants(state["params"]))
+    self.eval_results = self.evaluator.run(self.ctx.eval_params(state))
     path = evaluator_lib.write_results(self.ctx.workdir, step, self.eval_results, self.writer)
     self.progress.message(f"eval at step {step}: {progress_lib.format_metrics(self.eval_results)}"
                           f" -> {path}")

@@ -36,7 +36,7 @@ def evaluate_checkpoint(config, workdir: str, *, devices=None) -> tuple[int, dic
   Writes `<workdir>/eval/<step>.json` and the `eval/*` scalars; returns (step, results).
   """
   ctx, step, state = load_latest(config, workdir, devices=devices)
-  results = ctx.evaluator.run(ctx.with_constants(state["params"]))
+  results = ctx.evaluator.run(ctx.eval_params(state))
   writer = writers_lib.make_writer(ctx.workdir)
   try:
     evaluator_lib.write_results(ctx.workdir, step, results, writer)

@@ -2,14 +2,16 @@
 
     {"params": {group: params}, "opt": {group: optimizer state}, "step": int32 scalar}
 
-`jax.eval_shape` of the init function gives the abstract state, shardings are derived from
-it (parameters and optimizer state replicated), and the real state is created on the devices
-by `jax.jit(init, out_shardings=...)` -- never on the host.
+plus `"ema": {group: params}` when `train.ema.decay > 0` (the moving averages of
+`train.ema.groups`, initialised to the parameters). `jax.eval_shape` of the init function
+gives the abstract state, shardings are derived from it (`partitioning.leaf_spec` for
+parameters, optimizer state and EMA; the step replicated), and the real state is created on
+the devices by `jax.jit(init, out_shardings=...)` -- never on the host.
 """
 from __future__ import annotations
 
 import zlib
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -44,25 +46,46 @@ def check_schedule(system, stages, optimizers: Mapping[str, Any]) -> int:
   return total
 
 
-def make_init_fn(system, optimizers) -> Callable[[jax.Array, Any], State]:
+def from_params(params, optimizers, ema_groups: Sequence[str] = ()) -> State:
+  """A step-0 state around `params`: fresh optimizer states and EMAs equal to the parameters."""
+  missing = sorted(set(optimizers) - set(params))
+  if missing:
+    raise ValueError(f"optimizers() has groups {missing} that init() does not return "
+                     f"(init groups: {sorted(params)})")
+  state = {"params": params, "opt": {g: optimizers[g].init(params[g]) for g in sorted(optimizers)},
+           "step": jnp.zeros((), jnp.int32)}
+  return with_ema(state, ema_groups)
+
+
+def with_ema(state: State, ema_groups: Sequence[str]) -> State:
+  """`state` plus `"ema"` copies of the `ema_groups` parameters (unchanged if there are none)."""
+  if not ema_groups:
+    return state
+  return {**state, "ema": {g: state["params"][g] for g in ema_groups}}
+
+
+def make_init_fn(system, optimizers,
+                 ema_groups: Sequence[str] = ()) -> Callable[[jax.Array, Any], State]:
   """`init(rng, batch) -> state` (pure; meant for `eval_shape` and `jit`)."""
 
   def init(rng, batch):
-    params = system.init(named_key(rng, "init"), batch)
-    missing = sorted(set(optimizers) - set(params))
-    if missing:
-      raise ValueError(f"optimizers() has groups {missing} that init() does not return "
-                       f"(init groups: {sorted(params)})")
-    opt = {g: optimizers[g].init(params[g]) for g in sorted(optimizers)}
-    return {"params": params, "opt": opt, "step": jnp.zeros((), jnp.int32)}
+    return from_params(system.init(named_key(rng, "init"), batch), optimizers, ema_groups)
 
   return init
 
 
-def state_shardings(abstract_state: State, mesh: Mesh) -> Any:
-  """Replicated shardings for every leaf of the state."""
-  rep = partitioning.replicated(mesh)
-  return jax.tree.map(lambda _: rep, abstract_state)
+def state_shardings(abstract_state: State, mesh: Mesh, *, strategy: str = "replicated",
+                    min_size: int = 1) -> Any:
+  """Shardings of every leaf: `partitioning.leaf_spec` for all but the replicated step."""
+  rule = lambda leaf: partitioning.leaf_sharding(leaf, mesh, strategy=strategy, min_size=min_size)
+  out = {k: jax.tree.map(rule, v) for k, v in abstract_state.items() if k != "step"}
+  out["step"] = partitioning.replicated(mesh)
+  return out
+
+
+def eval_params(state: State) -> dict[str, Any]:
+  """The parameters evaluation and samples use: EMA groups (when kept) over the raw ones."""
+  return {**state["params"], **state.get("ema", {})}
 
 
 def with_shardings(abstract_state: State, shardings: Any) -> Any:

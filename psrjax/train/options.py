@@ -1,0 +1,58 @@
+"""The scale options of a run (sharding, compute dtype, gradient accumulation, EMA), validated.
+
+`from_config` checks every config-only value before a system is built or anything compiles;
+`check_ema_groups` checks the EMA groups against the system's parameter groups.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from psrjax.train import partitioning
+from psrjax.train import precision
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaleOptions:
+  """How the train step is laid out and computed (see defaults.trainer_config)."""
+  params_sharding: str  # "replicated" | "fsdp": placement of parameters and optimizer state.
+  min_shard_size: int  # leaves with fewer elements are never split.
+  compute_dtype: Any  # jnp.float32 | jnp.bfloat16, the dtype System.losses computes in.
+  grad_accum: int  # microbatches per step (1 = the whole batch at once).
+  ema_decay: float  # 0.0 = no EMA.
+  ema_groups: tuple[str, ...]  # parameter groups with an exponential moving average.
+  float32_inputs: tuple[str, ...] = ()  # batch keys never cast (System.float32_inputs).
+
+  @property
+  def ema(self) -> bool:
+    return self.ema_decay > 0.0
+
+
+def from_config(config, system=None) -> ScaleOptions:
+  """Validated options from `config.sharding` and `config.train` (one-line errors)."""
+  partitioning.check_strategy(config.sharding.params)
+  if config.sharding.min_size < 1:
+    raise ValueError(f"sharding.min_size={config.sharding.min_size} must be >= 1")
+  accum = config.train.grad_accum
+  if not isinstance(accum, int) or accum < 1:
+    raise ValueError(f"train.grad_accum={accum!r} must be an integer >= 1")
+  decay = float(config.train.ema.decay)
+  groups = tuple(config.train.ema.groups)
+  if not 0.0 <= decay < 1.0:
+    raise ValueError(f"train.ema.decay={decay} must be in [0, 1) (0 = off, e.g. 0.999)")
+  if decay > 0.0 and not groups:
+    raise ValueError("train.ema.decay > 0 needs train.ema.groups, the parameter groups to "
+                     "average (e.g. ('g',))")
+  keep = tuple(getattr(system, "float32_inputs", ()))
+  return ScaleOptions(params_sharding=config.sharding.params,
+                      min_shard_size=int(config.sharding.min_size),
+                      compute_dtype=precision.compute_dtype(config), grad_accum=accum,
+                      ema_decay=decay, ema_groups=groups if decay > 0.0 else (),
+                      float32_inputs=keep)
+
+
+def check_ema_groups(options: ScaleOptions, param_groups) -> None:
+  unknown = sorted(set(options.ema_groups) - set(param_groups))
+  if unknown:
+    raise ValueError(f"train.ema.groups {unknown} are not parameter groups of the system "
+                     f"(groups: {sorted(param_groups)})")

@@ -1,0 +1,54 @@
+"""Compute dtype: float32 parameters, computation in float32 or bfloat16.
+
+With `train.compute_dtype = "bfloat16"` the train step casts, at the system boundary, every
+floating parameter (trained and frozen groups and the system's constants) and every floating
+batch input to bfloat16 before calling `System.losses`. Gradients flow back through the casts
+into the float32 parameters, the optimizers update float32 values, and the loss terms are
+reported in float32. bfloat16 has float32's exponent range, so no loss scaling is needed
+(float16, which would need it, is not offered). Evaluation, samples and inference run in float32.
+
+How a system opts in (nothing is required; these make the bfloat16 path effective and safe):
+
+- Flax modules built with `dtype=None` compute in the dtype of their (already cast) parameters
+  and inputs. Arrays the system creates itself (noise, grids, constants) should take the dtype of
+  an input (`jax.random.normal(key, x.shape, x.dtype)`); a float32 array promotes the whole
+  expression back to float32. Modules may also set `dtype=compute_dtype(config)` explicitly.
+- Batch keys whose values need float32 precision (pixel coordinates, flow, camera matrices) are
+  named in the system's optional attribute `float32_inputs: tuple[str, ...]`; they are not cast.
+- Reductions that feed a loss are best done in float32: `x.astype(jnp.float32).mean()`.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import jax
+import jax.numpy as jnp
+
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def compute_dtype(config) -> Any:
+  """The jnp dtype named by `config.train.compute_dtype` (one-line error if unknown)."""
+  name = config.train.compute_dtype
+  if name not in COMPUTE_DTYPES:
+    raise ValueError(f"train.compute_dtype={name!r} is not supported; use one of "
+                     f"{', '.join(map(repr, COMPUTE_DTYPES))}")
+  return COMPUTE_DTYPES[name]
+
+
+def cast_floats(tree: Any, dtype: Any) -> Any:
+  """`tree` with every floating-point leaf cast to `dtype` (integer/bool leaves unchanged)."""
+
+  def cast(x):
+    if jnp.issubdtype(jnp.result_type(x), jnp.floating):
+      return jnp.asarray(x).astype(dtype)
+    return x
+
+  return jax.tree.map(cast, tree)
+
+
+def cast_batch(batch: Mapping[str, Any], dtype: Any, *,
+               keep: Iterable[str] = ()) -> dict[str, Any]:
+  """The batch with its floating inputs cast to `dtype`, except the keys in `keep`."""
+  keep = frozenset(keep)
+  return {k: v if k in keep else cast_floats(v, dtype) for k, v in batch.items()}

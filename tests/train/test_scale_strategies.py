@@ -1,0 +1,152 @@
+"""Scale options give the default run's losses: FSDP, a model axis, bfloat16, gradient
+accumulation and EMA; bad options fail before anything compiles.
+
+This file is also the system module of its runs (`config.system = __file__`): the toy system
+without input noise, so microbatches see exactly the inputs of the whole batch.
+"""
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import PartitionSpec as P
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import toy_system  # noqa: E402  pylint: disable=g-import-not-at-top
+import train_harness  # noqa: E402  pylint: disable=g-import-not-at-top
+from psrjax.train import context as context_lib  # noqa: E402
+from psrjax.train import loop  # noqa: E402
+from psrjax.train import state as state_lib  # noqa: E402
+
+STEPS = 4  # two per stage of the toy system (warmup, gan)
+
+
+class NoiselessToy(toy_system.ToySystem):
+  """The toy system with its generator input noise removed."""
+
+  def losses(self, params, batch, rng, *, phase, stage):
+    fake = self._fake(params, batch["src"])
+    if phase == "d":
+      real = jax.nn.softplus(-self._logits(params, batch["rgb"])).mean()
+      fake_term = jax.nn.softplus(self._logits(params, fake)).mean()
+      return real + fake_term, {"real": real, "fake": fake_term}
+    l1 = jnp.abs(fake - batch["rgb"]).mean()
+    adv = jax.nn.softplus(-self._logits(params, fake)).mean()
+    return l1 + (0.1 if stage == "gan" else 0.0) * adv, {"l1": l1, "adv": adv}
+
+
+def make_system(config):
+  return NoiselessToy(config)
+
+
+def scale_config(**overrides):
+  """The toy config on this file's system, 8 hidden channels, every leaf shardable."""
+  config = toy_system.toy_config(**{"train.steps": STEPS, "toy.features": 8,
+                                    "sharding.min_size": 1, **overrides})
+  config.system = os.path.abspath(__file__)
+  return config
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+  return loop.train(scale_config(), str(tmp_path_factory.mktemp("default")))
+
+
+def _specs(state, group):
+  return {jax.tree_util.keystr(path): leaf.sharding.spec
+          for path, leaf in jax.tree_util.tree_flatten_with_path(state["params"][group])[0]}
+
+
+def test_fsdp_shards_parameters_and_optimizer_and_matches(default_run, tmp_path):
+  result = loop.train(scale_config(**{"sharding.params": "fsdp"}), str(tmp_path))
+  specs = _specs(result.state, "g")
+  assert specs["['Conv_0']['kernel']"] == P(None, None, None, "data")  # [3, 3, 3, 8]
+  assert specs["['Conv_1']['kernel']"] == P(None, None, "data", None)  # [3, 3, 8, 3]
+  assert specs["['Conv_1']['bias']"] == P()  # [3]: no axis divisible by 8
+  adam_mu = result.state["opt"]["g"][0].mu["Conv_0"]["kernel"]
+  assert adam_mu.sharding.spec == P(None, None, None, "data")
+  assert len(adam_mu.addressable_shards) == 8 and adam_mu.addressable_shards[0].data.shape[-1] == 1
+  train_harness.assert_same_losses(result.history, default_run.history, rtol=1e-5,
+                                   steps=range(1, STEPS + 1))
+
+
+def test_model_axis_splits_output_channels_and_matches(default_run, tmp_path):
+  config = scale_config(**{"sharding.params": "fsdp"})
+  config.mesh.data, config.mesh.model = 4, 2
+  result = loop.train(config, str(tmp_path))
+  specs = _specs(result.state, "g")
+  assert specs["['Conv_0']['kernel']"] == P(None, None, None, "model")  # [3, 3, 3, 8]
+  assert specs["['Conv_0']['bias']"] == P("data")  # 1-D: never split along model
+  assert specs["['Conv_1']['kernel']"] == P(None, None, "data", None)  # 3 outputs: not by 2
+  train_harness.assert_same_losses(result.history, default_run.history, rtol=1e-5,
+                                   steps=range(1, STEPS + 1))
+
+
+def test_gradient_accumulation_matches_big_batch(default_run, tmp_path):
+  config = scale_config(**{"train.grad_accum": 2})
+  config.mesh.data = 4  # 8 rows = 4 devices x 2 microbatches x 1 row
+  result = loop.train(config, str(tmp_path))
+  train_harness.assert_same_losses(result.history, default_run.history, rtol=1e-5,
+                                   steps=range(1, STEPS + 1))
+  for key in ("l2_grads/g", "l2_grads/d", "l2_params/g"):
+    np.testing.assert_allclose(result.history[-1][key], default_run.history[-1][key], rtol=1e-4)
+
+
+def test_bfloat16_compute_keeps_float32_params_and_close_losses(default_run, tmp_path):
+  result = loop.train(scale_config(**{"train.compute_dtype": "bfloat16"}), str(tmp_path))
+  leaves = jax.tree.leaves(result.state["params"]) + jax.tree.leaves(result.state["opt"]["g"])
+  assert {x.dtype for x in leaves if jnp.issubdtype(x.dtype, jnp.floating)} == {np.dtype("float32")}
+  train_harness.assert_same_losses(result.history, default_run.history, rtol=3e-2,
+                                   steps=range(1, STEPS + 1))
+  # ...but not identical: the losses were computed in bfloat16.
+  assert result.history[0]["g/l1"] != default_run.history[0]["g/l1"]
+
+
+def test_ema_is_the_average_and_feeds_evaluation(default_run, tmp_path):
+  config = scale_config(**{"train.ema.decay": 0.5, "train.ema.groups": ("g",)})
+  start = loop.train(config, str(tmp_path / "a"), stop_after=0).state
+  one = loop.train(config.copy_and_resolve_references(), str(tmp_path / "b"), stop_after=1)
+  assert set(one.state) == {"params", "opt", "step", "ema"} and set(one.state["ema"]) == {"g"}
+  jax.tree.map(lambda e, p0, p1: np.testing.assert_allclose(e, 0.5 * p0 + 0.5 * p1, rtol=1e-6),
+               one.state["ema"]["g"], start["params"]["g"], one.state["params"]["g"])
+  full = loop.train(config.copy_and_resolve_references(), str(tmp_path / "b"))  # resumes
+  train_harness.assert_same_losses(one.history + full.history, default_run.history, rtol=1e-5,
+                                   steps=range(1, STEPS + 1))
+  ctx = context_lib.build_context(config, str(tmp_path / "c"))
+  with_ema = ctx.evaluator.run(ctx.eval_params(full.state))
+  raw = ctx.evaluator.run(ctx.with_constants(full.state["params"]))
+  assert full.eval_results["l1"] == pytest.approx(with_ema["l1"], rel=1e-6)
+  assert with_ema["l1"] != pytest.approx(raw["l1"], rel=1e-4)
+  assert state_lib.eval_params(full.state)["g"] is full.state["ema"]["g"]
+
+
+def test_checkpoint_without_ema_is_incompatible_with_ema(default_run, tmp_path):
+  config = scale_config(**{"train.ema.decay": 0.9, "train.ema.groups": ("g",)})
+  config.resume = default_run.workdir
+  with pytest.raises(ValueError, match=r"keeps EMAs of groups \[\] but the config's train.ema "
+                                       r"keeps \['g'\]"):
+    loop.train(config, str(tmp_path / "run"))
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"sharding.params": "zero3"}, "sharding.params='zero3' is not a strategy; use one of "
+                                   "'replicated', 'fsdp'"),
+    ({"train.compute_dtype": "float16"}, "train.compute_dtype='float16' is not supported"),
+    ({"train.grad_accum": 3}, r"train.batch_size=8 must be a multiple of mesh.data x "
+                              r"train.grad_accum = 8 x 3 = 24"),
+    ({"train.grad_accum": 0}, "train.grad_accum=0 must be an integer >= 1"),
+    ({"train.ema.decay": 0.9}, "train.ema.decay > 0 needs train.ema.groups"),
+    ({"train.ema.decay": 0.9, "train.ema.groups": ("gen",)},
+     r"train.ema.groups \['gen'\] are not parameter groups of the system"),
+    ({"train.ema.decay": 1.0, "train.ema.groups": ("g",)}, "must be in \\[0, 1\\)"),
+])
+def test_bad_options_fail_before_compiling(tmp_path, overrides, match, monkeypatch):
+  def no_compile(*args, **kwargs):
+    raise AssertionError("compiled before validating the options")
+  monkeypatch.setattr(jax, "jit", no_compile)
+  with pytest.raises(ValueError, match=match):
+    loop.train(scale_config(**overrides), str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
