@@ -1,1 +1,10 @@
+"""Shared neural-network layers (3D convolutions, norms, residual blocks, padding)."""
+from psrjax.nn.blocks import ConvNormReLU3D, ResBlock3D
+from psrjax.nn.conv import CONV_IMPLS, Conv3D, ConvTranspose3D, conv3d, conv_transpose3d
+from psrjax.nn.norms import BatchStatNorm, InstanceNorm
+from psrjax.nn.padding import PAD_MODES, pad_pairs, pad_video
 
+__all__ = [
+    "BatchStatNorm", "CONV_IMPLS", "Conv3D", "ConvNormReLU3D", "ConvTranspose3D", "InstanceNorm",
+    "PAD_MODES", "ResBlock3D", "conv3d", "conv_transpose3d", "pad_pairs", "pad_video",
+]

@@ -1,0 +1,212 @@
+"""PSR-Net generators (Lakhal et al., "Multi-View Video Synthesis Through Progressive Synthesis and
+Refinement").
+
+PSR-Net synthesises the target view j from the input view i with K generators ("layers"), Eq. 1:
+
+  x̂ᵏ_j = G¹(xⁱ, x̂⁰_j, d_j)                           for k = 1,
+  x̂ᵏ_j = αₖ Gᵏ(xⁱ, x̂ᵏ⁻¹_j, d_j) + (1 - αₖ) x̂ᵏ⁻¹_j     for k >= 2   (`blend`, α = 0.5).
+
+Every generator is a 6-block ResNet (Zhu et al. 2017) with 3D convolutions: a 7x7x7 stem, two
+stride-(1, 2, 2) downsamplings, residual blocks, two transposed-convolution upsamplings, a 7x7x7
+output convolution and tanh, with instance norm. Following the paper's Figs. 4 and 6, the encoder
+part (stem + downsamplings) is replicated per input and the encodings are fused by a convolution
+before the residual blocks:
+
+- `ReconstructionLayer` (G¹, "separate heads", Sec. 3.1): encoders for xⁱ, x̂⁰_j and d_j, three
+  decoders for background, visible and occluded pixels composited by the visibility map (Eq. 2).
+  The temporal term of Eq. 3 (`psrjax.geometry.temporal_refine`) is applied by the caller.
+- `RecurrenceLayer` (Gᵏ, k >= 2, "concat videos", Sec. 3.2): one encoder for the channel
+  concatenation of xⁱ and x̂ᵏ⁻¹_j, one for d_j, one decoder.
+
+Choices the paper leaves open: the fusion is a 3x3x3 convolution + instance norm + ReLU to
+4 * base channels; downsampling/upsampling kernels are 3 spatially and `temporal_kernel` in time
+with temporal stride 1 (time is never resampled); stem/output convolutions use
+`stem_temporal_kernel` in time; padding is reflection (CycleGAN) for the stem, output and residual
+convolutions and zeros for the strided ones; weights ~ N(0, 0.02) (CycleGAN). Heights and widths
+must be multiples of 4.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from psrjax.geometry.visibility import BACKGROUND, OCCLUDED, VISIBLE
+from psrjax.nn import Conv3D, ConvNormReLU3D, ConvTranspose3D, InstanceNorm, ResBlock3D
+
+
+def composite(background: jax.Array, visible: jax.Array, occluded: jax.Array, vis: jax.Array) -> jax.Array:
+  """Eq. 2: x̃ = x̂_b ⊙ [M = 1] + x̂_v ⊙ [M = 2] + x̂_o ⊙ [M = 3]; vis int [..., T, H, W].
+
+  Pixels with any other label are 0. Each pixel's gradient reaches only its own branch.
+  """
+  m = vis[..., None]
+  zero = jnp.zeros((), background.dtype)
+  return (jnp.where(m == BACKGROUND, background, zero) + jnp.where(m == VISIBLE, visible, zero)
+          + jnp.where(m == OCCLUDED, occluded, zero))
+
+
+def blend(g_out: jax.Array, prev: jax.Array, alpha: float = 0.5) -> jax.Array:
+  """Eq. 1 for k >= 2: αₖ Gᵏ(...) + (1 - αₖ) x̂ᵏ⁻¹ (the paper fixes α = 0.5)."""
+  if isinstance(alpha, (int, float)) and not 0.0 <= alpha <= 1.0:
+    raise ValueError(f"alpha must be in [0, 1]; got {alpha}")
+  return alpha * g_out + (1.0 - alpha) * prev
+
+
+class _Parts(nn.Module):
+  """Fields shared by the encoders, fusion trunk and decoders."""
+  base_channels: int = 64            # ngf: stem width; the bottleneck has 4 * base_channels
+  num_blocks: int = 6                # residual blocks after the fusion
+  temporal_kernel: int = 3           # kt of the 3x3 (down/up/fusion/residual) convolutions, odd
+  stem_temporal_kernel: int = 7      # kt of the 7x7 stem and output convolutions, odd
+  pad_mode: str = "reflect"          # padding of stem/output/residual convs: "reflect" | "zero" | "edge"
+  conv_impl: str = "auto"            # Conv3D implementation: "auto" | "xla" | "fold_time"
+  dtype: Any = jnp.float32           # computation dtype (params float32, outputs float32)
+
+  def _conv_args(self) -> dict:
+    return dict(impl=self.conv_impl, dtype=self.dtype)
+
+
+class Encoder3D(_Parts):
+  """Stem (kt0 x 7 x 7) and two stride-(1, 2, 2) downsamplings, each conv + IN + ReLU."""
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kt0, kt = self.stem_temporal_kernel, self.temporal_kernel
+    x = ConvNormReLU3D(self.base_channels, (kt0, 7, 7), 1, (kt0 // 2, 3, 3), self.pad_mode,
+                       **self._conv_args(), name="stem")(x)
+    for i in range(2):
+      x = ConvNormReLU3D(self.base_channels * 2 ** (i + 1), (kt, 3, 3), (1, 2, 2), (kt // 2, 1, 1),
+                         "zero", **self._conv_args(), name=f"down{i}")(x)
+    return x
+
+
+class FusionTrunk(_Parts):
+  """Concatenated encodings -> fusion conv + IN + ReLU -> `num_blocks` residual blocks."""
+
+  @nn.compact
+  def __call__(self, encodings: Sequence[jax.Array]) -> jax.Array:
+    kt = self.temporal_kernel
+    x = jnp.concatenate(list(encodings), axis=-1)
+    x = ConvNormReLU3D(self.base_channels * 4, (kt, 3, 3), 1, (kt // 2, 1, 1), "zero",
+                       **self._conv_args(), name="fusion")(x)
+    for i in range(self.num_blocks):
+      x = ResBlock3D(kt, self.pad_mode, **self._conv_args(), name=f"block{i}")(x)
+    return x
+
+
+class Decoder3D(_Parts):
+  """Two transposed-conv upsamplings (+ IN + ReLU) and the kt0 x 7 x 7 output conv with tanh."""
+  out_channels: int = 3
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kt0, kt = self.stem_temporal_kernel, self.temporal_kernel
+    for i in range(2):
+      x = ConvTranspose3D(self.base_channels * 2 ** (1 - i), (kt, 3, 3), (1, 2, 2), (kt // 2, 1, 1),
+                          (0, 1, 1), **self._conv_args(), name=f"up{i}")(x)
+      x = nn.relu(InstanceNorm(dtype=self.dtype, name=f"up{i}_norm")(x))
+    x = Conv3D(self.out_channels, (kt0, 7, 7), 1, (kt0 // 2, 3, 3), self.pad_mode,
+               **self._conv_args(), name="out")(x)
+    return jnp.tanh(x).astype(jnp.float32)
+
+
+def _check_inputs(videos: dict[str, jax.Array], d_j: jax.Array) -> None:
+  ref_name, ref = next(iter(videos.items()))
+  if ref.ndim != 5 or ref.shape[-1] != 3:
+    raise ValueError(f"{ref_name} must be [B, T, H, W, 3]; got {ref.shape}")
+  for name, v in videos.items():
+    if v.shape != ref.shape:
+      raise ValueError(f"{name} {v.shape} must match {ref_name} {ref.shape}")
+  if d_j.shape != ref.shape[:-1] + (1,):
+    raise ValueError(f"d_j must be [B, T, H, W, 1] = {ref.shape[:-1] + (1,)}; got {d_j.shape}")
+  h, w = ref.shape[2:4]
+  if h % 4 or w % 4:
+    raise ValueError(f"frame height and width must be multiples of 4 (two 2x downsamplings); got {h}x{w}")
+
+
+class _Generator(_Parts):
+
+  def _check_kernels(self) -> None:
+    for name in ("temporal_kernel", "stem_temporal_kernel"):
+      if getattr(self, name) % 2 != 1:
+        raise ValueError(f"{name} must be odd to keep the number of frames; got {getattr(self, name)}")
+
+  def _parts(self) -> dict:
+    return {f.name: getattr(self, f.name) for f in dataclasses.fields(_Parts)
+            if f.name not in ("parent", "name")}
+
+
+class ReconstructionLayer(_Generator):
+  """G¹ (Sec. 3.1, "separate heads"): separate encoders, fusion, three decoders, Eq. 2 composite.
+
+  `__call__(x_i, x_hat0, d_j, vis, *, train=False)` with x_i, x_hat0 float [B, T, H, W, 3] in
+  [-1, 1], d_j float [B, T, H, W, 1], vis int [B, T, H, W] (1/2/3). Returns a dict:
+  "x_tilde" (the composite x̃¹ of Eq. 2), "background", "visible", "occluded" (branch outputs),
+  all float32 [B, T, H, W, 3]. `train` changes nothing (no dropout or running statistics).
+  """
+
+  @nn.compact
+  def __call__(self, x_i, x_hat0, d_j, vis, *, train: bool = False) -> dict[str, jax.Array]:
+    del train
+    self._check_kernels()
+    _check_inputs({"x_i": x_i, "x_hat0": x_hat0}, d_j)
+    if vis.shape != x_i.shape[:-1]:
+      raise ValueError(f"vis must be [B, T, H, W] = {x_i.shape[:-1]}; got {vis.shape}")
+    parts = self._parts()
+    encodings = [Encoder3D(**parts, name=f"encoder_{n}")(v)
+                 for n, v in (("x", x_i), ("x_hat0", x_hat0), ("depth", d_j))]
+    h = FusionTrunk(**parts, name="trunk")(encodings)
+    out = {n: Decoder3D(**parts, name=f"decoder_{n}")(h) for n in ("background", "visible", "occluded")}
+    out["x_tilde"] = composite(out["background"], out["visible"], out["occluded"], vis)
+    return out
+
+
+class RecurrenceLayer(_Generator):
+  """Gᵏ, k >= 2 (Sec. 3.2, "concat videos"): encoder E_v of [xⁱ, x̂ᵏ⁻¹] and E_d of d_j, one decoder.
+
+  `__call__(x_i, x_prev, d_j, *, train=False)` -> Gᵏ(xⁱ, x̂ᵏ⁻¹, d_j) float32 [B, T, H, W, 3]
+  (before the Eq. 1 `blend`).
+  """
+
+  @nn.compact
+  def __call__(self, x_i, x_prev, d_j, *, train: bool = False) -> jax.Array:
+    del train
+    self._check_kernels()
+    _check_inputs({"x_i": x_i, "x_prev": x_prev}, d_j)
+    parts = self._parts()
+    videos = jnp.concatenate([x_i, x_prev], axis=-1)
+    encodings = [Encoder3D(**parts, name="encoder_videos")(videos),
+                 Encoder3D(**parts, name="encoder_depth")(d_j)]
+    h = FusionTrunk(**parts, name="trunk")(encodings)
+    return Decoder3D(**parts, name="decoder")(h)
+
+
+# Named sizes. "paper": the paper's generators; "runlocal": trains in minutes on a laptop CPU;
+# "tiny": for tests.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "paper": dict(base_channels=64, num_blocks=6, temporal_kernel=3, stem_temporal_kernel=7),
+    "runlocal": dict(base_channels=16, num_blocks=3, temporal_kernel=3, stem_temporal_kernel=3),
+    "tiny": dict(base_channels=4, num_blocks=1, temporal_kernel=3, stem_temporal_kernel=3),
+}
+
+
+def psrnet_layer(k: int, variant: str = "paper", **overrides) -> ReconstructionLayer | RecurrenceLayer:
+  """The k-th PSR-Net layer: `ReconstructionLayer` for k = 1, `RecurrenceLayer` for k >= 2.
+
+  variant: "paper" | "runlocal" | "tiny" (see VARIANTS); overrides: any layer field
+  (base_channels, num_blocks, temporal_kernel, stem_temporal_kernel, pad_mode, conv_impl, dtype).
+  """
+  if not isinstance(k, int) or k < 1:
+    raise ValueError(f"layer index k must be an int >= 1; got {k!r}")
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown PSR-Net variant {variant!r}; choose one of {sorted(VARIANTS)}")
+  allowed = {f.name for f in dataclasses.fields(_Parts)} - {"parent", "name"}
+  unknown = sorted(set(overrides) - allowed)
+  if unknown:
+    raise ValueError(f"unknown PSR-Net layer field(s) {unknown}; allowed: {sorted(allowed)}")
+  cls = ReconstructionLayer if k == 1 else RecurrenceLayer
+  return cls(**{**VARIANTS[variant], **overrides})

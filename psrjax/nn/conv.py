@@ -1,0 +1,217 @@
+"""3D (spatio-temporal) convolutions: the single place where psrjax implements them.
+
+Kernels are stored in the standard `[kt, kh, kw, cin, cout]` layout (the layout of Flax's
+`nn.Conv` and of a PyTorch `Conv3d` weight transposed by (2, 3, 4, 1, 0)), whichever
+implementation computes the convolution:
+
+- "xla": one `lax.conv_general_dilated` over (T, H, W). Best on GPU/TPU.
+- "fold_time": the kt temporal taps are stacked on the channel axis and one 2D convolution runs
+  over the B*T frames. Mathematically identical; on XLA:CPU it is 5-15x faster than the native
+  3D convolution (whose CPU kernel is a slow generic loop).
+- "auto": "fold_time" when the default backend is CPU, else "xla" (decided at trace time).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import numpy as np
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from psrjax.nn.padding import pad_pairs, pad_video
+
+CONV_IMPLS = ("auto", "xla", "fold_time")
+
+# DCGAN / CycleGAN initialisation: weights ~ N(0, 0.02), biases 0.
+default_kernel_init = nn.initializers.normal(stddev=0.02)
+
+
+def _resolve_impl(impl: str) -> str:
+  if impl not in CONV_IMPLS:
+    raise ValueError(f"conv impl must be one of {CONV_IMPLS}; got {impl!r}")
+  if impl == "auto":
+    return "fold_time" if jax.default_backend() == "cpu" else "xla"
+  return impl
+
+
+def _triple(v: int | Sequence[int], name: str) -> tuple[int, int, int]:
+  if isinstance(v, int):
+    return (v, v, v)
+  v = tuple(int(a) for a in v)
+  if len(v) != 3:
+    raise ValueError(f"{name} must be an int or 3 ints for (T, H, W); got {v!r}")
+  return v  # type: ignore[return-value]
+
+
+def conv3d(x: jax.Array, kernel: jax.Array, *, strides=(1, 1, 1), padding=0,
+           impl: str = "auto") -> jax.Array:
+  """Cross-correlates `x` `[N, T, H, W, Cin]` with `kernel` `[kt, kh, kw, Cin, Cout]`.
+
+  padding: zero padding (int, 3 ints or 3 (lo, hi) pairs; negative values crop).
+  """
+  if x.ndim != 5 or kernel.ndim != 5:
+    raise ValueError(f"conv3d expects x [N, T, H, W, C] and kernel [kt, kh, kw, Cin, Cout]; "
+                     f"got {x.shape} and {kernel.shape}")
+  strides = _triple(strides, "strides")
+  pads = pad_pairs(padding)
+  impl = _resolve_impl(impl)
+  if impl == "xla":
+    return lax.conv_general_dilated(x, kernel, strides, pads,
+                                    dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
+  return _conv3d_fold_time(x, kernel, strides, pads)
+
+
+def _conv3d_fold_time(x, kernel, strides, pads):
+  """3D convolution as one 2D convolution with the temporal taps stacked on channels."""
+  kt, kh, kw, cin, cout = kernel.shape
+  st = strides[0]
+  zero = jnp.zeros((), x.dtype)
+  x = lax.pad(x, zero, [(0, 0, 0), (pads[0][0], pads[0][1], 0)] + [(0, 0, 0)] * 3)
+  n, t_pad = x.shape[0], x.shape[1]
+  t_out = (t_pad - kt) // st + 1
+  if t_out < 1:
+    raise ValueError(f"conv3d: {t_pad} (padded) frames are fewer than the temporal kernel {kt}")
+  taps = [x[:, dt: dt + st * (t_out - 1) + 1: st] for dt in range(kt)]
+  stacked = jnp.concatenate(taps, axis=-1) if kt > 1 else taps[0]
+  frames = stacked.reshape((n * t_out,) + stacked.shape[2:])
+  kernel2d = jnp.transpose(kernel, (1, 2, 0, 3, 4)).reshape(kh, kw, kt * cin, cout)
+  spatial_pads = pads[1:]
+  unpadded = all(lo == 0 and hi == 0 for lo, hi in spatial_pads)
+  if unpadded:
+    # XLA:CPU runs convolutions without any padding on a path ~20x slower; one extra zero
+    # row and column (cropped below) keep it on the fast one.
+    spatial_pads = ((0, 1), (0, 1))
+  out = lax.conv_general_dilated(frames, kernel2d, strides[1:], spatial_pads,
+                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  if unpadded:
+    h_out = (frames.shape[1] - kh) // strides[1] + 1
+    w_out = (frames.shape[2] - kw) // strides[2] + 1
+    out = out[:, :h_out, :w_out]
+  return out.reshape((n, t_out) + out.shape[1:])
+
+
+def _phase_table(size: int, kernel: int, stride: int, padding: int, output_padding: int):
+  """Sub-pixel decomposition of a 1D transposed convolution (PyTorch semantics) along one axis.
+
+  Output o = stride * q + r (phase r) receives x[q + d] * w[k] for the (d, k) pairs of phase r.
+  Returns (table int [D, stride]: kernel index per input offset d - d_min and phase, -1 = none;
+  pad_lo, pad_hi of the input; Q outputs per phase; O total outputs).
+  """
+  out = (size - 1) * stride - 2 * padding + kernel + output_padding
+  if out < 1:
+    raise ValueError(f"transposed conv output would be empty (size {size}, kernel {kernel}, "
+                     f"stride {stride}, padding {padding})")
+  per_phase = -(-out // stride)
+  entries = []
+  for r in range(stride):
+    c, e = (r + padding) % stride, (r + padding) // stride
+    entries += [(r, e - m, stride * m + c) for m in range(kernel) if stride * m + c < kernel]
+  d_min = min(d for _, d, _ in entries)
+  d_max = max(d for _, d, _ in entries)
+  table = np.full((d_max - d_min + 1, stride), -1, np.int32)
+  for r, d, k in entries:
+    table[d - d_min, r] = k
+  return table, -d_min, per_phase - 1 + d_max - (size - 1), per_phase, out
+
+
+def conv_transpose3d(x: jax.Array, kernel: jax.Array, *, strides=(1, 2, 2), padding=1,
+                     output_padding=0, impl: str = "auto") -> jax.Array:
+  """PyTorch `ConvTranspose3d` on `x` `[N, T, H, W, Cin]`, kernel `[kt, kh, kw, Cin, Cout]`.
+
+  Output size per axis: (n - 1) * stride - 2 * padding + kernel + output_padding. Computed by
+  sub-pixel decomposition: one ordinary (`conv3d`) convolution with a kernel that holds every
+  output phase (stride_t * stride_h * stride_w * Cout channels), then depth-to-space. This avoids
+  convolving a zero-dilated input (about 2x fewer FLOPs for stride 2, kernel 3, and far faster on
+  XLA:CPU).
+  """
+  if x.ndim != 5 or kernel.ndim != 5:
+    raise ValueError(f"conv_transpose3d expects x [N, T, H, W, C] and kernel [kt, kh, kw, Cin, Cout]; "
+                     f"got {x.shape} and {kernel.shape}")
+  st, p, op = (_triple(v, name) for v, name in
+               ((strides, "strides"), (padding, "padding"), (output_padding, "output_padding")))
+  tables = [_phase_table(n, k, s, pi, o)
+            for n, k, s, pi, o in zip(x.shape[1:4], kernel.shape[:3], st, p, op)]
+  (tt, *_), (th, *_), (tw, *_) = tables
+  idx = np.ix_(*(np.maximum(t, 0).reshape(-1) for t in (tt, th, tw)))
+  valid = ((tt >= 0)[:, None, None, :, None, None] & (th >= 0)[None, :, None, None, :, None]
+           & (tw >= 0)[None, None, :, None, None, :])
+  dims = tt.shape + th.shape + tw.shape                                 # (Dt, st, Dh, sh, Dw, sw)
+  big = kernel[idx].reshape(dims + kernel.shape[3:])                    # [Dt, st, Dh, sh, Dw, sw, Ci, Co]
+  big = jnp.transpose(big, (0, 2, 4, 1, 3, 5, 6, 7))                    # [Dt, Dh, Dw, st, sh, sw, Ci, Co]
+  big = jnp.where(valid[..., None, None], big, jnp.zeros((), big.dtype))
+  big = jnp.transpose(big, (0, 1, 2, 6, 3, 4, 5, 7)).reshape(dims[::2] + (kernel.shape[3], -1))
+  y = conv3d(x, big, padding=[(lo, hi) for _, lo, hi, _, _ in tables], impl=impl)
+  n, (qt, qh, qw) = x.shape[0], y.shape[1:4]
+  y = y.reshape((n, qt, qh, qw) + tuple(st) + (kernel.shape[4],))
+  y = jnp.transpose(y, (0, 1, 4, 2, 5, 3, 6, 7)).reshape(n, qt * st[0], qh * st[1], qw * st[2], -1)
+  return y[:, :tables[0][4], :tables[1][4], :tables[2][4]]
+
+
+def _flatten_batch(x: jax.Array) -> tuple[jax.Array, tuple[int, ...]]:
+  if x.ndim < 5:
+    raise ValueError(f"expected a video [..., T, H, W, C] with at least one batch axis; got {x.shape}")
+  lead = x.shape[:-4]
+  return x.reshape((math.prod(lead),) + x.shape[-4:]), lead
+
+
+class Conv3D(nn.Module):
+  """3D convolution on `[..., T, H, W, C]` (leading axes are batch), PyTorch `Conv3d` semantics."""
+  features: int                      # output channels
+  kernel_size: Any = (3, 3, 3)       # (kt, kh, kw) or one int
+  strides: Any = (1, 1, 1)           # (st, sh, sw) or one int
+  padding: Any = 0                   # int, 3 ints or 3 (lo, hi) pairs, applied with `pad_mode`
+  pad_mode: str = "zero"             # "zero" | "reflect" | "edge"
+  use_bias: bool = True
+  impl: str = "auto"                 # "auto" | "xla" | "fold_time" (see module docstring)
+  dtype: Any = jnp.float32           # computation dtype (parameters stay float32)
+  kernel_init: Callable = default_kernel_init
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x, lead = _flatten_batch(x)
+    ks = _triple(self.kernel_size, "kernel_size")
+    kernel = self.param("kernel", self.kernel_init, ks + (x.shape[-1], self.features), jnp.float32)
+    x = x.astype(self.dtype)
+    if self.pad_mode == "zero":
+      y = conv3d(x, kernel.astype(self.dtype), strides=self.strides, padding=self.padding, impl=self.impl)
+    else:
+      x = pad_video(x, self.padding, self.pad_mode)
+      y = conv3d(x, kernel.astype(self.dtype), strides=self.strides, padding=0, impl=self.impl)
+    if self.use_bias:
+      y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
+    return y.reshape(lead + y.shape[1:])
+
+
+class ConvTranspose3D(nn.Module):
+  """Transposed 3D convolution with PyTorch `ConvTranspose3d` semantics.
+
+  Output size per axis: (n - 1) * stride - 2 * padding + kernel + output_padding. The kernel is
+  stored `[kt, kh, kw, cin, cout]` (a PyTorch weight `[cin, cout, kt, kh, kw]` transposed by
+  (2, 3, 4, 0, 1)); see `conv_transpose3d`.
+  """
+  features: int                      # output channels
+  kernel_size: Any = (3, 3, 3)
+  strides: Any = (1, 2, 2)
+  padding: Any = 1                   # PyTorch `padding` (int or 3 ints)
+  output_padding: Any = (0, 1, 1)    # PyTorch `output_padding` (int or 3 ints)
+  use_bias: bool = True
+  impl: str = "auto"
+  dtype: Any = jnp.float32
+  kernel_init: Callable = default_kernel_init
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x, lead = _flatten_batch(x)
+    ks = _triple(self.kernel_size, "kernel_size")
+    st = _triple(self.strides, "strides")
+    p = _triple(self.padding, "padding")
+    op = _triple(self.output_padding, "output_padding")
+    kernel = self.param("kernel", self.kernel_init, ks + (x.shape[-1], self.features), jnp.float32)
+    y = conv_transpose3d(x.astype(self.dtype), kernel.astype(self.dtype), strides=st, padding=p,
+                         output_padding=op, impl=self.impl)
+    if self.use_bias:
+      y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
+    return y.reshape(lead + y.shape[1:])
