@@ -2,12 +2,17 @@
 
 Re-running with the same workdir resumes from its latest checkpoint. Exit codes: 0 done (or
 stopped by SIGTERM after saving), 1 stopped on a non-finite loss, 2 bad input.
+
+Multi-process runs start the same command in every process: inside SLURM `srun` and on Cloud
+TPU pod workers the process group is read from the environment; elsewhere give
+`--coordinator HOST:PORT --num-processes N --process-id I` (see psrjax/train/distributed.py).
 """
 from __future__ import annotations
 
 import sys
 
 from psrjax import config_utils
+from psrjax.train import distributed
 
 
 def add_arguments(parser) -> None:
@@ -16,10 +21,14 @@ def add_arguments(parser) -> None:
   parser.add_argument("--workdir", required=True,
                       help="output directory (checkpoints, metrics, samples, eval); its parent "
                            "must exist")
+  distributed.add_arguments(parser)
 
 
 def run(args) -> int:
+  group = distributed.resolve(coordinator=args.coordinator, num_processes=args.num_processes,
+                              process_id=args.process_id)
   config = config_utils.load_config(args.config, args.config_overrides)
+  distributed.initialize(group)  # Before any JAX computation.
   from psrjax.train import loop  # pylint: disable=g-import-not-at-top  # JAX after parsing.
   try:
     result = loop.train(config, args.workdir)

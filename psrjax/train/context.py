@@ -102,7 +102,7 @@ def build_context(config, workdir: str, *, devices=None) -> TrainContext:
   first = dict(batched[0])
   data_lib.check_example_spec(first, system.example_spec("train"), what="train")
   sharding = partitioning.batch_sharding(mesh)
-  base_key = jax.device_put(jax.random.key(config.seed), partitioning.replicated(mesh))
+  base_key = partitioning.replicated_key(config.seed, mesh)
   init_fn = state_lib.make_init_fn(system, optimizers, options.ema_groups)
   spec = partitioning.abstract_batch(first, sharding, config.train.batch_size)
   abstract = state_lib.abstract_state(state_lib.make_init_fn(system, optimizers), base_key, spec)
@@ -128,4 +128,4 @@ def _device_constants(system, abstract_state, mesh) -> dict[str, Any]:
   if clash:
     raise ValueError(f"{type(system).__name__}.constants() groups {clash} clash with init() "
                      "parameter groups; rename them")
-  return jax.device_put(constants, partitioning.replicated(mesh))
+  return partitioning.put_replicated(constants, mesh)

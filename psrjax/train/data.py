@@ -24,10 +24,14 @@ def read_options(config) -> grain.ReadOptions:
                            prefetch_buffer_size=config.train.prefetch)
 
 
-def train_dataset(system, config, *, local_batch: int) -> grain.MapDataset:
-  """This process's batched train split: shuffled per epoch with `config.seed`, repeated."""
-  ds = system.dataset("train", seed=config.seed, shard_index=jax.process_index(),
-                      shard_count=jax.process_count())
+def train_dataset(system, config, *, local_batch: int,
+                  shard: tuple[int, int] | None = None) -> grain.MapDataset:
+  """This process's batched train split: shuffled per epoch with `config.seed`, repeated.
+
+  `shard`: (index, count) of the data shard to read; default (process index, process count).
+  """
+  index, count = shard or (jax.process_index(), jax.process_count())
+  ds = system.dataset("train", seed=config.seed, shard_index=index, shard_count=count)
   if len(ds) == 0:
     raise ValueError(f"system {config.system!r} has an empty train split for this process")
   return ds.shuffle(seed=config.seed).repeat().batch(local_batch, drop_remainder=True)

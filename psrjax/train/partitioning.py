@@ -70,6 +70,26 @@ def leaf_sharding(leaf, mesh: Mesh, *, strategy: str, min_size: int) -> NamedSha
                                        min_size=min_size))
 
 
+def put_replicated(tree: Any, mesh: Mesh) -> Any:
+  """Host values, identical on every process, as arrays replicated over the whole mesh.
+
+  (`jax.device_put` cannot target devices of other processes; every process supplies its own.)
+  """
+  rep = replicated(mesh)
+
+  def put(x):
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, rep, lambda index: x[index])
+
+  return jax.tree.map(put, tree)
+
+
+def replicated_key(seed: int, mesh: Mesh) -> jax.Array:
+  """`jax.random.key(seed)`, replicated over the whole mesh."""
+  data = put_replicated(jax.random.key_data(jax.random.key(seed)), mesh)
+  return jax.random.wrap_key_data(data)
+
+
 def batch_sharding(mesh: Mesh) -> NamedSharding:
   """Leading (batch) axis split along `data`, replicated along `model`."""
   return NamedSharding(mesh, P(DATA))

@@ -1,0 +1,147 @@
+"""Two processes on 127.0.0.1 (2 CPU devices each) train like one process with the same global
+batch; process-group flags are checked before JAX starts."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import grain
+import jax
+import numpy as np
+import pytest
+
+import toy_system
+import train_harness
+from psrjax import cli
+from psrjax.train import checkpoint as checkpoint_lib
+from psrjax.train import context as context_lib
+from psrjax.train import data as data_lib
+from psrjax.train import distributed
+from psrjax.train import loop
+from psrjax.train import writers
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+TOY_CONFIG = os.path.join(HERE, "toy_config.py")
+STEPS = 4
+SETTINGS = f"train.steps={STEPS},sharding.params='fsdp',sharding.min_size=1"
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _launch_two_processes(workdir, tmp_path):
+  port = _free_port()
+  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu",
+             XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  procs = []
+  for index in range(2):
+    log = open(tmp_path / f"process{index}.log", "w")  # pylint: disable=consider-using-with
+    cmd = [sys.executable, "-m", "psrjax.cli", "train", "--config", f"{TOY_CONFIG}:{SETTINGS}",
+           "--workdir", str(workdir), "--coordinator", f"127.0.0.1:{port}",
+           "--num-processes", "2", "--process-id", str(index)]
+    procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+  try:
+    codes = [p.wait(timeout=400) for p, _ in procs]
+  finally:
+    for p, log in procs:
+      if p.poll() is None:
+        p.kill()
+      log.close()
+  logs = [(tmp_path / f"process{i}.log").read_text() for i in range(2)]
+  assert codes == [0, 0], "\n".join(text[-3000:] for text in logs)
+  return logs
+
+
+_TRAIN_DATASET = data_lib.train_dataset
+
+
+def _two_shard_batches(system, config, *, local_batch):
+  """One process's view of what two processes read: shard 0's rows, then shard 1's."""
+  half = local_batch // 2
+  shards = [_TRAIN_DATASET(system, config, local_batch=half, shard=(i, 2))
+            for i in range(2)]
+  return shards[0].map_with_index(
+      lambda i, first: {k: np.concatenate([first[k], shards[1][i][k]]) for k in first})
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  """(two-process run's workdir, one-process run on 4 devices with the same global batches)."""
+  tmp = tmp_path_factory.mktemp("multiprocess")
+  _launch_two_processes(tmp / "two", tmp)
+  config = toy_system.toy_config(**{"train.steps": STEPS, "sharding.params": "fsdp",
+                                    "sharding.min_size": 1})
+  config.mesh.data = 4
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(data_lib, "train_dataset", _two_shard_batches)
+    one = loop.train(config, str(tmp / "one"), devices=jax.devices()[:4])
+  return tmp / "two", one, config
+
+
+def test_two_processes_match_one_process(runs):
+  two, one, _ = runs
+  history = [{k: v for k, v in r.items() if not k.startswith("perf/")}
+             for r in writers.read_metrics(two) if "g/total" in r]
+  assert [r["step"] for r in history] == list(range(1, STEPS + 1))
+  train_harness.assert_same_losses(history, one.history, rtol=1e-5, steps=range(1, STEPS + 1))
+  evals = json.loads((two / "eval" / f"{STEPS}.json").read_text())
+  assert evals["num_examples"] == 10
+  assert evals["l1"] == pytest.approx(one.eval_results["l1"], rel=1e-5)
+  assert (two / "samples" / f"{STEPS}.gif").is_file()
+
+
+def test_collective_checkpoint_restores_in_one_process(runs, tmp_path):
+  two, one, config = runs
+  step_dir = two / "checkpoints" / str(STEPS)
+  assert sorted(os.listdir(step_dir / "data")) == [
+      "commit_success.txt", "process_0-of-2.json", "process_1-of-2.json"]
+  ctx = context_lib.build_context(config, str(tmp_path), devices=jax.devices()[:4])
+  checkpoints = checkpoint_lib.Checkpoints(str(two / "checkpoints"), read_only=True)
+  try:
+    restored = checkpoints.restore(STEPS, ctx.restore_target())
+  finally:
+    checkpoints.close()
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+               jax.device_get(restored["params"]), train_harness.host_params(one))
+
+
+@pytest.mark.parametrize("flags,env,match", [
+    (("--num-processes", "2", "--process-id", "2", "--coordinator", "127.0.0.1:1234"), {},
+     "--process-id 2 must be in 0..1 (--num-processes 2)"),
+    (("--num-processes", "2"), {},
+     "--coordinator, --num-processes and --process-id go together; missing --coordinator, "
+     "--process-id"),
+    (("--num-processes", "2", "--process-id", "0", "--coordinator", "localhost"), {},
+     "--coordinator 'localhost' must be HOST:PORT"),
+    (("--num-processes", "2", "--process-id", "0", "--coordinator", "node1:8476"),
+     {"SLURM_JOB_ID": "7", "SLURM_STEP_NODELIST": "node[1-4]", "SLURM_NTASKS": "4",
+      "SLURM_PROCID": "0", "SLURM_LOCALID": "0"},
+     "--num-processes 2 disagrees with SLURM_NTASKS=4"),
+])
+def test_inconsistent_process_flags_are_one_line_errors(tmp_path, capsys, monkeypatch, flags,
+                                                        env, match):
+  for key, value in env.items():
+    monkeypatch.setenv(key, value)
+  monkeypatch.setattr(jax.distributed, "initialize",
+                      lambda **kw: pytest.fail("initialize called despite bad flags"))
+  code = cli.main(["train", "--config", TOY_CONFIG, "--workdir", str(tmp_path / "run"), *flags])
+  assert code == 2
+  line = capsys.readouterr().err.strip().splitlines()[-1]
+  assert line.startswith("psrjax train: error: ") and match in line, line
+  assert not (tmp_path / "run").exists()
+
+
+def test_process_group_from_environment():
+  slurm = {"SLURM_JOB_ID": "7", "SLURM_STEP_NODELIST": "gpu[01-02]", "SLURM_NTASKS": "8",
+           "SLURM_PROCID": "3", "SLURM_LOCALID": "3"}
+  assert distributed.resolve(env=slurm, tpu=False) == distributed.ProcessGroup("slurm")
+  assert distributed.resolve(env={**slurm, "SLURM_NTASKS": "1"}, tpu=False) is None
+  assert distributed.resolve(env={}, tpu=True) == distributed.ProcessGroup("tpu")
+  assert distributed.resolve(env={}, tpu=False) is None
+  assert distributed.resolve(coordinator="h:1", num_processes=8, process_id=3, env=slurm) == (
+      distributed.ProcessGroup("flags", "h:1", 8, 3))
