@@ -27,7 +27,7 @@ from psrjax.train import step as step_lib
 class TrainContext:
   """The validated pieces of a run (no device state yet)."""
   config: Any
-  workdir: str
+  workdir: str | None  # None: nothing is written (benchmarks)
   system: base.System
   mesh: Mesh
   stages: tuple[base.Stage, ...]
@@ -87,9 +87,12 @@ def check_workdir(workdir: str) -> str:
   return workdir
 
 
-def build_context(config, workdir: str, *, devices=None) -> TrainContext:
-  """Validates the config/system/data and derives the abstract state (writes nothing)."""
-  workdir = check_workdir(workdir)
+def build_context(config, workdir: str | None, *, devices=None) -> TrainContext:
+  """Validates the config/system/data and derives the abstract state (writes nothing).
+
+  `workdir=None` for runs that write nothing (benchmarks).
+  """
+  workdir = None if workdir is None else check_workdir(workdir)
   options_lib.from_config(config)  # Config-only checks before the system is built.
   system = base.get_system(config)
   options = options_lib.from_config(config, system)

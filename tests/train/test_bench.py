@@ -1,0 +1,62 @@
+"""`psrjax bench`: every figure present and positive (no timing assertions), bad input."""
+import json
+import os
+
+import pytest
+
+from psrjax import cli
+from psrjax.train import benchmark
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOY_CONFIG = os.path.join(HERE, "toy_config.py")
+
+
+def _bench(capsys, *extra):
+  code = cli.main(["bench", "--config", TOY_CONFIG, "--steps", "2", "--probe-size", "128",
+                   *extra])
+  captured = capsys.readouterr()
+  return code, captured.out, captured.err
+
+
+def test_json_has_every_figure(capsys):
+  code, out, err = _bench(capsys, "--json")
+  assert code == 0, err
+  result = json.loads(out.strip().splitlines()[-1])
+  for key in benchmark.JSON_KEYS:
+    assert result[key] > 0, (key, result)
+  assert result["stage"] == "warmup" and result["num_devices"] == 8
+  assert result["examples_per_s"] == pytest.approx(8 / result["step_time_s"])
+  assert result["achieved_flops"] == pytest.approx(
+      result["flops_per_step"] / result["step_time_s"])
+  assert result["mfu"] == pytest.approx(result["achieved_flops"] / result["peak_flops"])
+
+
+def test_text_report_and_stage_choice(capsys):
+  code, out, err = _bench(capsys, "--stage", "gan", "--config.train.grad_accum=2",
+                          "--config.mesh.data=4")
+  assert code == 0, err
+  assert "stage 'gan'" in out
+  for label in ("compile", "step time", "examples/s", "FLOPs/step", "achieved",
+                "peak (matmul)", "MFU", "memory"):
+    assert label in out, out
+
+
+def test_flops_count_every_device(capsys):
+  figures = []
+  for data in ("1", "8"):
+    code, out, err = _bench(capsys, "--json", f"--config.mesh.data={data}")
+    assert code == 0, err
+    figures.append(json.loads(out.strip().splitlines()[-1])["flops_per_step"])
+  # One device computes the whole batch; eight compute an eighth each (plus the reductions).
+  assert figures[1] == pytest.approx(figures[0], rel=0.05)
+
+
+@pytest.mark.parametrize("extra,match", [
+    (("--stage", "nosuch"), "--stage 'nosuch' is not a stage of this config; stages: warmup, gan"),
+    (("--steps", "0"), "must be >= 1"),
+    (("--config.sharding.params=zero",), "sharding.params='zero' is not a strategy"),
+])
+def test_bad_input(capsys, extra, match):
+  code, _, err = _bench(capsys, *extra)
+  assert code == 2
+  assert match in err.strip().splitlines()[-1]
