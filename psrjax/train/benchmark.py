@@ -116,54 +116,68 @@ def _compile(ctx, stage, options, args):
   return fn.lower(*args).compile()
 
 
+class CompiledStep:
+  """One stage's train step compiled ahead of time, with fresh state and the first batch.
+
+  `run()` executes one step (the state is donated and replaced) and returns its wall time.
+  """
+
+  def __init__(self, config, *, stage: str | None = None, devices=None):
+    self.config = config
+    self.ctx = ctx = context_lib.build_context(config, None, devices=devices)
+    self.stage = select_stage(ctx.stages, stage)
+    self.batch = ctx.global_batch(ctx.first_batch)
+    self.state = state_lib.create_state(ctx.init_fn, ctx.base_key, self.batch,
+                                        ctx.state_shardings, ctx.mesh)
+    args = (self.state, self.batch, ctx.base_key, ctx.constants)
+    start = time.perf_counter()
+    self.compiled = _compile(ctx, self.stage, ctx.options, args)
+    self.compile_s = time.perf_counter() - start
+    flops_compiled = self.compiled
+    if ctx.options.grad_accum > 1:
+      flops_compiled = _compile(ctx, self.stage, dataclasses.replace(ctx.options, grad_accum=1),
+                                args)
+    self.num_devices = ctx.mesh.devices.size
+    self.flops = _flops(flops_compiled) * self.num_devices
+    self.memory_bytes = _memory_bytes(self.compiled)
+    self.metrics = None  # metrics of the last step
+
+  def run(self) -> float:
+    """Runs one step and waits for it; returns its wall time in seconds."""
+    start = time.perf_counter()
+    self.state, self.metrics = self.compiled(self.state, self.batch, self.ctx.base_key,
+                                             self.ctx.constants)
+    jax.block_until_ready((self.state, self.metrics))
+    return time.perf_counter() - start
+
+  def check_finite(self) -> None:
+    bad = [k for k, v in jax.device_get(self.metrics).items() if not np.isfinite(v)]
+    if bad:
+      raise RuntimeError(f"non-finite {bad[0]!r} while benchmarking; the figures would be "
+                         "meaningless")
+
+
 def benchmark(config, *, steps: int = 10, stage: str | None = None, warmup: int = 1,
               probe_size: int | None = None, devices=None) -> BenchResult:
   """Compiles and times one stage's train step (see the module docstring)."""
   if steps < 1 or warmup < 0 or (probe_size is not None and probe_size < 1):
     raise ValueError(f"--steps ({steps}) and --probe-size ({probe_size}) must be >= 1 and "
                      f"--warmup ({warmup}) >= 0")
-  ctx = context_lib.build_context(config, None, devices=devices)
-  chosen = select_stage(ctx.stages, stage)
-  batch = ctx.global_batch(ctx.first_batch)
-  state = state_lib.create_state(ctx.init_fn, ctx.base_key, batch, ctx.state_shardings, ctx.mesh)
-  args = (state, batch, ctx.base_key, ctx.constants)
-  start = time.perf_counter()
-  compiled = _compile(ctx, chosen, ctx.options, args)
-  compile_s = time.perf_counter() - start
-  flops_compiled = compiled
-  if ctx.options.grad_accum > 1:
-    flops_compiled = _compile(ctx, chosen, dataclasses.replace(ctx.options, grad_accum=1), args)
-  num_devices = ctx.mesh.devices.size
-  flops = _flops(flops_compiled) * num_devices
-  times = _time_steps(compiled, state, batch, ctx, steps=steps, warmup=warmup)
+  step = CompiledStep(config, stage=stage, devices=devices)
+  times = [step.run() for _ in range(warmup + steps)][warmup:]
+  step.check_finite()
   step_time = statistics.median(times)
-  device = ctx.mesh.devices.flat[0]
+  device = step.ctx.mesh.devices.flat[0]
   size = probe_size or PROBE_SIZE.get(device.platform, 4096)
-  peak = peak_flops(ctx.mesh, ctx.options.compute_dtype, size=size)
-  achieved = flops / step_time
+  peak = peak_flops(step.ctx.mesh, step.ctx.options.compute_dtype, size=size)
+  achieved = step.flops / step_time
   return BenchResult(
-      system=str(config.system), stage=chosen.name, platform=device.platform,
-      device_kind=device.device_kind, num_devices=num_devices,
-      batch_size=config.train.batch_size, compile_s=compile_s, step_time_s=step_time,
+      system=str(config.system), stage=step.stage.name, platform=device.platform,
+      device_kind=device.device_kind, num_devices=step.num_devices,
+      batch_size=config.train.batch_size, compile_s=step.compile_s, step_time_s=step_time,
       step_times_s=times, examples_per_s=config.train.batch_size / step_time,
-      flops_per_step=flops, achieved_flops=achieved, peak_flops=peak,
-      mfu=achieved / peak, memory_bytes=_memory_bytes(compiled))
-
-
-def _time_steps(compiled, state, batch, ctx, *, steps: int, warmup: int) -> list[float]:
-  """Wall times of `steps` calls after `warmup` untimed ones (the state is donated each call)."""
-  times = []
-  for i in range(warmup + steps):
-    start = time.perf_counter()
-    state, metrics = compiled(state, batch, ctx.base_key, ctx.constants)
-    jax.block_until_ready((state, metrics))
-    if i >= warmup:
-      times.append(time.perf_counter() - start)
-  bad = [k for k, v in jax.device_get(metrics).items() if not np.isfinite(v)]
-  if bad:
-    raise RuntimeError(f"non-finite {bad[0]!r} while benchmarking; the figures would be "
-                       "meaningless")
-  return times
+      flops_per_step=step.flops, achieved_flops=achieved, peak_flops=peak,
+      mfu=achieved / peak, memory_bytes=step.memory_bytes)
 
 
 def format_result(result: BenchResult) -> str:
