@@ -189,7 +189,7 @@ class RecurrenceLayer(_Generator):
 # "tiny": for tests.
 VARIANTS: dict[str, dict[str, Any]] = {
     "paper": dict(base_channels=64, num_blocks=6, temporal_kernel=3, stem_temporal_kernel=7),
-    "runlocal": dict(base_channels=16, num_blocks=3, temporal_kernel=3, stem_temporal_kernel=3),
+    "runlocal": dict(base_channels=8, num_blocks=2, temporal_kernel=3, stem_temporal_kernel=3),
     "tiny": dict(base_channels=4, num_blocks=1, temporal_kernel=3, stem_temporal_kernel=3),
 }
 

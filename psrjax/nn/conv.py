@@ -7,7 +7,8 @@ implementation computes the convolution:
 - "xla": one `lax.conv_general_dilated` over (T, H, W). Best on GPU/TPU.
 - "fold_time": the kt temporal taps are stacked on the channel axis and one 2D convolution runs
   over the B*T frames. Mathematically identical; on XLA:CPU it is 5-15x faster than the native
-  3D convolution (whose CPU kernel is a slow generic loop).
+  3D convolution (whose CPU kernel is a slow generic loop). Convolutions without any spatial
+  padding get one extra zero row/column (cropped), which keeps XLA:CPU on its fast path.
 - "auto": "fold_time" when the default backend is CPU, else "xla" (decided at trace time).
 """
 from __future__ import annotations
@@ -16,9 +17,9 @@ import math
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
-import numpy as np
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from psrjax.nn.padding import pad_pairs, pad_video
