@@ -118,6 +118,15 @@ class System(abc.ABC):
     shuffles (per epoch, with `seed`), repeats and batches the train split itself.
     """
 
+  def prepare(self, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    """Derived inputs computed on the devices once per train step, before every phase.
+
+    Returns the batch with the system's derived keys added (e.g. visibility maps); `losses`
+    receives the result. `generate` and `evaluate` get raw batches and call it themselves.
+    The default adds nothing.
+    """
+    return dict(batch)
+
   def constants(self) -> dict[str, PyTree]:
     """Frozen variables the system reads from `params` by group name (e.g. pretrained networks).
 

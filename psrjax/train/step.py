@@ -153,6 +153,7 @@ def make_train_step(system, optimizers, stage, options=None, mesh=None):
 
   def train_step(state, batch, base_key, constants):
     key = jax.random.fold_in(base_key, state["step"])
+    batch = system.prepare(batch)  # Derived inputs, once per step (not once per phase).
     batch = precision.cast_batch(batch, options.compute_dtype, keep=options.float32_inputs)
     metrics, all_norms = {}, []
     for phase in stage.phases:

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from psrjax.models.pretrained import inputs, weights
+from psrjax.nn.conv import Conv3D
 
 ENDPOINTS = (
     "Conv3d_1a_7x7", "MaxPool3d_2a_3x3", "Conv3d_2b_1x1", "Conv3d_2c_3x3", "MaxPool3d_3a_3x3",
@@ -78,8 +79,20 @@ class FrozenBatchNorm(nn.Module):
     return y + beta.astype(self.dtype)
 
 
+def same_padding(size, kernel, stride) -> tuple[tuple[int, int], ...]:
+  """TensorFlow "SAME" zero padding per axis (the extra pixel after), as explicit pairs."""
+  pads = []
+  for n, k, s in zip(size, kernel, stride):
+    total = max((-(-n // s) - 1) * s + k - n, 0)
+    pads.append((total // 2, total - total // 2))
+  return tuple(pads)
+
+
 class Unit3D(nn.Module):
-  """Conv3D ("SAME") -> frozen batch norm -> ReLU, the reference's building block."""
+  """Conv3D ("SAME") -> frozen batch norm -> ReLU, the reference's building block.
+
+  The convolution is psrjax's `Conv3D` (fast on every backend; same parameters as `nn.Conv`).
+  """
   features: int                                 # output channels
   kernel: tuple[int, int, int] = (1, 1, 1)      # (t, h, w) kernel size
   stride: tuple[int, int, int] = (1, 1, 1)      # (t, h, w) stride
@@ -90,8 +103,9 @@ class Unit3D(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    x = nn.Conv(self.features, self.kernel, strides=self.stride, padding="SAME",
-                use_bias=self.bias, dtype=self.dtype, name="conv3d")(x)
+    x = Conv3D(self.features, self.kernel, self.stride, same_padding(x.shape[1:4], self.kernel, self.stride),
+               use_bias=self.bias, dtype=self.dtype, kernel_init=nn.initializers.lecun_normal(),
+               name="conv3d")(x)
     if self.batch_norm:
       x = FrozenBatchNorm(dtype=self.dtype, name="batch_norm")(x)
     return nn.relu(x) if self.relu else x
