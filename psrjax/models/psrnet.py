@@ -129,6 +129,11 @@ def _check_inputs(videos: dict[str, jax.Array], d_j: jax.Array) -> None:
 
 
 class _Generator(_Parts):
+  # Option (off in the paper's variant): decoders that carry the input estimate predict a
+  # correction added to it -- G¹'s visible and occluded branches add x̂⁰, Gᵏ adds x̂ᵏ⁻¹ -- so a
+  # short training schedule starts from the estimate instead of from a blank image. The paper
+  # does not describe such skips; `psrnet_layer(..., residual=True)` enables them.
+  residual: bool = False
 
   def _check_kernels(self) -> None:
     for name in ("temporal_kernel", "stem_temporal_kernel"):
@@ -161,6 +166,9 @@ class ReconstructionLayer(_Generator):
                  for n, v in (("x", x_i), ("x_hat0", x_hat0), ("depth", d_j))]
     h = FusionTrunk(**parts, name="trunk")(encodings)
     out = {n: Decoder3D(**parts, name=f"decoder_{n}")(h) for n in ("background", "visible", "occluded")}
+    if self.residual:
+      out["visible"] = out["visible"] + x_hat0.astype(jnp.float32)
+      out["occluded"] = out["occluded"] + x_hat0.astype(jnp.float32)
     out["x_tilde"] = composite(out["background"], out["visible"], out["occluded"], vis)
     return out
 
@@ -182,7 +190,8 @@ class RecurrenceLayer(_Generator):
     encodings = [Encoder3D(**parts, name="encoder_videos")(videos),
                  Encoder3D(**parts, name="encoder_depth")(d_j)]
     h = FusionTrunk(**parts, name="trunk")(encodings)
-    return Decoder3D(**parts, name="decoder")(h)
+    out = Decoder3D(**parts, name="decoder")(h)
+    return out + x_prev.astype(jnp.float32) if self.residual else out
 
 
 # Named sizes. "paper": the paper's generators; "runlocal": trains in minutes on a laptop CPU;
@@ -198,13 +207,14 @@ def psrnet_layer(k: int, variant: str = "paper", **overrides) -> ReconstructionL
   """The k-th PSR-Net layer: `ReconstructionLayer` for k = 1, `RecurrenceLayer` for k >= 2.
 
   variant: "paper" | "runlocal" | "tiny" (see VARIANTS); overrides: any layer field
-  (base_channels, num_blocks, temporal_kernel, stem_temporal_kernel, pad_mode, conv_impl, dtype).
+  (base_channels, num_blocks, temporal_kernel, stem_temporal_kernel, pad_mode, conv_impl, dtype,
+  residual).
   """
   if not isinstance(k, int) or k < 1:
     raise ValueError(f"layer index k must be an int >= 1; got {k!r}")
   if variant not in VARIANTS:
     raise ValueError(f"unknown PSR-Net variant {variant!r}; choose one of {sorted(VARIANTS)}")
-  allowed = {f.name for f in dataclasses.fields(_Parts)} - {"parent", "name"}
+  allowed = {f.name for f in dataclasses.fields(_Generator)} - {"parent", "name"}
   unknown = sorted(set(overrides) - allowed)
   if unknown:
     raise ValueError(f"unknown PSR-Net layer field(s) {unknown}; allowed: {sorted(allowed)}")

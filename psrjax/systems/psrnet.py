@@ -1,0 +1,247 @@
+"""PSR-Net (Lakhal et al.): multi-view video synthesis by progressive synthesis and refinement.
+
+The system binds the K generators and their video discriminators to the trainer:
+
+- inputs (`prepare_inputs`, on the accelerator): the visibility map M_{i->j} (Algorithm 1) and the
+  texture-transfer estimate x̂⁰_j (GTNet Steps I-III) from the input view's video and face maps and
+  the target view's face and part maps;
+- layer 1 (Eqs. 2-3): x̂¹ = temporal_refine(G¹(x_i, x̂⁰_j, d_j, M)), loss L¹ = Lr + 0.01 (Lp + La);
+- layers k >= 2 (Eq. 1): x̂ᵏ = α Gᵏ(x_i, x̂ᵏ⁻¹, d_j) + (1 - α) x̂ᵏ⁻¹, loss Lᵏ = Lr + 0.01 La;
+- schedule: stage-wise by default (stage k trains Gᵏ and Dᵏ; earlier layers frozen), or one joint
+  stage that trains every layer on the sum of the layer losses.
+
+Lr is the Huber loss, Lp the I3D temporal perceptual loss (four endpoints), La the generator's
+adversarial loss against a MoCoGAN-style video discriminator conditioned on the input view.
+Evaluation reports SSIM, PSNR and their foreground-masked versions for every layer and for the
+baselines "copy the input view" and "texture transfer x̂⁰", overall and per view pair (Table 3,
+Fig. 8).
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from psrjax import losses, metrics
+from psrjax.data import synthetic
+from psrjax.geometry.texture_transfer import texture_transfer
+from psrjax.geometry.visibility import visibility_map
+from psrjax.geometry.warp import temporal_refine
+from psrjax.models import discriminators
+from psrjax.models import psrnet as psrnet_models
+from psrjax.models import pretrained
+from psrjax.systems import base
+from psrjax.systems import psrnet_data
+
+# Outputs of `generate` besides the layers, in sample-strip order.
+BASELINES = ("copy", "texture")
+
+
+def prepare_inputs(batch, *, knn_visibility: int, knn_texture: int) -> dict[str, jax.Array]:
+  """Visibility map M_{i->j} (int32 [B,T,H,W]) and texture transfer x̂⁰_j ([B,T,H,W,3])."""
+  vis_table = jnp.asarray(synthetic.nearest_faces(knn_visibility))
+  tex_table = jnp.asarray(synthetic.nearest_faces(knn_texture + 1))  # the face itself + n
+  vis = visibility_map(batch["src_face"], batch["tgt_face"], vis_table)
+  x0 = texture_transfer(batch["src_rgb"], batch["src_face"], batch["tgt_face"], batch["tgt_part"],
+                        tex_table, jnp.asarray(synthetic.SYMMETRIC_PART),
+                        num_faces=synthetic.NUM_FACES)
+  return {"vis": vis, "x0": jax.lax.stop_gradient(x0)}
+
+
+class PSRNet(base.System):
+  """The PSR-Net system (see module docstring); `config` is configs/psrnet.py's."""
+
+  def __init__(self, config):
+    super().__init__(config)
+    m = config.model
+    if m.layers < 1:
+      raise ValueError(f"model.layers must be >= 1 (the paper uses 3), got {m.layers}")
+    if config.schedule.mode not in ("stagewise", "joint"):
+      raise ValueError(f"schedule.mode must be 'stagewise' or 'joint', got {config.schedule.mode!r}")
+    self.num_layers = m.layers
+    self.generators = [psrnet_models.psrnet_layer(k, variant=m.variant, residual=m.residual)
+                       for k in range(1, m.layers + 1)]
+    self.discriminator = discriminators.VideoDiscriminator(ndf=m.disc_channels)
+    self.eval_groups = psrnet_data.pair_names(config.data.num_views)
+
+  # ----------------------------------------------------------------------------- schedule
+  def stages(self):
+    k, steps = self.num_layers, self.config.train.steps
+    if self.config.schedule.mode == "joint":
+      trains_g = tuple(f"g{i}" for i in range(1, k + 1))
+      trains_d = tuple(f"d{i}" for i in range(1, k + 1))
+      return (base.Stage("joint", steps, (base.Phase("d", trains_d), base.Phase("g", trains_g))),)
+    per_layer = _split(steps, _layer_weights(self.config.schedule.layer_weights, k))
+    return tuple(base.Stage(f"layer{i}", n, (base.Phase("d", (f"d{i}",)), base.Phase("g", (f"g{i}",))))
+                 for i, n in enumerate(per_layer, start=1))
+
+  def optimizers(self):
+    o = self.config.optim
+    names = [f"{p}{i}" for p in "gd" for i in range(1, self.num_layers + 1)]
+    return {n: optax.adam(o.lr, b1=o.b1, b2=o.b2) for n in names}
+
+  # ----------------------------------------------------------------------------- networks
+  def prepare(self, batch):
+    """Adds the visibility map "vis" and the texture transfer "x0" (once per train step)."""
+    if "x0" in batch:
+      return dict(batch)
+    m = self.config.model
+    return {**batch, **prepare_inputs(batch, knn_visibility=m.knn_visibility,
+                                      knn_texture=m.knn_texture)}
+
+  def init(self, rng, batch):
+    inputs = self.prepare(batch)
+    x_i, d_j = batch["src_rgb"], batch["tgt_depth"]
+    params, prev = {}, inputs["x0"]
+    for k, (g, key) in enumerate(zip(self.generators, jax.random.split(rng, self.num_layers)), 1):
+      g_key, d_key = jax.random.split(key)
+      args = (x_i, prev, d_j, inputs["vis"]) if k == 1 else (x_i, prev, d_j)
+      params[f"g{k}"] = g.init(g_key, *args)["params"]
+      params[f"d{k}"] = self.discriminator.init(d_key, batch["tgt_rgb"], x_i)["params"]
+    return params
+
+  def _layers(self, params, batch, inputs, upto: int) -> list[jax.Array]:
+    """[x̂¹, ..., x̂^upto] by Eqs. 1-3."""
+    m = self.config.model
+    x_i, d_j = batch["src_rgb"], batch["tgt_depth"]
+    outs, prev = [], inputs["x0"]
+    for k in range(1, upto + 1):
+      g = self.generators[k - 1]
+      if k == 1:
+        x_tilde = g.apply({"params": params["g1"]}, x_i, prev, d_j, inputs["vis"])["x_tilde"]
+        out = temporal_refine(x_tilde, batch["tgt_flow_bwd"], zeta=m.zeta)
+      else:
+        out = psrnet_models.blend(g.apply({"params": params[f"g{k}"]}, x_i, prev, d_j), prev, m.alpha)
+      outs.append(out)
+      prev = out
+    return outs
+
+  def _disc(self, params, k, video, cond):
+    return self.discriminator.apply({"params": params[f"d{k}"]}, video, cond)[0]
+
+  # ----------------------------------------------------------------------------- losses
+  def _trained_layers(self, stage: str) -> tuple[int, ...]:
+    if stage == "joint":
+      return tuple(range(1, self.num_layers + 1))
+    return (int(stage.removeprefix("layer")),)
+
+  def losses(self, params, batch, rng, *, phase, stage):
+    del rng
+    layers = self._trained_layers(stage)
+    outs = self._layers(params, batch, self.prepare(batch), max(layers))
+    x_i, x_j = batch["src_rgb"], batch["tgt_rgb"]
+    total, terms = 0.0, {}
+    for k in layers:
+      if phase == "d":
+        fake = jax.lax.stop_gradient(outs[k - 1])
+        loss = losses.d_loss(self._disc(params, k, x_j, x_i), self._disc(params, k, fake, x_i),
+                             kind=self.config.loss.gan)
+        parts = {"adv": loss}
+      else:
+        loss, parts = self._g_loss(params, k, outs[k - 1], batch)
+      total = total + loss
+      terms.update({f"{name}{k}" if len(layers) > 1 else name: v for name, v in parts.items()})
+    return total, terms
+
+  def _g_loss(self, params, k, pred, batch):
+    c = self.config.loss
+    x_i, x_j = batch["src_rgb"], batch["tgt_rgb"]
+    rec = losses.huber(pred, x_j, delta=c.huber_delta)
+    adv = losses.g_loss(self._disc(params, k, pred, x_i), kind=c.gan)
+    parts = {"rec": rec, "adv": adv}
+    total = rec + c.adversarial * adv
+    if k == 1 and c.perceptual > 0:
+      i3d = functools.partial(self._i3d_module().apply, params["i3d"])
+      parts["perc"] = losses.temporal_perceptual_loss(i3d, pred, x_j)
+      total = total + c.perceptual * parts["perc"]
+    return total, parts
+
+  def _i3d_module(self):
+    return pretrained.load("i3d", final_endpoint="Mixed_5c")[0]
+
+  def constants(self):
+    """The frozen I3D (Kinetics-400) of the temporal perceptual loss, when that loss is on."""
+    if self.config.loss.perceptual <= 0:
+      return {}
+    return {"i3d": pretrained.load("i3d", final_endpoint="Mixed_5c")[1]}
+
+  # ----------------------------------------------------------------------------- inference
+  def generate(self, params, batch, *, stage=None):
+    upto = self.num_layers if stage in (None, "joint") else int(stage.removeprefix("layer"))
+    inputs = self.prepare(batch)
+    out = {"copy": batch["src_rgb"], "texture": inputs["x0"], "vis": inputs["vis"]}
+    for k, x in enumerate(self._layers(params, batch, inputs, upto), 1):
+      out[f"layer{k}"] = jnp.clip(x, -1.0, 1.0)
+    return out
+
+  def evaluate(self, params, batch):
+    outputs = self.generate(params, batch)
+    target, mask = batch["tgt_rgb"], batch["tgt_mask"]
+    names = BASELINES + tuple(f"layer{k}" for k in range(1, self.num_layers + 1))
+    result = {"group": batch["pair"]}
+    for name in names:
+      pred = outputs[name]
+      per_frame = {
+          "ssim": metrics.ssim(pred, target), "psnr": metrics.psnr(pred, target),
+          "m_ssim": metrics.ssim(pred, target, mask=mask),
+          "m_psnr": metrics.psnr(pred, target, mask=mask)}
+      for metric, values in per_frame.items():
+        result[f"{metric}/{name}"] = jnp.mean(values, axis=-1)   # mean over frames -> [B]
+    return result
+
+  def sample_video(self, batch, outputs):
+    """input view | texture transfer x̂⁰ | layer 1 ... K | target, one uint8 strip per frame."""
+    columns = [batch["src_rgb"], outputs["texture"]]
+    columns += [outputs[f"layer{k}"] for k in range(1, self.num_layers + 1) if f"layer{k}" in outputs]
+    columns.append(batch["tgt_rgb"])
+    strip = np.concatenate([np.asarray(c, np.float32) for c in columns], axis=-2)
+    return np.clip((strip + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+  # ----------------------------------------------------------------------------- data
+  def dataset(self, split, *, seed, shard_index, shard_count):
+    data = self.config.data
+    if split == "train":
+      return psrnet_data.train_dataset(data, seed=seed, shard_index=shard_index,
+                                       shard_count=shard_count)
+    num_pairs = len(psrnet_data.view_pairs(data.num_views))
+    num_clips = max(1, -(-self.config.eval.num_examples // num_pairs))
+    return psrnet_data.eval_dataset(data, split, num_clips=num_clips, shard_index=shard_index,
+                                    shard_count=shard_count)
+
+  def synthesis_example(self, *, seed: int, source_view: int, target_view: int):
+    """One example of synthetic clip `seed` from view `source_view` to `target_view` (1-based)."""
+    d = self.config.data
+    views = range(1, d.num_views + 1)
+    if source_view not in views or target_view not in views or source_view == target_view:
+      raise ValueError(f"source and target views must differ and lie in 1..{d.num_views}; got "
+                       f"{source_view} -> {target_view}")
+    clip = synthetic.render_clip(seed, num_views=d.num_views, num_frames=d.num_frames,
+                                 resolution=d.resolution)
+    pair = psrnet_data.view_pairs(d.num_views).index((source_view - 1, target_view - 1))
+    return psrnet_data.make_example(clip, pair, d.num_views)
+
+  def example_spec(self, split):
+    del split
+    spec = psrnet_data.example_spec(self.config.data.num_frames, self.config.data.resolution)
+    return {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in spec.items()}
+
+
+def _layer_weights(weights, k: int) -> tuple[float, ...]:
+  """The first k stage weights (the last one repeated for extra layers); () means equal."""
+  weights = tuple(float(w) for w in weights) or (1.0,)
+  if any(w <= 0 for w in weights):
+    raise ValueError(f"schedule.layer_weights must be positive, got {weights}")
+  return (weights + weights[-1:] * k)[:k]
+
+
+def _split(total: int, weights: tuple[float, ...]) -> tuple[int, ...]:
+  """Integer steps proportional to `weights`, summing exactly to `total`."""
+  bounds = [round(total * sum(weights[:i]) / sum(weights)) for i in range(len(weights) + 1)]
+  return tuple(b - a for a, b in zip(bounds, bounds[1:]))
+
+
+def make_system(config) -> PSRNet:
+  return PSRNet(config)

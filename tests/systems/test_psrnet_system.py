@@ -1,0 +1,148 @@
+"""PSR-Net system on the trainer: protocol, schedule, evaluation, sharding and exact resume."""
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
+
+import train_harness  # noqa: E402
+from psrjax import config_utils  # noqa: E402
+from psrjax.systems import base, psrnet, psrnet_data  # noqa: E402
+from psrjax.train import loop  # noqa: E402
+
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "psrnet.py")
+
+
+def tiny_config(**overrides):
+  config = config_utils.load_config(f"{CONFIG}:tiny")
+  for key, value in overrides.items():
+    config_utils.apply_override(config, key, str(value))
+  return config
+
+
+@pytest.fixture(scope="module")
+def system():
+  return base.get_system(tiny_config())
+
+
+@pytest.fixture(scope="module")
+def batch(system):
+  ds = system.dataset("validation", seed=0, shard_index=0, shard_count=1)
+  examples = [ds[i] for i in range(2)]
+  return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+
+
+@pytest.fixture(scope="module")
+def params(system, batch):
+  return jax.jit(system.init)(jax.random.key(0), batch)
+
+
+def test_stagewise_schedule_trains_one_layer_per_stage(system):
+  stages = system.stages()
+  assert [s.name for s in stages] == ["layer1", "layer2"]
+  assert [s.steps for s in stages] == [2, 2]
+  assert [p.trains for p in stages[1].phases] == [("d2",), ("g2",)]
+
+
+def test_joint_and_weighted_schedules():
+  joint = base.get_system(tiny_config(**{"schedule.mode": "joint"})).stages()
+  assert len(joint) == 1 and joint[0].phases[1].trains == ("g1", "g2")
+  weighted = base.get_system(tiny_config(**{"train.steps": 12, "schedule.layer_weights": (2.0, 1.0)}))
+  assert [s.steps for s in weighted.stages()] == [8, 4]
+  with pytest.raises(ValueError, match="layer_weights"):
+    base.get_system(tiny_config(**{"schedule.layer_weights": (1.0, -1.0)})).stages()
+
+
+def test_eval_examples_enumerate_every_view_pair(system):
+  ds = system.dataset("validation", seed=0, shard_index=0, shard_count=1)
+  assert [int(ds[i]["pair"]) for i in range(6)] == list(range(6))
+  assert system.eval_groups == ("1->2", "1->3", "2->1", "2->3", "3->1", "3->2")
+  np.testing.assert_array_equal(ds[0]["src_rgb"], ds[1]["src_rgb"])   # same clip, same view 1
+
+
+def test_generate_layers_and_baselines(system, params, batch):
+  out = jax.jit(system.generate)(params, batch)
+  shape = batch["tgt_rgb"].shape
+  for name in ("copy", "texture", "layer1", "layer2"):
+    assert out[name].shape == shape, name
+  assert out["vis"].shape == shape[:-1]
+  np.testing.assert_array_equal(out["copy"], batch["src_rgb"])
+  assert set(np.unique(out["vis"])) <= {1, 2, 3}
+  first = jax.jit(lambda p, b: system.generate(p, b, stage="layer1"))(params, batch)
+  assert "layer2" not in first
+  np.testing.assert_allclose(first["layer1"], out["layer1"], atol=1e-6)
+
+
+def test_layer2_is_eq1_blend_of_layer1(system, params, batch):
+  """x̂² = α G²(x_i, x̂¹, d) + (1 - α) x̂¹ (Eq. 1, α = 0.5)."""
+  inputs = system.prepare(batch)
+  x1, x2 = system._layers(params, inputs, inputs, 2)
+  g2 = system.generators[1].apply({"params": params["g2"]}, batch["src_rgb"], x1, batch["tgt_depth"])
+  np.testing.assert_allclose(x2, 0.5 * g2 + 0.5 * x1, atol=1e-6)
+
+
+def test_losses_report_every_term(system, params, batch):
+  inputs = system.prepare(batch)
+  d_total, d_terms = system.losses(params, inputs, None, phase="d", stage="layer1")
+  g_total, g_terms = system.losses(params, inputs, None, phase="g", stage="layer2")
+  assert set(d_terms) == {"adv"} and set(g_terms) == {"rec", "adv"}
+  assert np.isfinite(d_total) and np.isfinite(g_total)
+  np.testing.assert_allclose(g_total, g_terms["rec"] + 0.01 * g_terms["adv"], rtol=1e-6)
+
+
+def test_evaluate_reports_per_example_metrics(system, params, batch):
+  result = jax.jit(system.evaluate)(params, batch)
+  for name in ("copy", "texture", "layer1", "layer2"):
+    for metric in ("ssim", "psnr", "m_ssim", "m_psnr"):
+      assert result[f"{metric}/{name}"].shape == (2,)
+  np.testing.assert_array_equal(result["group"], batch["pair"])
+
+
+def test_sample_video_strip(system, params, batch):
+  out = jax.device_get(jax.jit(system.generate)(params, batch))
+  one = {k: np.asarray(v)[0] for k, v in batch.items()}
+  frames = system.sample_video(one, {k: np.asarray(v)[0] for k, v in out.items()})
+  t, h, w = batch["tgt_rgb"].shape[1:4]
+  assert frames.dtype == np.uint8 and frames.shape == (t, h, w * 5, 3)  # input, x0, 2 layers, target
+
+
+def test_synthesis_example_checks_views(system):
+  example = system.synthesis_example(seed=9, source_view=3, target_view=1)
+  assert int(example["pair"]) == psrnet_data.view_pairs(3).index((2, 0))
+  with pytest.raises(ValueError, match="views"):
+    system.synthesis_example(seed=9, source_view=2, target_view=2)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+  return loop.train(tiny_config(), str(tmp_path_factory.mktemp("psrnet")))
+
+
+def test_trains_both_stages_and_evaluates(straight):
+  assert straight.step == 4 and not straight.preempted
+  assert "ssim/layer2" in straight.eval_results and "m_ssim/texture/1->2" in straight.eval_results
+  assert straight.eval_results["num_examples"] == 6
+
+
+def test_one_device_equals_eight_devices(straight, tmp_path):
+  train_harness.check_sharding_invariance(tiny_config(), straight, tmp_path, steps=2)
+
+
+def test_resume_is_exact(straight, tmp_path):
+  train_harness.check_exact_resume(tiny_config(), straight, tmp_path, half=3)
+
+
+def test_batch_shapes_that_do_not_match_the_config_are_an_error(tmp_path):
+  config = tiny_config()
+  system = base.get_system(config)
+  wrong = tiny_config(**{"data.resolution": 36})
+  spec = system.example_spec("train")
+  ds = base.get_system(wrong).dataset("validation", seed=0, shard_index=0, shard_count=1)
+  from psrjax.train import data as data_lib
+  local = {k: np.asarray(v)[None] for k, v in ds[0].items()}
+  with pytest.raises(ValueError, match="tgt_rgb|src_rgb"):
+    data_lib.check_example_spec(local, spec, what="train")
