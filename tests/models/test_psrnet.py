@@ -275,3 +275,20 @@ def test_bad_inputs(bad):
     vis = vis[:, :2]
   with pytest.raises(ValueError):
     jax.eval_shape(model.init, jax.random.key(0), x_i, x_hat, d_j, vis)
+
+
+def test_residual_layers_start_from_their_input_estimates():
+  """With residual=True every decoder starts at its base: G¹ background = x_i, visible and
+  occluded = x̂⁰ (zero-initialised output convs); Gᵏ = x̂ᵏ⁻¹."""
+  ks = jax.random.split(_key(3), 3)
+  x_i = jax.random.uniform(ks[0], (1, T, H, W, 3), minval=-1, maxval=1)
+  x0 = jax.random.uniform(ks[1], (1, T, H, W, 3), minval=-1, maxval=1)
+  d = jnp.ones((1, T, H, W, 1))
+  vis = jax.random.randint(ks[2], (1, T, H, W), 1, 4)
+  g1 = psrnet_layer(1, "tiny", residual=True)
+  out = g1.apply(g1.init(_key(4), x_i, x0, d, vis), x_i, x0, d, vis)
+  np.testing.assert_allclose(out["background"], x_i, atol=1e-6)
+  np.testing.assert_allclose(out["occluded"], x0, atol=1e-6)
+  np.testing.assert_allclose(out["x_tilde"], composite(x_i, x0, x0, vis), atol=1e-6)
+  g2 = psrnet_layer(2, "tiny", residual=True)
+  np.testing.assert_allclose(g2.apply(g2.init(_key(5), x_i, x0, d), x_i, x0, d), x0, atol=1e-6)

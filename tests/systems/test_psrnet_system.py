@@ -146,3 +146,17 @@ def test_batch_shapes_that_do_not_match_the_config_are_an_error(tmp_path):
   local = {k: np.asarray(v)[None] for k, v in ds[0].items()}
   with pytest.raises(ValueError, match="tgt_rgb|src_rgb"):
     data_lib.check_example_spec(local, spec, what="train")
+
+
+def test_synthesize_writes_a_video_and_eval_reads_the_workdir(straight, tmp_path, capsys):
+  from psrjax import cli
+  out = tmp_path / "out.gif"
+  code = cli.main(["synthesize", "--workdir", straight.workdir, "--seed", "19", "--source-view", "2",
+                   "--target-view", "3", "--out", str(out)])
+  assert code == 0 and out.stat().st_size > 0
+  import imageio.v3 as iio
+  frames = iio.imread(out)
+  assert frames.shape[0] == 4 and frames.shape[2] == 32 * 5
+  assert cli.main(["synthesize", "--workdir", straight.workdir, "--source-view", "1",
+                   "--target-view", "1", "--out", str(out)]) == 2
+  assert "views" in capsys.readouterr().err
