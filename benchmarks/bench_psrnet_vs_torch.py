@@ -9,7 +9,8 @@ JAX side: exactly the step of
 
 (`psrjax.train.benchmark.CompiledStep`): paper width (64 base channels, 6 residual blocks, three
 encoders, three decoders), the MoCoGAN video discriminator (ndf 64), Adam(2e-5, 0.5, 0.999);
-phase "d" then phase "g", each computing the visibility map and texture transfer x̂⁰ first.
+the visibility map and texture transfer x̂⁰ computed on the device (`System.prepare`), then
+phase "d" and phase "g".
 
 PyTorch side (`TorchStep`, torch CPU): the same networks written with torch.nn (Conv3d,
 ConvTranspose3d, InstanceNorm3d, BatchNorm3d with batch statistics, reflection padding), the
@@ -265,16 +266,12 @@ def build(steps_config=None):
   """(psrjax CompiledStep, TorchStep) from the same initial parameters and batch."""
   import jax  # pylint: disable=g-import-not-at-top
   from psrjax import config_utils  # pylint: disable=g-import-not-at-top
-  from psrjax.systems import psrnet as psrnet_system  # pylint: disable=g-import-not-at-top
   from psrjax.train import benchmark  # pylint: disable=g-import-not-at-top
   config = steps_config or config_utils.load_config(CONFIG, OVERRIDES)
   jax_step = benchmark.CompiledStep(config)
   params = jax.device_get(jax_step.state["params"])
   batch = jax.device_get(jax_step.batch)
-  m = config.model
-  prepare = jax.jit(lambda b: psrnet_system.prepare_inputs(
-      b, knn_visibility=m.knn_visibility, knn_texture=m.knn_texture))
-  inputs = jax.device_get(prepare(jax_step.batch))
+  inputs = jax.device_get(jax.jit(jax_step.ctx.system.prepare)(jax_step.batch))
   return jax_step, TorchStep(params, batch, inputs, config)
 
 
@@ -322,7 +319,8 @@ def _jax_parts(jax_step):
   system, batch = jax_step.ctx.system, jax_step.batch
   params = jax_step.state["params"]
   g, d, zeta = system.generators[0], system.discriminator, system.config.model.zeta
-  inputs = jax.jit(system._inputs)(batch)  # pylint: disable=protected-access
+  prepare = jax.jit(system.prepare)
+  inputs = prepare(batch)
 
   def g_out(p):
     out = g.apply({"params": p}, batch["src_rgb"], inputs["x0"], batch["tgt_depth"], inputs["vis"])
@@ -330,7 +328,7 @@ def _jax_parts(jax_step):
 
   g_loss = lambda p: jnp.mean(jnp.abs(g_out(p) - batch["tgt_rgb"]))
   d_loss = lambda p: jnp.mean(d.apply({"params": p}, batch["tgt_rgb"], batch["src_rgb"])[0])
-  fns = {"inputs (visibility, x̂⁰)": (jax.jit(system._inputs), (batch,)),  # pylint: disable=protected-access
+  fns = {"inputs (visibility, x̂⁰)": (prepare, (batch,)),
          "G forward": (jax.jit(g_out), (params["g1"],)),
          "G forward+backward": (jax.jit(jax.grad(g_loss)), (params["g1"],)),
          "D forward+backward": (jax.jit(jax.grad(d_loss)), (params["d1"],))}
