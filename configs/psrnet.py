@@ -35,7 +35,8 @@ def get_config(arg=None):
   c.model = dict(
       layers=3,                  # K, number of generators (paper: 3)
       variant="paper",           # "paper" (64 channels, 6 blocks) | "runlocal" | "tiny"
-      residual=False,            # decoders correct their input estimate (x̂⁰ / x̂ᵏ⁻¹); not in the paper
+      residual=False,            # decoders correct their related input (background plate of x_i,
+                                 # x̂⁰, x̂ᵏ⁻¹) from zero-initialised outputs; not in the paper
       alpha=0.5,                 # Eq. 1 blending weight for layers k >= 2
       zeta=0.1,                  # Eq. 3 temporal term weight (layer 1)
       knn_visibility=1,          # k of Algorithm 1 (1 = the face itself; larger tolerates small misses)
@@ -80,14 +81,15 @@ def get_config(arg=None):
 
 def _runlocal(c):
   """A small variant that trains on a 2-core CPU in minutes. Departures from the paper, for the
-  short schedule: narrower networks (8 base channels, 2 blocks), 64x64 x 8 frames, lr 2e-4, and
-  residual decoders (each layer corrects its input estimate instead of painting from scratch)."""
+  short schedule: narrower networks (8 base channels, 2 blocks), 64x64 x 8 frames, batch 2,
+  lr 1e-4, and residual decoders (each layer corrects its input estimates instead of painting
+  from scratch)."""
   c.data.num_frames = 8
   c.data.resolution = 64
   c.model.variant = "runlocal"
   c.model.residual = True
   c.model.disc_channels = 16
-  c.optim.lr = 2e-4
+  c.optim.lr = 1e-4
   c.schedule.layer_weights = (2.0, 1.0, 1.0)   # layer 1 learns the most; more if layers > 3
   c.train.update(batch_size=2, steps=480, log_every=20, checkpoint_every=200, sample_every=200,
                  eval_every=0, data_workers=2)

@@ -2,9 +2,10 @@
 
 The system binds the K generators and their video discriminators to the trainer:
 
-- inputs (`prepare_inputs`, on the accelerator): the visibility map M_{i->j} (Algorithm 1) and the
-  texture-transfer estimate x̂⁰_j (GTNet Steps I-III) from the input view's video and face maps and
-  the target view's face and part maps;
+- inputs (`prepare_inputs`, on the accelerator, once per train step): the visibility map M_{i->j}
+  (Algorithm 1) and the texture-transfer estimate x̂⁰_j (GTNet Steps I-III) from the input view's
+  video and face maps and the target view's face and part maps (plus the input view's person-free
+  background plate, used only by the optional residual decoders);
 - layer 1 (Eqs. 2-3): x̂¹ = temporal_refine(G¹(x_i, x̂⁰_j, d_j, M)), loss L¹ = Lr + 0.01 (Lp + La);
 - layers k >= 2 (Eq. 1): x̂ᵏ = α Gᵏ(x_i, x̂ᵏ⁻¹, d_j) + (1 - α) x̂ᵏ⁻¹, loss Lᵏ = Lr + 0.01 La;
 - schedule: stage-wise by default (stage k trains Gᵏ and Dᵏ; earlier layers frozen), or one joint
@@ -48,7 +49,21 @@ def prepare_inputs(batch, *, knn_visibility: int, knn_texture: int) -> dict[str,
   x0 = texture_transfer(batch["src_rgb"], batch["src_face"], batch["tgt_face"], batch["tgt_part"],
                         tex_table, jnp.asarray(synthetic.SYMMETRIC_PART),
                         num_faces=synthetic.NUM_FACES)
-  return {"vis": vis, "x0": jax.lax.stop_gradient(x0)}
+  return {"vis": vis, "x0": jax.lax.stop_gradient(x0),
+          "plate": background_plate(batch["src_rgb"], batch["src_face"])}
+
+
+def background_plate(rgb, face) -> jax.Array:
+  """The input view's background without the person: per pixel, the mean colour over the frames
+  where the input-view mesh does not cover it (the camera is static); pixels covered in every
+  frame take the mean background colour of the clip. [B, T, H, W, 3] (constant over T)."""
+  free = (face < 0)[..., None].astype(rgb.dtype)                       # [B, T, H, W, 1]
+  count = jnp.sum(free, axis=1, keepdims=True)
+  mean = jnp.sum(rgb * free, axis=1, keepdims=True) / jnp.maximum(count, 1.0)
+  clip_mean = (jnp.sum(rgb * free, axis=(1, 2, 3), keepdims=True)
+               / jnp.maximum(jnp.sum(free, axis=(1, 2, 3), keepdims=True), 1.0))
+  plate = jnp.where(count > 0, mean, clip_mean)
+  return jax.lax.stop_gradient(jnp.broadcast_to(plate, rgb.shape))
 
 
 class PSRNet(base.System):
@@ -111,7 +126,8 @@ class PSRNet(base.System):
     for k in range(1, upto + 1):
       g = self.generators[k - 1]
       if k == 1:
-        x_tilde = g.apply({"params": params["g1"]}, x_i, prev, d_j, inputs["vis"])["x_tilde"]
+        x_tilde = g.apply({"params": params["g1"]}, x_i, prev, d_j, inputs["vis"],
+                          background_base=inputs["plate"])["x_tilde"]
         out = temporal_refine(x_tilde, batch["tgt_flow_bwd"], zeta=m.zeta)
       else:
         out = psrnet_models.blend(g.apply({"params": params[f"g{k}"]}, x_i, prev, d_j), prev, m.alpha)

@@ -160,3 +160,17 @@ def test_synthesize_writes_a_video_and_eval_reads_the_workdir(straight, tmp_path
   assert cli.main(["synthesize", "--workdir", straight.workdir, "--source-view", "1",
                    "--target-view", "1", "--out", str(out)]) == 2
   assert "views" in capsys.readouterr().err
+
+
+def test_background_plate_averages_uncovered_frames():
+  rgb = np.zeros((1, 3, 2, 2, 3), np.float32)
+  rgb[0, :, 0, 0] = [[0.1] * 3, [0.3] * 3, [0.9] * 3]
+  rgb[0, :, 1, 1] = 0.5
+  face = np.full((1, 3, 2, 2), -1, np.int32)
+  face[0, 2, 0, 0] = 7          # the person covers (0, 0) in the last frame only
+  face[0, :, 1, 1] = 3          # and (1, 1) in every frame
+  plate = np.asarray(psrnet.background_plate(jnp.asarray(rgb), jnp.asarray(face)))
+  np.testing.assert_allclose(plate[0, :, 0, 0], 0.2, atol=1e-6)      # mean of frames 0 and 1
+  clip_mean = (0.1 + 0.3) / 8                                       # all uncovered pixels
+  np.testing.assert_allclose(plate[0, :, 1, 1], clip_mean, atol=1e-6)
+  assert plate.shape == rgb.shape
