@@ -67,6 +67,8 @@ class System(abc.ABC):
   Optional attributes the trainer uses when present:
     eval_groups: tuple[str, ...] -- names of the int32 `"group"` values that `evaluate` may
       return per example; the evaluator then also reports `"<metric>/<group name>"` means.
+    float32_inputs: tuple[str, ...] -- batch keys kept in float32 when the trainer computes in
+      bfloat16 (`train.compute_dtype`), e.g. flows or depths that need the precision.
   """
 
   config: ml_collections.ConfigDict
