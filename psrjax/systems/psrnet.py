@@ -42,7 +42,8 @@ BASELINES = ("copy", "texture")
 
 
 def prepare_inputs(batch, *, knn_visibility: int, knn_texture: int) -> dict[str, jax.Array]:
-  """Visibility map M_{i->j} (int32 [B,T,H,W]) and texture transfer x̂⁰_j ([B,T,H,W,3])."""
+  """Visibility map "vis" M_{i->j} (int32 [B,T,H,W]), texture transfer "x0" x̂⁰_j and the input
+  view's background "plate" (both [B,T,H,W,3])."""
   vis_table = jnp.asarray(synthetic.nearest_faces(knn_visibility))
   tex_table = jnp.asarray(synthetic.nearest_faces(knn_texture + 1))  # the face itself + n
   vis = visibility_map(batch["src_face"], batch["tgt_face"], vis_table)
@@ -100,7 +101,7 @@ class PSRNet(base.System):
 
   # ----------------------------------------------------------------------------- networks
   def prepare(self, batch):
-    """Adds the visibility map "vis" and the texture transfer "x0" (once per train step)."""
+    """Adds "vis", "x0" and "plate" (`prepare_inputs`); the trainer calls it once per step."""
     if "x0" in batch:
       return dict(batch)
     m = self.config.model
