@@ -65,6 +65,7 @@ class FrameNet(nn.Module):
 class ToySystem(base.System):
   config: ml_collections.ConfigDict
   eval_groups: tuple[str, ...] = ("even", "odd")
+  input_noise: float = 0.05  # std of the noise added to the generator input (0 = none)
 
   def __post_init__(self):
     self.g = FrameNet(features=self.config.toy.features, out=3)
@@ -91,8 +92,10 @@ class ToySystem(base.System):
     return self.d.apply({"params": params["d"]}, video).mean(axis=(1, 2, 3, 4))
 
   def losses(self, params, batch, rng, *, phase, stage):
-    noise = 0.05 * jax.random.normal(rng, batch["src"].shape)
-    fake = self._fake(params, batch["src"] + noise)
+    src = batch["src"]
+    if self.input_noise:
+      src = src + self.input_noise * jax.random.normal(rng, src.shape)
+    fake = self._fake(params, src)
     if phase == "d":
       real = jax.nn.softplus(-self._logits(params, batch["rgb"])).mean()
       fake_term = jax.nn.softplus(self._logits(params, fake)).mean()
