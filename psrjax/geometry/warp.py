@@ -54,3 +54,20 @@ def temporal_refine(x_tilde: jax.Array, flow_bwd: jax.Array, zeta: float = 0.1) 
   warped = backward_warp(prev, flow_bwd[..., 1:, :, :, :])
   later = x_tilde[..., 1:, :, :, :] + zeta * warped.astype(x_tilde.dtype)
   return jnp.concatenate([x_tilde[..., :1, :, :, :], later], axis=-4)
+
+
+def inverse_temporal_refine(x_hat: jax.Array, flow_bwd: jax.Array, zeta: float = 0.1) -> jax.Array:
+  """The pre-image of Eq. 3: the x̃ with `temporal_refine(x̃, flow_bwd, zeta) == x_hat`.
+
+  Solved frame by frame, x̃_1 = x̂_1 and x̃_t = x̂_t - ζ W(x̃_{t-1}, O_t) (W is linear, so the
+  solution is exact and unique). Shapes as in `temporal_refine`. No gradient flows through it.
+  """
+  if x_hat.ndim < 4 or flow_bwd.shape != x_hat.shape[:-1] + (2,):
+    raise ValueError(f"flow_bwd must be [..., T, H, W, 2] matching x_hat {x_hat.shape}; "
+                     f"got {flow_bwd.shape}")
+  x_hat = jax.lax.stop_gradient(x_hat)
+  frames = [x_hat[..., 0, :, :, :]]
+  for t in range(1, x_hat.shape[-4]):
+    warped = backward_warp(frames[-1], flow_bwd[..., t, :, :, :]).astype(x_hat.dtype)
+    frames.append(x_hat[..., t, :, :, :] - zeta * warped)
+  return jnp.stack(frames, axis=-4)

@@ -133,11 +133,11 @@ def _check_inputs(videos: dict[str, jax.Array], d_j: jax.Array) -> None:
 
 class _Generator(_Parts):
   # Option (off in the paper's variant): every decoder predicts a correction to the input it
-  # relates to -- G¹'s background branch to `background_base` (default x_i; the PSR-Net system
-  # passes the input view's person-free background plate), its visible and
-  # occluded branches to x̂⁰, Gᵏ's decoder to x̂ᵏ⁻¹ -- with zero-initialised output convolutions,
-  # so a short training schedule starts from those estimates instead of from a blank image.
-  # The paper does not describe such skips; `psrnet_layer(..., residual=True)` enables them.
+  # relates to -- G¹'s background branch to x_i, its visible and occluded branches to x̂⁰ (or
+  # all three to one `base` image the caller passes), Gᵏ's decoder to x̂ᵏ⁻¹ -- with
+  # zero-initialised output convolutions, so a short training schedule starts from those
+  # estimates instead of from a blank image. The paper does not describe such skips;
+  # `psrnet_layer(..., residual=True)` enables them.
   residual: bool = False
 
   def _decoder(self, name: str) -> "Decoder3D":
@@ -163,12 +163,12 @@ class ReconstructionLayer(_Generator):
   """
 
   @nn.compact
-  def __call__(self, x_i, x_hat0, d_j, vis, *, background_base=None,
+  def __call__(self, x_i, x_hat0, d_j, vis, *, base=None,
                train: bool = False) -> dict[str, jax.Array]:
-    """`background_base` (residual mode): what the background branch corrects (default x_i)."""
+    """`base` (residual mode): one [B, T, H, W, 3] image all three branches correct."""
     del train
     self._check_kernels()
-    _check_inputs({"x_i": x_i, "x_hat0": x_hat0}, d_j)
+    _check_inputs({"x_i": x_i, "x_hat0": x_hat0, **({} if base is None else {"base": base})}, d_j)
     if vis.shape != x_i.shape[:-1]:
       raise ValueError(f"vis must be [B, T, H, W] = {x_i.shape[:-1]}; got {vis.shape}")
     parts = self._parts()
@@ -177,8 +177,8 @@ class ReconstructionLayer(_Generator):
     h = FusionTrunk(**parts, name="trunk")(encodings)
     out = {n: self._decoder(f"decoder_{n}")(h) for n in ("background", "visible", "occluded")}
     if self.residual:
-      bg = x_i if background_base is None else background_base
-      bases = {"background": bg, "visible": x_hat0, "occluded": x_hat0}
+      bases = ({"background": x_i, "visible": x_hat0, "occluded": x_hat0} if base is None
+               else dict.fromkeys(("background", "visible", "occluded"), base))
       out = {n: v + bases[n].astype(jnp.float32) for n, v in out.items()}
     out["x_tilde"] = composite(out["background"], out["visible"], out["occluded"], vis)
     return out

@@ -4,8 +4,8 @@ The system binds the K generators and their video discriminators to the trainer:
 
 - inputs (`prepare_inputs`, on the accelerator, once per train step): the visibility map M_{i->j}
   (Algorithm 1) and the texture-transfer estimate x̂⁰_j (GTNet Steps I-III) from the input view's
-  video and face maps and the target view's face and part maps (plus the input view's person-free
-  background plate, used only by the optional residual decoders);
+  video and face maps and the target view's face and part maps (plus, for the optional residual
+  decoders, `residual_base`: the image G¹'s decoders correct);
 - layer 1 (Eqs. 2-3): x̂¹ = temporal_refine(G¹(x_i, x̂⁰_j, d_j, M)), loss L¹ = Lr + 0.01 (Lp + La);
 - layers k >= 2 (Eq. 1): x̂ᵏ = α Gᵏ(x_i, x̂ᵏ⁻¹, d_j) + (1 - α) x̂ᵏ⁻¹, loss Lᵏ = Lr + 0.01 La;
 - schedule: stage-wise by default (stage k trains Gᵏ and Dᵏ; earlier layers frozen), or one joint
@@ -30,7 +30,7 @@ from psrjax import losses, metrics
 from psrjax.data import synthetic
 from psrjax.geometry.texture_transfer import texture_transfer
 from psrjax.geometry.visibility import visibility_map
-from psrjax.geometry.warp import temporal_refine
+from psrjax.geometry.warp import inverse_temporal_refine, temporal_refine
 from psrjax.models import discriminators
 from psrjax.models import psrnet as psrnet_models
 from psrjax.models import pretrained
@@ -42,16 +42,25 @@ BASELINES = ("copy", "texture")
 
 
 def prepare_inputs(batch, *, knn_visibility: int, knn_texture: int) -> dict[str, jax.Array]:
-  """Visibility map "vis" M_{i->j} (int32 [B,T,H,W]), texture transfer "x0" x̂⁰_j and the input
-  view's background "plate" (both [B,T,H,W,3])."""
+  """Visibility map "vis" M_{i->j} (int32 [B,T,H,W]) and texture transfer "x0" x̂⁰_j
+  ([B,T,H,W,3])."""
   vis_table = jnp.asarray(synthetic.nearest_faces(knn_visibility))
   tex_table = jnp.asarray(synthetic.nearest_faces(knn_texture + 1))  # the face itself + n
   vis = visibility_map(batch["src_face"], batch["tgt_face"], vis_table)
   x0 = texture_transfer(batch["src_rgb"], batch["src_face"], batch["tgt_face"], batch["tgt_part"],
                         tex_table, jnp.asarray(synthetic.SYMMETRIC_PART),
                         num_faces=synthetic.NUM_FACES)
-  return {"vis": vis, "x0": jax.lax.stop_gradient(x0),
-          "plate": background_plate(batch["src_rgb"], batch["src_face"])}
+  return {"vis": vis, "x0": jax.lax.stop_gradient(x0)}
+
+
+def residual_base(batch, vis, x0, *, zeta: float) -> jax.Array:
+  """What G¹'s residual decoders correct: the Eq. 3 pre-image of the Eq. 2 composite of the
+  input view's person-free background plate (background pixels) and x̂⁰ (person pixels), so that
+  the layer's output starts exactly at that composite (x̂⁰ on the person) despite Eq. 3's
+  additive term. [B, T, H, W, 3]."""
+  plate = background_plate(batch["src_rgb"], batch["src_face"])
+  start = psrnet_models.composite(plate, x0, x0, vis)
+  return inverse_temporal_refine(start, batch["tgt_flow_bwd"], zeta=zeta)
 
 
 def background_plate(rgb, face) -> jax.Array:
@@ -101,12 +110,15 @@ class PSRNet(base.System):
 
   # ----------------------------------------------------------------------------- networks
   def prepare(self, batch):
-    """Adds "vis", "x0" and "plate" (`prepare_inputs`); the trainer calls it once per step."""
+    """Adds "vis", "x0" (`prepare_inputs`) and, with residual decoders, "residual_base"; the
+    trainer calls it once per step."""
     if "x0" in batch:
       return dict(batch)
     m = self.config.model
-    return {**batch, **prepare_inputs(batch, knn_visibility=m.knn_visibility,
-                                      knn_texture=m.knn_texture)}
+    inputs = prepare_inputs(batch, knn_visibility=m.knn_visibility, knn_texture=m.knn_texture)
+    if m.residual:
+      inputs["residual_base"] = residual_base(batch, inputs["vis"], inputs["x0"], zeta=m.zeta)
+    return {**batch, **inputs}
 
   def init(self, rng, batch):
     inputs = self.prepare(batch)
@@ -128,7 +140,7 @@ class PSRNet(base.System):
       g = self.generators[k - 1]
       if k == 1:
         x_tilde = g.apply({"params": params["g1"]}, x_i, prev, d_j, inputs["vis"],
-                          background_base=inputs["plate"])["x_tilde"]
+                          base=inputs.get("residual_base"))["x_tilde"]
         out = temporal_refine(x_tilde, batch["tgt_flow_bwd"], zeta=m.zeta)
       else:
         out = psrnet_models.blend(g.apply({"params": params[f"g{k}"]}, x_i, prev, d_j), prev, m.alpha)

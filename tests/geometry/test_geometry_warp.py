@@ -6,6 +6,7 @@ import pytest
 from scipy import ndimage
 
 from psrjax.geometry import backward_warp, temporal_refine
+from psrjax.geometry.warp import inverse_temporal_refine
 
 
 def test_matches_scipy_map_coordinates():
@@ -60,8 +61,21 @@ def test_temporal_refine_stops_gradient_through_the_warp():
   np.testing.assert_array_equal(np.asarray(g), 1.0)      # only the identity term carries gradient
 
 
+def test_inverse_temporal_refine_is_the_eq3_pre_image():
+  rng = np.random.default_rng(4)
+  target = jnp.asarray(rng.uniform(-1, 1, (2, 5, 6, 7, 3)), jnp.float32)
+  flow = jnp.asarray(rng.uniform(-3, 3, (2, 5, 6, 7, 2)), jnp.float32)
+  pre = inverse_temporal_refine(target, flow, zeta=0.1)
+  np.testing.assert_allclose(np.asarray(temporal_refine(pre, flow, zeta=0.1)), np.asarray(target),
+                             atol=1e-6)
+  np.testing.assert_array_equal(np.asarray(pre[:, 0]), np.asarray(target[:, 0]))
+  assert not np.allclose(np.asarray(pre[:, 1:]), np.asarray(target[:, 1:]), atol=1e-2)
+
+
 def test_bad_flow_shape():
   with pytest.raises(ValueError):
     backward_warp(jnp.zeros((4, 5, 3)), jnp.zeros((4, 5, 3)))
   with pytest.raises(ValueError):
     temporal_refine(jnp.zeros((1, 2, 4, 5, 3)), jnp.zeros((1, 2, 4, 5, 3)))
+  with pytest.raises(ValueError, match="flow_bwd"):
+    inverse_temporal_refine(jnp.zeros((1, 2, 4, 5, 3)), jnp.zeros((1, 2, 4, 5, 3)))

@@ -290,5 +290,8 @@ def test_residual_layers_start_from_their_input_estimates():
   np.testing.assert_allclose(out["background"], x_i, atol=1e-6)
   np.testing.assert_allclose(out["occluded"], x0, atol=1e-6)
   np.testing.assert_allclose(out["x_tilde"], composite(x_i, x0, x0, vis), atol=1e-6)
+  base = jax.random.uniform(ks[2], (1, T, H, W, 3), minval=-1, maxval=1)
+  np.testing.assert_allclose(g1.apply(g1.init(_key(4), x_i, x0, d, vis), x_i, x0, d, vis,
+                                      base=base)["x_tilde"], base, atol=1e-6)
   g2 = psrnet_layer(2, "tiny", residual=True)
   np.testing.assert_allclose(g2.apply(g2.init(_key(5), x_i, x0, d), x_i, x0, d), x0, atol=1e-6)

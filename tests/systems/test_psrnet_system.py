@@ -174,3 +174,15 @@ def test_background_plate_averages_uncovered_frames():
   clip_mean = (0.1 + 0.3) / 8                                       # all uncovered pixels
   np.testing.assert_allclose(plate[0, :, 1, 1], clip_mean, atol=1e-6)
   assert plate.shape == rgb.shape
+
+
+def test_residual_layer1_starts_exactly_at_texture_transfer(batch):
+  """With residual decoders, G¹'s output after Eq. 3 at initialisation is x̂⁰ on the person and
+  the input view's background plate elsewhere (the decoders correct the Eq. 3 pre-image)."""
+  system = base.get_system(tiny_config(**{"model.residual": True}))
+  params = jax.jit(system.init)(jax.random.key(1), batch)
+  out = jax.jit(lambda p, b: system.generate(p, b, stage="layer1"))(params, batch)
+  plate = psrnet.background_plate(jnp.asarray(batch["src_rgb"]), jnp.asarray(batch["src_face"]))
+  person = out["vis"][..., None] > 1
+  expected = np.clip(np.where(person, out["texture"], plate), -1, 1)
+  np.testing.assert_allclose(np.asarray(out["layer1"]), expected, atol=1e-5)
