@@ -62,6 +62,31 @@ def test_conv3d_matches_numpy(impl, strides, pads):
   np.testing.assert_allclose(np.asarray(got), _np_conv3d(x, k, strides, pads), atol=1e-4)
 
 
+@pytest.mark.parametrize("strides,pads", [((1, 1, 1), ((1, 1), (1, 1), (1, 1))),
+                                          ((1, 2, 2), ((0, 0), (0, 0), (0, 0))),
+                                          ((2, 1, 3), ((2, 1), (0, 2), (1, 0)))])
+def test_conv3d_fold_time_gradients_match_the_definition(strides, pads):
+  """The fold_time path's custom kernel gradient (per-tap matrix products) and XLA's input
+  gradient equal autodiff of the native 3D convolution and a NumPy kernel gradient."""
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.normal(size=(2, 5, 7, 8, 3)), jnp.float32)
+  k = jnp.asarray(rng.normal(size=(3, 3, 2, 3, 4)), jnp.float32)
+  y_shape = conv3d(x, k, strides=strides, padding=pads, impl="xla").shape
+  dy = jnp.asarray(rng.normal(size=y_shape), jnp.float32)
+  grads = {impl: jax.grad(lambda a, b: jnp.sum(conv3d(a, b, strides=strides, padding=pads,
+                                                      impl=impl) * dy), argnums=(0, 1))(x, k)
+           for impl in ("xla", "fold_time")}
+  for want, got in zip(grads["xla"], grads["fold_time"]):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-4)
+  xp = np.pad(np.asarray(x, np.float64), [(0, 0)] + list(pads) + [(0, 0)])
+  out = y_shape[1:4]
+  dk = np.zeros(k.shape)
+  for tap in np.ndindex(*k.shape[:3]):
+    sl = tuple(slice(a, a + s * (o - 1) + 1, s) for a, s, o in zip(tap, strides, out))
+    dk[tap] = np.einsum("nthwc,nthwd->cd", xp[(slice(None),) + sl], np.asarray(dy, np.float64))
+  np.testing.assert_allclose(np.asarray(grads["fold_time"][1]), dk, atol=1e-4)
+
+
 @pytest.mark.parametrize("impl", ["xla", "fold_time"])
 @pytest.mark.parametrize("ksize,strides,pads,output_pads", [
     ((3, 3, 3), (1, 2, 2), (1, 1, 1), (0, 1, 1)),         # the generators' upsampling
