@@ -3,14 +3,18 @@
 Features (Inception pool features for FID, I3D logits for FVD) are fetched from the devices
 batch by batch and accumulated on the host in float64 with Chan et al.'s pairwise update of
 the mean and the centred sum of outer products, so any split into batches (and any device
-count) gives the same moments up to float64 rounding. Statistics save to / load from `.npz`.
+count) gives the same moments up to float64 rounding. `FeatureStats.all_gather` merges the
+statistics every process accumulated on its own shard (the float64 bits travel unchanged through
+`multihost_utils.process_allgather`). Statistics save to / load from `.npz`.
 """
 from __future__ import annotations
 
 import dataclasses
 import pathlib
 
+import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +56,21 @@ class FeatureStats:
 
   def update(self, features, valid=None) -> "FeatureStats":
     return self.merge(FeatureStats.of(features, valid))
+
+  def all_gather(self) -> "FeatureStats":
+    """The merge of every process's statistics (call on all processes; all get the result).
+
+    Count, mean and m2 are packed into one float64 vector whose bytes are gathered as uint32
+    (JAX without x64 would round float64 to float32), then merged in process order.
+    """
+    packed = np.concatenate([[float(self.count)], self.mean, self.m2.reshape(-1)]).astype(np.float64)
+    rows = np.asarray(multihost_utils.process_allgather(packed.view(np.uint32)))
+    rows = rows.reshape(jax.process_count(), -1)
+    d, merged = self.mean.shape[0], FeatureStats.empty(self.mean.shape[0])
+    for row in rows:
+      values = np.ascontiguousarray(row).view(np.float64)
+      merged = merged.merge(FeatureStats(int(values[0]), values[1:d + 1], values[d + 1:].reshape(d, d)))
+    return merged
 
   @property
   def covariance(self) -> np.ndarray:
