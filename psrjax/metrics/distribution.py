@@ -35,7 +35,12 @@ class FeatureStats:
     if x.ndim != 2:
       raise ValueError(f"FeatureStats: expected features [N, D], got shape {x.shape}")
     if valid is not None:
-      x = x[np.asarray(valid).reshape(-1) > 0]
+      valid = np.asarray(valid).reshape(-1)
+      if valid.shape[0] != x.shape[0]:
+        raise ValueError(f"FeatureStats: {valid.shape[0]} validity flags for {x.shape[0]} feature rows")
+      x = x[valid > 0]
+    if not np.isfinite(x).all():
+      raise ValueError("FeatureStats: features contain NaN or Inf; check the feature network's inputs")
     if len(x) == 0:
       return cls.empty(x.shape[1])
     mean = x.mean(axis=0)
@@ -111,6 +116,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
   if mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
     raise ValueError(f"frechet_distance: mismatched shapes mu1 {mu1.shape}, sigma1 {sigma1.shape}, "
                      f"mu2 {mu2.shape}, sigma2 {sigma2.shape}")
+  if not all(np.isfinite(v).all() for v in (mu1, mu2, sigma1, sigma2)):
+    raise ValueError("frechet_distance: the means or covariances contain NaN or Inf")
   diff = mu1 - mu2
   return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2))
 

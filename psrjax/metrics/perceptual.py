@@ -72,7 +72,9 @@ def lpips(a, b, *, net: str = "alexnet", variables: dict | None = None) -> jax.A
   if net not in LAYERS:
     raise ValueError(f"unknown LPIPS network {net!r}; allowed: {', '.join(LAYERS)}")
   variables = load_variables(net) if variables is None else variables
-  a, b, lead = image_checks.prepare(a, b, None, name="lpips")
+  a, b, lead = image_checks.prepare(a, b, None, name="lpips", data_range=2.0)
+  if a.shape[-1] != 3:
+    raise ValueError(f"lpips: expected RGB images [..., H, W, 3], got {a.shape[-1]} channels")
   module = pretrained.make_module(net, final_endpoint=LAYERS[net][-1])
   feats = module.apply(variables["backbone"], jnp.concatenate([a, b]))
   n, total = a.shape[0], 0.0

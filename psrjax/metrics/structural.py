@@ -71,7 +71,8 @@ def ssim(a, b, *, data_range: float = 2.0, mask=None) -> jax.Array:
     convention): background becomes 0 in both, and the mean still runs over the whole image.
   """
   image_checks.check_range(data_range, "ssim")
-  a, b, lead = image_checks.prepare(a, b, mask, name="ssim", min_size=2 * RADIUS + 1)
+  a, b, lead = image_checks.prepare(a, b, mask, name="ssim", min_size=2 * RADIUS + 1,
+                                    data_range=data_range)
   return jnp.mean(ssim_map(a, b, data_range=data_range), axis=(1, 2, 3)).reshape(lead)
 
 
@@ -98,7 +99,8 @@ def ms_ssim(a, b, *, data_range: float = 2.0, mask=None, weights=MS_SSIM_WEIGHTS
   """
   image_checks.check_range(data_range, "ms_ssim")
   min_size = 2 * RADIUS * 2 ** (len(weights) - 1) + 1
-  a, b, lead = image_checks.prepare(a, b, mask, name="ms_ssim", min_size=min_size)
+  a, b, lead = image_checks.prepare(a, b, mask, name="ms_ssim", min_size=min_size,
+                                    data_range=data_range)
   terms = []
   for k in range(len(weights)):
     if k:
