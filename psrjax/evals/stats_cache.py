@@ -14,6 +14,7 @@ import os
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 from psrjax.metrics import distribution
 
@@ -33,8 +34,16 @@ def cache_path(cache_dir: str, *, config, split: str, num_examples: int, target:
 
 
 def load(path: str, *, rows: bool):
-  """Cached FeatureStats (or feature rows [N, D] when `rows`), or None when absent."""
-  if not os.path.isfile(path):
+  """Cached FeatureStats (or feature rows [N, D] when `rows`), or None when absent.
+
+  Only when every process finds the file is it used: processes must agree on whether the real
+  data is embedded (they run the same collective programs), and hosts without a shared
+  filesystem never see the file process 0 wrote.
+  """
+  found = os.path.isfile(path)
+  if jax.process_count() > 1:
+    found = bool(np.all(multihost_utils.process_allgather(np.int32(found))))
+  if not found:
     return None
   if rows:
     with np.load(path) as f:
