@@ -43,8 +43,8 @@ class TrainResult:
   history: list[dict[str, float]]  # metrics of every log step, with "step"
   eval_results: dict[str, float] | None  # last evaluation, if any ran
   preempted: bool  # stopped by SIGTERM (or `stop_after`) before the end
-  evals: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)  # last results
-  #                                                       of each config.evals entry that ran
+  # The last results of each config.evals entry that ran, by name.
+  evals: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
 
 def _due(step: int, every: int) -> bool:
