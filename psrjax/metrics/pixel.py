@@ -17,7 +17,7 @@ def psnr(a, b, *, data_range: float = 2.0, mask=None) -> jax.Array:
     the full image size.
   """
   image_checks.check_range(data_range, "psnr")
-  a, b, lead = image_checks.prepare(a, b, mask, name="psnr")
+  a, b, lead = image_checks.prepare(a, b, mask, name="psnr", data_range=data_range)
   err = jnp.mean(jnp.square(a - b), axis=(1, 2, 3))
   return (10.0 * jnp.log10(data_range ** 2 / err)).reshape(lead)
 
@@ -32,7 +32,7 @@ def sharpness_difference(a, b, *, max_value: float = 1.0, mask=None) -> jax.Arra
   """
   if not max_value > 0:
     raise ValueError(f"sharpness_difference: max_value must be > 0, got {max_value}")
-  a, b, lead = image_checks.prepare(a, b, mask, name="sharpness_difference")
+  a, b, lead = image_checks.prepare(a, b, mask, name="sharpness_difference", data_range=2 * max_value)
 
   def gradient_sum(x):
     x = jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))

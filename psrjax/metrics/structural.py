@@ -27,15 +27,15 @@ def gaussian_window(sigma: float = SIGMA, radius: int = RADIUS) -> np.ndarray:
 
 
 def _filter_valid(x: jax.Array, taps: np.ndarray) -> jax.Array:
-  """Separable 'valid' Gaussian filtering of every channel of x [N, H, W, C]."""
-  c, k = x.shape[-1], len(taps)
-  dn = ("NHWC", "HWIO", "NHWC")
-  hi = jax.lax.Precision.HIGHEST
-  rows = jnp.broadcast_to(jnp.asarray(taps).reshape(k, 1, 1, 1), (k, 1, 1, c))
-  x = jax.lax.conv_general_dilated(x, rows, (1, 1), "VALID", dimension_numbers=dn,
-                                   feature_group_count=c, precision=hi)
-  return jax.lax.conv_general_dilated(x, rows.reshape(1, k, 1, c), (1, 1), "VALID", dimension_numbers=dn,
-                                      feature_group_count=c, precision=hi)
+  """Separable 'valid' Gaussian filtering of every channel of x [N, H, W, C].
+
+  Written as weighted sums of shifted slices rather than a depthwise convolution: the same
+  arithmetic, and several times faster than XLA's grouped convolutions on CPU.
+  """
+  k = len(taps)
+  h, w = x.shape[1] - k + 1, x.shape[2] - k + 1
+  rows = sum(float(t) * x[:, i:i + h] for i, t in enumerate(taps))
+  return sum(float(t) * rows[:, :, i:i + w] for i, t in enumerate(taps))
 
 
 def luminance_contrast_structure(a: jax.Array, b: jax.Array, *, data_range: float):
@@ -71,7 +71,8 @@ def ssim(a, b, *, data_range: float = 2.0, mask=None) -> jax.Array:
     convention): background becomes 0 in both, and the mean still runs over the whole image.
   """
   image_checks.check_range(data_range, "ssim")
-  a, b, lead = image_checks.prepare(a, b, mask, name="ssim", min_size=2 * RADIUS + 1)
+  a, b, lead = image_checks.prepare(a, b, mask, name="ssim", min_size=2 * RADIUS + 1,
+                                    data_range=data_range)
   return jnp.mean(ssim_map(a, b, data_range=data_range), axis=(1, 2, 3)).reshape(lead)
 
 
@@ -98,7 +99,8 @@ def ms_ssim(a, b, *, data_range: float = 2.0, mask=None, weights=MS_SSIM_WEIGHTS
   """
   image_checks.check_range(data_range, "ms_ssim")
   min_size = 2 * RADIUS * 2 ** (len(weights) - 1) + 1
-  a, b, lead = image_checks.prepare(a, b, mask, name="ms_ssim", min_size=min_size)
+  a, b, lead = image_checks.prepare(a, b, mask, name="ms_ssim", min_size=min_size,
+                                    data_range=data_range)
   terms = []
   for k in range(len(weights)):
     if k:

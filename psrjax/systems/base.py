@@ -69,10 +69,16 @@ class System(abc.ABC):
       return per example; the evaluator then also reports `"<metric>/<group name>"` means.
     float32_inputs: tuple[str, ...] -- batch keys kept in float32 when the trainer computes in
       bfloat16 (`train.compute_dtype`), e.g. flows or depths that need the precision.
+    eval_prediction: str | None -- the `generate` output that evaluations comparing generated
+      with real data score (FID / KID / FVD / VFID, R-SSIM; `psrjax.evals`), e.g. "layer3".
+    eval_target: str | None -- the batch key of the real data it is compared with, e.g.
+      "tgt_rgb". A `config.evals` entry's `prediction` / `target` fields override both.
   """
 
   config: ml_collections.ConfigDict
   eval_groups: tuple[str, ...] = ()
+  eval_prediction: str | None = None
+  eval_target: str | None = None
 
   def __init__(self, config: ml_collections.ConfigDict):
     self.config = config

@@ -51,4 +51,8 @@ def trainer_config() -> ml_collections.ConfigDict:
   config.eval.split = "validation"  # split name passed to System.dataset.
   config.eval.batch_size = 8  # global eval batch (padded; every example counts once).
   config.eval.num_examples = 0  # first N examples of the split, 0 = all.
+
+  # Further evaluations by name (see psrjax/evals/__init__.py), e.g.
+  # config.evals.fvd = dict(type="fvd", every=5000, num_examples=256): results in eval/<name>/.
+  config.evals = ml_collections.ConfigDict()
   return config

@@ -1,16 +1,20 @@
-"""Evaluation: `System.evaluate` over an eval split, every example counted exactly once.
+"""Evaluation over an eval split, every example counted exactly once.
 
-The split's first `eval.num_examples` examples are batched (`eval.batch_size`, global); the
-last batch is padded with copies of a real example that a validity mask removes from every
-sum. Results are the mean of each per-example metric, `"<metric>/<group>"` means when the
-system returns an int32 `"group"` per example and names its groups in `eval_groups`, and
-`"num_examples"`.
+`EvalSplit` yields the split's first `num_examples` examples as global batches of
+`batch_size`; the last batch is padded with copies of a real example that the validity flag
+(`data.VALID_KEY`) removes from every sum. Every evaluation (the `config.eval` block here, the
+`config.evals` declared in `psrjax.evals`) reads its data through it.
+
+`Evaluator(system, config, mesh).run(params)` is the per-example evaluation of the
+`config.eval` block: the mean of each `System.evaluate` metric, `"<metric>/<group>"` means
+when the system returns an int32 `"group"` per example and names its groups in `eval_groups`,
+and `"num_examples"`. Jitted evaluation functions are cached at module level (`cached_jit`).
 """
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -20,12 +24,62 @@ from psrjax.train import data as data_lib
 from psrjax.train import partitioning
 
 EVAL_DIR = "eval"
+_JITTED: dict[tuple, tuple[Any, Callable]] = {}
+
+
+def cached_jit(kind: str, system, mesh, build: Callable[[], Callable], *options) -> Callable:
+  """`jax.jit(build())` with replicated outputs, one per (kind, system, mesh, options).
+
+  Evaluators built again for the same system (every run of `psrjax eval`, each training
+  evaluation) reuse the compiled function instead of tracing it again.
+  """
+  key = (kind, id(system), mesh, options)
+  hit = _JITTED.get(key)
+  if hit is None or hit[0] is not system:
+    hit = (system, jax.jit(build(), out_shardings=partitioning.replicated(mesh)))
+    _JITTED[key] = hit
+  return hit[1]
+
+
+class EvalSplit:
+  """Padded, masked global batches of the first `num_examples` (0 = all) examples of `split`."""
+
+  def __init__(self, system, mesh, *, split: str, batch_size: int, num_examples: int, seed: int,
+               read_options=None, what: str = "eval.batch_size"):
+    self.split, self.batch_size = split, batch_size
+    local = partitioning.check_batch_size(batch_size, mesh, what=what)
+    self.base = system.dataset(split, seed=seed, shard_index=0, shard_count=1)
+    self.dataset, self.num_examples = data_lib.eval_dataset(
+        self.base, split=split, num_examples=num_examples, local_batch=local)
+    self.sharding = partitioning.batch_sharding(mesh)
+    self.read_options = read_options
+
+  def first_batch(self) -> dict[str, np.ndarray]:
+    """The first local batch (without the validity flag)."""
+    batch = dict(self.dataset[0])
+    batch.pop(data_lib.VALID_KEY)
+    return batch
+
+  def example(self, index: int = 0) -> dict[str, np.ndarray]:
+    """Example `index` of the split with a batch axis of 1 (the same on every process)."""
+    return {k: np.asarray(v)[None] for k, v in self.base[index].items()}
+
+  def batches(self) -> Iterator[dict[str, jax.Array]]:
+    """Global batches (sharded along `data`) with the boolean validity flag."""
+    ds = self.dataset if self.read_options is None else self.dataset.to_iter_dataset(self.read_options)
+    for local in ds:
+      yield partitioning.global_batch(local, self.sharding, self.batch_size)
+
+
+def split_valid(batch) -> tuple[dict[str, jax.Array], jax.Array]:
+  """(batch without the validity flag, the flag [B])."""
+  batch = dict(batch)
+  return batch, batch.pop(data_lib.VALID_KEY)
 
 
 def _masked_sums(system, num_groups: int, params, batch) -> dict[str, Any]:
   """Per-batch sums of every metric over the valid examples (and per group)."""
-  batch = dict(batch)
-  valid = batch.pop(data_lib.VALID_KEY)
+  batch, valid = split_valid(batch)
   values = dict(system.evaluate(params, batch))
   group = values.pop("group", None)
   size = valid.shape[0]
@@ -45,59 +99,32 @@ def _masked_sums(system, num_groups: int, params, batch) -> dict[str, Any]:
   return out
 
 
-class Evaluator:
-  """`Evaluator(system, config, mesh).run(params) -> {name: value}` on `config.eval.split`."""
+class PerExampleEval:
+  """Means of `System.evaluate`'s per-example metrics over an `EvalSplit` (and per group)."""
 
-  def __init__(self, system, config, mesh):
-    self.system, self.config, self.mesh = system, config, mesh
-    self.local_batch = partitioning.check_batch_size(config.eval.batch_size, mesh,
-                                                     what="eval.batch_size")
-    self.base = system.dataset(config.eval.split, seed=config.seed, shard_index=0,
-                               shard_count=1)
-    self.dataset, self.num_examples = data_lib.eval_dataset(
-        self.base, split=config.eval.split, num_examples=config.eval.num_examples,
-        local_batch=self.local_batch)
+  def __init__(self, system, mesh, data: EvalSplit):
+    self.system, self.mesh, self.data = system, mesh, data
     self.groups = tuple(getattr(system, "eval_groups", ()))
-    self._sharding = partitioning.batch_sharding(mesh)
-    self._fn = None
-
-  def first_batch(self) -> dict[str, np.ndarray]:
-    """The first local eval batch (without the validity mask)."""
-    batch = dict(self.dataset[0])
-    batch.pop(data_lib.VALID_KEY)
-    return batch
-
-  def example(self, index: int = 0) -> dict[str, np.ndarray]:
-    """Example `index` of the split with a batch axis of 1 (the same on every process)."""
-    return {k: np.asarray(v)[None] for k, v in self.base[index].items()}
-
-  def _compiled(self, params):
-    if self._fn is None:
-      param_shardings = jax.tree.map(lambda x: x.sharding, params)
-      fn = lambda p, b: _masked_sums(self.system, len(self.groups), p, b)
-      self._fn = jax.jit(fn, in_shardings=(param_shardings, self._sharding),
-                         out_shardings=partitioning.replicated(self.mesh))
-    return self._fn
 
   def run(self, params) -> dict[str, float]:
     """Means of every metric over the split's examples."""
-    fn = self._compiled(params)
+    n = len(self.groups)
+    fn = cached_jit("per_example", self.system, self.mesh,
+                    lambda: lambda p, b: _masked_sums(self.system, n, p, b), n)
     totals = None
-    iterator = iter(self.dataset.to_iter_dataset(data_lib.read_options(self.config)))
-    for local in iterator:
-      batch = partitioning.global_batch(local, self._sharding, self.config.eval.batch_size)
+    for batch in self.data.batches():
       sums = jax.tree.map(lambda x: np.asarray(x, np.float64), jax.device_get(fn(params, batch)))
       totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
     return self._means(totals)
 
   def _means(self, totals) -> dict[str, float]:
     count = float(totals["count"])
-    if round(count) != self.num_examples:
-      raise RuntimeError(f"evaluated {count} examples, expected {self.num_examples}")
+    if round(count) != self.data.num_examples:
+      raise RuntimeError(f"evaluated {count} examples, expected {self.data.num_examples}")
     results = {k: float(v / count) for k, v in totals["sum"].items()}
     if "group_sum" in totals:
       group_count = totals["group_count"]
-      if round(float(group_count.sum())) != self.num_examples:
+      if round(float(group_count.sum())) != self.data.num_examples:
         raise ValueError(f"evaluate() returned 'group' ids outside 0..{len(self.groups) - 1}")
       for k, sums in totals["group_sum"].items():
         for g, name in enumerate(self.groups):
@@ -107,12 +134,33 @@ class Evaluator:
     return results
 
 
-def write_results(workdir: str, step: int, results: dict[str, float], writer) -> str:
-  """Writes `<workdir>/eval/<step>.json` (process 0) and `eval/<name>` scalars."""
-  path = os.path.join(workdir, EVAL_DIR, f"{step}.json")
+class Evaluator(PerExampleEval):
+  """`Evaluator(system, config, mesh).run(params) -> {name: value}` on `config.eval.split`."""
+
+  def __init__(self, system, config, mesh):
+    data = EvalSplit(system, mesh, split=config.eval.split, batch_size=config.eval.batch_size,
+                     num_examples=config.eval.num_examples, seed=config.seed,
+                     read_options=data_lib.read_options(config))
+    super().__init__(system, mesh, data)
+    self.config = config
+    self.num_examples = data.num_examples
+
+  def first_batch(self) -> dict[str, np.ndarray]:
+    return self.data.first_batch()
+
+  def example(self, index: int = 0) -> dict[str, np.ndarray]:
+    return self.data.example(index)
+
+
+def write_results(workdir: str, step: int, results: dict[str, float], writer, *,
+                  name: str | None = None) -> str:
+  """Writes `<workdir>/eval/[<name>/]<step>.json` (process 0) and `eval/[<name>/]<key>` scalars."""
+  folder = os.path.join(workdir, EVAL_DIR, *([name] if name else []))
+  path = os.path.join(folder, f"{step}.json")
   if jax.process_index() == 0:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.makedirs(folder, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
       json.dump({"step": step, **results}, f, indent=2, sort_keys=True)
-  writer.write_scalars(step, {f"eval/{k}": v for k, v in results.items()})
+  prefix = f"{EVAL_DIR}/{name}/" if name else f"{EVAL_DIR}/"
+  writer.write_scalars(step, {f"{prefix}{k}": v for k, v in results.items()})
   return path

@@ -5,7 +5,8 @@ step dir; state and data iterator), else fresh parameters, with the groups of
 `config.init_from` loaded over them. Then one jitted step per stage, metrics fetched only on
 log / checkpoint steps (where every pending step's values are checked for NaN/Inf),
 checkpoints every `train.checkpoint_every` steps and at the end, samples every
-`train.sample_every`, evaluation every `train.eval_every` steps (0: only at the end).
+`train.sample_every`, evaluation every `train.eval_every` steps (0: only at the end), and
+each `config.evals` entry on its own cadence (`psrjax.evals`).
 SIGTERM finishes the current step, saves and returns.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import jax
 import numpy as np
 
 from psrjax import config_utils
+from psrjax import evals as evals_lib
 from psrjax.train import checkpoint as checkpoint_lib
 from psrjax.train import context as context_lib
 from psrjax.train import data as data_lib
@@ -41,6 +43,8 @@ class TrainResult:
   history: list[dict[str, float]]  # metrics of every log step, with "step"
   eval_results: dict[str, float] | None  # last evaluation, if any ran
   preempted: bool  # stopped by SIGTERM (or `stop_after`) before the end
+  # The last results of each config.evals entry that ran, by name.
+  evals: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
 
 def _due(step: int, every: int) -> bool:
@@ -95,8 +99,9 @@ def _initial_state(ctx, checkpoints, iterator) -> tuple[int, Any, str]:
 class _Run:
   """Mutable per-run pieces: the compiled steps, writers, evaluator and sampler."""
 
-  def __init__(self, ctx, checkpoints, iterator, writer, progress):
+  def __init__(self, ctx, checkpoints, iterator, writer, progress, declared=()):
     self.ctx, self.checkpoints, self.iterator = ctx, checkpoints, iterator
+    self.declared, self.declared_results = list(declared), {}
     self.writer, self.progress = writer, progress
     self.history: list[dict[str, float]] = []
     self.eval_results = None
@@ -125,6 +130,17 @@ class _Run:
     path = evaluator_lib.write_results(self.ctx.workdir, step, self.eval_results, self.writer)
     self.progress.message(f"eval at step {step}: {progress_lib.format_metrics(self.eval_results)}"
                           f" -> {path}")
+
+  def evaluate_declared(self, step: int, state, *, final: bool) -> None:
+    """The `config.evals` entries due at `step` (all with every >= 0 when `final`)."""
+    if not any(d.due(step, final=final) for d in self.declared):
+      return
+    results = evals_lib.run_and_write(self.declared, self.ctx.eval_params(state),
+                                      workdir=self.ctx.workdir, step=step, writer=self.writer,
+                                      final=final)
+    self.declared_results.update(results)
+    for name, values in results.items():
+      self.progress.message(f"eval {name} at step {step}: {progress_lib.format_metrics(values)}")
 
 
 def _run_steps(run: _Run, state, step: int, end: int, flag) -> tuple[Any, int, bool]:
@@ -156,6 +172,8 @@ def _run_steps(run: _Run, state, step: int, end: int, flag) -> tuple[Any, int, b
       run.sample(step, state)
     if _due(step, cfg.eval_every) and step < end:
       run.evaluate(step, state)
+    if step < end:
+      run.evaluate_declared(step, state, final=False)
   return state, step, False
 
 
@@ -175,6 +193,7 @@ def train(config, workdir: str, *, stop_after: int | None = None, devices=None) 
   Raises ValueError on bad input (before writing anything) and NonFiniteLossError on NaN/Inf.
   """
   ctx = context_lib.build_context(config, workdir, devices=devices)
+  declared = evals_lib.build(ctx.config, ctx.system, ctx.mesh, workdir=ctx.workdir)
   end = ctx.total_steps if stop_after is None else min(stop_after, ctx.total_steps)
   checkpoints, iterator = _start(ctx)
   writer, progress = writers_lib.make_writer(ctx.workdir), None
@@ -183,7 +202,7 @@ def train(config, workdir: str, *, stop_after: int | None = None, devices=None) 
     if jax.process_index() == 0:  # Only once the config proved compatible with the state.
       config_utils.save_config(ctx.config, os.path.join(ctx.workdir, config_utils.WORKDIR_CONFIG))
     progress = progress_lib.Progress(ctx.total_steps, step)
-    run = _Run(ctx, checkpoints, iterator, writer, progress)
+    run = _Run(ctx, checkpoints, iterator, writer, progress, declared)
     progress.message(f"{ctx.config.system}: {origin}; training steps {step}..{end} of "
                      f"{ctx.total_steps} on mesh {dict(ctx.mesh.shape)}")
     with preemption.sigterm_stops(preemption.StopFlag()) as flag:
@@ -194,7 +213,7 @@ def train(config, workdir: str, *, stop_after: int | None = None, devices=None) 
     else:
       _finish(run, state, step)
     return TrainResult(ctx.workdir, step, state, run.history, run.eval_results,
-                       preempted=preempted)
+                       preempted=preempted, evals=run.declared_results)
   finally:
     if progress is not None:
       progress.close()
@@ -209,4 +228,5 @@ def _finish(run: _Run, state, step: int) -> None:
   run.checkpoints.wait()
   run.sample(step, state)
   run.evaluate(step, state)
+  run.evaluate_declared(step, state, final=True)
   logging.info("training finished at step %d", step)

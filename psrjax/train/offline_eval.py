@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from psrjax import evals as evals_lib
 from psrjax.train import checkpoint as checkpoint_lib
 from psrjax.train import context as context_lib
 from psrjax.train import evaluator as evaluator_lib
@@ -30,16 +31,29 @@ def load_latest(config, workdir: str, *,
   return ctx, found[0], found[1]
 
 
-def evaluate_checkpoint(config, workdir: str, *, devices=None) -> tuple[int, dict[str, float]]:
-  """Evaluates the latest restorable checkpoint of `workdir` on `config.eval.split`.
+def evaluate_checkpoint(config, workdir: str, *, devices=None,
+                        only: tuple[str, ...] | None = None) -> tuple[int, dict[str, float]]:
+  """Evaluates the latest restorable checkpoint of `workdir`.
 
-  Writes `<workdir>/eval/<step>.json` and the `eval/*` scalars; returns (step, results).
+  Runs the `config.eval` block (-> `<workdir>/eval/<step>.json`, `eval/*` scalars) and every
+  `config.evals` entry (-> `<workdir>/eval/<name>/<step>.json`, `eval/<name>/*` scalars).
+  `only`: run just these `config.evals` entries (not the `config.eval` block).
+  Returns (step, results): the `config.eval` metrics and `"<name>/<metric>"` of the others.
   """
   ctx, step, state = load_latest(config, workdir, devices=devices)
-  results = ctx.evaluator.run(ctx.eval_params(state))
+  declared = evals_lib.build(ctx.config, ctx.system, ctx.mesh, workdir=ctx.workdir,
+                             only=tuple(only or ()))
+  params = ctx.eval_params(state)
   writer = writers_lib.make_writer(ctx.workdir)
   try:
-    evaluator_lib.write_results(ctx.workdir, step, results, writer)
+    results = {}
+    if only is None:
+      results = ctx.evaluator.run(params)
+      evaluator_lib.write_results(ctx.workdir, step, results, writer)
+    named = evals_lib.run_and_write(declared, params, workdir=ctx.workdir, step=step,
+                                    writer=writer, final=True, everything=True)
   finally:
     writer.close()
+  for name, values in named.items():
+    results.update({f"{name}/{k}": v for k, v in values.items()})
   return step, results
