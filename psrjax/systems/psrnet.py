@@ -91,6 +91,7 @@ class PSRNet(base.System):
                        for k in range(1, m.layers + 1)]
     self.discriminator = discriminators.VideoDiscriminator(ndf=m.disc_channels)
     self.eval_groups = psrnet_data.pair_names(config.data.num_views)
+    self.eval_prediction, self.eval_target = f"layer{m.layers}", "tgt_rgb"   # config.evals
 
   # ----------------------------------------------------------------------------- schedule
   def stages(self):
