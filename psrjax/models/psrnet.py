@@ -100,17 +100,23 @@ class FusionTrunk(_Parts):
 
 
 class Decoder3D(_Parts):
-  """Two transposed-conv upsamplings (+ IN + ReLU) and the kt0 x 7 x 7 output conv with tanh."""
+  """Two transposed-conv upsamplings (+ IN + ReLU) and the kt0 x 7 x 7 output conv with tanh.
+
+  `skip` (residual mode): a full-resolution video concatenated to the output conv's input (the
+  estimate the decoder corrects, so fine per-pixel corrections need not pass the bottleneck).
+  """
   out_channels: int = 3
   zero_out: bool = False   # zero-initialised output conv (a residual branch that starts at 0)
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, skip: jax.Array | None = None) -> jax.Array:
     kt0, kt = self.stem_temporal_kernel, self.temporal_kernel
     for i in range(2):
       x = ConvTranspose3D(self.base_channels * 2 ** (1 - i), (kt, 3, 3), (1, 2, 2), (kt // 2, 1, 1),
                           (0, 1, 1), **self._conv_args(), name=f"up{i}")(x)
       x = nn.relu(InstanceNorm(dtype=self.dtype, name=f"up{i}_norm")(x))
+    if skip is not None:
+      x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)
     init = nn.initializers.zeros if self.zero_out else default_kernel_init
     x = Conv3D(self.out_channels, (kt0, 7, 7), 1, (kt0 // 2, 3, 3), self.pad_mode,
                **self._conv_args(), kernel_init=init, name="out")(x)
@@ -135,9 +141,9 @@ class _Generator(_Parts):
   # Option (off in the paper's variant): every decoder predicts a correction to the input it
   # relates to -- G¹'s background branch to x_i, its visible and occluded branches to x̂⁰ (or
   # all three to one `base` image the caller passes), Gᵏ's decoder to x̂ᵏ⁻¹ -- with
-  # zero-initialised output convolutions, so a short training schedule starts from those
-  # estimates instead of from a blank image. The paper does not describe such skips;
-  # `psrnet_layer(..., residual=True)` enables them.
+  # zero-initialised output convolutions that also see that estimate at full resolution, so a
+  # short training schedule starts from those estimates instead of from a blank image. The
+  # paper does not describe such skips; `psrnet_layer(..., residual=True)` enables them.
   residual: bool = False
 
   def _decoder(self, name: str) -> "Decoder3D":
@@ -175,11 +181,14 @@ class ReconstructionLayer(_Generator):
     encodings = [Encoder3D(**parts, name=f"encoder_{n}")(v)
                  for n, v in (("x", x_i), ("x_hat0", x_hat0), ("depth", d_j))]
     h = FusionTrunk(**parts, name="trunk")(encodings)
-    out = {n: self._decoder(f"decoder_{n}")(h) for n in ("background", "visible", "occluded")}
+    names = ("background", "visible", "occluded")
     if self.residual:
       bases = ({"background": x_i, "visible": x_hat0, "occluded": x_hat0} if base is None
-               else dict.fromkeys(("background", "visible", "occluded"), base))
-      out = {n: v + bases[n].astype(jnp.float32) for n, v in out.items()}
+               else dict.fromkeys(names, base))
+      out = {n: self._decoder(f"decoder_{n}")(h, bases[n]) + bases[n].astype(jnp.float32)
+             for n in names}
+    else:
+      out = {n: self._decoder(f"decoder_{n}")(h) for n in names}
     out["x_tilde"] = composite(out["background"], out["visible"], out["occluded"], vis)
     return out
 
@@ -201,8 +210,9 @@ class RecurrenceLayer(_Generator):
     encodings = [Encoder3D(**parts, name="encoder_videos")(videos),
                  Encoder3D(**parts, name="encoder_depth")(d_j)]
     h = FusionTrunk(**parts, name="trunk")(encodings)
-    out = self._decoder("decoder")(h)
-    return out + x_prev.astype(jnp.float32) if self.residual else out
+    if self.residual:
+      return self._decoder("decoder")(h, x_prev) + x_prev.astype(jnp.float32)
+    return self._decoder("decoder")(h)
 
 
 # Named sizes. "paper": the paper's generators; "runlocal": trains in minutes on a laptop CPU;
