@@ -1,5 +1,6 @@
 """Two processes on 127.0.0.1 (2 CPU devices each) train like one process with the same global
-batch; process-group flags are checked before JAX starts."""
+batch (the toy system with FSDP and collective checkpoints, and `psrnet:runlocal`);
+process-group flags are checked before JAX starts."""
 import json
 import os
 import socket
@@ -14,6 +15,7 @@ import pytest
 import toy_system
 import train_harness
 from psrjax import cli
+from psrjax import config_utils
 from psrjax.train import checkpoint as checkpoint_lib
 from psrjax.train import context as context_lib
 from psrjax.train import data as data_lib
@@ -26,6 +28,12 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 TOY_CONFIG = os.path.join(HERE, "toy_config.py")
 STEPS = 4
 SETTINGS = f"train.steps={STEPS},sharding.params='fsdp',sharding.min_size=1"
+PSRNET_CONFIG = os.path.join(REPO, "configs", "psrnet.py") + ":runlocal,layers=1"
+PSRNET_STEPS = 2
+PSRNET_OVERRIDES = {  # runlocal, shortened: layer 1 only (with the I3D loss), 2 steps, batch 4
+    "train.steps": PSRNET_STEPS, "train.batch_size": 4, "train.log_every": 1,
+    "train.checkpoint_every": PSRNET_STEPS, "train.sample_every": 0, "train.data_workers": 0,
+    "eval.batch_size": 4, "eval.num_examples": 6}
 
 
 def _free_port() -> int:
@@ -34,19 +42,19 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _launch_two_processes(workdir, tmp_path):
+def _launch_two_processes(workdir, tmp_path, config_spec, overrides=()):
   port = _free_port()
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu",
              XLA_FLAGS="--xla_force_host_platform_device_count=2")
   procs = []
   for index in range(2):
     log = open(tmp_path / f"process{index}.log", "w")  # pylint: disable=consider-using-with
-    cmd = [sys.executable, "-m", "psrjax.cli", "train", "--config", f"{TOY_CONFIG}:{SETTINGS}",
+    cmd = [sys.executable, "-m", "psrjax.cli", "train", "--config", config_spec,
            "--workdir", str(workdir), "--coordinator", f"127.0.0.1:{port}",
-           "--num-processes", "2", "--process-id", str(index)]
+           "--num-processes", "2", "--process-id", str(index), *overrides]
     procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log))
   try:
-    codes = [p.wait(timeout=400) for p, _ in procs]
+    codes = [p.wait(timeout=900) for p, _ in procs]
   finally:
     for p, log in procs:
       if p.poll() is None:
@@ -73,7 +81,7 @@ def _two_shard_batches(system, config, *, local_batch):
 def runs(tmp_path_factory):
   """(two-process run's workdir, one-process run on 4 devices with the same global batches)."""
   tmp = tmp_path_factory.mktemp("multiprocess")
-  _launch_two_processes(tmp / "two", tmp)
+  _launch_two_processes(tmp / "two", tmp, f"{TOY_CONFIG}:{SETTINGS}")
   config = toy_system.toy_config(**{"train.steps": STEPS, "sharding.params": "fsdp",
                                     "sharding.min_size": 1})
   config.mesh.data = 4
@@ -93,6 +101,35 @@ def test_two_processes_match_one_process(runs):
   assert evals["num_examples"] == 10
   assert evals["l1"] == pytest.approx(one.eval_results["l1"], rel=1e-5)
   assert (two / "samples" / f"{STEPS}.gif").is_file()
+
+
+@pytest.fixture(scope="module")
+def psrnet_runs(tmp_path_factory):
+  """The same comparison for PSR-Net's runlocal config (shortened)."""
+  tmp = tmp_path_factory.mktemp("multiprocess_psrnet")
+  _launch_two_processes(tmp / "two", tmp, PSRNET_CONFIG,
+                        [f"--config.{k}={v}" for k, v in PSRNET_OVERRIDES.items()])
+  config = config_utils.load_config(PSRNET_CONFIG, [(k, str(v)) for k, v in PSRNET_OVERRIDES.items()])
+  config.mesh.data = 4
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(data_lib, "train_dataset", _two_shard_batches)
+    one = loop.train(config, str(tmp / "one"), devices=jax.devices()[:4])
+  return tmp / "two", one
+
+
+def test_two_processes_train_psrnet_like_one_process(psrnet_runs):
+  two, one = psrnet_runs
+  history = [{k: v for k, v in r.items() if not k.startswith("perf/")}
+             for r in writers.read_metrics(two) if "g/total" in r]
+  assert [r["step"] for r in history] == list(range(1, PSRNET_STEPS + 1))
+  assert {"g/rec", "g/perc", "g/adv", "d/adv"} <= set(history[0])
+  # float32 all-reduces in another order: the I3D perceptual term differs by ~1e-5 relative.
+  train_harness.assert_same_losses(history, one.history, rtol=1e-4,
+                                   steps=range(1, PSRNET_STEPS + 1))
+  evals = json.loads((two / "eval" / f"{PSRNET_STEPS}.json").read_text())
+  assert evals["num_examples"] == 6
+  for name in ("ssim/layer1", "m_ssim/layer1", "psnr/texture"):
+    assert evals[name] == pytest.approx(one.eval_results[name], rel=1e-4), name
 
 
 def test_collective_checkpoint_restores_in_one_process(runs, tmp_path):
