@@ -126,19 +126,23 @@ _conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
 
 
 def _kernel_grad(x, dy, kernel_shape, strides, pads):
-  """dL/dW of `_conv2d`: dW[i, j] = Σ_{n, h, w} x_pad[n, s·h + i, s·w + j, :]ᵀ dy[n, h, w, :]."""
+  """dL/dW of `_conv2d`: dW[i, j] = Σ_{n, h, w} x_pad[n, s·h + i, s·w + j, :]ᵀ dy[n, h, w, :].
+
+  The taps run in a loop (`lax.map`), so one input-sized patch is live at a time.
+  """
   kh, kw, cin, cout = kernel_shape
   xp = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (*pads[0], 0), (*pads[1], 0), (0, 0, 0)])
   n, ho, wo = dy.shape[:3]
   sh, sw = strides
   dy2 = dy.reshape(n * ho * wo, cout)
-  taps = []
-  for i in range(kh):
-    for j in range(kw):
-      patch = lax.slice(xp, (0, i, j, 0), (n, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, cin),
-                        (1, sh, sw, 1))
-      taps.append(patch.reshape(n * ho * wo, cin).T @ dy2)
-  return jnp.stack(taps).reshape(kernel_shape).astype(x.dtype)
+  span = (n, sh * (ho - 1) + 1, sw * (wo - 1) + 1, cin)
+
+  def tap(ij):
+    patch = lax.dynamic_slice(xp, (0, ij[0], ij[1], 0), span)[:, ::sh, ::sw]
+    return patch.reshape(n * ho * wo, cin).T @ dy2
+
+  taps = jnp.asarray([(i, j) for i in range(kh) for j in range(kw)], jnp.int32)
+  return lax.map(tap, taps).reshape(kernel_shape).astype(x.dtype)
 
 
 def _phase_table(size: int, kernel: int, stride: int, padding: int, output_padding: int):
