@@ -129,7 +129,7 @@ class MFCI(base.System):
     frame, pose = _fold(b["tgt_rgb"]), _fold(b["tgt_pose"])
     params["d_single"] = self.d_frame.init(keys["d_single"], frame, pose)["params"]
     params["d_frame"] = self.d_frame.init(keys["d_frame"], frame, pose)["params"]
-    feats = self._preliminary(params, b)
+    feats = self._fusion_inputs(b, self._preliminary(params, b))
     base_logits = self._base_logits(params)
     params["fusion"] = self.multi.init(keys["fusion"], *feats, base_logits=base_logits)["params"]
     if self._temporal():
@@ -151,28 +151,40 @@ class MFCI(base.System):
     length = b["tgt_rgb"].shape[1]
     return {k: _unfold(out[k], length) for k in ("out", "fg", "mask", "bg")}
 
-  def _preliminary(self, params, b):
-    """The frozen baseline's F_fg [B L, K, H, W, C] (source k moved to target pose l) and
-    F_bg [B L, K, H, W, C] (from "bg_*" frames when given), with the matching poses."""
+  def _preliminary(self, params, b) -> dict[str, jax.Array]:
+    """The frozen baseline's preliminary features: "f_fg" [B, L, K, H, W, C] (source k moved to
+    target pose l) and "f_bg" [B, K, H, W, C] (from the "bg_*" frames when given)."""
     sf = lambda method, *args: self.single.apply({"params": params["single"]}, *args,
                                                  method=method)
     net = mfci_models.SingleFrameNet
-    k, length = b["src_rgb"].shape[1], b["tgt_rgb"].shape[1]
+    bsz, k, length = b["src_rgb"].shape[0], b["src_rgb"].shape[1], b["tgt_rgb"].shape[1]
     src, src_pose = _fold(b["src_rgb"]), _fold(b["src_pose"])
     layers = sf(net.segment, src, src_pose, _fold(b["src_parts"]))
     parts = _unfold(sf(net.part_layers, src, src_pose, layers), k)  # [B, K, H, W, 10, C']
-    parts = jnp.broadcast_to(parts[:, None], parts.shape[:1] + (length,) + parts.shape[1:])
-    tgt_pose = b["tgt_pose"][:, :, None]
-    tgt_pose = jnp.broadcast_to(tgt_pose, tgt_pose.shape[:2] + (k,) + tgt_pose.shape[3:])
+    parts = jnp.broadcast_to(parts[:, None], (bsz, length) + parts.shape[1:])
+    tgt_pose = jnp.broadcast_to(b["tgt_pose"][:, :, None], (bsz, length, k) + b["tgt_pose"].shape[2:])
     f_fg = sf(net.foreground_features, _fold(_fold(parts)), _fold(_fold(b["transforms"])),
               _fold(_fold(tgt_pose)))
     bg_key = "bg" if "bg_rgb" in b else "src"
     bg, bg_pose = _fold(b[f"{bg_key}_rgb"]), _fold(b[f"{bg_key}_pose"])
     bg_layers = layers if bg_key == "src" else sf(net.segment, bg, bg_pose, _fold(b["bg_parts"]))
-    f_bg = _unfold(sf(net.background_features, bg, bg_pose, bg_layers), k)
+    f_bg = sf(net.background_features, bg, bg_pose, bg_layers)
+    return jax.lax.stop_gradient({"f_fg": f_fg.reshape((bsz, length, k) + f_fg.shape[1:]),
+                                  "f_bg": _unfold(f_bg, k)})
+
+  def prepare_frozen(self, frozen, batch, *, stage):
+    """Stage "fused": the preliminary features of the frozen baseline, once per train step."""
+    if stage != "fused" or "f_fg" in batch:
+      return dict(batch)
+    return {**batch, **self._preliminary(frozen, batch)}
+
+  @staticmethod
+  def _fusion_inputs(b, feats):
+    """MultiFrameNet inputs with the target frames folded into the batch: F_fg, F_bg
+    [B L, K, H, W, C], source poses [B L, K, H, W, P] and target poses [B L, H, W, P]."""
+    length = b["tgt_rgb"].shape[1]
     repeat = lambda x: _fold(jnp.broadcast_to(x[:, None], x.shape[:1] + (length,) + x.shape[1:]))
-    f_fg, f_bg = jax.lax.stop_gradient((_unfold(f_fg, k), repeat(f_bg)))
-    return f_fg, f_bg, repeat(b["src_pose"]), _fold(b["tgt_pose"])
+    return (_fold(feats["f_fg"]), repeat(feats["f_bg"]), repeat(b["src_pose"]), _fold(b["tgt_pose"]))
 
   def _base_logits(self, params):
     if not self.config.model.residual_heads:
@@ -182,7 +194,8 @@ class MFCI(base.System):
 
   def _fused(self, params, b) -> dict[str, jax.Array]:
     """MultiFrameNet outputs [B, L, ...]; attention maps [B, L, K, H, W]."""
-    out = self.multi.apply({"params": params["fusion"]}, *self._preliminary(params, b),
+    feats = b if "f_fg" in b else self._preliminary(params, b)
+    out = self.multi.apply({"params": params["fusion"]}, *self._fusion_inputs(b, feats),
                            base_logits=self._base_logits(params))
     length = b["tgt_rgb"].shape[1]
     return {k: _unfold(v, length) for k, v in out.items()}
@@ -222,7 +235,8 @@ class MFCI(base.System):
     terms = {"mse": losses.mse(fake, frame), "adv_frame": losses.g_loss(d(fake), kind="lsgan")}
     total = terms["mse"] + gi * terms["adv_frame"]
     if vgg > 0:
-      terms["vgg"] = self._vgg_loss(params, fake, frame)
+      frames = _vgg_frames(b["tgt_rgb"].shape[1], self.config.loss.vgg_frames)
+      terms["vgg"] = self._vgg_loss(params, _fold(pred[:, frames]), _fold(b["tgt_rgb"][:, frames]))
       total = total + vgg * terms["vgg"]
     return total, terms
 
@@ -300,6 +314,13 @@ class MFCI(base.System):
   def example_spec(self, split):
     del split
     return {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in mfci_data.example_spec(self.config.data).items()}
+
+
+def _vgg_frames(length: int, count: int) -> np.ndarray:
+  """Indices of the target frames L_VGG sees: all (count 0) or `count` evenly spaced ones."""
+  if count <= 0 or count >= length:
+    return np.arange(length)
+  return np.round(np.linspace(0, length - 1, count)).astype(np.int64)
 
 
 def _check_lengths(batch) -> None:
