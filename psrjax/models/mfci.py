@@ -198,16 +198,21 @@ class MultiFrameNet(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, f_fg, f_bg, src_pose, tgt_pose, *,
+  def __call__(self, f_fg, f_bg, src_pose, tgt_pose, *, bg_pose=None,
                base_logits: Callable | None = None, train=False):
-    """Dict with "out", "fg", "mask", "bg" [N, H, W, *] and "attention_fg" / "attention_bg"."""
+    """Dict with "out", "fg", "mask", "bg" [N, H, W, *] and "attention_fg" / "attention_bg".
+
+    `bg_pose`: poses of the frames behind F_bg when they are not the source frames
+    (background substitution); default `src_pose`.
+    """
     del train
     if self.residual_heads != (base_logits is not None):
       raise ValueError("MultiFrameNet: base_logits must be given exactly when residual_heads")
     fuse = lambda name: Fusion(self.fusion, self.width, self.blocks, self.kv_pool,
                                dtype=self.dtype, name=name)
     fused_fg, att_fg = fuse("fg_fusion")(f_fg, src_pose, tgt_pose)
-    fused_bg, att_bg = fuse("bg_fusion")(f_bg, src_pose, tgt_pose)
+    bg_pose = src_pose if bg_pose is None else bg_pose
+    fused_bg, att_bg = fuse("bg_fusion")(f_bg, bg_pose, tgt_pose)
     init = nn.initializers.zeros if self.residual_heads else nn.initializers.lecun_normal()
     fg_logits = nn.Conv(4, (3, 3), kernel_init=init, dtype=self.dtype, name="fg_head")(fused_fg)
     bg_logits = nn.Conv(3, (3, 3), kernel_init=init, dtype=self.dtype, name="bg_head")(fused_bg)

@@ -186,6 +186,15 @@ class MFCI(base.System):
     repeat = lambda x: _fold(jnp.broadcast_to(x[:, None], x.shape[:1] + (length,) + x.shape[1:]))
     return (_fold(feats["f_fg"]), repeat(feats["f_bg"]), repeat(b["src_pose"]), _fold(b["tgt_pose"]))
 
+  @staticmethod
+  def _bg_pose(b):
+    """Poses of the background-substitution frames, folded like the source poses, or None."""
+    if "bg_pose" not in b:
+      return None
+    length = b["tgt_rgb"].shape[1]
+    x = b["bg_pose"]
+    return _fold(jnp.broadcast_to(x[:, None], x.shape[:1] + (length,) + x.shape[1:]))
+
   def _base_logits(self, params):
     if not self.config.model.residual_heads:
       return None
@@ -196,7 +205,7 @@ class MFCI(base.System):
     """MultiFrameNet outputs [B, L, ...]; attention maps [B, L, K, H, W]."""
     feats = b if "f_fg" in b else self._preliminary(params, b)
     out = self.multi.apply({"params": params["fusion"]}, *self._fusion_inputs(b, feats),
-                           base_logits=self._base_logits(params))
+                           bg_pose=self._bg_pose(b), base_logits=self._base_logits(params))
     length = b["tgt_rgb"].shape[1]
     return {k: _unfold(v, length) for k, v in out.items()}
 
