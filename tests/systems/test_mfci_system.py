@@ -78,7 +78,7 @@ def test_eval_examples_are_fixed_same_video_examples_of_held_out_people(system):
 
 @pytest.mark.parametrize("overrides,match", [
     ({"data.num_sources": 0}, r"num_sources \(K\) must be >= 1"),
-    ({"data.num_targets": 8}, r"K \+ L = 2 \+ 8 .* num_frames = 9"),
+    ({"data.num_targets": 8}, r"K \+ L = 2 \+ 8 .*num_frames = 9"),
     ({"model.fusion": "sum"}, "model.fusion must be one of"),
     ({"model.temporal_ranges": (3, 9)}, "every range must lie in 2..L = 7"),
     ({"pose.joints": 15}, "num_joints must be 14 or 18"),
@@ -202,3 +202,18 @@ def test_background_substitution_changes_only_the_background_input(system, param
   a, b = gen(own), gen(swapped)
   np.testing.assert_allclose(a["fg"], b["fg"], atol=1e-6)
   assert np.abs(a["bg"] - b["bg"]).max() > 1e-3
+
+
+def test_init_from_loads_only_the_named_groups(straight, tmp_path):
+  """How stage-2 variants start from one trained baseline (benchmarks/mfci_ablation.py)."""
+  config = tiny_config(**{"seed": 1})
+  config.init_from = os.path.join(straight.workdir, "checkpoints")
+  config.init_groups = ("single",)
+  result = loop.train(config, str(tmp_path / "a"), stop_after=0)
+  got, ref = train_harness.host_params(result), train_harness.host_params(straight)
+  jax.tree.map(np.testing.assert_array_equal, got["single"], ref["single"])
+  assert any(np.any(a != b) for a, b in zip(jax.tree.leaves(got["fusion"]),
+                                             jax.tree.leaves(ref["fusion"])))
+  config.init_groups = ("generator",)
+  with pytest.raises(ValueError, match=r"init_groups \['generator'\] are not parameter groups"):
+    loop.train(config, str(tmp_path / "b"))
