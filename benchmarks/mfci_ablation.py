@@ -1,10 +1,12 @@
 r"""MFCI ablation in the shape of the paper's Table 1, on the synthetic world's Same-Video subset.
 
   python benchmarks/mfci_ablation.py --workdir /tmp/mfci_ablation [--config configs/mfci.py:runlocal]
-      [--single-steps 400] [--fused-steps 150] [--variants rb6,rb6_dv,rb6_sa2d_dv] [--vgg-baseline]
+      [--single-steps 400] [--fused-steps 250] [--variants rb6,rb6_dv,rb6_sa2d_dv] [--vgg-baseline]
+      [--single-checkpoint RUN/checkpoints/400]
 
-1. Trains the single-frame baseline (stage "single" only) once -> rows "single-frame (MSE + GAN)"
-   and, with --vgg-baseline, a second one with L_VGG -> "single-frame (MSE + VGG + GAN)".
+1. Trains the single-frame baseline (stage "single" only) once, or takes it from
+   --single-checkpoint -> row "single-frame (MSE + GAN)"; with --vgg-baseline a second one with
+   L_VGG -> "single-frame (MSE + VGG + GAN)".
 2. Trains each fused variant's stage "fused" from that frozen baseline (`init_from` with
    `init_groups=("single",)`), so every variant shares the same preliminary features.
 3. Evaluates everything on the same held-out clips and writes `table.md` (and `table.json`):
@@ -90,6 +92,9 @@ def main(argv=None) -> int:
   parser.add_argument("--fused-steps", type=int, default=250)
   parser.add_argument("--variants", default=",".join(VARIANTS),
                       help=f"comma-separated subset of {', '.join(VARIANTS)}")
+  parser.add_argument("--single-checkpoint", default="",
+                      help="use this checkpoint's baseline (e.g. RUN/checkpoints/400 of a runlocal "
+                           "run at the end of its single stage) instead of training one")
   parser.add_argument("--vgg-baseline", action="store_true",
                       help="also train the single-frame baseline with L_VGG (MSE + VGG row)")
   args = parser.parse_args(argv)
@@ -98,9 +103,12 @@ def main(argv=None) -> int:
   if unknown:
     parser.error(f"unknown variants {unknown}; allowed: {', '.join(VARIANTS)}")
   os.makedirs(args.workdir, exist_ok=True)
-  single_dir = os.path.join(args.workdir, "single")
-  rows = [("single-frame (MSE + GAN)",
-           train_single(args.config, single_dir, args.single_steps, 0.0), "single")]
+  single_dir = args.single_checkpoint
+  rows = []
+  if not single_dir:
+    single_dir = os.path.join(args.workdir, "single")
+    rows.append(("single-frame (MSE + GAN)",
+                 train_single(args.config, single_dir, args.single_steps, 0.0), "single"))
   if args.vgg_baseline:
     results = train_single(args.config, os.path.join(args.workdir, "single_vgg"),
                            args.single_steps, 0.2)
@@ -109,6 +117,8 @@ def main(argv=None) -> int:
     label, overrides = VARIANTS[name]
     results = train_fused(args.config, os.path.join(args.workdir, name), single_dir,
                           args.fused_steps, overrides)
+    if not rows:   # the frozen baseline's own scores, as every fused run evaluates it too
+      rows.append(("single-frame (MSE + GAN)", results, "single"))
     rows.append((label, results, "fused"))
   text = table(rows)
   with open(os.path.join(args.workdir, "table.md"), "w", encoding="utf-8") as f:
