@@ -81,7 +81,8 @@ class SingleFrameNet(nn.Module):
 
   def part_layers(self, src_rgb, src_pose, layers):
     """Per-part source layers [N, H, W, 10, 3 + part_features]: (RGB, features) x part mask."""
-    feats = nn.leaky_relu(self.encoder(jnp.concatenate([src_rgb, src_pose], -1).astype(self.dtype)), 0.2)
+    x = jnp.concatenate([src_rgb, src_pose], -1).astype(self.dtype)
+    feats = nn.leaky_relu(self.encoder(x), 0.2)
     x = jnp.concatenate([src_rgb.astype(feats.dtype), feats], axis=-1)
     return x[..., None, :] * layers[..., 1:, None].astype(x.dtype)
 

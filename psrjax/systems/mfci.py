@@ -103,7 +103,8 @@ class MFCI(base.System):
 
   def optimizers(self):
     o = self.config.optim
-    groups = ("single", "d_single", "fusion", "d_frame") + (("d_video",) if self._temporal() else ())
+    groups = ("single", "d_single", "fusion", "d_frame")
+    groups += ("d_video",) if self._temporal() else ()
     return {g: optax.adam(o.lr, b1=o.b1, b2=o.b2) for g in groups}
 
   # ----------------------------------------------------------------------------- inputs
@@ -128,7 +129,8 @@ class MFCI(base.System):
 
   def init(self, rng, batch):
     b = self.prepare(batch)
-    keys = dict(zip(("single", "d_single", "fusion", "d_frame", "d_video"), jax.random.split(rng, 5)))
+    names = ("single", "d_single", "fusion", "d_frame", "d_video")
+    keys = dict(zip(names, jax.random.split(rng, len(names))))
     pair = self._pair_inputs(b, np.zeros(b["tgt_rgb"].shape[1], np.int64))
     params = {"single": self.single.init(keys["single"], *pair)["params"]}
     frame, pose = _fold(b["tgt_rgb"]), _fold(b["tgt_pose"])
@@ -138,7 +140,8 @@ class MFCI(base.System):
     base_logits = self._base_logits(params)
     params["fusion"] = self.multi.init(keys["fusion"], *feats, base_logits=base_logits)["params"]
     if self._temporal():
-      params["d_video"] = self.d_video.init(keys["d_video"], b["tgt_rgb"], b["tgt_flow_bwd"])["params"]
+      video, flows = b["tgt_rgb"], b["tgt_flow_bwd"]
+      params["d_video"] = self.d_video.init(keys["d_video"], video, flows)["params"]
     return params
 
   # ----------------------------------------------------------------------------- generator
@@ -167,7 +170,8 @@ class MFCI(base.System):
     layers = sf(net.segment, src, src_pose, _fold(b["src_parts"]))
     parts = _unfold(sf(net.part_layers, src, src_pose, layers), k)  # [B, K, H, W, 10, C']
     parts = jnp.broadcast_to(parts[:, None], (bsz, length) + parts.shape[1:])
-    tgt_pose = jnp.broadcast_to(b["tgt_pose"][:, :, None], (bsz, length, k) + b["tgt_pose"].shape[2:])
+    tgt_pose = b["tgt_pose"][:, :, None]
+    tgt_pose = jnp.broadcast_to(tgt_pose, (bsz, length, k) + tgt_pose.shape[3:])
     f_fg = sf(net.foreground_features, _fold(_fold(parts)), _fold(_fold(b["transforms"])),
               _fold(_fold(tgt_pose)))
     bg_key = "bg" if "bg_rgb" in b else "src"
@@ -189,7 +193,8 @@ class MFCI(base.System):
     [B L, K, H, W, C], source poses [B L, K, H, W, P] and target poses [B L, H, W, P]."""
     length = b["tgt_rgb"].shape[1]
     repeat = lambda x: _fold(jnp.broadcast_to(x[:, None], x.shape[:1] + (length,) + x.shape[1:]))
-    return (_fold(feats["f_fg"]), repeat(feats["f_bg"]), repeat(b["src_pose"]), _fold(b["tgt_pose"]))
+    return (_fold(feats["f_fg"]), repeat(feats["f_bg"]), repeat(b["src_pose"]),
+            _fold(b["tgt_pose"]))
 
   @staticmethod
   def _bg_pose(b):
@@ -277,7 +282,8 @@ class MFCI(base.System):
     b = self.prepare(batch)
     k, length = b["src_rgb"].shape[1], b["tgt_rgb"].shape[1]
     single = self._single_frame(params, b, np.zeros(length, np.int64))
-    out = {"single": jnp.clip(single["out"], -1, 1), "source": b["src_rgb"][:, np.arange(length) % k]}
+    out = {"single": jnp.clip(single["out"], -1, 1),
+           "source": b["src_rgb"][:, np.arange(length) % k]}
     if stage == "single":
       return out
     fused = self._fused(params, b)
@@ -328,7 +334,8 @@ class MFCI(base.System):
 
   def example_spec(self, split):
     del split
-    return {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in mfci_data.example_spec(self.config.data).items()}
+    spec = mfci_data.example_spec(self.config.data)
+    return {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in spec.items()}
 
 
 def _vgg_frames(length: int, count: int) -> np.ndarray:
