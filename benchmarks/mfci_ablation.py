@@ -25,6 +25,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from absl import flags  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax import config_utils  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax.train import loop  # noqa: E402  pylint: disable=g-import-not-at-top
 
@@ -66,9 +67,9 @@ def train_single(base: str, workdir: str, steps: int, vgg: float) -> dict:
 
 
 def train_fused(base: str, workdir: str, single_dir: str, steps: int, overrides: dict) -> dict:
-  """Stage "fused" only, from the frozen baseline of `single_dir`."""
+  """Stage "fused" only, from the frozen baseline of `single_dir` (a workdir or checkpoint)."""
   config = _config(base, {"train.steps": steps, "schedule.single_fraction": 0.0, **overrides})
-  config.init_from = os.path.join(single_dir, "checkpoints")
+  config.init_from = single_dir
   config.init_groups = ("single",)
   return _train(config, workdir)
 
@@ -102,6 +103,8 @@ def main(argv=None) -> int:
   unknown = [v for v in names if v not in VARIANTS]
   if unknown:
     parser.error(f"unknown variants {unknown}; allowed: {', '.join(VARIANTS)}")
+  if not flags.FLAGS.is_parsed():   # grain's data workers read absl flags
+    flags.FLAGS(["mfci_ablation"])
   os.makedirs(args.workdir, exist_ok=True)
   single_dir = args.single_checkpoint
   rows = []
