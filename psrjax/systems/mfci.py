@@ -15,6 +15,9 @@ the target pose p_T^t (Sec. 3) and outputs O^t, frame by frame. The system train
   (Eq. 2). The paper writes the LSGAN terms with real -> 0, fake -> 1; `losses.d_loss(kind=
   "lsgan")` uses the equivalent real -> 1, fake -> 0.
 
+Optionally (`loss.mask` > 0, not in the paper) M_fg is also pulled to the person mask by L1,
+in both stages, so that the background branch, not the foreground branch, paints the background.
+
 Pose labels (`prepare`, on the accelerator once per step): joint heatmaps + limb masks of every
 frame, the part masks of the source frames, and the part transforms from every target pose to
 every source pose. L_VGG is the mean L1 distance of VGG conv1_1, conv2_1, conv3_1 and conv4_1
@@ -225,14 +228,16 @@ class MFCI(base.System):
     b = self.prepare(batch)
     if stage == "single":
       k, length = b["src_rgb"].shape[1], b["tgt_rgb"].shape[1]
-      pred = self._single_frame(params, b, np.arange(length) % k)["out"]
-      return self._frame_losses(params, b, pred, phase, "d_single", self.config.loss.single_gi,
-                                self.config.loss.single_vgg)
+      out = self._single_frame(params, b, np.arange(length) % k)
+      total, terms = self._frame_losses(params, b, out["out"], phase, "d_single",
+                                        self.config.loss.single_gi, self.config.loss.single_vgg)
+      return self._mask_loss(b, out["mask"], phase, total, terms)
     if stage != "fused":
       raise ValueError(f"unknown MFCI stage {stage!r}; allowed: {', '.join(STAGES)}")
-    pred = self._fused(params, b)["out"]
-    c = self.config.loss
+    out = self._fused(params, b)
+    pred, c = out["out"], self.config.loss
     total, terms = self._frame_losses(params, b, pred, phase, "d_frame", c.gi, c.vgg)
+    total, terms = self._mask_loss(b, out["mask"], phase, total, terms)
     if self._temporal():
       video, flows = b["tgt_rgb"], b["tgt_flow_bwd"]
       dv = lambda v: self.d_video.apply({"params": params["d_video"]}, v, flows)
@@ -243,6 +248,16 @@ class MFCI(base.System):
         terms["adv_video"] = losses.g_loss(dv(pred), kind="lsgan")
         total = total + c.gv * terms["adv_video"]
     return total, terms
+
+  def _mask_loss(self, b, mask, phase, total, terms):
+    """Generator phase, `loss.mask` > 0: + loss.mask * mean |M_fg - person mask| (not in the
+    paper, which learns M_fg from the composite alone; there the foreground branch also paints
+    background, which defeats background substitution)."""
+    weight = self.config.loss.mask
+    if phase != "g" or weight <= 0:
+      return total, terms
+    terms = {**terms, "mask": losses.l1(mask, b["tgt_mask"])}
+    return total + weight * terms["mask"], terms
 
   def _frame_losses(self, params, b, pred, phase, d_group, gi, vgg):
     """Per-frame terms: D_I's LSGAN loss ("d") or MSE + vgg L_VGG + gi L_GAN,I ("g")."""
