@@ -128,6 +128,11 @@ def test_losses_report_every_term_of_eq3(system, params, batch):
   assert set(d_terms) == {"adv_frame", "adv_video"}
   _, single_terms = system.losses(params, b, None, phase="g", stage="single")
   assert set(single_terms) == {"mse", "adv_frame"}
+  masked = base.get_system(tiny_config(**{"loss.mask": 0.5}))
+  m_total, m_terms = masked.losses(params, b, None, phase="g", stage="fused")
+  np.testing.assert_allclose(m_total, total + 0.5 * m_terms["mask"], rtol=1e-5)
+  assert float(m_terms["mask"]) > 0 and "mask" in masked.losses(params, b, None, phase="g",
+                                                                 stage="single")[1]
   frozen = system.prepare_frozen({"single": params["single"]}, b, stage="fused")
   np.testing.assert_allclose(system.losses(params, frozen, None, phase="g", stage="fused")[0], total,
                              rtol=1e-5)
