@@ -65,6 +65,10 @@ def _unfold(x, n: int):
 class MFCI(base.System):
   """The MFCI system (see module docstring); `config` is configs/mfci.py's."""
 
+  # What distribution evaluations (FVD / VFID, `config.evals`) compare: fused video vs target.
+  eval_prediction = "fused"
+  eval_target = "tgt_rgb"
+
   def __init__(self, config):
     super().__init__(config)
     d, m, c = config.data, config.model, config.loss
