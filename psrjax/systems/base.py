@@ -135,6 +135,20 @@ class System(abc.ABC):
     """
     return dict(batch)
 
+  def prepare_frozen(self, frozen: dict[str, PyTree], batch: Mapping[str, jax.Array], *,
+                     stage: str) -> dict[str, jax.Array]:
+    """Derived inputs from networks that stage `stage` does not train, once per train step.
+
+    `frozen` holds the parameter groups that no phase of the stage trains and the
+    `constants()`, all under stop_gradient; `batch` is `prepare`'s result. Use it for the
+    outputs of a frozen, earlier-trained network that every phase reads (e.g. a pretrained
+    first stage's features), so they are not recomputed in each phase. New keys must keep the
+    batch axis first. `losses` then finds them in its batch; `generate` and `evaluate` never
+    see them. The default adds nothing.
+    """
+    del frozen, stage
+    return dict(batch)
+
   def constants(self) -> dict[str, PyTree]:
     """Frozen variables the system reads from `params` by group name (e.g. pretrained networks).
 

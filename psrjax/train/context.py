@@ -111,6 +111,7 @@ def build_context(config, workdir: str | None, *, devices=None) -> TrainContext:
   abstract = state_lib.abstract_state(state_lib.make_init_fn(system, optimizers), base_key, spec)
   options_lib.check_ema_groups(options, abstract["params"])
   abstract = state_lib.with_ema(abstract, options.ema_groups)
+  init_groups(config, abstract["params"])
   evaluator = evaluator_lib.Evaluator(system, config, mesh)
   data_lib.check_example_spec(evaluator.first_batch(), system.example_spec(config.eval.split),
                               what=f"eval split {config.eval.split!r}")
@@ -122,6 +123,16 @@ def build_context(config, workdir: str | None, *, devices=None) -> TrainContext:
       state_shardings=state_lib.state_shardings(abstract, mesh, strategy=options.params_sharding,
                                                 min_size=options.min_shard_size),
       evaluator=evaluator, constants=constants, options=options)
+
+
+def init_groups(config, params) -> tuple[str, ...]:
+  """The parameter groups `config.init_from` may load (`config.init_groups`, () = all)."""
+  groups = tuple(config.get("init_groups", ()) or ())
+  unknown = sorted(set(groups) - set(params))
+  if unknown:
+    raise ValueError(f"config.init_groups {unknown} are not parameter groups of the system "
+                     f"(groups: {sorted(params)})")
+  return groups or tuple(params)
 
 
 def _device_constants(system, abstract_state, mesh) -> dict[str, Any]:

@@ -21,6 +21,7 @@ def trainer_config() -> ml_collections.ConfigDict:
   config.seed = 0  # int: parameters, dropout/noise keys and data order.
   config.resume = ""  # "" or a workdir / checkpoints dir / step dir to continue from.
   config.init_from = ""  # "" or a checkpoint path whose parameter groups replace fresh ones.
+  config.init_groups = ()  # groups init_from loads, e.g. ("g",); () = every group it shares.
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 8  # global; a multiple of mesh.data and of the process count.

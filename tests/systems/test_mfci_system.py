@@ -1,0 +1,224 @@
+"""MFCI system on the trainer: data, bad input, two-stage schedule with a frozen baseline,
+evaluation, synthesis, sharding invariance and exact resume (the trainer's shared checks)."""
+import os
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
+
+import train_harness  # noqa: E402
+from psrjax import config_utils  # noqa: E402
+from psrjax.data import synthetic  # noqa: E402
+from psrjax.systems import base, mfci, mfci_data  # noqa: E402
+from psrjax.train import loop  # noqa: E402
+
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "mfci.py")
+
+
+def tiny_config(**overrides):
+  config = config_utils.load_config(f"{CONFIG}:tiny")
+  for key, value in overrides.items():
+    config_utils.apply_override(config, key, str(value))
+  return config
+
+
+@pytest.fixture(scope="module")
+def system():
+  return base.get_system(tiny_config())
+
+
+@pytest.fixture(scope="module")
+def batch(system):
+  ds = system.dataset("validation", seed=0, shard_index=0, shard_count=1)
+  examples = [ds[i] for i in range(2)]
+  return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+
+
+@pytest.fixture(scope="module")
+def params(system, batch):
+  return jax.jit(system.init)(jax.random.key(0, impl="rbg"), batch)
+
+
+def _frame_index(clip_rgb, frames):
+  """Index of each of `frames` (in [-1, 1]) among the clip's frames of camera 0."""
+  unit = clip_rgb[0].astype(np.float32) / 127.5 - 1.0
+  return [int(np.argmin(np.abs(unit - f).reshape(len(unit), -1).sum(1))) for f in frames]
+
+
+def test_train_examples_are_disjoint_source_and_consecutive_target_frames_of_one_clip():
+  clip = synthetic.SyntheticSource("train", num_views=1, num_frames=9, resolution=16)[0]
+  starts = set()
+  for seed in range(4):
+    example = base.get_system(tiny_config()).dataset("train", seed=seed, shard_index=0,
+                                                     shard_count=1)[0]
+    sources = _frame_index(clip["rgb"], example["src_rgb"])
+    targets = _frame_index(clip["rgb"], example["tgt_rgb"])
+    assert targets == list(range(targets[0], targets[0] + 7))
+    assert not set(sources) & set(targets) and len(set(sources)) == 2
+    np.testing.assert_allclose(example["tgt_keypoints"], clip["keypoints"][0][targets])
+    starts.add(targets[0])
+  assert len(starts) > 1                                   # the target run is drawn at random
+
+
+def test_eval_examples_are_fixed_same_video_examples_of_held_out_people(system):
+  ds = system.dataset("validation", seed=0, shard_index=0, shard_count=1)
+  assert len(ds) == 4
+  start, sources = mfci_data.eval_frames(9, 2, 7)
+  assert start == 2 and list(sources) == [0, 1]
+  clip = synthetic.SyntheticSource("validation", num_views=1, num_frames=9, resolution=16)[1]
+  assert clip["identity"] % 10 == 8                       # a validation (held-out) identity
+  example = ds[1]
+  assert _frame_index(clip["rgb"], example["src_rgb"]) == [0, 1]
+  assert _frame_index(clip["rgb"], example["tgt_rgb"]) == list(range(2, 9))
+  np.testing.assert_array_equal(example["tgt_flow_bwd"], clip["flow_bwd"][0][2:])
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"data.num_sources": 0}, r"num_sources \(K\) must be >= 1"),
+    ({"data.num_targets": 8}, r"K \+ L = 2 \+ 8 .*num_frames = 9"),
+    ({"model.fusion": "sum"}, "model.fusion must be one of"),
+    ({"model.temporal_ranges": (3, 9)}, "every range must lie in 2..L = 7"),
+    ({"pose.joints": 15}, "num_joints must be 14 or 18"),
+])
+def test_bad_config_is_a_clear_error(overrides, match):
+  with pytest.raises(ValueError, match=match):
+    base.get_system(tiny_config(**overrides))
+
+
+def test_mismatched_source_and_pose_lengths_and_empty_sources_are_errors(system, batch):
+  bad = {**batch, "src_keypoints": batch["src_keypoints"][:, :1]}
+  with pytest.raises(ValueError, match=r"src_rgb .* needs src_keypoints \[2, 2, 18, 3\]"):
+    system.prepare(bad)
+  bad = {**batch, "tgt_keypoints": batch["tgt_keypoints"][:, :5]}
+  with pytest.raises(ValueError, match="one pose per frame"):
+    system.prepare(bad)
+  empty = {**batch, "src_rgb": batch["src_rgb"][:, :0], "src_keypoints": batch["src_keypoints"][:, :0]}
+  with pytest.raises(ValueError, match="K >= 1 source frames"):
+    system.prepare(empty)
+
+
+def test_keypoints_outside_the_frame_are_an_error():
+  clip = synthetic.render_clip(8, num_views=1, num_frames=9, resolution=16)
+  clip["keypoints"][0, 4, 2] = (30.0, 3.0, 1.0)
+  with pytest.raises(ValueError, match="src_keypoints: 1 visible keypoints lie outside the 16x16"):
+    mfci_data.make_example(clip, 0, 5, [1, 4], 4)
+  with pytest.raises(ValueError, match="overlap the target frames"):
+    mfci_data.make_example(clip, 0, 2, [0, 3], 7)
+
+
+def test_two_stage_schedule(system):
+  single, fused = system.stages()
+  assert (single.name, single.steps, fused.name, fused.steps) == ("single", 2, "fused", 2)
+  assert [p.trains for p in single.phases] == [("d_single",), ("single",)]
+  assert [p.trains for p in fused.phases] == [("d_frame", "d_video"), ("fusion",)]
+  no_dv = base.get_system(tiny_config(**{"model.temporal_ranges": ()}))
+  assert no_dv.stages()[1].phases[0].trains == ("d_frame",) and "d_video" not in no_dv.optimizers()
+
+
+def test_losses_report_every_term_of_eq3(system, params, batch):
+  b = system.prepare(batch)
+  total, terms = system.losses(params, b, None, phase="g", stage="fused")
+  assert set(terms) == {"mse", "adv_frame", "adv_video"}
+  np.testing.assert_allclose(total, terms["mse"] + 0.2 * terms["adv_frame"] + 0.1 * terms["adv_video"],
+                             rtol=1e-5)
+  _, d_terms = system.losses(params, b, None, phase="d", stage="fused")
+  assert set(d_terms) == {"adv_frame", "adv_video"}
+  _, single_terms = system.losses(params, b, None, phase="g", stage="single")
+  assert set(single_terms) == {"mse", "adv_frame"}
+  masked = base.get_system(tiny_config(**{"loss.mask": 0.5}))
+  m_total, m_terms = masked.losses(params, b, None, phase="g", stage="fused")
+  np.testing.assert_allclose(m_total, total + 0.5 * m_terms["mask"], rtol=1e-5)
+  assert float(m_terms["mask"]) > 0 and "mask" in masked.losses(params, b, None, phase="g",
+                                                                 stage="single")[1]
+  frozen = system.prepare_frozen({"single": params["single"]}, b, stage="fused")
+  np.testing.assert_allclose(system.losses(params, frozen, None, phase="g", stage="fused")[0], total,
+                             rtol=1e-5)
+  assert frozen["f_fg"].shape == (2, 7, 2, 16, 16, 8) and frozen["f_bg"].shape == (2, 2, 16, 16, 8)
+
+
+def test_generate_evaluate_and_sample_strip(system, params, batch):
+  out = jax.device_get(jax.jit(system.generate)(params, batch))
+  for name in ("single", "fused", "fg", "bg", "source"):
+    assert out[name].shape == batch["tgt_rgb"].shape, name
+  assert out["attention"].shape == (2, 7, 2, 16, 16)
+  np.testing.assert_allclose(out["attention"].sum(2), 1.0, atol=1e-5)
+  result = jax.jit(system.evaluate)(params, batch)
+  for name in ("single", "fused"):
+    for metric in ("psnr", "ssim", "m_ssim", "m_psnr", "tempe"):
+      assert result[f"{metric}/{name}"].shape == (2,)
+  one = {k: np.asarray(v)[0] for k, v in batch.items()}
+  strip = system.sample_video(one, {k: v[0] for k, v in out.items()})
+  assert strip.dtype == np.uint8 and strip.shape == (7, 16, 16 * 5, 3)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+  return loop.train(tiny_config(), str(tmp_path_factory.mktemp("mfci")))
+
+
+def test_trains_both_stages_and_evaluates_baseline_and_fused(straight):
+  assert straight.step == 4 and not straight.preempted
+  for key in ("psnr/single", "psnr/fused", "m_ssim/single", "m_ssim/fused", "tempe/fused"):
+    assert key in straight.eval_results
+  assert straight.eval_results["num_examples"] == 4
+  assert {r["step"] for r in straight.history if "g/adv_video" in r} == {3, 4}
+
+
+def test_stage2_leaves_the_single_frame_baseline_frozen(straight, tmp_path):
+  after_stage1 = loop.train(tiny_config(), str(tmp_path), stop_after=2)
+  before, after = train_harness.host_params(after_stage1), train_harness.host_params(straight)
+  jax.tree.map(np.testing.assert_array_equal, before["single"], after["single"])
+  jax.tree.map(np.testing.assert_array_equal, before["d_single"], after["d_single"])
+  changed = jax.tree.leaves(jax.tree.map(lambda a, b: bool(np.any(a != b)), before["fusion"],
+                                         after["fusion"]))
+  assert any(changed)
+
+
+def test_one_device_equals_eight_devices(straight, tmp_path):
+  train_harness.check_sharding_invariance(tiny_config(), straight, tmp_path, steps=3)
+
+
+def test_resume_is_exact(straight, tmp_path):
+  train_harness.check_exact_resume(tiny_config(), straight, tmp_path, half=3)
+
+
+def test_synthesize_cross_video_with_background_substitution(straight, tmp_path, capsys):
+  from psrjax import cli
+  out = tmp_path / "out.gif"
+  code = cli.main(["synthesize", "--workdir", straight.workdir, "--seed", "18", "--driving-seed",
+                   "27", "--background-seed", "36", "--out", str(out)])
+  assert code == 0 and out.stat().st_size > 0
+  import imageio.v3 as iio
+  assert iio.imread(out).shape[:3] == (7, 16, 16 * 5)
+  assert cli.main(["synthesize", "--workdir", straight.workdir, "--source-view", "2",
+                   "--out", str(out)]) == 2
+  assert "--source-view does not apply to system MFCI" in capsys.readouterr().err
+
+
+def test_background_substitution_changes_only_the_background_input(system, params):
+  own = system.synthesis_example(seed=18, driving_seed=27)
+  swapped = system.synthesis_example(seed=18, driving_seed=27, background_seed=36)
+  assert "bg_rgb" not in own and swapped["bg_rgb"].shape == own["src_rgb"].shape
+  np.testing.assert_array_equal(swapped["src_rgb"], own["src_rgb"])
+  gen = lambda ex: jax.device_get(system.generate(params, {k: v[None] for k, v in ex.items()}))
+  a, b = gen(own), gen(swapped)
+  np.testing.assert_allclose(a["fg"], b["fg"], atol=1e-6)
+  assert np.abs(a["bg"] - b["bg"]).max() > 1e-3
+
+
+def test_init_from_loads_only_the_named_groups(straight, tmp_path):
+  """How stage-2 variants start from one trained baseline (benchmarks/mfci_ablation.py)."""
+  config = tiny_config(**{"seed": 1})
+  config.init_from = os.path.join(straight.workdir, "checkpoints")
+  config.init_groups = ("single",)
+  result = loop.train(config, str(tmp_path / "a"), stop_after=0)
+  got, ref = train_harness.host_params(result), train_harness.host_params(straight)
+  jax.tree.map(np.testing.assert_array_equal, got["single"], ref["single"])
+  assert any(np.any(a != b) for a, b in zip(jax.tree.leaves(got["fusion"]),
+                                             jax.tree.leaves(ref["fusion"])))
+  config.init_groups = ("generator",)
+  with pytest.raises(ValueError, match=r"init_groups \['generator'\] are not parameter groups"):
+    loop.train(config, str(tmp_path / "b"))
