@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import train_harness  # noqa: E402
 from psrjax import config_utils  # noqa: E402
 from psrjax.data import synthetic  # noqa: E402
-from psrjax.systems import base, mfci, mfci_data  # noqa: E402
+from psrjax.systems import base, mfci_data  # noqa: E402
 from psrjax.train import loop  # noqa: E402
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "mfci.py")
