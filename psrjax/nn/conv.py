@@ -10,16 +10,9 @@ implementation computes the convolution:
   3D convolution (whose CPU kernel is a slow generic loop). Convolutions without any spatial
   padding get one extra zero row/column (cropped), which keeps XLA:CPU on its fast path.
 - "auto": "fold_time" when the default backend is CPU, else "xla" (decided at trace time).
-
-On the "fold_time" path the kernel gradient is not left to XLA:CPU (which lowers it to a
-convolution over the whole image with the output gradient as a huge kernel, a slow generic loop):
-`_conv2d` has a custom VJP whose kernel gradient is one matrix product per spatial tap,
-dW[i, j] = patches(x)[i, j]ᵀ · dy over all (frame, row, column) positions, 3-4x faster there.
-The input gradient stays XLA's. GPU/TPU ("xla") use XLA's own gradients throughout.
 """
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any, Callable, Sequence
 
@@ -92,57 +85,13 @@ def _conv3d_fold_time(x, kernel, strides, pads):
     # XLA:CPU runs convolutions without any padding on a path ~20x slower; one extra zero
     # row and column (cropped below) keep it on the fast one.
     spatial_pads = ((0, 1), (0, 1))
-  out = _conv2d(frames, kernel2d, tuple(strides[1:]), tuple(tuple(p) for p in spatial_pads))
+  out = lax.conv_general_dilated(frames, kernel2d, strides[1:], spatial_pads,
+                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
   if unpadded:
     h_out = (frames.shape[1] - kh) // strides[1] + 1
     w_out = (frames.shape[2] - kw) // strides[2] + 1
     out = out[:, :h_out, :w_out]
   return out.reshape((n, t_out) + out.shape[1:])
-
-
-def _conv2d_xla(x, kernel, strides, pads):
-  return lax.conv_general_dilated(x, kernel, strides, pads,
-                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv2d(x, kernel, strides, pads):
-  """NHWC x HWIO 2D convolution (zero padding `pads`) whose kernel gradient is computed by
-  per-tap matrix products (`_kernel_grad`); values and input gradients are XLA's."""
-  return _conv2d_xla(x, kernel, strides, pads)
-
-
-def _conv2d_fwd(x, kernel, strides, pads):
-  return _conv2d_xla(x, kernel, strides, pads), (x, kernel)
-
-
-def _conv2d_bwd(strides, pads, residuals, dy):
-  x, kernel = residuals
-  dx = jax.vjp(lambda v: _conv2d_xla(v, kernel, strides, pads), x)[1](dy)[0]
-  return dx, _kernel_grad(x, dy, kernel.shape, strides, pads)
-
-
-_conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
-
-
-def _kernel_grad(x, dy, kernel_shape, strides, pads):
-  """dL/dW of `_conv2d`: dW[i, j] = Σ_{n, h, w} x_pad[n, s·h + i, s·w + j, :]ᵀ dy[n, h, w, :].
-
-  The taps run in a loop (`lax.map`), so one input-sized patch is live at a time.
-  """
-  kh, kw, cin, cout = kernel_shape
-  xp = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (*pads[0], 0), (*pads[1], 0), (0, 0, 0)])
-  n, ho, wo = dy.shape[:3]
-  sh, sw = strides
-  dy2 = dy.reshape(n * ho * wo, cout)
-  span = (n, sh * (ho - 1) + 1, sw * (wo - 1) + 1, cin)
-
-  def tap(ij):
-    patch = lax.dynamic_slice(xp, (0, ij[0], ij[1], 0), span)[:, ::sh, ::sw]
-    return patch.reshape(n * ho * wo, cin).T @ dy2
-
-  taps = jnp.asarray([(i, j) for i in range(kh) for j in range(kw)], jnp.int32)
-  return lax.map(tap, taps).reshape(kernel_shape).astype(x.dtype)
 
 
 def _phase_table(size: int, kernel: int, stride: int, padding: int, output_padding: int):

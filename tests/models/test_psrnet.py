@@ -66,8 +66,8 @@ def test_conv3d_matches_numpy(impl, strides, pads):
                                           ((1, 2, 2), ((0, 0), (0, 0), (0, 0))),
                                           ((2, 1, 3), ((2, 1), (0, 2), (1, 0)))])
 def test_conv3d_fold_time_gradients_match_the_definition(strides, pads):
-  """The fold_time path's custom kernel gradient (per-tap matrix products) and XLA's input
-  gradient equal autodiff of the native 3D convolution and a NumPy kernel gradient."""
+  """Gradients through the fold_time path equal autodiff of the native 3D convolution and a
+  NumPy kernel gradient."""
   rng = np.random.default_rng(3)
   x = jnp.asarray(rng.normal(size=(2, 5, 7, 8, 3)), jnp.float32)
   k = jnp.asarray(rng.normal(size=(3, 3, 2, 3, 4)), jnp.float32)
