@@ -167,6 +167,12 @@ class System(abc.ABC):
     return None
 
 
+def side_by_side(columns) -> np.ndarray:
+  """Videos in [-1, 1] (each [T, H, W, 3]) side by side: one uint8 strip [T, H, ΣW, 3]."""
+  strip = np.concatenate([np.asarray(c, np.float32) for c in columns], axis=-2)
+  return np.clip((strip + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+
 def _import_system_module(name: str):
   """Imports `psrjax.systems.<name>`, a dotted module path, or a `.py` file path."""
   if name.endswith(".py"):

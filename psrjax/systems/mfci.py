@@ -332,8 +332,7 @@ class MFCI(base.System):
     """source frame | single-frame baseline | fused | fused background | target, per frame."""
     names = ["source", "single"] + [n for n in ("fused", "bg") if n in outputs]
     columns = [outputs[n] for n in names] + [batch["tgt_rgb"]]
-    strip = np.concatenate([np.asarray(c, np.float32) for c in columns], axis=-2)
-    return np.clip((strip + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    return base.side_by_side(columns)
 
   # ----------------------------------------------------------------------------- data
   def dataset(self, split, *, seed, shard_index, shard_count):

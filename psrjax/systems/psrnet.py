@@ -23,7 +23,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from psrjax import losses, metrics
@@ -228,8 +227,7 @@ class PSRNet(base.System):
     columns = [batch["src_rgb"], outputs["texture"]]
     columns += [outputs[f"layer{k}"] for k in range(1, self.num_layers + 1) if f"layer{k}" in outputs]
     columns.append(batch["tgt_rgb"])
-    strip = np.concatenate([np.asarray(c, np.float32) for c in columns], axis=-2)
-    return np.clip((strip + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    return base.side_by_side(columns)
 
   # ----------------------------------------------------------------------------- data
   def dataset(self, split, *, seed, shard_index, shard_count):
