@@ -10,7 +10,6 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
 
 import train_harness  # noqa: E402
-from psrjax import config_utils  # noqa: E402
 from psrjax.data import synthetic  # noqa: E402
 from psrjax.systems import base, mfci_data  # noqa: E402
 from psrjax.train import loop  # noqa: E402
@@ -19,10 +18,7 @@ CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "mfci.py
 
 
 def tiny_config(**overrides):
-  config = config_utils.load_config(f"{CONFIG}:tiny")
-  for key, value in overrides.items():
-    config_utils.apply_override(config, key, str(value))
-  return config
+  return train_harness.config_with(f"{CONFIG}:tiny", **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +28,7 @@ def system():
 
 @pytest.fixture(scope="module")
 def batch(system):
-  ds = system.dataset("validation", seed=0, shard_index=0, shard_count=1)
-  examples = [ds[i] for i in range(2)]
-  return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+  return train_harness.eval_batch(system)
 
 
 @pytest.fixture(scope="module")

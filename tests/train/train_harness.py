@@ -4,9 +4,25 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from psrjax import config_utils
 from psrjax.train import loop
 
 LOSS_PREFIXES = ("l2_",)
+
+
+def config_with(spec: str, **overrides):
+  """A config file (`path:arg`) with dotted-key overrides applied as command-line text."""
+  config = config_utils.load_config(spec)
+  for key, value in overrides.items():
+    config_utils.apply_override(config, key, str(value))
+  return config
+
+
+def eval_batch(system, size: int = 2) -> dict:
+  """The first `size` validation examples of a system, stacked into a host batch."""
+  ds = system.dataset("validation", seed=0, shard_index=0, shard_count=1)
+  examples = [ds[i] for i in range(size)]
+  return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
 
 
 def host_params(result: loop.TrainResult):
