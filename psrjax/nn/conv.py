@@ -8,7 +8,8 @@ implementation computes the convolution:
 - "fold_time": the kt temporal taps are stacked on the channel axis and one 2D convolution runs
   over the B*T frames. Mathematically identical; on XLA:CPU it is 5-15x faster than the native
   3D convolution (whose CPU kernel is a slow generic loop). Convolutions without any spatial
-  padding get one extra zero row/column (cropped), which keeps XLA:CPU on its fast path.
+  padding get one extra zero row/column (cropped), which keeps XLA:CPU on its fast path. The
+  kernel gradient is computed by matrix products (`psrjax.nn.conv_cpu`).
 - "auto": "fold_time" when the default backend is CPU, else "xla" (decided at trace time).
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from psrjax.nn import conv_cpu
 from psrjax.nn.padding import pad_pairs, pad_video
 
 CONV_IMPLS = ("auto", "xla", "fold_time")
@@ -85,8 +87,7 @@ def _conv3d_fold_time(x, kernel, strides, pads):
     # XLA:CPU runs convolutions without any padding on a path ~20x slower; one extra zero
     # row and column (cropped below) keep it on the fast one.
     spatial_pads = ((0, 1), (0, 1))
-  out = lax.conv_general_dilated(frames, kernel2d, strides[1:], spatial_pads,
-                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  out = conv_cpu.conv2d(frames, kernel2d, tuple(strides[1:]), tuple(map(tuple, spatial_pads)))
   if unpadded:
     h_out = (frames.shape[1] - kh) // strides[1] + 1
     w_out = (frames.shape[2] - kw) // strides[2] + 1
