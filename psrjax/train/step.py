@@ -120,9 +120,14 @@ def _apply_phase(system, optimizers, stage, phase, state, batch, rng, constants,
   return {**state, "params": new_params, "opt": new_opt}, terms, norms
 
 
-def _update_ema(state, decay: float):
-  """ema <- decay * ema + (1 - decay) * params, for every group that has an EMA."""
-  ema = {g: jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, avg, state["params"][g])
+def _update_ema(state, decay: float, trained):
+  """ema <- decay * ema + (1 - decay) * params, for every group with an EMA that `trained` holds.
+
+  A group the stage does not train keeps its EMA: frozen after its own stage, a generator's
+  average is the one over its training, not one that decays into its final raw weights.
+  """
+  ema = {g: (jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, avg, state["params"][g])
+             if g in trained else avg)
          for g, avg in state["ema"].items()}
   return {**state, "ema": ema}
 
@@ -173,7 +178,7 @@ def make_train_step(system, optimizers, stage, options=None, mesh=None):
       metrics.update(terms)
       all_norms.append((phase.name, norms))
     if options.ema:
-      state = _update_ema(state, options.ema_decay)
+      state = _update_ema(state, options.ema_decay, {g for ph in stage.phases for g in ph.trains})
     metrics.update(_norm_metrics(stage, all_norms))
     for g, p in state["params"].items():
       metrics[f"l2_params/{g}"] = optax.global_norm(p).astype(jnp.float32)

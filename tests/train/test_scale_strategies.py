@@ -18,7 +18,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import toy_system  # noqa: E402  pylint: disable=g-import-not-at-top
 import train_harness  # noqa: E402  pylint: disable=g-import-not-at-top
+from psrjax.systems import base  # noqa: E402
 from psrjax.train import context as context_lib  # noqa: E402
+from psrjax.train import options as options_lib  # noqa: E402
+from psrjax.train import step as step_lib  # noqa: E402
 from psrjax.train import loop  # noqa: E402
 from psrjax.train import state as state_lib  # noqa: E402
 
@@ -114,6 +117,27 @@ def test_ema_is_the_average_and_feeds_evaluation(default_run, tmp_path):
   assert full.eval_results["l1"] == pytest.approx(with_ema["l1"], rel=1e-6)
   assert with_ema["l1"] != pytest.approx(raw["l1"], rel=1e-4)
   assert state_lib.eval_params(full.state)["g"] is full.state["ema"]["g"]
+
+
+def test_ema_of_a_group_the_stage_does_not_train_is_kept():
+  """A generator frozen after its stage keeps the average over its training: its EMA does not
+  decay towards its final raw weights while later stages train other groups."""
+  system = NoiselessToy(scale_config())
+  batch = {"src": jnp.full((2, 2, 8, 8, 3), 0.1), "rgb": jnp.full((2, 2, 8, 8, 3), -0.2),
+           "index": jnp.arange(2)}
+  params = system.init(jax.random.key(0), batch)
+  optimizers = system.optimizers()
+  state = state_lib.from_params(params, optimizers, ema_groups=("g", "d"))
+  state["ema"] = jax.tree.map(lambda p: p + 1.0, state["ema"])   # averages != current weights
+  stage = base.Stage("d_only", 1, (base.Phase("d", ("d",)),))
+  options = options_lib.ScaleOptions(params_sharding="replicated", min_shard_size=1,
+                                     compute_dtype=jnp.float32, grad_accum=1, ema_decay=0.5,
+                                     ema_groups=("g", "d"))
+  step = step_lib.make_train_step(system, optimizers, stage, options)
+  new, _ = jax.jit(step)(state, batch, jax.random.key(1), {})
+  jax.tree.map(np.testing.assert_array_equal, new["ema"]["g"], state["ema"]["g"])
+  jax.tree.map(lambda e, e0, p: np.testing.assert_allclose(e, 0.5 * e0 + 0.5 * p, rtol=1e-6),
+               new["ema"]["d"], state["ema"]["d"], new["params"]["d"])
 
 
 def test_checkpoint_without_ema_is_incompatible_with_ema(default_run, tmp_path):
