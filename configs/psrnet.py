@@ -85,8 +85,11 @@ def _runlocal(c):
   """A small variant that trains on a 2-core CPU in minutes. Departures from the paper, for the
   short schedule: narrower networks (8 base channels, 2 blocks), 64x64 x 8 frames, batch 2,
   lr 4e-4, residual decoders (each layer corrects its input estimates instead of painting
-  from scratch) and an exponential moving average of the generators (decay 0.99) for
-  evaluation and samples, which removes most of the adversarial term's step-to-step noise."""
+  from scratch), an exponential moving average of the generators (decay 0.99) for evaluation
+  and samples, and the adversarial and I3D perceptual terms at weight 0.001 instead of 0.01:
+  over a 320-step stage they cost more foreground fidelity than they return (layer 1 alone,
+  240 steps: masked SSIM 0.9512 with the adversarial term at 0.01, 0.9516 with the perceptual
+  term at 0.01, 0.9527 with both at 0.001, against 0.9522 for x̂⁰)."""
   c.data.num_frames = 8
   c.data.resolution = 64
   c.model.variant = "runlocal"
@@ -94,7 +97,8 @@ def _runlocal(c):
   c.model.disc_channels = 16
   c.optim.lr = 4e-4
   c.train.ema.decay = 0.99
-  c.schedule.layer_weights = (2.0, 1.0, 1.0)   # layer 1 learns the most; more if layers > 3
+  c.loss.update(adversarial=0.001, perceptual=0.001)
+  c.schedule.layer_weights = (4.0, 1.0, 1.0)   # layer 1 learns the most; more if layers > 3
   c.train.update(batch_size=2, steps=480, log_every=20, checkpoint_every=200, sample_every=200,
                  eval_every=0, data_workers=2)
   c.eval.update(batch_size=6, num_examples=48)
