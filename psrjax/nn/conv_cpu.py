@@ -2,9 +2,8 @@
 
 XLA:CPU computes a convolution's kernel gradient as a convolution with the batch and spatial
 axes contracted, which its convolution kernels run 2-5x slower than its matrix products (and
-about 4x slower than PyTorch's oneDNN). `conv2d` keeps XLA's own forward pass, takes the input
-gradient of a strided convolution through its phase decomposition (`_phase_conv`) and computes
-dL/dW as one of:
+about 4x slower than PyTorch's oneDNN). `conv2d` keeps XLA's own forward pass and input
+gradient and computes dL/dW as one of:
 
 - "rows": for each kernel row i, the kw shifted windows of the padded input stacked on
   channels, `[B*Ho*Wo, kw*Cin]`, times the output gradient `[B*Ho*Wo, Cout]` (any stride);
@@ -33,24 +32,6 @@ MAX_STACKED_BYTES = 768 << 20  # larger stacked operands: XLA's own (bounded tra
 
 def _xla_conv(x, kernel, strides, pads):
   return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=DIMENSION_NUMBERS)
-
-
-def _phase_conv(x, kernel, strides, pads):
-  """A strided convolution as the sum, over the sh*sw phases of the padded input, of stride-1
-  convolutions with the matching kernel taps (the same products; differentiating it gives an
-  input gradient 2-3x faster on XLA:CPU than the transpose of its strided convolution)."""
-  kh, kw = kernel.shape[:2]
-  (sh, sw), xp = strides, _pad(x, pads)
-  ho, wo = (xp.shape[1] - kh) // sh + 1, (xp.shape[2] - kw) // sw + 1
-  out = None
-  for a in range(min(sh, kh)):
-    for b in range(min(sw, kw)):
-      taps = kernel[a::sh, b::sw]
-      phase = xp[:, a::sh, b::sw][:, :ho + taps.shape[0] - 1, :wo + taps.shape[1] - 1]
-      # One extra zero row/column (cropped) keeps XLA:CPU off its slow unpadded path.
-      y = _xla_conv(phase, taps, (1, 1), ((0, 1), (0, 1)))[:, :ho, :wo]
-      out = y if out is None else out + y
-  return out
 
 
 def _pad(x, pads):
@@ -128,8 +109,7 @@ def _conv2d_fwd(x, kernel, strides, pads):
 
 def _conv2d_bwd(strides, pads, residuals, g):
   x, kernel = residuals
-  conv = _xla_conv if tuple(strides) == (1, 1) else _phase_conv
-  dx = jax.vjp(lambda a: conv(a, kernel, strides, pads), x)[1](g)[0]
+  dx = jax.vjp(lambda a: _xla_conv(a, kernel, strides, pads), x)[1](g)[0]
   form = kernel_grad_form(x.shape, kernel.shape, g.shape[1:], strides, pads, x.dtype.itemsize)
   dk = kernel_grad(x, g, kernel.shape, strides, pads, form)
   return dx, dk.astype(kernel.dtype)
