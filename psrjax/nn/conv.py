@@ -7,9 +7,10 @@ implementation computes the convolution:
 - "xla": one `lax.conv_general_dilated` over (T, H, W). Best on GPU/TPU.
 - "fold_time": the kt temporal taps are stacked on the channel axis and one 2D convolution runs
   over the B*T frames. Mathematically identical; on XLA:CPU it is 5-15x faster than the native
-  3D convolution (whose CPU kernel is a slow generic loop). Convolutions without any spatial
-  padding get one extra zero row/column (cropped), which keeps XLA:CPU on its fast path. The
-  kernel gradient is computed by matrix products (`psrjax.nn.conv_cpu`).
+  3D convolution (whose CPU kernel is a slow generic loop). The 2D convolution is oneDNN's
+  where available, else XLA's with kernel gradients by matrix products (`psrjax.nn.conv_cpu`);
+  on XLA's, convolutions without any spatial padding get one extra zero row/column (cropped),
+  which keeps XLA:CPU on its fast path.
 - "auto": "fold_time" when the default backend is CPU, else "xla" (decided at trace time).
 """
 from __future__ import annotations
@@ -82,7 +83,8 @@ def _conv3d_fold_time(x, kernel, strides, pads):
   frames = stacked.reshape((n * t_out,) + stacked.shape[2:])
   kernel2d = jnp.transpose(kernel, (1, 2, 0, 3, 4)).reshape(kh, kw, kt * cin, cout)
   spatial_pads = pads[1:]
-  unpadded = all(lo == 0 and hi == 0 for lo, hi in spatial_pads)
+  unpadded = (all(lo == 0 and hi == 0 for lo, hi in spatial_pads)
+              and not conv_cpu.onednn.usable(frames, kernel2d))
   if unpadded:
     # XLA:CPU runs convolutions without any padding on a path ~20x slower; one extra zero
     # row and column (cropped below) keep it on the fast one.

@@ -1,0 +1,45 @@
+"""Builds psrjax's native extension: oneDNN convolutions for XLA:CPU (`psrjax/nn/onednn_conv.cc`).
+
+The build needs a C++17 compiler and the `build-system` requirements of pyproject.toml (jaxlib
+for XLA's FFI headers, onednn-devel-cpu-gomp for oneDNN's). Where they are missing (not Linux
+x86-64) the extension is skipped and psrjax falls back to XLA's own convolutions.
+"""
+from __future__ import annotations
+
+import importlib.util
+from importlib import metadata
+from pathlib import Path
+
+from setuptools import Extension, setup
+
+
+def _installed_file(dist: str, suffix: str) -> Path | None:
+  try:
+    files = metadata.distribution(dist).files or []
+  except metadata.PackageNotFoundError:
+    return None
+  paths = (Path(f.locate()).resolve() for f in files)
+  return next((p for p in paths if p.as_posix().endswith(suffix)), None)
+
+
+def _extensions() -> list[Extension]:
+  jaxlib = importlib.util.find_spec("jaxlib")
+  header = _installed_file("onednn-devel-cpu-gomp", "include/oneapi/dnnl/dnnl.hpp")
+  library = _installed_file("onednn-cpu-gomp", "lib/libdnnl.so.3")
+  if jaxlib is None or header is None or library is None:
+    print("psrjax: jaxlib or oneDNN not in the build environment; skipping the oneDNN extension")
+    return []
+  ffi_include = Path(list(jaxlib.submodule_search_locations)[0]) / "include"
+  return [Extension(
+      "psrjax.nn._onednn_conv",
+      sources=["psrjax/nn/onednn_conv.cc"],
+      include_dirs=[str(ffi_include), str(header.parents[2])],
+      library_dirs=[str(library.parent)],
+      libraries=["dnnl"],
+      extra_compile_args=["-std=c++17", "-O2", "-w"],
+      language="c++",
+      optional=True,
+  )]
+
+
+setup(ext_modules=_extensions())
