@@ -24,8 +24,8 @@ those inputs and the networks' parts separately on both sides.
 Both start from psrjax's initial parameters (copied into the torch modules) and the same
 batch; the first step's losses are compared before anything is timed. Timed steps alternate
 JAX / PyTorch so both see the same machine load; medians are reported. FLOP/s: XLA's cost
-analysis of the psrjax step and torch's FlopCounterMode of the PyTorch step, each divided by
-its own median step time.
+analysis of the psrjax step (plus its oneDNN convolutions, counted from the jaxpr) and torch's
+FlopCounterMode of the PyTorch step, each divided by its own median step time.
 """
 from __future__ import annotations
 
@@ -398,7 +398,7 @@ def main(argv=None) -> int:
 def _format(r) -> str:
   rows = [f"PSR-Net layer-1 train step, batch 1 x 8 x 112 x 112, {r['torch_threads']} threads",
           f"psrjax   {r['psrjax_step_s']:.3f} s/step  {r['psrjax_achieved_flops']:.3g} FLOP/s "
-          f"({r['psrjax_flops_per_step']:.3g} FLOPs, XLA)  compile {r['psrjax_compile_s']:.1f} s",
+          f"({r['psrjax_flops_per_step']:.3g} FLOPs, XLA + oneDNN)  compile {r['psrjax_compile_s']:.1f} s",
           f"torch    {r['torch_step_s']:.3f} s/step  {r['torch_achieved_flops']:.3g} FLOP/s "
           f"({r['torch_flops_per_step']:.3g} FLOPs, FlopCounterMode)  torch {r['torch_version']}",
           f"speed-up psrjax / torch: {r['speedup_vs_torch']:.2f}x   (matmul peak "

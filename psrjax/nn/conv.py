@@ -7,11 +7,13 @@ implementation computes the convolution:
 - "xla": one `lax.conv_general_dilated` over (T, H, W). Best on GPU/TPU.
 - "fold_time": the kt temporal taps are stacked on the channel axis and one 2D convolution runs
   over the B*T frames. Mathematically identical; on XLA:CPU it is 5-15x faster than the native
-  3D convolution (whose CPU kernel is a slow generic loop). The 2D convolution is oneDNN's
-  where available, else XLA's with kernel gradients by matrix products (`psrjax.nn.conv_cpu`);
-  on XLA's, convolutions without any spatial padding get one extra zero row/column (cropped),
-  which keeps XLA:CPU on its fast path.
-- "auto": "fold_time" when the default backend is CPU, else "xla" (decided at trace time).
+  3D convolution (whose CPU kernel is a slow generic loop). Convolutions without any spatial
+  padding get one extra zero row/column (cropped), which keeps XLA:CPU on its fast path. The
+  kernel gradient is computed by matrix products (`psrjax.nn.conv_cpu`).
+- "onednn": oneDNN's native 3D convolution (`psrjax.nn.onednn`, CPU only, float32/bfloat16),
+  where the extension is built: 1.5-2x faster than "fold_time" on x86, with no stacked copies.
+- "auto": on CPU "onednn" where `psrjax.nn.onednn.usable`, else "fold_time"; on GPU/TPU "xla"
+  (decided at trace time).
 """
 from __future__ import annotations
 
@@ -24,20 +26,26 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from psrjax.nn import conv_cpu
+from psrjax.nn import conv_cpu, onednn
 from psrjax.nn.padding import pad_pairs, pad_video
 
-CONV_IMPLS = ("auto", "xla", "fold_time")
+CONV_IMPLS = ("auto", "xla", "fold_time", "onednn")
 
 # DCGAN / CycleGAN initialisation: weights ~ N(0, 0.02), biases 0.
 default_kernel_init = nn.initializers.normal(stddev=0.02)
 
 
-def _resolve_impl(impl: str) -> str:
+def _resolve_impl(impl: str, x: jax.Array, kernel: jax.Array) -> str:
   if impl not in CONV_IMPLS:
     raise ValueError(f"conv impl must be one of {CONV_IMPLS}; got {impl!r}")
+  if impl == "auto" and jax.default_backend() == "cpu":
+    return "onednn" if onednn.usable(x, kernel) else "fold_time"
   if impl == "auto":
-    return "fold_time" if jax.default_backend() == "cpu" else "xla"
+    return "xla"
+  if impl == "onednn" and not onednn.usable(x, kernel):
+    raise ValueError(f"conv impl 'onednn' needs the CPU backend, float32 or bfloat16 operands "
+                     f"(got {x.dtype}, {kernel.dtype}) and psrjax's oneDNN extension "
+                     f"(available: {onednn.available()}); use impl 'auto'")
   return impl
 
 
@@ -61,11 +69,20 @@ def conv3d(x: jax.Array, kernel: jax.Array, *, strides=(1, 1, 1), padding=0,
                      f"got {x.shape} and {kernel.shape}")
   strides = _triple(strides, "strides")
   pads = pad_pairs(padding)
-  impl = _resolve_impl(impl)
+  impl = _resolve_impl(impl, x, kernel)
+  if impl == "onednn":
+    return _conv3d_onednn(x, kernel, strides, pads)
   if impl == "xla":
     return lax.conv_general_dilated(x, kernel, strides, pads,
                                     dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
   return _conv3d_fold_time(x, kernel, strides, pads)
+
+
+def _conv3d_onednn(x, kernel, strides, pads):
+  """oneDNN's 3D convolution; negative pads (crops) are applied first, as slices."""
+  crops = tuple(slice(max(-lo, 0), n - max(-hi, 0)) for n, (lo, hi) in zip(x.shape[1:4], pads))
+  x = x[(slice(None),) + crops]
+  return onednn.conv(x, kernel, strides, tuple((max(lo, 0), max(hi, 0)) for lo, hi in pads))
 
 
 def _conv3d_fold_time(x, kernel, strides, pads):
@@ -83,8 +100,7 @@ def _conv3d_fold_time(x, kernel, strides, pads):
   frames = stacked.reshape((n * t_out,) + stacked.shape[2:])
   kernel2d = jnp.transpose(kernel, (1, 2, 0, 3, 4)).reshape(kh, kw, kt * cin, cout)
   spatial_pads = pads[1:]
-  unpadded = (all(lo == 0 and hi == 0 for lo, hi in spatial_pads)
-              and not conv_cpu.onednn.usable(frames, kernel2d))
+  unpadded = all(lo == 0 and hi == 0 for lo, hi in spatial_pads)
   if unpadded:
     # XLA:CPU runs convolutions without any padding on a path ~20x slower; one extra zero
     # row and column (cropped below) keep it on the fast one.

@@ -1,11 +1,8 @@
-"""2D NHWC convolutions for XLA:CPU: oneDNN's where available, else XLA's with product kernel gradients.
-
-`conv2d` runs oneDNN's convolutions (`psrjax.nn.onednn`) when the extension is built and the
-process has one CPU device. Otherwise `xla_conv2d` is used.
+"""A 2D NHWC convolution whose kernel gradient is computed by matrix products (for XLA:CPU).
 
 XLA:CPU computes a convolution's kernel gradient as a convolution with the batch and spatial
 axes contracted, which its convolution kernels run 2-5x slower than its matrix products (and
-about 4x slower than PyTorch's oneDNN). `xla_conv2d` keeps XLA's own forward pass and input
+about 4x slower than PyTorch's oneDNN). `conv2d` keeps XLA's own forward pass and input
 gradient and computes dL/dW as one of:
 
 - "rows": for each kernel row i, the kw shifted windows of the padded input stacked on
@@ -27,8 +24,6 @@ import functools
 import jax
 import jax.numpy as jnp
 from jax import lax
-
-from psrjax.nn import onednn
 
 DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 MIN_INPUT_CHANNELS = 32        # fewer (an RGB or depth stem): XLA's own kernel gradient is faster
@@ -102,19 +97,10 @@ def kernel_grad(x, g, kernel_shape, strides, pads, form: str):
   return _kernel_grad_rows(xp, g, kernel_shape, strides)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def conv2d(x: jax.Array, kernel: jax.Array, strides: tuple[int, int],
            pads: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
-  """Cross-correlation of `x` `[B, H, W, Cin]` with `kernel` `[kh, kw, Cin, Cout]` (zero `pads`):
-  oneDNN's (`psrjax.nn.onednn`) where usable, else XLA's with the product kernel gradients."""
-  if onednn.usable(x, kernel):
-    return onednn.conv2d(x, kernel, strides, pads)
-  return xla_conv2d(x, kernel, strides, pads)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def xla_conv2d(x: jax.Array, kernel: jax.Array, strides: tuple[int, int],
-               pads: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
-  """`conv2d` by XLA's forward pass and input gradient and `kernel_grad`'s kernel gradient."""
+  """Cross-correlation of `x` `[B, H, W, Cin]` with `kernel` `[kh, kw, Cin, Cout]` (zero `pads`)."""
   return _xla_conv(x, kernel, strides, pads)
 
 
@@ -130,4 +116,4 @@ def _conv2d_bwd(strides, pads, residuals, g):
   return dx, dk.astype(kernel.dtype)
 
 
-xla_conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
+conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)

@@ -1,20 +1,24 @@
-"""oneDNN 2D convolutions for XLA:CPU, called through XLA's FFI (`psrjax/nn/onednn_conv.cc`).
+"""oneDNN convolutions for XLA:CPU, called through XLA's FFI (`psrjax/nn/onednn_conv.cc`).
 
-XLA:CPU's own convolution kernels are 1.3-20x slower than oneDNN's on x86 (its forward pass and
-input gradient are generic loops and its kernel gradient a slow contraction). On Linux x86-64,
-`pip install psrjax` compiles a small extension that runs the forward pass, the input gradient
-and the kernel gradient of an NHWC/HWIO convolution with oneDNN (from the `onednn-cpu-gomp`
-wheel); `conv2d` is its differentiable JAX wrapper.
+XLA:CPU has no fast 3D convolution, and its 2D forward pass, input gradient and kernel gradient
+are 1.3-20x slower than oneDNN's on x86. On Linux x86-64, `pip install psrjax` compiles a small
+extension that runs the forward pass, the input gradient and the kernel gradient of 2D and 3D
+channels-last convolutions (NHWC/HWIO, NDHWC/DHWIO) with oneDNN (from the `onednn-cpu-gomp`
+wheel). `conv` is its differentiable JAX wrapper; `psrjax.nn.conv.conv3d` uses it on CPU
+(impl "onednn", which "auto" picks when `usable`).
 
-`PSRJAX_ONEDNN` selects it: "auto" (default: use it when it loads), "off" (never; XLA's own
-convolutions), "on" (require it: raise if it cannot load). It is used only on the CPU backend,
-for float32 and bfloat16. Under a multi-device jit the SPMD partitioner treats the call as an
-opaque op, so `psrjax.nn.conv_cpu` uses it only when the process has one CPU device.
+Under a multi-device jit each call is partitioned along the batch axis (`custom_partitioning`):
+every device convolves its own examples and the kernel gradient is summed over the devices
+that share the batch. Other shardings of the operands are gathered first.
+
+`PSRJAX_ONEDNN` selects it: "auto" (default: use it when it loads), "off" (never), "on" (require
+it: raise if it cannot load). Float32 and bfloat16 only.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
+import math
 import os
 from importlib import metadata
 from pathlib import Path
@@ -22,12 +26,15 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
+from jax.experimental.custom_partitioning import custom_partitioning
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 ENV = "PSRJAX_ONEDNN"
 MODES = ("auto", "on", "off")
-TARGETS = {"forward": "PsrjaxConv2dForward", "backward_data": "PsrjaxConv2dBackwardData",
-           "backward_weights": "PsrjaxConv2dBackwardWeights"}
-DTYPES = (jnp.float32, jnp.bfloat16)
+KINDS = {"forward": "PsrjaxConvForward", "backward_data": "PsrjaxConvBackwardData",
+         "backward_weights": "PsrjaxConvBackwardWeights"}
+DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
 
 
 class OneDNNUnavailable(RuntimeError):
@@ -45,7 +52,8 @@ def _libdnnl() -> Path:
   try:
     files = metadata.distribution("onednn-cpu-gomp").files or []
   except metadata.PackageNotFoundError:
-    raise OneDNNUnavailable("the oneDNN library is not installed: pip install onednn-cpu-gomp==2023.2.0") from None
+    raise OneDNNUnavailable(
+        "the oneDNN library is not installed: pip install onednn-cpu-gomp==2023.2.0") from None
   for f in files:
     if f.name == "libdnnl.so.3":
       return Path(f.locate())
@@ -66,8 +74,8 @@ def _load() -> str | None:
   try:
     ctypes.CDLL(str(_libdnnl()), mode=ctypes.RTLD_GLOBAL)
     lib = ctypes.CDLL(str(_extension()))
-    for name, symbol in TARGETS.items():
-      jax.ffi.register_ffi_target(f"psrjax_conv2d_{name}", jax.ffi.pycapsule(getattr(lib, symbol)),
+    for kind, symbol in KINDS.items():
+      jax.ffi.register_ffi_target(f"psrjax_conv_{kind}", jax.ffi.pycapsule(getattr(lib, symbol)),
                                   platform="cpu")
   except (OneDNNUnavailable, OSError, AttributeError) as e:
     return str(e)
@@ -75,7 +83,7 @@ def _load() -> str | None:
 
 
 def available() -> bool:
-  """Whether `conv2d` can run here (`PSRJAX_ONEDNN` not "off" and the extension loads).
+  """Whether `conv` can run here: `PSRJAX_ONEDNN` is not "off" and the extension loads.
 
   Raises `OneDNNUnavailable` when `PSRJAX_ONEDNN=on` and it does not load.
   """
@@ -89,53 +97,152 @@ def available() -> bool:
 
 
 def usable(*arrays) -> bool:
-  """Whether `conv2d` should compute a convolution of these operands: the CPU backend with one
-  device, one float32 or bfloat16 dtype, and the extension available."""
+  """Whether `conv` can compute a convolution of these operands: the CPU backend, one float32
+  or bfloat16 dtype, and the extension available."""
   dtypes = {jnp.dtype(a.dtype) for a in arrays}
-  return (jax.default_backend() == "cpu" and jax.local_device_count() == 1
-          and len(dtypes) == 1 and dtypes.pop() in map(jnp.dtype, DTYPES) and available())
+  return (jax.default_backend() == "cpu" and len(dtypes) == 1 and dtypes.pop() in DTYPES
+          and available())
 
 
-def _attrs(strides, pads) -> dict:
-  (sh, sw), ((pt, pb), (pl, pr)) = strides, pads
-  return {k: np.int64(v) for k, v in dict(stride_h=sh, stride_w=sw, pad_top=pt, pad_bottom=pb,
-                                          pad_left=pl, pad_right=pr).items()}
+def out_shape(x_shape, kernel_shape, strides, pads) -> tuple[int, ...]:
+  """Output shape of `conv` (channels last)."""
+  spatial = [(n + lo + hi - k) // s + 1 for n, k, s, (lo, hi)
+             in zip(x_shape[1:-1], kernel_shape[:-2], strides, pads)]
+  if min(spatial) < 1:
+    raise ValueError(f"convolution with an empty output: input {tuple(x_shape)}, kernel "
+                     f"{tuple(kernel_shape)}, strides {strides}, pads {pads}")
+  return (x_shape[0], *spatial, kernel_shape[-1])
 
 
-def _call(kind: str, out_shape, dtype, a, b, strides, pads):
-  out = jax.ShapeDtypeStruct(tuple(out_shape), dtype)
-  return jax.ffi.ffi_call(f"psrjax_conv2d_{kind}", out, vmap_method="sequential")(
-      a, b, **_attrs(strides, pads))
+def _ffi(kind: str, shape, a, b, strides, pads):
+  attrs = dict(strides=np.asarray(strides, np.int64),
+               pads_lo=np.asarray([lo for lo, _ in pads], np.int64),
+               pads_hi=np.asarray([hi for _, hi in pads], np.int64))
+  out = jax.ShapeDtypeStruct(tuple(shape), a.dtype)
+  return jax.ffi.ffi_call(f"psrjax_conv_{kind}", out, vmap_method="sequential")(a, b, **attrs)
 
 
-def _out_shape(x_shape, kernel_shape, strides, pads):
-  (kh, kw, _, cout), (n, h, w, _) = kernel_shape, x_shape
-  ho = (h + sum(pads[0]) - kh) // strides[0] + 1
-  wo = (w + sum(pads[1]) - kw) // strides[1] + 1
-  if ho < 1 or wo < 1:
-    raise ValueError(f"conv2d: empty output for input {tuple(x_shape)}, kernel {tuple(kernel_shape)}, "
-                     f"strides {strides}, pads {pads}")
-  return (n, ho, wo, cout)
+# ------------------------------------------------------------------ partitioning along the batch
+def _batch_axes(sharding, batch: int, mesh) -> tuple[str, ...]:
+  """The mesh axes that shard the leading (batch) axis, if they divide it evenly."""
+  spec = getattr(sharding, "spec", None)
+  if not spec or spec[0] is None:
+    return ()
+  axes = spec[0] if isinstance(spec[0], tuple) else (spec[0],)
+  return axes if batch % math.prod(mesh.shape[a] for a in axes) == 0 else ()
 
 
+def _sharding_rule(kind: str, rank: int):
+  """Shardy rule: only the batch factor `b` may stay sharded (a reduction in the kernel
+  gradient); every other factor is replicated."""
+  letters = "tyx"[3 - (rank - 2):]
+  x = " ".join(["b", *[f"{c}i" for c in letters], "ci"])
+  y = " ".join(["b", *[f"{c}o" for c in letters], "co"])
+  k = " ".join([*[f"{c}k" for c in letters], "ci", "co"])
+  rules = {"forward": f"{x}, {k} -> {y}", "backward_data": f"{y}, {k} -> {x}",
+           "backward_weights": f"{x}, {y} -> {k}"}
+  rule = rules[kind]
+  factors = dict.fromkeys(rule.replace(",", " ").replace("->", " ").split())  # in order of use
+  reduction = ("b",) if kind == "backward_weights" else ()
+  return rule, dict(reduction_factors=reduction,
+                    need_replication_factors=tuple(f for f in factors if f != "b"))
+
+
+def _partitioned(kind: str):
+  """The FFI call `kind` as a `custom_partitioning` op (a, b, out_dims, strides, pads)."""
+
+  def local(a, b, out_dims, strides, pads):
+    shape = out_dims if kind == "backward_weights" else (a.shape[0], *out_dims)
+    return _ffi(kind, shape, a, b, strides, pads)
+
+  def shardings(mesh, arg_shapes):
+    a = arg_shapes[0]
+    axes = _batch_axes(a.sharding, a.shape[0], mesh)
+    batch = NamedSharding(mesh, P(axes or None, *([None] * (len(a.shape) - 1))))
+    whole = NamedSharding(mesh, P())
+    if kind == "backward_weights":
+      return axes, (batch, batch), whole
+    return axes, (batch, whole), batch
+
+  def infer(out_dims, strides, pads, mesh, arg_shapes, result_shape):
+    return shardings(mesh, arg_shapes)[2]
+
+  def partition(out_dims, strides, pads, mesh, arg_shapes, result_shape):
+    axes, args, result = shardings(mesh, arg_shapes)
+
+    def lower(a, b):
+      y = local(a, b, out_dims, strides, pads)
+      return lax.psum(y, axes) if kind == "backward_weights" and axes else y
+
+    return mesh, lower, result, args
+
+  op = custom_partitioning(local, static_argnums=(2, 3, 4))
+  op.def_partition(
+      partition=partition, infer_sharding_from_operands=infer,
+      sharding_rule=lambda out_dims, strides, pads, mesh, operands, results: _sharding_rule(
+          kind, len(strides) + 2))
+  return op
+
+
+_OPS = {kind: _partitioned(kind) for kind in KINDS}
+
+
+# ------------------------------------------------------------------------- the differentiable op
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def conv2d(x: jax.Array, kernel: jax.Array, strides: tuple[int, int],
-           pads: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
-  """Cross-correlation of `x` `[B, H, W, Cin]` with `kernel` `[kh, kw, Cin, Cout]` (zero `pads`),
-  computed by oneDNN (check `usable` first)."""
-  return _call("forward", _out_shape(x.shape, kernel.shape, strides, pads), x.dtype, x, kernel,
-               strides, pads)
+def conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, ...],
+         pads: tuple[tuple[int, int], ...]) -> jax.Array:
+  """Cross-correlation of `x` `[B, *spatial, Cin]` with `kernel` `[*window, Cin, Cout]` (2 or 3
+  spatial axes; zero `pads` (lo, hi) per axis), computed by oneDNN (check `usable` first)."""
+  strides, pads = tuple(strides), tuple(map(tuple, pads))
+  return _OPS["forward"](x, kernel, out_shape(x.shape, kernel.shape, strides, pads)[1:],
+                         strides, pads)
 
 
-def _conv2d_fwd(x, kernel, strides, pads):
-  return conv2d(x, kernel, strides, pads), (x, kernel)
+def _conv_fwd(x, kernel, strides, pads):
+  return conv(x, kernel, strides, pads), (x, kernel)
 
 
-def _conv2d_bwd(strides, pads, residuals, g):
+def _conv_bwd(strides, pads, residuals, g):
   x, kernel = residuals
-  dx = _call("backward_data", x.shape, x.dtype, g, kernel, strides, pads)
-  dk = _call("backward_weights", kernel.shape, kernel.dtype, x, g, strides, pads)
+  strides, pads = tuple(strides), tuple(map(tuple, pads))
+  dx = _OPS["backward_data"](g, kernel, tuple(x.shape[1:]), strides, pads)
+  dk = _OPS["backward_weights"](x, g, tuple(kernel.shape), strides, pads)
   return dx, dk
 
 
-conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
+conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+# ------------------------------------------------------------------------------------ accounting
+def _sub_jaxprs(value):
+  if isinstance(value, jax.extend.core.ClosedJaxpr):
+    yield value.jaxpr
+  elif isinstance(value, jax.extend.core.Jaxpr):
+    yield value
+  elif isinstance(value, (tuple, list)):
+    for v in value:
+      yield from _sub_jaxprs(v)
+
+
+def _call_flops(eqn) -> float:
+  kind = eqn.params["target_name"][len("psrjax_conv_"):]
+  a, b = (v.aval.shape for v in eqn.invars)
+  out = eqn.outvars[0].aval.shape
+  y, kernel = {"forward": (out, b), "backward_data": (a, b), "backward_weights": (b, out)}[kind]
+  return 2.0 * math.prod(y) * math.prod(kernel[:-1])
+
+
+def jaxpr_flops(jaxpr) -> float:
+  """FLOPs of the oneDNN convolutions in `jaxpr` (global shapes), which XLA's cost analysis
+  cannot see into: 2 FLOPs per output element, kernel tap and input channel. Scans count
+  `length` times, conds their costliest branch, other sub-computations once."""
+  total = 0.0
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == "ffi_call" and eqn.params["target_name"].startswith("psrjax_conv_"):
+      total += _call_flops(eqn)
+    subs = [jaxpr_flops(sub) for sub in _sub_jaxprs(list(eqn.params.values()))]
+    if eqn.primitive.name == "cond":
+      total += max(subs, default=0.0)
+    else:
+      total += eqn.params.get("length", 1) * sum(subs) if eqn.primitive.name == "scan" else sum(subs)
+  return total

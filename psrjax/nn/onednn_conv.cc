@@ -1,7 +1,9 @@
-// oneDNN 2D convolutions (forward, input gradient, kernel gradient) as XLA FFI handlers for CPU.
+// oneDNN 2D and 3D convolutions (forward, input gradient, kernel gradient) as XLA FFI handlers
+// for CPU.
 //
-// Layouts are XLA's: activations NHWC, kernels HWIO, float32 or bfloat16. Attributes: strides
-// (stride_h, stride_w) and zero padding (pad_top, pad_bottom, pad_left, pad_right); dilation 1.
+// Layouts are XLA's channels-last ones: activations NHWC or NDHWC, kernels HWIO or DHWIO,
+// float32 or bfloat16. Attributes: `strides`, `pads_lo`, `pads_hi` (one value per spatial axis;
+// zero padding); dilation 1.
 // Primitive descriptors are built once per shape and cached; each call allocates its own
 // scratchpad and blocked-kernel buffer, so calls may run concurrently.
 #include <cstdint>
@@ -28,6 +30,10 @@ struct Geometry {
   memory::data_type dtype;
   memory::dims src, weights, dst, strides, pad_l, pad_r;
 
+  bool Is3d() const { return src.size() == 5; }
+  tag ActivationTag() const { return Is3d() ? tag::ndhwc : tag::nhwc; }
+  tag KernelTag() const { return Is3d() ? tag::dhwio : tag::hwio; }
+
   std::string Key() const {
     std::string key = std::to_string(static_cast<int64_t>(kind)) + ":" +
                       std::to_string(static_cast<int>(dtype));
@@ -44,8 +50,8 @@ dnnl::engine& Engine() {
   return engine;
 }
 
-// The primitive of one geometry and, when its preferred kernel layout is not HWIO, the reorder
-// between that layout and HWIO.
+// The primitive of one geometry and, when its preferred kernel layout is not (D)HWIO, the reorder
+// between that layout and (D)HWIO.
 struct Plan {
   dnnl::primitive conv;
   memory::desc weights_md;      // the primitive's kernel layout
@@ -55,9 +61,9 @@ struct Plan {
 };
 
 dnnl::convolution_forward::primitive_desc ForwardDesc(const Geometry& g) {
-  auto src = memory::desc(g.src, g.dtype, tag::nhwc);
+  auto src = memory::desc(g.src, g.dtype, g.ActivationTag());
   auto wei = memory::desc(g.weights, g.dtype, tag::any);
-  auto dst = memory::desc(g.dst, g.dtype, tag::nhwc);
+  auto dst = memory::desc(g.dst, g.dtype, g.ActivationTag());
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   return dnnl::convolution_forward::primitive_desc(
@@ -67,7 +73,7 @@ dnnl::convolution_forward::primitive_desc ForwardDesc(const Geometry& g) {
 
 std::unique_ptr<Plan> MakePlan(const Geometry& g) {
   auto plan = std::make_unique<Plan>();
-  auto hwio = memory::desc(g.weights, g.dtype, tag::hwio);
+  auto plain = memory::desc(g.weights, g.dtype, g.KernelTag());
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   auto fwd = ForwardDesc(g);
@@ -78,26 +84,26 @@ std::unique_ptr<Plan> MakePlan(const Geometry& g) {
   } else if (g.kind == Kind::kBackwardData) {
     auto pd = dnnl::convolution_backward_data::primitive_desc(
         Engine(), dnnl::algorithm::convolution_direct,
-        memory::desc(g.src, g.dtype, tag::nhwc), memory::desc(g.weights, g.dtype, tag::any),
-        memory::desc(g.dst, g.dtype, tag::nhwc), g.strides, g.pad_l, g.pad_r, fwd, attr);
+        memory::desc(g.src, g.dtype, g.ActivationTag()), memory::desc(g.weights, g.dtype, tag::any),
+        memory::desc(g.dst, g.dtype, g.ActivationTag()), g.strides, g.pad_l, g.pad_r, fwd, attr);
     plan->conv = dnnl::convolution_backward_data(pd);
     plan->weights_md = pd.weights_desc();
     plan->scratch_md = pd.scratchpad_desc();
   } else {
     auto pd = dnnl::convolution_backward_weights::primitive_desc(
         Engine(), dnnl::algorithm::convolution_direct,
-        memory::desc(g.src, g.dtype, tag::nhwc), memory::desc(g.weights, g.dtype, tag::any),
-        memory::desc(g.dst, g.dtype, tag::nhwc), g.strides, g.pad_l, g.pad_r, fwd, attr);
+        memory::desc(g.src, g.dtype, g.ActivationTag()), memory::desc(g.weights, g.dtype, tag::any),
+        memory::desc(g.dst, g.dtype, g.ActivationTag()), g.strides, g.pad_l, g.pad_r, fwd, attr);
     plan->conv = dnnl::convolution_backward_weights(pd);
     plan->weights_md = pd.diff_weights_desc();
     plan->scratch_md = pd.scratchpad_desc();
   }
-  plan->reorder_weights = plan->weights_md != hwio;
+  plan->reorder_weights = plan->weights_md != plain;
   if (plan->reorder_weights) {
-    bool to_hwio = g.kind == Kind::kBackwardWeights;
+    bool to_plain = g.kind == Kind::kBackwardWeights;
     plan->weights_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(
-        Engine(), to_hwio ? plan->weights_md : hwio, Engine(),
-        to_hwio ? hwio : plan->weights_md));
+        Engine(), to_plain ? plan->weights_md : plain, Engine(),
+        to_plain ? plain : plan->weights_md));
   }
   return plan;
 }
@@ -116,16 +122,16 @@ void Run(const Geometry& g, void* src, void* weights, void* dst) {
   const Plan& plan = GetPlan(g);
   dnnl::engine& engine = Engine();
   dnnl::stream stream(engine);
-  auto hwio = memory::desc(g.weights, g.dtype, tag::hwio);
-  memory user_weights(hwio, engine, weights);
+  auto plain = memory::desc(g.weights, g.dtype, g.KernelTag());
+  memory user_weights(plain, engine, weights);
   std::vector<uint8_t> blocked_buffer(plan.reorder_weights ? plan.weights_md.get_size() : 0);
   memory prim_weights = plan.reorder_weights
                             ? memory(plan.weights_md, engine, blocked_buffer.data())
                             : user_weights;
   std::vector<uint8_t> scratch_buffer(plan.scratch_md.get_size());
   memory scratch(plan.scratch_md, engine, scratch_buffer.data());
-  memory src_mem(memory::desc(g.src, g.dtype, tag::nhwc), engine, src);
-  memory dst_mem(memory::desc(g.dst, g.dtype, tag::nhwc), engine, dst);
+  memory src_mem(memory::desc(g.src, g.dtype, g.ActivationTag()), engine, src);
+  memory dst_mem(memory::desc(g.dst, g.dtype, g.ActivationTag()), engine, dst);
   if (g.kind != Kind::kBackwardWeights && plan.reorder_weights) {
     plan.weights_reorder.execute(stream, user_weights, prim_weights);
   }
@@ -143,27 +149,42 @@ void Run(const Geometry& g, void* src, void* weights, void* dst) {
   stream.wait();
 }
 
-// NHWC / HWIO dims to oneDNN's logical (N, C, H, W) / (O, I, H, W).
-memory::dims Activation(ffi::Span<const int64_t> d) { return {d[0], d[3], d[1], d[2]}; }
-memory::dims Kernel(ffi::Span<const int64_t> d) { return {d[3], d[2], d[0], d[1]}; }
+// Channels-last dims (N, spatial..., C) / (spatial..., I, O) to oneDNN's logical order
+// (N, C, spatial...) / (O, I, spatial...).
+memory::dims Activation(ffi::Span<const int64_t> d) {
+  memory::dims dims = {d[0], d[d.size() - 1]};
+  for (size_t i = 1; i + 1 < d.size(); ++i) dims.push_back(d[i]);
+  return dims;
+}
+memory::dims Kernel(ffi::Span<const int64_t> d) {
+  memory::dims dims = {d[d.size() - 1], d[d.size() - 2]};
+  for (size_t i = 0; i + 2 < d.size(); ++i) dims.push_back(d[i]);
+  return dims;
+}
+memory::dims Dims(ffi::Span<const int64_t> v) { return memory::dims(v.begin(), v.end()); }
 
 ffi::Error Convolve(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> out,
-                    int64_t stride_h, int64_t stride_w, int64_t pad_top, int64_t pad_bottom,
-                    int64_t pad_left, int64_t pad_right) {
+                    ffi::Span<const int64_t> strides, ffi::Span<const int64_t> pads_lo,
+                    ffi::Span<const int64_t> pads_hi) {
   auto type = a.element_type();
   if (type != b.element_type() || type != out->element_type() ||
       (type != ffi::DataType::F32 && type != ffi::DataType::BF16)) {
     return ffi::Error::InvalidArgument("psrjax oneDNN conv: operands must all be f32 or all bf16");
   }
-  if (a.dimensions().size() != 4 || b.dimensions().size() != 4 || out->dimensions().size() != 4) {
-    return ffi::Error::InvalidArgument("psrjax oneDNN conv: operands must be rank 4");
+  size_t rank = a.dimensions().size();
+  if ((rank != 4 && rank != 5) || b.dimensions().size() != rank ||
+      out->dimensions().size() != rank || strides.size() != rank - 2 ||
+      pads_lo.size() != rank - 2 || pads_hi.size() != rank - 2) {
+    return ffi::Error::InvalidArgument(
+        "psrjax oneDNN conv: operands must all be rank 4 or all rank 5, with one stride and "
+        "pad per spatial axis");
   }
   Geometry g;
   g.kind = kind;
   g.dtype = type == ffi::DataType::F32 ? memory::data_type::f32 : memory::data_type::bf16;
-  g.strides = {stride_h, stride_w};
-  g.pad_l = {pad_top, pad_left};
-  g.pad_r = {pad_bottom, pad_right};
+  g.strides = Dims(strides);
+  g.pad_l = Dims(pads_lo);
+  g.pad_r = Dims(pads_hi);
   void *src, *weights, *dst;
   if (kind == Kind::kForward) {            // a = x, b = kernel, out = y
     g.src = Activation(a.dimensions()), g.weights = Kernel(b.dimensions());
@@ -188,9 +209,9 @@ ffi::Error Convolve(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<f
 
 template <Kind kind>
 ffi::Error ConvolveAs(ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> out,
-                      int64_t stride_h, int64_t stride_w, int64_t pad_top, int64_t pad_bottom,
-                      int64_t pad_left, int64_t pad_right) {
-  return Convolve(kind, a, b, out, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right);
+                      ffi::Span<const int64_t> strides, ffi::Span<const int64_t> pads_lo,
+                      ffi::Span<const int64_t> pads_hi) {
+  return Convolve(kind, a, b, out, strides, pads_lo, pads_hi);
 }
 
 auto Binding() {
@@ -198,18 +219,15 @@ auto Binding() {
       .Arg<ffi::AnyBuffer>()
       .Arg<ffi::AnyBuffer>()
       .Ret<ffi::AnyBuffer>()
-      .Attr<int64_t>("stride_h")
-      .Attr<int64_t>("stride_w")
-      .Attr<int64_t>("pad_top")
-      .Attr<int64_t>("pad_bottom")
-      .Attr<int64_t>("pad_left")
-      .Attr<int64_t>("pad_right");
+      .Attr<ffi::Span<const int64_t>>("strides")
+      .Attr<ffi::Span<const int64_t>>("pads_lo")
+      .Attr<ffi::Span<const int64_t>>("pads_hi");
 }
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PsrjaxConv2dForward, ConvolveAs<Kind::kForward>, Binding());
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PsrjaxConv2dBackwardData, ConvolveAs<Kind::kBackwardData>,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PsrjaxConvForward, ConvolveAs<Kind::kForward>, Binding());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PsrjaxConvBackwardData, ConvolveAs<Kind::kBackwardData>,
                               Binding());
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PsrjaxConv2dBackwardWeights, ConvolveAs<Kind::kBackwardWeights>,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PsrjaxConvBackwardWeights, ConvolveAs<Kind::kBackwardWeights>,
                               Binding());

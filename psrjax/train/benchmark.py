@@ -9,7 +9,8 @@ figures are the step's, not the input pipeline's.
 - FLOPs per step: XLA's cost analysis of the compiled step. It describes one device's
   partitioned program, so it is multiplied by the number of devices; XLA counts a loop body
   once, so with `train.grad_accum > 1` the FLOPs come from the same step compiled without
-  accumulation (the same arithmetic on the same global batch).
+  accumulation (the same arithmetic on the same global batch). The oneDNN convolutions that
+  XLA sees as opaque calls are counted from the step's jaxpr (`psrjax.nn.onednn.jaxpr_flops`).
 - Peak FLOP/s: a matmul probe, each device multiplying its own `probe_size`² matrices in the
   compute dtype at once (so devices that share a chip, or fake CPU devices, share the peak).
 - MFU = achieved FLOP/s / peak FLOP/s.
@@ -28,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from psrjax.nn import onednn
 from psrjax.train import context as context_lib
 from psrjax.train import state as state_lib
 from psrjax.train import step as step_lib
@@ -110,10 +112,12 @@ def peak_flops(mesh, dtype, *, size: int, repeats: int = 5) -> float:
 
 
 def _compile(ctx, stage, options, args):
+  """(compiled step, FLOPs of its oneDNN convolutions, which XLA's cost analysis omits)."""
   fn = step_lib.jit_train_step(ctx.system, ctx.optimizers, stage,
                                state_shardings=ctx.state_shardings,
                                batch_shardings=ctx.batch_sharding, mesh=ctx.mesh, options=options)
-  return fn.lower(*args).compile()
+  traced = fn.trace(*args)
+  return traced.lower().compile(), onednn.jaxpr_flops(traced.jaxpr.jaxpr)
 
 
 class CompiledStep:
@@ -131,14 +135,14 @@ class CompiledStep:
                                         ctx.state_shardings, ctx.mesh)
     args = (self.state, self.batch, ctx.base_key, ctx.constants)
     start = time.perf_counter()
-    self.compiled = _compile(ctx, self.stage, ctx.options, args)
+    self.compiled, custom_flops = _compile(ctx, self.stage, ctx.options, args)
     self.compile_s = time.perf_counter() - start
     flops_compiled = self.compiled
     if ctx.options.grad_accum > 1:
-      flops_compiled = _compile(ctx, self.stage, dataclasses.replace(ctx.options, grad_accum=1),
-                                args)
+      flops_compiled, custom_flops = _compile(
+          ctx, self.stage, dataclasses.replace(ctx.options, grad_accum=1), args)
     self.num_devices = ctx.mesh.devices.size
-    self.flops = _flops(flops_compiled) * self.num_devices
+    self.flops = _flops(flops_compiled) * self.num_devices + custom_flops
     self.memory_bytes = _memory_bytes(self.compiled)
     self.metrics = None  # metrics of the last step
 
@@ -189,7 +193,7 @@ def format_result(result: BenchResult) -> str:
       f"compile         {result.compile_s:.2f} s",
       f"step time       {result.step_time_s:.4f} s (median of {len(result.step_times_s)})",
       f"examples/s      {result.examples_per_s:.3f}",
-      f"FLOPs/step      {result.flops_per_step:.4g} (XLA cost analysis, all devices)",
+      f"FLOPs/step      {result.flops_per_step:.4g} (XLA cost analysis + oneDNN convolutions, all devices)",
       f"achieved        {result.achieved_flops:.4g} FLOP/s",
       f"peak (matmul)   {result.peak_flops:.4g} FLOP/s",
       f"MFU             {100 * result.mfu:.1f} %",

@@ -50,7 +50,7 @@ def _np_conv_transpose3d(x, k, strides, pads, output_pads):
   return full[:, pads[0]: pads[0] + sizes[0], pads[1]: pads[1] + sizes[1], pads[2]: pads[2] + sizes[2]]
 
 
-@pytest.mark.parametrize("impl", ["xla", "fold_time"])
+@pytest.mark.parametrize("impl", ["xla", "fold_time", "onednn"])
 @pytest.mark.parametrize("strides,pads", [((1, 1, 1), ((1, 1), (1, 1), (1, 1))),
                                           ((1, 2, 2), ((0, 0), (0, 0), (0, 0))),
                                           ((2, 1, 3), ((2, 1), (0, 2), (1, 0)))])
@@ -65,18 +65,19 @@ def test_conv3d_matches_numpy(impl, strides, pads):
 @pytest.mark.parametrize("strides,pads", [((1, 1, 1), ((1, 1), (1, 1), (1, 1))),
                                           ((1, 2, 2), ((0, 0), (0, 0), (0, 0))),
                                           ((2, 1, 3), ((2, 1), (0, 2), (1, 0)))])
-def test_conv3d_fold_time_gradients_match_the_definition(strides, pads):
-  """Gradients through the fold_time path equal autodiff of the native 3D convolution and a
-  NumPy kernel gradient."""
+@pytest.mark.parametrize("impl", ["fold_time", "onednn"])
+def test_conv3d_gradients_match_the_definition(impl, strides, pads):
+  """Gradients through the fold_time and oneDNN paths equal autodiff of XLA's 3D convolution
+  and a NumPy kernel gradient."""
   rng = np.random.default_rng(3)
   x = jnp.asarray(rng.normal(size=(2, 5, 7, 8, 3)), jnp.float32)
   k = jnp.asarray(rng.normal(size=(3, 3, 2, 3, 4)), jnp.float32)
   y_shape = conv3d(x, k, strides=strides, padding=pads, impl="xla").shape
   dy = jnp.asarray(rng.normal(size=y_shape), jnp.float32)
-  grads = {impl: jax.grad(lambda a, b: jnp.sum(conv3d(a, b, strides=strides, padding=pads,
-                                                      impl=impl) * dy), argnums=(0, 1))(x, k)
-           for impl in ("xla", "fold_time")}
-  for want, got in zip(grads["xla"], grads["fold_time"]):
+  grads = {name: jax.grad(lambda a, b: jnp.sum(conv3d(a, b, strides=strides, padding=pads,
+                                                      impl=name) * dy), argnums=(0, 1))(x, k)
+           for name in ("xla", impl)}
+  for want, got in zip(grads["xla"], grads[impl]):
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-4)
   xp = np.pad(np.asarray(x, np.float64), [(0, 0)] + list(pads) + [(0, 0)])
   out = y_shape[1:4]
@@ -84,10 +85,10 @@ def test_conv3d_fold_time_gradients_match_the_definition(strides, pads):
   for tap in np.ndindex(*k.shape[:3]):
     sl = tuple(slice(a, a + s * (o - 1) + 1, s) for a, s, o in zip(tap, strides, out))
     dk[tap] = np.einsum("nthwc,nthwd->cd", xp[(slice(None),) + sl], np.asarray(dy, np.float64))
-  np.testing.assert_allclose(np.asarray(grads["fold_time"][1]), dk, atol=1e-4)
+  np.testing.assert_allclose(np.asarray(grads[impl][1]), dk, atol=1e-4)
 
 
-@pytest.mark.parametrize("impl", ["xla", "fold_time"])
+@pytest.mark.parametrize("impl", ["xla", "fold_time", "onednn"])
 @pytest.mark.parametrize("ksize,strides,pads,output_pads", [
     ((3, 3, 3), (1, 2, 2), (1, 1, 1), (0, 1, 1)),         # the generators' upsampling
     ((2, 4, 3), (2, 2, 3), (0, 1, 1), (1, 0, 2)),

@@ -1,0 +1,138 @@
+"""oneDNN convolutions (psrjax.nn.onednn): the built extension, XLA parity, partitioning, modes."""
+import platform
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from psrjax.nn import conv3d, onednn
+
+DIMENSION_NUMBERS = {2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
+
+# (x shape, kernel shape, strides, pads): 2D and 3D, strided, asymmetric, 1x1, few channels.
+GEOMETRIES = [
+    ((2, 9, 10, 5), (3, 3, 5, 7), (1, 1), ((1, 1), (1, 1))),
+    ((3, 11, 8, 4), (3, 2, 4, 6), (2, 3), ((0, 1), (2, 0))),
+    ((2, 5, 9, 8, 6), (3, 3, 3, 6, 5), (1, 2, 2), ((1, 1), (1, 1), (1, 1))),
+    ((1, 6, 7, 7, 3), (7, 7, 7, 3, 4), (1, 1, 1), ((3, 3), (3, 3), (3, 3))),
+    ((2, 4, 6, 5, 8), (1, 1, 1, 8, 3), (2, 1, 2), ((0, 0), (0, 0), (0, 0))),
+    ((2, 5, 7, 6, 3), (2, 3, 4, 3, 2), (2, 1, 3), ((2, 1), (0, 2), (1, 0))),
+]
+
+needs_onednn = pytest.mark.skipif(not onednn.available(), reason="oneDNN extension not built")
+
+
+def _xla(x, k, strides, pads):
+  return lax.conv_general_dilated(x, k, strides, pads,
+                                  dimension_numbers=DIMENSION_NUMBERS[x.ndim - 2])
+
+
+def _operands(x_shape, k_shape, strides, pads, seed=0):
+  rng = np.random.default_rng(seed)
+  x = jnp.asarray(rng.normal(size=x_shape), jnp.float32)
+  k = jnp.asarray(rng.normal(size=k_shape) / np.sqrt(np.prod(k_shape[:-1])), jnp.float32)
+  dy = jnp.asarray(rng.normal(size=onednn.out_shape(x_shape, k_shape, strides, pads)), jnp.float32)
+  return x, k, dy
+
+
+def _value_and_grads(fn, x, k, dy):
+  y, vjp = jax.vjp(fn, x, k)
+  return (y,) + vjp(dy)
+
+
+@pytest.mark.skipif(not (sys.platform == "linux" and platform.machine() == "x86_64"),
+                    reason="the extension is built on Linux x86-64 only")
+def test_extension_is_built_and_loads_on_linux_x86_64():
+  assert onednn._load() is None, onednn._load()
+  assert onednn.available()
+
+
+@needs_onednn
+@pytest.mark.parametrize("x_shape,k_shape,strides,pads", GEOMETRIES)
+def test_forward_and_gradients_equal_xla(x_shape, k_shape, strides, pads):
+  x, k, dy = _operands(x_shape, k_shape, strides, pads)
+  got = jax.jit(lambda *a: _value_and_grads(lambda x, k: onednn.conv(x, k, strides, pads), *a))(x, k, dy)
+  want = _value_and_grads(lambda x, k: _xla(x, k, strides, pads), x, k, dy)
+  for name, g, w in zip(("y", "dx", "dk"), got, want):
+    assert g.shape == w.shape, name
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+@needs_onednn
+def test_bfloat16_matches_float32_within_bfloat16_precision():
+  x_shape, k_shape, strides, pads = GEOMETRIES[2]
+  x, k, dy = _operands(x_shape, k_shape, strides, pads, seed=1)
+  want = _value_and_grads(lambda x, k: onednn.conv(x, k, strides, pads), x, k, dy)
+  bf = [a.astype(jnp.bfloat16) for a in (x, k, dy)]
+  got = _value_and_grads(lambda x, k: onednn.conv(x, k, strides, pads), *bf)
+  for g, w in zip(got, want):
+    assert g.dtype == jnp.bfloat16
+    scale = float(jnp.max(jnp.abs(w)))
+    np.testing.assert_allclose(np.asarray(g, np.float32), np.asarray(w), atol=0.03 * scale)
+
+
+@needs_onednn
+def test_conv3d_onednn_crops_negative_pads():
+  x, k, _ = _operands((1, 6, 7, 8, 2), (3, 2, 3, 2, 3), (1, 1, 1), ((0, 0), (0, 0), (0, 0)))
+  pads = ((-1, 1), (0, -2), (2, -1))
+  got = conv3d(x, k, padding=pads, impl="onednn")
+  np.testing.assert_allclose(np.asarray(got), np.asarray(conv3d(x, k, padding=pads, impl="xla")),
+                             rtol=1e-4, atol=1e-4)
+
+
+@needs_onednn
+def test_batch_sharded_calls_run_per_device_and_sum_the_kernel_gradient():
+  """Under a jit over 8 devices with the batch sharded, the result equals the single-device
+  one, and the compiled program gathers no activations (only the kernel gradient is reduced)."""
+  assert jax.device_count() >= 8
+  x_shape, k_shape, strides, pads = (8, 4, 6, 6, 3), (3, 3, 3, 3, 4), (1, 1, 1), ((1, 1),) * 3
+  x, k, dy = _operands(x_shape, k_shape, strides, pads, seed=2)
+  mesh = Mesh(np.array(jax.devices()[:8]), ("data",))
+  batch, whole = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
+  fn = jax.jit(lambda *a: _value_and_grads(lambda x, k: onednn.conv(x, k, strides, pads), *a),
+               in_shardings=(batch, whole, batch), out_shardings=(batch, batch, whole))
+  compiled = fn.lower(x, k, dy).compile()
+  hlo = compiled.as_text()
+  assert "all-gather" not in hlo and "all-reduce" in hlo
+  got = compiled(jax.device_put(x, batch), jax.device_put(k, whole), jax.device_put(dy, batch))
+  want = _value_and_grads(lambda x, k: _xla(x, k, strides, pads), x, k, dy)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4)
+
+
+def test_mode_off_disables_it(monkeypatch):
+  monkeypatch.setenv(onednn.ENV, "off")
+  assert not onednn.available()
+  assert not onednn.usable(jnp.zeros((1, 2, 2, 2, 1)))
+
+
+def test_unknown_mode_is_a_clear_error(monkeypatch):
+  monkeypatch.setenv(onednn.ENV, "fast")
+  with pytest.raises(ValueError, match="PSRJAX_ONEDNN must be one of"):
+    onednn.available()
+
+
+def test_mode_on_raises_when_it_cannot_load(monkeypatch):
+  monkeypatch.setenv(onednn.ENV, "on")
+  monkeypatch.setattr(onednn, "_load", lambda: "psrjax's oneDNN extension is not built")
+  with pytest.raises(onednn.OneDNNUnavailable, match="PSRJAX_ONEDNN=on but .* not built"):
+    onednn.available()
+
+
+def test_auto_falls_back_to_fold_time_when_unavailable(monkeypatch):
+  monkeypatch.setattr(onednn, "_load", lambda: "not built")
+  x, k, _ = _operands((1, 4, 5, 5, 2), (3, 3, 3, 2, 3), (1, 1, 1), ((1, 1),) * 3)
+  jaxpr = str(jax.make_jaxpr(lambda x, k: conv3d(x, k, padding=1))(x, k))
+  assert "psrjax_conv" not in jaxpr
+  with pytest.raises(ValueError, match="impl 'onednn' needs"):
+    conv3d(x, k, padding=1, impl="onednn")
+
+
+def test_integer_operands_are_refused_by_the_onednn_impl():
+  x = jnp.zeros((1, 4, 5, 5, 2), jnp.int32)
+  with pytest.raises(ValueError, match="impl 'onednn' needs"):
+    conv3d(x, jnp.zeros((3, 3, 3, 2, 3), jnp.int32), padding=1, impl="onednn")
