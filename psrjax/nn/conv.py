@@ -145,13 +145,15 @@ def conv_transpose3d(x: jax.Array, kernel: jax.Array, *, strides=(1, 2, 2), padd
   sub-pixel decomposition: one ordinary (`conv3d`) convolution with a kernel that holds every
   output phase (stride_t * stride_h * stride_w * Cout channels), then depth-to-space. This avoids
   convolving a zero-dilated input (about 2x fewer FLOPs for stride 2, kernel 3, and far faster on
-  XLA:CPU).
+  XLA:CPU). With impl "onednn" (and padding >= output_padding) it is oneDNN's deconvolution.
   """
   if x.ndim != 5 or kernel.ndim != 5:
     raise ValueError(f"conv_transpose3d expects x [N, T, H, W, C] and kernel [kt, kh, kw, Cin, Cout]; "
                      f"got {x.shape} and {kernel.shape}")
   st, p, op = (_triple(v, name) for v, name in
                ((strides, "strides"), (padding, "padding"), (output_padding, "output_padding")))
+  if _resolve_impl(impl, x, kernel) == "onednn" and all(a >= b for a, b in zip(p, op)):
+    return onednn.conv_transpose(x, kernel, st, tuple((a, a - b) for a, b in zip(p, op)))
   tables = [_phase_table(n, k, s, pi, o)
             for n, k, s, pi, o in zip(x.shape[1:4], kernel.shape[:3], st, p, op)]
   (tt, *_), (th, *_), (tw, *_) = tables

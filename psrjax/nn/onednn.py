@@ -104,20 +104,24 @@ def usable(*arrays) -> bool:
           and available())
 
 
-def out_shape(x_shape, kernel_shape, strides, pads) -> tuple[int, ...]:
-  """Output shape of `conv` (channels last)."""
-  spatial = [(n + lo + hi - k) // s + 1 for n, k, s, (lo, hi)
-             in zip(x_shape[1:-1], kernel_shape[:-2], strides, pads)]
+def out_shape(x_shape, kernel_shape, strides, pads, transposed: bool = False) -> tuple[int, ...]:
+  """Output shape of `conv` (or `conv_transpose`), channels last."""
+  if transposed:
+    spatial = [(n - 1) * s - lo - hi + k for n, k, s, (lo, hi)
+               in zip(x_shape[1:-1], kernel_shape[:-2], strides, pads)]
+  else:
+    spatial = [(n + lo + hi - k) // s + 1 for n, k, s, (lo, hi)
+               in zip(x_shape[1:-1], kernel_shape[:-2], strides, pads)]
   if min(spatial) < 1:
     raise ValueError(f"convolution with an empty output: input {tuple(x_shape)}, kernel "
                      f"{tuple(kernel_shape)}, strides {strides}, pads {pads}")
   return (x_shape[0], *spatial, kernel_shape[-1])
 
 
-def _ffi(kind: str, shape, a, b, strides, pads):
+def _ffi(kind: str, shape, a, b, strides, pads, transposed):
   attrs = dict(strides=np.asarray(strides, np.int64),
                pads_lo=np.asarray([lo for lo, _ in pads], np.int64),
-               pads_hi=np.asarray([hi for _, hi in pads], np.int64))
+               pads_hi=np.asarray([hi for _, hi in pads], np.int64), transposed=bool(transposed))
   out = jax.ShapeDtypeStruct(tuple(shape), a.dtype)
   return jax.ffi.ffi_call(f"psrjax_conv_{kind}", out, vmap_method="sequential")(a, b, **attrs)
 
@@ -149,11 +153,12 @@ def _sharding_rule(kind: str, rank: int):
 
 
 def _partitioned(kind: str):
-  """The FFI call `kind` as a `custom_partitioning` op (a, b, out_dims, strides, pads)."""
+  """The FFI call `kind` as a `custom_partitioning` op
+  (a, b, out_dims, strides, pads, transposed)."""
 
-  def local(a, b, out_dims, strides, pads):
+  def local(a, b, out_dims, strides, pads, transposed):
     shape = out_dims if kind == "backward_weights" else (a.shape[0], *out_dims)
-    return _ffi(kind, shape, a, b, strides, pads)
+    return _ffi(kind, shape, a, b, strides, pads, transposed)
 
   def shardings(mesh, arg_shapes):
     a = arg_shapes[0]
@@ -164,53 +169,69 @@ def _partitioned(kind: str):
       return axes, (batch, batch), whole
     return axes, (batch, whole), batch
 
-  def infer(out_dims, strides, pads, mesh, arg_shapes, result_shape):
+  def infer(out_dims, strides, pads, transposed, mesh, arg_shapes, result_shape):
     return shardings(mesh, arg_shapes)[2]
 
-  def partition(out_dims, strides, pads, mesh, arg_shapes, result_shape):
+  def partition(out_dims, strides, pads, transposed, mesh, arg_shapes, result_shape):
     axes, args, result = shardings(mesh, arg_shapes)
 
     def lower(a, b):
-      y = local(a, b, out_dims, strides, pads)
+      y = local(a, b, out_dims, strides, pads, transposed)
       return lax.psum(y, axes) if kind == "backward_weights" and axes else y
 
     return mesh, lower, result, args
 
-  op = custom_partitioning(local, static_argnums=(2, 3, 4))
+  op = custom_partitioning(local, static_argnums=(2, 3, 4, 5))
   op.def_partition(
       partition=partition, infer_sharding_from_operands=infer,
-      sharding_rule=lambda out_dims, strides, pads, mesh, operands, results: _sharding_rule(
-          kind, len(strides) + 2))
+      sharding_rule=lambda out_dims, strides, pads, transposed, mesh, operands, results:
+      _sharding_rule(kind, len(strides) + 2))
   return op
 
 
 _OPS = {kind: _partitioned(kind) for kind in KINDS}
 
 
-# ------------------------------------------------------------------------- the differentiable op
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, ...],
-         pads: tuple[tuple[int, int], ...]) -> jax.Array:
-  """Cross-correlation of `x` `[B, *spatial, Cin]` with `kernel` `[*window, Cin, Cout]` (2 or 3
-  spatial axes; zero `pads` (lo, hi) per axis), computed by oneDNN (check `usable` first)."""
-  strides, pads = tuple(strides), tuple(map(tuple, pads))
-  return _OPS["forward"](x, kernel, out_shape(x.shape, kernel.shape, strides, pads)[1:],
-                         strides, pads)
+# ------------------------------------------------------------------------ the differentiable ops
+def _normalise(strides, pads):
+  return tuple(int(s) for s in strides), tuple((int(lo), int(hi)) for lo, hi in pads)
 
 
-def _conv_fwd(x, kernel, strides, pads):
-  return conv(x, kernel, strides, pads), (x, kernel)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _convolve(x, kernel, strides, pads, transposed):
+  out = out_shape(x.shape, kernel.shape, strides, pads, transposed)
+  return _OPS["forward"](x, kernel, out[1:], strides, pads, transposed)
 
 
-def _conv_bwd(strides, pads, residuals, g):
+def _convolve_fwd(x, kernel, strides, pads, transposed):
+  return _convolve(x, kernel, strides, pads, transposed), (x, kernel)
+
+
+def _convolve_bwd(strides, pads, transposed, residuals, g):
   x, kernel = residuals
-  strides, pads = tuple(strides), tuple(map(tuple, pads))
-  dx = _OPS["backward_data"](g, kernel, tuple(x.shape[1:]), strides, pads)
-  dk = _OPS["backward_weights"](x, g, tuple(kernel.shape), strides, pads)
+  dx = _OPS["backward_data"](g, kernel, tuple(x.shape[1:]), strides, pads, transposed)
+  dk = _OPS["backward_weights"](x, g, tuple(kernel.shape), strides, pads, transposed)
   return dx, dk
 
 
-conv.defvjp(_conv_fwd, _conv_bwd)
+_convolve.defvjp(_convolve_fwd, _convolve_bwd)
+
+
+def conv(x: jax.Array, kernel: jax.Array, strides, pads) -> jax.Array:
+  """Cross-correlation of `x` `[B, *spatial, Cin]` with `kernel` `[*window, Cin, Cout]` (2 or 3
+  spatial axes; zero `pads` (lo, hi) per axis), computed by oneDNN (check `usable` first)."""
+  return _convolve(x, kernel, *_normalise(strides, pads), False)
+
+
+def conv_transpose(x: jax.Array, kernel: jax.Array, strides, pads) -> jax.Array:
+  """Transposed convolution of `x` `[B, *spatial, Cin]` with `kernel` `[*window, Cin, Cout]`
+  by oneDNN: out[s * i + k - lo] += x[i] kernel[k], output size (n - 1) * s - lo - hi + k
+  per axis. PyTorch's `ConvTranspose` with `padding` p and `output_padding` o is
+  pads (p, p - o) (both must be >= 0)."""
+  strides, pads = _normalise(strides, pads)
+  if min(min(p) for p in pads) < 0:
+    raise ValueError(f"conv_transpose: pads must be >= 0; got {pads}")
+  return _convolve(x, kernel, strides, pads, True)
 
 
 # ------------------------------------------------------------------------------------ accounting
@@ -225,11 +246,16 @@ def _sub_jaxprs(value):
 
 
 def _call_flops(eqn) -> float:
+  """2 FLOPs per (output position, kernel tap, input channel) of the convolution (of its input
+  position, kernel tap, output channel for a transposed one)."""
   kind = eqn.params["target_name"][len("psrjax_conv_"):]
   a, b = (v.aval.shape for v in eqn.invars)
   out = eqn.outvars[0].aval.shape
-  y, kernel = {"forward": (out, b), "backward_data": (a, b), "backward_weights": (b, out)}[kind]
-  return 2.0 * math.prod(y) * math.prod(kernel[:-1])
+  src, dst, kernel = {"forward": (a, out, b), "backward_data": (out, a, b),
+                      "backward_weights": (a, b, out)}[kind]
+  if dict(eqn.params["attributes"]).get("transposed", False):
+    return 2.0 * math.prod(src) * math.prod(kernel[:-2]) * kernel[-1]
+  return 2.0 * math.prod(dst) * math.prod(kernel[:-1])
 
 
 def jaxpr_flops(jaxpr) -> float:

@@ -3,7 +3,9 @@
 //
 // Layouts are XLA's channels-last ones: activations NHWC or NDHWC, kernels HWIO or DHWIO,
 // float32 or bfloat16. Attributes: `strides`, `pads_lo`, `pads_hi` (one value per spatial axis;
-// zero padding); dilation 1.
+// zero padding), dilation 1, and `transposed`: a transposed convolution (oneDNN's deconvolution,
+// PyTorch's ConvTranspose with `pads_hi` = padding - output_padding; kernel (D)HWIO with I the
+// input and O the output channels).
 // Primitive descriptors are built once per shape and cached; each call allocates its own
 // scratchpad and blocked-kernel buffer, so calls may run concurrently.
 #include <cstdint>
@@ -27,6 +29,7 @@ enum class Kind : int64_t { kForward = 0, kBackwardData = 1, kBackwardWeights = 
 
 struct Geometry {
   Kind kind;
+  bool transposed;  // a transposed convolution (oneDNN's deconvolution): src is the small side
   memory::data_type dtype;
   memory::dims src, weights, dst, strides, pad_l, pad_r;
 
@@ -36,6 +39,7 @@ struct Geometry {
 
   std::string Key() const {
     std::string key = std::to_string(static_cast<int64_t>(kind)) + ":" +
+                      std::to_string(static_cast<int>(transposed)) + ":" +
                       std::to_string(static_cast<int>(dtype));
     for (const auto* dims : {&src, &weights, &dst, &strides, &pad_l, &pad_r}) {
       key += "|";
@@ -60,44 +64,46 @@ struct Plan {
   dnnl::reorder weights_reorder;
 };
 
-dnnl::convolution_forward::primitive_desc ForwardDesc(const Geometry& g) {
-  auto src = memory::desc(g.src, g.dtype, g.ActivationTag());
-  auto wei = memory::desc(g.weights, g.dtype, tag::any);
-  auto dst = memory::desc(g.dst, g.dtype, g.ActivationTag());
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  return dnnl::convolution_forward::primitive_desc(
-      Engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src,
-      wei, dst, g.strides, g.pad_l, g.pad_r, attr);
-}
-
-std::unique_ptr<Plan> MakePlan(const Geometry& g) {
+// The primitives of a convolution (`Forward`, `BackwardData`, `BackwardWeights` of
+// dnnl::convolution_* or dnnl::deconvolution_*, with `algorithm`).
+template <class Forward, class BackwardData, class BackwardWeights>
+std::unique_ptr<Plan> MakePlanOf(const Geometry& g, dnnl::algorithm algorithm) {
   auto plan = std::make_unique<Plan>();
-  auto plain = memory::desc(g.weights, g.dtype, g.KernelTag());
+  auto src = memory::desc(g.src, g.dtype, g.ActivationTag());
+  auto dst = memory::desc(g.dst, g.dtype, g.ActivationTag());
+  auto any = memory::desc(g.weights, g.dtype, tag::any);
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  auto fwd = ForwardDesc(g);
+  auto fwd = typename Forward::primitive_desc(Engine(), dnnl::prop_kind::forward_training,
+                                              algorithm, src, any, dst, g.strides, g.pad_l,
+                                              g.pad_r, attr);
   if (g.kind == Kind::kForward) {
-    plan->conv = dnnl::convolution_forward(fwd);
+    plan->conv = Forward(fwd);
     plan->weights_md = fwd.weights_desc();
     plan->scratch_md = fwd.scratchpad_desc();
   } else if (g.kind == Kind::kBackwardData) {
-    auto pd = dnnl::convolution_backward_data::primitive_desc(
-        Engine(), dnnl::algorithm::convolution_direct,
-        memory::desc(g.src, g.dtype, g.ActivationTag()), memory::desc(g.weights, g.dtype, tag::any),
-        memory::desc(g.dst, g.dtype, g.ActivationTag()), g.strides, g.pad_l, g.pad_r, fwd, attr);
-    plan->conv = dnnl::convolution_backward_data(pd);
+    auto pd = typename BackwardData::primitive_desc(Engine(), algorithm, src, any, dst, g.strides,
+                                                    g.pad_l, g.pad_r, fwd, attr);
+    plan->conv = BackwardData(pd);
     plan->weights_md = pd.weights_desc();
     plan->scratch_md = pd.scratchpad_desc();
   } else {
-    auto pd = dnnl::convolution_backward_weights::primitive_desc(
-        Engine(), dnnl::algorithm::convolution_direct,
-        memory::desc(g.src, g.dtype, g.ActivationTag()), memory::desc(g.weights, g.dtype, tag::any),
-        memory::desc(g.dst, g.dtype, g.ActivationTag()), g.strides, g.pad_l, g.pad_r, fwd, attr);
-    plan->conv = dnnl::convolution_backward_weights(pd);
+    auto pd = typename BackwardWeights::primitive_desc(Engine(), algorithm, src, any, dst,
+                                                       g.strides, g.pad_l, g.pad_r, fwd, attr);
+    plan->conv = BackwardWeights(pd);
     plan->weights_md = pd.diff_weights_desc();
     plan->scratch_md = pd.scratchpad_desc();
   }
+  return plan;
+}
+
+std::unique_ptr<Plan> MakePlan(const Geometry& g) {
+  auto plan = g.transposed
+      ? MakePlanOf<dnnl::deconvolution_forward, dnnl::deconvolution_backward_data,
+                   dnnl::deconvolution_backward_weights>(g, dnnl::algorithm::deconvolution_direct)
+      : MakePlanOf<dnnl::convolution_forward, dnnl::convolution_backward_data,
+                   dnnl::convolution_backward_weights>(g, dnnl::algorithm::convolution_direct);
+  auto plain = memory::desc(g.weights, g.dtype, g.KernelTag());
   plan->reorder_weights = plan->weights_md != plain;
   if (plan->reorder_weights) {
     bool to_plain = g.kind == Kind::kBackwardWeights;
@@ -118,8 +124,16 @@ const Plan& GetPlan(const Geometry& g) {
   return *it->second;
 }
 
+// Each primitive already uses every core (OpenMP); XLA may issue independent calls from two
+// of its threads at once, which would oversubscribe the cores. Calls therefore run one at a time.
+std::mutex& ExecutionMutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
 void Run(const Geometry& g, void* src, void* weights, void* dst) {
   const Plan& plan = GetPlan(g);
+  std::lock_guard<std::mutex> lock(ExecutionMutex());
   dnnl::engine& engine = Engine();
   dnnl::stream stream(engine);
   auto plain = memory::desc(g.weights, g.dtype, g.KernelTag());
@@ -165,7 +179,7 @@ memory::dims Dims(ffi::Span<const int64_t> v) { return memory::dims(v.begin(), v
 
 ffi::Error Convolve(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> out,
                     ffi::Span<const int64_t> strides, ffi::Span<const int64_t> pads_lo,
-                    ffi::Span<const int64_t> pads_hi) {
+                    ffi::Span<const int64_t> pads_hi, bool transposed) {
   auto type = a.element_type();
   if (type != b.element_type() || type != out->element_type() ||
       (type != ffi::DataType::F32 && type != ffi::DataType::BF16)) {
@@ -181,6 +195,7 @@ ffi::Error Convolve(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<f
   }
   Geometry g;
   g.kind = kind;
+  g.transposed = transposed;
   g.dtype = type == ffi::DataType::F32 ? memory::data_type::f32 : memory::data_type::bf16;
   g.strides = Dims(strides);
   g.pad_l = Dims(pads_lo);
@@ -210,8 +225,8 @@ ffi::Error Convolve(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<f
 template <Kind kind>
 ffi::Error ConvolveAs(ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> out,
                       ffi::Span<const int64_t> strides, ffi::Span<const int64_t> pads_lo,
-                      ffi::Span<const int64_t> pads_hi) {
-  return Convolve(kind, a, b, out, strides, pads_lo, pads_hi);
+                      ffi::Span<const int64_t> pads_hi, bool transposed) {
+  return Convolve(kind, a, b, out, strides, pads_lo, pads_hi, transposed);
 }
 
 auto Binding() {
@@ -221,7 +236,8 @@ auto Binding() {
       .Ret<ffi::AnyBuffer>()
       .Attr<ffi::Span<const int64_t>>("strides")
       .Attr<ffi::Span<const int64_t>>("pads_lo")
-      .Attr<ffi::Span<const int64_t>>("pads_hi");
+      .Attr<ffi::Span<const int64_t>>("pads_hi")
+      .Attr<bool>("transposed");
 }
 
 }  // namespace

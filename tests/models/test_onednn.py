@@ -1,4 +1,5 @@
 """oneDNN convolutions (psrjax.nn.onednn): the built extension, XLA parity, partitioning, modes."""
+import functools
 import platform
 import sys
 
@@ -9,7 +10,7 @@ import pytest
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from psrjax.nn import conv3d, onednn
+from psrjax.nn import conv3d, conv_transpose3d, onednn
 
 DIMENSION_NUMBERS = {2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
 
@@ -124,10 +125,11 @@ def test_mode_on_raises_when_it_cannot_load(monkeypatch):
 
 
 def test_auto_falls_back_to_fold_time_when_unavailable(monkeypatch):
-  monkeypatch.setattr(onednn, "_load", lambda: "not built")
   x, k, _ = _operands((1, 4, 5, 5, 2), (3, 3, 3, 2, 3), (1, 1, 1), ((1, 1),) * 3)
-  jaxpr = str(jax.make_jaxpr(lambda x, k: conv3d(x, k, padding=1))(x, k))
-  assert "psrjax_conv" not in jaxpr
+  flops = lambda: onednn.jaxpr_flops(jax.make_jaxpr(lambda x, k: conv3d(x, k, padding=1))(x, k).jaxpr)
+  assert flops() > 0 or not onednn.available()
+  monkeypatch.setattr(onednn, "_load", lambda: "not built")
+  assert flops() == 0
   with pytest.raises(ValueError, match="impl 'onednn' needs"):
     conv3d(x, k, padding=1, impl="onednn")
 
@@ -136,3 +138,36 @@ def test_integer_operands_are_refused_by_the_onednn_impl():
   x = jnp.zeros((1, 4, 5, 5, 2), jnp.int32)
   with pytest.raises(ValueError, match="impl 'onednn' needs"):
     conv3d(x, jnp.zeros((3, 3, 3, 2, 3), jnp.int32), padding=1, impl="onednn")
+
+
+@needs_onednn
+@pytest.mark.parametrize("ksize,strides,pads,output_pads", [
+    ((3, 3, 3), (1, 2, 2), (1, 1, 1), (0, 1, 1)),         # the generators' upsampling
+    ((2, 4, 3), (2, 2, 3), (1, 2, 2), (1, 0, 1))])
+def test_conv_transpose3d_onednn_gradients_equal_the_xla_path(ksize, strides, pads, output_pads):
+  rng = np.random.default_rng(4)
+  x = jnp.asarray(rng.normal(size=(2, 3, 4, 5, 3)), jnp.float32)
+  k = jnp.asarray(rng.normal(size=ksize + (3, 2)), jnp.float32)
+  fn = {impl: functools.partial(conv_transpose3d, strides=strides, padding=pads,
+                                output_padding=output_pads, impl=impl) for impl in ("xla", "onednn")}
+  jaxpr = jax.make_jaxpr(fn["onednn"])(x, k).jaxpr     # one oneDNN deconvolution, no sub-pixel conv
+  assert onednn.jaxpr_flops(jaxpr) == 2.0 * x.size * np.prod(ksize) * k.shape[-1]
+  dy = jnp.asarray(rng.normal(size=fn["xla"](x, k).shape), jnp.float32)
+  got = _value_and_grads(fn["onednn"], x, k, dy)
+  want = _value_and_grads(fn["xla"], x, k, dy)
+  for name, g, w in zip(("y", "dx", "dk"), got, want):
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+@needs_onednn
+def test_flops_of_the_onednn_calls_are_counted_from_the_jaxpr():
+  x, k, dy = _operands((2, 4, 6, 6, 3), (3, 3, 3, 3, 5), (1, 1, 1), ((1, 1),) * 3)
+  per_call = 2.0 * 2 * 4 * 6 * 6 * 5 * 27 * 3      # output elements x taps x input channels
+  fwd = jax.make_jaxpr(lambda x, k: onednn.conv(x, k, (1, 1, 1), ((1, 1),) * 3))(x, k)
+  assert onednn.jaxpr_flops(fwd.jaxpr) == per_call
+  grads = jax.make_jaxpr(jax.grad(lambda x, k: jnp.sum(onednn.conv(x, k, (1, 1, 1), ((1, 1),) * 3)),
+                                  argnums=(0, 1)))(x, k)
+  assert onednn.jaxpr_flops(grads.jaxpr) == 3 * per_call
+  up = jax.make_jaxpr(lambda x, k: onednn.conv_transpose(x, k, (1, 2, 2), ((1, 1),) * 3))(
+      dy[..., :3], jnp.zeros((3, 3, 3, 3, 4)))
+  assert onednn.jaxpr_flops(up.jaxpr) == 2.0 * 2 * 4 * 6 * 6 * 3 * 27 * 4

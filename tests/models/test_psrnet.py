@@ -92,6 +92,7 @@ def test_conv3d_gradients_match_the_definition(impl, strides, pads):
 @pytest.mark.parametrize("ksize,strides,pads,output_pads", [
     ((3, 3, 3), (1, 2, 2), (1, 1, 1), (0, 1, 1)),         # the generators' upsampling
     ((2, 4, 3), (2, 2, 3), (0, 1, 1), (1, 0, 2)),
+    ((2, 4, 3), (2, 2, 3), (1, 2, 2), (1, 0, 1)),
     ((1, 1, 1), (1, 2, 2), (0, 0, 0), (0, 1, 0))])
 def test_conv_transpose3d_matches_pytorch_definition(impl, ksize, strides, pads, output_pads):
   rng = np.random.default_rng(1)
