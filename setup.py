@@ -1,4 +1,5 @@
-"""Builds psrjax's native extension: oneDNN convolutions for XLA:CPU (`psrjax/nn/onednn_conv.cc`).
+"""Builds psrjax's native extension: oneDNN convolutions for XLA:CPU (`psrjax/nn/onednn_conv.cc`,
+with `narrow_conv.cc` for convolutions with few output channels).
 
 The build needs a C++17 compiler and the `build-system` requirements of pyproject.toml (jaxlib
 for XLA's FFI headers, onednn-devel-cpu-gomp for oneDNN's). Where they are missing (not Linux
@@ -32,11 +33,13 @@ def _extensions() -> list[Extension]:
   ffi_include = Path(list(jaxlib.submodule_search_locations)[0]) / "include"
   return [Extension(
       "psrjax.nn._onednn_conv",
-      sources=["psrjax/nn/onednn_conv.cc"],
+      sources=["psrjax/nn/onednn_conv.cc", "psrjax/nn/narrow_conv.cc"],
+      depends=["psrjax/nn/narrow_conv.h"],
       include_dirs=[str(ffi_include), str(header.parents[2])],
       library_dirs=[str(library.parent)],
       libraries=["dnnl"],
-      extra_compile_args=["-std=c++17", "-O2", "-w"],
+      extra_compile_args=["-std=c++17", "-O3", "-w", "-fopenmp"],
+      extra_link_args=["-fopenmp"],
       language="c++",
       optional=True,
   )]

@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "narrow_conv.h"
 #include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
 
@@ -131,9 +132,37 @@ std::mutex& ExecutionMutex() {
   return mutex;
 }
 
+// The geometry as a `psrjax::NarrowConvShape` when those kernels should run it instead of
+// oneDNN: a float32 forward pass or kernel gradient with few outputs, stride 1, no padding.
+bool AsNarrow(const Geometry& g, psrjax::NarrowConvShape* shape) {
+  if (g.transposed || g.kind == Kind::kBackwardData || g.dtype != memory::data_type::f32) {
+    return false;
+  }
+  for (size_t i = 0; i < g.strides.size(); ++i) {
+    if (g.strides[i] != 1 || g.pad_l[i] != 0 || g.pad_r[i] != 0) return false;
+  }
+  bool is3d = g.Is3d();
+  const memory::dims& x = g.src;   // (N, C, [D,] H, W)
+  const memory::dims& k = g.weights;  // (O, I, [D,] H, W)
+  *shape = {x[0], is3d ? x[2] : 1, x[x.size() - 2], x[x.size() - 1], x[1],
+            is3d ? k[2] : 1, k[k.size() - 2], k[k.size() - 1], k[0]};
+  return psrjax::NarrowConvApplies(*shape);
+}
+
 void Run(const Geometry& g, void* src, void* weights, void* dst) {
-  const Plan& plan = GetPlan(g);
   std::lock_guard<std::mutex> lock(ExecutionMutex());
+  psrjax::NarrowConvShape narrow;
+  if (AsNarrow(g, &narrow)) {
+    if (g.kind == Kind::kForward) {
+      psrjax::NarrowConvForward(narrow, static_cast<const float*>(src),
+                                static_cast<const float*>(weights), static_cast<float*>(dst));
+    } else {
+      psrjax::NarrowConvKernelGrad(narrow, static_cast<const float*>(src),
+                                   static_cast<const float*>(dst), static_cast<float*>(weights));
+    }
+    return;
+  }
+  const Plan& plan = GetPlan(g);
   dnnl::engine& engine = Engine();
   dnnl::stream stream(engine);
   auto plain = memory::desc(g.weights, g.dtype, g.KernelTag());
