@@ -23,7 +23,8 @@ those inputs and the networks' parts separately on both sides.
 
 Both start from psrjax's initial parameters (copied into the torch modules) and the same
 batch; the first step's losses are compared before anything is timed. Timed steps alternate
-JAX / PyTorch so both see the same machine load; medians are reported. FLOP/s: XLA's cost
+JAX / PyTorch so both see the same machine load, each after a 0.5 s pause (so that neither
+side's OpenMP threads still spin from the other's step); medians are reported. FLOP/s: XLA's cost
 analysis of the psrjax step (plus its oneDNN convolutions, counted from the jaxpr) and torch's
 FlopCounterMode of the PyTorch step, each divided by its own median step time.
 """
@@ -288,11 +289,21 @@ def parity(jax_step, torch_step, *, rtol: float) -> dict[str, tuple[float, float
   return out
 
 
+PAUSE_S = 0.5  # before each timed step: the other side's OpenMP threads stop spinning
+
+
+def _after_pause(run) -> float:
+  time.sleep(PAUSE_S)
+  return run()
+
+
 def timed(jax_step, torch_step, *, steps: int, warmup: int) -> tuple[list[float], list[float]]:
-  """Alternating JAX / PyTorch steps; returns the timed wall times of each."""
+  """Alternating JAX / PyTorch steps, each after a short pause (both sides run OpenMP thread
+  pools whose threads keep spinning for a while after a parallel region, and would otherwise
+  slow the other side's next step); returns the timed wall times of each."""
   jax_times, torch_times = [], []
   for i in range(warmup + steps):
-    t_jax, t_torch = jax_step.run(), torch_step.run()
+    t_jax, t_torch = _after_pause(jax_step.run), _after_pause(torch_step.run)
     if i >= warmup:
       jax_times.append(t_jax)
       torch_times.append(t_torch)

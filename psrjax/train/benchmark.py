@@ -12,7 +12,8 @@ figures are the step's, not the input pipeline's.
   accumulation (the same arithmetic on the same global batch). The oneDNN convolutions that
   XLA sees as opaque calls are counted from the step's jaxpr (`psrjax.nn.onednn.jaxpr_flops`).
 - Peak FLOP/s: a matmul probe, each device multiplying its own `probe_size`² matrices in the
-  compute dtype at once (so devices that share a chip, or fake CPU devices, share the peak).
+  compute dtype at once (so devices that share a chip, or fake CPU devices, share the peak);
+  the fastest of 5 runs. It is XLA's matmul: on CPU, oneDNN's convolutions can exceed it.
 - MFU = achieved FLOP/s / peak FLOP/s.
 - Memory: the compiled step's peak device memory (XLA memory analysis; arguments + outputs +
   temporaries - aliased buffers where the backend reports no peak), per device.
@@ -95,7 +96,8 @@ def _memory_bytes(compiled) -> int:
 
 
 def peak_flops(mesh, dtype, *, size: int, repeats: int = 5) -> float:
-  """FLOP/s of every device of `mesh` multiplying its own `size`² matrices at once (median)."""
+  """FLOP/s of every device of `mesh` multiplying its own `size`² matrices at once (the fastest
+  of `repeats`: a peak, which background threads of the step just timed can only lower)."""
   devices = mesh.devices.size
   sharding = NamedSharding(jax.sharding.Mesh(mesh.devices.reshape(-1), ("all",)), P("all"))
   make = jax.jit(lambda key: jax.random.normal(key, (devices, size, size), dtype),
@@ -108,7 +110,7 @@ def peak_flops(mesh, dtype, *, size: int, repeats: int = 5) -> float:
     start = time.perf_counter()
     matmul(a, b).block_until_ready()
     times.append(time.perf_counter() - start)
-  return 2.0 * devices * size ** 3 / statistics.median(times)
+  return 2.0 * devices * size ** 3 / min(times)
 
 
 def _compile(ctx, stage, options, args):
