@@ -22,15 +22,16 @@ psrjax): the PyTorch step does strictly less work than the psrjax step. `--break
 those inputs and the networks' parts separately on both sides.
 
 Both start from psrjax's initial parameters (copied into the torch modules) and the same
-batch; the first step's losses are compared before anything is timed. Timed steps alternate
-JAX / PyTorch so both see the same machine load, each after a 0.5 s pause (so that neither
-side's OpenMP threads still spin from the other's step); medians are reported. FLOP/s: XLA's cost
+batch; the first step's losses are compared before anything is timed. Timed steps run in two
+rounds of a JAX block then a PyTorch block, each started from a trimmed heap (see `timed`), so
+both see the same machine load and each is timed in its own steady state; medians are reported. FLOP/s: XLA's cost
 analysis of the psrjax step (plus its oneDNN convolutions, counted from the jaxpr) and torch's
 FlopCounterMode of the PyTorch step, each divided by its own median step time.
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import statistics
@@ -289,26 +290,37 @@ def parity(jax_step, torch_step, *, rtol: float) -> dict[str, tuple[float, float
   return out
 
 
-PAUSE_S = 0.5  # before each timed step: the other side's OpenMP threads stop spinning
+def _release_free_memory() -> None:
+  """glibc's `malloc_trim(0)`: returns the freed heap to the system. A heap left behind by one
+  side's step slows the other's (a psrjax step measured 9.8 s before any PyTorch step,
+  10.2-10.4 s after them, and 9.1-9.4 s after a trim)."""
+  try:
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+  except (OSError, AttributeError):
+    pass
 
 
-def _after_pause(run) -> float:
-  time.sleep(PAUSE_S)
-  return run()
+def timed(jax_step, torch_step, *, steps: int, warmup: int,
+          rounds: int = 2) -> tuple[list[float], list[float]]:
+  """`rounds` rounds of a block of JAX steps then a block of PyTorch steps; each block starts
+  with `warmup` untimed steps, and `ceil(steps / rounds)` timed ones follow. Returns the timed
+  wall times of each side.
 
-
-def timed(jax_step, torch_step, *, steps: int, warmup: int) -> tuple[list[float], list[float]]:
-  """Alternating JAX / PyTorch steps, each after a short pause (both sides run OpenMP thread
-  pools whose threads keep spinning for a while after a parallel region, and would otherwise
-  slow the other side's next step); returns the timed wall times of each."""
-  jax_times, torch_times = [], []
-  for i in range(warmup + steps):
-    t_jax, t_torch = _after_pause(jax_step.run), _after_pause(torch_step.run)
-    if i >= warmup:
-      jax_times.append(t_jax)
-      torch_times.append(t_torch)
+  Blocks, not strict alternation: each side's step leaves OpenMP threads and a heap behind that
+  slow the other side's next step, so each block starts from a trimmed heap
+  (`_release_free_memory`) and each side is timed in its own steady state; the rounds
+  interleave the sides so both see the same drift in machine load."""
+  per_block = -(-steps // rounds)
+  times = {"jax": [], "torch": []}
+  for _ in range(rounds):
+    for side, step in (("jax", jax_step), ("torch", torch_step)):
+      _release_free_memory()
+      for i in range(warmup + per_block):
+        t = step.run()
+        if i >= warmup:
+          times[side].append(t)
   jax_step.check_finite()
-  return jax_times, torch_times
+  return times["jax"], times["torch"]
 
 
 # ----------------------------------------------------------------------------- breakdown
@@ -379,8 +391,9 @@ def breakdown(jax_step, torch_step, repeats: int) -> dict[str, dict[str, float]]
 # ----------------------------------------------------------------------------- main
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--steps", type=int, default=5, help="timed steps per side (median)")
-  parser.add_argument("--warmup", type=int, default=1, help="untimed steps after step 1")
+  parser.add_argument("--steps", type=int, default=5,
+                      help="timed steps per side at least (median; two rounds of blocks)")
+  parser.add_argument("--warmup", type=int, default=1, help="untimed steps at the start of each block")
   parser.add_argument("--breakdown", action="store_true", help="also time the step's parts")
   parser.add_argument("--json", action="store_true", help="print one JSON object")
   args = parser.parse_args(argv)
