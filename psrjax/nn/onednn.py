@@ -118,7 +118,14 @@ def out_shape(x_shape, kernel_shape, strides, pads, transposed: bool = False) ->
   return (x_shape[0], *spatial, kernel_shape[-1])
 
 
+def _ensure_loaded() -> None:
+  reason = _load()
+  if reason:
+    raise OneDNNUnavailable(f"oneDNN convolutions are unavailable: {reason}")
+
+
 def _ffi(kind: str, shape, a, b, strides, pads, transposed):
+  _ensure_loaded()
   attrs = dict(strides=np.asarray(strides, np.int64),
                pads_lo=np.asarray([lo for lo, _ in pads], np.int64),
                pads_hi=np.asarray([hi for _, hi in pads], np.int64), transposed=bool(transposed))

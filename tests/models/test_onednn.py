@@ -128,6 +128,12 @@ def test_mode_on_raises_when_it_cannot_load(monkeypatch):
     onednn.available()
 
 
+def test_calling_conv_without_the_extension_is_a_clear_error(monkeypatch):
+  monkeypatch.setattr(onednn, "_load", lambda: "psrjax's oneDNN extension is not built")
+  with pytest.raises(onednn.OneDNNUnavailable, match="unavailable: .* not built"):
+    onednn.conv(jnp.zeros((1, 4, 4, 16)), jnp.zeros((3, 3, 16, 2)), (1, 1), ((1, 1), (1, 1)))
+
+
 def test_auto_falls_back_to_fold_time_when_unavailable(monkeypatch):
   x, k, _ = _operands((1, 4, 5, 5, 2), (3, 3, 3, 2, 3), (1, 1, 1), ((1, 1),) * 3)
   flops = lambda: onednn.jaxpr_flops(jax.make_jaxpr(lambda x, k: conv3d(x, k, padding=1))(x, k).jaxpr)
