@@ -7,7 +7,8 @@
 // PyTorch's ConvTranspose with `pads_hi` = padding - output_padding; kernel (D)HWIO with I the
 // input and O the output channels).
 // Primitive descriptors are built once per shape and cached; each call allocates its own
-// scratchpad and blocked-kernel buffer, so calls may run concurrently.
+// scratchpad and blocked-kernel buffer. Calls run one at a time (`ExecutionMutex`). Float32
+// convolutions with 1-4 outputs, stride 1 and no padding go to narrow_conv.cc instead.
 #include <cstdint>
 #include <memory>
 #include <mutex>
