@@ -22,7 +22,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from psrjax.nn import BatchStatNorm, Conv3D, pad_video
+import functools
+
+from psrjax.nn import (BatchStatNorm, Conv3D, compute_dtype, pad_video, remat_network,
+                       remat_stage)
 
 
 class VideoDiscriminator(nn.Module):
@@ -35,8 +38,9 @@ class VideoDiscriminator(nn.Module):
   ndf: int = 64                      # channels of the first layer; layer i has ndf * 2^i
   num_layers: int = 4                # convolutions including the final 1-channel one (MoCoGAN: 4)
   kernel_size: int = 4               # kernel in T, H and W (MoCoGAN: 4)
-  conv_impl: str = "auto"            # Conv3D implementation: "auto" | "xla" | "fold_time"
-  dtype: Any = jnp.float32           # computation dtype (params and logits float32)
+  conv_impl: str = "auto"            # Conv3D implementation: "auto" | "xla" | "fold_time" | "onednn"
+  dtype: Any = None                  # computation dtype; None: the video's (params, logits float32)
+  remat: str = "none"                # "none" | "blocks" (each layer) | "full" (psrjax.nn.policy)
 
   def min_frames(self) -> int:
     return 1 + (self.kernel_size - 1) * self.num_layers
@@ -45,17 +49,27 @@ class VideoDiscriminator(nn.Module):
   def __call__(self, video: jax.Array, cond: jax.Array | None = None, *, train: bool = False):
     del train
     x = self._inputs(video, cond)
-    conv = lambda f, name: Conv3D(f, self.kernel_size, (1, 2, 2), (0, 1, 1), use_bias=False,
-                                  impl=self.conv_impl, dtype=self.dtype, name=name)
+    x = x.astype(compute_dtype(self.dtype, video))
+    return remat_network(VideoDiscriminator._forward, self.remat)(self, x)
+
+  def _forward(self, x: jax.Array):
     features = []
     for i in range(self.num_layers - 1):
-      x = conv(self.ndf * 2 ** i, f"conv{i}")(x)
-      if i > 0:
-        x = BatchStatNorm(dtype=self.dtype, name=f"norm{i}")(x)
-      x = nn.leaky_relu(x, 0.2)
+      x = remat_stage(functools.partial(VideoDiscriminator._layer, i=i), self.remat)(self, x)
       features.append(x)
-    logits = conv(1, f"conv{self.num_layers - 1}")(x)
+    logits = self._conv(1, f"conv{self.num_layers - 1}")(x)
     return logits.astype(jnp.float32), features
+
+  def _conv(self, features: int, name: str) -> Conv3D:
+    return Conv3D(features, self.kernel_size, (1, 2, 2), (0, 1, 1), use_bias=False,
+                  impl=self.conv_impl, dtype=self.dtype, name=name)
+
+  def _layer(self, x: jax.Array, *, i: int) -> jax.Array:
+    """Layer i: conv (stride (1, 2, 2)), batch norm (not on layer 0), LeakyReLU(0.2)."""
+    x = self._conv(self.ndf * 2 ** i, f"conv{i}")(x)
+    if i > 0:
+      x = BatchStatNorm(dtype=self.dtype, name=f"norm{i}")(x)
+    return nn.leaky_relu(x, 0.2)
 
   def _inputs(self, video: jax.Array, cond: jax.Array | None) -> jax.Array:
     if video.ndim != 5:

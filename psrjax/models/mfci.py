@@ -22,6 +22,7 @@ the frozen single-frame heads.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -30,6 +31,7 @@ import jax.numpy as jnp
 
 from psrjax.geometry import pose_labels
 from psrjax.models.mfci_layers import ResBlock, SelfAttention, UNet
+from psrjax.nn.policy import compute_dtype, remat_block, remat_network
 
 FUSIONS = ("avg", "max", "rb6", "sa3d_rb6", "rb6_sa2d")
 
@@ -56,10 +58,12 @@ class SingleFrameNet(nn.Module):
   features: int = 64  # C of the preliminary features F_fg and F_bg (paper: 64)
   part_features: int = 8  # learned channels per part layer (plus the masked RGB)
   prior_strength: float = 4.0  # weight of the pose part masks added to the segmentation logits
-  dtype: Any = jnp.float32
+  dtype: Any = None  # computation dtype; None: the inputs' (outputs in it, params float32)
+  remat: str = "none"  # "none" | "blocks" | "full" (each U-Net whole; psrjax.nn.policy)
 
   def setup(self):
-    unet = lambda out, name: UNet(self.base, self.depth, out, dtype=self.dtype, name=name)
+    unet = lambda out, name: UNet(self.base, self.depth, out, dtype=self.dtype, remat=self.remat,
+                                  name=name)
     self.seg_net = unet(self.base, "segment")
     self.seg_out = nn.Conv(pose_labels.NUM_PARTS + 1, (3, 3), dtype=self.dtype, name="segment_out")
     self.encoder = nn.Conv(self.part_features, (3, 3), dtype=self.dtype, name="encoder")
@@ -74,14 +78,14 @@ class SingleFrameNet(nn.Module):
     Departure: the network's logits are biased by `prior_strength` times the pose part masks
     (and 1 - their maximum for the background), so the layers follow the pose from the start.
     """
-    x = jnp.concatenate([src_rgb, src_pose], axis=-1).astype(self.dtype)
+    x = jnp.concatenate([src_rgb, src_pose], axis=-1).astype(compute_dtype(self.dtype, src_rgb))
     logits = self.seg_out(self.seg_net(x)).astype(jnp.float32)
     prior = jnp.concatenate([1.0 - jnp.max(src_parts, -1, keepdims=True), src_parts], -1)
     return jax.nn.softmax(logits + self.prior_strength * prior, axis=-1)
 
   def part_layers(self, src_rgb, src_pose, layers):
     """Per-part source layers [N, H, W, 10, 3 + part_features]: (RGB, features) x part mask."""
-    x = jnp.concatenate([src_rgb, src_pose], -1).astype(self.dtype)
+    x = jnp.concatenate([src_rgb, src_pose], -1).astype(compute_dtype(self.dtype, src_rgb))
     feats = nn.leaky_relu(self.encoder(x), 0.2)
     x = jnp.concatenate([src_rgb.astype(feats.dtype), feats], axis=-1)
     return x[..., None, :] * layers[..., 1:, None].astype(x.dtype)
@@ -96,13 +100,14 @@ class SingleFrameNet(nn.Module):
 
   def background_features(self, src_rgb, src_pose, layers):
     """F_bg [N, H, W, C]: the source background layer (RGB x mask, mask, pose) inpainted."""
-    bg = layers[..., :1].astype(self.dtype)
-    x = jnp.concatenate([src_rgb * bg, bg, src_pose.astype(self.dtype)], axis=-1)
+    dtype = compute_dtype(self.dtype, src_rgb)
+    bg = layers[..., :1].astype(dtype)
+    x = jnp.concatenate([src_rgb.astype(dtype) * bg, bg, src_pose.astype(dtype)], axis=-1)
     return self.bg_net(x)
 
   def head_logits(self, f_fg, f_bg):
     """(fg logits [N, H, W, 4], bg logits [N, H, W, 3]) of the 3x3 prediction heads."""
-    return self.fg_head(f_fg).astype(jnp.float32), self.bg_head(f_bg).astype(jnp.float32)
+    return self.fg_head(f_fg), self.bg_head(f_bg)
 
   def __call__(self, src_rgb, src_pose, src_parts, tgt_pose, transforms, *, train=False):
     """Dict with "out", "fg", "mask", "bg" [N, H, W, *] and the preliminary "f_fg", "f_bg"."""
@@ -126,24 +131,32 @@ class RB6(nn.Module):
   """
   width: int = 64  # channels of the residual blocks
   blocks: int = 6  # residual blocks (paper: 6)
-  dtype: Any = jnp.float32
+  dtype: Any = None  # computation dtype; None: the features'
+  remat: str = "none"  # "none" | "blocks" | "full" (psrjax.nn.policy)
 
   @nn.compact
   def __call__(self, feats, src_pose, tgt_pose, *, train=False):
     del train
     n, k, h, w, c = feats.shape
+    feats = feats.astype(compute_dtype(self.dtype, feats))
     x = jnp.concatenate([feats, src_pose.astype(feats.dtype)], axis=-1)
     x = jnp.moveaxis(x, 1, 3).reshape(n, h, w, -1)
     x = jnp.concatenate([x, tgt_pose.astype(x.dtype)], axis=-1)
-    x = nn.relu(nn.Conv(self.width, (3, 3), dtype=self.dtype, name="in")(x))
-    for i in range(self.blocks):
-      x = ResBlock(dtype=self.dtype, name=f"block{i}")(x)
-    logits = nn.Conv(k, (3, 3), dtype=self.dtype, kernel_init=nn.initializers.zeros,
-                     name="attention")(x)
+    logits = remat_network(functools.partial(RB6._logits, k=k), self.remat)(self, x)
+
     attention = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)     # [N, H, W, K]
     attention = jnp.moveaxis(attention, -1, 1)                          # [N, K, H, W]
     fused = jnp.sum(feats * attention[..., None].astype(feats.dtype), axis=1)
     return fused, attention
+
+  def _logits(self, x, *, k: int):
+    """The residual blocks over the stacked features and poses -> K attention logits."""
+    x = nn.relu(nn.Conv(self.width, (3, 3), dtype=x.dtype, name="in")(x))
+    block = remat_block(ResBlock, self.remat)
+    for i in range(self.blocks):
+      x = block(dtype=self.dtype, name=f"block{i}")(x)
+    return nn.Conv(k, (3, 3), dtype=x.dtype, kernel_init=nn.initializers.zeros,
+                   name="attention")(x)
 
 
 class Fusion(nn.Module):
@@ -158,7 +171,8 @@ class Fusion(nn.Module):
   width: int = 64  # RB6 channels
   blocks: int = 6  # RB6 residual blocks
   kv_pool: int = 2  # key/value max-pool of the self-attention (1 = exact SAGAN)
-  dtype: Any = jnp.float32
+  dtype: Any = None  # computation dtype; None: the features'
+  remat: str = "none"  # of RB6 (psrjax.nn.policy)
 
   @nn.compact
   def __call__(self, feats, src_pose, tgt_pose, *, train=False):
@@ -174,7 +188,7 @@ class Fusion(nn.Module):
       return jnp.max(feats, axis=1), None
     if self.kind == "sa3d_rb6":
       feats = SelfAttention(self.kv_pool, dtype=self.dtype, name="sa3d")(feats)
-    rb6 = RB6(self.width, self.blocks, dtype=self.dtype, name="rb6")
+    rb6 = RB6(self.width, self.blocks, dtype=self.dtype, remat=self.remat, name="rb6")
     fused, attention = rb6(feats, src_pose, tgt_pose)
     if self.kind == "rb6_sa2d":
       fused = SelfAttention(self.kv_pool, dtype=self.dtype, name="sa2d")(fused)
@@ -196,7 +210,8 @@ class MultiFrameNet(nn.Module):
   blocks: int = 6  # RB6 residual blocks
   kv_pool: int = 2  # self-attention key/value pooling
   residual_heads: bool = False  # heads zero-initialised and added to `base_logits`
-  dtype: Any = jnp.float32
+  dtype: Any = None  # computation dtype; None: the features' (outputs in it, params float32)
+  remat: str = "none"  # of the fusions' RB6 (psrjax.nn.policy)
 
   @nn.compact
   def __call__(self, f_fg, f_bg, src_pose, tgt_pose, *, bg_pose=None,
@@ -210,14 +225,14 @@ class MultiFrameNet(nn.Module):
     if self.residual_heads != (base_logits is not None):
       raise ValueError("MultiFrameNet: base_logits must be given exactly when residual_heads")
     fuse = lambda name: Fusion(self.fusion, self.width, self.blocks, self.kv_pool,
-                               dtype=self.dtype, name=name)
+                               dtype=self.dtype, remat=self.remat, name=name)
     fused_fg, att_fg = fuse("fg_fusion")(f_fg, src_pose, tgt_pose)
     bg_pose = src_pose if bg_pose is None else bg_pose
     fused_bg, att_bg = fuse("bg_fusion")(f_bg, bg_pose, tgt_pose)
     init = nn.initializers.zeros if self.residual_heads else nn.initializers.lecun_normal()
-    fg_logits = nn.Conv(4, (3, 3), kernel_init=init, dtype=self.dtype, name="fg_head")(fused_fg)
-    bg_logits = nn.Conv(3, (3, 3), kernel_init=init, dtype=self.dtype, name="bg_head")(fused_bg)
-    fg_logits, bg_logits = fg_logits.astype(jnp.float32), bg_logits.astype(jnp.float32)
+    dtype = compute_dtype(self.dtype, f_fg)
+    fg_logits = nn.Conv(4, (3, 3), kernel_init=init, dtype=dtype, name="fg_head")(fused_fg)
+    bg_logits = nn.Conv(3, (3, 3), kernel_init=init, dtype=dtype, name="bg_head")(fused_bg)
     if base_logits is not None:
       base_fg, base_bg = base_logits(fused_fg, fused_bg)
       fg_logits, bg_logits = fg_logits + base_fg, bg_logits + base_bg

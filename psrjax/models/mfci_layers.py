@@ -11,6 +11,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from psrjax.nn.policy import compute_dtype, remat_block, remat_network
+
 
 def instance_norm(x: jax.Array, eps: float = 1e-5) -> jax.Array:
   """Instance normalisation over (H, W) per image and channel, no affine (statistics in float32)."""
@@ -24,12 +26,12 @@ class ConvAct(nn.Module):
   """3x3 convolution (optionally strided) followed by LeakyReLU(0.2)."""
   features: int  # output channels
   strides: int = 1  # 2 halves H and W
-  dtype: Any = jnp.float32  # computation dtype
+  dtype: Any = None  # computation dtype; None: the input's
 
   @nn.compact
-  def __call__(self, x, *, train=False):
-    del train
-    x = nn.Conv(self.features, (3, 3), strides=self.strides, dtype=self.dtype, name="conv")(x)
+  def __call__(self, x):
+    dtype = compute_dtype(self.dtype, x)
+    x = nn.Conv(self.features, (3, 3), strides=self.strides, dtype=dtype, name="conv")(x)
     return nn.leaky_relu(x, 0.2)
 
 
@@ -44,7 +46,8 @@ class UNet(nn.Module):
   base: int  # channels of the first level
   depth: int  # number of stride-2 levels
   out_features: int  # channels of the returned features
-  dtype: Any = jnp.float32
+  dtype: Any = None  # computation dtype; None: the input's
+  remat: str = "none"  # "none" | "blocks" (each conv unit) | "full" (psrjax.nn.policy)
 
   @nn.compact
   def __call__(self, x, *, train=False):
@@ -53,32 +56,35 @@ class UNet(nn.Module):
     if h % 2 ** self.depth or w % 2 ** self.depth:
       raise ValueError(f"U-Net of depth {self.depth} needs H and W divisible by "
                        f"{2 ** self.depth}; got {h}x{w}")
+    return remat_network(UNet._forward, self.remat)(self, x.astype(compute_dtype(self.dtype, x)))
+
+  def _forward(self, x):
     width = lambda i: self.base * min(2 ** i, 8)
-    x = ConvAct(width(0), dtype=self.dtype, name="in")(x)
+    unit = remat_block(ConvAct, self.remat)
+    x = unit(width(0), dtype=self.dtype, name="in")(x)
     skips = []
     for i in range(self.depth):
       skips.append(x)
-      x = ConvAct(width(i + 1), strides=2, dtype=self.dtype, name=f"down{i}")(x)
-    x = ConvAct(width(self.depth), dtype=self.dtype, name="mid")(x)
+      x = unit(width(i + 1), strides=2, dtype=self.dtype, name=f"down{i}")(x)
+    x = unit(width(self.depth), dtype=self.dtype, name="mid")(x)
     for i in reversed(range(self.depth)):
       n, hh, ww, c = x.shape
       x = jax.image.resize(x, (n, hh * 2, ww * 2, c), "nearest")
       x = jnp.concatenate([x, skips[i].astype(x.dtype)], axis=-1)
-      x = ConvAct(width(i), dtype=self.dtype, name=f"up{i}")(x)
-    return ConvAct(self.out_features, dtype=self.dtype, name="out")(x)
+      x = unit(width(i), dtype=self.dtype, name=f"up{i}")(x)
+    return unit(self.out_features, dtype=self.dtype, name="out")(x)
 
 
 class ResBlock(nn.Module):
   """x + IN(conv(ReLU(IN(conv(x))))), 3x3 convolutions (pix2pixHD / vid2vid residual block)."""
-  dtype: Any = jnp.float32
+  dtype: Any = None  # computation dtype; None: the input's
 
   @nn.compact
-  def __call__(self, x, *, train=False):
-    del train
-    c = x.shape[-1]
-    y = nn.relu(instance_norm(nn.Conv(c, (3, 3), dtype=self.dtype, name="conv1")(x)))
-    y = instance_norm(nn.Conv(c, (3, 3), dtype=self.dtype, name="conv2")(y))
-    return x + y
+  def __call__(self, x):
+    c, dtype = x.shape[-1], compute_dtype(self.dtype, x)
+    y = nn.relu(instance_norm(nn.Conv(c, (3, 3), dtype=dtype, name="conv1")(x)))
+    y = instance_norm(nn.Conv(c, (3, 3), dtype=dtype, name="conv2")(y))
+    return x.astype(dtype) + y
 
 
 class SelfAttention(nn.Module):
@@ -91,15 +97,16 @@ class SelfAttention(nn.Module):
   keys and values are max-pooled spatially by `kv_pool` (1 = SAGAN exactly) to bound memory.
   """
   kv_pool: int = 2  # spatial max-pool factor of keys and values (1 = none)
-  dtype: Any = jnp.float32
+  dtype: Any = None  # computation dtype; None: the input's
 
   @nn.compact
   def __call__(self, x, *, train=False):
     del train
-    c = x.shape[-1]
+    c, dtype = x.shape[-1], compute_dtype(self.dtype, x)
     if c < 8:
       raise ValueError(f"self-attention needs at least 8 channels, got {c}")
-    dense = lambda f, name, **kw: nn.Dense(f, dtype=self.dtype, name=name, **kw)
+    x = x.astype(dtype)
+    dense = lambda f, name, **kw: nn.Dense(f, dtype=dtype, name=name, **kw)
     q, k, v = dense(c // 8, "query")(x), dense(c // 8, "key")(x), dense(c // 2, "value")(x)
     k, v = self._pool(k), self._pool(v)
     n = x.shape[0]

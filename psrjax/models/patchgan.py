@@ -8,6 +8,7 @@ concatenated on channels.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -15,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from psrjax.models.mfci_layers import instance_norm
+from psrjax.nn.policy import compute_dtype, remat_network, remat_stage
 
 
 class PatchGAN(nn.Module):
@@ -24,7 +26,8 @@ class PatchGAN(nn.Module):
   """
   ndf: int = 64  # channels of the first layer
   num_layers: int = 3  # stride-2 layers (pix2pix: 3, a 70x70 receptive field)
-  dtype: Any = jnp.float32  # computation dtype (logits float32)
+  dtype: Any = None  # computation dtype; None: the image's (params and logits float32)
+  remat: str = "none"  # "none" | "blocks" (each layer) | "full" (psrjax.nn.policy)
 
   @nn.compact
   def __call__(self, image: jax.Array, cond: jax.Array | None = None, *, train=False):
@@ -34,13 +37,21 @@ class PatchGAN(nn.Module):
     if min(h, w) < 2 ** self.num_layers * 3:
       raise ValueError(f"PatchGAN with {self.num_layers} stride-2 layers needs images of at "
                        f"least {2 ** self.num_layers * 3} pixels a side; got {h}x{w}")
-    pad = ((1, 1), (1, 1))
+    x = x.astype(compute_dtype(self.dtype, image))
+    return remat_network(PatchGAN._forward, self.remat)(self, x)
+
+  def _forward(self, x):
     for i in range(self.num_layers + 1):
-      stride = 2 if i < self.num_layers else 1
-      x = nn.Conv(self.ndf * min(2 ** i, 8), (4, 4), strides=stride, padding=pad,
-                  dtype=self.dtype, name=f"conv{i}")(x)
-      if i > 0:
-        x = instance_norm(x)
-      x = nn.leaky_relu(x, 0.2)
-    logits = nn.Conv(1, (4, 4), padding=pad, dtype=self.dtype, name=f"conv{self.num_layers + 1}")(x)
+      x = remat_stage(functools.partial(PatchGAN._layer, i=i), self.remat)(self, x)
+    logits = nn.Conv(1, (4, 4), padding=((1, 1), (1, 1)), dtype=x.dtype,
+                     name=f"conv{self.num_layers + 1}")(x)
     return logits.astype(jnp.float32)
+
+  def _layer(self, x, *, i: int):
+    """Layer i: 4x4 conv (stride 2 but on the last), instance norm (not on layer 0), LeakyReLU."""
+    stride = 2 if i < self.num_layers else 1
+    x = nn.Conv(self.ndf * min(2 ** i, 8), (4, 4), strides=stride, padding=((1, 1), (1, 1)),
+                dtype=x.dtype, name=f"conv{i}")(x)
+    if i > 0:
+      x = instance_norm(x)
+    return nn.leaky_relu(x, 0.2)

@@ -28,6 +28,7 @@ must be multiples of 4.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -35,7 +36,8 @@ import jax
 import jax.numpy as jnp
 
 from psrjax.geometry.visibility import BACKGROUND, OCCLUDED, VISIBLE
-from psrjax.nn import Conv3D, ConvNormReLU3D, ConvTranspose3D, InstanceNorm, ResBlock3D
+from psrjax.nn import (Conv3D, ConvNormReLU3D, ConvTranspose3D, InstanceNorm, ResBlock3D,
+                       compute_dtype, remat_block, remat_network, remat_stage)
 from psrjax.nn.conv import default_kernel_init
 
 
@@ -64,8 +66,9 @@ class _Parts(nn.Module):
   temporal_kernel: int = 3           # kt of the 3x3 (down/up/fusion/residual) convolutions, odd
   stem_temporal_kernel: int = 7      # kt of the 7x7 stem and output convolutions, odd
   pad_mode: str = "reflect"          # padding of stem/output/residual convs: "reflect" | "zero" | "edge"
-  conv_impl: str = "auto"            # Conv3D implementation: "auto" | "xla" | "fold_time"
-  dtype: Any = jnp.float32           # computation dtype (params float32, outputs float32)
+  conv_impl: str = "auto"            # Conv3D implementation: "auto" | "xla" | "fold_time" | "onednn"
+  dtype: Any = None                  # computation dtype; None: the inputs' (params float32)
+  remat: str = "none"                # "none" | "blocks" | "full" (psrjax.nn.policy)
 
   def _conv_args(self) -> dict:
     return dict(impl=self.conv_impl, dtype=self.dtype)
@@ -77,11 +80,12 @@ class Encoder3D(_Parts):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kt0, kt = self.stem_temporal_kernel, self.temporal_kernel
-    x = ConvNormReLU3D(self.base_channels, (kt0, 7, 7), 1, (kt0 // 2, 3, 3), self.pad_mode,
-                       **self._conv_args(), name="stem")(x)
+    unit = remat_block(ConvNormReLU3D, self.remat)
+    x = unit(self.base_channels, (kt0, 7, 7), 1, (kt0 // 2, 3, 3), self.pad_mode,
+             **self._conv_args(), name="stem")(x)
     for i in range(2):
-      x = ConvNormReLU3D(self.base_channels * 2 ** (i + 1), (kt, 3, 3), (1, 2, 2), (kt // 2, 1, 1),
-                         "zero", **self._conv_args(), name=f"down{i}")(x)
+      x = unit(self.base_channels * 2 ** (i + 1), (kt, 3, 3), (1, 2, 2), (kt // 2, 1, 1),
+               "zero", **self._conv_args(), name=f"down{i}")(x)
     return x
 
 
@@ -92,10 +96,12 @@ class FusionTrunk(_Parts):
   def __call__(self, encodings: Sequence[jax.Array]) -> jax.Array:
     kt = self.temporal_kernel
     x = jnp.concatenate(list(encodings), axis=-1)
-    x = ConvNormReLU3D(self.base_channels * 4, (kt, 3, 3), 1, (kt // 2, 1, 1), "zero",
-                       **self._conv_args(), name="fusion")(x)
+    x = remat_block(ConvNormReLU3D, self.remat)(
+        self.base_channels * 4, (kt, 3, 3), 1, (kt // 2, 1, 1), "zero", **self._conv_args(),
+        name="fusion")(x)
+    block = remat_block(ResBlock3D, self.remat)
     for i in range(self.num_blocks):
-      x = ResBlock3D(kt, self.pad_mode, **self._conv_args(), name=f"block{i}")(x)
+      x = block(kt, self.pad_mode, **self._conv_args(), name=f"block{i}")(x)
     return x
 
 
@@ -110,17 +116,22 @@ class Decoder3D(_Parts):
 
   @nn.compact
   def __call__(self, x: jax.Array, skip: jax.Array | None = None) -> jax.Array:
-    kt0, kt = self.stem_temporal_kernel, self.temporal_kernel
+    kt0 = self.stem_temporal_kernel
     for i in range(2):
-      x = ConvTranspose3D(self.base_channels * 2 ** (1 - i), (kt, 3, 3), (1, 2, 2), (kt // 2, 1, 1),
-                          (0, 1, 1), **self._conv_args(), name=f"up{i}")(x)
-      x = nn.relu(InstanceNorm(dtype=self.dtype, name=f"up{i}_norm")(x))
+      x = remat_stage(functools.partial(Decoder3D._up, i=i), self.remat)(self, x)
     if skip is not None:
       x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)
     init = nn.initializers.zeros if self.zero_out else default_kernel_init
     x = Conv3D(self.out_channels, (kt0, 7, 7), 1, (kt0 // 2, 3, 3), self.pad_mode,
                **self._conv_args(), kernel_init=init, name="out")(x)
-    return jnp.tanh(x).astype(jnp.float32)
+    return jnp.tanh(x)
+
+  def _up(self, x: jax.Array, *, i: int) -> jax.Array:
+    """Upsampling i: transposed conv (stride (1, 2, 2)) + IN + ReLU."""
+    kt = self.temporal_kernel
+    x = ConvTranspose3D(self.base_channels * 2 ** (1 - i), (kt, 3, 3), (1, 2, 2), (kt // 2, 1, 1),
+                        (0, 1, 1), **self._conv_args(), name=f"up{i}")(x)
+    return nn.relu(InstanceNorm(dtype=self.dtype, name=f"up{i}_norm")(x))
 
 
 def _check_inputs(videos: dict[str, jax.Array], d_j: jax.Array) -> None:
@@ -165,7 +176,8 @@ class ReconstructionLayer(_Generator):
   `__call__(x_i, x_hat0, d_j, vis, *, train=False)` with x_i, x_hat0 float [B, T, H, W, 3] in
   [-1, 1], d_j float [B, T, H, W, 1], vis int [B, T, H, W] (1/2/3). Returns a dict:
   "x_tilde" (the composite x̃¹ of Eq. 2), "background", "visible", "occluded" (branch outputs),
-  all float32 [B, T, H, W, 3]. `train` changes nothing (no dropout or running statistics).
+  all [B, T, H, W, 3] in the compute dtype (`dtype`, else x_i's). `train` changes nothing (no
+  dropout or running statistics).
   """
 
   @nn.compact
@@ -177,6 +189,12 @@ class ReconstructionLayer(_Generator):
     _check_inputs({"x_i": x_i, "x_hat0": x_hat0, **({} if base is None else {"base": base})}, d_j)
     if vis.shape != x_i.shape[:-1]:
       raise ValueError(f"vis must be [B, T, H, W] = {x_i.shape[:-1]}; got {vis.shape}")
+    dtype = compute_dtype(self.dtype, x_i)
+    x_i, x_hat0, d_j = (v.astype(dtype) for v in (x_i, x_hat0, d_j))
+    base = None if base is None else base.astype(dtype)
+    return remat_network(ReconstructionLayer._forward, self.remat)(self, x_i, x_hat0, d_j, vis, base)
+
+  def _forward(self, x_i, x_hat0, d_j, vis, base) -> dict[str, jax.Array]:
     parts = self._parts()
     encodings = [Encoder3D(**parts, name=f"encoder_{n}")(v)
                  for n, v in (("x", x_i), ("x_hat0", x_hat0), ("depth", d_j))]
@@ -185,8 +203,7 @@ class ReconstructionLayer(_Generator):
     if self.residual:
       bases = ({"background": x_i, "visible": x_hat0, "occluded": x_hat0} if base is None
                else dict.fromkeys(names, base))
-      out = {n: self._decoder(f"decoder_{n}")(h, bases[n]) + bases[n].astype(jnp.float32)
-             for n in names}
+      out = {n: self._decoder(f"decoder_{n}")(h, bases[n]) + bases[n] for n in names}
     else:
       out = {n: self._decoder(f"decoder_{n}")(h) for n in names}
     out["x_tilde"] = composite(out["background"], out["visible"], out["occluded"], vis)
@@ -196,8 +213,8 @@ class ReconstructionLayer(_Generator):
 class RecurrenceLayer(_Generator):
   """Gᵏ, k >= 2 (Sec. 3.2, "concat videos"): encoder E_v of [xⁱ, x̂ᵏ⁻¹] and E_d of d_j, one decoder.
 
-  `__call__(x_i, x_prev, d_j, *, train=False)` -> Gᵏ(xⁱ, x̂ᵏ⁻¹, d_j) float32 [B, T, H, W, 3]
-  (before the Eq. 1 `blend`).
+  `__call__(x_i, x_prev, d_j, *, train=False)` -> Gᵏ(xⁱ, x̂ᵏ⁻¹, d_j) [B, T, H, W, 3] in the
+  compute dtype (`dtype`, else x_i's), before the Eq. 1 `blend`.
   """
 
   @nn.compact
@@ -205,13 +222,18 @@ class RecurrenceLayer(_Generator):
     del train
     self._check_kernels()
     _check_inputs({"x_i": x_i, "x_prev": x_prev}, d_j)
+    dtype = compute_dtype(self.dtype, x_i)
+    x_i, x_prev, d_j = (v.astype(dtype) for v in (x_i, x_prev, d_j))
+    return remat_network(RecurrenceLayer._forward, self.remat)(self, x_i, x_prev, d_j)
+
+  def _forward(self, x_i, x_prev, d_j) -> jax.Array:
     parts = self._parts()
     videos = jnp.concatenate([x_i, x_prev], axis=-1)
     encodings = [Encoder3D(**parts, name="encoder_videos")(videos),
                  Encoder3D(**parts, name="encoder_depth")(d_j)]
     h = FusionTrunk(**parts, name="trunk")(encodings)
     if self.residual:
-      return self._decoder("decoder")(h, x_prev) + x_prev.astype(jnp.float32)
+      return self._decoder("decoder")(h, x_prev) + x_prev
     return self._decoder("decoder")(h)
 
 
@@ -229,7 +251,7 @@ def psrnet_layer(k: int, variant: str = "paper", **overrides) -> ReconstructionL
 
   variant: "paper" | "runlocal" | "tiny" (see VARIANTS); overrides: any layer field
   (base_channels, num_blocks, temporal_kernel, stem_temporal_kernel, pad_mode, conv_impl, dtype,
-  residual).
+  remat, residual).
   """
   if not isinstance(k, int) or k < 1:
     raise ValueError(f"layer index k must be an int >= 1; got {k!r}")

@@ -5,7 +5,6 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from psrjax.nn.conv import Conv3D
 from psrjax.nn.norms import InstanceNorm
@@ -19,7 +18,7 @@ class ConvNormReLU3D(nn.Module):
   padding: Any = 1
   pad_mode: str = "zero"             # "zero" | "reflect" | "edge"
   impl: str = "auto"                 # Conv3D implementation
-  dtype: Any = jnp.float32
+  dtype: Any = None                  # computation dtype; None: the input's
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -37,7 +36,7 @@ class ResBlock3D(nn.Module):
   temporal_kernel: int = 3
   pad_mode: str = "reflect"
   impl: str = "auto"
-  dtype: Any = jnp.float32
+  dtype: Any = None                  # computation dtype; None: the input's
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -47,4 +46,4 @@ class ResBlock3D(nn.Module):
     y = ConvNormReLU3D(features, ks, 1, pad, self.pad_mode, self.impl, self.dtype, name="conv1")(x)
     y = Conv3D(features, ks, 1, pad, self.pad_mode, impl=self.impl, dtype=self.dtype, name="conv2")(y)
     y = InstanceNorm(dtype=self.dtype, name="norm2")(y)
-    return x.astype(self.dtype) + y
+    return x.astype(y.dtype) + y

@@ -28,6 +28,7 @@ from jax import lax
 
 from psrjax.nn import conv_cpu, onednn
 from psrjax.nn.padding import pad_pairs, pad_video
+from psrjax.nn.policy import compute_dtype
 
 CONV_IMPLS = ("auto", "xla", "fold_time", "onednn")
 
@@ -187,23 +188,24 @@ class Conv3D(nn.Module):
   padding: Any = 0                   # int, 3 ints or 3 (lo, hi) pairs, applied with `pad_mode`
   pad_mode: str = "zero"             # "zero" | "reflect" | "edge"
   use_bias: bool = True
-  impl: str = "auto"                 # "auto" | "xla" | "fold_time" (see module docstring)
-  dtype: Any = jnp.float32           # computation dtype (parameters stay float32)
+  impl: str = "auto"                 # "auto" | "xla" | "fold_time" | "onednn" (module docstring)
+  dtype: Any = None                  # computation dtype; None: the input's (parameters float32)
   kernel_init: Callable = default_kernel_init
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x, lead = _flatten_batch(x)
+    dtype = compute_dtype(self.dtype, x)
     ks = _triple(self.kernel_size, "kernel_size")
     kernel = self.param("kernel", self.kernel_init, ks + (x.shape[-1], self.features), jnp.float32)
-    x = x.astype(self.dtype)
+    x, kernel = x.astype(dtype), kernel.astype(dtype)
     if self.pad_mode == "zero":
-      y = conv3d(x, kernel.astype(self.dtype), strides=self.strides, padding=self.padding, impl=self.impl)
+      y = conv3d(x, kernel, strides=self.strides, padding=self.padding, impl=self.impl)
     else:
       x = pad_video(x, self.padding, self.pad_mode)
-      y = conv3d(x, kernel.astype(self.dtype), strides=self.strides, padding=0, impl=self.impl)
+      y = conv3d(x, kernel, strides=self.strides, padding=0, impl=self.impl)
     if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
+      y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(dtype)
     return y.reshape(lead + y.shape[1:])
 
 
@@ -220,20 +222,21 @@ class ConvTranspose3D(nn.Module):
   padding: Any = 1                   # PyTorch `padding` (int or 3 ints)
   output_padding: Any = (0, 1, 1)    # PyTorch `output_padding` (int or 3 ints)
   use_bias: bool = True
-  impl: str = "auto"
-  dtype: Any = jnp.float32
+  impl: str = "auto"                 # as Conv3D's
+  dtype: Any = None                  # computation dtype; None: the input's (parameters float32)
   kernel_init: Callable = default_kernel_init
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x, lead = _flatten_batch(x)
+    dtype = compute_dtype(self.dtype, x)
     ks = _triple(self.kernel_size, "kernel_size")
     st = _triple(self.strides, "strides")
     p = _triple(self.padding, "padding")
     op = _triple(self.output_padding, "output_padding")
     kernel = self.param("kernel", self.kernel_init, ks + (x.shape[-1], self.features), jnp.float32)
-    y = conv_transpose3d(x.astype(self.dtype), kernel.astype(self.dtype), strides=st, padding=p,
+    y = conv_transpose3d(x.astype(dtype), kernel.astype(dtype), strides=st, padding=p,
                          output_padding=op, impl=self.impl)
     if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
+      y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(dtype)
     return y.reshape(lead + y.shape[1:])

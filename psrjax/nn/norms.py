@@ -7,6 +7,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from psrjax.nn.policy import compute_dtype
+
 
 def _normalise(x: jax.Array, axes: tuple[int, ...], eps: float) -> jax.Array:
   x32 = x.astype(jnp.float32)
@@ -23,14 +25,14 @@ class InstanceNorm(nn.Module):
   epsilon: float = 1e-5
   use_scale: bool = False            # learnable per-channel scale (PyTorch affine=True)
   use_bias: bool = False             # learnable per-channel shift (PyTorch affine=True)
-  dtype: Any = jnp.float32           # output dtype
+  dtype: Any = None                  # output dtype; None: the input's
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     if x.ndim < 5:
       raise ValueError(f"InstanceNorm expects [..., T, H, W, C] with a batch axis; got {x.shape}")
     y = _normalise(x, (-4, -3, -2), self.epsilon)
-    return _affine(self, y, x.shape[-1]).astype(self.dtype)
+    return _affine(self, y, x.shape[-1]).astype(compute_dtype(self.dtype, x))
 
 
 class BatchStatNorm(nn.Module):
@@ -45,12 +47,12 @@ class BatchStatNorm(nn.Module):
   epsilon: float = 1e-5
   use_scale: bool = True
   use_bias: bool = True
-  dtype: Any = jnp.float32
+  dtype: Any = None                  # output dtype; None: the input's
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     y = _normalise(x, tuple(range(x.ndim - 1)), self.epsilon)
-    return _affine(self, y, x.shape[-1]).astype(self.dtype)
+    return _affine(self, y, x.shape[-1]).astype(compute_dtype(self.dtype, x))
 
 
 def _affine(module: nn.Module, y: jax.Array, features: int) -> jax.Array:

@@ -12,7 +12,8 @@ every device convolves its own examples and the kernel gradient is summed over t
 that share the batch. Other shardings of the operands are gathered first.
 
 `PSRJAX_ONEDNN` selects it: "auto" (default: use it when it loads), "off" (never), "on" (require
-it: raise if it cannot load). Float32 and bfloat16 only.
+it: raise if it cannot load). Float32 and bfloat16 only; bfloat16 uses oneDNN's bfloat16
+kernels where the CPU has them (`bf16_native`) and is computed in float32 elsewhere.
 """
 from __future__ import annotations
 
@@ -69,17 +70,33 @@ def _extension() -> Path:
 
 
 @functools.cache
+def _library() -> ctypes.CDLL:
+  ctypes.CDLL(str(_libdnnl()), mode=ctypes.RTLD_GLOBAL)
+  return ctypes.CDLL(str(_extension()))
+
+
+@functools.cache
 def _load() -> str | None:
   """Loads and registers the FFI targets once; returns None, or why they are unavailable."""
   try:
-    ctypes.CDLL(str(_libdnnl()), mode=ctypes.RTLD_GLOBAL)
-    lib = ctypes.CDLL(str(_extension()))
+    lib = _library()
     for kind, symbol in KINDS.items():
       jax.ffi.register_ffi_target(f"psrjax_conv_{kind}", jax.ffi.pycapsule(getattr(lib, symbol)),
                                   platform="cpu")
   except (OneDNNUnavailable, OSError, AttributeError) as e:
     return str(e)
   return None
+
+
+@functools.cache
+def bf16_native() -> bool:
+  """Whether oneDNN has bfloat16 convolution kernels for this CPU (AVX-512 and newer).
+
+  Where it does not (e.g. AVX2-only CPUs) the extension still accepts bfloat16 operands: it
+  widens them to float32, runs the float32 kernel and rounds the result to bfloat16. False when
+  the extension is unavailable.
+  """
+  return available() and bool(_library().PsrjaxOneDNNBf16Native())
 
 
 def available() -> bool:

@@ -6,10 +6,13 @@
 // zero padding), dilation 1, and `transposed`: a transposed convolution (oneDNN's deconvolution,
 // PyTorch's ConvTranspose with `pads_hi` = padding - output_padding; kernel (D)HWIO with I the
 // input and O the output channels).
+// bfloat16 runs natively where oneDNN has bfloat16 kernels for this CPU (AVX-512 and newer) and is
+// otherwise computed in float32 and rounded back (`RunWidened`).
 // Primitive descriptors are built once per shape and cached; each call allocates its own
 // scratchpad and blocked-kernel buffer. Calls run one at a time (`ExecutionMutex`). Float32
 // convolutions with 1-4 outputs, stride 1 and no padding go to narrow_conv.cc instead.
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -150,8 +153,7 @@ bool AsNarrow(const Geometry& g, psrjax::NarrowConvShape* shape) {
   return psrjax::NarrowConvApplies(*shape);
 }
 
-void Run(const Geometry& g, void* src, void* weights, void* dst) {
-  std::lock_guard<std::mutex> lock(ExecutionMutex());
+void RunNative(const Geometry& g, void* src, void* weights, void* dst) {
   psrjax::NarrowConvShape narrow;
   if (AsNarrow(g, &narrow)) {
     if (g.kind == Kind::kForward) {
@@ -191,6 +193,95 @@ void Run(const Geometry& g, void* src, void* weights, void* dst) {
     if (plan.reorder_weights) plan.weights_reorder.execute(stream, prim_weights, user_weights);
   }
   stream.wait();
+}
+
+// ------------------------------------------------------------ bfloat16 where the CPU lacks it
+// oneDNN has bfloat16 convolutions only on CPUs with AVX-512 (or AVX2-VNNI-2); elsewhere creating
+// their primitive descriptors fails. There the operands are widened to float32, the float32
+// primitive runs, and the result is rounded back to bfloat16 (to nearest, ties to even): the
+// same values a bfloat16 kernel accumulating in float32 would produce, at float32 speed.
+
+float Bf16ToF32(uint16_t v) {
+  uint32_t bits = static_cast<uint32_t>(v) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+uint16_t F32ToBf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof(bits));
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);  // NaN
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+int64_t Elements(const memory::dims& dims) {
+  int64_t n = 1;
+  for (auto d : dims) n *= d;
+  return n;
+}
+
+std::vector<float> Widen(const void* data, int64_t n) {
+  const auto* in = static_cast<const uint16_t*>(data);
+  std::vector<float> out(n);
+  #pragma omp parallel for
+  for (int64_t i = 0; i < n; ++i) out[i] = Bf16ToF32(in[i]);
+  return out;
+}
+
+void Narrow(const std::vector<float>& in, void* data) {
+  auto* out = static_cast<uint16_t*>(data);
+  const int64_t n = static_cast<int64_t>(in.size());
+  #pragma omp parallel for
+  for (int64_t i = 0; i < n; ++i) out[i] = F32ToBf16(in[i]);
+}
+
+// Whether oneDNN has bfloat16 convolutions on this CPU: probes one small 3D convolution's
+// forward, input-gradient and kernel-gradient primitives once.
+bool Bf16Native() {
+  static const bool native = [] {
+    Geometry g;
+    g.transposed = false;
+    g.dtype = memory::data_type::bf16;
+    g.src = {1, 16, 4, 8, 8}, g.weights = {16, 16, 3, 3, 3}, g.dst = {1, 16, 4, 8, 8};
+    g.strides = {1, 1, 1}, g.pad_l = {1, 1, 1}, g.pad_r = {1, 1, 1};
+    try {
+      for (Kind kind : {Kind::kForward, Kind::kBackwardData, Kind::kBackwardWeights}) {
+        g.kind = kind;
+        MakePlan(g);
+      }
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    return true;
+  }();
+  return native;
+}
+
+// A bfloat16 convolution computed by the float32 primitive (see above).
+void RunWidened(const Geometry& g, void* src, void* weights, void* dst) {
+  Geometry f = g;
+  f.dtype = memory::data_type::f32;
+  void* bufs[3] = {src, weights, dst};
+  const memory::dims* dims[3] = {&g.src, &g.weights, &g.dst};
+  // The output operand: dst (forward), src (input gradient), weights (kernel gradient).
+  int out = g.kind == Kind::kForward ? 2 : g.kind == Kind::kBackwardData ? 0 : 1;
+  std::vector<float> wide[3];
+  for (int i = 0; i < 3; ++i) {
+    wide[i] = i == out ? std::vector<float>(Elements(*dims[i])) : Widen(bufs[i], Elements(*dims[i]));
+  }
+  RunNative(f, wide[0].data(), wide[1].data(), wide[2].data());
+  Narrow(wide[out], bufs[out]);
+}
+
+void Run(const Geometry& g, void* src, void* weights, void* dst) {
+  std::lock_guard<std::mutex> lock(ExecutionMutex());
+  if (g.dtype == memory::data_type::bf16 && !Bf16Native()) {
+    RunWidened(g, src, weights, dst);
+  } else {
+    RunNative(g, src, weights, dst);
+  }
 }
 
 // Channels-last dims (N, spatial..., C) / (spatial..., I, O) to oneDNN's logical order
@@ -271,6 +362,10 @@ auto Binding() {
 }
 
 }  // namespace
+
+// 1 when oneDNN runs bfloat16 convolutions natively on this CPU, 0 when they are computed in
+// float32 (`RunWidened`).
+extern "C" int PsrjaxOneDNNBf16Native() { return Bf16Native() ? 1 : 0; }
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PsrjaxConvForward, ConvolveAs<Kind::kForward>, Binding());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PsrjaxConvBackwardData, ConvolveAs<Kind::kBackwardData>,

@@ -87,13 +87,15 @@ class MFCI(base.System):
       raise ValueError(f"loss.vgg_layer_weights needs one weight per layer of {VGG_LAYERS}; "
                        f"got {tuple(c.vgg_layer_weights)}")
     self.single = mfci_models.SingleFrameNet(
-        base=m.base, depth=m.depth, features=m.features, part_features=m.part_features)
+        base=m.base, depth=m.depth, features=m.features, part_features=m.part_features,
+        remat=m.remat)
     self.multi = mfci_models.MultiFrameNet(
         fusion=m.fusion, width=m.fusion_width, blocks=m.fusion_blocks, kv_pool=m.attention_pool,
-        residual_heads=m.residual_heads)
-    self.d_frame = PatchGAN(ndf=m.disc_channels, num_layers=m.disc_layers)
+        residual_heads=m.residual_heads, remat=m.remat)
+    self.d_frame = PatchGAN(ndf=m.disc_channels, num_layers=m.disc_layers, remat=m.remat)
     self.d_video = mfci_discriminators.MultiRangeDiscriminator(
-        ranges=tuple(m.temporal_ranges), ndf=m.disc_channels, num_layers=m.disc_layers)
+        ranges=tuple(m.temporal_ranges), ndf=m.disc_channels, num_layers=m.disc_layers,
+        remat=m.remat)
 
   # ----------------------------------------------------------------------------- schedule
   def _temporal(self) -> bool:

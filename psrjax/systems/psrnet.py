@@ -86,9 +86,10 @@ class PSRNet(base.System):
     if config.schedule.mode not in ("stagewise", "joint"):
       raise ValueError(f"schedule.mode must be 'stagewise' or 'joint', got {config.schedule.mode!r}")
     self.num_layers = m.layers
-    self.generators = [psrnet_models.psrnet_layer(k, variant=m.variant, residual=m.residual)
+    nets = dict(conv_impl=m.conv_impl, remat=m.remat)
+    self.generators = [psrnet_models.psrnet_layer(k, variant=m.variant, residual=m.residual, **nets)
                        for k in range(1, m.layers + 1)]
-    self.discriminator = discriminators.VideoDiscriminator(ndf=m.disc_channels)
+    self.discriminator = discriminators.VideoDiscriminator(ndf=m.disc_channels, **nets)
     self.eval_groups = psrnet_data.pair_names(config.data.num_views)
     self.eval_prediction, self.eval_target = f"layer{m.layers}", "tgt_rgb"   # config.evals
 
@@ -189,7 +190,8 @@ class PSRNet(base.System):
     return total, parts
 
   def _i3d_module(self):
-    return pretrained.load("i3d", final_endpoint="Mixed_5c")[0]
+    return pretrained.make_module("i3d", final_endpoint="Mixed_5c",
+                                  conv_impl=self.config.model.conv_impl)
 
   def constants(self):
     """The frozen I3D (Kinetics-400) of the temporal perceptual loss, when that loss is on."""

@@ -80,6 +80,45 @@ def test_bfloat16_matches_float32_within_bfloat16_precision():
     np.testing.assert_allclose(np.asarray(g, np.float32), np.asarray(w), atol=0.03 * scale)
 
 
+def _cpu_flags() -> set[str]:
+  try:
+    with open("/proc/cpuinfo") as f:
+      return {w for line in f if line.startswith("flags") for w in line.split(":", 1)[1].split()}
+  except OSError:
+    return set()
+
+
+@needs_onednn
+def test_bf16_native_follows_the_cpu():
+  """oneDNN's bfloat16 convolutions need AVX-512 (core) or AVX2-VNNI-2; AVX2 alone has none."""
+  flags = _cpu_flags()
+  if not flags:
+    pytest.skip("no /proc/cpuinfo")
+  if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
+    assert onednn.bf16_native()
+  if not flags & {"avx512bw", "avx_ne_convert", "avx_vnni", "amx_bf16"}:
+    assert not onednn.bf16_native()
+
+
+@needs_onednn
+def test_bfloat16_without_native_kernels_is_float32_rounded():
+  """Where the CPU has no bfloat16 kernels the extension widens the bfloat16 operands, runs the
+  float32 kernel and rounds once: exactly the float32 result on the same values, rounded."""
+  x_shape, k_shape, strides, pads = GEOMETRIES[2]
+  x, k, dy = _operands(x_shape, k_shape, strides, pads, seed=2)
+  bf = [a.astype(jnp.bfloat16) for a in (x, k, dy)]
+  got = _value_and_grads(lambda x, k: onednn.conv(x, k, strides, pads), *bf)
+  wide = [a.astype(jnp.float32) for a in bf]
+  want = _value_and_grads(lambda x, k: onednn.conv(x, k, strides, pads), *wide)
+  for g, w in zip(got, want):
+    assert g.dtype == jnp.bfloat16
+    if onednn.bf16_native():   # native kernels may accumulate in another order
+      scale = float(jnp.max(jnp.abs(w)))
+      np.testing.assert_allclose(np.asarray(g, np.float32), np.asarray(w), atol=0.02 * scale)
+    else:
+      np.testing.assert_array_equal(np.asarray(g), np.asarray(w.astype(jnp.bfloat16)))
+
+
 @needs_onednn
 def test_conv3d_onednn_crops_negative_pads():
   x, k, _ = _operands((1, 6, 7, 8, 2), (3, 2, 3, 2, 3), (1, 1, 1), ((0, 0), (0, 0), (0, 0)))

@@ -243,8 +243,36 @@ def test_bfloat16_compute(g2):
   x_i, x_hat, d_j, _ = _inputs()
   low = psrnet_layer(2, "tiny", dtype=jnp.bfloat16)
   got = jax.jit(low.apply)(params, x_i, x_hat, d_j)
-  assert got.dtype == jnp.float32
-  np.testing.assert_allclose(np.asarray(got), np.asarray(out), atol=0.1)
+  assert got.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(got, np.float32), np.asarray(out), atol=0.1)
+
+
+def test_compute_dtype_follows_the_inputs(g2):
+  model, params, out = g2
+  low = [v.astype(jnp.bfloat16) for v in _inputs()[:3]]
+  got = jax.jit(model.apply)(params, *low)
+  assert got.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(got, np.float32), np.asarray(out), atol=0.1)
+
+
+@pytest.mark.parametrize("remat", ["blocks", "full"])
+def test_remat_keeps_values_and_gradients(g2, remat):
+  model, params, _ = g2
+  x_i, x_hat, d_j, _ = _inputs()
+  other = psrnet_layer(2, "tiny", remat=remat)
+
+  def grads(m):
+    return jax.jit(jax.grad(lambda p: jnp.mean(jnp.square(m.apply(p, x_i, x_hat, d_j) - x_i))))(params)
+
+  want, got = grads(model), grads(other)
+  for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-7)
+
+
+def test_remat_mode_is_checked():
+  x_i, x_hat, d_j, _ = _inputs()
+  with pytest.raises(ValueError, match="remat='some' is not a rematerialisation mode"):
+    psrnet_layer(2, "tiny", remat="some").init(jax.random.key(0), x_i, x_hat, d_j)
 
 
 # ----------------------------------------------------------------------------- paper layout

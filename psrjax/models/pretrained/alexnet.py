@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from psrjax.models.pretrained import inputs, weights
+from psrjax.nn.policy import compute_dtype
 
 # name, output channels, kernel, stride, padding, torchvision `features` index
 CONVS = (("conv1", 64, 11, 4, 2, 0), ("conv2", 192, 5, 1, 2, 3), ("conv3", 384, 3, 1, 1, 6),
@@ -26,7 +27,7 @@ EXAMPLE_INPUT_SHAPE = (1, 64, 64, 3)
 class AlexNet(nn.Module):
   """AlexNet features returning a dict of endpoints up to `final_endpoint` (inclusive)."""
   final_endpoint: str = "pool5"     # last endpoint computed, one of ENDPOINTS
-  dtype: Any = jnp.float32          # computation dtype (parameters stay float32)
+  dtype: Any = None                 # computation dtype; None: the input's (parameters float32)
 
   @nn.compact
   def __call__(self, x, *, train=False):
@@ -34,12 +35,13 @@ class AlexNet(nn.Module):
     if self.final_endpoint not in ENDPOINTS:
       raise ValueError(f"unknown AlexNet endpoint {self.final_endpoint!r}; allowed: {', '.join(ENDPOINTS)}")
     inputs.check_images(x, ndim=4, name="AlexNet input [B, H, W, 3]")
-    x, out, convs = inputs.imagenet_normalize(x.astype(self.dtype)), {}, {c[0]: c for c in CONVS}
+    x = x.astype(compute_dtype(self.dtype, x))
+    x, out, convs = inputs.imagenet_normalize(x), {}, {c[0]: c for c in CONVS}
     for name in ENDPOINTS[:ENDPOINTS.index(self.final_endpoint) + 1]:
       if name in convs:
         _, features, k, stride, pad, _ = convs[name]
         x = nn.Conv(features, (k, k), strides=(stride, stride), padding=((pad, pad), (pad, pad)),
-                    dtype=self.dtype, name=name)(x)
+                    dtype=x.dtype, name=name)(x)
       elif name.startswith("relu"):
         x = nn.relu(x)
       else:

@@ -27,6 +27,7 @@ import numpy as np
 
 from psrjax.models.pretrained import inputs, weights
 from psrjax.nn.conv import Conv3D
+from psrjax.nn.policy import compute_dtype
 
 ENDPOINTS = (
     "Conv3d_1a_7x7", "MaxPool3d_2a_3x3", "Conv3d_2b_1x1", "Conv3d_2c_3x3", "MaxPool3d_3a_3x3",
@@ -66,7 +67,7 @@ SONNET_BN_EPSILON = 1e-3
 class FrozenBatchNorm(nn.Module):
   """Sonnet v1 batch norm at inference: (x - moving_mean) / sqrt(moving_variance + eps) + beta."""
   epsilon: float = SONNET_BN_EPSILON  # added to the variance, as in the reference
-  dtype: Any = jnp.float32            # computation dtype
+  dtype: Any = None                   # computation dtype; None: the input's
 
   @nn.compact
   def __call__(self, x):
@@ -75,8 +76,9 @@ class FrozenBatchNorm(nn.Module):
     mean = self.variable("batch_stats", "moving_mean", jnp.zeros, (c,)).value
     var = self.variable("batch_stats", "moving_variance", jnp.ones, (c,)).value
     inv = jax.lax.rsqrt(var.astype(jnp.float32) + self.epsilon)
-    y = (x - mean.astype(self.dtype)) * inv.astype(self.dtype)
-    return y + beta.astype(self.dtype)
+    dtype = compute_dtype(self.dtype, x)
+    y = (x.astype(dtype) - mean.astype(dtype)) * inv.astype(dtype)
+    return y + beta.astype(dtype)
 
 
 def same_padding(size, kernel, stride) -> tuple[tuple[int, int], ...]:
@@ -99,13 +101,14 @@ class Unit3D(nn.Module):
   batch_norm: bool = True                       # False only for the logits layer
   bias: bool = False                            # True only for the logits layer
   relu: bool = True                             # False only for the logits layer
-  dtype: Any = jnp.float32                      # computation dtype
+  dtype: Any = None                             # computation dtype; None: the input's
+  conv_impl: str = "auto"                       # Conv3D implementation (psrjax.nn.conv)
 
   @nn.compact
   def __call__(self, x):
     x = Conv3D(self.features, self.kernel, self.stride, same_padding(x.shape[1:4], self.kernel, self.stride),
-               use_bias=self.bias, dtype=self.dtype, kernel_init=nn.initializers.lecun_normal(),
-               name="conv3d")(x)
+               use_bias=self.bias, impl=self.conv_impl, dtype=self.dtype,
+               kernel_init=nn.initializers.lecun_normal(), name="conv3d")(x)
     if self.batch_norm:
       x = FrozenBatchNorm(dtype=self.dtype, name="batch_norm")(x)
     return nn.relu(x) if self.relu else x
@@ -114,11 +117,14 @@ class Unit3D(nn.Module):
 class InceptionBlock(nn.Module):
   """Four parallel branches concatenated on channels (the reference's Mixed_* blocks)."""
   channels: tuple[int, ...]   # six output channel counts, see _MIXED
-  dtype: Any = jnp.float32    # computation dtype
+  dtype: Any = None           # computation dtype; None: the input's
+  conv_impl: str = "auto"     # Conv3D implementation (psrjax.nn.conv)
 
   @nn.compact
   def __call__(self, x):
-    c, unit = self.channels, lambda f, k, name: Unit3D(f, (k,) * 3, dtype=self.dtype, name=name)
+    c = self.channels
+    unit = lambda f, k, name: Unit3D(f, (k,) * 3, dtype=self.dtype, conv_impl=self.conv_impl,
+                                     name=name)
     b0 = unit(c[0], 1, "Branch_0_Conv3d_0a_1x1")(x)
     b1 = unit(c[2], 3, "Branch_1_Conv3d_0b_3x3")(unit(c[1], 1, "Branch_1_Conv3d_0a_1x1")(x))
     b2 = unit(c[4], 3, "Branch_2_Conv3d_0b_3x3")(unit(c[3], 1, "Branch_2_Conv3d_0a_1x1")(x))
@@ -135,7 +141,8 @@ class I3D(nn.Module):
   """
   num_classes: int = 400            # Kinetics-400 classes of the packaged weights
   final_endpoint: str = "Logits"    # one of ENDPOINTS; later layers are not built or run
-  dtype: Any = jnp.float32          # computation dtype (parameters stay float32)
+  dtype: Any = None                 # computation dtype; None: the input's (parameters float32)
+  conv_impl: str = "auto"           # Conv3D implementation: "auto" | "xla" | "fold_time" | "onednn"
 
   @nn.compact
   def __call__(self, x, *, train=False):
@@ -144,7 +151,7 @@ class I3D(nn.Module):
     if self.final_endpoint not in ENDPOINTS:
       raise ValueError(f"unknown I3D final_endpoint {self.final_endpoint!r}; allowed: {', '.join(ENDPOINTS)}")
     inputs.check_images(x, ndim=5, name="I3D input [B, T, H, W, 3]")
-    x, out = x.astype(self.dtype), {}
+    x, out = x.astype(compute_dtype(self.dtype, x)), {}
     for name in ENDPOINTS[:ENDPOINTS.index(self.final_endpoint) + 1]:
       x = self._endpoint(name, x)
       out[name] = x
@@ -153,12 +160,13 @@ class I3D(nn.Module):
   def _endpoint(self, name, x):
     if name in _STEM:
       features, kernel, stride = _STEM[name]
-      return Unit3D(features, kernel, stride, dtype=self.dtype, name=name)(x)
+      return Unit3D(features, kernel, stride, dtype=self.dtype, conv_impl=self.conv_impl,
+                    name=name)(x)
     if name in _POOLS:
       window, stride = _POOLS[name]
       return nn.max_pool(x, window, strides=stride, padding="SAME")
     if name in _MIXED:
-      return InceptionBlock(_MIXED[name], dtype=self.dtype, name=name)(x)
+      return InceptionBlock(_MIXED[name], dtype=self.dtype, conv_impl=self.conv_impl, name=name)(x)
     if name == "Logits":
       return self._logits(x)
     return jax.nn.softmax(x.astype(jnp.float32), axis=-1)
@@ -167,6 +175,7 @@ class I3D(nn.Module):
     window = tuple(min(w, s) for w, s in zip((2, 7, 7), x.shape[1:4]))
     x = nn.avg_pool(x, window, strides=(1, 1, 1), padding="VALID")
     x = Unit3D(self.num_classes, batch_norm=False, bias=True, relu=False, dtype=self.dtype,
+               conv_impl=self.conv_impl,
                name="Logits")(x)
     return jnp.mean(x, axis=(1, 2, 3))
 

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from psrjax.models.pretrained import inputs, weights
+from psrjax.nn.policy import compute_dtype
 
 ENDPOINTS = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "MaxPool_1", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
              "MaxPool_2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
@@ -38,20 +39,21 @@ class BasicConv(nn.Module):
   kernel: Any = 1                     # int or (kh, kw)
   stride: int = 1
   padding: Any = 0                    # int or (ph, pw), symmetric
-  dtype: Any = jnp.float32
+  dtype: Any = None                   # computation dtype; None: the input's
 
   @nn.compact
   def __call__(self, x):
     k = self.kernel if isinstance(self.kernel, tuple) else (self.kernel, self.kernel)
+    dtype = compute_dtype(self.dtype, x)
     x = nn.Conv(self.features, k, strides=(self.stride,) * 2, padding=_pad(self.padding), use_bias=False,
-                dtype=self.dtype, name="conv")(x)
+                dtype=dtype, name="conv")(x)
     c = self.features
     scale = self.param("bn_scale", nn.initializers.ones, (c,))
     bias = self.param("bn_bias", nn.initializers.zeros, (c,))
     mean = self.variable("batch_stats", "bn_mean", jnp.zeros, (c,)).value   # frozen statistics
     var = self.variable("batch_stats", "bn_var", jnp.ones, (c,)).value
     mul = jax.lax.rsqrt(var + BN_EPSILON) * scale
-    return nn.relu((x - mean.astype(self.dtype)) * mul.astype(self.dtype) + bias.astype(self.dtype))
+    return nn.relu((x - mean.astype(dtype)) * mul.astype(dtype) + bias.astype(dtype))
 
 
 def _avg3(x):   # FID blocks: 3x3 average pool, stride 1, padding 1, padding excluded from the count
@@ -64,7 +66,7 @@ def _max3s2(x):
 
 class InceptionA(nn.Module):
   pool_features: int
-  dtype: Any = jnp.float32
+  dtype: Any = None  # computation dtype; None: the input's
 
   @nn.compact
   def __call__(self, x):
@@ -78,7 +80,7 @@ class InceptionA(nn.Module):
 
 
 class InceptionB(nn.Module):
-  dtype: Any = jnp.float32
+  dtype: Any = None  # computation dtype; None: the input's
 
   @nn.compact
   def __call__(self, x):
@@ -91,7 +93,7 @@ class InceptionB(nn.Module):
 
 class InceptionC(nn.Module):
   channels_7x7: int
-  dtype: Any = jnp.float32
+  dtype: Any = None  # computation dtype; None: the input's
 
   @nn.compact
   def __call__(self, x):
@@ -109,7 +111,7 @@ class InceptionC(nn.Module):
 
 
 class InceptionD(nn.Module):
-  dtype: Any = jnp.float32
+  dtype: Any = None  # computation dtype; None: the input's
 
   @nn.compact
   def __call__(self, x):
@@ -124,7 +126,7 @@ class InceptionD(nn.Module):
 
 class InceptionE(nn.Module):
   max_pool: bool = False    # pytorch-fid's FIDInceptionE_2 (Mixed_7c) pools with max, E_1 with avg
-  dtype: Any = jnp.float32
+  dtype: Any = None  # computation dtype; None: the input's
 
   @nn.compact
   def __call__(self, x):
@@ -145,7 +147,7 @@ class InceptionV3FID(nn.Module):
   """The FID InceptionV3 returning a dict of endpoints up to `final_endpoint` (inclusive)."""
   final_endpoint: str = "logits"    # one of ENDPOINTS; "pool3" for FID features only
   resize: bool = True               # resize inputs to 299x299 first, as pytorch-fid does
-  dtype: Any = jnp.float32          # computation dtype (parameters stay float32)
+  dtype: Any = None                 # computation dtype; None: the input's (parameters float32)
 
   @nn.compact
   def __call__(self, x, *, train=False):
@@ -153,7 +155,7 @@ class InceptionV3FID(nn.Module):
     if self.final_endpoint not in ENDPOINTS:
       raise ValueError(f"unknown InceptionV3 endpoint {self.final_endpoint!r}; allowed: {', '.join(ENDPOINTS)}")
     inputs.check_images(x, ndim=4, name="InceptionV3 input [B, H, W, 3]")
-    x = x.astype(self.dtype)
+    x = x.astype(compute_dtype(self.dtype, x))
     if self.resize:
       x = jax.image.resize(x, (x.shape[0], 299, 299, 3), "bilinear", antialias=False)
     layers, out = self._layers(), {}

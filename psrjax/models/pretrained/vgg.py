@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from psrjax.models.pretrained import inputs, weights
+from psrjax.nn.policy import compute_dtype
 
 BLOCKS = {16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}   # convolutions per block
 FEATURES = (64, 128, 256, 512, 512)                    # channels per block
@@ -37,7 +38,7 @@ class VGG(nn.Module):
   """VGG features returning a dict of endpoints up to `final_endpoint` (inclusive)."""
   depth: int = 19                     # 16 or 19
   final_endpoint: str = "pool5"       # last endpoint computed, see endpoints(depth)
-  dtype: Any = jnp.float32            # computation dtype (parameters stay float32)
+  dtype: Any = None                   # computation dtype; None: the input's (parameters float32)
 
   @nn.compact
   def __call__(self, x, *, train=False):
@@ -48,11 +49,11 @@ class VGG(nn.Module):
     if self.final_endpoint not in names:
       raise ValueError(f"unknown VGG{self.depth} endpoint {self.final_endpoint!r}; allowed: {', '.join(names)}")
     inputs.check_images(x, ndim=4, name=f"VGG{self.depth} input [B, H, W, 3]")
-    x, out = inputs.imagenet_normalize(x.astype(self.dtype)), {}
+    x, out = inputs.imagenet_normalize(x.astype(compute_dtype(self.dtype, x))), {}
     for name in names[:names.index(self.final_endpoint) + 1]:
       if name.startswith("conv"):
         block = int(name[4])
-        x = nn.Conv(FEATURES[block - 1], (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype, name=name)(x)
+        x = nn.Conv(FEATURES[block - 1], (3, 3), padding=((1, 1), (1, 1)), dtype=x.dtype, name=name)(x)
       elif name.startswith("relu"):
         x = nn.relu(x)
       else:
