@@ -6,8 +6,8 @@ fits inside the image and then over channels.
 
 SSIM's luminance term (2 mu_a mu_b + C1) / (mu_a^2 + mu_b^2 + C1) depends on absolute intensities,
 so the value of an image pair depends on where black is, not only on the range's width. The
-papers (and every reference implementation) compute it on intensities with black at 0. So the
-functions here take images in `value_range` (default: the batch contract's [-1, 1]), map them to
+papers and the reference implementations (scikit-image, tf.image) compute it on intensities with
+black at 0. So the functions here take images in `value_range` (default: the batch contract's [-1, 1]), map them to
 [0, 1] intensities by (x - lo) / (hi - lo) and compute the standard metric there, with dynamic
 range L = 1 (C1 = K1^2, C2 = K2^2). The result equals scikit-image's
 `structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
