@@ -14,7 +14,9 @@ Fields (besides the common ones):
   keypoints           batch key of the poses, [..., K, 3] (x, y, visibility)
   m                   number of challenging poses (D²G-Net: 10)
   train_examples      training examples whose poses form the reference set
-  data_range          of the images (2.0 for the batch contract's [-1, 1])
+  value_range         (lo, hi) of the images ((-1.0, 1.0) for the batch contract). SSIM is the
+                      standard metric on the images mapped to [0, 1] (`metrics.ssim`); PSNR uses
+                      data_range = hi - lo (it does not depend on lo).
 Reports r_ssim, r_psnr (the M poses), ssim, psnr (all validation poses) and num_poses.
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ import jax
 import numpy as np
 
 from psrjax import metrics
+from psrjax.metrics import image_checks as metrics_checks
 from psrjax.train import evaluator as evaluator_lib
 
 
@@ -30,7 +33,7 @@ class RobustPoseEval:
   """`run(params)`: SSIM / PSNR on the validation poses farthest from the training poses."""
 
   def __init__(self, system, mesh, data, context, *, prediction: str, target: str, keypoints: str,
-               m: int, train_examples: int, data_range: float):
+               m: int, train_examples: int, value_range: tuple[float, float]):
     self.system, self.mesh, self.data, self.m = system, mesh, data, m
     name = context["name"]
     self.prediction = prediction or getattr(system, "eval_prediction", None)
@@ -38,7 +41,8 @@ class RobustPoseEval:
     if not self.prediction or not self.target:
       raise ValueError(f"config.evals.{name}: set prediction= and target= or declare "
                        f"{type(system).__name__}.eval_prediction / eval_target")
-    self.keypoints, self.data_range = keypoints, data_range
+    self.keypoints = keypoints
+    self.value_range = metrics_checks.check_value_range(value_range, f"config.evals.{name}")
     if keypoints not in data.first_batch():
       raise ValueError(f"config.evals.{name}: keypoints {keypoints!r} is not a batch key; keys: "
                        f"{', '.join(sorted(data.first_batch()))}")
@@ -55,20 +59,21 @@ class RobustPoseEval:
     return np.concatenate([p.reshape(-1, *p.shape[-2:]) for p in poses])
 
   def _fn(self):
-    system, prediction, target, kp, data_range = (self.system, self.prediction, self.target,
-                                                  self.keypoints, self.data_range)
+    system, prediction, target, kp, value_range = (self.system, self.prediction, self.target,
+                                                   self.keypoints, self.value_range)
+    data_range = value_range[1] - value_range[0]
 
     def build():
       def fn(params, batch):
         batch, valid = evaluator_lib.split_valid(batch)
         pred, real = system.generate(params, batch)[prediction], batch[target]
-        return {"ssim": metrics.ssim(pred, real, data_range=data_range),
+        return {"ssim": metrics.ssim(pred, real, value_range=value_range),
                 "psnr": metrics.psnr(pred, real, data_range=data_range),
                 "keypoints": batch[kp], "valid": valid}
       return fn
 
     return evaluator_lib.cached_jit("robust_pose", system, self.mesh, build, prediction, target,
-                                    kp, data_range)
+                                    kp, value_range)
 
   def run(self, params) -> dict[str, float]:
     fn, scores, poses = self._fn(), {"ssim": [], "psnr": []}, []
@@ -97,7 +102,7 @@ def _poses_per_example(local_keypoints) -> int:
 
 def make_evaluator(system, mesh, data, context, *, prediction: str = "", target: str = "",
                    keypoints: str = "keypoints", m: int = 10, train_examples: int = 100,
-                   data_range: float = 2.0) -> RobustPoseEval:
+                   value_range: tuple[float, float] = (-1.0, 1.0)) -> RobustPoseEval:
   return RobustPoseEval(system, mesh, data, context, prediction=prediction, target=target,
                         keypoints=keypoints, m=m, train_examples=train_examples,
-                        data_range=data_range)
+                        value_range=value_range)

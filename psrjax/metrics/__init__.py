@@ -1,5 +1,8 @@
 """Evaluation metrics as pure, jittable functions (images follow the batch contract: [-1, 1], NHWC).
 
+SSIM and MS-SSIM map the images to [0, 1] intensities before the standard formula (their
+luminance term depends on where black is); PSNR depends only on the range's width.
+
 Modules: pixel (PSNR, sharpness difference), structural (SSIM, MS-SSIM), perceptual (LPIPS), distribution (streaming
 feature statistics, Fréchet distance, FID, KID, Inception Score), video (FVD, VFID features, Act-Recog-L1), temporal (E_temp), pose (keypoint error, PCK, precision / recall / F1, D²G-Net's challenging poses).
 """

@@ -49,8 +49,10 @@ def _reference(system, m, train_examples, num_examples):
   for i in chosen:
     real = frames[i][0]
     pred = np.roll(real, 1, axis=-2) * 0.9
-    ssim.append(structural_similarity(pred, real, gaussian_weights=True, sigma=1.5,
-                                      use_sample_covariance=False, data_range=2.0, channel_axis=-1))
+    # SSIM is the standard metric on [0, 1] intensities; PSNR only needs the range's width.
+    ssim.append(structural_similarity((pred + 1) / 2, (real + 1) / 2, gaussian_weights=True,
+                                      sigma=1.5, use_sample_covariance=False, data_range=1.0,
+                                      channel_axis=-1))
     psnr.append(peak_signal_noise_ratio(real, pred, data_range=2.0))
   return np.mean(ssim), np.mean(psnr), len(frames)
 
@@ -77,6 +79,9 @@ def test_bad_fields():
   mesh = partitioning.make_mesh()
   with pytest.raises(ValueError, match="keypoints 'pose' is not a batch key; keys: keypoints, rgb"):
     evals.build_one("r", dict(type="robust_pose", keypoints="pose"), config=config,
+                    system=PoseSystem(), mesh=mesh, workdir=None)
+  with pytest.raises(ValueError, match=r"config.evals.r: value_range must have lo < hi"):
+    evals.build_one("r", dict(type="robust_pose", value_range=(1.0, -1.0)), config=config,
                     system=PoseSystem(), mesh=mesh, workdir=None)
   with pytest.raises(ValueError, match=r"m=30 must be in 1..the number of validation poses"):
     evals.build_one("r", dict(type="robust_pose", num_examples=8, m=30), config=config,

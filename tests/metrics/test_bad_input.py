@@ -9,13 +9,26 @@ from psrjax.metrics import distribution
 IMAGES = np.random.RandomState(0).uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
 
 
-@pytest.mark.parametrize("fn", [metrics.psnr, metrics.ssim, metrics.sharpness_difference])
+@pytest.mark.parametrize("fn", [metrics.psnr, metrics.sharpness_difference])
 def test_images_in_0_255_with_the_default_range(fn):
   with pytest.raises(ValueError, match=r"span \[.*\], more than data_range=2 allows; .*data_range=255.0"):
     fn(IMAGES * 127.5 + 127.5, IMAGES * 127.5 + 127.5)
   fn(IMAGES * 1.2, IMAGES)              # unclipped predictions slightly outside [-1, 1] are fine
   assert float(metrics.psnr(IMAGES * 127.5 + 127.5, IMAGES * 127.5 + 128, data_range=255.0)[0]) > 40
   jax.jit(fn)(IMAGES * 127.5, IMAGES)   # inside jit values are not inspected
+
+
+def test_ssim_images_outside_the_value_range():
+  with pytest.raises(ValueError, match=r"ssim: image values span \[.*\], outside value_range=\(-1, 1\); "
+                                       r".*value_range=\(0.0, 255.0\)"):
+    metrics.ssim(IMAGES * 127.5 + 127.5, IMAGES * 127.5 + 127.5)
+  with pytest.raises(ValueError, match=r"outside value_range=\(0, 1\)"):
+    metrics.ssim(IMAGES, IMAGES, value_range=(0.0, 1.0))   # [-1, 1] images declared as [0, 1]
+  metrics.ssim(IMAGES * 1.2, IMAGES)               # unclipped predictions slightly outside [-1, 1] are fine
+  metrics.ssim(IMAGES * 127.5 + 127.5, IMAGES * 127.5 + 128, value_range=(0.0, 255.0))
+  jax.jit(metrics.ssim)(IMAGES * 127.5, IMAGES)    # inside jit values are not inspected
+  with pytest.raises(ValueError, match="ssim: images contain NaN or Inf values"):
+    metrics.ssim(np.where(IMAGES > 0.9, np.inf, IMAGES), IMAGES)
 
 
 def test_non_finite_images_and_lpips_inputs():
