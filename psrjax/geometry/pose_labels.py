@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from psrjax.data.synthetic.keypoints import COCO_NAMES, LIMBS
+from psrjax.nn.policy import float32_geometry
 
 NUM_KEYPOINTS = len(COCO_NAMES)
 # The 14 joints of the papers' pose estimator: COCO-18 without eyes and ears.
@@ -111,6 +112,7 @@ def part_masks(keypoints, height: int, width: int, *, width_px: float) -> jax.Ar
   return jnp.stack(masks, axis=-1)
 
 
+@float32_geometry
 def estimate_similarity(src, dst, weights) -> jax.Array:
   """Weighted least-squares similarity `[..., 2, 3]` mapping points src -> dst (`[..., N, 2]`).
 
@@ -136,6 +138,7 @@ def estimate_similarity(src, dst, weights) -> jax.Array:
   return jnp.concatenate([rot, shift[..., None]], axis=-1)
 
 
+@float32_geometry
 def apply_affine(matrix, points) -> jax.Array:
   """Points `[..., N, 2]` mapped by 2x3 matrices `[..., 2, 3]`."""
   return jnp.einsum("...ij,...nj->...ni", matrix[..., :2], points) + matrix[..., None, :, 2]

@@ -6,7 +6,7 @@ dtype where they are used; normalisation statistics are computed in float32. Und
 `train.compute_dtype = "bfloat16"` the trainer casts the batch (and the parameters) to bfloat16,
 so every convolution, transposed convolution and matrix product of a model built with
 `dtype=None` runs in bfloat16. Models return their outputs in the compute dtype; losses and
-metrics reduce in float32.
+metrics reduce in float32. Coordinate geometry stays float32 (`float32_geometry`).
 
 remat (`REMAT_MODES`, a model field set from `config.model.remat`):
 - "none": autodiff saves every intermediate activation for the backward pass;
@@ -17,6 +17,7 @@ remat (`REMAT_MODES`, a model field set from `config.model.remat`):
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -24,6 +25,10 @@ import jax
 import jax.numpy as jnp
 
 REMAT_MODES = ("none", "blocks", "full")
+# Name scope of coordinate arithmetic that stays float32 under any compute dtype (pixel
+# positions, pose and camera transforms: bfloat16's 8-bit mantissa cannot address a 256-pixel
+# row). Checks that a step computes in bfloat16 skip the products inside it.
+FLOAT32_SCOPE = "float32_geometry"
 
 
 def compute_dtype(dtype: Any, x: jax.Array) -> Any:
@@ -32,6 +37,17 @@ def compute_dtype(dtype: Any, x: jax.Array) -> Any:
     return jnp.dtype(dtype)
   x_dtype = jnp.result_type(x)
   return x_dtype if jnp.issubdtype(x_dtype, jnp.floating) else jnp.dtype(jnp.float32)
+
+
+def float32_geometry(fn):
+  """Decorator: `fn` is coordinate geometry computed in float32, traced under FLOAT32_SCOPE."""
+
+  @functools.wraps(fn)
+  def wrapped(*args, **kwargs):
+    with jax.named_scope(FLOAT32_SCOPE):
+      return fn(*args, **kwargs)
+
+  return wrapped
 
 
 def check_remat(mode: str) -> str:

@@ -5,7 +5,8 @@ with respect to the groups it trains (every other group enters under `stop_gradi
 updates them with their optimizers, so a later phase sees the earlier phases' updates (e.g.
 the generator step uses the discriminator just updated). The step's key is
 `fold_in(base_key, step)`, split by phase name. Before the phases, `System.prepare` and
-`System.prepare_frozen` (with the groups the stage never trains) add derived inputs once.
+`System.prepare_frozen` (with the groups the stage never trains) add derived inputs once; the
+frozen networks already compute in the compute dtype.
 
 Scale options (`options.ScaleOptions`): the batch's floating inputs and the parameters are cast
 to the compute dtype at the system boundary (`precision`); with `grad_accum = N` each phase
@@ -167,9 +168,10 @@ def make_train_step(system, optimizers, stage, options=None, mesh=None):
   def train_step(state, batch, base_key, constants):
     key = jax.random.fold_in(base_key, state["step"])
     batch = system.prepare(batch)  # Derived inputs, once per step (not once per phase).
-    batch = system.prepare_frozen(_stage_frozen(stage, state["params"], constants), batch,
-                                  stage=stage.name)
     batch = precision.cast_batch(batch, options.compute_dtype, keep=options.float32_inputs)
+    frozen = precision.cast_floats(_stage_frozen(stage, state["params"], constants),
+                                   options.compute_dtype)
+    batch = system.prepare_frozen(frozen, batch, stage=stage.name)
     metrics, all_norms = {}, []
     for phase in stage.phases:
       rng = state_lib.named_key(key, phase.name)
