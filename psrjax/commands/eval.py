@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from psrjax import commands
 from psrjax import config_utils
 
 
@@ -17,9 +18,11 @@ def add_arguments(parser) -> None:
   parser.add_argument("--workdir", required=True, help="directory written by psrjax train")
   parser.add_argument("--evals", default="",
                       help="comma-separated config.evals names to run instead of everything")
+  commands.add_cache_argument(parser)
 
 
 def run(args) -> int:
+  commands.configure_compilation_cache(args.compilation_cache)
   if args.config:
     config = config_utils.load_config(args.config, args.config_overrides)
   else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 
+from psrjax import commands
 from psrjax import config_utils
 from psrjax.train import distributed
 
@@ -21,6 +22,7 @@ def add_arguments(parser) -> None:
   parser.add_argument("--workdir", required=True,
                       help="output directory (checkpoints, metrics, samples, eval); its parent "
                            "must exist")
+  commands.add_cache_argument(parser)
   distributed.add_arguments(parser)
 
 
@@ -28,7 +30,8 @@ def run(args) -> int:
   group = distributed.resolve(coordinator=args.coordinator, num_processes=args.num_processes,
                               process_id=args.process_id)
   config = config_utils.load_config(args.config, args.config_overrides)
-  distributed.initialize(group)  # Before any JAX computation.
+  distributed.initialize(group)
+  commands.configure_compilation_cache(args.compilation_cache)  # Before any JAX computation.
   from psrjax.train import loop  # pylint: disable=g-import-not-at-top  # JAX after parsing.
   try:
     result = loop.train(config, args.workdir)
