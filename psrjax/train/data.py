@@ -31,6 +31,7 @@ import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 
 # Key of the per-example validity flag added to padded evaluation batches.
 VALID_KEY = "_valid"
@@ -150,6 +151,8 @@ def train_iterator(batched: grain.MapDataset, config) -> grain.DatasetIterator:
   ds = batched.map(encode_batch).to_iter_dataset(read_options(config))
   workers = resolve_workers(config.train.data_workers)
   if workers > 0:
+    if not flags.FLAGS.is_parsed():  # grain's workers read absl flags (defaults in a notebook).
+      flags.FLAGS.mark_as_parsed()
     ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
   return iter(ds)
 

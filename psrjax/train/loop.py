@@ -141,7 +141,7 @@ def _initial_state(ctx, checkpoints, iterator) -> tuple[int, Any, str]:
 class _Run:
   """Mutable per-run pieces: the compiled steps, writers, evaluator and sampler."""
 
-  def __init__(self, ctx, checkpoints, iterator, writer, progress, declared=(), profile=None):
+  def __init__(self, ctx, checkpoints, iterator, writer, progress, profile, declared=()):
     self.ctx, self.checkpoints, self.iterator = ctx, checkpoints, iterator
     self.declared, self.declared_results = list(declared), {}
     self.writer, self.progress, self.profile = writer, progress, profile
@@ -251,7 +251,7 @@ def train(config, workdir: str, *, stop_after: int | None = None, devices=None) 
     if jax.process_index() == 0:  # Only once the config proved compatible with the state.
       config_utils.save_config(ctx.config, os.path.join(ctx.workdir, config_utils.WORKDIR_CONFIG))
     progress = progress_lib.Progress(ctx.total_steps, step)
-    run = _Run(ctx, checkpoints, iterator, writer, progress, declared, profile)
+    run = _Run(ctx, checkpoints, iterator, writer, progress, profile, declared)
     progress.message(f"{ctx.config.system}: {origin}; training steps {step}..{end} of "
                      f"{ctx.total_steps} on mesh {dict(ctx.mesh.shape)}")
     with preemption.sigterm_stops(preemption.StopFlag()) as flag:
