@@ -2,7 +2,7 @@
 
 Runs the config's `eval` block (-> DIR/eval/<step>.json) and every `config.evals` entry
 (-> DIR/eval/<name>/<step>.json); `--evals fvd,kid` runs only those entries. Without --config
-the workdir's saved config.json is used.
+the workdir's saved config.json is used. `--compilation-cache DIR|off` as for `psrjax train`.
 """
 from __future__ import annotations
 

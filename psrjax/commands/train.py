@@ -3,6 +3,11 @@
 Re-running with the same workdir resumes from its latest checkpoint. Exit codes: 0 done (or
 stopped by SIGTERM after saving), 1 stopped on a non-finite loss, 2 bad input.
 
+Compiled steps are kept in JAX's persistent compilation cache (`--compilation-cache DIR`,
+default $PSRJAX_CACHE_DIR or ~/.cache/psrjax/jax; `--compilation-cache off` disables it), so
+a rerun or a resume skips most compilation. `--config.train.profile_steps="(10, 5)"` writes a
+jax.profiler trace of steps 11..15 into DIR/profile (TensorBoard: `--logdir DIR`, Profile tab).
+
 Multi-process runs start the same command in every process: inside SLURM `srun` and on Cloud
 TPU pod workers the process group is read from the environment; elsewhere give
 `--coordinator HOST:PORT --num-processes N --process-id I` (see psrjax/train/distributed.py).
