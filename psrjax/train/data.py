@@ -38,18 +38,23 @@ VALID_KEY = "_valid"
 # Key of the per-example flag of non-finite frames/masks in compact batches (`encode_batch`).
 NONFINITE_KEY = "_nonfinite"
 AUTO_WORKERS = "auto"
+# Cap of "auto" workers per local device: rendering the synthetic world costs 0.1-0.6 CPU
+# seconds per example at 128²-256², so an accelerator stepping tens of examples per second
+# needs ~10-25 host cores; the cap bounds the worker processes (and memory) on hosts with many
+# cores per device.
+WORKERS_PER_DEVICE = 16
 _INT16 = np.iinfo(np.int16)
 
 
 def resolve_workers(value, *, local_devices: int | None = None, cores: int | None = None) -> int:
   """`train.data_workers` as a count: an int >= 0, or "auto" = max(0, min(cores - 1,
-  4 x local devices)), cores being the CPUs this process may run on (one is left to the
-  main process, which transfers batches and drives the devices)."""
+  WORKERS_PER_DEVICE x local devices)), cores being the CPUs this process may run on (one is
+  left to the main process, which transfers batches and drives the devices)."""
   if value == AUTO_WORKERS:
     local_devices = jax.local_device_count() if local_devices is None else local_devices
     if cores is None:
       cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(0, min(int(cores or 1) - 1, 4 * local_devices))
+    return max(0, min(int(cores or 1) - 1, WORKERS_PER_DEVICE * local_devices))
   if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0:
     return int(value)
   raise ValueError(f"train.data_workers={value!r} is not a worker count; use an int >= 0 or "

@@ -32,7 +32,7 @@ def trainer_config() -> ml_collections.ConfigDict:
   config.train.sample_every = 500  # steps between sample videos, 0 = only at the end.
   config.train.eval_every = 0  # steps between evaluations, 0 = only at the end.
   # grain worker processes: an int (0 = read in the main process) or "auto" = max(0,
-  # min(CPUs of this process - 1, 4 x local devices)) (psrjax.train.data.resolve_workers).
+  # min(CPUs of this process - 1, 16 x local devices)) (psrjax.train.data.resolve_workers).
   config.train.data_workers = ml_collections.FieldReference(0, field_type=object)
   config.train.prefetch = 2  # batches read ahead by threads, 0 = synchronous.
   config.train.compute_dtype = "float32"  # "float32" | "bfloat16" (parameters stay float32).

@@ -126,7 +126,7 @@ def test_jitted_step_receives_the_decoded_host_batch(monkeypatch):
 
 
 @pytest.mark.parametrize("value,devices,cores,want", [
-    ("auto", 8, 2, 1), ("auto", 1, 16, 4), ("auto", 8, 64, 32), ("auto", 4, 1, 0), (3, 8, 2, 3),
+    ("auto", 8, 2, 1), ("auto", 1, 64, 16), ("auto", 8, 64, 63), ("auto", 4, 1, 0), (3, 8, 2, 3),
     (0, 1, 1, 0)])
 def test_resolve_workers(value, devices, cores, want):
   assert data_lib.resolve_workers(value, local_devices=devices, cores=cores) == want
