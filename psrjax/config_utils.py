@@ -103,7 +103,8 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
       if isinstance(current, ml_collections.ConfigDict):
         raise ValueError(f"config key {key!r} is a group; set one of: "
                          f"{_known_keys(current, key + '.')}")
-      node[part] = _parse_value(key, text, current)
+      untyped = node.get_ref(part).get_type() is object  # e.g. an int or a word ("auto")
+      node[part] = _parse_value(key, text, None if untyped else current)
     else:
       node, prefix = node[part], prefix + part + "."
 

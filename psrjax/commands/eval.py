@@ -2,12 +2,13 @@
 
 Runs the config's `eval` block (-> DIR/eval/<step>.json) and every `config.evals` entry
 (-> DIR/eval/<name>/<step>.json); `--evals fvd,kid` runs only those entries. Without --config
-the workdir's saved config.json is used.
+the workdir's saved config.json is used. `--compilation-cache DIR|off` as for `psrjax train`.
 """
 from __future__ import annotations
 
 import json
 
+from psrjax import commands
 from psrjax import config_utils
 
 
@@ -17,9 +18,11 @@ def add_arguments(parser) -> None:
   parser.add_argument("--workdir", required=True, help="directory written by psrjax train")
   parser.add_argument("--evals", default="",
                       help="comma-separated config.evals names to run instead of everything")
+  commands.add_cache_argument(parser)
 
 
 def run(args) -> int:
+  commands.configure_compilation_cache(args.compilation_cache)
   if args.config:
     config = config_utils.load_config(args.config, args.config_overrides)
   else:

@@ -1,10 +1,19 @@
-"""Speed of one train step: `benchmark(config) -> BenchResult` (what `psrjax bench` runs).
+"""Speed of one train step and of the input pipeline: `benchmark(config) -> BenchResult` (what
+`psrjax bench` runs).
 
 The step of one stage (the first stage with steps, or `stage=`) is compiled ahead of time
-(`jit(...).lower(...).compile()`, timed) on fresh parameters and the first train batch, then
-run `warmup` times untimed and `steps` times timed, each call waited for
-(`block_until_ready`); the step time is the median. The same batch is fed every time: the
-figures are the step's, not the input pipeline's.
+(`jit(...).lower(...).compile()`, timed) on fresh parameters and the first train batch (in its
+compact transfer dtypes, as training feeds it), then run `warmup` times untimed and `steps`
+times timed, each call waited for (`block_until_ready`); the step time is the median. The same
+batch is fed every time: the step figures are the step's alone.
+
+- Input pipeline: afterwards, the real train iterator of this process (`train.data_workers`
+  resolved, `train.prefetch` threads, the transfer encoding) yields `pipeline_warmup` batches
+  untimed, then `pipeline_batches` timed; examples/s = examples yielded / wall time. It runs
+  alone (no step competes for the host), so it is the rate the host can feed at best; training
+  keeps up when it is at least the step's examples/s per process.
+- Transfer bytes per example: the compact batch that travels to the devices, beside the same
+  batch in the batch contract's dtypes.
 
 - FLOPs per step: XLA's cost analysis of the compiled step. It describes one device's
   partitioned program, so it is multiplied by the number of devices; XLA counts a loop body
@@ -15,8 +24,9 @@ figures are the step's, not the input pipeline's.
   compute dtype at once (so devices that share a chip, or fake CPU devices, share the peak);
   the fastest of 5 runs. It is XLA's matmul: on CPU, oneDNN's convolutions can exceed it.
 - MFU = achieved FLOP/s / peak FLOP/s.
-- Memory: the compiled step's peak device memory (XLA memory analysis; arguments + outputs +
-  temporaries - aliased buffers where the backend reports no peak), per device.
+- Memory, per device, from the compiled step's `memory_analysis()`: temporaries, arguments
+  (state, batch, key, constants), outputs, and the peak (arguments + outputs + temporaries -
+  aliased (donated) buffers where the backend reports no peak).
 """
 from __future__ import annotations
 
@@ -32,11 +42,13 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from psrjax.nn import onednn
 from psrjax.train import context as context_lib
+from psrjax.train import data as data_lib
 from psrjax.train import state as state_lib
 from psrjax.train import step as step_lib
 
-JSON_KEYS = ("step_time_s", "examples_per_s", "compile_s", "flops_per_step", "achieved_flops",
-             "peak_flops", "mfu", "memory_bytes")
+JSON_KEYS = ("step_time_s", "examples_per_s", "pipeline_examples_per_s", "compile_s",
+             "flops_per_step", "achieved_flops", "peak_flops", "mfu", "memory_bytes",
+             "temp_bytes", "argument_bytes", "output_bytes", "transfer_bytes_per_example")
 PROBE_SIZE = {"cpu": 1024, "gpu": 8192, "tpu": 8192}  # matmul side per platform
 
 
@@ -55,9 +67,18 @@ class BenchResult:
   examples_per_s: float
   flops_per_step: float  # all devices
   achieved_flops: float  # flops_per_step / step_time_s
-  peak_flops: float  # all devices, matmul probe
+  peak_flops: float  # all devices, matmul probe in compute_dtype
   mfu: float  # achieved / peak
-  memory_bytes: int  # per device
+  memory_bytes: int  # per device, peak of the compiled step
+  temp_bytes: int  # per device, the compiled step's temporaries
+  argument_bytes: int  # per device, its arguments
+  output_bytes: int  # per device, its outputs
+  alias_bytes: int  # per device, outputs that reuse (donated) argument buffers
+  compute_dtype: str  # "float32" | "bfloat16": the step's and the matmul probe's
+  pipeline_examples_per_s: float  # this process's train iterator
+  data_workers: int  # worker processes of that iterator (train.data_workers resolved)
+  transfer_bytes_per_example: int  # host -> device, compact dtypes
+  contract_bytes_per_example: int  # the same example in the batch contract's dtypes
 
   def as_json(self) -> dict[str, Any]:
     """The JSON keys first, then the context."""
@@ -84,15 +105,36 @@ def _flops(compiled) -> float:
   return float((analysis or {}).get("flops", 0.0))
 
 
-def _memory_bytes(compiled) -> int:
+def memory_figures(compiled) -> dict[str, int]:
+  """Per-device bytes of the compiled program: "memory_bytes" (peak), "temp_bytes",
+  "argument_bytes", "output_bytes", "alias_bytes" (zeros when the backend reports nothing)."""
   stats = compiled.memory_analysis()
   if stats is None:
-    return 0
+    return dict(memory_bytes=0, temp_bytes=0, argument_bytes=0, output_bytes=0, alias_bytes=0)
+  out = dict(temp_bytes=int(stats.temp_size_in_bytes),
+             argument_bytes=int(stats.argument_size_in_bytes),
+             output_bytes=int(stats.output_size_in_bytes),
+             alias_bytes=int(stats.alias_size_in_bytes))
   peak = int(getattr(stats, "peak_memory_in_bytes", 0) or 0)
-  if peak > 0:
-    return peak
-  return int(stats.argument_size_in_bytes + stats.output_size_in_bytes
-             + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
+  out["memory_bytes"] = peak if peak > 0 else (out["argument_bytes"] + out["output_bytes"]
+                                               + out["temp_bytes"] - out["alias_bytes"])
+  return out
+
+
+def pipeline_rate(batched, config, *, batches: int, warmup: int) -> float:
+  """Examples/s of this process's train iterator over `batches` batches after `warmup`."""
+  iterator = data_lib.train_iterator(batched, config)
+  try:
+    for _ in range(warmup):
+      next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+      next(iterator)
+    elapsed = time.perf_counter() - start
+  finally:
+    if hasattr(iterator, "close"):
+      iterator.close()
+  return batches * (config.train.batch_size // jax.process_count()) / elapsed
 
 
 def peak_flops(mesh, dtype, *, size: int, repeats: int = 5) -> float:
@@ -132,9 +174,14 @@ class CompiledStep:
     self.config = config
     self.ctx = ctx = context_lib.build_context(config, None, devices=devices)
     self.stage = select_stage(ctx.stages, stage)
-    self.batch = ctx.global_batch(ctx.first_batch)
-    self.state = state_lib.create_state(ctx.init_fn, ctx.base_key, self.batch,
+    self.state = state_lib.create_state(ctx.init_fn, ctx.base_key,
+                                        ctx.global_batch(ctx.first_batch),
                                         ctx.state_shardings, ctx.mesh)
+    compact = data_lib.encode_batch(ctx.first_batch)  # What training transfers.
+    examples = len(next(iter(compact.values())))
+    self.transfer_bytes = data_lib.batch_bytes(compact) // examples
+    self.contract_bytes = data_lib.batch_bytes(ctx.first_batch) // examples
+    self.batch = ctx.global_batch(compact)
     args = (self.state, self.batch, ctx.base_key, ctx.constants)
     start = time.perf_counter()
     self.compiled, custom_flops = _compile(ctx, self.stage, ctx.options, args)
@@ -145,7 +192,7 @@ class CompiledStep:
           ctx, self.stage, dataclasses.replace(ctx.options, grad_accum=1), args)
     self.num_devices = ctx.mesh.devices.size
     self.flops = _flops(flops_compiled) * self.num_devices + custom_flops
-    self.memory_bytes = _memory_bytes(self.compiled)
+    self.memory = memory_figures(self.compiled)
     self.metrics = None  # metrics of the last step
 
   def run(self) -> float:
@@ -164,11 +211,18 @@ class CompiledStep:
 
 
 def benchmark(config, *, steps: int = 10, stage: str | None = None, warmup: int = 1,
-              probe_size: int | None = None, devices=None) -> BenchResult:
-  """Compiles and times one stage's train step (see the module docstring)."""
-  if steps < 1 or warmup < 0 or (probe_size is not None and probe_size < 1):
-    raise ValueError(f"--steps ({steps}) and --probe-size ({probe_size}) must be >= 1 and "
-                     f"--warmup ({warmup}) >= 0")
+              probe_size: int | None = None, pipeline_batches: int = 8,
+              pipeline_warmup: int | None = None, devices=None) -> BenchResult:
+  """Times one stage's train step, then the input pipeline (see the module docstring).
+
+  `pipeline_warmup`: untimed batches first (default: the workers + prefetch threads, >= 2,
+  so that every worker has started).
+  """
+  if steps < 1 or warmup < 0 or pipeline_batches < 1 or (probe_size is not None
+                                                          and probe_size < 1):
+    raise ValueError(f"--steps ({steps}), --pipeline-batches ({pipeline_batches}) and "
+                     f"--probe-size ({probe_size}) must be >= 1 and --warmup ({warmup}) >= 0")
+  workers = data_lib.resolve_workers(config.train.data_workers)
   step = CompiledStep(config, stage=stage, devices=devices)
   times = [step.run() for _ in range(warmup + steps)][warmup:]
   step.check_finite()
@@ -176,6 +230,10 @@ def benchmark(config, *, steps: int = 10, stage: str | None = None, warmup: int 
   device = step.ctx.mesh.devices.flat[0]
   size = probe_size or PROBE_SIZE.get(device.platform, 4096)
   peak = peak_flops(step.ctx.mesh, step.ctx.options.compute_dtype, size=size)
+  if pipeline_warmup is None:
+    pipeline_warmup = max(2, workers + config.train.prefetch)
+  pipeline = pipeline_rate(step.ctx.batched, config, batches=pipeline_batches,
+                           warmup=pipeline_warmup)
   achieved = step.flops / step_time
   return BenchResult(
       system=str(config.system), stage=step.stage.name, platform=device.platform,
@@ -183,22 +241,34 @@ def benchmark(config, *, steps: int = 10, stage: str | None = None, warmup: int 
       batch_size=config.train.batch_size, compile_s=step.compile_s, step_time_s=step_time,
       step_times_s=times, examples_per_s=config.train.batch_size / step_time,
       flops_per_step=step.flops, achieved_flops=achieved, peak_flops=peak,
-      mfu=achieved / peak, memory_bytes=step.memory_bytes)
+      mfu=achieved / peak, **step.memory,
+      compute_dtype=np.dtype(step.ctx.options.compute_dtype).name,
+      pipeline_examples_per_s=pipeline, data_workers=workers,
+      transfer_bytes_per_example=step.transfer_bytes,
+      contract_bytes_per_example=step.contract_bytes)
 
 
 def format_result(result: BenchResult) -> str:
   """A human-readable table of the figures."""
-  mib = result.memory_bytes / 2**20
+  mib = lambda n: f"{n / 2**20:.1f} MiB"
+  per_process = result.examples_per_s / jax.process_count()
   rows = [
       f"{result.system}: stage {result.stage!r}, global batch {result.batch_size}, "
-      f"{result.num_devices} x {result.device_kind} ({result.platform})",
+      f"{result.num_devices} x {result.device_kind} ({result.platform}), "
+      f"compute {result.compute_dtype}",
       f"compile         {result.compile_s:.2f} s",
       f"step time       {result.step_time_s:.4f} s (median of {len(result.step_times_s)})",
-      f"examples/s      {result.examples_per_s:.3f}",
+      f"examples/s      {result.examples_per_s:.3f} (step; {per_process:.3f} per process)",
+      f"input pipeline  {result.pipeline_examples_per_s:.3f} examples/s (this process, "
+      f"{result.data_workers} workers)",
+      f"transfer        {result.transfer_bytes_per_example} bytes/example "
+      f"({result.contract_bytes_per_example} in the batch contract's dtypes)",
       f"FLOPs/step      {result.flops_per_step:.4g} (XLA cost analysis + oneDNN convolutions, all devices)",
       f"achieved        {result.achieved_flops:.4g} FLOP/s",
-      f"peak (matmul)   {result.peak_flops:.4g} FLOP/s",
+      f"peak (matmul)   {result.peak_flops:.4g} FLOP/s ({result.compute_dtype})",
       f"MFU             {100 * result.mfu:.1f} %",
-      f"memory          {mib:.1f} MiB per device (compiled step)",
+      f"memory          {mib(result.memory_bytes)} peak per device (compiled step): "
+      f"temp {mib(result.temp_bytes)}, arguments {mib(result.argument_bytes)}, "
+      f"outputs {mib(result.output_bytes)}, aliased {mib(result.alias_bytes)}",
   ]
   return "\n".join(rows)

@@ -3,19 +3,132 @@ padded, masked evaluation batches.
 
 Each process reads only its shard of the train split (`shard_index=jax.process_index()`).
 The train iterator is a checkpointable `grain.DatasetIterator`; with `train.data_workers > 0`
-examples are produced in that many worker processes (`mp_prefetch`).
+(or "auto", see `resolve_workers`) examples are produced in that many worker processes
+(`mp_prefetch`).
+
+Compact transfer. Batches travel from the host to the devices in compact dtypes chosen by
+batch-contract key name (the key's last `_`-separated part, so `src_rgb`, `tgt_mask`, `bg_rgb`
+follow `rgb` and `mask`), and are converted back on the device (`decode_batch`, at the start of
+the train step and of every evaluation batch):
+
+- `rgb` (float32 in [-1, 1]) -> uint8 `round((x + 1) * 127.5)`; device: `u / 127.5 - 1`
+  (exact for frames that were 8-bit; otherwise within 1/255; values outside [-1, 1] clip);
+- `mask` (float32 in [0, 1]) -> uint8 `round(255 x)`; device: `u / 255` (exact for {0, 1});
+- `face`, `part` (int32 index maps) -> int16 (a value outside int16 is an error); device: int32;
+- an example whose `rgb` / `mask` keys hold NaN/Inf is flagged (`NONFINITE_KEY`) and those
+  keys decode to NaN, so non-finite data still stops training.
+
+Every other key (depth, flow, uv, keypoints, cameras, ...) travels unchanged: those need the
+precision. Encoding runs in the pipeline (in the workers when there are any).
 """
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Mapping
 
 import grain
 import jax
+import jax.numpy as jnp
 import numpy as np
+from absl import flags
 
 # Key of the per-example validity flag added to padded evaluation batches.
 VALID_KEY = "_valid"
+# Key of the per-example flag of non-finite frames/masks in compact batches (`encode_batch`).
+NONFINITE_KEY = "_nonfinite"
+AUTO_WORKERS = "auto"
+# Cap of "auto" workers per local device: rendering the synthetic world costs 0.1-0.6 CPU
+# seconds per example at 128²-256², so an accelerator stepping tens of examples per second
+# needs ~10-25 host cores; the cap bounds the worker processes (and memory) on hosts with many
+# cores per device.
+WORKERS_PER_DEVICE = 16
+_INT16 = np.iinfo(np.int16)
+
+
+def resolve_workers(value, *, local_devices: int | None = None, cores: int | None = None) -> int:
+  """`train.data_workers` as a count: an int >= 0, or "auto" = max(0, min(cores - 1,
+  WORKERS_PER_DEVICE x local devices)), cores being the CPUs this process may run on (one is
+  left to the main process, which transfers batches and drives the devices)."""
+  if value == AUTO_WORKERS:
+    local_devices = jax.local_device_count() if local_devices is None else local_devices
+    if cores is None:
+      cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(0, min(int(cores or 1) - 1, WORKERS_PER_DEVICE * local_devices))
+  if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0:
+    return int(value)
+  raise ValueError(f"train.data_workers={value!r} is not a worker count; use an int >= 0 or "
+                   f"{AUTO_WORKERS!r}")
+
+
+def _compact_kind(key: str, dtype) -> str | None:
+  """"signed_unit" | "unit" | "index" for a key that travels compact in `dtype`'s place
+  (the float32/int32 contract dtype on the host, the compact dtype on the device), else None."""
+  name, dtype = key.rsplit("_", 1)[-1], np.dtype(dtype)
+  if name == "rgb" and dtype in (np.float32, np.uint8):
+    return "signed_unit"
+  if name == "mask" and dtype in (np.float32, np.uint8):
+    return "unit"
+  if name in ("face", "part") and dtype in (np.int32, np.int16):
+    return "index"
+  return None
+
+
+def _encode_leaf(key: str, x: np.ndarray, kind: str | None) -> np.ndarray:
+  if kind in ("signed_unit", "unit"):
+    scaled = (x + 1.0) * 127.5 if kind == "signed_unit" else x * 255.0
+    with np.errstate(invalid="ignore"):  # NaN/Inf: flagged by encode_batch, decoded as NaN.
+      return np.rint(np.clip(scaled, 0.0, 255.0)).astype(np.uint8)
+  if kind == "index":
+    if x.size and (x.min() < _INT16.min or x.max() > _INT16.max):
+      raise ValueError(f"batch key {key!r} holds indices outside int16 "
+                       f"[{x.min()}, {x.max()}]; such maps cannot travel compact")
+    return x.astype(np.int16)
+  return x
+
+
+def encode_batch(batch: Mapping[str, Any]) -> dict[str, Any]:
+  """The host batch (batch axis first) with its contract keys in their compact transfer dtypes
+  (module docstring), plus `NONFINITE_KEY`: bool [B], examples whose uint8-encoded keys held
+  NaN/Inf (their decoded values are NaN again, so the trainer's NaN guard still sees them)."""
+  out, bad = {}, None
+  for key, value in batch.items():
+    x = np.asarray(value)
+    kind = _compact_kind(key, x.dtype) if x.dtype in (np.float32, np.int32) else None
+    if kind in ("signed_unit", "unit"):
+      finite = np.isfinite(x).reshape(len(x), -1).all(axis=1)
+      bad = ~finite if bad is None else bad | ~finite
+    out[key] = _encode_leaf(key, x, kind)
+  if bad is not None:
+    out[NONFINITE_KEY] = bad
+  return out
+
+
+def decode_batch(batch: Mapping[str, Any], xp=jnp) -> dict[str, Any]:
+  """Inverse of `encode_batch` (on the device with `xp=jnp`, the default; numpy with `xp=np`).
+
+  Decodes exactly the keys whose name and compact dtype `encode_batch` produces and removes
+  `NONFINITE_KEY`; float batches pass through unchanged.
+  """
+  out = dict(batch)
+  bad = out.pop(NONFINITE_KEY, None)
+  for key, x in out.items():
+    dtype = np.dtype(x.dtype)
+    kind = _compact_kind(key, dtype) if dtype in (np.uint8, np.int16) else None
+    if kind in ("signed_unit", "unit"):
+      x = (x.astype(xp.float32) / xp.float32(127.5) - xp.float32(1.0) if kind == "signed_unit"
+           else x.astype(xp.float32) / xp.float32(255.0))
+      if bad is not None:
+        x = xp.where(bad.reshape((-1,) + (1,) * (x.ndim - 1)), xp.float32(np.nan), x)
+    elif kind == "index":
+      x = x.astype(xp.int32)
+    out[key] = x
+  return out
+
+
+def batch_bytes(batch: Mapping[str, Any]) -> int:
+  """Bytes of every array of `batch`."""
+  return int(sum(np.asarray(v).nbytes for v in batch.values()))
 
 
 def read_options(config) -> grain.ReadOptions:
@@ -38,10 +151,14 @@ def train_dataset(system, config, *, local_batch: int,
 
 
 def train_iterator(batched: grain.MapDataset, config) -> grain.DatasetIterator:
-  """A checkpointable iterator over `batched` (worker processes if `train.data_workers > 0`)."""
-  ds = batched.to_iter_dataset(read_options(config))
-  if config.train.data_workers > 0:
-    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=config.train.data_workers))
+  """A checkpointable iterator over `batched`, encoded for transfer (`encode_batch`), in
+  worker processes when `train.data_workers` resolves to > 0."""
+  ds = batched.map(encode_batch).to_iter_dataset(read_options(config))
+  workers = resolve_workers(config.train.data_workers)
+  if workers > 0:
+    if not flags.FLAGS.is_parsed():  # grain's workers read absl flags (defaults in a notebook).
+      flags.FLAGS.mark_as_parsed()
+    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
   return iter(ds)
 
 

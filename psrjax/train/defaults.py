@@ -31,9 +31,13 @@ def trainer_config() -> ml_collections.ConfigDict:
   config.train.max_to_keep = 3  # checkpoints kept on disk.
   config.train.sample_every = 500  # steps between sample videos, 0 = only at the end.
   config.train.eval_every = 0  # steps between evaluations, 0 = only at the end.
-  config.train.data_workers = 0  # grain worker processes, 0 = read in the main process.
+  # grain worker processes: an int (0 = read in the main process) or "auto" = max(0,
+  # min(CPUs of this process - 1, 16 x local devices)) (psrjax.train.data.resolve_workers).
+  config.train.data_workers = ml_collections.FieldReference(0, field_type=object)
   config.train.prefetch = 2  # batches read ahead by threads, 0 = synchronous.
   config.train.compute_dtype = "float32"  # "float32" | "bfloat16" (parameters stay float32).
+  config.train.profile_steps = ()  # () = off, or (start, count): a jax.profiler trace of the
+  #   `count` steps that follow step `start` in <workdir>/profile (TensorBoard's profile tab).
   config.train.grad_accum = 1  # microbatches per step (batch_size % (mesh.data * N) == 0).
   config.train.ema = ml_collections.ConfigDict()
   config.train.ema.decay = 0.0  # 0.0 = off, else e.g. 0.999: ema = decay * ema + (1-decay) * params.

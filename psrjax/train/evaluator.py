@@ -25,6 +25,7 @@ from psrjax.train import partitioning
 
 EVAL_DIR = "eval"
 _JITTED: dict[tuple, tuple[Any, Callable]] = {}
+_DECODE = jax.jit(data_lib.decode_batch)  # compact transfer dtypes -> the batch contract's
 
 
 def cached_jit(kind: str, system, mesh, build: Callable[[], Callable], *options) -> Callable:
@@ -65,10 +66,12 @@ class EvalSplit:
     return {k: np.asarray(v)[None] for k, v in self.base[index].items()}
 
   def batches(self) -> Iterator[dict[str, jax.Array]]:
-    """Global batches (sharded along `data`) with the boolean validity flag."""
-    ds = self.dataset if self.read_options is None else self.dataset.to_iter_dataset(self.read_options)
+    """Global batches (sharded along `data`) with the boolean validity flag; they travel in
+    compact dtypes and are decoded on the devices (`data.encode_batch` / `decode_batch`)."""
+    ds = self.dataset.map(data_lib.encode_batch)
+    ds = ds if self.read_options is None else ds.to_iter_dataset(self.read_options)
     for local in ds:
-      yield partitioning.global_batch(local, self.sharding, self.batch_size)
+      yield _DECODE(partitioning.global_batch(local, self.sharding, self.batch_size))
 
 
 def split_valid(batch) -> tuple[dict[str, jax.Array], jax.Array]:

@@ -2,11 +2,13 @@
 
 Start: the workdir's latest checkpoint, else `config.resume` (a workdir, checkpoints dir or
 step dir; state and data iterator), else fresh parameters, with the groups of
-`config.init_from` loaded over them. Then one jitted step per stage, metrics fetched only on
+`config.init_from` loaded over them. Then one jitted step per stage (fed batches in their
+compact transfer dtypes, `data.encode_batch`), metrics fetched only on
 log / checkpoint steps (where every pending step's values are checked for NaN/Inf),
 checkpoints every `train.checkpoint_every` steps and at the end, samples every
 `train.sample_every`, evaluation every `train.eval_every` steps (0: only at the end), and
-each `config.evals` entry on its own cadence (`psrjax.evals`).
+each `config.evals` entry on its own cadence (`psrjax.evals`), and a `jax.profiler` trace of
+the steps `train.profile_steps` names in `<workdir>/profile`.
 SIGTERM finishes the current step, saves and returns.
 """
 from __future__ import annotations
@@ -45,6 +47,44 @@ class TrainResult:
   preempted: bool  # stopped by SIGTERM (or `stop_after`) before the end
   # The last results of each config.evals entry that ran, by name.
   evals: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+
+
+PROFILE_DIR = "profile"
+
+
+class StepProfile:
+  """A `jax.profiler` trace of the `count` steps after step `start` (`train.profile_steps`).
+
+  The trace lands in `<workdir>/profile/plugins/profile/<run>/` (TensorBoard's profile tab with
+  `--logdir <workdir>`); the traced steps are waited for before the trace stops.
+  """
+
+  def __init__(self, workdir: str, steps):
+    steps = tuple(steps or ())
+    if steps and (len(steps) != 2 or not all(isinstance(v, int) and not isinstance(v, bool)
+                                             for v in steps) or steps[0] < 0 or steps[1] < 1):
+      raise ValueError(f"train.profile_steps={steps!r} must be () or (start, count) with "
+                       "start >= 0 and count >= 1")
+    self.directory = os.path.join(workdir, PROFILE_DIR)
+    self.start, self.end = (steps[0], steps[0] + steps[1]) if steps else (-1, -1)
+    self.active = False
+
+  def before(self, step: int) -> None:
+    """Starts the trace when `step` (completed steps) is the first one traced."""
+    if step == self.start:
+      jax.profiler.start_trace(self.directory)
+      self.active = True
+
+  def after(self, step: int, state) -> None:
+    """Stops the trace once `step` steps are complete and the last traced one has run."""
+    if self.active and step >= self.end:
+      jax.block_until_ready(state)
+      self.stop()
+
+  def stop(self) -> None:
+    if self.active:
+      jax.profiler.stop_trace()
+      self.active = False
 
 
 def _due(step: int, every: int) -> bool:
@@ -101,15 +141,18 @@ def _initial_state(ctx, checkpoints, iterator) -> tuple[int, Any, str]:
 class _Run:
   """Mutable per-run pieces: the compiled steps, writers, evaluator and sampler."""
 
-  def __init__(self, ctx, checkpoints, iterator, writer, progress, declared=()):
+  def __init__(self, ctx, checkpoints, iterator, writer, progress, profile, declared=()):
     self.ctx, self.checkpoints, self.iterator = ctx, checkpoints, iterator
     self.declared, self.declared_results = list(declared), {}
-    self.writer, self.progress = writer, progress
+    self.writer, self.progress, self.profile = writer, progress, profile
     self.history: list[dict[str, float]] = []
     self.eval_results = None
     self._steps: dict[str, Any] = {}
     self.evaluator = ctx.evaluator
-    self.sampler = samples_lib.Sampler(ctx.system, ctx.mesh, ctx.evaluator.example(0))
+    self.first_compact = data_lib.encode_batch(ctx.first_batch)  # what the iterator yields
+    # The sample example goes through the same transfer round trip as train and eval batches.
+    example = data_lib.decode_batch(data_lib.encode_batch(ctx.evaluator.example(0)), xp=np)
+    self.sampler = samples_lib.Sampler(ctx.system, ctx.mesh, example)
 
   def step_fn(self, stage):
     if stage.name not in self._steps:
@@ -151,11 +194,13 @@ def _run_steps(run: _Run, state, step: int, end: int, flag) -> tuple[Any, int, b
   pending = []
   while step < end:
     local = next(run.iterator)
-    data_lib.check_same_structure(local, run.ctx.first_batch, step)
+    data_lib.check_same_structure(local, run.first_compact, step)
     batch = run.ctx.global_batch(local)
+    run.profile.before(step)
     state, metrics = run.step_fn(run.ctx.stage_at(step))(state, batch, run.ctx.base_key,
                                                           run.ctx.constants)
     step += 1
+    run.profile.after(step, state)
     pending.append((step, metrics))
     run.progress.update(step)
     log_due = _due(step, cfg.log_every) or step == end
@@ -195,6 +240,8 @@ def train(config, workdir: str, *, stop_after: int | None = None, devices=None) 
   Raises ValueError on bad input (before writing anything) and NonFiniteLossError on NaN/Inf.
   """
   ctx = context_lib.build_context(config, workdir, devices=devices)
+  profile = StepProfile(ctx.workdir, ctx.config.train.get("profile_steps", ()))
+  data_lib.resolve_workers(ctx.config.train.data_workers)
   declared = evals_lib.build(ctx.config, ctx.system, ctx.mesh, workdir=ctx.workdir)
   end = ctx.total_steps if stop_after is None else min(stop_after, ctx.total_steps)
   checkpoints, iterator = _start(ctx)
@@ -204,7 +251,7 @@ def train(config, workdir: str, *, stop_after: int | None = None, devices=None) 
     if jax.process_index() == 0:  # Only once the config proved compatible with the state.
       config_utils.save_config(ctx.config, os.path.join(ctx.workdir, config_utils.WORKDIR_CONFIG))
     progress = progress_lib.Progress(ctx.total_steps, step)
-    run = _Run(ctx, checkpoints, iterator, writer, progress, declared)
+    run = _Run(ctx, checkpoints, iterator, writer, progress, profile, declared)
     progress.message(f"{ctx.config.system}: {origin}; training steps {step}..{end} of "
                      f"{ctx.total_steps} on mesh {dict(ctx.mesh.shape)}")
     with preemption.sigterm_stops(preemption.StopFlag()) as flag:
@@ -217,6 +264,7 @@ def train(config, workdir: str, *, stop_after: int | None = None, devices=None) 
     return TrainResult(ctx.workdir, step, state, run.history, run.eval_results,
                        preempted=preempted, evals=run.declared_results)
   finally:
+    profile.stop()
     if progress is not None:
       progress.close()
     checkpoints.close()

@@ -4,9 +4,10 @@ A step applies the stage's phases in order. Each phase differentiates `System.lo
 with respect to the groups it trains (every other group enters under `stop_gradient`) and
 updates them with their optimizers, so a later phase sees the earlier phases' updates (e.g.
 the generator step uses the discriminator just updated). The step's key is
-`fold_in(base_key, step)`, split by phase name. Before the phases, `System.prepare` and
-`System.prepare_frozen` (with the groups the stage never trains) add derived inputs once; the
-frozen networks already compute in the compute dtype.
+`fold_in(base_key, step)`, split by phase name. Before the phases, the batch's compact transfer
+dtypes are converted back to the batch contract's (`data.decode_batch`: uint8 frames and masks
+to float32, int16 index maps to int32), then `System.prepare` and `System.prepare_frozen` (with
+the groups the stage never trains, already in the compute dtype) add derived inputs once.
 
 Scale options (`options.ScaleOptions`): the batch's floating inputs and the parameters are cast
 to the compute dtype at the system boundary (`precision`); with `grad_accum = N` each phase
@@ -26,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from psrjax.train import data as data_lib
 from psrjax.train import options as options_lib
 from psrjax.train import partitioning
 from psrjax.train import precision
@@ -167,6 +169,7 @@ def make_train_step(system, optimizers, stage, options=None, mesh=None):
 
   def train_step(state, batch, base_key, constants):
     key = jax.random.fold_in(base_key, state["step"])
+    batch = data_lib.decode_batch(batch)  # Compact transfer dtypes -> the batch contract's.
     batch = system.prepare(batch)  # Derived inputs, once per step (not once per phase).
     batch = precision.cast_batch(batch, options.compute_dtype, keep=options.float32_inputs)
     frozen = precision.cast_floats(_stage_frozen(stage, state["params"], constants),

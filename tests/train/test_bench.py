@@ -29,16 +29,20 @@ def test_json_has_every_figure(capsys):
   assert result["achieved_flops"] == pytest.approx(
       result["flops_per_step"] / result["step_time_s"])
   assert result["mfu"] == pytest.approx(result["achieved_flops"] / result["peak_flops"])
+  assert result["compute_dtype"] == "float32" and result["data_workers"] == 0
+  assert result["transfer_bytes_per_example"] < result["contract_bytes_per_example"]
 
 
 def test_text_report_and_stage_choice(capsys):
   code, out, err = _bench(capsys, "--stage", "gan", "--config.train.grad_accum=2",
-                          "--config.mesh.data=4")
+                          "--config.mesh.data=4", "--config.train.compute_dtype=bfloat16")
   assert code == 0, err
-  assert "stage 'gan'" in out
-  for label in ("compile", "step time", "examples/s", "FLOPs/step", "achieved",
-                "peak (matmul)", "MFU", "memory"):
+  assert "stage 'gan'" in out and "compute bfloat16" in out
+  for label in ("compile", "step time", "examples/s", "input pipeline", "transfer",
+                "FLOPs/step", "achieved", "peak (matmul)", "MFU", "memory", "temp", "arguments",
+                "outputs"):
     assert label in out, out
+  assert "FLOP/s (bfloat16)" in out
 
 
 def test_flops_count_every_device(capsys):
@@ -54,6 +58,8 @@ def test_flops_count_every_device(capsys):
 @pytest.mark.parametrize("extra,match", [
     (("--stage", "nosuch"), "--stage 'nosuch' is not a stage of this config; stages: warmup, gan"),
     (("--steps", "0"), "must be >= 1"),
+    (("--pipeline-batches", "0"), "must be >= 1"),
+    (("--config.train.data_workers=-2",), "train.data_workers=-2 is not a worker count"),
     (("--config.sharding.params=zero",), "sharding.params='zero' is not a strategy"),
 ])
 def test_bad_input(capsys, extra, match):
