@@ -59,6 +59,7 @@ def make_mesh(*, data: int = -1, model: int = 1, devices=None, batch_size: int |
         mesh = _mesh(devices, size, per_model // size, model)
         if _row_groups(_process_rows(mesh)) is not None:
           return mesh
+    return _mesh(devices, 1, per_model, model)  # check_batch_size names what cannot split
   return _mesh(devices, per_model, 1, model)
 
 

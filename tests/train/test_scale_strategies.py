@@ -153,7 +153,9 @@ def test_checkpoint_without_ema_is_incompatible_with_ema(default_run, tmp_path):
                                    "'replicated', 'fsdp'"),
     ({"train.compute_dtype": "float16"}, "train.compute_dtype='float16' is not supported"),
     ({"train.grad_accum": 3}, r"train.batch_size=8 must be a multiple of mesh.data x "
-                              r"train.grad_accum = 8 x 3 = 24"),
+                              r"train.grad_accum = 1 x 3 = 3"),
+    ({"train.grad_accum": 3, "mesh.data": 8}, r"train.batch_size=8 must be a multiple of "
+                                              r"mesh.data x train.grad_accum = 8 x 3 = 24"),
     ({"train.grad_accum": 0}, "train.grad_accum=0 must be an integer >= 1"),
     ({"train.ema.decay": 0.9}, "train.ema.decay > 0 needs train.ema.groups"),
     ({"train.ema.decay": 0.9, "train.ema.groups": ("gen",)},
