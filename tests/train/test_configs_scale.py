@@ -109,6 +109,7 @@ def runlocal_with_tiny_sizes(path: str):
   return config
 
 
+@pytest.mark.slow  # minutes: compiling each system's 8-device step on a 2-core CPU
 @pytest.mark.parametrize("path", [p for p in CONFIGS if f"{p}:tiny" in SPECS], ids=_name)
 def test_runlocal_trains_two_steps_on_eight_devices(path):
   config = runlocal_with_tiny_sizes(path)
