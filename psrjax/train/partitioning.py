@@ -113,8 +113,8 @@ def describe(mesh: Mesh, global_batch_size: int) -> str:
           f"distinct examples ({global_batch_size // data} each; mesh data={data} x "
           f"replica={replica} x model={model})")
   if replica > 1:
-    line += (f"; the batch is replicated on {replica} devices, a batch that is a multiple of "
-             f"{mesh.devices.size // model} uses every device")
+    line += (f"; each example is computed on {replica} devices (replica axis), a batch that is "
+             f"a multiple of {mesh.devices.size // model} gives every device its own")
   return line
 
 

@@ -154,13 +154,14 @@ def _train_args(words):
   return spec, overrides
 
 
-def _readme_commands():
-  """(name, config spec, overrides) of every cluster command in README's "Scaling out"."""
-  readme = _read("README.md")
+def _readme_commands(*parts):
+  """(name, config spec, overrides) of every cluster command in a README's "Scaling out"."""
+  readme = _read(*parts)
   section = readme[readme.index("## Scaling out"):]
-  section = section[:section.index("\n## ", 1)]
+  end = section.find("\n## ", 1)
+  section = section if end < 0 else section[:end]
   tpu, slurm = _read("launch", "tpu_pod.sh"), _read("launch", "slurm_gpu.sbatch")
-  commands = []
+  where, commands = "/".join(parts), []
   for block in re.findall(r"```bash\n(.*?)```", section, re.S):
     for line in block.replace("\\\n", " ").splitlines():
       words = shlex.split(line.split("#")[0])
@@ -168,15 +169,15 @@ def _readme_commands():
         env = dict(w.split("=", 1) for w in words if re.match(r"^[A-Z_]+=", w))
         config = env.get("CONFIG", _default(tpu, "CONFIG"))
         extra = shlex.split(env.get("EXTRA_ARGS", _default(tpu, "EXTRA_ARGS")))
-        commands.append(("README tpu_pod.sh", *_train_args(["--config", config, *extra])))
+        commands.append((f"{where} tpu_pod.sh", *_train_args(["--config", config, *extra])))
       elif "launch/slurm_gpu.sbatch" in words:
         rest = words[words.index("launch/slurm_gpu.sbatch") + 1:]
         config = rest[0] if rest else _default(slurm, "CONFIG")
-        commands.append(("README sbatch", *_train_args(["--config", config, *rest[2:]])))
+        commands.append((f"{where} sbatch", *_train_args(["--config", config, *rest[2:]])))
       elif words[:2] == ["psrjax", "train"]:
-        commands.append(("README psrjax train", *_train_args(words[2:])))
+        commands.append((f"{where} psrjax train", *_train_args(words[2:])))
   inline = re.findall(r"It runs `(psrjax train [^`]*)`", section)
-  commands += [("README tpu_pod.sh inline", *_train_args(shlex.split(c)[2:])) for c in inline]
+  commands += [(f"{where} tpu_pod.sh inline", *_train_args(shlex.split(c)[2:])) for c in inline]
   return commands
 
 
@@ -203,19 +204,29 @@ def _launcher_commands():
   return commands
 
 
-CLUSTER_COMMANDS = _readme_commands() + _launcher_commands()
+CLUSTER_COMMANDS = (_readme_commands("README.md") + _readme_commands("launch", "README.md")
+                    + _launcher_commands())
 
 
 def test_every_cluster_command_is_found():
   names = {name for name, _, _ in CLUSTER_COMMANDS}
-  assert {"README tpu_pod.sh", "README sbatch", "README psrjax train", "tpu_pod.sh default",
-          "slurm_gpu.sbatch default", "slurm_gpu.sbatch example"} <= names, names
+  for readme in ("README.md", "launch/README.md"):
+    assert {f"{readme} tpu_pod.sh", f"{readme} tpu_pod.sh inline", f"{readme} sbatch",
+            f"{readme} psrjax train"} <= names, names
+  assert {"tpu_pod.sh default", "slurm_gpu.sbatch default", "slurm_gpu.sbatch example"} <= names
 
 
-@pytest.mark.parametrize("name,spec,overrides", CLUSTER_COMMANDS,
-                         ids=[f"{n}: {s} {o}" for n, s, o in CLUSTER_COMMANDS])
-def test_cluster_command_builds_its_context_on_eight_devices(name, spec, overrides):
-  del name
+def _distinct_commands():
+  """{(spec, overrides): the names of the commands that run it}."""
+  out = {}
+  for name, spec, overrides in CLUSTER_COMMANDS:
+    out.setdefault((spec, tuple(overrides)), []).append(name)
+  return out
+
+
+@pytest.mark.parametrize("spec,overrides", list(_distinct_commands()),
+                         ids=[f"{s} {list(o)}" for s, o in _distinct_commands()])
+def test_cluster_command_builds_its_context_on_eight_devices(spec, overrides):
   path, _, arg = spec.partition(":")
   config = small(config_utils.load_config(os.path.join(REPO, path) + (f":{arg}" if arg else ""),
                                           overrides))
