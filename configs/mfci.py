@@ -15,6 +15,11 @@ rb6_sa2d), `temporal=False` (no D_V), `vgg=False` (no L_VGG), `res=R`, `batch=B`
 seconds-long variant for tests), e.g.
 
   psrjax train --config configs/mfci.py:runlocal,fusion=rb6 --workdir DIR --config.train.steps=600
+
+Batches are global and the config starts on any device count: with `mesh.data=-1` (default) the
+data axis is the largest divisor of the devices that divides `train.batch_size` (the other
+devices replicate the batch; one log line says how many hold distinct examples), and eval
+batches are rounded up to a multiple of it (padding is masked).
 """
 from psrjax.config_args import parse_config_arg
 from psrjax.train import defaults
@@ -81,7 +86,7 @@ def get_config(arg=None):
 
   c.optim = dict(lr=1e-4, b1=0.5, b2=0.999)
 
-  c.train.update(batch_size=2, steps=235_000, log_every=50, checkpoint_every=2000,
+  c.train.update(batch_size=2, steps=235_000,  # batch_size: global (see the docstring) log_every=50, checkpoint_every=2000,
                  sample_every=2000, eval_every=10_000, data_workers=2)
   c.eval.update(split="validation", batch_size=8, num_examples=64)   # one example per clip
 

@@ -13,6 +13,11 @@ Other arguments (comma separated, combinable): `layers=K`, `frames=T`, `res=R`, 
 
   psrjax train --config configs/psrnet.py:layers=1,frames=8,res=112 --workdir DIR \
       --config.train.steps=200
+
+Batches are global and the config starts on any device count: with `mesh.data=-1` (default) the
+data axis is the largest divisor of the devices that divides `train.batch_size` (the other
+devices replicate the batch; one log line says how many hold distinct examples), and eval
+batches are rounded up to a multiple of it (padding is masked).
 """
 from psrjax.config_args import parse_config_arg
 from psrjax.train import defaults
@@ -62,7 +67,7 @@ def get_config(arg=None):
 
   c.optim = dict(lr=2e-5, b1=0.5, b2=0.999)
 
-  c.train.update(batch_size=8, steps=150_000, log_every=50, checkpoint_every=2000,
+  c.train.update(batch_size=8, steps=150_000,  # batch_size: global (see the docstring) log_every=50, checkpoint_every=2000,
                  sample_every=2000, eval_every=10_000, data_workers=2)
   c.eval.update(split="validation", batch_size=6, num_examples=96)   # 16 clips x 6 view pairs
 

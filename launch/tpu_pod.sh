@@ -10,6 +10,10 @@
 # of the data, worker 0 writes metrics, samples and evaluation, and all workers write the
 # orbax checkpoints together. The workdir must therefore be one directory that every worker
 # sees: a GCS bucket mounted with gcsfuse at /mnt/psrjax on each worker.
+# train.batch_size is the global batch and runs on any slice: the data axis is the largest
+# divisor of the chip count that divides it and the other chips replicate the batch (the log
+# says how many chips hold distinct examples; PSR-Net's batch 8 on v4-32's 16 chips: 8). A
+# multiple of the chip count gives every chip its own examples (EXTRA_ARGS below).
 #
 # Settings (environment variables; defaults in brackets):
 #   TPU_NAME     [psrjax-pod]            name of the slice
@@ -22,6 +26,7 @@
 #   RUN_NAME     [psrnet]                the workdir is /mnt/psrjax/$RUN_NAME
 #   EXTRA_ARGS   [""]                    more `psrjax train` arguments, e.g.
 #                                        "--config.train.batch_size=64 --config.sharding.params=fsdp"
+#                                        (64: a multiple of v4-32's 16 chips)
 # Re-running `train` resumes from the workdir's latest checkpoint.
 set -euo pipefail
 

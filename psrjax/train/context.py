@@ -1,12 +1,14 @@
 """Everything a run needs before it touches the workdir, validated up front.
 
-`build_context` resolves the system, builds the mesh, checks the batch sizes, reads the first
+`build_context` resolves the system, builds the mesh (with `mesh.data=-1`, a data axis that
+divides `train.batch_size`; see `partitioning.make_mesh`), checks the batch sizes, reads the first
 train and eval batches and checks them against the system's declared example shapes, and
 derives the abstract train state. Any bad input fails here, before anything is written.
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Any
 
@@ -96,12 +98,16 @@ def build_context(config, workdir: str | None, *, devices=None) -> TrainContext:
   options_lib.from_config(config)  # Config-only checks before the system is built.
   system = base.get_system(config)
   options = options_lib.from_config(config, system)
-  mesh = partitioning.make_mesh(data=config.mesh.data, model=config.mesh.model, devices=devices)
+  mesh = partitioning.make_mesh(data=config.mesh.data, model=config.mesh.model, devices=devices,
+                                batch_size=config.train.batch_size,
+                                microbatches=options.grad_accum)
   local_batch = partitioning.check_batch_size(config.train.batch_size, mesh,
                                               microbatches=options.grad_accum)
+  _log_mesh(mesh, config.train.batch_size)
   stages, optimizers = tuple(system.stages()), dict(system.optimizers())
   total = state_lib.check_schedule(system, stages, optimizers)
-  batched = data_lib.train_dataset(system, config, local_batch=local_batch)
+  batched = data_lib.train_dataset(system, config, local_batch=local_batch,
+                                   shard=partitioning.data_shard(mesh))
   first = dict(batched[0])
   data_lib.check_example_spec(first, system.example_spec("train"), what="train")
   sharding = partitioning.batch_sharding(mesh)
@@ -123,6 +129,15 @@ def build_context(config, workdir: str | None, *, devices=None) -> TrainContext:
       state_shardings=state_lib.state_shardings(abstract, mesh, strategy=options.params_sharding,
                                                 min_size=options.min_shard_size),
       evaluator=evaluator, constants=constants, options=options)
+
+
+def _log_mesh(mesh: Mesh, batch_size: int) -> None:
+  """Process 0 logs how many devices hold distinct examples (a warning when some replicate)."""
+  if jax.process_index() != 0:
+    return
+  replicas = mesh.shape[partitioning.REPLICA] > 1
+  logging.log(logging.WARNING if replicas else logging.INFO, "%s",
+              partitioning.describe(mesh, batch_size))
 
 
 def init_groups(config, params) -> tuple[str, ...]:

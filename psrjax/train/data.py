@@ -1,7 +1,9 @@
 """grain input pipelines around `System.dataset`: the shuffled, repeated train stream and the
 padded, masked evaluation batches.
 
-Each process reads only its shard of the train split (`shard_index=jax.process_index()`).
+Each process reads only its data shard of the train split: the rows of the global batch that
+its devices hold (`partitioning.data_shard`; one shard per process unless some processes'
+devices hold the same rows, and then those processes read the same examples).
 The train iterator is a checkpointable `grain.DatasetIterator`; with `train.data_workers > 0`
 (or "auto", see `resolve_workers`) examples are produced in that many worker processes
 (`mp_prefetch`).
@@ -141,7 +143,8 @@ def train_dataset(system, config, *, local_batch: int,
                   shard: tuple[int, int] | None = None) -> grain.MapDataset:
   """This process's batched train split: shuffled per epoch with `config.seed`, repeated.
 
-  `shard`: (index, count) of the data shard to read; default (process index, process count).
+  `shard`: (index, count) of the data shard to read (`partitioning.data_shard(mesh)`);
+  default (process index, process count).
   """
   index, count = shard or (jax.process_index(), jax.process_count())
   ds = system.dataset("train", seed=config.seed, shard_index=index, shard_count=count)
@@ -162,18 +165,20 @@ def train_iterator(batched: grain.MapDataset, config) -> grain.DatasetIterator:
   return iter(ds)
 
 
-def eval_dataset(base: grain.MapDataset, *, split: str, num_examples: int,
-                 local_batch: int) -> tuple[grain.MapDataset, int]:
-  """Padded per-process eval batches with a `VALID_KEY` mask, and the true example count.
+def eval_dataset(base: grain.MapDataset, *, split: str, num_examples: int, local_batch: int,
+                 shard: tuple[int, int] | None = None) -> tuple[grain.MapDataset, int]:
+  """Padded per-shard eval batches with a `VALID_KEY` mask, and the true example count.
 
   `base` is the whole (unsharded) split. Its first `num_examples` examples (all when <= 0)
-  are dealt round-robin to the processes; every process yields the same number of batches,
-  the last ones padded by repeating a real example whose `VALID_KEY` is False.
+  are dealt round-robin to the `shard` = (index, count) data shards (default: one per
+  process); every shard yields the same number of batches, the last ones padded by repeating
+  a real example whose `VALID_KEY` is False.
   """
   total = len(base) if num_examples <= 0 else min(num_examples, len(base))
-  processes, index = jax.process_count(), jax.process_index()
+  index, processes = shard or (jax.process_index(), jax.process_count())
   if total < processes:
-    raise ValueError(f"eval split {split!r} has {total} examples; need >= {processes} (processes)")
+    raise ValueError(f"eval split {split!r} has {total} examples; need >= {processes} "
+                     "(data shards)")
   local = base.slice(slice(0, total)).slice(slice(index, None, processes))
   num_local = len(local)
   num_batches = math.ceil(math.ceil(total / processes) / local_batch)

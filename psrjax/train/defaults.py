@@ -24,7 +24,7 @@ def trainer_config() -> ml_collections.ConfigDict:
   config.init_groups = ()  # groups init_from loads, e.g. ("g",); () = every group it shares.
 
   config.train = ml_collections.ConfigDict()
-  config.train.batch_size = 8  # global; a multiple of mesh.data and of the process count.
+  config.train.batch_size = 8  # global, on any device count (mesh.data=-1 adapts to it).
   config.train.steps = 1000  # total train steps; System.stages() splits them.
   config.train.log_every = 50  # steps between metric logs (metrics fetched only then).
   config.train.checkpoint_every = 500  # steps between checkpoints (also saved at the end).
@@ -48,13 +48,16 @@ def trainer_config() -> ml_collections.ConfigDict:
   config.sharding.min_size = 2**14  # leaves with fewer elements stay replicated (fsdp / model).
 
   config.mesh = ml_collections.ConfigDict()
-  config.mesh.data = -1  # data-parallel size, -1 = all devices not used by `model`.
+  config.mesh.data = -1  # data-parallel size; -1 = the largest divisor of the devices over
+  #                       `model` that divides train.batch_size / grad_accum (the other devices
+  #                       replicate the batch on a `replica` axis); explicit: must divide it.
   config.mesh.model = 1  # model-axis size: large kernels' output channels are split along it
   #                       (the batch is replicated along it).
 
   config.eval = ml_collections.ConfigDict()
   config.eval.split = "validation"  # split name passed to System.dataset.
-  config.eval.batch_size = 8  # global eval batch (padded; every example counts once).
+  config.eval.batch_size = 8  # global eval batch, rounded up to a multiple of mesh.data
+  #                             (padded and masked; every example counts once).
   config.eval.num_examples = 0  # first N examples of the split, 0 = all.
 
   # Further evaluations by name (see psrjax/evals/__init__.py), e.g.

@@ -13,9 +13,10 @@ from, in this order:
 - otherwise one process: nothing to initialise.
 
 After start-up every process sees all devices of the job (`jax.devices()`) and its own
-(`jax.local_devices()`); the trainer builds one mesh over all of them, each process reads its
-shard of the data, process 0 writes logs, samples and evaluation results, and every process
-takes part in the (collective) orbax checkpoints.
+(`jax.local_devices()`); the trainer builds one mesh over all of them, each process reads the
+data shard of the batch rows its devices hold (`partitioning.data_shard`), process 0 writes
+logs, samples and evaluation results, and every process takes part in the (collective) orbax
+checkpoints.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Evaluation over an eval split, every example counted exactly once.
 
 `EvalSplit` yields the split's first `num_examples` examples as global batches of
-`batch_size`; the last batch is padded with copies of a real example that the validity flag
+`batch_size` rounded up to a multiple of the data-parallel size (`mesh.data`); the last batch
+and the rounding's extra rows are padded with copies of a real example that the validity flag
 (`data.VALID_KEY`) removes from every sum. Every evaluation (the `config.eval` block here, the
 `config.evals` declared in `psrjax.evals`) reads its data through it.
 
@@ -13,6 +14,7 @@ and `"num_examples"`. Jitted evaluation functions are cached at module level (`c
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any, Callable, Iterator
 
@@ -43,15 +45,22 @@ def cached_jit(kind: str, system, mesh, build: Callable[[], Callable], *options)
 
 
 class EvalSplit:
-  """Padded, masked global batches of the first `num_examples` (0 = all) examples of `split`."""
+  """Padded, masked global batches of the first `num_examples` (0 = all) examples of `split`.
+
+  `batch_size` is rounded up to a multiple of the data-parallel size (`self.batch_size`).
+  """
 
   def __init__(self, system, mesh, *, split: str, batch_size: int, num_examples: int, seed: int,
                read_options=None, what: str = "eval.batch_size"):
-    self.split, self.batch_size = split, batch_size
-    local = partitioning.check_batch_size(batch_size, mesh, what=what)
+    self.split, self.batch_size = split, partitioning.round_up_batch(batch_size, mesh)
+    if self.batch_size != batch_size and jax.process_index() == 0:
+      logging.info("%s=%d rounded up to %d (a multiple of mesh.data=%d; padding is masked)",
+                   what, batch_size, self.batch_size, mesh.shape[partitioning.DATA])
+    local = partitioning.check_batch_size(self.batch_size, mesh, what=what)
     self.base = system.dataset(split, seed=seed, shard_index=0, shard_count=1)
     self.dataset, self.num_examples = data_lib.eval_dataset(
-        self.base, split=split, num_examples=num_examples, local_batch=local)
+        self.base, split=split, num_examples=num_examples, local_batch=local,
+        shard=partitioning.data_shard(mesh))
     self.sharding = partitioning.batch_sharding(mesh)
     self.read_options = read_options
 

@@ -52,7 +52,7 @@ def test_psrjax_eval_runs_selected_entries(trained, capsys):
     (dict(type="system", resolution=3), r"unknown field\(s\) resolution for type 'system'; allowed: "),
     (dict(type="fvd", resolution=32), r"set prediction=<the generate\(\) output to score> or declare ToySystem.eval_prediction"),
     (dict(type="fvd", prediction="fake", target="video"), r"target 'video' is not a batch key; keys: index, rgb, src"),
-    (dict(type="system", batch_size=12), r"evals.bad.batch_size=12 must be a positive multiple"),
+    (dict(type="system", batch_size=-1), r"evals.bad.batch_size=-1 must be a positive multiple"),
     (dict(type="fid", prediction="fake", target="rgb"), r"inception_v3_fid weights not found"),
 ])
 def test_bad_fields_are_one_line_errors(tmp_path, entry, message):

@@ -41,16 +41,20 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _launch_two_processes(workdir, tmp_path, config_spec, overrides=()):
+def _launch_two_processes(workdir, tmp_path, config_spec, overrides=(), *, devices=2,
+                          command=None):
+  """Runs `psrjax train` (or `command + [--coordinator ...]`) as 2 processes of `devices`
+  CPU devices each; returns their logs."""
   port = _free_port()
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=2")
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
   procs = []
   for index in range(2):
     log = open(tmp_path / f"process{index}.log", "w")  # pylint: disable=consider-using-with
-    cmd = [sys.executable, "-m", "psrjax.cli", "train", "--config", config_spec,
-           "--workdir", str(workdir), "--coordinator", f"127.0.0.1:{port}",
-           "--num-processes", "2", "--process-id", str(index), *overrides]
+    cmd = command or [sys.executable, "-m", "psrjax.cli", "train", "--config", config_spec,
+                      "--workdir", str(workdir)]
+    cmd = [*cmd, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+           "--process-id", str(index), *overrides]
     procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log))
   try:
     codes = [p.wait(timeout=900) for p, _ in procs]
@@ -67,8 +71,9 @@ def _launch_two_processes(workdir, tmp_path, config_spec, overrides=()):
 _TRAIN_DATASET = data_lib.train_dataset
 
 
-def _two_shard_batches(system, config, *, local_batch):
+def _two_shard_batches(system, config, *, local_batch, shard=None):
   """One process's view of what two processes read: shard 0's rows, then shard 1's."""
+  del shard
   half = local_batch // 2
   shards = [_TRAIN_DATASET(system, config, local_batch=half, shard=(i, 2))
             for i in range(2)]
@@ -146,6 +151,53 @@ def test_collective_checkpoint_restores_in_one_process(runs, tmp_path):
     checkpoints.close()
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
                jax.device_get(restored["params"]), train_harness.host_params(one))
+
+
+SMALL_BATCH = f"train.steps={STEPS},train.batch_size=1"
+
+
+def test_batch_smaller_than_the_devices_trains_like_one_process(tmp_path):
+  """Global batch 1 on 2 processes x 4 devices: data axis 1, both processes read the same
+  example (one shared data shard), and the run matches one process on 8 devices."""
+  logs = _launch_two_processes(tmp_path / "two", tmp_path, f"{TOY_CONFIG}:{SMALL_BATCH}",
+                               devices=4)
+  assert "'data': 1, 'replica': 8, 'model': 1" in logs[0]
+  config = toy_system.toy_config(**{"train.steps": STEPS, "train.batch_size": 1})
+  one = loop.train(config, str(tmp_path / "one"))
+  history = [{k: v for k, v in r.items() if not k.startswith("perf/")}
+             for r in writers.read_metrics(tmp_path / "two") if "g/total" in r]
+  train_harness.assert_same_losses(history, one.history, rtol=1e-5, steps=range(1, STEPS + 1))
+  evals = json.loads((tmp_path / "two" / "eval" / f"{STEPS}.json").read_text())
+  assert evals["num_examples"] == 10
+  assert evals["l1"] == pytest.approx(one.eval_results["l1"], rel=1e-5)
+
+
+def test_every_config_builds_on_two_processes_of_four_devices(tmp_path):
+  """Each shipped config (and the toy with batches 1, 2 and 6) on 2 processes x 4 devices:
+  the data axis divides the batch, processes on distinct data rows read distinct shards,
+  processes on the same rows read the same examples, and the global batch holds on every
+  device the rows it should."""
+  import test_configs_scale  # pylint: disable=import-outside-toplevel
+  specs = test_configs_scale.SPECS + [f"{TOY_CONFIG}@train.batch_size={b}" for b in (1, 2, 6)]
+  _launch_two_processes(None, tmp_path, None, devices=4, command=[
+      sys.executable, os.path.join(HERE, "scale_probe.py"), str(tmp_path), *specs])
+  seen = [json.loads((tmp_path / f"process{i}.json").read_text()) for i in range(2)]
+  for spec in specs:
+    path, _, overrides = spec.partition("@")
+    config = config_utils.load_config(path, [tuple(overrides.split("="))] if overrides else [])
+    data = test_configs_scale.expected_data_axis(config, 8)
+    a, b = seen[0][spec], seen[1][spec]
+    assert a["mesh"] == b["mesh"] == {"data": data, "replica": 8 // data, "model": 1}, spec
+    assert a["placed"] and b["placed"], spec
+    assert a["global_batch"] == config.train.batch_size, spec
+    assert a["eval_batch"] == -(-config.eval.batch_size // data) * data, spec
+    if data == 1:
+      assert a["shard"] == b["shard"] == [0, 1] and a["fingerprint"] == b["fingerprint"], spec
+      assert a["local_batch"] == config.train.batch_size, spec
+    else:
+      assert (a["shard"], b["shard"]) == ([0, 2], [1, 2]), spec
+      assert a["local_batch"] == config.train.batch_size // 2, spec
+      assert a["fingerprint"] != b["fingerprint"], spec
 
 
 @pytest.mark.parametrize("flags,env,match", [

@@ -153,7 +153,9 @@ def test_checkpoint_without_ema_is_incompatible_with_ema(default_run, tmp_path):
                                    "'replicated', 'fsdp'"),
     ({"train.compute_dtype": "float16"}, "train.compute_dtype='float16' is not supported"),
     ({"train.grad_accum": 3}, r"train.batch_size=8 must be a multiple of mesh.data x "
-                              r"train.grad_accum = 8 x 3 = 24"),
+                              r"train.grad_accum = 1 x 3 = 3"),
+    ({"train.grad_accum": 3, "mesh.data": 8}, r"train.batch_size=8 must be a multiple of "
+                                              r"mesh.data x train.grad_accum = 8 x 3 = 24"),
     ({"train.grad_accum": 0}, "train.grad_accum=0 must be an integer >= 1"),
     ({"train.ema.decay": 0.9}, "train.ema.decay > 0 needs train.ema.groups"),
     ({"train.ema.decay": 0.9, "train.ema.groups": ("gen",)},
@@ -167,3 +169,19 @@ def test_bad_options_fail_before_compiling(tmp_path, overrides, match, monkeypat
   with pytest.raises(ValueError, match=match):
     loop.train(scale_config(**overrides), str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()
+
+
+def test_batch_smaller_than_the_devices_replicates_and_matches(tmp_path):
+  """Global batch 2 on 8 devices (mesh.data=-1): data axis 2, a replica axis of 4, FSDP along
+  data; the losses are those of the same batch on 2 devices."""
+  config = scale_config(**{"train.batch_size": 2, "sharding.params": "fsdp"})
+  eight = loop.train(config, str(tmp_path / "eight"))
+  kernel = eight.state["params"]["g"]["Conv_0"]["kernel"]
+  assert dict(kernel.sharding.mesh.shape) == {"data": 2, "replica": 4, "model": 1}
+  assert kernel.sharding.spec == P(None, None, None, "data")
+  two = loop.train(config.copy_and_resolve_references(), str(tmp_path / "two"),
+                   devices=jax.devices()[:2])
+  assert dict(two.state["step"].sharding.mesh.shape) == {"data": 2, "replica": 1, "model": 1}
+  train_harness.assert_same_losses(eight.history, two.history, rtol=1e-5,
+                                   steps=range(1, STEPS + 1))
+  assert eight.eval_results["l1"] == pytest.approx(two.eval_results["l1"], rel=1e-5)

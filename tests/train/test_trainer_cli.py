@@ -48,7 +48,8 @@ def test_unknown_config_key(tmp_path, capsys):
 @pytest.mark.parametrize("extra,match", [
     (("--config.system=nosuch",), "unknown system 'nosuch'"),
     (("--config.toy.source_res=6",), "train batch does not match the config: 'rgb'"),
-    (("--config.train.batch_size=6",), "train.batch_size=6 must be a positive multiple of"),
+    (("--config.train.batch_size=6", "--config.mesh.data=4"),
+     "train.batch_size=6 must be a positive multiple of the data-parallel size 4 (mesh.data"),
     (("--config.train.steps=many",), "expects int"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, extra, match):

@@ -16,7 +16,8 @@ def _params(ctx):
                                 ctx.mesh)["params"]
 
 
-@pytest.mark.parametrize("num_examples,batch_size,data", [(12, 8, -1), (12, 16, -1), (7, 2, 2)])
+@pytest.mark.parametrize("num_examples,batch_size,data", [(12, 8, -1), (12, 16, -1), (7, 2, 2),
+                                                         (13, 6, -1), (5, 3, 2)])
 def test_every_example_counts_once(tmp_path, num_examples, batch_size, data):
   config = toy_system.toy_config(**{"toy.eval_clips": 20, "eval.num_examples": num_examples,
                                     "eval.batch_size": batch_size, "mesh.data": data})
@@ -33,9 +34,20 @@ def test_every_example_counts_once(tmp_path, num_examples, batch_size, data):
       rtol=1e-5)
 
 
-def test_eval_batch_must_split_over_devices(tmp_path):
-  config = toy_system.toy_config(**{"eval.batch_size": 6})
-  with pytest.raises(ValueError, match=r"eval.batch_size=6 must be a positive multiple"):
+@pytest.mark.parametrize("batch_size,data,padded", [(6, -1, 8), (3, 2, 4), (1, 4, 4), (16, -1, 16)])
+def test_eval_batch_rounds_up_to_the_data_axis(tmp_path, batch_size, data, padded):
+  config = toy_system.toy_config(**{"eval.batch_size": batch_size, "mesh.data": data,
+                                    "eval.num_examples": 5})
+  ctx = context.build_context(config, str(tmp_path / "run"))
+  assert ctx.evaluator.data.batch_size == padded
+  batches = list(ctx.evaluator.data.batches())
+  assert [b["_valid"].shape for b in batches] == [(padded,)] * -(-5 // padded)
+  assert int(sum(np.asarray(b["_valid"]).sum() for b in batches)) == 5
+
+
+def test_eval_batch_below_one_is_an_error(tmp_path):
+  config = toy_system.toy_config(**{"eval.batch_size": 0})
+  with pytest.raises(ValueError, match=r"eval.batch_size=0 must be a positive multiple"):
     context.build_context(config, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()
 
