@@ -7,15 +7,24 @@ into the float32 parameters, the optimizers update float32 values, and the loss 
 reported in float32. bfloat16 has float32's exponent range, so no loss scaling is needed
 (float16, which would need it, is not offered). Evaluation, samples and inference run in float32.
 
-How a system opts in (nothing is required; these make the bfloat16 path effective and safe):
+What the layers do (`psrjax.nn.policy`): every psrjax model and layer computes in its explicit
+`dtype` when one is given and otherwise in the dtype of its input, creates its parameters in
+float32 and casts them where they are used, keeps normalisation statistics in float32, and returns
+its outputs in the compute dtype. So under bfloat16 every convolution, transposed convolution and
+matrix product of the bundled systems runs in bfloat16 (`tests/systems/test_accelerator_path.py`
+checks the traced and the lowered steps). On the CPU, psrjax's oneDNN convolutions use bfloat16
+kernels where the CPU has them and otherwise compute in float32 and round (`onednn.bf16_native`).
 
-- Flax modules built with `dtype=None` compute in the dtype of their (already cast) parameters
-  and inputs. Arrays the system creates itself (noise, grids, constants) should take the dtype of
-  an input (`jax.random.normal(key, x.shape, x.dtype)`); a float32 array promotes the whole
-  expression back to float32. Modules may also set `dtype=compute_dtype(config)` explicitly.
-- Batch keys whose values need float32 precision (pixel coordinates, flow, camera matrices) are
-  named in the system's optional attribute `float32_inputs: tuple[str, ...]`; they are not cast.
-- Reductions that feed a loss are best done in float32: `x.astype(jnp.float32).mean()`.
+What a system's own code should do:
+
+- Build its modules with `dtype=None` (the default) so they follow the cast inputs. Arrays the
+  system creates itself (noise, grids, constants) should take the dtype of an input
+  (`jax.random.normal(key, x.shape, x.dtype)`); a float32 array promotes a whole expression back
+  to float32.
+- Name batch keys whose values need float32 precision (pixel coordinates, flow, camera matrices)
+  in the optional attribute `float32_inputs: tuple[str, ...]`; they are not cast. Coordinate
+  arithmetic inside the step goes under `psrjax.nn.policy.float32_geometry`.
+- Reduce losses in float32: `x.astype(jnp.float32).mean()`.
 """
 from __future__ import annotations
 

@@ -179,6 +179,11 @@ def test_resume_is_exact(straight, tmp_path):
   train_harness.check_exact_resume(tiny_config(), straight, tmp_path, half=3)
 
 
+def test_bfloat16_losses_stay_within_five_percent_of_float32(straight, tmp_path):
+  """MFCI's 2D convolutions are XLA's on every platform (no CPU-specific path to vary)."""
+  train_harness.check_bfloat16_close(tiny_config(), straight, tmp_path, rtol=5e-2)
+
+
 def test_synthesize_cross_video_with_background_substitution(straight, tmp_path, capsys):
   from psrjax import cli
   out = tmp_path / "out.gif"

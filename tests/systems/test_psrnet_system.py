@@ -130,6 +130,31 @@ def test_resume_is_exact(straight, tmp_path):
   train_harness.check_exact_resume(tiny_config(), straight, tmp_path, half=3)
 
 
+def test_bfloat16_losses_stay_within_five_percent_of_float32(straight, tmp_path):
+  train_harness.check_bfloat16_close(tiny_config(), straight, tmp_path, rtol=5e-2)
+
+
+# The accelerator convolution path (XLA's, what GPUs and TPUs run) under the same trainer checks.
+@pytest.fixture(scope="module")
+def straight_xla(tmp_path_factory):
+  return loop.train(tiny_config(**{"model.conv_impl": "xla"}), str(tmp_path_factory.mktemp("xla")))
+
+
+def test_xla_path_matches_the_default_path(straight, straight_xla):
+  train_harness.assert_same_losses(straight_xla.history, straight.history, rtol=1e-4,
+                                   steps=range(1, straight.step + 1))
+
+
+def test_xla_path_one_device_equals_eight_devices(straight_xla, tmp_path):
+  train_harness.check_sharding_invariance(tiny_config(**{"model.conv_impl": "xla"}), straight_xla,
+                                          tmp_path, steps=2)
+
+
+def test_xla_path_resume_is_exact(straight_xla, tmp_path):
+  train_harness.check_exact_resume(tiny_config(**{"model.conv_impl": "xla"}), straight_xla,
+                                   tmp_path, half=3)
+
+
 def test_batch_shapes_that_do_not_match_the_config_are_an_error(tmp_path):
   config = tiny_config()
   system = base.get_system(config)

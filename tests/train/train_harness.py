@@ -68,3 +68,16 @@ def check_exact_resume(config, straight: loop.TrainResult, workdir, half: int) -
   history = first.history + second.history
   assert_same_losses(history, straight.history, rtol=0, steps=range(1, straight.step + 1))
   jax.tree.map(np.testing.assert_array_equal, host_params(second), host_params(straight))
+
+
+def check_bfloat16_close(config, straight: loop.TrainResult, workdir, *, rtol: float) -> None:
+  """The run in bfloat16 keeps float32 parameters and every loss term within `rtol` of the
+  float32 run `straight` at every step (bfloat16 has an 8-bit mantissa: ~0.4 % per rounding)."""
+  config = config.copy_and_resolve_references()
+  config.train.compute_dtype = "bfloat16"
+  low = loop.train(config, str(workdir))
+  leaves = jax.tree.leaves(low.state["params"])
+  assert {x.dtype for x in leaves if np.issubdtype(x.dtype, np.floating)} == {np.dtype("float32")}
+  assert_same_losses(low.history, straight.history, rtol=rtol, steps=range(1, straight.step + 1))
+  first = losses(low.history[0])
+  assert first != losses(straight.history[0])   # computed in bfloat16, not float32
