@@ -259,14 +259,15 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides, pads) -> jax.Array:
 
 
 # ------------------------------------------------------------------------------------ accounting
-def _sub_jaxprs(value):
+def sub_jaxprs(value):
+  """The jaxprs inside an equation's parameter value (a jaxpr, closed jaxpr, or tuples of them)."""
   if isinstance(value, jax.extend.core.ClosedJaxpr):
     yield value.jaxpr
   elif isinstance(value, jax.extend.core.Jaxpr):
     yield value
   elif isinstance(value, (tuple, list)):
     for v in value:
-      yield from _sub_jaxprs(v)
+      yield from sub_jaxprs(v)
 
 
 def _call_flops(eqn) -> float:
@@ -290,7 +291,7 @@ def jaxpr_flops(jaxpr) -> float:
   for eqn in jaxpr.eqns:
     if eqn.primitive.name == "ffi_call" and eqn.params["target_name"].startswith("psrjax_conv_"):
       total += _call_flops(eqn)
-    subs = [jaxpr_flops(sub) for sub in _sub_jaxprs(list(eqn.params.values()))]
+    subs = [jaxpr_flops(sub) for sub in sub_jaxprs(list(eqn.params.values()))]
     if eqn.primitive.name == "cond":
       total += max(subs, default=0.0)
     else:

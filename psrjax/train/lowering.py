@@ -10,10 +10,10 @@ every convolution and that an accelerator's module has no CPU-only call.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
 
 import jax
 
+from psrjax.nn import onednn
 from psrjax.nn.policy import FLOAT32_SCOPE
 
 # StableHLO ops that do the heavy arithmetic, and the jaxpr primitives behind them.
@@ -47,19 +47,6 @@ def custom_call_targets(hlo_text: str) -> set[str]:
   return set(_CUSTOM_CALL.findall(hlo_text))
 
 
-def _sub_jaxprs(params: dict[str, Any]) -> Iterator[Any]:
-  def walk(value):
-    if isinstance(value, jax.extend.core.ClosedJaxpr):
-      yield value.jaxpr
-    elif isinstance(value, jax.extend.core.Jaxpr):
-      yield value
-    elif isinstance(value, (tuple, list)):
-      for v in value:
-        yield from walk(v)
-  for value in params.values():
-    yield from walk(value)
-
-
 def jaxpr_compute_dtypes(jaxpr) -> list[tuple[str, tuple[str, ...]]]:
   """(primitive or FFI target, operand dtypes) of every convolution, dot and psrjax CPU
   convolution call in `jaxpr` and its sub-jaxprs (jit, remat, custom_vjp, scan, cond ...),
@@ -75,6 +62,6 @@ def jaxpr_compute_dtypes(jaxpr) -> list[tuple[str, tuple[str, ...]]]:
       name = eqn.params["target_name"]
     if name in JAXPR_COMPUTE_PRIMITIVES or name.startswith(CPU_CONV_TARGET_PREFIX):
       found.append((name, tuple(str(v.aval.dtype) for v in eqn.invars)))
-    for sub in _sub_jaxprs(eqn.params):
+    for sub in onednn.sub_jaxprs(list(eqn.params.values())):
       found.extend(jaxpr_compute_dtypes(sub))
   return found

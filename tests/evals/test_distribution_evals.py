@@ -13,6 +13,7 @@ from psrjax import metrics
 from psrjax.evals import stats_cache
 from psrjax.models import pretrained
 from psrjax.train import context
+from psrjax.train import data as data_lib
 from psrjax.train import state as state_lib
 
 NUM_EXAMPLES = 13   # two global batches of 8, the second padded with 3 copies
@@ -31,11 +32,14 @@ def setup(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def one_batch_features(setup):
-  """I3D logits (32x32 FVD resize) of all real and generated clips, in one unsharded batch."""
+  """I3D logits (32x32 FVD resize) of all real and generated clips, in one unsharded batch
+  (frames rounded to 8 bits, as the evaluator transfers them)."""
   config, ctx, params = setup
   examples = [ctx.system.dataset("validation", seed=0, shard_index=0, shard_count=1)[i]
               for i in range(NUM_EXAMPLES)]
   batch = {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+  # The evaluator sends frames to the devices as uint8 (data.encode_batch): the same rounding.
+  batch = data_lib.decode_batch(data_lib.encode_batch(batch), xp=np)
   host_params = jax.device_get(params)
   module, variables = pretrained.load("i3d")
   embed = lambda x: metrics.fvd_features(functools.partial(module.apply, variables), x, resolution=32)
