@@ -51,8 +51,10 @@ def _launch_two_processes(workdir, tmp_path, config_spec, overrides=(), *, devic
   procs = []
   for index in range(2):
     log = open(tmp_path / f"process{index}.log", "w")  # pylint: disable=consider-using-with
+    # No persistent compilation cache: one process reading a cached program while the other
+    # compiles would reach the first collective far apart (gloo's connect timeout).
     cmd = command or [sys.executable, "-m", "psrjax.cli", "train", "--config", config_spec,
-                      "--workdir", str(workdir)]
+                      "--workdir", str(workdir), "--compilation-cache", "off"]
     cmd = [*cmd, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
            "--process-id", str(index), *overrides]
     procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log))
@@ -121,6 +123,7 @@ def psrnet_runs(tmp_path_factory):
   return tmp / "two", one
 
 
+@pytest.mark.slow  # the suite's longest test (~3.5 min on 2 cores): two PSR-Net compiles at once
 def test_two_processes_train_psrnet_like_one_process(psrnet_runs):
   two, one = psrnet_runs
   history = [{k: v for k, v in r.items() if not k.startswith("perf/")}
