@@ -215,3 +215,15 @@ def get_system(config: ml_collections.ConfigDict) -> System:
   if not hasattr(module, "make_system"):
     raise ValueError(f"system module {module.__name__!r} does not define make_system(config)")
   return module.make_system(config)
+
+
+def generate(system: System, params: dict[str, PyTree], batch: Mapping[str, jax.Array], *,
+             stage: str | None = None) -> dict[str, jax.Array]:
+  """`system.generate` on the prepared batch: how every caller outside the system runs it."""
+  return system.generate(params, system.prepare(batch), stage=stage)
+
+
+def evaluate(system: System, params: dict[str, PyTree],
+             batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+  """`system.evaluate` on the prepared batch: how every caller outside the system runs it."""
+  return system.evaluate(params, system.prepare(batch))
