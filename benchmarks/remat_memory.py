@@ -55,7 +55,7 @@ def saved_bytes(spec: str, overrides, mode: str) -> int:
   config = _config(spec, overrides, mode)
   ctx = context.build_context(config, None, devices=jax.devices()[:1])
   stage = ctx.stages[0]
-  phase = stage.phases[-1]
+  phase = stage.generator_phase() or stage.phases[-1]
   params = ctx.abstract_state["params"]
   trainable = {g: params[g] for g in phase.trains}
   frozen = {g: p for g, p in params.items() if g not in phase.trains}
@@ -63,9 +63,8 @@ def saved_bytes(spec: str, overrides, mode: str) -> int:
 
   def residuals(trainable, frozen, batch, constants, rng):
     batch = ctx.system.prepare(batch)
-    loss = lambda t: ctx.system.losses({**frozen, **t, **constants}, batch, rng,
-                                       phase=phase.name, stage=stage.name)[0]
-    return jax.vjp(loss, trainable)[1]
+    forward = lambda t: stage.forward({**frozen, **t, **constants}, batch, rng)
+    return jax.vjp(forward, trainable)[1]
 
   tree = jax.eval_shape(residuals, trainable, frozen, batch, ctx.constants, jax.random.key(0))
   return sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(tree))

@@ -29,6 +29,7 @@ import numpy as np
 from psrjax.evals import features as features_lib
 from psrjax.evals import stats_cache
 from psrjax.metrics import distribution
+from psrjax.systems import base
 from psrjax.train import evaluator as evaluator_lib
 from psrjax.train import partitioning
 
@@ -103,7 +104,7 @@ class DistributionEval:
     def build():
       def fn(params, variables, batch):
         batch, valid = evaluator_lib.split_valid(batch)
-        outputs = system.generate(params, batch)
+        outputs = base.generate(system, params, batch)
         if prediction not in outputs:
           raise ValueError(f"prediction {prediction!r} is not a generate() output; outputs: "
                            f"{', '.join(sorted(outputs))}")

@@ -26,6 +26,7 @@ import numpy as np
 
 from psrjax import metrics
 from psrjax.metrics import image_checks as metrics_checks
+from psrjax.systems import base
 from psrjax.train import evaluator as evaluator_lib
 
 
@@ -66,7 +67,7 @@ class RobustPoseEval:
     def build():
       def fn(params, batch):
         batch, valid = evaluator_lib.split_valid(batch)
-        pred, real = system.generate(params, batch)[prediction], batch[target]
+        pred, real = base.generate(system, params, batch)[prediction], batch[target]
         return {"ssim": metrics.ssim(pred, real, value_range=value_range),
                 "psnr": metrics.psnr(pred, real, data_range=data_range),
                 "keypoints": batch[kp], "valid": valid}

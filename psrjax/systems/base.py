@@ -2,12 +2,46 @@
 
 A *system* binds one paper's networks, losses, update schedule, data pipeline and evaluation.
 The trainer knows nothing else about it: it batches the system's examples, builds the sharded
-train state from `System.init`, runs the `Stage`s of `System.stages()` in order (each step
-applies the stage's `Phase`s in order, every phase updating only the parameter groups it
-`trains`), evaluates with `System.evaluate` and writes `System.sample_video` strips.
-
+train state from `System.init`, runs the `Stage`s of `System.stages()` in order, evaluates with
+`System.evaluate` (the `system` entry of `config.evals`) and writes `System.sample_video` strips.
 Systems are resolved by name (`get_system`): `config.system = "psrnet"` imports
 `psrjax.systems.psrnet` and calls its `make_system(config)`.
+
+Writing a system (read `psrnet.py` or `mfci.py` beside this file as worked examples):
+
+1. Parameter groups. `init` returns `{group: params}` for every network, trained now, later or
+   never (e.g. "g1", "d1", "g2", ...); `optimizers` gives one optax transformation per group
+   that some phase trains. Frozen pretrained networks (VGG, I3D) are `constants()`, not groups.
+2. Derived inputs. `prepare(batch)` adds what every function reads and no network computes
+   (pose maps, visibility, warps), on the devices. The trainer applies it before `init`, every
+   train step, `generate` and `evaluate`: a system never calls it itself and never checks a
+   batch for its own keys.
+3. The schedule. `stages()` returns `Stage`s, each a run of steps with its `Phase`s. Per stage,
+   declare the generator `forward(params, batch, rng) -> outputs` (a dict of the floating
+   arrays the losses read) and per phase a `loss(params, batch, outputs, rng) -> (scalar,
+   {term: scalar})`. The trainer runs the forward ONCE per step (`jax.vjp`); every phase but the
+   stage's `forward_phase` (default: the last, the generator's) receives the outputs under
+   `stop_gradient`, and the generator phase's gradient flows back through them, after the
+   earlier phases' updates -- the semantics of a PyTorch GAN that detaches the fake for D.
+   The forward reads only the `forward_phase`'s groups, the groups the stage does not train and
+   the constants (no other phase's groups: they change during the step). Bind what differs
+   between stages (which layers, which discriminator) into the functions when building the
+   stages (`functools.partial`); never branch on a stage or phase name.
+4. Inference. `generate(params, batch, *, stage=None)` returns the outputs shown in samples
+   and read by evaluations (`stage=None`: the final model; otherwise the stage that just
+   trained, for samples during training). `evaluate` returns per-example metrics `[B]`.
+5. Data. `dataset(split, ...)` yields per-example numpy dicts following the batch contract;
+   `example_spec` declares their shapes so bad data fails with a one-line error.
+
+Optional attributes the trainer uses when present:
+  eval_groups: tuple[str, ...] -- names of the int32 `"group"` values that `evaluate` may
+    return per example; the evaluator then also reports `"<metric>/<group name>"` means.
+  float32_inputs: tuple[str, ...] -- batch keys kept in float32 when the trainer computes in
+    bfloat16 (`train.compute_dtype`), e.g. flows or depths that need the precision.
+  eval_prediction: str | None -- the `generate` output that evaluations comparing generated
+    with real data score (FID / KID / FVD / VFID, R-SSIM; `psrjax.evals`), e.g. "layer3".
+  eval_target: str | None -- the batch key of the real data it is compared with, e.g.
+    "tgt_rgb". A `config.evals` entry's `prediction` / `target` fields override both.
 """
 from __future__ import annotations
 
@@ -18,7 +52,7 @@ import importlib
 import importlib.util
 import os
 import sys
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import cloudpickle
 import jax
@@ -27,13 +61,22 @@ import numpy as np
 import optax
 
 PyTree = Any
+Outputs = Any  # what a stage's forward returns: a pytree of floating arrays (batch first)
+# forward(params, batch, rng) -> outputs
+ForwardFn = Callable[[dict[str, PyTree], Mapping[str, jax.Array], jax.Array], Outputs]
+# loss(params, batch, outputs, rng) -> (scalar loss to minimise, {term name: scalar})
+LossFn = Callable[[dict[str, PyTree], Mapping[str, jax.Array], Outputs, jax.Array],
+                  tuple[jax.Array, dict[str, jax.Array]]]
 
 
 @dataclasses.dataclass(frozen=True)
 class Phase:
-  """One update inside a train step."""
-  name: str  # e.g. "d" or "g"; passed to `System.losses(phase=...)`, prefixes its metrics.
+  """One update inside a train step: `loss` minimised over the groups in `trains`."""
+  name: str  # e.g. "d" or "g"; prefixes its metrics ("d/adv").
   trains: tuple[str, ...]  # top-level parameter groups updated by this phase, e.g. ("d1",).
+  # loss(params, batch, outputs, rng): `params` holds every group (cast to the compute dtype)
+  # and the constants; `outputs` is the stage's forward (None when the stage declares none).
+  loss: LossFn
 
   def __post_init__(self):
     if not self.name or "/" in self.name:
@@ -41,14 +84,22 @@ class Phase:
     if isinstance(self.trains, str) or not self.trains:
       raise ValueError(f"phase {self.name!r}: trains must be a non-empty tuple of group names, "
                        f"got {self.trains!r}")
+    if not callable(self.loss):
+      raise ValueError(f"phase {self.name!r}: loss must be a function (params, batch, outputs, "
+                       f"rng) -> (loss, terms), got {self.loss!r}")
 
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-  """A contiguous run of train steps with one phase list."""
-  name: str  # e.g. "layer1"; passed to `System.losses(stage=...)` and `System.generate`.
+  """A contiguous run of train steps with one phase list and (optionally) one forward."""
+  name: str  # e.g. "layer1"; names the stage in logs and is passed to `System.generate`.
   steps: int  # number of train steps in this stage (>= 0).
   phases: tuple[Phase, ...]  # applied in this order in every step of the stage.
+  # forward(params, batch, rng) -> outputs every phase reads, computed once per step; None:
+  # each phase's loss computes what it needs from `params` itself (outputs=None).
+  forward: ForwardFn | None = None
+  # The phase whose gradient flows back through the outputs (the generator's); None: the last.
+  forward_phase: str | None = None
 
   def __post_init__(self):
     if self.steps < 0:
@@ -58,21 +109,38 @@ class Stage:
     names = [p.name for p in self.phases]
     if len(set(names)) != len(names):
       raise ValueError(f"stage {self.name!r}: phase names must be unique, got {names}")
+    if self.forward is None and self.forward_phase is not None:
+      raise ValueError(f"stage {self.name!r}: forward_phase={self.forward_phase!r} needs a "
+                       "forward")
+    if self.forward_phase is not None and self.forward_phase not in names:
+      raise ValueError(f"stage {self.name!r}: forward_phase {self.forward_phase!r} is not one "
+                       f"of its phases {names}")
+    if self.forward is not None:
+      generator = self.generator_phase()
+      clash = sorted({g for p in self.phases if p is not generator for g in p.trains}
+                     & set(generator.trains))
+      if clash:
+        raise ValueError(f"stage {self.name!r}: groups {clash} are trained by the forward's "
+                         f"phase {generator.name!r} and by another phase; the forward's outputs "
+                         "would go stale within the step")
+
+  def generator_phase(self) -> Phase | None:
+    """The phase whose gradient flows through the forward (None without a forward)."""
+    if self.forward is None:
+      return None
+    name = self.forward_phase or self.phases[-1].name
+    return next(p for p in self.phases if p.name == name)
+
+  def trained_groups(self) -> tuple[str, ...]:
+    """Every group some phase of the stage trains, in phase order."""
+    return tuple(dict.fromkeys(g for p in self.phases for g in p.trains))
 
 
 class System(abc.ABC):
-  """Base class of a paper's system; subclasses implement every method below.
+  """Base class of a paper's system; subclasses implement every abstract method below.
 
-  Shapes follow the batch contract (SPEC): batch first, videos `[B, T, H, W, C]`.
-  Optional attributes the trainer uses when present:
-    eval_groups: tuple[str, ...] -- names of the int32 `"group"` values that `evaluate` may
-      return per example; the evaluator then also reports `"<metric>/<group name>"` means.
-    float32_inputs: tuple[str, ...] -- batch keys kept in float32 when the trainer computes in
-      bfloat16 (`train.compute_dtype`), e.g. flows or depths that need the precision.
-    eval_prediction: str | None -- the `generate` output that evaluations comparing generated
-      with real data score (FID / KID / FVD / VFID, R-SSIM; `psrjax.evals`), e.g. "layer3".
-    eval_target: str | None -- the batch key of the real data it is compared with, e.g.
-      "tgt_rgb". A `config.evals` entry's `prediction` / `target` fields override both.
+  Shapes follow the batch contract (SPEC): batch first, videos `[B, T, H, W, C]`. Every
+  function receives batches already passed through `prepare`.
   """
 
   config: ml_collections.ConfigDict
@@ -94,11 +162,6 @@ class System(abc.ABC):
   @abc.abstractmethod
   def optimizers(self) -> dict[str, optax.GradientTransformation]:
     """One optimizer per parameter group that any phase trains."""
-
-  @abc.abstractmethod
-  def losses(self, params: dict[str, PyTree], batch: Mapping[str, jax.Array], rng: jax.Array,
-             *, phase: str, stage: str) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """(scalar loss to minimise, {term name: scalar}) for one phase; jitted by the trainer."""
 
   @abc.abstractmethod
   def generate(self, params: dict[str, PyTree], batch: Mapping[str, jax.Array], *,
@@ -127,26 +190,11 @@ class System(abc.ABC):
     """
 
   def prepare(self, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
-    """Derived inputs computed on the devices once per train step, before every phase.
+    """The batch with the system's derived inputs added (e.g. visibility maps), on the devices.
 
-    Returns the batch with the system's derived keys added (e.g. visibility maps); `losses`
-    receives the result. `generate` and `evaluate` get raw batches and call it themselves.
-    The default adds nothing.
+    Applied by the trainer (once per train step, and before `init`, `generate`, `evaluate`);
+    new keys keep the batch axis first. The default adds nothing.
     """
-    return dict(batch)
-
-  def prepare_frozen(self, frozen: dict[str, PyTree], batch: Mapping[str, jax.Array], *,
-                     stage: str) -> dict[str, jax.Array]:
-    """Derived inputs from networks that stage `stage` does not train, once per train step.
-
-    `frozen` holds the parameter groups that no phase of the stage trains and the
-    `constants()`, all under stop_gradient; `batch` is `prepare`'s result. Use it for the
-    outputs of a frozen, earlier-trained network that every phase reads (e.g. a pretrained
-    first stage's features), so they are not recomputed in each phase. New keys must keep the
-    batch axis first. `losses` then finds them in its batch; `generate` and `evaluate` never
-    see them. The default adds nothing.
-    """
-    del frozen, stage
     return dict(batch)
 
   def constants(self) -> dict[str, PyTree]:
@@ -215,6 +263,11 @@ def get_system(config: ml_collections.ConfigDict) -> System:
   if not hasattr(module, "make_system"):
     raise ValueError(f"system module {module.__name__!r} does not define make_system(config)")
   return module.make_system(config)
+
+
+def init(system: System, rng: jax.Array, batch: Mapping[str, jax.Array]) -> dict[str, PyTree]:
+  """`system.init` on the prepared batch: how every caller outside the system runs it."""
+  return system.init(rng, system.prepare(batch))
 
 
 def generate(system: System, params: dict[str, PyTree], batch: Mapping[str, jax.Array], *,

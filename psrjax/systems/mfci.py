@@ -68,6 +68,8 @@ class MFCI(base.System):
   # What distribution evaluations (FVD / VFID, `config.evals`) compare: fused video vs target.
   eval_prediction = "fused"
   eval_target = "tgt_rgb"
+  # Whether `generate(stage=...)` runs the fused model (None: the final model).
+  _stage_fused = {None: True, "single": False, "fused": True}
 
   def __init__(self, config):
     super().__init__(config)
@@ -102,13 +104,20 @@ class MFCI(base.System):
     return bool(self.config.model.temporal_ranges) and self.config.loss.gv > 0
 
   def stages(self):
-    steps = self.config.train.steps
+    """"single": D_single then the baseline on (source, target) pairs; "fused": D_I (and the
+    D_V^n) then the fusion branches on the frozen baseline's features."""
+    steps, c = self.config.train.steps, self.config.loss
     first = int(round(steps * self.config.schedule.single_fraction))
     d_fused = ("d_frame", "d_video") if self._temporal() else ("d_frame",)
-    return (base.Stage("single", first, (base.Phase("d", ("d_single",)),
-                                          base.Phase("g", ("single",)))),
-            base.Stage("fused", steps - first, (base.Phase("d", d_fused),
-                                                 base.Phase("g", ("fusion",)))))
+    single = base.Stage("single", first, (
+        base.Phase("d", ("d_single",), functools.partial(self._frame_d_loss, "d_single")),
+        base.Phase("g", ("single",), functools.partial(self._frame_g_loss, "d_single",
+                                                       c.single_gi, c.single_vgg))),
+                        forward=self._single_forward)
+    fused = base.Stage("fused", steps - first, (
+        base.Phase("d", d_fused, self._fused_d_loss),
+        base.Phase("g", ("fusion",), self._fused_g_loss)), forward=self._fused_forward)
+    return single, fused
 
   def optimizers(self):
     o = self.config.optim
@@ -121,8 +130,6 @@ class MFCI(base.System):
     """Adds pose labels "src_pose" [B, K, H, W, P], "tgt_pose" [B, L, H, W, P], source part
     masks "src_parts" [B, K, H, W, 10] and "transforms" [B, L, K, 10, 2, 3] (target pose l ->
     source pose k, per part); "bg_pose" / "bg_parts" for background-substitution frames."""
-    if "src_pose" in batch:
-      return dict(batch)
     _check_lengths(batch)
     p = self.config.pose
     h, w = batch["src_rgb"].shape[2:4]
@@ -137,7 +144,7 @@ class MFCI(base.System):
     return {**batch, **jax.lax.stop_gradient(out)}
 
   def init(self, rng, batch):
-    b = self.prepare(batch)
+    b = batch
     names = ("single", "d_single", "fusion", "d_frame", "d_video")
     keys = dict(zip(names, jax.random.split(rng, len(names))))
     pair = self._pair_inputs(b, np.zeros(b["tgt_rgb"].shape[1], np.int64))
@@ -190,12 +197,6 @@ class MFCI(base.System):
     return jax.lax.stop_gradient({"f_fg": f_fg.reshape((bsz, length, k) + f_fg.shape[1:]),
                                   "f_bg": _unfold(f_bg, k)})
 
-  def prepare_frozen(self, frozen, batch, *, stage):
-    """Stage "fused": the preliminary features of the frozen baseline, once per train step."""
-    if stage != "fused" or "f_fg" in batch:
-      return dict(batch)
-    return {**batch, **self._preliminary(frozen, batch)}
-
   @staticmethod
   def _fusion_inputs(b, feats):
     """MultiFrameNet inputs with the target frames folded into the batch: F_fg, F_bg
@@ -221,64 +222,84 @@ class MFCI(base.System):
                                                 method=mfci_models.SingleFrameNet.head_logits)
 
   def _fused(self, params, b) -> dict[str, jax.Array]:
-    """MultiFrameNet outputs [B, L, ...]; attention maps [B, L, K, H, W]."""
-    feats = b if "f_fg" in b else self._preliminary(params, b)
+    """MultiFrameNet outputs [B, L, ...] on the baseline's preliminary features; attention maps
+    [B, L, K, H, W]."""
+    feats = self._preliminary(params, b)
     out = self.multi.apply({"params": params["fusion"]}, *self._fusion_inputs(b, feats),
                            bg_pose=self._bg_pose(b), base_logits=self._base_logits(params))
     length = b["tgt_rgb"].shape[1]
     return {k: _unfold(v, length) for k, v in out.items()}
 
-  # ----------------------------------------------------------------------------- losses
-  def losses(self, params, batch, rng, *, phase, stage):
+  # ----------------------------------------------------------------------------- forward
+  def _single_forward(self, params, b, rng):
+    """Stage "single": the baseline's output and foreground mask for target frame l from
+    source frame l mod K, [B, L, ...]."""
     del rng
-    b = self.prepare(batch)
-    if stage == "single":
-      k, length = b["src_rgb"].shape[1], b["tgt_rgb"].shape[1]
-      out = self._single_frame(params, b, np.arange(length) % k)
-      total, terms = self._frame_losses(params, b, out["out"], phase, "d_single",
-                                        self.config.loss.single_gi, self.config.loss.single_vgg)
-      return self._mask_loss(b, out["mask"], phase, total, terms)
-    if stage != "fused":
-      raise ValueError(f"unknown MFCI stage {stage!r}; allowed: {', '.join(STAGES)}")
+    k, length = b["src_rgb"].shape[1], b["tgt_rgb"].shape[1]
+    out = self._single_frame(params, b, np.arange(length) % k)
+    return {"out": out["out"], "mask": out["mask"]}
+
+  def _fused_forward(self, params, b, rng):
+    """Stage "fused": the fused output and foreground mask, [B, L, ...] (the frozen baseline's
+    features computed inside, once per step)."""
+    del rng
     out = self._fused(params, b)
-    pred, c = out["out"], self.config.loss
-    total, terms = self._frame_losses(params, b, pred, phase, "d_frame", c.gi, c.vgg)
-    total, terms = self._mask_loss(b, out["mask"], phase, total, terms)
+    return {"out": out["out"], "mask": out["mask"]}
+
+  # ----------------------------------------------------------------------------- losses
+  def _fused_d_loss(self, params, b, outputs, rng):
+    """D_I's LSGAN loss (+ the D_V^n's on the target run with its flows)."""
+    total, terms = self._frame_d_loss("d_frame", params, b, outputs, rng)
     if self._temporal():
-      video, flows = b["tgt_rgb"], b["tgt_flow_bwd"]
-      dv = lambda v: self.d_video.apply({"params": params["d_video"]}, v, flows)
-      if phase == "d":
-        terms["adv_video"] = losses.d_loss(dv(video), dv(jax.lax.stop_gradient(pred)), kind="lsgan")
-        total = total + terms["adv_video"]
-      else:
-        terms["adv_video"] = losses.g_loss(dv(pred), kind="lsgan")
-        total = total + c.gv * terms["adv_video"]
+      dv = self._video_disc(params, b)
+      terms["adv_video"] = losses.d_loss(dv(b["tgt_rgb"]), dv(outputs["out"]), kind="lsgan")
+      total = total + terms["adv_video"]
     return total, terms
 
-  def _mask_loss(self, b, mask, phase, total, terms):
-    """Generator phase, `loss.mask` > 0: + loss.mask * mean |M_fg - person mask| (not in the
-    paper, which learns M_fg from the composite alone; there the foreground branch also paints
-    background, which defeats background substitution)."""
-    weight = self.config.loss.mask
-    if phase != "g" or weight <= 0:
-      return total, terms
-    terms = {**terms, "mask": losses.l1(mask, b["tgt_mask"])}
-    return total + weight * terms["mask"], terms
+  def _fused_g_loss(self, params, b, outputs, rng):
+    """Eq. 3: L_MSE + λ_VGG L_VGG + λ_GI L_GAN,I (+ the mask term) + λ_GV L_GAN,V."""
+    c = self.config.loss
+    total, terms = self._frame_g_loss("d_frame", c.gi, c.vgg, params, b, outputs, rng)
+    if self._temporal():
+      terms["adv_video"] = losses.g_loss(self._video_disc(params, b)(outputs["out"]), kind="lsgan")
+      total = total + c.gv * terms["adv_video"]
+    return total, terms
 
-  def _frame_losses(self, params, b, pred, phase, d_group, gi, vgg):
-    """Per-frame terms: D_I's LSGAN loss ("d") or MSE + vgg L_VGG + gi L_GAN,I ("g")."""
+  def _video_disc(self, params, b):
+    flows = b["tgt_flow_bwd"]
+    return lambda video: self.d_video.apply({"params": params["d_video"]}, video, flows)
+
+  def _frame_d_loss(self, d_group, params, b, outputs, rng):
+    """D_I's (or D_single's) LSGAN loss: target frames vs generated ones, given the pose."""
+    del rng
+    pose = _fold(b["tgt_pose"])
+    d = lambda x: self.d_frame.apply({"params": params[d_group]}, x, pose)
+    adv = losses.d_loss(d(_fold(b["tgt_rgb"])), d(_fold(outputs["out"])), kind="lsgan")
+    return adv, {"adv_frame": adv}
+
+  def _frame_g_loss(self, d_group, gi, vgg, params, b, outputs, rng):
+    """Per frame: MSE + gi L_GAN,I against `d_group` (+ vgg L_VGG, + the mask term)."""
+    del rng
+    pred = outputs["out"]
     frame, pose, fake = _fold(b["tgt_rgb"]), _fold(b["tgt_pose"]), _fold(pred)
     d = lambda x: self.d_frame.apply({"params": params[d_group]}, x, pose)
-    if phase == "d":
-      adv = losses.d_loss(d(frame), d(jax.lax.stop_gradient(fake)), kind="lsgan")
-      return adv, {"adv_frame": adv}
     terms = {"mse": losses.mse(fake, frame), "adv_frame": losses.g_loss(d(fake), kind="lsgan")}
     total = terms["mse"] + gi * terms["adv_frame"]
     if vgg > 0:
       frames = _vgg_frames(b["tgt_rgb"].shape[1], self.config.loss.vgg_frames)
       terms["vgg"] = self._vgg_loss(params, _fold(pred[:, frames]), _fold(b["tgt_rgb"][:, frames]))
       total = total + vgg * terms["vgg"]
-    return total, terms
+    return self._mask_loss(b, outputs["mask"], total, terms)
+
+  def _mask_loss(self, b, mask, total, terms):
+    """`loss.mask` > 0: + loss.mask * mean |M_fg - person mask| (not in the paper, which learns
+    M_fg from the composite alone; there the foreground branch also paints background, which
+    defeats background substitution)."""
+    weight = self.config.loss.mask
+    if weight <= 0:
+      return total, terms
+    terms = {**terms, "mask": losses.l1(mask, b["tgt_mask"])}
+    return total + weight * terms["mask"], terms
 
   def _vgg_loss(self, params, pred, target):
     c = self.config.loss
@@ -300,12 +321,14 @@ class MFCI(base.System):
     """"single" (baseline from source frame 1), and unless stage="single" "fused" with its
     "fg", "mask", "bg" and "attention" (foreground attention [B, L, K, H, W], RB6 fusions);
     "source": the source frame shown beside target frame l (frame l mod K)."""
-    b = self.prepare(batch)
+    if stage not in self._stage_fused:
+      raise ValueError(f"unknown MFCI stage {stage!r}; allowed: {', '.join(STAGES)} or None")
+    b = batch
     k, length = b["src_rgb"].shape[1], b["tgt_rgb"].shape[1]
     single = self._single_frame(params, b, np.zeros(length, np.int64))
     out = {"single": jnp.clip(single["out"], -1, 1),
            "source": b["src_rgb"][:, np.arange(length) % k]}
-    if stage == "single":
+    if not self._stage_fused[stage]:
       return out
     fused = self._fused(params, b)
     out.update(fused=jnp.clip(fused["out"], -1, 1), fg=fused["fg"], mask=fused["mask"],

@@ -92,17 +92,27 @@ class PSRNet(base.System):
     self.discriminator = discriminators.VideoDiscriminator(ndf=m.disc_channels, **nets)
     self.eval_groups = psrnet_data.pair_names(config.data.num_views)
     self.eval_prediction, self.eval_target = f"layer{m.layers}", "tgt_rgb"   # config.evals
+    # The last layer each stage trains (generate's `stage`); None: the final model.
+    self._stage_layers = {None: m.layers, "joint": m.layers,
+                          **{f"layer{k}": k for k in range(1, m.layers + 1)}}
 
   # ----------------------------------------------------------------------------- schedule
   def stages(self):
+    """Stage-wise: "layer1".."layerK", stage k training Dᵏ then Gᵏ on x̂¹..x̂ᵏ (earlier layers
+    frozen); joint: one stage "joint" training every layer on the sum of the layer losses."""
     k, steps = self.num_layers, self.config.train.steps
     if self.config.schedule.mode == "joint":
-      trains_g = tuple(f"g{i}" for i in range(1, k + 1))
-      trains_d = tuple(f"d{i}" for i in range(1, k + 1))
-      return (base.Stage("joint", steps, (base.Phase("d", trains_d), base.Phase("g", trains_g))),)
+      return (self._stage("joint", steps, tuple(range(1, k + 1))),)
     per_layer = _split(steps, _layer_weights(self.config.schedule.layer_weights, k))
-    return tuple(base.Stage(f"layer{i}", n, (base.Phase("d", (f"d{i}",)), base.Phase("g", (f"g{i}",))))
-                 for i, n in enumerate(per_layer, start=1))
+    return tuple(self._stage(f"layer{i}", n, (i,)) for i, n in enumerate(per_layer, start=1))
+
+  def _stage(self, name: str, steps: int, layers: tuple[int, ...]) -> base.Stage:
+    """Layers `layers` train: the forward builds x̂¹..x̂^max(layers), phase "d" updates their
+    discriminators on it, phase "g" their generators."""
+    d = base.Phase("d", tuple(f"d{k}" for k in layers), functools.partial(self._d_loss, layers))
+    g = base.Phase("g", tuple(f"g{k}" for k in layers), functools.partial(self._g_loss, layers))
+    forward = functools.partial(self._forward, max(layers))
+    return base.Stage(name, steps, (d, g), forward=forward)
 
   def optimizers(self):
     o = self.config.optim
@@ -111,10 +121,7 @@ class PSRNet(base.System):
 
   # ----------------------------------------------------------------------------- networks
   def prepare(self, batch):
-    """Adds "vis", "x0" (`prepare_inputs`) and, with residual decoders, "residual_base"; the
-    trainer calls it once per step."""
-    if "x0" in batch:
-      return dict(batch)
+    """Adds "vis", "x0" (`prepare_inputs`) and, with residual decoders, "residual_base"."""
     m = self.config.model
     inputs = prepare_inputs(batch, knn_visibility=m.knn_visibility, knn_texture=m.knn_texture)
     if m.residual:
@@ -122,26 +129,25 @@ class PSRNet(base.System):
     return {**batch, **inputs}
 
   def init(self, rng, batch):
-    inputs = self.prepare(batch)
     x_i, d_j = batch["src_rgb"], batch["tgt_depth"]
-    params, prev = {}, inputs["x0"]
+    params, prev = {}, batch["x0"]
     for k, (g, key) in enumerate(zip(self.generators, jax.random.split(rng, self.num_layers)), 1):
       g_key, d_key = jax.random.split(key)
-      args = (x_i, prev, d_j, inputs["vis"]) if k == 1 else (x_i, prev, d_j)
+      args = (x_i, prev, d_j, batch["vis"]) if k == 1 else (x_i, prev, d_j)
       params[f"g{k}"] = g.init(g_key, *args)["params"]
       params[f"d{k}"] = self.discriminator.init(d_key, batch["tgt_rgb"], x_i)["params"]
     return params
 
-  def _layers(self, params, batch, inputs, upto: int) -> list[jax.Array]:
-    """[x̂¹, ..., x̂^upto] by Eqs. 1-3."""
+  def _layers(self, params, batch, upto: int) -> list[jax.Array]:
+    """[x̂¹, ..., x̂^upto] by Eqs. 1-3 (on a prepared batch)."""
     m = self.config.model
     x_i, d_j = batch["src_rgb"], batch["tgt_depth"]
-    outs, prev = [], inputs["x0"]
+    outs, prev = [], batch["x0"]
     for k in range(1, upto + 1):
       g = self.generators[k - 1]
       if k == 1:
-        x_tilde = g.apply({"params": params["g1"]}, x_i, prev, d_j, inputs["vis"],
-                          base=inputs.get("residual_base"))["x_tilde"]
+        x_tilde = g.apply({"params": params["g1"]}, x_i, prev, d_j, batch["vis"],
+                          base=batch.get("residual_base"))["x_tilde"]
         out = temporal_refine(x_tilde, batch["tgt_flow_bwd"], zeta=m.zeta)
       else:
         out = psrnet_models.blend(g.apply({"params": params[f"g{k}"]}, x_i, prev, d_j), prev, m.alpha)
@@ -149,34 +155,44 @@ class PSRNet(base.System):
       prev = out
     return outs
 
+  def _forward(self, upto, params, batch, rng):
+    """{"layer1": x̂¹, ..., "layer<upto>": x̂^upto}: a stage's forward."""
+    del rng
+    return {f"layer{k}": x for k, x in enumerate(self._layers(params, batch, upto), 1)}
+
   def _disc(self, params, k, video, cond):
     return self.discriminator.apply({"params": params[f"d{k}"]}, video, cond)[0]
 
   # ----------------------------------------------------------------------------- losses
-  def _trained_layers(self, stage: str) -> tuple[int, ...]:
-    if stage == "joint":
-      return tuple(range(1, self.num_layers + 1))
-    return (int(stage.removeprefix("layer")),)
+  @staticmethod
+  def _named(layers, k, parts):
+    """Loss terms of layer k, suffixed with k when a stage trains several layers."""
+    return {f"{name}{k}" if len(layers) > 1 else name: v for name, v in parts.items()}
 
-  def losses(self, params, batch, rng, *, phase, stage):
+  def _d_loss(self, layers, params, batch, outputs, rng):
+    """Σ_k Dᵏ's adversarial loss: the real target view vs x̂ᵏ (given under stop_gradient)."""
     del rng
-    layers = self._trained_layers(stage)
-    outs = self._layers(params, batch, self.prepare(batch), max(layers))
     x_i, x_j = batch["src_rgb"], batch["tgt_rgb"]
     total, terms = 0.0, {}
     for k in layers:
-      if phase == "d":
-        fake = jax.lax.stop_gradient(outs[k - 1])
-        loss = losses.d_loss(self._disc(params, k, x_j, x_i), self._disc(params, k, fake, x_i),
-                             kind=self.config.loss.gan)
-        parts = {"adv": loss}
-      else:
-        loss, parts = self._g_loss(params, k, outs[k - 1], batch)
+      fake = outputs[f"layer{k}"]
+      loss = losses.d_loss(self._disc(params, k, x_j, x_i), self._disc(params, k, fake, x_i),
+                           kind=self.config.loss.gan)
       total = total + loss
-      terms.update({f"{name}{k}" if len(layers) > 1 else name: v for name, v in parts.items()})
+      terms.update(self._named(layers, k, {"adv": loss}))
     return total, terms
 
-  def _g_loss(self, params, k, pred, batch):
+  def _g_loss(self, layers, params, batch, outputs, rng):
+    """Σ_k Lᵏ: Huber + 0.01 adversarial (+ 0.01 I3D perceptual for layer 1)."""
+    del rng
+    total, terms = 0.0, {}
+    for k in layers:
+      loss, parts = self._layer_loss(params, k, outputs[f"layer{k}"], batch)
+      total = total + loss
+      terms.update(self._named(layers, k, parts))
+    return total, terms
+
+  def _layer_loss(self, params, k, pred, batch):
     c = self.config.loss
     x_i, x_j = batch["src_rgb"], batch["tgt_rgb"]
     rec = losses.huber(pred, x_j, delta=c.huber_delta)
@@ -202,10 +218,14 @@ class PSRNet(base.System):
 
   # ----------------------------------------------------------------------------- inference
   def generate(self, params, batch, *, stage=None):
-    upto = self.num_layers if stage in (None, "joint") else int(stage.removeprefix("layer"))
-    inputs = self.prepare(batch)
-    out = {"copy": batch["src_rgb"], "texture": inputs["x0"], "vis": inputs["vis"]}
-    for k, x in enumerate(self._layers(params, batch, inputs, upto), 1):
+    """"copy", "texture" (x̂⁰), "vis" and "layer1".."layerK" (K: every layer, or the last layer
+    stage `stage` trains)."""
+    upto = self._stage_layers.get(stage)
+    if upto is None:
+      raise ValueError(f"unknown PSR-Net stage {stage!r}; stages: "
+                       f"{', '.join(str(s) for s in self._stage_layers)}")
+    out = {"copy": batch["src_rgb"], "texture": batch["x0"], "vis": batch["vis"]}
+    for k, x in enumerate(self._layers(params, batch, upto), 1):
       out[f"layer{k}"] = jnp.clip(x, -1.0, 1.0)
     return out
 

@@ -70,7 +70,8 @@ class TrainContext:
     """The jitted train step of `stage` (see step.jit_train_step)."""
     return step_lib.jit_train_step(
         self.system, self.optimizers, stage, state_shardings=self.state_shardings,
-        batch_shardings=self.batch_sharding, mesh=self.mesh, options=self.options)
+        batch_shardings=self.batch_sharding, mesh=self.mesh, options=self.options,
+        stages=self.stages)
 
   def global_batch(self, local) -> dict[str, jax.Array]:
     return partitioning.global_batch(local, self.batch_sharding, self.config.train.batch_size)

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from psrjax.systems import base
 from psrjax.train import data as data_lib
 from psrjax.train import partitioning
 
@@ -92,7 +93,7 @@ def split_valid(batch) -> tuple[dict[str, jax.Array], jax.Array]:
 def _masked_sums(system, num_groups: int, params, batch) -> dict[str, Any]:
   """Per-batch sums of every metric over the valid examples (and per group)."""
   batch, valid = split_valid(batch)
-  values = dict(system.evaluate(params, batch))
+  values = dict(base.evaluate(system, params, batch))
   group = values.pop("group", None)
   size = valid.shape[0]
   for name, value in values.items():

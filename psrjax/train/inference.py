@@ -1,6 +1,7 @@
 """Inference from a trained workdir: restore its parameters, generate, write videos."""
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Mapping, Sequence
 
@@ -9,6 +10,7 @@ import jax
 import numpy as np
 
 from psrjax import config_utils
+from psrjax.systems import base
 from psrjax.train import offline_eval
 
 
@@ -26,7 +28,7 @@ def load_trained(workdir: str, overrides: Sequence[tuple[str, str]] = ()) -> tup
 def sample_frames(system, params, example: Mapping[str, np.ndarray]) -> np.ndarray:
   """uint8 [T, H, W', 3]: `System.sample_video` of one example (no batch axis)."""
   batch = {k: np.asarray(v)[None] for k, v in example.items()}
-  outputs = jax.device_get(jax.jit(system.generate)(params, batch))
+  outputs = jax.device_get(jax.jit(functools.partial(base.generate, system))(params, batch))
   outputs = {k: np.asarray(v)[0] for k, v in outputs.items()}
   return np.asarray(system.sample_video(dict(example), outputs))
 

@@ -6,6 +6,7 @@ from typing import Any, Mapping
 import jax
 import numpy as np
 
+from psrjax.systems import base
 from psrjax.train import partitioning
 
 
@@ -25,7 +26,7 @@ class Sampler:
     if stage not in self._fns:
       param_shardings = jax.tree.map(lambda x: x.sharding, params)
       rep = partitioning.replicated(self.mesh)
-      fn = lambda p, b: self.system.generate(p, b, stage=stage)
+      fn = lambda p, b: base.generate(self.system, p, b, stage=stage)
       self._fns[stage] = jax.jit(fn, in_shardings=(param_shardings, rep), out_shardings=rep)
     return self._fns[stage](params, self._batch)
 

@@ -3,7 +3,7 @@
     {"params": {group: params}, "opt": {group: optimizer state}, "step": int32 scalar}
 
 plus `"ema": {group: params}` when `train.ema.decay > 0` (the moving averages of
-`train.ema.groups`, initialised to the parameters). `jax.eval_shape` of the init function
+`train.ema.groups`, initialised to the parameters; `step.update_ema`). `jax.eval_shape` of the init function
 gives the abstract state, shardings are derived from it (`partitioning.leaf_spec` for
 parameters, optimizer state and EMA; the step replicated), and the real state is created on
 the devices by `jax.jit(init, out_shardings=...)` -- never on the host.
@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
 
+from psrjax.systems import base
 from psrjax.train import partitioning
 
 State = dict[str, Any]
@@ -69,7 +70,8 @@ def make_init_fn(system, optimizers,
   """`init(rng, batch) -> state` (pure; meant for `eval_shape` and `jit`)."""
 
   def init(rng, batch):
-    return from_params(system.init(named_key(rng, "init"), batch), optimizers, ema_groups)
+    params = base.init(system, named_key(rng, "init"), batch)
+    return from_params(params, optimizers, ema_groups)
 
   return init
 

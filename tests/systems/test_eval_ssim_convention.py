@@ -37,9 +37,9 @@ def _reference(pred, target, mask):
 def test_eval_ssim_and_masked_ssim_match_scikit_image(name, prediction):
   system = base.get_system(train_harness.config_with(os.path.join(CONFIGS, f"{name}.py") + ":tiny"))
   batch = train_harness.eval_batch(system)
-  params = jax.jit(system.init)(jax.random.key(0, impl="rbg"), batch)
+  params = jax.jit(lambda k, b: base.init(system, k, b))(jax.random.key(0, impl="rbg"), batch)
   result, pred = jax.device_get(jax.jit(
-      lambda p, b: (system.evaluate(p, b), system.generate(p, b)[prediction]))(params, batch))
+      lambda p, b: (base.evaluate(system, p, b), base.generate(system, p, b)[prediction]))(params, batch))
   ssim, m_ssim = _reference(pred, batch["tgt_rgb"], batch["tgt_mask"])
   np.testing.assert_allclose(result[f"ssim/{prediction}"], ssim, atol=1e-4)
   np.testing.assert_allclose(result[f"m_ssim/{prediction}"], m_ssim, atol=1e-4)

@@ -1,4 +1,5 @@
 """PSR-Net system on the trainer: protocol, schedule, evaluation, sharding and exact resume."""
+import functools
 import os
 import sys
 
@@ -32,7 +33,7 @@ def batch(system):
 
 @pytest.fixture(scope="module")
 def params(system, batch):
-  return jax.jit(system.init)(jax.random.key(0), batch)
+  return jax.jit(functools.partial(base.init, system))(jax.random.key(0), batch)
 
 
 def test_stagewise_schedule_trains_one_layer_per_stage(system):
@@ -59,14 +60,14 @@ def test_eval_examples_enumerate_every_view_pair(system):
 
 
 def test_generate_layers_and_baselines(system, params, batch):
-  out = jax.jit(system.generate)(params, batch)
+  out = jax.jit(functools.partial(base.generate, system))(params, batch)
   shape = batch["tgt_rgb"].shape
   for name in ("copy", "texture", "layer1", "layer2"):
     assert out[name].shape == shape, name
   assert out["vis"].shape == shape[:-1]
   np.testing.assert_array_equal(out["copy"], batch["src_rgb"])
   assert set(np.unique(out["vis"])) <= {1, 2, 3}
-  first = jax.jit(lambda p, b: system.generate(p, b, stage="layer1"))(params, batch)
+  first = jax.jit(lambda p, b: base.generate(system, p, b, stage="layer1"))(params, batch)
   assert "layer2" not in first
   np.testing.assert_allclose(first["layer1"], out["layer1"], atol=1e-6)
 
@@ -74,22 +75,25 @@ def test_generate_layers_and_baselines(system, params, batch):
 def test_layer2_is_eq1_blend_of_layer1(system, params, batch):
   """x̂² = α G²(x_i, x̂¹, d) + (1 - α) x̂¹ (Eq. 1, α = 0.5)."""
   inputs = system.prepare(batch)
-  x1, x2 = system._layers(params, inputs, inputs, 2)
+  x1, x2 = system._layers(params, inputs, 2)
   g2 = system.generators[1].apply({"params": params["g2"]}, batch["src_rgb"], x1, batch["tgt_depth"])
   np.testing.assert_allclose(x2, 0.5 * g2 + 0.5 * x1, atol=1e-6)
 
 
 def test_losses_report_every_term(system, params, batch):
   inputs = system.prepare(batch)
-  d_total, d_terms = system.losses(params, inputs, None, phase="d", stage="layer1")
-  g_total, g_terms = system.losses(params, inputs, None, phase="g", stage="layer2")
+  stages = {s.name: s for s in system.stages()}
+  layer1, layer2 = stages["layer1"], stages["layer2"]
+  d_total, d_terms = layer1.phases[0].loss(params, inputs, layer1.forward(params, inputs, None), None)
+  g_total, g_terms = layer2.phases[1].loss(params, inputs, layer2.forward(params, inputs, None), None)
+  assert [p.name for p in layer2.phases] == ["d", "g"] and layer2.generator_phase().name == "g"
   assert set(d_terms) == {"adv"} and set(g_terms) == {"rec", "adv"}
   assert np.isfinite(d_total) and np.isfinite(g_total)
   np.testing.assert_allclose(g_total, g_terms["rec"] + 0.01 * g_terms["adv"], rtol=1e-6)
 
 
 def test_evaluate_reports_per_example_metrics(system, params, batch):
-  result = jax.jit(system.evaluate)(params, batch)
+  result = jax.jit(functools.partial(base.evaluate, system))(params, batch)
   for name in ("copy", "texture", "layer1", "layer2"):
     for metric in ("ssim", "psnr", "m_ssim", "m_psnr"):
       assert result[f"{metric}/{name}"].shape == (2,)
@@ -97,7 +101,7 @@ def test_evaluate_reports_per_example_metrics(system, params, batch):
 
 
 def test_sample_video_strip(system, params, batch):
-  out = jax.device_get(jax.jit(system.generate)(params, batch))
+  out = jax.device_get(jax.jit(functools.partial(base.generate, system))(params, batch))
   one = {k: np.asarray(v)[0] for k, v in batch.items()}
   frames = system.sample_video(one, {k: np.asarray(v)[0] for k, v in out.items()})
   t, h, w = batch["tgt_rgb"].shape[1:4]
@@ -199,8 +203,8 @@ def test_residual_layer1_starts_exactly_at_texture_transfer(batch):
   """With residual decoders, G¹'s output after Eq. 3 at initialisation is x̂⁰ on the person and
   the input view's background plate elsewhere (the decoders correct the Eq. 3 pre-image)."""
   system = base.get_system(tiny_config(**{"model.residual": True}))
-  params = jax.jit(system.init)(jax.random.key(1), batch)
-  out = jax.jit(lambda p, b: system.generate(p, b, stage="layer1"))(params, batch)
+  params = jax.jit(functools.partial(base.init, system))(jax.random.key(1), batch)
+  out = jax.jit(lambda p, b: base.generate(system, p, b, stage="layer1"))(params, batch)
   plate = psrnet.background_plate(jnp.asarray(batch["src_rgb"]), jnp.asarray(batch["src_face"]))
   person = out["vis"][..., None] > 1
   expected = np.clip(np.where(person, out["texture"], plate), -1, 1)

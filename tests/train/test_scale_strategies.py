@@ -106,8 +106,9 @@ def test_ema_is_the_average_and_feeds_evaluation(default_run, tmp_path):
   start = loop.train(config, str(tmp_path / "a"), stop_after=0).state
   one = loop.train(config.copy_and_resolve_references(), str(tmp_path / "b"), stop_after=1)
   assert set(one.state) == {"params", "opt", "step", "ema"} and set(one.state["ema"]) == {"g"}
-  jax.tree.map(lambda e, p0, p1: np.testing.assert_allclose(e, 0.5 * p0 + 0.5 * p1, rtol=1e-6),
-               one.state["ema"]["g"], start["params"]["g"], one.state["params"]["g"])
+  # Debiased: the first update is the trained parameters (the initial ones never weigh in).
+  jax.tree.map(np.testing.assert_array_equal, one.state["ema"]["g"], one.state["params"]["g"])
+  assert start["ema"]["g"] is not None
   full = loop.train(config.copy_and_resolve_references(), str(tmp_path / "b"))  # resumes
   train_harness.assert_same_losses(one.history + full.history, default_run.history, rtol=1e-5,
                                    steps=range(1, STEPS + 1))
@@ -129,15 +130,20 @@ def test_ema_of_a_group_the_stage_does_not_train_is_kept():
   optimizers = system.optimizers()
   state = state_lib.from_params(params, optimizers, ema_groups=("g", "d"))
   state["ema"] = jax.tree.map(lambda p: p + 1.0, state["ema"])   # averages != current weights
-  stage = base.Stage("d_only", 1, (base.Phase("d", ("d",)),))
+  stage = base.Stage("d_only", 2, (base.Phase("d", ("d",), system.d_loss),),
+                     forward=system.forward)
   options = options_lib.ScaleOptions(params_sharding="replicated", min_shard_size=1,
                                      compute_dtype=jnp.float32, grad_accum=1, ema_decay=0.5,
                                      ema_groups=("g", "d"))
   step = step_lib.make_train_step(system, optimizers, stage, options)
   new, _ = jax.jit(step)(state, batch, jax.random.key(1), {})
   jax.tree.map(np.testing.assert_array_equal, new["ema"]["g"], state["ema"]["g"])
-  jax.tree.map(lambda e, e0, p: np.testing.assert_allclose(e, 0.5 * e0 + 0.5 * p, rtol=1e-6),
-               new["ema"]["d"], state["ema"]["d"], new["params"]["d"])
+  # The debiased EMA's first update is the trained parameters themselves; the second weighs
+  # them (1 - decay) / (1 - decay^2) = 2/3 against the average so far.
+  jax.tree.map(np.testing.assert_array_equal, new["ema"]["d"], new["params"]["d"])
+  newer, _ = jax.jit(step)(new, batch, jax.random.key(2), {})
+  jax.tree.map(lambda e, e0, p: np.testing.assert_allclose(e, e0 + (p - e0) * 2 / 3, rtol=1e-6),
+               newer["ema"]["d"], new["ema"]["d"], newer["params"]["d"])
 
 
 def test_checkpoint_without_ema_is_incompatible_with_ema(default_run, tmp_path):

@@ -97,12 +97,26 @@ def test_get_system_resolution():
 
 
 def test_stage_and_phase_validation():
+  loss = lambda params, batch, outputs, rng: (0.0, {})
+  forward = lambda params, batch, rng: {}
   with pytest.raises(ValueError, match="trains must be a non-empty tuple"):
-    base.Phase("g", "g")
+    base.Phase("g", "g", loss)
+  with pytest.raises(ValueError, match="loss must be a function"):
+    base.Phase("g", ("g",), None)
+  g, d = base.Phase("g", ("g",), loss), base.Phase("d", ("d",), loss)
   with pytest.raises(ValueError, match="phase names must be unique"):
-    base.Stage("s", 1, (base.Phase("g", ("g",)), base.Phase("g", ("d",))))
+    base.Stage("s", 1, (g, base.Phase("g", ("d",), loss)))
   with pytest.raises(ValueError, match="steps must be >= 0"):
-    base.Stage("s", -1, (base.Phase("g", ("g",)),))
+    base.Stage("s", -1, (g,))
+  with pytest.raises(ValueError, match="forward_phase 'x' is not one of its phases"):
+    base.Stage("s", 1, (d, g), forward=forward, forward_phase="x")
+  with pytest.raises(ValueError, match="forward_phase='g' needs a forward"):
+    base.Stage("s", 1, (d, g), forward_phase="g")
+  with pytest.raises(ValueError, match=r"groups \['g'\] are trained by the forward's phase"):
+    base.Stage("s", 1, (base.Phase("d", ("d", "g"), loss), g), forward=forward)
+  assert base.Stage("s", 1, (d, g), forward=forward).generator_phase() is g
+  assert base.Stage("s", 1, (d, g), forward=forward, forward_phase="d").generator_phase() is d
+  assert base.Stage("s", 1, (d, g)).generator_phase() is None
 
 
 def _wait_for_lines(path, count, proc, timeout):

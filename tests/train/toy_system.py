@@ -10,6 +10,7 @@ Data: procedural moving sinusoid clips, a grain MapDataset over a RandomAccessDa
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import grain
@@ -74,8 +75,11 @@ class ToySystem(base.System):
   def stages(self):
     steps = self.config.train.steps
     warmup = steps // 2
-    return (base.Stage("warmup", warmup, (base.Phase("g", ("g",)),)),
-            base.Stage("gan", steps - warmup, (base.Phase("d", ("d",)), base.Phase("g", ("g",)))))
+    g_warm = base.Phase("g", ("g",), functools.partial(self.g_loss, 0.0))
+    g_gan = base.Phase("g", ("g",), functools.partial(self.g_loss, 0.1))
+    return (base.Stage("warmup", warmup, (g_warm,), forward=self.forward),
+            base.Stage("gan", steps - warmup, (base.Phase("d", ("d",), self.d_loss), g_gan),
+                       forward=self.forward))
 
   def init(self, rng, batch):
     kg, kd = jax.random.split(rng)
@@ -91,18 +95,25 @@ class ToySystem(base.System):
   def _logits(self, params, video):
     return self.d.apply({"params": params["d"]}, video).mean(axis=(1, 2, 3, 4))
 
-  def losses(self, params, batch, rng, *, phase, stage):
+  def forward(self, params, batch, rng):
+    """The generator on the (noisy) source: {"fake": [B, T, H, W, 3]}."""
     src = batch["src"]
     if self.input_noise:
       src = src + self.input_noise * jax.random.normal(rng, src.shape)
-    fake = self._fake(params, src)
-    if phase == "d":
-      real = jax.nn.softplus(-self._logits(params, batch["rgb"])).mean()
-      fake_term = jax.nn.softplus(self._logits(params, fake)).mean()
-      return real + fake_term, {"real": real, "fake": fake_term}
+    return {"fake": self._fake(params, src)}
+
+  def d_loss(self, params, batch, outputs, rng):
+    del rng
+    real = jax.nn.softplus(-self._logits(params, batch["rgb"])).mean()
+    fake_term = jax.nn.softplus(self._logits(params, outputs["fake"])).mean()
+    return real + fake_term, {"real": real, "fake": fake_term}
+
+  def g_loss(self, weight, params, batch, outputs, rng):
+    """L1 + weight * adversarial."""
+    del rng
+    fake = outputs["fake"]
     l1 = jnp.abs(fake - batch["rgb"]).mean()
     adv = jax.nn.softplus(-self._logits(params, fake)).mean()
-    weight = 0.1 if stage == "gan" else 0.0
     return l1 + weight * adv, {"l1": l1, "adv": adv}
 
   def generate(self, params, batch, *, stage=None):
