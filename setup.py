@@ -1,9 +1,10 @@
-"""Builds psrjax's native extension: oneDNN convolutions for XLA:CPU (`psrjax/nn/onednn_conv.cc`,
-with `narrow_conv.cc` for convolutions with few output channels).
+"""Builds psrjax's native extension `psrjax.nn.cpu._onednn_conv`: oneDNN convolutions for XLA:CPU
+(`psrjax/nn/cpu/onednn_conv.cc`, with `narrow_conv.cc` for convolutions with few output channels).
 
 The build needs a C++17 compiler and the `build-system` requirements of pyproject.toml (jaxlib
 for XLA's FFI headers, onednn-devel-cpu-gomp for oneDNN's). Where they are missing (not Linux
-x86-64) the extension is skipped and psrjax falls back to XLA's own convolutions.
+x86-64) the extension is skipped and psrjax falls back to XLA's own convolutions
+(conv impl "fold_time" on CPU).
 """
 from __future__ import annotations
 
@@ -32,9 +33,9 @@ def _extensions() -> list[Extension]:
     return []
   ffi_include = Path(list(jaxlib.submodule_search_locations)[0]) / "include"
   return [Extension(
-      "psrjax.nn._onednn_conv",
-      sources=["psrjax/nn/onednn_conv.cc", "psrjax/nn/narrow_conv.cc"],
-      depends=["psrjax/nn/narrow_conv.h"],
+      "psrjax.nn.cpu._onednn_conv",
+      sources=["psrjax/nn/cpu/onednn_conv.cc", "psrjax/nn/cpu/narrow_conv.cc"],
+      depends=["psrjax/nn/cpu/narrow_conv.h"],
       include_dirs=[str(ffi_include), str(header.parents[2])],
       library_dirs=[str(library.parent)],
       libraries=["dnnl"],

@@ -47,8 +47,9 @@ def get_config(arg=None):
       knn_visibility=1,          # k of Algorithm 1 (1 = the face itself; larger tolerates small misses)
       knn_texture=50,            # n nearest faces of texture transfer Step II
       disc_channels=64,          # ndf of the video discriminator
-      conv_impl="auto",          # 3D convolutions (generators, discriminators, I3D): "auto" (oneDNN
-                                 # on CPU where built, XLA on GPU/TPU) | "xla" | "fold_time" | "onednn"
+      conv_impl="auto",          # 3D convolutions (generators, discriminators, I3D):
+                                 # "auto" (CPU: "onednn" where the extension loads, else
+                                 # "fold_time"; GPU/TPU: "xla") | "xla" | "fold_time" | "onednn"
       remat="none",              # activation rematerialisation: "none" | "blocks" | "full"
   )
 

@@ -1,4 +1,8 @@
-"""Shared neural-network layers (3D convolutions, norms, residual blocks, padding)."""
+"""Shared neural-network layers (3D convolutions, norms, residual blocks, padding).
+
+The CPU-only convolution implementations live in the subpackage `psrjax.nn.cpu`, which
+`psrjax.nn.conv` imports only when a convolution resolves to one of them (not imported here).
+"""
 from psrjax.nn.blocks import ConvNormReLU3D, ResBlock3D
 from psrjax.nn.conv import CONV_IMPLS, Conv3D, ConvTranspose3D, conv3d, conv_transpose3d
 from psrjax.nn.norms import BatchStatNorm, InstanceNorm

@@ -2,18 +2,27 @@
 
 Kernels are stored in the standard `[kt, kh, kw, cin, cout]` layout (the layout of Flax's
 `nn.Conv` and of a PyTorch `Conv3d` weight transposed by (2, 3, 4, 1, 0)), whichever
-implementation computes the convolution:
+implementation computes the convolution. `Conv3D`, `ConvTranspose3D`, `conv3d` and
+`conv_transpose3d` take one switch, `impl`:
 
-- "xla": one `lax.conv_general_dilated` over (T, H, W). Best on GPU/TPU.
+- "xla": one `lax.conv_general_dilated` over (T, H, W); transposed convolutions by sub-pixel
+  decomposition into one such convolution. Runs on every backend; the one GPUs and TPUs use.
 - "fold_time": the kt temporal taps are stacked on the channel axis and one 2D convolution runs
-  over the B*T frames. Mathematically identical; on XLA:CPU it is 5-15x faster than the native
-  3D convolution (whose CPU kernel is a slow generic loop). Convolutions without any spatial
-  padding get one extra zero row/column (cropped), which keeps XLA:CPU on its fast path. The
-  kernel gradient is computed by matrix products (`psrjax.nn.conv_cpu`).
-- "onednn": oneDNN's native 3D convolution (`psrjax.nn.onednn`, CPU only, float32/bfloat16),
-  where the extension is built: 1.5-2x faster than "fold_time" on x86, with no stacked copies.
-- "auto": on CPU "onednn" where `psrjax.nn.onednn.usable`, else "fold_time"; on GPU/TPU "xla"
-  (decided at trace time).
+  over the B*T frames, with the kernel gradient computed by matrix products
+  (`psrjax.nn.cpu.fold_time`, `psrjax.nn.cpu.conv_cpu`). Mathematically identical to "xla" and
+  runs on every backend; on XLA:CPU it is 5-15x faster than the native 3D convolution.
+- "onednn": oneDNN's 3D convolution and deconvolution (`psrjax.nn.cpu.onednn`): the CPU backend
+  only, float32 or bfloat16 operands, and psrjax's oneDNN extension built; 1.5-2x faster than
+  "fold_time" on x86. Raises ValueError where it cannot run.
+- "auto" (default): decided at trace time from `jax.default_backend()`. Where it is not "cpu"
+  (GPU, TPU) "auto" is "xla"; on the CPU backend it is "onednn" where
+  `psrjax.nn.cpu.onednn.usable`, else "fold_time". It follows the backend the function is traced
+  on, not the platforms it is lowered for: traced on a CPU host and lowered for "cuda" or "tpu"
+  (`lower(lowering_platforms=...)`), "auto" embeds a CPU implementation (oneDNN's calls run on
+  the CPU only); name "xla" there.
+
+The CPU implementations live in `psrjax.nn.cpu`, which this module imports only when it resolves
+"fold_time" or "onednn" (so never on GPU/TPU with "auto" or "xla").
 """
 from __future__ import annotations
 
@@ -26,7 +35,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from psrjax.nn import conv_cpu, onednn
 from psrjax.nn.padding import pad_pairs, pad_video
 from psrjax.nn.policy import compute_dtype
 
@@ -36,18 +44,19 @@ CONV_IMPLS = ("auto", "xla", "fold_time", "onednn")
 default_kernel_init = nn.initializers.normal(stddev=0.02)
 
 
+def _cpu():
+  """`psrjax.nn.cpu`, imported on first use."""
+  from psrjax.nn import cpu
+  return cpu
+
+
 def _resolve_impl(impl: str, x: jax.Array, kernel: jax.Array) -> str:
+  """"xla", "fold_time" or "onednn": what computes this convolution (module docstring)."""
   if impl not in CONV_IMPLS:
     raise ValueError(f"conv impl must be one of {CONV_IMPLS}; got {impl!r}")
-  if impl == "auto" and jax.default_backend() == "cpu":
-    return "onednn" if onednn.usable(x, kernel) else "fold_time"
-  if impl == "auto":
+  if impl == "xla" or (impl == "auto" and jax.default_backend() != "cpu"):
     return "xla"
-  if impl == "onednn" and not onednn.usable(x, kernel):
-    raise ValueError(f"conv impl 'onednn' needs the CPU backend, float32 or bfloat16 operands "
-                     f"(got {x.dtype}, {kernel.dtype}) and psrjax's oneDNN extension "
-                     f"(available: {onednn.available()}); use impl 'auto'")
-  return impl
+  return _cpu().resolve_impl(impl, x, kernel)
 
 
 def _triple(v: int | Sequence[int], name: str) -> tuple[int, int, int]:
@@ -64,6 +73,7 @@ def conv3d(x: jax.Array, kernel: jax.Array, *, strides=(1, 1, 1), padding=0,
   """Cross-correlates `x` `[N, T, H, W, Cin]` with `kernel` `[kt, kh, kw, Cin, Cout]`.
 
   padding: zero padding (int, 3 ints or 3 (lo, hi) pairs; negative values crop).
+  impl: "auto" | "xla" | "fold_time" | "onednn" (module docstring).
   """
   if x.ndim != 5 or kernel.ndim != 5:
     raise ValueError(f"conv3d expects x [N, T, H, W, C] and kernel [kt, kh, kw, Cin, Cout]; "
@@ -71,47 +81,10 @@ def conv3d(x: jax.Array, kernel: jax.Array, *, strides=(1, 1, 1), padding=0,
   strides = _triple(strides, "strides")
   pads = pad_pairs(padding)
   impl = _resolve_impl(impl, x, kernel)
-  if impl == "onednn":
-    return _conv3d_onednn(x, kernel, strides, pads)
   if impl == "xla":
     return lax.conv_general_dilated(x, kernel, strides, pads,
                                     dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
-  return _conv3d_fold_time(x, kernel, strides, pads)
-
-
-def _conv3d_onednn(x, kernel, strides, pads):
-  """oneDNN's 3D convolution; negative pads (crops) are applied first, as slices."""
-  crops = tuple(slice(max(-lo, 0), n - max(-hi, 0)) for n, (lo, hi) in zip(x.shape[1:4], pads))
-  x = x[(slice(None),) + crops]
-  return onednn.conv(x, kernel, strides, tuple((max(lo, 0), max(hi, 0)) for lo, hi in pads))
-
-
-def _conv3d_fold_time(x, kernel, strides, pads):
-  """3D convolution as one 2D convolution with the temporal taps stacked on channels."""
-  kt, kh, kw, cin, cout = kernel.shape
-  st = strides[0]
-  zero = jnp.zeros((), x.dtype)
-  x = lax.pad(x, zero, [(0, 0, 0), (pads[0][0], pads[0][1], 0)] + [(0, 0, 0)] * 3)
-  n, t_pad = x.shape[0], x.shape[1]
-  t_out = (t_pad - kt) // st + 1
-  if t_out < 1:
-    raise ValueError(f"conv3d: {t_pad} (padded) frames are fewer than the temporal kernel {kt}")
-  taps = [x[:, dt: dt + st * (t_out - 1) + 1: st] for dt in range(kt)]
-  stacked = jnp.concatenate(taps, axis=-1) if kt > 1 else taps[0]
-  frames = stacked.reshape((n * t_out,) + stacked.shape[2:])
-  kernel2d = jnp.transpose(kernel, (1, 2, 0, 3, 4)).reshape(kh, kw, kt * cin, cout)
-  spatial_pads = pads[1:]
-  unpadded = all(lo == 0 and hi == 0 for lo, hi in spatial_pads)
-  if unpadded:
-    # XLA:CPU runs convolutions without any padding on a path ~20x slower; one extra zero
-    # row and column (cropped below) keep it on the fast one.
-    spatial_pads = ((0, 1), (0, 1))
-  out = conv_cpu.conv2d(frames, kernel2d, tuple(strides[1:]), tuple(map(tuple, spatial_pads)))
-  if unpadded:
-    h_out = (frames.shape[1] - kh) // strides[1] + 1
-    w_out = (frames.shape[2] - kw) // strides[2] + 1
-    out = out[:, :h_out, :w_out]
-  return out.reshape((n, t_out) + out.shape[1:])
+  return _cpu().conv3d(x, kernel, strides, pads, impl)
 
 
 def _phase_table(size: int, kernel: int, stride: int, padding: int, output_padding: int):
@@ -144,9 +117,10 @@ def conv_transpose3d(x: jax.Array, kernel: jax.Array, *, strides=(1, 2, 2), padd
 
   Output size per axis: (n - 1) * stride - 2 * padding + kernel + output_padding. Computed by
   sub-pixel decomposition: one ordinary (`conv3d`) convolution with a kernel that holds every
-  output phase (stride_t * stride_h * stride_w * Cout channels), then depth-to-space. This avoids
-  convolving a zero-dilated input (about 2x fewer FLOPs for stride 2, kernel 3, and far faster on
-  XLA:CPU). With impl "onednn" (and padding >= output_padding) it is oneDNN's deconvolution.
+  output phase (stride_t * stride_h * stride_w * Cout channels, computed by `impl`), then
+  depth-to-space. This avoids convolving a zero-dilated input (about 2x fewer FLOPs for stride 2,
+  kernel 3, and far faster on XLA:CPU). Where `impl` resolves to "onednn" and padding >=
+  output_padding it is instead one oneDNN deconvolution.
   """
   if x.ndim != 5 or kernel.ndim != 5:
     raise ValueError(f"conv_transpose3d expects x [N, T, H, W, C] and kernel [kt, kh, kw, Cin, Cout]; "
@@ -154,7 +128,8 @@ def conv_transpose3d(x: jax.Array, kernel: jax.Array, *, strides=(1, 2, 2), padd
   st, p, op = (_triple(v, name) for v, name in
                ((strides, "strides"), (padding, "padding"), (output_padding, "output_padding")))
   if _resolve_impl(impl, x, kernel) == "onednn" and all(a >= b for a, b in zip(p, op)):
-    return onednn.conv_transpose(x, kernel, st, tuple((a, a - b) for a, b in zip(p, op)))
+    pads = tuple((a, a - b) for a, b in zip(p, op))
+    return _cpu().onednn.conv_transpose(x, kernel, st, pads)
   tables = [_phase_table(n, k, s, pi, o)
             for n, k, s, pi, o in zip(x.shape[1:4], kernel.shape[:3], st, p, op)]
   (tt, *_), (th, *_), (tw, *_) = tables

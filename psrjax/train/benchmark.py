@@ -19,7 +19,7 @@ batch is fed every time: the step figures are the step's alone.
   partitioned program, so it is multiplied by the number of devices; XLA counts a loop body
   once, so with `train.grad_accum > 1` the FLOPs come from the same step compiled without
   accumulation (the same arithmetic on the same global batch). The oneDNN convolutions that
-  XLA sees as opaque calls are counted from the step's jaxpr (`psrjax.nn.onednn.jaxpr_flops`).
+  XLA sees as opaque calls are counted from the step's jaxpr (`psrjax.nn.cpu.onednn.jaxpr_flops`).
 - Peak FLOP/s: a matmul probe, each device multiplying its own `probe_size`² matrices in the
   compute dtype at once (so devices that share a chip, or fake CPU devices, share the peak);
   the fastest of 5 runs. It is XLA's matmul: on CPU, oneDNN's convolutions can exceed it.
@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from psrjax.nn import onednn
+from psrjax.nn.cpu import onednn
 from psrjax.train import context as context_lib
 from psrjax.train import data as data_lib
 from psrjax.train import state as state_lib

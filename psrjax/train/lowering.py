@@ -13,13 +13,13 @@ import re
 
 import jax
 
-from psrjax.nn import onednn
+from psrjax.nn.cpu import onednn
 from psrjax.nn.policy import FLOAT32_SCOPE
 
 # StableHLO ops that do the heavy arithmetic, and the jaxpr primitives behind them.
 HLO_COMPUTE_OPS = ("stablehlo.convolution", "stablehlo.dot_general", "stablehlo.dot")
 JAXPR_COMPUTE_PRIMITIVES = ("conv_general_dilated", "dot_general")
-CPU_CONV_TARGET_PREFIX = "psrjax_conv_"   # psrjax.nn.onednn's FFI targets (CPU only)
+CPU_CONV_TARGET_PREFIX = "psrjax_conv_"   # psrjax.nn.cpu.onednn's FFI targets (CPU only)
 
 _OPERAND_TYPES = re.compile(r":\s*\((.*)\)\s*->")
 _ELEMENT = re.compile(r"tensor<(?:[0-9?]+x)*([a-z0-9]+)>")

@@ -13,7 +13,8 @@ float32 and casts them where they are used, keeps normalisation statistics in fl
 its outputs in the compute dtype. So under bfloat16 every convolution, transposed convolution and
 matrix product of the bundled systems runs in bfloat16 (`tests/systems/test_accelerator_path.py`
 checks the traced and the lowered steps). On the CPU, psrjax's oneDNN convolutions use bfloat16
-kernels where the CPU has them and otherwise compute in float32 and round (`onednn.bf16_native`).
+kernels where the CPU has them and otherwise compute in float32 and round
+(`psrjax.nn.cpu.onednn.bf16_native`).
 
 What a system's own code should do:
 

@@ -1,10 +1,10 @@
-"""The matrix-product kernel gradients of psrjax.nn.conv_cpu against NumPy and XLA's autodiff."""
+"""Matrix-product kernel gradients of psrjax.nn.cpu.conv_cpu against NumPy and XLA's autodiff."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from psrjax.nn import conv_cpu
+from psrjax.nn.cpu import conv_cpu
 
 CASES = [  # (x shape, kernel shape, strides, pads)
     ((2, 7, 6, 5), (3, 3, 5, 4), (1, 1), ((1, 1), (1, 1))),

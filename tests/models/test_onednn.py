@@ -1,4 +1,4 @@
-"""oneDNN convolutions (psrjax.nn.onednn): the built extension, XLA parity, partitioning, modes."""
+"""oneDNN convolutions (psrjax.nn.cpu.onednn): the built extension, XLA parity, partitioning, modes."""
 import functools
 import platform
 import sys
@@ -10,7 +10,8 @@ import pytest
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from psrjax.nn import conv3d, conv_transpose3d, onednn
+from psrjax.nn import conv3d, conv_transpose3d
+from psrjax.nn.cpu import onednn
 
 DIMENSION_NUMBERS = {2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
 

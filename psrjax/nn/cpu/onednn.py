@@ -1,11 +1,11 @@
-"""oneDNN convolutions for XLA:CPU, called through XLA's FFI (`psrjax/nn/onednn_conv.cc`).
+"""oneDNN convolutions for XLA:CPU, called through XLA's FFI (`psrjax/nn/cpu/onednn_conv.cc`).
 
 XLA:CPU has no fast 3D convolution, and its 2D forward pass, input gradient and kernel gradient
 are 1.3-20x slower than oneDNN's on x86. On Linux x86-64, `pip install psrjax` compiles a small
 extension that runs the forward pass, the input gradient and the kernel gradient of 2D and 3D
 channels-last convolutions (NHWC/HWIO, NDHWC/DHWIO) with oneDNN (from the `onednn-cpu-gomp`
-wheel). `conv` is its differentiable JAX wrapper; `psrjax.nn.conv.conv3d` uses it on CPU
-(impl "onednn", which "auto" picks when `usable`).
+wheel), as the module `psrjax.nn.cpu._onednn_conv`. `conv` is its differentiable JAX wrapper;
+`psrjax.nn.conv.conv3d` uses it on CPU (impl "onednn", which "auto" picks when `usable`).
 
 Under a multi-device jit each call is partitioned along the batch axis (`custom_partitioning`):
 every device convolves its own examples and the kernel gradient is summed over the devices

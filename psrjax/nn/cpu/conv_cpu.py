@@ -1,4 +1,5 @@
-"""A 2D NHWC convolution whose kernel gradient is computed by matrix products (for XLA:CPU).
+"""A 2D NHWC convolution whose kernel gradient is computed by matrix products (for XLA:CPU):
+the 2D convolution of conv impl "fold_time" (`psrjax.nn.cpu.fold_time`).
 
 XLA:CPU computes a convolution's kernel gradient as a convolution with the batch and spatial
 axes contracted, which its convolution kernels run 2-5x slower than its matrix products (and
