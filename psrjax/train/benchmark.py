@@ -18,7 +18,8 @@ batch is fed every time: the step figures are the step's alone.
 - FLOPs per step: XLA's cost analysis of the compiled step. It describes one device's
   partitioned program, so it is multiplied by the number of devices; XLA counts a loop body
   once, so with `train.grad_accum > 1` the FLOPs come from the same step compiled without
-  accumulation (the same arithmetic on the same global batch). The oneDNN convolutions that
+  accumulation (the same arithmetic on the same global batch, the forward run in every phase
+  as accumulation runs it). The oneDNN convolutions that
   XLA sees as opaque calls are counted from the step's jaxpr (`psrjax.nn.cpu.onednn.jaxpr_flops`).
 - Peak FLOP/s: a matmul probe, each device multiplying its own `probe_size`² matrices in the
   compute dtype at once (so devices that share a chip, or fake CPU devices, share the peak);
@@ -155,13 +156,29 @@ def peak_flops(mesh, dtype, *, size: int, repeats: int = 5) -> float:
   return 2.0 * devices * size ** 3 / min(times)
 
 
-def _compile(ctx, stage, options, args):
+def _compile(ctx, stage, options, args, *, forward_once: bool = True):
   """(compiled step, FLOPs of its oneDNN convolutions, which XLA's cost analysis omits)."""
   fn = step_lib.jit_train_step(ctx.system, ctx.optimizers, stage,
                                state_shardings=ctx.state_shardings,
-                               batch_shardings=ctx.batch_sharding, mesh=ctx.mesh, options=options)
+                               batch_shardings=ctx.batch_sharding, mesh=ctx.mesh, options=options,
+                               stages=ctx.stages, forward_once=forward_once)
   traced = fn.trace(*args)
   return traced.lower().compile(), onednn.jaxpr_flops(traced.jaxpr.jaxpr)
+
+
+def function_flops(fn, *args) -> float:
+  """FLOPs of one device running the jitted `fn` on `args`: XLA's cost analysis plus the
+  oneDNN convolutions it cannot see."""
+  traced = fn.trace(*args)
+  return _flops(traced.lower().compile()) + onednn.jaxpr_flops(traced.jaxpr.jaxpr)
+
+
+def step_flops(ctx, stage, args, *, options=None, forward_once: bool = True) -> float:
+  """FLOPs of one step of `stage` on all devices: XLA's cost analysis of the compiled step
+  plus its oneDNN convolutions. `forward_once=False`: the step that runs the forward in every
+  phase (what gradient accumulation compiles)."""
+  compiled, custom = _compile(ctx, stage, options or ctx.options, args, forward_once=forward_once)
+  return _flops(compiled) * ctx.mesh.devices.size + custom
 
 
 class CompiledStep:
@@ -186,12 +203,11 @@ class CompiledStep:
     start = time.perf_counter()
     self.compiled, custom_flops = _compile(ctx, self.stage, ctx.options, args)
     self.compile_s = time.perf_counter() - start
-    flops_compiled = self.compiled
-    if ctx.options.grad_accum > 1:
-      flops_compiled, custom_flops = _compile(
-          ctx, self.stage, dataclasses.replace(ctx.options, grad_accum=1), args)
     self.num_devices = ctx.mesh.devices.size
-    self.flops = _flops(flops_compiled) * self.num_devices + custom_flops
+    self.flops = _flops(self.compiled) * self.num_devices + custom_flops
+    if ctx.options.grad_accum > 1:  # XLA counts the loop body once: the same step unrolled.
+      self.flops = step_flops(ctx, self.stage, args, forward_once=False,
+                              options=dataclasses.replace(ctx.options, grad_accum=1))
     self.memory = memory_figures(self.compiled)
     self.metrics = None  # metrics of the last step
 
