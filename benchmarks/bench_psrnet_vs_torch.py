@@ -9,13 +9,15 @@ JAX side: exactly the step of
 
 (`psrjax.train.benchmark.CompiledStep`): paper width (64 base channels, 6 residual blocks, three
 encoders, three decoders), the MoCoGAN video discriminator (ndf 64), Adam(2e-5, 0.5, 0.999);
-the visibility map and texture transfer x̂⁰ computed on the device (`System.prepare`), then
-phase "d" and phase "g".
+the visibility map and texture transfer x̂⁰ computed on the device (`System.prepare`), the
+generator forward once (its VJP saved), then phase "d" and phase "g".
 
 PyTorch side (`TorchStep`, torch CPU): the same networks written with torch.nn (Conv3d,
 ConvTranspose3d, InstanceNorm3d, BatchNorm3d with batch statistics, reflection padding), the
 same Eq. 2 composite and Eq. 3 temporal refinement (grid_sample, border padding), the same
-losses (BCE GAN loss on logits, Huber, 0.01 weight) and optimizers; the discriminator's
+losses (BCE GAN loss on logits, Huber, 0.01 weight) and optimizers; the generator runs once
+per step and phase "d" reads its output detached, as idiomatic PyTorch GAN code does; the
+discriminator's
 weights are frozen (requires_grad False) in the generator phase, as psrjax differentiates
 only the trained group. It receives x̂⁰ and the visibility map as inputs (computed once, by
 psrjax): the PyTorch step does strictly less work than the psrjax step. `--breakdown` times
@@ -232,16 +234,16 @@ class TorchStep:
                    torch.from_numpy(np.array(inputs["vis"])), _tensor(batch["tgt_flow_bwd"]))
 
   def step(self) -> dict[str, float]:
-    with torch.no_grad():
-      fake = self.g(*self.g_args)
+    """The generator runs once; phase "d" reads its output detached, then phase "g"
+    backpropagates through the same graph against the just-updated discriminator."""
+    pred = self.g(*self.g_args)
     self.opt_d.zero_grad(set_to_none=True)
     d_adv = (F.softplus(-self.d(self.x_j, self.x_i)).mean()
-             + F.softplus(self.d(fake, self.x_i)).mean())
+             + F.softplus(self.d(pred.detach(), self.x_i)).mean())
     d_adv.backward()
     self.opt_d.step()
     self.d.requires_grad_(False)
     self.opt_g.zero_grad(set_to_none=True)
-    pred = self.g(*self.g_args)
     rec = F.huber_loss(pred, self.x_j, delta=self.loss.huber_delta)
     adv = F.softplus(-self.d(pred, self.x_i)).mean()
     total = rec + self.loss.adversarial * adv

@@ -17,7 +17,7 @@ class ScaleOptions:
   """How the train step is laid out and computed (see defaults.trainer_config)."""
   params_sharding: str  # "replicated" | "fsdp": placement of parameters and optimizer state.
   min_shard_size: int  # leaves with fewer elements are never split.
-  compute_dtype: Any  # jnp.float32 | jnp.bfloat16, the dtype System.losses computes in.
+  compute_dtype: Any  # jnp.float32 | jnp.bfloat16, the dtype forwards and losses compute in.
   grad_accum: int  # microbatches per step (1 = the whole batch at once).
   ema_decay: float  # 0.0 = no EMA.
   ema_groups: tuple[str, ...]  # parameter groups with an exponential moving average.

@@ -2,7 +2,7 @@
 
 With `train.compute_dtype = "bfloat16"` the train step casts, at the system boundary, every
 floating parameter (trained and frozen groups and the system's constants) and every floating
-batch input to bfloat16 before calling `System.losses`. Gradients flow back through the casts
+batch input to bfloat16 before calling the stage's forward and phase losses. Gradients flow back through the casts
 into the float32 parameters, the optimizers update float32 values, and the loss terms are
 reported in float32. bfloat16 has float32's exponent range, so no loss scaling is needed
 (float16, which would need it, is not offered). Evaluation, samples and inference run in float32.
