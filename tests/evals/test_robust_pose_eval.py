@@ -29,6 +29,9 @@ class PoseSystem:
                                        num_clips=12)
     return grain.MapDataset.source(source).map(_example)[shard_index::shard_count]
 
+  def prepare(self, batch):   # base.generate prepares every batch; nothing to derive here
+    return dict(batch)
+
   def generate(self, params, batch, *, stage=None):
     return {"shifted": jnp.roll(batch["rgb"], 1, axis=-2) * params["gain"]}
 
