@@ -27,6 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import flags  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax import config_utils  # noqa: E402  pylint: disable=g-import-not-at-top
+from psrjax import evals  # noqa: E402  pylint: disable=g-import-not-at-top
+from psrjax.evals import common as evals_common  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax.train import loop  # noqa: E402  pylint: disable=g-import-not-at-top
 
 # name -> (table label, config overrides of the fused stage); the paper's Table 1 rows.
@@ -54,7 +56,10 @@ def _train(config, workdir: str) -> dict:
   """Trains (or resumes) one run and returns its final evaluation."""
   result = loop.train(config, workdir)
   if result.eval_results is None:     # already finished earlier: read its evaluation
-    with open(os.path.join(workdir, "eval", f"{result.step}.json"), encoding="utf-8") as f:
+    path = evals_common.results_path(workdir, evals.SYSTEM, result.step)
+    if not os.path.isfile(path):      # a workdir written before eval/system/ existed
+      path = os.path.join(workdir, evals_common.EVAL_DIR, f"{result.step}.json")
+    with open(path, encoding="utf-8") as f:
       return json.load(f)
   return result.eval_results
 

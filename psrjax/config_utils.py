@@ -4,6 +4,14 @@ A config is named `path/to/file.py` or `path/to/file.py:arg`; the file defines `
 (big_vision style; `get_config()` when no arg is given). Overrides are `--config.a.b=value`
 (or `--config.a.b value`); the value is parsed with the type of the existing field, and an
 unknown key is a one-line `ValueError` listing the known keys at that level.
+
+`config.evals` (psrjax/evals/__init__.py) is open: `--config.evals.NAME=VALUE` adds an entry
+when NAME is new, VALUE being a dict literal, `dict(type='fid', every=0, num_examples=64)` or
+`{"type": "fid", "every": 0}` (literals only: parsed with `ast`, never evaluated);
+`--config.evals.NAME.FIELD=VALUE` sets a field of an entry (a new field's value is parsed as a
+Python literal, else kept as text; the eval's builder rejects fields its type lacks), and on a
+config without an entry named `system` first adds `dict(type="system")`, the entry that
+otherwise stands implicitly for the system's own metrics.
 """
 from __future__ import annotations
 
@@ -17,6 +25,8 @@ from typing import Any, Sequence
 import ml_collections
 
 OVERRIDE_PREFIX = "--config."
+EVALS = "evals"  # the open group of declared evaluations
+_EVAL_FORM = "dict(type='<type>', every=..., ...) or {'type': '<type>', ...} (Python literals)"
 WORKDIR_CONFIG = "config.json"  # the config `psrjax train` saves in its workdir.
 
 
@@ -93,6 +103,8 @@ def _known_keys(node: ml_collections.ConfigDict, prefix: str) -> str:
 def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> None:
   """Sets `config.<key>` (dotted) from its command-line text, in place."""
   parts = key.split(".")
+  if parts[0] == EVALS and len(parts) > 1 and _override_eval(config, parts, key, text):
+    return
   node, prefix = config, ""
   for i, part in enumerate(parts):
     if not isinstance(node, ml_collections.ConfigDict) or part not in node:
@@ -107,6 +119,54 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
       node[part] = _parse_value(key, text, None if untyped else current)
     else:
       node, prefix = node[part], prefix + part + "."
+
+
+def parse_eval_entry(key: str, text: str) -> dict[str, Any]:
+  """The fields of a new `config.evals` entry from `dict(k=literal, ...)` or `{'k': literal}`."""
+  value = None
+  try:
+    node = ast.parse(text.strip(), mode="eval").body
+    if isinstance(node, ast.Dict):
+      value = ast.literal_eval(node)
+    elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+          and node.func.id == "dict" and not node.args
+          and all(k.arg is not None for k in node.keywords)):
+      names = [k.arg for k in node.keywords]
+      if len(set(names)) == len(names):
+        value = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+  except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+    value = None
+  if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+    raise ValueError(f"config key {key!r} adds an eval: expected {_EVAL_FORM}, got {text!r}")
+  return value
+
+
+def _override_eval(config: ml_collections.ConfigDict, parts: list[str], key: str,
+                   text: str) -> bool:
+  """Applies an override under `config.evals` that adds something; False: not such a case
+  (the generic path then sets an existing field or reports the unknown key)."""
+  from psrjax import evals as evals_lib  # pylint: disable=g-import-not-at-top
+  if EVALS not in config:
+    config[EVALS] = ml_collections.ConfigDict()
+  evals, name = config[EVALS], parts[1]
+  if not isinstance(evals, ml_collections.ConfigDict):
+    return False
+  if len(parts) == 2:
+    if name in evals:
+      return False
+    evals[name] = parse_eval_entry(key, text)
+    return True
+  if name not in evals:
+    if name != evals_lib.SYSTEM:
+      raise ValueError(f"unknown config key {key!r}: config.evals has no entry {name!r} "
+                       f"(declared: {', '.join(sorted(evals.keys())) or 'none'}); add one with "
+                       f"--config.evals.{name}=\"dict(type=..., ...)\"")
+    evals[name] = {"type": evals_lib.SYSTEM}  # the implicit entry, made explicit
+  entry = evals[name]
+  if len(parts) == 3 and isinstance(entry, ml_collections.ConfigDict) and parts[2] not in entry:
+    entry[parts[2]] = _parse_value(key, text, None)
+    return True
+  return False
 
 
 def load_config(spec: str, overrides: Sequence[tuple[str, str]] = ()) -> ml_collections.ConfigDict:

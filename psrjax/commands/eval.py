@@ -1,8 +1,12 @@
 """Evaluate a workdir's latest checkpoint: `psrjax eval --workdir DIR [--config FILE[:arg]]`.
 
-Runs the config's `eval` block (-> DIR/eval/<step>.json) and every `config.evals` entry
-(-> DIR/eval/<name>/<step>.json); `--evals fvd,kid` runs only those entries. Without --config
-the workdir's saved config.json is used. `--compilation-cache DIR|off` as for `psrjax train`.
+Runs every `config.evals` entry, whatever its `every` (-> DIR/eval/<name>/<step>.json), the
+system's own metrics being the `system` entry (added when the config declares none, from
+`train.eval_every` and the `config.eval` block: see psrjax/evals/__init__.py), and prints
+{"step": ..., "<name>/<metric>": ...}. `--evals fvd,kid` runs only those entries, `--evals system`
+only the system's metrics. Without --config the workdir's saved config.json is used;
+`--config.evals.NAME="dict(type='fid', ...)"` adds an entry. `--compilation-cache DIR|off` as
+for `psrjax train`.
 """
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ def add_arguments(parser) -> None:
                       help="config file and argument (default: the workdir's config.json)")
   parser.add_argument("--workdir", required=True, help="directory written by psrjax train")
   parser.add_argument("--evals", default="",
-                      help="comma-separated config.evals names to run instead of everything")
+                      help="comma-separated config.evals names to run instead of all of them "
+                           "(system: the system's own metrics)")
   commands.add_cache_argument(parser)
 
 

@@ -26,12 +26,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from psrjax.evals import common
 from psrjax.evals import features as features_lib
 from psrjax.evals import stats_cache
 from psrjax.metrics import distribution
 from psrjax.systems import base
-from psrjax.train import evaluator as evaluator_lib
-from psrjax.train import partitioning
 
 
 class _Accumulator:
@@ -70,7 +69,7 @@ class DistributionEval:
     self.net, variables = features_lib.load(features, weights=weights, resolution=resolution)
     self.resolution = resolution
     self._check_target()
-    self.variables = partitioning.put_replicated(variables, mesh)
+    self.variables = common.put_replicated(variables, mesh)
     self.rows = metric == "kid"
     self.kid_options = dict(subsets=kid_subsets, subset_size=kid_subset_size)
     cache_dir = cache_dir or (os.path.join(context["workdir"], stats_cache.DEFAULT_DIR)
@@ -103,7 +102,7 @@ class DistributionEval:
 
     def build():
       def fn(params, variables, batch):
-        batch, valid = evaluator_lib.split_valid(batch)
+        batch, valid = common.split_valid(batch)
         outputs = base.generate(system, params, batch)
         if prediction not in outputs:
           raise ValueError(f"prediction {prediction!r} is not a generate() output; outputs: "
@@ -116,8 +115,8 @@ class DistributionEval:
         return out
       return fn
 
-    return evaluator_lib.cached_jit("distribution", system, self.mesh, build, prediction, target,
-                                    net.name, self.resolution, with_real)
+    return common.cached_jit("distribution", system, self.mesh, build, prediction, target,
+                             net.name, self.resolution, with_real)
 
   def run(self, params) -> dict[str, float]:
     real = stats_cache.load(self.cache_file, rows=self.rows) if self.cache_file else None

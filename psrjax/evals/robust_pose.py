@@ -25,9 +25,9 @@ import jax
 import numpy as np
 
 from psrjax import metrics
+from psrjax.evals import common
 from psrjax.metrics import image_checks as metrics_checks
 from psrjax.systems import base
-from psrjax.train import evaluator as evaluator_lib
 
 
 class RobustPoseEval:
@@ -66,15 +66,15 @@ class RobustPoseEval:
 
     def build():
       def fn(params, batch):
-        batch, valid = evaluator_lib.split_valid(batch)
+        batch, valid = common.split_valid(batch)
         pred, real = base.generate(system, params, batch)[prediction], batch[target]
         return {"ssim": metrics.ssim(pred, real, value_range=value_range),
                 "psnr": metrics.psnr(pred, real, data_range=data_range),
                 "keypoints": batch[kp], "valid": valid}
       return fn
 
-    return evaluator_lib.cached_jit("robust_pose", system, self.mesh, build, prediction, target,
-                                    kp, value_range)
+    return common.cached_jit("robust_pose", system, self.mesh, build, prediction, target, kp,
+                             value_range)
 
   def run(self, params) -> dict[str, float]:
     fn, scores, poses = self._fn(), {"ssim": [], "psnr": []}, []

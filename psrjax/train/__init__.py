@@ -5,7 +5,8 @@ Modules (import what you need; this package imports nothing eagerly):
   offline_eval  `evaluate_checkpoint(config, workdir)` (what `psrjax eval` runs)
   benchmark     `benchmark(config) -> BenchResult` (what `psrjax bench` runs)
   distributed   multi-process start-up from flags, SLURM or Cloud TPU
-  evaluator     `Evaluator(system, config, mesh).run(params)`, `write_results`
+  evaluator     `EvalSplit` (padded, masked eval batches) and `build`: the `config.evals`
+                entries (`psrjax.evals`; the system's own metrics are the `system` entry)
   context       `build_context`: validation of config, system, mesh and data before any write
   partitioning  the (data, model) Mesh, replicated / FSDP / model-axis shardings, global batches
   options       validated scale options: sharding, compute dtype, gradient accumulation, EMA

@@ -189,7 +189,8 @@ class CompiledStep:
 
   def __init__(self, config, *, stage: str | None = None, devices=None):
     self.config = config
-    self.ctx = ctx = context_lib.build_context(config, None, devices=devices)
+    # Evaluations are not benchmarked: none of config.evals is built (feature networks).
+    self.ctx = ctx = context_lib.build_context(config, None, devices=devices, evals=())
     self.stage = select_stage(ctx.stages, stage)
     self.state = state_lib.create_state(ctx.init_fn, ctx.base_key,
                                         ctx.global_batch(ctx.first_batch),

@@ -2,20 +2,22 @@
 
 `build_context` resolves the system, builds the mesh (with `mesh.data=-1`, a data axis that
 divides `train.batch_size`; see `partitioning.make_mesh`), checks the batch sizes, reads the first
-train and eval batches and checks them against the system's declared example shapes, and
-derives the abstract train state. Any bad input fails here, before anything is written.
+train and eval batches and checks them against the system's declared example shapes, derives
+the abstract train state and builds the declared evaluations (`config.evals`, with the `system`
+entry `psrjax.evals` adds when absent). Any bad input fails here, before anything is written.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
-from typing import Any
+from typing import Any, Iterable
 
 import grain
 import jax
 from jax.sharding import Mesh, NamedSharding
 
+from psrjax import evals as evals_lib
 from psrjax.systems import base
 from psrjax.train import data as data_lib
 from psrjax.train import evaluator as evaluator_lib
@@ -42,7 +44,8 @@ class TrainContext:
   init_fn: Any
   abstract_state: Any
   state_shardings: Any
-  evaluator: evaluator_lib.Evaluator  # on config.eval.split
+  eval_data: evaluator_lib.EvalSplit  # config.eval's split: spec check, the samples' example
+  evals: dict[str, evals_lib.DeclaredEval]  # the built config.evals entries, by name
   constants: dict[str, Any]  # System.constants() on the devices, replicated
   options: options_lib.ScaleOptions  # sharding, compute dtype, accumulation, EMA
 
@@ -90,10 +93,12 @@ def check_workdir(workdir: str) -> str:
   return workdir
 
 
-def build_context(config, workdir: str | None, *, devices=None) -> TrainContext:
+def build_context(config, workdir: str | None, *, devices=None,
+                  evals: Iterable[str] | None = None) -> TrainContext:
   """Validates the config/system/data and derives the abstract state (writes nothing).
 
-  `workdir=None` for runs that write nothing (benchmarks).
+  `workdir=None` for runs that write nothing (benchmarks). `evals`: the names of the
+  `config.evals` entries to build (None: all of them, `system` included; (): none).
   """
   workdir = None if workdir is None else check_workdir(workdir)
   options_lib.from_config(config)  # Config-only checks before the system is built.
@@ -119,9 +124,11 @@ def build_context(config, workdir: str | None, *, devices=None) -> TrainContext:
   options_lib.check_ema_groups(options, abstract["params"])
   abstract = state_lib.with_ema(abstract, options.ema_groups)
   init_groups(config, abstract["params"])
-  evaluator = evaluator_lib.Evaluator(system, config, mesh)
-  data_lib.check_example_spec(evaluator.first_batch(), system.example_spec(config.eval.split),
+  eval_data = evaluator_lib.eval_split(system, config, mesh)
+  data_lib.check_example_spec(eval_data.first_batch(), system.example_spec(config.eval.split),
                               what=f"eval split {config.eval.split!r}")
+  declared = evaluator_lib.build(config, system, mesh, workdir=workdir, only=evals,
+                                 splits=(eval_data,))
   constants = _device_constants(system, abstract, mesh)
   return TrainContext(
       config=config, workdir=workdir, system=system, mesh=mesh, stages=stages,
@@ -129,7 +136,7 @@ def build_context(config, workdir: str | None, *, devices=None) -> TrainContext:
       batch_sharding=sharding, base_key=base_key, init_fn=init_fn, abstract_state=abstract,
       state_shardings=state_lib.state_shardings(abstract, mesh, strategy=options.params_sharding,
                                                 min_size=options.min_shard_size),
-      evaluator=evaluator, constants=constants, options=options)
+      eval_data=eval_data, evals=declared, constants=constants, options=options)
 
 
 def _log_mesh(mesh: Mesh, batch_size: int) -> None:

@@ -35,8 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
-# Key of the per-example validity flag added to padded evaluation batches.
-VALID_KEY = "_valid"
+from psrjax.evals.common import VALID_KEY  # the validity flag of padded evaluation batches
 # Key of the per-example flag of non-finite frames/masks in compact batches (`encode_batch`).
 NONFINITE_KEY = "_nonfinite"
 AUTO_WORKERS = "auto"

@@ -30,7 +30,8 @@ def trainer_config() -> ml_collections.ConfigDict:
   config.train.checkpoint_every = 500  # steps between checkpoints (also saved at the end).
   config.train.max_to_keep = 3  # checkpoints kept on disk.
   config.train.sample_every = 500  # steps between sample videos, 0 = only at the end.
-  config.train.eval_every = 0  # steps between evaluations, 0 = only at the end.
+  config.train.eval_every = 0  # steps between runs of the system's own metrics (the `system`
+  #                              entry of config.evals, below), 0 = only at the end.
   # grain worker processes: an int (0 = read in the main process) or "auto" = max(0,
   # min(CPUs of this process - 1, 16 x local devices)) (psrjax.train.data.resolve_workers).
   config.train.data_workers = ml_collections.FieldReference(0, field_type=object)
@@ -54,13 +55,20 @@ def trainer_config() -> ml_collections.ConfigDict:
   config.mesh.model = 1  # model-axis size: large kernels' output channels are split along it
   #                       (the batch is replicated along it).
 
+  # The defaults every config.evals entry inherits (systems also size their eval sets from it).
   config.eval = ml_collections.ConfigDict()
   config.eval.split = "validation"  # split name passed to System.dataset.
   config.eval.batch_size = 8  # global eval batch, rounded up to a multiple of mesh.data
   #                             (padded and masked; every example counts once).
   config.eval.num_examples = 0  # first N examples of the split, 0 = all.
 
-  # Further evaluations by name (see psrjax/evals/__init__.py), e.g.
-  # config.evals.fvd = dict(type="fvd", every=5000, num_examples=256): results in eval/<name>/.
+  # Evaluations by name (see psrjax/evals/__init__.py), e.g.
+  # config.evals.fvd = dict(type="fvd", every=5000, num_examples=256): results in
+  # <workdir>/eval/<name>/<step>.json and eval/<name>/* scalars. Without an entry named
+  # "system", one is added: dict(type="system", every=train.eval_every, split=eval.split,
+  # num_examples=eval.num_examples, batch_size=eval.batch_size), the means of
+  # System.evaluate (TrainResult.eval_results). On the command line:
+  # --config.evals.fid="dict(type='fid', every=0, num_examples=64)" adds an entry,
+  # --config.evals.system.every=100 changes a field.
   config.evals = ml_collections.ConfigDict()
   return config

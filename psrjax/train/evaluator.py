@@ -1,58 +1,42 @@
-"""Evaluation over an eval split, every example counted exactly once.
+"""The trainer's side of evaluation: eval splits, and building the `config.evals` entries.
 
-`EvalSplit` yields the split's first `num_examples` examples as global batches of
-`batch_size` rounded up to a multiple of the data-parallel size (`mesh.data`); the last batch
-and the rounding's extra rows are padded with copies of a real example that the validity flag
-(`data.VALID_KEY`) removes from every sum. Every evaluation (the `config.eval` block here, the
-`config.evals` declared in `psrjax.evals`) reads its data through it.
+`EvalSplit` yields a split's first `num_examples` examples as global batches of `batch_size`
+rounded up to a multiple of the data-parallel size (`mesh.data`); the last batch and the
+rounding's extra rows are padded with copies of a real example that the validity flag
+(`psrjax.evals.common.VALID_KEY`) removes from every sum. Every evaluation reads its data
+through one.
 
-`Evaluator(system, config, mesh).run(params)` is the per-example evaluation of the
-`config.eval` block: the mean of each `System.evaluate` metric, `"<metric>/<group>"` means
-when the system returns an int32 `"group"` per example and names its groups in `eval_groups`,
-and `"num_examples"`. Jitted evaluation functions are cached at module level (`cached_jit`).
+`build(config, system, mesh, workdir=...)` builds every `config.evals` entry (with the `system`
+entry that `psrjax.evals` adds when absent: the means of `System.evaluate`): it validates all
+entries first (one-line errors), then gives each one an `EvalSplit` on its split, size and
+batch size (entries that agree share one) and calls `psrjax.evals.<type>.make_evaluator`.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
-from typing import Any, Callable, Iterator
+from typing import Iterable, Iterator
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from psrjax.systems import base
+from psrjax import evals as evals_lib
+from psrjax.evals import common
 from psrjax.train import data as data_lib
 from psrjax.train import partitioning
 
-EVAL_DIR = "eval"
-_JITTED: dict[tuple, tuple[Any, Callable]] = {}
 _DECODE = jax.jit(data_lib.decode_batch)  # compact transfer dtypes -> the batch contract's
-
-
-def cached_jit(kind: str, system, mesh, build: Callable[[], Callable], *options) -> Callable:
-  """`jax.jit(build())` with replicated outputs, one per (kind, system, mesh, options).
-
-  Evaluators built again for the same system (every run of `psrjax eval`, each training
-  evaluation) reuse the compiled function instead of tracing it again.
-  """
-  key = (kind, id(system), mesh, options)
-  hit = _JITTED.get(key)
-  if hit is None or hit[0] is not system:
-    hit = (system, jax.jit(build(), out_shardings=partitioning.replicated(mesh)))
-    _JITTED[key] = hit
-  return hit[1]
 
 
 class EvalSplit:
   """Padded, masked global batches of the first `num_examples` (0 = all) examples of `split`.
 
   `batch_size` is rounded up to a multiple of the data-parallel size (`self.batch_size`).
+  This is the `data` every eval type receives (`psrjax.evals.common`).
   """
 
   def __init__(self, system, mesh, *, split: str, batch_size: int, num_examples: int, seed: int,
                read_options=None, what: str = "eval.batch_size"):
+    self.key = (split, batch_size, num_examples)  # as requested: entries that agree share it
     self.split, self.batch_size = split, partitioning.round_up_batch(batch_size, mesh)
     if self.batch_size != batch_size and jax.process_index() == 0:
       logging.info("%s=%d rounded up to %d (a multiple of mesh.data=%d; padding is masked)",
@@ -68,7 +52,7 @@ class EvalSplit:
   def first_batch(self) -> dict[str, np.ndarray]:
     """The first local batch (without the validity flag)."""
     batch = dict(self.dataset[0])
-    batch.pop(data_lib.VALID_KEY)
+    batch.pop(common.VALID_KEY)
     return batch
 
   def example(self, index: int = 0) -> dict[str, np.ndarray]:
@@ -84,96 +68,45 @@ class EvalSplit:
       yield _DECODE(partitioning.global_batch(local, self.sharding, self.batch_size))
 
 
-def split_valid(batch) -> tuple[dict[str, jax.Array], jax.Array]:
-  """(batch without the validity flag, the flag [B])."""
-  batch = dict(batch)
-  return batch, batch.pop(data_lib.VALID_KEY)
+def eval_split(system, config, mesh) -> EvalSplit:
+  """The `config.eval` block's split (the defaults every `config.evals` entry inherits)."""
+  return EvalSplit(system, mesh, split=config.eval.split, batch_size=config.eval.batch_size,
+                   num_examples=config.eval.num_examples, seed=config.seed,
+                   read_options=data_lib.read_options(config))
 
 
-def _masked_sums(system, num_groups: int, params, batch) -> dict[str, Any]:
-  """Per-batch sums of every metric over the valid examples (and per group)."""
-  batch, valid = split_valid(batch)
-  values = dict(base.evaluate(system, params, batch))
-  group = values.pop("group", None)
-  size = valid.shape[0]
-  for name, value in values.items():
-    if value.shape != (size,):
-      raise ValueError(f"evaluate() metric {name!r} has shape {value.shape}; expected [{size}]")
-  values = {k: jnp.where(valid, v.astype(jnp.float32), 0.0) for k, v in values.items()}
-  out = {"sum": {k: v.sum() for k, v in values.items()},
-         "count": valid.astype(jnp.float32).sum()}
-  if group is not None:
-    if num_groups == 0:
-      raise ValueError(f"{type(system).__name__}.evaluate() returns 'group' but the system "
-                       "defines no eval_groups names")
-    onehot = jax.nn.one_hot(group, num_groups) * valid[:, None].astype(jnp.float32)
-    out["group_sum"] = {k: v @ onehot for k, v in values.items()}
-    out["group_count"] = onehot.sum(0)
-  return out
+def build(config, system, mesh, *, workdir: str | None = None,
+          only: Iterable[str] | None = None,
+          splits: Iterable[EvalSplit] = ()) -> dict[str, evals_lib.DeclaredEval]:
+  """Every `config.evals` entry (or the names in `only`), by name in name order.
+
+  All entries are validated before any is built. `splits`: already built `EvalSplit`s that
+  entries on the same split, batch size and number of examples reuse.
+  """
+  specs = evals_lib.specs(config, only)
+  cache = {s.key: s for s in splits}
+  built = {}
+  for spec in specs:
+    key = (spec.split, spec.batch_size, spec.num_examples)
+    if key not in cache:
+      cache[key] = _split(system, config, mesh, spec)
+    context = {"name": spec.name, "config": config, "workdir": workdir}
+    built[spec.name] = evals_lib.make(spec, system=system, mesh=mesh, data=cache[key],
+                                      context=context)
+  return built
 
 
-class PerExampleEval:
-  """Means of `System.evaluate`'s per-example metrics over an `EvalSplit` (and per group)."""
-
-  def __init__(self, system, mesh, data: EvalSplit):
-    self.system, self.mesh, self.data = system, mesh, data
-    self.groups = tuple(getattr(system, "eval_groups", ()))
-
-  def run(self, params) -> dict[str, float]:
-    """Means of every metric over the split's examples."""
-    n = len(self.groups)
-    fn = cached_jit("per_example", self.system, self.mesh,
-                    lambda: lambda p, b: _masked_sums(self.system, n, p, b), n)
-    totals = None
-    for batch in self.data.batches():
-      sums = jax.tree.map(lambda x: np.asarray(x, np.float64), jax.device_get(fn(params, batch)))
-      totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
-    return self._means(totals)
-
-  def _means(self, totals) -> dict[str, float]:
-    count = float(totals["count"])
-    if round(count) != self.data.num_examples:
-      raise RuntimeError(f"evaluated {count} examples, expected {self.data.num_examples}")
-    results = {k: float(v / count) for k, v in totals["sum"].items()}
-    if "group_sum" in totals:
-      group_count = totals["group_count"]
-      if round(float(group_count.sum())) != self.data.num_examples:
-        raise ValueError(f"evaluate() returned 'group' ids outside 0..{len(self.groups) - 1}")
-      for k, sums in totals["group_sum"].items():
-        for g, name in enumerate(self.groups):
-          if group_count[g] > 0:
-            results[f"{k}/{name}"] = float(sums[g] / group_count[g])
-    results["num_examples"] = float(count)
-    return results
+def _split(system, config, mesh, spec: evals_lib.Spec) -> EvalSplit:
+  return EvalSplit(system, mesh, split=spec.split, batch_size=spec.batch_size,
+                   num_examples=spec.num_examples, seed=config.seed,
+                   read_options=data_lib.read_options(config),
+                   what=f"evals.{spec.name}.batch_size")
 
 
-class Evaluator(PerExampleEval):
-  """`Evaluator(system, config, mesh).run(params) -> {name: value}` on `config.eval.split`."""
-
-  def __init__(self, system, config, mesh):
-    data = EvalSplit(system, mesh, split=config.eval.split, batch_size=config.eval.batch_size,
-                     num_examples=config.eval.num_examples, seed=config.seed,
-                     read_options=data_lib.read_options(config))
-    super().__init__(system, mesh, data)
-    self.config = config
-    self.num_examples = data.num_examples
-
-  def first_batch(self) -> dict[str, np.ndarray]:
-    return self.data.first_batch()
-
-  def example(self, index: int = 0) -> dict[str, np.ndarray]:
-    return self.data.example(index)
-
-
-def write_results(workdir: str, step: int, results: dict[str, float], writer, *,
-                  name: str | None = None) -> str:
-  """Writes `<workdir>/eval/[<name>/]<step>.json` (process 0) and `eval/[<name>/]<key>` scalars."""
-  folder = os.path.join(workdir, EVAL_DIR, *([name] if name else []))
-  path = os.path.join(folder, f"{step}.json")
-  if jax.process_index() == 0:
-    os.makedirs(folder, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-      json.dump({"step": step, **results}, f, indent=2, sort_keys=True)
-  prefix = f"{EVAL_DIR}/{name}/" if name else f"{EVAL_DIR}/"
-  writer.write_scalars(step, {f"{prefix}{k}": v for k, v in results.items()})
-  return path
+def build_one(name: str, entry, *, config, system, mesh,
+              workdir: str | None = None) -> evals_lib.DeclaredEval:
+  """Builds the entry `entry` (a dict of fields) as `config.evals.<name>` would be built."""
+  spec = evals_lib.spec(name, entry, config)
+  context = {"name": name, "config": config, "workdir": workdir}
+  return evals_lib.make(spec, system=system, mesh=mesh,
+                        data=_split(system, config, mesh, spec), context=context)

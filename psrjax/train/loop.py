@@ -6,9 +6,10 @@ step dir; state and data iterator), else fresh parameters, with the groups of
 compact transfer dtypes, `data.encode_batch`), metrics fetched only on
 log / checkpoint steps (where every pending step's values are checked for NaN/Inf),
 checkpoints every `train.checkpoint_every` steps and at the end, samples every
-`train.sample_every`, evaluation every `train.eval_every` steps (0: only at the end), and
-each `config.evals` entry on its own cadence (`psrjax.evals`), and a `jax.profiler` trace of
-the steps `train.profile_steps` names in `<workdir>/profile`.
+`train.sample_every`, each `config.evals` entry on its own cadence (`psrjax.evals`; the
+system's own metrics are the `system` entry, every `train.eval_every` steps unless declared
+otherwise, 0: only at the end), and a `jax.profiler` trace of the steps `train.profile_steps`
+names in `<workdir>/profile`.
 SIGTERM finishes the current step, saves and returns.
 """
 from __future__ import annotations
@@ -23,10 +24,10 @@ import numpy as np
 
 from psrjax import config_utils
 from psrjax import evals as evals_lib
+from psrjax.evals import common as evals_common
 from psrjax.train import checkpoint as checkpoint_lib
 from psrjax.train import context as context_lib
 from psrjax.train import data as data_lib
-from psrjax.train import evaluator as evaluator_lib
 from psrjax.train import preemption
 from psrjax.train import progress as progress_lib
 from psrjax.train import samples as samples_lib
@@ -43,9 +44,11 @@ class TrainResult:
   step: int  # completed steps
   state: Any  # final train state (device arrays)
   history: list[dict[str, float]]  # metrics of every log step, with "step"
-  eval_results: dict[str, float] | None  # last evaluation, if any ran
+  # The last results of the `system` entry of config.evals (System.evaluate's means, see
+  # psrjax.evals), None if it did not run in this call (e.g. a finished run resumed).
+  eval_results: dict[str, float] | None
   preempted: bool  # stopped by SIGTERM (or `stop_after`) before the end
-  # The last results of each config.evals entry that ran, by name.
+  # The last results of each config.evals entry that ran in this call, `system` included.
   evals: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
 
@@ -139,19 +142,17 @@ def _initial_state(ctx, checkpoints, iterator) -> tuple[int, Any, str]:
 
 
 class _Run:
-  """Mutable per-run pieces: the compiled steps, writers, evaluator and sampler."""
+  """Mutable per-run pieces: the compiled steps, writers, evaluations and sampler."""
 
-  def __init__(self, ctx, checkpoints, iterator, writer, progress, profile, declared=()):
+  def __init__(self, ctx, checkpoints, iterator, writer, progress, profile):
     self.ctx, self.checkpoints, self.iterator = ctx, checkpoints, iterator
-    self.declared, self.declared_results = list(declared), {}
+    self.declared, self.declared_results = list(ctx.evals.values()), {}
     self.writer, self.progress, self.profile = writer, progress, profile
     self.history: list[dict[str, float]] = []
-    self.eval_results = None
     self._steps: dict[str, Any] = {}
-    self.evaluator = ctx.evaluator
     self.first_compact = data_lib.encode_batch(ctx.first_batch)  # what the iterator yields
     # The sample example goes through the same transfer round trip as train and eval batches.
-    example = data_lib.decode_batch(data_lib.encode_batch(ctx.evaluator.example(0)), xp=np)
+    example = data_lib.decode_batch(data_lib.encode_batch(ctx.eval_data.example(0)), xp=np)
     self.sampler = samples_lib.Sampler(ctx.system, ctx.mesh, example)
 
   def step_fn(self, stage):
@@ -170,13 +171,12 @@ class _Run:
     path = writers_lib.write_sample_video(self.ctx.workdir, step, frames, self.writer)
     self.progress.message(f"sample written to {path}")
 
-  def evaluate(self, step: int, state) -> None:
-    self.eval_results = self.evaluator.run(self.ctx.eval_params(state))
-    path = evaluator_lib.write_results(self.ctx.workdir, step, self.eval_results, self.writer)
-    self.progress.message(f"eval at step {step}: {progress_lib.format_metrics(self.eval_results)}"
-                          f" -> {path}")
+  @property
+  def eval_results(self) -> dict[str, float] | None:
+    """The last results of the `system` entry (TrainResult.eval_results)."""
+    return self.declared_results.get(evals_lib.SYSTEM)
 
-  def evaluate_declared(self, step: int, state, *, final: bool) -> None:
+  def evaluate(self, step: int, state, *, final: bool) -> None:
     """The `config.evals` entries due at `step` (all with every >= 0 when `final`)."""
     if not any(d.due(step, final=final) for d in self.declared):
       return
@@ -185,7 +185,9 @@ class _Run:
                                       final=final)
     self.declared_results.update(results)
     for name, values in results.items():
-      self.progress.message(f"eval {name} at step {step}: {progress_lib.format_metrics(values)}")
+      path = evals_common.results_path(self.ctx.workdir, name, step)
+      self.progress.message(f"eval {name} at step {step}: {progress_lib.format_metrics(values)}"
+                            f" -> {path}")
 
 
 def _run_steps(run: _Run, state, step: int, end: int, flag) -> tuple[Any, int, bool]:
@@ -217,10 +219,8 @@ def _run_steps(run: _Run, state, step: int, end: int, flag) -> tuple[Any, int, b
       return state, step, True
     if _due(step, cfg.sample_every) and step < end:
       run.sample(step, state)
-    if _due(step, cfg.eval_every) and step < end:
-      run.evaluate(step, state)
     if step < end:
-      run.evaluate_declared(step, state, final=False)
+      run.evaluate(step, state, final=False)
   return state, step, False
 
 
@@ -242,7 +242,6 @@ def train(config, workdir: str, *, stop_after: int | None = None, devices=None) 
   ctx = context_lib.build_context(config, workdir, devices=devices)
   profile = StepProfile(ctx.workdir, ctx.config.train.get("profile_steps", ()))
   data_lib.resolve_workers(ctx.config.train.data_workers)
-  declared = evals_lib.build(ctx.config, ctx.system, ctx.mesh, workdir=ctx.workdir)
   end = ctx.total_steps if stop_after is None else min(stop_after, ctx.total_steps)
   checkpoints, iterator = _start(ctx)
   writer, progress = writers_lib.make_writer(ctx.workdir), None
@@ -251,7 +250,7 @@ def train(config, workdir: str, *, stop_after: int | None = None, devices=None) 
     if jax.process_index() == 0:  # Only once the config proved compatible with the state.
       config_utils.save_config(ctx.config, os.path.join(ctx.workdir, config_utils.WORKDIR_CONFIG))
     progress = progress_lib.Progress(ctx.total_steps, step)
-    run = _Run(ctx, checkpoints, iterator, writer, progress, profile, declared)
+    run = _Run(ctx, checkpoints, iterator, writer, progress, profile)
     progress.message(f"{ctx.config.system}: {origin}; training steps {step}..{end} of "
                      f"{ctx.total_steps} on mesh {dict(ctx.mesh.shape)}")
     with preemption.sigterm_stops(preemption.StopFlag()) as flag:
@@ -277,6 +276,5 @@ def _finish(run: _Run, state, step: int) -> None:
   """Final sample and evaluation (after the final checkpoint is on disk)."""
   run.checkpoints.wait()
   run.sample(step, state)
-  run.evaluate(step, state)
-  run.evaluate_declared(step, state, final=True)
+  run.evaluate(step, state, final=True)
   logging.info("training finished at step %d", step)

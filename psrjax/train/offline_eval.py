@@ -2,22 +2,22 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Iterable
 
 from psrjax import evals as evals_lib
 from psrjax.train import checkpoint as checkpoint_lib
 from psrjax.train import context as context_lib
-from psrjax.train import evaluator as evaluator_lib
 from psrjax.train import writers as writers_lib
 
 
-def load_latest(config, workdir: str, *,
-                devices=None) -> tuple[context_lib.TrainContext, int, Any]:
+def load_latest(config, workdir: str, *, devices=None,
+                evals: Iterable[str] | None = ()) -> tuple[context_lib.TrainContext, int, Any]:
   """(context, step, state) of the newest restorable checkpoint of `workdir`.
 
   Read-only: an unreadable newest checkpoint is skipped with a warning, never moved.
+  `evals`: the `config.evals` entries the context builds (default none; None: all).
   """
-  ctx = context_lib.build_context(config, workdir, devices=devices)
+  ctx = context_lib.build_context(config, workdir, devices=devices, evals=evals)
   directory = os.path.join(ctx.workdir, checkpoint_lib.CHECKPOINT_DIR)
   if not os.path.isdir(directory):
     raise ValueError(f"no checkpoints in {directory!r}; train first (psrjax train)")
@@ -35,25 +35,18 @@ def evaluate_checkpoint(config, workdir: str, *, devices=None,
                         only: tuple[str, ...] | None = None) -> tuple[int, dict[str, float]]:
   """Evaluates the latest restorable checkpoint of `workdir`.
 
-  Runs the `config.eval` block (-> `<workdir>/eval/<step>.json`, `eval/*` scalars) and every
-  `config.evals` entry (-> `<workdir>/eval/<name>/<step>.json`, `eval/<name>/*` scalars).
-  `only`: run just these `config.evals` entries (not the `config.eval` block).
-  Returns (step, results): the `config.eval` metrics and `"<name>/<metric>"` of the others.
+  Runs every `config.evals` entry, the `system` entry (the system's own metrics, added when
+  absent: `psrjax.evals`) included, whatever its `every` (-> `<workdir>/eval/<name>/<step>.json`,
+  `eval/<name>/*` scalars). `only`: run just these entries (e.g. ("system",): only the
+  system's metrics). Returns (step, {"<name>/<metric>": value}).
   """
-  ctx, step, state = load_latest(config, workdir, devices=devices)
-  declared = evals_lib.build(ctx.config, ctx.system, ctx.mesh, workdir=ctx.workdir,
-                             only=tuple(only or ()))
+  ctx, step, state = load_latest(config, workdir, devices=devices,
+                                 evals=None if only is None else tuple(only))
   params = ctx.eval_params(state)
   writer = writers_lib.make_writer(ctx.workdir)
   try:
-    results = {}
-    if only is None:
-      results = ctx.evaluator.run(params)
-      evaluator_lib.write_results(ctx.workdir, step, results, writer)
-    named = evals_lib.run_and_write(declared, params, workdir=ctx.workdir, step=step,
+    named = evals_lib.run_and_write(ctx.evals.values(), params, workdir=ctx.workdir, step=step,
                                     writer=writer, final=True, everything=True)
   finally:
     writer.close()
-  for name, values in named.items():
-    results.update({f"{name}/{k}": v for k, v in values.items()})
-  return step, results
+  return step, {f"{name}/{k}": v for name, values in named.items() for k, v in values.items()}

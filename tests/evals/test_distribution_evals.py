@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import toy_system
-from psrjax import evals
 from psrjax import metrics
 from psrjax.evals import stats_cache
 from psrjax.models import pretrained
 from psrjax.train import context
 from psrjax.train import data as data_lib
+from psrjax.train import evaluator as evaluator_lib
 from psrjax.train import state as state_lib
 
 NUM_EXAMPLES = 13   # two global batches of 8, the second padded with 3 copies
@@ -51,8 +51,8 @@ def _build(setup, name, tmp_path, **fields):
   config, ctx, _ = setup
   entry = {"num_examples": NUM_EXAMPLES, "prediction": "fake", "target": "rgb", "resolution": 32,
            "cache_dir": str(tmp_path), **fields}
-  return evals.build_one(name, entry, config=config, system=ctx.system, mesh=ctx.mesh,
-                         workdir=None).evaluator
+  return evaluator_lib.build_one(name, entry, config=config, system=ctx.system, mesh=ctx.mesh,
+                                 workdir=None).evaluator
 
 
 def test_fvd_streamed_equals_one_batch_and_uses_the_cache(setup, one_batch_features, tmp_path):

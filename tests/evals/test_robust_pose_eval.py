@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from psrjax import evals
 from psrjax.data import synthetic
 from psrjax.train import defaults
+from psrjax.train import evaluator as evaluator_lib
 from psrjax.train import partitioning
 
 FRAMES, RES = 2, 32
@@ -28,6 +28,9 @@ class PoseSystem:
     source = synthetic.SyntheticSource(split, num_views=1, num_frames=FRAMES, resolution=RES,
                                        num_clips=12)
     return grain.MapDataset.source(source).map(_example)[shard_index::shard_count]
+
+  def prepare(self, batch):   # base.generate prepares every batch; nothing to derive here
+    return dict(batch)
 
   def generate(self, params, batch, *, stage=None):
     return {"shifted": jnp.roll(batch["rgb"], 1, axis=-2) * params["gain"]}
@@ -64,8 +67,8 @@ def test_r_ssim_and_r_psnr_match_a_brute_force_reference():
   mesh = partitioning.make_mesh()
   system = PoseSystem()
   entry = dict(type="robust_pose", num_examples=11, m=4, train_examples=5)
-  evaluator = evals.build_one("robust", entry, config=config, system=system, mesh=mesh,
-                              workdir=None).evaluator
+  evaluator = evaluator_lib.build_one("robust", entry, config=config, system=system, mesh=mesh,
+                                      workdir=None).evaluator
   results = evaluator.run(partitioning.put_replicated({"gain": np.float32(0.9)}, mesh))
   ssim, psnr, num_poses = _reference(system, m=4, train_examples=5, num_examples=11)
   assert results["num_poses"] == num_poses == 22 and results["num_examples"] == 11
@@ -78,11 +81,11 @@ def test_bad_fields():
   config = defaults.trainer_config()
   mesh = partitioning.make_mesh()
   with pytest.raises(ValueError, match="keypoints 'pose' is not a batch key; keys: keypoints, rgb"):
-    evals.build_one("r", dict(type="robust_pose", keypoints="pose"), config=config,
-                    system=PoseSystem(), mesh=mesh, workdir=None)
+    evaluator_lib.build_one("r", dict(type="robust_pose", keypoints="pose"), config=config,
+                            system=PoseSystem(), mesh=mesh, workdir=None)
   with pytest.raises(ValueError, match=r"config.evals.r: value_range must have lo < hi"):
-    evals.build_one("r", dict(type="robust_pose", value_range=(1.0, -1.0)), config=config,
-                    system=PoseSystem(), mesh=mesh, workdir=None)
+    evaluator_lib.build_one("r", dict(type="robust_pose", value_range=(1.0, -1.0)), config=config,
+                            system=PoseSystem(), mesh=mesh, workdir=None)
   with pytest.raises(ValueError, match=r"m=30 must be in 1..the number of validation poses"):
-    evals.build_one("r", dict(type="robust_pose", num_examples=8, m=30), config=config,
-                    system=PoseSystem(), mesh=mesh, workdir=None)
+    evaluator_lib.build_one("r", dict(type="robust_pose", num_examples=8, m=30), config=config,
+                            system=PoseSystem(), mesh=mesh, workdir=None)

@@ -44,7 +44,7 @@ def probe(spec: str) -> dict:
   return {"mesh": dict(ctx.mesh.shape), "shard": [index, count], "local_batch": rows,
           "global_batch": int(next(iter(assembled.values())).shape[0]),
           "fingerprint": fingerprint(local), "placed": placed,
-          "eval_batch": ctx.evaluator.data.batch_size, "process": jax.process_index()}
+          "eval_batch": ctx.eval_data.batch_size, "process": jax.process_index()}
 
 
 def fingerprint(batch) -> list[float]:

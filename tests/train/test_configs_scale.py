@@ -81,8 +81,9 @@ def check_context(ctx, config, num_devices: int) -> None:
   assert array.shape[0] == batch and len(array.addressable_shards) == num_devices
   assert {s.data.shape[0] for s in array.addressable_shards} == {batch // data}
   eval_batch = math.ceil(config.eval.batch_size / data) * data
-  assert ctx.evaluator.data.batch_size == eval_batch
-  first = ctx.evaluator.data.dataset[0]
+  assert ctx.eval_data.batch_size == eval_batch
+  assert ctx.evals["system"].evaluator.data is ctx.eval_data
+  first = ctx.eval_data.dataset[0]
   assert first["_valid"].shape == (eval_batch,)
 
 

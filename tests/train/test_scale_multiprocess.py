@@ -103,7 +103,7 @@ def test_two_processes_match_one_process(runs):
              for r in writers.read_metrics(two) if "g/total" in r]
   assert [r["step"] for r in history] == list(range(1, STEPS + 1))
   train_harness.assert_same_losses(history, one.history, rtol=1e-5, steps=range(1, STEPS + 1))
-  evals = json.loads((two / "eval" / f"{STEPS}.json").read_text())
+  evals = json.loads((two / "eval" / "system" / f"{STEPS}.json").read_text())
   assert evals["num_examples"] == 10
   assert evals["l1"] == pytest.approx(one.eval_results["l1"], rel=1e-5)
   assert (two / "samples" / f"{STEPS}.gif").is_file()
@@ -135,7 +135,7 @@ def test_two_processes_train_psrnet_like_one_process(psrnet_runs):
   # to full-size steps) such differences grow to ~1e-4 relative.
   train_harness.assert_same_losses(history, one.history, rtol=2e-5, steps=[1])
   train_harness.assert_same_losses(history, one.history, rtol=2e-3, steps=[2])
-  evals = json.loads((two / "eval" / f"{PSRNET_STEPS}.json").read_text())
+  evals = json.loads((two / "eval" / "system" / f"{PSRNET_STEPS}.json").read_text())
   assert evals["num_examples"] == 6
   for name in ("ssim/layer1", "m_ssim/layer1", "psnr/texture"):
     assert evals[name] == pytest.approx(one.eval_results[name], rel=2e-3), name
@@ -170,7 +170,7 @@ def test_batch_smaller_than_the_devices_trains_like_one_process(tmp_path):
   history = [{k: v for k, v in r.items() if not k.startswith("perf/")}
              for r in writers.read_metrics(tmp_path / "two") if "g/total" in r]
   train_harness.assert_same_losses(history, one.history, rtol=1e-5, steps=range(1, STEPS + 1))
-  evals = json.loads((tmp_path / "two" / "eval" / f"{STEPS}.json").read_text())
+  evals = json.loads((tmp_path / "two" / "eval" / "system" / f"{STEPS}.json").read_text())
   assert evals["num_examples"] == 10
   assert evals["l1"] == pytest.approx(one.eval_results["l1"], rel=1e-5)
 

@@ -113,8 +113,9 @@ def test_ema_is_the_average_and_feeds_evaluation(default_run, tmp_path):
   train_harness.assert_same_losses(one.history + full.history, default_run.history, rtol=1e-5,
                                    steps=range(1, STEPS + 1))
   ctx = context_lib.build_context(config, str(tmp_path / "c"))
-  with_ema = ctx.evaluator.run(ctx.eval_params(full.state))
-  raw = ctx.evaluator.run(ctx.with_constants(full.state["params"]))
+  system_eval = ctx.evals["system"].evaluator
+  with_ema = system_eval.run(ctx.eval_params(full.state))
+  raw = system_eval.run(ctx.with_constants(full.state["params"]))
   assert full.eval_results["l1"] == pytest.approx(with_ema["l1"], rel=1e-6)
   assert with_ema["l1"] != pytest.approx(raw["l1"], rel=1e-4)
   assert state_lib.eval_params(full.state)["g"] is full.state["ema"]["g"]

@@ -71,10 +71,13 @@ def test_train_then_eval_then_nan(tmp_path, capsys):
   assert _train(workdir) == 0
   saved = json.loads((workdir / "config.json").read_text())
   assert saved["train"]["steps"] == 2
-  os.remove(workdir / "eval" / "2.json")
+  os.remove(workdir / "eval" / "system" / "2.json")
+  capsys.readouterr()
   assert cli.main(["eval", "--workdir", str(workdir)]) == 0
-  results = json.loads((workdir / "eval" / "2.json").read_text())
+  results = json.loads((workdir / "eval" / "system" / "2.json").read_text())
   assert results["step"] == 2 and results["num_examples"] == 10
+  printed = json.loads(capsys.readouterr().out)
+  assert printed == {"step": 2, **{f"system/{k}": v for k, v in results.items() if k != "step"}}
   # Continue to 4 steps on poisoned data: the NaN guard stops with exit code 1.
   capsys.readouterr()
   assert _train(workdir, "--config.toy.poison=true", arg="train.steps=4") == 1

@@ -78,3 +78,62 @@ def test_saved_config_round_trip(tmp_path):
   config_utils.save_config(config, str(tmp_path / "config.json"))
   loaded = config_utils.load_workdir_config(str(tmp_path))
   assert loaded.to_dict() == config.to_dict()
+
+
+def _with_evals():
+  c = _config()
+  c.evals = ml_collections.ConfigDict()
+  c.evals.fvd = dict(type="fvd", every=10)
+  return c
+
+
+@pytest.mark.parametrize("text", [
+    "dict(type='fid', every=0, num_examples=64, value_range=(-1.0, 1.0))",
+    '{"type": "fid", "every": 0, "num_examples": 64, "value_range": (-1.0, 1.0)}',
+    " { 'type' : 'fid', 'every': 0, 'num_examples': 64, 'value_range': (-1.0, 1.0) } ",
+])
+def test_override_adds_an_eval(text):
+  config = _with_evals()
+  config_utils.apply_override(config, "evals.fid", text)
+  assert config.evals.fid.to_dict() == dict(type="fid", every=0, num_examples=64,
+                                            value_range=(-1.0, 1.0))
+  assert config.evals.fvd.to_dict() == dict(type="fvd", every=10)
+
+
+def test_override_eval_fields():
+  config = _with_evals()
+  config_utils.apply_override(config, "evals.fvd.every", "100")
+  config_utils.apply_override(config, "evals.fvd.split", "test")   # a new field: text
+  config_utils.apply_override(config, "evals.fvd.resolution", "64")   # a new field: literal
+  assert config.evals.fvd.to_dict() == dict(type="fvd", every=100, split="test", resolution=64)
+  with pytest.raises(ValueError, match="config key 'evals.fvd.every' expects int"):
+    config_utils.apply_override(config, "evals.fvd.every", "often")
+  # The implicit `system` entry becomes explicit on its first field override.
+  config_utils.apply_override(config, "evals.system.every", "5")
+  assert config.evals.system.to_dict() == dict(type="system", every=5)
+  # A config without an evals group (an old saved one) gets one.
+  config = _config()
+  config_utils.apply_override(config, "evals.system.num_examples", "4")
+  assert config.evals.to_dict() == {"system": dict(type="system", num_examples=4)}
+
+
+@pytest.mark.parametrize("key,text,match", [
+    ("evals.fid", "fid", r"^config key 'evals.fid' adds an eval: expected dict\(type='<type>', "
+                         r"every=..., ...\) or \{'type': '<type>', ...\} \(Python literals\), "
+                         r"got 'fid'$"),
+    ("evals.fid", "dict(type='fid', type='kid')", "adds an eval: expected"),
+    ("evals.fid", "dict('fid')", "adds an eval: expected"),
+    ("evals.fid", "dict(type=open('x'))", "adds an eval: expected"),
+    ("evals.fid", "OrderedDict(type='fid')", "adds an eval: expected"),
+    ("evals.fid", "{1: 'fid'}", "adds an eval: expected"),
+    ("evals.fid", "dict(type='fid'", "adds an eval: expected"),
+    ("evals.fvd", "dict(type='fvd')", "config key 'evals.fvd' is a group"),
+    ("evals.kid.every", "3", r"^unknown config key 'evals.kid.every': config.evals has no entry "
+                             r"'kid' \(declared: fvd\); add one with --config.evals.kid="),
+])
+def test_bad_eval_overrides(key, text, match):
+  config = _with_evals()
+  with pytest.raises(ValueError, match=match) as info:
+    config_utils.apply_override(config, key, text)
+  assert "\n" not in str(info.value)
+  assert "fid" not in config.evals and "kid" not in config.evals

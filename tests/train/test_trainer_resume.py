@@ -29,7 +29,7 @@ def test_straight_run_writes_everything(straight):
   assert {"d/real", "d/fake", "g/l1", "g/adv", "l2_grads/d", "l2_updates/g",
           "l2_params/d"} <= set(records[-2])
   assert os.path.isfile(os.path.join(workdir, "samples", f"{STEPS}.gif"))
-  assert os.path.isfile(os.path.join(workdir, "eval", f"{STEPS}.json"))
+  assert os.path.isfile(os.path.join(workdir, "eval", "system", f"{STEPS}.json"))
   assert os.listdir(os.path.join(workdir, "tensorboard"))
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]
 
