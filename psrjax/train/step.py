@@ -14,7 +14,8 @@ the stage does not train and the constants. Every other phase reads its outputs 
 the outputs, and the outputs' cotangent is pulled back through the saved VJP -- after the
 earlier phases' updates, exactly as if the phase had run the forward itself. With
 `grad_accum > 1` (or `forward_once=False`) each phase instead runs the forward inside its own
-differentiated function, microbatch by microbatch. The step's key is `fold_in(base_key, step)`,
+differentiated function, microbatch by microbatch, on the generator's parameters of the step's
+start (so a phase after the generator phase reads the same outputs in both paths). The step's key is `fold_in(base_key, step)`,
 split by phase name (and "forward" for the forward).
 
 Groups the stage does not train read their EMA where one is kept, so a stage-wise system's later
@@ -88,17 +89,17 @@ def _forward_fn(stage, frozen, options):
   return forward
 
 
-def _recomputing_loss(stage, phase, loss_fn, forward_fn, phase_frozen):
+def _recomputing_loss(stage, phase, loss_fn, forward_fn, start_params):
   """`f(trainable, batch, (rng, forward rng))`: the phase's loss with the forward run inside it
-  (the path without a saved forward): the generator phase differentiates through it, any
-  other phase reads it under stop_gradient."""
+  (the path without a saved forward), on the generator's parameters of the step's start: the
+  generator phase differentiates through it, any other phase reads it under stop_gradient."""
   generator = stage.generator_phase()
 
   def fn(trainable, batch, rngs):
     rng, forward_rng = rngs
     outputs = None
     if generator is not None:
-      groups = {**phase_frozen, **trainable}
+      groups = {**jax.lax.stop_gradient(start_params), **trainable}
       outputs = forward_fn({g: groups[g] for g in generator.trains}, batch, forward_rng)
       if phase is not generator:
         outputs = jax.lax.stop_gradient(outputs)
@@ -173,11 +174,13 @@ def _phase_grads(loss_fn, trainable, batch, rngs, options, mesh):
   return jax.tree.map(lambda x: x / count, total)
 
 
-def _apply_phase(optimizers, stage, phase, state, batch, keys, frozen, saved, options, mesh):
+def _apply_phase(optimizers, stage, phase, state, batch, keys, frozen, saved, options, mesh,
+                 start_params):
   """Differentiates one phase w.r.t. its groups and applies their optimizer updates.
 
   `frozen`: the stage's frozen groups and constants; `saved`: the forward's (outputs,
-  pullback), or None to run the forward inside the phase; `keys`: (phase key, forward key).
+  pullback), or None to run the forward inside the phase on `start_params` (the parameters
+  the step started from); `keys`: (phase key, forward key).
   """
   params = state["params"]
   phase_frozen = {**{g: jax.lax.stop_gradient(params[g]) for g in stage.trained_groups()
@@ -186,7 +189,7 @@ def _apply_phase(optimizers, stage, phase, state, batch, keys, frozen, saved, op
   trainable = {g: params[g] for g in phase.trains}
   if saved is None:
     fn = _recomputing_loss(stage, phase, loss_fn, _forward_fn(stage, frozen, options),
-                           phase_frozen)
+                           start_params)
     terms, grads = _phase_grads(fn, trainable, batch, keys, options, mesh)
   else:
     terms, grads = _saved_grads(stage, phase, loss_fn, trainable, batch, keys[0], saved)
@@ -273,11 +276,11 @@ def make_train_step(system, optimizers, stage, options=None, mesh=None, *, stage
     forward_key = state_lib.named_key(key, FORWARD_KEY)
     saved = (_saved_forward(stage, state["params"], batch, frozen, options, forward_key)
              if save_forward else None)
-    metrics, all_norms = {}, []
+    metrics, all_norms, start_params = {}, [], state["params"]
     for phase in stage.phases:
       keys = (state_lib.named_key(key, phase.name), forward_key)
       state, terms, norms = _apply_phase(optimizers, stage, phase, state, batch, keys, frozen,
-                                         saved, options, mesh)
+                                         saved, options, mesh, start_params)
       metrics.update(terms)
       all_norms.append((phase.name, norms))
     if options.ema:
