@@ -274,9 +274,17 @@ def build(steps_config=None):
   config = steps_config or config_utils.load_config(CONFIG, OVERRIDES)
   jax_step = benchmark.CompiledStep(config)
   params = jax.device_get(jax_step.state["params"])
-  batch = jax.device_get(jax_step.batch)
-  inputs = jax.device_get(jax.jit(jax_step.ctx.system.prepare)(jax_step.batch))
+  batch = decoded_batch(jax_step)
+  inputs = jax.device_get(jax.jit(jax_step.ctx.system.prepare)(batch))
   return jax_step, TorchStep(params, batch, inputs, config)
+
+
+def decoded_batch(jax_step) -> dict[str, np.ndarray]:
+  """The step's batch in the batch contract's dtypes (it travels in compact ones: uint8 frames,
+  `psrjax.train.data.encode_batch`), on the host."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from psrjax.train import data as data_lib  # pylint: disable=g-import-not-at-top
+  return data_lib.decode_batch(jax.device_get(jax_step.batch), xp=np)
 
 
 def parity(jax_step, torch_step, *, rtol: float) -> dict[str, tuple[float, float]]:
@@ -341,7 +349,7 @@ def _jax_parts(jax_step):
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from psrjax.geometry.warp import temporal_refine as jax_refine  # pylint: disable=g-import-not-at-top
-  system, batch = jax_step.ctx.system, jax_step.batch
+  system, batch = jax_step.ctx.system, decoded_batch(jax_step)
   params = jax_step.state["params"]
   g, d, zeta = system.generators[0], system.discriminator, system.config.model.zeta
   prepare = jax.jit(system.prepare)
