@@ -354,10 +354,11 @@ class MFCI(base.System):
     return result
 
   def sample_video(self, batch, outputs):
-    """source frame | single-frame baseline | fused | fused background | target, per frame."""
+    """source frame | single-frame baseline | fused | fused background | target, per frame,
+    under a caption row naming the columns."""
     names = ["source", "single"] + [n for n in ("fused", "bg") if n in outputs]
     columns = [outputs[n] for n in names] + [batch["tgt_rgb"]]
-    return base.side_by_side(columns)
+    return base.side_by_side(columns, names + ["target"])
 
   # ----------------------------------------------------------------------------- data
   def dataset(self, split, *, seed, shard_index, shard_count):

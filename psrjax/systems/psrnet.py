@@ -245,11 +245,12 @@ class PSRNet(base.System):
     return result
 
   def sample_video(self, batch, outputs):
-    """input view | texture transfer x̂⁰ | layer 1 ... K | target, one uint8 strip per frame."""
-    columns = [batch["src_rgb"], outputs["texture"]]
-    columns += [outputs[f"layer{k}"] for k in range(1, self.num_layers + 1) if f"layer{k}" in outputs]
-    columns.append(batch["tgt_rgb"])
-    return base.side_by_side(columns)
+    """input view | texture transfer x̂⁰ | layer 1 ... K | target, one uint8 strip per frame,
+    under a caption row naming the columns."""
+    layers = [k for k in range(1, self.num_layers + 1) if f"layer{k}" in outputs]
+    columns = [batch["src_rgb"], outputs["texture"]] + [outputs[f"layer{k}"] for k in layers]
+    names = ["input", "texture"] + [f"layer {k}" for k in layers] + ["target"]
+    return base.side_by_side(columns + [batch["tgt_rgb"]], names)
 
   # ----------------------------------------------------------------------------- data
   def dataset(self, split, *, seed, shard_index, shard_count):

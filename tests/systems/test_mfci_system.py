@@ -148,7 +148,7 @@ def test_generate_evaluate_and_sample_strip(system, params, batch):
       assert result[f"{metric}/{name}"].shape == (2,)
   one = {k: np.asarray(v)[0] for k, v in batch.items()}
   strip = system.sample_video(one, {k: v[0] for k, v in out.items()})
-  assert strip.dtype == np.uint8 and strip.shape == (7, 16, 16 * 5, 3)
+  assert strip.dtype == np.uint8 and strip.shape == (7, base.caption_height(16) + 16, 16 * 5, 3)
 
 
 @pytest.fixture(scope="module")

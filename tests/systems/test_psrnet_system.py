@@ -105,7 +105,8 @@ def test_sample_video_strip(system, params, batch):
   one = {k: np.asarray(v)[0] for k, v in batch.items()}
   frames = system.sample_video(one, {k: np.asarray(v)[0] for k, v in out.items()})
   t, h, w = batch["tgt_rgb"].shape[1:4]
-  assert frames.dtype == np.uint8 and frames.shape == (t, h, w * 5, 3)  # input, x0, 2 layers, target
+  caption = base.caption_height(h)  # input, x0, 2 layers, target under a caption row
+  assert frames.dtype == np.uint8 and frames.shape == (t, caption + h, w * 5, 3)
 
 
 def test_synthesis_example_checks_views(system):
