@@ -271,7 +271,7 @@ class PSRNet(base.System):
       raise ValueError(f"source and target views must differ and lie in 1..{d.num_views}; got "
                        f"{source_view} -> {target_view}")
     clip = synthetic.render_clip(seed, num_views=d.num_views, num_frames=d.num_frames,
-                                 resolution=d.resolution)
+                                 resolution=d.resolution, rooms=d.get("rooms", 0))
     pair = psrnet_data.view_pairs(d.num_views).index((source_view - 1, target_view - 1))
     return psrnet_data.make_example(clip, pair, d.num_views)
 

@@ -73,7 +73,7 @@ def train_dataset(data, *, seed: int, shard_index: int, shard_count: int) -> gra
   """Random view pairs of this shard's training clips."""
   source = synthetic.SyntheticSource(
       "train", num_views=data.num_views, num_frames=data.num_frames,
-      resolution=data.resolution, num_clips=data.train_clips)
+      resolution=data.resolution, num_clips=data.train_clips, rooms=data.get("rooms", 0))
   ds = grain.MapDataset.source(source)[shard_index::shard_count]
   return ds.random_map(_RandomPair(data.num_views), seed=seed)
 
@@ -83,7 +83,7 @@ def eval_dataset(data, split: str, *, num_clips: int, shard_index: int,
   """Every ordered view pair of the first `num_clips` clips of `split`, clip-major."""
   source = synthetic.SyntheticSource(
       split, num_views=data.num_views, num_frames=data.num_frames,
-      resolution=data.resolution, num_clips=num_clips)
+      resolution=data.resolution, num_clips=num_clips, rooms=data.get("rooms", 0))
   num_pairs = len(view_pairs(data.num_views))
   clips = grain.MapDataset.source(source)
 

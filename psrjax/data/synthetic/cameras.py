@@ -95,6 +95,30 @@ def camera_ring(yaws_deg, *, height: int, width: int, distance=3.0, eye_height=1
 def sample_cameras(rng: np.random.Generator, num_views: int, resolution: int,
                    center=(0.0, 0.0)) -> Cameras:
   """The default rig with per-clip jitter of azimuth, distance, height, aim, roll and zoom."""
+  return camera_ring(height=resolution, width=resolution, **_rig(rng, num_views, center))
+
+
+# Per-clip deviations of a fixed setup's rig (`setup_cameras`): degrees, metres, degrees.
+SETUP_JITTER = dict(yaw=1.0, distance=0.03, eye_height=0.03, aim=0.02, roll=0.5)
+
+
+def setup_cameras(setup_rng: np.random.Generator, clip_rng: np.random.Generator, num_views: int,
+                  resolution: int) -> Cameras:
+  """A fixed setup's rig (drawn from `setup_rng` like `sample_cameras`, aimed at the room's
+  centre) with a small per-clip jitter from `clip_rng` (`SETUP_JITTER`), as a recording setup
+  is set up again between sessions."""
+  rig, j = _rig(setup_rng, num_views, (0.0, 0.0)), SETUP_JITTER
+  rig["yaws_deg"] = rig["yaws_deg"] + clip_rng.uniform(-j["yaw"], j["yaw"], num_views)
+  rig["distance"] = rig["distance"] + clip_rng.uniform(-j["distance"], j["distance"], num_views)
+  rig["eye_height"] = rig["eye_height"] + clip_rng.uniform(-j["eye_height"], j["eye_height"],
+                                                           num_views)
+  rig["target"][:, :2] += clip_rng.uniform(-j["aim"], j["aim"], (num_views, 2))
+  rig["roll_deg"] = rig["roll_deg"] + clip_rng.uniform(-j["roll"], j["roll"], num_views)
+  return camera_ring(height=resolution, width=resolution, **rig)
+
+
+def _rig(rng: np.random.Generator, num_views: int, center) -> dict:
+  """`camera_ring` arguments: azimuth, distance, height, aim, roll and zoom jittered by `rng`."""
   yaws = default_yaws(num_views) + rng.uniform(-5.0, 5.0, num_views)
   dist = rng.uniform(2.8, 3.4) + rng.uniform(-0.15, 0.15, num_views)
   eye_h = rng.uniform(0.9, 1.6) + rng.uniform(-0.1, 0.1, num_views)
@@ -103,5 +127,5 @@ def sample_cameras(rng: np.random.Generator, num_views: int, resolution: int,
   target[:, 2] = rng.uniform(0.98, 1.06, num_views)
   fov = 2 * np.rad2deg(np.arctan(1.08 / dist)) * rng.uniform(0.96, 1.06, num_views)
   roll = rng.uniform(-2.0, 2.0, num_views)
-  return camera_ring(yaws, height=resolution, width=resolution, distance=dist, eye_height=eye_h,
-                     target=target, fov_y_deg=fov, roll_deg=roll)
+  return dict(yaws_deg=yaws, distance=dist, eye_height=eye_h, target=target, fov_y_deg=fov,
+              roll_deg=roll)

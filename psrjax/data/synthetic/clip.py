@@ -4,6 +4,12 @@ A seed fixes everything: the identity (`seed % NUM_IDENTITIES`, so many clips sh
 the action (unless given) with its speed, phase, amplitude, heading and position, the room and
 the jittered cameras. Independent random streams are used for each of these so that e.g. the
 number of views does not change the motion of a given seed.
+
+Rooms: by default every clip has its own random room and camera rig (aimed at the person). With
+`rooms=N` the world has N fixed setups, like NTU RGB+D's 17: a setup is a room (geometry,
+textures, light) and a camera rig aimed at the room's centre, shared by every split; each clip
+draws its setup from its seed (independently of identity and action, so held-out people and
+actions appear in the training rooms) and re-jitters the rig slightly (`cameras.SETUP_JITTER`).
 """
 import numpy as np
 
@@ -37,13 +43,32 @@ def sample_motion(seed: int, identity, num_frames: int, action=None, fps: float 
                                     amplitude=amp, heading_deg=heading, position=position)
 
 
+def clip_setup(seed: int, rooms: int) -> int:
+  """The fixed setup (0..rooms-1) clip `seed` is recorded in (`rooms` >= 1)."""
+  return int(_stream(seed, 0x5E7).integers(rooms))
+
+
+def _scene(seed: int, rooms: int, num_views: int, resolution: int, center):
+  """(Room, Cameras) of clip `seed`: its own (rooms=0) or its fixed setup's (rooms=N)."""
+  if rooms == 0:
+    return (room.sample_room(_stream(seed, 0x500)),
+            cams.sample_cameras(_stream(seed, 0xCA3), num_views, resolution, center))
+  setup = clip_setup(seed, rooms)
+  scene = room.sample_room(np.random.default_rng([0x500, 0x5E7, setup]))
+  rig = cams.setup_cameras(np.random.default_rng([0xCA3, 0x5E7, setup]), _stream(seed, 0xCA3),
+                           num_views, resolution)
+  return scene, rig
+
+
 def render_clip(seed: int, *, num_views: int = 3, num_frames: int = 16, resolution: int = 128,
-                action=None) -> dict:
+                action=None, rooms: int = 0) -> dict:
   """Render clip `seed`: views-first numpy arrays of every modality (see the package docstring).
 
   action: None (drawn from the seed), a name in ACTIONS or its index.
+  rooms: 0 (every clip its own room and rig) or N >= 1 fixed setups (module docstring).
   """
   seed = check_positive_int("seed", seed, 0)
+  rooms = check_positive_int("rooms", rooms, 0)
   num_views = check_positive_int("num_views", num_views)
   num_frames = check_positive_int("num_frames", num_frames)
   resolution = check_positive_int("resolution", resolution)
@@ -52,8 +77,7 @@ def render_clip(seed: int, *, num_views: int = 3, num_frames: int = 16, resoluti
   identity = appearance.make_identity(seed % NUM_IDENTITIES)
   index, mot = sample_motion(seed, identity, num_frames, action)
   center = mot.root_pos[:, :2].mean(axis=0)
-  rig = cams.sample_cameras(_stream(seed, 0xCA3), num_views, resolution, center)
-  scene = room.sample_room(_stream(seed, 0x500))
+  scene, rig = _scene(seed, rooms, num_views, resolution, center)
   centres, dirs = renderer.pixel_rays(rig.K, rig.R, rig.t, resolution, resolution)
   background = room.render_room(scene, centres, dirs).reshape(num_views, resolution, resolution, 3)
   out = renderer.render(identity.shape, identity.textures, mot, rig, background=background,
