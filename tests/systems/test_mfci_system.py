@@ -144,7 +144,7 @@ def test_generate_evaluate_and_sample_strip(system, params, batch):
   np.testing.assert_allclose(out["attention"].sum(2), 1.0, atol=1e-5)
   result = jax.jit(functools.partial(base.evaluate, system))(params, batch)
   for name in ("single", "fused"):
-    for metric in ("psnr", "ssim", "m_ssim", "m_psnr", "tempe"):
+    for metric in ("psnr", "ssim", "m_ssim", "m_psnr", "tempe", "mask_iou"):
       assert result[f"{metric}/{name}"].shape == (2,)
   one = {k: np.asarray(v)[0] for k, v in batch.items()}
   strip = system.sample_video(one, {k: v[0] for k, v in out.items()})
