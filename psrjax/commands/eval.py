@@ -1,5 +1,8 @@
 """Evaluate a workdir's latest checkpoint: `psrjax eval --workdir DIR [--config FILE[:arg]]`.
 
+`--best` evaluates the best-validation snapshot `train.keep_best` kept in DIR/best/ instead
+(exit code 2 when there is none).
+
 Runs every `config.evals` entry, whatever its `every` (-> DIR/eval/<name>/<step>.json), the
 system's own metrics being the `system` entry (added when the config declares none, from
 `train.eval_every` and the `config.eval` block: see psrjax/evals/__init__.py), and prints
@@ -23,6 +26,9 @@ def add_arguments(parser) -> None:
   parser.add_argument("--evals", default="",
                       help="comma-separated config.evals names to run instead of all of them "
                            "(system: the system's own metrics)")
+  parser.add_argument("--best", action="store_true",
+                      help="evaluate the snapshot train.keep_best kept in WORKDIR/best/ instead "
+                           "of the latest checkpoint")
   commands.add_cache_argument(parser)
 
 
@@ -36,6 +42,7 @@ def run(args) -> int:
       config_utils.apply_override(config, key, text)
   from psrjax.train import offline_eval  # pylint: disable=g-import-not-at-top
   only = tuple(n.strip() for n in args.evals.split(",") if n.strip()) or None
-  step, results = offline_eval.evaluate_checkpoint(config, args.workdir, only=only)
+  step, results = offline_eval.evaluate_checkpoint(config, args.workdir, only=only,
+                                                   best=args.best)
   print(json.dumps({"step": step, **results}, indent=2, sort_keys=True))
   return 0

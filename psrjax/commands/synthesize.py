@@ -8,7 +8,8 @@ clips the system's options name), and writes the system's side-by-side strip as 
 the extension of --out). The options the system's `synthesis_example` accepts are passed to it:
 PSR-Net takes the views (numbered from 1, as in the paper: input view | texture transfer | each
 layer | target); MFCI takes the driving clip (motion) and the background clip (background
-substitution). Giving an option the system does not take is an error.
+substitution). Giving an option the system does not take is an error. `--best` renders the
+best-validation snapshot `train.keep_best` kept in DIR/best/ instead of the latest checkpoint.
 """
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ def add_arguments(parser) -> None:
   parser.add_argument("--background-seed", type=int, default=None,
                       help="MFCI: clip whose background replaces the source's")
   parser.add_argument("--fps", type=int, default=8, help="frames per second of the video")
+  parser.add_argument("--best", action="store_true",
+                      help="use the snapshot train.keep_best kept in WORKDIR/best/ instead of "
+                           "the latest checkpoint")
 
 
 def example_options(system, args) -> dict:
@@ -58,9 +62,11 @@ def run(args) -> int:
   if not os.path.isdir(out_dir):
     raise ValueError(f"output folder {out_dir!r} does not exist; create it first")
   from psrjax.train import inference  # pylint: disable=g-import-not-at-top  # JAX after parsing.
-  system, params, step = inference.load_trained(args.workdir, args.config_overrides)
+  system, params, step = inference.load_trained(args.workdir, args.config_overrides,
+                                                best=args.best)
   example = system.synthesis_example(**example_options(system, args))
   frames = inference.sample_frames(system, params, example)
   inference.write_video(args.out, frames, fps=args.fps)
-  print(f"wrote {args.out} ({frames.shape[0]} frames, checkpoint step {step})")
+  which = "best snapshot" if args.best else "checkpoint"
+  print(f"wrote {args.out} ({frames.shape[0]} frames, {which} step {step})")
   return 0

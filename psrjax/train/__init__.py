@@ -3,6 +3,7 @@
 Modules (import what you need; this package imports nothing eagerly):
   loop          `train(config, workdir) -> TrainResult`, `NonFiniteLossError`
   offline_eval  `evaluate_checkpoint(config, workdir)` (what `psrjax eval` runs)
+  best          `train.keep_best`: the best-validation snapshot in `<workdir>/best/`
   benchmark     `benchmark(config) -> BenchResult` (what `psrjax bench` runs)
   distributed   multi-process start-up from flags, SLURM or Cloud TPU
   evaluator     `EvalSplit` (padded, masked eval batches) and `build`: the `config.evals`

@@ -32,6 +32,14 @@ def trainer_config() -> ml_collections.ConfigDict:
   config.train.sample_every = 500  # steps between sample videos, 0 = only at the end.
   config.train.eval_every = 0  # steps between runs of the system's own metrics (the `system`
   #                              entry of config.evals, below), 0 = only at the end.
+  # () = off, or (metric, mode): keep the best-validation snapshot. metric = "<eval entry>/
+  # <metric>" of config.evals (e.g. "system/l1", "system/m_ssim/fused", "fvd/fvd"), mode = "min"
+  # | "max". Each time that entry runs in training (the final run included), a strictly better
+  # value (NaN never is) saves the step's train state to <workdir>/best/<step>/ and
+  # <workdir>/best/best.json = {"step", "metric", "mode", "value"} (crash-safe; a resumed run
+  # keeps it unless beaten). `psrjax eval --best` / `psrjax synthesize --best` use it. On the
+  # command line: --config.train.keep_best="('system/l1', 'min')".
+  config.train.keep_best = ()
   # grain worker processes: an int (0 = read in the main process) or "auto" = max(0,
   # min(CPUs of this process - 1, 16 x local devices)) (psrjax.train.data.resolve_workers).
   config.train.data_workers = ml_collections.FieldReference(0, field_type=object)

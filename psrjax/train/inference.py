@@ -14,14 +14,16 @@ from psrjax.systems import base
 from psrjax.train import offline_eval
 
 
-def load_trained(workdir: str, overrides: Sequence[tuple[str, str]] = ()) -> tuple[Any, dict, int]:
-  """(system, params with the system's constants, step) of the latest checkpoint of `workdir`."""
+def load_trained(workdir: str, overrides: Sequence[tuple[str, str]] = (), *,
+                 best: bool = False) -> tuple[Any, dict, int]:
+  """(system, params with the system's constants, step) of the latest checkpoint of `workdir`
+  (`best`: of the snapshot `train.keep_best` kept in `<workdir>/best/`)."""
   if not os.path.isdir(workdir):
     raise ValueError(f"workdir {workdir!r} does not exist; train first (psrjax train)")
   config = config_utils.load_workdir_config(workdir)
   for key, text in overrides:
     config_utils.apply_override(config, key, text)
-  ctx, step, state = offline_eval.load_latest(config, workdir)
+  ctx, step, state = offline_eval.load_latest(config, workdir, best=best)
   return ctx.system, ctx.eval_params(state), step
 
 

@@ -10,6 +10,12 @@ checkpoints every `train.checkpoint_every` steps and at the end, samples every
 system's own metrics are the `system` entry, every `train.eval_every` steps unless declared
 otherwise, 0: only at the end), and a `jax.profiler` trace of the steps `train.profile_steps`
 names in `<workdir>/profile`.
+`train.keep_best = (metric, mode)` (e.g. `("system/l1", "min")`, `("fvd/fvd", "min")`,
+`("system/m_ssim/fused", "max")`) keeps the best-validation snapshot: whenever that entry runs
+(the final evaluation included), a strictly better value saves the step's whole train state to
+`<workdir>/best/<step>/` with `<workdir>/best/best.json` = {"step", "metric", "mode", "value"}
+(crash-safe: written beside and swapped in; a resumed run keeps it unless beaten; see
+`psrjax.train.best`). `psrjax eval --best` / `psrjax synthesize --best` use it.
 SIGTERM finishes the current step, saves and returns.
 """
 from __future__ import annotations
@@ -25,6 +31,7 @@ import numpy as np
 from psrjax import config_utils
 from psrjax import evals as evals_lib
 from psrjax.evals import common as evals_common
+from psrjax.train import best as best_lib
 from psrjax.train import checkpoint as checkpoint_lib
 from psrjax.train import context as context_lib
 from psrjax.train import data as data_lib
@@ -50,6 +57,9 @@ class TrainResult:
   preempted: bool  # stopped by SIGTERM (or `stop_after`) before the end
   # The last results of each config.evals entry that ran in this call, `system` included.
   evals: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+  # `train.keep_best`: the content of <workdir>/best/best.json ({"step", "metric", "mode",
+  # "value"}) after this call, None when keep_best is off or nothing was kept yet.
+  best: dict[str, Any] | None = None
 
 
 PROFILE_DIR = "profile"
@@ -144,8 +154,9 @@ def _initial_state(ctx, checkpoints, iterator) -> tuple[int, Any, str]:
 class _Run:
   """Mutable per-run pieces: the compiled steps, writers, evaluations and sampler."""
 
-  def __init__(self, ctx, checkpoints, iterator, writer, progress, profile):
+  def __init__(self, ctx, checkpoints, iterator, writer, progress, profile, keep_best):
     self.ctx, self.checkpoints, self.iterator = ctx, checkpoints, iterator
+    self.keep_best = keep_best
     self.declared, self.declared_results = list(ctx.evals.values()), {}
     self.writer, self.progress, self.profile = writer, progress, profile
     self.history: list[dict[str, float]] = []
@@ -188,6 +199,10 @@ class _Run:
       path = evals_common.results_path(self.ctx.workdir, name, step)
       self.progress.message(f"eval {name} at step {step}: {progress_lib.format_metrics(values)}"
                             f" -> {path}")
+    if self.keep_best.update(step, results, state, self.iterator):
+      info = self.keep_best.info
+      self.progress.message(f"best {info['metric']}={info['value']:.6g} at step {step} -> "
+                            f"{self.keep_best.directory}")
 
 
 def _run_steps(run: _Run, state, step: int, end: int, flag) -> tuple[Any, int, bool]:
@@ -239,7 +254,9 @@ def train(config, workdir: str, *, stop_after: int | None = None, devices=None) 
   `stop_after`: stop (with a checkpoint) once this many steps are done, as a preemption would.
   Raises ValueError on bad input (before writing anything) and NonFiniteLossError on NaN/Inf.
   """
+  keep_best = best_lib.parse(config)  # Config-only checks first.
   ctx = context_lib.build_context(config, workdir, devices=devices)
+  best_lib.check_existing(keep_best, ctx.workdir)
   profile = StepProfile(ctx.workdir, ctx.config.train.get("profile_steps", ()))
   data_lib.resolve_workers(ctx.config.train.data_workers)
   end = ctx.total_steps if stop_after is None else min(stop_after, ctx.total_steps)
@@ -250,7 +267,8 @@ def train(config, workdir: str, *, stop_after: int | None = None, devices=None) 
     if jax.process_index() == 0:  # Only once the config proved compatible with the state.
       config_utils.save_config(ctx.config, os.path.join(ctx.workdir, config_utils.WORKDIR_CONFIG))
     progress = progress_lib.Progress(ctx.total_steps, step)
-    run = _Run(ctx, checkpoints, iterator, writer, progress, profile)
+    run = _Run(ctx, checkpoints, iterator, writer, progress, profile,
+               best_lib.KeepBest(ctx.workdir, keep_best))
     progress.message(f"{ctx.config.system}: {origin}; training steps {step}..{end} of "
                      f"{ctx.total_steps} on mesh {dict(ctx.mesh.shape)}")
     with preemption.sigterm_stops(preemption.StopFlag()) as flag:
@@ -261,7 +279,7 @@ def train(config, workdir: str, *, stop_after: int | None = None, devices=None) 
     else:
       _finish(run, state, step)
     return TrainResult(ctx.workdir, step, state, run.history, run.eval_results,
-                       preempted=preempted, evals=run.declared_results)
+                       preempted=preempted, evals=run.declared_results, best=run.keep_best.info)
   finally:
     profile.stop()
     if progress is not None:

@@ -1,23 +1,32 @@
-"""Using a trained workdir: restoring its latest checkpoint, evaluating it (`psrjax eval`)."""
+"""Using a trained workdir: restoring its latest checkpoint (or its kept best snapshot,
+`train.keep_best`), evaluating it (`psrjax eval`)."""
 from __future__ import annotations
 
 import os
 from typing import Any, Iterable
 
 from psrjax import evals as evals_lib
+from psrjax.train import best as best_lib
 from psrjax.train import checkpoint as checkpoint_lib
 from psrjax.train import context as context_lib
 from psrjax.train import writers as writers_lib
 
 
-def load_latest(config, workdir: str, *, devices=None,
-                evals: Iterable[str] | None = ()) -> tuple[context_lib.TrainContext, int, Any]:
+def load_latest(config, workdir: str, *, devices=None, evals: Iterable[str] | None = (),
+                best: bool = False) -> tuple[context_lib.TrainContext, int, Any]:
   """(context, step, state) of the newest restorable checkpoint of `workdir`.
 
   Read-only: an unreadable newest checkpoint is skipped with a warning, never moved.
   `evals`: the `config.evals` entries the context builds (default none; None: all).
+  `best`: the snapshot `train.keep_best` kept in `<workdir>/best/` instead (a ValueError when
+  there is none).
   """
+  if best:
+    best_lib.require(workdir)  # "no best snapshot" before the (slow) context is built.
   ctx = context_lib.build_context(config, workdir, devices=devices, evals=evals)
+  if best:
+    step, state, _ = best_lib.restore(ctx.workdir, ctx.restore_target())
+    return ctx, step, state
   directory = os.path.join(ctx.workdir, checkpoint_lib.CHECKPOINT_DIR)
   if not os.path.isdir(directory):
     raise ValueError(f"no checkpoints in {directory!r}; train first (psrjax train)")
@@ -31,9 +40,9 @@ def load_latest(config, workdir: str, *, devices=None,
   return ctx, found[0], found[1]
 
 
-def evaluate_checkpoint(config, workdir: str, *, devices=None,
-                        only: tuple[str, ...] | None = None) -> tuple[int, dict[str, float]]:
-  """Evaluates the latest restorable checkpoint of `workdir`.
+def evaluate_checkpoint(config, workdir: str, *, devices=None, only: tuple[str, ...] | None = None,
+                        best: bool = False) -> tuple[int, dict[str, float]]:
+  """Evaluates the latest restorable checkpoint of `workdir` (`best`: its kept best snapshot).
 
   Runs every `config.evals` entry, the `system` entry (the system's own metrics, added when
   absent: `psrjax.evals`) included, whatever its `every` (-> `<workdir>/eval/<name>/<step>.json`,
@@ -41,7 +50,7 @@ def evaluate_checkpoint(config, workdir: str, *, devices=None,
   system's metrics). Returns (step, {"<name>/<metric>": value}).
   """
   ctx, step, state = load_latest(config, workdir, devices=devices,
-                                 evals=None if only is None else tuple(only))
+                                 evals=None if only is None else tuple(only), best=best)
   params = ctx.eval_params(state)
   writer = writers_lib.make_writer(ctx.workdir)
   try:

@@ -87,7 +87,8 @@ def _two_shard_batches(system, config, *, local_batch, shard=None):
 def runs(tmp_path_factory):
   """(two-process run's workdir, one-process run on 4 devices with the same global batches)."""
   tmp = tmp_path_factory.mktemp("multiprocess")
-  _launch_two_processes(tmp / "two", tmp, f"{TOY_CONFIG}:{SETTINGS}")
+  _launch_two_processes(tmp / "two", tmp, f"{TOY_CONFIG}:{SETTINGS}",
+                        ["--config.train.keep_best=('system/l1', 'min')"])
   config = toy_system.toy_config(**{"train.steps": STEPS, "sharding.params": "fsdp",
                                     "sharding.min_size": 1})
   config.mesh.data = 4
@@ -148,6 +149,25 @@ def test_collective_checkpoint_restores_in_one_process(runs, tmp_path):
       "commit_success.txt", "process_0-of-2.json", "process_1-of-2.json"]
   ctx = context_lib.build_context(config, str(tmp_path), devices=jax.devices()[:4])
   checkpoints = checkpoint_lib.Checkpoints(str(two / "checkpoints"), read_only=True)
+  try:
+    restored = checkpoints.restore(STEPS, ctx.restore_target())
+  finally:
+    checkpoints.close()
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+               jax.device_get(restored["params"]), train_harness.host_params(one))
+
+
+def test_collective_best_snapshot_restores_in_one_process(runs, tmp_path):
+  """train.keep_best on two processes: a collective orbax save, best.json from process 0."""
+  two, one, config = runs
+  best = json.loads((two / "best" / "best.json").read_text())
+  evals = json.loads((two / "eval" / "system" / f"{STEPS}.json").read_text())
+  assert best == {"step": STEPS, "metric": "system/l1", "mode": "min", "value": evals["l1"]}
+  assert sorted(os.listdir(two / "best")) == sorted(["best.json", str(STEPS)])
+  assert sorted(os.listdir(two / "best" / str(STEPS) / "data")) == [
+      "commit_success.txt", "process_0-of-2.json", "process_1-of-2.json"]
+  ctx = context_lib.build_context(config, str(tmp_path), devices=jax.devices()[:4])
+  checkpoints = checkpoint_lib.Checkpoints(str(two / "best"), read_only=True)
   try:
     restored = checkpoints.restore(STEPS, ctx.restore_target())
   finally:

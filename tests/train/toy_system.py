@@ -129,6 +129,12 @@ class ToySystem(base.System):
     strip = np.concatenate([batch["src"], batch["rgb"], outputs["fake"]], axis=2)
     return np.clip((strip + 1) * 127.5, 0, 255).astype(np.uint8)
 
+  def synthesis_example(self, *, seed: int = 0) -> dict[str, np.ndarray]:
+    """Validation clip `seed` (what `psrjax synthesize --seed` renders)."""
+    cfg = self.config.toy
+    return ToySource("validation", num_clips=seed + 1, frames=cfg.frames,
+                     res=cfg.source_res or cfg.res, poison=cfg.poison)[seed]
+
   def dataset(self, split, *, seed, shard_index, shard_count):
     cfg = self.config.toy
     num = cfg.train_clips if split == "train" else cfg.eval_clips
