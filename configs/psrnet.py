@@ -35,9 +35,9 @@ def get_config(arg=None):
       num_frames=16,             # T, frames per video
       resolution=112,            # H = W in pixels
       train_clips=100_000,       # distinct training clips (seeds) before the source repeats
-      rooms=17,                  # fixed room + camera setups shared by every split (NTU RGB+D
-                                 # has 17), so the target view's background can be learnt;
-                                 # 0 = every clip its own random room and rig
+      rooms=0,                   # 0 = every clip its own random room and rig; N = N fixed room
+                                 # + camera setups shared by every split (NTU RGB+D has 17), so
+                                 # the target view's background can be learnt
   )
 
   c.model = dict(
