@@ -26,9 +26,12 @@ from psrjax.train import step as step_lib  # noqa: E402
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 STEPS = 3
-CASES = [("psrnet", "layer1", {}), ("psrnet", "layer2", {}),
-         ("psrnet", "joint", {"schedule.mode": "joint"}),
-         ("mfci", "single", {}), ("mfci", "fused", {})]
+SLOW = pytest.mark.slow  # the same check on further stages: `pytest -m slow` runs them
+CASES = [pytest.param("psrnet", "layer1", {}, id="psrnet-layer1"),
+         pytest.param("psrnet", "layer2", {}, id="psrnet-layer2", marks=SLOW),
+         pytest.param("psrnet", "joint", {"schedule.mode": "joint"}, id="psrnet-joint", marks=SLOW),
+         pytest.param("mfci", "single", {}, id="mfci-single", marks=SLOW),
+         pytest.param("mfci", "fused", {}, id="mfci-fused")]
 
 
 def _context(name, overrides):
@@ -59,8 +62,7 @@ def _train(ctx, stage, forward_once):
   return history, jax.device_get(state["params"]), initial
 
 
-@pytest.mark.parametrize("name, stage_name, overrides", CASES,
-                         ids=[f"{n}-{s}" for n, s, _ in CASES])
+@pytest.mark.parametrize("name, stage_name, overrides", CASES)
 def test_forward_once_equals_forward_per_phase(name, stage_name, overrides):
   ctx = _context(name, overrides)
   stage = next(s for s in ctx.stages if s.name == stage_name)
@@ -113,8 +115,8 @@ def _assert_same_params(a, b, zero_gradient):
 # The share of the stage's forward FLOPs the step saves at least: PSR-Net's layer-1 forward is
 # all generator; MFCI's fused forward is mostly the frozen baseline's features, which XLA's CSE
 # already computed once when every phase ran the forward, so only the fusion branches go.
-@pytest.mark.parametrize("name, stage_name, share", [("psrnet", "layer1", 0.5),
-                                                     ("mfci", "fused", 0.15)])
+@pytest.mark.parametrize("name, stage_name, share", [
+    ("psrnet", "layer1", 0.5), pytest.param("mfci", "fused", 0.15, marks=SLOW)])
 def test_forward_once_saves_a_generator_forward_of_flops(name, stage_name, share):
   ctx = _context(name, {})
   stage = next(s for s in ctx.stages if s.name == stage_name)

@@ -194,7 +194,7 @@ def test_synthesize_cross_video_with_background_substitution(straight, tmp_path,
                    "27", "--background-seed", "36", "--out", str(out)])
   assert code == 0 and out.stat().st_size > 0
   import imageio.v3 as iio
-  assert iio.imread(out).shape[:3] == (7, 16, 16 * 5)
+  assert iio.imread(out).shape[:3] == (7, base.caption_height(16) + 16, 16 * 5)
   assert cli.main(["synthesize", "--workdir", straight.workdir, "--source-view", "2",
                    "--out", str(out)]) == 2
   assert "--source-view does not apply to system MFCI" in capsys.readouterr().err
