@@ -117,7 +117,7 @@ def phase_loss(system, params, b, stage_name, phase_name):
   """(loss, terms) of one phase of one stage on the stage's forward."""
   stage = {s.name: s for s in system.stages()}[stage_name]
   phase = {p.name: p for p in stage.phases}[phase_name]
-  return phase.loss(params, b, stage.forward(params, b, None), None)
+  return jax.jit(lambda p, x: phase.loss(p, x, stage.forward(p, x, None), None))(params, b)
 
 
 def test_losses_report_every_term_of_eq3(system, params, batch):

@@ -150,11 +150,13 @@ def test_xla_path_matches_the_default_path(straight, straight_xla):
                                    steps=range(1, straight.step + 1))
 
 
+@pytest.mark.slow  # the trainer's sharding is checked on the default path above
 def test_xla_path_one_device_equals_eight_devices(straight_xla, tmp_path):
   train_harness.check_sharding_invariance(tiny_config(**{"model.conv_impl": "xla"}), straight_xla,
                                           tmp_path, steps=2)
 
 
+@pytest.mark.slow  # the trainer's exact resume is checked on the default path above
 def test_xla_path_resume_is_exact(straight_xla, tmp_path):
   train_harness.check_exact_resume(tiny_config(**{"model.conv_impl": "xla"}), straight_xla,
                                    tmp_path, half=3)

@@ -157,6 +157,7 @@ def test_collective_checkpoint_restores_in_one_process(runs, tmp_path):
                jax.device_get(restored["params"]), train_harness.host_params(one))
 
 
+@pytest.mark.slow  # with xdist it lands beside test_two_processes_match_one_process's worker
 def test_collective_best_snapshot_restores_in_one_process(runs, tmp_path):
   """train.keep_best on two processes: a collective orbax save, best.json from process 0."""
   two, one, config = runs
