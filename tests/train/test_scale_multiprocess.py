@@ -142,19 +142,25 @@ def test_two_processes_train_psrnet_like_one_process(psrnet_runs):
     assert evals[name] == pytest.approx(one.eval_results[name], rel=2e-3), name
 
 
-def test_collective_checkpoint_restores_in_one_process(runs, tmp_path):
-  two, one, config = runs
-  step_dir = two / "checkpoints" / str(STEPS)
-  assert sorted(os.listdir(step_dir / "data")) == [
-      "commit_success.txt", "process_0-of-2.json", "process_1-of-2.json"]
+def _assert_restores_like_one_process(directory, config, one, tmp_path):
+  """Step STEPS of the collective checkpoints in `directory`, restored by one process, holds
+  the parameters of the one-process run `one`."""
   ctx = context_lib.build_context(config, str(tmp_path), devices=jax.devices()[:4])
-  checkpoints = checkpoint_lib.Checkpoints(str(two / "checkpoints"), read_only=True)
+  checkpoints = checkpoint_lib.Checkpoints(str(directory), read_only=True)
   try:
     restored = checkpoints.restore(STEPS, ctx.restore_target())
   finally:
     checkpoints.close()
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
                jax.device_get(restored["params"]), train_harness.host_params(one))
+
+
+def test_collective_checkpoint_restores_in_one_process(runs, tmp_path):
+  two, one, config = runs
+  step_dir = two / "checkpoints" / str(STEPS)
+  assert sorted(os.listdir(step_dir / "data")) == [
+      "commit_success.txt", "process_0-of-2.json", "process_1-of-2.json"]
+  _assert_restores_like_one_process(two / "checkpoints", config, one, tmp_path)
 
 
 @pytest.mark.slow  # with xdist it lands beside test_two_processes_match_one_process's worker
@@ -167,14 +173,7 @@ def test_collective_best_snapshot_restores_in_one_process(runs, tmp_path):
   assert sorted(os.listdir(two / "best")) == sorted(["best.json", str(STEPS)])
   assert sorted(os.listdir(two / "best" / str(STEPS) / "data")) == [
       "commit_success.txt", "process_0-of-2.json", "process_1-of-2.json"]
-  ctx = context_lib.build_context(config, str(tmp_path), devices=jax.devices()[:4])
-  checkpoints = checkpoint_lib.Checkpoints(str(two / "best"), read_only=True)
-  try:
-    restored = checkpoints.restore(STEPS, ctx.restore_target())
-  finally:
-    checkpoints.close()
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
-               jax.device_get(restored["params"]), train_harness.host_params(one))
+  _assert_restores_like_one_process(two / "best", config, one, tmp_path)
 
 
 SMALL_BATCH = f"train.steps={STEPS},train.batch_size=1"
