@@ -34,8 +34,9 @@ class SyntheticHumansConfig(tfds.core.BuilderConfig):
 class Builder(tfds.core.GeneratorBasedBuilder):
   """Multi-view clips of procedural people with exact depth, parts, faces, uv, keypoints, flow."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release.",
+                   "1.1.0": "background_depth: the empty room's camera z per view."}
   BUILDER_CONFIGS = [
       SyntheticHumansConfig(name="small", description="64x64, 8 frames, 3 views, 200/25/25 clips."),
       SyntheticHumansConfig(name="medium", description="128x128, 16 frames, 3 views, 2000/200/200 clips.",
@@ -67,6 +68,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             "flow_fwd": T(shape=img + (2,), dtype=np.float32, encoding=_ENC),
             "flow_bwd": T(shape=img + (2,), dtype=np.float32, encoding=_ENC),
             "background": T(shape=(v, r, r, 3), dtype=np.uint8, encoding=_ENC),
+            "background_depth": T(shape=(v, r, r), dtype=np.float32, encoding=_ENC),
             "K": T(shape=(v, 3, 3), dtype=np.float32),
             "R": T(shape=(v, 3, 3), dtype=np.float32),
             "t": T(shape=(v, 3), dtype=np.float32),

@@ -52,13 +52,13 @@ def prepare_inputs(batch, *, knn_visibility: int, knn_texture: int) -> dict[str,
   return {"vis": vis, "x0": jax.lax.stop_gradient(x0)}
 
 
-def residual_base(batch, vis, x0, *, zeta: float) -> jax.Array:
-  """What G¹'s residual decoders correct: the Eq. 3 pre-image of the Eq. 2 composite of the
-  input view's person-free background plate (background pixels) and x̂⁰ (person pixels), so that
-  the layer's output starts exactly at that composite (x̂⁰ on the person) despite Eq. 3's
-  additive term. [B, T, H, W, 3]."""
-  plate = background_plate(batch["src_rgb"], batch["src_face"])
-  start = psrnet_models.composite(plate, x0, x0, vis)
+def residual_base(batch, vis, x0, *, zeta: float, plate: bool = True) -> jax.Array:
+  """What G¹'s residual decoders correct: the Eq. 3 pre-image of the Eq. 2 composite of a
+  background start (the input view's person-free background plate with `plate`, else x̂⁰'s
+  mid-grey) and x̂⁰ (person pixels), so that the layer's output starts exactly at that composite
+  despite Eq. 3's additive term. [B, T, H, W, 3]."""
+  start_bg = background_plate(batch["src_rgb"], batch["src_face"]) if plate else x0
+  start = psrnet_models.composite(start_bg, x0, x0, vis)
   return inverse_temporal_refine(start, batch["tgt_flow_bwd"], zeta=zeta)
 
 
@@ -125,7 +125,8 @@ class PSRNet(base.System):
     m = self.config.model
     inputs = prepare_inputs(batch, knn_visibility=m.knn_visibility, knn_texture=m.knn_texture)
     if m.residual:
-      inputs["residual_base"] = residual_base(batch, inputs["vis"], inputs["x0"], zeta=m.zeta)
+      inputs["residual_base"] = residual_base(batch, inputs["vis"], inputs["x0"], zeta=m.zeta,
+                                              plate=m.get("residual_plate", True))
     return {**batch, **inputs}
 
   def init(self, rng, batch):
@@ -273,7 +274,7 @@ class PSRNet(base.System):
     clip = synthetic.render_clip(seed, num_views=d.num_views, num_frames=d.num_frames,
                                  resolution=d.resolution, rooms=d.get("rooms", 0))
     pair = psrnet_data.view_pairs(d.num_views).index((source_view - 1, target_view - 1))
-    return psrnet_data.make_example(clip, pair, d.num_views)
+    return psrnet_data.make_example(clip, pair, d.num_views, d.get("depth", "person"))
 
   def example_spec(self, split):
     del split

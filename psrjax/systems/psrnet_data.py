@@ -28,15 +28,32 @@ def pair_names(num_views: int) -> tuple[str, ...]:
   return tuple(f"{i + 1}->{j + 1}" for i, j in view_pairs(num_views))
 
 
-def make_example(clip: dict, pair_index: int, num_views: int) -> dict[str, np.ndarray]:
-  """Slices one ordered view pair out of a rendered clip (batch-contract dtypes and ranges)."""
+DEPTHS = ("person", "scene")
+
+
+def target_depth(clip: dict, view: int, depth: str) -> np.ndarray:
+  """d_j, float32 [T, H, W, 1]: the person's camera z (0 elsewhere) for "person"; for "scene", a
+  Kinect-like full-frame depth, the person's z where it shows and the empty room's elsewhere (NTU
+  RGB+D's depth maps, the paper's d_j, cover the whole scene)."""
+  if depth not in DEPTHS:
+    raise ValueError(f"data.depth must be one of {DEPTHS}; got {depth!r}")
+  z = clip["depth"][view].astype(np.float32)
+  if depth == "scene":
+    z = np.where(clip["mask"][view] > 0, z, clip["background_depth"][view][None].astype(np.float32))
+  return z[..., None]
+
+
+def make_example(clip: dict, pair_index: int, num_views: int,
+                 depth: str = "person") -> dict[str, np.ndarray]:
+  """Slices one ordered view pair out of a rendered clip (batch-contract dtypes and ranges);
+  `depth` chooses d_j (`target_depth`)."""
   i, j = view_pairs(num_views)[pair_index]
   to_unit = lambda rgb: rgb.astype(np.float32) / 127.5 - 1.0
   return {
       "src_rgb": to_unit(clip["rgb"][i]),
       "src_face": clip["face"][i].astype(np.int32),
       "tgt_rgb": to_unit(clip["rgb"][j]),
-      "tgt_depth": clip["depth"][j].astype(np.float32)[..., None],
+      "tgt_depth": target_depth(clip, j, depth),
       "tgt_face": clip["face"][j].astype(np.int32),
       "tgt_part": clip["part"][j].astype(np.int32),
       "tgt_mask": clip["mask"][j].astype(np.float32)[..., None],
@@ -61,12 +78,12 @@ def example_spec(num_frames: int, resolution: int) -> dict[str, tuple[tuple[int,
 class _RandomPair(grain.transforms.RandomMap):
   """Picks a random ordered view pair of a clip (seeded per example by grain)."""
 
-  def __init__(self, num_views: int):
-    self.num_views = num_views
+  def __init__(self, num_views: int, depth: str):
+    self.num_views, self.depth = num_views, depth
 
   def random_map(self, clip, rng: np.random.Generator):
     pair = int(rng.integers(len(view_pairs(self.num_views))))
-    return make_example(clip, pair, self.num_views)
+    return make_example(clip, pair, self.num_views, self.depth)
 
 
 def train_dataset(data, *, seed: int, shard_index: int, shard_count: int) -> grain.MapDataset:
@@ -75,7 +92,7 @@ def train_dataset(data, *, seed: int, shard_index: int, shard_count: int) -> gra
       "train", num_views=data.num_views, num_frames=data.num_frames,
       resolution=data.resolution, num_clips=data.train_clips, rooms=data.get("rooms", 0))
   ds = grain.MapDataset.source(source)[shard_index::shard_count]
-  return ds.random_map(_RandomPair(data.num_views), seed=seed)
+  return ds.random_map(_RandomPair(data.num_views, data.get("depth", "person")), seed=seed)
 
 
 def eval_dataset(data, split: str, *, num_clips: int, shard_index: int,
@@ -88,7 +105,8 @@ def eval_dataset(data, split: str, *, num_clips: int, shard_index: int,
   clips = grain.MapDataset.source(source)
 
   def example(index: int) -> dict[str, np.ndarray]:
-    return make_example(clips[index // num_pairs], index % num_pairs, data.num_views)
+    return make_example(clips[index // num_pairs], index % num_pairs, data.num_views,
+                        data.get("depth", "person"))
 
   ds = grain.MapDataset.range(len(source) * num_pairs).map(example)
   return ds[shard_index::shard_count]

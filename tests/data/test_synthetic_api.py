@@ -24,6 +24,7 @@ def test_keys_shapes_dtypes(clip):
       face=(img, np.int32), part=(img, np.int32), uv=(img + (2,), np.float32),
       keypoints=((V, T, 18, 3), np.float32), flow_fwd=(img + (2,), np.float32),
       flow_bwd=(img + (2,), np.float32), background=((V, R, R, 3), np.uint8),
+      background_depth=((V, R, R), np.float32),
       K=((V, 3, 3), np.float32), R=((V, 3, 3), np.float32), t=((V, 3), np.float32),
       action=((), np.int32), identity=((), np.int32))
   assert set(clip) == set(expect)
@@ -46,6 +47,10 @@ def test_value_ranges(clip):
   # rgb is the static background wherever the person is not.
   bg = np.broadcast_to(clip["background"][:, None], clip["rgb"].shape)
   np.testing.assert_array_equal(clip["rgb"][~m], bg[~m])
+  # The room's depth is finite and positive everywhere, and behind the person wherever it shows.
+  room_z = np.broadcast_to(clip["background_depth"][:, None], clip["depth"].shape)
+  assert np.isfinite(room_z).all() and (room_z > 0).all()
+  assert (clip["depth"][m] < room_z[m]).all()
   np.testing.assert_allclose(clip["R"] @ np.swapaxes(clip["R"], 1, 2), np.broadcast_to(np.eye(3), (V, 3, 3)), atol=1e-5)
 
 

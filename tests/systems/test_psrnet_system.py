@@ -202,13 +202,16 @@ def test_background_plate_averages_uncovered_frames():
   assert plate.shape == rgb.shape
 
 
-def test_residual_layer1_starts_exactly_at_texture_transfer(batch):
-  """With residual decoders, G¹'s output after Eq. 3 at initialisation is x̂⁰ on the person and
-  the input view's background plate elsewhere (the decoders correct the Eq. 3 pre-image)."""
-  system = base.get_system(tiny_config(**{"model.residual": True}))
+@pytest.mark.parametrize("plate", [False, True])
+def test_residual_layer1_starts_exactly_at_texture_transfer(batch, plate):
+  """With residual decoders, G¹'s output after Eq. 3 at initialisation is x̂⁰ on the person and,
+  elsewhere, x̂⁰'s mid-grey or (`residual_plate`) the input view's background plate (the
+  decoders correct the Eq. 3 pre-image)."""
+  system = base.get_system(tiny_config(**{"model.residual": True, "model.residual_plate": plate}))
   params = jax.jit(functools.partial(base.init, system))(jax.random.key(1), batch)
   out = jax.jit(lambda p, b: base.generate(system, p, b, stage="layer1"))(params, batch)
-  plate = psrnet.background_plate(jnp.asarray(batch["src_rgb"]), jnp.asarray(batch["src_face"]))
+  background = (psrnet.background_plate(jnp.asarray(batch["src_rgb"]), jnp.asarray(batch["src_face"]))
+                if plate else out["texture"])
   person = out["vis"][..., None] > 1
-  expected = np.clip(np.where(person, out["texture"], plate), -1, 1)
+  expected = np.clip(np.where(person, out["texture"], background), -1, 1)
   np.testing.assert_allclose(np.asarray(out["layer1"]), expected, atol=1e-5)

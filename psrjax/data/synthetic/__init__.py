@@ -10,7 +10,8 @@ arrays, views first:
   mask uint8 [V,T,H,W] {0,1}; face int32 (-1 background); part int32 (0 background, 1..24);
   uv float32 [V,T,H,W,2] in [0,1]; keypoints float32 [V,T,18,3] (x, y pixels; visibility);
   flow_fwd / flow_bwd float32 [V,T,H,W,2] (x, y pixels; t->t+1 / t->t-1; 0 where undefined);
-  background uint8 [V,H,W,3]; K [V,3,3], R [V,3,3], t [V,3] float32 (x_cam = R x + t,
+  background uint8 [V,H,W,3] and background_depth float32 [V,H,W] (the empty room's colour and
+  camera z; `where(mask, depth, background_depth)` is a Kinect-like full-scene depth); K [V,3,3], R [V,3,3], t [V,3] float32 (x_cam = R x + t,
   pixel = K x_cam / z, pixel centres at integers); action, identity (np.int32 scalars).
 
 Beyond the default dataset: `render(shape, textures, motion, cameras)` renders explicit body

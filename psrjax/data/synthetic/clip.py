@@ -82,6 +82,8 @@ def render_clip(seed: int, *, num_views: int = 3, num_frames: int = 16, resoluti
   background = room.render_room(scene, centres, dirs).reshape(num_views, resolution, resolution, 3)
   out = renderer.render(identity.shape, identity.textures, mot, rig, background=background,
                         light=scene.light)
+  out["background_depth"] = room.room_depth(scene, centres, dirs).reshape(
+      num_views, resolution, resolution)
   out["action"] = np.int32(index)
   out["identity"] = np.int32(identity.index)
   return out

@@ -91,19 +91,31 @@ def _wall(room, rng, k, along, z):
   return np.where(base_board[:, None], room.colors[6] * 0.5, col)
 
 
-def render_room(room: Room, centres: np.ndarray, dirs: np.ndarray) -> np.ndarray:
-  """uint8 background [V, N, 3] for rays (centres [V, 3], dirs [V, N, 3])."""
-  rng = np.random.default_rng(room.seed)
-  out = np.zeros(dirs.shape, np.float64)
+def _exits(room: Room, centres: np.ndarray, dirs: np.ndarray):
+  """Where each ray leaves the box: (axis [V, N] of the plane, ray parameter [V, N], whether the
+  ray runs towards that axis' max plane [V, N])."""
   with np.errstate(divide="ignore", invalid="ignore"):
     t_lo = (room.lo[None, None] - centres[:, None]) / dirs
     t_hi = (room.hi[None, None] - centres[:, None]) / dirs
   t_exit = np.where(dirs > 0, t_hi, t_lo)
   t_exit = np.where(np.isfinite(t_exit) & (t_exit > 0), t_exit, np.inf)
   axis = np.argmin(t_exit, axis=-1)
-  tt = np.min(t_exit, axis=-1)
-  pts = centres[:, None] + tt[..., None] * dirs
   positive = np.take_along_axis(dirs, axis[..., None], -1)[..., 0] > 0
+  return axis, np.min(t_exit, axis=-1), positive
+
+
+def room_depth(room: Room, centres: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+  """float32 [V, N] depth of the room's surface along rays (centres [V, 3], dirs [V, N, 3]): the
+  ray parameter, which is the camera-space z for `raycast.pixel_rays`' rays."""
+  return _exits(room, centres, dirs)[1].astype(np.float32)
+
+
+def render_room(room: Room, centres: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+  """uint8 background [V, N, 3] for rays (centres [V, 3], dirs [V, N, 3])."""
+  rng = np.random.default_rng(room.seed)
+  out = np.zeros(dirs.shape, np.float64)
+  axis, tt, positive = _exits(room, centres, dirs)
+  pts = centres[:, None] + tt[..., None] * dirs
   normals = np.zeros_like(dirs)
   np.put_along_axis(normals, axis[..., None], np.where(positive, -1.0, 1.0)[..., None], -1)
   sel = (axis == 2) & ~positive

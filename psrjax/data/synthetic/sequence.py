@@ -70,6 +70,8 @@ def render_sequence(identity: int, script: Sequence[tuple], *, cameras: cams.Cam
   centres, dirs = renderer.pixel_rays(cameras.K, cameras.R, cameras.t, cameras.height, cameras.width)
   background = room.render_room(scene, centres, dirs).reshape(
       cameras.num_views, cameras.height, cameras.width, 3)
+  background_depth = room.room_depth(scene, centres, dirs).reshape(
+      cameras.num_views, cameras.height, cameras.width)
   total = mot.root_pos.shape[0]
   for start in range(0, total, chunk_frames):
     stop = min(start + chunk_frames, total)
@@ -80,6 +82,7 @@ def render_sequence(identity: int, script: Sequence[tuple], *, cameras: cams.Cam
     keep = slice(start - lo, start - lo + stop - start)
     for key in ("rgb", "depth", "mask", "face", "part", "uv", "keypoints", "flow_fwd", "flow_bwd"):
       out[key] = out[key][:, keep]
+    out["background_depth"] = background_depth
     out["frame_index"] = np.arange(start, stop, dtype=np.int32)
     out["identity"] = np.int32(identity)
     yield out
