@@ -45,6 +45,11 @@ def get_config(arg=None):
       variant="paper",           # "paper" (64 channels, 6 blocks) | "runlocal" | "tiny"
       residual=False,            # decoders correct their related input (background plate of x_i,
                                  # x̂⁰, x̂ᵏ⁻¹) from zero-initialised outputs; not in the paper
+      decoders="separate",       # layer 1's decoders (Table 1): "separate" (heads, the paper's) |
+                                 # "common" (head: visible and occluded share one decoder) |
+                                 # "context" (-based: background and foreground decoders)
+      encoders="concat_videos",  # layers k >= 2's encoders (Table 2): "concat_videos" (the
+                                 # paper's: [x_i, x̂ᵏ⁻¹] and d_j) | "separate" | "concat_all"
       alpha=0.5,                 # Eq. 1 blending weight for layers k >= 2
       zeta=0.1,                  # Eq. 3 temporal term weight (layer 1)
       knn_visibility=1,          # k of Algorithm 1 (1 = the face itself; larger tolerates small misses)
