@@ -171,7 +171,7 @@ def test_ablation_script_runs_layer2_from_a_frozen_layer1(monkeypatch):
 @pytest.mark.slow
 def test_ablation_script_writes_the_tables(tmp_path, monkeypatch):
   """Table 1 (separate), Table 2 (concat videos) and Fig. 7 (alpha 0.5 and no weighting) on the
-  tiny config, 2 steps per run: three runs (Table 2's is Fig. 7's alpha 0.5 row). ~4 min on a
+  tiny config, 2 steps per run: three runs (Table 2's is Fig. 7's alpha 0.5 row). ~4-5 min on a
   2-core CPU with a warm compilation cache, ~9 min cold."""
   psrnet_ablation = _script()
   monkeypatch.chdir(ROOT)
