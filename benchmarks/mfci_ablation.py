@@ -45,14 +45,15 @@ VARIANTS = {
 METRICS = ("psnr", "ssim", "m_ssim", "m_psnr", "tempe")
 
 
-def _config(base: str, overrides: dict):
-  config = config_utils.load_config(base)
+def make_config(base: str, overrides: dict, sets=()):
+  """Config `base` with the command-line `sets` ((key, text) pairs), then `overrides` (values)."""
+  config = config_utils.load_config(base, sets)
   for key, value in overrides.items():
     config_utils.apply_override(config, key, repr(value) if isinstance(value, tuple) else str(value))
   return config
 
 
-def _train(config, workdir: str) -> dict:
+def train_and_evaluate(config, workdir: str) -> dict:
   """Trains (or resumes) one run and returns its final evaluation."""
   result = loop.train(config, workdir)
   if result.eval_results is None:     # already finished earlier: read its evaluation
@@ -66,17 +67,17 @@ def _train(config, workdir: str) -> dict:
 
 def train_single(base: str, workdir: str, steps: int, vgg: float) -> dict:
   """Stage "single" only (the fused stage gets 0 steps)."""
-  config = _config(base, {"train.steps": steps, "schedule.single_fraction": 1.0,
-                          "loss.single_vgg": vgg})
-  return _train(config, workdir)
+  config = make_config(base, {"train.steps": steps, "schedule.single_fraction": 1.0,
+                              "loss.single_vgg": vgg})
+  return train_and_evaluate(config, workdir)
 
 
 def train_fused(base: str, workdir: str, single_dir: str, steps: int, overrides: dict) -> dict:
   """Stage "fused" only, from the frozen baseline of `single_dir` (a workdir or checkpoint)."""
-  config = _config(base, {"train.steps": steps, "schedule.single_fraction": 0.0, **overrides})
+  config = make_config(base, {"train.steps": steps, "schedule.single_fraction": 0.0, **overrides})
   config.init_from = single_dir
   config.init_groups = ("single",)
-  return _train(config, workdir)
+  return train_and_evaluate(config, workdir)
 
 
 def table(rows: list[tuple[str, dict, str]]) -> str:

@@ -49,14 +49,15 @@ def _pairs(text: str) -> list[tuple[str, str]]:
   return out
 
 
-def table(results: dict, rows, columns, lower=()) -> str:
-  """Markdown table of `results["<metric>/<row>"]`, the best of each column in bold."""
+def table(results: dict, rows, columns, lower=(), corner: str = "output") -> str:
+  """Markdown table of `results["<metric>/<row>"]`, the best of each column in bold; `corner`
+  heads the row-label column."""
   missing = [f"{m}/{r}" for r, _ in rows for m, _ in columns if f"{m}/{r}" not in results]
   if missing:
     raise ValueError(f"the evaluation has no {', '.join(missing)}; it has "
                      f"{', '.join(sorted(k for k in results if k.count('/') == 1))}")
   best = {m: (min if m in lower else max)(results[f"{m}/{r}"] for r, _ in rows) for m, _ in columns}
-  lines = ["| output | " + " | ".join(label for _, label in columns) + " |",
+  lines = [f"| {corner} | " + " | ".join(label for _, label in columns) + " |",
            "|---|" + "---|" * len(columns)]
   for row, label in rows:
     cells = []

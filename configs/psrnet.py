@@ -52,6 +52,11 @@ def get_config(arg=None):
       residual_plate=False,      # residual: the background branch starts from x̂⁰'s mid-grey
                                  # (False) or the input view's background plate (True: another
                                  # view's room; closer only when rooms=0 makes it unlearnable)
+      decoders="separate",       # layer 1's decoders (Table 1): "separate" (heads, the paper's) |
+                                 # "common" (head: visible and occluded share one decoder) |
+                                 # "context" (-based: background and foreground decoders)
+      encoders="concat_videos",  # layers k >= 2's encoders (Table 2): "concat_videos" (the
+                                 # paper's: [x_i, x̂ᵏ⁻¹] and d_j) | "separate" | "concat_all"
       alpha=0.5,                 # Eq. 1 blending weight for layers k >= 2
       zeta=0.1,                  # Eq. 3 temporal term weight (layer 1)
       knn_visibility=1,          # k of Algorithm 1 (1 = the face itself; larger tolerates small misses)
@@ -78,7 +83,8 @@ def get_config(arg=None):
 
   c.optim = dict(lr=2e-5, b1=0.5, b2=0.999)
 
-  c.train.update(batch_size=8, steps=150_000,  # batch_size: global (see the docstring) log_every=50, checkpoint_every=2000,
+  # batch_size is global (see the docstring).
+  c.train.update(batch_size=8, steps=150_000, log_every=50, checkpoint_every=2000,
                  sample_every=2000, eval_every=10_000, data_workers=2)
   c.eval.update(split="validation", batch_size=6, num_examples=96)   # 16 clips x 6 view pairs
   # Table 3's FVD of the final layer against the target views (I3D logits, 16-frame clips).

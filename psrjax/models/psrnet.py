@@ -18,6 +18,11 @@ before the residual blocks:
 - `RecurrenceLayer` (Gᵏ, k >= 2, "concat videos", Sec. 3.2): one encoder for the channel
   concatenation of xⁱ and x̂ᵏ⁻¹_j, one for d_j, one decoder.
 
+The model ablations of Sec. 4.2-4.3 are options: `ReconstructionLayer.decoders` (Table 1,
+Fig. 4: "separate" heads, "common" head, "context"-based) and `RecurrenceLayer.encoders`
+(Table 2: "concat_videos", "separate" encoders, "concat_all"). The defaults are the paper's
+choices.
+
 Choices the paper leaves open: the fusion is a 3x3x3 convolution + instance norm + ReLU to
 4 * base channels; downsampling/upsampling kernels are 3 spatially and `temporal_kernel` in time
 with temporal stride 1 (time is never resampled); stem/output convolutions use
@@ -40,6 +45,10 @@ from psrjax.nn import (Conv3D, ConvNormReLU3D, ConvTranspose3D, InstanceNorm, Re
                        compute_dtype, remat_block, remat_network, remat_stage)
 from psrjax.nn.conv import default_kernel_init
 
+# The model ablations' options (Tables 1 and 2); the first of each is the paper's choice.
+DECODERS = ("separate", "common", "context")
+ENCODERS = ("concat_videos", "separate", "concat_all")
+
 
 def composite(background: jax.Array, visible: jax.Array, occluded: jax.Array, vis: jax.Array) -> jax.Array:
   """Eq. 2: x̃ = x̂_b ⊙ [M = 1] + x̂_v ⊙ [M = 2] + x̂_o ⊙ [M = 3]; vis int [..., T, H, W].
@@ -50,6 +59,11 @@ def composite(background: jax.Array, visible: jax.Array, occluded: jax.Array, vi
   zero = jnp.zeros((), background.dtype)
   return (jnp.where(m == BACKGROUND, background, zero) + jnp.where(m == VISIBLE, visible, zero)
           + jnp.where(m == OCCLUDED, occluded, zero))
+
+
+def composite_context(background: jax.Array, foreground: jax.Array, vis: jax.Array) -> jax.Array:
+  """The context-based composite (Table 1, Fig. 4(b)): x̂_b where M = 1, x̂_f elsewhere."""
+  return jnp.where(vis[..., None] == BACKGROUND, background, foreground)
 
 
 def blend(g_out: jax.Array, prev: jax.Array, alpha: float = 0.5) -> jax.Array:
@@ -110,20 +124,30 @@ class Decoder3D(_Parts):
 
   `skip` (residual mode): a full-resolution video concatenated to the output conv's input (the
   estimate the decoder corrects, so fine per-pixel corrections need not pass the bottleneck).
+  `heads` (the "common head" of Fig. 4(c)): output convs "out_<head>" on the one shared
+  upsampling trunk, returned as {head: video}; () (default): one output conv "out", one video.
   """
   out_channels: int = 3
-  zero_out: bool = False   # zero-initialised output conv (a residual branch that starts at 0)
+  zero_out: bool = False        # zero-initialised output conv (a residual branch that starts at 0)
+  heads: tuple[str, ...] = ()   # () = one output conv "out"; else one "out_<head>" per head
 
   @nn.compact
-  def __call__(self, x: jax.Array, skip: jax.Array | None = None) -> jax.Array:
-    kt0 = self.stem_temporal_kernel
+  def __call__(self, x: jax.Array,
+               skip: jax.Array | None = None) -> jax.Array | dict[str, jax.Array]:
     for i in range(2):
       x = remat_stage(functools.partial(Decoder3D._up, i=i), self.remat)(self, x)
     if skip is not None:
       x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)
+    if not self.heads:
+      return self._out(x, "out")
+    return {head: self._out(x, f"out_{head}") for head in self.heads}
+
+  def _out(self, x: jax.Array, name: str) -> jax.Array:
+    """The kt0 x 7 x 7 output conv `name` and tanh."""
+    kt0 = self.stem_temporal_kernel
     init = nn.initializers.zeros if self.zero_out else default_kernel_init
     x = Conv3D(self.out_channels, (kt0, 7, 7), 1, (kt0 // 2, 3, 3), self.pad_mode,
-               **self._conv_args(), kernel_init=init, name="out")(x)
+               **self._conv_args(), kernel_init=init, name=name)(x)
     return jnp.tanh(x)
 
   def _up(self, x: jax.Array, *, i: int) -> jax.Array:
@@ -132,6 +156,11 @@ class Decoder3D(_Parts):
     x = ConvTranspose3D(self.base_channels * 2 ** (1 - i), (kt, 3, 3), (1, 2, 2), (kt // 2, 1, 1),
                         (0, 1, 1), **self._conv_args(), name=f"up{i}")(x)
     return nn.relu(InstanceNorm(dtype=self.dtype, name=f"up{i}_norm")(x))
+
+
+def _check_choice(field: str, value: str, allowed: Sequence[str]) -> None:
+  if value not in allowed:
+    raise ValueError(f"{field} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
 
 
 def _check_inputs(videos: dict[str, jax.Array], d_j: jax.Array) -> None:
@@ -157,8 +186,17 @@ class _Generator(_Parts):
   # paper does not describe such skips; `psrnet_layer(..., residual=True)` enables them.
   residual: bool = False
 
-  def _decoder(self, name: str) -> "Decoder3D":
-    return Decoder3D(**self._parts(), zero_out=self.residual, name=name)
+  def _decoder(self, name: str, heads: tuple[str, ...] = ()) -> "Decoder3D":
+    return Decoder3D(**self._parts(), zero_out=self.residual, heads=heads, name=name)
+
+  def _branch(self, name: str, h: jax.Array, base: jax.Array | None,
+              heads: tuple[str, ...] = ()) -> jax.Array | dict[str, jax.Array]:
+    """Decoder `name` on the trunk features `h`; with a `base` (residual mode) its output(s)
+    are corrections of `base`, which also reaches its output conv(s) as the skip."""
+    out = self._decoder(name, heads)(h, base)
+    if base is None:
+      return out
+    return jax.tree.map(lambda o: o + base, out)
 
   def _check_kernels(self) -> None:
     for name in ("temporal_kernel", "stem_temporal_kernel"):
@@ -178,12 +216,23 @@ class ReconstructionLayer(_Generator):
   "x_tilde" (the composite x̃¹ of Eq. 2), "background", "visible", "occluded" (branch outputs),
   all [B, T, H, W, 3] in the compute dtype (`dtype`, else x_i's). `train` changes nothing (no
   dropout or running statistics).
+
+  `decoders` (Table 1, Fig. 4): "separate" (the paper's: decoders "decoder_background",
+  "decoder_visible", "decoder_occluded", Eq. 2); "common" (a "decoder_background" and one
+  "decoder_foreground" whose upsampling trunk is shared by two output heads, "out_visible" and
+  "out_occluded", Eq. 2); "context" ("decoder_background" and "decoder_foreground"; the
+  background where M = 1, the foreground elsewhere, which is then both "visible" and "occluded").
   """
+  decoders: str = "separate"   # Table 1: "separate" (heads) | "common" (head) | "context"(-based)
+
+  def __post_init__(self):
+    _check_choice("decoders", self.decoders, DECODERS)
+    super().__post_init__()
 
   @nn.compact
   def __call__(self, x_i, x_hat0, d_j, vis, *, base=None,
                train: bool = False) -> dict[str, jax.Array]:
-    """`base` (residual mode): one [B, T, H, W, 3] image all three branches correct."""
+    """`base` (residual mode): one [B, T, H, W, 3] image all branches correct."""
     del train
     self._check_kernels()
     _check_inputs({"x_i": x_i, "x_hat0": x_hat0, **({} if base is None else {"base": base})}, d_j)
@@ -199,15 +248,28 @@ class ReconstructionLayer(_Generator):
     encodings = [Encoder3D(**parts, name=f"encoder_{n}")(v)
                  for n, v in (("x", x_i), ("x_hat0", x_hat0), ("depth", d_j))]
     h = FusionTrunk(**parts, name="trunk")(encodings)
-    names = ("background", "visible", "occluded")
-    if self.residual:
-      bases = ({"background": x_i, "visible": x_hat0, "occluded": x_hat0} if base is None
-               else dict.fromkeys(names, base))
-      out = {n: self._decoder(f"decoder_{n}")(h, bases[n]) + bases[n] for n in names}
+    bases = self._bases(x_i, x_hat0, base)
+    background = self._branch("decoder_background", h, bases["background"])
+    if self.decoders == "context":
+      foreground = self._branch("decoder_foreground", h, bases["visible"])
+      return {"background": background, "visible": foreground, "occluded": foreground,
+              "x_tilde": composite_context(background, foreground, vis)}
+    if self.decoders == "common":   # visible and occluded share their base
+      out = self._branch("decoder_foreground", h, bases["visible"], heads=("visible", "occluded"))
     else:
-      out = {n: self._decoder(f"decoder_{n}")(h) for n in names}
+      out = {n: self._branch(f"decoder_{n}", h, bases[n]) for n in ("visible", "occluded")}
+    out = {"background": background, **out}
     out["x_tilde"] = composite(out["background"], out["visible"], out["occluded"], vis)
     return out
+
+  def _bases(self, x_i, x_hat0, base) -> dict[str, jax.Array | None]:
+    """What each branch corrects in residual mode (x_i, x̂⁰, x̂⁰, or `base` for all), else None."""
+    names = ("background", "visible", "occluded")
+    if not self.residual:
+      return dict.fromkeys(names)
+    if base is not None:
+      return dict.fromkeys(names, base)
+    return {"background": x_i, "visible": x_hat0, "occluded": x_hat0}
 
 
 class RecurrenceLayer(_Generator):
@@ -215,7 +277,16 @@ class RecurrenceLayer(_Generator):
 
   `__call__(x_i, x_prev, d_j, *, train=False)` -> Gᵏ(xⁱ, x̂ᵏ⁻¹, d_j) [B, T, H, W, 3] in the
   compute dtype (`dtype`, else x_i's), before the Eq. 1 `blend`.
+
+  `encoders` (Table 2): "concat_videos" (the paper's: "encoder_videos" of [xⁱ, x̂ᵏ⁻¹] and
+  "encoder_depth" of d_j); "separate" ("encoder_x", "encoder_prev", "encoder_depth");
+  "concat_all" (one "encoder_all" of [xⁱ, x̂ᵏ⁻¹, d_j]).
   """
+  encoders: str = "concat_videos"   # Table 2: "concat_videos" | "separate" | "concat_all"
+
+  def __post_init__(self):
+    _check_choice("encoders", self.encoders, ENCODERS)
+    super().__post_init__()
 
   @nn.compact
   def __call__(self, x_i, x_prev, d_j, *, train: bool = False) -> jax.Array:
@@ -228,13 +299,18 @@ class RecurrenceLayer(_Generator):
 
   def _forward(self, x_i, x_prev, d_j) -> jax.Array:
     parts = self._parts()
-    videos = jnp.concatenate([x_i, x_prev], axis=-1)
-    encodings = [Encoder3D(**parts, name="encoder_videos")(videos),
-                 Encoder3D(**parts, name="encoder_depth")(d_j)]
+    encodings = [Encoder3D(**parts, name=f"encoder_{n}")(v)
+                 for n, v in self._encoder_inputs(x_i, x_prev, d_j)]
     h = FusionTrunk(**parts, name="trunk")(encodings)
-    if self.residual:
-      return self._decoder("decoder")(h, x_prev) + x_prev
-    return self._decoder("decoder")(h)
+    return self._branch("decoder", h, x_prev if self.residual else None)
+
+  def _encoder_inputs(self, x_i, x_prev, d_j) -> tuple[tuple[str, jax.Array], ...]:
+    """(encoder name, its input) pairs of the `encoders` option."""
+    if self.encoders == "separate":
+      return (("x", x_i), ("prev", x_prev), ("depth", d_j))
+    if self.encoders == "concat_all":
+      return (("all", jnp.concatenate([x_i, x_prev, d_j], axis=-1)),)
+    return (("videos", jnp.concatenate([x_i, x_prev], axis=-1)), ("depth", d_j))
 
 
 # Named sizes. "paper": the paper's generators; "runlocal": trains in minutes on a laptop CPU;
@@ -249,17 +325,27 @@ VARIANTS: dict[str, dict[str, Any]] = {
 def psrnet_layer(k: int, variant: str = "paper", **overrides) -> ReconstructionLayer | RecurrenceLayer:
   """The k-th PSR-Net layer: `ReconstructionLayer` for k = 1, `RecurrenceLayer` for k >= 2.
 
-  variant: "paper" | "runlocal" | "tiny" (see VARIANTS); overrides: any layer field
+  variant: "paper" | "runlocal" | "tiny" (see VARIANTS); overrides: any field of that layer
   (base_channels, num_blocks, temporal_kernel, stem_temporal_kernel, pad_mode, conv_impl, dtype,
-  remat, residual).
+  remat, residual; `decoders` for k = 1 only, `encoders` for k >= 2 only: the other layer kind's
+  option is an error rather than silently ignored).
   """
   if not isinstance(k, int) or k < 1:
     raise ValueError(f"layer index k must be an int >= 1; got {k!r}")
   if variant not in VARIANTS:
     raise ValueError(f"unknown PSR-Net variant {variant!r}; choose one of {sorted(VARIANTS)}")
-  allowed = {f.name for f in dataclasses.fields(_Generator)} - {"parent", "name"}
+  cls = ReconstructionLayer if k == 1 else RecurrenceLayer
+  allowed = _fields(cls)
+  either = _fields(ReconstructionLayer) | _fields(RecurrenceLayer)
+  other = sorted((set(overrides) - allowed) & either)
+  if other:
+    raise ValueError(f"PSR-Net layer {k} ({cls.__name__}) has no field(s) {other}: "
+                     f"decoders applies to layer 1 only, encoders to layers >= 2")
   unknown = sorted(set(overrides) - allowed)
   if unknown:
     raise ValueError(f"unknown PSR-Net layer field(s) {unknown}; allowed: {sorted(allowed)}")
-  cls = ReconstructionLayer if k == 1 else RecurrenceLayer
   return cls(**{**VARIANTS[variant], **overrides})
+
+
+def _fields(cls) -> set[str]:
+  return {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}

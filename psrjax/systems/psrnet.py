@@ -87,8 +87,11 @@ class PSRNet(base.System):
       raise ValueError(f"schedule.mode must be 'stagewise' or 'joint', got {config.schedule.mode!r}")
     self.num_layers = m.layers
     nets = dict(conv_impl=m.conv_impl, remat=m.remat)
-    self.generators = [psrnet_models.psrnet_layer(k, variant=m.variant, residual=m.residual, **nets)
-                       for k in range(1, m.layers + 1)]
+    self.generators = [   # Table 1's decoders option is layer 1's, Table 2's encoders the others'
+        psrnet_models.psrnet_layer(k, variant=m.variant, residual=m.residual, **nets, **(
+            {"decoders": m.get("decoders", "separate")} if k == 1
+            else {"encoders": m.get("encoders", "concat_videos")}))
+        for k in range(1, m.layers + 1)]
     self.discriminator = discriminators.VideoDiscriminator(ndf=m.disc_channels, **nets)
     self.eval_groups = psrnet_data.pair_names(config.data.num_views)
     self.eval_prediction, self.eval_target = f"layer{m.layers}", "tgt_rgb"   # config.evals
