@@ -22,9 +22,9 @@ run keeps its own workdir, named by its options (`layer1-<decoders>`,
 `layer2-<encoders>-alpha<α>`), so an interrupted ablation resumes where it stopped, and Table 2's
 "concat_videos" run is Fig. 7's row at the config's α.
 
-With an EMA of the generators (runlocal), Table 1 evaluates layer 1's EMA while layer 2 trains
-from layer 1's raw parameters (what `init_from` loads); Table 2's header reports that frozen
-layer 1's own scores.
+With an EMA of the generators (runlocal), layer-2 runs load layer 1's EMA (`init_from_ema`), the
+weights Table 1 evaluates, as a full stage-wise run trains layer 2 on them; Table 2's header
+reports that frozen layer 1's scores.
 """
 from __future__ import annotations
 
@@ -83,6 +83,7 @@ def layer2_config(args, layer1_dir: str, encoders: str, alpha: float):
       "schedule.layer_weights": (LAYER1_OFF, 1.0)})
   config.init_from = layer1_dir
   config.init_groups = ("g1",)
+  config.init_from_ema = True
   first = systems_base.get_system(config).stages()[0]
   if first.steps:
     raise ValueError(f"layer-2 runs must not train layer 1, but stage {first.name} has "

@@ -179,27 +179,32 @@ def restore_from_path(path: str, target: Any, iterator=None) -> tuple[int, Any]:
   return found
 
 
-def restore_params(path: str, target_params: dict) -> dict:
+def restore_params(path: str, target_params: dict, *, ema: bool = False) -> dict:
   """Parameters of the groups present in both the checkpoint at `path` and `target_params`.
 
   Used for `config.init_from`: a group is taken from the checkpoint when its name exists
-  there; its shapes must then match.
+  there; its shapes must then match. `ema`: a group whose moving average the checkpoint keeps
+  is taken from that average (the weights its evaluation used) instead.
   """
   root, step = _checkpoint_root(path)
   checkpoints = Checkpoints(root, read_only=True)
   step = checkpoints.latest_step() if step is None else step
   if step is None:
     raise ValueError(f"no checkpoint found under {path!r}")
-  saved = checkpoints.manager.item_metadata(step)["state"].tree["params"]
+  saved_state = checkpoints.manager.item_metadata(step)["state"].tree
+  saved = saved_state["params"]
   groups = {g: p for g, p in target_params.items() if g in saved}
   if not groups:
     raise ValueError(f"checkpoint {root}/{step} shares no parameter group with the config "
                      f"(checkpoint: {sorted(saved)}, config: {sorted(target_params)})")
   check_compatible({"params": {g: saved[g] for g in groups}, "opt": {}},
                    {"params": groups, "opt": {}}, f"{root}/{step}")
-  target = {"params": groups}
+  averaged = set(saved_state.get("ema", {})) if ema else set()
+  target = {"params": {g: p for g, p in groups.items() if g not in averaged},
+            "ema": {g: p for g, p in groups.items() if g in averaged}}
+  target = {k: v for k, v in target.items() if v}
   restore_args = ocp.checkpoint_utils.construct_restore_args(target)
   restored = ocp.PyTreeCheckpointer().restore(
       os.path.join(root, str(step), "state"),
       args=ocp.args.PyTreeRestore(item=target, restore_args=restore_args, partial_restore=True))
-  return restored["params"]
+  return {**restored.get("params", {}), **restored.get("ema", {})}

@@ -22,6 +22,7 @@ def trainer_config() -> ml_collections.ConfigDict:
   config.resume = ""  # "" or a workdir / checkpoints dir / step dir to continue from.
   config.init_from = ""  # "" or a checkpoint path whose parameter groups replace fresh ones.
   config.init_groups = ()  # groups init_from loads, e.g. ("g",); () = every group it shares.
+  config.init_from_ema = False  # True: groups whose EMA init_from's checkpoint keeps load it.
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 8  # global, on any device count (mesh.data=-1 adapts to it).

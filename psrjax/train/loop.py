@@ -129,7 +129,8 @@ def _fresh_state(ctx: context_lib.TrainContext) -> Any:
   target = ctx.restore_target()["params"]
   groups = context_lib.init_groups(ctx.config, target)
   loaded = checkpoint_lib.restore_params(ctx.config.init_from,
-                                         {g: p for g, p in target.items() if g in groups})
+                                         {g: p for g, p in target.items() if g in groups},
+                                         ema=ctx.config.get("init_from_ema", False))
   params = {**state["params"], **loaded}
   shardings = {k: v for k, v in ctx.state_shardings.items() if k != "params"}
   reinit = jax.jit(lambda p: {k: v for k, v in state_lib.from_params(

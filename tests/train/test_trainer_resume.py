@@ -107,6 +107,20 @@ def test_init_from_loads_parameter_groups(straight, tmp_path):
                train_harness.host_params(straight))
 
 
+def test_init_from_ema_loads_the_moving_average(tmp_path):
+  config = toy_system.toy_config(**{"train.steps": 2, "train.ema.decay": 0.5})
+  config.train.ema.groups = ("g",)
+  source = loop.train(config, str(tmp_path / "source"))
+  again = toy_system.toy_config(**{"train.steps": 2, "seed": 1})
+  again.init_from, again.init_from_ema = source.workdir, True
+  loaded = train_harness.host_params(loop.train(again, str(tmp_path / "again"), stop_after=0))
+  saved = jax.device_get(source.state)
+  jax.tree.map(np.testing.assert_array_equal, loaded["g"], saved["ema"]["g"])   # the average
+  jax.tree.map(np.testing.assert_array_equal, loaded["d"], saved["params"]["d"])  # no EMA kept
+  assert not np.array_equal(jax.tree.leaves(saved["ema"]["g"])[0],
+                            jax.tree.leaves(saved["params"]["g"])[0])
+
+
 def test_checkpoint_of_another_config_is_an_error(straight, tmp_path):
   config = toy_system.toy_config(**{"train.steps": STEPS, "toy.features": 6})
   config.resume = straight.workdir
