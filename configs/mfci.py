@@ -151,7 +151,7 @@ def _runlocal(c):
   c.train.update(batch_size=1, steps=650, log_every=25, checkpoint_every=200, sample_every=0,
                  eval_every=0, data_workers=1)
   c.eval.update(batch_size=8, num_examples=32)
-  c.evals.vfid.every = c.evals.vfid_single.every = 0   # at the end only (~10 s on the CPU)
+  c.evals.vfid.every = c.evals.vfid_single.every = 0   # at the end only, as the system metrics
 
 
 def _tiny(c):

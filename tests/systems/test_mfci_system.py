@@ -287,7 +287,7 @@ def test_ablation_runs_declare_vfid_and_its_table_has_a_vfid_column():
   assert [len(line.split("|")) for line in text.splitlines()] == [9] * 4
 
 
-@pytest.mark.slow  # ~3-5 min on a shared 2-core CPU: three tiny runs, I3D at each one's end
+@pytest.mark.slow  # 6 min on a shared 2-core CPU: two tiny runs, I3D at each one's end
 def test_ablation_script_reports_vfid_and_resumes(tmp_path):
   ablation = _ablation_script()
   argv = ["--workdir", str(tmp_path), "--config", f"{CONFIG}:tiny", "--single-steps", "2",
