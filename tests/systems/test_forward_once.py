@@ -72,7 +72,10 @@ def test_forward_once_equals_forward_per_phase(name, stage_name, overrides):
   for a, b in zip(once, per_phase):
     assert a.keys() == b.keys()
     for key in a:
-      np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6, err_msg=key)
+      # Update norms include the zero-gradient leaves Adam moves by rounding noise (see
+      # `_assert_same_params`, which checks every other leaf to 1e-5).
+      rtol = 1e-3 if key.startswith("l2_updates/") else 1e-5
+      np.testing.assert_allclose(a[key], b[key], rtol=rtol, atol=1e-6, err_msg=key)
   _assert_same_params(once_params, per_phase_params,
                       _zero_gradient_leaves(ctx, stage, once_params))
 

@@ -77,10 +77,47 @@ def test_eval_examples_are_fixed_same_video_examples_of_held_out_people(system):
     ({"model.fusion": "sum"}, "model.fusion must be one of"),
     ({"model.temporal_ranges": (3, 9)}, "every range must lie in 2..L = 7"),
     ({"pose.joints": 15}, "num_joints must be 14 or 18"),
+    ({"pose.input": "limbs"}, "pose.input must be one of heatmaps, heatmaps\\+limbs"),
+    ({"loss.vgg_layer_weights": (1.0, 1.0)}, "needs one weight per layer"),
 ])
 def test_bad_config_is_a_clear_error(overrides, match):
   with pytest.raises(ValueError, match=match):
     base.get_system(tiny_config(**overrides))
+
+
+def test_paper_defaults_of_the_base_config():
+  """Sec. 3: "a M-channel heatmap, where M = 14"; Sec. 4: pretraining "with a batch size of 4";
+  Sec. 3.5: L_VGG unweighted over VGG19 conv1_1..conv4_1 (VGG16 + pix2pixHD's weights offline);
+  Sec. 4.1: VFID of the fused model (and of the single-frame baseline) declared as evals."""
+  from psrjax import config_utils, evals
+  from psrjax.systems import mfci
+  config = config_utils.load_config(CONFIG)
+  assert (config.pose.input, config.pose.joints, config.train.batch_size) == ("heatmaps", 14, 4)
+  specs = {s.name: s for s in evals.specs(config)}
+  assert specs["vfid"].type == "vfid" and specs["vfid"].options["prediction"] == "fused"
+  assert specs["vfid_single"].options["prediction"] == "single"
+  assert (config.loss.vgg_net, tuple(config.loss.vgg_layer_weights)) == ("vgg16", ())
+  assert mfci.vgg_layer_weights(config.loss) == (1 / 32, 1 / 16, 1 / 8, 1 / 4)
+  config.loss.vgg_net = "vgg19"
+  assert mfci.vgg_layer_weights(config.loss) == (1.0, 1.0, 1.0, 1.0)
+  runlocal = config_utils.load_config(f"{CONFIG}:runlocal")
+  assert {n: e.every for n, e in runlocal.evals.items()} == {"vfid": 0, "vfid_single": 0}
+  assert (runlocal.pose.input, runlocal.pose.joints) == ("heatmaps", 14)
+
+
+def test_fourteen_joint_heatmaps_are_the_model_pose_input(system, batch, params):
+  """P = 14 channels in every network that reads the pose: the single-frame segmentation and
+  foreground U-Nets, RB6's attention input and the conditional D_I."""
+  b = jax.eval_shape(system.prepare, batch)
+  assert b["src_pose"].shape[-1] == b["tgt_pose"].shape[-1] == 14
+  k, c, pf = 2, 8, 2                                     # tiny: K, features, part_features
+  kernel = lambda *path: functools.reduce(lambda t, n: t[n], path, params)["kernel"].shape[2]
+  assert kernel("single", "segment", "in", "conv") == 3 + 14
+  assert kernel("single", "foreground", "in", "conv") == 10 * (3 + pf) + 14
+  assert kernel("fusion", "fg_fusion", "rb6", "in") == k * (c + 14) + 14
+  assert kernel("d_frame", "conv0") == 3 + 14
+  limbs = base.get_system(tiny_config(**{"pose.input": "heatmaps+limbs", "pose.joints": 18}))
+  assert jax.eval_shape(limbs.prepare, batch)["tgt_pose"].shape[-1] == 18 + 17
 
 
 def test_mismatched_source_and_pose_lengths_and_empty_sources_are_errors(system, batch):
@@ -224,3 +261,53 @@ def test_init_from_loads_only_the_named_groups(straight, tmp_path):
   config.init_groups = ("generator",)
   with pytest.raises(ValueError, match=r"init_groups \['generator'\] are not parameter groups"):
     loop.train(config, str(tmp_path / "b"))
+
+
+def _ablation_script():
+  """benchmarks/mfci_ablation.py as a module."""
+  import importlib.util
+  path = os.path.join(os.path.dirname(CONFIG), "..", "benchmarks", "mfci_ablation.py")
+  spec = importlib.util.spec_from_file_location("mfci_ablation", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_ablation_runs_declare_vfid_and_its_table_has_a_vfid_column():
+  from psrjax import config_utils
+  ablation = _ablation_script()
+  tiny = ablation.with_vfid(tiny_config(), "/cache")        # tiny declares no VFID: added
+  paper = ablation.with_vfid(config_utils.load_config(CONFIG), "/cache")   # declared: kept
+  for config in (tiny, paper):
+    assert {n: (e.type, e.every, e.prediction, e.cache_dir) for n, e in config.evals.items()} == {
+        "vfid": ("vfid", 0, "fused", "/cache"), "vfid_single": ("vfid", 0, "single", "/cache")}
+  results = {f"{m}/{o}": 1.0 for m in ("vfid",) + ablation.METRICS for o in ("single", "fused")}
+  text = ablation.table([("single-frame", results, "single"), ("fused", results, "fused")])
+  assert text.splitlines()[0].startswith("| variant | VFID | PSNR |")
+  assert [len(line.split("|")) for line in text.splitlines()] == [9] * 4
+
+
+@pytest.mark.slow  # 6 min on a shared 2-core CPU: two tiny runs, I3D at each one's end
+def test_ablation_script_reports_vfid_and_resumes(tmp_path):
+  ablation = _ablation_script()
+  argv = ["--workdir", str(tmp_path), "--config", f"{CONFIG}:tiny", "--single-steps", "2",
+          "--fused-steps", "1", "--variants", "rb6"]
+  assert ablation.main(argv) == 0
+  text = (tmp_path / "table.md").read_text()
+  head, _, table = text.partition("\n\n")
+  assert f"{CONFIG}:tiny" in head and "2 stage \"single\" steps" in head and "cores" in head
+  assert "benchmarks/mfci_ablation.py" in head
+  lines = table.strip().splitlines()
+  assert lines[0].startswith("| variant | VFID |") and len(lines) == 4
+  vfid = [float(line.split("|")[2]) for line in lines[2:]]
+  assert all(np.isfinite(vfid)) and all(v >= 0 for v in vfid)
+  assert len(list((tmp_path / ablation.VFID_CACHE).iterdir())) == 1   # one real-data cache
+  # Finished runs are read back, not trained again; a run whose VFID files are missing (a
+  # workdir from before the column) is evaluated from its last checkpoint.
+  for name in ("vfid", "vfid_single"):
+    for f in (tmp_path / "rb6" / "eval" / name).iterdir():
+      f.unlink()
+  assert ablation.main(argv) == 0
+  again = (tmp_path / "table.md").read_text().partition("\n\n")[2]
+  again_vfid = [float(line.split("|")[2]) for line in again.strip().splitlines()[2:]]
+  np.testing.assert_allclose(again_vfid, vfid, atol=0.01)

@@ -237,11 +237,11 @@ def test_cluster_command_builds_its_context_on_eight_devices(spec, overrides):
 
 # ------------------------------------------------------------------ what cannot be split
 @pytest.mark.parametrize("overrides,match", [
-    ({"mesh.data": "8"}, r"train.batch_size=2 must be a positive multiple of the data-parallel "
+    ({"mesh.data": "8"}, r"train.batch_size=4 must be a positive multiple of the data-parallel "
                          r"size 8 \(mesh.data"),
     ({"mesh.data": "4", "train.batch_size": "6"}, r"train.batch_size=6 must be a positive "
                                                   r"multiple of the data-parallel size 4"),
-    ({"train.grad_accum": "3"}, r"train.batch_size=2 must be a multiple of mesh.data x "
+    ({"train.grad_accum": "3"}, r"train.batch_size=4 must be a multiple of mesh.data x "
                                 r"train.grad_accum = 1 x 3 = 3"),
 ])
 def test_unsplittable_batch_is_a_one_line_error(tmp_path, capsys, overrides, match):
@@ -260,9 +260,9 @@ def test_auto_data_axis_logs_how_many_devices_hold_distinct_examples(caplog):
   with caplog.at_level("INFO"):
     context_lib.build_context(config, None)
   lines = [r.getMessage() for r in caplog.records if "distinct examples" in r.getMessage()]
-  assert lines == [partitioning.describe(partitioning.make_mesh(batch_size=2), 2)]
-  assert lines[0].startswith("global batch 2: 2 of 8 devices hold distinct examples (1 each; "
-                             "mesh data=2 x replica=4 x model=1)")
+  assert lines == [partitioning.describe(partitioning.make_mesh(batch_size=4), 4)]
+  assert lines[0].startswith("global batch 4: 4 of 8 devices hold distinct examples (1 each; "
+                             "mesh data=4 x replica=2 x model=1)")
 
 
 @pytest.mark.parametrize("rows,shards", [
