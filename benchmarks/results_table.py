@@ -5,7 +5,9 @@ r"""Trains a config (or resumes it to its end) and prints its final evaluation a
       --metrics ssim:SSIM,m_ssim:M-SSIM,psnr:PSNR,m_psnr:M-PSNR
 
 The table's rows are `generate` outputs, its columns metrics of the `system` evaluation
-(`<workdir>/eval/system/<step>.json`, keys `<metric>/<row>`); the best value of each column is
+(`<workdir>/eval/system/<step>.json`, keys `<metric>/<row>`) and of every other entry of
+`config.evals` that names its `prediction` (e.g. MFCI's `vfid`, prediction "fused": key
+`vfid/fused`, `--metrics vfid:VFID`) and ran at that step; the best value of each column is
 bold (the highest: every metric listed here is higher-is-better unless given in `--lower`).
 Above the table: the config, the step budget, the machine (CPU model, cores, vector extensions)
 and the command, so the README states where its numbers come from.
@@ -69,6 +71,25 @@ def table(results: dict, rows, columns, lower=(), corner: str = "output") -> str
   return "\n".join(lines)
 
 
+def final_results(config, workdir: str, step: int) -> dict:
+  """The `system` results at `step`, plus `<metric>/<prediction>` from each other eval of
+  `config.evals` that declares a `prediction` and wrote results at `step`."""
+  def read(name):
+    path = os.path.join(workdir, "eval", name, f"{step}.json")
+    if not os.path.isfile(path):
+      return None
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  results = read("system")
+  for name, entry in (config.get("evals") or {}).items():
+    prediction = entry.get("prediction") if name != "system" else None
+    found = read(name) if prediction else None
+    for key, value in (found or {}).items():
+      if key != "num_examples":
+        results[f"{key}/{prediction}"] = value
+  return results
+
+
 def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--config", required=True, help="config file[:args]")
@@ -84,9 +105,7 @@ def main() -> int:
   overrides = [tuple(s.split("=", 1)) for s in args.set]
   config = config_utils.load_config(args.config, overrides)
   result = loop.train(config, args.workdir)   # resumes; a finished run is evaluated again
-  with open(os.path.join(result.workdir, "eval", "system", f"{result.step}.json"),
-            encoding="utf-8") as f:
-    results = json.load(f)
+  results = final_results(config, result.workdir, result.step)
   command = " ".join(shlex.quote(a) for a in ["python", *sys.argv])
   print(f"Config `{args.config}`{''.join(f' --config.{k}={v}' for k, v in overrides)}, "
         f"{result.step} steps, {int(results['num_examples'])} evaluation examples; "

@@ -29,3 +29,18 @@ def test_missing_metrics_name_what_the_evaluation_has():
 
 def test_machine_names_the_vector_extensions():
   assert "cores" in results_table.machine()
+
+
+def test_final_results_add_the_evals_that_name_their_prediction(tmp_path):
+  import json
+  import ml_collections
+  for name, content in (("system", {"psnr/fused": 21.0, "num_examples": 4.0}),
+                        ("vfid", {"vfid": 12.5, "num_examples": 4.0}),
+                        ("fvd", {"fvd": 99.0})):
+    os.makedirs(tmp_path / "eval" / name)
+    (tmp_path / "eval" / name / "7.json").write_text(json.dumps(content))
+  config = ml_collections.ConfigDict({"evals": {
+      "vfid": {"type": "vfid", "prediction": "fused"}, "fvd": {"type": "fvd"},
+      "vfid_single": {"type": "vfid", "prediction": "single"}}})   # no results at step 7
+  assert results_table.final_results(config, str(tmp_path), 7) == {
+      "psnr/fused": 21.0, "num_examples": 4.0, "vfid/fused": 12.5}
