@@ -51,6 +51,13 @@ def _pairs(text: str) -> list[tuple[str, str]]:
   return out
 
 
+def _format(value: float) -> str:
+  """4 decimals below 10 (SSIM, IoU), 2 above (PSNR, FID); 3 significant digits below 0.01."""
+  if 0 < abs(value) < 0.01:
+    return f"{value:.3g}"
+  return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+
+
 def table(results: dict, rows, columns, lower=(), corner: str = "output") -> str:
   """Markdown table of `results["<metric>/<row>"]`, the best of each column in bold; `corner`
   heads the row-label column."""
@@ -65,7 +72,7 @@ def table(results: dict, rows, columns, lower=(), corner: str = "output") -> str
     cells = []
     for metric, _ in columns:
       value = results[f"{metric}/{row}"]
-      text = f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+      text = _format(value)
       cells.append(f"**{text}**" if value == best[metric] else text)
     lines.append(f"| {label} | " + " | ".join(cells) + " |")
   return "\n".join(lines)

@@ -10,16 +10,18 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmar
 import results_table  # noqa: E402
 
 RESULTS = {"ssim/copy": 0.3, "ssim/layer1": 0.5, "psnr/copy": 17.08, "psnr/layer1": 19.36,
-           "fid/copy": 40.0, "fid/layer1": 30.0, "num_examples": 6.0}
+           "fid/copy": 40.0, "fid/layer1": 30.0, "tempe/copy": 0.00101, "tempe/layer1": 0.000865,
+           "num_examples": 6.0}
 
 
 def test_table_marks_the_best_of_each_column():
   text = results_table.table(RESULTS, [("copy", "copy the input"), ("layer1", "layer 1")],
-                             [("ssim", "SSIM"), ("psnr", "PSNR"), ("fid", "FID")], lower=("fid",))
+                             [("ssim", "SSIM"), ("psnr", "PSNR"), ("fid", "FID"), ("tempe", "E")],
+                             lower=("fid", "tempe"))
   assert text.splitlines() == [
-      "| output | SSIM | PSNR | FID |", "|---|---|---|---|",
-      "| copy the input | 0.3000 | 17.08 | 40.00 |",
-      "| layer 1 | **0.5000** | **19.36** | **30.00** |"]
+      "| output | SSIM | PSNR | FID | E |", "|---|---|---|---|---|",
+      "| copy the input | 0.3000 | 17.08 | 40.00 | 0.00101 |",
+      "| layer 1 | **0.5000** | **19.36** | **30.00** | **0.000865** |"]
 
 
 def test_missing_metrics_name_what_the_evaluation_has():
