@@ -91,7 +91,11 @@ def _read(workdir: str, name: str, step: int) -> dict | None:
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
-  """Trains (or resumes) one run and returns its final `system` evaluation."""
+  """Trains (or resumes) one run and returns its final `system` evaluation (read back, without
+  evaluating again, when the run already wrote it)."""
+  done = _read(workdir, evals.SYSTEM, config.train.steps)
+  if done is not None:
+    return done
   result = loop.train(config, workdir)
   if result.eval_results is not None:
     return result.eval_results
@@ -99,19 +103,34 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
 
 def _train(config, workdir: str) -> dict:
-  """Trains (or resumes) one run; its final `system` results with "vfid/<output>" added."""
-  result = loop.train(config, workdir)
-  named = dict(result.evals)
+  """Trains (or resumes) one run; its final `system` results with "vfid/<output>" added (read
+  back when the run already wrote them all)."""
+  names = (evals.SYSTEM, *VFID_EVALS.values())
+  named = {name: _read(workdir, name, config.train.steps) for name in names}
+  if any(values is None for values in named.values()):
+    result = loop.train(config, workdir)
+    named = {**dict(result.evals), **{n: v for n, v in named.items() if v is not None}}
+    step = result.step
+  else:
+    step = config.train.steps
+  named = _complete(config, workdir, named, step)
+  vfid = {f"vfid/{output}": named[name]["vfid"] for output, name in VFID_EVALS.items()}
+  return {**named[evals.SYSTEM], **vfid}
+
+
+def _complete(config, workdir: str, named: dict, step: int) -> dict:
+  """`named` with the evaluations it lacks read from `workdir` at `step`, or computed from the
+  run's last checkpoint."""
+  named = dict(named)
   for name in (evals.SYSTEM, *VFID_EVALS.values()):
-    if name not in named:             # already finished earlier: read its evaluation
-      named[name] = _read(result.workdir, name, result.step)
+    if named.get(name) is None:       # already finished earlier: read its evaluation
+      named[name] = _read(workdir, name, step)
   missing = tuple(n for n, values in named.items() if values is None)
   if missing:                         # e.g. a workdir finished before the VFID column existed
     _, flat = offline_eval.evaluate_checkpoint(config, workdir, only=missing)
     for name in missing:
       named[name] = {k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith(f"{name}/")}
-  vfid = {f"vfid/{output}": named[name]["vfid"] for output, name in VFID_EVALS.items()}
-  return {**named[evals.SYSTEM], **vfid}
+  return named
 
 
 def train_single(base: str, workdir: str, steps: int, vgg: float, vfid_cache: str) -> dict:
