@@ -1,4 +1,5 @@
-r"""Trains a config (or resumes it to its end) and prints its final evaluation as a README table.
+r"""Trains a config (or resumes it to its end) and prints its final evaluation as a README table
+(a run that already wrote its final evaluation is read back, not evaluated again).
 
   python benchmarks/results_table.py --config configs/psrnet.py:runlocal --workdir runs/psrnet \
       --rows copy:"copy the input view",texture:"texture transfer x̂⁰",layer1:"layer 1",layer2:"layer 2",layer3:"layer 3 (final)" \
@@ -111,11 +112,13 @@ def main() -> int:
   from psrjax.train import loop  # pylint: disable=g-import-not-at-top
   overrides = [tuple(s.split("=", 1)) for s in args.set]
   config = config_utils.load_config(args.config, overrides)
-  result = loop.train(config, args.workdir)   # resumes; a finished run is evaluated again
-  results = final_results(config, result.workdir, result.step)
+  step = config.train.steps
+  if not os.path.isfile(os.path.join(args.workdir, "eval", "system", f"{step}.json")):
+    step = loop.train(config, args.workdir).step   # trains or resumes it to its end
+  results = final_results(config, args.workdir, step)   # a finished run is read back
   command = " ".join(shlex.quote(a) for a in ["python", *sys.argv])
   print(f"Config `{args.config}`{''.join(f' --config.{k}={v}' for k, v in overrides)}, "
-        f"{result.step} steps, {int(results['num_examples'])} evaluation examples; "
+        f"{step} steps, {int(results['num_examples'])} evaluation examples; "
         f"{machine()}; `{command}`\n")
   print(table(results, _pairs(args.rows), _pairs(args.metrics),
               lower=tuple(filter(None, args.lower.split(",")))))
