@@ -44,3 +44,27 @@ def test_bad_scripts():
     next(sequence.render_sequence(0, (), resolution=8))
   with pytest.raises(ValueError, match="num_frames"):
     next(sequence.render_sequence(0, (("wave", 0),), resolution=8))
+
+
+def test_random_access_matches_the_stream():
+  cams = S.camera_ring([0.0, 35.0], height=16, width=16)
+  chunks = list(sequence.render_sequence(4, SCRIPT, cameras=cams, chunk_frames=8, seed=2))
+  full = {k: np.concatenate([c[k] for c in chunks], axis=1)
+          for k in ("rgb", "mask", "depth", "face", "uv", "keypoints", "flow_fwd", "flow_bwd")}
+  seq = sequence.ScriptedSequence(4, SCRIPT, cameras=cams, seed=2)
+  assert len(seq) == 36
+  for start, stop in ((5, 11), (0, 3), (30, 36), (15, 17)):  # across chunk ends, sequence ends
+    part = seq.render(start, stop)
+    np.testing.assert_array_equal(part["frame_index"], np.arange(start, stop))
+    for key, value in full.items():
+      np.testing.assert_allclose(part[key], value[:, start:stop], atol=1e-6, err_msg=key)
+  np.testing.assert_allclose(seq.keypoints(3, 29, chunk_frames=7), full["keypoints"][:, 3:29],
+                             atol=1e-6)
+  picked = seq.render_frames([20, 2, 20])
+  assert "flow_fwd" not in picked
+  for key in ("rgb", "mask", "face", "keypoints"):
+    np.testing.assert_allclose(picked[key], full[key][:, [20, 2, 20]], atol=1e-6, err_msg=key)
+  with pytest.raises(ValueError, match="frame range"):
+    seq.render(30, 40)
+  with pytest.raises(ValueError, match="indices in"):
+    seq.render_frames([36])

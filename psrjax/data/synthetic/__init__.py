@@ -16,8 +16,9 @@ arrays, views first:
 
 Beyond the default dataset: `render(shape, textures, motion, cameras)` renders explicit body
 parameters in explicit calibrated cameras; `render_sequence` streams one identity performing a
-scripted series of actions; `jax_body` is the differentiable JAX forward kinematics of the same
-body (for fitting it to real 3D keypoints). Splits hold out identities (`SyntheticSource`).
+scripted series of actions (`ScriptedSequence`: any frame range of it, on demand); `jax_body` is
+the differentiable JAX forward kinematics of the same body (for fitting it to real 3D keypoints).
+Splits hold out identities (`SyntheticSource`).
 Coordinates: world z up, floor at z = 0, metres; a person at rest faces +y.
 """
 from psrjax.data.synthetic.actions import ACTIONS
@@ -29,13 +30,13 @@ from psrjax.data.synthetic.faces import FACE_CENTROIDS, FACE_PART, NUM_FACES, ne
 from psrjax.data.synthetic.keypoints import COCO_NAMES, LIMBS
 from psrjax.data.synthetic.motion import Motion, place_action
 from psrjax.data.synthetic.renderer import render
-from psrjax.data.synthetic.sequence import render_sequence, script_motion
+from psrjax.data.synthetic.sequence import ScriptedSequence, render_sequence, script_motion
 from psrjax.data.synthetic.source import SPLITS, SyntheticSource, seed_split, split_seed
 
 __all__ = [
     "ACTIONS", "CLIP_FPS", "COCO_NAMES", "Cameras", "DEFAULT_SHAPE", "FACE_CENTROIDS", "FACE_PART",
     "Identity", "LIMBS", "Motion", "NUM_FACES", "NUM_IDENTITIES", "PART_NAMES", "SHAPE_NAMES",
-    "SPLITS", "SYMMETRIC_PART", "SyntheticSource", "camera_ring", "make_identity", "nearest_faces",
-    "place_action", "render", "render_clip", "render_sequence", "script_motion", "seed_split",
-    "split_seed",
+    "SPLITS", "SYMMETRIC_PART", "ScriptedSequence", "SyntheticSource", "camera_ring",
+    "make_identity", "nearest_faces", "place_action", "render", "render_clip", "render_sequence",
+    "script_motion", "seed_split", "split_seed",
 ]

@@ -88,6 +88,15 @@ def _foreground(posed, cameras, textures, light, depth, pid, centres, dirs) -> t
   return flat, values
 
 
+def camera_keypoints(posed, cameras: Cameras) -> np.ndarray:
+  """float32 [V, T, 18, 3]: COCO-18 keypoints of a posed body in every camera (x, y pixels;
+  exact visibility), the `keypoints` of `render` without rendering the images."""
+  kp3 = keypoints.keypoints_3d(posed.joint_pos, posed.prim_rot, posed.prim_center, posed.rest)
+  kp_xy, _ = cameras.project(kp3)
+  vis = keypoints.visibility(kp3, posed.prim_rot, posed.prim_center, posed.rest, cameras)
+  return np.concatenate([kp_xy, vis[..., None]], axis=-1).astype(np.float32)
+
+
 _IMAGES = dict(  # key: (fill value on background, dtype, channels)
     depth=(0, np.float32, ()), mask=(0, np.uint8, ()), face=(-1, np.int32, ()),
     part=(0, np.int32, ()), uv=(0, np.float32, (2,)), flow_fwd=(0, np.float32, (2,)),
@@ -119,10 +128,7 @@ def render(shape, textures, motion: Motion, cameras: Cameras, *, background=None
     arr = np.full((V * T * H * W,) + channels, fill, dtype)
     arr[flat] = values[key]
     out[key] = arr.reshape((V, T, H, W) + channels)
-  kp3 = keypoints.keypoints_3d(posed.joint_pos, posed.prim_rot, posed.prim_center, posed.rest)
-  kp_xy, _ = cameras.project(kp3)
-  vis = keypoints.visibility(kp3, posed.prim_rot, posed.prim_center, posed.rest, cameras)
-  out["keypoints"] = np.concatenate([kp_xy, vis[..., None]], axis=-1).astype(np.float32)
+  out["keypoints"] = camera_keypoints(posed, cameras)
   out["background"] = np.ascontiguousarray(background, np.uint8)
   out.update(K=cameras.K.astype(np.float32), R=cameras.R.astype(np.float32), t=cameras.t.astype(np.float32))
   return out
