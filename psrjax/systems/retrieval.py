@@ -1,10 +1,11 @@
 """Nearest-pose retrieval: the per-person baseline with no learning.
 
-For every query pose (a held-out frame of the learned person, or a driving person's pose) the
-output is the training frame whose normalised pose is nearest: its RGB and its person mask,
-rendered on demand (`person_data.video(data).render_frames`). It bounds what memorising the
-training video achieves; the learned per-person systems (pix2pixHD, Everybody Dance Now) should
-beat it on unseen poses and actions.
+For every query pose the output is the training frame whose normalised pose is nearest: its
+RGB and its person mask, rendered on demand or read from the frame cache
+(`person_data.appearance`). It scores what memorising the training video achieves; the learned
+per-person systems (pix2pixHD, Everybody Dance Now) should beat it on unseen poses and actions.
+Queries are held-out frames of the learned person (`evaluate`) or, for cross-person driving,
+`retrieve(data, index, person_data.driving_keypoints(data, normalize))`.
 
 Normalisation (`torso_normalize`, the default; any `normalize(keypoints) -> keypoints` can be
 passed instead): translate the pose so that the mid-hip (the mean of the visible hips; the neck
@@ -122,11 +123,9 @@ def retrieve(data, index: PoseIndex, keypoints) -> dict[str, np.ndarray]:
   lead = kp.shape[:-2]
   found, dist = index.nearest(kp.reshape((-1,) + kp.shape[-2:]))
   unique, inverse = np.unique(np.maximum(found, 0), return_inverse=True)
-  clip = person_data.video(data).render_frames(unique)
-  h, w = clip["rgb"].shape[2:4]
-  rgb = clip["rgb"][0][inverse].astype(np.float32) / 127.5 - 1.0
-  mask = clip["mask"][0][inverse].astype(np.float32)[..., None]
-  return {"rgb": rgb.reshape(lead + (h, w, 3)), "mask": mask.reshape(lead + (h, w, 1)),
+  frames = person_data.appearance(data, unique)
+  rgb, mask = frames["rgb"][inverse], frames["mask"][inverse]
+  return {"rgb": rgb.reshape(lead + rgb.shape[1:]), "mask": mask.reshape(lead + mask.shape[1:]),
           "train_index": found.reshape(lead), "distance": dist.reshape(lead)}
 
 

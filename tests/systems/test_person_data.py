@@ -1,4 +1,6 @@
 """Per-person data: one identity's video, held-out segment, streamed examples, driving poses."""
+import os
+
 import numpy as np
 import pytest
 
@@ -122,3 +124,21 @@ def test_driving_poses_pass_through_the_normalisation():
 def test_bad_configs(overrides, match):
   with pytest.raises(ValueError, match=match):
     person_data.train_dataset(tiny(**overrides), seed=0, shard_index=0, shard_count=1)
+
+
+def test_the_frame_cache_gives_the_same_examples(tmp_path):
+  data, cached = tiny(), tiny(cache_dir=str(tmp_path), cache_chunk_frames=5)
+  root = person_data.cache_path(cached)
+  assert root.startswith(str(tmp_path)) and root != person_data.cache_path(
+      tiny(cache_dir=str(tmp_path), resolution=20))
+  # An interrupted write leaves only a temporary directory: never read as a chunk.
+  os.makedirs(os.path.join(root, "chunk_000003.tmp-1-dead"))
+  np.save(os.path.join(root, "chunk_000003.tmp-1-dead", "rgb.npy"), np.zeros(3))
+  for start, length in ((3, 4), (16, 2), (18, 4), (14, 1)):
+    want, got = person_data.frames(data, start, length), person_data.frames(cached, start, length)
+    for key, value in want.items():
+      np.testing.assert_array_equal(got[key], value, err_msg=key)
+  assert sorted(n for n in os.listdir(root) if ".tmp-" not in n) == [
+      "chunk_000000", "chunk_000001", "chunk_000002", "chunk_000003", "chunk_000004"]
+  for key, value in person_data.appearance(data, [12, 3, 12]).items():
+    np.testing.assert_array_equal(person_data.appearance(cached, [12, 3, 12])[key], value)
