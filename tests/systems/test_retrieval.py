@@ -82,3 +82,31 @@ def test_evaluate_returns_the_documented_metrics():
   with pytest.raises(ValueError, match="at least 31 pixels"):
     retrieval.evaluate(tiny(), num_runs=1)
   assert "lpips" not in retrieval.evaluate(tiny(), num_runs=1, lpips_net=None)
+
+
+def test_run_metrics_follow_the_conventions():
+  skimage_metrics = pytest.importorskip("skimage.metrics")
+  rng = np.random.default_rng(2)
+  target = rng.uniform(-1, 1, (2, 3, 16, 16, 3)).astype(np.float32)
+  pred = np.clip(target + rng.normal(0, 0.2, target.shape), -1, 1).astype(np.float32)
+  mask, pred_mask = (rng.random((2, 2, 3, 16, 16, 1)) < 0.5).astype(np.float32)
+  flow = rng.normal(0, 1, (2, 3, 16, 16, 2)).astype(np.float32)
+  got = retrieval.run_metrics(pred, pred_mask, target, mask, flow, None, lpips_net=None)
+  ssim = lambda a, b: skimage_metrics.structural_similarity(
+      (a + 1) / 2, (b + 1) / 2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+      data_range=1.0, channel_axis=-1)
+  for i in range(2):
+    np.testing.assert_allclose(got["ssim"][i], np.mean([ssim(p, t) for p, t in
+                                                        zip(pred[i], target[i])]), atol=1e-4)
+    masked = [skimage_metrics.structural_similarity(
+        (p + 1) / 2 * m, (t + 1) / 2 * m, gaussian_weights=True, sigma=1.5,
+        use_sample_covariance=False, data_range=1.0, channel_axis=-1)
+              for p, t, m in zip(pred[i].astype(np.float64), target[i].astype(np.float64), mask[i])]
+    np.testing.assert_allclose(got["m_ssim"][i], np.mean(masked), atol=1e-4)
+    psnr = [skimage_metrics.peak_signal_noise_ratio(t, p, data_range=2.0)
+            for p, t in zip(pred[i], target[i])]
+    np.testing.assert_allclose(got["psnr"][i], np.mean(psnr), rtol=1e-4)
+    a, b = pred_mask[i, ..., 0] > 0.5, mask[i, ..., 0] > 0.5
+    iou = (a & b).sum((1, 2)) / (a | b).sum((1, 2))
+    np.testing.assert_allclose(got["mask_iou"][i], iou.mean(), rtol=1e-6)
+  assert got["tempe"].shape == (2,) and np.all(np.isfinite(got["tempe"]))
