@@ -42,7 +42,10 @@ def compose(fg: jax.Array, mask: jax.Array, bg: jax.Array) -> jax.Array:
 
 
 def fg_outputs(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """(O_fg = tanh of channels 0..2, M_fg = (tanh(channel 3) + 1) / 2) from the fg head logits."""
+  """(O_fg = tanh of channels 0..2, M_fg = (tanh(channel 3) + 1) / 2) from the fg head logits.
+
+  M_fg = sigmoid(2 l) for l = channel 3, which the networks also return as "mask_logit" (a
+  loss on M_fg itself vanishes where the tanh saturates)."""
   return jnp.tanh(logits[..., :3]), (jnp.tanh(logits[..., 3:4]) + 1.0) * 0.5
 
 
@@ -119,7 +122,8 @@ class SingleFrameNet(nn.Module):
     fg_logits, bg_logits = self.head_logits(f_fg, f_bg)
     fg, mask = fg_outputs(fg_logits)
     bg = jnp.tanh(bg_logits)
-    return {"out": compose(fg, mask, bg), "fg": fg, "mask": mask, "bg": bg, "layers": layers,
+    return {"out": compose(fg, mask, bg), "fg": fg, "mask": mask, "mask_logit": fg_logits[..., 3:4],
+            "bg": bg, "layers": layers,
             "f_fg": f_fg, "f_bg": f_bg}
 
 
@@ -238,7 +242,8 @@ class MultiFrameNet(nn.Module):
       fg_logits, bg_logits = fg_logits + base_fg, bg_logits + base_bg
     fg, mask = fg_outputs(fg_logits)
     bg = jnp.tanh(bg_logits)
-    out = {"out": compose(fg, mask, bg), "fg": fg, "mask": mask, "bg": bg}
+    out = {"out": compose(fg, mask, bg), "fg": fg, "mask": mask, "mask_logit": fg_logits[..., 3:4],
+           "bg": bg}
     if att_fg is not None:
       out["attention_fg"], out["attention_bg"] = att_fg, att_bg
     return out

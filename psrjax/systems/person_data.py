@@ -197,7 +197,8 @@ def cache_path(data) -> str:
   if not data.cache_dir:
     raise ValueError("data.cache_dir is empty (no frame cache); set it to a directory")
   key = json.dumps([_CACHE_FORMAT, _video_args(data), int(data.cache_chunk_frames)])
-  return os.path.join(data.cache_dir, "person_" + hashlib.sha1(key.encode()).hexdigest()[:16])
+  name = "person_" + hashlib.sha1(key.encode()).hexdigest()[:16]
+  return os.path.join(os.path.expanduser(data.cache_dir), name)
 
 
 def _write_chunk(data, final: str, start: int, stop: int) -> None:

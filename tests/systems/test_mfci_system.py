@@ -171,6 +171,11 @@ def test_losses_report_every_term_of_eq3(system, params, batch):
   m_total, m_terms = phase_loss(masked, params, b, "fused", "g")
   np.testing.assert_allclose(m_total, total + 0.5 * m_terms["mask"], rtol=1e-5)
   assert float(m_terms["mask"]) > 0 and "mask" in phase_loss(masked, params, b, "single", "g")[1]
+  # The mask term is the binary cross-entropy of the generated M_fg with the person mask.
+  m_fg = np.asarray(masked.generate(params, b)["mask"], np.float64)
+  y = np.asarray(batch["tgt_mask"], np.float64)
+  bce = -np.mean(y * np.log(m_fg) + (1 - y) * np.log1p(-m_fg))
+  np.testing.assert_allclose(float(m_terms["mask"]), bce, rtol=1e-4)
 
 
 def test_generate_evaluate_and_sample_strip(system, params, batch):
