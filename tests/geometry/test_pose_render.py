@@ -1,7 +1,6 @@
 """Pose label maps (scikit-image discs) and OpenPose stick figures (an OpenCV drawing)."""
 import math
 
-import cv2
 import jax
 import numpy as np
 import pytest
@@ -28,6 +27,7 @@ def _pose(visible=None):
 
 def _opencv_stick_figure(kp, height, width):
   """OpenPose's demo drawing with OpenCV: circles, then limb ellipses blended at 0.6."""
+  cv2 = pytest.importorskip("cv2")   # opencv-python-headless, in the `test` extra
   canvas = np.zeros((height, width, 3), np.uint8)
   colors = pose_render.OPENPOSE_COLORS.tolist()
   for j in range(18):
