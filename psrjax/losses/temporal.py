@@ -10,12 +10,12 @@ with b_t = flow_bwd[t] (the batch contract's flow from frame t to frame t-1, pix
 W the bilinear backward warp (`psrjax.geometry.sampler`, border padding: W(y, b)(p) =
 y(p + b(p))), y = x (the same video) unless `previous` is given (INTERnet compares its output
 with the warped previous ground-truth frame), and M_t the occlusion mask below. The mean runs over
-all pixels and channels of frames 1..T-1 (occluded pixels count as zeros), as Lai et al.'s
-training code averages its masked L1. Direction: INTERnet's Eq. 2 warps the current frame into the previous one; psrjax warps
-the previous frame into the current one, like Lai et al. and D²G-Net, so that the mask lives on
-frame t.
+all pixels and channels of frames 1..T-1 (occluded pixels count as zeros), as Lai et al.
+average it. Direction: INTERnet's Eq. 2 warps the current frame into the previous one; psrjax
+warps the previous frame into the current one, like Lai et al. and D²G-Net, so that the mask
+lives on frame t.
 
-Occlusion mask (Sundaram et al. 2010, Sec. 4.1): a flow w is consistent at p with the reverse
+Occlusion mask (Sundaram et al. 2010, ECCV): a flow w is consistent at p with the reverse
 flow ŵ read at its end point when
 
   |w(p) + ŵ(p + w(p))|^2 <= 0.01 (|w(p)|^2 + |ŵ(p + w(p))|^2) + 0.5.
