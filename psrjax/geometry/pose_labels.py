@@ -26,6 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from psrjax.data.synthetic.keypoints import COCO_NAMES, LIMBS
+from psrjax.geometry._batch import lead_shape
+from psrjax.geometry.sampler import bilinear_sample, pixel_grid
 from psrjax.nn.policy import float32_geometry
 
 NUM_KEYPOINTS = len(COCO_NAMES)
@@ -71,35 +73,33 @@ def _joint_set(num_joints: int) -> tuple[int, ...]:
   return JOINT_SETS[num_joints]
 
 
-def _grid(height: int, width: int) -> jax.Array:
-  """Pixel centres [H, W, 2] in (x, y) order."""
-  ys, xs = jnp.meshgrid(jnp.arange(height, dtype=jnp.float32),
-                        jnp.arange(width, dtype=jnp.float32), indexing="ij")
-  return jnp.stack([xs, ys], axis=-1)
-
-
 def heatmaps(keypoints, height: int, width: int, *, sigma: float,
              num_joints: int = 18) -> jax.Array:
   """Gaussian joint heatmaps `[..., H, W, J]` from keypoints `[..., 18, 3]` (zero if invisible)."""
   kp = jnp.asarray(keypoints, jnp.float32)[..., _joint_set(num_joints), :]
-  grid = _grid(height, width)                                          # [H, W, 2]
+  grid = pixel_grid(height, width)                                     # [H, W, 2]
   d2 = jnp.sum(jnp.square(grid[..., None, :] - kp[..., None, None, :, :2]), axis=-1)
   return jnp.exp(-d2 / (2.0 * sigma ** 2)) * kp[..., None, None, :, 2]
 
 
-def _segment_masks(keypoints, segments, height: int, width: int, width_px: float) -> jax.Array:
-  """Soft masks `[..., H, W, S]` of segments (pairs of keypoint indices)."""
+def segment_distances(keypoints, segments, height: int, width: int):
+  """(squared distances `[..., H, W, S]` of every pixel centre to each segment, visibility
+  `[..., S]`: 1 when both end points are visible) of segments (pairs of keypoint indices)."""
   kp = jnp.asarray(keypoints, jnp.float32)
   a = kp[..., [s[0] for s in segments], :]                             # [..., S, 3]
   b = kp[..., [s[1] for s in segments], :]
-  p = _grid(height, width)[..., None, :]                               # [H, W, 1, 2]
+  p = pixel_grid(height, width)[..., None, :]                          # [H, W, 1, 2]
   pa, pb = a[..., None, None, :, :2], b[..., None, None, :, :2]
   ab = pb - pa
   u = jnp.sum((p - pa) * ab, -1) / jnp.maximum(jnp.sum(jnp.square(ab), -1), 1e-6)
   closest = pa + jnp.clip(u, 0.0, 1.0)[..., None] * ab
-  d2 = jnp.sum(jnp.square(p - closest), axis=-1)
-  visible = (a[..., 2] * b[..., 2])[..., None, None, :]
-  return jnp.exp(-d2 / (2.0 * width_px ** 2)) * visible
+  return jnp.sum(jnp.square(p - closest), axis=-1), a[..., 2] * b[..., 2]
+
+
+def _segment_masks(keypoints, segments, height: int, width: int, width_px: float) -> jax.Array:
+  """Soft masks `[..., H, W, S]` of segments (pairs of keypoint indices)."""
+  d2, visible = segment_distances(keypoints, segments, height, width)
+  return jnp.exp(-d2 / (2.0 * width_px ** 2)) * visible[..., None, None, :]
 
 
 def limb_masks(keypoints, height: int, width: int, *, width_px: float) -> jax.Array:
@@ -175,28 +175,21 @@ def part_transforms(from_keypoints, to_keypoints) -> jax.Array:
   return jnp.stack(out, axis=-3)
 
 
-def _warp_one(image: jax.Array, matrix: jax.Array) -> jax.Array:
-  h, w, c = image.shape
-  pos = apply_affine(matrix, _grid(h, w).reshape(-1, 2))              # [H*W, 2]
-  x, y = pos[:, 0], pos[:, 1]
-  x0, y0 = jnp.floor(x), jnp.floor(y)
-  flat = image.reshape(h * w, c)
-  out = 0.0
-  for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
-    xi, yi = x0 + dx, y0 + dy
-    weight = (1.0 - jnp.abs(x - xi)) * (1.0 - jnp.abs(y - yi))
-    inside = (xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)
-    index = (jnp.clip(yi, 0, h - 1) * w + jnp.clip(xi, 0, w - 1)).astype(jnp.int32)
-    out = out + flat[index] * jnp.where(inside, weight, 0.0)[:, None].astype(image.dtype)
-  return out.reshape(h, w, c)
-
-
 def affine_warp(image, matrix) -> jax.Array:
-  """out(p) = image(M p) bilinearly, zero outside: image `[N, H, W, C]`, matrix `[N, 2, 3]`."""
-  if image.ndim != 4 or matrix.shape != (image.shape[0], 2, 3):
-    raise ValueError(f"affine_warp: expected image [N, H, W, C] and matrix [N, 2, 3]; got "
-                     f"{image.shape} and {matrix.shape}")
-  return jax.vmap(_warp_one)(image, matrix.astype(jnp.float32))
+  """out(p) = image(M p) bilinearly, zero outside: image `[..., H, W, C]`, matrix `[..., 2, 3]`.
+
+  The sampler is `psrjax.geometry.sampler.bilinear_sample` (zeros padding, computed in the
+  image's dtype).
+  """
+  image, matrix = jnp.asarray(image), jnp.asarray(matrix)
+  if image.ndim < 3 or matrix.shape != image.shape[:-3] + (2, 3):
+    raise ValueError(f"affine_warp: expected image [..., H, W, C] and matrix [..., 2, 3] with the "
+                     f"same leading axes; got {image.shape} and {matrix.shape}")
+  h, w = image.shape[-3:-1]
+  lead = lead_shape(image, 3, "image")
+  grid = pixel_grid(h, w).reshape(-1, 2)
+  positions = apply_affine(matrix.astype(jnp.float32), grid).reshape(lead + (h, w, 2))
+  return bilinear_sample(image, positions, padding="zeros")
 
 
 def check_keypoints(keypoints, height: int, width: int, *, name: str = "keypoints") -> None:

@@ -4,38 +4,24 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from psrjax.geometry._batch import lead_shape, map_batch
+from psrjax.geometry.sampler import bilinear_sample, pixel_grid
 
 
-def _warp_one(image: jax.Array, flow: jax.Array) -> jax.Array:
-  h, w = image.shape[:2]
-  ys, xs = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij")
-  flow = flow.astype(jnp.float32)
-  x = jnp.clip(xs + flow[..., 0], 0.0, w - 1.0)
-  y = jnp.clip(ys + flow[..., 1], 0.0, h - 1.0)
-  x0 = jnp.floor(x)
-  y0 = jnp.floor(y)
-  wx = (x - x0)[..., None]
-  wy = (y - y0)[..., None]
-  x0i, y0i = x0.astype(jnp.int32), y0.astype(jnp.int32)
-  x1i, y1i = jnp.minimum(x0i + 1, w - 1), jnp.minimum(y0i + 1, h - 1)
-  img = image.astype(jnp.float32)
-  top = img[y0i, x0i] * (1 - wx) + img[y0i, x1i] * wx
-  bottom = img[y1i, x0i] * (1 - wx) + img[y1i, x1i] * wx
-  return (top * (1 - wy) + bottom * wy).astype(image.dtype)
-
-
-def backward_warp(image: jax.Array, flow: jax.Array) -> jax.Array:
+def backward_warp(image: jax.Array, flow: jax.Array, *, padding: str = "border") -> jax.Array:
   """Bilinear backward warp: out(p) = image(p + flow(p)).
 
   image: [..., H, W, C]; flow: [..., H, W, 2] in pixels, (x, y) order, same leading axes.
-  Sampling positions outside the image are clamped to the border (border padding). This is the
-  differentiable sampler W of Jaderberg et al. 2015 used by PSR-Net's Eq. 3, in pixel units.
+  Sampling positions outside the image are clamped to the border (border padding) unless
+  `padding="zeros"`. This is the differentiable sampler W of Jaderberg et al. 2015 used by
+  PSR-Net's Eq. 3, in pixel units (`psrjax.geometry.sampler`); it interpolates in float32 and
+  returns the image's dtype.
   """
-  lead = lead_shape(image, 3, "image")
-  if flow.shape[-1] != 2 or flow.shape[:-1] != image.shape[:-1]:
+  image, flow = jnp.asarray(image), jnp.asarray(flow)
+  if image.ndim < 3 or flow.shape[-1] != 2 or flow.shape[:-1] != image.shape[:-1]:
     raise ValueError(f"flow must be [..., H, W, 2] matching image {image.shape}; got {flow.shape}")
-  return map_batch(_warp_one, (image, flow), (3, 3), lead)
+  positions = pixel_grid(*image.shape[-3:-1]) + flow.astype(jnp.float32)
+  warped = bilinear_sample(image.astype(jnp.float32), positions, padding=padding)
+  return warped.astype(image.dtype)
 
 
 def temporal_refine(x_tilde: jax.Array, flow_bwd: jax.Array, zeta: float = 0.1) -> jax.Array:

@@ -2,35 +2,25 @@
 
 E_temp = 1/(T-1) sum_{t>=1} sum_p M_t(p) ||V_t(p) - W(V_{t-1}, f_t)(p)||^2 / sum_p M_t(p), with
 W the bilinear backward warp of frame t-1 by the batch contract's flow_bwd[t] (the point seen
-at p in frame t was at p + flow_bwd[t](p) in frame t-1), M_t the non-occlusion mask (1 = count)
-times the pixels whose source lies inside frame t-1, and ||.||^2 the squared colour difference
-summed over channels, with frames scaled by 1 / data_range (i.e. measured in [0, 1] units).
+at p in frame t was at p + flow_bwd[t](p) in frame t-1; `psrjax.geometry.sampler`, border
+padding), M_t the non-occlusion mask (1 = count) times the pixels whose source lies inside frame
+t-1, and ||.||^2 the squared colour difference summed over channels, with frames scaled by
+1 / data_range (i.e. measured in [0, 1] units).
 """
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 
-
-def backward_warp(frame: jax.Array, flow: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Bilinear sample of frame [H, W, C] at p + flow(p); returns (warped, inside [H, W])."""
-  h, w = frame.shape[:2]
-  ys, xs = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij")
-  x, y = xs + flow[..., 0], ys + flow[..., 1]
-  inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
-  x0 = jnp.clip(jnp.floor(x), 0, w - 2).astype(jnp.int32)
-  y0 = jnp.clip(jnp.floor(y), 0, h - 2).astype(jnp.int32)
-  fx, fy = (jnp.clip(x, 0, w - 1) - x0)[..., None], (jnp.clip(y, 0, h - 1) - y0)[..., None]
-  top = frame[y0, x0] * (1 - fx) + frame[y0, x0 + 1] * fx
-  bottom = frame[y0 + 1, x0] * (1 - fx) + frame[y0 + 1, x0 + 1] * fx
-  return top * (1 - fy) + bottom * fy, inside
+from psrjax.geometry.sampler import bilinear_sample, pixel_grid, positions_inside
 
 
 def temporal_error(frames, flow_bwd, *, mask=None, data_range: float = 2.0) -> jax.Array:
   """E_temp per video: frames [..., T, H, W, C], flow_bwd [..., T, H, W, 2] -> [...].
 
   mask: optional non-occlusion masks [..., T, H, W] or [..., T, H, W, 1] (1 where frame t's
-  pixel is visible in frame t-1), e.g. from a forward-backward flow consistency check.
+  pixel is visible in frame t-1), e.g. the forward-backward flow consistency check
+  `psrjax.losses.temporal.occlusion_mask`.
   """
   frames, flow = jnp.asarray(frames, jnp.float32) / data_range, jnp.asarray(flow_bwd, jnp.float32)
   if frames.ndim < 4 or flow.shape != frames.shape[:-1] + (2,) or frames.shape[-4] < 2:
@@ -40,8 +30,9 @@ def temporal_error(frames, flow_bwd, *, mask=None, data_range: float = 2.0) -> j
   frames, flow = frames.reshape(-1, t, h, w, c), flow.reshape(-1, t, h, w, 2)
   valid = jnp.ones((frames.shape[0], t, h, w)) if mask is None else \
       jnp.broadcast_to(jnp.asarray(mask, jnp.float32).reshape(-1, t, h, w), (frames.shape[0], t, h, w))
-  warp = jax.vmap(jax.vmap(backward_warp))
-  warped, inside = warp(frames[:, :-1], flow[:, 1:])
+  positions = pixel_grid(h, w) + flow[:, 1:]
+  warped = bilinear_sample(frames[:, :-1], positions, padding="border")
+  inside = positions_inside(positions, h, w)
   weight = valid[:, 1:] * inside
   err = jnp.sum(jnp.square(frames[:, 1:] - warped), axis=-1)
   per_step = jnp.sum(err * weight, axis=(2, 3)) / jnp.maximum(jnp.sum(weight, axis=(2, 3)), 1.0)
