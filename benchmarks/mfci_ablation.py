@@ -2,7 +2,7 @@ r"""MFCI ablation in the shape of the paper's Table 1, on the synthetic world's 
 
   python benchmarks/mfci_ablation.py --workdir /tmp/mfci_ablation [--config configs/mfci.py:runlocal]
       [--single-steps 400] [--fused-steps 250] [--variants rb6,rb6_dv,rb6_sa2d_dv] [--vgg-baseline]
-      [--single-checkpoint RUN/checkpoints/400]
+      [--single-checkpoint RUN/checkpoints/400] [--set loss.mask=0 ...]
 
 1. Trains the single-frame baseline (stage "single" only) once, or takes it from
    --single-checkpoint -> row "single-frame (MSE + GAN)"; with --vgg-baseline a second one with
@@ -66,8 +66,8 @@ def make_config(base: str, overrides: dict, sets=()):
   return config
 
 
-def _config(base: str, overrides: dict, vfid_cache: str):
-  return with_vfid(make_config(base, overrides), vfid_cache)
+def _config(base: str, overrides: dict, vfid_cache: str, sets=()):
+  return with_vfid(make_config(base, overrides, sets), vfid_cache)
 
 
 def with_vfid(config, cache_dir: str):
@@ -133,18 +133,19 @@ def _complete(config, workdir: str, named: dict, step: int) -> dict:
   return named
 
 
-def train_single(base: str, workdir: str, steps: int, vgg: float, vfid_cache: str) -> dict:
+def train_single(base: str, workdir: str, steps: int, vgg: float, vfid_cache: str,
+                 sets=()) -> dict:
   """Stage "single" only (the fused stage gets 0 steps)."""
   config = _config(base, {"train.steps": steps, "schedule.single_fraction": 1.0,
-                          "loss.single_vgg": vgg}, vfid_cache)
+                          "loss.single_vgg": vgg}, vfid_cache, sets)
   return _train(config, workdir)
 
 
 def train_fused(base: str, workdir: str, single_dir: str, steps: int, overrides: dict,
-                vfid_cache: str) -> dict:
+                vfid_cache: str, sets=()) -> dict:
   """Stage "fused" only, from the frozen baseline of `single_dir` (a workdir or checkpoint)."""
   config = _config(base, {"train.steps": steps, "schedule.single_fraction": 0.0, **overrides},
-                   vfid_cache)
+                   vfid_cache, sets)
   config.init_from = single_dir
   config.init_groups = ("single",)
   return _train(config, workdir)
@@ -168,7 +169,8 @@ def header(args, rows, argv) -> str:
             if args.single_checkpoint else f"{args.single_steps} stage \"single\" steps")
   examples = int(rows[0][1]["num_examples"]) if rows else 0
   command = " ".join(shlex.quote(a) for a in ["python", "benchmarks/mfci_ablation.py", *argv])
-  return (f"Config `{args.config}`: {single}, then {args.fused_steps} stage \"fused\" steps per "
+  sets = "".join(f" --set {k}={v}" for k, v in args.sets)
+  return (f"Config `{args.config}`{sets}: {single}, then {args.fused_steps} stage \"fused\" steps per "
           f"variant; {examples} held-out Same-Video evaluation examples; {machine()}; "
           f"`{command}`\n")
 
@@ -186,8 +188,13 @@ def main(argv=None) -> int:
                            "run at the end of its single stage) instead of training one")
   parser.add_argument("--vgg-baseline", action="store_true",
                       help="also train the single-frame baseline with L_VGG (MSE + VGG row)")
+  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set",
+                      help="config override for every run, e.g. --set loss.mask=0 (repeatable)")
   argv = sys.argv[1:] if argv is None else list(argv)
   args = parser.parse_args(argv)
+  if any("=" not in s for s in args.set):
+    parser.error(f"--set takes KEY=VALUE; got {args.set}")
+  args.sets = [tuple(s.split("=", 1)) for s in args.set]
   names = [v for v in args.variants.split(",") if v]
   unknown = [v for v in names if v not in VARIANTS]
   if unknown:
@@ -201,15 +208,16 @@ def main(argv=None) -> int:
   if not single_dir:
     single_dir = os.path.join(args.workdir, "single")
     rows.append(("single-frame (MSE + GAN)",
-                 train_single(args.config, single_dir, args.single_steps, 0.0, cache), "single"))
+                 train_single(args.config, single_dir, args.single_steps, 0.0, cache, args.sets),
+                 "single"))
   if args.vgg_baseline:
     results = train_single(args.config, os.path.join(args.workdir, "single_vgg"),
-                           args.single_steps, 0.2, cache)
+                           args.single_steps, 0.2, cache, args.sets)
     rows.append(("single-frame (MSE + VGG + GAN)", results, "single"))
   for name in names:
     label, overrides = VARIANTS[name]
     results = train_fused(args.config, os.path.join(args.workdir, name), single_dir,
-                          args.fused_steps, overrides, cache)
+                          args.fused_steps, overrides, cache, args.sets)
     if not rows:   # the frozen baseline's own scores, as every fused run evaluates it too
       rows.append(("single-frame (MSE + GAN)", results, "single"))
     rows.append((label, results, "fused"))
