@@ -39,4 +39,6 @@ def downsample_avg(x: jax.Array) -> jax.Array:
   (H - 1) // 2 + 1 by (W - 1) // 2 + 1 positions."""
   if x.ndim != 4:
     raise ValueError(f"downsample_avg expects images [N, H, W, C]; got shape {x.shape}")
-  return nn.avg_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), count_include_pad=False)
+  y = nn.avg_pool(x.astype(jnp.float32), (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)),
+                  count_include_pad=False)
+  return y.astype(x.dtype)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from psrjax import nn as pnn
 
-KEY = jax.random.key(0)
+KEY = jax.random.key(0, impl="rbg")
 ATOL = 1e-5
 
 
