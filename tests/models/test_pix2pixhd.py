@@ -1,0 +1,363 @@
+"""pix2pixHD's generators and multi-scale discriminator, and pix2pix's U-Net, against PyTorch
+modules written here after the authors' architectures (NVIDIA/pix2pixHD models/networks.py,
+pix2pix's UnetGenerator) with identical weights; the bottleneck hook, dtype policy, remat,
+the feature-matching and VGG losses (tiny sizes)."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from torch import nn as tnn
+
+from psrjax.losses import adversarial, perceptual
+from psrjax.models import pix2pixhd
+from psrjax.models.pretrained import vgg
+from psrjax.models.unet import UNetGenerator
+
+KEY = jax.random.key(0, impl="rbg")
+ATOL = 1e-5
+
+
+# ------------------------------------------------------------------ PyTorch references
+def _norm(c):
+  return tnn.InstanceNorm2d(c, affine=False)
+
+
+class TorchResnetBlock(tnn.Module):
+  def __init__(self, dim):
+    super().__init__()
+    self.conv_block = tnn.Sequential(
+        tnn.ReflectionPad2d(1), tnn.Conv2d(dim, dim, 3), _norm(dim), tnn.ReLU(True),
+        tnn.ReflectionPad2d(1), tnn.Conv2d(dim, dim, 3), _norm(dim))
+
+  def forward(self, x):
+    return x + self.conv_block(x)
+
+
+def torch_global_generator(input_nc, output_nc, ngf, n_down, n_blocks, head=True):
+  """pix2pixHD's GlobalGenerator.model (instance norm); without the last 3 layers if not head."""
+  layers = [tnn.ReflectionPad2d(3), tnn.Conv2d(input_nc, ngf, 7), _norm(ngf), tnn.ReLU(True)]
+  for i in range(n_down):
+    m = 2 ** i
+    layers += [tnn.Conv2d(ngf * m, ngf * m * 2, 3, 2, 1), _norm(ngf * m * 2), tnn.ReLU(True)]
+  layers += [TorchResnetBlock(ngf * 2 ** n_down) for _ in range(n_blocks)]
+  for i in range(n_down):
+    m = 2 ** (n_down - i)
+    layers += [tnn.ConvTranspose2d(ngf * m, ngf * m // 2, 3, 2, 1, 1), _norm(ngf * m // 2),
+               tnn.ReLU(True)]
+  layers += [tnn.ReflectionPad2d(3), tnn.Conv2d(ngf, output_nc, 7), tnn.Tanh()]
+  return tnn.Sequential(*(layers if head else layers[:-3]))
+
+
+class TorchLocalEnhancer(tnn.Module):
+  """pix2pixHD's LocalEnhancer with one enhancer."""
+
+  def __init__(self, input_nc, output_nc, ngf, n_down_global, n_blocks_global, n_blocks_local):
+    super().__init__()
+    self.model = torch_global_generator(input_nc, output_nc, 2 * ngf, n_down_global,
+                                        n_blocks_global, head=False)
+    self.model1_1 = tnn.Sequential(
+        tnn.ReflectionPad2d(3), tnn.Conv2d(input_nc, ngf, 7), _norm(ngf), tnn.ReLU(True),
+        tnn.Conv2d(ngf, 2 * ngf, 3, 2, 1), _norm(2 * ngf), tnn.ReLU(True))
+    self.model1_2 = tnn.Sequential(
+        *[TorchResnetBlock(2 * ngf) for _ in range(n_blocks_local)],
+        tnn.ConvTranspose2d(2 * ngf, ngf, 3, 2, 1, 1), _norm(ngf), tnn.ReLU(True),
+        tnn.ReflectionPad2d(3), tnn.Conv2d(ngf, output_nc, 7), tnn.Tanh())
+    self.downsample = tnn.AvgPool2d(3, stride=2, padding=[1, 1], count_include_pad=False)
+
+  def forward(self, x):
+    return self.model1_2(self.model1_1(x) + self.model(self.downsample(x)))
+
+
+def torch_n_layer_discriminator(input_nc, ndf, n_layers):
+  """pix2pixHD's NLayerDiscriminator(getIntermFeat=True) as its list of n_layers + 2 stages."""
+  kw, padw = 4, 2
+  stages = [[tnn.Conv2d(input_nc, ndf, kw, 2, padw), tnn.LeakyReLU(0.2, True)]]
+  nf = ndf
+  for _ in range(1, n_layers):
+    nf_prev, nf = nf, min(nf * 2, 512)
+    stages += [[tnn.Conv2d(nf_prev, nf, kw, 2, padw), _norm(nf), tnn.LeakyReLU(0.2, True)]]
+  nf_prev, nf = nf, min(nf * 2, 512)
+  stages += [[tnn.Conv2d(nf_prev, nf, kw, 1, padw), _norm(nf), tnn.LeakyReLU(0.2, True)]]
+  stages += [[tnn.Conv2d(nf, 1, kw, 1, padw)]]
+  return tnn.ModuleList([tnn.Sequential(*s) for s in stages])
+
+
+def torch_multiscale_forward(scales, x):
+  """pix2pixHD's MultiscaleDiscriminator.forward: `scales[i]` sees the input pooled i times."""
+  pool = tnn.AvgPool2d(3, stride=2, padding=[1, 1], count_include_pad=False)
+  result = []
+  for i, stages in enumerate(scales):
+    outs = [x]
+    for stage in stages:
+      outs.append(stage(outs[-1]))
+    result.append(outs[1:])
+    x = pool(x)
+  return result
+
+
+class TorchUnetBlock(tnn.Module):
+  """pix2pix's UnetSkipConnectionBlock with instance norm (use_bias=True), no dropout."""
+
+  def __init__(self, outer_nc, inner_nc, input_nc=None, submodule=None, outermost=False,
+               innermost=False):
+    super().__init__()
+    self.outermost = outermost
+    input_nc = outer_nc if input_nc is None else input_nc
+    downconv = tnn.Conv2d(input_nc, inner_nc, 4, 2, 1)
+    downrelu, uprelu = tnn.LeakyReLU(0.2, True), tnn.ReLU(True)
+    if outermost:
+      upconv = tnn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, 2, 1)
+      model = [downconv, submodule, uprelu, upconv, tnn.Tanh()]
+    elif innermost:
+      upconv = tnn.ConvTranspose2d(inner_nc, outer_nc, 4, 2, 1)
+      model = [downrelu, downconv, uprelu, upconv, _norm(outer_nc)]
+    else:
+      upconv = tnn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, 2, 1)
+      model = [downrelu, downconv, _norm(inner_nc), submodule, uprelu, upconv, _norm(outer_nc)]
+    self.model = tnn.Sequential(*model)
+
+  def forward(self, x):
+    return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
+
+
+def torch_unet(input_nc, output_nc, num_downs, ngf):
+  """pix2pix's UnetGenerator (its block nesting)."""
+  block = TorchUnetBlock(ngf * 8, ngf * 8, innermost=True)
+  for _ in range(num_downs - 5):
+    block = TorchUnetBlock(ngf * 8, ngf * 8, submodule=block)
+  block = TorchUnetBlock(ngf * 4, ngf * 8, submodule=block)
+  block = TorchUnetBlock(ngf * 2, ngf * 4, submodule=block)
+  block = TorchUnetBlock(ngf, ngf * 2, submodule=block)
+  return TorchUnetBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True)
+
+
+# ------------------------------------------------------------------ weight transfer
+def _convs(module):
+  return [m for m in module.modules() if isinstance(m, (tnn.Conv2d, tnn.ConvTranspose2d))]
+
+
+def _params(conv):
+  perm = (2, 3, 0, 1) if isinstance(conv, tnn.ConvTranspose2d) else (2, 3, 1, 0)
+  out = {"kernel": jnp.asarray(conv.weight.detach().numpy().transpose(perm))}
+  if conv.bias is not None:
+    out["bias"] = jnp.asarray(conv.bias.detach().numpy())
+  return out
+
+
+def _global_names(n_down, n_blocks, head=True):
+  """Our conv paths in the order the reference's modules() lists its convs."""
+  names = [("stem", "conv")] + [(f"down{i}", "conv") for i in range(n_down)]
+  for i in range(n_blocks):
+    names += [(f"block{i}", "conv1"), (f"block{i}", "conv2")]
+  names += [(f"up{i}", "conv") for i in range(n_down)]
+  return names + ([("head",)] if head else [])
+
+
+def _nest(pairs):
+  tree = {}
+  for path, value in pairs:
+    node = tree
+    for key in path[:-1]:
+      node = node.setdefault(key, {})
+    node[path[-1]] = value
+  return tree
+
+
+def _copy(reference, names):
+  convs = _convs(reference)
+  assert len(convs) == len(names)
+  return _nest([(path, _params(conv)) for path, conv in zip(names, convs)])
+
+
+def _torch(x):
+  return torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(x, np.float32), -1, 1)))
+
+
+def _numpy(t):
+  return np.moveaxis(t.detach().numpy(), 1, -1)
+
+
+def _image(*shape, seed=0):
+  return np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32)
+
+
+def _check_tree(module, params, *args):
+  shapes = jax.eval_shape(module.init, KEY, *args)["params"]
+  shape = lambda a: tuple(a.shape)
+  assert jax.tree.map(shape, params) == jax.tree.map(shape, shapes)
+
+
+# ------------------------------------------------------------------ parity
+def test_global_generator_matches_pix2pixhd():
+  torch.manual_seed(0)
+  ref = torch_global_generator(5, 3, ngf=4, n_down=2, n_blocks=2)
+  x = _image(2, 16, 12, 5)
+  g = pix2pixhd.GlobalGenerator(3, ngf=4, n_downsample=2, n_blocks=2)
+  params = _copy(ref, _global_names(2, 2))
+  _check_tree(g, params, x)
+  np.testing.assert_allclose(g.apply({"params": params}, x), _numpy(ref(_torch(x))), atol=ATOL)
+
+
+def test_local_enhancer_matches_pix2pixhd():
+  torch.manual_seed(0)
+  ref = TorchLocalEnhancer(3, 3, ngf=4, n_down_global=1, n_blocks_global=1, n_blocks_local=1)
+  x = _image(1, 16, 16, 3)
+  g = pix2pixhd.LocalEnhancer(3, ngf=4, n_downsample_global=1, n_blocks_global=1,
+                              n_blocks_local=1)
+  local = [("local1_stem", "conv"), ("local1_down", "conv"), ("local1_block0", "conv1"),
+           ("local1_block0", "conv2"), ("local1_up", "conv"), ("head",)]
+  params = {**_copy(ref.model1_1, local[:2]), **_copy(ref.model1_2, local[2:]),
+            "global": _copy(ref.model, _global_names(1, 1, head=False))}
+  _check_tree(g, params, x)
+  np.testing.assert_allclose(g.apply({"params": params}, x), _numpy(ref(_torch(x))), atol=ATOL)
+
+
+def test_multiscale_discriminator_matches_pix2pixhd_logits_and_features():
+  torch.manual_seed(0)
+  num_d, n_layers = 2, 2
+  scales = [torch_n_layer_discriminator(5, 4, n_layers) for _ in range(num_d)]
+  image, label = _image(2, 16, 16, 3), _image(2, 16, 16, 2, seed=1)
+  d = pix2pixhd.MultiScaleDiscriminator(num_d, ndf=4, num_layers=n_layers)
+  names = [(f"conv{j}",) for j in range(n_layers + 2)]
+  params = {f"scale{i}": _copy(s, names) for i, s in enumerate(scales)}
+  _check_tree(d, params, image, label)
+  logits, features = d.apply({"params": params}, image, label)
+  expected = torch_multiscale_forward(scales, _torch(np.concatenate([image, label], -1)))
+  assert len(logits) == len(features) == num_d
+  for i in range(num_d):
+    assert len(features[i]) == n_layers + 1
+    for ours, theirs in zip(features[i] + [logits[i]], expected[i]):
+      np.testing.assert_allclose(ours, _numpy(theirs), atol=ATOL)
+
+
+def test_unet_generator_matches_pix2pix():
+  torch.manual_seed(0)
+  depth = 6
+  ref = torch_unet(3, 2, depth, ngf=2)
+  x = _image(1, 64, 64, 3)
+  g = UNetGenerator(2, ngf=2, num_downs=depth, norm="instance", dropout=0.0)
+  # The reference nests level i + 1's block between level i's down and up convs.
+  names = [(f"down{i}",) for i in range(depth)] + [(f"up{i}",) for i in reversed(range(depth))]
+  params = _copy(ref, names)
+  _check_tree(g, params, x)
+  np.testing.assert_allclose(g.apply({"params": params}, x), _numpy(ref(_torch(x))), atol=ATOL)
+
+
+def test_feature_matching_weights_each_layer_as_pix2pixhd():
+  d = pix2pixhd.discriminator("tiny", num_layers=2)
+  real, fake = _image(2, 16, 16, 3), _image(2, 16, 16, 3, seed=1)
+  params = d.init(KEY, real)
+  (_, feats_real), (_, feats_fake) = d.apply(params, real), d.apply(params, fake)
+  # pix2pixHD_model.py: sum_i sum_j D_weights * feat_weights * L1, D_weights = 1 / num_D,
+  # feat_weights = 4 / (n_layers_D + 1), over all of D_i's outputs but its logits.
+  expected = sum(1 / d.num_d * 4 / (d.num_layers + 1) * np.mean(np.abs(f - r))
+                 for fs, rs in zip(feats_fake, feats_real) for f, r in zip(fs, rs))
+  np.testing.assert_allclose(adversarial.feature_matching(feats_real, feats_fake), expected,
+                             rtol=1e-5)
+
+
+def test_vgg_loss_weights_relu1_1_to_relu5_1_as_pix2pixhd():
+  assert set(perceptual.PIX2PIXHD_VGG_LAYERS) <= set(vgg.endpoints(19)) & set(vgg.endpoints(16))
+  rng = np.random.default_rng(0)
+  feats = {n: jnp.asarray(rng.normal(size=(2, 3, 3, 4)), jnp.float32)
+           for n in perceptual.PIX2PIXHD_VGG_LAYERS}
+  fake_vgg = lambda x: {n: f * jnp.mean(x) for n, f in feats.items()}
+  pred, target = jnp.full((2, 4, 4, 3), 0.5), jnp.full((2, 4, 4, 3), -0.25)
+  expected = sum(w * np.mean(np.abs(f * 0.5 - f * -0.25)) for w, f in
+                 zip((1 / 32, 1 / 16, 1 / 8, 1 / 4, 1), feats.values()))
+  np.testing.assert_allclose(perceptual.vgg_loss(fake_vgg, pred, target), expected, rtol=1e-6)
+  np.testing.assert_allclose(perceptual.vgg_loss(fake_vgg, pred, fake_vgg(target)), expected,
+                             rtol=1e-6)
+
+
+# ------------------------------------------------------------------ the bottleneck hook
+@pytest.mark.parametrize("name", ["global", "local"])
+def test_bottleneck_features_enter_before_the_residual_blocks(name):
+  g = pix2pixhd.generator(name, "tiny")
+  x = jnp.asarray(_image(2, 16, 16, 3))
+  feats = jnp.asarray(_image(2, 4, 4, 5, seed=2))     # 16 / 2^2; local: 16 / 2 (pooled) / 2^1
+  params = g.init(KEY, x, feats)
+  plain = g.apply(params, x)
+  np.testing.assert_allclose(g.apply(params, x, feats), plain, atol=1e-6)   # "add" starts at 0
+  params = jax.tree.map(lambda p: p + 0.1, params)
+  assert float(jnp.abs(g.apply(params, x, feats) - g.apply(params, x, 2 * feats)).max()) > 1e-4
+  with pytest.raises(ValueError, match="bottleneck_features must be"):
+    g.apply(params, x, feats[:, :2])
+
+
+def test_bottleneck_concat_mode_fuses_with_a_1x1_conv():
+  g = pix2pixhd.generator("global", "tiny", bottleneck_mode="concat")
+  x, feats = jnp.ones((1, 16, 16, 3)), jnp.ones((1, 4, 4, 5))
+  params = g.init(KEY, x, feats)["params"]
+  assert params["bottleneck"]["kernel"].shape == (1, 1, 16 + 5, 16)
+  assert g.apply({"params": params}, x, feats).shape == (1, 16, 16, 3)
+
+
+# ------------------------------------------------------------------ policy and sizes
+def _modules():
+  return [pix2pixhd.generator(n, "tiny") for n in pix2pixhd.GENERATORS] + \
+      [pix2pixhd.discriminator("tiny")]
+
+
+@pytest.mark.parametrize("index", range(4), ids=["global", "local", "unet", "discriminator"])
+def test_bfloat16_inputs_compute_in_bfloat16_with_float32_parameters(index):
+  module = _modules()[index]
+  x = jnp.asarray(_image(2, 16, 16, 3), jnp.bfloat16)
+  params = module.init(KEY, x)
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
+  out = module.apply(params, x)
+  if isinstance(module, pix2pixhd.MultiScaleDiscriminator):
+    logits, features = out
+    assert all(l.dtype == jnp.float32 for l in logits)
+    assert all(f.dtype == jnp.bfloat16 for scale in features for f in scale)
+  else:
+    assert out.dtype == jnp.bfloat16 and out.shape == (2, 16, 16, 3)
+
+
+@pytest.mark.parametrize("index", range(4), ids=["global", "local", "unet", "discriminator"])
+def test_remat_modes_give_the_same_values_and_gradients(index):
+  module = _modules()[index]
+  x = jnp.asarray(_image(2, 16, 16, 3))
+  params = module.init(KEY, x)
+
+  def loss(p, m):
+    return sum(jnp.sum(jnp.square(y)) for y in jax.tree.leaves(m.apply(p, x)))
+
+  plain = jax.value_and_grad(loss)(params, module)
+  for mode in ("blocks", "full"):
+    remat = jax.value_and_grad(loss)(params, module.clone(remat=mode))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), plain, remat)
+
+
+def test_named_sizes():
+  paper = pix2pixhd.generator("global")
+  assert (paper.ngf, paper.n_downsample, paper.n_blocks) == (64, 4, 9)
+  assert pix2pixhd.discriminator().num_d == 3
+  shapes = jax.eval_shape(functools.partial(pix2pixhd.generator("unet").init, KEY),
+                          jnp.zeros((1, 256, 256, 3)))
+  assert sum(p.size for p in jax.tree.leaves(shapes)) == 54_413_955      # pix2pix's U-Net
+  runlocal = pix2pixhd.generator("global", "runlocal")
+  assert 64 % 2 ** runlocal.n_downsample == 0
+  assert pix2pixhd.generator("global", "tiny", out_channels=1).out_channels == 1
+
+
+def test_bad_input_is_a_clear_value_error():
+  x = jnp.zeros((1, 16, 16, 3))
+  cases = [
+      (lambda: pix2pixhd.generator("cyclegan"), "unknown generator 'cyclegan'"),
+      (lambda: pix2pixhd.generator("global", "huge"), "unknown pix2pixHD variant 'huge'"),
+      (lambda: pix2pixhd.generator("global", "tiny").init(KEY, x[:, :14]), "divisible by 4"),
+      (lambda: pix2pixhd.generator("local", "tiny").init(KEY, x[:, :14]), "divisible by 4"),
+      (lambda: pix2pixhd.generator("unet", "tiny").init(KEY, x[:, :12]), "divisible by 8"),
+      (lambda: pix2pixhd.generator("unet", "tiny", num_downs=1).init(KEY, x), "num_downs >= 2"),
+      (lambda: pix2pixhd.generator("global", "tiny", norm="group").init(KEY, x), "unknown norm"),
+      (lambda: pix2pixhd.generator("global", "tiny", bottleneck_mode="mul").init(KEY, x),
+       "bottleneck_mode"),
+      (lambda: pix2pixhd.discriminator("tiny").init(KEY, x, x[:, :8]), "condition"),
+  ]
+  for fn, match in cases:
+    with pytest.raises(ValueError, match=match):
+      fn()
