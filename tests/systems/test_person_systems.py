@@ -1,0 +1,104 @@
+"""pix2pixHD and Everybody Dance Now on the trainer: a tiny run end to end (train, evaluate on
+the held-out segment, cross-person synthesis), EDN's frame-by-frame generation and face paste,
+the derived person mask and bad configs."""
+import functools
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
+
+import train_harness  # noqa: E402
+from psrjax.geometry import face_crop  # noqa: E402
+from psrjax.systems import base, person_data, pix2pixhd  # noqa: E402
+from psrjax.train import inference  # noqa: E402
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+METRICS = {"ssim", "psnr", "m_ssim", "lpips", "mask_iou", "tempe"}
+
+
+def tiny_config(name, **overrides):
+  return train_harness.config_with(os.path.join(CONFIGS, f"{name}.py:tiny"), **overrides)
+
+
+@pytest.fixture(scope="module", params=["pix2pixhd", "edn"])
+def trained(request, tmp_path_factory):
+  workdir = tmp_path_factory.mktemp(request.param)
+  config = tiny_config(request.param)
+  result = train_harness.run_on_devices(config, workdir, 1)
+  return request.param, workdir, result
+
+
+def test_tiny_run_trains_evaluates_and_synthesizes_cross_person(trained):
+  name, workdir, result = trained
+  assert result.step == 4
+  values = result.eval_results
+  assert METRICS <= set(values), values
+  assert all(np.isfinite(values[m]) for m in METRICS), values
+  system, params, _ = inference.load_trained(str(workdir), [])
+  for driving in ("test", "cross"):
+    example = system.synthesis_example(seed=0, driving=driving)
+    frames = inference.sample_frames(system, params, example)
+    t, h = system.config.data.eval_run_frames, system.config.data.resolution
+    assert frames.shape[0] == t and frames.shape[2] == 3 * h and frames.dtype == np.uint8, name
+  with pytest.raises(ValueError, match="--driving"):
+    system.synthesis_example(seed=0, driving="nobody")
+
+
+def test_edn_generates_frame_by_frame_from_the_previous_output():
+  system = base.get_system(tiny_config("edn"))
+  batch = train_harness.eval_batch(system)
+  params = jax.jit(functools.partial(base.init, system))(jax.random.key(0, impl="rbg"), batch)
+  run = jax.jit(lambda p, b: base.generate(system, p, b, stage="main")["frames"])
+  out = np.asarray(run(params, batch))
+  moved = dict(batch, keypoints=batch["keypoints"].copy())
+  moved["keypoints"][:, 0, :, :2] += 3.0           # only the first frame's pose changes
+  changed = np.abs(np.asarray(run(params, moved)) - out).reshape(out.shape[:2] + (-1,)).max(-1)
+  assert np.all(changed[:, 0] > 0) and np.all(changed[:, 1:] > 0)   # later frames see it
+  late = dict(batch, keypoints=batch["keypoints"].copy())
+  late["keypoints"][:, -1, :, :2] += 3.0           # only the last frame's pose changes
+  changed = np.abs(np.asarray(run(params, late)) - out).reshape(out.shape[:2] + (-1,)).max(-1)
+  np.testing.assert_array_equal(changed[:, :-1], 0.0)
+
+
+def test_edn_face_gan_changes_only_the_face_box():
+  system = base.get_system(tiny_config("edn"))
+  batch = train_harness.eval_batch(system)
+  params = jax.jit(functools.partial(base.init, system))(jax.random.key(1, impl="rbg"), batch)
+  main = np.asarray(base.generate(system, params, batch, stage="main")["frames"])
+  final = np.asarray(base.generate(system, params, batch)["frames"])
+  prepared = system.prepare(batch)
+  inside = np.asarray(face_crop.box_mask(system._boxes(prepared), *main.shape[2:4])) > 0
+  np.testing.assert_array_equal(final[~inside], main[~inside])
+  assert np.abs(final[inside] - main[inside]).max() > 0
+
+
+def test_synthesized_mask_of_the_ground_truth_is_the_person_mask():
+  config = tiny_config("pix2pixhd")
+  system = base.get_system(config)
+  frames = person_data.frames(config.data, 5, 3)
+  derived = np.asarray(pix2pixhd.synthesized_mask(jnp.asarray(frames["rgb"]), system.background))
+  np.testing.assert_array_equal(derived, frames["mask"])
+
+
+@pytest.mark.parametrize("name,overrides,match", [
+    ("edn", {"data.frames_per_example": 1}, "frames_per_example"),
+    ("pix2pixhd", {"pose.label": "heatmaps"}, "pose.label"),
+    ("pix2pixhd", {"model.generator": "resnet"}, "model.generator"),
+    ("pix2pixhd", {"loss.gan": "wgan"}, "loss.gan"),
+    ("pix2pixhd", {"optim.decay_fraction": 1.5}, "decay_fraction"),
+])
+def test_bad_configs_fail_with_one_line_errors(name, overrides, match):
+  with pytest.raises(ValueError, match=match):
+    system = base.get_system(tiny_config(name, **overrides))
+    system.optimizers()
+
+
+def test_pix2pixhd_lr_is_constant_then_decays_linearly_to_zero():
+  schedule = pix2pixhd.decayed_lr(2e-4, 100, 0.5)
+  np.testing.assert_allclose([schedule(0), schedule(49), schedule(50), schedule(75), schedule(100)],
+                             [2e-4, 2e-4, 2e-4, 1e-4, 0.0], rtol=1e-6, atol=1e-12)
