@@ -8,7 +8,9 @@ clips the system's options name), and writes the system's side-by-side strip as 
 the extension of --out). The options the system's `synthesis_example` accepts are passed to it:
 PSR-Net takes the views (numbered from 1, as in the paper: input view | texture transfer | each
 layer | target); MFCI takes the driving clip (motion) and the background clip (background
-substitution). Giving an option the system does not take is an error. `--best` renders the
+substitution); pix2pixHD and EDN take `--driving test|cross` (run --seed of the held-out
+segment with its ground truth, or another person's poses after Everybody Dance Now's global
+normalisation). Giving an option the system does not take is an error. `--best` renders the
 best-validation snapshot `train.keep_best` kept in DIR/best/ instead of the latest checkpoint.
 """
 from __future__ import annotations
@@ -17,7 +19,8 @@ import inspect
 import os
 
 # Options passed to `System.synthesis_example` when its signature names them: {name: default}.
-SYSTEM_OPTIONS = {"source_view": 1, "target_view": 2, "driving_seed": None, "background_seed": None}
+SYSTEM_OPTIONS = {"source_view": 1, "target_view": 2, "driving_seed": None, "background_seed": None,
+                  "driving": "test"}
 
 
 def add_arguments(parser) -> None:
@@ -32,6 +35,10 @@ def add_arguments(parser) -> None:
                       help="MFCI: clip whose motion is transferred (default: --seed's own)")
   parser.add_argument("--background-seed", type=int, default=None,
                       help="MFCI: clip whose background replaces the source's")
+  parser.add_argument("--driving", choices=("test", "cross"), default=None,
+                      help="pix2pixHD / EDN: pose the learned person with run --seed of the "
+                           "held-out segment ('test', default) or of another person's video, "
+                           "normalised onto the learned person ('cross')")
   parser.add_argument("--fps", type=int, default=8, help="frames per second of the video")
   parser.add_argument("--best", action="store_true",
                       help="use the snapshot train.keep_best kept in WORKDIR/best/ instead of "
