@@ -107,6 +107,25 @@ def novel_actions(data) -> tuple[str, ...]:
                              if a not in seen))
 
 
+# Names of the per-run groups `run_groups` assigns (the evaluator's `eval_groups`).
+RUN_GROUPS = ("seen", "novel")
+
+
+def novel_frames(data) -> np.ndarray:
+  """bool [N_train + N_test]: the frames of the video showing an action of `novel_actions`."""
+  novel = set(novel_actions(data))
+  flags = [a in novel for a, n in _script(data.train_script, "train_script") for _ in range(n)]
+  flags += [a in novel for a, n in _script(data.test_script, "test_script") for _ in range(n)]
+  return np.asarray(flags, bool)
+
+
+def run_groups(data, frame_index) -> np.ndarray:
+  """int32 [...] for runs frame_index [..., T]: 1 ("novel") when most of the run's frames show an
+  action the training segment never shows, else 0 ("seen"); index into RUN_GROUPS."""
+  novel = novel_frames(data)[np.asarray(frame_index)]
+  return (novel.mean(axis=-1) > 0.5).astype(np.int32)
+
+
 def segments(data) -> dict[str, tuple[int, int]]:
   """{"train": (0, N_train), "test": (N_train, N_train + N_test)}: frame ranges of the video."""
   n_train = sum(n for _, n in _script(data.train_script, "train_script"))

@@ -113,6 +113,7 @@ class Pix2PixHD(base.System):
 
   eval_prediction = "frames"
   eval_target = "rgb"
+  eval_groups = person_data.RUN_GROUPS   # held-out runs of seen / novel actions
 
   def __init__(self, config):
     super().__init__(config)
@@ -128,6 +129,7 @@ class Pix2PixHD(base.System):
     self.discriminator = make_discriminator(config.model)
     video = person_data.video(config.data)
     self.background = video.background[0].astype(np.float32) / 127.5 - 1.0
+    self.novel = person_data.novel_frames(config.data)
 
   # ----------------------------------------------------------------------------- inputs
   def prepare(self, batch):
@@ -229,11 +231,14 @@ class Pix2PixHD(base.System):
     return {"frames": jnp.clip(self._forward(params, batch, None)["out"], -1.0, 1.0)}
 
   def evaluate(self, params, batch):
-    """Per example [B]: ssim, psnr, m_ssim, lpips, mask_iou (frame means) and tempe."""
+    """Per example [B]: ssim, psnr, m_ssim, lpips, mask_iou (frame means) and tempe, and the
+    run's "group" (`person_data.run_groups`: seen or novel actions)."""
     out = self.generate(params, batch)["frames"]
-    return retrieval.run_metrics(out, synthesized_mask(out, self.background), batch["rgb"],
-                                 batch["mask"], batch["flow_bwd"], params["lpips"],
-                                 lpips_net=LPIPS_NET)
+    values = retrieval.run_metrics(out, synthesized_mask(out, self.background), batch["rgb"],
+                                   batch["mask"], batch["flow_bwd"], params["lpips"],
+                                   lpips_net=LPIPS_NET)
+    novel = jnp.mean(jnp.asarray(self.novel)[batch["frame_index"]].astype(jnp.float32), axis=-1)
+    return {**values, "group": (novel > 0.5).astype(jnp.int32)}
 
   def sample_video(self, batch, outputs):
     """pose (stick figure) | result | ground truth (or the driving person), per frame."""

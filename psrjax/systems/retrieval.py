@@ -148,20 +148,26 @@ def evaluate(data, *, normalize: Callable | None = None, num_runs: int | None = 
              batch_size: int = 8, lpips_net: str | None = "alexnet") -> dict[str, float]:
   """Mean over the held-out runs (`person_data.eval_dataset`) of `METRICS` for the retrieval
   baseline; lpips_net=None leaves LPIPS out. Also "distance": the mean distance from a
-  held-out pose to its retrieved training pose."""
+  held-out pose to its retrieved training pose; and "<metric>/seen", "<metric>/novel": the means
+  over runs of actions the training segment shows / never shows (`person_data.run_groups`)."""
   if lpips_net is not None and data.resolution < LPIPS_MIN_SIZE:
     raise ValueError(f"LPIPS ({lpips_net}) needs frames of at least {LPIPS_MIN_SIZE} pixels; "
                      f"data.resolution is {data.resolution}: raise it or pass lpips_net=None")
   index = build_index(data, normalize=normalize)
   variables = None if lpips_net is None else perceptual.load_variables(lpips_net)
   runs = person_data.eval_dataset(data, shard_index=0, shard_count=1, num_runs=num_runs)
-  sums, count = {}, 0
+  per_run = []
   for batch in runs.batch(batch_size):
     out = retrieve(data, index, batch["keypoints"])
     values = run_metrics(out["rgb"], out["mask"], batch["rgb"], batch["mask"], batch["flow_bwd"],
                          variables, lpips_net=lpips_net)
     values["distance"] = np.mean(out["distance"], axis=1)
-    for name, v in values.items():
-      sums[name] = sums.get(name, 0.0) + float(np.sum(np.asarray(v, np.float64)))
-    count += len(batch["keypoints"])
-  return {name: total / count for name, total in sums.items()}
+    values["group"] = person_data.run_groups(data, batch["frame_index"])
+    per_run.append({k: np.asarray(v, np.float64) for k, v in values.items()})
+  stacked = {k: np.concatenate([r[k] for r in per_run]) for k in per_run[0]}
+  groups = stacked.pop("group").astype(int)
+  result = {name: float(v.mean()) for name, v in stacked.items()}
+  for g, group in enumerate(person_data.RUN_GROUPS):
+    if np.any(groups == g):
+      result.update({f"{name}/{group}": float(v[groups == g].mean()) for name, v in stacked.items()})
+  return result

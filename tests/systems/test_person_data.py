@@ -27,6 +27,13 @@ def test_default_segments_are_disjoint_and_hold_out_an_action():
   assert starts[0] == c and starts[-1] + data.eval_run_frames <= d
   assert len(person_data.train_dataset(data, seed=0, shard_index=0, shard_count=1)) == \
       b - data.frames_per_example + 1
+  # Novel-action frames lie in the held-out segment alone; its runs fall in both groups.
+  flags = person_data.novel_frames(data)
+  assert flags.shape == (d,) and not flags[:b].any() and flags[c:].any() and not flags[c:].all()
+  runs = starts[:, None] + np.arange(data.eval_run_frames)
+  groups = person_data.run_groups(data, runs)
+  np.testing.assert_array_equal(groups, flags[runs].mean(-1) > 0.5)
+  assert set(groups) == {0, 1}
 
 
 def test_examples_follow_the_spec_and_are_deterministic():

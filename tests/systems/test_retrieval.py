@@ -76,7 +76,10 @@ def test_a_training_pose_retrieves_its_own_frame():
 def test_evaluate_returns_the_documented_metrics():
   data = tiny(resolution=32)
   result = retrieval.evaluate(data, batch_size=2)
-  assert set(result) == set(retrieval.METRICS) | {"distance"}
+  names = set(retrieval.METRICS) | {"distance"}
+  groups = {n.split("/")[1] for n in result if "/" in n}
+  assert groups and groups <= set(person_data.RUN_GROUPS)
+  assert set(result) == names | {f"{n}/{g}" for n in names for g in groups}
   assert all(np.isfinite(v) for v in result.values())
   assert 0 < result["ssim"] <= 1 and 0 <= result["mask_iou"] <= 1 and result["lpips"] >= 0
   with pytest.raises(ValueError, match="at least 31 pixels"):
