@@ -160,12 +160,7 @@ class EDN(pix2pixhd.Pix2PixHD):
     real, cond = self._pairs(b["rgb"], b["label"])
     fake, _ = self._pairs(outputs["out"], b["label"])
     d = lambda image: self.discriminator.apply({"params": params["d"]}, image, cond)
-    fake_logits, fake_feats = d(fake)
-    terms = {"adv": losses.g_loss(fake_logits, kind=c.gan)}
-    total = terms["adv"]
-    if c.fm > 0:
-      terms["fm"] = losses.feature_matching(d(real)[1], fake_feats)
-      total = total + c.fm * terms["fm"]
+    total, terms = self._adversarial(d, real, fake)
     length = b["rgb"].shape[1]
     # EDN sums L_VGG over the frames of the pair; the reconstruction terms are frame means.
     recon, recon_terms = self._reconstruction(params, fold(b["rgb"]), fold(outputs["out"]),

@@ -165,8 +165,8 @@ class Pix2PixHD(base.System):
   def stages(self):
     """One stage: D (on label, frame pairs), then G."""
     return (base.Stage("main", self.config.train.steps, (
-        base.Phase("d", ("d",), functools.partial(self._d_loss, "d", "label")),
-        base.Phase("g", ("g",), functools.partial(self._g_loss, "d", "label"))),
+        base.Phase("d", ("d",), self._d_loss),
+        base.Phase("g", ("g",), self._g_loss)),
                        forward=self._forward),)
 
   def _apply_g(self, params, x):
@@ -179,35 +179,37 @@ class Pix2PixHD(base.System):
     return {"out": unfold(self._apply_g(params, fold(b["label"])), length)}
 
   # ----------------------------------------------------------------------------- losses
-  def _disc(self, params, group, cond, module=None):
-    module = self.discriminator if module is None else module
-    return lambda image: module.apply({"params": params[group]}, image, cond)
+  def _disc(self, params, b):
+    """D on (label, image) pairs: image [N, H, W, 3] -> (logits, features)."""
+    cond = fold(b["label"])
+    return lambda image: self.discriminator.apply({"params": params["d"]}, image, cond)
 
-  def _d_loss(self, group, cond_key, params, b, outputs, rng, *, real=None, fake=None,
-              module=None):
+  def _d_loss(self, params, b, outputs, rng):
     """Half the summed multi-scale loss of D on real vs generated (label, frame) pairs."""
     del rng
-    real = fold(b["rgb"]) if real is None else real
-    fake = fold(outputs["out"]) if fake is None else fake
-    d = self._disc(params, group, fold(b[cond_key]) if cond_key else None, module)
-    adv = losses.d_loss(d(real)[0], d(fake)[0], kind=self.config.loss.gan)
+    d = self._disc(params, b)
+    adv = losses.d_loss(d(fold(b["rgb"]))[0], d(fold(outputs["out"]))[0],
+                        kind=self.config.loss.gan)
     return 0.5 * adv, {"adv": adv}
 
-  def _g_loss(self, group, cond_key, params, b, outputs, rng, *, real=None, fake=None,
-              module=None):
+  def _g_loss(self, params, b, outputs, rng):
     """Adversarial + λ_FM feature matching + λ_VGG VGG (+ λ_L1 L1) on every frame."""
     del rng
+    real, fake = fold(b["rgb"]), fold(outputs["out"])
+    total, terms = self._adversarial(self._disc(params, b), real, fake)
+    return self._reconstruction(params, real, fake, total, terms)
+
+  def _adversarial(self, d, real, fake):
+    """(G's adversarial loss + λ_FM feature matching, terms) against discriminator `d`
+    (image -> (logits, features)) for generated `fake` and the matching `real`."""
     c = self.config.loss
-    real = fold(b["rgb"]) if real is None else real
-    fake = fold(outputs["out"]) if fake is None else fake
-    d = self._disc(params, group, fold(b[cond_key]) if cond_key else None, module)
     fake_logits, fake_feats = d(fake)
     terms = {"adv": losses.g_loss(fake_logits, kind=c.gan)}
     total = terms["adv"]
     if c.fm > 0:
       terms["fm"] = losses.feature_matching(d(real)[1], fake_feats)
       total = total + c.fm * terms["fm"]
-    return self._reconstruction(params, real, fake, total, terms)
+    return total, terms
 
   def _reconstruction(self, params, real, fake, total, terms):
     c = self.config.loss
