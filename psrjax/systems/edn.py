@@ -18,7 +18,8 @@ pix2pixHD (`psrjax.systems.pix2pixhd`) made temporally coherent and given a face
 
 Departures: the face box is square around the head keypoints and follows the person's scale
 (EDN: a fixed-size box around the nose; `face.size` gives that rule); G_f is a small pix2pixHD G1
-with a tanh residual head (EDN's face generator is not specified beyond "residual"); frames
+with a tanh residual head whose output conv starts at zero, so the face stage starts from the main
+generator's face (EDN's face generator is not specified beyond "residual"); frames
 without any visible head keypoint keep the main generator's face; `loss.warp` > 0 adds the
 occlusion-masked temporal warp loss on the generated pair (`psrjax.losses.temporal`; not in EDN,
 0 by default). Evaluation generates each held-out run frame by frame from zeros, as at test time
@@ -61,8 +62,11 @@ class EDN(pix2pixhd.Pix2PixHD):
     params = {"g": self.generator.init(kg, x)["params"],
               "d": self.discriminator.init(kd, *self._pairs(rgb, label))["params"]}
     face_label, face_rgb = self._crops(batch, label), self._crops(batch, rgb)
-    params["g_face"] = self.face_generator.init(
-        kf, jnp.concatenate([face_label, face_rgb], axis=-1))["params"]
+    g_face = self.face_generator.init(kf, jnp.concatenate([face_label, face_rgb], axis=-1))
+    # The residual starts at 0 (the output conv zeroed): G_f begins as the identity on the face.
+    g_face = dict(g_face["params"])
+    g_face["head"] = jax.tree.map(jnp.zeros_like, g_face["head"])
+    params["g_face"] = g_face
     params["d_face"] = self.face_discriminator.init(kfd, face_rgb, face_label)["params"]
     return params
 
@@ -108,18 +112,21 @@ class EDN(pix2pixhd.Pix2PixHD):
     return jnp.moveaxis(frames, 0, 1)
 
   def _refine_faces(self, params, batch, frames):
-    """(frames with G_f's faces pasted back, the refined face crops [B T, S, S, 3])."""
+    """(frames with G_f's residual added in the face boxes, the refined face crops
+    r + G(x)_F [B T, S, S, 3])."""
     boxes = self._boxes(batch)
     size = self.config.face.crop
     face_label = fold(face_crop.crop_box(batch["label"], boxes, size))
     face = fold(face_crop.crop_box(frames, boxes, size))
     residual = self.face_generator.apply({"params": params["g_face"]},
                                          jnp.concatenate([face_label, face], axis=-1))
-    refined = face + residual.astype(face.dtype)
-    pasted = face_crop.paste_box(frames, unfold(refined, frames.shape[1]).astype(frames.dtype),
-                                 boxes)
+    residual = residual.astype(face.dtype)
+    # Only the residual is resampled back into the frame (pasted onto zeros, added): outside the
+    # box and where r = 0 the frame is exactly the main generator's.
+    back = face_crop.paste_box(jnp.zeros_like(frames),
+                               unfold(residual, frames.shape[1]).astype(frames.dtype), boxes)
     head = face_crop.has_head(batch["keypoints"])[..., None, None, None]
-    return jnp.where(head, pasted, frames), refined
+    return jnp.where(head, frames + back, frames), face + residual
 
   # ----------------------------------------------------------------------------- schedule
   def stages(self):

@@ -71,6 +71,9 @@ def test_edn_face_gan_changes_only_the_face_box():
   params = jax.jit(functools.partial(base.init, system))(jax.random.key(1, impl="rbg"), batch)
   main = np.asarray(base.generate(system, params, batch, stage="main")["frames"])
   final = np.asarray(base.generate(system, params, batch)["frames"])
+  np.testing.assert_allclose(final, main, atol=1e-5)   # G_f starts as the identity on the face
+  params["g_face"]["head"] = jax.tree.map(lambda x: x + 0.1, params["g_face"]["head"])
+  final = np.asarray(base.generate(system, params, batch)["frames"])
   prepared = system.prepare(batch)
   inside = np.asarray(face_crop.box_mask(system._boxes(prepared), *main.shape[2:4])) > 0
   np.testing.assert_array_equal(final[~inside], main[~inside])
