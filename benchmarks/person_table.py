@@ -9,8 +9,9 @@ final `system` evaluation already exists, which is then read back. The retrieval
 (`psrjax.systems.retrieval`, no learning: each held-out pose gets the training frame with the
 nearest torso-normalised pose) is evaluated on the first run's data config. Columns: SSIM, PSNR,
 LPIPS (AlexNet), masked SSIM, the synthesized person's mask IoU and E_temp, the best in bold
-(LPIPS and E_temp lower-is-better). Above the table: the configs, step budgets, the machine and
-the command.
+(LPIPS and E_temp lower-is-better), over all held-out runs, then over the runs of actions the
+training segment shows and of those it never shows. Above: the configs, step budgets, the
+machine and the command.
 """
 from __future__ import annotations
 
@@ -74,6 +75,11 @@ def main() -> int:
         f"(identity {data.identity}, {data.resolution}x{data.resolution}); {machine()}; "
         f"`{command}`\n")
   print(table(results, rows, COLUMNS, lower=LOWER, corner="system"))
+  for group in ("seen", "novel"):   # psrjax.systems.person_data.RUN_GROUPS
+    print(f"\nHeld-out runs of {group} actions only:\n")
+    columns = [(f"{m}/{group}", label) for m, label in COLUMNS]
+    print(table(results, rows, columns, lower=tuple(f"{m}/{group}" for m in LOWER),
+                corner="system"))
   return 0
 
 
