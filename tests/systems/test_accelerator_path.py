@@ -39,13 +39,21 @@ def _config(name: str, **overrides):
 def _traced(name: str, conv_impl: str | None, dtype: str):
   """(stage name, traced step) for every stage of system `name` on one device."""
   overrides = {"train.compute_dtype": dtype}
-  if conv_impl is not None and "conv_impl" in _config(name).model:
+  field = "conv_impl" in _config(name).model
+  if conv_impl is not None and field:
     overrides["model.conv_impl"] = conv_impl
   config = _config(name, **overrides)
-  ctx = context.build_context(config, None, devices=jax.devices()[:1])
-  batch = partitioning.abstract_batch(ctx.first_batch, ctx.batch_sharding, config.train.batch_size)
-  args = (ctx.restore_target(), batch, ctx.base_key, ctx.constants)
-  return tuple((stage.name, ctx.jit_step(stage).trace(*args)) for stage in ctx.stages)
+  # A system without a `model.conv_impl` field (MFCI) gets XLA's convolutions from the
+  # platform switch psrjax.nn reads while tracing (PSRJAX_ONEDNN=off), as on an accelerator.
+  env = {} if conv_impl != "xla" or field else {"PSRJAX_ONEDNN": "off"}
+  with pytest.MonkeyPatch.context() as patch:
+    for key, value in env.items():
+      patch.setenv(key, value)
+    ctx = context.build_context(config, None, devices=jax.devices()[:1])
+    batch = partitioning.abstract_batch(ctx.first_batch, ctx.batch_sharding,
+                                        config.train.batch_size)
+    args = (ctx.restore_target(), batch, ctx.base_key, ctx.constants)
+    return tuple((stage.name, ctx.jit_step(stage).trace(*args)) for stage in ctx.stages)
 
 
 def test_every_shipped_system_is_checked():
