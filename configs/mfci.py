@@ -140,7 +140,7 @@ def _runlocal(c):
   frames, narrow networks, batch 1, L_VGG on 2 of the 8 target frames, self-attention
   keys/values pooled 4x4, 400 single-frame then 250 fused steps, heads of the fused model that
   start as the frozen single-frame heads, and M_fg supervised by the person mask (`loss.mask=1`,
-  cross-entropy): learned from the composite alone, M_fg falls to 0 on the person within this
+  cross-entropy): learned from the composite alone, M_fg stays below 0.5 on the person within this
   budget and the background branch paints a blur of the source person instead (measured: mask
   IoU 0, see the README); `--config.loss.mask=0` gives the paper's losses."""
   c.data.update(resolution=64, train_clips=2000)

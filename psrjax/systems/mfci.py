@@ -312,10 +312,11 @@ class MFCI(base.System):
     person mask, on the logit l (not in the paper, which learns M_fg from the composite alone).
 
     Why a supervised mask, and why on the logit: learned from the composite alone, the
-    background branch paints a blur of the source frames' person and M_fg falls to 0 on the
-    person within the first hundred runlocal steps (measured: IoU 0); once (tanh + 1) / 2
-    saturates, an L1 loss on M_fg itself has no gradient left (measured: IoU 0 with an L1 mask
-    term of weight 1), while the cross-entropy's gradient on the logit stays 2 (M_fg - mask)."""
+    background branch paints a blur of the source frames' person and M_fg stays below 0.5 on
+    the person in runlocal (measured: IoU 0); with an L1 mask term of weight 1 instead, M_fg
+    was 0.0 on every person pixel at step 650 (IoU 0): once (tanh + 1) / 2 saturates an L1
+    loss on M_fg has no gradient left, while the cross-entropy's gradient on the logit stays
+    2 (M_fg - mask)."""
     weight = self.config.loss.mask
     if weight <= 0:
       return total, terms
