@@ -13,6 +13,10 @@ Train both stages on this CPU in minutes:
 
   psrjax train --config configs/mfci.py:runlocal --workdir /tmp/mfci
 
+On real videos (a folder written by `psrjax prepare`, whose frame size the config takes):
+
+  psrjax train --config configs/mfci.py:runlocal,data=DATASET --workdir /tmp/mfci_real
+
 Other arguments (comma separated, combinable): `fusion=NAME` (avg | max | rb6 | sa3d_rb6 |
 rb6_sa2d), `temporal=False` (no D_V), `vgg=False` (no L_VGG), `res=R`, `batch=B`, and `tiny` (a
 seconds-long variant for tests), e.g.
@@ -33,7 +37,7 @@ from psrjax.train import defaults
 def get_config(arg=None):
   """Returns the MFCI config; `arg` is "runlocal" / "tiny" and `key=value` pairs (see docstring)."""
   arg = parse_config_arg(arg, runlocal=False, tiny=False, fusion="", temporal=True, vgg=True,
-                         res=0, batch=0)
+                         res=0, batch=0, data="")
   c = defaults.trainer_config()
   c.system = "mfci"
 
@@ -45,6 +49,8 @@ def get_config(arg=None):
       num_targets=8,             # L, consecutive target frames per example (paper: 8)
       resolution=128,            # H = W in pixels (paper: 256)
       train_clips=100_000,       # distinct training clips (seeds) before the source repeats
+      dataset="",                # "" = the synthetic world; else a folder `psrjax prepare` wrote
+                                 # (real videos; `data=DIR` sets it and its resolution)
   )
 
   # Pose labels built from the keypoints (psrjax/geometry/pose_labels.py), sizes in pixels.
@@ -129,9 +135,19 @@ def get_config(arg=None):
     c.loss.vgg = 0.0
   if arg.res:
     c.data.resolution = arg.res
+  if arg.data:
+    _real_data(c, arg.data)
   if arg.batch:
     c.train.batch_size = arg.batch
   return c
+
+
+def _real_data(c, path):
+  """Train and evaluate on a prepared real-video dataset: its frame size, its held-out videos."""
+  import os  # pylint: disable=g-import-not-at-top
+  from psrjax.data import prepared  # pylint: disable=g-import-not-at-top
+  c.data.dataset = os.path.abspath(os.path.expanduser(path))
+  c.data.resolution = int(prepared.read_index(c.data.dataset)["resolution"])
 
 
 def _runlocal(c):

@@ -13,6 +13,13 @@ frames at random too); evaluation examples use the first camera, the last L fram
 K source frames spread evenly over the remaining frames. Pose labels are derived on the
 accelerator by the system (`MFCI.prepare`).
 
+Real videos: with `data.dataset` set to a folder `psrjax prepare` wrote (`configs/mfci.py:data=DIR`),
+examples come from its videos instead (`psrjax.data.prepared`): training draws a random training
+video, a random run of L consecutive target frames and K random source frames among the video's
+other frames; evaluation takes, from each held-out video in turn, runs of L frames from its end
+backwards, with K source frames spread evenly over the rest of the video. Masks and flows are then
+the dataset's estimated ones.
+
 Synthesis (`synthesis_example`) takes the source frames from one clip, the target poses from a
 driving clip and, for background substitution, the background branch's frames from a third clip.
 """
@@ -21,7 +28,7 @@ from __future__ import annotations
 import grain
 import numpy as np
 
-from psrjax.data import synthetic
+from psrjax.data import prepared, synthetic
 from psrjax.geometry import pose_labels
 
 
@@ -106,6 +113,8 @@ def _source(data, split: str, num_clips: int | None):
 
 def train_dataset(data, *, seed: int, shard_index: int, shard_count: int) -> grain.MapDataset:
   """Random (sources, targets) draws of this shard's training clips."""
+  if data.dataset:
+    return _real_train(data, seed=seed, shard_index=shard_index, shard_count=shard_count)
   check_lengths(data.num_frames, data.num_sources, data.num_targets)
   ds = grain.MapDataset.source(_source(data, "train", data.train_clips))[shard_index::shard_count]
   transform = _RandomFrames(data.num_views, data.num_frames, data.num_sources, data.num_targets)
@@ -115,6 +124,9 @@ def train_dataset(data, *, seed: int, shard_index: int, shard_count: int) -> gra
 def eval_dataset(data, split: str, *, num_clips: int, shard_index: int,
                  shard_count: int) -> grain.MapDataset:
   """The Same-Video example of each of the first `num_clips` clips of `split` (held-out people)."""
+  if data.dataset:
+    return _real_eval(data, split, num_examples=num_clips, shard_index=shard_index,
+                      shard_count=shard_count)
   check_lengths(data.num_frames, data.num_sources, data.num_targets)
   start, sources = eval_frames(data.num_frames, data.num_sources, data.num_targets)
   clips = grain.MapDataset.source(_source(data, split, num_clips))
@@ -128,6 +140,9 @@ def synthesis_example(data, *, seed: int, driving_seed: int | None,
   clip's own last L frames), in front of the background of clip `background_seed` (None: the
   source clip's own): source frames "src_*", target poses "tgt_*", and "bg_rgb" /
   "bg_keypoints" (the background branch's input frames) when substituting the background."""
+  if data.dataset:
+    return _real_synthesis(data, seed=seed, driving_seed=driving_seed,
+                           background_seed=background_seed)
   check_lengths(data.num_frames, data.num_sources, data.num_targets)
   render = lambda s: synthetic.render_clip(s, num_views=1, num_frames=data.num_frames,
                                            resolution=data.resolution)
@@ -141,4 +156,113 @@ def synthesis_example(data, *, seed: int, driving_seed: int | None,
                **target_part(render(driving_seed), 0, start, data.num_targets)}
   if background_seed is not None:
     example.update(source_part(render(background_seed), 0, sources, prefix="bg"))
+  return example
+
+
+# ----------------------------------------------------------------------------------------------
+# Examples from a prepared real-video dataset (`data.dataset`).
+
+
+def open_dataset(data) -> prepared.PreparedVideos:
+  """The prepared dataset, checked against the config's resolution."""
+  videos = prepared.PreparedVideos(data.dataset)
+  if videos.resolution != data.resolution:
+    raise ValueError(f"dataset {data.dataset} has {videos.resolution}x{videos.resolution} frames "
+                     f"but data.resolution is {data.resolution}; drop res= or prepare it with "
+                     f"--resolution {data.resolution}")
+  return videos
+
+
+def _usable(videos: prepared.PreparedVideos, split: str, data) -> list[prepared.Video]:
+  need = data.num_sources + data.num_targets
+  usable = [v for v in videos.videos(split) if v.num_frames >= need]
+  if not usable:
+    raise ValueError(f"no {videos.split_name(split)} video of {data.dataset} has the K + L = "
+                     f"{need} frames an example needs; lower data.num_sources / num_targets")
+  return usable
+
+
+def real_example(videos, video: prepared.Video, start: int, sources, num_targets: int) -> dict:
+  """The example of frames `sources` and [start, start + L) of one prepared video."""
+  sources = np.asarray(sources, np.int64)
+  if np.any((sources >= start) & (sources < start + num_targets)):
+    raise ValueError(f"source frames {sources.tolist()} overlap the target frames "
+                     f"{start}..{start + num_targets - 1}")
+  f = videos.frames(video, np.concatenate([sources, np.arange(start, start + num_targets)]))
+  clip = {k: f[k][None] for k in ("rgb", "keypoints", "mask", "flow_bwd")}
+  return make_example(clip, 0, len(sources), np.arange(len(sources)), num_targets)
+
+
+class _RealRandomFrames(grain.transforms.RandomMap):
+  """(video, target start) -> K random source frames of the video outside the run."""
+
+  def __init__(self, videos, data):
+    self.videos, self.k, self.l = videos, data.num_sources, data.num_targets
+
+  def random_map(self, item, rng: np.random.Generator):
+    video, start = item
+    others = np.setdiff1d(np.arange(video.num_frames), np.arange(start, start + self.l))
+    sources = np.sort(rng.choice(others, self.k, replace=False))
+    return real_example(self.videos, video, start, sources, self.l)
+
+
+def _real_train(data, *, seed, shard_index, shard_count) -> grain.MapDataset:
+  videos = open_dataset(data)
+  items = [(v, s) for v in _usable(videos, "train", data)
+           for s in range(v.num_frames - data.num_targets + 1)]
+  ds = grain.MapDataset.source(items)[shard_index::shard_count]
+  return ds.random_map(_RealRandomFrames(videos, data), seed=seed)
+
+
+def real_eval_items(videos, split: str, data, num_examples: int) -> list[tuple]:
+  """(video, start, sources) of evaluation: held-out videos in turn, runs of L frames from each
+  video's end backwards, K sources spread evenly over the video's other frames."""
+  k, l = data.num_sources, data.num_targets
+  runs = []
+  for v in _usable(videos, split, data):
+    starts = range(v.num_frames - l, -1, -l)
+    runs.append([(v, s) for s in starts if v.num_frames - l >= k])
+  items = []
+  for i in range(max(len(r) for r in runs)):
+    items += [r[i] for r in runs if i < len(r)]
+  out = []
+  for v, s in items[:num_examples]:
+    others = np.setdiff1d(np.arange(v.num_frames), np.arange(s, s + l))
+    out.append((v, s, others[np.round(np.linspace(0, len(others) - 1, k)).astype(np.int64)]))
+  return out
+
+
+def _real_eval(data, split, *, num_examples, shard_index, shard_count) -> grain.MapDataset:
+  videos = open_dataset(data)
+  items = real_eval_items(videos, split, data, num_examples)
+  ds = grain.MapDataset.source(items).map(
+      lambda it: real_example(videos, it[0], it[1], it[2], data.num_targets))
+  return ds[shard_index::shard_count]
+
+
+def _frames_clip(videos, video, frames) -> dict:
+  """Frames of a prepared video as a one-camera clip for `source_part` / `target_part`."""
+  f = videos.frames(video, frames)
+  return {k: f[k][None] for k in ("rgb", "keypoints", "mask", "flow_bwd")}
+
+
+def _real_synthesis(data, *, seed, driving_seed, background_seed) -> dict:
+  """Held-out video `seed` (modulo their count) as the person (its last L frames as the
+  Same-Video targets), video `driving_seed`'s last L poses as the motion, and video
+  `background_seed`'s frames as the background branch's input."""
+  videos = open_dataset(data)
+  held = _usable(videos, "test", data)
+  pick = lambda s: held[int(s) % len(held)]
+  video = pick(seed)
+  (_, start, sources), = real_eval_items(videos, "test", data, len(held))[held.index(video):][:1]
+  example = real_example(videos, video, start, sources, data.num_targets)
+  if driving_seed is not None and pick(driving_seed) != video:
+    drive = pick(driving_seed)
+    run = np.arange(drive.num_frames - data.num_targets, drive.num_frames)
+    example.update(target_part(_frames_clip(videos, drive, run), 0, 0, data.num_targets))
+  if background_seed is not None:
+    bg = pick(background_seed)
+    frames = np.round(np.linspace(0, bg.num_frames - 1, data.num_sources)).astype(np.int64)
+    example.update(source_part(_frames_clip(videos, bg, frames), 0, np.arange(len(frames)),
+                               prefix="bg"))
   return example

@@ -1,0 +1,374 @@
+"""`psrjax prepare`: a folder of real videos -> a prepared dataset (`psrjax.data.prepared`).
+
+Per video (a file .mp4/.avi/.mov/.mkv/.webm, or a sub-folder of images):
+
+1. keypoints: imported from `--keypoints DIR` (DIR/<stem>/ with OpenPose JSON per frame,
+   DIR/<stem>.json in COCO keypoint format, or DIR/<stem>.npy / .npz; `psrjax.data.keypoint_io`)
+   or, without DIR, estimated by MediaPipe Pose (`psrjax.data.pose_estimator`, the `pose` extra);
+   optionally smoothed in time;
+2. one person-centred square crop for the whole video (static camera; `video.person_box`),
+   resized to R x R, keypoints mapped into it;
+3. estimated modalities (`psrjax.data.estimate`): the background plate by masked temporal median;
+   person masks from MediaPipe's segmentation when it ran, else by background differencing with
+   keypoint-guided cleanup; forward and backward optical flow by OpenCV DIS; face boxes from the
+   head keypoints. videos.json records, per video, which estimator produced each modality.
+
+The video is held in memory only at R x R (T x R x R x 3 bytes; 1,000 frames at 256 x 256 are
+197 MB), frames stream from the decoder.
+
+Held-out videos (split "test"): `--test-videos NAME,...`, else the last ceil(10 %) of the
+sorted videos; a folder with a single video holds out the last `tail_fraction` of its frames as a
+separate test video "<name>:tail".
+
+Resume and atomicity: everything is built in DATASET.partial/ and renamed to DATASET at the end.
+Each processed video is cached in DATASET.partial/work/ (written atomically, keyed by the video's
+size, mtime and the settings), so an interrupted run that is started again skips the videos it
+finished. A DATASET that already exists is never touched: prepare refuses.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+
+import numpy as np
+
+from psrjax.data import prepared
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  resolution: int = 256         # R: output frames are R x R
+  smooth: float = 0.0           # temporal Gaussian std (frames) of the keypoints; 0 = none
+  min_frames: int = 2           # videos with fewer frames are an error
+  tail_fraction: float = 0.15   # a lone video's held-out tail
+  flow_preset: str = "medium"   # OpenCV DIS preset: "ultrafast" | "fast" | "medium"
+
+  def key(self) -> str:
+    return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs.
+
+
+def list_videos(videos_dir: str) -> list[str]:
+  """Video files and image sub-folders of `videos_dir`, sorted by name."""
+  if not os.path.isdir(videos_dir):
+    raise FileNotFoundError(f"--videos {videos_dir!r} is not a folder; give the folder that holds "
+                            "the videos")
+  found = []
+  for name in sorted(os.listdir(videos_dir)):
+    path = os.path.join(videos_dir, name)
+    if os.path.isdir(path) and any(f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(path)):
+      found.append(path)
+    elif os.path.isfile(path) and name.lower().endswith(VIDEO_EXTENSIONS):
+      found.append(path)
+  if not found:
+    raise ValueError(f"no videos in {videos_dir!r}: expected files ending in "
+                     f"{', '.join(VIDEO_EXTENSIONS)} or sub-folders of images")
+  return found
+
+
+def video_name(path: str) -> str:
+  base = os.path.basename(os.path.normpath(path))
+  return os.path.splitext(base)[0] if os.path.isfile(path) else base
+
+
+def keypoint_path(keypoints_dir: str, name: str) -> str:
+  """The keypoint source of video `name` in `keypoints_dir` (a folder of OpenPose JSONs, a COCO
+  .json, a .npy or .npz)."""
+  for candidate in (name, name + ".json", name + ".npy", name + ".npz"):
+    path = os.path.join(keypoints_dir, candidate)
+    if os.path.exists(path):
+      return path
+  raise FileNotFoundError(f"no keypoints for video {name!r} in {keypoints_dir!r}: expected "
+                          f"{name}/ (OpenPose JSON per frame), {name}.json (COCO) or {name}.npy")
+
+
+def split_videos(paths: list[str], test_videos: tuple[str, ...] = ()) -> dict[str, str]:
+  """{path: "train" | "test"}: the named videos, else the last ceil(10 %), are held out."""
+  names = [video_name(p) for p in paths]
+  unknown = sorted(set(test_videos) - set(names))
+  if unknown:
+    raise ValueError(f"--test-videos names {', '.join(unknown)}, which are not videos of the "
+                     f"folder (its videos: {', '.join(names[:10])}{' ...' if len(names) > 10 else ''})")
+  if len(paths) == 1:
+    return {paths[0]: "train"}   # the tail of the lone video is held out instead
+  held = set(test_videos) or set(names[-math.ceil(0.1 * len(paths)):])
+  if held == set(names):
+    raise ValueError("every video is held out by --test-videos; leave at least one for training")
+  return {p: ("test" if n in held else "train") for p, n in zip(paths, names)}
+
+
+def fingerprint(path: str, kp_path: str | None, settings: Settings) -> str:
+  """Changes when the video, its keypoints or the settings change."""
+  parts = [settings.key()]
+  for p in (path, kp_path):
+    if p is None:
+      continue
+    st = os.stat(p)
+    parts.append(f"{os.path.abspath(p)}:{st.st_size}:{st.st_mtime_ns}")
+    if os.path.isdir(p):
+      parts.append(str(sorted((f, os.stat(os.path.join(p, f)).st_mtime_ns) for f in os.listdir(p))))
+  return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------
+# One video.
+
+
+def _estimate_poses(path: str, info) -> tuple[np.ndarray, list[np.ndarray]]:
+  """MediaPipe keypoints [T, 18, 3] of the full frames and their segmentations (uint8 0..255,
+  downscaled to at most 512 px on the longer side to bound memory)."""
+  from psrjax.data import pose_estimator, video  # pylint: disable=g-import-not-at-top
+  import cv2  # pylint: disable=g-import-not-at-top
+  scale = min(1.0, 512 / max(info.height, info.width))
+  small = (max(1, round(info.width * scale)), max(1, round(info.height * scale)))
+  keypoints, segmentations = [], []
+  with pose_estimator.MediaPipePose() as estimator:
+    for frame in video.iter_frames(path):
+      kp, seg = estimator(frame)
+      keypoints.append(kp)
+      seg = np.zeros(frame.shape[:2], np.float32) if seg is None else seg
+      segmentations.append(cv2.resize((seg * 255).astype(np.uint8), small,
+                                      interpolation=cv2.INTER_AREA))
+  return np.stack(keypoints).astype(np.float32), segmentations
+
+
+def _crop_segmentations(segmentations, info, box, resolution: int) -> np.ndarray:
+  """Person masks {0,1} [T, R, R] from the estimator's segmentations."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  from psrjax.data import video  # pylint: disable=g-import-not-at-top
+  out = []
+  for seg in segmentations:
+    full = cv2.resize(seg, (info.width, info.height), interpolation=cv2.INTER_LINEAR)
+    rgb = np.repeat(full[..., None], 3, axis=-1)
+    out.append(video.crop_resize(rgb[None], box, resolution)[0, ..., 0] >= 128)
+  return np.stack(out).astype(np.uint8)
+
+
+def _crop_frames(path: str, box, resolution: int, num_frames: int) -> np.ndarray:
+  from psrjax.data import video  # pylint: disable=g-import-not-at-top
+  frames = np.empty((num_frames, resolution, resolution, 3), np.uint8)
+  count = 0
+  for frame in video.iter_frames(path):
+    if count == num_frames:
+      raise ValueError(f"{path} decoded more frames than the {num_frames} it reported; re-encode "
+                       "it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)")
+    frames[count] = video.crop_resize(frame[None], box, resolution)[0]
+    count += 1
+  if count != num_frames:
+    raise ValueError(f"{path} decoded {count} frames but reported {num_frames}; re-encode it "
+                     "(e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)")
+  return frames
+
+
+def process_video(path: str, kp_path: str | None, settings: Settings) -> dict:
+  """Frames, keypoints and estimated modalities of one video at R x R, plus its metadata."""
+  from psrjax.data import estimate, keypoint_io, video  # pylint: disable=g-import-not-at-top
+  from psrjax.geometry import face_crop  # pylint: disable=g-import-not-at-top
+  info = video.probe(path)
+  if info.num_frames < settings.min_frames:
+    raise ValueError(f"{path} has {info.num_frames} frame(s); a video needs at least "
+                     f"{settings.min_frames} (flow needs neighbours)")
+  segmentations = None
+  if kp_path is None:
+    keypoints, segmentations = _estimate_poses(path, info)
+    sources = {"keypoints": "mediapipe-pose", "mask": "mediapipe-segmentation"}
+  else:
+    keypoints = keypoint_io.load_keypoints(kp_path, num_frames=info.num_frames,
+                                           height=info.height, width=info.width)
+    sources = {"keypoints": f"imported:{os.path.basename(kp_path)}",
+               "mask": "background-difference"}
+  if not np.any(keypoints[..., 2] > 0):
+    raise ValueError(f"no person found in {path}: no keypoint is visible in any frame; check the "
+                     "video or its keypoint files")
+  box = video.person_box(keypoints, info.height, info.width)
+  r = settings.resolution
+  frames = _crop_frames(path, box, r, info.num_frames)
+  kp = video.crop_keypoints(keypoints, box, r)
+  if settings.smooth > 0:
+    kp = keypoint_io.smooth_keypoints(kp, sigma=settings.smooth)
+  background, _ = estimate.background_median(frames, estimate.person_region(kp, r, r))
+  if segmentations is not None:
+    mask = _crop_segmentations(segmentations, info, box, r)
+  else:
+    mask = estimate.masks_from_background(frames, background, kp)
+  flow_fwd, flow_bwd = estimate.flow_dis(frames, preset=settings.flow_preset)
+  face = np.asarray(face_crop.face_boxes(kp), np.float32)
+  sources.update(background="masked-temporal-median", flow=f"opencv-dis-{settings.flow_preset}",
+                 face_box="head-keypoints")
+  meta = {"source": os.path.abspath(path), "fps": float(info.fps), "num_frames": len(frames),
+          "original_size": [int(info.height), int(info.width)],
+          "crop_box": [float(b) for b in box], "estimated": sources}
+  return {"rgb": frames, "keypoints": kp.astype(np.float32), "mask": mask.astype(np.uint8),
+          "flow_fwd": flow_fwd.astype(np.float16), "flow_bwd": flow_bwd.astype(np.float16),
+          "background": background, "face_box": face, "meta": meta}
+
+
+# ----------------------------------------------------------------------------------------------
+# The work folder: one cached, atomically written file per processed video.
+
+
+def _cache_file(work: str, index: int, name: str, key: str) -> str:
+  safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+  return os.path.join(work, f"{index:05d}_{safe}_{key}.npz")
+
+
+def _save(path: str, result: dict) -> None:
+  tmp = path + ".tmp.npz"
+  arrays = {k: v for k, v in result.items() if k != "meta"}
+  np.savez(tmp, meta=np.array(json.dumps(result["meta"])), **arrays)
+  os.replace(tmp, path)
+
+
+def load_cached(path: str) -> dict:
+  with np.load(path) as z:
+    out = {k: z[k] for k in z.files if k != "meta"}
+    out["meta"] = json.loads(str(z["meta"]))
+  return out
+
+
+def process_all(paths, splits: dict, keypoints: dict, settings: Settings, work: str,
+                log=print) -> list[dict]:
+  """Processes (or loads from the work folder) every video, with keypoints from
+  `keypoints[path]` (None: estimated); returns the dataset's entries {name, split, cache,
+  start, stop, meta} in order."""
+  os.makedirs(work, exist_ok=True)
+  entries = []
+  for i, path in enumerate(paths):
+    name = video_name(path)
+    kp_path = keypoints.get(path)
+    cache = _cache_file(work, i, name, fingerprint(path, kp_path, settings))
+    if os.path.exists(cache):
+      log(f"[{i + 1}/{len(paths)}] {name}: done earlier (resumed)")
+      meta = load_cached(cache)["meta"]
+    else:
+      log(f"[{i + 1}/{len(paths)}] {name}: reading, estimating ...")
+      result = process_video(path, kp_path, settings)
+      _save(cache, result)
+      meta = result["meta"]
+      log(f"[{i + 1}/{len(paths)}] {name}: {len(result['rgb'])} frames")
+    entries.extend(_entries(name, splits[path], cache, meta, settings, lone=len(paths) == 1))
+  return entries
+
+
+def _entries(name, split, cache, meta, settings: Settings, *, lone: bool) -> list[dict]:
+  n = meta["num_frames"]
+  if not lone:
+    return [dict(name=name, split=split, cache=cache, start=0, stop=n, meta=meta)]
+  tail = max(1, round(settings.tail_fraction * n))
+  if n - tail < settings.min_frames or tail < settings.min_frames:
+    raise ValueError(f"the only video, {name}, has {n} frames: too few to hold out its last "
+                     f"{settings.tail_fraction:.0%}; add more videos to the folder")
+  return [dict(name=name, split="train", cache=cache, start=0, stop=n - tail, meta=meta),
+          dict(name=name + ":tail", split="test", cache=cache, start=n - tail, stop=n, meta=meta)]
+
+
+# ----------------------------------------------------------------------------------------------
+# The index of a dataset's videos.
+
+
+def make_index(entries: list[dict], settings: Settings) -> dict:
+  """videos.json's content: every video's split, record offset in its split, frame count and
+  metadata, in record order."""
+  offsets, videos = {}, []
+  for e in entries:
+    n = e["stop"] - e["start"]
+    videos.append({**e["meta"], "name": e["name"], "split": e["split"],
+                   "offset": offsets.get(e["split"], 0), "num_frames": n,
+                   "first_frame": e["start"]})
+    offsets[e["split"]] = offsets.get(e["split"], 0) + n
+  return {"format": prepared.FORMAT, "resolution": settings.resolution,
+          "settings": dataclasses.asdict(settings), "splits": offsets, "videos": videos}
+
+
+def records(entries: list[dict], split: str):
+  """(key, record) of every frame of `split`'s entries, in order (the TFDS examples)."""
+  key = 0
+  for i, entry in enumerate(entries):
+    if entry["split"] != split:
+      continue
+    data = load_cached(entry["cache"])
+    for t in range(entry["start"], entry["stop"]):
+      yield key, _record(data, i, t - entry["start"], t)
+      key += 1
+
+
+def _record(data: dict, video: int, frame: int, t: int) -> dict:
+  return {"video": np.int32(video), "frame": np.int32(frame), "rgb": data["rgb"][t],
+          "keypoints": data["keypoints"][t], "mask": data["mask"][t][..., None],
+          "flow_fwd": data["flow_fwd"][t], "flow_bwd": data["flow_bwd"][t],
+          "background": data["background"], "face_box": data["face_box"][t]}
+
+
+# ----------------------------------------------------------------------------------------------
+# Preview sheet and the command's body.
+
+
+def preview_sheet(entries: list[dict], *, max_videos: int = 6, columns: int = 4) -> np.ndarray:
+  """uint8 image: per video (row) `columns` frames spread over it, each as frame + skeleton,
+  frame with the mask tinted red, and the forward flow's colour code, side by side."""
+  from psrjax.data.synthetic import visualize  # pylint: disable=g-import-not-at-top
+  rows = []
+  for entry in entries[:max_videos]:
+    data = load_cached(entry["cache"])
+    picks = np.linspace(entry["start"], entry["stop"] - 1, columns).round().astype(int)
+    cells = []
+    for t in picks:
+      rgb = data["rgb"][t]
+      tint = np.where(data["mask"][t][..., None] > 0, (0.5 * rgb + [127, 0, 0]), 0.6 * rgb)
+      flow = visualize.flow_colors(data["flow_fwd"][t].astype(np.float32))
+      cells.append(np.concatenate([visualize.draw_skeleton(rgb, data["keypoints"][t]),
+                                   tint.astype(np.uint8), flow], axis=1))
+    rows.append(np.concatenate(cells, axis=1))
+  return np.concatenate(rows, axis=0)
+
+
+def _check_inputs(paths, keypoints_dir) -> dict:
+  """Fails before any long work: every video opens and has keypoints, when a folder is given.
+  Returns {video path: keypoint path or None}."""
+  from psrjax.data import video  # pylint: disable=g-import-not-at-top
+  if keypoints_dir is not None and not os.path.isdir(keypoints_dir):
+    raise FileNotFoundError(f"--keypoints {keypoints_dir!r} is not a folder")
+  for path in paths:
+    video.probe(path)
+  return {p: keypoint_path(keypoints_dir, video_name(p)) if keypoints_dir else None for p in paths}
+
+
+def prepare(videos_dir: str, out: str, *, keypoints_dir: str | None = None,
+            settings: Settings = Settings(), test_videos: tuple[str, ...] = (),
+            keep_work: bool = False, log=print) -> dict:
+  """Builds the prepared dataset `out` from the videos of `videos_dir` (module docstring);
+  returns its index (videos.json)."""
+  import imageio.v3 as iio  # pylint: disable=g-import-not-at-top
+  out = os.path.abspath(os.path.expanduser(out))
+  if os.path.exists(out):
+    raise ValueError(f"--out {out} already exists; choose a new folder (prepare never "
+                     "overwrites a dataset) or delete it first")
+  paths = list_videos(videos_dir)
+  splits = split_videos(paths, tuple(test_videos))
+  keypoints = _check_inputs(paths, keypoints_dir)
+  partial = out + ".partial"
+  entries = process_all(paths, splits, keypoints, settings, os.path.join(partial, "work"), log)
+  shutil.rmtree(os.path.join(partial, prepared.BUILDER_NAME), ignore_errors=True)
+  log(f"writing {sum(e['stop'] - e['start'] for e in entries)} frame records ...")
+  from psrjax.data import video_builder  # pylint: disable=g-import-not-at-top  # TFDS: heavy.
+  video_builder.from_entries(entries, settings, data_dir=partial).download_and_prepare()
+  iio.imwrite(os.path.join(partial, "preview.png"), preview_sheet(entries))
+  index = make_index(entries, settings)
+  index["builder_dir"] = os.path.relpath(prepared.builder_dir(partial, settings.resolution), partial)
+  with open(os.path.join(partial, prepared.INDEX_FILE), "w") as f:
+    json.dump(index, f, indent=1)
+  if not keep_work:
+    shutil.rmtree(os.path.join(partial, "work"))
+  os.rename(partial, out)
+  return index

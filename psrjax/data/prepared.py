@@ -1,0 +1,148 @@
+"""Prepared real-video datasets: the folder `psrjax prepare` writes, and random access to it.
+
+A prepared dataset is a folder DATASET:
+
+  DATASET/videos.json                 psrjax's index: resolution, every video's name, source,
+                                      split, frame count, fps, crop box and which modalities are
+                                      estimated (and how); `FORMAT` names its version
+  DATASET/preview.png                 frames with skeleton, mask and flow overlays, to check by eye
+  DATASET/psrjax_videos/r<R>/1.0.0/   a TFDS dataset (array_record, one record per frame, in
+                                      video order), readable without psrjax:
+                                      `tfds.builder_from_directory(that folder).as_data_source()`
+
+Every record holds one frame at R x R (the person-centred square crop of its video), with the
+synthetic world's batch-contract modalities, all estimated on real videos:
+
+  video int32 (index in videos.json), frame int32 (index in the video),
+  rgb uint8 [R,R,3], keypoints float32 [18,3] (COCO-18 x, y pixels, pixel centres at integers;
+  confidence in [0, 1], 0 = missing), mask uint8 [R,R,1] {0,1}, flow_fwd / flow_bwd float16
+  [R,R,2] (x, y pixels; t -> t+1 / t -> t-1, zero at the video's last / first frame),
+  background uint8 [R,R,3] (the video's static-camera plate, repeated on each of its frames so
+  that any frame is self-contained), face_box float32 [4] (x0, y0, x1, y1;
+  `psrjax.geometry.face_crop.face_boxes`).
+
+The TFDS builders of the papers' datasets (`datasets/`) write the same records, with the index
+as the TFDS folder's metadata.json; `PreparedVideos` reads either folder.
+
+Splits: "train" and "test" (held-out videos). Readers asking for "validation" get "test".
+
+The folder appears only complete: `psrjax prepare` builds it in DATASET.partial and renames it
+at the end, so a folder with videos.json is a finished dataset.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+FORMAT = "psrjax-videos/1"
+BUILDER_NAME = "psrjax_videos"
+INDEX_FILE = "videos.json"
+SPLITS = ("train", "test")
+FRAME_KEYS = ("rgb", "keypoints", "mask", "flow_fwd", "flow_bwd", "background", "face_box")
+
+
+def features(resolution: int):
+  """The TFDS features of one frame record."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  # Heavy; only here.
+  r, enc, T = resolution, tfds.features.Encoding.ZLIB, tfds.features.Tensor
+  return tfds.features.FeaturesDict({
+      "video": T(shape=(), dtype=np.int32),
+      "frame": T(shape=(), dtype=np.int32),
+      "rgb": tfds.features.Image(shape=(r, r, 3), encoding_format="png"),
+      "keypoints": T(shape=(18, 3), dtype=np.float32),
+      "mask": tfds.features.Image(shape=(r, r, 1), encoding_format="png"),
+      "flow_fwd": T(shape=(r, r, 2), dtype=np.float16, encoding=enc),
+      "flow_bwd": T(shape=(r, r, 2), dtype=np.float16, encoding=enc),
+      "background": tfds.features.Image(shape=(r, r, 3), encoding_format="png"),
+      "face_box": T(shape=(4,), dtype=np.float32),
+  })
+
+
+def builder_dir(path: str, resolution: int) -> str:
+  return os.path.join(path, BUILDER_NAME, f"r{resolution}", "1.0.0")
+
+
+@dataclasses.dataclass(frozen=True)
+class Video:
+  """One video of a prepared dataset: its records are [offset, offset + num_frames) of `split`."""
+  index: int          # position in videos.json
+  name: str
+  split: str
+  offset: int
+  num_frames: int
+  fps: float
+
+
+def read_index(path: str) -> dict:
+  """The video index of a prepared dataset, checked: DATASET/videos.json, or the metadata.json of
+  a TFDS dataset folder a real-video builder wrote (its "builder_dir" is then the folder itself).
+  A one-line error when `path` is neither."""
+  path = os.path.expanduser(path)
+  index_file = os.path.join(path, INDEX_FILE)
+  tfds_index = os.path.join(path, "metadata.json")
+  if not os.path.isfile(index_file) and os.path.isfile(tfds_index):
+    index_file = tfds_index
+  if not os.path.isfile(index_file):
+    hint = (" (an interrupted `psrjax prepare` left it unfinished; run it again to resume)"
+            if os.path.isdir(path + ".partial") else "")
+    raise FileNotFoundError(f"{path!r} is not a prepared dataset: {INDEX_FILE} is missing{hint}; "
+                            "create one with `psrjax prepare --videos DIR --out DATASET`")
+  with open(index_file) as f:
+    index = json.load(f)
+  if index.get("format") != FORMAT:
+    raise ValueError(f"{index_file} has format {index.get('format')!r}, expected {FORMAT!r}; "
+                     "prepare the dataset again with this psrjax version")
+  index.setdefault("builder_dir", ".")
+  return index
+
+
+class PreparedVideos:
+  """Random access to the frames of a prepared dataset (picklable for grain workers: the
+  array_record readers open lazily in each process)."""
+
+  def __init__(self, path: str):
+    self.path = os.path.abspath(os.path.expanduser(path))
+    self.index = read_index(self.path)
+    self.resolution = int(self.index["resolution"])
+    self._sources = {}
+
+  def __getstate__(self):
+    return {**self.__dict__, "_sources": {}}
+
+  def split_name(self, split: str) -> str:
+    """`split`, with "validation" read as "test" (prepared datasets hold out one set)."""
+    split = "test" if split == "validation" else split
+    if split not in SPLITS:
+      raise ValueError(f"unknown split {split!r} of prepared dataset {self.path}; use one of "
+                       f"{', '.join(SPLITS)}")
+    return split
+
+  def videos(self, split: str) -> list[Video]:
+    split = self.split_name(split)
+    return [Video(i, v["name"], v["split"], v["offset"], v["num_frames"], v["fps"])
+            for i, v in enumerate(self.index["videos"]) if v["split"] == split]
+
+  def _source(self, split: str):
+    if split not in self._sources:
+      import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+      builder = tfds.builder_from_directory(os.path.join(self.path, self.index["builder_dir"]))
+      self._sources[split] = builder.as_data_source(split=split)
+    return self._sources[split]
+
+  def frames(self, video: Video, indices) -> dict[str, np.ndarray]:
+    """Stacked modalities of frames `indices` of `video` (FRAME_KEYS, leading axis = frames;
+    mask as {0,1} [n,R,R], flows as float32)."""
+    indices = np.asarray(indices, np.int64).reshape(-1)
+    if indices.size and (indices.min() < 0 or indices.max() >= video.num_frames):
+      raise IndexError(f"frames {indices.tolist()} out of range for video {video.name!r} with "
+                       f"{video.num_frames} frames")
+    source = self._source(video.split)
+    records = [source[int(video.offset + i)] for i in indices]
+    out = {k: np.stack([r[k] for r in records]) for k in FRAME_KEYS}
+    out["mask"] = out["mask"][..., 0]
+    out["flow_fwd"] = out["flow_fwd"].astype(np.float32)
+    out["flow_bwd"] = out["flow_bwd"].astype(np.float32)
+    return out

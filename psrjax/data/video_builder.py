@@ -1,0 +1,92 @@
+"""TFDS builders of prepared real-video datasets (the record format of `psrjax.data.prepared`).
+
+`VideoFramesBuilder` is the base of every real-video builder: a subclass lists its videos (and
+keypoint files) per split in `_list_videos(manual_dir)`; the base processes them with
+`psrjax.data.prepare.process_all` (cached per video in MANUAL_DIR/.psrjax_work, so an
+interrupted build resumes), writes one array_record record per frame in video order, and stores
+the video index (videos.json's content) as the dataset's TFDS metadata (metadata.json beside
+dataset_info.json), which `psrjax.data.prepared.PreparedVideos` reads. Builder configs set the
+crop size: `r256` (default), `r128`, `r64`.
+
+`from_entries` is the builder `psrjax prepare` writes with, over videos it already processed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import tensorflow_datasets as tfds
+
+from psrjax.data import prepare, prepared
+
+
+@dataclasses.dataclass
+class VideoFramesConfig(tfds.core.BuilderConfig):
+  resolution: int = 256        # R: frames are R x R person-centred crops
+  smooth: float = 0.0          # temporal Gaussian std (frames) of the keypoints
+
+
+def default_configs() -> list[VideoFramesConfig]:
+  return [VideoFramesConfig(name=f"r{r}", description=f"{r}x{r} person-centred crops",
+                            resolution=r) for r in (256, 128, 64)]
+
+
+class VideoFramesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Per-frame records of real videos; subclasses implement `_list_videos`."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  BUILDER_CONFIGS = default_configs()
+
+  def __init__(self, *, file_format=None, **kwargs):
+    super().__init__(file_format=file_format or "array_record", **kwargs)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        features=prepared.features(self.builder_config.resolution), disable_shuffling=True,
+        metadata=tfds.core.MetadataDict())
+
+  def _list_videos(self, manual_dir: str) -> list[tuple[str, str, str | None]]:
+    """[(split, video path, keypoint path or None)] in record order."""
+    raise TypeError(f"{type(self).__name__} must define _list_videos")
+
+  def _settings(self) -> prepare.Settings:
+    c = self.builder_config
+    return prepare.Settings(resolution=c.resolution, smooth=c.smooth)
+
+  def _entries(self, dl_manager) -> list[dict]:
+    manual_dir = os.fspath(dl_manager.manual_dir)
+    listed = self._list_videos(manual_dir)
+    if not listed:
+      raise ValueError(f"no videos found in {manual_dir}; see the builder's docstring for the layout")
+    paths = [p for _, p, _ in listed]
+    return prepare.process_all(paths, {p: s for s, p, _ in listed}, {p: k for _, p, k in listed},
+                               self._settings(), os.path.join(manual_dir, ".psrjax_work"))
+
+  def _split_generators(self, dl_manager):
+    entries = self._entries(dl_manager)
+    self.info.metadata.update(prepare.make_index(entries, self._settings()))
+    splits = sorted({e["split"] for e in entries})
+    return {s: prepare.records(entries, s) for s in splits}
+
+
+class _FromEntries(VideoFramesBuilder, skip_registration=True):
+  """Videos `psrjax prepare` has processed already."""
+
+  name = prepared.BUILDER_NAME
+
+  def __init__(self, *, entries, **kwargs):
+    self._given = entries
+    super().__init__(**kwargs)
+
+  def _entries(self, dl_manager) -> list[dict]:
+    del dl_manager
+    return self._given
+
+
+def from_entries(entries: list[dict], settings: prepare.Settings, *, data_dir: str):
+  """The builder of `psrjax prepare`'s dataset in `data_dir` (config r<R>)."""
+  config = VideoFramesConfig(name=f"r{settings.resolution}", resolution=settings.resolution,
+                             smooth=settings.smooth,
+                             description=f"{settings.resolution}x{settings.resolution} crops")
+  return _FromEntries(entries=entries, config=config, data_dir=data_dir)
