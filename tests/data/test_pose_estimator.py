@@ -1,0 +1,69 @@
+"""The offline pose estimator: the missing-extra error, the 33 -> COCO-18 conversion, and (with
+the `pose` extra installed) MediaPipe on rendered synthetic people against the exact keypoints
+and masks."""
+import builtins
+
+import numpy as np
+import pytest
+
+from psrjax.data import pose_estimator
+from psrjax.data.synthetic import cameras as cams, sequence
+
+
+def test_missing_mediapipe_raises_the_install_hint(monkeypatch):
+  real_import = builtins.__import__
+
+  def no_mediapipe(name, *args, **kwargs):
+    if name == "mediapipe" or name.startswith("mediapipe."):
+      raise ImportError("No module named 'mediapipe'")
+    return real_import(name, *args, **kwargs)
+
+  monkeypatch.setattr(builtins, "__import__", no_mediapipe)
+  with pytest.raises(ImportError, match=r"pip install 'psrjax\[pose\]'.*--keypoints"):
+    pose_estimator.MediaPipePose()
+
+
+def test_only_the_shipped_model_is_accepted():
+  with pytest.raises(ValueError, match="model_complexity"):
+    pose_estimator.MediaPipePose(model_complexity=2)
+
+
+def test_mediapipe33_to_coco18_pixels_neck_and_outside():
+  lm = np.zeros((33, 3), np.float32)
+  lm[:, 2] = 0.9
+  lm[11] = (0.75, 0.5, 0.8)      # left shoulder
+  lm[12] = (0.25, 0.5, 0.6)      # right shoulder
+  lm[0] = (0.5, 0.125, 0.7)      # nose
+  lm[16] = (1.2, 0.5, 0.9)       # right wrist, outside the image
+  kp = pose_estimator.mediapipe33_to_coco18(lm, height=80, width=100)
+  assert kp.shape == (18, 3) and kp.dtype == np.float32
+  np.testing.assert_allclose(kp[0], [49.5, 9.5, 0.7], atol=1e-5)
+  np.testing.assert_allclose(kp[5], [74.5, 39.5, 0.8], atol=1e-5)   # l_shoulder
+  np.testing.assert_allclose(kp[2], [24.5, 39.5, 0.6], atol=1e-5)   # r_shoulder
+  np.testing.assert_allclose(kp[1], [49.5, 39.5, 0.6], atol=1e-5)   # neck
+  assert kp[4, 2] == 0.0                                             # r_wrist outside
+  with pytest.raises(ValueError, match="33, 3"):
+    pose_estimator.mediapipe33_to_coco18(np.zeros((18, 3)), 8, 8)
+
+
+def test_mediapipe_on_a_rendered_person():
+  pytest.importorskip("mediapipe")
+  res = 256
+  cam = cams.camera_ring([0.0], height=res, width=res, fov_y_deg=sequence.DEFAULT_FOV_Y_DEG)
+  seq = sequence.ScriptedSequence(3, (("wave", 8),), cameras=cam, seed=3)
+  out = seq.render_frames([0, 2, 4, 6])
+  rgb, exact, mask = out["rgb"][0], out["keypoints"][0], out["mask"][0].astype(bool)
+  with pose_estimator.MediaPipePose() as pose:
+    kp, seg = pose.estimate_video(rgb)
+  assert kp.shape == exact.shape and seg.shape == mask.shape
+  both = (exact[..., 2] > 0) & (kp[..., 2] > 0.5)
+  err = np.linalg.norm(kp[..., :2] - exact[..., :2], axis=-1)
+  print(f"MediaPipe: {both.sum()} keypoints, mean error {err[both].mean():.2f} px, "
+        f"segmentation IoU {_iou(seg > 0.5, mask):.3f}")
+  assert both.sum() >= 0.8 * (exact[..., 2] > 0).sum()
+  assert err[both].mean() < 8.0                          # measured 6.2 px
+  assert _iou(seg > 0.5, mask) > 0.93                    # measured 0.965
+
+
+def _iou(a, b):
+  return float((a & b).sum() / max((a | b).sum(), 1))
