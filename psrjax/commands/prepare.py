@@ -44,8 +44,12 @@ def run(args) -> int:
                               flow_preset=args.flow_preset)
   tests = tuple(n for n in args.test_videos.split(",") if n)
   log = lambda msg: print(msg, file=sys.stderr, flush=True)
-  index = prepare.prepare(args.videos, args.out, keypoints_dir=args.keypoints, settings=settings,
-                          test_videos=tests, keep_work=args.keep_work, log=log)
+  try:
+    index = prepare.prepare(args.videos, args.out, keypoints_dir=args.keypoints,
+                            settings=settings, test_videos=tests, keep_work=args.keep_work,
+                            log=log)
+  except ImportError as e:   # the optional pose estimator is not installed
+    raise ValueError(str(e)) from e
   print(f"wrote {args.out}: " + ", ".join(f"{n} {s} frames" for s, n in index["splits"].items())
         + f" of {len(index['videos'])} videos; check {args.out}/preview.png")
   return 0

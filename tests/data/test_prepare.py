@@ -1,0 +1,192 @@
+"""`psrjax prepare` on lossy-encoded synthetic videos (exact keypoints imported as NumPy files):
+the dataset's contents, resume and refusal, bad input, and MFCI training on it."""
+import json
+import os
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from psrjax import cli
+from psrjax.data import prepare, prepared, synthetic, video
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
+import train_harness  # noqa: E402
+
+MFCI_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "mfci.py")
+RES = 16          # configs/mfci.py:tiny's frame size
+FRAMES = 12
+SEEDS = (3, 5, 8)
+
+
+def _encode(path, frames, fps=8):
+  iio.imwrite(path, frames, extension=".mp4", fps=fps, codec="libx264", macro_block_size=1,
+              output_params=["-crf", "18"])
+
+
+def write_videos(folder, seeds=SEEDS, frames=FRAMES, resolution=48):
+  """Synthetic clips as MP4 in folder/videos and their exact keypoints in folder/keypoints."""
+  clips = {}
+  os.makedirs(folder / "videos"), os.makedirs(folder / "keypoints")
+  for s in seeds:
+    clip = synthetic.render_clip(s, num_views=1, num_frames=frames, resolution=resolution)
+    _encode(folder / "videos" / f"clip{s}.mp4", clip["rgb"][0])
+    np.save(folder / "keypoints" / f"clip{s}.npy", clip["keypoints"][0])
+    clips[f"clip{s}"] = clip
+  return clips
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+  root = tmp_path_factory.mktemp("prepare")
+  clips = write_videos(root)
+  out = root / "dataset"
+  code = cli.main(["prepare", "--videos", str(root / "videos"), "--keypoints",
+                   str(root / "keypoints"), "--out", str(out), "--resolution", str(RES)])
+  assert code == 0
+  return root, out, clips
+
+
+def test_dataset_is_complete_and_tfds_readable(built):
+  root, out, clips = built
+  index = json.load(open(out / "videos.json"))
+  assert [(v["name"], v["split"], v["num_frames"]) for v in index["videos"]] == [
+      ("clip3", "train", FRAMES), ("clip5", "train", FRAMES), ("clip8", "test", FRAMES)]
+  assert index["splits"] == {"train": 2 * FRAMES, "test": FRAMES}
+  assert index["videos"][0]["estimated"]["mask"] == "background-difference"
+  assert os.path.isfile(out / "preview.png") and not os.path.exists(str(out) + ".partial")
+  import tensorflow_datasets as tfds
+  source = tfds.builder_from_directory(prepared.builder_dir(str(out), RES)).as_data_source("train")
+  assert len(source) == 2 * FRAMES
+  assert [(int(source[i]["video"]), int(source[i]["frame"])) for i in (0, FRAMES - 1, FRAMES)] == [
+      (0, 0), (0, FRAMES - 1), (1, 0)]
+
+
+def test_frames_are_the_crops_of_the_video_and_its_keypoints(built):
+  root, out, clips = built
+  videos = prepared.PreparedVideos(str(out))
+  v = videos.videos("validation")[0]                      # "validation" reads the held-out set
+  assert v.name == "clip8" and v.split == "test"
+  got = videos.frames(v, np.arange(FRAMES))
+  clip = clips["clip8"]
+  box = json.load(open(out / "videos.json"))["videos"][2]["crop_box"]
+  want_kp = video.crop_keypoints(clip["keypoints"][0], box, RES)
+  np.testing.assert_allclose(got["keypoints"], want_kp, atol=1e-5)
+  want_rgb = video.crop_resize(clip["rgb"][0], box, RES).astype(np.float64)
+  mse = np.mean((got["rgb"] - want_rgb) ** 2)
+  assert 10 * np.log10(255 ** 2 / mse) > 28            # lossy H.264 (crf 18) round trip
+  assert got["mask"].shape == (FRAMES, RES, RES) and set(np.unique(got["mask"])) <= {0, 1}
+  assert got["flow_fwd"].dtype == np.float32 and np.all(got["flow_fwd"][-1] == 0)
+  assert np.all(got["flow_bwd"][0] == 0)
+  assert got["background"].shape == (FRAMES, RES, RES, 3)
+
+
+def test_an_existing_dataset_is_never_overwritten(built, capsys):
+  root, out, _ = built
+  before = sorted(os.listdir(out))
+  code = cli.main(["prepare", "--videos", str(root / "videos"), "--keypoints",
+                   str(root / "keypoints"), "--out", str(out), "--resolution", str(RES)])
+  assert code == 2 and "already exists" in capsys.readouterr().err
+  assert sorted(os.listdir(out)) == before
+
+
+def test_an_interrupted_run_leaves_no_dataset_and_resumes(tmp_path, monkeypatch):
+  write_videos(tmp_path, seeds=(3, 5), frames=4)
+  real, calls = prepare.process_video, []
+
+  def crash_on_second(path, kp_path, settings):
+    calls.append(os.path.basename(path))
+    if len(calls) == 2:
+      raise KeyboardInterrupt
+    return real(path, kp_path, settings)
+
+  monkeypatch.setattr(prepare, "process_video", crash_on_second)
+  out, args = tmp_path / "ds", dict(keypoints_dir=str(tmp_path / "keypoints"),
+                                    settings=prepare.Settings(resolution=RES))
+  with pytest.raises(KeyboardInterrupt):
+    prepare.prepare(str(tmp_path / "videos"), str(out), **args)
+  assert not out.exists()
+  with pytest.raises(FileNotFoundError, match="interrupted"):
+    prepared.PreparedVideos(str(out))
+  calls.clear()
+  monkeypatch.setattr(prepare, "process_video", lambda *a: calls.append(a) or real(*a))
+  log = []
+  prepare.prepare(str(tmp_path / "videos"), str(out), log=log.append, **args)
+  assert len(calls) == 1 and any("resumed" in line for line in log)
+  assert [v.num_frames for v in prepared.PreparedVideos(str(out)).videos("train")] == [4]
+
+
+def _bad_case(case, folder):
+  """A videos folder (and keypoints folder or None) with one defect; returns the name the error
+  must mention."""
+  clip = synthetic.render_clip(3, num_views=1, num_frames=4, resolution=32)
+  (folder / "videos").mkdir(), (folder / "keypoints").mkdir()
+  kp = clip["keypoints"][0]
+  if case == "corrupt_video":
+    (folder / "videos" / "a.mp4").write_bytes(os.urandom(2000))
+  else:
+    _encode(folder / "videos" / "a.mp4", clip["rgb"][0])
+  if case == "count_mismatch":
+    kp = kp[:3]
+  if case == "no_person":
+    kp = np.zeros_like(kp)
+  np.save(folder / "keypoints" / "a.npy", kp)
+  if case == "corrupt_json":
+    os.remove(folder / "keypoints" / "a.npy")
+    (folder / "keypoints" / "a").mkdir()
+    for t in range(4):
+      (folder / "keypoints" / "a" / f"a_{t:012d}_keypoints.json").write_text('{"people": [')
+  if case == "mixed_resolution":
+    (folder / "videos" / "b").mkdir()
+    iio.imwrite(folder / "videos" / "b" / "0.png", clip["rgb"][0, 0])
+    iio.imwrite(folder / "videos" / "b" / "1.png", clip["rgb"][0, 1, :16])
+    np.save(folder / "keypoints" / "b.npy", kp)
+    return "1.png"
+  if case == "missing_keypoints":
+    os.remove(folder / "keypoints" / "a.npy")
+  if case == "no_estimator":
+    os.remove(folder / "keypoints" / "a.npy")
+    return "pip install 'psrjax[pose]'"
+  if case == "empty_folder":
+    os.remove(folder / "videos" / "a.mp4")
+    return "no videos"
+  return "a"
+
+
+@pytest.mark.parametrize("case", ["corrupt_video", "count_mismatch", "no_person", "corrupt_json",
+                                  "mixed_resolution", "missing_keypoints", "empty_folder",
+                                  "no_estimator"])
+def test_bad_input_is_a_one_line_error_and_writes_nothing(case, tmp_path, capsys, monkeypatch):
+  name = _bad_case(case, tmp_path)
+  out = tmp_path / "ds"
+  keypoints = ["--keypoints", str(tmp_path / "keypoints")]
+  if case == "no_estimator":
+    keypoints = []
+    monkeypatch.setitem(sys.modules, "mediapipe", None)   # import mediapipe -> ImportError
+  code = cli.main(["prepare", "--videos", str(tmp_path / "videos"), *keypoints, "--out", str(out),
+                   "--resolution", str(RES)])
+  err = capsys.readouterr().err.strip()
+  assert code == 2 and len(err.splitlines()) == 1 and name in err, err
+  assert not out.exists()
+
+
+def test_mfci_trains_evaluates_and_synthesizes_on_prepared_videos(built, tmp_path):
+  from psrjax.train import loop
+  _, out, _ = built
+  config = train_harness.config_with(f"{MFCI_CONFIG}:tiny,data={out}")
+  assert config.data.dataset == str(out) and config.data.resolution == RES
+  result = loop.train(config, str(tmp_path / "run"))
+  assert result.step == 4 and result.eval_results["num_examples"] == 1
+  assert np.isfinite(result.eval_results["psnr/fused"])
+  movie = tmp_path / "out.mp4"
+  assert cli.main(["synthesize", "--workdir", result.workdir, "--out", str(movie)]) == 0
+  assert iio.imread(movie).shape[0] == 7
+
+
+def test_a_config_resolution_that_differs_from_the_dataset_is_an_error(built):
+  from psrjax.systems import base
+  _, out, _ = built
+  config = train_harness.config_with(f"{MFCI_CONFIG}:tiny,data={out}", **{"data.resolution": 32})
+  with pytest.raises(ValueError, match="prepare it with --resolution 32"):
+    base.get_system(config).dataset("train", seed=0, shard_index=0, shard_count=1)
