@@ -9,47 +9,32 @@ are refused: nothing here touches the network.
 
 Conventions: frames are RGB uint8 [H, W, 3]. MediaPipe's landmarks are normalised image
 coordinates (0 and 1 at the image's outer edges), so pixel x = x_norm W - 0.5 puts pixel centres
-at integers, the batch contract's convention. `mediapipe33_to_coco18` maps BlazePose's 33
-landmarks to COCO-18 (order `psrjax.data.synthetic.keypoints.COCO_NAMES`): the neck is the mean
-of the shoulders (confidence the smaller of theirs), every other keypoint the same-named landmark;
-confidence is MediaPipe's visibility, and 0 for keypoints outside the image. Segmentation is
+at integers, the batch contract's convention. `keypoint_io.mediapipe33_to_coco18` maps
+BlazePose's 33 landmarks to COCO-18 (order `psrjax.data.synthetic.keypoints.COCO_NAMES`): the
+neck is the mean of the shoulders (confidence the smaller of theirs), every other keypoint the
+same-named landmark; confidence is MediaPipe's visibility; keypoints outside the image are
+(0, 0, 0). Segmentation is
 MediaPipe's float32 [H, W] person probability in [0, 1].
 """
 from __future__ import annotations
 
 import numpy as np
 
+from psrjax.data.keypoint_io import mediapipe33_to_coco18
+
 _MISSING = ("the offline pose estimator needs MediaPipe: pip install 'psrjax[pose]' (cp311 Linux "
             "x86-64 only); or pass --keypoints with OpenPose JSON")
-# BlazePose landmark index of each COCO-18 keypoint (the neck, -1, is the shoulders' mean).
-_FROM_33 = (0, -1, 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 5, 2, 8, 7)
-_L_SHOULDER, _R_SHOULDER = 11, 12
-
-
-def mediapipe33_to_coco18(landmarks, height: int, width: int) -> np.ndarray:
-  """float32 [..., 18, 3] COCO-18 (x, y pixels, confidence) from BlazePose landmarks
-  [..., 33, 3] (x, y normalised to [0, 1], visibility), as the module docstring says."""
-  lm = np.asarray(landmarks, np.float32)
-  if lm.ndim < 2 or lm.shape[-2:] != (33, 3):
-    raise ValueError(f"landmarks must be [..., 33, 3] (x, y normalised, visibility); got {lm.shape}")
-  xy = lm[..., :2] * np.array([width, height], np.float32) - 0.5
-  conf = np.clip(lm[..., 2], 0.0, 1.0)
-  idx = np.array([max(i, 0) for i in _FROM_33])
-  out = np.concatenate([xy[..., idx, :], conf[..., idx, None]], axis=-1)
-  out[..., 1, :2] = 0.5 * (xy[..., _L_SHOULDER, :] + xy[..., _R_SHOULDER, :])
-  out[..., 1, 2] = np.minimum(conf[..., _L_SHOULDER], conf[..., _R_SHOULDER])
-  inside = ((out[..., 0] >= -0.5) & (out[..., 0] < width - 0.5)
-            & (out[..., 1] >= -0.5) & (out[..., 1] < height - 0.5))
-  out[..., 2] = np.where(inside, out[..., 2], 0.0)
-  return out
-
-
 def _import_mediapipe():
   try:
     import mediapipe as mp
     return mp.solutions.pose
   except ImportError as err:
     raise ImportError(_MISSING) from err
+
+
+def check_installed() -> None:
+  """Raises the one-line ImportError when MediaPipe is not installed (before any long work)."""
+  _import_mediapipe()
 
 
 class MediaPipePose:

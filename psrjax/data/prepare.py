@@ -28,6 +28,7 @@ finished. A DATASET that already exists is never touched: prepare refuses.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -35,9 +36,13 @@ import os
 import shutil
 import sys
 
+import cv2
+import imageio.v3 as iio
 import numpy as np
 
-from psrjax.data import prepared
+from psrjax.data import estimate, keypoint_io, pose_estimator, prepared, video
+from psrjax.data.synthetic import visualize
+from psrjax.geometry import face_crop
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -128,8 +133,6 @@ def fingerprint(path: str, kp_path: str | None, settings: Settings) -> str:
 def _estimate_poses(path: str, info) -> tuple[np.ndarray, list[np.ndarray]]:
   """MediaPipe keypoints [T, 18, 3] of the full frames and their segmentations (uint8 0..255,
   downscaled to at most 512 px on the longer side to bound memory)."""
-  from psrjax.data import pose_estimator, video  # pylint: disable=g-import-not-at-top
-  import cv2  # pylint: disable=g-import-not-at-top
   scale = min(1.0, 512 / max(info.height, info.width))
   small = (max(1, round(info.width * scale)), max(1, round(info.height * scale)))
   keypoints, segmentations = [], []
@@ -145,8 +148,6 @@ def _estimate_poses(path: str, info) -> tuple[np.ndarray, list[np.ndarray]]:
 
 def _crop_segmentations(segmentations, info, box, resolution: int) -> np.ndarray:
   """Person masks {0,1} [T, R, R] from the estimator's segmentations."""
-  import cv2  # pylint: disable=g-import-not-at-top
-  from psrjax.data import video  # pylint: disable=g-import-not-at-top
   out = []
   for seg in segmentations:
     full = cv2.resize(seg, (info.width, info.height), interpolation=cv2.INTER_LINEAR)
@@ -156,7 +157,6 @@ def _crop_segmentations(segmentations, info, box, resolution: int) -> np.ndarray
 
 
 def _crop_frames(path: str, box, resolution: int, num_frames: int) -> np.ndarray:
-  from psrjax.data import video  # pylint: disable=g-import-not-at-top
   frames = np.empty((num_frames, resolution, resolution, 3), np.uint8)
   count = 0
   for frame in video.iter_frames(path):
@@ -173,9 +173,7 @@ def _crop_frames(path: str, box, resolution: int, num_frames: int) -> np.ndarray
 
 def process_video(path: str, kp_path: str | None, settings: Settings) -> dict:
   """Frames, keypoints and estimated modalities of one video at R x R, plus its metadata."""
-  from psrjax.data import estimate, keypoint_io, video  # pylint: disable=g-import-not-at-top
-  from psrjax.geometry import face_crop  # pylint: disable=g-import-not-at-top
-  info = video.probe(path)
+  info = _probe(path)
   if info.num_frames < settings.min_frames:
     raise ValueError(f"{path} has {info.num_frames} frame(s); a video needs at least "
                      f"{settings.min_frames} (flow needs neighbours)")
@@ -188,15 +186,14 @@ def process_video(path: str, kp_path: str | None, settings: Settings) -> dict:
                                            height=info.height, width=info.width)
     sources = {"keypoints": f"imported:{os.path.basename(kp_path)}",
                "mask": "background-difference"}
-  if not np.any(keypoints[..., 2] > 0):
-    raise ValueError(f"no person found in {path}: no keypoint is visible in any frame; check the "
-                     "video or its keypoint files")
+  _check_person(keypoints, path)
   box = video.person_box(keypoints, info.height, info.width)
   r = settings.resolution
   frames = _crop_frames(path, box, r, info.num_frames)
   kp = video.crop_keypoints(keypoints, box, r)
   if settings.smooth > 0:
     kp = keypoint_io.smooth_keypoints(kp, sigma=settings.smooth)
+  kp = np.where(kp[..., 2:] > 0, kp, 0.0)          # missing keypoints are (0, 0, 0)
   background, _ = estimate.background_median(frames, estimate.person_region(kp, r, r))
   if segmentations is not None:
     mask = _crop_segmentations(segmentations, info, box, r)
@@ -317,7 +314,6 @@ def _record(data: dict, video: int, frame: int, t: int) -> dict:
 def preview_sheet(entries: list[dict], *, max_videos: int = 6, columns: int = 4) -> np.ndarray:
   """uint8 image: per video (row) `columns` frames spread over it, each as frame + skeleton,
   frame with the mask tinted red, and the forward flow's colour code, side by side."""
-  from psrjax.data.synthetic import visualize  # pylint: disable=g-import-not-at-top
   rows = []
   for entry in entries[:max_videos]:
     data = load_cached(entry["cache"])
@@ -334,14 +330,40 @@ def preview_sheet(entries: list[dict], *, max_videos: int = 6, columns: int = 4)
 
 
 def _check_inputs(paths, keypoints_dir) -> dict:
-  """Fails before any long work: every video opens and has keypoints, when a folder is given.
-  Returns {video path: keypoint path or None}."""
-  from psrjax.data import video  # pylint: disable=g-import-not-at-top
-  if keypoints_dir is not None and not os.path.isdir(keypoints_dir):
+  """Fails before anything is written: every video opens, and has keypoints for each of its
+  frames with a person in them (or the estimator is installed). Returns {video: keypoint path
+  or None}."""
+  if keypoints_dir is None:
+    pose_estimator.check_installed()
+  elif not os.path.isdir(keypoints_dir):
     raise FileNotFoundError(f"--keypoints {keypoints_dir!r} is not a folder")
+  found = {}
   for path in paths:
-    video.probe(path)
-  return {p: keypoint_path(keypoints_dir, video_name(p)) if keypoints_dir else None for p in paths}
+    info = _probe(path)
+    found[path] = keypoint_path(keypoints_dir, video_name(path)) if keypoints_dir else None
+    if found[path] is not None:
+      kp = keypoint_io.load_keypoints(found[path], num_frames=info.num_frames,
+                                      height=info.height, width=info.width)
+      _check_person(kp, path)
+  return found
+
+
+def _check_person(keypoints: np.ndarray, path: str) -> None:
+  if not np.any(keypoints[..., 2] > 0):
+    raise ValueError(f"no person found in {path}: no keypoint is visible in any frame; check the "
+                     "video or its keypoint files")
+
+
+def _probe(path: str):
+  """`video.probe`, once per version of a video (counting frames decodes the whole video)."""
+  st = os.stat(path)
+  return _probe_version(path, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _probe_version(path: str, size: int, mtime_ns: int):
+  del size, mtime_ns  # cache keys only
+  return video.probe(path)
 
 
 def prepare(videos_dir: str, out: str, *, keypoints_dir: str | None = None,
@@ -349,7 +371,6 @@ def prepare(videos_dir: str, out: str, *, keypoints_dir: str | None = None,
             keep_work: bool = False, log=print) -> dict:
   """Builds the prepared dataset `out` from the videos of `videos_dir` (module docstring);
   returns its index (videos.json)."""
-  import imageio.v3 as iio  # pylint: disable=g-import-not-at-top
   out = os.path.abspath(os.path.expanduser(out))
   if os.path.exists(out):
     raise ValueError(f"--out {out} already exists; choose a new folder (prepare never "

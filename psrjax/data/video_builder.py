@@ -67,7 +67,11 @@ class VideoFramesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     entries = self._entries(dl_manager)
     self.info.metadata.update(prepare.make_index(entries, self._settings()))
     splits = sorted({e["split"] for e in entries})
-    return {s: prepare.records(entries, s) for s in splits}
+    return {s: self._generate_examples(entries, s) for s in splits}
+
+  def _generate_examples(self, entries, split):
+    """One record per frame of `split`'s videos, in order (`prepare.records`)."""
+    yield from prepare.records(entries, split)
 
 
 class _FromEntries(VideoFramesBuilder, skip_registration=True):

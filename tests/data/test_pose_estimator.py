@@ -28,24 +28,6 @@ def test_only_the_shipped_model_is_accepted():
     pose_estimator.MediaPipePose(model_complexity=2)
 
 
-def test_mediapipe33_to_coco18_pixels_neck_and_outside():
-  lm = np.zeros((33, 3), np.float32)
-  lm[:, 2] = 0.9
-  lm[11] = (0.75, 0.5, 0.8)      # left shoulder
-  lm[12] = (0.25, 0.5, 0.6)      # right shoulder
-  lm[0] = (0.5, 0.125, 0.7)      # nose
-  lm[16] = (1.2, 0.5, 0.9)       # right wrist, outside the image
-  kp = pose_estimator.mediapipe33_to_coco18(lm, height=80, width=100)
-  assert kp.shape == (18, 3) and kp.dtype == np.float32
-  np.testing.assert_allclose(kp[0], [49.5, 9.5, 0.7], atol=1e-5)
-  np.testing.assert_allclose(kp[5], [74.5, 39.5, 0.8], atol=1e-5)   # l_shoulder
-  np.testing.assert_allclose(kp[2], [24.5, 39.5, 0.6], atol=1e-5)   # r_shoulder
-  np.testing.assert_allclose(kp[1], [49.5, 39.5, 0.6], atol=1e-5)   # neck
-  assert kp[4, 2] == 0.0                                             # r_wrist outside
-  with pytest.raises(ValueError, match="33, 3"):
-    pose_estimator.mediapipe33_to_coco18(np.zeros((18, 3)), 8, 8)
-
-
 def test_mediapipe_on_a_rendered_person():
   pytest.importorskip("mediapipe")
   res = 256
