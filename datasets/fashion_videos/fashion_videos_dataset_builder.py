@@ -121,7 +121,7 @@ def list_fashion(manual_dir: str) -> list[tuple[str, str, str, str | None]]:
 
 
 class Builder(video_builder.VideoFramesBuilder):
-  """DwNet's fashion videos as per-frame records (person crop, keypoints, masks, flow, background)."""
+  """DwNet's fashion videos as per-frame records (person crop, keypoints, masks, flow, ...)."""
 
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
   From https://vision.cs.ubc.ca/datasets/fashion/ download fashion_train.txt, fashion_test.txt

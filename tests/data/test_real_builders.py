@@ -283,3 +283,20 @@ def test_folder_wrong_layouts_say_what_is_missing(tmp_path):
   os.makedirs(tmp_path / "openpose" / "a")
   with pytest.raises(FileNotFoundError, match=r"no keypoints for video 'b'"):
     module.list_folder(str(tmp_path))
+
+
+def test_build_videos_script_builds_a_config(tmp_path):
+  """datasets/build_videos.py builds and prints the folder `PreparedVideos` reads."""
+  import subprocess
+  for seed, name in enumerate(["a", "b"]):
+    frames, kp = _clip(30 + seed)
+    _write_frames(str(tmp_path / "manual" / "videos" / name), frames)
+    _write_openpose(str(tmp_path / "manual" / "openpose" / name), name, kp)
+  script = os.path.join(_DATASETS, "build_videos.py")
+  res = subprocess.run([sys.executable, script, "video_folder", "--manual_dir",
+                        str(tmp_path / "manual"), "--data_dir", str(tmp_path / "tfds"),
+                        "--config", "r64"], capture_output=True, text=True, check=True)
+  path = res.stdout.strip().splitlines()[-1]
+  assert path == str(tmp_path / "tfds" / "video_folder" / "r64" / "1.0.0")
+  videos = prepared.PreparedVideos(path)
+  assert videos.resolution == 64 and _summary(videos) == {"a": ("train", 6), "b": ("test", 6)}
