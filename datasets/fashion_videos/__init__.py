@@ -1,0 +1,1 @@
+"""TFDS builder `fashion_videos`: the DwNet fashion videos as psrjax per-frame records."""

@@ -1,0 +1,1 @@
+"""TFDS builder `iper`: the iPER (Impersonator) videos as psrjax per-frame records."""
