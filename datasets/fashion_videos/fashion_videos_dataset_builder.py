@@ -21,8 +21,8 @@ The builder reads MANUAL_DIR in either layout the downloads produce:
                                        them (the `pose` extra)
 
 Listed videos that are not on disk (dead links) are skipped with a warning; a video on disk that
-the lists do not name is an error. Processing is cached per video in MANUAL_DIR/.psrjax_work,
-so an interrupted build resumes. See README.md beside this file.
+the lists do not name is an error. Processing is cached per video
+(`psrjax.data.video_builder`), so an interrupted build resumes. See README.md beside this file.
 """
 from __future__ import annotations
 
@@ -130,20 +130,5 @@ class Builder(video_builder.VideoFramesBuilder):
   keypoints/<video name>/ with OpenPose JSON per frame.
   """
 
-  def _list_videos(self, manual_dir: str) -> list[tuple[str, str, str | None]]:
-    listed = list_fashion(manual_dir)
-    self._names = {os.path.abspath(p): n for _, n, p, _ in listed}
-    return [(s, p, k) for s, _, p, k in listed]
-
-  def _generate_examples(self, entries: list[dict], split: str):
-    """The frame records of `split` (the method TFDS requires of a generator-based builder;
-    `VideoFramesBuilder._split_generators` yields the same `prepare.records` itself)."""
-    yield from prepare.records(entries, split)
-
-  def _entries(self, dl_manager) -> list[dict]:
-    """Entries named by the video's URL name (a frame folder `X.mp4/` is video `X`)."""
-    entries = super()._entries(dl_manager)
-    for e in entries:
-      tail = ":tail" if e["name"].endswith(":tail") else ""
-      e["name"] = self._names.get(e["meta"]["source"], e["name"]) + tail
-    return entries
+  def _list_videos(self, manual_dir: str) -> list[tuple[str, str, str, str | None]]:
+    return list_fashion(manual_dir)

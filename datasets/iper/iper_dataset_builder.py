@@ -24,8 +24,8 @@ docs/manually_download_datasets.md), in MANUAL_DIR:
                                      them (the `pose` extra)
 
 iPER's own `smpls/` (HMR SMPL fits and their 19 projected joints) are not read: their joints are
-not COCO-18. Every video of both split files must be present. Processing is cached per video in
-MANUAL_DIR/.psrjax_work, so an interrupted build resumes. See README.md beside this file.
+not COCO-18. Every video of both split files must be present. Processing is cached per video
+(`psrjax.data.video_builder`), so an interrupted build resumes. See README.md beside this file.
 """
 from __future__ import annotations
 
@@ -128,20 +128,5 @@ class Builder(video_builder.VideoFramesBuilder):
   (-> images_HD/001/1/1/*.png). Optional: keypoints/001_1_1/ with OpenPose JSON per frame.
   """
 
-  def _list_videos(self, manual_dir: str) -> list[tuple[str, str, str | None]]:
-    listed = list_iper(manual_dir)
-    self._names = {os.path.abspath(p): n for _, n, p, _ in listed}
-    return [(s, p, k) for s, _, p, k in listed]
-
-  def _generate_examples(self, entries: list[dict], split: str):
-    """The frame records of `split` (the method TFDS requires of a generator-based builder;
-    `VideoFramesBuilder._split_generators` yields the same `prepare.records` itself)."""
-    yield from prepare.records(entries, split)
-
-  def _entries(self, dl_manager) -> list[dict]:
-    """Entries named by video id (`001_1_1`) rather than by file or folder name."""
-    entries = super()._entries(dl_manager)
-    for e in entries:
-      tail = ":tail" if e["name"].endswith(":tail") else ""
-      e["name"] = self._names.get(e["meta"]["source"], e["name"]) + tail
-    return entries
+  def _list_videos(self, manual_dir: str) -> list[tuple[str, str, str, str | None]]:
+    return list_iper(manual_dir)

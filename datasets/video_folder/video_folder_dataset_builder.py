@@ -16,7 +16,8 @@ camera), laid out as pose-transfer code commonly keeps them, in MANUAL_DIR:
                                      name are held out, and a lone video holds out the last 15 % of
                                      its frames as video `NAME:tail`
 
-Processing is cached per video in MANUAL_DIR/.psrjax_work, so an interrupted build resumes. See
+Processing is cached per video
+(`psrjax.data.video_builder`), so an interrupted build resumes. See
 README.md beside this file.
 """
 from __future__ import annotations
@@ -50,7 +51,7 @@ def read_test_file(path: str, names: list[str]) -> tuple[str, ...]:
   return tuple(held)
 
 
-def list_folder(manual_dir: str) -> list[tuple[str, str, str | None]]:
+def list_folder(manual_dir: str) -> list[tuple[str, str, str, str | None]]:
   """[(split, video path, keypoint path or None)] of MANUAL_DIR, by name."""
   videos_dir = os.path.join(manual_dir, VIDEOS_DIR)
   if not os.path.isdir(videos_dir):
@@ -63,8 +64,8 @@ def list_folder(manual_dir: str) -> list[tuple[str, str, str | None]]:
   splits = prepare.split_videos(paths, held)
   kp_dir = os.path.join(manual_dir, KEYPOINTS_DIR)
   if not os.path.isdir(kp_dir):
-    return [(splits[p], p, None) for p in paths]
-  return [(splits[p], p, prepare.keypoint_path(kp_dir, n)) for p, n in zip(paths, names)]
+    return [(splits[p], n, p, None) for p, n in zip(paths, names)]
+  return [(splits[p], n, p, prepare.keypoint_path(kp_dir, n)) for p, n in zip(paths, names)]
 
 
 class Builder(video_builder.VideoFramesBuilder):
@@ -76,10 +77,5 @@ class Builder(video_builder.VideoFramesBuilder):
   estimates keypoints) and, optionally, the held-out video names in MANUAL_DIR/test.txt.
   """
 
-  def _list_videos(self, manual_dir: str) -> list[tuple[str, str, str | None]]:
+  def _list_videos(self, manual_dir: str) -> list[tuple[str, str, str, str | None]]:
     return list_folder(manual_dir)
-
-  def _generate_examples(self, entries: list[dict], split: str):
-    """The frame records of `split` (the method TFDS requires of a generator-based builder;
-    `VideoFramesBuilder._split_generators` yields the same `prepare.records` itself)."""
-    yield from prepare.records(entries, split)

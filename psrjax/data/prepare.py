@@ -103,13 +103,14 @@ def split_videos(paths: list[str], test_videos: tuple[str, ...] = ()) -> dict[st
   names = [video_name(p) for p in paths]
   unknown = sorted(set(test_videos) - set(names))
   if unknown:
-    raise ValueError(f"--test-videos names {', '.join(unknown)}, which are not videos of the "
-                     f"folder (its videos: {', '.join(names[:10])}{' ...' if len(names) > 10 else ''})")
+    raise ValueError(f"the held-out videos {', '.join(unknown)} are not videos of the folder (its "
+                     f"videos: {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}); "
+                     "name held-out videos by file name without extension")
   if len(paths) == 1:
     return {paths[0]: "train"}   # the tail of the lone video is held out instead
   held = set(test_videos) or set(names[-math.ceil(0.1 * len(paths)):])
   if held == set(names):
-    raise ValueError("every video is held out by --test-videos; leave at least one for training")
+    raise ValueError("every video is held out; leave at least one for training")
   return {p: ("test" if n in held else "train") for p, n in zip(paths, names)}
 
 
@@ -235,14 +236,14 @@ def load_cached(path: str) -> dict:
 
 
 def process_all(paths, splits: dict, keypoints: dict, settings: Settings, work: str,
-                log=print) -> list[dict]:
+                log=print, names: dict | None = None) -> list[dict]:
   """Processes (or loads from the work folder) every video, with keypoints from
-  `keypoints[path]` (None: estimated); returns the dataset's entries {name, split, cache,
-  start, stop, meta} in order."""
+  `keypoints[path]` (None: estimated) and the name `names[path]` (default: `video_name`);
+  returns the dataset's entries {name, split, cache, start, stop, meta} in order."""
   os.makedirs(work, exist_ok=True)
   entries = []
   for i, path in enumerate(paths):
-    name = video_name(path)
+    name = (names or {}).get(path) or video_name(path)
     kp_path = keypoints.get(path)
     cache = _cache_file(work, i, name, fingerprint(path, kp_path, settings))
     if os.path.exists(cache):

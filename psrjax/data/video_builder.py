@@ -2,8 +2,8 @@
 
 `VideoFramesBuilder` is the base of every real-video builder: a subclass lists its videos (and
 keypoint files) per split in `_list_videos(manual_dir)`; the base processes them with
-`psrjax.data.prepare.process_all` (cached per video in MANUAL_DIR/.psrjax_work, so an
-interrupted build resumes), writes one array_record record per frame in video order, and stores
+`psrjax.data.prepare.process_all` (cached per video in DATA_DIR/downloads/psrjax_work/<config>,
+so an interrupted build resumes; the cache is deleted when the build succeeds), writes one array_record record per frame in video order, and stores
 the video index (videos.json's content) as the dataset's TFDS metadata (metadata.json beside
 dataset_info.json), which `psrjax.data.prepared.PreparedVideos` reads. Builder configs set the
 crop size: `r256` (default), `r128`, `r64`.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 
 import tensorflow_datasets as tfds
 
@@ -46,8 +47,8 @@ class VideoFramesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
         features=prepared.features(self.builder_config.resolution), disable_shuffling=True,
         metadata=tfds.core.MetadataDict())
 
-  def _list_videos(self, manual_dir: str) -> list[tuple[str, str, str | None]]:
-    """[(split, video path, keypoint path or None)] in record order."""
+  def _list_videos(self, manual_dir: str) -> list[tuple[str, str, str, str | None]]:
+    """[(split, name, video path, keypoint path or None)] in record order."""
     raise TypeError(f"{type(self).__name__} must define _list_videos")
 
   def _settings(self) -> prepare.Settings:
@@ -59,9 +60,19 @@ class VideoFramesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     listed = self._list_videos(manual_dir)
     if not listed:
       raise ValueError(f"no videos found in {manual_dir}; see the builder's docstring for the layout")
-    paths = [p for _, p, _ in listed]
-    return prepare.process_all(paths, {p: s for s, p, _ in listed}, {p: k for _, p, k in listed},
-                               self._settings(), os.path.join(manual_dir, ".psrjax_work"))
+    paths = [p for _, _, p, _ in listed]
+    self._work = os.path.join(os.fspath(dl_manager.download_dir), "psrjax_work",
+                              self.builder_config.name)
+    return prepare.process_all(paths, {p: s for s, _, p, _ in listed},
+                               {p: k for _, _, p, k in listed}, self._settings(), self._work,
+                               names={p: n for _, n, p, _ in listed})
+
+  def download_and_prepare(self, *args, **kwargs):
+    """Builds the dataset, then deletes the per-video cache (it is only for resuming)."""
+    self._work = None
+    super().download_and_prepare(*args, **kwargs)
+    if self._work and os.path.isdir(self._work):
+      shutil.rmtree(self._work)
 
   def _split_generators(self, dl_manager):
     entries = self._entries(dl_manager)

@@ -66,6 +66,7 @@ def _build(module, manual_dir, data_dir) -> prepared.PreparedVideos:
   builder = module.Builder(config=config, data_dir=str(data_dir))
   builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+  assert not os.path.exists(os.path.join(str(data_dir), "downloads", "psrjax_work", "r32"))
   return prepared.PreparedVideos(str(builder.data_dir))
 
 
@@ -266,8 +267,8 @@ def test_folder_without_test_txt_holds_out_the_last_tenth(tmp_path):
   for name in ("a", "b", "c"):
     _touch(str(tmp_path / "videos" / f"{name}.mp4"))
   listed = module.list_folder(str(tmp_path))
-  assert [(s, os.path.basename(p), k) for s, p, k in listed] == [
-      ("train", "a.mp4", None), ("train", "b.mp4", None), ("test", "c.mp4", None)]
+  assert [(s, n, os.path.basename(p), k) for s, n, p, k in listed] == [
+      ("train", "a", "a.mp4", None), ("train", "b", "b.mp4", None), ("test", "c", "c.mp4", None)]
 
 
 def test_folder_wrong_layouts_say_what_is_missing(tmp_path):
