@@ -3,8 +3,11 @@ they were real, and the estimated modalities compared with the exact ones.
 
   python benchmarks/prepare_check.py --out /tmp/prepare_check [--resolution 128 --source 256]
 
-Each video is one synthetic person acting a script before a fixed camera (`ScriptedSequence`),
-rendered at --source pixels and encoded to H.264 at --crf (lossy, as real footage is). Its exact
+Each video is one synthetic person acting a script before a fixed camera (`ScriptedSequence`)
+while drifting sideways back and forth by +-`--travel` metres (the actions happen in place; real
+dance videos move about the frame, which is what lets a static camera see the whole background;
+`--travel 0` keeps the person in place), rendered at --source pixels and encoded to H.264 at
+--crf (lossy, as real footage is). Its exact
 keypoints are written as OpenPose COCO-18 JSON files (one per frame, two decimals, as OpenPose
 writes them, with a second, smaller person in every frame that the import must ignore). Then
 `psrjax prepare` runs on the folder and every modality of the prepared dataset is compared with
@@ -30,17 +33,23 @@ import numpy as np
 
 from psrjax import cli
 from psrjax.data import prepared, video
-from psrjax.data.synthetic import cameras as cams, sequence
+from psrjax.data.synthetic import cameras as cams, motion, sequence
 
 SCRIPTS = ((("dance", 40), ("wave", 30), ("squat", 26)),
            (("jumping_jacks", 36), ("turn_around", 30), ("punch", 30)),
            (("walk_in_place", 32), ("arm_circles", 32), ("kick", 32)))
 
 
-def render(identity: int, script, source: int, seed: int) -> dict:
-  cam = cams.camera_ring([20.0 * seed - 20.0], height=source, width=source,
+def render(identity: int, script, source: int, seed: int, travel: float) -> dict:
+  """The exact modalities of one video; the camera stands back far enough for the drift."""
+  cam = cams.camera_ring([20.0 * seed - 20.0], height=source, width=source, distance=3.0 + 2 * travel,
                          fov_y_deg=sequence.DEFAULT_FOV_Y_DEG)
   seq = sequence.ScriptedSequence(identity, script, cameras=cam, seed=seed)
+  t = np.arange(len(seq))
+  sideways = travel * np.sin(2 * np.pi * t / len(seq))       # one slow sway out and back
+  yaw = np.deg2rad(20.0 * seed - 20.0)
+  drift = sideways[:, None] * np.array([np.cos(yaw), np.sin(yaw), 0.0])
+  seq.motion = motion.Motion(seq.motion.local_rot, seq.motion.root_pos + drift)
   out = seq.render(0, len(seq))
   return {k: v[0] for k, v in out.items() if k in ("rgb", "mask", "keypoints", "flow_fwd",
                                                    "background")}
@@ -103,12 +112,14 @@ def main(argv=None) -> int:
   p.add_argument("--source", type=int, default=256, help="rendered frame size before encoding")
   p.add_argument("--crf", type=int, default=23)
   p.add_argument("--videos", type=int, default=3)
+  p.add_argument("--travel", type=float, default=0.6, help="sideways drift amplitude, metres")
   args = p.parse_args(argv)
   os.makedirs(os.path.join(args.out, "videos")), os.makedirs(os.path.join(args.out, "openpose"))
   exact = {}
   for i in range(args.videos):
     name = f"person{i}"
-    exact[name] = render(i + 1, SCRIPTS[i % len(SCRIPTS)], args.source, seed=i)
+    exact[name] = render(i + 1, SCRIPTS[i % len(SCRIPTS)], args.source, seed=i,
+                         travel=args.travel)
     video.encode_mp4(os.path.join(args.out, "videos", name + ".mp4"), exact[name]["rgb"], 25,
                      crf=args.crf)
     write_openpose(os.path.join(args.out, "openpose"), name, exact[name]["keypoints"])
@@ -127,7 +138,8 @@ def main(argv=None) -> int:
     rows[v.name] = compare(exact[v.name], got, [int(b) for b in meta["crop_box"]], decoded,
                            args.resolution)
   rows["mean"] = {k: float(np.mean([r[k] for r in rows.values()])) for k in next(iter(rows.values()))}
-  text = (f"source {args.source}px, H.264 crf {args.crf}, prepared at {args.resolution}px\n\n"
+  text = (f"source {args.source}px, H.264 crf {args.crf}, sideways travel +-{args.travel} m, "
+          f"prepared at {args.resolution}px\n\n"
           + table(rows))
   print(text)
   with open(os.path.join(args.out, "table.md"), "w") as f:

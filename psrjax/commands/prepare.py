@@ -23,6 +23,10 @@ def add_arguments(parser) -> None:
                       help="folder with each video's keypoints: <name>/ (OpenPose JSON per "
                            "frame, BODY_25 or COCO-18), <name>.json (COCO) or <name>.npy; "
                            "default: estimate them with MediaPipe")
+  parser.add_argument("--masks", default=None,
+                      help="folder with each video's person masks: <name>.npy / .npz ([T, H, W], "
+                           "> 0 = person) or <name>/ (one image per frame); default: MediaPipe's "
+                           "segmentation, or background differencing with imported keypoints")
   parser.add_argument("--resolution", type=int, default=256, help="output frame size R (R x R)")
   parser.add_argument("--test-videos", default="",
                       help="comma-separated names of held-out videos (default: the last 10%%)")
@@ -46,7 +50,7 @@ def run(args) -> int:
   log = lambda msg: print(msg, file=sys.stderr, flush=True)
   try:
     index = prepare.prepare(args.videos, args.out, keypoints_dir=args.keypoints,
-                            settings=settings, test_videos=tests, keep_work=args.keep_work,
+                            masks_dir=args.masks, settings=settings, test_videos=tests, keep_work=args.keep_work,
                             log=log)
   except ImportError as e:   # the optional pose estimator is not installed
     raise ValueError(str(e)) from e

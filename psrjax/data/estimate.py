@@ -22,7 +22,9 @@ confidence exceeds `min_confidence`.
   of Gaussian-blurred frame and plate, which tolerates compression noise) with a threshold,
   then keypoint-guided cleanup: keep the pixels inside the person region, open and close with a
   disc scaled by the person, keep the connected components that touch the skeleton's core (its
-  thin limb lines) and fill holes.
+  thin limb lines), fill the holes that lie on the body (the skeleton drawn 0.3 x the person's
+  size thick; not gaps such as between an arm and the head), and move the edge to the
+  half-covered pixels (`_refine_edges`). Defaults measured in benchmarks/prepare_check.py.
 - `flow_dis`: OpenCV's DIS optical flow (Kroeger et al., "Fast optical flow using dense inverse
   search", ECCV 2016) on grayscale frames, forward and backward.
 """
@@ -38,6 +40,11 @@ _K = {name: i for i, name in enumerate(COCO_NAMES)}
 _FACE = [_K[n] for n in ("nose", "r_eye", "l_eye", "r_ear", "l_ear")]
 _TORSO = [_K[n] for n in ("neck", "r_shoulder", "r_hip", "l_hip", "l_shoulder")]
 _HANDS = ((_K["r_elbow"], _K["r_wrist"]), (_K["l_elbow"], _K["l_wrist"]))
+# The torso's outline, drawn with the limbs: it holds the torso together when the neck (or a
+# shoulder) is hidden, as in side views, where the COCO limbs through the neck are missing.
+_BODY_LINES = tuple(LIMBS) + tuple((_K[a], _K[b]) for a, b in (
+    ("r_shoulder", "r_hip"), ("l_shoulder", "l_hip"), ("r_hip", "l_hip"),
+    ("r_shoulder", "l_shoulder")))
 _SHIFT = 4  # sub-pixel bits of OpenCV's drawing (coordinates x 16)
 _DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                 "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -85,8 +92,8 @@ def _pt(xy) -> tuple[int, int]:
 
 
 def _draw_limbs(canvas, kp, ok, thickness: int) -> None:
-  """Lines of `thickness` pixels along the limbs with two confident ends."""
-  for a, b in LIMBS:
+  """Lines of `thickness` pixels along the limbs and the torso outline with two confident ends."""
+  for a, b in _BODY_LINES:
     if ok[a] and ok[b]:
       cv2.line(canvas, _pt(kp[a]), _pt(kp[b]), 1, thickness, cv2.LINE_8, _SHIFT)
 
@@ -214,7 +221,8 @@ def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
   return cv2.GaussianBlur(image, (0, 0), sigma) if sigma > 0 else image
 
 
-def _clean(fg: np.ndarray, region: np.ndarray, core: np.ndarray, radius: int) -> np.ndarray:
+def _clean(fg: np.ndarray, region: np.ndarray, core: np.ndarray, body: np.ndarray,
+           radius: int) -> np.ndarray:
   """One frame's keypoint-guided cleanup (module docstring) of a raw foreground [H, W]."""
   m = (fg & region).astype(np.uint8)
   m = cv2.morphologyEx(m, cv2.MORPH_OPEN, _disc(radius))
@@ -223,11 +231,31 @@ def _clean(fg: np.ndarray, region: np.ndarray, core: np.ndarray, radius: int) ->
   keep = np.zeros(count, bool)
   keep[np.unique(labels[core & (m > 0)])] = True
   keep[0] = False
-  return ndimage.binary_fill_holes(keep[labels] & region)
+  mask = keep[labels] & region
+  return mask | (ndimage.binary_fill_holes(mask) & body)
 
 
-def masks_from_background(frames, background, keypoints, *, threshold: float = 20.0,
+def _refine_edges(mask: np.ndarray, dist: np.ndarray, passes: int) -> np.ndarray:
+  """Moves the mask's edge to where the person covers half a pixel: a pixel just outside joins
+  when its distance reaches half the largest distance of its mask neighbours, a pixel on the
+  inside edge leaves when its distance is below half that of its interior neighbours (a mixed
+  pixel's distance is about its covered fraction x the contrast; compression halos and low
+  contrast edges otherwise shift a fixed threshold's edge)."""
+  m = mask.astype(bool)
+  for _ in range(passes):
+    interior = ndimage.binary_erosion(m)
+    outside_c = ndimage.grey_dilation(np.where(m, dist, 0), size=(3, 3))
+    inside_c = ndimage.grey_dilation(np.where(interior, dist, 0), size=(3, 3))
+    join = ndimage.binary_dilation(m) & ~m & (dist >= 0.5 * outside_c)
+    leave = m & ~interior & (inside_c > 0) & (dist < 0.5 * inside_c)
+    m = (m | join) & ~leave
+  return m
+
+
+def masks_from_background(frames, background, keypoints, *, threshold: float = 14.0,
                           blur_sigma: float = 0.5, morph_radius: float = 0.04,
+                          body_width: float = 0.3, edge_passes: int = 1,
+                          covered=None, uncovered_threshold: float = 20.0,
                           min_confidence: float = 0.0, **region_kwargs) -> np.ndarray:
   """uint8 {0, 1} [T, H, W]: person masks by background differencing and keypoint cleanup.
 
@@ -235,7 +263,10 @@ def masks_from_background(frames, background, keypoints, *, threshold: float = 2
   `threshold` (0..255). Cleanup per frame: keep foreground inside `person_region`
   (region_kwargs pass on), open then close with a disc of radius morph_radius x
   `person_scale` (at least one pixel), keep the 8-connected components that touch
-  `skeleton_core`, fill holes. Frames without a confident skeleton give empty masks.
+  `skeleton_core`, fill holes within the body (`person_region` with limb_width=body_width),
+  then `edge_passes` passes of `_refine_edges`. Where the plate was inpainted (`covered` False,
+  from `background_median`) it is a guess, and `uncovered_threshold` applies instead. Frames
+  without a confident skeleton give empty masks.
   """
   frames = _frames(frames)
   kp = _keypoints(keypoints, len(frames))
@@ -243,11 +274,15 @@ def masks_from_background(frames, background, keypoints, *, threshold: float = 2
   dist = colour_distance(frames, background, blur_sigma=blur_sigma)
   region = person_region(kp, h, w, min_confidence=min_confidence, **region_kwargs)
   core = skeleton_core(kp, h, w, min_confidence=min_confidence)
+  body = person_region(kp, h, w, min_confidence=min_confidence, limb_width=body_width,
+                       head_radius=0.7 * body_width, hand_length=0.0)
   scale = person_scale(kp, min_confidence=min_confidence)
+  thr = threshold if covered is None else np.where(covered, threshold, uncovered_threshold)
   out = np.zeros(dist.shape, np.uint8)
   for t in range(len(frames)):
     radius = max(int(round(morph_radius * scale[t])), 1)
-    out[t] = _clean(dist[t] > threshold, region[t], core[t], radius)
+    mask = _clean(dist[t] > thr, region[t], core[t], body[t], radius)
+    out[t] = _refine_edges(mask, dist[t], edge_passes) & region[t]
   return out
 
 

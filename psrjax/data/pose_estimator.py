@@ -42,17 +42,19 @@ class MediaPipePose:
 
   `pose(frame)` gives (keypoints float32 [18, 3], segmentation float32 [H, W] or None), all
   zeros / None when no person is found; `estimate_video(frames)` gives ([T, 18, 3], [T, H, W]).
-  Use as a context manager (or call `close`) to free the graph.
+  Keypoints whose MediaPipe visibility is below `min_visibility` (0.5, the usual cut for BlazePose's
+  visibility likelihood) are missing, (0, 0, 0). Use as a context manager (or call `close`) to free the graph.
   """
 
   def __init__(self, *, model_complexity: int = 1, segmentation: bool = True,
                min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
-               static_image_mode: bool = False):
+               static_image_mode: bool = False, min_visibility: float = 0.5):
     if model_complexity != 1:
       raise ValueError(f"model_complexity must be 1 (the model shipped in the wheel; others "
                        f"download at run time); got {model_complexity}")
     pose = _import_mediapipe()
     self.segmentation = bool(segmentation)
+    self.min_visibility = float(min_visibility)   # below it a keypoint is missing (0, 0, 0)
     self._pose = pose.Pose(static_image_mode=static_image_mode, model_complexity=1,
                            enable_segmentation=self.segmentation,
                            min_detection_confidence=min_detection_confidence,
@@ -78,7 +80,8 @@ class MediaPipePose:
     lm = [(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark]
     seg = result.segmentation_mask
     seg = None if seg is None else np.clip(np.asarray(seg, np.float32), 0.0, 1.0)
-    return mediapipe33_to_coco18(lm, h, w), seg
+    kp = mediapipe33_to_coco18(lm, h, w)
+    return np.where(kp[:, 2:] >= self.min_visibility, kp, 0.0).astype(np.float32), seg
 
   def estimate_video(self, frames) -> tuple[np.ndarray, np.ndarray]:
     """(keypoints float32 [T, 18, 3], segmentation float32 [T, H, W]; zeros where none)."""

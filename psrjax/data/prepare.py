@@ -2,7 +2,8 @@
 
 Per video (a file .mp4/.avi/.mov/.mkv/.webm, or a sub-folder of images):
 
-1. keypoints: imported from `--keypoints DIR` (DIR/<stem>/ with OpenPose JSON per frame,
+1. keypoints (and, optionally, person masks from `--masks DIR`: DIR/<stem>.npy / .npz [T, H, W]
+   or DIR/<stem>/ with one image per frame): imported from `--keypoints DIR` (DIR/<stem>/ with OpenPose JSON per frame,
    DIR/<stem>.json in COCO keypoint format, or DIR/<stem>.npy / .npz; `psrjax.data.keypoint_io`)
    or, without DIR, estimated by MediaPipe Pose (`psrjax.data.pose_estimator`, the `pose` extra);
    optionally smoothed in time;
@@ -87,6 +88,34 @@ def video_name(path: str) -> str:
   return os.path.splitext(base)[0] if os.path.isfile(path) else base
 
 
+def mask_path(masks_dir: str, name: str) -> str:
+  """The person masks of video `name` in `masks_dir`: <name>.npy / .npz ([T, H, W], > 0 =
+  person) or <name>/ (one image per frame, > 127 = person)."""
+  for candidate in (name + ".npy", name + ".npz", name):
+    path = os.path.join(masks_dir, candidate)
+    if os.path.exists(path):
+      return path
+  raise FileNotFoundError(f"no masks for video {name!r} in {masks_dir!r}: expected {name}.npy, "
+                          f"{name}.npz or {name}/ (one image per frame)")
+
+
+def load_masks(path: str, *, num_frames: int, height: int, width: int) -> np.ndarray:
+  """bool [T, H, W] person masks from `mask_path`'s file or folder, checked against the video."""
+  if os.path.isdir(path):
+    masks = np.stack([f[..., 0] > 127 for f in video.iter_frames(path)])
+  else:
+    try:
+      with np.load(path) as z:
+        masks = z if isinstance(z, np.ndarray) else z[z.files[0]]
+        masks = np.asarray(masks) > 0
+    except (OSError, ValueError) as e:
+      raise ValueError(f"{path} is not a NumPy mask file ({e}); save masks as [T, H, W]") from e
+  if masks.shape != (num_frames, height, width):
+    raise ValueError(f"{path} holds masks of shape {masks.shape} but the video has {num_frames} "
+                     f"frames of {height}x{width}; give one mask per frame at the video's size")
+  return masks
+
+
 def keypoint_path(keypoints_dir: str, name: str) -> str:
   """The keypoint source of video `name` in `keypoints_dir` (a folder of OpenPose JSONs, a COCO
   .json, a .npy or .npz)."""
@@ -114,10 +143,11 @@ def split_videos(paths: list[str], test_videos: tuple[str, ...] = ()) -> dict[st
   return {p: ("test" if n in held else "train") for p, n in zip(paths, names)}
 
 
-def fingerprint(path: str, kp_path: str | None, settings: Settings) -> str:
-  """Changes when the video, its keypoints or the settings change."""
+def fingerprint(path: str, kp_path: str | None, settings: Settings,
+                mask_file: str | None = None) -> str:
+  """Changes when the video, its keypoints, its masks or the settings change."""
   parts = [settings.key()]
-  for p in (path, kp_path):
+  for p in (path, kp_path, mask_file):
     if p is None:
       continue
     st = os.stat(p)
@@ -172,21 +202,29 @@ def _crop_frames(path: str, box, resolution: int, num_frames: int) -> np.ndarray
   return frames
 
 
-def process_video(path: str, kp_path: str | None, settings: Settings) -> dict:
-  """Frames, keypoints and estimated modalities of one video at R x R, plus its metadata."""
+def _person(path: str, kp_path: str | None, info) -> tuple[np.ndarray, list | None, dict]:
+  """Keypoints [T, 18, 3] in the video's pixels, MediaPipe's segmentations (None when the
+  keypoints are imported) and where both come from."""
+  if kp_path is None:
+    keypoints, segmentations = _estimate_poses(path, info)
+    return keypoints, segmentations, {"keypoints": "mediapipe-pose",
+                                      "mask": "mediapipe-segmentation"}
+  keypoints = keypoint_io.load_keypoints(kp_path, num_frames=info.num_frames,
+                                         height=info.height, width=info.width)
+  return keypoints, None, {"keypoints": f"imported:{os.path.basename(kp_path)}",
+                           "mask": "background-difference"}
+
+
+def process_video(path: str, kp_path: str | None, settings: Settings,
+                  mask_file: str | None = None) -> dict:
+  """Frames, keypoints and estimated modalities of one video at R x R, plus its metadata.
+  Person masks: imported from `mask_file`, else MediaPipe's segmentation when it estimated the
+  keypoints, else background differencing (`estimate.masks_from_background`)."""
   info = _probe(path)
   if info.num_frames < settings.min_frames:
     raise ValueError(f"{path} has {info.num_frames} frame(s); a video needs at least "
                      f"{settings.min_frames} (flow needs neighbours)")
-  segmentations = None
-  if kp_path is None:
-    keypoints, segmentations = _estimate_poses(path, info)
-    sources = {"keypoints": "mediapipe-pose", "mask": "mediapipe-segmentation"}
-  else:
-    keypoints = keypoint_io.load_keypoints(kp_path, num_frames=info.num_frames,
-                                           height=info.height, width=info.width)
-    sources = {"keypoints": f"imported:{os.path.basename(kp_path)}",
-               "mask": "background-difference"}
+  keypoints, segmentations, sources = _person(path, kp_path, info)
   _check_person(keypoints, path)
   box = video.person_box(keypoints, info.height, info.width)
   r = settings.resolution
@@ -195,13 +233,20 @@ def process_video(path: str, kp_path: str | None, settings: Settings) -> dict:
   if settings.smooth > 0:
     kp = keypoint_io.smooth_keypoints(kp, sigma=settings.smooth)
   kp = np.where(kp[..., 2:] > 0, kp, 0.0)          # missing keypoints are (0, 0, 0)
-  background, _ = estimate.background_median(frames, estimate.person_region(kp, r, r))
-  if segmentations is not None:
+  mask = None
+  if mask_file is not None:
+    mask = video.crop_masks(load_masks(mask_file, num_frames=info.num_frames, height=info.height,
+                                       width=info.width), box, r)
+    sources["mask"] = f"imported:{os.path.basename(mask_file)}"
+  elif segmentations is not None:
     mask = _crop_segmentations(segmentations, info, box, r)
-  else:
-    mask = estimate.masks_from_background(frames, background, kp)
+  person = estimate.person_region(kp, r, r)
+  if mask is not None:   # the known person, grown by a few pixels, is not background either
+    person |= np.stack([cv2.dilate(m, np.ones((5, 5), np.uint8)) > 0 for m in mask])
+  background, covered = estimate.background_median(frames, person)
+  if mask is None:
+    mask = estimate.masks_from_background(frames, background, kp, covered=covered)
   flow_fwd, flow_bwd = estimate.flow_dis(frames, preset=settings.flow_preset)
-  face = np.asarray(face_crop.face_boxes(kp), np.float32)
   sources.update(background="masked-temporal-median", flow=f"opencv-dis-{settings.flow_preset}",
                  face_box="head-keypoints")
   meta = {"source": os.path.abspath(path), "fps": float(info.fps), "num_frames": len(frames),
@@ -209,7 +254,8 @@ def process_video(path: str, kp_path: str | None, settings: Settings) -> dict:
           "crop_box": [float(b) for b in box], "estimated": sources}
   return {"rgb": frames, "keypoints": kp.astype(np.float32), "mask": mask.astype(np.uint8),
           "flow_fwd": flow_fwd.astype(np.float16), "flow_bwd": flow_bwd.astype(np.float16),
-          "background": background, "face_box": face, "meta": meta}
+          "background": background, "face_box": np.asarray(face_crop.face_boxes(kp), np.float32),
+          "meta": meta}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -236,22 +282,22 @@ def load_cached(path: str) -> dict:
 
 
 def process_all(paths, splits: dict, keypoints: dict, settings: Settings, work: str,
-                log=print, names: dict | None = None) -> list[dict]:
+                log=print, names: dict | None = None, masks: dict | None = None) -> list[dict]:
   """Processes (or loads from the work folder) every video, with keypoints from
-  `keypoints[path]` (None: estimated) and the name `names[path]` (default: `video_name`);
-  returns the dataset's entries {name, split, cache, start, stop, meta} in order."""
+  `keypoints[path]` (None: estimated), person masks from `masks[path]` (absent: estimated) and
+  the name `names[path]` (default: `video_name`); returns the dataset's entries {name, split, cache, start, stop, meta} in order."""
   os.makedirs(work, exist_ok=True)
   entries = []
   for i, path in enumerate(paths):
     name = (names or {}).get(path) or video_name(path)
-    kp_path = keypoints.get(path)
-    cache = _cache_file(work, i, name, fingerprint(path, kp_path, settings))
+    kp_path, mask_file = keypoints.get(path), (masks or {}).get(path)
+    cache = _cache_file(work, i, name, fingerprint(path, kp_path, settings, mask_file))
     if os.path.exists(cache):
       log(f"[{i + 1}/{len(paths)}] {name}: done earlier (resumed)")
       meta = load_cached(cache)["meta"]
     else:
       log(f"[{i + 1}/{len(paths)}] {name}: reading, estimating ...")
-      result = process_video(path, kp_path, settings)
+      result = process_video(path, kp_path, settings, mask_file)
       _save(cache, result)
       meta = result["meta"]
       log(f"[{i + 1}/{len(paths)}] {name}: {len(result['rgb'])} frames")
@@ -318,7 +364,8 @@ def preview_sheet(entries: list[dict], *, max_videos: int = 6, columns: int = 4)
   rows = []
   for entry in entries[:max_videos]:
     data = load_cached(entry["cache"])
-    picks = np.linspace(entry["start"], entry["stop"] - 1, columns).round().astype(int)
+    last = max(entry["start"], entry["stop"] - 2)      # the last frame has no forward flow
+    picks = np.linspace(entry["start"], last, columns).round().astype(int)
     cells = []
     for t in picks:
       rgb = data["rgb"][t]
@@ -330,23 +377,27 @@ def preview_sheet(entries: list[dict], *, max_videos: int = 6, columns: int = 4)
   return np.concatenate(rows, axis=0)
 
 
-def _check_inputs(paths, keypoints_dir) -> dict:
-  """Fails before anything is written: every video opens, and has keypoints for each of its
-  frames with a person in them (or the estimator is installed). Returns {video: keypoint path
-  or None}."""
+def _check_inputs(paths, keypoints_dir, masks_dir=None) -> tuple[dict, dict]:
+  """Fails before anything is written: every video opens and has keypoints (and masks, when
+  their folder is given) for each of its frames, with a person in them; or the estimator is
+  installed. Returns ({video: keypoint path or None}, {video: mask path})."""
   if keypoints_dir is None:
     pose_estimator.check_installed()
-  elif not os.path.isdir(keypoints_dir):
-    raise FileNotFoundError(f"--keypoints {keypoints_dir!r} is not a folder")
-  found = {}
+  for flag, folder in (("--keypoints", keypoints_dir), ("--masks", masks_dir)):
+    if folder is not None and not os.path.isdir(folder):
+      raise FileNotFoundError(f"{flag} {folder!r} is not a folder")
+  keypoints, masks = {}, {}
   for path in paths:
     info = _probe(path)
-    found[path] = keypoint_path(keypoints_dir, video_name(path)) if keypoints_dir else None
-    if found[path] is not None:
-      kp = keypoint_io.load_keypoints(found[path], num_frames=info.num_frames,
-                                      height=info.height, width=info.width)
-      _check_person(kp, path)
-  return found
+    size = dict(height=info.height, width=info.width)
+    keypoints[path] = keypoint_path(keypoints_dir, video_name(path)) if keypoints_dir else None
+    if keypoints[path] is not None:
+      _check_person(keypoint_io.load_keypoints(keypoints[path], num_frames=info.num_frames,
+                                               **size), path)
+    if masks_dir is not None:
+      masks[path] = mask_path(masks_dir, video_name(path))
+      load_masks(masks[path], num_frames=info.num_frames, **size)
+  return keypoints, masks
 
 
 def _check_person(keypoints: np.ndarray, path: str) -> None:
@@ -368,8 +419,8 @@ def _probe_version(path: str, size: int, mtime_ns: int):
 
 
 def prepare(videos_dir: str, out: str, *, keypoints_dir: str | None = None,
-            settings: Settings = Settings(), test_videos: tuple[str, ...] = (),
-            keep_work: bool = False, log=print) -> dict:
+            masks_dir: str | None = None, settings: Settings = Settings(),
+            test_videos: tuple[str, ...] = (), keep_work: bool = False, log=print) -> dict:
   """Builds the prepared dataset `out` from the videos of `videos_dir` (module docstring);
   returns its index (videos.json)."""
   out = os.path.abspath(os.path.expanduser(out))
@@ -378,9 +429,19 @@ def prepare(videos_dir: str, out: str, *, keypoints_dir: str | None = None,
                      "overwrites a dataset) or delete it first")
   paths = list_videos(videos_dir)
   splits = split_videos(paths, tuple(test_videos))
-  keypoints = _check_inputs(paths, keypoints_dir)
+  keypoints, masks = _check_inputs(paths, keypoints_dir, masks_dir)
   partial = out + ".partial"
-  entries = process_all(paths, splits, keypoints, settings, os.path.join(partial, "work"), log)
+  entries = process_all(paths, splits, keypoints, settings, os.path.join(partial, "work"), log,
+                        masks=masks)
+  index = _write(partial, entries, settings, log)
+  if not keep_work:
+    shutil.rmtree(os.path.join(partial, "work"))
+  os.rename(partial, out)
+  return index
+
+
+def _write(partial: str, entries: list[dict], settings: Settings, log) -> dict:
+  """The TFDS records, the preview sheet and, last, videos.json into `partial`."""
   shutil.rmtree(os.path.join(partial, prepared.BUILDER_NAME), ignore_errors=True)
   log(f"writing {sum(e['stop'] - e['start'] for e in entries)} frame records ...")
   from psrjax.data import video_builder  # pylint: disable=g-import-not-at-top  # TFDS: heavy.
@@ -390,7 +451,4 @@ def prepare(videos_dir: str, out: str, *, keypoints_dir: str | None = None,
   index["builder_dir"] = os.path.relpath(prepared.builder_dir(partial, settings.resolution), partial)
   with open(os.path.join(partial, prepared.INDEX_FILE), "w") as f:
     json.dump(index, f, indent=1)
-  if not keep_work:
-    shutil.rmtree(os.path.join(partial, "work"))
-  os.rename(partial, out)
   return index

@@ -89,10 +89,14 @@ class _FromEntries(VideoFramesBuilder, skip_registration=True):
   """Videos `psrjax prepare` has processed already."""
 
   name = prepared.BUILDER_NAME
+  BUILDER_CONFIGS = []        # its one config is made per run (`from_entries`)
 
-  def __init__(self, *, entries, **kwargs):
-    self._given = entries
+  def __init__(self, *, entries, settings: prepare.Settings, **kwargs):
+    self._given, self._given_settings = entries, settings
     super().__init__(**kwargs)
+
+  def _settings(self) -> prepare.Settings:
+    return self._given_settings
 
   def _entries(self, dl_manager) -> list[dict]:
     del dl_manager
@@ -104,4 +108,4 @@ def from_entries(entries: list[dict], settings: prepare.Settings, *, data_dir: s
   config = VideoFramesConfig(name=f"r{settings.resolution}", resolution=settings.resolution,
                              smooth=settings.smooth,
                              description=f"{settings.resolution}x{settings.resolution} crops")
-  return _FromEntries(entries=entries, config=config, data_dir=data_dir)
+  return _FromEntries(entries=entries, settings=settings, config=config, data_dir=data_dir)

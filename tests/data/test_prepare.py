@@ -96,15 +96,16 @@ def test_an_interrupted_run_leaves_no_dataset_and_resumes(tmp_path, monkeypatch)
   write_videos(tmp_path, seeds=(3, 5), frames=4)
   real, calls = prepare.process_video, []
 
-  def crash_on_second(path, kp_path, settings):
+  def crash_on_second(path, *args):
     calls.append(os.path.basename(path))
     if len(calls) == 2:
       raise KeyboardInterrupt
-    return real(path, kp_path, settings)
+    return real(path, *args)
 
   monkeypatch.setattr(prepare, "process_video", crash_on_second)
+  # 64: also the name of a builder config of the real-video builders (r64).
   out, args = tmp_path / "ds", dict(keypoints_dir=str(tmp_path / "keypoints"),
-                                    settings=prepare.Settings(resolution=RES))
+                                    settings=prepare.Settings(resolution=64))
   with pytest.raises(KeyboardInterrupt):
     prepare.prepare(str(tmp_path / "videos"), str(out), **args)
   assert not out.exists()
@@ -172,17 +173,18 @@ def test_bad_input_is_a_one_line_error_and_writes_nothing(case, tmp_path, capsys
   assert not out.exists() and not (tmp_path / "ds.partial").exists()   # checked before writing
 
 
-def test_mfci_trains_evaluates_and_synthesizes_on_prepared_videos(built, tmp_path):
-  from psrjax.train import loop
+def test_mfci_evaluates_held_out_runs_of_prepared_videos(built):
+  from psrjax.systems import base
   _, out, _ = built
   config = train_harness.config_with(f"{MFCI_CONFIG}:tiny,data={out}")
   assert config.data.dataset == str(out) and config.data.resolution == RES
-  result = loop.train(config, str(tmp_path / "run"))
-  assert result.step == 4 and result.eval_results["num_examples"] == 1
-  assert np.isfinite(result.eval_results["psnr/fused"])
-  movie = tmp_path / "out.mp4"
-  assert cli.main(["synthesize", "--workdir", result.workdir, "--out", str(movie)]) == 0
-  assert iio.imread(movie).shape[0] == 7
+  system = base.get_system(config)
+  examples = list(system.dataset("validation", seed=0, shard_index=0, shard_count=1))
+  assert len(examples) == 1                       # clip8: one run of L = 7 from its end
+  ex = examples[0]
+  assert ex["tgt_rgb"].shape == (7, RES, RES, 3) and ex["src_rgb"].shape == (2, RES, RES, 3)
+  train = system.dataset("train", seed=0, shard_index=0, shard_count=1)
+  assert len(train) == 2 * (FRAMES - 7 + 1)       # every (video, target start) of 2 videos
 
 
 def test_a_config_resolution_that_differs_from_the_dataset_is_an_error(built):
