@@ -446,6 +446,7 @@ def _write(partial: str, entries: list[dict], settings: Settings, log) -> dict:
   log(f"writing {sum(e['stop'] - e['start'] for e in entries)} frame records ...")
   from psrjax.data import video_builder  # pylint: disable=g-import-not-at-top  # TFDS: heavy.
   video_builder.from_entries(entries, settings, data_dir=partial).download_and_prepare()
+  shutil.rmtree(os.path.join(partial, "downloads"), ignore_errors=True)   # TFDS's, unused here
   iio.imwrite(os.path.join(partial, "preview.png"), preview_sheet(entries))
   index = make_index(entries, settings)
   index["builder_dir"] = os.path.relpath(prepared.builder_dir(partial, settings.resolution), partial)

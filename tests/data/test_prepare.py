@@ -56,6 +56,7 @@ def test_dataset_is_complete_and_tfds_readable(built):
   assert index["splits"] == {"train": 2 * FRAMES, "test": FRAMES}
   assert index["videos"][0]["estimated"]["mask"] == "background-difference"
   assert os.path.isfile(out / "preview.png") and not os.path.exists(str(out) + ".partial")
+  assert sorted(os.listdir(out)) == ["preview.png", "psrjax_videos", "videos.json"]
   import tensorflow_datasets as tfds
   source = tfds.builder_from_directory(prepared.builder_dir(str(out), RES)).as_data_source("train")
   assert len(source) == 2 * FRAMES
