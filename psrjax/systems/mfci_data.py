@@ -219,9 +219,8 @@ def real_eval_items(videos, split: str, data, num_examples: int) -> list[tuple]:
   video's end backwards, K sources spread evenly over the video's other frames."""
   k, l = data.num_sources, data.num_targets
   runs = []
-  for v in _usable(videos, split, data):
-    starts = range(v.num_frames - l, -1, -l)
-    runs.append([(v, s) for s in starts if v.num_frames - l >= k])
+  for v in _usable(videos, split, data):      # K + L <= frames: K sources outside any run
+    runs.append([(v, s) for s in range(v.num_frames - l, -1, -l)])
   items = []
   for i in range(max(len(r) for r in runs)):
     items += [r[i] for r in runs if i < len(r)]
@@ -254,7 +253,8 @@ def _real_synthesis(data, *, seed, driving_seed, background_seed) -> dict:
   held = _usable(videos, "test", data)
   pick = lambda s: held[int(s) % len(held)]
   video = pick(seed)
-  (_, start, sources), = real_eval_items(videos, "test", data, len(held))[held.index(video):][:1]
+  # The first len(held) evaluation items are each held-out video's last run, in order.
+  _, start, sources = real_eval_items(videos, "test", data, len(held))[held.index(video)]
   example = real_example(videos, video, start, sources, data.num_targets)
   if driving_seed is not None and pick(driving_seed) != video:
     drive = pick(driving_seed)
