@@ -79,6 +79,8 @@ def get_config(arg=None):
       temporal_ranges=(3, 5, 7), # n of the temporal discriminators D_V^n; () = none
       disc_channels=64,          # ndf of the PatchGAN discriminators
       disc_layers=3,             # stride-2 layers of the PatchGANs (pix2pix: 3)
+      conv_impl="auto",          # convolution implementation (psrjax.nn.CONV_IMPLS): "auto"
+                                 # picks per platform; "xla" everywhere
       remat="none",              # activation rematerialisation of every generator and
                                  # discriminator: "none" | "blocks" | "full" (each network whole)
   )

@@ -42,10 +42,11 @@ def compose(fg: jax.Array, mask: jax.Array, bg: jax.Array) -> jax.Array:
   return fg * mask + bg * (1.0 - mask)
 
 
-def conv3x3(features: int, *, dtype: Any = None, kernel_init: Callable = KERNEL_INIT,
-            name: str) -> Conv2D:
+def conv3x3(features: int, *, impl: str = "auto", dtype: Any = None,
+            kernel_init: Callable = KERNEL_INIT, name: str) -> Conv2D:
   """The networks' 3x3 convolution ("same" padding; the parameters of Flax's `nn.Conv`)."""
-  return Conv2D(features, 3, padding="same", dtype=dtype, kernel_init=kernel_init, name=name)
+  return Conv2D(features, 3, padding="same", impl=impl, dtype=dtype, kernel_init=kernel_init,
+                name=name)
 
 
 def fg_outputs(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -68,19 +69,22 @@ class SingleFrameNet(nn.Module):
   features: int = 64  # C of the preliminary features F_fg and F_bg (paper: 64)
   part_features: int = 8  # learned channels per part layer (plus the masked RGB)
   prior_strength: float = 4.0  # weight of the pose part masks added to the segmentation logits
+  conv_impl: str = "auto"  # Conv2D implementation (psrjax.nn.CONV_IMPLS)
   dtype: Any = None  # computation dtype; None: the inputs' (outputs in it, params float32)
   remat: str = "none"  # "none" | "blocks" | "full" (each U-Net whole; psrjax.nn.policy)
 
   def setup(self):
-    unet = lambda out, name: UNet(self.base, self.depth, out, dtype=self.dtype, remat=self.remat,
-                                  name=name)
+    unet = lambda out, name: UNet(self.base, self.depth, out, conv_impl=self.conv_impl,
+                                  dtype=self.dtype, remat=self.remat, name=name)
+    conv = lambda features, name: conv3x3(features, impl=self.conv_impl, dtype=self.dtype,
+                                          name=name)
     self.seg_net = unet(self.base, "segment")
-    self.seg_out = conv3x3(pose_labels.NUM_PARTS + 1, dtype=self.dtype, name="segment_out")
-    self.encoder = conv3x3(self.part_features, dtype=self.dtype, name="encoder")
+    self.seg_out = conv(pose_labels.NUM_PARTS + 1, "segment_out")
+    self.encoder = conv(self.part_features, "encoder")
     self.fg_net = unet(self.features, "foreground")
     self.bg_net = unet(self.features, "background")
-    self.fg_head = conv3x3(4, dtype=self.dtype, name="fg_head")
-    self.bg_head = conv3x3(3, dtype=self.dtype, name="bg_head")
+    self.fg_head = conv(4, "fg_head")
+    self.bg_head = conv(3, "bg_head")
 
   def segment(self, src_rgb, src_pose, src_parts):
     """Soft layers [N, H, W, 11] (channel 0 background, then PARTS), a softmax over layers.
@@ -142,6 +146,7 @@ class RB6(nn.Module):
   """
   width: int = 64  # channels of the residual blocks
   blocks: int = 6  # residual blocks (paper: 6)
+  conv_impl: str = "auto"  # Conv2D implementation (psrjax.nn.CONV_IMPLS)
   dtype: Any = None  # computation dtype; None: the features'
   remat: str = "none"  # "none" | "blocks" | "full" (psrjax.nn.policy)
 
@@ -162,12 +167,13 @@ class RB6(nn.Module):
 
   def _logits(self, x, *, k: int):
     """The residual blocks over the stacked features and poses -> K attention logits."""
-    x = nn.relu(conv3x3(self.width, dtype=x.dtype, name="in")(x))
+    x = nn.relu(conv3x3(self.width, impl=self.conv_impl, dtype=x.dtype, name="in")(x))
     for i in range(self.blocks):
       # MFCI's blocks: zero padding (pix2pixHD's block pads by reflection).
-      x = ResBlock2D(pad_mode="zero", dtype=self.dtype, kernel_init=KERNEL_INIT,
-                     remat=self.remat, name=f"block{i}")(x)
-    return conv3x3(k, dtype=x.dtype, kernel_init=nn.initializers.zeros, name="attention")(x)
+      x = ResBlock2D(pad_mode="zero", impl=self.conv_impl, dtype=self.dtype,
+                     kernel_init=KERNEL_INIT, remat=self.remat, name=f"block{i}")(x)
+    return conv3x3(k, impl=self.conv_impl, dtype=x.dtype, kernel_init=nn.initializers.zeros,
+                   name="attention")(x)
 
 
 class Fusion(nn.Module):
@@ -182,6 +188,7 @@ class Fusion(nn.Module):
   width: int = 64  # RB6 channels
   blocks: int = 6  # RB6 residual blocks
   kv_pool: int = 2  # key/value max-pool of the self-attention (1 = exact SAGAN)
+  conv_impl: str = "auto"  # Conv2D implementation of RB6 (psrjax.nn.CONV_IMPLS)
   dtype: Any = None  # computation dtype; None: the features'
   remat: str = "none"  # of RB6 (psrjax.nn.policy)
 
@@ -199,7 +206,8 @@ class Fusion(nn.Module):
       return jnp.max(feats, axis=1), None
     if self.kind == "sa3d_rb6":
       feats = SelfAttention(self.kv_pool, dtype=self.dtype, name="sa3d")(feats)
-    rb6 = RB6(self.width, self.blocks, dtype=self.dtype, remat=self.remat, name="rb6")
+    rb6 = RB6(self.width, self.blocks, conv_impl=self.conv_impl, dtype=self.dtype,
+              remat=self.remat, name="rb6")
     fused, attention = rb6(feats, src_pose, tgt_pose)
     if self.kind == "rb6_sa2d":
       fused = SelfAttention(self.kv_pool, dtype=self.dtype, name="sa2d")(fused)
@@ -221,6 +229,7 @@ class MultiFrameNet(nn.Module):
   blocks: int = 6  # RB6 residual blocks
   kv_pool: int = 2  # self-attention key/value pooling
   residual_heads: bool = False  # heads zero-initialised and added to `base_logits`
+  conv_impl: str = "auto"  # Conv2D implementation (psrjax.nn.CONV_IMPLS)
   dtype: Any = None  # computation dtype; None: the features' (outputs in it, params float32)
   remat: str = "none"  # of the fusions' RB6 (psrjax.nn.policy)
 
@@ -236,14 +245,17 @@ class MultiFrameNet(nn.Module):
     if self.residual_heads != (base_logits is not None):
       raise ValueError("MultiFrameNet: base_logits must be given exactly when residual_heads")
     fuse = lambda name: Fusion(self.fusion, self.width, self.blocks, self.kv_pool,
-                               dtype=self.dtype, remat=self.remat, name=name)
+                               conv_impl=self.conv_impl, dtype=self.dtype, remat=self.remat,
+                               name=name)
     fused_fg, att_fg = fuse("fg_fusion")(f_fg, src_pose, tgt_pose)
     bg_pose = src_pose if bg_pose is None else bg_pose
     fused_bg, att_bg = fuse("bg_fusion")(f_bg, bg_pose, tgt_pose)
     init = nn.initializers.zeros if self.residual_heads else KERNEL_INIT
     dtype = compute_dtype(self.dtype, f_fg)
-    fg_logits = conv3x3(4, kernel_init=init, dtype=dtype, name="fg_head")(fused_fg)
-    bg_logits = conv3x3(3, kernel_init=init, dtype=dtype, name="bg_head")(fused_bg)
+    head = lambda features, name: conv3x3(features, impl=self.conv_impl, dtype=dtype,
+                                          kernel_init=init, name=name)
+    fg_logits = head(4, "fg_head")(fused_fg)
+    bg_logits = head(3, "bg_head")(fused_bg)
     if base_logits is not None:
       base_fg, base_bg = base_logits(fused_fg, fused_bg)
       fg_logits, bg_logits = fg_logits + base_fg, bg_logits + base_bg

@@ -25,6 +25,7 @@ class TemporalDiscriminator(nn.Module):
   frames: int  # n, the time range (paper: 3, 5 and 7)
   ndf: int = 64  # PatchGAN channels
   num_layers: int = 3  # PatchGAN stride-2 layers
+  conv_impl: str = "auto"  # Conv2D implementation (psrjax.nn.CONV_IMPLS)
   dtype: Any = None  # computation dtype; None: the frames'
   remat: str = "none"  # PatchGAN's (psrjax.nn.policy)
 
@@ -41,8 +42,8 @@ class TemporalDiscriminator(nn.Module):
       raise ValueError(f"D_V^{n}: flows {flows.shape} do not match frames {frames.shape}")
     stack = lambda v: jnp.moveaxis(v, 1, 3).reshape(v.shape[0], v.shape[2], v.shape[3], -1)
     x = jnp.concatenate([stack(frames), stack(flows).astype(frames.dtype)], axis=-1)
-    return PatchGAN(self.ndf, self.num_layers, dtype=self.dtype, remat=self.remat,
-                    name="patchgan")(x)
+    return PatchGAN(self.ndf, self.num_layers, conv_impl=self.conv_impl, dtype=self.dtype,
+                    remat=self.remat, name="patchgan")(x)
 
 
 def windows(video: jax.Array, n: int) -> jax.Array:
@@ -64,6 +65,7 @@ class MultiRangeDiscriminator(nn.Module):
   ranges: tuple[int, ...] = (3, 5, 7)  # the time ranges n
   ndf: int = 64
   num_layers: int = 3
+  conv_impl: str = "auto"  # Conv2D implementation (psrjax.nn.CONV_IMPLS)
   dtype: Any = None  # computation dtype; None: the video's
   remat: str = "none"  # the PatchGANs' (psrjax.nn.policy)
 
@@ -72,8 +74,8 @@ class MultiRangeDiscriminator(nn.Module):
     del train
     out = []
     for n in self.ranges:
-      d = TemporalDiscriminator(n, self.ndf, self.num_layers, dtype=self.dtype, remat=self.remat,
-                                name=f"dv{n}")
+      d = TemporalDiscriminator(n, self.ndf, self.num_layers, conv_impl=self.conv_impl,
+                                dtype=self.dtype, remat=self.remat, name=f"dv{n}")
       frames = windows(video, n)
       flows = windows(flow_bwd, n)[:, 1:]
       out.append(d(frames, flows))

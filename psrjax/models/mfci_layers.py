@@ -20,11 +20,11 @@ from psrjax.nn.policy import compute_dtype, remat_network
 KERNEL_INIT = nn.initializers.lecun_normal()
 
 
-def conv_act(features: int, *, strides: int = 1, dtype: Any = None, remat: str = "none",
-             name: str) -> ConvNormAct2D:
+def conv_act(features: int, *, strides: int = 1, impl: str = "auto", dtype: Any = None,
+             remat: str = "none", name: str) -> ConvNormAct2D:
   """3x3 convolution ("same" padding, optionally strided) followed by LeakyReLU(0.2)."""
   return ConvNormAct2D(features, 3, strides, padding="same", norm="none", activation="leaky_relu",
-                       dtype=dtype, kernel_init=KERNEL_INIT, remat=remat, name=name)
+                       impl=impl, dtype=dtype, kernel_init=KERNEL_INIT, remat=remat, name=name)
 
 
 class UNet(nn.Module):
@@ -38,6 +38,7 @@ class UNet(nn.Module):
   base: int  # channels of the first level
   depth: int  # number of stride-2 levels
   out_features: int  # channels of the returned features
+  conv_impl: str = "auto"  # Conv2D implementation (psrjax.nn.CONV_IMPLS)
   dtype: Any = None  # computation dtype; None: the input's
   remat: str = "none"  # "none" | "blocks" (each conv unit) | "full" (psrjax.nn.policy)
 
@@ -52,8 +53,8 @@ class UNet(nn.Module):
 
   def _forward(self, x):
     width = lambda i: self.base * min(2 ** i, 8)
-    unit = lambda f, name, strides=1: conv_act(f, strides=strides, dtype=self.dtype,
-                                               remat=self.remat, name=name)
+    unit = lambda f, name, strides=1: conv_act(f, strides=strides, impl=self.conv_impl,
+                                               dtype=self.dtype, remat=self.remat, name=name)
     x = unit(width(0), "in")(x)
     skips = []
     for i in range(self.depth):

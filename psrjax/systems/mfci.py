@@ -105,14 +105,15 @@ class MFCI(base.System):
                        f"() for the network's default); got {tuple(c.vgg_layer_weights)}")
     self.single = mfci_models.SingleFrameNet(
         base=m.base, depth=m.depth, features=m.features, part_features=m.part_features,
-        remat=m.remat)
+        conv_impl=m.conv_impl, remat=m.remat)
     self.multi = mfci_models.MultiFrameNet(
         fusion=m.fusion, width=m.fusion_width, blocks=m.fusion_blocks, kv_pool=m.attention_pool,
-        residual_heads=m.residual_heads, remat=m.remat)
-    self.d_frame = PatchGAN(ndf=m.disc_channels, num_layers=m.disc_layers, remat=m.remat)
+        residual_heads=m.residual_heads, conv_impl=m.conv_impl, remat=m.remat)
+    self.d_frame = PatchGAN(ndf=m.disc_channels, num_layers=m.disc_layers, conv_impl=m.conv_impl,
+                            remat=m.remat)
     self.d_video = mfci_discriminators.MultiRangeDiscriminator(
         ranges=tuple(m.temporal_ranges), ndf=m.disc_channels, num_layers=m.disc_layers,
-        remat=m.remat)
+        conv_impl=m.conv_impl, remat=m.remat)
 
   # ----------------------------------------------------------------------------- schedule
   def _temporal(self) -> bool:

@@ -12,7 +12,9 @@ from flax.traverse_util import flatten_dict
 from psrjax.geometry import pose_labels
 from psrjax.models import mfci, mfci_discriminators
 from psrjax.nn import SelfAttention
+from psrjax.nn.cpu import onednn
 from psrjax.models.patchgan import PatchGAN
+from psrjax.train import lowering
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KEY = jax.random.key(0, impl="rbg")
@@ -121,6 +123,31 @@ def test_residual_heads_start_from_the_base_logits():
   np.testing.assert_allclose(out["bg"], jnp.tanh(avg[..., :3] * 0.2), atol=1e-6)
   with pytest.raises(ValueError, match="base_logits"):
     net.init(KEY, feats, feats, src_pose, tgt_pose)
+
+
+def _cpu_conv_calls(module, *inputs):
+  """psrjax's CPU-only convolution calls in `module.apply`, traced here and lowered for CUDA."""
+  params = jax.eval_shape(module.init, KEY, *inputs)
+  text = jax.jit(module.apply).trace(params, *inputs).lower(lowering_platforms=("cuda",)).as_text()
+  return {t for t in lowering.custom_call_targets(text)
+          if t.startswith(lowering.CPU_CONV_TARGET_PREFIX)}
+
+
+@pytest.mark.parametrize("conv_impl", ["xla", "auto"])
+def test_conv_impl_xla_reaches_every_convolution(conv_impl):
+  """With `conv_impl="xla"` the networks make no CPU-only call (the accelerator path); "auto"
+  picks psrjax's oneDNN calls where they are usable here, so the check can fail."""
+  feats, src_pose, tgt_pose = _inputs()
+  video, flows = jnp.zeros((1, 3, 16, 16, 3)), jnp.zeros((1, 3, 16, 16, 2))
+  nets = [(mfci.SingleFrameNet(base=4, depth=2, features=8, part_features=2, conv_impl=conv_impl),
+           _single_frame_inputs()),
+          (mfci.MultiFrameNet("sa3d_rb6", width=8, blocks=1, kv_pool=1, conv_impl=conv_impl),
+           (feats, feats, src_pose, tgt_pose)),
+          (mfci_discriminators.MultiRangeDiscriminator((3,), ndf=4, num_layers=1,
+                                                       conv_impl=conv_impl), (video, flows))]
+  cpu = conv_impl == "auto" and onednn.usable(jnp.zeros(()))
+  for net, inputs in nets:
+    assert bool(_cpu_conv_calls(net, *inputs)) == cpu, type(net).__name__
 
 
 @pytest.mark.parametrize("n", [3, 5, 7])

@@ -1,7 +1,7 @@
 """Every system's train step on the accelerator path, checked on the CPU.
 
 - Lowered for TPU and for CUDA (`lowering_platforms`, no hardware needed) with the convolution
-  implementation GPUs and TPUs run (`model.conv_impl="xla"` where a system has the field): the
+  implementation GPUs and TPUs run (`model.conv_impl="xla"`, a field of every system): the
   module makes no CPU-only call, and under `train.compute_dtype="bfloat16"` every convolution and
   matrix product is bfloat16 (but the float32 coordinate geometry,
   `psrjax.nn.policy.float32_geometry`).
@@ -37,23 +37,16 @@ def _config(name: str, **overrides):
 
 @functools.cache
 def _traced(name: str, conv_impl: str | None, dtype: str):
-  """(stage name, traced step) for every stage of system `name` on one device."""
+  """(stage name, traced step) for every stage of system `name` on one device; `conv_impl`
+  None keeps the config's `model.conv_impl`."""
   overrides = {"train.compute_dtype": dtype}
-  field = "conv_impl" in _config(name).model
-  if conv_impl is not None and field:
+  if conv_impl is not None:
     overrides["model.conv_impl"] = conv_impl
   config = _config(name, **overrides)
-  # A system without a `model.conv_impl` field (MFCI) gets XLA's convolutions from the
-  # platform switch psrjax.nn reads while tracing (PSRJAX_ONEDNN=off), as on an accelerator.
-  env = {} if conv_impl != "xla" or field else {"PSRJAX_ONEDNN": "off"}
-  with pytest.MonkeyPatch.context() as patch:
-    for key, value in env.items():
-      patch.setenv(key, value)
-    ctx = context.build_context(config, None, devices=jax.devices()[:1])
-    batch = partitioning.abstract_batch(ctx.first_batch, ctx.batch_sharding,
-                                        config.train.batch_size)
-    args = (ctx.restore_target(), batch, ctx.base_key, ctx.constants)
-    return tuple((stage.name, ctx.jit_step(stage).trace(*args)) for stage in ctx.stages)
+  ctx = context.build_context(config, None, devices=jax.devices()[:1])
+  batch = partitioning.abstract_batch(ctx.first_batch, ctx.batch_sharding, config.train.batch_size)
+  args = (ctx.restore_target(), batch, ctx.base_key, ctx.constants)
+  return tuple((stage.name, ctx.jit_step(stage).trace(*args)) for stage in ctx.stages)
 
 
 def test_every_shipped_system_is_checked():
