@@ -169,14 +169,18 @@ class Pix2PixHD(base.System):
         base.Phase("g", ("g",), self._g_loss)),
                        forward=self._forward),)
 
-  def _apply_g(self, params, x):
-    return self.generator.apply({"params": params["g"]}, x)
+  def _apply_g(self, params, x, rng=None):
+    """G(x). With `rng` (training), pix2pix's U-Net applies its dropout, its only noise source;
+    without (evaluation, synthesis) it is off, so results are deterministic (pix2pix keeps it
+    at test time as well; its code's `--eval` switches it off, as here)."""
+    if rng is None or self.config.model.generator != "unet":
+      return self.generator.apply({"params": params["g"]}, x)
+    return self.generator.apply({"params": params["g"]}, x, train=True, rngs={"dropout": rng})
 
   def _forward(self, params, b, rng):
     """Every frame generated from its own label: "out" [B, T, H, W, 3]."""
-    del rng
     length = b["rgb"].shape[1]
-    return {"out": unfold(self._apply_g(params, fold(b["label"])), length)}
+    return {"out": unfold(self._apply_g(params, fold(b["label"]), rng), length)}
 
   # ----------------------------------------------------------------------------- losses
   def _disc(self, params, b):

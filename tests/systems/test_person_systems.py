@@ -1,6 +1,6 @@
 """pix2pixHD and Everybody Dance Now on the trainer: a tiny run end to end (train, evaluate on
 the held-out segment, cross-person synthesis), EDN's frame-by-frame generation and face paste,
-the derived person mask and bad configs."""
+pix2pix's training-only dropout, the derived person mask and bad configs."""
 import functools
 import os
 import sys
@@ -78,6 +78,24 @@ def test_edn_face_gan_changes_only_the_face_box():
   inside = np.asarray(face_crop.box_mask(system._boxes(prepared), *main.shape[2:4])) > 0
   np.testing.assert_array_equal(final[~inside], main[~inside])
   assert np.abs(final[inside] - main[inside]).max() > 0
+
+
+def test_pix2pix_dropout_is_noise_in_training_only():
+  """pix2pix's U-Net (6 levels at 64x64: dropout on level 4) draws a new dropout mask from each
+  training step's key; evaluation and synthesis are deterministic."""
+  system = base.get_system(tiny_config("pix2pix", **{"data.resolution": 64,
+                                                     "model.unet_downs": 6}))
+  batch = train_harness.eval_batch(system, 1)
+  params = jax.jit(functools.partial(base.init, system))(jax.random.key(2, impl="rbg"), batch)
+  (stage,) = system.stages()
+  train = jax.jit(lambda p, b, k: stage.forward(p, system.prepare(b), k)["out"])
+  a, b = (np.asarray(train(params, batch, jax.random.key(k, impl="rbg"))) for k in (0, 1))
+  assert np.abs(a - b).max() > 1e-3
+  np.testing.assert_array_equal(np.asarray(train(params, batch, jax.random.key(0, impl="rbg"))), a)
+  run = jax.jit(lambda p, b: base.generate(system, p, b)["frames"])
+  evaluated = np.asarray(run(params, batch))
+  assert np.abs(evaluated - np.clip(a, -1.0, 1.0)).max() > 1e-3   # no dropout mask there
+  np.testing.assert_array_equal(np.asarray(run(params, batch)), evaluated)
 
 
 def test_synthesized_mask_of_the_ground_truth_is_the_person_mask():

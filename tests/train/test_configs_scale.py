@@ -59,6 +59,9 @@ def small(config):
   data = config.get("data")
   if data is not None and data.get("resolution", 0) > MAX_RES:
     data.resolution = MAX_RES
+    model = config.get("model")
+    if model is not None and model.get("generator") == "unet":   # pix2pix: at most a 1x1 bottleneck
+      model.unet_downs = min(model.unet_downs, int(math.log2(MAX_RES)))
   config.train.data_workers = 0
   return config
 

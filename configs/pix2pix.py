@@ -1,0 +1,36 @@
+r"""pix2pix (Isola et al. 2017) as a per-person pose-to-frame baseline: the pix2pixHD system
+(configs/pix2pixhd.py, beside this file) with pix2pix's generator and objective.
+
+Paper settings by default: the U-Net generator (ngf 64, 8 levels to a 1x1 bottleneck at 256x256,
+batch norm with batch statistics, dropout 0.5 on the three inner 8 ngf decoder layers while
+training), one 70x70 PatchGAN (ndf 64, 3 stride-2 layers) on (label, frame), the cross-entropy
+GAN loss + λ_L1 = 100 L1, D's loss halved, Adam 2e-4 (0.5, 0.999), batch 1, the learning rate
+constant for the first half and decayed linearly to 0 over the second. Departure: the PatchGAN
+is pix2pixHD's, with instance norm where pix2pix has batch norm; at pix2pix's batch 1 the two
+normalise the same statistics (batch norm adds the affine scale and shift).
+
+Train on this CPU in minutes (runlocal: pix2pixHD's runlocal data, sizes and recipe, with a
+6-level U-Net, to a 1x1 bottleneck at 64x64 as the paper's at 256x256):
+
+  psrjax train --config configs/pix2pix.py:runlocal --workdir /tmp/pix2pix
+  psrjax synthesize --workdir /tmp/pix2pix --seed 3 --out /tmp/heldout.gif
+
+Arguments as pix2pixHD's (`runlocal`, `tiny`, `label=`, `res=`, `batch=`).
+"""
+import os
+
+from psrjax.config_args import parse_config_arg
+from psrjax.config_utils import load_config_file
+
+PIX2PIXHD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pix2pixhd.py")
+
+
+def get_config(arg=None):
+  """Returns the pix2pix config; `arg` is "runlocal" / "tiny" and `key=value` pairs."""
+  parsed = parse_config_arg(arg, runlocal=False, tiny=False, label="", res=0, batch=0)
+  c = load_config_file(f"{PIX2PIXHD}:{arg}" if arg else PIX2PIXHD)
+  c.model.update(generator="unet", num_d=1)
+  c.loss.update(gan="bce", fm=0.0, vgg=0.0, l1=100.0)
+  if parsed.runlocal:
+    c.model.unet_downs = 6
+  return c
