@@ -76,6 +76,7 @@ def test_masks_cover_the_face_and_leave_the_window(dataset):
   assert np.all(np.isfinite(f["flow_fwd"])) and np.abs(f["flow_fwd"]).max() > 0
 
 
+@pytest.mark.slow  # 218 s with a cold compilation cache on 2 cores; the dataset is checked above
 def test_mfci_trains_on_the_recording_and_synthesizes_a_video(dataset, tmp_path):
   from psrjax.train import loop
   config = train_harness.config_with(f"{MFCI_CONFIG}:tiny,data={dataset}")

@@ -1,6 +1,6 @@
 """The generator forward runs once per step: same training as running it in every phase.
 
-For every GAN stage of both shipped systems, three steps of the step that saves the forward's
+For the GAN stages of the shipped systems, three steps of the step that saves the forward's
 VJP (`forward_once=True`, the default) give the losses and parameters of the step that runs
 the forward inside each phase (`forward_once=False`, what gradient accumulation does), and
 XLA's cost analysis counts fewer FLOPs for it (one generator forward less per step).
@@ -27,11 +27,13 @@ from psrjax.train import step as step_lib  # noqa: E402
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 STEPS = 3
 SLOW = pytest.mark.slow  # the same check on further stages: `pytest -m slow` runs them
-CASES = [pytest.param("psrnet", "layer1", {}, id="psrnet-layer1"),
+# pix2pixHD's stage runs in CI (the cheapest to compile); the larger systems' are slow.
+CASES = [pytest.param("pix2pixhd", "main", {}, id="pix2pixhd-main"),
+         pytest.param("psrnet", "layer1", {}, id="psrnet-layer1", marks=SLOW),
          pytest.param("psrnet", "layer2", {}, id="psrnet-layer2", marks=SLOW),
          pytest.param("psrnet", "joint", {"schedule.mode": "joint"}, id="psrnet-joint", marks=SLOW),
          pytest.param("mfci", "single", {}, id="mfci-single", marks=SLOW),
-         pytest.param("mfci", "fused", {}, id="mfci-fused")]
+         pytest.param("mfci", "fused", {}, id="mfci-fused", marks=SLOW)]
 
 
 def _context(name, overrides):

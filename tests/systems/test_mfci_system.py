@@ -220,12 +220,12 @@ def test_one_device_equals_eight_devices(straight, tmp_path):
   train_harness.check_sharding_invariance(tiny_config(), straight, tmp_path, steps=3)
 
 
+@pytest.mark.slow  # the trainer's exact resume runs in CI (tests/train/test_trainer_resume.py)
 def test_resume_is_exact(straight, tmp_path):
   train_harness.check_exact_resume(tiny_config(), straight, tmp_path, half=3)
 
 
 def test_bfloat16_losses_stay_within_five_percent_of_float32(straight, tmp_path):
-  """MFCI's 2D convolutions are XLA's on every platform (no CPU-specific path to vary)."""
   train_harness.check_bfloat16_close(tiny_config(), straight, tmp_path, rtol=5e-2)
 
 

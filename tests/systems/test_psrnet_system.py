@@ -131,6 +131,7 @@ def test_one_device_equals_eight_devices(straight, tmp_path):
   train_harness.check_sharding_invariance(tiny_config(), straight, tmp_path, steps=2)
 
 
+@pytest.mark.slow  # the trainer's exact resume runs in CI (tests/train/test_trainer_resume.py)
 def test_resume_is_exact(straight, tmp_path):
   train_harness.check_exact_resume(tiny_config(), straight, tmp_path, half=3)
 
@@ -156,7 +157,7 @@ def test_xla_path_one_device_equals_eight_devices(straight_xla, tmp_path):
                                           tmp_path, steps=2)
 
 
-@pytest.mark.slow  # the trainer's exact resume is checked on the default path above
+@pytest.mark.slow  # the trainer's exact resume runs in CI (tests/train/test_trainer_resume.py)
 def test_xla_path_resume_is_exact(straight_xla, tmp_path):
   train_harness.check_exact_resume(tiny_config(**{"model.conv_impl": "xla"}), straight_xla,
                                    tmp_path, half=3)
