@@ -143,7 +143,7 @@ def test_ema_of_a_group_the_stage_does_not_train_is_kept():
   # them (1 - decay) / (1 - decay^2) = 2/3 against the average so far.
   jax.tree.map(np.testing.assert_array_equal, new["ema"]["d"], new["params"]["d"])
   newer, _ = jax.jit(step)(new, batch, jax.random.key(2), {})
-  jax.tree.map(lambda e, e0, p: np.testing.assert_allclose(e, e0 + (p - e0) * 2 / 3, rtol=1e-6),
+  jax.tree.map(lambda e, e0, p: train_harness.assert_close(e, e0 + (p - e0) * 2 / 3, rtol=1e-6),
                newer["ema"]["d"], new["ema"]["d"], newer["params"]["d"])
 
 

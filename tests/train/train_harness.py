@@ -25,6 +25,15 @@ def eval_batch(system, size: int = 2) -> dict:
   return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
 
 
+def assert_close(actual, desired, *, rtol: float, err_msg: str = "") -> None:
+  """`actual` equals `desired` to `rtol`, with an absolute floor of `rtol` times the largest
+  |desired|: a near-zero element carries the rounding of the array's scale, and FMA
+  contraction and vector width (AVX2 vs AVX-512) move its last bits by that much."""
+  desired = np.asarray(desired)
+  floor = rtol * float(np.max(np.abs(desired))) if desired.size else 0.0
+  np.testing.assert_allclose(actual, desired, rtol=rtol, atol=floor, err_msg=err_msg)
+
+
 def host_params(result: loop.TrainResult):
   return jax.tree.map(np.asarray, jax.device_get(result.state["params"]))
 
