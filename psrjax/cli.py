@@ -48,12 +48,19 @@ def main(argv: Sequence[str] | None = None) -> int:
   # grain worker processes read absl flags: make them parsed before any worker starts.
   if not flags.FLAGS.is_parsed():
     flags.FLAGS(["psrjax"])
-  parser = argparse.ArgumentParser(prog=f"psrjax {verb}", description=command.__doc__)
+  parser = argparse.ArgumentParser(prog=f"psrjax {verb}", description=command.__doc__,
+                                   add_help=False)
   command.add_arguments(parser)
   try:
     overrides, rest = config_utils.split_overrides(rest)
-  except ValueError as e:
-    parser.error(str(e))
+    if hasattr(command, "add_dynamic_arguments"):
+      # Options that depend on other options (e.g. the system a --workdir holds), added before
+      # --help is answered so that it lists them.
+      known, _ = parser.parse_known_args(rest)
+      command.add_dynamic_arguments(parser, known)
+  except (ValueError, FileNotFoundError) as e:
+    parser.error(" ".join(str(e).split()))
+  parser.add_argument("-h", "--help", action="help", help="show this help message and exit")
   args = parser.parse_args(rest)
   args.config_overrides = overrides
   try:

@@ -1,16 +1,42 @@
 """Test-session setup: eight fake CPU devices and a persistent XLA compilation cache.
 
-Both must be configured before JAX initialises its backend, so they live here.
+Both must be configured before JAX initialises its backend, so they live here. The cache is
+`$PSRJAX_TEST_JAX_CACHE` (default ~/.cache/psrjax/jax-test-cache) in this host's subdirectory
+(`psrjax.commands.cache_namespace`: the CPU's instruction set and psrjax's CPU convolution
+sources; JAX's own key covers the program, the jax/jaxlib versions and the XLA flags), so an
+entry compiled for another CPU or by other convolution code is never used. `psrjax` commands
+started in subprocesses share it (`$PSRJAX_CACHE_DIR`).
 """
 import os
+
+import pytest
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
 
-_CACHE = os.environ.get(
+from psrjax import commands  # noqa: E402
+
+_BASE = os.environ.get(
     "PSRJAX_TEST_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "psrjax", "jax-test-cache"))
-jax.config.update("jax_compilation_cache_dir", _CACHE)
+os.environ.setdefault(commands.CACHE_ENV, _BASE)
+commands.use_compilation_cache(os.path.join(_BASE, commands.cache_namespace()))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+@pytest.fixture(scope="session")
+def system_runs(tmp_path_factory):
+  """`system_runs(name)`: the session's shared runs of system `name` (tests/systems/
+  conformance.py), made on first use. Tests reading them carry the xdist group of the system's
+  name (`--dist loadgroup`), so that one test process makes them once."""
+  import conformance  # pylint: disable=g-import-not-at-top  # JAX-heavy: only when used.
+  runs = {}
+
+  def get(name: str):
+    if name not in runs:
+      runs[name] = conformance.Runs(name, tmp_path_factory)
+    return runs[name]
+
+  return get

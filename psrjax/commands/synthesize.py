@@ -1,63 +1,53 @@
 """Render a trained model's result as a video a person can watch.
 
-  psrjax synthesize --workdir DIR --seed 7 --source-view 1 --target-view 2 --out out.mp4
-  psrjax synthesize --workdir DIR --seed 9 --driving-seed 19 --background-seed 29 --out out.gif
+  psrjax synthesize --workdir DIR --seed 7 --out out.mp4 [the system's options]
+  psrjax synthesize --workdir DIR --help      (lists the options of the system DIR holds)
 
-Loads the workdir's config and latest checkpoint, renders synthetic clip `--seed` (and the other
-clips the system's options name), and writes the system's side-by-side strip as MP4 or GIF (by
-the extension of --out). The options the system's `synthesis_example` accepts are passed to it:
-PSR-Net takes the views (numbered from 1, as in the paper: input view | texture transfer | each
-layer | target); MFCI takes the driving clip (motion) and the background clip (background
-substitution); pix2pixHD and EDN take `--driving test|cross` (run --seed of the held-out
-segment with its ground truth, or another person's poses after Everybody Dance Now's global
-normalisation). Giving an option the system does not take is an error. `--best` renders the
+Loads the workdir's config and latest checkpoint, asks the system for its synthesis example
+`--seed` (`System.synthesis_example`) and writes the system's side-by-side strip as MP4 or GIF
+(by the extension of --out). The other options are the system's own, declared by its
+`synthesis_options` (e.g. which views, which driving video). `--best` renders the
 best-validation snapshot `train.keep_best` kept in DIR/best/ instead of the latest checkpoint.
 """
 from __future__ import annotations
 
-import inspect
 import os
-
-# Options passed to `System.synthesis_example` when its signature names them: {name: default}.
-SYSTEM_OPTIONS = {"source_view": 1, "target_view": 2, "driving_seed": None, "background_seed": None,
-                  "driving": "test"}
 
 
 def add_arguments(parser) -> None:
-  parser.add_argument("--workdir", required=True, help="directory written by psrjax train")
+  parser.add_argument("--workdir", required=True,
+                      help="directory written by psrjax train (with --help: also lists the "
+                           "options of its system)")
   parser.add_argument("--out", required=True, help="output video (.mp4 or .gif)")
-  parser.add_argument("--seed", type=int, default=0, help="synthetic clip to render")
-  parser.add_argument("--source-view", type=int, default=None,
-                      help="PSR-Net: input view i (1-based, default 1)")
-  parser.add_argument("--target-view", type=int, default=None,
-                      help="PSR-Net: target view j (1-based, default 2)")
-  parser.add_argument("--driving-seed", type=int, default=None,
-                      help="MFCI: clip whose motion is transferred (default: --seed's own)")
-  parser.add_argument("--background-seed", type=int, default=None,
-                      help="MFCI: clip whose background replaces the source's")
-  parser.add_argument("--driving", choices=("test", "cross"), default=None,
-                      help="pix2pixHD / EDN: pose the learned person with run --seed of the "
-                           "held-out segment ('test', default) or of another person's video, "
-                           "normalised onto the learned person ('cross')")
+  parser.add_argument("--seed", type=int, default=0,
+                      help="the system's synthesis example (e.g. the synthetic clip) to render")
   parser.add_argument("--fps", type=int, default=8, help="frames per second of the video")
   parser.add_argument("--best", action="store_true",
                       help="use the snapshot train.keep_best kept in WORKDIR/best/ instead of "
                            "the latest checkpoint")
 
 
+def add_dynamic_arguments(parser, known) -> None:
+  """The options of the system the workdir holds (`System.synthesis_options`); none when the
+  workdir has no config yet (`run` then reports it)."""
+  from psrjax import config_utils  # pylint: disable=g-import-not-at-top
+  from psrjax.systems import base  # pylint: disable=g-import-not-at-top
+  workdir = getattr(known, "workdir", None)
+  if not workdir or not os.path.isfile(os.path.join(workdir, config_utils.WORKDIR_CONFIG)):
+    return
+  system = base.get_system(config_utils.load_workdir_config(workdir))
+  group = parser.add_argument_group(f"options of system {system.config.system!r} "
+                                    f"({type(system).__name__})")
+  for option in system.synthesis_options:
+    group.add_argument(option.flag, dest=option.name, type=option.type, default=option.default,
+                       choices=option.choices, help=f"{option.help} (default: {option.default})")
+
+
 def example_options(system, args) -> dict:
   """Keyword arguments for `system.synthesis_example` from the parsed options."""
-  accepted = inspect.signature(system.synthesis_example).parameters
   options = {"seed": args.seed}
-  for name, default in SYSTEM_OPTIONS.items():
-    value = getattr(args, name)
-    if name in accepted:
-      options[name] = default if value is None else value
-    elif value is not None:
-      flag = "--" + name.replace("_", "-")
-      raise ValueError(f"{flag} does not apply to system {type(system).__name__}; its options: "
-                       + (", ".join("--" + n.replace("_", "-") for n in accepted if n != "seed")
-                          or "none"))
+  for option in system.synthesis_options:
+    options[option.name] = getattr(args, option.name, option.default)
   return options
 
 

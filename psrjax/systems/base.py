@@ -27,11 +27,18 @@ Writing a system (read `psrnet.py` or `mfci.py` beside this file as worked examp
    the constants (no other phase's groups: they change during the step). Bind what differs
    between stages (which layers, which discriminator) into the functions when building the
    stages (`functools.partial`); never branch on a stage or phase name.
-4. Inference. `generate(params, batch, *, stage=None)` returns the outputs shown in samples
-   and read by evaluations (`stage=None`: the final model; otherwise the stage that just
-   trained, for samples during training). `evaluate` returns per-example metrics `[B]`.
+4. Inference. `generate(params, batch)` returns the final model's outputs, read by
+   evaluations and synthesis; a stage whose samples should show the model as far as it is
+   trained (e.g. PSR-Net's layers up to the stage's, EDN's frames before the face GAN) declares
+   that inference as its `Stage.generate` (bound like its losses; samples during the stage use
+   it, every other caller the system's `generate`). `evaluate` returns per-example metrics
+   `[B]`.
 5. Data. `dataset(split, ...)` yields per-example numpy dicts following the batch contract;
    `example_spec` declares their shapes so bad data fails with a one-line error.
+6. Synthesis. `synthesis_example(seed=..., **options)` is the one example `psrjax synthesize`
+   renders; the options it takes beyond `seed` are declared in `synthesis_options` (`Option`s),
+   which the command offers as flags (`psrjax synthesize --workdir RUN --help` lists them). The
+   default is example `seed` of the evaluation split, with no options.
 
 Optional attributes the trainer uses when present:
   eval_groups: tuple[str, ...] -- names of the int32 `"group"` values that `evaluate` may
@@ -46,6 +53,7 @@ Optional attributes the trainer uses when present:
 from __future__ import annotations
 
 import abc
+import ast
 import dataclasses
 import hashlib
 import importlib
@@ -67,6 +75,8 @@ ForwardFn = Callable[[dict[str, PyTree], Mapping[str, jax.Array], jax.Array], Ou
 # loss(params, batch, outputs, rng) -> (scalar loss to minimise, {term name: scalar})
 LossFn = Callable[[dict[str, PyTree], Mapping[str, jax.Array], Outputs, jax.Array],
                   tuple[jax.Array, dict[str, jax.Array]]]
+# generate(params, batch) -> {name: array (batch first)}
+GenerateFn = Callable[[dict[str, PyTree], Mapping[str, jax.Array]], dict[str, jax.Array]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +102,7 @@ class Phase:
 @dataclasses.dataclass(frozen=True)
 class Stage:
   """A contiguous run of train steps with one phase list and (optionally) one forward."""
-  name: str  # e.g. "layer1"; names the stage in logs and is passed to `System.generate`.
+  name: str  # e.g. "layer1"; names the stage in logs and in `psrjax bench --stage`.
   steps: int  # number of train steps in this stage (>= 0).
   phases: tuple[Phase, ...]  # applied in this order in every step of the stage.
   # forward(params, batch, rng) -> outputs every phase reads, computed once per step; None:
@@ -100,6 +110,9 @@ class Stage:
   forward: ForwardFn | None = None
   # The phase whose gradient flows back through the outputs (the generator's); None: the last.
   forward_phase: str | None = None
+  # generate(params, batch) -> outputs shown in samples while this stage trains (the model as far
+  # as it is trained); None: the system's `generate` (the final model).
+  generate: GenerateFn | None = None
 
   def __post_init__(self):
     if self.steps < 0:
@@ -136,6 +149,21 @@ class Stage:
     return tuple(dict.fromkeys(g for p in self.phases for g in p.trains))
 
 
+@dataclasses.dataclass(frozen=True)
+class Option:
+  """One keyword of `System.synthesis_example`, offered as `psrjax synthesize --<name>` (with
+  dashes for underscores)."""
+  name: str  # the keyword, e.g. "source_view"
+  type: Callable[[str], Any]  # parses the command-line text, e.g. int
+  default: Any  # the value when the flag is not given
+  help: str  # one line for --help
+  choices: tuple[Any, ...] | None = None  # the allowed values (None: any)
+
+  @property
+  def flag(self) -> str:
+    return "--" + self.name.replace("_", "-")
+
+
 class System(abc.ABC):
   """Base class of a paper's system; subclasses implement every abstract method below.
 
@@ -147,6 +175,8 @@ class System(abc.ABC):
   eval_groups: tuple[str, ...] = ()
   eval_prediction: str | None = None
   eval_target: str | None = None
+  # The keywords `synthesis_example` takes besides `seed` (`psrjax synthesize` flags).
+  synthesis_options: tuple[Option, ...] = ()
 
   def __init__(self, config: ml_collections.ConfigDict):
     self.config = config
@@ -164,9 +194,9 @@ class System(abc.ABC):
     """One optimizer per parameter group that any phase trains."""
 
   @abc.abstractmethod
-  def generate(self, params: dict[str, PyTree], batch: Mapping[str, jax.Array], *,
-               stage: str | None = None) -> dict[str, jax.Array]:
-    """Inference outputs (batch first); `stage=None` means the final model."""
+  def generate(self, params: dict[str, PyTree],
+               batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    """The final model's inference outputs (batch first)."""
 
   @abc.abstractmethod
   def evaluate(self, params: dict[str, PyTree],
@@ -206,6 +236,16 @@ class System(abc.ABC):
     never checkpointed. Names must differ from the `init` groups.
     """
     return {}
+
+  def synthesis_example(self, *, seed: int, **options) -> dict[str, np.ndarray]:
+    """The example `psrjax synthesize` renders (no batch axis): one keyword per
+    `synthesis_options` entry besides `seed`. Default: example `seed` (modulo the split's size)
+    of the evaluation split (`config.eval.split`)."""
+    if options:
+      raise ValueError(f"{type(self).__name__} takes no synthesis options; got "
+                       f"{', '.join(sorted(options))}")
+    ds = self.dataset(self.config.eval.split, seed=0, shard_index=0, shard_count=1)
+    return dict(ds[int(seed) % len(ds)])
 
   def example_spec(self, split: str) -> dict[str, jax.ShapeDtypeStruct] | None:
     """Per-example shapes/dtypes the config implies, or None when the system declares none.
@@ -275,6 +315,9 @@ def _import_system_module(name: str):
       # Data-worker processes cannot import this module by name: ship its code by value.
       cloudpickle.register_pickle_by_value(module)
     return sys.modules[mod_name]
+  if "." not in name and name not in known_systems():
+    raise ValueError(f"unknown system {name!r} (known: {', '.join(known_systems())}; "
+                     "or a dotted module path / .py file defining make_system)")
   full = name if "." in name else f"psrjax.systems.{name}"
   try:
     return importlib.import_module(full)
@@ -286,10 +329,19 @@ def _import_system_module(name: str):
 
 
 def known_systems() -> list[str]:
-  """Names of the modules in `psrjax.systems` (other than this one)."""
+  """The names `config.system` accepts: the modules of `psrjax.systems` that define
+  `make_system` (read from their source, nothing is imported)."""
   here = os.path.dirname(__file__)
   return sorted(f[:-3] for f in os.listdir(here)
-                if f.endswith(".py") and not f.startswith("_") and f != "base.py")
+                if f.endswith(".py") and not f.startswith("_")
+                and _defines_make_system(os.path.join(here, f)))
+
+
+def _defines_make_system(path: str) -> bool:
+  with open(path, encoding="utf-8") as f:
+    tree = ast.parse(f.read(), filename=path)
+  return any(isinstance(node, ast.FunctionDef) and node.name == "make_system"
+             for node in tree.body)
 
 
 def get_system(config: ml_collections.ConfigDict) -> System:
@@ -309,9 +361,11 @@ def init(system: System, rng: jax.Array, batch: Mapping[str, jax.Array]) -> dict
 
 
 def generate(system: System, params: dict[str, PyTree], batch: Mapping[str, jax.Array], *,
-             stage: str | None = None) -> dict[str, jax.Array]:
-  """`system.generate` on the prepared batch: how every caller outside the system runs it."""
-  return system.generate(params, system.prepare(batch), stage=stage)
+             stage: Stage | None = None) -> dict[str, jax.Array]:
+  """`system.generate` on the prepared batch: how every caller outside the system runs it;
+  with `stage`, that stage's own inference (`Stage.generate`) where it declares one."""
+  fn = stage.generate if stage is not None and stage.generate is not None else system.generate
+  return fn(params, system.prepare(batch))
 
 
 def evaluate(system: System, params: dict[str, PyTree],

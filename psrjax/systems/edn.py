@@ -133,9 +133,11 @@ class EDN(pix2pixhd.Pix2PixHD):
     """"main": D then G on consecutive pairs; "face": D_f then G_f with G frozen."""
     steps = self.config.train.steps
     face_steps = int(round(steps * self.config.schedule.face_fraction))
-    main = base.Stage("main", steps - face_steps, (
-        base.Phase("d", ("d",), self._pair_d_loss),
-        base.Phase("g", ("g",), self._pair_g_loss)), forward=self._forward)
+    main_phases = (base.Phase("d", ("d",), self._pair_d_loss),
+                   base.Phase("g", ("g",), self._pair_g_loss))
+    # Its samples show the main generator's frames (the face GAN trains next).
+    main = base.Stage("main", steps - face_steps, main_phases, forward=self._forward,
+                      generate=functools.partial(self._generate, False))
     face = base.Stage("face", face_steps, (
         base.Phase("d", ("d_face",), self._face_d_loss),
         base.Phase("g", ("g_face",), self._face_g_loss)), forward=self._face_forward)
@@ -195,11 +197,14 @@ class EDN(pix2pixhd.Pix2PixHD):
     return self._reconstruction(params, real, outputs["face"], terms["adv"], terms)
 
   # ----------------------------------------------------------------------------- inference
-  def generate(self, params, batch, *, stage=None):
-    """"frames" [B, T, H, W, 3]: each run generated frame by frame from zeros, faces refined
-    unless stage="main" (then also without: "frames" are the main generator's)."""
+  def generate(self, params, batch):
+    """"frames" [B, T, H, W, 3]: each run generated frame by frame from zeros, faces refined."""
+    return self._generate(True, params, batch)
+
+  def _generate(self, refine_faces: bool, params, batch):
+    """`generate`; without `refine_faces` (stage "main"'s samples) the main generator's frames."""
     frames = self._sequence(params, batch["label"])
-    if stage != "main":
+    if refine_faces:
       frames = self._refine_faces(params, batch, frames)[0]
     return {"frames": jnp.clip(frames, -1.0, 1.0)}
 

@@ -57,7 +57,6 @@ from psrjax.models.patchgan import PatchGAN
 from psrjax.systems import base
 from psrjax.systems import mfci_data
 
-STAGES = ("single", "fused")
 VGG_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1")
 VGG_NETS = ("vgg16", "vgg19")
 # The layer weights of L_VGG by network when `loss.vgg_layer_weights` is (): VGG19 as the paper
@@ -80,8 +79,10 @@ class MFCI(base.System):
   # What distribution evaluations (FVD / VFID, `config.evals`) compare: fused video vs target.
   eval_prediction = "fused"
   eval_target = "tgt_rgb"
-  # Whether `generate(stage=...)` runs the fused model (None: the final model).
-  _stage_fused = {None: True, "single": False, "fused": True}
+  synthesis_options = (
+      base.Option("driving_seed", int, None, "clip whose motion is transferred (default: the "
+                  "clip's own last frames)"),
+      base.Option("background_seed", int, None, "clip whose background replaces the source's"))
 
   def __init__(self, config):
     super().__init__(config)
@@ -125,11 +126,13 @@ class MFCI(base.System):
     steps, c = self.config.train.steps, self.config.loss
     first = int(round(steps * self.config.schedule.single_fraction))
     d_fused = ("d_frame", "d_video") if self._temporal() else ("d_frame",)
-    single = base.Stage("single", first, (
+    single_phases = (
         base.Phase("d", ("d_single",), functools.partial(self._frame_d_loss, "d_single")),
         base.Phase("g", ("single",), functools.partial(self._frame_g_loss, "d_single",
-                                                       c.single_gi, c.single_vgg))),
-                        forward=self._single_forward)
+                                                       c.single_gi, c.single_vgg)))
+    # Its samples show the baseline alone (the fusion branches train next).
+    single = base.Stage("single", first, single_phases, forward=self._single_forward,
+                        generate=functools.partial(self._generate, False))
     fused = base.Stage("fused", steps - first, (
         base.Phase("d", d_fused, self._fused_d_loss),
         base.Phase("g", ("fusion",), self._fused_g_loss)), forward=self._fused_forward)
@@ -342,18 +345,20 @@ class MFCI(base.System):
     return {"vgg": pretrained.load_variables(c.vgg_net, c.vgg_weights or None)}
 
   # ----------------------------------------------------------------------------- inference
-  def generate(self, params, batch, *, stage=None):
-    """"single" (baseline from source frame 1), and unless stage="single" "fused" with its
-    "fg", "mask", "bg" and "attention" (foreground attention [B, L, K, H, W], RB6 fusions);
-    "source": the source frame shown beside target frame l (frame l mod K)."""
-    if stage not in self._stage_fused:
-      raise ValueError(f"unknown MFCI stage {stage!r}; allowed: {', '.join(STAGES)} or None")
+  def generate(self, params, batch):
+    """"single" (baseline from source frame 1), "fused" with its "fg", "mask", "bg" and
+    "attention" (foreground attention [B, L, K, H, W], RB6 fusions); "source": the source frame
+    shown beside target frame l (frame l mod K)."""
+    return self._generate(True, params, batch)
+
+  def _generate(self, fused: bool, params, batch):
+    """`generate`; without `fused` (stage "single"'s samples) only the baseline's outputs."""
     b = batch
     k, length = b["src_rgb"].shape[1], b["tgt_rgb"].shape[1]
     single = self._single_frame(params, b, np.zeros(length, np.int64))
     out = {"single": jnp.clip(single["out"], -1, 1), "mask_single": single["mask"],
            "source": b["src_rgb"][:, np.arange(length) % k]}
-    if not self._stage_fused[stage]:
+    if not fused:
       return out
     fused = self._fused(params, b)
     out.update(fused=jnp.clip(fused["out"], -1, 1), fg=fused["fg"], mask=fused["mask"],

@@ -114,6 +114,10 @@ class Pix2PixHD(base.System):
   eval_prediction = "frames"
   eval_target = "rgb"
   eval_groups = person_data.RUN_GROUPS   # held-out runs of seen / novel actions
+  synthesis_options = (
+      base.Option("driving", str, "test", "pose the learned person with run --seed of the "
+                  "held-out segment ('test') or of another person's video, normalised onto "
+                  "the learned person ('cross')", choices=("test", "cross")),)
 
   def __init__(self, config):
     super().__init__(config)
@@ -231,9 +235,8 @@ class Pix2PixHD(base.System):
     return functools.partial(module.apply, params["vgg"])
 
   # ----------------------------------------------------------------------------- inference
-  def generate(self, params, batch, *, stage=None):
+  def generate(self, params, batch):
     """"frames" [B, T, H, W, 3] in [-1, 1], each from its own label."""
-    del stage
     return {"frames": jnp.clip(self._forward(params, batch, None)["out"], -1.0, 1.0)}
 
   def evaluate(self, params, batch):

@@ -78,6 +78,10 @@ def background_plate(rgb, face) -> jax.Array:
 class PSRNet(base.System):
   """The PSR-Net system (see module docstring); `config` is configs/psrnet.py's."""
 
+  synthesis_options = (
+      base.Option("source_view", int, 1, "input view i (1-based, as in the paper)"),
+      base.Option("target_view", int, 2, "target view j (1-based)"))
+
   def __init__(self, config):
     super().__init__(config)
     m = config.model
@@ -95,9 +99,6 @@ class PSRNet(base.System):
     self.discriminator = discriminators.VideoDiscriminator(ndf=m.disc_channels, **nets)
     self.eval_groups = psrnet_data.pair_names(config.data.num_views)
     self.eval_prediction, self.eval_target = f"layer{m.layers}", "tgt_rgb"   # config.evals
-    # The last layer each stage trains (generate's `stage`); None: the final model.
-    self._stage_layers = {None: m.layers, "joint": m.layers,
-                          **{f"layer{k}": k for k in range(1, m.layers + 1)}}
 
   # ----------------------------------------------------------------------------- schedule
   def stages(self):
@@ -111,11 +112,13 @@ class PSRNet(base.System):
 
   def _stage(self, name: str, steps: int, layers: tuple[int, ...]) -> base.Stage:
     """Layers `layers` train: the forward builds x̂¹..x̂^max(layers), phase "d" updates their
-    discriminators on it, phase "g" their generators."""
+    discriminators on it, phase "g" their generators; samples show the layers up to theirs."""
     d = base.Phase("d", tuple(f"d{k}" for k in layers), functools.partial(self._d_loss, layers))
     g = base.Phase("g", tuple(f"g{k}" for k in layers), functools.partial(self._g_loss, layers))
-    forward = functools.partial(self._forward, max(layers))
-    return base.Stage(name, steps, (d, g), forward=forward)
+    upto = max(layers)
+    generate = None if upto == self.num_layers else functools.partial(self._generate, upto)
+    return base.Stage(name, steps, (d, g), forward=functools.partial(self._forward, upto),
+                      generate=generate)
 
   def optimizers(self):
     o = self.config.optim
@@ -221,13 +224,12 @@ class PSRNet(base.System):
     return {"i3d": pretrained.load("i3d", weights, final_endpoint="Mixed_5c")[1]}
 
   # ----------------------------------------------------------------------------- inference
-  def generate(self, params, batch, *, stage=None):
-    """"copy", "texture" (x̂⁰), "vis" and "layer1".."layerK" (K: every layer, or the last layer
-    stage `stage` trains)."""
-    upto = self._stage_layers.get(stage)
-    if upto is None:
-      raise ValueError(f"unknown PSR-Net stage {stage!r}; stages: "
-                       f"{', '.join(str(s) for s in self._stage_layers)}")
+  def generate(self, params, batch):
+    """"copy", "texture" (x̂⁰), "vis" and "layer1".."layerK" of every layer."""
+    return self._generate(self.num_layers, params, batch)
+
+  def _generate(self, upto, params, batch):
+    """`generate` with the layers up to `upto` (a stage's samples: the layers trained so far)."""
     out = {"copy": batch["src_rgb"], "texture": batch["x0"], "vis": batch["vis"]}
     for k, x in enumerate(self._layers(params, batch, upto), 1):
       out[f"layer{k}"] = jnp.clip(x, -1.0, 1.0)
@@ -267,7 +269,7 @@ class PSRNet(base.System):
     return psrnet_data.eval_dataset(data, split, num_clips=num_clips, shard_index=shard_index,
                                     shard_count=shard_count)
 
-  def synthesis_example(self, *, seed: int, source_view: int, target_view: int):
+  def synthesis_example(self, *, seed: int, source_view: int = 1, target_view: int = 2):
     """One example of synthetic clip `seed` from view `source_view` to `target_view` (1-based)."""
     d = self.config.data
     views = range(1, d.num_views + 1)

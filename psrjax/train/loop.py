@@ -178,8 +178,7 @@ class _Run:
     self.writer.write_scalars(step, {**metrics, "perf/steps_per_sec": rate})
 
   def sample(self, step: int, state) -> None:
-    stage = self.ctx.stage_at(step - 1).name
-    frames = self.sampler.frames(self.ctx.eval_params(state), stage)
+    frames = self.sampler.frames(self.ctx.eval_params(state), self.ctx.stage_at(step - 1))
     path = writers_lib.write_sample_video(self.ctx.workdir, step, frames, self.writer)
     self.progress.message(f"sample written to {path}")
 

@@ -101,9 +101,27 @@ def abstract_state(init_fn, rng, batch_spec) -> State:
   return jax.eval_shape(init_fn, rng, batch_spec)
 
 
+# XLA:CPU spends most of an initialisation's compile time optimising the threefry kernels that
+# draw every parameter, code that runs once: at optimisation level 1 PSR-Net runlocal's init
+# compiles in 5.0 s instead of 16.6 s, pix2pixHD's paper config (190.7M parameters) in 3.4 s
+# instead of 8.4 s, and both run as fast as before (0.03 s and 2.3 s; level 0 would run the
+# latter in 11 s). Measured on a 2-core AVX-512 CPU.
+_CPU_INIT_OPTIONS = {"xla_backend_optimization_level": 1}
+
+
+def init_compiler_options() -> dict[str, int] | None:
+  """XLA options for compiling a parameter initialisation (on CPU: `_CPU_INIT_OPTIONS`)."""
+  return dict(_CPU_INIT_OPTIONS) if jax.default_backend() == "cpu" else None
+
+
+def jit_init(fn, **jit_kwargs):
+  """`jax.jit` of an initialisation function, compiled with `init_compiler_options()`."""
+  return jax.jit(fn, compiler_options=init_compiler_options(), **jit_kwargs)
+
+
 def create_state(init_fn, rng, batch, shardings, mesh: Mesh) -> State:
   """Initialises the state directly on the devices with the given shardings."""
   rep = partitioning.replicated(mesh)
   batch_shardings = jax.tree.map(lambda x: x.sharding, batch)
-  jitted = jax.jit(init_fn, in_shardings=(rep, batch_shardings), out_shardings=shardings)
+  jitted = jit_init(init_fn, in_shardings=(rep, batch_shardings), out_shardings=shardings)
   return jitted(rng, batch)

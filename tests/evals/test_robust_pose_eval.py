@@ -32,7 +32,7 @@ class PoseSystem:
   def prepare(self, batch):   # base.generate prepares every batch; nothing to derive here
     return dict(batch)
 
-  def generate(self, params, batch, *, stage=None):
+  def generate(self, params, batch):
     return {"shifted": jnp.roll(batch["rgb"], 1, axis=-2) * params["gain"]}
 
 

@@ -33,11 +33,13 @@ def _reference(pred, target, mask):
   return np.mean(plain, axis=1), np.mean(masked, axis=1)
 
 
-@pytest.mark.parametrize("name, prediction", [("psrnet", "layer1"), ("mfci", "single")])
+@pytest.mark.parametrize("name, prediction", [
+    pytest.param("psrnet", "layer1", marks=pytest.mark.xdist_group("psrnet")),
+    pytest.param("mfci", "single", marks=pytest.mark.xdist_group("mfci"))])
 def test_eval_ssim_and_masked_ssim_match_scikit_image(name, prediction):
   system = base.get_system(train_harness.config_with(os.path.join(CONFIGS, f"{name}.py") + ":tiny"))
   batch = train_harness.eval_batch(system)
-  params = jax.jit(lambda k, b: base.init(system, k, b))(jax.random.key(0, impl="rbg"), batch)
+  params = train_harness.init_params(system, batch)
   result, pred = jax.device_get(jax.jit(
       lambda p, b: (base.evaluate(system, p, b), base.generate(system, p, b)[prediction]))(params, batch))
   ssim, m_ssim = _reference(pred, batch["tgt_rgb"], batch["tgt_mask"])

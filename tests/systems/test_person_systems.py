@@ -25,21 +25,16 @@ def tiny_config(name, **overrides):
   return train_harness.config_with(os.path.join(CONFIGS, f"{name}.py:tiny"), **overrides)
 
 
-@pytest.fixture(scope="module", params=["pix2pixhd", "edn"])
-def trained(request, tmp_path_factory):
-  workdir = tmp_path_factory.mktemp(request.param)
-  config = tiny_config(request.param)
-  result = train_harness.run_on_devices(config, workdir, 1)
-  return request.param, workdir, result
-
-
-def test_tiny_run_trains_evaluates_and_synthesizes_cross_person(trained):
-  name, workdir, result = trained
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xdist_group(n))
+                                  for n in ("pix2pixhd", "edn")])
+def test_tiny_run_trains_evaluates_and_synthesizes_cross_person(name, system_runs):
+  result = system_runs(name).straight
+  workdir = result.workdir
   assert result.step == 4
   values = result.eval_results
   assert METRICS <= set(values), values
   assert all(np.isfinite(values[m]) for m in METRICS), values
-  system, params, _ = inference.load_trained(str(workdir), [])
+  system, params, _ = inference.load_trained(workdir, [])
   for driving in ("test", "cross"):
     example = system.synthesis_example(seed=0, driving=driving)
     frames = inference.sample_frames(system, params, example)
@@ -52,8 +47,9 @@ def test_tiny_run_trains_evaluates_and_synthesizes_cross_person(trained):
 def test_edn_generates_frame_by_frame_from_the_previous_output():
   system = base.get_system(tiny_config("edn"))
   batch = train_harness.eval_batch(system)
-  params = jax.jit(functools.partial(base.init, system))(jax.random.key(0, impl="rbg"), batch)
-  run = jax.jit(lambda p, b: base.generate(system, p, b, stage="main")["frames"])
+  params = train_harness.init_params(system, batch, 0)
+  main = system.stages()[0]
+  run = jax.jit(lambda p, b: base.generate(system, p, b, stage=main)["frames"])
   out = np.asarray(run(params, batch))
   moved = dict(batch, keypoints=batch["keypoints"].copy())
   moved["keypoints"][:, 0, :, :2] += 3.0           # only the first frame's pose changes
@@ -68,8 +64,8 @@ def test_edn_generates_frame_by_frame_from_the_previous_output():
 def test_edn_face_gan_changes_only_the_face_box():
   system = base.get_system(tiny_config("edn"))
   batch = train_harness.eval_batch(system)
-  params = jax.jit(functools.partial(base.init, system))(jax.random.key(1, impl="rbg"), batch)
-  main = np.asarray(base.generate(system, params, batch, stage="main")["frames"])
+  params = train_harness.init_params(system, batch, 1)
+  main = np.asarray(base.generate(system, params, batch, stage=system.stages()[0])["frames"])
   final = np.asarray(base.generate(system, params, batch)["frames"])
   np.testing.assert_allclose(final, main, atol=1e-5)   # G_f starts as the identity on the face
   params["g_face"]["head"] = jax.tree.map(lambda x: x + 0.1, params["g_face"]["head"])
@@ -86,7 +82,7 @@ def test_pix2pix_dropout_is_noise_in_training_only():
   system = base.get_system(tiny_config("pix2pix", **{"data.resolution": 64,
                                                      "model.unet_downs": 6}))
   batch = train_harness.eval_batch(system, 1)
-  params = jax.jit(functools.partial(base.init, system))(jax.random.key(2, impl="rbg"), batch)
+  params = train_harness.init_params(system, batch, 2)
   (stage,) = system.stages()
   train = jax.jit(lambda p, b, k: stage.forward(p, system.prepare(b), k)["out"])
   a, b = (np.asarray(train(params, batch, jax.random.key(k, impl="rbg"))) for k in (0, 1))

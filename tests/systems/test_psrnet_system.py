@@ -1,4 +1,5 @@
-"""PSR-Net system on the trainer: protocol, schedule, evaluation, sharding and exact resume."""
+"""PSR-Net system: schedule, view pairs, Eq. 1 and Eq. 3, losses, evaluation, strips and synthesis
+(the checks every system passes are in test_conformance.py)."""
 import functools
 import os
 import sys
@@ -12,9 +13,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 import train_harness  # noqa: E402
 from psrjax.systems import base, psrnet, psrnet_data  # noqa: E402
-from psrjax.train import loop  # noqa: E402
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "psrnet.py")
+pytestmark = pytest.mark.xdist_group("psrnet")   # shares the session's PSR-Net runs
 
 
 def tiny_config(**overrides):
@@ -33,7 +34,7 @@ def batch(system):
 
 @pytest.fixture(scope="module")
 def params(system, batch):
-  return jax.jit(functools.partial(base.init, system))(jax.random.key(0), batch)
+  return train_harness.init_params(system, batch)
 
 
 def test_stagewise_schedule_trains_one_layer_per_stage(system):
@@ -67,7 +68,8 @@ def test_generate_layers_and_baselines(system, params, batch):
   assert out["vis"].shape == shape[:-1]
   np.testing.assert_array_equal(out["copy"], batch["src_rgb"])
   assert set(np.unique(out["vis"])) <= {1, 2, 3}
-  first = jax.jit(lambda p, b: base.generate(system, p, b, stage="layer1"))(params, batch)
+  layer1 = system.stages()[0]
+  first = jax.jit(lambda p, b: base.generate(system, p, b, stage=layer1))(params, batch)
   assert "layer2" not in first
   np.testing.assert_allclose(first["layer1"], out["layer1"], atol=1e-6)
 
@@ -116,51 +118,11 @@ def test_synthesis_example_checks_views(system):
     system.synthesis_example(seed=9, source_view=2, target_view=2)
 
 
-@pytest.fixture(scope="module")
-def straight(tmp_path_factory):
-  return loop.train(tiny_config(), str(tmp_path_factory.mktemp("psrnet")))
-
-
-def test_trains_both_stages_and_evaluates(straight):
+def test_trains_both_stages_and_evaluates(system_runs):
+  straight = system_runs("psrnet").straight
   assert straight.step == 4 and not straight.preempted
   assert "ssim/layer2" in straight.eval_results and "m_ssim/texture/1->2" in straight.eval_results
   assert straight.eval_results["num_examples"] == 6
-
-
-def test_one_device_equals_eight_devices(straight, tmp_path):
-  train_harness.check_sharding_invariance(tiny_config(), straight, tmp_path, steps=2)
-
-
-@pytest.mark.slow  # the trainer's exact resume runs in CI (tests/train/test_trainer_resume.py)
-def test_resume_is_exact(straight, tmp_path):
-  train_harness.check_exact_resume(tiny_config(), straight, tmp_path, half=3)
-
-
-def test_bfloat16_losses_stay_within_five_percent_of_float32(straight, tmp_path):
-  train_harness.check_bfloat16_close(tiny_config(), straight, tmp_path, rtol=5e-2)
-
-
-# The accelerator convolution path (XLA's, what GPUs and TPUs run) under the same trainer checks.
-@pytest.fixture(scope="module")
-def straight_xla(tmp_path_factory):
-  return loop.train(tiny_config(**{"model.conv_impl": "xla"}), str(tmp_path_factory.mktemp("xla")))
-
-
-def test_xla_path_matches_the_default_path(straight, straight_xla):
-  train_harness.assert_same_losses(straight_xla.history, straight.history, rtol=1e-4,
-                                   steps=range(1, straight.step + 1))
-
-
-@pytest.mark.slow  # the trainer's sharding is checked on the default path above
-def test_xla_path_one_device_equals_eight_devices(straight_xla, tmp_path):
-  train_harness.check_sharding_invariance(tiny_config(**{"model.conv_impl": "xla"}), straight_xla,
-                                          tmp_path, steps=2)
-
-
-@pytest.mark.slow  # the trainer's exact resume runs in CI (tests/train/test_trainer_resume.py)
-def test_xla_path_resume_is_exact(straight_xla, tmp_path):
-  train_harness.check_exact_resume(tiny_config(**{"model.conv_impl": "xla"}), straight_xla,
-                                   tmp_path, half=3)
 
 
 def test_batch_shapes_that_do_not_match_the_config_are_an_error(tmp_path):
@@ -175,8 +137,9 @@ def test_batch_shapes_that_do_not_match_the_config_are_an_error(tmp_path):
     data_lib.check_example_spec(local, spec, what="train")
 
 
-def test_synthesize_writes_a_video_and_eval_reads_the_workdir(straight, tmp_path, capsys):
+def test_synthesize_writes_the_chosen_views(system_runs, tmp_path, capsys):
   from psrjax import cli
+  straight = system_runs("psrnet").straight
   out = tmp_path / "out.gif"
   code = cli.main(["synthesize", "--workdir", straight.workdir, "--seed", "19", "--source-view", "2",
                    "--target-view", "3", "--out", str(out)])
@@ -209,8 +172,9 @@ def test_residual_layer1_starts_exactly_at_texture_transfer(batch, plate):
   elsewhere, x̂⁰'s mid-grey or (`residual_plate`) the input view's background plate (the
   decoders correct the Eq. 3 pre-image)."""
   system = base.get_system(tiny_config(**{"model.residual": True, "model.residual_plate": plate}))
-  params = jax.jit(functools.partial(base.init, system))(jax.random.key(1), batch)
-  out = jax.jit(lambda p, b: base.generate(system, p, b, stage="layer1"))(params, batch)
+  params = train_harness.init_params(system, batch, 1)
+  layer1 = system.stages()[0]
+  out = jax.jit(lambda p, b: base.generate(system, p, b, stage=layer1))(params, batch)
   background = (psrnet.background_plate(jnp.asarray(batch["src_rgb"]), jnp.asarray(batch["src_face"]))
                 if plate else out["texture"])
   person = out["vis"][..., None] > 1

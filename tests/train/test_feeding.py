@@ -193,13 +193,16 @@ def jax_cache_config():
 def test_cache_resolution(jax_cache_config, monkeypatch, tmp_path):
   monkeypatch.delenv(commands.CACHE_ENV, raising=False)
   jax.config.update("jax_compilation_cache_dir", None)
-  default = os.path.join(os.path.expanduser("~"), ".cache", "psrjax", "jax")
+  host = commands.cache_namespace()
+  default = os.path.join(os.path.expanduser("~"), ".cache", "psrjax", "jax", host)
   assert commands.configure_compilation_cache() == default
   assert jax.config.jax_compilation_cache_dir == default
   assert jax.config.jax_enable_compilation_cache
+  assert commands.configure_compilation_cache() == default     # JAX's directory: not nested
   monkeypatch.setenv(commands.CACHE_ENV, str(tmp_path / "env"))
-  assert commands.configure_compilation_cache() == str(tmp_path / "env")
-  assert commands.configure_compilation_cache(str(tmp_path / "flag")) == str(tmp_path / "flag")
+  assert commands.configure_compilation_cache() == str(tmp_path / "env" / host)
+  flag = str(tmp_path / "flag" / host)
+  assert commands.configure_compilation_cache(str(tmp_path / "flag")) == flag
   monkeypatch.setenv(commands.CACHE_ENV, "off")
   assert commands.configure_compilation_cache() is None
   assert not jax.config.jax_enable_compilation_cache
@@ -210,9 +213,11 @@ def test_cli_configures_the_cache(jax_cache_config, tmp_path, capsys, verb):
   extra = (["--workdir", str(tmp_path / "run")] if verb == "train"
            else ["--steps", "1", "--probe-size", "64", "--pipeline-batches", "1"])
   config = f"{TOY_CONFIG}:train.steps=1"
-  assert cli.main([verb, "--config", config, *extra, "--compilation-cache",
-                   str(tmp_path / "cache")]) == 0, capsys.readouterr().err
-  assert jax.config.jax_compilation_cache_dir == str(tmp_path / "cache")
+  # The session's cache (its programs are compiled once per session, not once per test).
+  base = os.path.dirname(jax.config.jax_compilation_cache_dir)
+  assert cli.main([verb, "--config", config, *extra, "--compilation-cache", base]) == 0, \
+      capsys.readouterr().err
+  assert jax.config.jax_compilation_cache_dir == os.path.join(base, commands.cache_namespace())
   assert jax.config.jax_enable_compilation_cache
   extra = ["--workdir", str(tmp_path / "run2")] if verb == "train" else extra
   assert cli.main([verb, "--config", config, *extra, "--compilation-cache", "off"]) == 0
@@ -229,4 +234,5 @@ def test_bench_fills_the_cache_directory(tmp_path):
        "--probe-size", "64", "--pipeline-batches", "1"],
       env=env, capture_output=True, text=True, timeout=300, check=False)
   assert result.returncode == 0, result.stderr[-2000:]
-  assert os.listdir(tmp_path), "no compiled program was cached"
+  assert os.listdir(tmp_path) == [commands.cache_namespace()]
+  assert os.listdir(tmp_path / commands.cache_namespace()), "no compiled program was cached"

@@ -22,6 +22,8 @@ from psrjax.train import distributed
 from psrjax.train import loop
 from psrjax.train import writers
 
+# The tests of one test process (`--dist loadgroup`): they read the two-process runs made once.
+SHARES_RUNS = pytest.mark.xdist_group("multiprocess")
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 TOY_CONFIG = os.path.join(HERE, "toy_config.py")
@@ -98,6 +100,7 @@ def runs(tmp_path_factory):
   return tmp / "two", one, config
 
 
+@SHARES_RUNS
 def test_two_processes_match_one_process(runs):
   two, one, _ = runs
   history = [{k: v for k, v in r.items() if not k.startswith("perf/")}
@@ -155,6 +158,7 @@ def _assert_restores_like_one_process(directory, config, one, tmp_path):
                jax.device_get(restored["params"]), train_harness.host_params(one))
 
 
+@SHARES_RUNS
 def test_collective_checkpoint_restores_in_one_process(runs, tmp_path):
   two, one, config = runs
   step_dir = two / "checkpoints" / str(STEPS)
@@ -163,7 +167,7 @@ def test_collective_checkpoint_restores_in_one_process(runs, tmp_path):
   _assert_restores_like_one_process(two / "checkpoints", config, one, tmp_path)
 
 
-@pytest.mark.slow  # with xdist it lands beside test_two_processes_match_one_process's worker
+@SHARES_RUNS
 def test_collective_best_snapshot_restores_in_one_process(runs, tmp_path):
   """train.keep_best on two processes: a collective orbax save, best.json from process 0."""
   two, one, config = runs

@@ -80,3 +80,4 @@ def test_gradient_accumulation_runs_the_forward_in_every_phase():
   two = _run(system, stage, forward_once=True, grad_accum=2)
   for ma, mb in zip(one[0], two[0]):
     np.testing.assert_allclose(ma["g/l1"], mb["g/l1"], rtol=1e-5)
+

@@ -116,7 +116,7 @@ class ToySystem(base.System):
     adv = jax.nn.softplus(-self._logits(params, fake)).mean()
     return l1 + weight * adv, {"l1": l1, "adv": adv}
 
-  def generate(self, params, batch, *, stage=None):
+  def generate(self, params, batch):
     return {"fake": self._fake(params, batch["src"])}
 
   def evaluate(self, params, batch):

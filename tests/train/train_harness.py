@@ -5,7 +5,9 @@ import jax
 import numpy as np
 
 from psrjax import config_utils
+from psrjax.systems import base
 from psrjax.train import loop
+from psrjax.train import state as state_lib
 
 LOSS_PREFIXES = ("l2_",)
 
@@ -32,6 +34,13 @@ def assert_close(actual, desired, *, rtol: float, err_msg: str = "") -> None:
   desired = np.asarray(desired)
   floor = rtol * float(np.max(np.abs(desired))) if desired.size else 0.0
   np.testing.assert_allclose(actual, desired, rtol=rtol, atol=floor, err_msg=err_msg)
+
+
+def init_params(system, batch, seed: int = 0):
+  """The system's parameters for a (host) batch, compiled as the trainer compiles its
+  initialisation (`state.jit_init`)."""
+  init = state_lib.jit_init(lambda key, b: base.init(system, key, b))
+  return init(jax.random.key(seed), batch)
 
 
 def host_params(result: loop.TrainResult):
