@@ -6,7 +6,7 @@ nearest-pose retrieval baseline, on the same held-out segment of the same person
 
 Each run is `label:config file[:args]:workdir`; it is trained (or resumed) to its end unless its
 final `system` evaluation already exists, which is then read back. The retrieval baseline
-(`psrjax.systems.retrieval`, no learning: each held-out pose gets the training frame with the
+(`psrjax.baselines.retrieval`, no learning: each held-out pose gets the training frame with the
 nearest torso-normalised pose) is evaluated on the first run's data config. Columns: SSIM, PSNR,
 LPIPS (AlexNet), masked SSIM, the synthesized person's mask IoU and E_temp, the best in bold
 (LPIPS and E_temp lower-is-better), over all held-out runs, then over the runs of actions the
@@ -57,7 +57,7 @@ def main() -> int:
   parser.add_argument("--runs", required=True, help="label:config.py[:args]:workdir,...")
   args = parser.parse_args()
   from psrjax import config_utils  # pylint: disable=g-import-not-at-top
-  from psrjax.systems import retrieval  # pylint: disable=g-import-not-at-top
+  from psrjax.baselines import retrieval  # pylint: disable=g-import-not-at-top
   runs = parse_runs(args.runs)
   results, rows, budgets = {}, [], []
   data = config_utils.load_config(runs[0][1]).data
@@ -75,7 +75,7 @@ def main() -> int:
         f"(identity {data.identity}, {data.resolution}x{data.resolution}); {machine()}; "
         f"`{command}`\n")
   print(table(results, rows, COLUMNS, lower=LOWER, corner="system"))
-  for group in ("seen", "novel"):   # psrjax.systems.person_data.RUN_GROUPS
+  for group in ("seen", "novel"):   # psrjax.data.per_person.RUN_GROUPS
     print(f"\nHeld-out runs of {group} actions only:\n")
     columns = [(f"{m}/{group}", label) for m, label in COLUMNS]
     print(table(results, rows, columns, lower=tuple(f"{m}/{group}" for m in LOWER),

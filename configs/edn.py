@@ -15,12 +15,19 @@ configs/pix2pixhd.py; README "Per-person baselines" has its numbers):
   psrjax synthesize --workdir /tmp/edn --seed 3 --out /tmp/heldout.gif
   psrjax synthesize --workdir /tmp/edn --driving cross --out /tmp/cross.gif
 
-Other arguments (comma separated, combinable): `label=stick|discs`, `res=R`, `batch=B`, and
+On one's own video (a folder `psrjax prepare` wrote; README "Your own video"), driven by another
+prepared video:
+
+  psrjax train --config configs/edn.py:runlocal,data=DATASET --workdir /tmp/edn_me
+  psrjax synthesize --workdir /tmp/edn_me --driving OTHER_DATASET --out /tmp/driven.mp4
+
+Other arguments (comma separated, combinable): `data=DATASET`, `label=stick|discs`, `res=R`,
+`batch=B`, and
 `tiny` (a seconds-long variant for tests).
 """
 import os
 
-from psrjax.config_args import parse_config_arg
+from psrjax.config_args import parse_config_arg, prepared_dataset
 from psrjax.config_utils import load_config_file
 
 # EDN is pix2pixHD's config (beside this file) with the blocks below added.
@@ -29,7 +36,7 @@ PIX2PIXHD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pix2pixhd.
 
 def get_config(arg=None):
   """Returns the EDN config; `arg` is "runlocal" / "tiny" and `key=value` pairs."""
-  arg = parse_config_arg(arg, runlocal=False, tiny=False, label="", res=0, batch=0)
+  arg = parse_config_arg(arg, runlocal=False, tiny=False, label="", res=0, batch=0, data="")
   size = "runlocal" if arg.runlocal else "tiny" if arg.tiny else ""
   c = load_config_file(f"{PIX2PIXHD}:{size}" if size else PIX2PIXHD)
   c.system = "edn"
@@ -65,4 +72,6 @@ def get_config(arg=None):
     c.data.resolution = arg.res
   if arg.batch:
     c.train.batch_size = arg.batch
+  if arg.data:
+    c.data.dataset = prepared_dataset(arg.data)
   return c

@@ -30,7 +30,7 @@ batches are rounded up to a multiple of it (padding is masked).
 """
 import ml_collections
 
-from psrjax.config_args import parse_config_arg
+from psrjax.config_args import parse_config_arg, prepared_dataset
 from psrjax.train import defaults
 
 
@@ -50,7 +50,7 @@ def get_config(arg=None):
       resolution=128,            # H = W in pixels (paper: 256)
       train_clips=100_000,       # distinct training clips (seeds) before the source repeats
       dataset="",                # "" = the synthetic world; else a folder `psrjax prepare` wrote
-                                 # (real videos; `data=DIR` sets it and its resolution)
+                                 # (real videos, read at data.resolution; `data=DIR` sets it)
   )
 
   # Pose labels built from the keypoints (psrjax/geometry/pose_labels.py), sizes in pixels.
@@ -137,19 +137,11 @@ def get_config(arg=None):
     c.loss.vgg = 0.0
   if arg.res:
     c.data.resolution = arg.res
-  if arg.data:
-    _real_data(c, arg.data)
+  if arg.data:   # a prepared real-video dataset, read at this config's resolution
+    c.data.dataset = prepared_dataset(arg.data)
   if arg.batch:
     c.train.batch_size = arg.batch
   return c
-
-
-def _real_data(c, path):
-  """Train and evaluate on a prepared real-video dataset: its frame size, its held-out videos."""
-  import os  # pylint: disable=g-import-not-at-top
-  from psrjax.data import prepared  # pylint: disable=g-import-not-at-top
-  c.data.dataset = os.path.abspath(os.path.expanduser(path))
-  c.data.resolution = int(prepared.read_index(c.data.dataset)["resolution"])
 
 
 def _runlocal(c):

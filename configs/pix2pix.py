@@ -15,7 +15,7 @@ Train on this CPU in minutes (runlocal: pix2pixHD's runlocal data, sizes and rec
   psrjax train --config configs/pix2pix.py:runlocal --workdir /tmp/pix2pix
   psrjax synthesize --workdir /tmp/pix2pix --seed 3 --out /tmp/heldout.gif
 
-Arguments as pix2pixHD's (`runlocal`, `tiny`, `label=`, `res=`, `batch=`).
+Arguments as pix2pixHD's (`runlocal`, `tiny`, `data=`, `label=`, `res=`, `batch=`).
 """
 import os
 
@@ -27,7 +27,8 @@ PIX2PIXHD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pix2pixhd.
 
 def get_config(arg=None):
   """Returns the pix2pix config; `arg` is "runlocal" / "tiny" and `key=value` pairs."""
-  parsed = parse_config_arg(arg, runlocal=False, tiny=False, label="", res=0, batch=0)
+  parsed = parse_config_arg(arg, runlocal=False, tiny=False, label="", res=0, batch=0,
+                            data="")
   c = load_config_file(f"{PIX2PIXHD}:{arg}" if arg else PIX2PIXHD)
   c.model.update(generator="unet", num_d=1)
   c.loss.update(gan="bce", fm=0.0, vgg=0.0, l1=100.0)

@@ -4,7 +4,7 @@ Paper settings by default: G1 (ngf 64, 4 downsamplings, 9 residual blocks, insta
 multi-scale PatchGANs (ndf 64, 3 layers), LSGAN + 10 feature matching + 10 VGG, Adam lr 2e-4 with
 betas (0.5, 0.999), batch 1, the learning rate constant for the first half and decayed linearly
 to 0 over the second (pix2pixHD's 100 + 100 epochs; here 100 epochs of the ~3000-frame training
-video in all). The person is the synthetic world's per-person video (`psrjax.systems.person_data`:
+video in all). The person is the synthetic world's per-person video (`psrjax.data.per_person`:
 one identity, one camera, a held-out segment with unseen actions) at 256x256; the pose enters as
 OpenPose's colour stick figure, Everybody Dance Now's input to its pix2pixHD.
 
@@ -14,20 +14,25 @@ Train on this CPU in minutes:
   psrjax synthesize --workdir /tmp/pix2pixhd --seed 3 --out /tmp/heldout.gif
   psrjax synthesize --workdir /tmp/pix2pixhd --driving cross --out /tmp/cross.gif
 
+On one's own video: `data=DATASET` (a folder `psrjax prepare` wrote; its training videos are
+learned, its held-out ones evaluated; README "Your own video"), and `psrjax synthesize --driving
+OTHER_DATASET` drives the learned person with another prepared video.
+
 Other arguments (comma separated, combinable): `generator=global|local|unet`, `label=stick|discs`,
 `res=R`, `batch=B`, and `tiny` (a seconds-long variant for tests). `generator=unet` puts pix2pix's
 U-Net under this objective; configs/pix2pix.py is pix2pix with its own.
 """
 import ml_collections
 
-from psrjax.config_args import parse_config_arg
-from psrjax.systems import person_data
+from psrjax.config_args import parse_config_arg, prepared_dataset
+from psrjax.data import per_person
 from psrjax.train import defaults
 
 
 def get_config(arg=None):
   """Returns the pix2pixHD config; `arg` is "runlocal" / "tiny" and `key=value` pairs."""
-  arg = parse_config_arg(arg, runlocal=False, tiny=False, generator="", label="", res=0, batch=0)
+  arg = parse_config_arg(arg, runlocal=False, tiny=False, generator="", label="", res=0, batch=0,
+                         data="")
   c = defaults.trainer_config()
   c.system = "pix2pixhd"
   base_config(c)
@@ -43,12 +48,14 @@ def get_config(arg=None):
     c.data.resolution = arg.res
   if arg.batch:
     c.train.batch_size = arg.batch
+  if arg.data:   # a prepared real-video dataset, read at this config's resolution
+    c.data.dataset = prepared_dataset(arg.data)
   return c
 
 
 def base_config(c, frames_per_example: int = 1):
   """The paper settings shared by the per-person systems built on pix2pixHD (EDN adds to them)."""
-  c.data = person_data.default_data_config()
+  c.data = per_person.default_data_config()
   c.data.update(resolution=256, frames_per_example=frames_per_example)
 
   # The pose label image (psrjax/geometry/pose_render.py), sizes in pixels.

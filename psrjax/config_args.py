@@ -36,3 +36,14 @@ def parse_config_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
         raise ValueError(f"config argument {key!r} expects {type(default).__name__}, got {text!r}")
     out[key] = value
   return out
+
+
+def prepared_dataset(path: str) -> str:
+  """The absolute path of a prepared dataset given as `data=PATH`, checked now (a one-line error
+  when it is not one), so a bad path fails when the config is built. Its frames are read at the
+  config's resolution, whatever the dataset's."""
+  import os  # pylint: disable=g-import-not-at-top
+  from psrjax.data import prepared  # pylint: disable=g-import-not-at-top  # only with data=
+  path = os.path.abspath(os.path.expanduser(path))
+  prepared.read_index(path)
+  return path

@@ -30,7 +30,7 @@ import os
 
 from absl import logging
 
-from psrjax.data import prepare, video_builder
+from psrjax.data import preprocess, video_builder
 
 LIST_FILES = (("train", "fashion_train.txt"), ("test", "fashion_test.txt"))
 SPLIT_DIRS = (("train", "train"), ("test", "test"))
@@ -41,7 +41,7 @@ def video_name(entry: str) -> str:
   """`91D23ZVV6NS` from a URL, a file or a frame folder name (`.../91D23ZVV6NS.mp4`)."""
   base = os.path.basename(entry.strip().rstrip("/"))
   stem, ext = os.path.splitext(base)
-  return stem if ext.lower() in prepare.VIDEO_EXTENSIONS else base
+  return stem if ext.lower() in preprocess.VIDEO_EXTENSIONS else base
 
 
 def read_lists(manual_dir: str) -> dict[str, str] | None:
@@ -68,7 +68,7 @@ def _videos_in(folder: str) -> dict[str, str]:
   """{video name: path} of the video files and frame folders of `folder` (none if empty)."""
   if not any(os.scandir(folder)):
     return {}
-  return {video_name(p): p for p in prepare.list_videos(folder)}
+  return {video_name(p): p for p in preprocess.list_videos(folder)}
 
 
 def find_videos(manual_dir: str) -> dict[str, tuple[str | None, str]]:
@@ -115,7 +115,7 @@ def list_fashion(manual_dir: str) -> list[tuple[str, str, str, str | None]]:
   splits = assign_splits(manual_dir, found, read_lists(manual_dir))
   names = sorted(splits, key=lambda n: (splits[n] != "train", n))
   kp_dir = os.path.join(manual_dir, "keypoints")
-  kp = ({n: prepare.keypoint_path(kp_dir, n) for n in names} if os.path.isdir(kp_dir)
+  kp = ({n: preprocess.keypoint_path(kp_dir, n) for n in names} if os.path.isdir(kp_dir)
         else dict.fromkeys(names))
   return [(splits[n], n, found[n][1], kp[n]) for n in names]
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import re
 
-from psrjax.data import prepare, video_builder
+from psrjax.data import preprocess, video_builder
 
 SPLIT_FILES = (("train", "train.txt"), ("test", "val.txt"))
 FRAME_DIRS = ("images_HD", "images")
@@ -81,7 +81,7 @@ def release_dir(manual_dir: str) -> str | None:
 
 
 def _has_images(path: str) -> bool:
-  return os.path.isdir(path) and any(f.lower().endswith(prepare.IMAGE_EXTENSIONS)
+  return os.path.isdir(path) and any(f.lower().endswith(preprocess.IMAGE_EXTENSIONS)
                                      for f in os.listdir(path))
 
 
@@ -112,7 +112,7 @@ def list_iper(manual_dir: str) -> list[tuple[str, str, str, str | None]]:
                             f"{manual_dir} (first: {missing[0]}, looked in {where}); unpack the "
                             "complete release")
   kp_dir = os.path.join(manual_dir, "keypoints")
-  kp = ({n: prepare.keypoint_path(kp_dir, n) for n in names} if os.path.isdir(kp_dir)
+  kp = ({n: preprocess.keypoint_path(kp_dir, n) for n in names} if os.path.isdir(kp_dir)
         else dict.fromkeys(names))
   return [(splits[n], n, paths[n], kp[n]) for n in names]
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 
-from psrjax.data import prepare, video_builder
+from psrjax.data import preprocess, video_builder
 
 VIDEOS_DIR = "videos"
 KEYPOINTS_DIR = "openpose"
@@ -35,7 +35,7 @@ def listed_name(line: str) -> str:
   """`NAME` from a line `NAME`, `NAME.mp4` or `NAME/`."""
   base = os.path.basename(line.strip().rstrip("/"))
   stem, ext = os.path.splitext(base)
-  return stem if ext.lower() in prepare.VIDEO_EXTENSIONS else base
+  return stem if ext.lower() in preprocess.VIDEO_EXTENSIONS else base
 
 
 def read_test_file(path: str, names: list[str]) -> tuple[str, ...]:
@@ -57,15 +57,15 @@ def list_folder(manual_dir: str) -> list[tuple[str, str, str, str | None]]:
   if not os.path.isdir(videos_dir):
     raise FileNotFoundError(f"video_folder: {videos_dir} is missing; put the videos (or frame "
                             f"folders) in {VIDEOS_DIR}/ inside the manual dir")
-  paths = prepare.list_videos(videos_dir)
-  names = [prepare.video_name(p) for p in paths]
+  paths = preprocess.list_videos(videos_dir)
+  names = [preprocess.video_name(p) for p in paths]
   test_file = os.path.join(manual_dir, TEST_FILE)
   held = read_test_file(test_file, names) if os.path.isfile(test_file) else ()
-  splits = prepare.split_videos(paths, held)
+  splits = preprocess.split_videos(paths, held)
   kp_dir = os.path.join(manual_dir, KEYPOINTS_DIR)
   if not os.path.isdir(kp_dir):
     return [(splits[p], n, p, None) for p, n in zip(paths, names)]
-  return [(splits[p], n, p, prepare.keypoint_path(kp_dir, n)) for p, n in zip(paths, names)]
+  return [(splits[p], n, p, preprocess.keypoint_path(kp_dir, n)) for p, n in zip(paths, names)]
 
 
 class Builder(video_builder.VideoFramesBuilder):

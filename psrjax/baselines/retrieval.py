@@ -1,11 +1,11 @@
 """Nearest-pose retrieval: the per-person baseline with no learning.
 
 For every query pose the output is the training frame whose normalised pose is nearest: its
-RGB and its person mask, rendered on demand or read from the frame cache
-(`person_data.appearance`). It scores what memorising the training video achieves; the learned
+RGB and its person mask (`per_person.training_appearance`: of the synthetic person or of a
+prepared dataset's training videos). It scores what memorising the training video achieves; the learned
 per-person systems (pix2pixHD, Everybody Dance Now) should beat it on unseen poses and actions.
 Queries are held-out frames of the learned person (`evaluate`) or, for cross-person driving,
-`retrieve(data, index, person_data.driving_keypoints(data, normalize))`.
+`retrieve(data, index, per_person.driving_keypoints(data, normalize))`.
 
 Normalisation (`torso_normalize`, the default; any `normalize(keypoints) -> keypoints` can be
 passed instead): translate the pose so that the mid-hip (the mean of the visible hips; the neck
@@ -31,12 +31,10 @@ import functools
 from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from psrjax import metrics
-from psrjax.metrics import perceptual
-from psrjax.systems import person_data
+from psrjax.metrics import perceptual, runs
+from psrjax.data import per_person
 
 METRICS = ("ssim", "psnr", "lpips", "m_ssim", "tempe", "mask_iou")
 NECK, R_HIP, L_HIP = 1, 8, 11
@@ -111,8 +109,8 @@ class PoseIndex:
 
 
 def build_index(data, *, normalize: Callable | None = None) -> PoseIndex:
-  """The index of every training-segment frame of the person (`person_data.train_keypoints`)."""
-  return PoseIndex(person_data.train_keypoints(data), normalize=normalize)
+  """The index of every training-segment frame of the person (`per_person.train_keypoints`)."""
+  return PoseIndex(per_person.train_keypoints(data), normalize=normalize)
 
 
 def retrieve(data, index: PoseIndex, keypoints) -> dict[str, np.ndarray]:
@@ -123,7 +121,7 @@ def retrieve(data, index: PoseIndex, keypoints) -> dict[str, np.ndarray]:
   lead = kp.shape[:-2]
   found, dist = index.nearest(kp.reshape((-1,) + kp.shape[-2:]))
   unique, inverse = np.unique(np.maximum(found, 0), return_inverse=True)
-  frames = person_data.appearance(data, unique)
+  frames = per_person.training_appearance(data, unique)
   rgb, mask = frames["rgb"][inverse], frames["mask"][inverse]
   return {"rgb": rgb.reshape(lead + rgb.shape[1:]), "mask": mask.reshape(lead + mask.shape[1:]),
           "train_index": found.reshape(lead), "distance": dist.reshape(lead)}
@@ -133,41 +131,35 @@ def retrieve(data, index: PoseIndex, keypoints) -> dict[str, np.ndarray]:
 def run_metrics(pred, pred_mask, target, mask, flow_bwd, lpips_variables, *,
                 lpips_net: str | None) -> dict[str, jax.Array]:
   """Per run [B] of `METRICS` for predicted runs pred [B, T, H, W, 3] with masks
-  [B, T, H, W, 1] against the ground truth (MFCI's conventions; module docstring)."""
-  per_frame = {"ssim": metrics.ssim(pred, target), "psnr": metrics.psnr(pred, target),
-               "m_ssim": metrics.ssim(pred, target, mask=mask),
-               "mask_iou": metrics.mask_iou(pred_mask, mask)}
-  if lpips_net is not None:
-    per_frame["lpips"] = metrics.lpips(pred, target, net=lpips_net, variables=lpips_variables)
-  result = {name: jnp.mean(values, axis=-1) for name, values in per_frame.items()}
-  result["tempe"] = metrics.temporal_error(pred, flow_bwd)
-  return result
+  [B, T, H, W, 1] against the ground truth (`psrjax.metrics.runs.run_metrics`)."""
+  return runs.run_metrics(pred, target, mask, flow_bwd=flow_bwd, pred_mask=pred_mask,
+                          lpips_net=lpips_net, lpips_variables=lpips_variables)
 
 
 def evaluate(data, *, normalize: Callable | None = None, num_runs: int | None = None,
              batch_size: int = 8, lpips_net: str | None = "alexnet") -> dict[str, float]:
-  """Mean over the held-out runs (`person_data.eval_dataset`) of `METRICS` for the retrieval
+  """Mean over the held-out runs (`per_person.eval_dataset`) of `METRICS` for the retrieval
   baseline; lpips_net=None leaves LPIPS out. Also "distance": the mean distance from a
   held-out pose to its retrieved training pose; and "<metric>/seen", "<metric>/novel": the means
-  over runs of actions the training segment shows / never shows (`person_data.run_groups`)."""
+  over runs of actions the training segment shows / never shows (`per_person.run_groups`)."""
   if lpips_net is not None and data.resolution < LPIPS_MIN_SIZE:
     raise ValueError(f"LPIPS ({lpips_net}) needs frames of at least {LPIPS_MIN_SIZE} pixels; "
                      f"data.resolution is {data.resolution}: raise it or pass lpips_net=None")
   index = build_index(data, normalize=normalize)
   variables = None if lpips_net is None else perceptual.load_variables(lpips_net)
-  runs = person_data.eval_dataset(data, shard_index=0, shard_count=1, num_runs=num_runs)
+  held_out = per_person.eval_dataset(data, shard_index=0, shard_count=1, num_runs=num_runs)
   per_run = []
-  for batch in runs.batch(batch_size):
+  for batch in held_out.batch(batch_size):
     out = retrieve(data, index, batch["keypoints"])
     values = run_metrics(out["rgb"], out["mask"], batch["rgb"], batch["mask"], batch["flow_bwd"],
                          variables, lpips_net=lpips_net)
     values["distance"] = np.mean(out["distance"], axis=1)
-    values["group"] = person_data.run_groups(data, batch["frame_index"])
+    values["group"] = per_person.run_groups(data, batch["frame_index"])
     per_run.append({k: np.asarray(v, np.float64) for k, v in values.items()})
   stacked = {k: np.concatenate([r[k] for r in per_run]) for k in per_run[0]}
   groups = stacked.pop("group").astype(int)
   result = {name: float(v.mean()) for name, v in stacked.items()}
-  for g, group in enumerate(person_data.RUN_GROUPS):
+  for g, group in enumerate(per_person.RUN_GROUPS):
     if np.any(groups == g):
       result.update({f"{name}/{group}": float(v[groups == g].mean()) for name, v in stacked.items()})
   return result

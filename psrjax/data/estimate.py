@@ -3,7 +3,7 @@
 Real videos have no ground truth, so `psrjax prepare` estimates what the synthetic world renders
 exactly, in the same batch contract: frames uint8 [T, H, W, 3]; keypoints float32 [T, 18, 3]
 (COCO-18 x, y pixels with pixel centres at integers, confidence in [0, 1], order
-`psrjax.data.synthetic.keypoints.COCO_NAMES`); masks uint8 {0, 1} [T, H, W]; flows float32
+`psrjax.geometry.skeleton.COCO_NAMES`); masks uint8 {0, 1} [T, H, W]; flows float32
 [T, H, W, 2] (x, y pixels; flow_fwd[t] moves a pixel p of frame t to p + flow_fwd[t] in frame
 t + 1, flow_bwd[t] to frame t - 1; flow_fwd[-1] = flow_bwd[0] = 0). A keypoint counts when its
 confidence exceeds `min_confidence`.
@@ -34,7 +34,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from psrjax.data.synthetic.keypoints import COCO_NAMES, LIMBS
+from psrjax.data import sources
+from psrjax.geometry.skeleton import COCO_NAMES, LIMBS
 
 _K = {name: i for i, name in enumerate(COCO_NAMES)}
 _FACE = [_K[n] for n in ("nose", "r_eye", "l_eye", "r_ear", "l_ear")]
@@ -158,7 +159,7 @@ def _even_subsample(count: int, max_frames: int) -> np.ndarray:
   """At most max_frames indices spread evenly over range(count), first and last included."""
   if max_frames < 1:
     raise ValueError(f"max_frames must be a positive integer; got {max_frames}")
-  return np.unique(np.round(np.linspace(0, count - 1, min(count, max_frames))).astype(np.int64))
+  return np.unique(sources.evenly_spaced(min(count, max_frames), count))
 
 
 def _masked_median(values: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """Keypoints of real videos, imported to psrjax's COCO-18 contract.
 
 The contract (`pose_labels.check_keypoints`): float32 [T, 18, 3] in the order of
-`synthetic.keypoints.COCO_NAMES` (OpenPose's COCO-18), columns x, y in pixels with pixel centres
+`psrjax.geometry.skeleton.COCO_NAMES` (OpenPose's COCO-18), columns x, y in pixels with pixel centres
 at integers, and a visibility/confidence in [0, 1] where 0 means missing. Missing points are
 stored as (0, 0, 0), as OpenPose does.
 

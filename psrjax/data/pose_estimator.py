@@ -10,7 +10,7 @@ are refused: nothing here touches the network.
 Conventions: frames are RGB uint8 [H, W, 3]. MediaPipe's landmarks are normalised image
 coordinates (0 and 1 at the image's outer edges), so pixel x = x_norm W - 0.5 puts pixel centres
 at integers, the batch contract's convention. `keypoint_io.mediapipe33_to_coco18` maps
-BlazePose's 33 landmarks to COCO-18 (order `psrjax.data.synthetic.keypoints.COCO_NAMES`): the
+BlazePose's 33 landmarks to COCO-18 (order `psrjax.geometry.skeleton.COCO_NAMES`): the
 neck is the mean of the shoulders (confidence the smaller of theirs), every other keypoint the
 same-named landmark; confidence is MediaPipe's visibility; keypoints outside the image are
 (0, 0, 0). Segmentation is

@@ -5,6 +5,10 @@ A prepared dataset is a folder DATASET:
   DATASET/videos.json                 psrjax's index: resolution, every video's name, source,
                                       split, frame count, fps, crop box and which modalities are
                                       estimated (and how); `FORMAT` names its version
+  DATASET/keypoints.npy               float32 [frames, 18, 3]: every frame's keypoints, video
+                                      after video in videos.json's order (read without
+                                      decoding a frame; older datasets lack it and are read
+                                      from the records instead)
   DATASET/preview.png                 frames with skeleton, mask and flow overlays, to check by eye
   DATASET/psrjax_videos/r<R>/1.0.0/   a TFDS dataset (array_record, one record per frame, in
                                       video order), readable without psrjax:
@@ -40,6 +44,7 @@ import numpy as np
 FORMAT = "psrjax-videos/1"
 BUILDER_NAME = "psrjax_videos"
 INDEX_FILE = "videos.json"
+KEYPOINTS_FILE = "keypoints.npy"
 SPLITS = ("train", "test")
 FRAME_KEYS = ("rgb", "keypoints", "mask", "flow_fwd", "flow_bwd", "background", "face_box")
 
@@ -108,9 +113,10 @@ class PreparedVideos:
     self.index = read_index(self.path)
     self.resolution = int(self.index["resolution"])
     self._sources = {}
+    self._keypoints = None
 
   def __getstate__(self):
-    return {**self.__dict__, "_sources": {}}
+    return {**self.__dict__, "_sources": {}, "_keypoints": None}
 
   def split_name(self, split: str) -> str:
     """`split`, with "validation" read as "test" (prepared datasets hold out one set)."""
@@ -124,6 +130,21 @@ class PreparedVideos:
     split = self.split_name(split)
     return [Video(i, v["name"], v["split"], v["offset"], v["num_frames"], v["fps"])
             for i, v in enumerate(self.index["videos"]) if v["split"] == split]
+
+  def keypoints(self, video: Video) -> np.ndarray:
+    """float32 [num_frames, 18, 3]: the keypoints of every frame of `video` (from
+    keypoints.npy, without decoding a frame; from the records in datasets without it)."""
+    if self._keypoints is None:
+      path = os.path.join(self.path, KEYPOINTS_FILE)
+      self._keypoints = np.load(path, mmap_mode="r") if os.path.isfile(path) else {}
+    if isinstance(self._keypoints, dict):   # an older dataset: read once per video
+      if video.index not in self._keypoints:
+        source = self._source(video.split)
+        self._keypoints[video.index] = np.stack(
+            [source[int(video.offset + i)]["keypoints"] for i in range(video.num_frames)])
+      return np.array(self._keypoints[video.index], np.float32)
+    start = sum(v["num_frames"] for v in self.index["videos"][:video.index])
+    return np.array(self._keypoints[start:start + video.num_frames], np.float32)
 
   def _source(self, split: str):
     if split not in self._sources:

@@ -14,7 +14,8 @@ K source frames spread evenly over the remaining frames. Pose labels are derived
 accelerator by the system (`MFCI.prepare`).
 
 Real videos: with `data.dataset` set to a folder `psrjax prepare` wrote (`configs/mfci.py:data=DIR`),
-examples come from its videos instead (`psrjax.data.prepared`): training draws a random training
+examples come from its videos instead (a `sources.PreparedSource` at `data.resolution`, frames
+resized when the dataset was prepared at another size): training draws a random training
 video, a random run of L consecutive target frames and K random source frames among the video's
 other frames; evaluation takes, from each held-out video in turn, runs of L frames from its end
 backwards, with K source frames spread evenly over the rest of the video. Masks and flows are then
@@ -28,7 +29,7 @@ from __future__ import annotations
 import grain
 import numpy as np
 
-from psrjax.data import prepared, synthetic
+from psrjax.data import sources as video_sources, synthetic
 from psrjax.geometry import pose_labels
 
 
@@ -46,12 +47,7 @@ def check_lengths(num_frames: int, num_sources: int, num_targets: int) -> None:
 def eval_frames(num_frames: int, num_sources: int, num_targets: int):
   """(target start, source frame indices) of evaluation: the last L frames; K spread before."""
   start = num_frames - num_targets
-  sources = np.round(np.linspace(0, start - 1, num_sources)).astype(np.int64)
-  return start, sources
-
-
-def _unit(rgb: np.ndarray) -> np.ndarray:
-  return rgb.astype(np.float32) / 127.5 - 1.0
+  return start, video_sources.evenly_spaced(num_sources, start)
 
 
 def source_part(clip: dict, view: int, frames, prefix: str = "src") -> dict[str, np.ndarray]:
@@ -60,7 +56,7 @@ def source_part(clip: dict, view: int, frames, prefix: str = "src") -> dict[str,
   kp = clip["keypoints"][view][frames].astype(np.float32)
   h, w = clip["rgb"].shape[2:4]
   pose_labels.check_keypoints(kp, h, w, name=f"{prefix}_keypoints")
-  return {f"{prefix}_rgb": _unit(clip["rgb"][view][frames]), f"{prefix}_keypoints": kp}
+  return {f"{prefix}_rgb": video_sources.to_unit(clip["rgb"][view][frames]), f"{prefix}_keypoints": kp}
 
 
 def target_part(clip: dict, view: int, start: int, length: int) -> dict[str, np.ndarray]:
@@ -69,7 +65,7 @@ def target_part(clip: dict, view: int, start: int, length: int) -> dict[str, np.
   kp = clip["keypoints"][view][t].astype(np.float32)
   h, w = clip["rgb"].shape[2:4]
   pose_labels.check_keypoints(kp, h, w, name="tgt_keypoints")
-  return {"tgt_rgb": _unit(clip["rgb"][view][t]), "tgt_keypoints": kp,
+  return {"tgt_rgb": video_sources.to_unit(clip["rgb"][view][t]), "tgt_keypoints": kp,
           "tgt_mask": clip["mask"][view][t].astype(np.float32)[..., None],
           "tgt_flow_bwd": clip["flow_bwd"][view][t].astype(np.float32)}
 
@@ -151,7 +147,7 @@ def synthesis_example(data, *, seed: int, driving_seed: int | None,
   if driving_seed is None or driving_seed == seed:
     example = make_example(clip, 0, start, sources, data.num_targets)
   else:
-    every = np.round(np.linspace(0, data.num_frames - 1, data.num_sources)).astype(np.int64)
+    every = video_sources.evenly_spaced(data.num_sources, data.num_frames)
     example = {**source_part(clip, 0, every),
                **target_part(render(driving_seed), 0, start, data.num_targets)}
   if background_seed is not None:
@@ -160,66 +156,86 @@ def synthesis_example(data, *, seed: int, driving_seed: int | None,
 
 
 # ----------------------------------------------------------------------------------------------
-# Examples from a prepared real-video dataset (`data.dataset`).
+# Examples from a prepared real-video dataset (`data.dataset`), at the config's resolution.
+
+MODALITIES = ("rgb", "keypoints", "mask", "flow_bwd")
 
 
-def open_dataset(data) -> prepared.PreparedVideos:
-  """The prepared dataset, checked against the config's resolution."""
-  videos = prepared.PreparedVideos(data.dataset)
-  if videos.resolution != data.resolution:
-    raise ValueError(f"dataset {data.dataset} has {videos.resolution}x{videos.resolution} frames "
-                     f"but data.resolution is {data.resolution}; drop res= or prepare it with "
-                     f"--resolution {data.resolution}")
-  return videos
+def open_dataset(data):
+  """The prepared dataset as a video source at `data.resolution` (frames resized when the
+  dataset was prepared at another size), checked for what examples read."""
+  src = video_sources.open_prepared(data.dataset, data.resolution)
+  video_sources.require(src, MODALITIES, what="MFCI")
+  return src
 
 
-def _usable(videos: prepared.PreparedVideos, split: str, data) -> list[prepared.Video]:
+def _usable(src, split: str, data) -> list[video_sources.VideoInfo]:
   need = data.num_sources + data.num_targets
-  usable = [v for v in videos.videos(split) if v.num_frames >= need]
+  videos = src.videos(split)
+  if not videos:
+    raise ValueError(f"{video_sources.describe(src)} has no {split} video; prepare it again with "
+                     "--test-videos NAME (held-out videos are MFCI's evaluation)")
+  usable = [v for v in videos if v.num_frames >= need]
   if not usable:
-    raise ValueError(f"no {videos.split_name(split)} video of {data.dataset} has the K + L = "
-                     f"{need} frames an example needs; lower data.num_sources / num_targets")
+    raise ValueError(f"no {split} video of {data.dataset} has the K + L = {need} frames an "
+                     "example needs; lower data.num_sources / num_targets")
   return usable
 
 
-def real_example(videos, video: prepared.Video, start: int, sources, num_targets: int) -> dict:
-  """The example of frames `sources` and [start, start + L) of one prepared video."""
-  sources = np.asarray(sources, np.int64)
-  if np.any((sources >= start) & (sources < start + num_targets)):
-    raise ValueError(f"source frames {sources.tolist()} overlap the target frames "
+def real_example(src, video, start: int, sources_idx, num_targets: int) -> dict:
+  """The example of frames `sources_idx` and [start, start + L) of one prepared video."""
+  sources_idx = np.asarray(sources_idx, np.int64)
+  if np.any((sources_idx >= start) & (sources_idx < start + num_targets)):
+    raise ValueError(f"source frames {sources_idx.tolist()} overlap the target frames "
                      f"{start}..{start + num_targets - 1}")
-  f = videos.frames(video, np.concatenate([sources, np.arange(start, start + num_targets)]))
-  clip = {k: f[k][None] for k in ("rgb", "keypoints", "mask", "flow_bwd")}
-  return make_example(clip, 0, len(sources), np.arange(len(sources)), num_targets)
+  run = np.arange(start, start + num_targets)
+  return {**_frames_part(src, video, sources_idx, "src"), **_target_frames(src, video, run)}
+
+
+def _frames_part(src, video, frames, prefix: str) -> dict[str, np.ndarray]:
+  """RGB and keypoints of some frames of a prepared video (`source_part`'s keys)."""
+  f = src.frames(video, frames, ("rgb",))
+  kp = np.array(src.keypoints(video)[np.asarray(frames)], np.float32)
+  pose_labels.check_keypoints(kp, *f["rgb"].shape[1:3], name=f"{prefix}_keypoints")
+  return {f"{prefix}_rgb": f["rgb"], f"{prefix}_keypoints": kp}
+
+
+def _target_frames(src, video, run) -> dict[str, np.ndarray]:
+  """`target_part`'s keys for consecutive frames `run` of a prepared video."""
+  f = src.frames(video, run, ("rgb", "mask", "flow_bwd"))
+  kp = np.array(src.keypoints(video)[run], np.float32)
+  pose_labels.check_keypoints(kp, *f["rgb"].shape[1:3], name="tgt_keypoints")
+  return {"tgt_rgb": f["rgb"], "tgt_keypoints": kp, "tgt_mask": f["mask"],
+          "tgt_flow_bwd": f["flow_bwd"]}
 
 
 class _RealRandomFrames(grain.transforms.RandomMap):
   """(video, target start) -> K random source frames of the video outside the run."""
 
-  def __init__(self, videos, data):
-    self.videos, self.k, self.l = videos, data.num_sources, data.num_targets
+  def __init__(self, src, data):
+    self.src, self.k, self.l = src, data.num_sources, data.num_targets
 
   def random_map(self, item, rng: np.random.Generator):
     video, start = item
     others = np.setdiff1d(np.arange(video.num_frames), np.arange(start, start + self.l))
-    sources = np.sort(rng.choice(others, self.k, replace=False))
-    return real_example(self.videos, video, start, sources, self.l)
+    sources_idx = np.sort(rng.choice(others, self.k, replace=False))
+    return real_example(self.src, video, start, sources_idx, self.l)
 
 
 def _real_train(data, *, seed, shard_index, shard_count) -> grain.MapDataset:
-  videos = open_dataset(data)
-  items = [(v, s) for v in _usable(videos, "train", data)
+  src = open_dataset(data)
+  items = [(v, s) for v in _usable(src, "train", data)
            for s in range(v.num_frames - data.num_targets + 1)]
   ds = grain.MapDataset.source(items)[shard_index::shard_count]
-  return ds.random_map(_RealRandomFrames(videos, data), seed=seed)
+  return ds.random_map(_RealRandomFrames(src, data), seed=seed)
 
 
-def real_eval_items(videos, split: str, data, num_examples: int) -> list[tuple]:
+def real_eval_items(src, split: str, data, num_examples: int) -> list[tuple]:
   """(video, start, sources) of evaluation: held-out videos in turn, runs of L frames from each
   video's end backwards, K sources spread evenly over the video's other frames."""
   k, l = data.num_sources, data.num_targets
   runs = []
-  for v in _usable(videos, split, data):      # K + L <= frames: K sources outside any run
+  for v in _usable(src, split, data):      # K + L <= frames: K sources outside any run
     runs.append([(v, s) for s in range(v.num_frames - l, -1, -l)])
   items = []
   for i in range(max(len(r) for r in runs)):
@@ -227,42 +243,35 @@ def real_eval_items(videos, split: str, data, num_examples: int) -> list[tuple]:
   out = []
   for v, s in items[:num_examples]:
     others = np.setdiff1d(np.arange(v.num_frames), np.arange(s, s + l))
-    out.append((v, s, others[np.round(np.linspace(0, len(others) - 1, k)).astype(np.int64)]))
+    out.append((v, s, others[video_sources.evenly_spaced(k, len(others))]))
   return out
 
 
 def _real_eval(data, split, *, num_examples, shard_index, shard_count) -> grain.MapDataset:
-  videos = open_dataset(data)
-  items = real_eval_items(videos, split, data, num_examples)
+  src = open_dataset(data)
+  items = real_eval_items(src, split, data, num_examples)
   ds = grain.MapDataset.source(items).map(
-      lambda it: real_example(videos, it[0], it[1], it[2], data.num_targets))
+      lambda it: real_example(src, it[0], it[1], it[2], data.num_targets))
   return ds[shard_index::shard_count]
-
-
-def _frames_clip(videos, video, frames) -> dict:
-  """Frames of a prepared video as a one-camera clip for `source_part` / `target_part`."""
-  f = videos.frames(video, frames)
-  return {k: f[k][None] for k in ("rgb", "keypoints", "mask", "flow_bwd")}
 
 
 def _real_synthesis(data, *, seed, driving_seed, background_seed) -> dict:
   """Held-out video `seed` (modulo their count) as the person (its last L frames as the
   Same-Video targets), video `driving_seed`'s last L poses as the motion, and video
   `background_seed`'s frames as the background branch's input."""
-  videos = open_dataset(data)
-  held = _usable(videos, "test", data)
+  src = open_dataset(data)
+  held = _usable(src, "test", data)
   pick = lambda s: held[int(s) % len(held)]
   video = pick(seed)
   # The first len(held) evaluation items are each held-out video's last run, in order.
-  _, start, sources = real_eval_items(videos, "test", data, len(held))[held.index(video)]
-  example = real_example(videos, video, start, sources, data.num_targets)
+  _, start, sources_idx = real_eval_items(src, "test", data, len(held))[held.index(video)]
+  example = real_example(src, video, start, sources_idx, data.num_targets)
   if driving_seed is not None and pick(driving_seed) != video:
     drive = pick(driving_seed)
-    run = np.arange(drive.num_frames - data.num_targets, drive.num_frames)
-    example.update(target_part(_frames_clip(videos, drive, run), 0, 0, data.num_targets))
+    example.update(_target_frames(src, drive, np.arange(drive.num_frames - data.num_targets,
+                                                         drive.num_frames)))
   if background_seed is not None:
     bg = pick(background_seed)
-    frames = np.round(np.linspace(0, bg.num_frames - 1, data.num_sources)).astype(np.int64)
-    example.update(source_part(_frames_clip(videos, bg, frames), 0, np.arange(len(frames)),
-                               prefix="bg"))
+    example.update(_frames_part(src, bg, video_sources.evenly_spaced(data.num_sources, bg.num_frames),
+                                "bg"))
   return example

@@ -2,7 +2,7 @@
 
 `VideoFramesBuilder` is the base of every real-video builder: a subclass lists its videos (and
 keypoint files) per split in `_list_videos(manual_dir)`; the base processes them with
-`psrjax.data.prepare.process_all` (cached per video in DATA_DIR/downloads/psrjax_work/<config>,
+`psrjax.data.preprocess.process_all` (cached per video in DATA_DIR/downloads/psrjax_work/<config>,
 so an interrupted build resumes; the cache is deleted when the build succeeds), writes one array_record record per frame in video order, and stores
 the video index (videos.json's content) as the dataset's TFDS metadata (metadata.json beside
 dataset_info.json), which `psrjax.data.prepared.PreparedVideos` reads. Builder configs set the
@@ -18,7 +18,7 @@ import shutil
 
 import tensorflow_datasets as tfds
 
-from psrjax.data import prepare, prepared
+from psrjax.data import prepared, preprocess
 
 
 @dataclasses.dataclass
@@ -51,9 +51,9 @@ class VideoFramesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     """[(split, name, video path, keypoint path or None)] in record order."""
     raise TypeError(f"{type(self).__name__} must define _list_videos")
 
-  def _settings(self) -> prepare.Settings:
+  def _settings(self) -> preprocess.Settings:
     c = self.builder_config
-    return prepare.Settings(resolution=c.resolution, smooth=c.smooth)
+    return preprocess.Settings(resolution=c.resolution, smooth=c.smooth)
 
   def _entries(self, dl_manager) -> list[dict]:
     manual_dir = os.fspath(dl_manager.manual_dir)
@@ -63,7 +63,7 @@ class VideoFramesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     paths = [p for _, _, p, _ in listed]
     self._work = os.path.join(os.fspath(dl_manager.download_dir), "psrjax_work",
                               self.builder_config.name)
-    return prepare.process_all(paths, {p: s for s, _, p, _ in listed},
+    return preprocess.process_all(paths, {p: s for s, _, p, _ in listed},
                                {p: k for _, _, p, k in listed}, self._settings(), self._work,
                                names={p: n for _, n, p, _ in listed})
 
@@ -76,13 +76,13 @@ class VideoFramesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
 
   def _split_generators(self, dl_manager):
     entries = self._entries(dl_manager)
-    self.info.metadata.update(prepare.make_index(entries, self._settings()))
+    self.info.metadata.update(preprocess.make_index(entries, self._settings()))
     splits = sorted({e["split"] for e in entries})
     return {s: self._generate_examples(entries, s) for s in splits}
 
   def _generate_examples(self, entries, split):
-    """One record per frame of `split`'s videos, in order (`prepare.records`)."""
-    yield from prepare.records(entries, split)
+    """One record per frame of `split`'s videos, in order (`preprocess.records`)."""
+    yield from preprocess.records(entries, split)
 
 
 class _FromEntries(VideoFramesBuilder, skip_registration=True):
@@ -91,11 +91,11 @@ class _FromEntries(VideoFramesBuilder, skip_registration=True):
   name = prepared.BUILDER_NAME
   BUILDER_CONFIGS = []        # its one config is made per run (`from_entries`)
 
-  def __init__(self, *, entries, settings: prepare.Settings, **kwargs):
+  def __init__(self, *, entries, settings: preprocess.Settings, **kwargs):
     self._given, self._given_settings = entries, settings
     super().__init__(**kwargs)
 
-  def _settings(self) -> prepare.Settings:
+  def _settings(self) -> preprocess.Settings:
     return self._given_settings
 
   def _entries(self, dl_manager) -> list[dict]:
@@ -103,7 +103,7 @@ class _FromEntries(VideoFramesBuilder, skip_registration=True):
     return self._given
 
 
-def from_entries(entries: list[dict], settings: prepare.Settings, *, data_dir: str):
+def from_entries(entries: list[dict], settings: preprocess.Settings, *, data_dir: str):
   """The builder of `psrjax prepare`'s dataset in `data_dir` (config r<R>)."""
   config = VideoFramesConfig(name=f"r{settings.resolution}", resolution=settings.resolution,
                              smooth=settings.smooth,

@@ -18,14 +18,14 @@ import numpy as np
 from psrjax.data import synthetic
 
 
-def view_pairs(num_views: int) -> tuple[tuple[int, int], ...]:
+def pairs(num_views: int) -> tuple[tuple[int, int], ...]:
   """All ordered pairs (i, j), i != j, in a fixed order."""
   return tuple(itertools.permutations(range(num_views), 2))
 
 
 def pair_names(num_views: int) -> tuple[str, ...]:
   """Names of `view_pairs` with 1-based views, as in the paper ("1->2")."""
-  return tuple(f"{i + 1}->{j + 1}" for i, j in view_pairs(num_views))
+  return tuple(f"{i + 1}->{j + 1}" for i, j in pairs(num_views))
 
 
 DEPTHS = ("person", "scene")
@@ -47,7 +47,7 @@ def make_example(clip: dict, pair_index: int, num_views: int,
                  depth: str = "person") -> dict[str, np.ndarray]:
   """Slices one ordered view pair out of a rendered clip (batch-contract dtypes and ranges);
   `depth` chooses d_j (`target_depth`)."""
-  i, j = view_pairs(num_views)[pair_index]
+  i, j = pairs(num_views)[pair_index]
   to_unit = lambda rgb: rgb.astype(np.float32) / 127.5 - 1.0
   return {
       "src_rgb": to_unit(clip["rgb"][i]),
@@ -82,7 +82,7 @@ class _RandomPair(grain.transforms.RandomMap):
     self.num_views, self.depth = num_views, depth
 
   def random_map(self, clip, rng: np.random.Generator):
-    pair = int(rng.integers(len(view_pairs(self.num_views))))
+    pair = int(rng.integers(len(pairs(self.num_views))))
     return make_example(clip, pair, self.num_views, self.depth)
 
 
@@ -101,7 +101,7 @@ def eval_dataset(data, split: str, *, num_clips: int, shard_index: int,
   source = synthetic.SyntheticSource(
       split, num_views=data.num_views, num_frames=data.num_frames,
       resolution=data.resolution, num_clips=num_clips, rooms=data.get("rooms", 0))
-  num_pairs = len(view_pairs(data.num_views))
+  num_pairs = len(pairs(data.num_views))
   clips = grain.MapDataset.source(source)
 
   def example(index: int) -> dict[str, np.ndarray]:

@@ -6,7 +6,7 @@ humans in unseen poses"), which MFCI (Cheng et al.) builds on:
 - `heatmaps`: one Gaussian per joint, exp(-|p - k_j|^2 / (2 sigma^2)) times the joint's
   visibility (14 joints as in the papers, or all 18 of COCO); MFCI's pose p^t is these alone
   ("represented by a M-channel heatmap, where M = 14", Sec. 3);
-- `limb_masks`: one soft mask per COCO limb (keypoints.LIMBS), exp(-d^2 / (2 w^2)) with d the
+- `limb_masks`: one soft mask per COCO limb (skeleton.LIMBS), exp(-d^2 / (2 w^2)) with d the
   distance of the pixel to the limb's segment, zero when an end point is not visible;
 - `part_masks`: the 10 rigid body parts of Balakrishnan et al. (head, torso, upper/lower arms and
   legs), each the maximum of the limb-segment masks that make up the part;
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from psrjax.data.synthetic.keypoints import COCO_NAMES, LIMBS
+from psrjax.geometry.skeleton import COCO_NAMES, LIMBS
 from psrjax.geometry._batch import lead_shape
 from psrjax.geometry.sampler import bilinear_sample, pixel_grid
 from psrjax.nn.policy import float32_geometry
@@ -103,7 +103,7 @@ def _segment_masks(keypoints, segments, height: int, width: int, width_px: float
 
 
 def limb_masks(keypoints, height: int, width: int, *, width_px: float) -> jax.Array:
-  """Soft masks `[..., H, W, 17]` of the COCO limbs (keypoints.LIMBS)."""
+  """Soft masks `[..., H, W, 17]` of the COCO limbs (skeleton.LIMBS)."""
   return _segment_masks(keypoints, LIMBS, height, width, width_px)
 
 

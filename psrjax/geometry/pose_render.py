@@ -4,7 +4,7 @@
   Dance Now; the CoCosNet video pose transfer paper, Sec. III-A: "we fill each channel with pixels
   around the radius of corresponding keypoint and draw the lines between nearby coordinates"):
   18 channels, one hard disc of radius r around each visible joint (COCO-18 order), optionally
-  followed by 17 channels, one per COCO limb (`keypoints.LIMBS`), each a line of width
+  followed by 17 channels, one per COCO limb (`skeleton.LIMBS`), each a line of width
   `limb_width` between two visible joints (the limb segments of `pose_labels`), values {0, 1}.
 - `stick_figure`: OpenPose's colour rendering of a COCO-18 pose, as its Python demo draws it (CMU's
   Realtime Multi-Person Pose Estimation notebook, reused by pytorch-openpose and the systems built
@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from psrjax.data.synthetic.keypoints import LIMBS
+from psrjax.geometry.skeleton import LIMBS
 from psrjax.geometry.pose_labels import NUM_KEYPOINTS, segment_distances
 from psrjax.geometry.sampler import pixel_grid
 from psrjax.nn.policy import float32_geometry

@@ -33,8 +33,11 @@ Writing a system (read `psrnet.py` or `mfci.py` beside this file as worked examp
    that inference as its `Stage.generate` (bound like its losses; samples during the stage use
    it, every other caller the system's `generate`). `evaluate` returns per-example metrics
    `[B]`.
-5. Data. `dataset(split, ...)` yields per-example numpy dicts following the batch contract;
-   `example_spec` declares their shapes so bad data fails with a one-line error.
+5. Data. `dataset(split, ...)` yields per-example numpy dicts following the batch contract,
+   made by a sampler of `psrjax.data` (per-person, same-video, view pairs) over a video source
+   (`psrjax.data.sources`); `example_spec` declares their shapes so bad data fails with a
+   one-line error, and `modalities` the source modalities it reads, checked against the
+   source when the system is built (`sources.require`).
 6. Synthesis. `synthesis_example(seed=..., **options)` is the one example `psrjax synthesize`
    renders; the options it takes beyond `seed` are declared in `synthesis_options` (`Option`s),
    which the command offers as flags (`psrjax synthesize --workdir RUN --help` lists them). The
@@ -177,6 +180,8 @@ class System(abc.ABC):
   eval_target: str | None = None
   # The keywords `synthesis_example` takes besides `seed` (`psrjax synthesize` flags).
   synthesis_options: tuple[Option, ...] = ()
+  # The source modalities its examples read ("rgb", "keypoints", "mask", "flow_bwd", ...).
+  modalities: tuple[str, ...] = ()
 
   def __init__(self, config: ml_collections.ConfigDict):
     self.config = config

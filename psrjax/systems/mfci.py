@@ -49,13 +49,14 @@ import numpy as np
 import optax
 
 from psrjax import losses, metrics
+from psrjax.metrics import runs
 from psrjax.geometry import pose_labels
 from psrjax.models import mfci as mfci_models
 from psrjax.models import mfci_discriminators
 from psrjax.models import pretrained
 from psrjax.models.patchgan import PatchGAN
 from psrjax.systems import base
-from psrjax.systems import mfci_data
+from psrjax.data import same_video, sources
 
 VGG_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1")
 VGG_NETS = ("vgg16", "vgg19")
@@ -83,11 +84,14 @@ class MFCI(base.System):
       base.Option("driving_seed", int, None, "clip whose motion is transferred (default: the "
                   "clip's own last frames)"),
       base.Option("background_seed", int, None, "clip whose background replaces the source's"))
+  modalities = same_video.MODALITIES
 
   def __init__(self, config):
     super().__init__(config)
     d, m, c = config.data, config.model, config.loss
-    mfci_data.check_lengths(d.num_frames, d.num_sources, d.num_targets)
+    same_video.check_lengths(d.num_frames, d.num_sources, d.num_targets)
+    if d.get("dataset", ""):
+      same_video.open_dataset(d)   # the dataset holds what examples read
     if config.pose.input not in pose_labels.POSE_INPUTS:
       raise ValueError(f"pose.input must be one of {', '.join(pose_labels.POSE_INPUTS)}; got "
                        f"{config.pose.input!r}")
@@ -379,13 +383,9 @@ class MFCI(base.System):
     result = {"tempe/target": metrics.temporal_error(target, flow)}
     for name, fg_mask in (("single", out["mask_single"]), ("fused", out["mask"])):
       pred = out[name]
-      per_frame = {"psnr": metrics.psnr(pred, target), "ssim": metrics.ssim(pred, target),
-                   "m_ssim": metrics.ssim(pred, target, mask=mask),
-                   "m_psnr": metrics.psnr(pred, target, mask=mask),
-                   "mask_iou": metrics.mask_iou(fg_mask, mask)}
-      for metric, values in per_frame.items():
-        result[f"{metric}/{name}"] = jnp.mean(values, axis=-1)
-      result[f"tempe/{name}"] = metrics.temporal_error(pred, flow)
+      values = runs.run_metrics(pred, target, mask, flow_bwd=flow, pred_mask=fg_mask,
+                                masked_psnr=True)
+      result.update({f"{metric}/{name}": value for metric, value in values.items()})
     return result
 
   def sample_video(self, batch, outputs):
@@ -399,21 +399,21 @@ class MFCI(base.System):
   def dataset(self, split, *, seed, shard_index, shard_count):
     data = self.config.data
     if split == "train":
-      return mfci_data.train_dataset(data, seed=seed, shard_index=shard_index,
+      return same_video.train_dataset(data, seed=seed, shard_index=shard_index,
                                      shard_count=shard_count)
-    return mfci_data.eval_dataset(data, split, num_clips=max(1, self.config.eval.num_examples),
+    return same_video.eval_dataset(data, split, num_clips=max(1, self.config.eval.num_examples),
                                   shard_index=shard_index, shard_count=shard_count)
 
   def synthesis_example(self, *, seed: int, driving_seed: int | None = None,
                         background_seed: int | None = None):
     """Person of clip `seed` doing the motion of clip `driving_seed` (None: its own last frames)
     in front of the background of clip `background_seed` (None: its own)."""
-    return mfci_data.synthesis_example(self.config.data, seed=seed, driving_seed=driving_seed,
+    return same_video.synthesis_example(self.config.data, seed=seed, driving_seed=driving_seed,
                                        background_seed=background_seed)
 
   def example_spec(self, split):
     del split
-    spec = mfci_data.example_spec(self.config.data)
+    spec = same_video.example_spec(self.config.data)
     return {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in spec.items()}
 
 
@@ -427,7 +427,7 @@ def _vgg_frames(length: int, count: int) -> np.ndarray:
   """Indices of the target frames L_VGG sees: all (count 0) or `count` evenly spaced ones."""
   if count <= 0 or count >= length:
     return np.arange(length)
-  return np.round(np.linspace(0, length - 1, count)).astype(np.int64)
+  return sources.evenly_spaced(count, length)
 
 
 def _check_lengths(batch) -> None:

@@ -1,7 +1,7 @@
 """pix2pixHD (Wang et al. 2018) and pix2pix (Isola et al. 2017) as a per-person pose-to-frame system.
 
 The baseline of the pose-transfer papers (Everybody Dance Now, CoCosNet video pose transfer,
-D²G-Net): one person is learnt from one long video (`person_data`), each frame generated from
+D²G-Net): one person is learnt from one long video (`per_person`), each frame generated from
 its pose alone, with no temporal context. The pose enters as a label image
 (`psrjax.geometry.pose_render`): OpenPose's colour stick figure (`pose.label="stick"`, what
 Everybody Dance Now feeds its pix2pixHD) or the 18 joint discs plus 17 limb lines
@@ -17,11 +17,11 @@ halved, as in the authors' code. `model.generator` picks G: "global" (G1), "loca
 local enhancer, trained jointly here rather than G1 first), or "unet" (pix2pix's U-Net; with
 `loss.fm=0, loss.vgg=0, loss.l1=100` and one discriminator it is pix2pix's objective).
 
-Evaluation runs on the held-out segment (`person_data.eval_dataset`, runs of consecutive
+Evaluation runs on the held-out segment (`per_person.eval_dataset`, runs of consecutive
 frames): SSIM, PSNR, masked SSIM, LPIPS, E_temp and the mask IoU of the synthesized person,
 the pixels that differ from the empty room (`MASK_THRESHOLD`), with the true person mask — a
 blurred blob in the wrong pose scores well on masked SSIM but not there. The nearest-pose
-retrieval baseline (`psrjax.systems.retrieval`) reports the same metrics.
+retrieval baseline (`psrjax.baselines.retrieval`) reports the same metrics.
 """
 from __future__ import annotations
 
@@ -38,7 +38,9 @@ from psrjax.losses import perceptual as perceptual_losses
 from psrjax.metrics import perceptual as perceptual_metrics
 from psrjax.models import pix2pixhd as networks
 from psrjax.models import pretrained
-from psrjax.systems import base, person_data, retrieval
+from psrjax.baselines import retrieval
+from psrjax.data import per_person
+from psrjax.systems import base
 
 LABELS = ("stick", "discs")
 VGG_NETS = ("vgg16", "vgg19")
@@ -113,15 +115,17 @@ class Pix2PixHD(base.System):
 
   eval_prediction = "frames"
   eval_target = "rgb"
-  eval_groups = person_data.RUN_GROUPS   # held-out runs of seen / novel actions
+  eval_groups = per_person.RUN_GROUPS   # held-out runs of seen / novel actions
   synthesis_options = (
       base.Option("driving", str, "test", "pose the learned person with run --seed of the "
-                  "held-out segment ('test') or of another person's video, normalised onto "
-                  "the learned person ('cross')", choices=("test", "cross")),)
+                  "held-out video ('test'), of the synthetic driving person ('cross') or of a "
+                  "prepared dataset of another person (its path), normalised onto the learned "
+                  "person"),)
+  modalities = per_person.MODALITIES
 
   def __init__(self, config):
     super().__init__(config)
-    person_data.check_data(config.data)
+    per_person.check_data(config.data, self.modalities, what=config.system)
     self.channels = label_channels(config.pose)
     c = config.loss
     if c.gan not in losses.adversarial.KINDS:
@@ -131,9 +135,8 @@ class Pix2PixHD(base.System):
       raise ValueError(f"loss.vgg_net must be one of {', '.join(VGG_NETS)}; got {c.vgg_net!r}")
     self.generator = make_generator(config.model)
     self.discriminator = make_discriminator(config.model)
-    video = person_data.video(config.data)
-    self.background = video.background[0].astype(np.float32) / 127.5 - 1.0
-    self.novel = person_data.novel_frames(config.data)
+    self.background = per_person.background(config.data)
+    self.novel = per_person.novel_frames(config.data)
 
   # ----------------------------------------------------------------------------- inputs
   def prepare(self, batch):
@@ -183,7 +186,7 @@ class Pix2PixHD(base.System):
 
   def _forward(self, params, b, rng):
     """Every frame generated from its own label: "out" [B, T, H, W, 3]."""
-    length = b["rgb"].shape[1]
+    length = b["label"].shape[1]
     return {"out": unfold(self._apply_g(params, fold(b["label"]), rng), length)}
 
   # ----------------------------------------------------------------------------- losses
@@ -241,7 +244,7 @@ class Pix2PixHD(base.System):
 
   def evaluate(self, params, batch):
     """Per example [B]: ssim, psnr, m_ssim, lpips, mask_iou (frame means) and tempe, and the
-    run's "group" (`person_data.run_groups`: seen or novel actions)."""
+    run's "group" (`per_person.run_groups`: seen or novel actions)."""
     out = self.generate(params, batch)["frames"]
     values = retrieval.run_metrics(out, synthesized_mask(out, self.background), batch["rgb"],
                                    batch["mask"], batch["flow_bwd"], params["lpips"],
@@ -250,53 +253,60 @@ class Pix2PixHD(base.System):
     return {**values, "group": (novel > 0.5).astype(jnp.int32)}
 
   def sample_video(self, batch, outputs):
-    """pose (stick figure) | result | ground truth (or the driving person), per frame."""
+    """pose (stick figure) | result | ground truth; driven by another person: driving frame |
+    normalised pose | result."""
     frames = outputs["frames"]
     p = self.config.pose
     pose = 2.0 * pose_render.stick_figure(batch["keypoints"], *frames.shape[1:3],
                                           joint_radius=p.radius, stick_width=p.width) - 1.0
+    if "driving_rgb" in batch:
+      return base.side_by_side([batch["driving_rgb"], np.asarray(pose), frames],
+                               ["driving", "normalised pose", "result"])
     columns, names = [np.asarray(pose), frames], ["pose", "result"]
     if "rgb" in batch:
       columns.append(batch["rgb"])
-      names.append("ground truth" if "mask" in batch else "driving person")
+      names.append("ground truth")
     return base.side_by_side(columns, names)
 
   # ----------------------------------------------------------------------------- data
   def dataset(self, split, *, seed, shard_index, shard_count):
     data = self.config.data
     if split == "train":
-      return person_data.train_dataset(data, seed=seed, shard_index=shard_index,
+      return per_person.train_dataset(data, seed=seed, shard_index=shard_index,
                                        shard_count=shard_count)
     num_runs = self.config.eval.num_examples or None
-    return person_data.eval_dataset(data, shard_index=shard_index, shard_count=shard_count,
+    return per_person.eval_dataset(data, shard_index=shard_index, shard_count=shard_count,
                                     num_runs=num_runs)
 
   def example_spec(self, split):
-    spec = person_data.example_spec(self.config.data, "train" if split == "train" else "test")
+    spec = per_person.example_spec(self.config.data, "train" if split == "train" else "test")
     return {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in spec.items()}
 
-  def normalizer(self):
-    """Everybody Dance Now's global pose normalisation fitted from the driving video's poses
-    to the learned person's training poses (`psrjax.geometry.pose_normalize`)."""
+  def normalizer(self, driving: str = "cross"):
+    """Everybody Dance Now's global pose normalisation fitted from the driving videos' poses
+    ("cross" or a prepared dataset's path) to the learned person's training poses
+    (`psrjax.geometry.pose_normalize`). Videos that never show the ankles (a head-and-shoulders
+    recording) cannot be measured that way; they get the head-anchored vertical translation of
+    the CoCosNet video pose transfer paper (Eq. 1) instead."""
     data = self.config.data
-    params = pose_normalize.fit_pose_normalization(
-        person_data.keypoints(data, driving=True), person_data.train_keypoints(data))
+    source = per_person.driving_keypoints(data, driving=driving)
+    target = per_person.train_keypoints(data)
+    try:
+      params = pose_normalize.fit_pose_normalization(source, target)
+    except ValueError:
+      params = pose_normalize.fit_pose_normalization(source, target, mode="translate",
+                                                     anchor="head")
     return lambda kp: np.asarray(pose_normalize.apply_pose_normalization(params, kp))
 
   def synthesis_example(self, *, seed: int, driving: str = "test"):
-    """`driving="test"`: run `seed` of the held-out segment (pose | result | ground truth);
-    `"cross"`: frames from `seed` x run length of the driving person's video, its poses
-    normalised onto the learned person (pose | result | the driving person)."""
+    """`driving="test"`: run `seed` of the held-out video(s) (pose | result | ground truth);
+    `"cross"` or a prepared dataset's path: run `seed` of the driving videos, its poses
+    normalised onto the learned person (driving frame | normalised pose | result)."""
     data = self.config.data
-    start = int(seed) * data.eval_run_frames
     if driving == "test":
-      return person_data.synthesis_example(data, driving=False, start=start)
-    if driving == "cross":
-      example = person_data.synthesis_example(data, driving=True, start=start,
-                                              normalize=self.normalizer())
-      return {**example, "rgb": example.pop("driving_rgb")}
-    raise ValueError(f"--driving must be 'test' (held-out segment) or 'cross' (another person's "
-                     f"poses); got {driving!r}")
+      return per_person.synthesis_example(data, driving="test", run=int(seed))
+    return per_person.synthesis_example(data, driving=driving, run=int(seed),
+                                        normalize=self.normalizer(driving))
 
 
 def decayed_lr(lr: float, steps: int, decay_fraction: float) -> optax.Schedule:

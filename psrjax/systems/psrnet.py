@@ -25,7 +25,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from psrjax import losses, metrics
+from psrjax import losses
+from psrjax.metrics import runs
 from psrjax.data import synthetic
 from psrjax.geometry.texture_transfer import texture_transfer
 from psrjax.geometry.visibility import visibility_map
@@ -34,7 +35,7 @@ from psrjax.models import discriminators
 from psrjax.models import psrnet as psrnet_models
 from psrjax.models import pretrained
 from psrjax.systems import base
-from psrjax.systems import psrnet_data
+from psrjax.data import view_pairs
 
 # Outputs of `generate` besides the layers, in sample-strip order.
 BASELINES = ("copy", "texture")
@@ -97,7 +98,7 @@ class PSRNet(base.System):
             else {"encoders": m.get("encoders", "concat_videos")}))
         for k in range(1, m.layers + 1)]
     self.discriminator = discriminators.VideoDiscriminator(ndf=m.disc_channels, **nets)
-    self.eval_groups = psrnet_data.pair_names(config.data.num_views)
+    self.eval_groups = view_pairs.pair_names(config.data.num_views)
     self.eval_prediction, self.eval_target = f"layer{m.layers}", "tgt_rgb"   # config.evals
 
   # ----------------------------------------------------------------------------- schedule
@@ -242,12 +243,8 @@ class PSRNet(base.System):
     result = {"group": batch["pair"]}
     for name in names:
       pred = outputs[name]
-      per_frame = {
-          "ssim": metrics.ssim(pred, target), "psnr": metrics.psnr(pred, target),
-          "m_ssim": metrics.ssim(pred, target, mask=mask),
-          "m_psnr": metrics.psnr(pred, target, mask=mask)}
-      for metric, values in per_frame.items():
-        result[f"{metric}/{name}"] = jnp.mean(values, axis=-1)   # mean over frames -> [B]
+      values = runs.run_metrics(pred, target, mask, masked_psnr=True)   # frame means -> [B]
+      result.update({f"{metric}/{name}": value for metric, value in values.items()})
     return result
 
   def sample_video(self, batch, outputs):
@@ -262,11 +259,11 @@ class PSRNet(base.System):
   def dataset(self, split, *, seed, shard_index, shard_count):
     data = self.config.data
     if split == "train":
-      return psrnet_data.train_dataset(data, seed=seed, shard_index=shard_index,
+      return view_pairs.train_dataset(data, seed=seed, shard_index=shard_index,
                                        shard_count=shard_count)
-    num_pairs = len(psrnet_data.view_pairs(data.num_views))
+    num_pairs = len(view_pairs.pairs(data.num_views))
     num_clips = max(1, -(-self.config.eval.num_examples // num_pairs))
-    return psrnet_data.eval_dataset(data, split, num_clips=num_clips, shard_index=shard_index,
+    return view_pairs.eval_dataset(data, split, num_clips=num_clips, shard_index=shard_index,
                                     shard_count=shard_count)
 
   def synthesis_example(self, *, seed: int, source_view: int = 1, target_view: int = 2):
@@ -278,12 +275,12 @@ class PSRNet(base.System):
                        f"{source_view} -> {target_view}")
     clip = synthetic.render_clip(seed, num_views=d.num_views, num_frames=d.num_frames,
                                  resolution=d.resolution, rooms=d.get("rooms", 0))
-    pair = psrnet_data.view_pairs(d.num_views).index((source_view - 1, target_view - 1))
-    return psrnet_data.make_example(clip, pair, d.num_views, d.get("depth", "person"))
+    pair = view_pairs.pairs(d.num_views).index((source_view - 1, target_view - 1))
+    return view_pairs.make_example(clip, pair, d.num_views, d.get("depth", "person"))
 
   def example_spec(self, split):
     del split
-    spec = psrnet_data.example_spec(self.config.data.num_frames, self.config.data.resolution)
+    spec = view_pairs.example_spec(self.config.data.num_frames, self.config.data.resolution)
     return {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in spec.items()}
 
 

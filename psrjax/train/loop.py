@@ -35,6 +35,7 @@ from psrjax.train import best as best_lib
 from psrjax.train import checkpoint as checkpoint_lib
 from psrjax.train import context as context_lib
 from psrjax.train import data as data_lib
+from psrjax.train import memory as memory_lib
 from psrjax.train import preemption
 from psrjax.train import progress as progress_lib
 from psrjax.train import samples as samples_lib
@@ -167,9 +168,16 @@ class _Run:
     example = data_lib.decode_batch(data_lib.encode_batch(ctx.eval_data.example(0)), xp=np)
     self.sampler = samples_lib.Sampler(ctx.system, ctx.mesh, example)
 
-  def step_fn(self, stage):
+  def step_fn(self, stage, *args):
+    """The stage's jitted step. The first time, it is compiled for `args` and its memory need
+    checked against the devices' (`memory.check_fits`: one line with the fixes when it cannot
+    fit), before it runs."""
     if stage.name not in self._steps:
-      self._steps[stage.name] = self.ctx.jit_step(stage)
+      jitted = self.ctx.jit_step(stage)
+      local = [d for d in self.ctx.mesh.devices.flat if d.process_index == jax.process_index()]
+      memory_lib.check_fits(jitted.lower(*args).compile(), local,
+                            what=f"the train step of stage {stage.name!r}")
+      self._steps[stage.name] = jitted
     return self._steps[stage.name]
 
   def log(self, step: int, metrics: dict[str, float]) -> None:
@@ -214,8 +222,8 @@ def _run_steps(run: _Run, state, step: int, end: int, flag) -> tuple[Any, int, b
     data_lib.check_same_structure(local, run.first_compact, step)
     batch = run.ctx.global_batch(local)
     run.profile.before(step)
-    state, metrics = run.step_fn(run.ctx.stage_at(step))(state, batch, run.ctx.base_key,
-                                                          run.ctx.constants)
+    args = (state, batch, run.ctx.base_key, run.ctx.constants)
+    state, metrics = run.step_fn(run.ctx.stage_at(step), *args)(*args)
     step += 1
     run.profile.after(step, state)
     pending.append((step, metrics))

@@ -2,11 +2,12 @@
 import numpy as np
 import pytest
 
-from psrjax.systems import person_data, retrieval
+from psrjax.baselines import retrieval
+from psrjax.data import per_person, scripted_person
 
 
 def tiny(**overrides):
-  data = person_data.default_data_config()
+  data = per_person.default_data_config()
   data.update(dict(resolution=16, train_script=(("wave", 10), ("squat", 8)),
                    test_script=(("throw", 6), ("wave", 5)), eval_run_frames=4))
   data.update(overrides)
@@ -59,7 +60,7 @@ def test_nearest_matches_brute_force():
 
 def test_a_training_pose_retrieves_its_own_frame():
   data = tiny()
-  train = person_data.train_keypoints(data)
+  train = per_person.train_keypoints(data)
   index = retrieval.build_index(data)
   k = 13
   others = np.delete(index.distances(train[k:k + 1])[0], k)
@@ -68,7 +69,7 @@ def test_a_training_pose_retrieves_its_own_frame():
   out = retrieval.retrieve(data, index, query)
   np.testing.assert_array_equal(out["train_index"], [[k, 4]])
   np.testing.assert_allclose(out["distance"], 0, atol=1e-9)
-  truth = person_data.frames(data, k, 1)
+  truth = scripted_person.frames(data, k, 1)
   np.testing.assert_array_equal(out["rgb"][0, 0], truth["rgb"][0])
   np.testing.assert_array_equal(out["mask"][0, 0], truth["mask"][0])
 
@@ -78,7 +79,7 @@ def test_evaluate_returns_the_documented_metrics():
   result = retrieval.evaluate(data, batch_size=2)
   names = set(retrieval.METRICS) | {"distance"}
   groups = {n.split("/")[1] for n in result if "/" in n}
-  assert groups and groups <= set(person_data.RUN_GROUPS)
+  assert groups and groups <= set(per_person.RUN_GROUPS)
   assert set(result) == names | {f"{n}/{g}" for n in names for g in groups}
   assert all(np.isfinite(v) for v in result.values())
   assert 0 < result["ssim"] <= 1 and 0 <= result["mask_iou"] <= 1 and result["lpips"] >= 0

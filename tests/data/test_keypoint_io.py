@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from psrjax.data import keypoint_io as K
-from psrjax.data.synthetic.keypoints import COCO_NAMES
+from psrjax.geometry.skeleton import COCO_NAMES
 
 BODY25_NAMES = ("Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist",
                 "MidHip", "RHip", "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye",

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from psrjax.data import video
-from psrjax.data.synthetic.keypoints import NUM_KEYPOINTS
+from psrjax.geometry.skeleton import NUM_KEYPOINTS
 from psrjax.geometry.pose_labels import check_keypoints
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from psrjax.data import synthetic as S
-from psrjax.systems import psrnet_data
+from psrjax.data import view_pairs
 
 
 @pytest.fixture(scope="module")
@@ -14,9 +14,9 @@ def clip():
 
 
 def test_scene_depth_is_the_person_over_the_room(clip):
-  person = psrnet_data.make_example(clip, 1, 3, "person")["tgt_depth"][..., 0]
-  scene = psrnet_data.make_example(clip, 1, 3, "scene")["tgt_depth"][..., 0]
-  _, j = psrnet_data.view_pairs(3)[1]
+  person = view_pairs.make_example(clip, 1, 3, "person")["tgt_depth"][..., 0]
+  scene = view_pairs.make_example(clip, 1, 3, "scene")["tgt_depth"][..., 0]
+  _, j = view_pairs.pairs(3)[1]
   m = clip["mask"][j] > 0
   assert m.any() and (~m).any()
   np.testing.assert_array_equal(scene[m], person[m])
@@ -28,4 +28,4 @@ def test_scene_depth_is_the_person_over_the_room(clip):
 
 def test_unknown_depth_is_refused(clip):
   with pytest.raises(ValueError, match="data.depth must be one of"):
-    psrnet_data.make_example(clip, 0, 3, "kinect")
+    view_pairs.make_example(clip, 0, 3, "kinect")

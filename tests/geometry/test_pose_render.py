@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 from skimage import draw
 
-from psrjax.data.synthetic.keypoints import LIMBS
+from psrjax.geometry.skeleton import LIMBS
 from psrjax.geometry import pose_render
 
 # A standing COCO-18 pose in a 48 x 48 frame; integer joints, most limbs with integer midpoints.

@@ -13,7 +13,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 import train_harness  # noqa: E402
 from psrjax.data import synthetic  # noqa: E402
-from psrjax.systems import base, mfci_data  # noqa: E402
+from psrjax.data import same_video  # noqa: E402
+from psrjax.systems import base  # noqa: E402
 from psrjax.train import loop  # noqa: E402
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "mfci.py")
@@ -63,7 +64,7 @@ def test_train_examples_are_disjoint_source_and_consecutive_target_frames_of_one
 def test_eval_examples_are_fixed_same_video_examples_of_held_out_people(system):
   ds = system.dataset("validation", seed=0, shard_index=0, shard_count=1)
   assert len(ds) == 4
-  start, sources = mfci_data.eval_frames(9, 2, 7)
+  start, sources = same_video.eval_frames(9, 2, 7)
   assert start == 2 and list(sources) == [0, 1]
   clip = synthetic.SyntheticSource("validation", num_views=1, num_frames=9, resolution=16)[1]
   assert clip["identity"] % 10 == 8                       # a validation (held-out) identity
@@ -138,9 +139,9 @@ def test_keypoints_outside_the_frame_are_an_error():
   clip = synthetic.render_clip(8, num_views=1, num_frames=9, resolution=16)
   clip["keypoints"][0, 4, 2] = (30.0, 3.0, 1.0)
   with pytest.raises(ValueError, match="src_keypoints: 1 visible keypoints lie outside the 16x16"):
-    mfci_data.make_example(clip, 0, 5, [1, 4], 4)
+    same_video.make_example(clip, 0, 5, [1, 4], 4)
   with pytest.raises(ValueError, match="overlap the target frames"):
-    mfci_data.make_example(clip, 0, 2, [0, 3], 7)
+    same_video.make_example(clip, 0, 2, [0, 3], 7)
 
 
 def test_two_stage_schedule(system):

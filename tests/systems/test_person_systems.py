@@ -14,7 +14,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 import train_harness  # noqa: E402
 from psrjax.geometry import face_crop  # noqa: E402
-from psrjax.systems import base, person_data, pix2pixhd  # noqa: E402
+from psrjax.data import scripted_person  # noqa: E402
+from psrjax.systems import base, pix2pixhd  # noqa: E402
 from psrjax.train import inference  # noqa: E402
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
@@ -97,7 +98,7 @@ def test_pix2pix_dropout_is_noise_in_training_only():
 def test_synthesized_mask_of_the_ground_truth_is_the_person_mask():
   config = tiny_config("pix2pixhd")
   system = base.get_system(config)
-  frames = person_data.frames(config.data, 5, 3)
+  frames = scripted_person.frames(config.data, 5, 3)
   derived = np.asarray(pix2pixhd.synthesized_mask(jnp.asarray(frames["rgb"]), system.background))
   np.testing.assert_array_equal(derived, frames["mask"])
 

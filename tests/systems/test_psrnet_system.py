@@ -12,7 +12,8 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
 
 import train_harness  # noqa: E402
-from psrjax.systems import base, psrnet, psrnet_data  # noqa: E402
+from psrjax.data import view_pairs  # noqa: E402
+from psrjax.systems import base, psrnet  # noqa: E402
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "psrnet.py")
 pytestmark = pytest.mark.xdist_group("psrnet")   # shares the session's PSR-Net runs
@@ -113,7 +114,7 @@ def test_sample_video_strip(system, params, batch):
 
 def test_synthesis_example_checks_views(system):
   example = system.synthesis_example(seed=9, source_view=3, target_view=1)
-  assert int(example["pair"]) == psrnet_data.view_pairs(3).index((2, 0))
+  assert int(example["pair"]) == view_pairs.pairs(3).index((2, 0))
   with pytest.raises(ValueError, match="views"):
     system.synthesis_example(seed=9, source_view=2, target_view=2)
 

@@ -27,7 +27,7 @@ from psrjax.data.synthetic.body import DEFAULT_SHAPE, PART_NAMES, SHAPE_NAMES, S
 from psrjax.data.synthetic.cameras import Cameras, camera_ring
 from psrjax.data.synthetic.clip import CLIP_FPS, NUM_IDENTITIES, render_clip
 from psrjax.data.synthetic.faces import FACE_CENTROIDS, FACE_PART, NUM_FACES, nearest_faces
-from psrjax.data.synthetic.keypoints import COCO_NAMES, LIMBS
+from psrjax.geometry.skeleton import COCO_NAMES, LIMBS
 from psrjax.data.synthetic.motion import Motion, place_action
 from psrjax.data.synthetic.renderer import render
 from psrjax.data.synthetic.sequence import ScriptedSequence, render_sequence, script_motion

@@ -11,14 +11,8 @@ import numpy as np
 from psrjax.data.synthetic import body
 from psrjax.data.synthetic.appearance import HEAD_LANDMARKS
 from psrjax.data.synthetic.raycast import capsule_entry, unit_space
+from psrjax.geometry.skeleton import COCO_NAMES, LIMBS, NUM_KEYPOINTS  # noqa: F401  # re-exported
 
-COCO_NAMES = (
-    "nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
-    "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear")
-NUM_KEYPOINTS = len(COCO_NAMES)
-# OpenPose COCO-18 limbs (pairs of keypoint indices) for drawing skeletons.
-LIMBS = ((1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11),
-         (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17))
 _P = body.P
 _OWN = {
     "neck": ("chest", "neck"), "r_shoulder": ("chest", "r_upper_arm"),

@@ -2,7 +2,7 @@
 import numpy as np
 from PIL import Image, ImageDraw
 
-from psrjax.data.synthetic.keypoints import LIMBS
+from psrjax.geometry.skeleton import LIMBS
 
 # 25 part colours (0 = background black), spread over hue with alternating brightness.
 _h = np.arange(24) / 24.0
