@@ -21,7 +21,9 @@ other frames; evaluation takes, from each held-out video in turn, runs of L fram
 backwards, with K source frames spread evenly over the rest of the video. Masks and flows are then
 the dataset's estimated ones.
 
-Synthesis (`synthesis_example`) takes the source frames from one clip, the target poses from a
+Both kinds of video go through one example builder over a video source (`video_example`): the
+synthetic clips as `synthetic_clips.SyntheticClips` (each camera of a clip a video), prepared
+datasets as `sources.PreparedSource`. Synthesis (`synthesis_example`) takes the source frames from one clip, the target poses from a
 driving clip and, for background substitution, the background branch's frames from a third clip.
 """
 from __future__ import annotations
@@ -29,7 +31,7 @@ from __future__ import annotations
 import grain
 import numpy as np
 
-from psrjax.data import sources as video_sources, synthetic
+from psrjax.data import sources as video_sources, synthetic, synthetic_clips
 from psrjax.geometry import pose_labels
 
 
@@ -87,24 +89,58 @@ def example_spec(data) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
           "tgt_mask": ((l, h, h, 1), np.float32), "tgt_flow_bwd": ((l, h, h, 2), np.float32)}
 
 
+# What examples read from a video source.
+MODALITIES = ("rgb", "keypoints", "mask", "flow_bwd")
+
+
+def video_example(src, video, start: int, sources_idx, num_targets: int) -> dict:
+  """The example of frames `sources_idx` (the K sources) and [start, start + L) (the targets) of
+  one video of a source (synthetic clips or prepared videos)."""
+  sources_idx = np.asarray(sources_idx, np.int64)
+  if np.any((sources_idx >= start) & (sources_idx < start + num_targets)):
+    raise ValueError(f"source frames {sources_idx.tolist()} overlap the target frames "
+                     f"{start}..{start + num_targets - 1}")
+  run = np.arange(start, start + num_targets)
+  return {**_frames_part(src, video, sources_idx, "src"), **_target_frames(src, video, run)}
+
+
+def _frames_part(src, video, frames, prefix: str) -> dict[str, np.ndarray]:
+  """RGB and keypoints of some frames of a prepared video (`source_part`'s keys)."""
+  f = src.frames(video, frames, ("rgb",))
+  kp = np.array(src.keypoints(video)[np.asarray(frames)], np.float32)
+  pose_labels.check_keypoints(kp, *f["rgb"].shape[1:3], name=f"{prefix}_keypoints")
+  return {f"{prefix}_rgb": f["rgb"], f"{prefix}_keypoints": kp}
+
+
+def _target_frames(src, video, run) -> dict[str, np.ndarray]:
+  """`target_part`'s keys for consecutive frames `run` of a prepared video."""
+  f = src.frames(video, run, ("rgb", "mask", "flow_bwd"))
+  kp = np.array(src.keypoints(video)[run], np.float32)
+  pose_labels.check_keypoints(kp, *f["rgb"].shape[1:3], name="tgt_keypoints")
+  return {"tgt_rgb": f["rgb"], "tgt_keypoints": kp, "tgt_mask": f["mask"],
+          "tgt_flow_bwd": f["flow_bwd"]}
+
+
 class _RandomFrames(grain.transforms.RandomMap):
-  """A random camera, target run and set of source frames of a clip (seeded per example)."""
+  """A clip's index -> a random camera, target run and set of source frames of it (seeded per
+  example)."""
 
-  def __init__(self, num_views: int, num_frames: int, num_sources: int, num_targets: int):
-    self.num_views, self.num_frames = num_views, num_frames
-    self.num_sources, self.num_targets = num_sources, num_targets
+  def __init__(self, src, num_sources: int, num_targets: int):
+    self.src, self.num_sources, self.num_targets = src, num_sources, num_targets
 
-  def random_map(self, clip, rng: np.random.Generator):
-    view = int(rng.integers(self.num_views))
-    start = int(rng.integers(self.num_frames - self.num_targets + 1))
-    others = [t for t in range(self.num_frames) if not start <= t < start + self.num_targets]
+  def random_map(self, index, rng: np.random.Generator):
+    src, length = self.src, self.src.num_frames
+    view = int(rng.integers(src.num_views))
+    start = int(rng.integers(length - self.num_targets + 1))
+    others = [t for t in range(length) if not start <= t < start + self.num_targets]
     sources = np.sort(rng.choice(others, self.num_sources, replace=False))
-    return make_example(clip, view, start, sources, self.num_targets)
+    return video_example(src, src.take(int(index))[view], start, sources, self.num_targets)
 
 
-def _source(data, split: str, num_clips: int | None):
-  return synthetic.SyntheticSource(split, num_views=data.num_views, num_frames=data.num_frames,
-                                   resolution=data.resolution, num_clips=num_clips)
+def _source(data, split: str, num_clips: int | None) -> synthetic_clips.SyntheticClips:
+  return synthetic_clips.SyntheticClips(split, num_views=data.num_views,
+                                        num_frames=data.num_frames, resolution=data.resolution,
+                                        num_clips=num_clips)
 
 
 def train_dataset(data, *, seed: int, shard_index: int, shard_count: int) -> grain.MapDataset:
@@ -112,9 +148,9 @@ def train_dataset(data, *, seed: int, shard_index: int, shard_count: int) -> gra
   if data.dataset:
     return _real_train(data, seed=seed, shard_index=shard_index, shard_count=shard_count)
   check_lengths(data.num_frames, data.num_sources, data.num_targets)
-  ds = grain.MapDataset.source(_source(data, "train", data.train_clips))[shard_index::shard_count]
-  transform = _RandomFrames(data.num_views, data.num_frames, data.num_sources, data.num_targets)
-  return ds.random_map(transform, seed=seed)
+  src = _source(data, "train", data.train_clips)
+  ds = grain.MapDataset.range(len(src))[shard_index::shard_count]
+  return ds.random_map(_RandomFrames(src, data.num_sources, data.num_targets), seed=seed)
 
 
 def eval_dataset(data, split: str, *, num_clips: int, shard_index: int,
@@ -125,8 +161,9 @@ def eval_dataset(data, split: str, *, num_clips: int, shard_index: int,
                       shard_count=shard_count)
   check_lengths(data.num_frames, data.num_sources, data.num_targets)
   start, sources = eval_frames(data.num_frames, data.num_sources, data.num_targets)
-  clips = grain.MapDataset.source(_source(data, split, num_clips))
-  ds = clips.map(lambda clip: make_example(clip, 0, start, sources, data.num_targets))
+  src = _source(data, split, num_clips)
+  ds = grain.MapDataset.range(len(src)).map(
+      lambda i: video_example(src, src.take(int(i))[0], start, sources, data.num_targets))
   return ds[shard_index::shard_count]
 
 
@@ -158,9 +195,6 @@ def synthesis_example(data, *, seed: int, driving_seed: int | None,
 # ----------------------------------------------------------------------------------------------
 # Examples from a prepared real-video dataset (`data.dataset`), at the config's resolution.
 
-MODALITIES = ("rgb", "keypoints", "mask", "flow_bwd")
-
-
 def open_dataset(data):
   """The prepared dataset as a video source at `data.resolution` (frames resized when the
   dataset was prepared at another size), checked for what examples read."""
@@ -182,33 +216,6 @@ def _usable(src, split: str, data) -> list[video_sources.VideoInfo]:
   return usable
 
 
-def real_example(src, video, start: int, sources_idx, num_targets: int) -> dict:
-  """The example of frames `sources_idx` and [start, start + L) of one prepared video."""
-  sources_idx = np.asarray(sources_idx, np.int64)
-  if np.any((sources_idx >= start) & (sources_idx < start + num_targets)):
-    raise ValueError(f"source frames {sources_idx.tolist()} overlap the target frames "
-                     f"{start}..{start + num_targets - 1}")
-  run = np.arange(start, start + num_targets)
-  return {**_frames_part(src, video, sources_idx, "src"), **_target_frames(src, video, run)}
-
-
-def _frames_part(src, video, frames, prefix: str) -> dict[str, np.ndarray]:
-  """RGB and keypoints of some frames of a prepared video (`source_part`'s keys)."""
-  f = src.frames(video, frames, ("rgb",))
-  kp = np.array(src.keypoints(video)[np.asarray(frames)], np.float32)
-  pose_labels.check_keypoints(kp, *f["rgb"].shape[1:3], name=f"{prefix}_keypoints")
-  return {f"{prefix}_rgb": f["rgb"], f"{prefix}_keypoints": kp}
-
-
-def _target_frames(src, video, run) -> dict[str, np.ndarray]:
-  """`target_part`'s keys for consecutive frames `run` of a prepared video."""
-  f = src.frames(video, run, ("rgb", "mask", "flow_bwd"))
-  kp = np.array(src.keypoints(video)[run], np.float32)
-  pose_labels.check_keypoints(kp, *f["rgb"].shape[1:3], name="tgt_keypoints")
-  return {"tgt_rgb": f["rgb"], "tgt_keypoints": kp, "tgt_mask": f["mask"],
-          "tgt_flow_bwd": f["flow_bwd"]}
-
-
 class _RealRandomFrames(grain.transforms.RandomMap):
   """(video, target start) -> K random source frames of the video outside the run."""
 
@@ -219,7 +226,7 @@ class _RealRandomFrames(grain.transforms.RandomMap):
     video, start = item
     others = np.setdiff1d(np.arange(video.num_frames), np.arange(start, start + self.l))
     sources_idx = np.sort(rng.choice(others, self.k, replace=False))
-    return real_example(self.src, video, start, sources_idx, self.l)
+    return video_example(self.src, video, start, sources_idx, self.l)
 
 
 def _real_train(data, *, seed, shard_index, shard_count) -> grain.MapDataset:
@@ -251,7 +258,7 @@ def _real_eval(data, split, *, num_examples, shard_index, shard_count) -> grain.
   src = open_dataset(data)
   items = real_eval_items(src, split, data, num_examples)
   ds = grain.MapDataset.source(items).map(
-      lambda it: real_example(src, it[0], it[1], it[2], data.num_targets))
+      lambda it: video_example(src, it[0], it[1], it[2], data.num_targets))
   return ds[shard_index::shard_count]
 
 
@@ -265,7 +272,7 @@ def _real_synthesis(data, *, seed, driving_seed, background_seed) -> dict:
   video = pick(seed)
   # The first len(held) evaluation items are each held-out video's last run, in order.
   _, start, sources_idx = real_eval_items(src, "test", data, len(held))[held.index(video)]
-  example = real_example(src, video, start, sources_idx, data.num_targets)
+  example = video_example(src, video, start, sources_idx, data.num_targets)
   if driving_seed is not None and pick(driving_seed) != video:
     drive = pick(driving_seed)
     example.update(_target_frames(src, drive, np.arange(drive.num_frames - data.num_targets,

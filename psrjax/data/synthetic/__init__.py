@@ -25,18 +25,20 @@ from psrjax.data.synthetic.actions import ACTIONS
 from psrjax.data.synthetic.appearance import Identity, make_identity
 from psrjax.data.synthetic.body import DEFAULT_SHAPE, PART_NAMES, SHAPE_NAMES, SYMMETRIC_PART
 from psrjax.data.synthetic.cameras import Cameras, camera_ring
-from psrjax.data.synthetic.clip import CLIP_FPS, NUM_IDENTITIES, render_clip
+from psrjax.data.synthetic.clip import CLIP_FPS, NUM_IDENTITIES, clip_keypoints, render_clip
 from psrjax.data.synthetic.faces import FACE_CENTROIDS, FACE_PART, NUM_FACES, nearest_faces
 from psrjax.geometry.skeleton import COCO_NAMES, LIMBS
 from psrjax.data.synthetic.motion import Motion, place_action
 from psrjax.data.synthetic.renderer import render
 from psrjax.data.synthetic.sequence import ScriptedSequence, render_sequence, script_motion
-from psrjax.data.synthetic.source import SPLITS, SyntheticSource, seed_split, split_seed
+from psrjax.data.synthetic.source import (DEFAULT_NUM_CLIPS, SPLITS, SyntheticSource, check_split,
+                                          seed_split, split_seed)
 
 __all__ = [
-    "ACTIONS", "CLIP_FPS", "COCO_NAMES", "Cameras", "DEFAULT_SHAPE", "FACE_CENTROIDS", "FACE_PART",
+    "ACTIONS", "CLIP_FPS", "COCO_NAMES", "DEFAULT_NUM_CLIPS", "Cameras", "DEFAULT_SHAPE", "FACE_CENTROIDS", "FACE_PART",
     "Identity", "LIMBS", "Motion", "NUM_FACES", "NUM_IDENTITIES", "PART_NAMES", "SHAPE_NAMES",
-    "SPLITS", "SYMMETRIC_PART", "ScriptedSequence", "SyntheticSource", "camera_ring",
+    "SPLITS", "SYMMETRIC_PART", "ScriptedSequence", "SyntheticSource", "camera_ring", "check_split",
+    "clip_keypoints",
     "make_identity", "nearest_faces", "place_action", "render", "render_clip", "render_sequence",
     "script_motion", "seed_split", "split_seed",
 ]

@@ -87,3 +87,19 @@ def render_clip(seed: int, *, num_views: int = 3, num_frames: int = 16, resoluti
   out["action"] = np.int32(index)
   out["identity"] = np.int32(identity.index)
   return out
+
+
+def clip_keypoints(seed: int, *, num_views: int = 3, num_frames: int = 16, resolution: int = 128,
+                   action=None, rooms: int = 0) -> np.ndarray:
+  """float32 [V, T, 18, 3]: the keypoints `render_clip` gives for the same arguments, from the
+  posed body and the cameras alone (no image is rendered)."""
+  seed = check_positive_int("seed", seed, 0)
+  identity = appearance.make_identity(seed % NUM_IDENTITIES)
+  _, mot = sample_motion(seed, identity, check_positive_int("num_frames", num_frames), action)
+  center = mot.root_pos[:, :2].mean(axis=0)
+  _, rig = _scene(seed, check_positive_int("rooms", rooms, 0),
+                  check_positive_int("num_views", num_views),
+                  check_positive_int("resolution", resolution), center)
+  posed = motion.pose_body(np.asarray(identity.shape, np.float64), mot)
+  return renderer.camera_keypoints(posed, rig)
+

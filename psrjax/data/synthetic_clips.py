@@ -1,0 +1,99 @@
+"""Multi-view synthetic clips as a video source (`psrjax.data.sources`).
+
+A split's i-th clip (`synthetic.split_seed`) is seen by `num_views` synchronised cameras; each
+camera's recording is one video of the source ("<split><i>:view<v>"), and the cameras of one
+clip form a *take* (`take(i)`), as a calibrated multi-camera recording would. Every modality is
+exact. Keypoints come from the posed body and the cameras without rendering
+(`synthetic.clip_keypoints`); frames render the whole clip once per process and serve all its
+cameras and frames from memory (the last few clips are kept).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import numpy as np
+
+from psrjax.data import sources, synthetic
+from psrjax.data.synthetic.clip import CLIP_FPS, check_positive_int
+
+MODALITIES = ("rgb", "keypoints", "mask", "flow_fwd", "flow_bwd", "depth", "face", "part", "uv",
+              "background")
+
+
+@functools.lru_cache(maxsize=4)
+def _render(seed: int, num_views: int, num_frames: int, resolution: int, rooms: int) -> dict:
+  return synthetic.render_clip(seed, num_views=num_views, num_frames=num_frames,
+                               resolution=resolution, rooms=rooms)
+
+
+@functools.lru_cache(maxsize=64)
+def _keypoints(seed: int, num_views: int, num_frames: int, resolution: int,
+               rooms: int) -> np.ndarray:
+  kp = synthetic.clip_keypoints(seed, num_views=num_views, num_frames=num_frames,
+                                resolution=resolution, rooms=rooms)
+  kp.setflags(write=False)
+  return kp
+
+
+class SyntheticClips:
+  """The first `num_clips` clips of `split` (module docstring); picklable for grain workers."""
+
+  modalities = {k: sources.EXACT for k in MODALITIES}
+
+  def __init__(self, split: str, *, num_views: int, num_frames: int, resolution: int,
+               num_clips: int | None = None, rooms: int = 0):
+    self.split = synthetic.check_split(split)
+    self.num_views = check_positive_int("num_views", num_views)
+    self.num_frames = check_positive_int("num_frames", num_frames)
+    self.resolution = check_positive_int("resolution", resolution)
+    self.rooms = check_positive_int("rooms", rooms, 0)
+    self.num_clips = (synthetic.DEFAULT_NUM_CLIPS[split] if num_clips is None
+                      else check_positive_int("num_clips", num_clips))
+    self.description = f"the synthetic world's {split} clips"
+
+  def __len__(self) -> int:
+    """The number of takes (clips)."""
+    return self.num_clips
+
+  def take(self, index: int) -> list[sources.VideoInfo]:
+    """The `num_views` videos of clip `index`, camera by camera."""
+    index = int(index)
+    if not 0 <= index < self.num_clips:
+      raise IndexError(f"clip {index} out of range for {self.num_clips} clips")
+    seed = synthetic.split_seed(self.split, index)
+    return [sources.VideoInfo(f"{self.split}{index}:view{v}", self.split, self.num_frames,
+                              CLIP_FPS, offset=(index * self.num_views + v) * self.num_frames,
+                              key=(seed, v)) for v in range(self.num_views)]
+
+  def videos(self, split: str) -> list[sources.VideoInfo]:
+    if split != self.split:
+      return []
+    return [v for i in range(self.num_clips) for v in self.take(i)]
+
+  def _args(self, seed: int) -> tuple:
+    return (int(seed), self.num_views, self.num_frames, self.resolution, self.rooms)
+
+  def keypoints(self, video: sources.VideoInfo) -> np.ndarray:
+    seed, view = video.key
+    return _keypoints(*self._args(seed))[view]
+
+  def frames(self, video: sources.VideoInfo, indices,
+             keys: Sequence[str]) -> dict[str, np.ndarray]:
+    seed, view = video.key
+    clip = _render(*self._args(seed))
+    indices = np.asarray(indices, np.int64)
+    out = {}
+    for key in keys:
+      if key == "background":
+        value = np.repeat(clip["background"][view][None], len(indices), 0)
+      else:
+        value = clip[key][view][indices]
+      if key in ("rgb", "background"):
+        value = sources.to_unit(value)
+      elif key == "mask":
+        value = value.astype(np.float32)[..., None]
+      elif key in ("flow_fwd", "flow_bwd", "keypoints"):
+        value = value.astype(np.float32)
+      out[key] = value
+    return out
