@@ -51,7 +51,7 @@ from psrjax.data.scripted_person import DRIVING_SCRIPT, TEST_SCRIPT, TRAIN_SCRIP
 Normalize = Callable[[np.ndarray], np.ndarray]
 SPLITS = ("train", "test")
 # Names of the per-run groups `run_groups` assigns (the evaluator's `eval_groups`).
-RUN_GROUPS = ("seen", "novel")
+RUN_GROUPS = scripted_person.ScriptedPerson.group_names
 # What every example holds besides frame_index: what a source must have.
 MODALITIES = ("rgb", "keypoints", "mask", "flow_fwd", "flow_bwd")
 _FRAME_KEYS = ("rgb", "mask", "flow_fwd", "flow_bwd")
@@ -126,12 +126,16 @@ def train_keypoints(data) -> np.ndarray:
 
 
 def novel_frames(data) -> np.ndarray:
-  """bool [frames of all the source's videos]: the frames showing an action training never
-  shows (all False for a real recording)."""
-  if not data.get("dataset", ""):
-    return scripted_person.novel_frames(data)
+  """bool [frames of all the source's videos]: the frames the source groups as "novel" (the
+  synthetic person: actions training never shows; none in a real recording)."""
   src = source(data)
-  return np.zeros(sum(v.num_frames for v in src.all_videos()), bool)
+  flags = []
+  for video in src.all_videos():
+    if video.groups is None or "novel" not in src.group_names:
+      flags.append(np.zeros(video.num_frames, bool))
+    else:
+      flags.append(np.asarray(video.groups) == src.group_names.index("novel"))
+  return np.concatenate(flags)
 
 
 def run_groups(data, frame_index) -> np.ndarray:

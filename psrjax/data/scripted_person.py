@@ -239,6 +239,7 @@ class ScriptedPerson:
   resolution: int
   modalities = {k: sources.EXACT for k in ("rgb", "keypoints", "mask", "flow_fwd", "flow_bwd",
                                            "background")}
+  group_names = ("seen", "novel")   # frames of actions the training segment shows / never shows
 
   def __init__(self, data):
     self.data = data
@@ -250,8 +251,9 @@ class ScriptedPerson:
     if split not in segments(self.data):
       raise ValueError(f"unknown per-person split {split!r}; use train or test")
     lo, hi = segments(self.data)[split]
+    groups = novel_frames(self.data)[lo:hi].astype(np.int32)
     return [sources.VideoInfo(f"identity{self.data.identity}:{split}", split, hi - lo,
-                              float(self.data.fps), offset=lo)]
+                              float(self.data.fps), offset=lo, groups=groups)]
 
   def all_videos(self) -> list[sources.VideoInfo]:
     return self.videos("train") + self.videos("test")
@@ -292,6 +294,7 @@ class DrivingPerson:
   give "rgb" only (the driving person is shown, never learned)."""
 
   modalities = {k: sources.EXACT for k in ("rgb", "keypoints")}
+  group_names = ()
 
   def __init__(self, data):
     self.data = data

@@ -41,19 +41,23 @@ _HOW = {
 @dataclasses.dataclass(frozen=True)
 class VideoInfo:
   """One video of a source. `key` is the source's own handle of it; `offset` its first frame's
-  position in the source's frame numbering (the order of `all_videos`)."""
+  position in the source's frame numbering (the order of `all_videos`); `groups`, where the
+  source can tell, int32 [num_frames]: each frame's group, an index into the source's
+  `group_names` (the synthetic person: "seen" / "novel" actions)."""
   name: str
   split: str
   num_frames: int
   fps: float
   offset: int = 0
   key: object = None
+  groups: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 class VideoSource(Protocol):
   """What samplers read (module docstring)."""
   resolution: int
   modalities: Mapping[str, str]     # modality -> EXACT | ESTIMATED
+  group_names: tuple[str, ...]      # names of VideoInfo.groups' values (() when none)
 
   def videos(self, split: str) -> list[VideoInfo]: ...
   def keypoints(self, video: VideoInfo) -> np.ndarray: ...
@@ -97,6 +101,7 @@ class PreparedSource:
     self.resolution = self.data.resolution
     self.description = f"dataset {self.data.path}"
     self.modalities = {k: ESTIMATED for k in prepared.FRAME_KEYS}
+    self.group_names = ()
     videos = self.data.index["videos"]
     offsets = np.concatenate([[0], np.cumsum([v["num_frames"] for v in videos])])
     self._offsets = offsets.tolist()
@@ -162,7 +167,7 @@ class Resized:
   def __init__(self, source, resolution: int):
     self.source, self.resolution = source, int(resolution)
     self.scale = self.resolution / source.resolution
-    self.modalities = source.modalities
+    self.modalities, self.group_names = source.modalities, source.group_names
     self.description = f"{describe(source)} resized to {self.resolution} px"
 
   def __getattr__(self, name):   # videos, all_videos, ... of the wrapped source

@@ -40,6 +40,7 @@ class SyntheticClips:
   """The first `num_clips` clips of `split` (module docstring); picklable for grain workers."""
 
   modalities = {k: sources.EXACT for k in MODALITIES}
+  group_names = ()
 
   def __init__(self, split: str, *, num_views: int, num_frames: int, resolution: int,
                num_clips: int | None = None, rooms: int = 0):
