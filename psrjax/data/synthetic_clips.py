@@ -18,7 +18,7 @@ from psrjax.data import sources, synthetic
 from psrjax.data.synthetic.clip import CLIP_FPS, check_positive_int
 
 MODALITIES = ("rgb", "keypoints", "mask", "flow_fwd", "flow_bwd", "depth", "face", "part", "uv",
-              "background")
+              "background", "background_depth")
 
 
 @functools.lru_cache(maxsize=4)
@@ -82,19 +82,28 @@ class SyntheticClips:
   def frames(self, video: sources.VideoInfo, indices,
              keys: Sequence[str]) -> dict[str, np.ndarray]:
     seed, view = video.key
-    clip = _render(*self._args(seed))
-    indices = np.asarray(indices, np.int64)
-    out = {}
-    for key in keys:
-      if key == "background":
-        value = np.repeat(clip["background"][view][None], len(indices), 0)
-      else:
-        value = clip[key][view][indices]
-      if key in ("rgb", "background"):
-        value = sources.to_unit(value)
-      elif key == "mask":
-        value = value.astype(np.float32)[..., None]
-      elif key in ("flow_fwd", "flow_bwd", "keypoints"):
-        value = value.astype(np.float32)
-      out[key] = value
-    return out
+    return clip_frames(_render(*self._args(seed)), view, indices, keys)
+
+
+def clip_frames(clip: dict, view: int, indices, keys: Sequence[str]) -> dict[str, np.ndarray]:
+  """Frames `indices` of camera `view` of a rendered clip (`synthetic.render_clip`), in the batch
+  contract: rgb / background float32 in [-1, 1], mask float32 [n, H, W, 1], flows and
+  keypoints float32, face / part int32, depth / uv as rendered; "background" and
+  "background_depth" (the empty room) repeated on every frame."""
+  indices = np.asarray(indices, np.int64)
+  out = {}
+  for key in keys:
+    if key in ("background", "background_depth"):
+      value = np.repeat(clip[key][view][None], len(indices), 0)
+    else:
+      value = clip[key][view][indices]
+    if key in ("rgb", "background"):
+      value = sources.to_unit(value)
+    elif key == "mask":
+      value = value.astype(np.float32)[..., None]
+    elif key in ("flow_fwd", "flow_bwd", "keypoints", "background_depth", "depth"):
+      value = value.astype(np.float32)
+    elif key in ("face", "part"):
+      value = value.astype(np.int32)
+    out[key] = value
+  return out

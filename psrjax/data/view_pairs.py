@@ -1,4 +1,6 @@
-"""PSR-Net examples from the synthetic multi-view world: one (input view i, target view j) pair.
+"""PSR-Net examples from a multi-view video source: one (input view i, target view j) pair of a
+take (the synchronised cameras of one recording; today the synthetic world's clips,
+`synthetic_clips.SyntheticClips`).
 
 Each example carries the input-view video and face maps and the target-view video, depth, face,
 part, mask and backward flow, all in the batch contract. The derived inputs that need the face
@@ -15,7 +17,7 @@ import itertools
 import grain
 import numpy as np
 
-from psrjax.data import synthetic
+from psrjax.data import synthetic_clips
 
 
 def pairs(num_views: int) -> tuple[tuple[int, int], ...]:
@@ -31,35 +33,54 @@ def pair_names(num_views: int) -> tuple[str, ...]:
 DEPTHS = ("person", "scene")
 
 
-def target_depth(clip: dict, view: int, depth: str) -> np.ndarray:
-  """d_j, float32 [T, H, W, 1]: the person's camera z (0 elsewhere) for "person"; for "scene", a
-  Kinect-like full-frame depth, the person's z where it shows and the empty room's elsewhere (NTU
-  RGB+D's depth maps, the paper's d_j, cover the whole scene)."""
+def target_depth(frames: dict, depth: str) -> np.ndarray:
+  """d_j, float32 [T, H, W, 1] from a view's frames ("depth", "mask", and "background_depth"
+  for "scene"): the person's camera z (0 elsewhere) for "person"; for "scene", a Kinect-like
+  full-frame depth, the person's z where it shows and the empty room's elsewhere (NTU RGB+D's
+  depth maps, the paper's d_j, cover the whole scene)."""
   if depth not in DEPTHS:
     raise ValueError(f"data.depth must be one of {DEPTHS}; got {depth!r}")
-  z = clip["depth"][view].astype(np.float32)
+  z = frames["depth"]
   if depth == "scene":
-    z = np.where(clip["mask"][view] > 0, z, clip["background_depth"][view][None].astype(np.float32))
+    z = np.where(frames["mask"][..., 0] > 0, z, frames["background_depth"])
   return z[..., None]
+
+
+def _needs(depth: str) -> tuple[str, ...]:
+  return ("rgb", "depth", "face", "part", "mask", "flow_bwd") + (
+      ("background_depth",) if depth == "scene" else ())
+
+
+def pair_example(view_frames, pair_index: int, num_views: int,
+                 depth: str = "person") -> dict[str, np.ndarray]:
+  """One ordered view pair of a take: `view_frames(view, keys)` gives every frame of a camera
+  (batch contract); `depth` chooses d_j (`target_depth`)."""
+  if depth not in DEPTHS:
+    raise ValueError(f"data.depth must be one of {DEPTHS}; got {depth!r}")
+  i, j = pairs(num_views)[pair_index]
+  src, tgt = view_frames(i, ("rgb", "face")), view_frames(j, _needs(depth))
+  return {
+      "src_rgb": src["rgb"], "src_face": src["face"],
+      "tgt_rgb": tgt["rgb"], "tgt_depth": target_depth(tgt, depth), "tgt_face": tgt["face"],
+      "tgt_part": tgt["part"], "tgt_mask": tgt["mask"], "tgt_flow_bwd": tgt["flow_bwd"],
+      "pair": np.int32(pair_index),
+  }
 
 
 def make_example(clip: dict, pair_index: int, num_views: int,
                  depth: str = "person") -> dict[str, np.ndarray]:
-  """Slices one ordered view pair out of a rendered clip (batch-contract dtypes and ranges);
-  `depth` chooses d_j (`target_depth`)."""
-  i, j = pairs(num_views)[pair_index]
-  to_unit = lambda rgb: rgb.astype(np.float32) / 127.5 - 1.0
-  return {
-      "src_rgb": to_unit(clip["rgb"][i]),
-      "src_face": clip["face"][i].astype(np.int32),
-      "tgt_rgb": to_unit(clip["rgb"][j]),
-      "tgt_depth": target_depth(clip, j, depth),
-      "tgt_face": clip["face"][j].astype(np.int32),
-      "tgt_part": clip["part"][j].astype(np.int32),
-      "tgt_mask": clip["mask"][j].astype(np.float32)[..., None],
-      "tgt_flow_bwd": clip["flow_bwd"][j].astype(np.float32),
-      "pair": np.int32(pair_index),
-  }
+  """`pair_example` of a rendered clip (`synthetic.render_clip`)."""
+  frames = np.arange(clip["rgb"].shape[1])
+  return pair_example(lambda v, keys: synthetic_clips.clip_frames(clip, v, frames, keys),
+                      pair_index, num_views, depth)
+
+
+def take_example(src, index: int, pair_index: int, depth: str) -> dict[str, np.ndarray]:
+  """`pair_example` of take (clip) `index` of a multi-view source."""
+  take = src.take(index)
+  frames = np.arange(take[0].num_frames)
+  return pair_example(lambda v, keys: src.frames(take[v], frames, keys), pair_index,
+                      len(take), depth)
 
 
 def example_spec(num_frames: int, resolution: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -76,37 +97,34 @@ def example_spec(num_frames: int, resolution: int) -> dict[str, tuple[tuple[int,
 
 
 class _RandomPair(grain.transforms.RandomMap):
-  """Picks a random ordered view pair of a clip (seeded per example by grain)."""
+  """A take's index -> a random ordered view pair of it (seeded per example by grain)."""
 
-  def __init__(self, num_views: int, depth: str):
-    self.num_views, self.depth = num_views, depth
+  def __init__(self, src, depth: str):
+    self.src, self.depth = src, depth
 
-  def random_map(self, clip, rng: np.random.Generator):
-    pair = int(rng.integers(len(pairs(self.num_views))))
-    return make_example(clip, pair, self.num_views, self.depth)
+  def random_map(self, index, rng: np.random.Generator):
+    pair = int(rng.integers(len(pairs(self.src.num_views))))
+    return take_example(self.src, int(index), pair, self.depth)
+
+
+def _source(data, split: str, num_clips: int | None) -> synthetic_clips.SyntheticClips:
+  return synthetic_clips.SyntheticClips(split, num_views=data.num_views,
+                                        num_frames=data.num_frames, resolution=data.resolution,
+                                        num_clips=num_clips, rooms=data.get("rooms", 0))
 
 
 def train_dataset(data, *, seed: int, shard_index: int, shard_count: int) -> grain.MapDataset:
   """Random view pairs of this shard's training clips."""
-  source = synthetic.SyntheticSource(
-      "train", num_views=data.num_views, num_frames=data.num_frames,
-      resolution=data.resolution, num_clips=data.train_clips, rooms=data.get("rooms", 0))
-  ds = grain.MapDataset.source(source)[shard_index::shard_count]
-  return ds.random_map(_RandomPair(data.num_views, data.get("depth", "person")), seed=seed)
+  src = _source(data, "train", data.train_clips)
+  ds = grain.MapDataset.range(len(src))[shard_index::shard_count]
+  return ds.random_map(_RandomPair(src, data.get("depth", "person")), seed=seed)
 
 
 def eval_dataset(data, split: str, *, num_clips: int, shard_index: int,
                  shard_count: int) -> grain.MapDataset:
   """Every ordered view pair of the first `num_clips` clips of `split`, clip-major."""
-  source = synthetic.SyntheticSource(
-      split, num_views=data.num_views, num_frames=data.num_frames,
-      resolution=data.resolution, num_clips=num_clips, rooms=data.get("rooms", 0))
-  num_pairs = len(pairs(data.num_views))
-  clips = grain.MapDataset.source(source)
-
-  def example(index: int) -> dict[str, np.ndarray]:
-    return make_example(clips[index // num_pairs], index % num_pairs, data.num_views,
-                        data.get("depth", "person"))
-
-  ds = grain.MapDataset.range(len(source) * num_pairs).map(example)
+  src = _source(data, split, num_clips)
+  num_pairs, depth = len(pairs(data.num_views)), data.get("depth", "person")
+  ds = grain.MapDataset.range(len(src) * num_pairs).map(
+      lambda i: take_example(src, int(i) // num_pairs, int(i) % num_pairs, depth))
   return ds[shard_index::shard_count]
