@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(command, "add_dynamic_arguments"):
       # Options that depend on other options (e.g. the system a --workdir holds), added before
       # --help is answered so that it lists them.
-      known, _ = parser.parse_known_args(rest)
+      known = _parse_leniently(parser, rest)
       command.add_dynamic_arguments(parser, known)
   except (ValueError, FileNotFoundError) as e:
     parser.error(" ".join(str(e).split()))
@@ -68,6 +68,19 @@ def main(argv: Sequence[str] | None = None) -> int:
   except (ValueError, FileNotFoundError) as e:  # Bad input, missing weights/data files.
     print(f"psrjax {verb}: error: {' '.join(str(e).split())}", file=sys.stderr)
     return BAD_INPUT
+
+
+def _parse_leniently(parser, argv):
+  """The options given so far, with required ones not yet enforced (so that `--help` works
+  without them)."""
+  required = [a for a in parser._actions if a.required]  # pylint: disable=protected-access
+  for action in required:
+    action.required = False
+  try:
+    return parser.parse_known_args(argv)[0]
+  finally:
+    for action in required:
+      action.required = True
 
 
 if __name__ == "__main__":
