@@ -145,14 +145,23 @@ def resize_keypoints(keypoints: np.ndarray, scale: float) -> np.ndarray:
   return kp
 
 
+# Modalities resized by nearest neighbour: labels and per-pixel surface quantities, which
+# averaging across the person's outline would turn into values of neither side.
+_NEAREST = ("face", "part", "uv", "depth", "background_depth")
+
+
 def resize_frames(value: np.ndarray, key: str, size: int) -> np.ndarray:
-  """One modality [n, H, W, C] resized to size x size: area averaging down, bilinear up; masks
-  thresholded back to {0, 1}; flows scaled with the frame."""
+  """One modality [n, H, W, C] resized to size x size: area averaging down, bilinear up (labels,
+  depths and surface coordinates: nearest); masks thresholded back to {0, 1}; flows scaled with
+  the frame."""
   n, h = value.shape[0], value.shape[1]
-  interp = cv2.INTER_AREA if size < h else cv2.INTER_LINEAR
+  if key in _NEAREST:
+    interp = cv2.INTER_NEAREST
+  else:
+    interp = cv2.INTER_AREA if size < h else cv2.INTER_LINEAR
+  shape = (size, size) + value.shape[3:]
   out = np.stack([cv2.resize(np.ascontiguousarray(f), (size, size), interpolation=interp)
-                  .reshape(size, size, -1) for f in value]) if n else np.zeros(
-                      (0, size, size, value.shape[-1]), value.dtype)
+                  .reshape(shape) for f in value]) if n else np.zeros((0,) + shape, value.dtype)
   if key == "mask":
     out = (out >= 0.5).astype(np.float32)
   elif key.startswith("flow"):

@@ -47,3 +47,10 @@ def test_resized_masks_stay_binary_and_flows_scale():
 def test_evenly_spaced_includes_both_ends():
   np.testing.assert_array_equal(sources.evenly_spaced(3, 9), [0, 4, 8])
   np.testing.assert_array_equal(sources.evenly_spaced(1, 5), [0])
+
+
+def test_resized_labels_keep_their_values():
+  part = np.zeros((1, 8, 8), np.int32)
+  part[0, :, 4:] = 7
+  small = sources.resize_frames(part, "part", 4)
+  assert small.shape == (1, 4, 4) and small.dtype == np.int32 and set(np.unique(small)) == {0, 7}
