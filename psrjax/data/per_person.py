@@ -256,14 +256,12 @@ def driving_source(data, driving: str = "cross"):
     raise ValueError(f"--driving {driving!r} is neither 'test', 'cross' nor a prepared dataset; "
                      "prepare the driving video with `psrjax prepare --videos DIR --out DATASET`")
   drive = sources.PreparedSource(driving)
-  person = source(data)
-  native = getattr(person, "source", person)
-  if data.get("dataset", "") and drive.resolution != native.resolution:
-    raise ValueError(f"driving dataset {driving} has {drive.resolution} px frames but the person's "
-                     f"dataset {data.dataset} has {native.resolution}; prepare the driving video "
-                     f"with --resolution {native.resolution}")
-  if not data.get("dataset", "") and drive.resolution != data.resolution:
-    return sources.Resized(drive, data.resolution)
+  if data.get("dataset", ""):
+    person = sources.PreparedSource(data.dataset).resolution
+    if drive.resolution != person:
+      raise ValueError(f"driving dataset {driving} has {drive.resolution} px frames but the "
+                       f"person's dataset {data.dataset} has {person}; prepare the driving video "
+                       f"with --resolution {person}")
   return sources.at_resolution(drive, data.resolution)
 
 
