@@ -54,31 +54,21 @@ def eval_frames(num_frames: int, num_sources: int, num_targets: int):
 
 def source_part(clip: dict, view: int, frames, prefix: str = "src") -> dict[str, np.ndarray]:
   """RGB and keypoints of some frames of one camera of a rendered clip."""
-  frames = np.asarray(frames)
-  kp = clip["keypoints"][view][frames].astype(np.float32)
-  h, w = clip["rgb"].shape[2:4]
-  pose_labels.check_keypoints(kp, h, w, name=f"{prefix}_keypoints")
-  return {f"{prefix}_rgb": video_sources.to_unit(clip["rgb"][view][frames]), f"{prefix}_keypoints": kp}
+  src = synthetic_clips.RenderedClip(clip)
+  return _frames_part(src, src.take()[view], np.asarray(frames), prefix)
 
 
 def target_part(clip: dict, view: int, start: int, length: int) -> dict[str, np.ndarray]:
   """L consecutive frames from `start`: RGB, keypoints, mask and backward flow."""
-  t = slice(start, start + length)
-  kp = clip["keypoints"][view][t].astype(np.float32)
-  h, w = clip["rgb"].shape[2:4]
-  pose_labels.check_keypoints(kp, h, w, name="tgt_keypoints")
-  return {"tgt_rgb": video_sources.to_unit(clip["rgb"][view][t]), "tgt_keypoints": kp,
-          "tgt_mask": clip["mask"][view][t].astype(np.float32)[..., None],
-          "tgt_flow_bwd": clip["flow_bwd"][view][t].astype(np.float32)}
+  src = synthetic_clips.RenderedClip(clip)
+  return _target_frames(src, src.take()[view], np.arange(start, start + length))
 
 
 def make_example(clip: dict, view: int, start: int, sources, num_targets: int) -> dict:
-  """One Same-Video example; raises ValueError if a source frame is among the targets."""
-  sources = np.asarray(sources)
-  if np.any((sources >= start) & (sources < start + num_targets)):
-    raise ValueError(f"source frames {sources.tolist()} overlap the target frames "
-                     f"{start}..{start + num_targets - 1}")
-  return {**source_part(clip, view, sources), **target_part(clip, view, start, num_targets)}
+  """One Same-Video example of a rendered clip (`video_example`); raises ValueError if a source
+  frame is among the targets."""
+  src = synthetic_clips.RenderedClip(clip)
+  return video_example(src, src.take()[view], start, sources, num_targets)
 
 
 def example_spec(data) -> dict[str, tuple[tuple[int, ...], np.dtype]]:

@@ -107,3 +107,32 @@ def clip_frames(clip: dict, view: int, indices, keys: Sequence[str]) -> dict[str
       value = value.astype(np.int32)
     out[key] = value
   return out
+
+
+class RenderedClip:
+  """An already rendered clip (`synthetic.render_clip`) as a one-take source: `take(0)` its
+  cameras, frames and keypoints sliced from it (synthesis examples of chosen seeds)."""
+
+  modalities = {k: sources.EXACT for k in MODALITIES}
+  group_names = ()
+
+  def __init__(self, clip: dict):
+    self.clip = clip
+    self.num_views, self.num_frames, self.resolution = clip["rgb"].shape[:3]
+    self.description = "a rendered clip"
+
+  def take(self, index: int = 0) -> list[sources.VideoInfo]:
+    if index != 0:
+      raise IndexError(f"a rendered clip is one take; got take {index}")
+    return [sources.VideoInfo(f"view{v}", "test", self.num_frames, CLIP_FPS, key=(None, v))
+            for v in range(self.num_views)]
+
+  def videos(self, split: str) -> list[sources.VideoInfo]:
+    return self.take(0) if split == "test" else []
+
+  def keypoints(self, video: sources.VideoInfo) -> np.ndarray:
+    return self.clip["keypoints"][video.key[1]]
+
+  def frames(self, video: sources.VideoInfo, indices,
+             keys: Sequence[str]) -> dict[str, np.ndarray]:
+    return clip_frames(self.clip, video.key[1], indices, keys)

@@ -70,9 +70,8 @@ def pair_example(view_frames, pair_index: int, num_views: int,
 def make_example(clip: dict, pair_index: int, num_views: int,
                  depth: str = "person") -> dict[str, np.ndarray]:
   """`pair_example` of a rendered clip (`synthetic.render_clip`)."""
-  frames = np.arange(clip["rgb"].shape[1])
-  return pair_example(lambda v, keys: synthetic_clips.clip_frames(clip, v, frames, keys),
-                      pair_index, num_views, depth)
+  del num_views   # the clip's
+  return take_example(synthetic_clips.RenderedClip(clip), 0, pair_index, depth)
 
 
 def take_example(src, index: int, pair_index: int, depth: str) -> dict[str, np.ndarray]:
