@@ -335,7 +335,8 @@ class MFCI(base.System):
 
   def _vgg_loss(self, params, pred, target):
     c = self.config.loss
-    module = pretrained.make_module(c.vgg_net, final_endpoint=VGG_LAYERS[-1])
+    module = pretrained.make_module(c.vgg_net, final_endpoint=VGG_LAYERS[-1],
+                                    conv_impl=self.config.model.conv_impl)
     apply = functools.partial(module.apply, params["vgg"])
     target_features = apply(jax.lax.stop_gradient(target))
     return losses.perceptual_loss(apply(pred), target_features, VGG_LAYERS,

@@ -234,7 +234,8 @@ class Pix2PixHD(base.System):
 
   def _vgg(self, params):
     module = pretrained.make_module(self.config.loss.vgg_net,
-                                    final_endpoint=perceptual_losses.PIX2PIXHD_VGG_LAYERS[-1])
+                                    final_endpoint=perceptual_losses.PIX2PIXHD_VGG_LAYERS[-1],
+                                    conv_impl=self.config.model.conv_impl)
     return functools.partial(module.apply, params["vgg"])
 
   # ----------------------------------------------------------------------------- inference

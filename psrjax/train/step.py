@@ -196,9 +196,10 @@ def _apply_phase(optimizers, stage, phase, state, batch, keys, frozen, saved, op
   new_params, new_opt = dict(params), dict(state["opt"])
   norms = {}
   for g in phase.trains:
-    updates, new_opt[g] = optimizers[g].update(grads[g], state["opt"][g], params[g])
-    new_params[g] = optax.apply_updates(params[g], updates)
-    norms[g] = (optax.global_norm(grads[g]), optax.global_norm(updates))
+    with jax.named_scope(f"optimizer_{g}"):  # Named in profiles (benchmarks/profile_step.py).
+      updates, new_opt[g] = optimizers[g].update(grads[g], state["opt"][g], params[g])
+      new_params[g] = optax.apply_updates(params[g], updates)
+      norms[g] = (optax.global_norm(grads[g]), optax.global_norm(updates))
   return {**state, "params": new_params, "opt": new_opt}, terms, norms
 
 
@@ -269,8 +270,10 @@ def make_train_step(system, optimizers, stage, options=None, mesh=None, *, stage
 
   def train_step(state, batch, base_key, constants):
     key = jax.random.fold_in(base_key, state["step"])
-    batch = data_lib.decode_batch(batch)  # Compact transfer dtypes -> the batch contract's.
-    batch = system.prepare(batch)  # Derived inputs, once per step (not once per phase).
+    with jax.named_scope("decode"):  # Compact transfer dtypes -> the batch contract's.
+      batch = data_lib.decode_batch(batch)
+    with jax.named_scope("prepare"):  # Derived inputs, once per step (not once per phase).
+      batch = system.prepare(batch)
     batch = precision.cast_batch(batch, options.compute_dtype, keep=options.float32_inputs)
     frozen = _stage_frozen(stage, state, constants)
     forward_key = state_lib.named_key(key, FORWARD_KEY)

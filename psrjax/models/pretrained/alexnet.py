@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from psrjax.models.pretrained import inputs, weights
+from psrjax.nn.conv2d import Conv2D
 from psrjax.nn.policy import compute_dtype
 
 # name, output channels, kernel, stride, padding, torchvision `features` index
@@ -28,6 +29,7 @@ class AlexNet(nn.Module):
   """AlexNet features returning a dict of endpoints up to `final_endpoint` (inclusive)."""
   final_endpoint: str = "pool5"     # last endpoint computed, one of ENDPOINTS
   dtype: Any = None                 # computation dtype; None: the input's (parameters float32)
+  conv_impl: str = "auto"           # Conv2D implementation (psrjax.nn.conv2d): "auto" | "xla" | ...
 
   @nn.compact
   def __call__(self, x, *, train=False):
@@ -40,8 +42,8 @@ class AlexNet(nn.Module):
     for name in ENDPOINTS[:ENDPOINTS.index(self.final_endpoint) + 1]:
       if name in convs:
         _, features, k, stride, pad, _ = convs[name]
-        x = nn.Conv(features, (k, k), strides=(stride, stride), padding=((pad, pad), (pad, pad)),
-                    dtype=x.dtype, name=name)(x)
+        x = Conv2D(features, (k, k), strides=stride, padding=pad, impl=self.conv_impl,
+                   dtype=x.dtype, name=name)(x)
       elif name.startswith("relu"):
         x = nn.relu(x)
       else:

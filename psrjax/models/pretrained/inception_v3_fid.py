@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from psrjax.models.pretrained import inputs, weights
+from psrjax.nn.conv2d import Conv2D
 from psrjax.nn.policy import compute_dtype
 
 ENDPOINTS = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "MaxPool_1", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
@@ -40,13 +41,14 @@ class BasicConv(nn.Module):
   stride: int = 1
   padding: Any = 0                    # int or (ph, pw), symmetric
   dtype: Any = None                   # computation dtype; None: the input's
+  conv_impl: str = "auto"             # Conv2D implementation (psrjax.nn.conv2d)
 
   @nn.compact
   def __call__(self, x):
     k = self.kernel if isinstance(self.kernel, tuple) else (self.kernel, self.kernel)
     dtype = compute_dtype(self.dtype, x)
-    x = nn.Conv(self.features, k, strides=(self.stride,) * 2, padding=_pad(self.padding), use_bias=False,
-                dtype=dtype, name="conv")(x)
+    x = Conv2D(self.features, k, strides=self.stride, padding=_pad(self.padding), use_bias=False,
+               impl=self.conv_impl, dtype=dtype, name="conv")(x)
     c = self.features
     scale = self.param("bn_scale", nn.initializers.ones, (c,))
     bias = self.param("bn_bias", nn.initializers.zeros, (c,))
@@ -57,7 +59,8 @@ class BasicConv(nn.Module):
 
 
 def _avg3(x):   # FID blocks: 3x3 average pool, stride 1, padding 1, padding excluded from the count
-  return nn.avg_pool(x, (3, 3), strides=(1, 1), padding=((1, 1), (1, 1)), count_include_pad=False)
+  y = nn.avg_pool(x, (3, 3), strides=(1, 1), padding=((1, 1), (1, 1)), count_include_pad=False)
+  return y.astype(x.dtype)   # flax divides by float32 counts: keep the compute dtype
 
 
 def _max3s2(x):
@@ -67,10 +70,12 @@ def _max3s2(x):
 class InceptionA(nn.Module):
   pool_features: int
   dtype: Any = None  # computation dtype; None: the input's
+  conv_impl: str = "auto"  # Conv2D implementation (psrjax.nn.conv2d)
 
   @nn.compact
   def __call__(self, x):
-    conv = lambda name, *a, **k: BasicConv(*a, dtype=self.dtype, name=name, **k)
+    conv = lambda name, *a, **k: BasicConv(*a, dtype=self.dtype, conv_impl=self.conv_impl,
+                                                name=name, **k)
     b1 = conv("branch1x1", 64)(x)
     b5 = conv("branch5x5_2", 64, 5, padding=2)(conv("branch5x5_1", 48)(x))
     b3 = conv("branch3x3dbl_1", 64)(x)
@@ -81,10 +86,12 @@ class InceptionA(nn.Module):
 
 class InceptionB(nn.Module):
   dtype: Any = None  # computation dtype; None: the input's
+  conv_impl: str = "auto"  # Conv2D implementation (psrjax.nn.conv2d)
 
   @nn.compact
   def __call__(self, x):
-    conv = lambda name, *a, **k: BasicConv(*a, dtype=self.dtype, name=name, **k)
+    conv = lambda name, *a, **k: BasicConv(*a, dtype=self.dtype, conv_impl=self.conv_impl,
+                                                name=name, **k)
     b3 = conv("branch3x3", 384, 3, stride=2)(x)
     bd = conv("branch3x3dbl_2", 96, 3, padding=1)(conv("branch3x3dbl_1", 64)(x))
     bd = conv("branch3x3dbl_3", 96, 3, stride=2)(bd)
@@ -94,10 +101,12 @@ class InceptionB(nn.Module):
 class InceptionC(nn.Module):
   channels_7x7: int
   dtype: Any = None  # computation dtype; None: the input's
+  conv_impl: str = "auto"  # Conv2D implementation (psrjax.nn.conv2d)
 
   @nn.compact
   def __call__(self, x):
-    conv = lambda name, *a, **k: BasicConv(*a, dtype=self.dtype, name=name, **k)
+    conv = lambda name, *a, **k: BasicConv(*a, dtype=self.dtype, conv_impl=self.conv_impl,
+                                                name=name, **k)
     c = self.channels_7x7
     b1 = conv("branch1x1", 192)(x)
     b7 = conv("branch7x7_1", c)(x)
@@ -112,10 +121,12 @@ class InceptionC(nn.Module):
 
 class InceptionD(nn.Module):
   dtype: Any = None  # computation dtype; None: the input's
+  conv_impl: str = "auto"  # Conv2D implementation (psrjax.nn.conv2d)
 
   @nn.compact
   def __call__(self, x):
-    conv = lambda name, *a, **k: BasicConv(*a, dtype=self.dtype, name=name, **k)
+    conv = lambda name, *a, **k: BasicConv(*a, dtype=self.dtype, conv_impl=self.conv_impl,
+                                                name=name, **k)
     b3 = conv("branch3x3_2", 320, 3, stride=2)(conv("branch3x3_1", 192)(x))
     b7 = conv("branch7x7x3_1", 192)(x)
     b7 = conv("branch7x7x3_2", 192, (1, 7), padding=(0, 3))(b7)
@@ -127,10 +138,12 @@ class InceptionD(nn.Module):
 class InceptionE(nn.Module):
   max_pool: bool = False    # pytorch-fid's FIDInceptionE_2 (Mixed_7c) pools with max, E_1 with avg
   dtype: Any = None  # computation dtype; None: the input's
+  conv_impl: str = "auto"  # Conv2D implementation (psrjax.nn.conv2d)
 
   @nn.compact
   def __call__(self, x):
-    conv = lambda name, *a, **k: BasicConv(*a, dtype=self.dtype, name=name, **k)
+    conv = lambda name, *a, **k: BasicConv(*a, dtype=self.dtype, conv_impl=self.conv_impl,
+                                                name=name, **k)
     b1 = conv("branch1x1", 320)(x)
     b3 = conv("branch3x3_1", 384)(x)
     b3 = jnp.concatenate([conv("branch3x3_2a", 384, (1, 3), padding=(0, 1))(b3),
@@ -148,6 +161,7 @@ class InceptionV3FID(nn.Module):
   final_endpoint: str = "logits"    # one of ENDPOINTS; "pool3" for FID features only
   resize: bool = True               # resize inputs to 299x299 first, as pytorch-fid does
   dtype: Any = None                 # computation dtype; None: the input's (parameters float32)
+  conv_impl: str = "auto"           # Conv2D implementation (psrjax.nn.conv2d): "auto" | "xla" | ...
 
   @nn.compact
   def __call__(self, x, *, train=False):
@@ -165,28 +179,28 @@ class InceptionV3FID(nn.Module):
     return out
 
   def _layers(self):
-    d = self.dtype
+    d = {"dtype": self.dtype, "conv_impl": self.conv_impl}
     return {
-        "Conv2d_1a_3x3": BasicConv(32, 3, stride=2, dtype=d, name="Conv2d_1a_3x3"),
-        "Conv2d_2a_3x3": BasicConv(32, 3, dtype=d, name="Conv2d_2a_3x3"),
-        "Conv2d_2b_3x3": BasicConv(64, 3, padding=1, dtype=d, name="Conv2d_2b_3x3"),
+        "Conv2d_1a_3x3": BasicConv(32, 3, stride=2, **d, name="Conv2d_1a_3x3"),
+        "Conv2d_2a_3x3": BasicConv(32, 3, **d, name="Conv2d_2a_3x3"),
+        "Conv2d_2b_3x3": BasicConv(64, 3, padding=1, **d, name="Conv2d_2b_3x3"),
         "MaxPool_1": _max3s2,
-        "Conv2d_3b_1x1": BasicConv(80, 1, dtype=d, name="Conv2d_3b_1x1"),
-        "Conv2d_4a_3x3": BasicConv(192, 3, dtype=d, name="Conv2d_4a_3x3"),
+        "Conv2d_3b_1x1": BasicConv(80, 1, **d, name="Conv2d_3b_1x1"),
+        "Conv2d_4a_3x3": BasicConv(192, 3, **d, name="Conv2d_4a_3x3"),
         "MaxPool_2": _max3s2,
-        "Mixed_5b": InceptionA(32, dtype=d, name="Mixed_5b"),
-        "Mixed_5c": InceptionA(64, dtype=d, name="Mixed_5c"),
-        "Mixed_5d": InceptionA(64, dtype=d, name="Mixed_5d"),
-        "Mixed_6a": InceptionB(dtype=d, name="Mixed_6a"),
-        "Mixed_6b": InceptionC(128, dtype=d, name="Mixed_6b"),
-        "Mixed_6c": InceptionC(160, dtype=d, name="Mixed_6c"),
-        "Mixed_6d": InceptionC(160, dtype=d, name="Mixed_6d"),
-        "Mixed_6e": InceptionC(192, dtype=d, name="Mixed_6e"),
-        "Mixed_7a": InceptionD(dtype=d, name="Mixed_7a"),
-        "Mixed_7b": InceptionE(dtype=d, name="Mixed_7b"),
-        "Mixed_7c": InceptionE(max_pool=True, dtype=d, name="Mixed_7c"),
+        "Mixed_5b": InceptionA(32, **d, name="Mixed_5b"),
+        "Mixed_5c": InceptionA(64, **d, name="Mixed_5c"),
+        "Mixed_5d": InceptionA(64, **d, name="Mixed_5d"),
+        "Mixed_6a": InceptionB(**d, name="Mixed_6a"),
+        "Mixed_6b": InceptionC(128, **d, name="Mixed_6b"),
+        "Mixed_6c": InceptionC(160, **d, name="Mixed_6c"),
+        "Mixed_6d": InceptionC(160, **d, name="Mixed_6d"),
+        "Mixed_6e": InceptionC(192, **d, name="Mixed_6e"),
+        "Mixed_7a": InceptionD(**d, name="Mixed_7a"),
+        "Mixed_7b": InceptionE(**d, name="Mixed_7b"),
+        "Mixed_7c": InceptionE(max_pool=True, **d, name="Mixed_7c"),
         "pool3": lambda x: jnp.mean(x, axis=(1, 2)),
-        "logits": nn.Dense(1008, dtype=d, name="fc"),
+        "logits": nn.Dense(1008, dtype=self.dtype, name="fc"),
     }
 
 

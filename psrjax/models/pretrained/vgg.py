@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from psrjax.models.pretrained import inputs, weights
+from psrjax.nn.conv2d import Conv2D
 from psrjax.nn.policy import compute_dtype
 
 BLOCKS = {16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}   # convolutions per block
@@ -39,6 +40,7 @@ class VGG(nn.Module):
   depth: int = 19                     # 16 or 19
   final_endpoint: str = "pool5"       # last endpoint computed, see endpoints(depth)
   dtype: Any = None                   # computation dtype; None: the input's (parameters float32)
+  conv_impl: str = "auto"             # Conv2D implementation (psrjax.nn.conv2d): "auto" | "xla" | ...
 
   @nn.compact
   def __call__(self, x, *, train=False):
@@ -53,7 +55,8 @@ class VGG(nn.Module):
     for name in names[:names.index(self.final_endpoint) + 1]:
       if name.startswith("conv"):
         block = int(name[4])
-        x = nn.Conv(FEATURES[block - 1], (3, 3), padding=((1, 1), (1, 1)), dtype=x.dtype, name=name)(x)
+        x = Conv2D(FEATURES[block - 1], (3, 3), padding=1, impl=self.conv_impl, dtype=x.dtype,
+                   name=name)(x)
       elif name.startswith("relu"):
         x = nn.relu(x)
       else:

@@ -153,6 +153,24 @@ bool AsNarrow(const Geometry& g, psrjax::NarrowConvShape* shape) {
   return psrjax::NarrowConvApplies(*shape);
 }
 
+// Buffer `slot` (0: the blocked kernel, 1: the scratchpad) of at least `bytes`, kept between
+// calls: a fresh allocation of a large kernel's blocked copy costs page faults and zeroing on
+// every call, as much as the convolution itself for 1024-channel kernels on small images.
+// Calls run one at a time (`ExecutionMutex`), so one buffer per slot suffices.
+void* Workspace(int slot, size_t bytes) {
+  struct Buffer {
+    std::unique_ptr<uint8_t[]> data;
+    size_t size = 0;
+  };
+  static Buffer buffers[2];
+  Buffer& b = buffers[slot];
+  if (b.size < bytes) {
+    b.data.reset(new uint8_t[bytes]);  // default-initialised: not zeroed
+    b.size = bytes;
+  }
+  return b.data.get();
+}
+
 void RunNative(const Geometry& g, void* src, void* weights, void* dst) {
   psrjax::NarrowConvShape narrow;
   if (AsNarrow(g, &narrow)) {
@@ -170,12 +188,11 @@ void RunNative(const Geometry& g, void* src, void* weights, void* dst) {
   dnnl::stream stream(engine);
   auto plain = memory::desc(g.weights, g.dtype, g.KernelTag());
   memory user_weights(plain, engine, weights);
-  std::vector<uint8_t> blocked_buffer(plan.reorder_weights ? plan.weights_md.get_size() : 0);
-  memory prim_weights = plan.reorder_weights
-                            ? memory(plan.weights_md, engine, blocked_buffer.data())
-                            : user_weights;
-  std::vector<uint8_t> scratch_buffer(plan.scratch_md.get_size());
-  memory scratch(plan.scratch_md, engine, scratch_buffer.data());
+  memory prim_weights =
+      plan.reorder_weights
+          ? memory(plan.weights_md, engine, Workspace(0, plan.weights_md.get_size()))
+          : user_weights;
+  memory scratch(plan.scratch_md, engine, Workspace(1, plan.scratch_md.get_size()));
   memory src_mem(memory::desc(g.src, g.dtype, g.ActivationTag()), engine, src);
   memory dst_mem(memory::desc(g.dst, g.dtype, g.ActivationTag()), engine, dst);
   if (g.kind != Kind::kBackwardWeights && plan.reorder_weights) {

@@ -1,0 +1,211 @@
+r"""Train steps of the PyTorch code psrjax's users would otherwise run, driven unmodified on a CPU.
+
+  python benchmarks/peer_steps.py pix2pixhd --checkout ~/src/pix2pixHD --steps 5 --json
+  python benchmarks/peer_steps.py edn --checkout ~/src/EverybodyDanceNow --steps 5 --json
+
+`pix2pixhd`: NVIDIA/pix2pixHD (commit 14b3b3c): its `Pix2PixHDModel` built by its own option
+parser (`options/train_options.py`) at the paper config psrjax's `configs/pix2pixhd.py` has --
+global G (ngf 64, 4 downsamplings, 9 residual blocks, instance norm), 3 PatchGANs (ndf 64, 3
+layers), LSGAN + 10 feature matching + 10 VGG19 -- one step being `model(...)` (its `forward`)
+then `train.py`'s backward: `loss_G` backward and the G Adam step, then `loss_D` backward and
+the D Adam step. The label is a ready 3-channel image (`--label_nc 0 --no_instance`), as
+psrjax's 3-channel stick figure; psrjax draws its label inside its step.
+
+`edn`: carolineec/EverybodyDanceNow (commit b094a6a), the authors' release of Everybody Dance
+Now: its `Pix2PixHDModel` of `models/pix2pixHD_model_fullts.py` at its README's global stage
+(two frames, the second conditioned on the first output, the temporal discriminator on both)
+and `train_fullts.py`'s backward; psrjax's counterpart is the main stage of configs/edn.py
+(its face GAN is a later stage of its own).
+
+What is patched, and only in this process, so that the CUDA-era code runs on a CPU:
+`Tensor.cuda` / `Module.cuda` return their receiver, `torch.cuda.FloatTensor` is the CPU
+`FloatTensor`, and torchvision's `vgg19(pretrained=True)` builds the network with the weights
+of `--vgg-weights` (a torchvision state dict) or random ones instead of downloading. Nothing is
+fetched. The repositories' files are imported as they are.
+
+Prints the commit of the checkout, torch's version and threads, and the step times (median).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import types
+
+RES = 256
+
+
+def import_torchvision():
+  """torchvision; its fake-operator registrations are skipped where its compiled operators do
+  not load against a CPU-only torch (PyPI's torchvision wheels are CUDA builds)."""
+  try:
+    return importlib.import_module("torchvision")
+  except RuntimeError as e:
+    if "torchvision::nms" not in str(e):
+      raise
+    for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
+      del sys.modules[name]
+    sys.modules["torchvision._meta_registrations"] = types.ModuleType(
+        "torchvision._meta_registrations")
+    return importlib.import_module("torchvision")
+
+
+def commit_of(checkout: str) -> str:
+  """The checkout's git commit, or "unknown (not a git checkout)"."""
+  try:
+    return subprocess.run(["git", "-C", checkout, "rev-parse", "HEAD"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown (not a git checkout)"
+
+
+def patch_for_cpu(vgg_weights: str | None) -> None:
+  """The three CUDA-only or network-fetching calls of the peers, redirected (module docstring)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  torch.Tensor.cuda = lambda self, *a, **k: self
+  torch.nn.Module.cuda = lambda self, *a, **k: self
+  torch.cuda.FloatTensor = torch.FloatTensor
+  models = import_torchvision().models
+  build = models.vgg19
+
+  def vgg19(pretrained=False, **kwargs):
+    del pretrained  # never downloaded
+    net = build(**kwargs)
+    if vgg_weights:
+      net.load_state_dict(torch.load(vgg_weights, map_location="cpu"))
+    return net
+
+  models.vgg19 = vgg19
+
+
+def parse_options(checkout: str, argv: list[str]):
+  """The peer's own `TrainOptions().parse()` on `argv` (its checkpoints go to a temp folder)."""
+  sys.path.insert(0, checkout)
+  from options.train_options import TrainOptions  # pylint: disable=g-import-not-at-top
+  saved = sys.argv
+  sys.argv = ["train.py"] + argv
+  try:
+    with contextlib.redirect_stdout(sys.stderr):
+      return TrainOptions().parse()
+  finally:
+    sys.argv = saved
+
+
+def pix2pixhd_step(checkout: str, workdir: str):
+  """(step function, description) for NVIDIA's pix2pixHD at the paper config (module docstring)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  opt = parse_options(checkout, [
+      "--name", "bench", "--checkpoints_dir", workdir, "--gpu_ids", "-1", "--label_nc", "0",
+      "--no_instance", "--netG", "global", "--ngf", "64", "--n_downsample_global", "4",
+      "--n_blocks_global", "9", "--num_D", "3", "--n_layers_D", "3", "--ndf", "64",
+      "--lambda_feat", "10", "--batchSize", "1", "--loadSize", str(RES),
+      "--fineSize", str(RES)])
+  from models.models import create_model  # pylint: disable=g-import-not-at-top
+  model = create_model(opt)
+  label = torch.rand(1, 3, RES, RES) * 2 - 1
+  image = torch.rand(1, 3, RES, RES) * 2 - 1
+
+  def step():
+    # train.py: forward, then the G update, then the D update (lines 72-99 at 14b3b3c).
+    losses, _ = model(label, torch.zeros(1), image, torch.zeros(1), infer=False)
+    losses = [torch.mean(x) if not isinstance(x, int) else x for x in losses]
+    loss = dict(zip(model.loss_names, losses))
+    loss_d = (loss["D_fake"] + loss["D_real"]) * 0.5
+    loss_g = loss["G_GAN"] + loss.get("G_GAN_Feat", 0) + loss.get("G_VGG", 0)
+    model.optimizer_G.zero_grad()
+    loss_g.backward()
+    model.optimizer_G.step()
+    model.optimizer_D.zero_grad()
+    loss_d.backward()
+    model.optimizer_D.step()
+    return loss_g.item(), loss_d.item()
+
+  return step, model
+
+
+def edn_step(checkout: str, workdir: str):
+  """(step function, model) for Everybody Dance Now's release at its README's "global stage"
+  (global G on two consecutive frames, the second conditioned on the first output, the
+  temporal multi-scale D on both; its label is a ready image of `--label_nc` channels, here
+  a 3-channel stick figure) at 256x256 with psrjax's configs/edn.py networks (3 Ds)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  opt = parse_options(checkout, [
+      "--name", "bench", "--checkpoints_dir", workdir, "--gpu_ids", "-1", "--label_nc", "3",
+      "--no_instance", "--netG", "global", "--ngf", "64", "--n_downsample_global", "4",
+      "--n_blocks_global", "9", "--num_D", "3", "--n_layers_D", "3", "--ndf", "64",
+      "--batchSize", "1", "--loadSize", str(RES), "--fineSize", str(RES)])
+  from models.models import create_model  # pylint: disable=g-import-not-at-top
+  model = create_model(opt)
+  frames = [torch.rand(1, 3, RES, RES) * 2 - 1 for _ in range(4)]
+  face = torch.zeros(1, 4, dtype=torch.long)   # read only with --face_discrim
+  zeros = torch.zeros(1, 3, RES, RES)
+
+  def step():
+    # train_fullts.py: forward, the G update, the D update (its "Backward Pass").
+    losses, _ = model(frames[0], frames[1], frames[2], frames[3], face, zeros, infer=True)
+    losses = [torch.mean(x) if not isinstance(x, int) else x for x in losses]
+    loss = dict(zip(model.loss_names, losses))
+    loss_d = ((loss["D_fake"] + loss["D_real"]) * 0.5
+              + (loss["D_realface"] + loss["D_fakeface"]) * 0.5)
+    loss_g = loss["G_GAN"] + loss["G_GAN_Feat"] + loss["G_VGG"] + loss["G_GANface"]
+    model.optimizer_G.zero_grad()
+    loss_g.backward()
+    model.optimizer_G.step()
+    model.optimizer_D.zero_grad()
+    loss_d.backward()
+    model.optimizer_D.step()
+    return loss_g.item(), loss_d.item()
+
+  return step, model
+
+
+PEERS = {"pix2pixhd": pix2pixhd_step, "edn": edn_step}
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("peer", choices=sorted(PEERS))
+  parser.add_argument("--checkout", required=True, help="the peer repository's checkout")
+  parser.add_argument("--steps", type=int, default=5)
+  parser.add_argument("--warmup", type=int, default=1)
+  parser.add_argument("--threads", type=int, default=os.cpu_count())
+  parser.add_argument("--vgg-weights", default=None,
+                      help="torchvision vgg19 state dict (default: random weights)")
+  parser.add_argument("--workdir", default="/tmp/psrjax_peer_steps")
+  parser.add_argument("--json", action="store_true")
+  args = parser.parse_args(argv)
+  checkout = os.path.abspath(os.path.expanduser(args.checkout))
+  if not os.path.isfile(os.path.join(checkout, "models", "networks.py")):
+    parser.error(f"--checkout {checkout} has no models/networks.py; pass the {args.peer} "
+                 "repository's checkout")
+  import torch  # pylint: disable=g-import-not-at-top
+  torch.set_num_threads(args.threads)
+  torch.manual_seed(0)
+  patch_for_cpu(args.vgg_weights)
+  step, _ = PEERS[args.peer](checkout, args.workdir)
+  times = []
+  for i in range(args.warmup + args.steps):
+    start = time.perf_counter()
+    step()
+    if i >= args.warmup:
+      times.append(time.perf_counter() - start)
+  result = {"step_time_s": statistics.median(times), "step_times_s": times,
+            "commit": commit_of(checkout), "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
+  if args.json:
+    print(json.dumps(result))
+  else:
+    print(f"{args.peer} at {result['commit']} (torch {result['torch']}, "
+          f"{result['threads']} threads): step {result['step_time_s']:.3f} s "
+          f"(median of {len(times)})")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,143 @@
+r"""Where one psrjax train step spends its time: a `jax.profiler` trace of the compiled step,
+its thunks attributed to the parts of the step by the HLO's source metadata.
+
+  python benchmarks/profile_step.py --config configs/pix2pixhd.py \
+      --config.loss.vgg_net=vgg19 --config.loss.vgg_weights=vgg19.pth --steps 3
+
+The step is `psrjax bench`'s (`psrjax.train.benchmark.CompiledStep`: the first stage, fresh
+parameters, the first train batch in its transfer dtypes), run once untimed, then traced for
+`--steps` steps (`jax.profiler.trace`, a Perfetto trace). Every executed thunk of XLA:CPU is an
+instruction of the compiled HLO; its `op_name` metadata says which module and which
+transformation produced it, and the parts are:
+
+- `data`: the trainer's named scopes `decode` (uint8/int16 batch -> floats) and `prepare` (the
+  system's derived inputs, e.g. the pose label drawn from keypoints);
+- `optimizer`: the trainer's `optimizer_<group>` scopes (Adam's moments and the update);
+- `<Network> forward` / `<Network> backward`: the flax module at the head of the op_name (the
+  generator, the discriminator, a pretrained feature network), `transpose(jvp(...))` marking
+  the backward pass;
+- `other`: losses, norms and whatever else carries no module name.
+
+The per-part time is the thunks' summed wall time per step; on 2 cores two thunks can run at
+once, so the parts can add up to more than the step's wall time, which is printed beside them.
+The trace itself is kept in `--trace-dir` (TensorBoard's profile tab reads it).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import gzip
+import json
+import os
+import re
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+_INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=.*?metadata=\{([^}]*)\}", re.M)
+_OP_NAME = re.compile(r'op_name="([^"]*)"')
+_MODULE = re.compile(r"(transpose\()?jvp\(([A-Za-z_]\w*)\)")
+_TARGET = re.compile(r'^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=.*?custom_call_target="([^"]+)"', re.M)
+
+
+def op_names(hlo_text: str) -> dict[str, str]:
+  """{instruction name: op_name metadata} of a compiled HLO module's text."""
+  out = {}
+  for name, meta in _INSTRUCTION.findall(hlo_text):
+    m = _OP_NAME.search(meta)
+    if m:
+      out[name] = m.group(1)
+  return out
+
+
+def part_of(op_name: str) -> str:
+  """The part of the step an instruction belongs to (module docstring)."""
+  if "/decode" in op_name or "/prepare" in op_name:
+    return "data (decode + prepare)"
+  if "/optimizer_" in op_name:
+    return "optimizer"
+  m = _MODULE.search(op_name)
+  if m:
+    return f"{m.group(2)} {'backward' if m.group(1) else 'forward'}"
+  return "other (losses, norms)"
+
+
+def thunk_times(trace_dir: str) -> dict[str, float]:
+  """{thunk name: summed duration in seconds} of the newest Perfetto trace under `trace_dir`."""
+  files = sorted(glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True),
+                 key=os.path.getmtime)
+  if not files:
+    raise FileNotFoundError(f"no Perfetto trace under {trace_dir}")
+  with gzip.open(files[-1]) as f:
+    data = json.load(f)
+  events = data["traceEvents"] if isinstance(data, dict) else data
+  times: dict[str, float] = collections.defaultdict(float)
+  for e in events:
+    if e.get("ph") == "X" and "dur" in e:
+      times[e["name"]] += e["dur"] * 1e-6
+  return times
+
+
+def breakdown(hlo_text: str, times: dict[str, float], steps: int) -> dict[str, float]:
+  """{part: seconds per step} of the thunks that are instructions of `hlo_text`."""
+  names = op_names(hlo_text)
+  parts: dict[str, float] = collections.defaultdict(float)
+  for thunk, seconds in times.items():
+    if thunk in names:
+      parts[part_of(names[thunk])] += seconds / steps
+  return dict(sorted(parts.items(), key=lambda kv: -kv[1]))
+
+
+def top_thunks(hlo_text: str, times: dict[str, float], steps: int, count: int):
+  """The `count` slowest instructions: (seconds per step, name, part, custom-call target or
+  fusion kind, op_name)."""
+  names, targets = op_names(hlo_text), dict(_TARGET.findall(hlo_text))
+  rows = [(seconds / steps, thunk, part_of(names[thunk]),
+           targets.get(thunk, re.sub(r"[.\d]+$", "", thunk)), names[thunk])
+          for thunk, seconds in times.items() if thunk in names]
+  return sorted(rows, reverse=True)[:count]
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--config", required=True)
+  parser.add_argument("--steps", type=int, default=3)
+  parser.add_argument("--trace-dir", default="/tmp/psrjax_profile_step")
+  parser.add_argument("--top", type=int, default=0, help="also list the N slowest thunks")
+  parser.add_argument("--json", action="store_true")
+  args, overrides = parser.parse_known_args(argv)
+  from psrjax import commands, config_utils  # pylint: disable=g-import-not-at-top
+  config = config_utils.load_config(args.config, [tuple(o[len("--config."):].split("=", 1))
+                                                  for o in overrides])
+  commands.configure_compilation_cache("off")  # the HLO metadata of this very program
+  import jax  # pylint: disable=g-import-not-at-top
+  from psrjax.train import benchmark  # pylint: disable=g-import-not-at-top
+  step = benchmark.CompiledStep(config)
+  step.run()
+  walls = []
+  with jax.profiler.trace(args.trace_dir, create_perfetto_trace=True):
+    for _ in range(args.steps):
+      walls.append(step.run())
+  step.check_finite()
+  time.sleep(0.5)
+  hlo, times = step.compiled.as_text(), thunk_times(args.trace_dir)
+  parts = breakdown(hlo, times, args.steps)
+  wall = sorted(walls)[len(walls) // 2]
+  if args.json:
+    print(json.dumps({"step_time_s": wall, "parts_s": parts}))
+    return 0
+  total = sum(parts.values())
+  print(f"{config.system}: step {wall:.3f} s (median of {args.steps}, traced); thunks "
+        f"{total:.3f} s per step")
+  for part, seconds in parts.items():
+    print(f"  {part:34s} {seconds:8.3f} s  {100 * seconds / total:5.1f} %")
+  for seconds, thunk, part, kind, op_name in top_thunks(hlo, times, args.steps, args.top):
+    print(f"  {1e3 * seconds:8.1f} ms  {thunk:20s} {kind:30s} {op_name[-90:]}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
