@@ -107,7 +107,8 @@ def pix2pixhd_step(checkout: str, workdir: str):
       "--lambda_feat", "10", "--batchSize", "1", "--loadSize", str(RES),
       "--fineSize", str(RES)])
   from models.models import create_model  # pylint: disable=g-import-not-at-top
-  model = create_model(opt)
+  with contextlib.redirect_stdout(sys.stderr):
+    model = create_model(opt)
   label = torch.rand(1, 3, RES, RES) * 2 - 1
   image = torch.rand(1, 3, RES, RES) * 2 - 1
 
@@ -132,16 +133,18 @@ def pix2pixhd_step(checkout: str, workdir: str):
 def edn_step(checkout: str, workdir: str):
   """(step function, model) for Everybody Dance Now's release at its README's "global stage"
   (global G on two consecutive frames, the second conditioned on the first output, the
-  temporal multi-scale D on both; its label is a ready image of `--label_nc` channels, here
-  a 3-channel stick figure) at 256x256 with psrjax's configs/edn.py networks (3 Ds)."""
+  temporal multi-scale D on both) at 256x256 with psrjax's configs/edn.py networks (3 Ds).
+  Its `--label_nc 6` (the README's) is G's input: a 3-channel label image, here the stick
+  figure psrjax draws, beside the previous frame."""
   import torch  # pylint: disable=g-import-not-at-top
   opt = parse_options(checkout, [
-      "--name", "bench", "--checkpoints_dir", workdir, "--gpu_ids", "-1", "--label_nc", "3",
+      "--name", "bench", "--checkpoints_dir", workdir, "--gpu_ids", "-1", "--label_nc", "6",
       "--no_instance", "--netG", "global", "--ngf", "64", "--n_downsample_global", "4",
       "--n_blocks_global", "9", "--num_D", "3", "--n_layers_D", "3", "--ndf", "64",
       "--batchSize", "1", "--loadSize", str(RES), "--fineSize", str(RES)])
-  from models.models import create_model  # pylint: disable=g-import-not-at-top
-  model = create_model(opt)
+  from models.models import create_model_fullts  # pylint: disable=g-import-not-at-top
+  with contextlib.redirect_stdout(sys.stderr):
+    model = create_model_fullts(opt)
   frames = [torch.rand(1, 3, RES, RES) * 2 - 1 for _ in range(4)]
   face = torch.zeros(1, 4, dtype=torch.long)   # read only with --face_discrim
   zeros = torch.zeros(1, 3, RES, RES)
@@ -168,6 +171,50 @@ def edn_step(checkout: str, workdir: str):
 PEERS = {"pix2pixhd": pix2pixhd_step, "edn": edn_step}
 
 
+class PartTimer:
+  """Wall time of the parts of a PyTorch step, measured inside the step itself: the forward
+  calls of the modules of each part (`modules`: {part: [modules]}) and the optimizers' `step`
+  calls. The backward pass is one autograd call per phase whose work per module PyTorch does
+  not expose without changing it, so it stays in the rest of the step."""
+
+  def __init__(self, modules: dict, optimizers: dict):
+    self.seconds: dict[str, float] = {}
+    self._start: dict[str, float] = {}
+    for name, group in modules.items():
+      for module in group:
+        module.register_forward_pre_hook(lambda *_, n=name: self._begin(f"{n} forward"))
+        module.register_forward_hook(lambda *_, n=name: self._end(f"{n} forward"))
+    for name, optimizer in optimizers.items():
+      optimizer.register_step_pre_hook(lambda *_, n=name: self._begin(n))
+      optimizer.register_step_post_hook(lambda *_, n=name: self._end(n))
+
+  def _begin(self, part):
+    self._start[part] = time.perf_counter()
+
+  def _end(self, part):
+    start = self._start.pop(part, None)
+    if start is not None:
+      self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
+
+
+def pix2pixhd_parts(model, step, steps: int) -> dict[str, float]:
+  """Seconds per step of the generator's, discriminators' (all calls) and VGG's forward passes
+  and of the two Adam steps, inside `steps` steps (`PartTimer`); "backward passes and the
+  rest" is what remains of the step (both backward passes, losses, zeroing gradients)."""
+  # pix2pixHD calls `netG.forward` and `netD.forward` directly, which bypasses module hooks:
+  # the hooks go on the modules those call (G's Sequential, every layer of every D scale).
+  d_layers = [m for n, m in model.netD.named_children() if n.startswith("scale")]
+  timer = PartTimer({"G": [model.netG.model], "D": d_layers, "VGG": [model.criterionVGG.vgg]},
+                    {"Adam G": model.optimizer_G, "Adam D": model.optimizer_D})
+  start = time.perf_counter()
+  for _ in range(steps):
+    step()
+  total = (time.perf_counter() - start) / steps
+  parts = {k: v / steps for k, v in timer.seconds.items()}
+  parts["backward passes and the rest"] = total - sum(parts.values())
+  return parts
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("peer", choices=sorted(PEERS))
@@ -178,6 +225,8 @@ def main(argv=None) -> int:
   parser.add_argument("--vgg-weights", default=None,
                       help="torchvision vgg19 state dict (default: random weights)")
   parser.add_argument("--workdir", default="/tmp/psrjax_peer_steps")
+  parser.add_argument("--breakdown", action="store_true",
+                      help="pix2pixhd: also time the step's parts, inside further steps")
   parser.add_argument("--json", action="store_true")
   args = parser.parse_args(argv)
   checkout = os.path.abspath(os.path.expanduser(args.checkout))
@@ -188,7 +237,7 @@ def main(argv=None) -> int:
   torch.set_num_threads(args.threads)
   torch.manual_seed(0)
   patch_for_cpu(args.vgg_weights)
-  step, _ = PEERS[args.peer](checkout, args.workdir)
+  step, model = PEERS[args.peer](checkout, args.workdir)
   times = []
   for i in range(args.warmup + args.steps):
     start = time.perf_counter()
@@ -198,12 +247,16 @@ def main(argv=None) -> int:
   result = {"step_time_s": statistics.median(times), "step_times_s": times,
             "commit": commit_of(checkout), "torch": torch.__version__,
             "threads": torch.get_num_threads()}
+  if args.breakdown and args.peer == "pix2pixhd":
+    result["parts_s"] = pix2pixhd_parts(model, step, args.steps)
   if args.json:
     print(json.dumps(result))
   else:
     print(f"{args.peer} at {result['commit']} (torch {result['torch']}, "
           f"{result['threads']} threads): step {result['step_time_s']:.3f} s "
           f"(median of {len(times)})")
+    for part, seconds in result.get("parts_s", {}).items():
+      print(f"  {part:32s} {seconds:8.3f} s")
   return 0
 
 

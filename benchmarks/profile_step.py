@@ -18,8 +18,10 @@ transformation produced it, and the parts are:
   the backward pass;
 - `other`: losses, norms and whatever else carries no module name.
 
-The per-part time is the thunks' summed wall time per step; on 2 cores two thunks can run at
-once, so the parts can add up to more than the step's wall time, which is printed beside them.
+The per-part time is the wall time per step its thunks ran; where XLA:CPU runs thunks
+concurrently (or one oneDNN call waits for another's cores), the overlapping time is shared
+evenly among them, so the parts add up to the time some thunk ran, printed beside the step's
+wall time (the rest is the executor between thunks).
 The trace itself is kept in `--trace-dir` (TensorBoard's profile tab reads it).
 """
 from __future__ import annotations
@@ -40,6 +42,8 @@ sys.path.insert(0, REPO)
 _INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=.*?metadata=\{([^}]*)\}", re.M)
 _OP_NAME = re.compile(r'op_name="([^"]*)"')
 _MODULE = re.compile(r"(transpose\()?jvp\(([A-Za-z_]\w*)\)")
+# Host-side and executor events that enclose the thunks (not thunks themselves).
+_HOST_EVENT = re.compile(r"^(\$|ThunkExecutor|PjitFunction|CommonPjRt|SlinkyThreadPool|Pjrt)")
 _TARGET = re.compile(r'^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=.*?custom_call_target="([^"]+)"', re.M)
 
 
@@ -66,7 +70,10 @@ def part_of(op_name: str) -> str:
 
 
 def thunk_times(trace_dir: str) -> dict[str, float]:
-  """{thunk name: summed duration in seconds} of the newest Perfetto trace under `trace_dir`."""
+  """{thunk name: seconds} of the newest Perfetto trace under `trace_dir`, each instant of wall
+  time shared equally among the thunks running in it, so that the figures add up to the time
+  some thunk ran (XLA:CPU runs independent thunks concurrently, and a oneDNN call waiting for
+  another to finish would otherwise count its wait)."""
   files = sorted(glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True),
                  key=os.path.getmtime)
   if not files:
@@ -74,10 +81,28 @@ def thunk_times(trace_dir: str) -> dict[str, float]:
   with gzip.open(files[-1]) as f:
     data = json.load(f)
   events = data["traceEvents"] if isinstance(data, dict) else data
+  spans = [(e["ts"], e["ts"] + e["dur"], e["name"]) for e in events
+           if e.get("ph") == "X" and "dur" in e and not _HOST_EVENT.match(e["name"])]
+  return _shared_times(spans)
+
+
+def _shared_times(spans) -> dict[str, float]:
+  """{name: seconds} of (start us, end us, name) spans, overlapping time split evenly."""
+  edges = sorted([(start, 1, i) for i, (start, _, _) in enumerate(spans)]
+                 + [(end, -1, i) for i, (_, end, _) in enumerate(spans)])
   times: dict[str, float] = collections.defaultdict(float)
-  for e in events:
-    if e.get("ph") == "X" and "dur" in e:
-      times[e["name"]] += e["dur"] * 1e-6
+  active: set[int] = set()
+  last = None
+  for t, kind, i in edges:
+    if active and last is not None and t > last:
+      share = (t - last) * 1e-6 / len(active)
+      for j in active:
+        times[spans[j][2]] += share
+    last = t
+    if kind > 0:
+      active.add(i)
+    else:
+      active.discard(i)
   return times
 
 
