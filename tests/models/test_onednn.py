@@ -69,6 +69,23 @@ def test_forward_and_gradients_equal_xla(x_shape, k_shape, strides, pads):
 
 
 @needs_onednn
+def test_calls_of_growing_and_shrinking_sizes_share_the_kept_buffers_correctly():
+  """The blocked kernel and the scratchpad are buffers kept between calls (onednn_conv.cc's
+  `Workspace`): a large call after a small one grows them, a small one after reuses them."""
+  sizes = [((1, 6, 6, 8), (3, 3, 8, 16)), ((1, 10, 10, 64), (3, 3, 64, 128)),
+           ((2, 5, 5, 4), (3, 3, 4, 8)), ((1, 10, 10, 64), (3, 3, 64, 128))]
+  for i, (x_shape, k_shape) in enumerate(sizes):
+    pads = ((1, 1), (1, 1))
+    x, k, dy = _operands(x_shape, k_shape, (1, 1), pads, seed=i)
+    got = jax.jit(lambda *a: _value_and_grads(
+        lambda x, k: onednn.conv(x, k, (1, 1), pads), *a))(x, k, dy)
+    want = _value_and_grads(lambda x, k: _xla(x, k, (1, 1), pads), x, k, dy)
+    for name, g, w in zip(("y", "dx", "dk"), got, want):
+      np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4,
+                                 err_msg=f"call {i} {name}")
+
+
+@needs_onednn
 def test_bfloat16_matches_float32_within_bfloat16_precision():
   x_shape, k_shape, strides, pads = GEOMETRIES[2]
   x, k, dy = _operands(x_shape, k_shape, strides, pads, seed=1)

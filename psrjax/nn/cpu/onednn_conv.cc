@@ -8,8 +8,9 @@
 // input and O the output channels).
 // bfloat16 runs natively where oneDNN has bfloat16 kernels for this CPU (AVX-512 and newer) and is
 // otherwise computed in float32 and rounded back (`RunWidened`).
-// Primitive descriptors are built once per shape and cached; each call allocates its own
-// scratchpad and blocked-kernel buffer. Calls run one at a time (`ExecutionMutex`). Float32
+// Primitive descriptors are built once per shape and cached; the scratchpad and the blocked
+// kernel live in two buffers kept between calls (`Workspace`), as calls run one at a time
+// (`ExecutionMutex`). Float32
 // convolutions with 1-4 outputs, stride 1 and no padding go to narrow_conv.cc instead.
 #include <cstdint>
 #include <cstring>

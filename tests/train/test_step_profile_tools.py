@@ -1,0 +1,59 @@
+"""benchmarks/profile_step.py (thunks attributed to the parts of a step) and
+benchmarks/bench_vs_peer.py (pairs against a peer's PyTorch code): their pure parts."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
+import bench_vs_peer  # noqa: E402
+import profile_step  # noqa: E402
+
+HLO = """
+  %ffi_call.3 = f32[1,16,16,8]{3,2,1,0} custom-call(%a, %b), custom_call_target="psrjax_conv_forward", metadata={op_name="jit(train_step)/jvp(GlobalGenerator)/GlobalGenerator._forward/block0/conv1/ffi_call" stack_frame_id=1}
+  %ffi_call.4 = f32[3,3,8,8]{3,2,1,0} custom-call(%a, %c), custom_call_target="psrjax_conv_backward_weights", metadata={op_name="jit(train_step)/transpose(jvp(MultiScaleDiscriminator))/scale0/conv0/ffi_call"}
+  %multiply_add_fusion.2 = f32[8]{0} fusion(%p, %g), kind=kLoop, calls=%fc, metadata={op_name="jit(train_step)/optimizer_g/add"}
+  ROOT %add_fusion = f32[8]{0} fusion(%x), kind=kLoop, calls=%fd, metadata={op_name="jit(train_step)/prepare/render/add"}
+  %sum.1 = f32[] reduce(%y), metadata={op_name="jit(train_step)/reduce_sum"}
+"""
+
+
+def test_instructions_are_attributed_to_the_parts_of_the_step():
+  names = profile_step.op_names(HLO)
+  assert {k: profile_step.part_of(v) for k, v in names.items()} == {
+      "ffi_call.3": "GlobalGenerator forward", "ffi_call.4": "MultiScaleDiscriminator backward",
+      "multiply_add_fusion.2": "optimizer", "add_fusion": "data (decode + prepare)",
+      "sum.1": "other (losses, norms)"}
+
+
+def test_concurrent_time_is_shared_and_parts_add_up_to_busy_time():
+  # a: 0-10 us alone; a and b 10-20 us together; b 20-40 us alone; nothing 40-50; c 50-60.
+  times = profile_step._shared_times([(0, 20, "a"), (10, 40, "b"), (50, 60, "c")])
+  assert times == pytest.approx({"a": 15e-6, "b": 25e-6, "c": 10e-6})
+  parts = profile_step.breakdown(HLO, {"ffi_call.3": 3.0, "ffi_call.4": 1.0, "other": 9.0},
+                                 steps=2)
+  assert parts == {"GlobalGenerator forward": 1.5, "MultiScaleDiscriminator backward": 0.5}
+
+
+def test_busy_pairs_are_left_out_of_the_median():
+  pairs = [{"ratio": 1.2, "psrjax_s": 1.0, "peer_s": 1.2, "busy": False},
+           {"ratio": 0.5, "psrjax_s": 2.0, "peer_s": 1.0, "busy": True},
+           {"ratio": 1.0, "psrjax_s": 1.1, "peer_s": 1.1, "busy": False}]
+  s = bench_vs_peer.summary(pairs)
+  assert (s["clean_pairs"], s["median_ratio"], s["min_ratio"], s["max_ratio"]) == (2, 1.1, 1.0,
+                                                                                   1.2)
+  assert bench_vs_peer.summary([pairs[1]]) == {"clean_pairs": 0}
+
+
+def test_a_command_is_measured_with_the_cpu_others_used(tmp_path):
+  result = bench_vs_peer.run_measured([sys.executable, "-c", "print('{\"step_time_s\": 0.5}')"])
+  assert result["step_time_s"] == 0.5 and result["wall_s"] > 0 and result["other_cores"] >= 0
+  with pytest.raises(RuntimeError, match="failed"):
+    bench_vs_peer.run_measured([sys.executable, "-c", "raise SystemExit(3)"])
+
+
+def test_the_cpu_description_names_its_vector_flags():
+  model, flags = bench_vs_peer.cpu_description()
+  assert model and all(bench_vs_peer.FLAGS.match(f) for f in flags)
