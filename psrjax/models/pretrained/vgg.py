@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import flax.linen as nn
-import jax.numpy as jnp
 import numpy as np
 
 from psrjax.models.pretrained import inputs, weights
