@@ -69,6 +69,16 @@ def test_forward_and_gradients_equal_xla(x_shape, k_shape, strides, pads):
 
 
 @needs_onednn
+def test_auto_leaves_empty_operands_to_xla():
+  """VGG's deep layers on a tiny face crop see images pooled to 0x0: "auto" gives them to XLA."""
+  from psrjax.nn.conv2d import conv2d  # pylint: disable=g-import-not-at-top
+  x, k = jnp.zeros((2, 0, 0, 8)), jnp.ones((3, 3, 8, 4))
+  assert not onednn.usable(x, k) and onednn.usable(jnp.zeros((2, 1, 1, 8)), k)
+  y = jax.jit(lambda x, k: conv2d(x, k, padding=1))(x, k)
+  assert y.shape == (2, 0, 0, 4)
+
+
+@needs_onednn
 def test_calls_of_growing_and_shrinking_sizes_share_the_kept_buffers_correctly():
   """The blocked kernel and the scratchpad are buffers kept between calls (onednn_conv.cc's
   `Workspace`): a large call after a small one grows them, a small one after reuses them."""

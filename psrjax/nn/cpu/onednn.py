@@ -115,10 +115,11 @@ def available() -> bool:
 
 def usable(*arrays) -> bool:
   """Whether `conv` can compute a convolution of these operands: the CPU backend, one float32
-  or bfloat16 dtype, and the extension available."""
+  or bfloat16 dtype, no empty operand (an image pooled down to nothing, e.g. VGG on a tiny
+  crop, goes to XLA, which returns the empty result), and the extension available."""
   dtypes = {jnp.dtype(a.dtype) for a in arrays}
   return (jax.default_backend() == "cpu" and len(dtypes) == 1 and dtypes.pop() in DTYPES
-          and available())
+          and all(math.prod(a.shape) > 0 for a in arrays) and available())
 
 
 def out_shape(x_shape, kernel_shape, strides, pads, transposed: bool = False) -> tuple[int, ...]:
