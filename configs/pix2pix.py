@@ -32,6 +32,7 @@ def get_config(arg=None):
   c = load_config_file(f"{PIX2PIXHD}:{arg}" if arg else PIX2PIXHD)
   c.model.update(generator="unet", num_d=1)
   c.loss.update(gan="bce", fm=0.0, vgg=0.0, l1=100.0)
+  c.optim.update_order = "dg"   # pix2pix's optimize_parameters: D's step, then G's on the new D
   if parsed.runlocal:
     c.model.unet_downs = 6
   return c

@@ -95,7 +95,12 @@ def base_config(c, frames_per_example: int = 1):
   )
 
   # pix2pixHD: lr 2e-4 for 100 epochs, then linearly to 0 over 100 more (`decay_fraction`).
-  c.optim = dict(lr=2e-4, b1=0.5, b2=0.999, decay_fraction=0.5)
+  c.optim = dict(
+      lr=2e-4, b1=0.5, b2=0.999, decay_fraction=0.5,
+      update_order="gd",         # "gd": G then D, both on the losses of one forward with the
+                                 # step's starting weights (pix2pixHD's and EDN's train.py) |
+                                 # "dg": D first, G's loss reads the updated D (pix2pix's code)
+  )
 
   c.train.update(batch_size=1, steps=300_000, log_every=100, checkpoint_every=5000,
                  sample_every=5000, eval_every=20_000, data_workers=2)

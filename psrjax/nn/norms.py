@@ -17,11 +17,21 @@ from psrjax.nn.policy import compute_dtype
 
 
 def normalise(x: jax.Array, axes: tuple[int, ...], eps: float) -> jax.Array:
-  """(x - mean) / sqrt(var + eps) over `axes` (biased variance, as PyTorch), float32."""
+  """(x - mean) / sqrt(var + eps) over `axes` (biased variance, as PyTorch), float32.
+
+  The statistics are broadcast back with `broadcast_in_dim` rather than kept as size-1 axes:
+  the HLO then holds no reshape next to the statistics that XLA's simplifier could move one way
+  when their only use is the forward and another way under differentiation, so two applications
+  of a layer to the same input (a discriminator read by two phases of a step) stay identical
+  and XLA's common-subexpression pass computes them once.
+  """
   x32 = x.astype(jnp.float32)
-  mean = jnp.mean(x32, axis=axes, keepdims=True)
-  var = jnp.mean(jnp.square(x32 - mean), axis=axes, keepdims=True)  # biased, as PyTorch
-  return (x32 - mean) * jax.lax.rsqrt(var + eps)
+  axes = tuple(sorted(a % x.ndim for a in axes))
+  kept = tuple(d for d in range(x.ndim) if d not in axes)
+  expand = lambda s: jax.lax.broadcast_in_dim(s, x.shape, kept)
+  centred = x32 - expand(jnp.mean(x32, axis=axes))
+  var = jnp.mean(jnp.square(centred), axis=axes)  # biased, as PyTorch
+  return centred * expand(jax.lax.rsqrt(var + eps))
 
 
 class InstanceNorm(nn.Module):

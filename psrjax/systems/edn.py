@@ -130,17 +130,20 @@ class EDN(pix2pixhd.Pix2PixHD):
 
   # ----------------------------------------------------------------------------- schedule
   def stages(self):
-    """"main": D then G on consecutive pairs; "face": D_f then G_f with G frozen."""
+    """"main": G and D on consecutive pairs; "face": G_f and D_f with G frozen; each in
+    `optim.update_order` (`pix2pixhd.gan_stage`)."""
     steps = self.config.train.steps
     face_steps = int(round(steps * self.config.schedule.face_fraction))
-    main_phases = (base.Phase("d", ("d",), self._pair_d_loss),
-                   base.Phase("g", ("g",), self._pair_g_loss))
+    order = self.update_order
     # Its samples show the main generator's frames (the face GAN trains next).
-    main = base.Stage("main", steps - face_steps, main_phases, forward=self._forward,
-                      generate=functools.partial(self._generate, False))
-    face = base.Stage("face", face_steps, (
-        base.Phase("d", ("d_face",), self._face_d_loss),
-        base.Phase("g", ("g_face",), self._face_g_loss)), forward=self._face_forward)
+    main = pix2pixhd.gan_stage("main", steps - face_steps, order,
+                               base.Phase("g", ("g",), self._pair_g_loss),
+                               base.Phase("d", ("d",), self._pair_d_loss), forward=self._forward,
+                               generate=functools.partial(self._generate, False))
+    face = pix2pixhd.gan_stage("face", face_steps, order,
+                               base.Phase("g", ("g_face",), self._face_g_loss),
+                               base.Phase("d", ("d_face",), self._face_d_loss),
+                               forward=self._face_forward)
     return main, face
 
   def _forward(self, params, b, rng):

@@ -44,6 +44,7 @@ from psrjax.systems import base
 
 LABELS = ("stick", "discs")
 VGG_NETS = ("vgg16", "vgg19")
+UPDATE_ORDERS = ("gd", "dg")   # `gan_stage`
 # A generated pixel belongs to the synthesized person when it differs from the empty room by more
 # than this (max over RGB, in [-1, 1] units: 5 % of the range). On ground-truth frames it gives
 # the true person mask exactly (the synthetic world casts no shadows).
@@ -133,6 +134,7 @@ class Pix2PixHD(base.System):
                        f"{c.gan!r}")
     if c.vgg > 0 and c.vgg_net not in VGG_NETS:
       raise ValueError(f"loss.vgg_net must be one of {', '.join(VGG_NETS)}; got {c.vgg_net!r}")
+    self.update_order = update_order(config.optim)
     self.generator = make_generator(config.model)
     self.discriminator = make_discriminator(config.model)
     self.background = per_person.background(config.data)
@@ -170,11 +172,10 @@ class Pix2PixHD(base.System):
 
   # ----------------------------------------------------------------------------- schedule
   def stages(self):
-    """One stage: D (on label, frame pairs), then G."""
-    return (base.Stage("main", self.config.train.steps, (
-        base.Phase("d", ("d",), self._d_loss),
-        base.Phase("g", ("g",), self._g_loss)),
-                       forward=self._forward),)
+    """One stage: G and D (on label, frame pairs) in `optim.update_order`."""
+    return (gan_stage("main", self.config.train.steps, self.update_order,
+                      base.Phase("g", ("g",), self._g_loss),
+                      base.Phase("d", ("d",), self._d_loss), forward=self._forward),)
 
   def _apply_g(self, params, x, rng=None):
     """G(x). With `rng` (training), pix2pix's U-Net applies its dropout, its only noise source;
@@ -308,6 +309,28 @@ class Pix2PixHD(base.System):
       return per_person.synthesis_example(data, driving="test", run=int(seed))
     return per_person.synthesis_example(data, driving=driving, run=int(seed),
                                         normalize=self.normalizer(driving))
+
+
+def update_order(optim) -> str:
+  """`optim.update_order`, checked; configs saved before the field existed trained "dg"."""
+  order = optim.get("update_order", "dg")
+  if order not in UPDATE_ORDERS:
+    raise ValueError(f"optim.update_order must be one of {', '.join(UPDATE_ORDERS)}; got "
+                     f"{order!r}")
+  return order
+
+
+def gan_stage(name: str, steps: int, order: str, g: base.Phase, d: base.Phase, **kw) -> base.Stage:
+  """A stage of generator phase `g` (the forward's) and discriminator phase `d` in `order`.
+
+  "gd", pix2pixHD's and Everybody Dance Now's train scripts: both networks step on the losses of
+  one forward with the weights the step starts from (G's loss reads D before D's update), G
+  first. The discriminator's passes over the real and the generated frames are then the same
+  computation in both phases, which XLA computes once. "dg", pix2pix's `optimize_parameters`:
+  D steps first and G's loss reads the updated D.
+  """
+  phases = (g, d) if order == "gd" else (d, g)
+  return base.Stage(name, steps, phases, forward_phase=g.name, **kw)
 
 
 def decayed_lr(lr: float, steps: int, decay_fraction: float) -> optax.Schedule:

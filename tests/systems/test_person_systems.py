@@ -3,6 +3,7 @@ the held-out segment, cross-person synthesis), EDN's frame-by-frame generation a
 pix2pix's training-only dropout, the derived person mask and bad configs."""
 import functools
 import os
+import re
 import sys
 
 import jax
@@ -16,6 +17,7 @@ import train_harness  # noqa: E402
 from psrjax.geometry import face_crop  # noqa: E402
 from psrjax.data import scripted_person  # noqa: E402
 from psrjax.systems import base, pix2pixhd  # noqa: E402
+from psrjax.train import benchmark  # noqa: E402
 from psrjax.train import inference  # noqa: E402
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
@@ -109,6 +111,7 @@ def test_synthesized_mask_of_the_ground_truth_is_the_person_mask():
     ("pix2pixhd", {"model.generator": "resnet"}, "model.generator"),
     ("pix2pixhd", {"loss.gan": "wgan"}, "loss.gan"),
     ("pix2pixhd", {"optim.decay_fraction": 1.5}, "decay_fraction"),
+    ("pix2pixhd", {"optim.update_order": "gdg"}, "optim.update_order"),
 ])
 def test_bad_configs_fail_with_one_line_errors(name, overrides, match):
   with pytest.raises(ValueError, match=match):
@@ -120,3 +123,55 @@ def test_pix2pixhd_lr_is_constant_then_decays_linearly_to_zero():
   schedule = pix2pixhd.decayed_lr(2e-4, 100, 0.5)
   np.testing.assert_allclose([schedule(0), schedule(49), schedule(50), schedule(75), schedule(100)],
                              [2e-4, 2e-4, 2e-4, 1e-4, 0.0], rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("name,order,phases", [
+    ("pix2pixhd", "gd", ("g", "d")), ("edn", "gd", ("g", "d")), ("pix2pixhd", "dg", ("d", "g"))])
+def test_update_order_orders_every_stages_phases(name, order, phases):
+  system = base.get_system(tiny_config(name, **{"optim.update_order": order}))
+  for stage in system.stages():
+    assert tuple(p.name for p in stage.phases) == phases
+    assert stage.generator_phase().name == "g"
+
+
+def test_update_order_defaults_to_the_authors_scripts_and_old_runs_keep_theirs():
+  assert pix2pixhd.update_order(tiny_config("pix2pixhd").optim) == "gd"
+  assert pix2pixhd.update_order(tiny_config("pix2pix").optim) == "dg"
+  saved = tiny_config("pix2pixhd").optim
+  del saved["update_order"]   # a config saved before the field existed
+  assert pix2pixhd.update_order(saved) == "dg"
+
+
+def _discriminator_forward_convolutions(hlo: str) -> int:
+  """Forward convolutions of the multi-scale discriminator in a compiled step's HLO (oneDNN's
+  custom calls or XLA's convolutions; the backward passes' ops carry `transpose(`)."""
+  count = 0
+  for line in hlo.splitlines():
+    name = re.search(r'op_name="([^"]*)"', line)
+    if (name and "jvp(MultiScaleDiscriminator)" in name.group(1)
+        and "transpose(" not in name.group(1)
+        and ('custom_call_target="psrjax_conv_forward"' in line
+             or re.search(r"= \S+ convolution\(", line))):
+      count += 1
+  return count
+
+
+@pytest.mark.parametrize("name,orders", [
+    pytest.param("pix2pixhd", ("gd", "dg"), marks=pytest.mark.xdist_group("pix2pixhd")),
+    pytest.param("edn", ("gd",), marks=pytest.mark.xdist_group("edn"))])
+def test_generator_first_step_runs_the_discriminator_once_per_input(name, orders):
+  """With G's phase first both phases read the same D on the same real and generated frames,
+  and the compiled step computes each of those passes once: two passes of D's convolutions
+  (PyTorch's pix2pixHD step runs three). With two stride-2 layers instance norm feeds
+  convolutions, and at batch 1 (the paper's) XLA simplified its statistics differently under
+  the two phases' differentiations and computed those passes twice (psrjax.nn.norms.normalise)."""
+  config = tiny_config(name, **{"model.d_layers": 2, "train.batch_size": 1})
+  per_pass = config.model.num_d * (config.model.d_layers + 2)
+  counts = {}
+  for order in orders:
+    config.optim.update_order = order
+    step = benchmark.CompiledStep(config, devices=jax.devices()[:1])
+    counts[order] = _discriminator_forward_convolutions(step.compiled.as_text())
+  assert counts["gd"] == 2 * per_pass, counts
+  if "dg" in counts:   # D's update between the phases: G's phase runs D again
+    assert counts["dg"] > counts["gd"], counts
