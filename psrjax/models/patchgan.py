@@ -8,6 +8,12 @@ pix2pixHD / vid2vid). A conditional discriminator sees its condition concatenate
 pix2pix pads every conv by 1; pix2pixHD by 2 (`padw = ceil((kw - 1) / 2)` in its code) and caps
 the width at 512 channels, which is 8 ndf for its ndf = 64. With `intermediate` the activations
 of every layer are returned too, for pix2pixHD's feature-matching loss.
+
+CoCosNet's discriminator (SPADE's `NLayerDiscriminator` with `norm_D="spectralinstance"` and its
+attention) is this module with `spectral=True` (the normed layers' convolutions spectrally
+normalised and without bias; the first and the final conv keep theirs, as in its code) and
+`attention_after=i` (SAGAN self-attention on layer i's output before layer i + 1; the
+intermediate features stay the layers' activations, without it).
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from psrjax.nn.attention import SelfAttention
 from psrjax.nn.blocks2d import check_norm_act, make_norm
 from psrjax.nn.conv2d import Conv2D
 from psrjax.nn.policy import compute_dtype, remat_network, remat_stage
@@ -46,6 +53,8 @@ class PatchGAN(nn.Module):
   kernel_init: Callable = nn.initializers.lecun_normal()  # pix2pix(HD): normal(0, 0.02)
   dtype: Any = None  # computation dtype; None: the image's (params and logits float32)
   remat: str = "none"  # "none" | "blocks" (each layer) | "full" (psrjax.nn.policy)
+  spectral: bool = False  # spectrally normalised convolutions in the normed layers (CoCosNet)
+  attention_after: int = -1  # self-attention after this layer (CoCosNet: 2); -1: none
 
   @nn.compact
   def __call__(self, image: jax.Array, cond: jax.Array | None = None, *, train=False):
@@ -68,16 +77,18 @@ class PatchGAN(nn.Module):
     for i in range(self.num_layers + 1):
       x = remat_stage(functools.partial(PatchGAN._layer, i=i), self.remat)(self, x)
       features.append(x)
+      if i == self.attention_after:
+        x = SelfAttention(dtype=self.dtype, spectral=True, use_bias=False, name="attention")(x)
     logits = self._conv(1, 1, f"conv{self.num_layers + 1}")(x)
     return logits.astype(jnp.float32), features
 
-  def _conv(self, features: int, stride: int, name: str) -> Conv2D:
-    return Conv2D(features, 4, stride, self.padding, impl=self.conv_impl, dtype=self.dtype,
-                  kernel_init=self.kernel_init, name=name)
+  def _conv(self, features: int, stride: int, name: str, spectral: bool = False) -> Conv2D:
+    return Conv2D(features, 4, stride, self.padding, use_bias=not spectral, impl=self.conv_impl,
+                  dtype=self.dtype, kernel_init=self.kernel_init, spectral=spectral, name=name)
 
   def _layer(self, x, *, i: int):
     """Layer i: 4x4 conv (stride 2 but on the last), norm (not on layer 0), LeakyReLU."""
     stride = 2 if i < self.num_layers else 1
-    x = self._conv(self.ndf * min(2 ** i, 8), stride, f"conv{i}")(x)
+    x = self._conv(self.ndf * min(2 ** i, 8), stride, f"conv{i}", self.spectral and i > 0)(x)
     norm = make_norm(self.norm, dtype=self.dtype, name=f"norm{i}") if i > 0 else None
     return nn.leaky_relu(x if norm is None else norm(x), 0.2)

@@ -23,7 +23,7 @@ kernels, to N(0, 0.02), leaving PyTorch's uniform bias init); the paper's 3 disc
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -221,6 +221,9 @@ class MultiScaleDiscriminator(nn.Module):
   conv_impl: str = "auto"
   dtype: Any = None                  # computation dtype; None: the image's (params, logits f32)
   remat: str = "none"                # each PatchGAN's (psrjax.nn.policy)
+  spectral: bool = False             # PatchGAN.spectral (CoCosNet's discriminator)
+  attention_after: int = -1          # PatchGAN.attention_after (CoCosNet: 2)
+  kernel_init: Callable = default_kernel_init
 
   @nn.compact
   def __call__(self, image: jax.Array, cond: jax.Array | None = None, *, train: bool = False):
@@ -234,8 +237,9 @@ class MultiScaleDiscriminator(nn.Module):
     logits, features = [], []
     for i in range(self.num_d):
       d = PatchGAN(self.ndf, self.num_layers, self.padding, self.norm, intermediate=True,
-                   conv_impl=self.conv_impl, kernel_init=default_kernel_init, dtype=self.dtype,
-                   remat=self.remat, name=f"scale{i}")
+                   conv_impl=self.conv_impl, kernel_init=self.kernel_init, dtype=self.dtype,
+                   remat=self.remat, spectral=self.spectral,
+                   attention_after=self.attention_after, name=f"scale{i}")
       scale_logits, scale_features = d(x)
       logits.append(scale_logits)
       features.append(scale_features)

@@ -15,15 +15,15 @@ from psrjax.nn.padding import PAD_MODES, pad_image, pad_pairs, pad_spatial, pad_
 from psrjax.nn.policy import REMAT_MODES, compute_dtype, remat_block, remat_network, remat_stage
 from psrjax.nn.resize import downsample_avg, resize_nearest
 from psrjax.nn.spade import SPADE
-from psrjax.nn.spectral import SPECTRAL_COLLECTION, spectral_norm
+from psrjax.nn.spectral import SN_PARAM, with_power_iteration
 
 __all__ = [
     "ACTIVATIONS", "BatchStatNorm", "CONV_IMPLS", "Conv2D", "Conv3D", "ConvNormAct2D",
     "ConvNormReLU3D", "ConvTranspose2D", "ConvTranspose3D", "InstanceNorm", "InstanceNorm2D",
-    "NORMS", "PAD_MODES", "REMAT_MODES", "ResBlock2D", "ResBlock3D", "SPADE",
-    "SPECTRAL_COLLECTION", "SelfAttention", "UP_MODES", "UpBlock2D", "activation",
+    "NORMS", "PAD_MODES", "REMAT_MODES", "ResBlock2D", "ResBlock3D", "SN_PARAM", "SPADE",
+    "SelfAttention", "UP_MODES", "UpBlock2D", "activation",
     "compute_dtype", "conv2d", "conv3d", "conv_transpose2d", "conv_transpose3d",
     "downsample_avg", "make_norm", "pad_image", "pad_pairs", "pad_spatial", "pad_video",
     "positional_norm", "remat_block", "remat_network", "remat_stage", "resize_nearest",
-    "same_pads", "spectral_norm",
+    "same_pads", "with_power_iteration",
 ]

@@ -7,6 +7,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from psrjax.nn import spectral
 from psrjax.nn.policy import compute_dtype
 
 
@@ -21,6 +22,8 @@ class SelfAttention(nn.Module):
   """
   kv_pool: int = 2  # spatial max-pool factor of keys and values (1 = none)
   dtype: Any = None  # computation dtype; None: the input's
+  spectral: bool = False  # spectrally normalised projections (BigGAN's / CoCosNet's SN convs)
+  use_bias: bool = True  # projections with biases (BigGAN and CoCosNet: without)
 
   @nn.compact
   def __call__(self, x, *, train=False):
@@ -29,7 +32,11 @@ class SelfAttention(nn.Module):
     if c < 8:
       raise ValueError(f"self-attention needs at least 8 channels, got {c}")
     x = x.astype(dtype)
-    dense = lambda f, name, **kw: nn.Dense(f, dtype=dtype, name=name, **kw)
+    if self.spectral or not self.use_bias:
+      dense = lambda f, name: Linear(f, use_bias=self.use_bias, spectral=self.spectral,
+                                     dtype=dtype, name=name)
+    else:
+      dense = lambda f, name: nn.Dense(f, dtype=dtype, name=name)
     q, k, v = dense(c // 8, "query")(x), dense(c // 8, "key")(x), dense(c // 2, "value")(x)
     k, v = self._pool(k), self._pool(v)
     n = x.shape[0]
@@ -47,3 +54,25 @@ class SelfAttention(nn.Module):
     y = y.reshape((-1, h, w, c))
     y = nn.max_pool(y, (self.kv_pool, self.kv_pool), strides=(self.kv_pool, self.kv_pool))
     return y.reshape(lead + y.shape[1:])
+
+
+class Linear(nn.Module):
+  """`x [..., C] @ kernel [C, features]` (+ bias), the kernel optionally spectrally normalised
+  (`psrjax.nn.spectral`); parameters float32, computed in `dtype` (None: the input's)."""
+  features: int
+  use_bias: bool = True
+  spectral: bool = False
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x):
+    dtype = compute_dtype(self.dtype, x)
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], self.features),
+                        jnp.float32)
+    if self.spectral:
+      u = self.param(spectral.SN_PARAM, spectral.init_u, (self.features,), jnp.float32)
+      kernel = spectral.normalize_kernel(kernel, u)
+    y = x.astype(dtype) @ kernel.astype(dtype)
+    if self.use_bias:
+      y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(dtype)
+    return y

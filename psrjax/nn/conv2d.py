@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from psrjax.nn import spectral
 from psrjax.nn.conv import _cpu, _phase_table, _resolve_impl, default_kernel_init
 from psrjax.nn.padding import pad_image, pad_pairs
 from psrjax.nn.policy import compute_dtype
@@ -112,7 +113,9 @@ def _flatten_batch(x: jax.Array, name: str) -> tuple[jax.Array, tuple[int, ...]]
 class Conv2D(nn.Module):
   """2D convolution on `[..., H, W, C]` (leading axes are batch), PyTorch `Conv2d` semantics.
 
-  Parameters `kernel` `[kh, kw, cin, cout]` and `bias` `[cout]` (float32), named as `nn.Conv`'s.
+  Parameters `kernel` `[kh, kw, cin, cout]` and `bias` `[cout]` (float32), named as `nn.Conv`'s;
+  with `spectral` also the power-iteration vector `sn_u` `[cout]`, and the layer convolves with
+  the spectrally normalised kernel (`psrjax.nn.spectral`).
   """
   features: int                      # output channels
   kernel_size: Any = (3, 3)          # (kh, kw) or one int
@@ -123,6 +126,7 @@ class Conv2D(nn.Module):
   impl: str = "auto"                 # "auto" | "xla" | "fold_time" | "onednn" (module docstring)
   dtype: Any = None                  # computation dtype; None: the input's (parameters float32)
   kernel_init: Callable = default_kernel_init   # N(0, 0.02) as pix2pix / pix2pixHD
+  spectral: bool = False             # spectral normalisation of the kernel (psrjax.nn.spectral)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -130,6 +134,9 @@ class Conv2D(nn.Module):
     dtype = compute_dtype(self.dtype, x)
     ks, st = _pair(self.kernel_size, "kernel_size"), _pair(self.strides, "strides")
     kernel = self.param("kernel", self.kernel_init, ks + (x.shape[-1], self.features), jnp.float32)
+    if self.spectral:
+      u = self.param(spectral.SN_PARAM, spectral.init_u, (self.features,), jnp.float32)
+      kernel = spectral.normalize_kernel(kernel, u)
     pads = self.padding
     if isinstance(pads, str):
       if pads.lower() != SAME:

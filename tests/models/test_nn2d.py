@@ -9,11 +9,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import torch
 import torch.nn.functional as F
 
 from psrjax import nn as pnn
+from psrjax.nn import spectral as spectral_lib
+from psrjax.nn.spectral import power_iteration
 
 KEY = jax.random.key(0, impl="rbg")
 ATOL = 1e-5
@@ -102,45 +105,48 @@ def test_instance_norm_2d_matches_torch(affine):
                              atol=ATOL)
 
 
-class _Spectral(nn.Module):
-  steps: int = 1
-
-  @nn.compact
-  def __call__(self, x, *, train):
-    conv = pnn.Conv2D(5, 3, padding=1, name="conv")
-    return pnn.spectral_norm(conv, n_steps=self.steps, name="sn")(x, update_stats=train)
+def _spectral_params(ref):
+  return {"kernel": jnp.asarray(ref.weight_orig.detach().numpy().transpose(2, 3, 1, 0)),
+          "bias": jnp.asarray(ref.bias.detach().numpy()),
+          pnn.SN_PARAM: jnp.asarray(ref.weight_u.detach().numpy())}
 
 
 def test_spectral_norm_matches_torch_spectral_norm():
+  """The forward of a Conv2D(spectral=True) is PyTorch's train-mode forward from the same u, and
+  the optimizer wrapper stores the u that forward's power-iteration step reached."""
   torch.manual_seed(0)
   ref = torch.nn.utils.spectral_norm(torch.nn.Conv2d(3, 5, 3, padding=1))
-  u0 = ref.weight_u.detach().numpy().copy()
   x = _rand(2, 6, 6, 3)
+  params = _spectral_params(ref)
+  conv = pnn.Conv2D(5, 3, padding=1, spectral=True)
+  assert jax.tree.map(jnp.shape, conv.init(KEY, jnp.asarray(x))["params"]) == {
+      "kernel": (3, 3, 3, 5), "bias": (5,), pnn.SN_PARAM: (5,)}
+  y = conv.apply({"params": params}, jnp.asarray(x))
   expected = _from_torch(ref(_to_torch(x)))             # train mode: one power-iteration step
-  sigma_torch = float((ref.weight_orig / ref.weight).mean().detach())
-  params = {"conv": {"kernel": jnp.asarray(ref.weight_orig.detach().numpy().transpose(2, 3, 1, 0)),
-                     "bias": jnp.asarray(ref.bias.detach().numpy())}}
-  variables = _Spectral().init(KEY, jnp.asarray(x), train=False)
-  assert jax.tree.map(jnp.shape, variables["params"]) == {"conv": {"kernel": (3, 3, 3, 5),
-                                                                   "bias": (5,)}}
-  stats = {"sn": {"conv/kernel/u": jnp.asarray(u0[None]), "conv/kernel/sigma": jnp.float32(1)}}
-  y, updated = _Spectral().apply({"params": params, pnn.SPECTRAL_COLLECTION: stats},
-                                 jnp.asarray(x), train=True, mutable=[pnn.SPECTRAL_COLLECTION])
   np.testing.assert_allclose(y, expected, atol=ATOL)
-  sigma = updated[pnn.SPECTRAL_COLLECTION]["sn"]["conv/kernel/sigma"]
-  np.testing.assert_allclose(sigma, sigma_torch, rtol=1e-5)
-  np.testing.assert_allclose(updated[pnn.SPECTRAL_COLLECTION]["sn"]["conv/kernel/u"][0],
+  grads = jax.grad(lambda p: jnp.sum(conv.apply({"params": p}, jnp.asarray(x)) ** 2))(params)
+  np.testing.assert_array_equal(grads[pnn.SN_PARAM], 0.0)   # u is not trained
+  opt = pnn.with_power_iteration(optax.sgd(0.0))
+  updates, _ = opt.update(grads, opt.init(params), params)
+  np.testing.assert_allclose(optax.apply_updates(params, updates)[pnn.SN_PARAM],
                              ref.weight_u.detach().numpy(), atol=1e-6)
+  np.testing.assert_array_equal(updates["kernel"], 0.0)       # the inner optimizer's (lr 0)
 
 
 def test_spectral_norm_sigma_converges_to_the_largest_singular_value():
-  x = jnp.asarray(_rand(1, 4, 4, 3))
-  module = _Spectral(steps=50)
-  variables = module.init(KEY, x, train=False)
-  _, updated = module.apply(variables, x, train=True, mutable=[pnn.SPECTRAL_COLLECTION])
-  kernel = np.asarray(variables["params"]["conv"]["kernel"]).reshape(-1, 5)
-  np.testing.assert_allclose(updated[pnn.SPECTRAL_COLLECTION]["sn"]["conv/kernel/sigma"],
-                             np.linalg.svd(kernel, compute_uv=False)[0], rtol=1e-4)
+  kernel = jnp.asarray(np.random.default_rng(1).normal(size=(3, 3, 3, 5)), jnp.float32)
+  params = {"kernel": kernel, pnn.SN_PARAM: jnp.ones((5,), jnp.float32)}
+  opt = pnn.with_power_iteration(optax.sgd(0.0))
+  state = opt.init(params)
+  for _ in range(50):
+    updates, state = opt.update(jax.tree.map(jnp.zeros_like, params), state, params)
+    params = optax.apply_updates(params, updates)
+  sigma = power_iteration(kernel, params[pnn.SN_PARAM])[2]
+  np.testing.assert_allclose(sigma, np.linalg.svd(np.asarray(kernel).reshape(-1, 5),
+                                                  compute_uv=False)[0], rtol=1e-5)
+  normalized = spectral_lib.normalize_kernel(kernel, params[pnn.SN_PARAM])
+  np.testing.assert_allclose(np.linalg.svd(np.asarray(normalized).reshape(-1, 5),
+                                           compute_uv=False)[0], 1.0, rtol=1e-5)
 
 
 class TorchSPADE(torch.nn.Module):
@@ -148,12 +154,17 @@ class TorchSPADE(torch.nn.Module):
 
   def __init__(self, norm_nc, label_nc, hidden, ks, norm):
     super().__init__()
-    self.param_free_norm = (torch.nn.InstanceNorm2d(norm_nc, affine=False) if norm == "instance"
-                            else torch.nn.BatchNorm2d(norm_nc, affine=False))
-    self.mlp_shared = torch.nn.Sequential(torch.nn.Conv2d(label_nc, hidden, ks, padding=ks // 2),
-                                          torch.nn.ReLU())
-    self.mlp_gamma = torch.nn.Conv2d(hidden, norm_nc, ks, padding=ks // 2)
-    self.mlp_beta = torch.nn.Conv2d(hidden, norm_nc, ks, padding=ks // 2)
+    if norm == "positional":   # CoCosNet's PONO (normalization.py: unbiased torch.var, eps 1e-5)
+      self.param_free_norm = lambda x: ((x - x.mean(dim=1, keepdim=True))
+                                        / (x.var(dim=1, keepdim=True) + 1e-5).sqrt())
+    else:
+      self.param_free_norm = (torch.nn.InstanceNorm2d(norm_nc, affine=False)
+                              if norm == "instance" else torch.nn.BatchNorm2d(norm_nc, affine=False))
+    mode = "reflect" if norm == "positional" else "zeros"   # CoCosNet pads its convs by reflection
+    conv = lambda cin, cout: torch.nn.Conv2d(cin, cout, ks, padding=ks // 2, padding_mode=mode)
+    self.mlp_shared = torch.nn.Sequential(conv(label_nc, hidden), torch.nn.ReLU())
+    self.mlp_gamma = conv(hidden, norm_nc)
+    self.mlp_beta = conv(hidden, norm_nc)
 
   def forward(self, x, segmap):
     normalized = self.param_free_norm(x)
@@ -162,7 +173,7 @@ class TorchSPADE(torch.nn.Module):
     return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
 
 
-@pytest.mark.parametrize("norm", ["instance", "batch"])
+@pytest.mark.parametrize("norm", ["instance", "batch", "positional"])
 @pytest.mark.parametrize("label_size", [(6, 5), (12, 10), (9, 7)])
 def test_spade_matches_a_torch_spade_module(norm, label_size):
   torch.manual_seed(0)
@@ -171,7 +182,7 @@ def test_spade_matches_a_torch_spade_module(norm, label_size):
   params = {name: _conv_params(conv) for name, conv in
             (("mlp_shared", ref.mlp_shared[0]), ("mlp_gamma", ref.mlp_gamma),
              ("mlp_beta", ref.mlp_beta))}
-  spade = pnn.SPADE(hidden=8, norm=norm)
+  spade = pnn.SPADE(hidden=8, norm=norm, pad_mode="reflect" if norm == "positional" else "zero")
   assert jax.tree.map(jnp.shape, spade.init(KEY, x, label)["params"]) == \
       jax.tree.map(jnp.shape, params)
   y = spade.apply({"params": params}, jnp.asarray(x), jnp.asarray(label))
@@ -283,7 +294,7 @@ def test_bad_input_is_a_clear_value_error():
       (lambda: pnn.SPADE(norm="layer").init(KEY, x, x), "SPADE norm"),
       (lambda: pnn.SPADE().init(KEY, x, x[0]), "label map"),
       (lambda: pnn.positional_norm(jnp.zeros((1, 2, 2, 1)), unbiased=True), "C >= 2"),
-      (lambda: pnn.spectral_norm(pnn.Conv2D(4), n_steps=0), "n_steps >= 1"),
+      (lambda: pnn.with_power_iteration(optax.sgd(0.1)).update({}, (), None), "parameters"),
       (lambda: pnn.resize_nearest(x, (0, 4)), "size"),
       (lambda: pnn.downsample_avg(x[0]), r"\[N, H, W, C\]"),
   ]
