@@ -6,6 +6,8 @@
   18 channels, one hard disc of radius r around each visible joint (COCO-18 order), optionally
   followed by 17 channels, one per COCO limb (`skeleton.LIMBS`), each a line of width
   `limb_width` between two visible joints (the limb segments of `pose_labels`), values {0, 1}.
+- `limb_distance_maps`: CoCosNet's 17 limb distance channels (its DeepFashion pose input is the
+  stick figure followed by these, 20 channels: data/deepfashion_dataset.py L111-L169).
 - `stick_figure`: OpenPose's colour rendering of a COCO-18 pose, as its Python demo draws it (CMU's
   Realtime Multi-Person Pose Estimation notebook, reused by pytorch-openpose and the systems built
   on them): on black, a filled circle of radius 4 in colour OPENPOSE_COLORS[j] at each visible
@@ -115,3 +117,26 @@ def stick_figure(keypoints, height: int, width: int, *, joint_radius: float = 4.
     blended = (1.0 - LIMB_OPACITY) * canvas + LIMB_OPACITY * colors[i]
     canvas = jnp.where(ellipses[..., i, None], blended, canvas)
   return canvas
+
+
+# CoCosNet divides OpenCV's distance transform by 3 and stores it as uint8 (255 at most) before
+# scaling to [0, 1]; its DeepFashion frames are 256 pixels high.
+_DISTANCE_DIVISOR, _DISTANCE_CAP, _DISTANCE_FRAME = 3.0, 255.0, 256.0
+
+
+@float32_geometry
+def limb_distance_maps(keypoints, height: int, width: int, *, stick_width: float = 4.0) -> jax.Array:
+  """float32 `[..., H, W, 17]` in [0, 1]: per COCO limb (LIMBS order), the distance from each
+  pixel centre to the limb's drawn stroke, 0 on it, min(distance / 3, 255) / 255 off it, 1 where
+  an end joint is missing (CoCosNet: `cv2.distanceTransform(255 - joint, DIST_L1, 3) / 3`, clipped
+  to uint8, of each limb's filled ellipse). Departures: the stroke is the capsule of radius
+  `stick_width` (pixels of this frame, as `stick_figure`'s) around the limb segment rather than
+  the ellipse of semi-axes (length / 2,
+  stick_width), the distance Euclidean rather than L1, and distances count in pixels of a
+  256-pixel-high frame whatever `height`, so the channels hold the same values at every
+  resolution."""
+  d2, visible = segment_distances(_keypoints(keypoints), LIMBS, height, width)
+  scale = _DISTANCE_FRAME / height
+  dist = jnp.maximum(jnp.sqrt(d2) - stick_width, 0.0) * scale
+  value = jnp.minimum(dist / _DISTANCE_DIVISOR, _DISTANCE_CAP) / _DISTANCE_CAP
+  return jnp.where(visible[..., None, None, :] > 0, value, 1.0)

@@ -12,6 +12,8 @@ from typing import Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
+from psrjax.nn.policy import float32_statistics
+
 # I3D endpoints of the temporal perceptual loss: one per resolution stage (1/4, 1/8, 1/16 and 1/32
 # of the input), from low-level motion (Conv3d_2c_3x3) to the action-level Mixed_5c. Lakhal et
 # al. (2019) do not list their layers; this is psrjax's choice.
@@ -83,26 +85,42 @@ def style_loss(features_pred: Mapping, features_target: Mapping, layers: Sequenc
   return total
 
 
+CONTEXTUAL_VARIANTS = ("mechrez", "cocosnet")
+
+
+@float32_statistics
 def contextual_loss(features_pred: jax.Array, features_target: jax.Array, *, bandwidth: float = 0.1,
-                    epsilon: float = 1e-5) -> jax.Array:
+                    epsilon: float = 1e-5, variant: str = "mechrez") -> jax.Array:
   """Contextual loss (Mechrez et al. 2018, Eqs. 1-4), -log CX(X, Y), averaged over the batch.
 
-  Features [B, H, W, C] (or [B, N, C]). As in the reference (and CoCosNet's) implementation both
-  sets are centred by the target's mean feature (per example) and L2-normalised; d_ij is the
+  Features [B, H, W, C] (or [B, N, C]), X predicted (i indexes its positions), Y the target (j),
+  the target under stop_gradient. Both sets are centred, L2-normalised over channels; d_ij is the
   cosine distance, d~_ij = d_ij / (min_k d_ik + epsilon), w_ij = exp((1 - d~_ij) / bandwidth),
-  CX_ij = w_ij / sum_k w_ik (a softmax, computed stably), CX = mean_j max_i CX_ij.
+  CX_ij = w_ij / sum_k w_ik (a softmax over target positions, computed stably). Variants:
+
+  - "mechrez" (the reference implementation): centred by the target's mean feature over all its
+    positions; CX = mean_j max_i CX_ij;
+  - "cocosnet" (CoCosNet's `ContextualLoss_forward` with its `--PONO`, models/networks/
+    ContextualLoss.py L83-L137): centred, at every position, by the target's mean over channels
+    there; CX = mean_i max_j CX_ij; CoCosNet's epsilon is 1e-3.
   """
+  if variant not in CONTEXTUAL_VARIANTS:
+    raise ValueError(f"contextual_loss variant must be one of {', '.join(CONTEXTUAL_VARIANTS)}; "
+                     f"got {variant!r}")
   if features_pred.shape != features_target.shape:
     raise ValueError(f"contextual_loss: prediction features {features_pred.shape} != target {features_target.shape}")
   shape = (features_pred.shape[0], -1, features_pred.shape[-1])
   x = features_pred.astype(jnp.float32).reshape(shape)
   y = jax.lax.stop_gradient(features_target).astype(jnp.float32).reshape(shape)
-  mean = jnp.mean(y, axis=1, keepdims=True)
+  mean = jnp.mean(y, axis=-1 if variant == "cocosnet" else 1, keepdims=True)
   x, y = _unit(x - mean), _unit(y - mean)
   d = 1.0 - jnp.einsum("bic,bjc->bij", x, y)
   d_rel = d / (jnp.min(d, axis=-1, keepdims=True) + epsilon)
   cx = jax.nn.softmax((1.0 - d_rel) / bandwidth, axis=-1)
-  cx = jnp.mean(jnp.max(cx, axis=1), axis=-1)
+  if variant == "cocosnet":
+    cx = jnp.mean(jnp.max(cx, axis=-1), axis=-1)
+  else:
+    cx = jnp.mean(jnp.max(cx, axis=1), axis=-1)
   return jnp.mean(-jnp.log(cx))
 
 

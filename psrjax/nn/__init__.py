@@ -4,7 +4,7 @@ positional, SPADE, spectral), conv/residual/up-sampling blocks, self-attention a
 The CPU-only convolution implementations live in the subpackage `psrjax.nn.cpu`, which
 `psrjax.nn.conv` imports only when a convolution resolves to one of them (not imported here).
 """
-from psrjax.nn.attention import SelfAttention
+from psrjax.nn.attention import SelfAttention, softmax_attention
 from psrjax.nn.blocks import ConvNormReLU3D, ResBlock3D
 from psrjax.nn.blocks2d import (ACTIVATIONS, NORMS, UP_MODES, ConvNormAct2D, ResBlock2D, UpBlock2D,
                                 activation, make_norm)
@@ -25,5 +25,5 @@ __all__ = [
     "compute_dtype", "conv2d", "conv3d", "conv_transpose2d", "conv_transpose3d",
     "downsample_avg", "make_norm", "pad_image", "pad_pairs", "pad_spatial", "pad_video",
     "positional_norm", "remat_block", "remat_network", "remat_stage", "resize_nearest",
-    "same_pads", "with_power_iteration",
+    "same_pads", "softmax_attention", "with_power_iteration",
 ]

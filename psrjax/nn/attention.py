@@ -1,4 +1,5 @@
-"""Self-attention over image or video positions (SAGAN, Zhang et al. 2018)."""
+"""Self-attention over image or video positions (SAGAN, Zhang et al. 2018), and softmax
+attention with its query rows tiled (`softmax_attention`, CoCosNet's correspondence warp)."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,6 +10,42 @@ import jax.numpy as jnp
 
 from psrjax.nn import spectral
 from psrjax.nn.policy import compute_dtype
+
+
+def softmax_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, scale: float,
+                      block: int | None = None) -> jax.Array:
+  """softmax_m(scale q_n . k_m) v_m: q [B, N, D], k [B, M, D], v [B, M, E] -> [B, N, E].
+
+  The products take the operands' dtype with float32 accumulation; the logits and the softmax
+  are float32; the result has v's dtype. `block` None computes the whole [B, N, M] logit matrix
+  at once (what a plain implementation does, and what autodiff then keeps for the backward
+  pass). An int tiles the query rows into blocks of that many: each block's logits are computed,
+  used and dropped, and recomputed in the backward pass (`jax.checkpoint` in a `lax.map`), so
+  the largest live intermediate is [B, block, M] in either pass. The values are the same.
+  (`jax.nn.dot_product_attention`'s fused cuDNN kernels need head sizes of at most 128 or 256;
+  CoCosNet's query and key features have 2,304 channels.)
+  """
+  if q.ndim != 3 or k.ndim != 3 or v.ndim != 3 or q.shape[0] != k.shape[0] != v.shape[0] \
+      or q.shape[2] != k.shape[2] or k.shape[1] != v.shape[1]:
+    raise ValueError(f"softmax_attention expects q [B, N, D], k [B, M, D], v [B, M, E]; got "
+                     f"{q.shape}, {k.shape}, {v.shape}")
+  n = q.shape[1]
+  if block is None or block >= n:
+    return _attend(q, k, v, scale)
+  if block < 1:
+    raise ValueError(f"softmax_attention block must be >= 1 query rows; got {block}")
+  count = -(-n // block)
+  q = jnp.pad(q, ((0, 0), (0, count * block - n), (0, 0)))
+  blocks = jnp.moveaxis(q.reshape(q.shape[0], count, block, q.shape[2]), 1, 0)
+  attend = jax.checkpoint(lambda qb: _attend(qb, k, v, scale))
+  out = jax.lax.map(attend, blocks)                                  # [count, B, block, E]
+  return jnp.moveaxis(out, 0, 1).reshape(q.shape[0], count * block, -1)[:, :n]
+
+
+def _attend(q, k, v, scale):
+  logits = jnp.einsum("bnd,bmd->bnm", q, k, preferred_element_type=jnp.float32) * scale
+  weights = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
+  return jnp.einsum("bnm,bme->bne", weights, v, preferred_element_type=jnp.float32).astype(v.dtype)
 
 
 class SelfAttention(nn.Module):

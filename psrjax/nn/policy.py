@@ -6,7 +6,10 @@ dtype where they are used; normalisation statistics are computed in float32. Und
 `train.compute_dtype = "bfloat16"` the trainer casts the batch (and the parameters) to bfloat16,
 so every convolution, transposed convolution and matrix product of a model built with
 `dtype=None` runs in bfloat16. Models return their outputs in the compute dtype; losses and
-metrics reduce in float32. Coordinate geometry stays float32 (`float32_geometry`).
+metrics reduce in float32. Coordinate geometry stays float32 (`float32_geometry`), and so do the
+small products that are statistics of parameters or features rather than layers
+(`float32_statistics`: spectral normalisation's power iteration, the contextual loss's feature
+similarities).
 
 remat (`REMAT_MODES`, a model field set from `config.model.remat`):
 - "none": autodiff saves every intermediate activation for the backward pass;
@@ -29,6 +32,10 @@ REMAT_MODES = ("none", "blocks", "full")
 # positions, pose and camera transforms: bfloat16's 8-bit mantissa cannot address a 256-pixel
 # row). Checks that a step computes in bfloat16 skip the products inside it.
 FLOAT32_SCOPE = "float32_geometry"
+# Name scope of statistics that stay float32 under any compute dtype (module docstring); the
+# same checks skip them.
+FLOAT32_STATISTICS_SCOPE = "float32_statistics"
+FLOAT32_SCOPES = (FLOAT32_SCOPE, FLOAT32_STATISTICS_SCOPE)
 
 
 def compute_dtype(dtype: Any, x: jax.Array) -> Any:
@@ -45,6 +52,18 @@ def float32_geometry(fn):
   @functools.wraps(fn)
   def wrapped(*args, **kwargs):
     with jax.named_scope(FLOAT32_SCOPE):
+      return fn(*args, **kwargs)
+
+  return wrapped
+
+
+def float32_statistics(fn):
+  """Decorator: `fn` computes float32 statistics (module docstring), traced under
+  FLOAT32_STATISTICS_SCOPE."""
+
+  @functools.wraps(fn)
+  def wrapped(*args, **kwargs):
+    with jax.named_scope(FLOAT32_STATISTICS_SCOPE):
       return fn(*args, **kwargs)
 
   return wrapped

@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from psrjax.nn.policy import float32_statistics
+
 SN_PARAM = "sn_u"   # the power-iteration vector's parameter name, beside "kernel"
 _EPS = 1e-12        # PyTorch's spectral_norm eps
 
@@ -40,6 +42,7 @@ def init_u(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
   return _normalize(jax.random.normal(key, shape, jnp.float32)).astype(dtype)
 
 
+@float32_statistics
 def power_iteration(kernel: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
   """(u', v, sigma) of one power-iteration step from u for kernel `[..., out]` (float32, under
   stop_gradient but for sigma's dependence on the kernel)."""

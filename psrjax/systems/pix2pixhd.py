@@ -33,7 +33,7 @@ import numpy as np
 import optax
 
 from psrjax import losses
-from psrjax.geometry import pose_normalize, pose_render
+from psrjax.geometry import pose_normalize, pose_render, skeleton
 from psrjax.losses import perceptual as perceptual_losses
 from psrjax.metrics import perceptual as perceptual_metrics
 from psrjax.models import pix2pixhd as networks
@@ -42,7 +42,7 @@ from psrjax.baselines import retrieval
 from psrjax.data import per_person
 from psrjax.systems import base
 
-LABELS = ("stick", "discs")
+LABELS = ("stick", "discs", "cocosnet")
 VGG_NETS = ("vgg16", "vgg19")
 UPDATE_ORDERS = ("gd", "dg")   # `gan_stage`
 # A generated pixel belongs to the synthesized person when it differs from the empty room by more
@@ -66,15 +66,23 @@ def label_channels(pose) -> int:
   """Channels of the pose label image `pose.label` draws."""
   if pose.label not in LABELS:
     raise ValueError(f"pose.label must be one of {', '.join(LABELS)}; got {pose.label!r}")
+  if pose.label == "cocosnet":
+    return 3 + len(skeleton.LIMBS)
   return 3 if pose.label == "stick" else pose_render.num_label_channels(with_limbs=True)
 
 
 def pose_label(pose, keypoints: jax.Array, height: int, width: int) -> jax.Array:
-  """The label image [..., H, W, C] of keypoints [..., 18, 3] (stick figure in [-1, 1])."""
+  """The label image [..., H, W, C] of keypoints [..., 18, 3]: "stick", the stick figure in
+  [-1, 1]; "discs", joint discs and limb lines in {0, 1}; "cocosnet", CoCosNet's 20 channels as
+  its code has them, the stick figure and the 17 limb distance maps, in [0, 1]."""
   label_channels(pose)
-  if pose.label == "stick":
-    return 2.0 * pose_render.stick_figure(keypoints, height, width, joint_radius=pose.radius,
-                                          stick_width=pose.width) - 1.0
+  if pose.label in ("stick", "cocosnet"):
+    stick = pose_render.stick_figure(keypoints, height, width, joint_radius=pose.radius,
+                                     stick_width=pose.width)
+    if pose.label == "stick":
+      return 2.0 * stick - 1.0
+    dist = pose_render.limb_distance_maps(keypoints, height, width, stick_width=pose.width)
+    return jnp.concatenate([stick, dist], axis=-1)
   return pose_render.pose_label_map(keypoints, height, width, radius=pose.radius,
                                     limb_width=pose.width)
 

@@ -14,7 +14,7 @@ import re
 import jax
 
 from psrjax.nn.cpu import onednn
-from psrjax.nn.policy import FLOAT32_SCOPE
+from psrjax.nn.policy import FLOAT32_SCOPES
 
 # StableHLO ops that do the heavy arithmetic, and the jaxpr primitives behind them.
 HLO_COMPUTE_OPS = ("stablehlo.convolution", "stablehlo.dot_general", "stablehlo.dot")
@@ -50,11 +50,11 @@ def custom_call_targets(hlo_text: str) -> set[str]:
 def jaxpr_compute_dtypes(jaxpr) -> list[tuple[str, tuple[str, ...]]]:
   """(primitive or FFI target, operand dtypes) of every convolution, dot and psrjax CPU
   convolution call in `jaxpr` and its sub-jaxprs (jit, remat, custom_vjp, scan, cond ...),
-  except the float32 coordinate geometry (`psrjax.nn.policy.float32_geometry`)."""
+  except the float32 coordinate geometry and statistics (`psrjax.nn.policy.FLOAT32_SCOPES`)."""
   jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
   found = []
   for eqn in jaxpr.eqns:
-    if FLOAT32_SCOPE in str(eqn.source_info.name_stack):
+    if any(scope in str(eqn.source_info.name_stack) for scope in FLOAT32_SCOPES):
       continue
     name = eqn.primitive.name
     if name == "ffi_call" and str(eqn.params.get("target_name", "")).startswith(

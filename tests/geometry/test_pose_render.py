@@ -106,3 +106,26 @@ def test_label_map_discs_match_scikit_image_and_limbs_are_thick_lines():
   assert only_discs.shape == (16, 16, 18)
   with pytest.raises(ValueError, match=r"keypoints must be \[\.\.\., 18, 3\]"):
     pose_render.stick_figure(np.zeros((17, 3)), 16, 16)
+
+
+@pytest.mark.parametrize("height", [48, 96])
+def test_limb_distance_maps_are_the_distance_transform_of_the_limb_strokes(height):
+  """CoCosNet's limb channels: a distance transform of each limb's stroke (here scipy's exact
+  Euclidean one of the stroke the maps themselves mark with 0), divided by 3 in pixels of a
+  256-pixel frame, 1 where the limb is missing."""
+  kp = _pose(visible=[j for j in range(18) if j != 5])            # l_shoulder hidden
+  kp[:, :2] *= height / 48
+  maps = np.asarray(pose_render.limb_distance_maps(kp, height, height, stick_width=2.0))
+  assert maps.shape == (height, height, 17) and maps.min() == 0.0
+  np.testing.assert_array_equal(maps[..., LIMBS.index((1, 5))], 1.0)   # touches the hidden joint
+  limb = LIMBS.index((8, 9))                                        # r_hip -> r_knee
+  stroke = maps[..., limb] == 0.0
+  a, b = kp[8, :2], kp[9, :2]
+  yy, xx = np.mgrid[:height, :height]
+  t = np.clip(((xx - a[0]) * (b[0] - a[0]) + (yy - a[1]) * (b[1] - a[1]))
+              / np.sum(np.square(b - a)), 0, 1)
+  d = np.hypot(xx - (a[0] + t * (b[0] - a[0])), yy - (a[1] + t * (b[1] - a[1])))
+  np.testing.assert_array_equal(stroke, d <= 2.0)                   # the capsule of radius 2
+  edt = ndimage.distance_transform_edt(~stroke)                     # pixels to the nearest stroke pixel
+  want = np.minimum(edt * (256 / height) / 3, 255) / 255
+  np.testing.assert_allclose(maps[..., limb], want, atol=1.0 * (256 / height) / 3 / 255)

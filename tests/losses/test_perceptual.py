@@ -67,6 +67,32 @@ def test_contextual_loss_matches_equations(bandwidth):
   np.testing.assert_allclose(perceptual.contextual_loss(perm, y), perceptual.contextual_loss(x, y), rtol=1e-5)
 
 
+def _cocosnet_contextual(x, y, h=0.1, eps=1e-3):
+  """CoCosNet's ContextualLoss_forward with PONO (models/networks/ContextualLoss.py), in NumPy:
+  both sets minus the target's channel mean at each position, max over target positions."""
+  losses = []
+  for xb, yb in zip(x.reshape(len(x), -1, x.shape[-1]), y.reshape(len(y), -1, y.shape[-1])):
+    mu = yb.mean(axis=1, keepdims=True)
+    xn = (xb - mu) / np.linalg.norm(xb - mu, axis=1, keepdims=True)
+    yn = (yb - mu) / np.linalg.norm(yb - mu, axis=1, keepdims=True)
+    d = 1 - xn @ yn.T
+    d_rel = d / (d.min(axis=1, keepdims=True) + eps)
+    w = np.exp((1 - d_rel) / h)
+    cx = w / w.sum(axis=1, keepdims=True)
+    losses.append(-np.log(cx.max(axis=1).mean()))
+  return np.mean(losses)
+
+
+def test_cocosnet_contextual_loss_matches_its_formula():
+  x, y = PRED["relu2_1"] + 0.5, TARGET["relu2_1"]
+  expected = _cocosnet_contextual(x.astype(np.float64), y.astype(np.float64))
+  got = perceptual.contextual_loss(x, y, epsilon=1e-3, variant="cocosnet")
+  np.testing.assert_allclose(got, expected, rtol=1e-4)
+  assert abs(float(got) - float(perceptual.contextual_loss(x, y, epsilon=1e-3))) > 1e-3
+  with pytest.raises(ValueError, match="variant"):
+    perceptual.contextual_loss(x, y, variant="cx2")
+
+
 def test_bad_layers_weights_and_kinds():
   with pytest.raises(ValueError, match="'relu9_9' not among the features; available: relu1_1, relu2_1"):
     perceptual.perceptual_loss(PRED, TARGET, ("relu9_9",))
