@@ -2,6 +2,7 @@ r"""Train steps of the PyTorch code psrjax's users would otherwise run, driven u
 
   python benchmarks/peer_steps.py pix2pixhd --checkout ~/src/pix2pixHD --steps 5 --json
   python benchmarks/peer_steps.py edn --checkout ~/src/EverybodyDanceNow --steps 5 --json
+  python benchmarks/peer_steps.py cocosnet --checkout ~/src/CoCosNet --steps 3 --json
 
 `pix2pixhd`: NVIDIA/pix2pixHD (commit 14b3b3c): its `Pix2PixHDModel` built by its own option
 parser (`options/train_options.py`) at the paper config psrjax's `configs/pix2pixhd.py` has --
@@ -16,6 +17,9 @@ Now: its `Pix2PixHDModel` of `models/pix2pixHD_model_fullts.py` at its README's 
 (two frames, the second conditioned on the first output, the temporal discriminator on both)
 and `train_fullts.py`'s backward; psrjax's counterpart is the main stage of configs/edn.py
 (its face GAN is a later stage of its own).
+
+`cocosnet`: microsoft/CoCosNet (commit de0c1bb) at its DeepFashion training command, the
+networks and losses of psrjax's configs/cocovid.py main stage (`cocosnet_step`).
 
 What is patched, and only in this process, so that the CUDA-era code runs on a CPU:
 `Tensor.cuda` / `Module.cuda` return their receiver, `torch.cuda.FloatTensor` is the CPU
@@ -168,7 +172,76 @@ def edn_step(checkout: str, workdir: str):
   return step, model
 
 
-PEERS = {"pix2pixhd": pix2pixhd_step, "edn": edn_step}
+# CoCosNet's VGG19 (VGG19_feature_color_torchversion) names its convolutions; torchvision's
+# vgg19 numbers them in `features`: the same 16 layers in order.
+_VGG19_CONVS = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
+                "conv3_4", "conv4_1", "conv4_2", "conv4_3", "conv4_4", "conv5_1", "conv5_2",
+                "conv5_3", "conv5_4")
+_VGG19_FEATURES = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+
+
+def _cocosnet_vgg(vgg_weights: str | None) -> dict:
+  """CoCosNet's `models/vgg19_conv.pth` (which it loads from the working directory) as a state
+  dict of the torchvision VGG19 of `vgg_weights` (random weights when None), renamed."""
+  import torch  # pylint: disable=g-import-not-at-top
+  if vgg_weights:
+    tv = torch.load(vgg_weights, map_location="cpu")
+  else:
+    tv = import_torchvision().models.vgg19().state_dict()
+  return {f"{name}.{kind}": tv[f"features.{i}.{kind}"]
+          for name, i in zip(_VGG19_CONVS, _VGG19_FEATURES) for kind in ("weight", "bias")}
+
+
+def cocosnet_step(checkout: str, workdir: str, vgg_weights: str | None = None):
+  """(step function, trainer) for microsoft/CoCosNet (commit de0c1bb) at its README's DeepFashion
+  training command (the pose-to-image configuration psrjax's configs/cocovid.py main stage
+  follows: correspondence with 64x64x256 features, the PONO SPADE generator with attention, two
+  spectrally normalised PatchGANs with attention, hinge GAN, feature matching, VGG19 feature
+  matching, perceptual, contextual, warp and domain losses, TTUR Adam), one step being
+  `Pix2PixTrainer.run_generator_one_step` then `run_discriminator_one_step` (train.py L55-L58),
+  at 256x256, batch 1, the 20-channel pose label and the exemplar random. Patched besides the
+  CUDA calls: its Synchronized-BatchNorm import (a package its README clones beside the code;
+  never used in this configuration), `torch.cuda.set_device` and `Module.to(<gpu id>)`."""
+  import torch  # pylint: disable=g-import-not-at-top
+  shim = types.ModuleType("models.networks.sync_batchnorm")
+  shim.SynchronizedBatchNorm2d = torch.nn.BatchNorm2d
+  shim.SynchronizedBatchNorm1d = torch.nn.BatchNorm1d
+  shim.DataParallelWithCallback = torch.nn.DataParallel
+  sys.modules["models.networks.sync_batchnorm"] = shim
+  torch.cuda.set_device = lambda *a, **k: None
+  torch.cuda.is_available = lambda: True
+  torch.cuda.ByteTensor = torch.ByteTensor
+  module_to = torch.nn.Module.to
+  torch.nn.Module.to = lambda self, *a, **k: (self if a and isinstance(a[0], int)
+                                              else module_to(self, *a, **k))
+  vgg = _cocosnet_vgg(vgg_weights)
+  load = torch.load
+  torch.load = lambda f, *a, **k: vgg if f == "models/vgg19_conv.pth" else load(f, *a, **k)
+  os.makedirs(workdir, exist_ok=True)
+  opt = parse_options(checkout, [
+      "--name", "bench", "--checkpoints_dir", workdir, "--gpu_ids", "0", "--dataset_mode",
+      "deepfashion", "--dataroot", workdir, "--niter", "50", "--niter_decay", "50",
+      "--which_perceptual", "4_2", "--weight_perceptual", "0.001", "--use_attention",
+      "--real_reference_probability", "0.0", "--PONO", "--PONO_C", "--vgg_normal_correct",
+      "--fm_ratio", "1.0", "--warp_bilinear", "--warp_self_w", "100", "--no_flip",
+      "--warp_patch", "--video_like", "--batchSize", "1"])
+  from trainers.pix2pix_trainer import Pix2PixTrainer  # pylint: disable=g-import-not-at-top
+  with contextlib.redirect_stdout(sys.stderr):
+    trainer = Pix2PixTrainer(opt)
+  rand = lambda c, lo=-1.0: torch.rand(1, c, RES, RES) * (1.0 - lo) + lo
+  data = {"label": rand(20, 0.0), "image": rand(3), "ref": rand(3), "label_ref": rand(20, 0.0),
+          "self_ref": torch.ones(1, 3, RES, RES), "path": ["bench"]}
+
+  def step():
+    trainer.run_generator_one_step(dict(data), alpha=1)
+    trainer.run_discriminator_one_step(dict(data))
+    losses = trainer.get_latest_losses()
+    return float(sum(v.mean() for v in losses.values()))
+
+  return step, trainer
+
+
+PEERS = {"pix2pixhd": pix2pixhd_step, "edn": edn_step, "cocosnet": cocosnet_step}
 
 
 class PartTimer:
@@ -237,7 +310,9 @@ def main(argv=None) -> int:
   torch.set_num_threads(args.threads)
   torch.manual_seed(0)
   patch_for_cpu(args.vgg_weights)
-  step, model = PEERS[args.peer](checkout, args.workdir)
+  build = PEERS[args.peer]
+  step, model = (build(checkout, args.workdir, args.vgg_weights) if args.peer == "cocosnet"
+                 else build(checkout, args.workdir))
   times = []
   for i in range(args.warmup + args.steps):
     start = time.perf_counter()

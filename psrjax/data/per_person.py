@@ -246,6 +246,63 @@ def eval_dataset(data, *, shard_index: int, shard_count: int,
   return grain.MapDataset.range(len(items))[shard_index::shard_count].map(lambda i: make(int(i)))
 
 
+# ----------------------------------------------------------------------------- exemplars
+# Exemplar-based systems (CoCosNet video) read one more frame of the learned person per example:
+# "exemplar_rgb" [H, W, 3] and its "exemplar_keypoints" [18, 3].
+EXEMPLAR_KEYS = ("exemplar_rgb", "exemplar_keypoints")
+
+
+def exemplar(data, index: int, keypoints: np.ndarray | None = None) -> dict[str, np.ndarray]:
+  """Training frame `index` (a position in `train_keypoints`' order) as an exemplar
+  (`keypoints`: `train_keypoints(data)`, when the caller holds them)."""
+  kp = train_keypoints(data) if keypoints is None else keypoints
+  if not 0 <= index < len(kp):
+    raise ValueError(f"exemplar frame {index} is not a training frame (0..{len(kp) - 1})")
+  return {"exemplar_rgb": training_appearance(data, [index])["rgb"][0],
+          "exemplar_keypoints": np.array(kp[index], np.float32)}
+
+
+def exemplar_position(videos, video, start: int, length: int, gap: int,
+                      rng: np.random.Generator) -> int:
+  """A training frame (position over `videos` in order) for the window [start, start + length)
+  of `video`: uniformly one of the same video's frames at least `gap` frames from the window,
+  or, when the video has none, any other training frame outside the window."""
+  offsets = np.cumsum([0] + [v.num_frames for v in videos])
+  k = next(i for i, v in enumerate(videos) if v.name == video.name)
+  frames = np.arange(video.num_frames)
+  far = frames[(frames < start - gap) | (frames >= start + length + gap)]
+  if len(far):
+    return int(offsets[k] + rng.choice(far))
+  everywhere = np.arange(offsets[-1])
+  outside = everywhere[(everywhere < offsets[k] + start)
+                       | (everywhere >= offsets[k] + start + length)]
+  if not len(outside):
+    raise ValueError("an exemplar needs a training frame outside the example's window; the "
+                     "training videos hold only the window itself")
+  return int(rng.choice(outside))
+
+
+def exemplar_train_dataset(data, *, seed: int, shard_index: int, shard_count: int,
+                           draws: int = 4) -> grain.MapDataset:
+  """`train_dataset`'s windows, each `draws` times with its own exemplar (`exemplar_position`
+  with `data.exemplar_gap`, drawn from (seed, index)), so an epoch pairs every window with
+  `draws` different frames of the person; shuffled with `seed`, sharded like `train_dataset`."""
+  check_data(data)
+  src, t = source(data), data.frames_per_example
+  videos = src.videos("train")
+  items = windows(videos, t)
+  make, keypoints = _examples(src, items, t), train_keypoints(data)
+
+  def build(i: int) -> dict:
+    video, start = items[i % len(items)]
+    rng = np.random.default_rng([seed, i])
+    position = exemplar_position(videos, video, start, t, data.exemplar_gap, rng)
+    return {**make(i % len(items)), **exemplar(data, position, keypoints)}
+
+  ds = grain.MapDataset.range(len(items) * draws)[shard_index::shard_count]
+  return ds.shuffle(seed=seed).map(lambda i: build(int(i)))
+
+
 # ----------------------------------------------------------------------------- driving
 def driving_source(data, driving: str = "cross"):
   """The driving video(s): "cross" the synthetic driving person, else a prepared dataset's path

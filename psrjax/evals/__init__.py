@@ -28,6 +28,7 @@ defaults every entry inherits (systems also size their eval sets from it). Types
 fields:
   system       System.evaluate means (and per-group means); no further fields.
   fid, kid     InceptionV3 pool3 features of generated vs real frames (FID / KID).
+  inception_score  the Inception Score of the generated frames (InceptionV3 logits).
   fvd, vfid    I3D features of generated vs real clips (FVD: logits at 224x224; VFID: Mixed_5c).
   robust_pose  D²G-Net's R-SSIM / R-PSNR on the validation poses farthest from training poses.
 See each module's docstring for the fields of its type, and `psrjax.evals.common` for the
@@ -43,7 +44,7 @@ from typing import Any, Iterable
 
 from psrjax.evals import common
 
-TYPES = ("system", "fid", "kid", "fvd", "vfid", "robust_pose")
+TYPES = ("system", "fid", "kid", "inception_score", "fvd", "vfid", "robust_pose")
 SYSTEM = "system"  # the entry holding System.evaluate's metrics (TrainResult.eval_results)
 COMMON = ("type", "every", "split", "num_examples", "batch_size")
 

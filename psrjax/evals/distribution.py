@@ -1,4 +1,5 @@
-"""Distribution evaluations (FID, KID, FVD, VFID): generated against real feature statistics.
+"""Distribution evaluations (FID, KID, FVD, VFID): generated against real feature statistics;
+and the Inception Score, which reads the generated frames alone.
 
 Every example of the split goes through `System.generate`; its `prediction` output and the
 real `batch[target]` go through a frozen feature network (`features`). The features of each
@@ -17,6 +18,7 @@ Fields (besides the common ones):
   cache_dir        real-statistics cache ("" = <workdir>/eval_cache; no workdir = no cache)
   cache            False: recompute the real statistics every run
   kid_subsets, kid_subset_size   KID's random subsets (100 of min(1000, N) rows)
+  is_splits        the Inception Score's splits (10, at most one per generated frame)
 """
 from __future__ import annotations
 
@@ -60,24 +62,29 @@ class DistributionEval:
 
   def __init__(self, system, mesh, data, context, *, metric: str, features: str, prediction: str = "",
                target: str = "", weights: str = "", resolution: int = 0, cache_dir: str = "",
-               cache: bool = True, kid_subsets: int = 100, kid_subset_size: int = 1000):
+               cache: bool = True, kid_subsets: int = 100, kid_subset_size: int = 1000,
+               is_splits: int = 10):
     self.system, self.mesh, self.data, self.metric = system, mesh, data, metric
     self.name = context["name"]
     self.prediction = self._declared(prediction, "prediction", "eval_prediction",
                                      "the generate() output to score")
-    self.target = self._declared(target, "target", "eval_target", "the batch key of the real data")
+    self.needs_real = metric != "is"
+    self.target = (self._declared(target, "target", "eval_target", "the batch key of the real data")
+                   if self.needs_real else target)
     self.net, variables = features_lib.load(features, weights=weights, resolution=resolution)
     self.resolution = resolution
-    self._check_target()
+    if self.needs_real:
+      self._check_target()
     self.variables = common.put_replicated(variables, mesh)
-    self.rows = metric == "kid"
+    self.rows = metric in ("kid", "is")   # the rows themselves, not their moments
     self.kid_options = dict(subsets=kid_subsets, subset_size=kid_subset_size)
     cache_dir = cache_dir or (os.path.join(context["workdir"], stats_cache.DEFAULT_DIR)
                               if context["workdir"] else "")
     self.cache_file = stats_cache.cache_path(
         cache_dir, config=context["config"], split=data.split, num_examples=data.num_examples,
         target=self.target, features=features, weights=weights,
-        resolution=resolution) if cache and cache_dir else None
+        resolution=resolution) if cache and cache_dir and self.needs_real else None
+    self.is_splits = is_splits
 
   def _declared(self, value: str, field: str, attribute: str, what: str) -> str:
     value = value or getattr(self.system, attribute, None)
@@ -119,6 +126,8 @@ class DistributionEval:
                              net.name, self.resolution, with_real)
 
   def run(self, params) -> dict[str, float]:
+    if not self.needs_real:
+      return self._inception_score(params)
     real = stats_cache.load(self.cache_file, rows=self.rows) if self.cache_file else None
     fn = self._fn(with_real=real is None)
     generated, real_acc = _Accumulator(self.rows), _Accumulator(self.rows)
@@ -132,6 +141,16 @@ class DistributionEval:
       if self.cache_file:
         stats_cache.save(self.cache_file, real)
     return self._score(real, generated.value())
+
+  def _inception_score(self, params) -> dict[str, float]:
+    fn, generated = self._fn(with_real=False), _Accumulator(rows=True)
+    for batch in self.data.batches():
+      out = jax.device_get(fn(params, self.variables, batch))
+      generated.add(out["generated"], out["valid"])
+    logits = generated.value()
+    mean, std = distribution.inception_score(logits, splits=min(self.is_splits, len(logits)))
+    return {"is": mean, "is_std": std, "num_examples": float(self.data.num_examples),
+            "num_features": float(len(logits))}
 
   def _score(self, real, generated) -> dict[str, float]:
     if _count(real) != _count(generated):

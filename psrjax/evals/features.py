@@ -4,6 +4,7 @@
                    [B, H, W, 3] or videos [B, T, H, W, 3], whose frames each count); resized to
                    299x299 by the network. No package ships these weights: pass `weights`
                    (pytorch-fid's pt_inception-2015-12-05 file or a converted .msgpack).
+  inception_logits IS: the same network's 1008 class logits (its "fc" layer) of every frame.
   i3d_logits       FVD: Kinetics-400 I3D logits [400] of clips [B, T, H, W, 3] after the TF1
                    bilinear resize to `resolution` (224 in the reference protocol, 16 frames).
   i3d_pool         VFID: I3D Mixed_5c averaged over time and space [1024], no resize.
@@ -20,7 +21,7 @@ from psrjax import metrics
 from psrjax.metrics import video
 from psrjax.models import pretrained
 
-NAMES = ("inception_pool3", "i3d_logits", "i3d_pool")
+NAMES = ("inception_pool3", "inception_logits", "i3d_logits", "i3d_pool")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,20 +33,23 @@ class FeatureNet:
   clips: bool  # inputs must be videos [B, T, H, W, 3]
 
 
-def _frames(module, variables, x):
-  if x.ndim not in (4, 5) or x.shape[-1] != 3:
-    raise ValueError(f"inception_pool3 features: expected images [B, H, W, 3] or videos "
-                     f"[B, T, H, W, 3], got shape {x.shape}")
-  frames = x.reshape((-1,) + x.shape[-3:]).astype(jnp.float32)
-  return module.apply(variables, frames)["pool3"]
+def _frames(endpoint: str):
+  def embed(module, variables, x):
+    if x.ndim not in (4, 5) or x.shape[-1] != 3:
+      raise ValueError(f"inception features: expected images [B, H, W, 3] or videos "
+                       f"[B, T, H, W, 3], got shape {x.shape}")
+    frames = x.reshape((-1,) + x.shape[-3:]).astype(jnp.float32)
+    return module.apply(variables, frames)[endpoint]
+  return embed
 
 
 def load(name: str, *, weights: str = "", resolution: int = 0) -> tuple[FeatureNet, Any]:
   """(FeatureNet, variables) of feature network `name`; `weights` "" = the packaged file."""
   path = weights or None
-  if name == "inception_pool3":
-    module, variables = pretrained.load("inception_v3_fid", path, final_endpoint="pool3")
-    return FeatureNet(name, module, _frames, clips=False), variables
+  if name in ("inception_pool3", "inception_logits"):
+    endpoint = "pool3" if name == "inception_pool3" else "logits"
+    module, variables = pretrained.load("inception_v3_fid", path, final_endpoint=endpoint)
+    return FeatureNet(name, module, _frames(endpoint), clips=False), variables
   if name == "i3d_logits":
     size = resolution or video.FVD_RESOLUTION
     module, variables = pretrained.load("i3d", path)

@@ -146,6 +146,15 @@ class ResidualBlock(nn.Module):
     return prelu(y + x)
 
 
+def add_coordinates(x: jax.Array) -> jax.Array:
+  """`[N, H, W, C]` -> `[N, H, W, C + 3]`: x and y in [-1, 1] and their radius appended
+  (correspondence.py `addcoords`, L190-L207)."""
+  n, h, w, _ = x.shape
+  yy, xx = jnp.meshgrid(jnp.linspace(-1.0, 1.0, h), jnp.linspace(-1.0, 1.0, w), indexing="ij")
+  coords = jnp.stack([xx, yy, jnp.sqrt(xx ** 2 + yy ** 2)], axis=-1).astype(x.dtype)
+  return jnp.concatenate([x, jnp.broadcast_to(coords, (n, h, w, 3))], axis=-1)
+
+
 def unfold_patches(x: jax.Array, size: int) -> jax.Array:
   """`[N, H, W, C]` -> `[N, H W, size^2 C]`: every position's size x size neighbourhood (zero
   padded, F.unfold's `padding=size // 2`), for odd `size`."""
@@ -206,6 +215,7 @@ class Correspondence(nn.Module):
   match_kernel: int = 3
   temperature: float = 0.01
   warp_block: int | None = 1024      # query rows per attention tile (None: the whole matrix)
+  coordconv: bool = False            # (x, y, r) coordinate channels on both features (--use_coordconv)
   spade_hidden: int = 128
   remat: str = "none"
   conv_impl: str = "auto"
@@ -216,17 +226,21 @@ class Correspondence(nn.Module):
     dtype = compute_dtype(self.dtype, exemplar)
     kw = dict(ngf=self.ngf, kernel=self.adaptor_kernel, spade_hidden=self.spade_hidden,
               remat=self.remat, conv_impl=self.conv_impl, dtype=self.dtype)
-    image_adaptor = Adaptor(name="adaptor_img", **kw)
     pose = feature_normalize(Adaptor(name="adaptor_seg", **kw)(label.astype(dtype)))
-    ref = feature_normalize(image_adaptor(exemplar.astype(dtype)))
-    real_features = None if real is None else feature_normalize(image_adaptor(real.astype(dtype)))
+    images = exemplar if real is None else jnp.concatenate([exemplar, real.astype(exemplar.dtype)])
+    # The exemplar and the real frame through the image adaptor in one batch (per-example norms:
+    # the same as two calls).
+    features = feature_normalize(Adaptor(name="adaptor_img", **kw)(images.astype(dtype)))
+    n = exemplar.shape[0]
+    ref, real_features = features[:n], (None if real is None else features[n:])
+    coords = add_coordinates if self.coordconv else (lambda v: v)
     stack = nn.Sequential([ResidualBlock(self.conv_impl, self.dtype, name=f"layer{i}")
                            for i in range(4)])
     inter = 4 * self.ngf
     theta = Conv2D(inter, 1, impl=self.conv_impl, dtype=self.dtype, kernel_init=XAVIER_002,
-                   name="theta")(stack(pose))
+                   name="theta")(stack(coords(pose)))
     phi = Conv2D(inter, 1, impl=self.conv_impl, dtype=self.dtype, kernel_init=XAVIER_002,
-                 name="phi")(stack(ref))
+                 name="phi")(stack(coords(ref)))
     warped = warp(match_features(theta, self.match_kernel), match_features(phi, self.match_kernel),
                   exemplar.astype(dtype), temperature=self.temperature, block=self.warp_block)
     return warped, pose, real_features

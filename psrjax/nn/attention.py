@@ -35,10 +35,11 @@ def softmax_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, scale: float,
   if block < 1:
     raise ValueError(f"softmax_attention block must be >= 1 query rows; got {block}")
   count = -(-n // block)
-  q = jnp.pad(q, ((0, 0), (0, count * block - n), (0, 0)))
-  blocks = jnp.moveaxis(q.reshape(q.shape[0], count, block, q.shape[2]), 1, 0)
-  attend = jax.checkpoint(lambda qb: _attend(qb, k, v, scale))
-  out = jax.lax.map(attend, blocks)                                  # [count, B, block, E]
+  if count * block != n:
+    q = jnp.pad(q, ((0, 0), (0, count * block - n), (0, 0)))
+  attend = jax.checkpoint(
+      lambda i: _attend(jax.lax.dynamic_slice_in_dim(q, i * block, block, axis=1), k, v, scale))
+  out = jax.lax.map(attend, jnp.arange(count))                       # [count, B, block, E]
   return jnp.moveaxis(out, 0, 1).reshape(q.shape[0], count * block, -1)[:, :n]
 
 

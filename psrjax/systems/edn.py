@@ -48,6 +48,10 @@ class EDN(pix2pixhd.Pix2PixHD):
     if config.data.frames_per_example < 2:
       raise ValueError(f"EDN trains on consecutive frame pairs: data.frames_per_example must be "
                        f">= 2, got {config.data.frames_per_example}")
+    self._build_face_networks(config)
+
+  def _build_face_networks(self, config):
+    """G_f (a small pix2pixHD G1 with a residual head) and D_f from `config.face`."""
     f = config.face
     self.face_generator = pix2pixhd.networks.generator(
         "global", "paper", ngf=f.ngf, n_downsample=f.n_downsample, n_blocks=f.n_blocks,
@@ -61,14 +65,17 @@ class EDN(pix2pixhd.Pix2PixHD):
     x = fold(jnp.concatenate([label, jnp.zeros_like(rgb)], axis=-1))
     params = {"g": self.generator.init(kg, x)["params"],
               "d": self.discriminator.init(kd, *self._pairs(rgb, label))["params"]}
-    face_label, face_rgb = self._crops(batch, label), self._crops(batch, rgb)
+    return {**params, **self._face_init(kf, kfd, batch)}
+
+  def _face_init(self, kf, kfd, batch):
+    """{"g_face", "d_face"}: the face GAN's parameters, G_f's residual head zeroed."""
+    face_label, face_rgb = self._crops(batch, batch["label"]), self._crops(batch, batch["rgb"])
     g_face = self.face_generator.init(kf, jnp.concatenate([face_label, face_rgb], axis=-1))
     # The residual starts at 0 (the output conv zeroed): G_f begins as the identity on the face.
     g_face = dict(g_face["params"])
     g_face["head"] = jax.tree.map(jnp.zeros_like, g_face["head"])
-    params["g_face"] = g_face
-    params["d_face"] = self.face_discriminator.init(kfd, face_rgb, face_label)["params"]
-    return params
+    return {"g_face": g_face,
+            "d_face": self.face_discriminator.init(kfd, face_rgb, face_label)["params"]}
 
   def optimizers(self):
     o = self.config.optim

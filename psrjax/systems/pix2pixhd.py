@@ -255,7 +255,10 @@ class Pix2PixHD(base.System):
   def evaluate(self, params, batch):
     """Per example [B]: ssim, psnr, m_ssim, lpips, mask_iou (frame means) and tempe, and the
     run's "group" (`per_person.run_groups`: seen or novel actions)."""
-    out = self.generate(params, batch)["frames"]
+    return self._run_metrics(params, batch, self.generate(params, batch)["frames"])
+
+  def _run_metrics(self, params, batch, out):
+    """`evaluate`'s values for generated runs `out` [B, T, H, W, 3]."""
     values = retrieval.run_metrics(out, synthesized_mask(out, self.background), batch["rgb"],
                                    batch["mask"], batch["flow_bwd"], params["lpips"],
                                    lpips_net=LPIPS_NET)
@@ -265,18 +268,22 @@ class Pix2PixHD(base.System):
   def sample_video(self, batch, outputs):
     """pose (stick figure) | result | ground truth; driven by another person: driving frame |
     normalised pose | result."""
+    return base.side_by_side(*self._sample_columns(batch, outputs))
+
+  def _sample_columns(self, batch, outputs):
+    """(videos [B, T, H, W, 3], their names) of `sample_video`."""
     frames = outputs["frames"]
     p = self.config.pose
     pose = 2.0 * pose_render.stick_figure(batch["keypoints"], *frames.shape[1:3],
                                           joint_radius=p.radius, stick_width=p.width) - 1.0
     if "driving_rgb" in batch:
-      return base.side_by_side([batch["driving_rgb"], np.asarray(pose), frames],
-                               ["driving", "normalised pose", "result"])
+      return ([batch["driving_rgb"], np.asarray(pose), frames],
+              ["driving", "normalised pose", "result"])
     columns, names = [np.asarray(pose), frames], ["pose", "result"]
     if "rgb" in batch:
       columns.append(batch["rgb"])
       names.append("ground truth")
-    return base.side_by_side(columns, names)
+    return columns, names
 
   # ----------------------------------------------------------------------------- data
   def dataset(self, split, *, seed, shard_index, shard_count):

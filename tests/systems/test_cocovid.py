@@ -1,0 +1,117 @@
+"""The CoCosNet-based video pose transfer system (psrjax/systems/cocovid.py) beyond the shared
+system checks: exemplar sampling, G_1's start as G, the temporal window, two-pass inference, the
+Eq. 1 driving normalisation, the spectral state and bad configs."""
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import train_harness
+from psrjax import nn as pnn
+from psrjax.data import per_person
+from psrjax.systems import base
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+GROUP = pytest.mark.xdist_group("cocovid")
+
+
+def tiny_config(**overrides):
+  return train_harness.config_with(os.path.join(CONFIGS, "cocovid.py:tiny"), **overrides)
+
+
+def test_training_exemplars_are_other_frames_of_the_same_video_beyond_the_gap():
+  config = tiny_config()
+  data = config.data
+  videos = per_person.source(data).videos("train")
+  rng = np.random.default_rng(0)
+  for start in (0, 10, 40):
+    for _ in range(20):
+      p = per_person.exemplar_position(videos, videos[0], start, 2, data.exemplar_gap, rng)
+      assert p < start - data.exemplar_gap or p >= start + 2 + data.exemplar_gap, (start, p)
+  ds = per_person.exemplar_train_dataset(data, seed=3, shard_index=0, shard_count=1)
+  first, again = ds[0], per_person.exemplar_train_dataset(data, seed=3, shard_index=0,
+                                                          shard_count=1)[0]
+  np.testing.assert_array_equal(first["exemplar_rgb"], again["exemplar_rgb"])   # deterministic
+  frames = per_person.training_appearance(data, first["frame_index"])["rgb"]
+  assert not any(np.array_equal(f, first["exemplar_rgb"]) for f in frames)
+  draws = {ds[i]["exemplar_rgb"].tobytes() for i in range(0, len(ds), len(ds) // 4)}
+  assert len(draws) > 1
+  with pytest.raises(ValueError, match="outside the example's window"):
+    per_person.exemplar_position(videos[:1], videos[0], 0, videos[0].num_frames, 0, rng)
+
+
+@GROUP
+def test_temporal_generator_starts_as_the_frame_generator():
+  """The previous-frame channels' weights start at 0: G_1 = G at initialisation, whatever the
+  previous frames; after the temporal stage they are trained."""
+  system = base.get_system(tiny_config())
+  batch = system.prepare(train_harness.eval_batch(system))
+  params = train_harness.init_params(system, batch, 0)
+  label, exemplar = batch["label"][:, 0], batch["exemplar_rgb"]
+  zeros = system._previous_zeros(exemplar)
+  noise = jax.random.normal(jax.random.key(1), zeros.shape)
+  a = system._frame(params, label, exemplar, zeros)["out"]
+  b = system._frame(params, label, exemplar, noise)["out"]
+  np.testing.assert_array_equal(a, b)
+  seq = system._sequence(params, batch["label"], exemplar)["out"]
+  assert seq.shape == batch["rgb"].shape
+
+
+@GROUP
+def test_two_pass_inference_uses_the_refined_exemplar():
+  config = tiny_config()
+  system = base.get_system(config)
+  batch = system.prepare(train_harness.eval_batch(system))
+  params = train_harness.init_params(system, batch, 0)
+  refined = system._refined_exemplar(params, batch)
+  one_pass = base.get_system(tiny_config(**{"model.two_pass": False}))
+  direct = one_pass._generate(True, True, params, {**batch, "exemplar_rgb": refined})
+  two = system.generate(params, batch)
+  np.testing.assert_allclose(two["frames"], direct["frames"], atol=1e-6)
+  assert not np.allclose(refined, batch["exemplar_rgb"])
+
+
+def test_evaluation_exemplar_is_a_typical_training_frame():
+  config = tiny_config()
+  system = base.get_system(config)
+  index = system.exemplar_index()
+  assert 0 <= index < len(per_person.train_keypoints(config.data))
+  assert base.get_system(tiny_config(**{"data.exemplar": 5})).exemplar_index() == 5
+  example = system.synthesis_example(seed=0)
+  np.testing.assert_array_equal(example["exemplar_rgb"],
+                                per_person.exemplar(config.data, index)["exemplar_rgb"])
+
+
+def test_driving_poses_are_translated_vertically_by_eq_1():
+  system = base.get_system(tiny_config())
+  normalize = system.normalizer("cross")
+  kp = per_person.driving_keypoints(system.config.data)
+  out = normalize(kp)
+  np.testing.assert_array_equal(out[..., 0], kp[..., 0])           # x unchanged
+  shift = out[..., 1] - kp[..., 1]
+  np.testing.assert_allclose(shift, shift[:, :1].repeat(18, 1), atol=1e-4)   # one shift a frame
+
+
+def test_spectral_layers_advance_their_power_iteration_with_the_optimizer():
+  system = base.get_system(tiny_config())
+  batch = system.prepare(train_harness.eval_batch(system))
+  params = train_harness.init_params(system, batch, 0)
+  opt = system.optimizers()["d"]
+  grads = jax.tree.map(jnp.zeros_like, params["d"])
+  updates, _ = opt.update(grads, opt.init(params["d"]), params["d"])
+  moved = [jax.tree_util.keystr(p) for p, u in jax.tree_util.tree_leaves_with_path(updates)
+           if np.any(np.asarray(u) != 0)]
+  assert moved and all(pnn.SN_PARAM in m for m in moved), moved
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"data.frames_per_example": 1}, "frames_per_example"),
+    ({"data.resolution": 48}, "multiple of 32"),
+    ({"pose.label": "heatmaps"}, "pose.label"),
+    ({"optim.update_order": "x"}, "update_order"),
+])
+def test_bad_configs_fail_with_one_line_errors(overrides, match):
+  with pytest.raises(ValueError, match=match):
+    base.get_system(tiny_config(**overrides))
