@@ -204,11 +204,14 @@ def warp(query: jax.Array, key: jax.Array, exemplar: jax.Array, *, temperature: 
 
 
 class Correspondence(nn.Module):
-  """`__call__(label, exemplar, real=None)` -> (warped exemplar `[N, H, W, 3]`, the pose
-  adaptor's normalised features, the image adaptor's normalised features of `real` or None).
+  """`__call__(label, exemplar, real=None, reference=None)` -> (warped exemplar `[N, H, W, 3]`,
+  the pose adaptor's normalised features, the image adaptor's normalised features of `real` or
+  None).
 
   The last two are the domain alignment loss's operands (Eq. 10; the code's `novgg_featpair`:
   the pose label's features against the ground-truth frame's, correspondence.py L249-L252).
+  `reference(exemplar)` is the exemplar's side of Eq. 4 (its matching features `[N, P, D]`):
+  computed once, it serves every frame warped from that exemplar (`reference=`).
   """
   ngf: int = 64
   adaptor_kernel: int = 3
@@ -221,28 +224,46 @@ class Correspondence(nn.Module):
   conv_impl: str = "auto"
   dtype: Any = None
 
-  @nn.compact
-  def __call__(self, label: jax.Array, exemplar: jax.Array, real: jax.Array | None = None):
-    dtype = compute_dtype(self.dtype, exemplar)
+  def setup(self):
     kw = dict(ngf=self.ngf, kernel=self.adaptor_kernel, spade_hidden=self.spade_hidden,
               remat=self.remat, conv_impl=self.conv_impl, dtype=self.dtype)
-    pose = feature_normalize(Adaptor(name="adaptor_seg", **kw)(label.astype(dtype)))
-    images = exemplar if real is None else jnp.concatenate([exemplar, real.astype(exemplar.dtype)])
-    # The exemplar and the real frame through the image adaptor in one batch (per-example norms:
-    # the same as two calls).
-    features = feature_normalize(Adaptor(name="adaptor_img", **kw)(images.astype(dtype)))
-    n = exemplar.shape[0]
-    ref, real_features = features[:n], (None if real is None else features[n:])
-    coords = add_coordinates if self.coordconv else (lambda v: v)
-    stack = nn.Sequential([ResidualBlock(self.conv_impl, self.dtype, name=f"layer{i}")
-                           for i in range(4)])
-    inter = 4 * self.ngf
-    theta = Conv2D(inter, 1, impl=self.conv_impl, dtype=self.dtype, kernel_init=XAVIER_002,
-                   name="theta")(stack(coords(pose)))
-    phi = Conv2D(inter, 1, impl=self.conv_impl, dtype=self.dtype, kernel_init=XAVIER_002,
-                 name="phi")(stack(coords(ref)))
-    warped = warp(match_features(theta, self.match_kernel), match_features(phi, self.match_kernel),
-                  exemplar.astype(dtype), temperature=self.temperature, block=self.warp_block)
+    self.adaptor_seg, self.adaptor_img = Adaptor(**kw), Adaptor(**kw)
+    self.stack = [ResidualBlock(self.conv_impl, self.dtype) for _ in range(4)]
+    conv = lambda: Conv2D(4 * self.ngf, 1, impl=self.conv_impl, dtype=self.dtype,
+                          kernel_init=XAVIER_002)
+    self.theta, self.phi = conv(), conv()
+
+  def _matching(self, features, projection):
+    """Eq. 4's operand of normalised adaptor features: (coordinates,) the shared residual
+    stack, theta or phi, unfolded, centred and normalised."""
+    x = add_coordinates(features) if self.coordconv else features
+    for block in self.stack:
+      x = block(x)
+    return match_features(projection(x), self.match_kernel)
+
+  def reference(self, exemplar: jax.Array) -> jax.Array:
+    dtype = compute_dtype(self.dtype, exemplar)
+    return self._matching(feature_normalize(self.adaptor_img(exemplar.astype(dtype))), self.phi)
+
+  def __call__(self, label: jax.Array, exemplar: jax.Array, real: jax.Array | None = None,
+               reference: jax.Array | None = None):
+    dtype = compute_dtype(self.dtype, exemplar)
+    exemplar = exemplar.astype(dtype)
+    pose = feature_normalize(self.adaptor_seg(label.astype(dtype)))
+    real_features = None
+    if reference is None and real is not None:
+      # The exemplar and the real frame through the image adaptor in one batch (per-example
+      # norms: the same as two calls).
+      both = feature_normalize(self.adaptor_img(jnp.concatenate([exemplar, real.astype(dtype)])))
+      n = exemplar.shape[0]
+      reference, real_features = self._matching(both[:n], self.phi), both[n:]
+    elif real is not None:
+      real_features = feature_normalize(self.adaptor_img(real.astype(dtype)))
+    if reference is None:
+      reference = self.reference(exemplar)
+    query = self._matching(pose, self.theta)
+    warped = warp(query, reference, exemplar, temperature=self.temperature,
+                  block=self.warp_block)
     return warped, pose, real_features
 
 

@@ -197,11 +197,17 @@ class CocoVid(edn.EDN):
     return functools.partial(module.apply, params["vgg"])
 
   # ----------------------------------------------------------------------------- generator
-  def _frame(self, params, label, exemplar, previous, real=None):
+  def _reference(self, params, exemplar):
+    """The exemplar's matching features (`Correspondence.reference`), for every frame it
+    serves."""
+    return self.correspondence.apply({"params": params["g"]["corr"]}, exemplar,
+                                     method=cocosnet.Correspondence.reference)
+
+  def _frame(self, params, label, exemplar, previous, real=None, reference=None):
     """One frame: {"out", "warped"} [N, H, W, 3] (+ "pose_features", "real_features" with the
-    real frame, the domain alignment's operands)."""
+    real frame, the domain alignment's operands); `reference`: the exemplar's, when known."""
     warped, pose_features, real_features = self.correspondence.apply(
-        {"params": params["g"]["corr"]}, label, exemplar, real)
+        {"params": params["g"]["corr"]}, label, exemplar, real, reference)
     out = self.generator.apply({"params": params["g"]["gen"]},
                                self._condition(warped, label, previous))
     result = {"out": out, "warped": warped.astype(out.dtype)}
@@ -216,9 +222,11 @@ class CocoVid(edn.EDN):
     """G_1 over labels [B, T, H, W, C] from zeros, each frame conditioned on the l - 1 before
     it: {"out", "warped", ...} [B, T, ...] (a scan: one compiled G whatever T)."""
 
+    reference = self._reference(params, exemplar)   # once for the whole window
+
     def step(previous, xs):
       label, real = xs
-      frame = self._frame(params, label, exemplar, previous, real)
+      frame = self._frame(params, label, exemplar, previous, real, reference)
       shifted = jnp.concatenate([previous[..., 3:], frame["out"].astype(previous.dtype)], -1)
       return shifted, frame
 
@@ -384,9 +392,11 @@ class CocoVid(edn.EDN):
       out = self._sequence(params, batch["label"], exemplar)
     else:   # every frame at once, from the exemplar alone
       t = batch["label"].shape[1]
-      exemplars = fold(jnp.repeat(exemplar[:, None], t, axis=1))
+      repeat = lambda v: fold(jnp.repeat(v[:, None], t, axis=1))
+      exemplars = repeat(exemplar)
       out = jax.tree.map(lambda v: unfold(v, t), self._frame(
-          params, fold(batch["label"]), exemplars, self._previous_zeros(exemplars)))
+          params, fold(batch["label"]), exemplars, self._previous_zeros(exemplars),
+          reference=repeat(self._reference(params, exemplar))))
     frames = out["out"]
     if faces:
       frames = self._refine_faces(params, batch, frames)[0]
