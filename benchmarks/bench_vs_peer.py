@@ -3,9 +3,11 @@ run alternately on one machine: `psrjax bench` and `benchmarks/peer_steps.py`.
 
   python benchmarks/bench_vs_peer.py pix2pixhd --checkout ~/src/pix2pixHD --pairs 9
   python benchmarks/bench_vs_peer.py edn --checkout ~/src/EverybodyDanceNow --pairs 9
+  python benchmarks/bench_vs_peer.py cocosnet --checkout ~/src/CoCosNet --pairs 3 --steps 3
 
 The peer's repository is a checkout given on the command line (nothing is fetched; its commit
-is printed): NVIDIA/pix2pixHD for `pix2pixhd`, carolineec/EverybodyDanceNow for `edn`. Both
+is printed): NVIDIA/pix2pixHD for `pix2pixhd`, carolineec/EverybodyDanceNow for `edn`,
+microsoft/CoCosNet for `cocosnet` (psrjax's configs/cocovid.py first stage, batch 1). Both
 sides build the same networks at 256x256, batch 1, with random weights (the VGG19 of both
 losses loads one random torchvision state dict, written once into `--workdir`, unless
 `--vgg-weights` names a file), and time `--steps` steps after `--warmup` untimed ones; each
@@ -36,7 +38,11 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER_STEPS = os.path.join(REPO, "benchmarks", "peer_steps.py")
-CONFIGS = {"pix2pixhd": "configs/pix2pixhd.py", "edn": "configs/edn.py"}
+CONFIGS = {"pix2pixhd": "configs/pix2pixhd.py", "edn": "configs/edn.py",
+           "cocosnet": "configs/cocovid.py"}
+# psrjax's side beyond the paper config: CoCosNet's peer runs batch 1 (the per-person paper
+# config trains batch 4) and only its first stage has a counterpart.
+EXTRA = {"cocosnet": ["--config.train.batch_size=1", "--stage", "main"]}
 FLAGS = re.compile(r"^(avx\w*|amx\w*|fma|f16c|sse4_2)$")
 
 
@@ -103,7 +109,7 @@ def commands(args, vgg: str) -> dict[str, list[str]]:
   psrjax = [sys.executable, "-m", "psrjax.cli", "bench", "--config", CONFIGS[args.peer],
             "--config.loss.vgg_net=vgg19", f"--config.loss.vgg_weights={vgg}",
             "--steps", str(args.steps), "--warmup", str(args.warmup), "--pipeline-batches", "1",
-            "--json"]
+            "--json", *EXTRA.get(args.peer, [])]
   peer = [sys.executable, PEER_STEPS, args.peer, "--checkout", args.checkout, "--steps",
           str(args.steps), "--warmup", str(args.warmup), "--vgg-weights", vgg,
           "--threads", str(args.threads), "--workdir", os.path.join(args.workdir, "peer"),
@@ -161,8 +167,9 @@ def main(argv=None) -> int:
   parser.add_argument("--json", action="store_true")
   args = parser.parse_args(argv)
   args.checkout = os.path.abspath(os.path.expanduser(args.checkout))
-  if not os.path.isfile(os.path.join(args.checkout, "models", "networks.py")):
-    parser.error(f"--checkout {args.checkout} has no models/networks.py: pass a checkout of "
+  if not os.path.exists(os.path.join(args.checkout, "models", "networks")) and \
+      not os.path.isfile(os.path.join(args.checkout, "models", "networks.py")):
+    parser.error(f"--checkout {args.checkout} has no models/networks(.py): pass a checkout of "
                  f"the {args.peer} repository")
   if args.pairs < 1 or args.steps < 1:
     parser.error("--pairs and --steps must be >= 1")

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import importlib.util
 import json
 import os
 import statistics
@@ -201,23 +202,35 @@ def cocosnet_step(checkout: str, workdir: str, vgg_weights: str | None = None):
   `Pix2PixTrainer.run_generator_one_step` then `run_discriminator_one_step` (train.py L55-L58),
   at 256x256, batch 1, the 20-channel pose label and the exemplar random. Patched besides the
   CUDA calls: its Synchronized-BatchNorm import (a package its README clones beside the code;
-  never used in this configuration), `torch.cuda.set_device` and `Module.to(<gpu id>)`."""
+  never used in this configuration) and matplotlib's when it is not installed (imported for
+  plots this path never draws), and its Adam betas (0, 0.9) given to torch as floats (torch 2
+  refuses an int beside a float), `torch.cuda.set_device` and `Module.to(<gpu id>)`; it runs
+  in the checkout, as its train.py does (it reads files relative to it)."""
   import torch  # pylint: disable=g-import-not-at-top
   shim = types.ModuleType("models.networks.sync_batchnorm")
   shim.SynchronizedBatchNorm2d = torch.nn.BatchNorm2d
   shim.SynchronizedBatchNorm1d = torch.nn.BatchNorm1d
   shim.DataParallelWithCallback = torch.nn.DataParallel
   sys.modules["models.networks.sync_batchnorm"] = shim
+  if importlib.util.find_spec("matplotlib") is None:   # imported by ContextualLoss.py, unused
+    plt = types.ModuleType("matplotlib.pyplot")
+    sys.modules["matplotlib"] = types.ModuleType("matplotlib")
+    sys.modules["matplotlib.pyplot"] = plt
   torch.cuda.set_device = lambda *a, **k: None
   torch.cuda.is_available = lambda: True
   torch.cuda.ByteTensor = torch.ByteTensor
   module_to = torch.nn.Module.to
   torch.nn.Module.to = lambda self, *a, **k: (self if a and isinstance(a[0], int)
                                               else module_to(self, *a, **k))
+  adam = torch.optim.Adam   # its betas=(0, 0.9): torch 2.x wants both floats
+  torch.optim.Adam = lambda params, betas=(0.9, 0.999), **k: adam(
+      params, betas=tuple(float(b) for b in betas), **k)
   vgg = _cocosnet_vgg(vgg_weights)
   load = torch.load
   torch.load = lambda f, *a, **k: vgg if f == "models/vgg19_conv.pth" else load(f, *a, **k)
+  workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
+  os.chdir(checkout)   # its code reads ./util/color150.mat and the like, as train.py runs there
   opt = parse_options(checkout, [
       "--name", "bench", "--checkpoints_dir", workdir, "--gpu_ids", "0", "--dataset_mode",
       "deepfashion", "--dataroot", workdir, "--niter", "50", "--niter_decay", "50",
@@ -303,8 +316,9 @@ def main(argv=None) -> int:
   parser.add_argument("--json", action="store_true")
   args = parser.parse_args(argv)
   checkout = os.path.abspath(os.path.expanduser(args.checkout))
-  if not os.path.isfile(os.path.join(checkout, "models", "networks.py")):
-    parser.error(f"--checkout {checkout} has no models/networks.py; pass the {args.peer} "
+  if not os.path.exists(os.path.join(checkout, "models", "networks")) and \
+      not os.path.isfile(os.path.join(checkout, "models", "networks.py")):
+    parser.error(f"--checkout {checkout} has no models/networks(.py); pass the {args.peer} "
                  "repository's checkout")
   import torch  # pylint: disable=g-import-not-at-top
   torch.set_num_threads(args.threads)
