@@ -2,6 +2,7 @@
 attention with its query rows tiled (`softmax_attention`, CoCosNet's correspondence warp)."""
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -43,10 +44,41 @@ def softmax_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, scale: float,
   return jnp.moveaxis(out, 0, 1).reshape(q.shape[0], count * block, -1)[:, :n]
 
 
+def _probs(q, k, scale):
+  """softmax_m(scale q_n . k_m) in float32 ([B, N, M])."""
+  logits = jnp.einsum("bnd,bmd->bnm", q, k, preferred_element_type=jnp.float32)
+  return jax.nn.softmax(logits * scale, axis=-1)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
 def _attend(q, k, v, scale):
-  logits = jnp.einsum("bnd,bmd->bnm", q, k, preferred_element_type=jnp.float32) * scale
-  weights = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
-  return jnp.einsum("bnm,bme->bne", weights, v, preferred_element_type=jnp.float32).astype(v.dtype)
+  """One block of softmax attention. Its backward pass is written out (as flash attention's) so
+  that every product takes the operands' dtype with float32 accumulation: autodiff of the
+  forward would multiply the float32 cotangents of the float32-accumulated products with the
+  bfloat16 operands, a float32 product on an accelerator. The probabilities are recomputed
+  from q and k rather than kept ([B, N, M] is what the tiling bounds)."""
+  return _attend_fwd(q, k, v, scale)[0]
+
+
+def _attend_fwd(q, k, v, scale):
+  p = _probs(q, k, scale).astype(v.dtype)
+  out = jnp.einsum("bnm,bme->bne", p, v, preferred_element_type=jnp.float32).astype(v.dtype)
+  return out, (q, k, v)
+
+
+def _attend_bwd(scale, residuals, g):
+  q, k, v = residuals
+  p = _probs(q, k, scale)
+  g = g.astype(v.dtype)
+  dv = jnp.einsum("bnm,bne->bme", p.astype(v.dtype), g, preferred_element_type=jnp.float32)
+  dp = jnp.einsum("bne,bme->bnm", g, v, preferred_element_type=jnp.float32)
+  ds = (p * (dp - jnp.sum(p * dp, axis=-1, keepdims=True)) * scale).astype(q.dtype)
+  dq = jnp.einsum("bnm,bmd->bnd", ds, k, preferred_element_type=jnp.float32)
+  dk = jnp.einsum("bnm,bnd->bmd", ds, q, preferred_element_type=jnp.float32)
+  return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype)
+
+
+_attend.defvjp(_attend_fwd, _attend_bwd)
 
 
 class SelfAttention(nn.Module):

@@ -4,7 +4,8 @@ mesh edits: `mesh.data=-1` takes a data axis that divides the global batch, eval
 rounded up to it and padded; an explicit `mesh.data` that cannot split the batch stays a
 one-line error.
 
-Only sizes that leave the batch, mesh and eval-batch settings alone are shrunk (resolution;
+Only sizes that leave the batch, mesh and eval-batch settings alone are shrunk (resolution and
+the discriminator depth it allows;
 for the 2-step runs the sizes of the config's own `tiny` variant) to keep the tests fast.
 """
 import glob
@@ -62,6 +63,11 @@ def small(config):
     model = config.get("model")
     if model is not None and model.get("generator") == "unet":   # pix2pix: at most a 1x1 bottleneck
       model.unet_downs = min(model.unet_downs, int(math.log2(MAX_RES)))
+    if model is not None and "d_layers" in model and "num_d" in model:
+      # the coarsest discriminator scale keeps a 1x1 output with padding 1 (cocovid's PatchGANs)
+      coarsest = MAX_RES >> (model.num_d - 1)
+      while model.d_layers > 1 and 3 * 2 ** model.d_layers > coarsest:
+        model.d_layers -= 1
   config.train.data_workers = 0
   return config
 
