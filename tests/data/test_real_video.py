@@ -116,6 +116,7 @@ def test_a_per_person_system_learns_the_recording_and_is_driven_by_a_prepared_vi
 COCOVID_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "cocovid.py")
 
 
+@pytest.mark.slow   # the three stages' programs compile for the recording's label: ~7 minutes
 @pytest.mark.xdist_group("cocovid")
 def test_cocovid_learns_the_recording_and_is_driven_by_a_prepared_video(dataset, tmp_path):
   """The CoCosNet-based system (tiny: its three stages) on the recording, exemplars drawn from

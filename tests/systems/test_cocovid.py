@@ -1,6 +1,7 @@
 """The CoCosNet-based video pose transfer system (psrjax/systems/cocovid.py) beyond the shared
 system checks: exemplar sampling, G_1's start as G, the temporal window, two-pass inference, the
 Eq. 1 driving normalisation, the spectral state and bad configs."""
+import functools
 import os
 
 import jax
@@ -52,10 +53,9 @@ def test_temporal_generator_starts_as_the_frame_generator():
   label, exemplar = batch["label"][:, 0], batch["exemplar_rgb"]
   zeros = system._previous_zeros(exemplar)
   noise = jax.random.normal(jax.random.key(1), zeros.shape)
-  a = system._frame(params, label, exemplar, zeros)["out"]
-  b = system._frame(params, label, exemplar, noise)["out"]
-  np.testing.assert_array_equal(a, b)
-  seq = system._sequence(params, batch["label"], exemplar)["out"]
+  frame = jax.jit(lambda previous: system._frame(params, label, exemplar, previous)["out"])
+  np.testing.assert_array_equal(frame(zeros), frame(noise))
+  seq = jax.eval_shape(lambda: system._sequence(params, batch["label"], exemplar)["out"])
   assert seq.shape == batch["rgb"].shape
 
 
@@ -65,10 +65,11 @@ def test_two_pass_inference_uses_the_refined_exemplar():
   system = base.get_system(config)
   batch = system.prepare(train_harness.eval_batch(system))
   params = train_harness.init_params(system, batch, 0)
-  refined = system._refined_exemplar(params, batch)
+  refined = jax.jit(system._refined_exemplar)(params, batch)
   one_pass = base.get_system(tiny_config(**{"model.two_pass": False}))
-  direct = one_pass._generate(True, True, params, {**batch, "exemplar_rgb": refined})
-  two = system.generate(params, batch)
+  direct = jax.jit(functools.partial(one_pass._generate, True, True))(
+      params, {**batch, "exemplar_rgb": refined})
+  two = jax.jit(system.generate)(params, batch)
   np.testing.assert_allclose(two["frames"], direct["frames"], atol=1e-6)
   assert not np.allclose(refined, batch["exemplar_rgb"])
 
