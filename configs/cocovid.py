@@ -140,6 +140,9 @@ def runlocal(c):
   (1e-3 trained worse on the held-out segment; the paper's rates were not run at this budget).
   The stages' shares are 80 / 10 / 10 %: the first stage's 1,200 steps take most of the budget
   (0.8 s per step against 1.7 s for the temporal stage's windows; README "CoCosNet video").
+  The evaluated generators are the EMA of their weights (decay 0.999; held-out LPIPS 0.0527 ->
+  0.0499, SSIM 0.8235 -> 0.8415 in one run each). pix2pixHD's runlocal recipe instead (L1 x 100
+  for the VGG terms, lr 2e-3, 3,000 steps in the same minutes) was worse: LPIPS 0.0728.
   """
   c.data.update(resolution=64, frames_per_example=2, cache_dir="~/.cache/psrjax/person")
   c.data.exemplar_gap = 30
@@ -150,6 +153,7 @@ def runlocal(c):
   c.schedule.update(temporal_fraction=0.1, face_fraction=0.1)
   c.train.update(batch_size=4, steps=1500, log_every=100, checkpoint_every=500, sample_every=0,
                  eval_every=0, data_workers=1)
+  c.train.ema.update(decay=0.999, groups=("g", "g_face"))
   c.eval.update(batch_size=8)
 
 
