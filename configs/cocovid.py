@@ -27,7 +27,7 @@ Other arguments (comma separated, combinable): `label=cocosnet|discs`, `res=R`, 
 """
 import ml_collections
 
-from psrjax.config_args import parse_config_arg, prepared_dataset
+from psrjax.config_args import apply_shared, parse_config_arg
 from psrjax.data import per_person
 from psrjax.train import defaults
 
@@ -38,19 +38,7 @@ def get_config(arg=None):
   c = defaults.trainer_config()
   c.system = "cocovid"
   base_config(c)
-  if arg.runlocal:
-    runlocal(c)
-  if arg.tiny:
-    tiny(c)
-  if arg.label:
-    c.pose.label = arg.label
-  if arg.res:
-    c.data.resolution = arg.res
-  if arg.batch:
-    c.train.batch_size = arg.batch
-  if arg.data:   # a prepared real-video dataset, read at this config's resolution
-    c.data.dataset = prepared_dataset(arg.data)
-  return c
+  return apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
 
 
 def base_config(c):

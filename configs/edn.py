@@ -27,7 +27,7 @@ Other arguments (comma separated, combinable): `data=DATASET`, `label=stick|disc
 """
 import os
 
-from psrjax.config_args import parse_config_arg, prepared_dataset
+from psrjax.config_args import apply_shared, parse_config_arg
 from psrjax.config_utils import load_config_file
 
 # EDN is pix2pixHD's config (beside this file) with the blocks below added.
@@ -66,12 +66,4 @@ def get_config(arg=None):
   if arg.tiny:
     c.face.update(crop=8, min_size=4.0, ngf=4, n_downsample=1, n_blocks=1)
     c.schedule.face_fraction = 0.5
-  if arg.label:
-    c.pose.label = arg.label
-  if arg.res:
-    c.data.resolution = arg.res
-  if arg.batch:
-    c.train.batch_size = arg.batch
-  if arg.data:
-    c.data.dataset = prepared_dataset(arg.data)
-  return c
+  return apply_shared(c, arg)   # its variants are applied above

@@ -47,3 +47,24 @@ def prepared_dataset(path: str) -> str:
   path = os.path.abspath(os.path.expanduser(path))
   prepared.read_index(path)
   return path
+
+
+def apply_shared(c: ml_collections.ConfigDict, arg: ml_collections.ConfigDict, *,
+                 runlocal=None, tiny=None) -> ml_collections.ConfigDict:
+  """Applies the arguments the system configs share, where `arg` has them: `runlocal` and
+  `tiny` (the config's own variant functions, called on `c`), then `label=` (pose.label),
+  `res=` (data.resolution), `batch=` (train.batch_size) and `data=` (a prepared dataset,
+  checked now, read at the config's resolution). Returns `c`."""
+  if arg.get("runlocal") and runlocal is not None:
+    runlocal(c)
+  if arg.get("tiny") and tiny is not None:
+    tiny(c)
+  if arg.get("label"):
+    c.pose.label = arg.label
+  if arg.get("res"):
+    c.data.resolution = arg.res
+  if arg.get("batch"):
+    c.train.batch_size = arg.batch
+  if arg.get("data"):
+    c.data.dataset = prepared_dataset(arg.data)
+  return c

@@ -68,8 +68,24 @@ def small(config):
       coarsest = MAX_RES >> (model.num_d - 1)
       while model.d_layers > 1 and 3 * 2 ** model.d_layers > coarsest:
         model.d_layers -= 1
+    if model is not None and "kp_num_blocks" in model:
+      _small_fomm(model, config.loss)
   config.train.data_workers = 0
   return config
+
+
+def _small_fomm(model, loss) -> None:
+  """FOMM's sizes at MAX_RES: hourglasses that divide their input, a discriminator whose 4x4
+  valid convolutions keep >= 1 pixel, a VGG pyramid whose relu5_1 keeps >= 1 pixel."""
+  for prefix in ("kp", "dm"):
+    size = int(MAX_RES * model[f"{prefix}_scale_factor"])
+    while model[f"{prefix}_num_blocks"] > 1 and size % 2 ** model[f"{prefix}_num_blocks"]:
+      model[f"{prefix}_num_blocks"] -= 1
+  size, blocks = MAX_RES, 0
+  while blocks < model.d_num_blocks and size - 3 >= 1:
+    size, blocks = (size - 3) // 2, blocks + 1
+  model.d_num_blocks = blocks
+  loss.scales = tuple(s for s in loss.scales if MAX_RES * s >= 16)
 
 
 def expected_data_axis(config, num_devices: int) -> int:
@@ -115,6 +131,8 @@ def runlocal_with_tiny_sizes(path: str):
     for key, value in tiny[section].items():
       if f"{section}.{key}" not in KEEP:
         config[section][key] = value
+    if model is not None and "kp_num_blocks" in model:
+      _small_fomm(model, config.loss)
   config.train.data_workers = 0
   return config
 

@@ -1,0 +1,108 @@
+"""The First Order Motion Model system (psrjax/systems/fomm.py) beyond the shared system checks:
+the relative motion of animation, the equivariance losses' zeros, the examples, animating an
+image file with a prepared video, and bad configs."""
+import os
+
+import imageio.v3 as iio
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import train_harness
+from psrjax import cli
+from psrjax.geometry import motion
+from psrjax.systems import base, fomm
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+GROUP = pytest.mark.xdist_group("fomm")
+
+
+def tiny_config(**overrides):
+  return train_harness.config_with(os.path.join(CONFIGS, "fomm.py:tiny"), **overrides)
+
+
+def _keypoints(seed, batch=2, k=3):
+  rng = np.random.default_rng(seed)
+  jac = np.eye(2) + 0.2 * rng.normal(size=(batch, k, 2, 2))
+  return {"value": jnp.asarray(rng.uniform(-1, 1, (batch, k, 2)), jnp.float32),
+          "jacobian": jnp.asarray(jac, jnp.float32)}
+
+
+def test_relative_motion_from_the_source_itself_is_the_driving_motion():
+  """Reconstruction (the driving video starts at the source frame) is animation's special case:
+  p(D) - p(S) + p(S) = p(D), J(D) J(S)^-1 J(S) = J(D)."""
+  source, driving = _keypoints(0), _keypoints(1)
+  out = fomm.relative_keypoints(source, driving, source)
+  np.testing.assert_allclose(out["value"], driving["value"], atol=1e-6)
+  np.testing.assert_allclose(out["jacobian"], driving["jacobian"], atol=1e-5)
+  initial = _keypoints(2)                      # the driving video's own first frame
+  moved = fomm.relative_keypoints(source, initial, initial)
+  np.testing.assert_allclose(moved["value"], source["value"], atol=1e-6)   # no motion yet
+  np.testing.assert_allclose(moved["jacobian"], source["jacobian"], atol=1e-5)
+
+
+def test_equivariance_losses_vanish_for_equivariant_keypoints():
+  """With the identity transform and equal keypoints both terms are 0; moving the warped
+  frame's keypoints by the transform's inverse affine part keeps the value term at 0."""
+  kp = _keypoints(3)
+  identity = motion.tps_parameters(jnp.tile(jnp.eye(2, 3)[None], (2, 1, 1)))
+  value, jacobian = fomm.equivariance(identity, kp, kp)
+  assert float(value) < 1e-7 and float(jacobian) < 1e-6
+  theta = jnp.asarray([[[1.1, 0.1, 0.05], [-0.05, 0.9, -0.1]]] * 2, jnp.float32)
+  affine = motion.tps_parameters(theta)
+  a, t = np.asarray(theta[0, :, :2]), np.asarray(theta[0, :, 2])
+  warped_value = (np.asarray(kp["value"]) - t) @ np.linalg.inv(a).T       # T^-1(p)
+  warped_jac = np.linalg.inv(a) @ np.asarray(kp["jacobian"])               # J_T^-1 J
+  warped = {"value": jnp.asarray(warped_value, jnp.float32),
+            "jacobian": jnp.asarray(warped_jac, jnp.float32)}
+  value, jacobian = fomm.equivariance(affine, kp, warped)
+  assert float(value) < 1e-6 and float(jacobian) < 1e-5
+  value, _ = fomm.equivariance(affine, kp, kp)
+  assert float(value) > 1e-2
+
+
+def test_training_pairs_are_two_frames_of_one_clip_and_evaluation_starts_at_the_source():
+  system = base.get_system(tiny_config())
+  train = system.dataset("train", seed=0, shard_index=0, shard_count=1)
+  example = train[0]
+  assert example["src_rgb"].shape[0] == 1 and example["tgt_rgb"].shape[0] == 1
+  assert not np.array_equal(example["src_rgb"][0], example["tgt_rgb"][0])
+  evaluation = system.dataset("test", seed=0, shard_index=0, shard_count=1)[0]
+  np.testing.assert_array_equal(evaluation["init_rgb"], evaluation["src_rgb"][0])
+  assert evaluation["tgt_rgb"].shape[0] == system.config.data.eval_targets
+
+
+def test_ms_ssim_uses_the_scales_a_frame_holds():
+  assert fomm.ms_ssim_weights(256) == tuple(fomm.structural.MS_SSIM_WEIGHTS)
+  assert len(fomm.ms_ssim_weights(64)) == 3 and len(fomm.ms_ssim_weights(32)) == 2
+
+
+@GROUP
+def test_synthesize_animates_an_image_file(system_runs, tmp_path, capsys):
+  runs = system_runs("fomm")
+  size = runs.system.config.data.resolution
+  image = np.zeros((3 * size, 2 * size, 3), np.uint8)       # not square: centre-cropped
+  image[:, :, 0] = 200
+  path = tmp_path / "person.png"
+  iio.imwrite(path, image)
+  out = tmp_path / "animated.gif"
+  assert cli.main(["synthesize", "--workdir", runs.straight.workdir, "--source", str(path),
+                   "--out", str(out)]) == 0, capsys.readouterr().err
+  frames = iio.imread(out)
+  assert frames.shape[0] == runs.system.config.data.eval_targets
+  assert cli.main(["synthesize", "--workdir", runs.straight.workdir, "--source",
+                   str(tmp_path / "missing.png"), "--out", str(out)]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "--source" in err[0], err
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"data.num_targets": 2}, "num_targets"),
+    ({"data.eval_targets": 1}, "eval_targets"),
+    ({"loss.perceptual": 10.0, "loss.scales": (1.0, 0.25)}, "relu5_1"),
+    ({"loss.perceptual_layers": (1.0, 1.0)}, "perceptual_layers"),
+])
+def test_bad_configs_fail_with_one_line_errors(overrides, match):
+  with pytest.raises(ValueError, match=match):
+    base.get_system(tiny_config(**overrides))
