@@ -131,3 +131,23 @@ def test_cocovid_learns_the_recording_and_is_driven_by_a_prepared_video(dataset,
                    "--seed", "1", "--out", str(movie)]) == 0
   frames = iio.imread(movie)
   assert frames.shape[0] == 4 and frames.shape[2] >= 5 * 32 and frames.std() > 5
+
+
+FOMM_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "fomm.py")
+
+
+def test_fomm_trains_on_the_recording_and_animates_an_image_with_it(dataset, tmp_path):
+  """FOMM (tiny) on the recording: pairs of frames of its training head, reconstruction of its
+  held-out tail from the tail's first frame; then an image file animated by the prepared video
+  (relative motion from the video's first frame)."""
+  from psrjax.train import loop
+  config = train_harness.config_with(f"{FOMM_CONFIG}:tiny,data={dataset}")
+  result = loop.train(config, str(tmp_path / "run"))
+  assert result.step == 4 and np.isfinite(result.eval_results["lpips"])
+  image = tmp_path / "person.png"
+  iio.imwrite(image, np.full((40, 30, 3), 90, np.uint8))
+  movie = tmp_path / "animated.mp4"
+  assert cli.main(["synthesize", "--workdir", result.workdir, "--source", str(image),
+                   "--driving", str(dataset), "--out", str(movie)]) == 0
+  frames = iio.imread(movie)
+  assert frames.shape[0] > 4 and frames.shape[2] >= 3 * 32 and frames.std() > 5
