@@ -3,6 +3,7 @@ r"""Train steps of the PyTorch code psrjax's users would otherwise run, driven u
   python benchmarks/peer_steps.py pix2pixhd --checkout ~/src/pix2pixHD --steps 5 --json
   python benchmarks/peer_steps.py edn --checkout ~/src/EverybodyDanceNow --steps 5 --json
   python benchmarks/peer_steps.py cocosnet --checkout ~/src/CoCosNet --steps 3 --json
+  python benchmarks/peer_steps.py fomm --checkout ~/src/first-order-model --steps 3 --json
 
 `pix2pixhd`: NVIDIA/pix2pixHD (commit 14b3b3c): its `Pix2PixHDModel` built by its own option
 parser (`options/train_options.py`) at the paper config psrjax's `configs/pix2pixhd.py` has --
@@ -20,6 +21,9 @@ and `train_fullts.py`'s backward; psrjax's counterpart is the main stage of conf
 
 `cocosnet`: microsoft/CoCosNet (commit de0c1bb) at its DeepFashion training command, the
 networks and losses of psrjax's configs/cocovid.py main stage (`cocosnet_step`).
+
+`fomm`: AliaksandrSiarohin/first-order-model (commit c027484) at its config/fashion-256.yaml,
+psrjax's configs/fomm.py (`fomm_step`).
 
 What is patched, and only in this process, so that the CUDA-era code runs on a CPU:
 `Tensor.cuda` / `Module.cuda` return their receiver, `torch.cuda.FloatTensor` is the CPU
@@ -254,7 +258,54 @@ def cocosnet_step(checkout: str, workdir: str, vgg_weights: str | None = None):
   return step, trainer
 
 
-PEERS = {"pix2pixhd": pix2pixhd_step, "edn": edn_step, "cocosnet": cocosnet_step}
+def fomm_step(checkout: str, workdir: str, vgg_weights: str | None = None):
+  """(step function, the three networks) for AliaksandrSiarohin/first-order-model (commit
+  c027484) at its config/fashion-256.yaml (psrjax's configs/fomm.py): KPDetector,
+  OcclusionAwareGenerator and MultiScaleDiscriminator built from the yaml, one step being
+  train.py's loop body (L54-L71): `GeneratorFullModel` forward (pyramid perceptual, LSGAN,
+  feature matching, equivariance under a random TPS), its backward, the generator's and the
+  detector's Adam steps, then `DiscriminatorFullModel` and the discriminator's; 256x256,
+  batch 1, random frames. Its Vgg19 builds torchvision's vgg19 (patched: `vgg_weights`)."""
+  del workdir, vgg_weights   # the VGG is patched in `patch_for_cpu`
+  import torch  # pylint: disable=g-import-not-at-top
+  import yaml  # pylint: disable=g-import-not-at-top
+  sys.path.insert(0, checkout)
+  from modules.discriminator import MultiScaleDiscriminator  # pylint: disable=g-import-not-at-top
+  from modules.generator import OcclusionAwareGenerator  # pylint: disable=g-import-not-at-top
+  from modules.keypoint_detector import KPDetector  # pylint: disable=g-import-not-at-top
+  from modules import model as fomm_model  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(checkout, "config", "fashion-256.yaml")) as f:
+    config = yaml.safe_load(f)
+  m, t = config["model_params"], config["train_params"]
+  generator = OcclusionAwareGenerator(**m["generator_params"], **m["common_params"])
+  discriminator = MultiScaleDiscriminator(**m["discriminator_params"], **m["common_params"])
+  kp_detector = KPDetector(**m["kp_detector_params"], **m["common_params"])
+  adam = lambda net, lr: torch.optim.Adam(net.parameters(), lr=lr, betas=(0.5, 0.999))
+  opt_g, opt_d, opt_kp = (adam(generator, t["lr_generator"]),
+                          adam(discriminator, t["lr_discriminator"]),
+                          adam(kp_detector, t["lr_kp_detector"]))
+  g_full = fomm_model.GeneratorFullModel(kp_detector, generator, discriminator, t)
+  d_full = fomm_model.DiscriminatorFullModel(kp_detector, generator, discriminator, t)
+  x = {"source": torch.rand(1, 3, RES, RES), "driving": torch.rand(1, 3, RES, RES)}
+
+  def step():
+    losses, generated = g_full(x)
+    sum(v.mean() for v in losses.values()).backward()
+    for opt in (opt_g, opt_kp):
+      opt.step()
+      opt.zero_grad()
+    opt_d.zero_grad()
+    d_losses = d_full(x, generated)
+    sum(v.mean() for v in d_losses.values()).backward()
+    opt_d.step()
+    opt_d.zero_grad()
+    return float(sum(v.mean().detach() for v in {**losses, **d_losses}.values()))
+
+  return step, (kp_detector, generator, discriminator)
+
+
+PEERS = {"pix2pixhd": pix2pixhd_step, "edn": edn_step, "cocosnet": cocosnet_step,
+         "fomm": fomm_step}
 
 
 class PartTimer:
@@ -316,17 +367,17 @@ def main(argv=None) -> int:
   parser.add_argument("--json", action="store_true")
   args = parser.parse_args(argv)
   checkout = os.path.abspath(os.path.expanduser(args.checkout))
-  if not os.path.exists(os.path.join(checkout, "models", "networks")) and \
-      not os.path.isfile(os.path.join(checkout, "models", "networks.py")):
-    parser.error(f"--checkout {checkout} has no models/networks(.py); pass the {args.peer} "
-                 "repository's checkout")
+  if not any(os.path.exists(os.path.join(checkout, *p)) for p in (
+      ("models", "networks"), ("models", "networks.py"), ("modules", "generator.py"))):
+    parser.error(f"--checkout {checkout} has no models/networks(.py) or modules/generator.py; "
+                 f"pass the {args.peer} repository's checkout")
   import torch  # pylint: disable=g-import-not-at-top
   torch.set_num_threads(args.threads)
   torch.manual_seed(0)
   patch_for_cpu(args.vgg_weights)
   build = PEERS[args.peer]
-  step, model = (build(checkout, args.workdir, args.vgg_weights) if args.peer == "cocosnet"
-                 else build(checkout, args.workdir))
+  step, model = (build(checkout, args.workdir, args.vgg_weights)
+                 if args.peer in ("cocosnet", "fomm") else build(checkout, args.workdir))
   times = []
   for i in range(args.warmup + args.steps):
     start = time.perf_counter()
