@@ -22,8 +22,13 @@ flow ŵ read at its end point when
 
 Here w = flow_bwd[t] and ŵ = flow_fwd[t-1] (frame t-1 -> t) read bilinearly at p + w(p):
 M_t(p) = 1 when frame t's pixel p is seen in frame t-1, i.e. its end point lies inside frame t-1
-and the test passes; M_0 = 0 (no previous frame). Sundaram et al.'s second test, which also
-drops motion boundaries (large flow gradients), is not applied.
+and the test passes; M_0 = 0 (no previous frame). With `motion_boundaries`, Sundaram et al.'s
+second test also drops the pixels on motion boundaries, where the flow's spatial gradient is
+large:
+
+  |grad u(p)|^2 + |grad v(p)|^2 > 0.01 |w(p)|^2 + 0.002,
+
+with w = (u, v) = flow_bwd[t] and central differences (one-sided at the border).
 """
 from __future__ import annotations
 
@@ -44,11 +49,12 @@ def _check_flows(flow_fwd, flow_bwd, name: str):
   return flow_fwd, flow_bwd
 
 
-def occlusion_mask(flow_fwd, flow_bwd) -> jax.Array:
+def occlusion_mask(flow_fwd, flow_bwd, *, motion_boundaries: bool = False) -> jax.Array:
   """float32 `[..., T, H, W]`: 1 where frame t's pixel is seen in frame t-1 (0 for t = 0).
 
   flow_fwd, flow_bwd: `[..., T, H, W, 2]` as in the batch contract. The forward-backward test of
-  the module docstring, with flow_bwd[t] checked against flow_fwd[t-1]. No gradient.
+  the module docstring, with flow_bwd[t] checked against flow_fwd[t-1]; with
+  `motion_boundaries` also its motion-boundary test. No gradient.
   """
   flow_fwd, flow_bwd = _check_flows(flow_fwd, flow_bwd, "occlusion_mask")
   flow_fwd, flow_bwd = jax.lax.stop_gradient(flow_fwd), jax.lax.stop_gradient(flow_bwd)
@@ -59,12 +65,24 @@ def occlusion_mask(flow_fwd, flow_bwd) -> jax.Array:
   mismatch = jnp.sum(jnp.square(back + forth), axis=-1)
   bound = 0.01 * (jnp.sum(jnp.square(back), -1) + jnp.sum(jnp.square(forth), -1)) + 0.5
   seen = (mismatch <= bound) & positions_inside(positions, h, w)
+  if motion_boundaries:
+    seen = seen & ~motion_boundary(back)
   first = jnp.zeros_like(seen[..., :1, :, :])
   return jnp.concatenate([first, seen], axis=-3).astype(jnp.float32)
 
 
+def motion_boundary(flow) -> jax.Array:
+  """bool `[..., H, W]`: Sundaram et al.'s motion boundaries of a flow `[..., H, W, 2]` (pixels):
+  |grad u|^2 + |grad v|^2 > 0.01 |w|^2 + 0.002, central differences (one-sided at the border)."""
+  flow = jnp.asarray(flow, jnp.float32)
+  gy, gx = jnp.gradient(flow, axis=(-3, -2))
+  spread = jnp.sum(jnp.square(gx) + jnp.square(gy), axis=-1)
+  return spread > 0.01 * jnp.sum(jnp.square(flow), axis=-1) + 0.002
+
+
 def temporal_warp_loss(frames, flow_fwd, flow_bwd, *, previous=None, norm: str = "l1",
-                       mask=None) -> jax.Array:
+                       mask=None, occlusion: bool = True,
+                       motion_boundaries: bool = False) -> jax.Array:
   """The occlusion-masked warp loss L of the module docstring (a float32 scalar).
 
   Args:
@@ -75,6 +93,9 @@ def temporal_warp_loss(frames, flow_fwd, flow_bwd, *, previous=None, norm: str =
     norm: "l1" (|.|, Lai et al.) or "l2" (squared difference).
     mask: optional extra weights `[..., T, H, W]` or `[..., T, H, W, 1]` (e.g. a foreground mask)
       multiplied with the occlusion mask.
+    occlusion: weight by the occlusion mask (False: every pixel of frames 1.. counts, INTERnet's
+      unmasked Eq. 2 and its intrinsic Eq. 4, which masks with `mask` alone).
+    motion_boundaries: the occlusion mask also drops motion boundaries (INTERnet's Eq. 3).
   """
   if norm not in NORMS:
     raise ValueError(f"temporal_warp_loss: norm must be one of {', '.join(NORMS)}; got {norm!r}")
@@ -85,7 +106,10 @@ def temporal_warp_loss(frames, flow_fwd, flow_bwd, *, previous=None, norm: str =
       or frames.shape[-4] < 2):
     raise ValueError(f"temporal_warp_loss: frames (and previous) must be [..., T>=2, H, W, C] "
                      f"matching the flows {flow_bwd.shape}; got {frames.shape} and {previous.shape}")
-  weight = occlusion_mask(flow_fwd, flow_bwd)[..., None]
+  if occlusion:
+    weight = occlusion_mask(flow_fwd, flow_bwd, motion_boundaries=motion_boundaries)[..., None]
+  else:
+    weight = jnp.ones(flow_bwd.shape[:-1] + (1,), jnp.float32)
   if mask is not None:
     mask = jnp.asarray(mask, jnp.float32)
     extra = mask[..., None] if mask.ndim == frames.ndim - 1 else mask

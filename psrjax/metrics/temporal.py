@@ -37,3 +37,35 @@ def temporal_error(frames, flow_bwd, *, mask=None, data_range: float = 2.0) -> j
   err = jnp.sum(jnp.square(frames[:, 1:] - warped), axis=-1)
   per_step = jnp.sum(err * weight, axis=(2, 3)) / jnp.maximum(jnp.sum(weight, axis=(2, 3)), 1.0)
   return jnp.mean(per_step, axis=1).reshape(lead)
+
+
+def interpolate_midframes(frames, flow_fwd, flow_bwd) -> jax.Array:
+  """Frames 1..T-2 of a video predicted from their neighbours with the flows of the batch
+  contract: I_t(p) ~ (W(V_{t-1}, flow_bwd[t]) + W(V_{t+1}, flow_fwd[t])) / 2, each neighbour
+  read bilinearly (border padding) where frame t's pixel moves to. [..., T, H, W, C] ->
+  [..., T - 2, H, W, C] float32."""
+  frames = jnp.asarray(frames, jnp.float32)
+  flow_fwd, flow_bwd = jnp.asarray(flow_fwd, jnp.float32), jnp.asarray(flow_bwd, jnp.float32)
+  if (frames.ndim < 4 or frames.shape[-4] < 3 or flow_fwd.shape != frames.shape[:-1] + (2,)
+      or flow_bwd.shape != flow_fwd.shape):
+    raise ValueError(f"interpolate_midframes: expected frames [..., T>=3, H, W, C] and flows "
+                     f"[..., T, H, W, 2]; got {frames.shape}, {flow_fwd.shape}, {flow_bwd.shape}")
+  grid = pixel_grid(*frames.shape[-3:-1])
+  before = bilinear_sample(frames[..., :-2, :, :, :], grid + flow_bwd[..., 1:-1, :, :, :],
+                           padding="border")
+  after = bilinear_sample(frames[..., 2:, :, :, :], grid + flow_fwd[..., 1:-1, :, :, :],
+                          padding="border")
+  return 0.5 * (before + after)
+
+
+def interpolation_psnr(frames, flow_fwd, flow_bwd, reference, *,
+                       data_range: float = 2.0) -> jax.Array:
+  """INTERnet's Interp-PSNR per video: the mean over t = 1..T-2 of PSNR(interpolated frame t,
+  reference frame t), the interpolation `interpolate_midframes` of the video `frames` [..., T,
+  H, W, C]; `reference` the ground-truth video (the paper's "predict each frame I_t from O_{t-1}
+  and O_{t+1}") or `frames` itself (the video's own consistency). -> [...]."""
+  middle = interpolate_midframes(frames, flow_fwd, flow_bwd)
+  target = jnp.asarray(reference, jnp.float32)[..., 1:-1, :, :, :]
+  mse = jnp.mean(jnp.square(middle - target), axis=(-3, -2, -1))
+  psnr = 10.0 * jnp.log10(data_range ** 2 / jnp.maximum(mse, 1e-10))
+  return jnp.mean(psnr, axis=-1)

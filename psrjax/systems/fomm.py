@@ -108,11 +108,7 @@ class FOMM(base.System):
   def __init__(self, config):
     super().__init__(config)
     d, m, c = config.data, config.model, config.loss
-    same_video.check_lengths(d.num_frames, d.num_sources, d.num_targets)
-    same_video.check_lengths(d.num_frames, 1, d.eval_targets)
-    if d.num_sources != 1 or d.num_targets != 1:
-      raise ValueError(f"FOMM trains on one source and one driving frame: data.num_sources and "
-                       f"data.num_targets must be 1; got {d.num_sources}, {d.num_targets}")
+    self._check_data(d)
     if d.eval_targets < 2:
       raise ValueError(f"data.eval_targets must be >= 2 driving frames (E_temp); got "
                        f"{d.eval_targets}")
@@ -126,12 +122,23 @@ class FOMM(base.System):
                        "the smallest scales")
     if d.get("dataset", ""):
       same_video.open_dataset(d)
-    self.kp_detector, self.generator, self.discriminator = fomm_models.networks(m)
+    self.kp_detector, self.generator, self.discriminator = self._networks(m)
     self.pyramid = {s: fomm_models.AntiAliasInterpolation2d(scale=s) for s in c.scales}
     self.d_scales = tuple(m.d_scales)
     for s in self.d_scales:
       self.pyramid.setdefault(s, fomm_models.AntiAliasInterpolation2d(scale=s))
-    self.eval_data = _with(d, num_targets=d.eval_targets)
+    self.eval_data = _with(d, num_sources=1, num_targets=d.eval_targets)
+
+  def _check_data(self, d):
+    same_video.check_lengths(d.num_frames, d.num_sources, d.num_targets)
+    same_video.check_lengths(d.num_frames, 1, d.eval_targets)
+    if d.num_sources != 1 or d.num_targets != 1:
+      raise ValueError(f"FOMM trains on one source and one driving frame: data.num_sources and "
+                       f"data.num_targets must be 1; got {d.num_sources}, {d.num_targets}")
+
+  def _networks(self, settings):
+    """(keypoint detector, generator, discriminator)."""
+    return fomm_models.networks(settings)
 
   # ----------------------------------------------------------------------------- schedule
   def stages(self):
@@ -151,7 +158,7 @@ class FOMM(base.System):
 
   def init(self, rng, batch):
     k_kp, k_g, k_d = jax.random.split(rng, 3)
-    source, driving = _unit(batch["src_rgb"][:, 0]), _unit(batch["tgt_rgb"][:, 0])
+    source, driving = _unit(batch["src_rgb"][:, 0]), _driving(batch)
     kp_params = self.kp_detector.init(k_kp, source)["params"]
     kp = self.kp_detector.apply({"params": kp_params}, source)
     return {"kp": kp_params,
@@ -177,10 +184,10 @@ class FOMM(base.System):
   def _forward(self, params, b, rng):
     """The driving frame reconstructed from the source with its keypoints; the keypoints of a
     randomly warped driving frame for the equivariance losses."""
-    source, driving = _unit(b["src_rgb"][:, 0]), _unit(b["tgt_rgb"][:, 0])
+    source, driving = _unit(b["src_rgb"][:, 0]), _driving(b)
     kp_source, kp_driving = self._keypoints(params, source), self._keypoints(params, driving)
     generated = self._animate(params, source, kp_source, kp_driving)
-    out = {"prediction": generated["prediction"], "kp_driving": kp_driving}
+    out = {**generated, "kp_driving": kp_driving}
     c = self.config.loss
     if c.equivariance_value + c.equivariance_jacobian > 0:
       tps = motion.random_tps(rng, driving.shape[0], sigma_affine=c.sigma_affine,
@@ -199,7 +206,7 @@ class FOMM(base.System):
   def _d_loss(self, params, b, outputs, rng):
     """LSGAN: (1 - D(real))^2 + D(fake)^2, at each scale."""
     del rng
-    real = self._disc(params, _unit(b["tgt_rgb"][:, 0]))
+    real = self._disc(params, _driving(b))
     fake = self._disc(params, outputs["prediction"])
     adv = sum(jnp.mean((1.0 - r[1].astype(jnp.float32)) ** 2 + f[1].astype(jnp.float32) ** 2)
               for r, f in zip(real, fake))
@@ -208,11 +215,12 @@ class FOMM(base.System):
   def _g_loss(self, params, b, outputs, rng):
     del rng
     c = self.config.loss
-    driving, prediction = _unit(b["tgt_rgb"][:, 0]), outputs["prediction"]
+    driving, prediction = _driving(b), outputs["prediction"]
     terms, total = {}, 0.0
     if c.perceptual > 0:
-      terms["perceptual"] = self._perceptual(params, prediction, driving)
-      total = total + c.perceptual * terms["perceptual"]
+      for name, (weight, value) in self._vgg_terms(params, prediction, driving).items():
+        terms[name] = value
+        total = total + weight * value
     if c.gan > 0:
       adv, fm = self._adversarial(params, prediction, driving)
       terms.update(adv=adv, fm=fm)
@@ -223,20 +231,31 @@ class FOMM(base.System):
       total = total + c.equivariance_value * value + c.equivariance_jacobian * jac
     return total, terms
 
+  def _vgg_terms(self, params, prediction, target) -> dict:
+    """{name: (weight, value)} of the losses on VGG features."""
+    return {"perceptual": (self.config.loss.perceptual,
+                           self._perceptual(params, prediction, target))}
+
   def _perceptual(self, params, prediction, target):
     """Σ over the pyramid's scales and VGG layers of w_l mean |VGG_l(pred) - VGG_l(target)|
     (the official GeneratorFullModel), without `loss.perceptual` (the official 10)."""
+    return self._vgg_pyramid(params, prediction, target)[0]
+
+  def _vgg_pyramid(self, params, prediction, target):
+    """(the pyramid perceptual loss, (prediction, target) VGG features at full scale or None)."""
     vgg = self._vgg(params)
-    total = 0.0
+    total, full = 0.0, None
     for s in self.config.loss.scales:
       down = self.pyramid[s]
       # psrjax's VGG reads [-1, 1] images and applies ImageNet's normalisation as FOMM's does.
       pred_features = vgg(2.0 * down(prediction) - 1.0)
       target_features = vgg(jax.lax.stop_gradient(2.0 * down(target) - 1.0))
+      if s == 1.0:
+        full = (pred_features, target_features)
       total = total + perceptual_losses.perceptual_loss(
           pred_features, target_features, VGG_LAYERS,
           tuple(self.config.loss.perceptual_layers), kind="l1")
-    return total
+    return total, full
 
   def _vgg(self, params):
     module = pretrained.make_module(self.config.loss.vgg_net, final_endpoint=VGG_LAYERS[-1],
@@ -274,7 +293,11 @@ class FOMM(base.System):
 
   def evaluate(self, params, batch):
     """Per example [B]: l1 (on [0, 1]), ssim, ms_ssim, psnr, m_ssim, lpips, tempe."""
-    pred, target = self.generate(params, batch)["frames"], batch["tgt_rgb"]
+    return self._frame_metrics(params, self.generate(params, batch)["frames"], batch)
+
+  def _frame_metrics(self, params, pred, batch):
+    """`evaluate`'s values for generated frames `pred` [B, L, H, W, 3]."""
+    target = batch["tgt_rgb"]
     values = runs.run_metrics(pred, target, batch["tgt_mask"], flow_bwd=batch["tgt_flow_bwd"],
                               lpips_net=LPIPS_NET, lpips_variables=params["lpips"])
     weights = ms_ssim_weights(pred.shape[2])
@@ -332,6 +355,11 @@ def equivariance(tps, kp_driving, kp_warped):
   composed = motion.matmul2(motion.tps_jacobian(tps, kp_warped["value"]), kp_warped["jacobian"])
   product = motion.matmul2(motion.inverse2(kp_driving["jacobian"]), composed)
   return value, jnp.mean(jnp.abs(jnp.eye(2) - product))
+
+
+def _driving(batch):
+  """The driving frame of a training batch in [0, 1]: the last target frame."""
+  return _unit(batch["tgt_rgb"][:, -1])
 
 
 def _with(data, **updates) -> ml_collections.ConfigDict:
