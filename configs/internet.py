@@ -11,9 +11,9 @@ FOMM's equivariance losses; the intrinsic temporal loss (scheme c); RAdam lr 2e-
 60 % and 90 % of the steps, batch 16; the source a clip's first frame, the driving frame at
 least 2 s in (30 frames at the synthetic world's 15 fps). Weights the paper does not give are
 FOMM's (perceptual 10, LSGAN 1, feature matching 10, equivariance 10 + 10); the style weight
-and lambda_reg are psrjax's, chosen so that each term starts at about a tenth of the
-perceptual loss on the runlocal data (style 1e4: Eq. 10's double 1/CHW normalisation makes the
-raw term ~1e-5; reg 10).
+and lambda_reg are psrjax's: at the first steps of the runlocal run the weighted style term is
+about a tenth of the weighted perceptual loss (style 5e3: Eq. 10's double 1/CHW normalisation
+makes the raw term ~6e-3) and the weighted temporal term about a twentieth (reg 100; raw ~0.1).
 
 Train on this CPU in minutes:
 
@@ -67,8 +67,8 @@ def base_config(c):
 
   c.loss = dict(
       temporal="intrinsic",      # Fig. 4: "flow" (a) | "external" (b) | "intrinsic" (c) | "none"
-      reg=10.0,                  # lambda_reg (Eq. 1)
-      style=1e4,                 # Eq. 10, on relu1_1..relu5_1 of the full-size frame
+      reg=100.0,                 # lambda_reg (Eq. 1)
+      style=5e3,                 # Eq. 10, on relu1_1..relu5_1 of the full-size frame
       perceptual=10.0,           # FOMM's pyramid perceptual loss, per layer and scale
       perceptual_layers=(1.0,) * 5,   # relu1_1..relu5_1, relative weights
       scales=(1.0, 0.5, 0.25, 0.125),              # the image pyramid of the perceptual loss
