@@ -103,7 +103,9 @@ def base_config(c):
 
   c.train.update(batch_size=16, steps=100_000, log_every=100, checkpoint_every=5000,
                  sample_every=5000, eval_every=20_000, data_workers=2)
-  c.eval.update(split="test", batch_size=8, num_examples=32)
+  c.eval.update(split="test", batch_size=8, num_examples=32,
+                act_recog=True,          # Act-Recog-L1 with the packaged Kinetics I3D
+                i3d_weights="")          # "" = the packaged file
   c.evals = ml_collections.ConfigDict()
   return c
 
@@ -127,4 +129,4 @@ def tiny(c):
   c.loss.update(perceptual=0.0, scales=(1.0, 0.5))   # the checks switch the VGG pyramid on
   c.train.update(batch_size=4, steps=4, log_every=1, checkpoint_every=2, sample_every=0,
                  eval_every=0, data_workers=0)
-  c.eval.update(batch_size=4, num_examples=2)
+  c.eval.update(batch_size=4, num_examples=2, act_recog=False)

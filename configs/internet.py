@@ -88,7 +88,8 @@ def base_config(c):
 
   c.train.update(batch_size=16, steps=100_000, log_every=100, checkpoint_every=5000,
                  sample_every=5000, eval_every=20_000, data_workers=2)
-  c.eval.update(split="test", batch_size=8, num_examples=32, act_recog=True, i3d_weights="")
+  c.eval.update(split="test", batch_size=8, num_examples=32, act_recog=True,
+                i3d_weights="")          # I3D for Act-Recog-L1: "" = the packaged file
   c.evals = ml_collections.ConfigDict()
   return c
 

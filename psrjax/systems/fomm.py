@@ -29,7 +29,14 @@ Evaluation (the official reconstruction mode, on held-out identities): the first
 held-out clip is the source, its last `data.eval_targets` frames the driving frames; the
 reported values are L1 (the paper's reconstruction metric, on [0, 1] intensities), SSIM,
 MS-SSIM (with as many of its five scales as the frame size allows: `ms_ssim_weights`), PSNR,
-LPIPS (AlexNet) and E_temp.
+LPIPS (AlexNet) and E_temp, and the temporal metrics of INTERnet's Table 2, where FOMM is a row:
+Interp-PSNR, each frame t of the output predicted from O_{t-1} and O_{t+1} by flow-based
+midpoint interpolation with the ground-truth flows (`psrjax.metrics.interpolation_psnr`; the
+paper's Super SloMo is not available here) and compared with the ground-truth frame I_t
+("interp_psnr", the paper's "predict each frame I_t") and with O_t itself ("interp_psnr_self",
+the output's own consistency); with `eval.act_recog`, Act-Recog-L1 per clip (the packaged
+Kinetics-400 I3D's pooled Mixed_5c features, `psrjax.metrics.action_feature_distance`). FID is
+the "fid" eval type.
 
 Inference uses the official animation's relative motion (animate.py `normalize_kp` with
 relative movement and Jacobians, no movement scaling): the driving keypoints move the source's
@@ -54,10 +61,11 @@ import numpy as np
 import optax
 
 from psrjax import config_args
-from psrjax.data import same_video, sources
+from psrjax.data import first_frame, same_video, sources
 from psrjax.geometry import motion
 from psrjax.losses import perceptual as perceptual_losses
 from psrjax.metrics import perceptual as perceptual_metrics, runs, structural
+from psrjax.metrics import temporal as temporal_metrics, video as video_metrics
 from psrjax.models import fomm as fomm_models
 from psrjax.models import pretrained
 from psrjax.systems import base, pix2pixhd
@@ -103,7 +111,7 @@ class FOMM(base.System):
       base.Option("driving", str, "test", "'test': the frames of held-out clip --seed; or a "
                   "prepared dataset's path: its video --seed"),
   )
-  modalities = same_video.MODALITIES
+  modalities = first_frame.MODALITIES
 
   def __init__(self, config):
     super().__init__(config)
@@ -172,6 +180,9 @@ class FOMM(base.System):
     out = {"lpips": perceptual_metrics.load_variables(LPIPS_NET)}
     if c.perceptual > 0:
       out["vgg"] = pretrained.load_variables(c.vgg_net, c.vgg_weights or None)
+    if self.config.eval.get("act_recog", False):
+      out["i3d"] = pretrained.load("i3d", self.config.eval.i3d_weights or None,
+                                   final_endpoint="Mixed_5c")[1]
     return out
 
   # ----------------------------------------------------------------------------- forward
@@ -292,17 +303,24 @@ class FOMM(base.System):
             "source": jnp.repeat(batch["src_rgb"][:, :1], length, axis=1)}
 
   def evaluate(self, params, batch):
-    """Per example [B]: l1 (on [0, 1]), ssim, ms_ssim, psnr, m_ssim, lpips, tempe."""
-    return self._frame_metrics(params, self.generate(params, batch)["frames"], batch)
-
-  def _frame_metrics(self, params, pred, batch):
-    """`evaluate`'s values for generated frames `pred` [B, L, H, W, 3]."""
-    target = batch["tgt_rgb"]
+    """Per example [B]: l1 (on [0, 1]), ssim, ms_ssim, psnr, m_ssim, lpips, tempe,
+    interp_psnr and interp_psnr_self (with >= 3 driving frames), act_recog_l1 (with
+    `eval.act_recog`)."""
+    pred, target = self.generate(params, batch)["frames"], batch["tgt_rgb"]
     values = runs.run_metrics(pred, target, batch["tgt_mask"], flow_bwd=batch["tgt_flow_bwd"],
                               lpips_net=LPIPS_NET, lpips_variables=params["lpips"])
     weights = ms_ssim_weights(pred.shape[2])
     values["ms_ssim"] = jnp.mean(structural.ms_ssim(pred, target, weights=weights), axis=-1)
     values["l1"] = jnp.mean(jnp.abs(pred - target), axis=(1, 2, 3, 4)) * 0.5
+    if pred.shape[1] >= 3:
+      flows = (batch["tgt_flow_fwd"], batch["tgt_flow_bwd"])
+      values["interp_psnr"] = temporal_metrics.interpolation_psnr(pred, *flows, target)
+      values["interp_psnr_self"] = temporal_metrics.interpolation_psnr(pred, *flows, pred)
+    if "i3d" in params:
+      i3d = pretrained.make_module("i3d", final_endpoint="Mixed_5c",
+                                   conv_impl=self.config.model.conv_impl)
+      values["act_recog_l1"] = video_metrics.action_feature_distance(
+          functools.partial(i3d.apply, params["i3d"]), pred, target)
     return values
 
   def sample_video(self, batch, outputs):
@@ -315,16 +333,16 @@ class FOMM(base.System):
     if split == "train":
       return same_video.train_dataset(self.config.data, seed=seed, shard_index=shard_index,
                                      shard_count=shard_count)
-    ds = same_video.eval_dataset(self.eval_data, split,
-                                 num_clips=max(1, self.config.eval.num_examples),
-                                 shard_index=shard_index, shard_count=shard_count)
+    ds = first_frame.eval_dataset(self.eval_data, split,
+                                  num_clips=max(1, self.config.eval.num_examples),
+                                  shard_index=shard_index, shard_count=shard_count)
     return ds.map(_with_initial)
 
   def example_spec(self, split):
     if split == "train":
       spec = same_video.example_spec(self.config.data)
     else:
-      spec = same_video.example_spec(self.eval_data)
+      spec = first_frame.example_spec(self.eval_data, self.eval_data.num_targets)
       spec["init_rgb"] = (spec["src_rgb"][0][1:], np.float32)
     return {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in spec.items()}
 

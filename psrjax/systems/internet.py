@@ -40,32 +40,22 @@ least `data.min_driving_frame` frames into it (the paper: 2 s), frame t - 1 the 
 discriminator, x 0.1 at 60 % and 90 % of the steps. Generator and discriminator step on one
 forward, G then D (FOMM's trainer).
 
-Evaluation (Table 2, self-imitation on held-out identities): the first frame of each held-out
-clip animates its last `data.eval_targets` frames; SSIM, MS-SSIM (both: the paper's text says
-SSIM, its table MS-SSIM), PSNR, L1, LPIPS, E_temp, and Interp-PSNR: each frame t of the output
-predicted from O_{t-1} and O_{t+1} by flow-based midpoint interpolation with the ground-truth
-flows (`psrjax.metrics.interpolation_psnr`; the paper's Super SloMo is not available here) and
-compared with the ground-truth frame I_t ("interp_psnr", the paper's wording) and with O_t
-itself ("interp_psnr_self"). FID is the "fid" eval type; Act-Recog-L1 (the packaged Kinetics I3D,
-`psrjax.metrics.action_feature_distance`) is computed per clip with `eval.act_recog`.
-Inference is FOMM's relative-motion animation; `psrjax synthesize --source IMAGE --driving PATH`
-animates an image file.
+Evaluation and inference are FOMM's (`psrjax.systems.fomm`: Table 2's self-imitation on
+held-out identities, the first frame of each held-out clip animating its last
+`data.eval_targets` frames, with SSIM and MS-SSIM, LPIPS, Interp-PSNR, Act-Recog-L1, E_temp; FID
+as the "fid" eval type), so that the two systems' rows are measured alike; `psrjax synthesize
+--source IMAGE --driving PATH` animates an image file.
 """
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from psrjax.data import first_frame
 from psrjax.losses import perceptual as perceptual_losses
 from psrjax.losses import temporal as temporal_losses
-from psrjax.metrics import temporal as temporal_metrics, video as video_metrics
 from psrjax.models import internet as internet_models
-from psrjax.models import pretrained
 from psrjax.systems import fomm
 
 SCHEMES = ("none", "flow", "external", "intrinsic")   # Fig. 4: -, (a), (b), (c)
@@ -73,8 +63,6 @@ SCHEMES = ("none", "flow", "external", "intrinsic")   # Fig. 4: -, (a), (b), (c)
 
 class INTERnet(fomm.FOMM):
   """INTERnet over videos of many people (module docstring)."""
-
-  modalities = first_frame.MODALITIES
 
   def __init__(self, config):
     c = config.loss
@@ -102,13 +90,6 @@ class INTERnet(fomm.FOMM):
         o.lr, {int(round(f * steps)): 0.1 for f in o.milestones})
     radam = lambda: optax.radam(schedule, b1=o.b1, b2=o.b2)
     return {"kp": radam(), "g": radam(), "d": radam()}
-
-  def constants(self):
-    out = super().constants()
-    if self.config.eval.act_recog:
-      out["i3d"] = pretrained.load("i3d", self.config.eval.i3d_weights or None,
-                                   final_endpoint="Mixed_5c")[1]
-    return out
 
   # ----------------------------------------------------------------------------- losses
   def _g_loss(self, params, b, outputs, rng):
@@ -144,41 +125,17 @@ class INTERnet(fomm.FOMM):
         previous=jnp.stack([previous, previous], axis=1), mask=mask,
         occlusion=scheme == "external", motion_boundaries=scheme == "external")
 
-  # ----------------------------------------------------------------------------- evaluation
-  def evaluate(self, params, batch):
-    """FOMM's values per example [B] and interp_psnr, interp_psnr_self (and act_recog_l1 with
-    `eval.act_recog`)."""
-    pred = self.generate(params, batch)["frames"]
-    target = batch["tgt_rgb"]
-    values = self._frame_metrics(params, pred, batch)
-    flows = (batch["tgt_flow_fwd"], batch["tgt_flow_bwd"])
-    values["interp_psnr"] = temporal_metrics.interpolation_psnr(pred, *flows, target)
-    values["interp_psnr_self"] = temporal_metrics.interpolation_psnr(pred, *flows, pred)
-    if "i3d" in params:
-      i3d = functools.partial(self._i3d().apply, params["i3d"])
-      values["act_recog_l1"] = video_metrics.action_feature_distance(i3d, pred, target)
-    return values
-
-  def _i3d(self):
-    return pretrained.make_module("i3d", final_endpoint="Mixed_5c",
-                                  conv_impl=self.config.model.conv_impl)
-
   # ----------------------------------------------------------------------------- data
   def dataset(self, split, *, seed, shard_index, shard_count):
-    if split == "train":
-      return first_frame.train_dataset(self.config.data, seed=seed, shard_index=shard_index,
-                                       shard_count=shard_count)
-    ds = first_frame.eval_dataset(self.eval_data, split,
-                                  num_clips=max(1, self.config.eval.num_examples),
-                                  shard_index=shard_index, shard_count=shard_count)
-    return ds.map(fomm._with_initial)
+    if split != "train":
+      return super().dataset(split, seed=seed, shard_index=shard_index, shard_count=shard_count)
+    return first_frame.train_dataset(self.config.data, seed=seed, shard_index=shard_index,
+                                     shard_count=shard_count)
 
   def example_spec(self, split):
-    if split == "train":
-      spec = first_frame.example_spec(self.config.data)
-    else:
-      spec = first_frame.example_spec(self.eval_data, self.eval_data.num_targets)
-      spec["init_rgb"] = (spec["src_rgb"][0][1:], np.float32)
+    if split != "train":
+      return super().example_spec(split)
+    spec = first_frame.example_spec(self.config.data)
     return {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in spec.items()}
 
 

@@ -104,3 +104,23 @@ def test_bad_input():
     losses.temporal_warp_loss(frames[:1], flow_fwd[:1], flow_bwd[:1])
   with pytest.raises(ValueError, match="mask must be"):
     losses.temporal_warp_loss(frames, flow_fwd, flow_bwd, mask=np.ones((2, 8, 11)))
+
+
+def test_motion_boundaries_and_the_unmasked_loss():
+  """Sundaram et al.'s boundary test marks the columns around a step in the flow (hand-computed
+  central differences) and nowhere else; `occlusion=False` counts every pixel."""
+  flow = np.zeros((2, 6, 8, 2), np.float32)
+  flow[:, :, 4:, 0] = 2.0                   # the right half moves 2 px: a step between x 3 and 4
+  boundary = np.asarray(losses.temporal.motion_boundary(flow[1]))
+  # central differences: |du/dx| = 1 at x = 3 and 4; 1 > 0.01 |w|^2 + 0.002 on both sides
+  expected = np.zeros((6, 8), bool)
+  expected[:, 3:5] = True
+  np.testing.assert_array_equal(boundary, expected)
+  fwd = -flow                               # consistent flows: only boundaries are dropped
+  plain = np.asarray(losses.occlusion_mask(fwd, flow))[1]
+  dropped = np.asarray(losses.occlusion_mask(fwd, flow, motion_boundaries=True))[1]
+  np.testing.assert_array_equal(dropped, plain * ~expected)
+  frames = np.random.default_rng(3).uniform(-1, 1, (2, 6, 8, 3)).astype(np.float32)
+  zero = np.zeros_like(flow)
+  unmasked = float(losses.temporal_warp_loss(frames, zero, zero, occlusion=False))
+  np.testing.assert_allclose(unmasked, np.mean(np.abs(frames[1] - frames[0])), rtol=1e-5)

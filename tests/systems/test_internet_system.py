@@ -1,0 +1,184 @@
+"""INTERnet (psrjax/systems/internet.py, psrjax/models/internet.py) beyond the shared system
+checks: the motion field of identical keypoints, the confidence's range, which temporal scheme
+reaches Stage I through the confidence, the first-frame examples, the single-scale variant,
+animating an image file, and bad configs."""
+import os
+
+import imageio.v3 as iio
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import train_harness
+from psrjax import cli, config_utils
+from psrjax.data import first_frame, same_video
+from psrjax.geometry import motion
+from psrjax.models import internet as internet_models
+from psrjax.systems import base, fomm, internet
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+GROUP = pytest.mark.xdist_group("internet")
+
+
+def tiny_config(spec="", **overrides):
+  return train_harness.config_with(os.path.join(CONFIGS, f"internet.py:tiny{spec}"), **overrides)
+
+
+def _generator(deformable_skips=True):
+  detector, generator, _ = internet_models.networks(internet_models.VARIANTS["tiny"],
+                                                    deformable_skips=deformable_skips)
+  source = jax.random.uniform(jax.random.PRNGKey(0), (2, 32, 32, 3))
+  kp_params = detector.init(jax.random.PRNGKey(1), source)
+  kp = detector.apply(kp_params, source)
+  params = generator.init(jax.random.PRNGKey(2), source, kp, kp)
+  return generator, params, source, kp
+
+
+def test_identical_keypoints_give_the_identity_motion_field():
+  """F = sum_k w_k T_k with every T_k the identity when source and driving anchors agree."""
+  generator, params, source, kp = _generator()
+  out = jax.jit(generator.apply)(params, source, kp, kp)
+  grid = motion.coordinate_grid(*out["deformation"].shape[1:3])
+  np.testing.assert_allclose(out["deformation"], np.broadcast_to(grid, out["deformation"].shape),
+                             atol=1e-5)
+  moved = {"value": kp["value"] + 0.3, "jacobian": kp["jacobian"]}
+  far = jax.jit(generator.apply)(params, source, kp, moved)["deformation"]
+  assert float(jnp.max(jnp.abs(far - grid))) > 0.05
+
+
+def test_confidence_is_in_the_unit_interval_at_every_scale():
+  generator, params, source, kp = _generator()
+  for scale in (1.0, 1e3):        # large inputs drive the sigmoid to its ends
+    moved = {"value": kp["value"] * 0.5, "jacobian": kp["jacobian"]}
+    out = generator.apply(params, source * scale, kp, moved)
+    for key in ("confidence", "confidence_full"):
+      m = np.asarray(out[key])
+      assert m.min() >= 0.0 and m.max() <= 1.0 and np.isfinite(m).all()
+    assert out["confidence_full"].shape == (2, 32, 32, 1)
+
+
+def test_single_scale_generator_reads_only_the_base_motion():
+  """SS (no deformable skips) has no fusion layers; MS has one per finer scale."""
+  _, ms, _, _ = _generator(True)
+  _, ss, _, _ = _generator(False)
+  assert "fuse1" in ms["params"] and not any(k.startswith("fuse") for k in ss["params"])
+
+
+def _regularisation_grads(scheme, *, through_generator: bool):
+  """d L_reg / d (keypoint detector's params) of a tiny system's first training batch; with
+  `through_generator=False` the generated frame is held fixed (only the confidence path)."""
+  system = base.get_system(tiny_config(**{"loss.temporal": scheme}))
+  batch = jax.tree.map(lambda x: jnp.asarray(x)[None],
+                       system.dataset("train", seed=0, shard_index=0, shard_count=1)[0])
+  params = system.init(jax.random.PRNGKey(0), batch)
+
+  def loss(kp_params):
+    p = {**params, "kp": kp_params}
+    outputs = system._forward(p, batch, jax.random.PRNGKey(1))
+    if not through_generator:
+      outputs = {**outputs, "prediction": jax.lax.stop_gradient(outputs["prediction"])}
+    return system._regularisation(batch, outputs)
+
+  grads = jax.grad(loss)(params["kp"])
+  return max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(grads))
+
+
+@pytest.mark.parametrize("scheme", ["flow", "external", "intrinsic"])
+def test_only_the_intrinsic_loss_reaches_the_keypoint_detector_through_the_confidence(scheme):
+  """Eq. 4's shortcut: with the generated frame held fixed, the intrinsic loss's gradient
+  reaches the keypoint detector through M and schemes (a) and (b) send none; through the
+  generated frame every scheme reaches it (Stage II's path)."""
+  shortcut = _regularisation_grads(scheme, through_generator=False)
+  if scheme == "intrinsic":
+    assert shortcut > 1e-7
+  else:
+    assert shortcut == 0.0
+  assert _regularisation_grads(scheme, through_generator=True) > 1e-7
+
+
+def test_training_examples_start_at_the_first_frame_and_drive_with_two_consecutive_frames():
+  system = base.get_system(tiny_config())
+  d = system.config.data
+  clip = system.dataset("train", seed=0, shard_index=0, shard_count=1)
+  src = same_video._source(d, "train", d.train_clips)
+  for i in range(6):
+    example = clip[i]
+    assert example["tgt_rgb"].shape[0] == 2 and example["tgt_flow_fwd"].shape == (2, 32, 32, 2)
+    video = src.take(i)
+    frames = [src.frames(v, np.arange(d.num_frames), ("rgb",))["rgb"] for v in video]
+    matches = [(v, t) for v, f in enumerate(frames) for t in range(1, d.num_frames)
+               if np.array_equal(f[t], example["tgt_rgb"][1])]
+    assert matches, "the driving frame is a frame of the example's clip"
+    view, t = matches[0]
+    assert t >= d.min_driving_frame
+    np.testing.assert_array_equal(example["src_rgb"][0], frames[view][0])
+    np.testing.assert_array_equal(example["tgt_rgb"][0], frames[view][t - 1])
+  assert first_frame.MODALITIES[-1] == "flow_fwd"
+  evaluation = system.dataset("test", seed=0, shard_index=0, shard_count=1)[0]
+  np.testing.assert_array_equal(evaluation["init_rgb"], evaluation["src_rgb"][0])
+  assert evaluation["tgt_rgb"].shape[0] == d.eval_targets
+  assert evaluation["tgt_flow_fwd"].shape == evaluation["tgt_flow_bwd"].shape
+
+
+@GROUP
+def test_evaluation_reports_table_2s_metrics_and_synthesize_animates_an_image(
+    system_runs, tmp_path, capsys):
+  runs = system_runs("internet")
+  values = runs.straight.eval_results
+  for key in ("ssim", "ms_ssim", "lpips", "tempe", "interp_psnr", "interp_psnr_self", "l1"):
+    assert np.isfinite(values[key]), key
+  size = runs.system.config.data.resolution
+  path = tmp_path / "person.png"
+  iio.imwrite(path, np.full((size, size, 3), 120, np.uint8))
+  out = tmp_path / "animated.gif"
+  assert cli.main(["synthesize", "--workdir", runs.straight.workdir, "--source", str(path),
+                   "--out", str(out)]) == 0, capsys.readouterr().err
+  assert iio.imread(out).shape[0] == runs.system.config.data.eval_targets
+
+
+def test_configs_name_table_2s_rows():
+  ss_a = config_utils.load_config(os.path.join(CONFIGS, "internet.py:runlocal,ss,temporal=flow"))
+  assert ss_a.model.deformable_skips is False and ss_a.loss.temporal == "flow"
+  ms_c = config_utils.load_config(os.path.join(CONFIGS, "internet.py:runlocal"))
+  assert ms_c.model.deformable_skips is True and ms_c.loss.temporal == "intrinsic"
+  assert fomm.ms_ssim_weights(ms_c.data.resolution)
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"loss.temporal": "warp"}, "loss.temporal"),
+    ({"data.min_driving_frame": 1}, "min_driving_frame"),
+    ({"data.eval_targets": 2}, "eval_targets"),
+    ({"loss.style": 1.0}, "loss.style"),
+])
+def test_bad_configs_fail_with_one_line_errors(overrides, match):
+  with pytest.raises(ValueError, match=match):
+    base.get_system(tiny_config(**overrides))
+
+
+def _table_script():
+  """benchmarks/internet_table.py as a module."""
+  import importlib.util
+  path = os.path.join(CONFIGS, "..", "benchmarks", "internet_table.py")
+  spec = importlib.util.spec_from_file_location("internet_table", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_table_2_script_rows_are_the_papers_variants():
+  table = _table_script()
+  spec = os.path.join(CONFIGS, "internet.py:runlocal")
+  for name, (label, overrides) in table.ROWS.items():
+    if overrides is None:
+      continue
+    config = table.make_config(spec, overrides, steps=7)
+    assert config.train.steps == 7
+    assert config.model.deformable_skips is (not name.startswith("ss")), name
+    scheme = {"a": "flow", "b": "external", "c": "intrinsic", "none": "none"}[name.split("_")[1]]
+    assert config.loss.temporal == scheme, name
+  text = table.table([("FoM", {"ms_ssim": 0.9, "lpips": 0.1}), ("Ours (MS c)", {"ssim": 0.5})],
+                     fid=True)
+  lines = text.splitlines()
+  assert lines[0].startswith("| model | ms_ssim | ssim | lpips | fid/fid | interp_psnr |")
+  assert lines[2].startswith("| FoM | 0.9 | - | 0.1 | - |")
