@@ -140,16 +140,18 @@ def deform(image, grid, *, padding: str = "zeros") -> jax.Array:
 # ----------------------------------------------------------------------------- random TPS
 def tps_parameters(theta, control_params=None, *, points: int = 5) -> dict:
   """A transform's parameters: "theta" `[B, 2, 3]` (affine), "control_points" `[P, 2]` (the
-  points x points grid, `coordinate_grid`) and "control_params" `[B, P]` (the spline weights;
-  zeros when None: the affine map alone)."""
+  points x points grid, `coordinate_grid`) and "control_params" `[B, P]` (the spline weights,
+  the same on both axes as the official transform's; `[B, P, 2]`: one per axis, as `fit_tps`
+  gives; zeros when None: the affine map alone)."""
   theta = jnp.asarray(theta, jnp.float32)
   control_points = coordinate_grid(points, points).reshape(-1, 2)
   if control_params is None:
     control_params = jnp.zeros((theta.shape[0], control_points.shape[0]), jnp.float32)
   control_params = jnp.asarray(control_params, jnp.float32)
-  if control_params.shape != (theta.shape[0], control_points.shape[0]):
-    raise ValueError(f"control_params must be [B, points^2] = {(theta.shape[0], points ** 2)}; "
-                     f"got {control_params.shape}")
+  if control_params.shape[:2] != (theta.shape[0], control_points.shape[0]) or (
+      control_params.shape[2:] not in ((), (2,))):
+    raise ValueError(f"control_params must be [B, points^2] = {(theta.shape[0], points ** 2)} "
+                     f"(or [B, points^2, 2], one weight per axis); got {control_params.shape}")
   return {"theta": theta, "control_points": control_points, "control_params": control_params}
 
 
@@ -167,8 +169,32 @@ def _tps_point(theta, control_points, control_params, z):
   """One example's transform of one normalised point z `[2]` (module docstring)."""
   affine = jnp.sum(theta[:, :2] * z, axis=-1) + theta[:, 2]
   r = jnp.sum(jnp.abs(z - control_points), axis=-1)                     # [P], L1 distances
-  spline = jnp.sum(control_params * jnp.square(r) * jnp.log(r + _TPS_LOG_EPS))
-  return affine + spline
+  basis = jnp.square(r) * jnp.log(r + _TPS_LOG_EPS)
+  if control_params.ndim == 2:                                          # [P, 2]: per axis
+    return affine + jnp.sum(control_params * basis[:, None], axis=0)
+  return affine + jnp.sum(control_params * basis)
+
+
+def fit_tps(targets, *, points: int = 5) -> dict:
+  """The thin-plate spline (Bookstein 1989, with the official transform's basis U(r) = r^2
+  log r of the L1 distance r) that maps the points x points control grid onto `targets`
+  `[B, points^2, 2]` (normalised coordinates): the affine part and per-axis weights solving
+  [[K, P], [P^T, 0]] [w; a] = [targets; 0] with K_ij = U(|c_i - c_j|), P_i = [c_i, 1]."""
+  targets = jnp.asarray(targets, jnp.float32)
+  control_points = coordinate_grid(points, points).reshape(-1, 2)
+  n = control_points.shape[0]
+  if targets.shape[1:] != (n, 2):
+    raise ValueError(f"fit_tps: targets must be [B, {n}, 2] for {points} x {points} control "
+                     f"points; got {targets.shape}")
+  r = jnp.sum(jnp.abs(control_points[:, None] - control_points[None]), axis=-1)
+  kernel = jnp.square(r) * jnp.log(r + _TPS_LOG_EPS)
+  p = jnp.concatenate([control_points, jnp.ones((n, 1), jnp.float32)], axis=1)
+  system = jnp.block([[kernel, p], [p.T, jnp.zeros((3, 3), jnp.float32)]])
+  rhs = jnp.concatenate([targets, jnp.zeros((targets.shape[0], 3, 2), jnp.float32)], axis=1)
+  solution = jnp.linalg.solve(system[None], rhs)                        # [B, n + 3, 2]
+  weights, affine = solution[:, :n], solution[:, n:]                    # affine rows: x, y, 1
+  theta = jnp.swapaxes(affine, 1, 2)                                    # [B, 2, 3]
+  return tps_parameters(theta, weights, points=points)
 
 
 def _per_point(fn, tps: Mapping, coordinates):

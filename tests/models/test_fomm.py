@@ -377,6 +377,23 @@ def test_tps_identity_and_affine_part_and_jacobian():
                              np.broadcast_to(theta[:, None, :, :2], (2, 6, 2, 2)), atol=1e-6)
 
 
+def test_fitted_tps_interpolates_its_control_points():
+  """Zero displacements fit the identity (zero weights); random targets are met exactly at the
+  control points, and the fitted spline is smooth in between."""
+  grid = np.asarray(motion.coordinate_grid(5, 5)).reshape(1, 25, 2)
+  identity = motion.fit_tps(grid)
+  np.testing.assert_allclose(identity["theta"][0], np.eye(2, 3), atol=1e-4)
+  np.testing.assert_allclose(identity["control_params"], 0.0, atol=1e-4)
+  targets = grid + _rand(2, 25, 2, seed=11, scale=0.05)
+  tps = motion.fit_tps(targets)
+  np.testing.assert_allclose(tps_warp_coordinates(tps, grid), targets, atol=1e-4)
+  between = (grid[:, :-1] + grid[:, 1:]) / 2                              # off the grid
+  moved = np.asarray(tps_warp_coordinates(tps, between))
+  assert np.abs(moved - between).max() < 0.5
+  with pytest.raises(ValueError, match="fit_tps"):
+    motion.fit_tps(targets[:, :24])
+
+
 def test_random_tps_matches_the_official_transform():
   tps = motion.random_tps(jax.random.key(3), 2, sigma_affine=0.05, sigma_tps=0.05, points=5)
   assert tps["theta"].shape == (2, 2, 3) and tps["control_params"].shape == (2, 25)
