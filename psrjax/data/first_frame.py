@@ -20,7 +20,7 @@ import grain
 import ml_collections
 import numpy as np
 
-from psrjax.data import same_video
+from psrjax.data import same_video, sources as video_sources
 
 MODALITIES = same_video.MODALITIES + ("flow_fwd",)
 
@@ -30,6 +30,13 @@ def check_min_frame(num_frames: int, min_driving_frame: int) -> None:
     raise ValueError(f"data.min_driving_frame must be in [2, data.num_frames - 1] = [2, "
                      f"{num_frames - 1}] (frame t - 1 must follow the source frame 0); got "
                      f"{min_driving_frame}")
+
+
+def open_dataset(data, what: str = "FOMM and INTERnet"):
+  """The prepared dataset at `data.resolution`, checked for what these examples read."""
+  src = video_sources.open_prepared(data.dataset, data.resolution)
+  video_sources.require(src, MODALITIES, what=what)
+  return src
 
 
 def with_forward_flow(src, video, example: dict, start: int, length: int) -> dict:
@@ -81,7 +88,7 @@ class _RealDraw(grain.transforms.RandomMap):
 def train_dataset(data, *, seed: int, shard_index: int, shard_count: int) -> grain.MapDataset:
   """Random (first frame, frames t - 1 and t) draws of this shard's training videos."""
   if data.dataset:
-    src = same_video.open_dataset(data)
+    src = open_dataset(data)
     videos = [v for v in src.videos("train") if v.num_frames > data.min_driving_frame]
     if not videos:
       raise ValueError(f"no training video of {data.dataset} is longer than "
@@ -98,7 +105,7 @@ def eval_dataset(data, split: str, *, num_clips: int, shard_index: int,
                  shard_count: int) -> grain.MapDataset:
   """`same_video.eval_dataset` with one source frame, plus "tgt_flow_fwd"."""
   if data.dataset:
-    src = same_video.open_dataset(data)
+    src = open_dataset(data)
     items = same_video.real_eval_items(src, split, data, num_clips)
     ds = grain.MapDataset.source(items).map(lambda it: with_forward_flow(
         src, it[0], same_video.video_example(src, it[0], it[1], it[2], data.num_targets),

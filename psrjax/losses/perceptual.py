@@ -59,8 +59,12 @@ def perceptual_loss(features_pred: Mapping, features_target: Mapping, layers: Se
   return total
 
 
+@float32_statistics
 def gram_matrix(features: jax.Array) -> jax.Array:
   """G_ij = 1/(C H W) sum_hw F_ihw F_jhw (INTERnet Eq. 11) for features [..., H, W, C] -> [..., C, C].
+
+  A second-moment statistic, computed in float32 under any compute dtype (bfloat16 sums of
+  H W products lose the Gram's small entries).
 
   Any number of leading axes; all axes between the first one and the channels are positions
   (so video features [B, T, H, W, C] give one Gram matrix per clip).

@@ -129,7 +129,7 @@ class FOMM(base.System):
                        f"{smallest:g}-pixel image, too small for VGG's relu5_1 (>= 16 px); drop "
                        "the smallest scales")
     if d.get("dataset", ""):
-      same_video.open_dataset(d)
+      first_frame.open_dataset(d, type(self).__name__)
     self.kp_detector, self.generator, self.discriminator = self._networks(m)
     self.pyramid = {s: fomm_models.AntiAliasInterpolation2d(scale=s) for s in c.scales}
     self.d_scales = tuple(m.d_scales)

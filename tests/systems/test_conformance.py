@@ -45,15 +45,24 @@ def _compared(record: dict) -> dict[str, float]:
           if k != "step" and (not k.startswith("l2_") or k.startswith(GRAD_NORMS))}
 
 
-def _assert_same_steps(got, want, *, what: str):
+# Systems whose steps agree only to a looser tolerance, by this factor. INTERnet: its keypoint
+# detector's gradient norm differs by 3.6e-5 between 1 and 8 devices at the first step, before
+# any update (the per-device batches compile to code that rounds differently, and the
+# keypoints' softmax at temperature 0.1 and their Jacobians' inverses amplify it), and by up to
+# 8.6e-4 at the third; its equivariance loss then by up to 3.3e-5 (measured on an AVX-512 EPYC).
+LOOSER = {"internet": 30}
+
+
+def _assert_same_steps(got, want, *, what: str, looser: float = 1):
   """Every step's losses agree to 1e-5 and gradient norms to 1e-4 (a sum of squares over every
-  parameter; Adam's normalised steps carry earlier rounding differences into it)."""
+  parameter; Adam's normalised steps carry earlier rounding differences into it), both times
+  `looser`."""
   assert [r["step"] for r in got] == [r["step"] for r in want], what
   for record_a, record_b in zip(got, want):
     a, b = _compared(record_a), _compared(record_b)
     assert a.keys() == b.keys(), (what, a.keys() ^ b.keys())
     for key in a:
-      rtol = 1e-4 if key.startswith(GRAD_NORMS) else 1e-5
+      rtol = (1e-4 if key.startswith(GRAD_NORMS) else 1e-5) * looser
       train_harness.assert_close(a[key], b[key], rtol=rtol,
                                  err_msg=f"{what}: {key} at step {record_b['step']}")
 
@@ -141,7 +150,8 @@ def test_resume_mid_stage_is_exact(name, system_runs):
 @pytest.mark.parametrize("name", SYSTEMS)
 def test_one_device_equals_eight_devices(name, system_runs):
   runs = system_runs(name)
-  _assert_same_steps(runs.lockstep.history, runs.straight.history, what="1 device vs 8 devices")
+  _assert_same_steps(runs.lockstep.history, runs.straight.history, what="1 device vs 8 devices",
+                     looser=LOOSER.get(name, 1))
 
 
 @pytest.mark.parametrize("name", SYSTEMS)
