@@ -75,13 +75,13 @@ def small(config):
 
 
 def _small_fomm(model, loss) -> None:
-  """FOMM's sizes at MAX_RES: hourglasses that divide their input, a discriminator whose 4x4
-  valid convolutions keep >= 1 pixel, a VGG pyramid whose relu5_1 keeps >= 1 pixel."""
+  """FOMM's (and INTERnet's) sizes at MAX_RES: hourglasses that divide their input, a
+  discriminator whose 4x4 valid convolutions keep >= 1 pixel at its smallest image scale, a VGG pyramid whose relu5_1 keeps >= 1 pixel."""
   for prefix in ("kp", "dm"):
     size = int(MAX_RES * model[f"{prefix}_scale_factor"])
     while model[f"{prefix}_num_blocks"] > 1 and size % 2 ** model[f"{prefix}_num_blocks"]:
       model[f"{prefix}_num_blocks"] -= 1
-  size, blocks = MAX_RES, 0
+  size, blocks = int(MAX_RES * min(model.get("d_scales", (1.0,)))), 0   # the smallest scale
   while blocks < model.d_num_blocks and size - 3 >= 1:
     size, blocks = (size - 3) // 2, blocks + 1
   model.d_num_blocks = blocks
