@@ -50,7 +50,10 @@ def _compared(record: dict) -> dict[str, float]:
 # any update (the per-device batches compile to code that rounds differently, and the
 # keypoints' softmax at temperature 0.1 and their Jacobians' inverses amplify it), and by up to
 # 8.6e-4 at the third; its equivariance loss then by up to 3.3e-5 (measured on an AVX-512 EPYC).
-LOOSER = {"internet": 30}
+# CoCosNet video: on a 2-core Intel Xeon with AVX-512 FP16 its warp_self loss differs by 2.3e-5
+# (relative) at the 4th step and its domain loss by 1.8e-5, beyond 1e-5 plus its floor (the
+# correspondence softmax amplifies the convolutions' rounding); it passed on AMD EPYC and AVX2.
+LOOSER = {"internet": 30, "cocovid": 3}
 
 
 def _assert_same_steps(got, want, *, what: str, looser: float = 1):
