@@ -74,6 +74,18 @@ def run(workdir: str, config) -> dict:
   return values
 
 
+def write_table(workdir: str, header: str, script: str, argv, rows, markdown: str) -> None:
+  """Writes `table.md` (the header, the machine, the command, the table) and `table.json` (one
+  object per row) under `workdir`, and prints the table."""
+  command = f"`python benchmarks/{script} {' '.join(shlex.quote(a) for a in argv)}`"
+  text = f"{header}; {machine()}; {command}\n\n{markdown}"
+  with open(os.path.join(workdir, "table.md"), "w") as f:
+    f.write(text + "\n")
+  with open(os.path.join(workdir, "table.json"), "w") as f:
+    json.dump([{"model": label, **values} for label, values in rows], f)
+  print(text)
+
+
 def table(rows: list[tuple[str, dict]], fid: bool) -> str:
   columns = METRICS + (FID_METRICS if fid else ())
   lines = ["| model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
@@ -107,15 +119,10 @@ def main(argv=None) -> int:
   if args.baseline:
     config = make_config(args.baseline, {}, (), args.baseline_steps, args.fid_weights)
     rows.append(("pix2pixHD (baseline)", run(os.path.join(args.workdir, "pix2pixhd"), config)))
-  text = (f"`{args.config}`, {args.steps or 'the config''s'} steps per variant; held-out segment; "
-          f"{machine()}; `python benchmarks/cocovid_ablation.py "
-          f"{' '.join(shlex.quote(a) for a in (argv or sys.argv[1:]))}`\n\n"
-          + table(rows, bool(args.fid_weights)))
-  with open(os.path.join(args.workdir, "table.md"), "w") as f:
-    f.write(text + "\n")
-  with open(os.path.join(args.workdir, "table.json"), "w") as f:
-    json.dump([{"model": label, **values} for label, values in rows], f)
-  print(text)
+  header = (f"`{args.config}`, {args.steps or 'the config''s'} steps per variant; "
+            "held-out segment")
+  write_table(args.workdir, header, "cocovid_ablation.py", argv or sys.argv[1:], rows,
+              table(rows, bool(args.fid_weights)))
   return 0
 
 

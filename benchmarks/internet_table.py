@@ -19,15 +19,12 @@ interrupted table resumes; a finished run is not trained again. Writes `table.md
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.cocovid_ablation import make_config, run  # noqa: E402  pylint: disable=g-import-not-at-top
-from benchmarks.results_table import machine  # noqa: E402  pylint: disable=g-import-not-at-top
+from benchmarks.cocovid_ablation import make_config, run, write_table  # noqa: E402  pylint: disable=g-import-not-at-top
 
 # name -> (row label, config overrides or None for FOMM's config); Table 2's rows.
 ROWS = {
@@ -85,15 +82,10 @@ def main(argv=None) -> int:
     config = make_config(spec, overrides or {}, sets, args.steps, args.fid_weights)
     rows.append((label, run(os.path.join(args.workdir, name),
                             _fid_only(config, args.fid_weights))))
-  text = (f"`{args.config}` (FoM: `{args.fomm}`), {args.steps or 'the config' + chr(39) + 's'} "
-          f"steps per row; held-out identities; {machine()}; `python benchmarks/"
-          f"internet_table.py {' '.join(shlex.quote(a) for a in (argv or sys.argv[1:]))}`\n\n"
-          + table(rows, bool(args.fid_weights)))
-  with open(os.path.join(args.workdir, "table.md"), "w") as f:
-    f.write(text + "\n")
-  with open(os.path.join(args.workdir, "table.json"), "w") as f:
-    json.dump([{"model": label, **values} for label, values in rows], f)
-  print(text)
+  header = (f"`{args.config}` (FoM: `{args.fomm}`), "
+            f"{args.steps or 'the config' + chr(39) + 's'} steps per row; held-out identities")
+  write_table(args.workdir, header, "internet_table.py", argv or sys.argv[1:], rows,
+              table(rows, bool(args.fid_weights)))
   return 0
 
 
