@@ -42,6 +42,12 @@ def get_config(arg=None):
       depth="scene",             # d_j: "scene" (Kinect-like full frame, as NTU RGB+D's depth
                                  # maps: the room's camera z behind the person) | "person" (the
                                  # person's z, 0 elsewhere)
+      geometry="exact",          # the face/part/depth/flow maps: "exact" (the true body's) |
+                                 # "estimated" (a body fitted to noisy triangulated keypoints,
+                                 # rgb and mask true: psrjax.data.estimated_geometry)
+      keypoint_noise=0.01,       # estimated: 2D keypoint noise sigma, a fraction of the height
+      keypoint_swap_rate=0.05,   # estimated: chance of a camera's frame with left/right swapped
+      fit_steps=600,             # estimated: the body fit's Adam steps
   )
 
   c.model = dict(

@@ -3,9 +3,10 @@
 A split's i-th clip (`synthetic.split_seed`) is seen by `num_views` synchronised cameras; each
 camera's recording is one video of the source ("<split><i>:view<v>"), and the cameras of one
 clip form a *take* (`take(i)`), as a calibrated multi-camera recording would. Every modality is
-exact. Keypoints come from the posed body and the cameras without rendering
-(`synthetic.clip_keypoints`); frames render the whole clip once per process and serve all its
-cameras and frames from memory (the last few clips are kept).
+exact, or with `geometry="estimated"` the geometry maps come from a body fitted to noisy
+triangulated keypoints (`estimated_geometry`). Exact keypoints come from the posed body and the
+cameras without rendering (`synthetic.clip_keypoints`); frames render the whole clip once per
+process and serve all its cameras and frames from memory (the last few clips are kept).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from psrjax.data import sources, synthetic
+from psrjax.data import estimated_geometry, sources, synthetic
 from psrjax.data.synthetic.clip import CLIP_FPS, check_positive_int
 
 MODALITIES = ("rgb", "keypoints", "mask", "flow_fwd", "flow_bwd", "depth", "face", "part", "uv",
@@ -22,9 +23,11 @@ MODALITIES = ("rgb", "keypoints", "mask", "flow_fwd", "flow_bwd", "depth", "face
 
 
 @functools.lru_cache(maxsize=4)
-def _render(seed: int, num_views: int, num_frames: int, resolution: int, rooms: int) -> dict:
-  return synthetic.render_clip(seed, num_views=num_views, num_frames=num_frames,
+def _render(seed: int, num_views: int, num_frames: int, resolution: int, rooms: int,
+            estimate: estimated_geometry.Estimate | None = None) -> dict:
+  clip = synthetic.render_clip(seed, num_views=num_views, num_frames=num_frames,
                                resolution=resolution, rooms=rooms)
+  return clip if estimate is None else estimated_geometry.estimate_clip(clip, estimate, seed)
 
 
 @functools.lru_cache(maxsize=64)
@@ -37,13 +40,14 @@ def _keypoints(seed: int, num_views: int, num_frames: int, resolution: int,
 
 
 class SyntheticClips:
-  """The first `num_clips` clips of `split` (module docstring); picklable for grain workers."""
+  """The first `num_clips` clips of `split` (module docstring); picklable for grain workers.
+  `estimate` (an `estimated_geometry.Estimate`) switches on the estimated-geometry mode."""
 
-  modalities = {k: sources.EXACT for k in MODALITIES}
   group_names = ()
 
   def __init__(self, split: str, *, num_views: int, num_frames: int, resolution: int,
-               num_clips: int | None = None, rooms: int = 0):
+               num_clips: int | None = None, rooms: int = 0,
+               estimate: estimated_geometry.Estimate | None = None):
     self.split = synthetic.check_split(split)
     self.num_views = check_positive_int("num_views", num_views)
     self.num_frames = check_positive_int("num_frames", num_frames)
@@ -51,7 +55,12 @@ class SyntheticClips:
     self.rooms = check_positive_int("rooms", rooms, 0)
     self.num_clips = (synthetic.DEFAULT_NUM_CLIPS[split] if num_clips is None
                       else check_positive_int("num_clips", num_clips))
-    self.description = f"the synthetic world's {split} clips"
+    self.estimate = estimate
+    estimated = () if estimate is None else estimated_geometry.ESTIMATED_KEYS
+    self.modalities = {k: sources.ESTIMATED if k in estimated else sources.EXACT
+                       for k in MODALITIES}
+    self.description = f"the synthetic world's {split} clips" + (
+        "" if estimate is None else " with estimated geometry")
 
   def __len__(self) -> int:
     """The number of takes (clips)."""
@@ -77,12 +86,14 @@ class SyntheticClips:
 
   def keypoints(self, video: sources.VideoInfo) -> np.ndarray:
     seed, view = video.key
+    if self.estimate is not None:   # the noisy detections the geometry was estimated from
+      return _render(*self._args(seed), self.estimate)["keypoints"][view].astype(np.float32)
     return _keypoints(*self._args(seed))[view]
 
   def frames(self, video: sources.VideoInfo, indices,
              keys: Sequence[str]) -> dict[str, np.ndarray]:
     seed, view = video.key
-    return clip_frames(_render(*self._args(seed)), view, indices, keys)
+    return clip_frames(_render(*self._args(seed), self.estimate), view, indices, keys)
 
 
 def clip_frames(clip: dict, view: int, indices, keys: Sequence[str]) -> dict[str, np.ndarray]:

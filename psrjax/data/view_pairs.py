@@ -17,7 +17,7 @@ import itertools
 import grain
 import numpy as np
 
-from psrjax.data import synthetic_clips
+from psrjax.data import estimated_geometry, synthetic_clips
 
 
 def pairs(num_views: int) -> tuple[tuple[int, int], ...]:
@@ -34,15 +34,16 @@ DEPTHS = ("person", "scene")
 
 
 def target_depth(frames: dict, depth: str) -> np.ndarray:
-  """d_j, float32 [T, H, W, 1] from a view's frames ("depth", "mask", and "background_depth"
-  for "scene"): the person's camera z (0 elsewhere) for "person"; for "scene", a Kinect-like
-  full-frame depth, the person's z where it shows and the empty room's elsewhere (NTU RGB+D's
-  depth maps, the paper's d_j, cover the whole scene)."""
+  """d_j, float32 [T, H, W, 1] from a view's frames ("depth", and "background_depth" for
+  "scene"): the person's camera z (0 elsewhere) for "person"; for "scene", a Kinect-like
+  full-frame depth, the person's z where it shows (depth > 0: the depth map's own person, which
+  in the estimated-geometry mode is the fitted body's, not the true mask's) and the empty room's
+  elsewhere (NTU RGB+D's depth maps, the paper's d_j, cover the whole scene)."""
   if depth not in DEPTHS:
     raise ValueError(f"data.depth must be one of {DEPTHS}; got {depth!r}")
   z = frames["depth"]
   if depth == "scene":
-    z = np.where(frames["mask"][..., 0] > 0, z, frames["background_depth"])
+    z = np.where(z > 0, z, frames["background_depth"])
   return z[..., None]
 
 
@@ -106,10 +107,22 @@ class _RandomPair(grain.transforms.RandomMap):
     return take_example(self.src, int(index), pair, self.depth)
 
 
+def estimate_of(data) -> estimated_geometry.Estimate | None:
+  """The config's estimated-geometry settings (`data.geometry`, `data.keypoint_noise`,
+  `data.keypoint_swap_rate`, `data.fit_steps`), None for the exact geometry."""
+  geometry = estimated_geometry.check_geometry(data.get("geometry", "exact"))
+  if geometry == "exact":
+    return None
+  return estimated_geometry.Estimate(noise=float(data.keypoint_noise),
+                                     swap_rate=float(data.keypoint_swap_rate),
+                                     fit_steps=int(data.fit_steps))
+
+
 def _source(data, split: str, num_clips: int | None) -> synthetic_clips.SyntheticClips:
   return synthetic_clips.SyntheticClips(split, num_views=data.num_views,
                                         num_frames=data.num_frames, resolution=data.resolution,
-                                        num_clips=num_clips, rooms=data.get("rooms", 0))
+                                        num_clips=num_clips, rooms=data.get("rooms", 0),
+                                        estimate=estimate_of(data))
 
 
 def train_dataset(data, *, seed: int, shard_index: int, shard_count: int) -> grain.MapDataset:

@@ -27,7 +27,7 @@ import optax
 
 from psrjax import losses
 from psrjax.metrics import runs
-from psrjax.data import synthetic
+from psrjax.data import estimated_geometry, synthetic
 from psrjax.geometry.texture_transfer import texture_transfer
 from psrjax.geometry.visibility import visibility_map
 from psrjax.geometry.warp import inverse_temporal_refine, temporal_refine
@@ -275,6 +275,9 @@ class PSRNet(base.System):
                        f"{source_view} -> {target_view}")
     clip = synthetic.render_clip(seed, num_views=d.num_views, num_frames=d.num_frames,
                                  resolution=d.resolution, rooms=d.get("rooms", 0))
+    estimate = view_pairs.estimate_of(d)
+    if estimate is not None:
+      clip = estimated_geometry.estimate_clip(clip, estimate, seed)
     pair = view_pairs.pairs(d.num_views).index((source_view - 1, target_view - 1))
     return view_pairs.make_example(clip, pair, d.num_views, d.get("depth", "person"))
 
