@@ -29,6 +29,12 @@ window of every training video; evaluation examples the held-out videos cut into
 Runs are grouped "seen" / "novel" where the source can tell (the synthetic person: most frames
 show an action the training segment never shows); a real recording's runs are all "seen".
 
+Systems that read more (D²G-Net) ask for it per call: `extra` source modalities of the T frames
+(e.g. "part", "uv", "face": [T, H, W(, C)] as the source gives them) and `context` frames
+before the window, clamped at the video's start (the first frame repeated): their keypoints
+"context_keypoints" [C, 18, 3] and, for each of `context_keys` (a subset of `extra`),
+"context_<key>". A pose label of frame t that also reads frames t-1 and t-2 gets them so.
+
 Driving (`driving`): "cross" is the synthetic driving person (`data.driving_identity` performing
 `data.driving_script`); a path is another prepared dataset (all its videos, in order). Its
 keypoints pass through a normalisation `normalize(keypoints [N, 18, 3]) -> keypoints [N, 18, 3]`
@@ -174,33 +180,72 @@ def training_appearance(data, indices) -> dict[str, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- examples
-def example(src, video, start: int, length: int, keypoints: np.ndarray) -> dict[str, np.ndarray]:
+def _check_reads(extra, context: int, context_keys) -> tuple[tuple[str, ...], int, tuple[str, ...]]:
+  extra, context_keys = tuple(extra), tuple(context_keys)
+  if context < 0 or set(context_keys) - set(extra):
+    raise ValueError(f"context frames must be >= 0 and context keys {context_keys} a subset of "
+                     f"the extra keys {extra}")
+  return extra, int(context), context_keys
+
+
+def _context(start: int, context: int) -> np.ndarray:
+  """Frame numbers of the `context` frames before `start`, clamped at the video's start."""
+  return np.maximum(np.arange(start - context, start), 0)
+
+
+def example(src, video, start: int, length: int, keypoints: np.ndarray, *, extra=(),
+            context: int = 0, context_keys=()) -> dict[str, np.ndarray]:
   """Frames [start, start + length) of `video` (keypoints: the video's [N, 18, 3]) as one
-  example (module docstring)."""
+  example (module docstring), with the `extra` modalities and `context` frames asked for."""
+  extra, context, context_keys = _check_reads(extra, context, context_keys)
   if not (length >= 1 and 0 <= start and start + length <= video.num_frames):
     raise ValueError(f"frames [{start}, {start + length}) must be non-empty and lie within "
                      f"{video.name}'s {video.num_frames} frames")
-  f = src.frames(video, np.arange(start, start + length), _FRAME_KEYS)
-  flow_fwd, flow_bwd = np.array(f["flow_fwd"], np.float32), np.array(f["flow_bwd"], np.float32)
+  lo = int(_context(start, context).min()) if context else start
+  f = src.frames(video, np.arange(lo, start + length), _FRAME_KEYS + extra)
+  window = {k: v[start - lo:] for k, v in f.items()}
+  flow_fwd = np.array(window["flow_fwd"], np.float32)
+  flow_bwd = np.array(window["flow_bwd"], np.float32)
   if start + length == video.num_frames:
     flow_fwd[-1] = 0.0
   if start == 0:
     flow_bwd[0] = 0.0
   first = video.offset + start
-  return {"rgb": f["rgb"], "keypoints": np.array(keypoints[start:start + length], np.float32),
-          "mask": f["mask"], "flow_fwd": flow_fwd, "flow_bwd": flow_bwd,
-          "frame_index": np.arange(first, first + length, dtype=np.int32)}
+  out = {"rgb": window["rgb"], "keypoints": np.array(keypoints[start:start + length], np.float32),
+         "mask": window["mask"], "flow_fwd": flow_fwd, "flow_bwd": flow_bwd,
+         "frame_index": np.arange(first, first + length, dtype=np.int32)}
+  out.update({k: window[k] for k in extra})
+  if context:
+    before = _context(start, context)
+    out["context_keypoints"] = np.array(keypoints[before], np.float32)
+    out.update({f"context_{k}": f[k][before - lo] for k in context_keys})
+  return out
 
 
-def example_spec(data, split: str = "train") -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+# Shapes (after H, W) and dtypes of the extra modalities a per-person example can carry.
+_EXTRA_SPECS = {"face": ((), np.int32), "part": ((), np.int32), "uv": ((2,), np.float32)}
+
+
+def example_spec(data, split: str = "train", *, extra=(), context: int = 0,
+                 context_keys=()) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
   """Per-example shapes and dtypes: T = frames_per_example ("train") or eval_run_frames."""
   if split not in SPLITS:
     raise ValueError(f"unknown per-person split {split!r}; allowed: {', '.join(SPLITS)}")
+  extra, context, context_keys = _check_reads(extra, context, context_keys)
   t = data.frames_per_example if split == "train" else data.eval_run_frames
   h = data.resolution
-  return {"rgb": ((t, h, h, 3), np.float32), "keypoints": ((t, 18, 3), np.float32),
+  spec = {"rgb": ((t, h, h, 3), np.float32), "keypoints": ((t, 18, 3), np.float32),
           "mask": ((t, h, h, 1), np.float32), "flow_fwd": ((t, h, h, 2), np.float32),
           "flow_bwd": ((t, h, h, 2), np.float32), "frame_index": ((t,), np.int32)}
+  for key in extra:
+    tail, dtype = _EXTRA_SPECS[key]
+    spec[key] = ((t, h, h) + tail, dtype)
+  if context:
+    spec["context_keypoints"] = ((context, 18, 3), np.float32)
+    for key in context_keys:
+      tail, dtype = _EXTRA_SPECS[key]
+      spec[f"context_{key}"] = ((context, h, h) + tail, dtype)
+  return spec
 
 
 def windows(videos, length: int, step: int = 1) -> list[tuple]:
@@ -208,10 +253,11 @@ def windows(videos, length: int, step: int = 1) -> list[tuple]:
   return [(v, s) for v in videos for s in range(0, v.num_frames - length + 1, step)]
 
 
-def _examples(src, items, length: int) -> Callable[[int], dict]:
+def _examples(src, items, length: int, **reads) -> Callable[[int], dict]:
   """index -> the example of items[index]; keypoints read once per video, up front."""
   tracks = {v.name: src.keypoints(v) for v in dict.fromkeys(v for v, _ in items)}
-  return lambda i: example(src, items[i][0], items[i][1], length, tracks[items[i][0].name])
+  return lambda i: example(src, items[i][0], items[i][1], length, tracks[items[i][0].name],
+                           **reads)
 
 
 def eval_runs(data) -> list[tuple]:
@@ -225,24 +271,26 @@ def eval_starts(data) -> np.ndarray:
   return np.asarray([v.offset + s for v, s in eval_runs(data)], np.int64)
 
 
-def train_dataset(data, *, seed: int, shard_index: int, shard_count: int) -> grain.MapDataset:
+def train_dataset(data, *, seed: int, shard_index: int, shard_count: int,
+                  **reads) -> grain.MapDataset:
   """This shard's T-frame windows of the training videos (every start frame), shuffled with
   `seed` (the trainer's own per-epoch shuffle on top keeps it a permutation); shards take every
-  shard_count-th window."""
+  shard_count-th window. `reads`: `example`'s extra, context and context_keys."""
   check_data(data)
   src, t = source(data), data.frames_per_example
   items = windows(src.videos("train"), t)
-  make = _examples(src, items, t)
+  make = _examples(src, items, t, **reads)
   return grain.MapDataset.range(len(items))[shard_index::shard_count].shuffle(seed=seed).map(
       lambda i: make(int(i)))
 
 
 def eval_dataset(data, *, shard_index: int, shard_count: int,
-                 num_runs: int | None = None) -> grain.MapDataset:
-  """This shard's runs of the held-out videos (the first `num_runs`, None: all), in order."""
+                 num_runs: int | None = None, **reads) -> grain.MapDataset:
+  """This shard's runs of the held-out videos (the first `num_runs`, None: all), in order.
+  `reads`: `example`'s extra, context and context_keys."""
   check_data(data)
   src, items = source(data), eval_runs(data)[:num_runs]
-  make = _examples(src, items, data.eval_run_frames)
+  make = _examples(src, items, data.eval_run_frames, **reads)
   return grain.MapDataset.range(len(items))[shard_index::shard_count].map(lambda i: make(int(i)))
 
 
@@ -344,32 +392,78 @@ def driving_keypoints(data, normalize: Normalize | None = None, *,
   return np.concatenate(list(driving_tracks(driving_source(data, driving), normalize).values()))
 
 
-def _driving_run(src, tracks, video, start: int, length: int,
-                 with_rgb: bool) -> dict[str, np.ndarray]:
+def _driving_run(src, tracks, video, start: int, length: int, with_rgb: bool, *, extra=(),
+                 context: int = 0, context_keys=()) -> dict[str, np.ndarray]:
+  """A driving run; `extra` may hold "face", the driving person's face maps, moved with the
+  normalisation of its keypoints (`follow_keypoints`), and `context` frames before it."""
+  extra, context, context_keys = _check_reads(extra, context, context_keys)
+  if set(extra) - {"face"}:
+    raise ValueError(f"driving runs carry face maps only beside the keypoints; asked for {extra}")
   if not (length >= 1 and 0 <= start and start + length <= video.num_frames):
     raise ValueError(f"driving frames [{start}, {start + length}) must be non-empty and lie "
                      f"within the driving video's {video.num_frames} frames")
-  example = {"keypoints": tracks[video.name][start:start + length],
+  track = tracks[video.name]
+  example = {"keypoints": track[start:start + length],
              "frame_index": np.arange(video.offset + start, video.offset + start + length,
                                       dtype=np.int32)}
   if with_rgb:
     example["driving_rgb"] = src.frames(video, np.arange(start, start + length), ("rgb",))["rgb"]
+  before = _context(start, context)
+  if context:
+    example["context_keypoints"] = track[before]
+  if extra:
+    frames = np.concatenate([before, np.arange(start, start + length)])
+    raw = src.keypoints(video)[frames]
+    face = follow_keypoints(src.frames(video, frames, ("face",))["face"], raw, track[frames])
+    example["face"] = face[context:]
+    if "face" in context_keys:
+      example["context_face"] = face[:context]
   return example
 
 
+def follow_keypoints(maps: np.ndarray, raw: np.ndarray, moved: np.ndarray) -> np.ndarray:
+  """Label maps [N, H, W] (e.g. face ids, -1 background) moved as the keypoints moved from
+  `raw` to `moved` [N, 18, 3] by a pose normalisation: per frame the similarity (one scale, a
+  translation) that best maps the visible raw keypoints onto the moved ones (least squares;
+  exact for Everybody Dance Now's normalisation), applied by nearest-neighbour resampling;
+  pixels from outside the frame get -1."""
+  maps = np.asarray(maps)
+  n, h, w = maps.shape
+  ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+  out = np.full_like(maps, -1)
+  for i in range(n):
+    seen = (raw[i, :, 2] > 0) & (moved[i, :, 2] > 0)
+    p, q = raw[i, seen, :2].astype(np.float64), moved[i, seen, :2].astype(np.float64)
+    if len(p) < 2:
+      out[i] = maps[i]
+      continue
+    pc, qc = p.mean(0), q.mean(0)
+    spread = np.sum(np.square(p - pc))
+    scale = np.sum((p - pc) * (q - qc)) / spread if spread > 1e-9 else 1.0
+    # inverse map: output pixel q -> source pixel p = pc + (q - qc) / scale
+    sx = np.rint(pc[0] + (xs - qc[0]) / scale).astype(np.int64)
+    sy = np.rint(pc[1] + (ys - qc[1]) / scale).astype(np.int64)
+    inside = (sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)
+    out[i] = np.where(inside, maps[i][np.clip(sy, 0, h - 1), np.clip(sx, 0, w - 1)], -1)
+  return out
+
+
 def driving_example(data, start: int, length: int, *, normalize: Normalize | None = None,
-                    with_rgb: bool = True, driving: str = "cross") -> dict[str, np.ndarray]:
+                    with_rgb: bool = True, driving: str = "cross",
+                    **reads) -> dict[str, np.ndarray]:
   """Frames [start, start + length) of the (first) driving video: "keypoints" [T, 18, 3]
   (through `normalize`), "frame_index" [T] and, with_rgb, the driving person's own frames
-  "driving_rgb" [T, H, W, 3] in [-1, 1] (to show beside the result)."""
+  "driving_rgb" [T, H, W, 3] in [-1, 1] (to show beside the result). `reads`: `_driving_run`'s
+  extra, context and context_keys."""
   src = driving_source(data, driving)
   tracks = driving_tracks(src, normalize)
-  return _driving_run(src, tracks, src.all_videos()[0], int(start), int(length), with_rgb)
+  return _driving_run(src, tracks, src.all_videos()[0], int(start), int(length), with_rgb,
+                      **reads)
 
 
 def driving_dataset(data, *, shard_index: int, shard_count: int,
                     normalize: Normalize | None = None, with_rgb: bool = True,
-                    driving: str = "cross") -> grain.MapDataset:
+                    driving: str = "cross", **reads) -> grain.MapDataset:
   """This shard's runs of `eval_run_frames` consecutive driving frames (`driving_example`), video
   after video; the normalisation runs once, here."""
   check_data(data)
@@ -378,16 +472,17 @@ def driving_dataset(data, *, shard_index: int, shard_count: int,
   length = data.eval_run_frames
   items = windows(src.all_videos(), length, length)
   ds = grain.MapDataset.range(len(items))[shard_index::shard_count]
-  return ds.map(lambda i: _driving_run(src, tracks, *items[int(i)], length, with_rgb))
+  return ds.map(lambda i: _driving_run(src, tracks, *items[int(i)], length, with_rgb, **reads))
 
 
 def synthesis_example(data, *, driving: str = "test", run: int = 0,
-                      num_frames: int | None = None,
-                      normalize: Normalize | None = None) -> dict[str, np.ndarray]:
+                      num_frames: int | None = None, normalize: Normalize | None = None,
+                      **reads) -> dict[str, np.ndarray]:
   """`num_frames` (None: eval_run_frames) consecutive frames for `psrjax synthesize`, from the
   start of run `run` (runs of eval_run_frames, video after video): of the held-out videos
   (driving="test": keypoints and ground truth), or of the driving videos ("cross" or a prepared
-  dataset's path: `driving_example`'s keys, keypoints through `normalize`)."""
+  dataset's path: `driving_example`'s keys, keypoints through `normalize`). `reads`: the
+  examples' extra, context and context_keys (driving runs: face maps only)."""
   check_data(data)
   length = data.eval_run_frames if num_frames is None else int(num_frames)
   if driving == "test":
@@ -400,5 +495,8 @@ def synthesis_example(data, *, driving: str = "test", run: int = 0,
                      f"of {data.eval_run_frames} frames (seeds 0..{len(items) - 1})")
   video, start = items[run]
   if driving == "test":
-    return example(src, video, start, length, src.keypoints(video))
-  return _driving_run(src, driving_tracks(src, normalize), video, start, length, True)
+    return example(src, video, start, length, src.keypoints(video), **reads)
+  reads = {k: v for k, v in reads.items()}
+  reads["extra"] = tuple(k for k in reads.get("extra", ()) if k == "face")
+  reads["context_keys"] = tuple(k for k in reads.get("context_keys", ()) if k == "face")
+  return _driving_run(src, driving_tracks(src, normalize), video, start, length, True, **reads)

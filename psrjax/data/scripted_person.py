@@ -141,6 +141,11 @@ def keypoints(data, *, driving: bool = False) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- frame cache
 _CACHED = ("rgb", "mask", "flow_fwd", "flow_bwd")  # what examples read from rendered frames
+# The body-surface maps (face ids, parts, (u, v)), read by systems that ask for them (D²G-Net's
+# part / UV labels and its 3D pose label). A chunk written before they were cached gets them
+# added when first asked for (`_complete_chunk`), so older caches stay valid.
+SURFACE = ("face", "part", "uv")
+_STORED = {"face": np.int16, "part": np.uint8}   # compact on disk; read back as int32
 _CACHE_FORMAT = 1
 
 
@@ -154,13 +159,17 @@ def cache_path(data) -> str:
   return os.path.join(os.path.expanduser(data.cache_dir), name)
 
 
+def _stored(key: str, value: np.ndarray) -> np.ndarray:
+  return value.astype(_STORED[key]) if key in _STORED else value
+
+
 def _write_chunk(data, final: str, start: int, stop: int) -> None:
   clip = video(data).render(start, stop)
   tmp = f"{final}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
   os.makedirs(tmp)
   try:
-    for key in _CACHED:
-      np.save(os.path.join(tmp, f"{key}.npy"), clip[key][0])
+    for key in _CACHED + SURFACE:
+      np.save(os.path.join(tmp, f"{key}.npy"), _stored(key, clip[key][0]))
     os.rename(tmp, final)  # atomic: the chunk appears complete or not at all
   except OSError:
     if not os.path.isdir(final):  # not another process finishing the same chunk first
@@ -179,10 +188,25 @@ def _cached_range(data, start: int, stop: int, keys=_CACHED) -> dict[str, np.nda
     final = os.path.join(root, f"chunk_{chunk:06d}")
     if not os.path.isdir(final):
       _write_chunk(data, final, lo, hi)
+    _complete_chunk(data, final, lo, hi, keys)
     keep = slice(max(start, lo) - lo, min(stop, hi) - lo)
     for key in keys:
-      parts[key].append(np.array(_open(os.path.join(final, f"{key}.npy"))[keep]))
+      value = np.array(_open(os.path.join(final, f"{key}.npy"))[keep])
+      parts[key].append(value.astype(np.int32) if key in _STORED else value)
   return {key: np.concatenate(value) for key, value in parts.items()}
+
+
+def _complete_chunk(data, final: str, start: int, stop: int, keys) -> None:
+  """Adds the surface maps `keys` asks for to a chunk written without them (each file written
+  beside and renamed into place)."""
+  missing = [k for k in keys if not os.path.isfile(os.path.join(final, f"{k}.npy"))]
+  if not missing:
+    return
+  clip = video(data).render(start, stop)
+  for key in missing:
+    tmp = os.path.join(final, f"{key}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}.npy")
+    np.save(tmp, _stored(key, clip[key][0]))
+    os.replace(tmp, os.path.join(final, f"{key}.npy"))
 
 
 @functools.lru_cache(maxsize=256)
@@ -191,12 +215,12 @@ def _open(path: str) -> np.ndarray:
   return np.load(path, mmap_mode="r")
 
 
-def _rendered_range(data, start: int, stop: int) -> dict[str, np.ndarray]:
-  """`_CACHED` arrays (first view) of frames [start, stop): from the cache or rendered now."""
+def _rendered_range(data, start: int, stop: int, keys=_CACHED) -> dict[str, np.ndarray]:
+  """`keys` arrays (first view) of frames [start, stop): from the cache or rendered now."""
   if data.cache_dir:
-    return _cached_range(data, start, stop)
+    return _cached_range(data, start, stop, keys)
   clip = video(data).render(start, stop)
-  return {key: clip[key][0] for key in _CACHED}
+  return {key: clip[key][0] for key in keys}
 
 
 def appearance(data, frame_indices) -> dict[str, np.ndarray]:
@@ -212,23 +236,30 @@ def appearance(data, frame_indices) -> dict[str, np.ndarray]:
   return {"rgb": sources.to_unit(rgb), "mask": mask.astype(np.float32)[..., None]}
 
 
-def frames(data, start: int, length: int) -> dict[str, np.ndarray]:
+def frames(data, start: int, length: int, surface=()) -> dict[str, np.ndarray]:
   """Frames [start, start + length) of the person's video as one example (module docstring);
-  they must lie in one segment. Flows crossing the segment's ends are zero."""
+  they must lie in one segment. Flows crossing the segment's ends are zero. `surface`: the
+  surface maps of SURFACE to add ("face" / "part" int32 [T, H, W], "uv" float32 [T, H, W, 2])."""
   bounds = [b for b in segments(data).values() if b[0] <= start and start + length <= b[1]]
   if length < 1 or not bounds:
     raise ValueError(f"frames [{start}, {start + length}) must be non-empty and lie within one "
                      f"segment of {segments(data)}")
   lo, hi = bounds[0]
-  clip = _rendered_range(data, start, start + length)
+  surface = tuple(surface)
+  if set(surface) - set(SURFACE):
+    raise ValueError(f"surface maps are {', '.join(SURFACE)}; asked for {surface}")
+  clip = _rendered_range(data, start, start + length, _CACHED + surface)
   flow_fwd, flow_bwd = clip["flow_fwd"].astype(np.float32), clip["flow_bwd"].astype(np.float32)
   if start + length == hi:
     flow_fwd[-1] = 0.0
   if start == lo:
     flow_bwd[0] = 0.0
-  return {"rgb": sources.to_unit(clip["rgb"]), "keypoints": np.array(keypoints(data)[start:start + length]),
-          "mask": clip["mask"].astype(np.float32)[..., None], "flow_fwd": flow_fwd,
-          "flow_bwd": flow_bwd, "frame_index": np.arange(start, start + length, dtype=np.int32)}
+  out = {"rgb": sources.to_unit(clip["rgb"]), "keypoints": np.array(keypoints(data)[start:start + length]),
+         "mask": clip["mask"].astype(np.float32)[..., None], "flow_fwd": flow_fwd,
+         "flow_bwd": flow_bwd, "frame_index": np.arange(start, start + length, dtype=np.int32)}
+  for key in surface:
+    out[key] = clip[key].astype(np.float32 if key == "uv" else np.int32)
+  return out
 
 
 # ----------------------------------------------------------------------------- the source
@@ -238,7 +269,7 @@ class ScriptedPerson:
 
   resolution: int
   modalities = {k: sources.EXACT for k in ("rgb", "keypoints", "mask", "flow_fwd", "flow_bwd",
-                                           "background")}
+                                           "background") + SURFACE}
   group_names = ("seen", "novel")   # frames of actions the training segment shows / never shows
 
   def __init__(self, data):
@@ -268,7 +299,7 @@ class ScriptedPerson:
     indices = np.asarray(indices, np.int64).reshape(-1)
     start = video.offset + int(indices[0]) if indices.size else video.offset
     if indices.size and np.array_equal(indices, np.arange(indices[0], indices[0] + len(indices))):
-      run = frames(self.data, start, len(indices))
+      run = frames(self.data, start, len(indices), tuple(k for k in keys if k in SURFACE))
       return {k: run[k] for k in keys} if "background" not in keys else {
           **{k: run[k] for k in keys if k != "background"},
           "background": np.repeat(background(self.data)[None], len(indices), 0)}
@@ -291,9 +322,10 @@ def check_scripts(data) -> None:
 
 class DrivingPerson:
   """The synthetic driving person's video (module docstring) as a one-video source; its frames
-  give "rgb" only (the driving person is shown, never learned)."""
+  give "rgb" (the driving person is shown, never learned) and "face" (the face map a 3D pose
+  label is drawn through)."""
 
-  modalities = {k: sources.EXACT for k in ("rgb", "keypoints")}
+  modalities = {k: sources.EXACT for k in ("rgb", "keypoints", "face")}
   group_names = ()
 
   def __init__(self, data):
@@ -316,12 +348,13 @@ class DrivingPerson:
   def frames(self, info: sources.VideoInfo, indices,
              keys: Sequence[str]) -> dict[str, np.ndarray]:
     del info   # the one video
-    if set(keys) != {"rgb"}:
-      raise ValueError(f"the driving person's frames give rgb only; asked for {keys}")
+    if not keys or set(keys) - {"rgb", "face"}:
+      raise ValueError(f"the driving person's frames give rgb and face only; asked for {keys}")
     indices = np.asarray(indices, np.int64).reshape(-1)
     person = video(self.data, driving=True)
     if indices.size and np.array_equal(indices, np.arange(indices[0], indices[0] + len(indices))):
       clip = person.render(int(indices[0]), int(indices[-1]) + 1)
     else:
       clip = person.render_frames(indices)
-    return {"rgb": sources.to_unit(clip["rgb"][0])}
+    out = {"rgb": sources.to_unit(clip["rgb"][0]), "face": clip["face"][0].astype(np.int32)}
+    return {k: out[k] for k in keys}
