@@ -198,9 +198,9 @@ def _check_count(count: int, num_frames: int | None, path: str, what: str) -> No
                      "export keypoints for every frame")
 
 
-def load_openpose_dir(path, *, num_frames: int | None = None) -> np.ndarray:
-  """float32 [T, 18, 3] from a folder of OpenPose JSONs, one per frame (ordered by the frame
-  number in the file name), the main person tracked across frames."""
+def openpose_people(path, *, num_frames: int | None = None) -> list[list[np.ndarray]]:
+  """Every person of a folder of OpenPose JSONs, one file per frame (ordered by the frame number
+  in the file name): per frame, a list of float32 [18, 3] detections in the file's order."""
   path = os.fspath(path)
   files = _openpose_files(path)
   _check_count(len(files), num_frames, path, "keypoint files")
@@ -212,7 +212,13 @@ def load_openpose_dir(path, *, num_frames: int | None = None) -> np.ndarray:
                        "with OpenPose --write_json")
     found = [_openpose_person(p.get("pose_keypoints_2d", []), file) for p in data.get("people", [])]
     people.append([p for p in found if p is not None])
-  return track_main_person(people)
+  return people
+
+
+def load_openpose_dir(path, *, num_frames: int | None = None) -> np.ndarray:
+  """float32 [T, 18, 3] from a folder of OpenPose JSONs, one per frame (ordered by the frame
+  number in the file name), the main person tracked across frames."""
+  return track_main_person(openpose_people(path, num_frames=num_frames))
 
 
 def _coco_tables(data, path: str) -> tuple[list, dict]:
@@ -233,9 +239,9 @@ def _coco_tables(data, path: str) -> tuple[list, dict]:
   return images, by_image
 
 
-def load_coco_json(path, *, num_frames: int | None = None) -> np.ndarray:
-  """float32 [T, 18, 3] from a COCO keypoints JSON: one frame per image (ordered by file_name),
-  the main person tracked across frames."""
+def coco_people(path, *, num_frames: int | None = None) -> list[list[np.ndarray]]:
+  """Every person of a COCO keypoints JSON, one frame per image (ordered by file_name): per
+  frame, a list of float32 [18, 3] detections."""
   path = os.fspath(path)
   images, by_image = _coco_tables(_read_json(path), path)
   _check_count(len(images), num_frames, path, "images")
@@ -243,7 +249,13 @@ def load_coco_json(path, *, num_frames: int | None = None) -> np.ndarray:
   for im in images:
     found = [coco17_to_coco18(kp) for kp in by_image[im["id"]]]
     people.append([p for p in found if (p[:, 2] > 0).any()])
-  return track_main_person(people)
+  return people
+
+
+def load_coco_json(path, *, num_frames: int | None = None) -> np.ndarray:
+  """float32 [T, 18, 3] from a COCO keypoints JSON: one frame per image (ordered by file_name),
+  the main person tracked across frames."""
+  return track_main_person(coco_people(path, num_frames=num_frames))
 
 
 def _numpy_array(path: str) -> np.ndarray:
@@ -312,6 +324,33 @@ def load_keypoints(path, *, num_frames: int | None = None, height: int | None = 
   if height is not None and width is not None:
     kp = drop_outside(kp, height, width)
   return kp
+
+
+def load_people(path, *, num_frames: int | None = None, height: int | None = None,
+                width: int | None = None) -> list[list[np.ndarray]]:
+  """Every detected person per frame, as `load_keypoints` reads the same sources without
+  choosing one: per frame a list of float32 [18, 3] detections (a NumPy file holds one person
+  per frame; a frame where it sees nothing has none). With `height` and `width`, points outside
+  that frame become (0, 0, 0) and people left with no point are dropped."""
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise ValueError(f"{path} does not exist; give an OpenPose JSON folder, a COCO .json or a "
+                     ".npy/.npz keypoint file")
+  ext = os.path.splitext(path)[1].lower()
+  if os.path.isdir(path):
+    people = openpose_people(path, num_frames=num_frames)
+  elif ext == ".json":
+    people = coco_people(path, num_frames=num_frames)
+  elif ext in (".npy", ".npz"):
+    kp = load_numpy(path, height=height, width=width)
+    _check_count(len(kp), num_frames, path, "frames of keypoints")
+    people = [[p] for p in kp]
+  else:
+    raise ValueError(f"{path}: unknown keypoint format {ext or '(no extension)'}; give an "
+                     "OpenPose JSON folder, a COCO .json or a .npy/.npz")
+  if height is not None and width is not None:
+    people = [[drop_outside(p, height, width) for p in frame] for frame in people]
+  return [[p for p in frame if (p[:, 2] > 0).any()] for frame in people]
 
 
 def smooth_keypoints(keypoints, *, sigma: float = 1.0) -> np.ndarray:

@@ -135,7 +135,7 @@ def fingerprint(path: str, kp_path: str | None, settings: Settings,
 # One video.
 
 
-def _estimate_poses(path: str, info) -> tuple[np.ndarray, list[np.ndarray]]:
+def estimate_poses(path: str, info) -> tuple[np.ndarray, list[np.ndarray]]:
   """MediaPipe keypoints [T, 18, 3] of the full frames and their segmentations (uint8 0..255,
   downscaled to at most 512 px on the longer side to bound memory)."""
   scale = min(1.0, 512 / max(info.height, info.width))
@@ -180,13 +180,32 @@ def _person(path: str, kp_path: str | None, info) -> tuple[np.ndarray, list | No
   """Keypoints [T, 18, 3] in the video's pixels, MediaPipe's segmentations (None when the
   keypoints are imported) and where both come from."""
   if kp_path is None:
-    keypoints, segmentations = _estimate_poses(path, info)
+    keypoints, segmentations = estimate_poses(path, info)
     return keypoints, segmentations, {"keypoints": "mediapipe-pose",
                                       "mask": "mediapipe-segmentation"}
   keypoints = keypoint_io.load_keypoints(kp_path, num_frames=info.num_frames,
                                          height=info.height, width=info.width)
   return keypoints, None, {"keypoints": f"imported:{os.path.basename(kp_path)}",
                            "mask": "background-difference"}
+
+
+def background_and_masks(frames: np.ndarray, keypoints: np.ndarray, masks=None,
+                         near=None) -> tuple[np.ndarray, np.ndarray]:
+  """(background plate uint8 [R, R, 3], person masks uint8 {0,1} [T, R, R]) of cropped frames
+  [T, R, R, 3] with keypoints [T, 18, 3] in their pixels: the plate is the masked temporal median
+  outside the keypoints' person region, `masks` and `near` (bool [T, R, R], where the person is
+  known to be; both grown by a few pixels); the masks are `masks` when given, else background
+  differencing with keypoint-guided cleanup (`estimate.masks_from_background`)."""
+  r = frames.shape[1]
+  person = estimate.person_region(keypoints, r, frames.shape[2])
+  for known in (masks, near):
+    if known is not None:   # the known person, grown by a few pixels, is not background either
+      person |= np.stack([cv2.dilate(np.asarray(m, np.uint8), np.ones((5, 5), np.uint8)) > 0
+                          for m in known])
+  background, covered = estimate.background_median(frames, person)
+  if masks is None:
+    masks = estimate.masks_from_background(frames, background, keypoints, covered=covered)
+  return background, np.asarray(masks, np.uint8)
 
 
 def process_video(path: str, kp_path: str | None, settings: Settings,
@@ -214,12 +233,7 @@ def process_video(path: str, kp_path: str | None, settings: Settings,
     sources["mask"] = f"imported:{os.path.basename(mask_file)}"
   elif segmentations is not None:
     mask = _crop_segmentations(segmentations, info, box, r)
-  person = estimate.person_region(kp, r, r)
-  if mask is not None:   # the known person, grown by a few pixels, is not background either
-    person |= np.stack([cv2.dilate(m, np.ones((5, 5), np.uint8)) > 0 for m in mask])
-  background, covered = estimate.background_median(frames, person)
-  if mask is None:
-    mask = estimate.masks_from_background(frames, background, kp, covered=covered)
+  background, mask = background_and_masks(frames, kp, mask)
   flow_fwd, flow_bwd = estimate.flow_dis(frames, preset=settings.flow_preset)
   sources.update(background="masked-temporal-median", flow=f"opencv-dis-{settings.flow_preset}",
                  face_box="head-keypoints")
@@ -241,7 +255,8 @@ def _cache_file(work: str, index: int, name: str, key: str) -> str:
   return os.path.join(work, f"{index:05d}_{safe}_{key}.npz")
 
 
-def _save(path: str, result: dict) -> None:
+def save_cached(path: str, result: dict) -> None:
+  """Writes a processed video (arrays and "meta") to the work file `path` atomically."""
   tmp = path + ".tmp.npz"
   arrays = {k: v for k, v in result.items() if k != "meta"}
   np.savez(tmp, meta=np.array(json.dumps(result["meta"])), **arrays)
@@ -272,7 +287,7 @@ def process_all(paths, splits: dict, keypoints: dict, settings: Settings, work: 
     else:
       log(f"[{i + 1}/{len(paths)}] {name}: reading, estimating ...")
       result = process_video(path, kp_path, settings, mask_file)
-      _save(cache, result)
+      save_cached(cache, result)
       meta = result["meta"]
       log(f"[{i + 1}/{len(paths)}] {name}: {len(result['rgb'])} frames")
     entries.extend(_entries(name, splits[path], cache, meta, settings, lone=len(paths) == 1))

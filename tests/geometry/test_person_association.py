@@ -1,0 +1,48 @@
+"""Cross-view person association: the recorded person is the detection that triangulates
+consistently, whatever its size, order, left/right labelling or absence in a view."""
+import numpy as np
+import pytest
+
+from psrjax.data.synthetic.recording import Recording, decoy_of, noisy_detections
+from psrjax.geometry.person_association import associate_people, invariant_points
+from psrjax.geometry.triangulation import FLIP_INDEX
+
+
+@pytest.fixture(scope="module")
+def recording():
+  rec = Recording(5, num_views=4, num_frames=12, width=90, height=160, distortion=-0.08)
+  det, swapped = noisy_detections(rec.keypoints(), 1.0, 0.3, 2, np.random.default_rng(0))
+  return rec, det, swapped
+
+
+def test_invariant_points_do_not_move_when_left_and_right_swap(recording):
+  _, det, _ = recording
+  np.testing.assert_allclose(invariant_points(det[..., list(FLIP_INDEX), :]), invariant_points(det))
+
+
+def test_the_consistent_person_is_chosen_over_larger_decoys_and_gaps(recording):
+  rec, det, _ = recording
+  rng = np.random.default_rng(1)
+  people, truth = [], np.zeros(det.shape[:2], int)
+  for v in range(4):
+    frames = []
+    for t in range(det.shape[1]):
+      decoy = decoy_of(det[v, t], v, rng)                  # 1.3 x the person in even views
+      first = (v + t) % 2                                   # the person's place in the list
+      order = [decoy, det[v, t]] if first else [det[v, t], decoy]
+      missed = v == 3 and t < 4                             # camera 4 misses the person
+      truth[v, t] = -1 if missed else first
+      frames.append([decoy] if missed else order)
+    people.append(frames)
+  kp, chosen = associate_people(people, rec.cameras, threshold_px=10.0)
+  np.testing.assert_array_equal(chosen, truth)
+  assert np.all(kp[3, :4] == 0)
+  np.testing.assert_array_equal(kp[0], det[0])
+
+
+def test_bad_shapes_are_one_line_errors(recording):
+  rec, det, _ = recording
+  with pytest.raises(ValueError, match="each of the 4 cameras"):
+    associate_people([[[d] for d in det[0]]], rec.cameras)
+  with pytest.raises(ValueError, match="same number of frames"):
+    associate_people([[[d] for d in det[v][:(5 if v else 6)]] for v in range(4)], rec.cameras)
