@@ -15,18 +15,28 @@ Other arguments (comma separated, combinable): `layers=K`, `frames=T`, `res=R`, 
   psrjax train --config configs/psrnet.py:layers=1,frames=8,res=112 --workdir DIR \
       --config.train.steps=200
 
+A real calibrated recording: `data=DATASET`, a folder `psrjax prepare multiview` (or the NTU
+RGB+D builder, datasets/ntu_rgbd) wrote; its cameras set data.num_views, d_j is the person's
+depth (a recording has no empty-room depth), frames are read at data.resolution:
+
+  psrjax prepare multiview --videos rec/videos/cam*.mp4 --calibration rec/calib.toml \
+      --keypoints rec/pose --out DATASET
+  psrjax train --config configs/psrnet.py:runlocal,data=DATASET --workdir /tmp/psrnet_real
+  psrjax synthesize --workdir /tmp/psrnet_real --source-view 1 --target-view 2 --out out.mp4
+
 Batches are global and the config starts on any device count: with `mesh.data=-1` (default) the
 data axis is the largest divisor of the devices that divides `train.batch_size` (the other
 devices replicate the batch; one log line says how many hold distinct examples), and eval
 batches are rounded up to a multiple of it (padding is masked).
 """
-from psrjax.config_args import parse_config_arg
+from psrjax.config_args import multiview_dataset, parse_config_arg
 from psrjax.train import defaults
 
 
 def get_config(arg=None):
   """Returns the PSR-Net config; `arg` is "runlocal" and/or `key=value` pairs (see docstring)."""
-  arg = parse_config_arg(arg, runlocal=False, tiny=False, layers=0, frames=0, res=0, batch=0)
+  arg = parse_config_arg(arg, runlocal=False, tiny=False, layers=0, frames=0, res=0, batch=0,
+                         data="")
   c = defaults.trainer_config()
   c.system = "psrnet"
 
@@ -48,6 +58,10 @@ def get_config(arg=None):
       keypoint_noise=0.01,       # estimated: 2D keypoint noise sigma, a fraction of the height
       keypoint_swap_rate=0.05,   # estimated: chance of a camera's frame with left/right swapped
       fit_steps=600,             # estimated: the body fit's Adam steps
+      dataset="",                # "" = the synthetic world; else a multi-view dataset (`data=`:
+                                 # psrjax prepare multiview, datasets/ntu_rgbd), windows of
+                                 # num_frames read at resolution; geometry, rooms and
+                                 # train_clips are the synthetic world's and unused then
   )
 
   c.model = dict(
@@ -109,6 +123,9 @@ def get_config(arg=None):
   if arg.batch:
     c.train.batch_size = arg.batch
     c.eval.batch_size = arg.batch
+  if arg.data:   # a multi-view dataset: its camera count, the person's depth
+    c.data.dataset, c.data.num_views = multiview_dataset(arg.data)
+    c.data.depth = "person"
   if arg.runlocal:   # after `layers=`: an EMA of every generator
     c.train.ema.groups = tuple(f"g{k}" for k in range(1, c.model.layers + 1))
   return c

@@ -49,6 +49,16 @@ def prepared_dataset(path: str) -> str:
   return path
 
 
+def multiview_dataset(path: str) -> tuple[str, int]:
+  """(the absolute path, its cameras per take) of a multi-view dataset given as `data=PATH`
+  (`psrjax prepare multiview`, the NTU RGB+D builder), checked now: a one-line error when it is
+  not one. Its frames are read at the config's resolution, whatever the dataset's."""
+  import os  # pylint: disable=g-import-not-at-top
+  from psrjax.data import multiview  # pylint: disable=g-import-not-at-top  # only with data=
+  path = os.path.abspath(os.path.expanduser(path))
+  return path, multiview.num_views(path)
+
+
 def apply_shared(c: ml_collections.ConfigDict, arg: ml_collections.ConfigDict, *,
                  runlocal=None, tiny=None) -> ml_collections.ConfigDict:
   """Applies the arguments the system configs share, where `arg` has them: `runlocal` and

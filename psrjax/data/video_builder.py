@@ -32,7 +32,19 @@ def default_configs() -> list[VideoFramesConfig]:
                             resolution=r) for r in (256, 128, 64)]
 
 
-class VideoFramesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class DeletesWorkCache:
+  """Builder mixin: `download_and_prepare` deletes the work cache the build kept in
+  `self._work` (it is only for resuming) once the build has succeeded."""
+
+  def download_and_prepare(self, *args, **kwargs):
+    self._work = None
+    super().download_and_prepare(*args, **kwargs)
+    if self._work and os.path.isdir(self._work):
+      shutil.rmtree(self._work)
+
+
+class VideoFramesBuilder(DeletesWorkCache, tfds.core.GeneratorBasedBuilder,
+                         skip_registration=True):
   """Per-frame records of real videos; subclasses implement `_list_videos`."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -66,13 +78,6 @@ class VideoFramesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     return preprocess.process_all(paths, {p: s for s, _, p, _ in listed},
                                {p: k for _, _, p, k in listed}, self._settings(), self._work,
                                names={p: n for _, n, p, _ in listed})
-
-  def download_and_prepare(self, *args, **kwargs):
-    """Builds the dataset, then deletes the per-video cache (it is only for resuming)."""
-    self._work = None
-    super().download_and_prepare(*args, **kwargs)
-    if self._work and os.path.isdir(self._work):
-      shutil.rmtree(self._work)
 
   def _split_generators(self, dl_manager):
     entries = self._entries(dl_manager)

@@ -1,6 +1,11 @@
 """PSR-Net examples from a multi-view video source: one (input view i, target view j) pair of a
-take (the synchronised cameras of one recording; today the synthetic world's clips,
-`synthetic_clips.SyntheticClips`).
+take (the synchronised cameras of one recording): the synthetic world's clips
+(`synthetic_clips.SyntheticClips`), or with `data.dataset` a multi-view dataset `psrjax prepare
+multiview` or the NTU RGB+D builder wrote (`multiview.MultiViewSource`), cut into windows of
+`data.num_frames` frames (every frame a window start in training, back-to-back windows in
+evaluation) and read at `data.resolution`; a source may restrict a take's pairs (`pairs(i)`:
+NTU RGB+D's cross-view protocol holds out camera 1 as target), all ordered pairs otherwise. A
+real recording has no empty-room depth, so it takes `data.depth="person"`.
 
 Each example carries the input-view video and face maps and the target-view video, depth, face,
 part, mask and backward flow, all in the batch contract. The derived inputs that need the face
@@ -17,7 +22,7 @@ import itertools
 import grain
 import numpy as np
 
-from psrjax.data import estimated_geometry, synthetic_clips
+from psrjax.data import estimated_geometry, multiview, sources, synthetic_clips
 
 
 def pairs(num_views: int) -> tuple[tuple[int, int], ...]:
@@ -96,6 +101,15 @@ def example_spec(num_frames: int, resolution: int) -> dict[str, tuple[tuple[int,
   }
 
 
+def pair_indices(src, index: int) -> tuple[int, ...]:
+  """Indices into `pairs(num_views)` of the pairs take `index` of `src` may use (all of them
+  unless the source restricts them with `pairs(index)`)."""
+  every = pairs(src.num_views)
+  if not hasattr(src, "pairs"):
+    return tuple(range(len(every)))
+  return tuple(every.index(p) for p in src.pairs(index))
+
+
 class _RandomPair(grain.transforms.RandomMap):
   """A take's index -> a random ordered view pair of it (seeded per example by grain)."""
 
@@ -103,7 +117,8 @@ class _RandomPair(grain.transforms.RandomMap):
     self.src, self.depth = src, depth
 
   def random_map(self, index, rng: np.random.Generator):
-    pair = int(rng.integers(len(pairs(self.src.num_views))))
+    allowed = pair_indices(self.src, int(index))
+    pair = allowed[int(rng.integers(len(allowed)))]
     return take_example(self.src, int(index), pair, self.depth)
 
 
@@ -118,11 +133,33 @@ def estimate_of(data) -> estimated_geometry.Estimate | None:
                                      fit_steps=int(data.fit_steps))
 
 
-def _source(data, split: str, num_clips: int | None) -> synthetic_clips.SyntheticClips:
+def _source(data, split: str, num_clips: int | None):
+  if data.get("dataset", ""):
+    return recording_windows(data, split)
   return synthetic_clips.SyntheticClips(split, num_views=data.num_views,
                                         num_frames=data.num_frames, resolution=data.resolution,
                                         num_clips=num_clips, rooms=data.get("rooms", 0),
                                         estimate=estimate_of(data))
+
+
+def recording_windows(data, split: str) -> multiview.Windows:
+  """The windows of `split` of the multi-view dataset `data.dataset` (module docstring),
+  checked against the config (views, depth, window length)."""
+  if data.get("depth", "person") != "person":
+    raise ValueError(f"data.depth={data.depth!r} needs the empty room's depth, which a real "
+                     "recording does not have; use data.depth='person' (configs/psrnet.py's "
+                     "data= argument sets it)")
+  stride = 1 if split == "train" else data.num_frames
+  src = multiview.open_windows(data.dataset, split, resolution=data.resolution,
+                               length=data.num_frames, stride=stride)
+  if src.num_views != data.num_views:
+    raise ValueError(f"{data.dataset} has {src.num_views} cameras per take but data.num_views is "
+                     f"{data.num_views}; set data.num_views={src.num_views} (data= does)")
+  if not len(src):
+    raise ValueError(f"no {split} take of {data.dataset} has the data.num_frames = "
+                     f"{data.num_frames} frames a window needs; lower data.num_frames or prepare "
+                     "a longer recording")
+  return src
 
 
 def train_dataset(data, *, seed: int, shard_index: int, shard_count: int) -> grain.MapDataset:
@@ -134,9 +171,20 @@ def train_dataset(data, *, seed: int, shard_index: int, shard_count: int) -> gra
 
 def eval_dataset(data, split: str, *, num_clips: int, shard_index: int,
                  shard_count: int) -> grain.MapDataset:
-  """Every ordered view pair of the first `num_clips` clips of `split`, clip-major."""
+  """Every ordered view pair the source allows of the first `num_clips` clips of `split` (of a
+  dataset: `num_clips` windows spread evenly over its takes), clip-major."""
   src = _source(data, split, num_clips)
-  num_pairs, depth = len(pairs(data.num_views)), data.get("depth", "person")
-  ds = grain.MapDataset.range(len(src) * num_pairs).map(
-      lambda i: take_example(src, int(i) // num_pairs, int(i) % num_pairs, depth))
+  takes = range(len(src))
+  if data.get("dataset", ""):
+    takes = np.unique(sources.evenly_spaced(min(num_clips, len(src)), len(src)))
+  items = [(int(t), p) for t in takes for p in pair_indices(src, int(t))]
+  depth = data.get("depth", "person")
+  ds = grain.MapDataset.range(len(items)).map(
+      lambda i: take_example(src, *items[int(i)], depth))
   return ds[shard_index::shard_count]
+
+
+def recording_example(data, *, seed: int, pair_index: int) -> dict[str, np.ndarray]:
+  """Pair `pair_index` of held-out window `seed` (modulo their number) of the dataset."""
+  src = recording_windows(data, "test")
+  return take_example(src, int(seed) % len(src), pair_index, data.get("depth", "person"))

@@ -267,12 +267,16 @@ class PSRNet(base.System):
                                     shard_count=shard_count)
 
   def synthesis_example(self, *, seed: int, source_view: int = 1, target_view: int = 2):
-    """One example of synthetic clip `seed` from view `source_view` to `target_view` (1-based)."""
+    """One example of synthetic clip `seed` (of a dataset: its held-out window `seed`) from view
+    `source_view` to `target_view` (1-based)."""
     d = self.config.data
     views = range(1, d.num_views + 1)
     if source_view not in views or target_view not in views or source_view == target_view:
       raise ValueError(f"source and target views must differ and lie in 1..{d.num_views}; got "
                        f"{source_view} -> {target_view}")
+    if d.get("dataset", ""):
+      pair = view_pairs.pairs(d.num_views).index((source_view - 1, target_view - 1))
+      return view_pairs.recording_example(d, seed=seed, pair_index=pair)
     clip = synthetic.render_clip(seed, num_views=d.num_views, num_frames=d.num_frames,
                                  resolution=d.resolution, rooms=d.get("rooms", 0))
     estimate = view_pairs.estimate_of(d)

@@ -132,7 +132,7 @@ class Recording:
     """The exact modalities (`synthetic.render`, views first) in pinhole `cameras` (calibration
     `Camera`s of one size, distortion ignored) over every frame, on a black background."""
     return renderer.render(self.identity.shape, self.identity.textures, self.motion,
-                           _pinhole(list(cameras)))
+                           _pinhole(list(cameras)), light=self.room.light)
 
   def write(self, folder: str, *, noise_px: float = 2.0, swap_rate: float = 0.1,
             swap_views: int = 2, decoy: bool = True, crf: int = 20, chunk: int = 16) -> dict:
