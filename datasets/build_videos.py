@@ -1,17 +1,18 @@
-"""Build a real-video TFDS dataset (iper, fashion_videos, video_folder) without the `tfds` tool.
+"""Build a real-video TFDS dataset (iper, fashion_videos, video_folder, ntu_rgbd) without the `tfds` tool.
 
     python datasets/build_videos.py iper --manual_dir ~/data/iPER --data_dir ~/tensorflow_datasets
 
 Equivalent to `tfds build datasets/iper --manual_dir ... --data_dir ... --config ...` (the tfds
 command line tool also needs apache_beam installed). Prints the dataset folder, which
-`configs/mfci.py:data=<folder>` trains on and `psrjax.data.prepared.PreparedVideos` reads.
+`configs/mfci.py:data=<folder>` trains on and `psrjax.data.prepared.PreparedVideos` reads
+(ntu_rgbd's, a multi-view dataset: `configs/psrnet.py:data=<folder>`).
 """
 import argparse
 import importlib
 import os
 import sys
 
-DATASETS = ("iper", "fashion_videos", "video_folder")
+DATASETS = ("iper", "fashion_videos", "video_folder", "ntu_rgbd")
 CONFIGS = ("r256", "r128", "r64")
 
 

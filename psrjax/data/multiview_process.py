@@ -5,7 +5,8 @@ For a `Recording` (videos, calibrated cameras at the videos' size, 2D detections
 the person's 3D keypoints in the world, in metres):
 
 1. the body: `body_fit.fit_body` fits the synthetic world's body (one shape, per-frame pose
-   and root, plausibility priors) to the 3D keypoints;
+   and root, plausibility priors) to the 3D keypoints (padded with unseen frames to a
+   multiple of `FIT_FRAMES_MULTIPLE`, which only the smoothness term reaches);
 2. the crop: per camera one square for the whole recording, around the fitted body's keypoints
    projected into the undistorted image over all frames, grown by `margin` x their height at
    the sides and bottom and `video.HEAD_GROWTH` x that at the top (as `video.person_box`);
@@ -42,8 +43,9 @@ import numpy as np
 from psrjax.data import body_fit, multiview, preprocess, video
 from psrjax.geometry.calibration import Camera
 
-# Modalities the fitted body gives, and where the others come from (the index's "estimated").
-FITTED = ("face", "part", "uv", "depth", "flow_fwd", "flow_bwd")
+# The fit runs on the frames padded with unseen ones to a multiple of this: its program is
+# compiled once per padded length, not once per recording length.
+FIT_FRAMES_MULTIPLE = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,7 +213,12 @@ def _fit(rec: Recording, settings: Settings, path: str) -> body_fit.BodyFit:
     with np.load(path) as z:
       return body_fit.BodyFit(*(z[k] for k in ("shape", "pose", "root", "residuals",
                                                "loss_history")))
-  fit = body_fit.fit_body(rec.points3d, rec.confidence, steps=settings.fit_steps)
+  n = rec.num_frames
+  pad = -n % FIT_FRAMES_MULTIPLE
+  points = np.concatenate([rec.points3d, np.full((pad, 18, 3), np.nan)])
+  confidence = np.concatenate([rec.confidence, np.zeros((pad, 18))])
+  fit = body_fit.fit_body(points, confidence, steps=settings.fit_steps)
+  fit = dataclasses.replace(fit, pose=fit.pose[:n], root=fit.root[:n], residuals=fit.residuals[:n])
   tmp = path + ".tmp.npz"
   np.savez(tmp, **dataclasses.asdict(fit))
   os.replace(tmp, path)
