@@ -22,9 +22,11 @@ the person's 3D keypoints in the world, in metres):
 5. keypoints: the camera's detections (left/right repaired), undistorted and moved into the
    crop; points3d: the 3D keypoints the body was fitted to;
 6. background and masks (`preprocess.background_and_masks`, `psrjax.data.estimate`): the
-   static camera's plate by masked temporal median outside the detections' person region and
-   the fitted body (grown); person masks given by the recording (MediaPipe's segmentation, the
-   NTU depth camera's masked depth) or else by background differencing with keypoint cleanup.
+   static camera's plate by masked temporal median outside the person region of the fitted
+   body's keypoints (all 18, seen or not: a frame whose detections miss the hips still has a
+   torso) and outside the fitted body (grown); person masks given by the recording
+   (MediaPipe's segmentation, the NTU depth camera's masked depth) or else by background
+   differencing with cleanup around those keypoints.
 
 Each camera's result is cached in a work folder (atomically, keyed by the recording's inputs
 and the settings), so an interrupted run resumes where it stopped.
@@ -242,7 +244,9 @@ def process_view(rec: Recording, view: int, box, crop: Camera, maps: dict) -> di
   frames = read_view(rec.videos[view], cam, crop, box, rec.num_frames)
   kp = crop_keypoints(rec.keypoints2d[view], cam, crop)
   known = None if rec.masks is None else rec.masks(view, crop, box)
-  background, mask = preprocess.background_and_masks(frames, kp, known,
+  body = np.array(maps["keypoints"][view], np.float32)      # the fitted body's, every joint
+  body[..., 2] = np.all((body[..., :2] >= -0.5) & (body[..., :2] <= crop.width - 0.5), axis=-1)
+  background, mask = preprocess.background_and_masks(frames, body, known,
                                                       near=maps["depth"][view] > 0)
   out = {"rgb": frames, "keypoints": kp, "mask": mask, "background": background,
          "points3d": np.asarray(rec.points3d, np.float32),

@@ -12,10 +12,11 @@ import sys
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from psrjax import cli
-from psrjax.data import multiview, multiview_process, synthetic
-from psrjax.data.synthetic.recording import Recording
+from psrjax.data import multiview, multiview_process
+from psrjax.data.synthetic.recording import Recording, agreement
 from psrjax.geometry import calibration
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
@@ -100,35 +101,24 @@ def test_stored_cameras_project_the_3d_keypoints_onto_the_stored_2d_ones(built):
   np.testing.assert_array_equal(data.keypoints(0), data.frames(0, np.arange(FRAMES - TAIL))["keypoints"])
 
 
-def _within_one_pixel(estimate, agrees) -> np.ndarray:
-  """bool [T, H, W]: some pixel of the 3x3 neighbourhood of `estimate` satisfies `agrees`."""
-  h, w = estimate.shape[1:]
-  padded = np.pad(estimate, ((0, 0), (1, 1), (1, 1)), constant_values=-1)
-  return np.any([agrees(padded[:, y:y + h, x:x + w]) for y in range(3) for x in range(3)], axis=0)
-
-
 def test_the_fitted_body_and_undistorted_frames_agree_with_the_truth(built):
   rec, out, _ = built
   data = multiview.MultiViewVideos(str(out))
-  cams = _stored_cameras(data.index, 0)
-  truth = rec.truth(cams)
-  near = synthetic.nearest_faces(10)
+  truth = rec.truth(_stored_cameras(data.index, 0))
+  n = FRAMES - TAIL
   for v, video in enumerate(data.index["takes"][0]["videos"]):
-    got = data.frames(video, np.arange(FRAMES - TAIL))
-    face, part = (truth[k][v][:FRAMES - TAIL] for k in ("face", "part"))
-    fg = face >= 0
-    iou = np.sum(fg & (got["face"] >= 0)) / np.sum(fg | (got["face"] >= 0))
-    parts = _within_one_pixel(got["part"].astype(int), lambda p: p == part)[fg].mean()
-    faces = _within_one_pixel(got["face"], lambda f: np.any(near[np.maximum(face, 0)] == f[..., None],
-                                                            -1))[fg].mean()
-    inner = fg & ~_within_one_pixel(face, lambda f: f < 0)   # not next to the background
-    error = np.abs(got["rgb"].astype(float) - truth["rgb"][v][:FRAMES - TAIL])[inner].mean()
-    print(f"\n{rec.names[v]}: silhouette IoU {iou:.3f}, part within 1 px {parts:.3f}, face among "
-          f"the 10 nearest within 1 px {faces:.3f}, rgb error on the person {error:.1f}")
-    assert iou > 0.75 and parts > 0.8 and faces > 0.7
-    assert error < 25        # undistorted, cropped and resized like the truth (H.264: ~6-12)
-    assert np.abs(np.median(got["depth"][fg & (got["depth"] > 0)])
-                  - np.median(truth["depth"][v][:FRAMES - TAIL][fg])) < 0.1
+    got = data.frames(video, np.arange(n))
+    exact = {k: truth[k][v][:n] for k in ("face", "part", "depth", "rgb", "mask")}
+    agree = agreement(got, exact)
+    inner = exact["face"] >= 0
+    inner &= ndimage.binary_erosion(inner, np.ones((1, 3, 3), bool))   # not next to the room
+    error = np.abs(got["rgb"].astype(float) - exact["rgb"])[inner].mean()
+    print(f"\n{rec.names[v]}: " + ", ".join(f"{k} {x:.3f}" for k, x in agree.items())
+          + f", rgb error on the person {error:.1f}")
+    assert agree["silhouette IoU"] > 0.75 and agree["part within 1 px"] > 0.8
+    assert agree["face within 1 px"] > 0.7 and agree["depth error (m)"] < 0.1
+    assert agree["mask IoU"] > 0.7        # background differencing around the fitted body
+    assert error < 25        # undistorted, cropped and resized like the truth (H.264: 6-10)
 
 
 def test_psrnet_examples_come_from_the_dataset(built):

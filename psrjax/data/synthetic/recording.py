@@ -15,7 +15,8 @@ estimators make: Gaussian pixel noise, left/right swaps on some frames of some c
 decoy: a second detection per frame that is the person's skeleton moved and scaled differently
 in each view (in some views larger than the person), so that it is consistent in no two views,
 as a reflection or a false detection is. `truth(cameras)` renders the exact modalities in other
-(pinhole) cameras, e.g. those of a prepared dataset, to check estimates against.
+(pinhole) cameras, e.g. those of a prepared dataset, to check estimates against, and
+`agreement` scores estimated maps against them.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from psrjax.data import video
 from psrjax.data.synthetic import appearance, cameras as cams, keypoints, motion, renderer, room
+from psrjax.data.synthetic.faces import nearest_faces
 from psrjax.data.synthetic.clip import CLIP_FPS, NUM_IDENTITIES, check_positive_int
 from psrjax.data.synthetic.sequence import DEFAULT_FOV_Y_DEG, script_motion
 from psrjax.geometry.calibration import Camera, write_toml
@@ -202,3 +204,34 @@ def write_openpose(folder: str, name: str, people) -> None:
                for p in frame]
     with open(os.path.join(folder, f"{name}_{t:012d}_keypoints.json"), "w") as f:
       json.dump({"version": 1.3, "people": entries}, f)
+
+
+def _within_one_pixel(estimate: np.ndarray, agrees) -> np.ndarray:
+  """bool [T, H, W]: some pixel of the 3x3 neighbourhood of `estimate` [T, H, W] satisfies
+  `agrees` (a function of the shifted estimate)."""
+  h, w = estimate.shape[1:]
+  padded = np.pad(estimate, ((0, 0), (1, 1), (1, 1)), constant_values=-1)
+  return np.any([agrees(padded[:, y:y + h, x:x + w]) for y in range(3) for x in range(3)], axis=0)
+
+
+def agreement(got: dict, truth: dict, *, nearest: int = 10) -> dict:
+  """Estimated face / part / depth maps [T, H, W] of one camera against the exact ones on the
+  true foreground: silhouette IoU; part: the true part within 1 pixel; face: within 1 pixel a
+  face among the true face's `nearest` nearest faces (`faces.nearest_faces`); exact face: the
+  same face id; depth: median absolute error in metres where both see the person; with "mask"
+  in both, the IoU of the estimated person mask ([T, H, W] or [T, H, W, 1]) with the true one."""
+  face, part = np.asarray(truth["face"]), np.asarray(truth["part"])
+  fg, est = face >= 0, np.asarray(got["face"]) >= 0
+  near = nearest_faces(nearest)[np.maximum(face, 0)]
+  faces = _within_one_pixel(np.asarray(got["face"]), lambda f: np.any(near == f[..., None], -1))
+  parts = _within_one_pixel(np.asarray(got["part"]).astype(np.int64), lambda p: p == part)
+  both = fg & est
+  iou = lambda a, b: float(np.sum(a & b) / max(np.sum(a | b), 1))
+  out = {"silhouette IoU": iou(fg, est), "part within 1 px": float(parts[fg].mean()),
+         "face within 1 px": float(faces[fg].mean()),
+         "exact face": float((np.asarray(got["face"]) == face)[fg].mean()),
+         "depth error (m)": float(np.median(np.abs(np.asarray(got["depth"]) - truth["depth"])[both]))}
+  if "mask" in got and "mask" in truth:
+    mask = np.asarray(got["mask"]).reshape(face.shape) > 0
+    out["mask IoU"] = iou(mask, np.asarray(truth["mask"]).reshape(face.shape) > 0)
+  return out
