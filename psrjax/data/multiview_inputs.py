@@ -22,8 +22,10 @@ report), failing with a one-line ValueError on any defect:
   consistency (`person_association.associate_people`), or MediaPipe Pose estimates one person
   per view when no keypoint folder is given;
 - triangulation (`triangulation.triangulate_sequence`: undistortion, left/right swap repair,
-  RANSAC, a Butterworth low-pass at min(6 Hz, 0.4 x the frame rate)) with its reprojection
-  report; no triangulated keypoint at all is "no person";
+  RANSAC, a Butterworth low-pass at min(6 Hz, 0.4 x the frame rate); frames whose views split
+  evenly on left and right take the sides of their untied neighbours,
+  `person_association.consistent_sides`) with its reprojection report; no triangulated keypoint
+  at all is "no person";
 - every camera must see the triangulated person in front of it (`check_cameras_face_scene`),
   and the person must measure 0.8 to 2.5 units from neck to ankles: the body is fitted in
   metres, so a calibration in millimetres is refused with the fix.
@@ -175,6 +177,7 @@ def read_take(name: str, videos, cameras, keypoints_dir: str | None, *,
   tri = triangulation.triangulate_sequence(detections, matched, fps=fps,
                                            smooth_cutoff_hz=min(6.0, 0.4 * fps),
                                            ransac_threshold_px=threshold_px)
+  tri = person_association.consistent_sides(tri, matched)
   _check_person(tri, matched, name)
   sources = {"keypoints": dict(zip([c.name for c in matched], where)),
              "mask": "mediapipe-segmentation" if segmentations else "background-difference"}

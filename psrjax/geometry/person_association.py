@@ -18,9 +18,16 @@ better than the threshold. When both the previous frame's choice and this one's 
 move of the person's centre by more than `jump_m` (world units) costs as much as one whole view
 left out: another consistent person (a second actor) is not switched to while the first stays
 in sight. Conventions: `triangulation`'s (distorted pixels in, calibrated `Camera`s).
+
+Left and right over time (`consistent_sides`): `triangulation.repair_left_right_swaps` labels
+each frame's sides by the majority of the views, which is a tie when exactly half of them are
+exchanged (one of two cameras, two of four): either labelling explains the views equally, and
+the first view's decides. A person cannot exchange sides between frames, so a tied frame takes
+the labelling whose sided joints lie nearer to those of the nearest frame that is not tied.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 
@@ -28,7 +35,8 @@ import numpy as np
 
 from psrjax.geometry.calibration import Camera
 from psrjax.geometry.skeleton import COCO_NAMES, NUM_KEYPOINTS
-from psrjax.geometry.triangulation import LEFT_RIGHT_PAIRS, triangulate_dlt
+from psrjax.geometry.triangulation import (FLIP_INDEX, LEFT_RIGHT_PAIRS, TriangulatedSequence,
+                                           error_report, reprojection_errors, triangulate_dlt)
 
 _CENTRE = (COCO_NAMES.index("nose"), COCO_NAMES.index("neck"))
 NUM_INVARIANT = len(_CENTRE) + len(LEFT_RIGHT_PAIRS)
@@ -128,3 +136,40 @@ def associate_people(people, cameras: Sequence[Camera], *, threshold_px: float =
         chosen[v, t] = combos[best, v]
         out[v, t] = people[v][t][combos[best, v]]
   return out, chosen
+
+
+def _tied_flips(points3d: np.ndarray, tied: np.ndarray) -> np.ndarray:
+  """bool [T]: the tied frames whose sides are nearer the nearest untied frame's exchanged."""
+  sided = [j for pair in LEFT_RIGHT_PAIRS for j in pair]
+  flips = np.zeros(len(tied), bool)
+  settled = np.flatnonzero(~tied & np.all(np.isfinite(points3d[:, sided]), axis=(1, 2)))
+  if not len(settled):
+    return flips
+  for t in np.flatnonzero(tied):
+    ref = points3d[settled[np.argmin(np.abs(settled - t))], sided]
+    as_is = np.nansum(np.linalg.norm(points3d[t, sided] - ref, axis=-1))
+    flipped = np.nansum(np.linalg.norm(points3d[t][list(FLIP_INDEX)][sided] - ref, axis=-1))
+    flips[t] = flipped < as_is
+  return flips
+
+
+def consistent_sides(tri: TriangulatedSequence, cameras: Sequence[Camera], *,
+                     min_confidence: float = 0.3) -> TriangulatedSequence:
+  """`tri` with the sides of its tied frames chosen over time (module docstring); the report
+  is recomputed (the same errors, 3D and 2D labels move together; swapped frames recounted)
+  from the detections of at least `min_confidence`, as `triangulate_sequence` computes it."""
+  num_views = tri.swapped.shape[0]
+  flips = _tied_flips(tri.points3d, 2 * tri.swapped.sum(0) == num_views)
+  if not flips.any():
+    return tri
+  side = list(FLIP_INDEX)
+  points = np.where(flips[:, None, None], tri.points3d[:, side], tri.points3d)
+  conf = np.where(flips[:, None], tri.confidence[:, side], tri.confidence)
+  kp = np.where(flips[None, :, None, None], tri.keypoints2d[:, :, side], tri.keypoints2d)
+  inliers = np.where(flips[None, :, None], tri.inliers[:, :, side], tri.inliers)
+  swapped = tri.swapped ^ flips[None]
+  w = np.where(kp[..., 2] >= min_confidence, kp[..., 2], 0.0)
+  errors = reprojection_errors(points, kp[..., :2], w, cameras)
+  report = error_report(errors, [c.name for c in cameras], inliers=inliers, swapped=swapped)
+  return dataclasses.replace(tri, points3d=points, confidence=conf, keypoints2d=kp,
+                             inliers=inliers, swapped=swapped, report=report)

@@ -233,3 +233,46 @@ def test_an_interrupted_run_leaves_no_dataset_resumes_and_never_overwrites(recor
   before = sorted(os.listdir(out))
   assert cli.main(_args(root, out, res=32)) == 2 and "already exists" in capsys.readouterr().err
   assert sorted(os.listdir(out)) == before
+
+
+def test_an_opencv_yaml_calibration_with_other_camera_names_reads_the_same_take(recording,
+                                                                                tmp_path):
+  """Cameras named as Pose2Sim's calibration names them (int_cam01_img) in an OpenCV
+  FileStorage YAML, matched to the videos cam01.mp4 ... by their number, at half the videos'
+  size (scaled to them); the take triangulates as with the TOML."""
+  import cv2
+  from psrjax.data import multiview_inputs
+  rec, root, _ = recording
+  fs = cv2.FileStorage(str(tmp_path / "calib.yml"), cv2.FILE_STORAGE_WRITE)
+  for cam in rec.cameras:
+    half = cam.scaled(WIDTH // 2, HEIGHT // 2)
+    fs.startWriteStruct(f"int_{cam.name}_img", cv2.FileNode_MAP)
+    for key, value in (("image_width", half.width), ("image_height", half.height),
+                       ("camera_matrix", half.K), ("distortion_coefficients", half.dist[None]),
+                       ("R", half.R), ("T", half.t[:, None])):
+      fs.write(key, value)
+    fs.endWriteStruct()
+  fs.release()
+  videos = sorted(glob.glob(str(root / "videos" / "*.mp4")))
+  cams = calibration.read_calibration(tmp_path / "calib.yml")
+  got = multiview_inputs.read_take("take", videos, cams, str(root))
+  want = multiview_inputs.read_take("take", videos, calibration.read_toml(root / "calibration.toml"),
+                                    str(root))
+  assert [c.name for c in got.cameras] == [f"int_{n}_img" for n in rec.names]
+  for a, b in zip(got.cameras, want.cameras):
+    np.testing.assert_allclose(a.K, b.K, atol=1e-6)
+  np.testing.assert_allclose(got.points3d, want.points3d, atol=1e-6)
+  names = [os.path.basename(v)[:-4] for v in videos[::-1]]          # any video order
+  assert [c.name for c in multiview_inputs.match_cameras(names, cams)] == [
+      f"int_{n}_img" for n in rec.names[::-1]]
+
+
+def test_videos_a_few_frames_apart_are_synchronised_and_others_refused():
+  from psrjax.data import multiview_inputs
+  from psrjax.data.video import VideoInfo
+  info = lambda n, fps=15.0: VideoInfo("v", n, fps, 256, 144)
+  assert multiview_inputs.synchronise([info(300), info(303), info(298)], ["a", "b", "c"]) == 298
+  with pytest.raises(ValueError, match="do not cover the same time"):
+    multiview_inputs.synchronise([info(300), info(280)], ["a", "b"])
+  with pytest.raises(ValueError, match="different frame rates"):
+    multiview_inputs.synchronise([info(300), info(300, 30.0)], ["a", "b"])

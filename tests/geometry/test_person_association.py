@@ -46,3 +46,22 @@ def test_bad_shapes_are_one_line_errors(recording):
     associate_people([[[d] for d in det[0]]], rec.cameras)
   with pytest.raises(ValueError, match="same number of frames"):
     associate_people([[[d] for d in det[v][:(5 if v else 6)]] for v in range(4)], rec.cameras)
+
+
+def test_frames_whose_views_split_evenly_take_their_neighbours_sides(recording):
+  from psrjax.geometry.person_association import consistent_sides
+  from psrjax.geometry.triangulation import triangulate_sequence
+  rec, _, _ = recording
+  det, swapped = noisy_detections(rec.keypoints(), 1.0, 0.5, 2, np.random.default_rng(3))
+  tied = swapped[:2].all(0)                               # two of the four views exchanged
+  assert 0 < tied.sum() < len(tied)
+  tri = triangulate_sequence(det, rec.cameras, smooth_cutoff_hz=None)
+  truth = rec.points3d()
+  r_hip, l_hip = 8, 11
+  wrong = lambda t: (np.linalg.norm(t.points3d[:, r_hip] - truth[:, r_hip], axis=-1)
+                     > np.linalg.norm(t.points3d[:, r_hip] - truth[:, l_hip], axis=-1))
+  assert wrong(tri)[tied].any() and not wrong(tri)[~tied].any()   # the first view decided ties
+  fixed = consistent_sides(tri, rec.cameras)
+  assert not wrong(fixed).any()
+  assert fixed.report["overall"]["median"] == pytest.approx(tri.report["overall"]["median"])
+  np.testing.assert_array_equal(fixed.swapped, swapped)

@@ -144,7 +144,6 @@ class Recording:
     paths, "swapped": bool [V, T]}."""
     for sub in ("videos", "pose"):
       os.makedirs(os.path.join(folder, sub), exist_ok=True)
-    write_toml(self.cameras, os.path.join(folder, "calibration.toml"))
     for v, name in enumerate(self.names):
       chunks = (self.frames(v, a, min(a + chunk, self.num_frames))
                 for a in range(0, self.num_frames, chunk))
@@ -157,6 +156,7 @@ class Recording:
       if decoy:
         people = [[decoy_of(d, v, rng)] + p for d, p in zip(detections[v], people)]
       write_openpose(os.path.join(folder, "pose", f"{name}_json"), name, people)
+    write_toml(self.cameras, os.path.join(folder, "calibration.toml"))   # last: all is written
     return {"videos": os.path.join(folder, "videos"),
             "calibration": os.path.join(folder, "calibration.toml"),
             "keypoints": os.path.join(folder, "pose"), "swapped": swapped}
