@@ -12,6 +12,7 @@ from psrjax import config_utils
 from psrjax.data.video import write_video  # noqa: F401  (inference.write_video: psrjax synthesize)
 from psrjax.systems import base
 from psrjax.train import offline_eval
+from psrjax.train import samples
 
 
 def load_trained(workdir: str, overrides: Sequence[tuple[str, str]] = (), *,
@@ -28,8 +29,13 @@ def load_trained(workdir: str, overrides: Sequence[tuple[str, str]] = (), *,
 
 
 def sample_frames(system, params, example: Mapping[str, np.ndarray]) -> np.ndarray:
-  """uint8 [T, H, W', 3]: `System.sample_video` of one example (no batch axis)."""
+  """uint8 [T, H, W', 3]: `System.sample_video` of one example (no batch axis), generated as
+  the trainer's samples are (`samples.Sampler`, on the mesh the parameters live on) when the
+  parameters are sharded arrays; otherwise by `generate` jitted on the default device."""
   batch = {k: np.asarray(v)[None] for k, v in example.items()}
+  sharding = getattr(jax.tree.leaves(params)[0], "sharding", None)
+  if isinstance(sharding, jax.sharding.NamedSharding):
+    return samples.Sampler(system, sharding.mesh, batch).frames(params, None)
   outputs = jax.device_get(jax.jit(functools.partial(base.generate, system))(params, batch))
   outputs = {k: np.asarray(v)[0] for k, v in outputs.items()}
   return np.asarray(system.sample_video(dict(example), outputs))
