@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import shlex
 import sys
@@ -42,25 +43,41 @@ ROWS = [("copy", "copy the input view"), ("texture", "texture transfer x̂⁰"),
 COLUMNS = [("ssim", "SSIM"), ("m_ssim", "M-SSIM"), ("psnr", "PSNR"), ("m_psnr", "M-PSNR")]
 
 
-def write_recording(args) -> tuple[Recording, str]:
+def timed(args, phase: str, done: bool, run) -> float:
+  """Wall seconds of `run()`, kept in OUT/timings.json, so that a rerun that skips a finished
+  phase (`done`) still reports its time."""
+  path = os.path.join(args.out, "timings.json")
+  timings = json.load(open(path, encoding="utf-8")) if os.path.isfile(path) else {}
+  if not done or phase not in timings:
+    start = time.time()
+    run()
+    timings[phase] = time.time() - start
+    with open(path, "w", encoding="utf-8") as f:
+      json.dump(timings, f)
+  return timings[phase]
+
+
+def write_recording(args) -> tuple[Recording, str, float]:
   rec = Recording(args.seed, num_views=4, num_frames=args.frames, width=args.width,
                   height=args.height, distortion=args.distortion)
   root = os.path.join(args.out, "recording")
-  if not os.path.isfile(os.path.join(root, "calibration.toml")):
-    rec.write(root, noise_px=args.noise * args.height / 1920, swap_rate=args.swap_rate)
-  return rec, root
+  seconds = timed(args, "render", os.path.isfile(os.path.join(root, "calibration.toml")),
+                  lambda: rec.write(root, noise_px=args.noise * args.height / 1920,
+                                    swap_rate=args.swap_rate))
+  return rec, root, seconds
 
 
-def prepare(args, root: str) -> str:
+def prepare(args, root: str) -> tuple[str, float]:
   dataset = os.path.join(args.out, "dataset")
-  if not os.path.isdir(dataset):
+
+  def run():
     code = cli.main(["prepare", "multiview", "--videos",
                      *sorted(glob.glob(os.path.join(root, "videos", "*.mp4"))), "--calibration",
                      os.path.join(root, "calibration.toml"), "--keypoints", root, "--out",
                      dataset, "--resolution", str(args.resolution)])
     if code:
       raise SystemExit(code)
-  return dataset
+  return dataset, timed(args, "prepare", os.path.isdir(dataset), run)
 
 
 def reprojection_tables(report: dict) -> str:
@@ -95,12 +112,13 @@ def train(args, dataset: str) -> str:
   from psrjax.train import loop  # pylint: disable=g-import-not-at-top
   spec = f"configs/psrnet.py:runlocal,data={dataset}"
   config = config_utils.load_config(os.path.join(REPO, spec), [("train.steps", str(args.steps))])
-  workdir = os.path.join(args.out, "psrnet")
-  start = time.time()
-  step = loop.train(config, workdir).step
-  results = results_table.final_results(config, workdir, step)
-  return (f"Config `{spec}` --config.train.steps={args.steps}, {step} steps in "
-          f"{time.time() - start:.0f} s wall, {int(results['num_examples'])} held-out examples\n\n"
+  workdir = os.path.join(args.out, f"psrnet{args.steps}")
+  seconds = timed(args, f"train{args.steps}", os.path.isfile(
+      os.path.join(workdir, "eval", "system", f"{args.steps}.json")),
+                  lambda: loop.train(config, workdir))
+  results = results_table.final_results(config, workdir, args.steps)
+  return (f"Config `{spec}` --config.train.steps={args.steps}, trained and evaluated in "
+          f"{seconds:.0f} s wall, {int(results['num_examples'])} held-out examples\n\n"
           + results_table.table(results, ROWS, COLUMNS))
 
 
@@ -118,11 +136,8 @@ def main(argv=None) -> int:
   p.add_argument("--steps", type=int, default=240, help="PSR-Net steps (0: no training)")
   args = p.parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
-  clock = time.time()
-  rec, root = write_recording(args)
-  rendered = time.time() - clock
-  dataset = prepare(args, root)
-  prepared = time.time() - clock - rendered
+  rec, root, rendered = write_recording(args)
+  dataset, prepared = prepare(args, root)
   index = multiview.read_index(dataset)
   report = [f"Machine: {results_table.machine()}\n",
             f"Command: `{' '.join(shlex.quote(a) for a in ['python', *sys.argv])}`\n",

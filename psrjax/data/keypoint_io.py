@@ -305,25 +305,9 @@ def load_numpy(path, *, height: int | None = None, width: int | None = None) -> 
 def load_keypoints(path, *, num_frames: int | None = None, height: int | None = None,
                    width: int | None = None) -> np.ndarray:
   """float32 [T, 18, 3] COCO-18 keypoints from an OpenPose JSON folder, a COCO .json or a
-  .npy/.npz. With `height` and `width`, points outside that frame become (0, 0, 0)."""
-  path = os.fspath(path)
-  if not os.path.exists(path):
-    raise ValueError(f"{path} does not exist; give an OpenPose JSON folder, a COCO .json or a "
-                     ".npy/.npz keypoint file")
-  ext = os.path.splitext(path)[1].lower()
-  if os.path.isdir(path):
-    kp = load_openpose_dir(path, num_frames=num_frames)
-  elif ext == ".json":
-    kp = load_coco_json(path, num_frames=num_frames)
-  elif ext in (".npy", ".npz"):
-    kp = load_numpy(path, height=height, width=width)
-    _check_count(len(kp), num_frames, path, "frames of keypoints")
-  else:
-    raise ValueError(f"{path}: unknown keypoint format {ext or '(no extension)'}; give an "
-                     "OpenPose JSON folder, a COCO .json or a .npy/.npz")
-  if height is not None and width is not None:
-    kp = drop_outside(kp, height, width)
-  return kp
+  .npy/.npz (`load_people`, the main person tracked: `track_main_person`). With `height` and
+  `width`, points outside that frame become (0, 0, 0)."""
+  return track_main_person(load_people(path, num_frames=num_frames, height=height, width=width))
 
 
 def load_people(path, *, num_frames: int | None = None, height: int | None = None,
