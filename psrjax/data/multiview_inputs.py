@@ -20,7 +20,9 @@ report), failing with a one-line ValueError on any defect:
   `keypoint_io` reads them, for every frame of that camera's video (another count is an
   error); every person of every frame is read and the recorded one is chosen by cross-view
   consistency (`person_association.associate_people`), or MediaPipe Pose estimates one person
-  per view when no keypoint folder is given;
+  per view when no keypoint folder is given; once the person is triangulated, each view takes
+  the detection nearest its projected skeleton (`person_association.choose_by_skeleton`: a side
+  view's detection has no swap-invariant point to be chosen by);
 - triangulation (`triangulation.triangulate_sequence`: undistortion, left/right swap repair,
   RANSAC, a Butterworth low-pass at min(6 Hz, 0.4 x the frame rate); frames whose views split
   evenly on left and right take the sides of their untied neighbours,
@@ -172,12 +174,13 @@ def read_take(name: str, videos, cameras, keypoints_dir: str | None, *,
   if not any(len(f) for view in people for f in view):
     raise ValueError(f"no person found in take {name!r}: no keypoint is visible in any frame of "
                      "any camera; check the videos or their keypoint files")
-  detections, _ = person_association.associate_people(people, matched, threshold_px=threshold_px)
   fps = float(infos[0].fps)
-  tri = triangulation.triangulate_sequence(detections, matched, fps=fps,
-                                           smooth_cutoff_hz=min(6.0, 0.4 * fps),
-                                           ransac_threshold_px=threshold_px)
-  tri = person_association.consistent_sides(tri, matched)
+  triangulate = lambda det: triangulation.triangulate_sequence(
+      det, matched, fps=fps, smooth_cutoff_hz=min(6.0, 0.4 * fps), ransac_threshold_px=threshold_px)
+  detections, _ = person_association.associate_people(people, matched, threshold_px=threshold_px)
+  detections, _ = person_association.choose_by_skeleton(
+      people, matched, triangulate(detections).points3d, threshold_px=2 * threshold_px)
+  tri = person_association.consistent_sides(triangulate(detections), matched)
   _check_person(tri, matched, name)
   sources = {"keypoints": dict(zip([c.name for c in matched], where)),
              "mask": "mediapipe-segmentation" if segmentations else "background-difference"}

@@ -19,6 +19,13 @@ move of the person's centre by more than `jump_m` (world units) costs as much as
 left out: another consistent person (a second actor) is not switched to while the first stays
 in sight. Conventions: `triangulation`'s (distorted pixels in, calibrated `Camera`s).
 
+A camera that sees the person from the side sees one side only: no left/right pair is complete,
+and with neither nose nor neck in view its detection has no invariant point to be scored by, so
+it ties with any other detection of that view. `choose_by_skeleton` settles every view's choice
+once the person is triangulated: the detection whose keypoints lie nearest the projected 3D
+skeleton, each keypoint compared with its own joint and with its mirror (a side view's labels
+may be exchanged), the median over its keypoints within `threshold_px`.
+
 Left and right over time (`consistent_sides`): `triangulation.repair_left_right_swaps` labels
 each frame's sides by the majority of the views, which is a tie when exactly half of them are
 exchanged (one of two cameras, two of four): either labelling explains the views equally, and
@@ -135,6 +142,37 @@ def associate_people(people, cameras: Sequence[Camera], *, threshold_px: float =
       if combos[best, v] < counts[v]:
         chosen[v, t] = combos[best, v]
         out[v, t] = people[v][t][combos[best, v]]
+  return out, chosen
+
+
+def _skeleton_error(person: np.ndarray, projected: np.ndarray) -> float:
+  """Median over the detection's keypoints [18, 3] of the distance to the projected skeleton
+  [18, 2] at the same joint or its mirror, whichever is nearer (inf without 2 keypoints)."""
+  seen = (person[:, 2] > 0) & np.all(np.isfinite(projected), -1)
+  seen &= np.all(np.isfinite(projected[list(FLIP_INDEX)]), -1)
+  if seen.sum() < 2:
+    return np.inf
+  same = np.linalg.norm(person[seen, :2] - projected[seen], axis=-1)
+  mirror = np.linalg.norm(person[seen, :2] - projected[list(FLIP_INDEX)][seen], axis=-1)
+  return float(np.median(np.minimum(same, mirror)))
+
+
+def choose_by_skeleton(people, cameras: Sequence[Camera], points3d, *,
+                       threshold_px: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+  """(keypoints [V, T, 18, 3], chosen [V, T]) as `associate_people` returns them, every view's
+  detection chosen by its distance to the skeleton points3d [T, 18, 3] (module docstring);
+  none where no detection lies within `threshold_px`."""
+  num_frames = len(points3d)
+  out = np.zeros((len(cameras), num_frames, NUM_KEYPOINTS, 3), np.float32)
+  chosen = np.full((len(cameras), num_frames), -1, np.int64)
+  for v, cam in enumerate(cameras):
+    projected = cam.project(np.asarray(points3d, np.float64))
+    projected = np.where((cam.depth(points3d) > 0)[..., None], projected, np.nan)
+    for t in range(num_frames):
+      errors = [_skeleton_error(np.asarray(p), projected[t]) for p in people[v][t]]
+      if errors and min(errors) <= threshold_px:
+        chosen[v, t] = int(np.argmin(errors))
+        out[v, t] = people[v][t][chosen[v, t]]
   return out, chosen
 
 

@@ -65,3 +65,20 @@ def test_frames_whose_views_split_evenly_take_their_neighbours_sides(recording):
   assert not wrong(fixed).any()
   assert fixed.report["overall"]["median"] == pytest.approx(tri.report["overall"]["median"])
   np.testing.assert_array_equal(fixed.swapped, swapped)
+
+
+def test_a_side_view_with_no_invariant_point_is_chosen_by_the_projected_skeleton(recording):
+  from psrjax.geometry.person_association import choose_by_skeleton
+  from psrjax.geometry.triangulation import triangulate_sequence
+  rec, det, _ = recording
+  rng = np.random.default_rng(2)
+  side = det.copy()
+  side[3, :, [0, 1, 5, 6, 7, 11, 12, 13, 15, 17]] = 0.0     # camera 4 sees the right side only
+  assert not (invariant_points(side[3])[..., 2] > 0).any()
+  people = [[[decoy_of(d, v, rng), d] for d in side[v]] for v in range(4)]   # decoy first
+  first, chosen = associate_people(people, rec.cameras, threshold_px=10.0)
+  assert np.all(chosen[:3] == 1) and not np.all(chosen[3] == 1)   # a tie the decoy can win
+  tri = triangulate_sequence(first, rec.cameras, smooth_cutoff_hz=None)
+  kp, chosen = choose_by_skeleton(people, rec.cameras, tri.points3d)
+  assert np.all(chosen == 1)
+  np.testing.assert_array_equal(kp, side)
