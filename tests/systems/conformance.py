@@ -81,12 +81,22 @@ def _step_fn(ctx, stage, *, forward_once: bool):
                  out_shardings=(ctx.state_shardings, rep))
 
 
+def initial_state(config, ctx):
+  """The state the straight run starts from, on `ctx`'s devices: made by the same initialisation
+  program on all devices (compiled once for both runs, the persistent cache holding it) and
+  moved over, so both runs start from the same bits."""
+  every = context_lib.build_context(config, None, evals=())
+  state = state_lib.create_state(every.init_fn, every.base_key,
+                                 every.global_batch(every.first_batch), every.state_shardings,
+                                 every.mesh)
+  return jax.device_put(state, ctx.state_shardings)
+
+
 def run_lockstep(config) -> Lockstep:
   """Every step of the schedule on one device from the states the trainer's step reaches, the
   batches in the trainer's order (`data.train_iterator`)."""
   ctx = context_lib.build_context(config, None, devices=jax.devices()[:1])
-  state = state_lib.create_state(ctx.init_fn, ctx.base_key, ctx.global_batch(ctx.first_batch),
-                                 ctx.state_shardings, ctx.mesh)
+  state = initial_state(config, ctx)
   iterator = data_lib.train_iterator(ctx.batched, config)
   history, per_phase, flops = [], [], {}
   for stage in ctx.stages:
@@ -134,8 +144,14 @@ class Runs:
     self._cache: dict[str, Any] = {}
 
   def config(self, **overrides):
-    """The tiny config, checkpointing every step (`straight` keeps mid-stage checkpoints)."""
-    return tiny_config(self.name, **{"train.checkpoint_every": 1, **overrides})
+    """The tiny config, checkpointing at `resume_step` (and at the end)."""
+    return tiny_config(self.name, **{"train.checkpoint_every": self.resume_step, **overrides})
+
+  @property
+  def resume_step(self) -> int:
+    """A step inside the last stage, where the resume check restarts the straight run."""
+    stages = base.get_system(tiny_config(self.name)).stages()
+    return sum(s.steps for s in stages) - stages[-1].steps // 2
 
   def workdir(self, label: str) -> str:
     return str(self._tmp.mktemp(f"{self.name}-{label}"))

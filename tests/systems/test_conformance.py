@@ -135,7 +135,8 @@ def test_resume_mid_stage_is_exact(name, system_runs):
   straight run ended: the same losses, parameters and data position."""
   runs = system_runs(name)
   straight = runs.straight
-  half = straight.step - runs.system.stages()[-1].steps // 2
+  half = runs.resume_step
+  assert straight.step - runs.system.stages()[-1].steps < half < straight.step
   workdir = runs.workdir("resume")
   shutil.copytree(os.path.join(straight.workdir, "checkpoints", str(half)),
                   os.path.join(workdir, "checkpoints", str(half)))
