@@ -194,13 +194,19 @@ def _defect(case, root, tmp_path):
     for f in glob.glob(str(bad / "pose" / "*" / "*.json")):
       json.dump({"version": 1.3, "people": []}, open(f, "w"))
     return args, "no person found"
+  if case == "no_estimator":          # without --keypoints MediaPipe estimates them
+    del args[args.index("--keypoints"):args.index("--keypoints") + 2]
+    return args, "pip install 'psrjax[pose]'"
   raise AssertionError(case)
 
 
 @pytest.mark.parametrize("case", ["missing_camera", "keypoint_count", "no_person",
-                                  "unreadable_video", "camera_facing_away", "millimetres"])
-def test_bad_input_is_a_one_line_error_and_writes_nothing(case, recording, tmp_path, capsys):
+                                  "unreadable_video", "camera_facing_away", "millimetres",
+                                  "no_estimator"])
+def test_bad_input_is_a_one_line_error_and_writes_nothing(case, recording, tmp_path, capsys,
+                                                          monkeypatch):
   _, root, _ = recording
+  monkeypatch.setitem(sys.modules, "mediapipe", None)     # import mediapipe -> ImportError
   args, message = _defect(case, root, tmp_path)
   assert cli.main(args) == 2
   errors = [l for l in capsys.readouterr().err.splitlines() if "error" in l]
