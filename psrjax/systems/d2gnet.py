@@ -69,6 +69,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from psrjax import checkpoint_params
 from psrjax import losses
 from psrjax.data import estimate, per_person, sources, surface_windows
 from psrjax.data.synthetic import faces as synthetic_faces
@@ -341,13 +342,12 @@ class D2GNet(pix2pixhd.Pix2PixHD):
 
   def pretrained_uv(self):
     """G_uv's parameters in `config.init_from`'s checkpoint."""
-    from psrjax.train import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
     r = self.config.data.resolution
     label = jax.ShapeDtypeStruct((1, r, r, self.channels), jnp.float32)
     target = jax.eval_shape(lambda x: self.uv_generator.init(jax.random.key(0), x)["params"],
                             label)
     path = os.path.abspath(os.path.expanduser(self.config.init_from))
-    return checkpoint_lib.restore_params(path, {"uv": target})["uv"]
+    return checkpoint_params.restore_params(path, {"uv": target})["uv"]
 
   # ----------------------------------------------------------------------------- schedule
   def stages(self):

@@ -18,40 +18,15 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 
-CHECKPOINT_DIR = "checkpoints"
+from psrjax.checkpoint_params import (  # pylint: disable=unused-import  # re-exported
+    CHECKPOINT_DIR, IncompatibleCheckpointError, check_compatible, checkpoint_root,
+    restore_params)
+
 CORRUPT_DIR = "checkpoints_corrupt"
-
-
-class IncompatibleCheckpointError(ValueError):
-  """A readable checkpoint whose state does not fit the config."""
 
 
 def _handlers():
   return {"state": ocp.StandardCheckpointHandler(), "data": grain.checkpoint.CheckpointHandler()}
-
-
-def _shapes(tree) -> dict[str, tuple]:
-  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {jax.tree_util.keystr(path): tuple(getattr(leaf, "shape", ())) for path, leaf in leaves}
-
-
-def check_compatible(saved_tree: dict, target: dict, where: str) -> None:
-  """Parameters must match by name and shape; optimizer leaves by their shapes; EMA groups."""
-  saved, want = _shapes(saved_tree.get("params", {})), _shapes(target["params"])
-  if saved != want:
-    diff = sorted(set(saved.items()) ^ set(want.items()))[:4]
-    raise IncompatibleCheckpointError(
-        f"checkpoint {where} has parameters that do not match the config "
-        f"(first differences, (name, shape): {diff})")
-  saved_opt = sorted(_shapes(saved_tree.get("opt", {})).values())
-  if saved_opt != sorted(_shapes(target["opt"]).values()):
-    raise IncompatibleCheckpointError(
-        f"checkpoint {where} has an optimizer state that does not match the config's optimizers")
-  saved_ema, want_ema = sorted(saved_tree.get("ema", {})), sorted(target.get("ema", {}))
-  if saved_ema != want_ema:
-    raise IncompatibleCheckpointError(
-        f"checkpoint {where} keeps EMAs of groups {saved_ema} but the config's train.ema "
-        f"keeps {want_ema}; set train.ema to match (or start from it with config.init_from)")
 
 
 class Checkpoints:
@@ -155,21 +130,9 @@ def _one_line(error: BaseException) -> str:
   return f"{type(error).__name__}: {text[:200]}"
 
 
-def _checkpoint_root(path: str) -> tuple[str, int | None]:
-  """A workdir, checkpoints dir or step dir -> (checkpoints dir, step or None for latest)."""
-  path = os.path.abspath(path)
-  if os.path.isdir(os.path.join(path, CHECKPOINT_DIR)):
-    return os.path.join(path, CHECKPOINT_DIR), None
-  if os.path.basename(path).isdigit() and os.path.isdir(os.path.join(path, "state")):
-    return os.path.dirname(path), int(os.path.basename(path))
-  if os.path.isdir(path):
-    return path, None
-  raise ValueError(f"checkpoint path {path!r} does not exist")
-
-
 def restore_from_path(path: str, target: Any, iterator=None) -> tuple[int, Any]:
   """Restores `config.resume`-style paths (workdir, checkpoints dir or step dir)."""
-  root, step = _checkpoint_root(path)
+  root, step = checkpoint_root(path)
   checkpoints = Checkpoints(root, read_only=True)
   if step is not None:
     return step, checkpoints.restore(step, target, iterator)
@@ -177,34 +140,3 @@ def restore_from_path(path: str, target: Any, iterator=None) -> tuple[int, Any]:
   if found is None:
     raise ValueError(f"no checkpoint found under {path!r}")
   return found
-
-
-def restore_params(path: str, target_params: dict, *, ema: bool = False) -> dict:
-  """Parameters of the groups present in both the checkpoint at `path` and `target_params`.
-
-  Used for `config.init_from`: a group is taken from the checkpoint when its name exists
-  there; its shapes must then match. `ema`: a group whose moving average the checkpoint keeps
-  is taken from that average (the weights its evaluation used) instead.
-  """
-  root, step = _checkpoint_root(path)
-  checkpoints = Checkpoints(root, read_only=True)
-  step = checkpoints.latest_step() if step is None else step
-  if step is None:
-    raise ValueError(f"no checkpoint found under {path!r}")
-  saved_state = checkpoints.manager.item_metadata(step)["state"].tree
-  saved = saved_state["params"]
-  groups = {g: p for g, p in target_params.items() if g in saved}
-  if not groups:
-    raise ValueError(f"checkpoint {root}/{step} shares no parameter group with the config "
-                     f"(checkpoint: {sorted(saved)}, config: {sorted(target_params)})")
-  check_compatible({"params": {g: saved[g] for g in groups}, "opt": {}},
-                   {"params": groups, "opt": {}}, f"{root}/{step}")
-  averaged = set(saved_state.get("ema", {})) if ema else set()
-  target = {"params": {g: p for g, p in groups.items() if g not in averaged},
-            "ema": {g: p for g, p in groups.items() if g in averaged}}
-  target = {k: v for k, v in target.items() if v}
-  restore_args = ocp.checkpoint_utils.construct_restore_args(target)
-  restored = ocp.PyTreeCheckpointer().restore(
-      os.path.join(root, str(step), "state"),
-      args=ocp.args.PyTreeRestore(item=target, restore_args=restore_args, partial_restore=True))
-  return {**restored.get("params", {}), **restored.get("ema", {})}
