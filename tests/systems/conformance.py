@@ -92,6 +92,16 @@ def initial_state(config, ctx):
   return jax.device_put(state, ctx.state_shardings)
 
 
+@functools.cache
+def initial_params(name: str):
+  """The parameters every run of system `name`'s tiny config starts from (`initial_state`), on
+  one device: tests of a system's functions read these instead of compiling an initialisation
+  of their own."""
+  config = tiny_config(name)
+  ctx = context_lib.build_context(config, None, devices=jax.devices()[:1], evals=())
+  return initial_state(config, ctx)["params"]
+
+
 def run_lockstep(config) -> Lockstep:
   """Every step of the schedule on one device from the states the trainer's step reaches, the
   batches in the trainer's order (`data.train_iterator`)."""

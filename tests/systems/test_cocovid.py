@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import conformance
 import train_harness
 from psrjax import nn as pnn
 from psrjax.data import per_person
@@ -49,7 +50,7 @@ def test_temporal_generator_starts_as_the_frame_generator():
   previous frames; after the temporal stage they are trained."""
   system = base.get_system(tiny_config())
   batch = system.prepare(train_harness.eval_batch(system))
-  params = train_harness.init_params(system, batch, 0)
+  params = conformance.initial_params("cocovid")
   label, exemplar = batch["label"][:, 0], batch["exemplar_rgb"]
   zeros = system._previous_zeros(exemplar)
   noise = jax.random.normal(jax.random.key(1), zeros.shape)
@@ -64,7 +65,7 @@ def test_two_pass_inference_uses_the_refined_exemplar():
   config = tiny_config()
   system = base.get_system(config)
   batch = system.prepare(train_harness.eval_batch(system))
-  params = train_harness.init_params(system, batch, 0)
+  params = conformance.initial_params("cocovid")
   refined = jax.jit(system._refined_exemplar)(params, batch)
   one_pass = base.get_system(tiny_config(**{"model.two_pass": False}))
   direct = jax.jit(functools.partial(one_pass._generate, True, True))(
@@ -97,8 +98,7 @@ def test_driving_poses_are_translated_vertically_by_eq_1():
 
 def test_spectral_layers_advance_their_power_iteration_with_the_optimizer():
   system = base.get_system(tiny_config())
-  batch = system.prepare(train_harness.eval_batch(system))
-  params = train_harness.init_params(system, batch, 0)
+  params = conformance.initial_params("cocovid")
   opt = system.optimizers()["d"]
   grads = jax.tree.map(jnp.zeros_like, params["d"])
   updates, _ = opt.update(grads, opt.init(params["d"]), params["d"])

@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 skimage = pytest.importorskip("skimage")
 from skimage.metrics import structural_similarity  # noqa: E402
 
+import conformance  # noqa: E402
 import train_harness  # noqa: E402
 from psrjax.systems import base  # noqa: E402
 
@@ -39,7 +40,7 @@ def _reference(pred, target, mask):
 def test_eval_ssim_and_masked_ssim_match_scikit_image(name, prediction):
   system = base.get_system(train_harness.config_with(os.path.join(CONFIGS, f"{name}.py") + ":tiny"))
   batch = train_harness.eval_batch(system)
-  params = train_harness.init_params(system, batch)
+  params = conformance.initial_params(name)
   result, pred = jax.device_get(jax.jit(
       lambda p, b: (base.evaluate(system, p, b), base.generate(system, p, b)[prediction]))(params, batch))
   ssim, m_ssim = _reference(pred, batch["tgt_rgb"], batch["tgt_mask"])

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import conformance
 import train_harness
 from psrjax import cli, config_utils
 from psrjax.data import first_frame, same_video
@@ -79,7 +80,7 @@ def _regularisation_grads() -> dict[tuple[str, bool], float]:
   system = systems[SCHEMES[0]]
   batch = jax.tree.map(lambda x: jnp.asarray(x)[None],
                        system.dataset("train", seed=0, shard_index=0, shard_count=1)[0])
-  params = train_harness.init_params(system, batch, 0)
+  params = conformance.initial_params("internet")
 
   def grads(params):
     out = {}

@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
 
+import conformance  # noqa: E402
 import train_harness  # noqa: E402
 from psrjax.data import synthetic  # noqa: E402
 from psrjax.data import same_video  # noqa: E402
@@ -36,8 +37,8 @@ def batch(system):
 
 
 @pytest.fixture(scope="module")
-def params(system, batch):
-  return train_harness.init_params(system, batch)
+def params():
+  return conformance.initial_params("mfci")
 
 
 def _frame_index(clip_rgb, frames):

@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
 
+import conformance  # noqa: E402
 import train_harness  # noqa: E402
 from psrjax.data import view_pairs  # noqa: E402
 from psrjax.systems import base, psrnet  # noqa: E402
@@ -34,8 +35,8 @@ def batch(system):
 
 
 @pytest.fixture(scope="module")
-def params(system, batch):
-  return train_harness.init_params(system, batch)
+def params():
+  return conformance.initial_params("psrnet")
 
 
 def test_stagewise_schedule_trains_one_layer_per_stage(system):
