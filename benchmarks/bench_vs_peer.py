@@ -5,11 +5,15 @@ run alternately on one machine: `psrjax bench` and `benchmarks/peer_steps.py`.
   python benchmarks/bench_vs_peer.py edn --checkout ~/src/EverybodyDanceNow --pairs 9
   python benchmarks/bench_vs_peer.py cocosnet --checkout ~/src/CoCosNet --pairs 3 --steps 3
   python benchmarks/bench_vs_peer.py fomm --checkout ~/src/first-order-model --pairs 3 --steps 3
+  python benchmarks/bench_vs_peer.py d2gnet --checkout ~/src/Neural-Human-Video-Rendering \
+      --pairs 3 --steps 3
 
 The peer's repository is a checkout given on the command line (nothing is fetched; its commit
 is printed): NVIDIA/pix2pixHD for `pix2pixhd`, carolineec/EverybodyDanceNow for `edn`,
 microsoft/CoCosNet for `cocosnet` (psrjax's configs/cocovid.py first stage, batch 1),
-AliaksandrSiarohin/first-order-model for `fomm` (configs/fomm.py, batch 1). Both
+AliaksandrSiarohin/first-order-model for `fomm` (configs/fomm.py, batch 1),
+SunYangtian/Neural-Human-Video-Rendering for `d2gnet` (configs/d2gnet.py at 256x256, batch 2
+pairs; its D²G-Net given the release's shape: 4 stride-2 levels, 2 blocks, no pose input). Both
 sides build the same networks at 256x256, batch 1, with random weights (the VGG19 of both
 losses loads one random torchvision state dict, written once into `--workdir`, unless
 `--vgg-weights` names a file), and time `--steps` steps after `--warmup` untimed ones; each
@@ -41,11 +45,19 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER_STEPS = os.path.join(REPO, "benchmarks", "peer_steps.py")
 CONFIGS = {"pix2pixhd": "configs/pix2pixhd.py", "edn": "configs/edn.py",
-           "cocosnet": "configs/cocovid.py", "fomm": "configs/fomm.py"}
+           "cocosnet": "configs/cocovid.py", "fomm": "configs/fomm.py", "d2gnet": "configs/d2gnet.py"}
 # psrjax's side beyond the paper config: CoCosNet's peer runs batch 1 (the per-person paper
 # config trains batch 4) and only its first stage has a counterpart.
 EXTRA = {"cocosnet": ["--config.train.batch_size=1", "--stage", "main"],
-         "fomm": ["--config.train.batch_size=1"]}   # the yaml's 27 is a multi-GPU batch
+         "fomm": ["--config.train.batch_size=1"],   # the yaml's 27 is a multi-GPU batch
+         # 256x256 (the paper's 512 halved, as every peer here); D²G-Net in the shape of the
+         # release's FgFeature2RGB (4 stride-2 levels, 2 residual blocks, no pose at the
+         # bottleneck; its last level keeps 512 channels where pix2pixHD's doubles to 1024); a
+         # few frames for the initial texture and background (not part of the step).
+         "d2gnet": ["--config.data.resolution=256", "--config.model.n_downsample=4",
+                    "--config.model.n_blocks=2", "--config.model.pose_condition=False",
+                    "--config.texture.init_frames=8", "--config.background.init_frames=8",
+                    "--config.train.data_workers=0"]}
 FLAGS = re.compile(r"^(avx\w*|amx\w*|fma|f16c|sse4_2)$")
 
 

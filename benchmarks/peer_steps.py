@@ -4,6 +4,7 @@ r"""Train steps of the PyTorch code psrjax's users would otherwise run, driven u
   python benchmarks/peer_steps.py edn --checkout ~/src/EverybodyDanceNow --steps 5 --json
   python benchmarks/peer_steps.py cocosnet --checkout ~/src/CoCosNet --steps 3 --json
   python benchmarks/peer_steps.py fomm --checkout ~/src/first-order-model --steps 3 --json
+  python benchmarks/peer_steps.py d2gnet --checkout ~/src/Neural-Human-Video-Rendering --steps 3
 
 `pix2pixhd`: NVIDIA/pix2pixHD (commit 14b3b3c): its `Pix2PixHDModel` built by its own option
 parser (`options/train_options.py`) at the paper config psrjax's `configs/pix2pixhd.py` has --
@@ -25,9 +26,19 @@ networks and losses of psrjax's configs/cocovid.py main stage (`cocosnet_step`).
 `fomm`: AliaksandrSiarohin/first-order-model (commit c027484) at its config/fashion-256.yaml,
 psrjax's configs/fomm.py (`fomm_step`).
 
+`d2gnet`: SunYangtian/Neural-Human-Video-Rendering (commit ad21d8b), the authors' PyTorch
+D²G-Net: its `Pix2PixHD_Avatar` at its training script's settings (train_start/
+pretrain_start.sh: batch 2 pairs, λ_L2 500, λ_UV 1000, λ_Prob 10, λ_Temp 500, the DensePose
+losses on; G_uv ngf 64 / 4 downsamplings / 9 blocks, texture 200 x 200 x 18, two 3-layer
+PatchGANs, VGG19) at 256x256, the pose label with psrjax's 18 channels, one step being
+train.py's `model(epoch, ...)` past its static epochs (the whole objective) then the G and D
+updates (`d2gnet_step`).
+
 What is patched, and only in this process, so that the CUDA-era code runs on a CPU:
 `Tensor.cuda` / `Module.cuda` return their receiver, `torch.cuda.FloatTensor` is the CPU
-`FloatTensor`, and torchvision's `vgg19(pretrained=True)` builds the network with the weights
+`FloatTensor` (for `d2gnet` also `Tensor.to` a CUDA device stays on the CPU, and
+`torch.cuda.is_available` is true while its model is built: it names device "cuda:0" and asserts
+a GPU before building), and torchvision's `vgg19(pretrained=True)` builds the network with the weights
 of `--vgg-weights` (a torchvision state dict) or random ones instead of downloading. Nothing is
 fetched. The repositories' files are imported as they are.
 
@@ -304,8 +315,72 @@ def fomm_step(checkout: str, workdir: str, vgg_weights: str | None = None):
   return step, (kp_detector, generator, discriminator)
 
 
+def d2gnet_step(checkout: str, workdir: str, label_channels: int = 18, batch: int = 2):
+  """(step function, model) for the authors' PyTorch D²G-Net (module docstring). Its texture and
+  background files are random images written into `workdir`."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import torch  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  tex_size = 200
+  os.makedirs(workdir, exist_ok=True)
+  rng = np.random.default_rng(0)
+  texture, bg = os.path.join(workdir, "texture.png"), os.path.join(workdir, "bg.png")
+  Image.fromarray(rng.integers(0, 256, (6 * tex_size, 4 * tex_size, 3), np.uint8)).save(texture)
+  Image.fromarray(rng.integers(0, 256, (RES, RES, 3), np.uint8)).save(bg)
+  opt = parse_options(checkout, [
+      "--name", "bench", "--checkpoints_dir", workdir, "--gpu_ids", "-1", "--batchSize",
+      str(batch), "--input_nc", str(label_channels), "--loadSize", str(RES), "--texture_path",
+      texture, "--bg_path", bg, "--lambda_L2", "500", "--lambda_UV", "1000", "--lambda_Prob",
+      "10", "--use_densepose_loss", "--lambda_Temp", "500"])
+  opt.gpu_ids = [0]   # it names its device from gpu_ids[0]; `to("cuda:0")` stays on the CPU
+  to = torch.Tensor.to
+  torch.Tensor.to = lambda self, *a, **k: to(self, *[
+      "cpu" if "cuda" in str(x) else x for x in a], **{
+          key: ("cpu" if "cuda" in str(v) else v) for key, v in k.items()})
+  available, torch.cuda.is_available = torch.cuda.is_available, lambda: True
+  try:
+    from models.pix2pixHD_Avatar import Pix2PixHD_Avatar  # pylint: disable=g-import-not-at-top
+    with contextlib.redirect_stdout(sys.stderr):
+      model = Pix2PixHD_Avatar()
+      model.initialize(opt)
+  finally:
+    torch.cuda.is_available = available
+  model.device = "cpu"
+  epoch = 4   # past StaticEpoch = 3: every term of the objective
+  with contextlib.redirect_stdout(sys.stderr):
+    optimizer_g = model.init_optimizer_G(epoch)
+  rand = lambda *shape: torch.rand(*shape) * 2 - 1
+  inputs = dict(texture=torch.zeros(1), Pose=rand(batch, label_channels, RES, RES),
+                mask=(torch.rand(batch, 1, RES, RES) > 0.5).float(), real=rand(batch, 3, RES, RES),
+                real_uv=rand(batch, 48, RES, RES), real_cls=torch.randint(0, 25, (batch, RES, RES)),
+                bg=torch.zeros(1), Pose_before=rand(batch, label_channels, RES, RES),
+                mask_before=(torch.rand(batch, 1, RES, RES) > 0.5).float(),
+                real_image_before=rand(batch, 3, RES, RES), real_uv_before=rand(batch, 48, RES, RES),
+                real_cls_before=torch.randint(0, 25, (batch, RES, RES)),
+                flow=torch.randn(batch, 2, RES, RES), flow_inv=torch.randn(batch, 2, RES, RES))
+
+  def step():
+    # train.py L112-L142: forward, the G update, the D update.
+    out = model(epoch, **inputs)
+    losses = [torch.mean(x) if not isinstance(x, int) else x for x in out[0]]
+    loss = dict(zip(model.loss_names, losses))
+    loss_d = (loss["D_fake"] + loss["D_real"]) * 0.5
+    loss_g = (loss["G_GAN"] + loss.get("mask", 0) + loss.get("G_VGG", 0) + loss.get("L2", 0)
+              + loss.get("UV_loss", 0) + loss.get("Probs_loss", 0) + loss.get("mask_human", 0)
+              + loss.get("temporal", 0))
+    optimizer_g.zero_grad()
+    loss_g.backward()
+    optimizer_g.step()
+    model.optimizer_D.zero_grad()
+    loss_d.backward()
+    model.optimizer_D.step()
+    return loss_g.item(), loss_d.item()
+
+  return step, model
+
+
 PEERS = {"pix2pixhd": pix2pixhd_step, "edn": edn_step, "cocosnet": cocosnet_step,
-         "fomm": fomm_step}
+         "fomm": fomm_step, "d2gnet": d2gnet_step}
 
 
 class PartTimer:

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import os
 
+import grain
 import jax
 import orbax.checkpoint as ocp
 
 CHECKPOINT_DIR = "checkpoints"
+
+
+def handlers() -> dict:
+  """The items of a checkpoint step: the train state and the grain iterator state."""
+  return {"state": ocp.StandardCheckpointHandler(), "data": grain.checkpoint.CheckpointHandler()}
 
 
 class IncompatibleCheckpointError(ValueError):
@@ -65,7 +71,7 @@ def restore_params(path: str, target_params: dict, *, ema: bool = False) -> dict
   options = ocp.CheckpointManagerOptions(create=False, read_only=True,
                                          enable_async_checkpointing=False)
   with ocp.CheckpointManager(root, options=options,
-                             item_handlers={"state": ocp.StandardCheckpointHandler()}) as manager:
+                             item_handlers=handlers()) as manager:
     step = manager.latest_step() if step is None else step
     if step is None:
       raise ValueError(f"no checkpoint found under {path!r}")

@@ -20,13 +20,9 @@ import orbax.checkpoint as ocp
 
 from psrjax.checkpoint_params import (  # pylint: disable=unused-import  # re-exported
     CHECKPOINT_DIR, IncompatibleCheckpointError, check_compatible, checkpoint_root,
-    restore_params)
+    handlers, restore_params)
 
 CORRUPT_DIR = "checkpoints_corrupt"
-
-
-def _handlers():
-  return {"state": ocp.StandardCheckpointHandler(), "data": grain.checkpoint.CheckpointHandler()}
 
 
 class Checkpoints:
@@ -38,7 +34,7 @@ class Checkpoints:
         max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
         enable_async_checkpointing=not read_only, cleanup_tmp_directories=not read_only)
     self.manager = ocp.CheckpointManager(self.directory, options=options,
-                                         item_handlers=_handlers())
+                                         item_handlers=handlers())
 
   def steps(self) -> list[int]:
     return sorted(self.manager.all_steps())
