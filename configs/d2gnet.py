@@ -9,8 +9,9 @@ downsamplings / 5 blocks (the Jittor release, pix2pixHD_Avatar_ori.py L102), tex
 500, λ_VGG 10, λ_mask 0.1, LSGAN, Adam 2e-4 (0.5, 0.999) decayed over the second half; the pose
 label is the stick figure and the 3D surface label of frames t, t-1 and t-2 (18 channels).
 
-First pre-train G_uv on many synthetic identities (a one-off, ~10 minutes on a 2-core CPU at
-runlocal's size), then train the person from it:
+First pre-train G_uv on many synthetic identities (a one-off: 2,500 steps, 24 minutes on a 2-core
+CPU at runlocal's size while another training shared it), then train the person from it (14
+minutes):
 
   psrjax train --config configs/d2gnet.py:runlocal,pretrain --workdir runs/d2gnet_uv
   psrjax train --config configs/d2gnet.py:runlocal --workdir runs/d2gnet \
