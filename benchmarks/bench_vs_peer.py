@@ -58,6 +58,8 @@ EXTRA = {"cocosnet": ["--config.train.batch_size=1", "--stage", "main"],
                     "--config.model.n_blocks=2", "--config.model.pose_condition=False",
                     "--config.texture.init_frames=8", "--config.background.init_frames=8",
                     "--config.train.data_workers=0"]}
+# A file each peer's checkout holds (pix2pixHD's layout unless named).
+MARKERS = {"fomm": ("modules/model.py",), "d2gnet": ("models/pix2pixHD_Avatar.py",)}
 FLAGS = re.compile(r"^(avx\w*|amx\w*|fma|f16c|sse4_2)$")
 
 
@@ -182,9 +184,9 @@ def main(argv=None) -> int:
   parser.add_argument("--json", action="store_true")
   args = parser.parse_args(argv)
   args.checkout = os.path.abspath(os.path.expanduser(args.checkout))
-  if not os.path.exists(os.path.join(args.checkout, "models", "networks")) and \
-      not os.path.isfile(os.path.join(args.checkout, "models", "networks.py")):
-    parser.error(f"--checkout {args.checkout} has no models/networks(.py): pass a checkout of "
+  marker = MARKERS.get(args.peer, ("models/networks", "models/networks.py"))
+  if not any(os.path.exists(os.path.join(args.checkout, m)) for m in marker):
+    parser.error(f"--checkout {args.checkout} has no {' or '.join(marker)}: pass a checkout of "
                  f"the {args.peer} repository")
   if args.pairs < 1 or args.steps < 1:
     parser.error("--pairs and --steps must be >= 1")
