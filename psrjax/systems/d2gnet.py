@@ -393,17 +393,8 @@ class D2GNet(pix2pixhd.Pix2PixHD):
     return self._render(params, b)
 
   # ----------------------------------------------------------------------------- losses
-  def _disc(self, params, b):
-    cond = fold(b["label"])
-    return lambda image: self.discriminator.apply({"params": params["d"]}, image, cond)
-
-  def _d_loss(self, params, b, outputs, rng):
-    """(LSGAN on real + on generated frames) / 2, the authors' loss_D."""
-    del rng
-    d = self._disc(params, b)
-    adv = losses.d_loss(d(fold(b["rgb"]))[0], d(fold(outputs["out"]))[0],
-                        kind=self.config.loss.gan)
-    return 0.5 * adv, {"adv": adv}
+  # D on (label, frame) pairs and its loss, (LSGAN on real + on generated frames) / 2 (the
+  # authors' loss_D), are pix2pixHD's (`_disc`, `_d_loss`).
 
   def _g_loss(self, params, b, outputs, rng):
     """The objective of the module docstring."""
