@@ -59,7 +59,8 @@ def op_names(hlo_text: str) -> dict[str, str]:
 
 def part_of(op_name: str) -> str:
   """The part of the step an instruction belongs to (module docstring)."""
-  if "/decode" in op_name or "/prepare" in op_name:
+  scopes = op_name.split("/")
+  if "decode" in scopes or "prepare" in scopes:   # not e.g. an hourglass's ".../decoder/.."
     return "data (decode + prepare)"
   if "/optimizer_" in op_name:
     return "optimizer"

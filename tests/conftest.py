@@ -7,6 +7,7 @@ sources; JAX's own key covers the program, the jax/jaxlib versions and the XLA f
 entry compiled for another CPU or by other convolution code is never used. `psrjax` commands
 started in subprocesses share it (`$PSRJAX_CACHE_DIR`).
 """
+import gc
 import os
 
 import pytest
@@ -28,6 +29,14 @@ os.environ.setdefault(commands.CACHE_ENV, _BASE)
 commands.use_compilation_cache(os.path.join(_BASE, commands.cache_namespace()))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+# Tracing the systems' steps allocates millions of short-lived Python objects; CPython's default
+# collection thresholds (700, 10, 10) then scan the whole heap of JAX and psrjax objects over and
+# over (a cold compile of CoCosNet video's first stage: 64 s -> 60 s). The objects alive now never
+# die: they leave the collector's generations, and it runs less often.
+gc.collect()
+gc.freeze()
+gc.set_threshold(100_000, 50, 100)
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,11 @@ range the caller trains them with, but the generator's output is a sigmoid):
   connection; channels min(max_features, block_expansion 2^(i+1)); output block_expansion +
   the input's channels at the input's size.
 - `AntiAliasInterpolation2d` (util.py L199-L245): a Gaussian blur, sigma = (1 / scale - 1) / 2,
-  kernel 2 round(4 sigma) + 1, then every int(1 / scale)-th pixel (computed as one strided
-  depthwise convolution). It has no parameters, so it is a plain callable usable outside a
-  module (the losses' image pyramid).
+  kernel 2 round(4 sigma) + 1, then every int(1 / scale)-th pixel (computed as two strided
+  1-D depthwise convolutions: the normalised Gaussian is the outer product of its normalised
+  rows; the gradient of one strided 2-D convolution, 29 x 29 taps at scale 1/8, took 0.23 s of
+  a 256² FOMM step on the CPU). It has no parameters, so it is a plain callable usable outside
+  a module (the losses' image pyramid).
 - `KeypointDetector` (modules/keypoint_detector.py L7-L75): the hourglass on the anti-aliased
   downscaled frame, a 7x7 conv (padding `pad`, 0: VALID) to K logits, a softmax over the
   positions at temperature 0.1, the keypoint the expectation of `coordinate_grid` (of the
@@ -165,21 +167,32 @@ class AntiAliasInterpolation2d:
     k = g[:, None] * g[None, :]
     return (k / k.sum()).astype(np.float32)
 
+  def row(self) -> np.ndarray:
+    """The normalised 1-D Gaussian `[k]` float32 whose outer product is `kernel()`."""
+    g = self.kernel().sum(axis=1, dtype=np.float64)
+    return (g / g.sum()).astype(np.float32)
+
   def __call__(self, x: jax.Array) -> jax.Array:
     if self.scale == 1.0:
       return x
     x = jnp.asarray(x)
     dtype = compute_dtype(None, x)
     lead, (h, w, c) = x.shape[:-3], x.shape[-3:]
-    k = self.kernel()
-    ka = k.shape[0] // 2
-    kb = ka - 1 if k.shape[0] % 2 == 0 else ka
+    g = self.row()
+    ka = g.size // 2
+    kb = ka - 1 if g.size % 2 == 0 else ka
     stride = int(1.0 / self.scale)
-    kernel = jnp.broadcast_to(jnp.asarray(k, dtype)[:, :, None, None], k.shape + (1, c))
-    y = lax.conv_general_dilated(x.reshape((-1, h, w, c)).astype(dtype), kernel,
-                                 (stride, stride), ((ka, kb), (ka, kb)),
-                                 dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                 feature_group_count=c)
+    y = x.reshape((-1, h, w, c)).astype(dtype)
+    for axis in (0, 1):   # rows, then columns
+      shape = [1, 1]
+      shape[axis] = g.size
+      strides, padding = [1, 1], [(0, 0), (0, 0)]
+      strides[axis], padding[axis] = stride, (ka, kb)
+      kernel = jnp.broadcast_to(jnp.asarray(g, dtype).reshape(shape + [1, 1]),
+                                tuple(shape) + (1, c))
+      y = lax.conv_general_dilated(y, kernel, tuple(strides), tuple(padding),
+                                   dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                   feature_group_count=c)
     return y.reshape(lead + y.shape[1:])
 
 

@@ -29,8 +29,27 @@ def resize_nearest(x: jax.Array, size: Sequence[int]) -> jax.Array:
   h, w = x.shape[-3:-1]
   if (h, w) == tuple(size):
     return x
-  x = jnp.take(x, _nearest_index(h, size[0]), axis=-3)
-  return jnp.take(x, _nearest_index(w, size[1]), axis=-2)
+  return _nearest_axis(_nearest_axis(x, size[0], -3), size[1], -2)
+
+
+def _nearest_axis(x: jax.Array, size_out: int, axis: int) -> jax.Array:
+  """`x` resized to `size_out` along `axis` by PyTorch's nearest index. Whole-number factors
+  are a repeat or a strided slice (their gradients a window sum and a strided pad, where a
+  gather's is a scatter-add: several times slower on XLA:CPU); other ratios gather."""
+  size_in = x.shape[axis]
+  index = _nearest_index(size_in, size_out)
+  if size_out == size_in:
+    return x
+  factor = size_out // size_in
+  if size_out % size_in == 0 and np.array_equal(index, np.arange(size_out) // factor):
+    axis = axis % x.ndim
+    shape = x.shape[:axis + 1] + (factor,) + x.shape[axis + 1:]
+    repeated = jnp.broadcast_to(jnp.expand_dims(x, axis + 1), shape)
+    return repeated.reshape(x.shape[:axis] + (size_out,) + x.shape[axis + 1:])
+  step = size_in // size_out
+  if size_in % size_out == 0 and np.array_equal(index, np.arange(size_out) * step):
+    return jax.lax.slice_in_dim(x, 0, size_in, step, axis=axis)
+  return jnp.take(x, index, axis=axis)
 
 
 def downsample_avg(x: jax.Array) -> jax.Array:

@@ -170,7 +170,12 @@ def function_flops(fn, *args) -> float:
   """FLOPs of one device running the jitted `fn` on `args`: XLA's cost analysis plus the
   oneDNN convolutions it cannot see."""
   traced = fn.trace(*args)
-  return _flops(traced.lower().compile()) + onednn.jaxpr_flops(traced.jaxpr.jaxpr)
+  return compiled_flops(traced, traced.lower().compile())
+
+
+def compiled_flops(traced, compiled) -> float:
+  """`function_flops` of a function already traced (`traced`) and compiled (`compiled`)."""
+  return _flops(compiled) + onednn.jaxpr_flops(traced.jaxpr.jaxpr)
 
 
 def step_flops(ctx, stage, args, *, options=None, forward_once: bool = True) -> float:

@@ -339,11 +339,18 @@ def test_deform_and_resize_match_grid_sample_and_interpolate():
                                _nhwc(t_resize(_nchw(x), size)), atol=1e-6, err_msg=str(size))
 
 
-@pytest.mark.parametrize("scale", [1.0, 0.5, 0.25])
+@pytest.mark.parametrize("scale", [1.0, 0.5, 0.25, 0.125])
 def test_anti_alias_interpolation_matches_the_official_module(scale):
-  x = _images(2, 20, 12, 3)
-  out = fomm.AntiAliasInterpolation2d(scale)(jnp.asarray(x))
-  np.testing.assert_allclose(out, _nhwc(TAntiAlias(3, scale)(_nchw(x))), atol=1e-6)
+  """Values and gradients (the official module: one 2-D convolution, then every n-th pixel)."""
+  x = _images(2, 36, 20, 3)
+  t = _nchw(x).requires_grad_(True)
+  expected = TAntiAlias(3, scale)(t)
+  weights = _images(*_nhwc(expected.detach()).shape, seed=7)
+  (expected * _nchw(weights)).sum().backward()
+  layer = fomm.AntiAliasInterpolation2d(scale)
+  np.testing.assert_allclose(layer(jnp.asarray(x)), _nhwc(expected.detach()), atol=1e-6)
+  grad = jax.grad(lambda v: jnp.sum(layer(v) * weights))(jnp.asarray(x))
+  np.testing.assert_allclose(grad, _nhwc(t.grad), atol=1e-6)
 
 
 def test_identical_keypoints_give_identity_motions_and_deform_returns_the_source():

@@ -205,11 +205,18 @@ def test_positional_norm_follows_eq_1_and_returns_the_moments(unbiased):
     np.testing.assert_allclose(std, _from_torch(t_std), atol=ATOL)
 
 
-@pytest.mark.parametrize("size", [(3, 5), (12, 7), (4, 4), (13, 2)])
+@pytest.mark.parametrize("size", [(3, 5), (12, 7), (4, 4), (13, 2), (24, 15), (2, 1)])
 def test_resize_nearest_is_torch_interpolate_nearest(size):
+  """Values and gradients (whole-number factors take a repeat or a strided slice, the other
+  ratios a gather)."""
   x = _rand(1, 6, 5, 2)
-  np.testing.assert_array_equal(pnn.resize_nearest(jnp.asarray(x), size),
-                                _from_torch(F.interpolate(_to_torch(x), size=size, mode="nearest")))
+  weights = _rand(1, *size, 2, seed=3)
+  t = _to_torch(x).requires_grad_(True)
+  out = F.interpolate(t, size=size, mode="nearest")
+  (out * _to_torch(weights)).sum().backward()
+  np.testing.assert_array_equal(pnn.resize_nearest(jnp.asarray(x), size), _from_torch(out))
+  grad = jax.grad(lambda v: jnp.sum(pnn.resize_nearest(v, size) * weights))(jnp.asarray(x))
+  np.testing.assert_allclose(grad, _from_torch(t.grad), atol=1e-6)
 
 
 def test_downsample_avg_is_pix2pixhd_average_pool():

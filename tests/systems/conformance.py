@@ -110,13 +110,15 @@ def run_lockstep(config) -> Lockstep:
   iterator = data_lib.train_iterator(ctx.batched, config)
   history, per_phase, flops = [], [], {}
   for stage in ctx.stages:
-    once, recompute = (_step_fn(ctx, stage, forward_once=f) for f in (True, False))
+    once = recompute = None
     for i in range(stage.steps):
       batch = ctx.global_batch(next(iterator))
       args = (batch, ctx.base_key, ctx.constants)
-      if i == 0:   # the programs the steps below run (compiled once: JAX caches them)
-        flops[stage.name] = tuple(benchmark.function_flops(f, state, *args)
-                                  for f in (once, recompute))
+      if i == 0:   # the programs every step of the stage runs, and their FLOPs
+        traced = [_step_fn(ctx, stage, forward_once=f).trace(state, *args) for f in (True, False)]
+        once, recompute = (t.lower().compile() for t in traced)
+        flops[stage.name] = tuple(benchmark.compiled_flops(t, c)
+                                  for t, c in zip(traced, (once, recompute)))
       metrics_pp = recompute(state, *args)[1]
       state, metrics = once(state, *args)
       step = int(state["step"])

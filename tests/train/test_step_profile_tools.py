@@ -17,6 +17,7 @@ HLO = """
   %multiply_add_fusion.2 = f32[8]{0} fusion(%p, %g), kind=kLoop, calls=%fc, metadata={op_name="jit(train_step)/optimizer_g/add"}
   ROOT %add_fusion = f32[8]{0} fusion(%x), kind=kLoop, calls=%fd, metadata={op_name="jit(train_step)/prepare/render/add"}
   %sum.1 = f32[] reduce(%y), metadata={op_name="jit(train_step)/reduce_sum"}
+  %ffi_call.5 = f32[1,8,8,4]{3,2,1,0} custom-call(%a, %d), custom_call_target="psrjax_conv_forward", metadata={op_name="jit(train_step)/jvp(KeypointDetector)/KeypointDetector._forward/predictor/decoder/up_blocks_0/conv/ffi_call"}
 """
 
 
@@ -25,7 +26,7 @@ def test_instructions_are_attributed_to_the_parts_of_the_step():
   assert {k: profile_step.part_of(v) for k, v in names.items()} == {
       "ffi_call.3": "GlobalGenerator forward", "ffi_call.4": "MultiScaleDiscriminator backward",
       "multiply_add_fusion.2": "optimizer", "add_fusion": "data (decode + prepare)",
-      "sum.1": "other (losses, norms)"}
+      "sum.1": "other (losses, norms)", "ffi_call.5": "KeypointDetector forward"}
 
 
 def test_concurrent_time_is_shared_and_parts_add_up_to_busy_time():
