@@ -40,7 +40,8 @@ matching weight is 2.5 x 57.6 = 144 and the perceptual MSE weight 0.001 x 57.6^2
 contextual loss compares cosines and keeps its weight). With the unconverted weights the
 contextual term made 73 % of the generator's loss and after 350 steps of runlocal the frames
 were a blur (L1 to the frame 0.31; 0.06 with the converted ones). L_rec's weight is not
-CoCosNet's (it has no such term): 1.
+CoCosNet's (it has no such term): 1 (runlocal's small networks train with it at 500 and the
+warped exemplar's L1 at 250: configs/cocovid.py says why).
 
 The correspondence features carry coordinate channels (CoCosNet's `--use_coordconv`, off in its
 DeepFashion command): the pose label holds nothing that tells one background position from
