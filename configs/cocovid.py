@@ -142,7 +142,10 @@ def runlocal(c):
   Held-out segment, one run each on a 2-core Intel Xeon (README "CoCosNet video"): the paper's
   weights with EMA 0.999: LPIPS 0.0685, SSIM 0.8007, mask IoU 0.537; warp_self 250: 0.0572,
   0.8485, 0.638; + rec 100 and EMA 0.995: 0.0387, 0.8735, 0.615; + rec 500 (these): 0.0390,
-  0.8834, 0.630 (E_temp 0.00182 against rec 100's 0.00256).
+  0.8834, 0.630 (E_temp 0.00182 against rec 100's 0.00256). More first-stage steps do not close
+  the gap to pix2pixHD (1,800 steps: 0.0399; the held-out runs of seen actions improve with the
+  steps, those of novel actions worsen); nor did G's lr 1e-3, G without spectral norm or
+  training without the VGG terms (README "CoCosNet video").
   """
   c.data.update(resolution=64, frames_per_example=2, cache_dir="~/.cache/psrjax/person")
   c.data.exemplar_gap = 30
