@@ -22,7 +22,7 @@ On one's own video (a folder `psrjax prepare` wrote), driven by another prepared
   psrjax train --config configs/cocovid.py:runlocal,data=DATASET --workdir /tmp/cocovid_me
   psrjax synthesize --workdir /tmp/cocovid_me --driving OTHER_DATASET --out /tmp/driven.mp4
 
-Other arguments (comma separated, combinable): `label=cocosnet|discs`, `res=R`, `batch=B`,
+Other arguments (comma separated, combinable): `label=cocosnet|discs|stick`, `res=R`, `batch=B`,
 `data=DATASET`, `tiny` (a seconds-long variant for tests).
 """
 import ml_collections
