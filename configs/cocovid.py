@@ -122,7 +122,7 @@ def base_config(c):
 
 
 def runlocal(c):
-  """64 x 64 frames, narrow networks, the three stages in under 30 minutes on a 2-core CPU.
+  """64 x 64 frames, narrow networks, the three stages in about half an hour on a 2-core CPU.
 
   The pose label is the 3-channel stick figure (`label=stick`: what pix2pixHD and EDN read
   here), not CoCosNet's 20 channels. Its 17 limb distance maps give every pixel of the room
@@ -139,10 +139,15 @@ def runlocal(c):
   1,800 steps, the stages' shares 80 / 10 / 10 %: the first stage's 1,440 steps take most of
   the budget (0.8 s per step against 1.7 s for the temporal stage's windows; README "CoCosNet
   video"). With the stick figure more steps keep helping (LPIPS 0.0316 at 1,500 steps, 0.0256
-  at 1,800 in 24 min 27 s), where with CoCosNet's label the novel actions got worse.
-  The evaluated generators are the EMA of their weights (decay 0.995). pix2pixHD's runlocal
-  recipe instead (L1 x 100 for the VGG terms, lr 2e-3, 3,000 steps in the same minutes) was
-  worse: LPIPS 0.0728.
+  at 1,800, both evaluated with an EMA), where with CoCosNet's label the novel actions got
+  worse. 24 min 27 s on one 2-core Intel Xeon with AVX-512, 33 min 44 s on another with the
+  same instruction sets (README "CoCosNet video").
+  The generators are evaluated as trained, without an EMA of their weights (the learning rates
+  decay linearly to 0 over the second half of each group's steps): with the stick figure an EMA
+  at 0.995 read worse on the same runs' checkpoints (LPIPS 0.0256 against 0.0243 at 1,800 steps,
+  0.0316 against 0.0285 at 1,500; with CoCosNet's label it was ahead, 0.0390 against 0.0401).
+  pix2pixHD's runlocal recipe instead (L1 x 100 for the VGG terms, lr 2e-3, 3,000 steps in the
+  same minutes) was worse: LPIPS 0.0728.
 
   Two loss weights depart from the paper config's for the small networks' short schedule:
   - warp_self 250 (10 x): at 25 the correspondence of 16 x 16 positions never learnt to find the
@@ -170,7 +175,6 @@ def runlocal(c):
   c.schedule.update(temporal_fraction=0.1, face_fraction=0.1)
   c.train.update(batch_size=4, steps=1800, log_every=100, checkpoint_every=500, sample_every=0,
                  eval_every=0, data_workers=1)
-  c.train.ema.update(decay=0.995, groups=("g", "g_face"))
   c.eval.update(batch_size=8)
 
 

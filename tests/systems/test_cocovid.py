@@ -96,6 +96,7 @@ def test_driving_poses_are_translated_vertically_by_eq_1():
   np.testing.assert_allclose(shift, shift[:, :1].repeat(18, 1), atol=1e-4)   # one shift a frame
 
 
+@GROUP
 def test_spectral_layers_advance_their_power_iteration_with_the_optimizer():
   system = base.get_system(tiny_config())
   params = conformance.initial_params("cocovid")

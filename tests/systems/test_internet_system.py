@@ -97,6 +97,7 @@ def _regularisation_grads() -> dict[tuple[str, bool], float]:
   return {k: float(v) for k, v in jax.device_get(jax.jit(grads)(params)).items()}
 
 
+@GROUP
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_only_the_intrinsic_loss_reaches_the_keypoint_detector_through_the_confidence(scheme):
   """Eq. 4's shortcut: with the generated frame held fixed, the intrinsic loss's gradient
