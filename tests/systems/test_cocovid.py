@@ -45,6 +45,35 @@ def test_training_exemplars_are_other_frames_of_the_same_video_beyond_the_gap():
 
 
 @GROUP
+def test_per_frame_inference_exemplars_are_each_frames_nearest_training_frame():
+  """data.inference_exemplar="nearest": the held-out examples carry each frame's nearest
+  training frame in pose; G (two-pass, G_1, faces) given the fixed exemplar once per frame draws
+  what it draws from the fixed exemplar alone."""
+  config = tiny_config(**{"data.inference_exemplar": "nearest"})
+  system = base.get_system(config)
+  example = system.dataset("test", seed=0, shard_index=0, shard_count=1)[0]
+  t = example["rgb"].shape[0]
+  assert example["exemplar_rgb"].shape == (t,) + example["rgb"].shape[1:]
+  index = system._pose_index()
+  found = index.nearest(example["keypoints"])[0]
+  np.testing.assert_array_equal(
+      example["exemplar_rgb"], per_person.training_appearance(config.data, found)["rgb"])
+  spec = system.example_spec("test")
+  assert spec["exemplar_keypoints"].shape == (t, 18, 3)
+
+  fixed = base.get_system(tiny_config())
+  batch = fixed.prepare(train_harness.eval_batch(fixed))
+  params = conformance.initial_params("cocovid")
+  tile = lambda v: jnp.repeat(v[:, None], t, axis=1)
+  per_frame = system.prepare({**train_harness.eval_batch(fixed),
+                              "exemplar_rgb": tile(batch["exemplar_rgb"]),
+                              "exemplar_keypoints": tile(batch["exemplar_keypoints"])})
+  one = jax.jit(fixed.generate)(params, batch)["frames"]
+  each = jax.jit(system.generate)(params, per_frame)["frames"]
+  np.testing.assert_allclose(each, one, atol=1e-5)
+
+
+@GROUP
 def test_temporal_generator_starts_as_the_frame_generator():
   """The previous-frame channels' weights start at 0: G_1 = G at initialisation, whatever the
   previous frames; after the temporal stage they are trained."""
@@ -113,6 +142,7 @@ def test_spectral_layers_advance_their_power_iteration_with_the_optimizer():
     ({"data.resolution": 48}, "multiple of 32"),
     ({"pose.label": "heatmaps"}, "pose.label"),
     ({"optim.update_order": "x"}, "update_order"),
+    ({"data.inference_exemplar": "x"}, "inference_exemplar"),
 ])
 def test_bad_configs_fail_with_one_line_errors(overrides, match):
   with pytest.raises(ValueError, match=match):
