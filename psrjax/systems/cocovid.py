@@ -466,18 +466,20 @@ class CocoVid(edn.EDN):
                        f"got {mode!r}")
     return mode == "nearest"
 
-  def _pose_index(self) -> retrieval.PoseIndex:
-    """The training frames' poses, torso-normalised, for nearest-pose exemplars."""
+  def _pose_index(self) -> tuple[retrieval.PoseIndex, np.ndarray]:
+    """The index of the training frames' poses (torso-normalised) for nearest-pose exemplars,
+    and those poses [N, 18, 3], read once."""
     if not hasattr(self, "_index"):
-      self._index = retrieval.build_index(self.config.data)
+      keypoints = per_person.train_keypoints(self.config.data)
+      self._index = retrieval.PoseIndex(keypoints), keypoints
     return self._index
 
   def nearest_exemplars(self, keypoints) -> dict[str, np.ndarray]:
     """Per-frame exemplars for poses [T, 18, 3]: "exemplar_rgb" [T, H, W, 3] and
     "exemplar_keypoints" [T, 18, 3] of the training frames nearest in pose (torso-normalised,
     `retrieval.PoseIndex`)."""
-    found = retrieval.retrieve(self.config.data, self._pose_index(), keypoints)
-    train = per_person.train_keypoints(self.config.data)
+    index, train = self._pose_index()
+    found = retrieval.retrieve(self.config.data, index, keypoints)
     return {"exemplar_rgb": np.asarray(found["rgb"], np.float32),
             "exemplar_keypoints": np.asarray(train[np.maximum(found["train_index"], 0)],
                                              np.float32)}

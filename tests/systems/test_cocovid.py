@@ -54,7 +54,7 @@ def test_per_frame_inference_exemplars_are_each_frames_nearest_training_frame():
   example = system.dataset("test", seed=0, shard_index=0, shard_count=1)[0]
   t = example["rgb"].shape[0]
   assert example["exemplar_rgb"].shape == (t,) + example["rgb"].shape[1:]
-  index = system._pose_index()
+  index = system._pose_index()[0]
   found = index.nearest(example["keypoints"])[0]
   np.testing.assert_array_equal(
       example["exemplar_rgb"], per_person.training_appearance(config.data, found)["rgb"])
