@@ -16,8 +16,10 @@ CHECKPOINT_DIR = "checkpoints"
 
 
 def handlers() -> dict:
-  """The items of a checkpoint step: the train state and the grain iterator state."""
-  return {"state": ocp.StandardCheckpointHandler(), "data": grain.checkpoint.CheckpointHandler()}
+  """The items of a checkpoint step: the train state, the grain iterator state and the data
+  layout it was saved in (`psrjax.train.checkpoint.LAYOUT`)."""
+  return {"state": ocp.StandardCheckpointHandler(), "data": grain.checkpoint.CheckpointHandler(),
+          "layout": ocp.JsonCheckpointHandler()}
 
 
 class IncompatibleCheckpointError(ValueError):

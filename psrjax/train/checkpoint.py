@@ -21,8 +21,18 @@ import orbax.checkpoint as ocp
 from psrjax.checkpoint_params import (  # pylint: disable=unused-import  # re-exported
     CHECKPOINT_DIR, IncompatibleCheckpointError, check_compatible, checkpoint_root,
     handlers, restore_params)
+from psrjax.train import data as data_lib
 
 CORRUPT_DIR = "checkpoints_corrupt"
+LAYOUT = "layout"  # the checkpoint item {"processes", "shards", "offset"} of the data streams
+# `config.resume_data`: "restore" = the data streams continue exactly where they were saved,
+# which needs the same data layout (processes and data shards); "reshard" = in another layout,
+# each new shard's stream starts at the checkpoint's step (same epoch and position, another
+# split of the examples between shards), the parameters and optimizer state restored either way.
+RESUME_DATA = ("restore", "reshard")
+_HOW_TO_RESHARD = ("rerun with --config.resume_data=reshard to start each data shard's stream at "
+                   "batch {step} (the parameters and optimizer state restore onto the new mesh "
+                   "either way)")
 
 
 class Checkpoints:
@@ -42,10 +52,11 @@ class Checkpoints:
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
-  def save(self, step: int, state: Any, iterator: grain.DatasetIterator | None) -> None:
+  def save(self, step: int, state: Any, stream: data_lib.TrainStream | None) -> None:
     items = {"state": ocp.args.StandardSave(state)}
-    if iterator is not None:
-      items["data"] = grain.checkpoint.CheckpointSave(iterator)
+    if stream is not None:
+      items["data"] = grain.checkpoint.CheckpointSave(stream.iterator)
+      items[LAYOUT] = ocp.args.JsonSave(stream.layout())
     self.manager.save(step, args=ocp.args.Composite(**items), force=True)
 
   def wait(self) -> None:
@@ -54,24 +65,58 @@ class Checkpoints:
   def close(self) -> None:
     self.manager.close()
 
-  def restore(self, step: int, target: Any, iterator=None) -> Any:
-    """Restores step `step` into `target` (ShapeDtypeStructs with shardings)."""
+  def restore(self, step: int, target: Any, stream=None, *, resume_data: str = "restore") -> Any:
+    """Restores step `step` into `target` (ShapeDtypeStructs with shardings, on any mesh) and,
+    when given, sets `stream` (a `data.TrainStream`) to the saved position (`RESUME_DATA`)."""
     metadata = self.manager.item_metadata(step)["state"]
     if metadata is None:
       raise ValueError(f"checkpoint step {step} in {self.directory} has no readable state")
     check_compatible(metadata.tree, target, f"{self.directory}/{step}")
     restored = self.manager.restore(
         step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
-    if iterator is not None:
-      self._restore_iterator(step, iterator)
+    if stream is not None:
+      self._restore_stream(step, stream, resume_data)
     return restored["state"]
+
+  def _saved_layout(self, step: int) -> dict[str, int] | None:
+    """The data layout saved with `step` (None in checkpoints written before it was saved)."""
+    if LAYOUT not in (self.manager.item_metadata(step) or {}):
+      return None
+    try:
+      return dict(self.manager.restore(
+          step, args=ocp.args.Composite(**{LAYOUT: ocp.args.JsonRestore()}))[LAYOUT])
+    except FileNotFoundError:
+      return None
+
+  def _restore_stream(self, step: int, stream, resume_data: str) -> None:
+    """The saved stream position in the same data layout; in another one, an error unless
+    `resume_data="reshard"`, which starts every new shard's stream at batch `step`."""
+    saved, here = self._saved_layout(step), stream.layout()
+    if saved is None or _same_layout(saved, here):
+      try:
+        offset = 0 if saved is None else saved["offset"]
+        if offset != stream.offset:
+          stream.restart_at(offset)
+        self._restore_iterator(step, stream.iterator)
+        return
+      except _NoProcessState as e:
+        if resume_data != "reshard":
+          raise IncompatibleCheckpointError(f"{e}; {_HOW_TO_RESHARD.format(step=step)}") from e
+    elif resume_data != "reshard":
+      raise IncompatibleCheckpointError(
+          f"checkpoint {self.directory}/{step} holds the data streams of {_count(saved)}; this "
+          f"run has {_count(here)}: {_HOW_TO_RESHARD.format(step=step)}")
+    logging.warning("checkpoint %s/%d: data layout changed (%s); resume_data=reshard starts "
+                    "each data shard's stream at batch %d", self.directory, step,
+                    "unknown" if saved is None else f"{_count(saved)} -> {_count(here)}", step)
+    stream.restart_at(step)
 
   def _restore_iterator(self, step: int, iterator) -> None:
     """Sets the iterator to the saved position; a readable but unusable state is an error."""
     name = f"process_{jax.process_index()}-of-{jax.process_count()}.json"
     path = os.path.join(self.directory, str(step), "data", name)
     if not os.path.isfile(path):
-      raise IncompatibleCheckpointError(
+      raise _NoProcessState(
           f"checkpoint {self.directory}/{step} has no data-iterator state for {name} (was it "
           "written with another number of processes?)")
     with open(path, encoding="utf-8") as f:
@@ -85,13 +130,14 @@ class Checkpoints:
           f"use ({_one_line(e)}); train.data_workers and the dataset must stay the same to "
           "resume") from e
 
-  def restore_latest(self, target: Any, iterator=None) -> tuple[int, Any] | None:
+  def restore_latest(self, target: Any, stream=None, *,
+                     resume_data: str = "restore") -> tuple[int, Any] | None:
     """(step, state) of the newest restorable checkpoint; None if there is none."""
     steps = self.steps()
     failed = []
     for step in reversed(steps):
       try:
-        state = self.restore(step, target, iterator)
+        state = self.restore(step, target, stream, resume_data=resume_data)
       except IncompatibleCheckpointError:
         raise
       except Exception as e:  # pylint: disable=broad-except  # Any read error = corrupt.
@@ -121,18 +167,39 @@ class Checkpoints:
       self.manager.reload()
 
 
+class _NoProcessState(IncompatibleCheckpointError):
+  """The checkpoint has no data-iterator state for this process."""
+
+
+def check_resume_data(value: str) -> str:
+  if value not in RESUME_DATA:
+    raise ValueError(f"resume_data={value!r} is not an option; use one of "
+                     f"{', '.join(map(repr, RESUME_DATA))}")
+  return value
+
+
+def _same_layout(a: dict[str, int], b: dict[str, int]) -> bool:
+  return (a["processes"], a["shards"]) == (b["processes"], b["shards"])
+
+
+def _count(layout: dict[str, int]) -> str:
+  p, s = layout["processes"], layout["shards"]
+  return f"{p} process{'es' if p > 1 else ''} reading {s} data shard{'s' if s > 1 else ''}"
+
+
 def _one_line(error: BaseException) -> str:
   text = " ".join(str(error).split())
   return f"{type(error).__name__}: {text[:200]}"
 
 
-def restore_from_path(path: str, target: Any, iterator=None) -> tuple[int, Any]:
+def restore_from_path(path: str, target: Any, stream=None, *,
+                      resume_data: str = "restore") -> tuple[int, Any]:
   """Restores `config.resume`-style paths (workdir, checkpoints dir or step dir)."""
   root, step = checkpoint_root(path)
   checkpoints = Checkpoints(root, read_only=True)
   if step is not None:
-    return step, checkpoints.restore(step, target, iterator)
-  found = checkpoints.restore_latest(target, iterator)
+    return step, checkpoints.restore(step, target, stream, resume_data=resume_data)
+  found = checkpoints.restore_latest(target, stream, resume_data=resume_data)
   if found is None:
     raise ValueError(f"no checkpoint found under {path!r}")
   return found

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 import grain
 import jax
+import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding
 
 from psrjax import evals as evals_lib
@@ -23,6 +24,7 @@ from psrjax.train import data as data_lib
 from psrjax.train import evaluator as evaluator_lib
 from psrjax.train import options as options_lib
 from psrjax.train import partitioning
+from psrjax.train import platform as platform_lib
 from psrjax.train import state as state_lib
 from psrjax.train import step as step_lib
 
@@ -48,6 +50,7 @@ class TrainContext:
   evals: dict[str, evals_lib.DeclaredEval]  # the built config.evals entries, by name
   constants: dict[str, Any]  # System.constants() on the devices, replicated
   options: options_lib.ScaleOptions  # sharding, compute dtype, accumulation, EMA
+  runtime: dict[str, Any]  # where the run runs (platform.describe): config.json's `runtime`
 
   def stage_at(self, step: int) -> base.Stage:
     """The stage that trains step `step` (0-based count of completed steps)."""
@@ -102,6 +105,7 @@ def build_context(config, workdir: str | None, *, devices=None,
   """
   workdir = None if workdir is None else check_workdir(workdir)
   options_lib.from_config(config)  # Config-only checks before the system is built.
+  platform_lib.check(config.train.get("platform", "any"), devices)
   system = base.get_system(config)
   options = options_lib.from_config(config, system)
   mesh = partitioning.make_mesh(data=config.mesh.data, model=config.mesh.model, devices=devices,
@@ -136,7 +140,8 @@ def build_context(config, workdir: str | None, *, devices=None,
       batch_sharding=sharding, base_key=base_key, init_fn=init_fn, abstract_state=abstract,
       state_shardings=state_lib.state_shardings(abstract, mesh, strategy=options.params_sharding,
                                                 min_size=options.min_shard_size),
-      eval_data=eval_data, evals=declared, constants=constants, options=options)
+      eval_data=eval_data, evals=declared, constants=constants, options=options,
+      runtime=platform_lib.describe(mesh, jnp.dtype(options.compute_dtype).name))
 
 
 def _log_mesh(mesh: Mesh, batch_size: int) -> None:

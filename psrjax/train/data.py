@@ -164,6 +164,45 @@ def train_iterator(batched: grain.MapDataset, config) -> grain.DatasetIterator:
   return iter(ds)
 
 
+class TrainStream:
+  """This process's train batches: a checkpointable grain iterator over `batched` (the process's
+  data shard `shard` = (index, count)) that starts at batch `offset`.
+
+  A run starts at offset 0; its position in the stream is what the grain iterator state in each
+  checkpoint records. Resumed with another data layout (process or shard count) and
+  `resume_data="reshard"`, each new shard's stream starts at the checkpoint's step (each step
+  reads one batch per shard), and that offset is saved with every later checkpoint so resumes in
+  the new layout are exact (`psrjax.train.checkpoint`).
+  """
+
+  def __init__(self, batched: grain.MapDataset, config, shard: tuple[int, int], offset: int = 0):
+    self.batched, self.config, self.shard = batched, config, tuple(shard)
+    self.offset, self.iterator = 0, None
+    self.restart_at(offset)
+
+  def restart_at(self, offset: int) -> None:
+    """A fresh iterator whose first batch is batch `offset` of `batched`."""
+    self.close()
+    self.offset = int(offset)
+    source = self.batched if self.offset == 0 else self.batched.slice(slice(self.offset, None))
+    self.iterator = train_iterator(source, self.config)
+
+  def layout(self) -> dict[str, int]:
+    """What a checkpoint records of the stream (see `psrjax.train.checkpoint`)."""
+    return {"processes": jax.process_count(), "shards": self.shard[1], "offset": self.offset}
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    return next(self.iterator)
+
+  def close(self) -> None:
+    if self.iterator is not None and hasattr(self.iterator, "close"):
+      self.iterator.close()
+    self.iterator = None
+
+
 def eval_dataset(base: grain.MapDataset, *, split: str, num_examples: int, local_batch: int,
                  shard: tuple[int, int] | None = None) -> tuple[grain.MapDataset, int]:
   """Padded per-shard eval batches with a `VALID_KEY` mask, and the true example count.

@@ -23,6 +23,10 @@ def trainer_config() -> ml_collections.ConfigDict:
   config.init_from = ""  # "" or a checkpoint path whose parameter groups replace fresh ones.
   config.init_groups = ()  # groups init_from loads, e.g. ("g",); () = every group it shares.
   config.init_from_ema = False  # True: groups whose EMA init_from's checkpoint keeps load it.
+  # "restore" | "reshard": resuming in another data layout (another number of processes or
+  # data shards), "restore" stops with one line; "reshard" starts each new shard's data stream at
+  # the checkpoint's step. Parameters and optimizer state restore onto any mesh either way.
+  config.resume_data = "restore"
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 8  # global, on any device count (mesh.data=-1 adapts to it).
@@ -45,6 +49,10 @@ def trainer_config() -> ml_collections.ConfigDict:
   # min(CPUs of this process - 1, 16 x local devices)) (psrjax.train.data.resolve_workers).
   config.train.data_workers = ml_collections.FieldReference(0, field_type=object)
   config.train.prefetch = 2  # batches read ahead by threads, 0 = synchronous.
+  # "any" | "cpu" | "gpu" | "tpu": the platform the run requires; anything but "any" makes a
+  # silent fallback (e.g. to the CPU when the CUDA plugin fails to load) a one-line error
+  # before anything is read or written (psrjax.train.platform). The launchers set it.
+  config.train.platform = "any"
   config.train.compute_dtype = "float32"  # "float32" | "bfloat16" (parameters stay float32).
   config.train.profile_steps = ()  # () = off, or (start, count): a jax.profiler trace of the
   #   `count` steps that follow step `start` in <workdir>/profile (TensorBoard's profile tab).

@@ -36,6 +36,8 @@ from psrjax.train import checkpoint as checkpoint_lib
 from psrjax.train import context as context_lib
 from psrjax.train import data as data_lib
 from psrjax.train import memory as memory_lib
+from psrjax.train import partitioning
+from psrjax.train import platform as platform_lib
 from psrjax.train import preemption
 from psrjax.train import progress as progress_lib
 from psrjax.train import samples as samples_lib
@@ -140,14 +142,15 @@ def _fresh_state(ctx: context_lib.TrainContext) -> Any:
   return {"params": params, **reinit(params)}
 
 
-def _initial_state(ctx, checkpoints, iterator) -> tuple[int, Any, str]:
+def _initial_state(ctx, checkpoints, stream) -> tuple[int, Any, str]:
   """(step, state, description of where it came from)."""
-  found = checkpoints.restore_latest(ctx.restore_target(), iterator)
+  resume_data = ctx.config.get("resume_data", "restore")
+  found = checkpoints.restore_latest(ctx.restore_target(), stream, resume_data=resume_data)
   if found is not None:
     return found[0], found[1], f"resumed from {checkpoints.directory}/{found[0]}"
   if ctx.config.resume:
     step, state = checkpoint_lib.restore_from_path(ctx.config.resume, ctx.restore_target(),
-                                                   iterator)
+                                                   stream, resume_data=resume_data)
     return step, state, f"resumed from config.resume={ctx.config.resume} (step {step})"
   origin = f"init_from={ctx.config.init_from}" if ctx.config.init_from else "scratch"
   return 0, _fresh_state(ctx), f"initialised from {origin}"
@@ -253,7 +256,8 @@ def _start(ctx) -> tuple[Any, Any]:
   checkpoints = checkpoint_lib.Checkpoints(
       os.path.join(ctx.workdir, checkpoint_lib.CHECKPOINT_DIR),
       max_to_keep=ctx.config.train.max_to_keep)
-  return checkpoints, data_lib.train_iterator(ctx.batched, ctx.config)
+  stream = data_lib.TrainStream(ctx.batched, ctx.config, partitioning.data_shard(ctx.mesh))
+  return checkpoints, stream
 
 
 def train(config, workdir: str, *, stop_after: int | None = None, devices=None) -> TrainResult:
@@ -263,7 +267,10 @@ def train(config, workdir: str, *, stop_after: int | None = None, devices=None) 
   Raises ValueError on bad input (before writing anything) and NonFiniteLossError on NaN/Inf.
   """
   keep_best = best_lib.parse(config)  # Config-only checks first.
+  checkpoint_lib.check_resume_data(config.get("resume_data", "restore"))
   ctx = context_lib.build_context(config, workdir, devices=devices)
+  if jax.process_index() == 0:
+    print(f"training on {platform_lib.line(ctx.runtime)}", flush=True)
   best_lib.check_existing(keep_best, ctx.workdir)
   profile = StepProfile(ctx.workdir, ctx.config.train.get("profile_steps", ()))
   data_lib.resolve_workers(ctx.config.train.data_workers)
@@ -273,7 +280,7 @@ def train(config, workdir: str, *, stop_after: int | None = None, devices=None) 
   try:
     step, state, origin = _initial_state(ctx, checkpoints, iterator)
     if jax.process_index() == 0:  # Only once the config proved compatible with the state.
-      config_utils.save_config(ctx.config, os.path.join(ctx.workdir, config_utils.WORKDIR_CONFIG))
+      _save_config(ctx)
     progress = progress_lib.Progress(ctx.total_steps, step)
     run = _Run(ctx, checkpoints, iterator, writer, progress, profile,
                best_lib.KeepBest(ctx.workdir, keep_best))
@@ -294,8 +301,15 @@ def train(config, workdir: str, *, stop_after: int | None = None, devices=None) 
       progress.close()
     checkpoints.close()
     writer.close()
-    if hasattr(iterator, "close"):
-      iterator.close()
+    iterator.close()
+
+
+def _save_config(ctx) -> None:
+  """`<workdir>/config.json`: the run's config, with where it runs under `runtime`."""
+  config = ctx.config.copy_and_resolve_references()
+  with config.unlocked():
+    config.runtime = dict(ctx.runtime)
+  config_utils.save_config(config, os.path.join(ctx.workdir, config_utils.WORKDIR_CONFIG))
 
 
 def _finish(run: _Run, state, step: int) -> None:

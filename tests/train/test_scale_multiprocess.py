@@ -3,6 +3,7 @@ batch (the toy system with FSDP and collective checkpoints, and `psrnet:runlocal
 process-group flags are checked before JAX starts."""
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -262,3 +263,41 @@ def test_process_group_from_environment():
   assert distributed.resolve(env={}, tpu=False) is None
   assert distributed.resolve(coordinator="h:1", num_processes=8, process_id=3, env=slurm) == (
       distributed.ProcessGroup("flags", "h:1", 8, 3))
+
+
+def _from_step(source, dest, step: int):
+  """A copy of the workdir `source` whose latest checkpoint is `step`."""
+  shutil.copytree(source, dest)
+  for name in os.listdir(dest / "checkpoints"):
+    if name.isdigit() and int(name) > step:
+      shutil.rmtree(dest / "checkpoints" / name)
+  return dest
+
+
+def test_resume_on_fewer_devices_and_processes(tmp_path):
+  """Saved by 2 processes x 4 devices, resumed by 1 process on 4 devices: by default one line
+  says the data streams cannot continue and how to go on; with resume_data=reshard the
+  parameters and optimizer state restore onto the new mesh and the new stream starts at the
+  checkpoint's step, a position later checkpoints keep (a stop and resume in the new layout
+  equals an uninterrupted run)."""
+  _launch_two_processes(tmp_path / "two", tmp_path, f"{TOY_CONFIG}:{SETTINGS}", devices=4)
+  config = toy_system.toy_config(**{"train.steps": STEPS, "sharding.params": "fsdp",
+                                    "sharding.min_size": 1})
+  devices = jax.devices()[:4]
+  with pytest.raises(checkpoint_lib.IncompatibleCheckpointError) as error:
+    loop.train(config, str(_from_step(tmp_path / "two", tmp_path / "strict", 2)), devices=devices)
+  assert ("holds the data streams of 2 processes reading 2 data shards; this run has 1 process "
+          "reading 1 data shard: rerun with --config.resume_data=reshard") in str(error.value)
+  config.resume_data = "reshard"
+  straight = loop.train(config, str(_from_step(tmp_path / "two", tmp_path / "a", 2)),
+                        devices=devices)
+  assert [r["step"] for r in straight.history] == [3, 4]
+  layout = json.loads((tmp_path / "a" / "checkpoints" / "4" / "layout" / "metadata").read_text())
+  assert layout == {"processes": 1, "shards": 1, "offset": 2}
+  workdir = str(_from_step(tmp_path / "two", tmp_path / "b", 2))
+  assert loop.train(config, workdir, devices=devices, stop_after=3).preempted
+  config.resume_data = "restore"  # Same layout now: the exact stream position.
+  resumed = loop.train(config, workdir, devices=devices)
+  train_harness.assert_same_losses(resumed.history, straight.history, rtol=1e-6, steps=[4])
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6),
+               train_harness.host_params(resumed), train_harness.host_params(straight))

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import ml_collections
 import pytest
 from absl import flags
@@ -51,6 +52,12 @@ def test_unknown_config_key(tmp_path, capsys):
     (("--config.train.batch_size=6", "--config.mesh.data=4"),
      "train.batch_size=6 must be a positive multiple of the data-parallel size 4 (mesh.data"),
     (("--config.train.steps=many",), "expects int"),
+    # A required accelerator that JAX did not load (here: a CPU-only host) stops the run.
+    (("--config.train.platform=gpu",), "train.platform='gpu' but JAX runs on cpu (8 x cpu): "
+     "the CUDA plugin did not load: install psrjax[cuda12]"),
+    (("--config.train.platform=tpu",), "train.platform='tpu' but JAX runs on cpu"),
+    (("--config.train.platform=cuda",), "train.platform='cuda' is not a platform; use one of"),
+    (("--config.resume_data=keep",), "resume_data='keep' is not an option; use one of"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, extra, match):
   workdir = tmp_path / "run"
@@ -68,9 +75,16 @@ def test_missing_workdir_parent(tmp_path, capsys):
 
 def test_train_then_eval_then_nan(tmp_path, capsys):
   workdir = tmp_path / "run"
-  assert _train(workdir) == 0
+  assert _train(workdir, "--config.train.platform=cpu") == 0
+  first = capsys.readouterr().out.splitlines()[0]
+  assert first == ("training on cpu: 8 x cpu (8 on this process), 1 process, mesh data=8 x "
+                   f"replica=1 x model=1, compute float32, jax {jax.__version__}"), first
   saved = json.loads((workdir / "config.json").read_text())
   assert saved["train"]["steps"] == 2
+  assert saved["runtime"] == {
+      "platform": "cpu", "device_kind": "cpu", "devices": 8, "local_devices": 8, "processes": 1,
+      "process_index": 0, "mesh": {"data": 8, "replica": 1, "model": 1},
+      "compute_dtype": "float32", "jax": jax.__version__}
   os.remove(workdir / "eval" / "system" / "2.json")
   capsys.readouterr()
   assert cli.main(["eval", "--workdir", str(workdir)]) == 0
