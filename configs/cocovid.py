@@ -117,7 +117,7 @@ def base_config(c):
   )
 
   c.train.update(batch_size=4, steps=100_000, log_every=100, checkpoint_every=5000,
-                 sample_every=5000, eval_every=20_000, data_workers=2)
+                 sample_every=5000, eval_every=20_000, data_workers="auto", compute_dtype="auto")
   c.eval.update(split="test", batch_size=4, num_examples=0)
   c.evals = ml_collections.ConfigDict()
   return c

@@ -103,7 +103,7 @@ def get_config(arg=None):
   )
 
   c.train.update(batch_size=2, steps=200_000, log_every=100, checkpoint_every=5000,
-                 sample_every=5000, eval_every=20_000, data_workers=2)
+                 sample_every=5000, eval_every=20_000, data_workers="auto", compute_dtype="auto")
   c.eval.update(split="test", batch_size=4, num_examples=0)
   c.evals = ml_collections.ConfigDict()
   # R-SSIM / R-PSNR: the 10 held-out poses farthest from the training poses.

@@ -102,7 +102,7 @@ def base_config(c):
                  )
 
   c.train.update(batch_size=16, steps=100_000, log_every=100, checkpoint_every=5000,
-                 sample_every=5000, eval_every=20_000, data_workers=2)
+                 sample_every=5000, eval_every=20_000, data_workers="auto", compute_dtype="auto")
   c.eval.update(split="test", batch_size=8, num_examples=32,
                 act_recog=True,          # Act-Recog-L1 with the packaged Kinetics I3D
                 i3d_weights="")          # "" = the packaged file

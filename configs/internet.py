@@ -87,7 +87,7 @@ def base_config(c):
                  milestones=(0.6, 0.9))       # x 0.1 at these shares of the steps (epochs 60, 90)
 
   c.train.update(batch_size=16, steps=100_000, log_every=100, checkpoint_every=5000,
-                 sample_every=5000, eval_every=20_000, data_workers=2)
+                 sample_every=5000, eval_every=20_000, data_workers="auto", compute_dtype="auto")
   c.eval.update(split="test", batch_size=8, num_examples=32, act_recog=True,
                 i3d_weights="")          # I3D for Act-Recog-L1: "" = the packaged file
   c.evals = ml_collections.ConfigDict()

@@ -115,7 +115,7 @@ def get_config(arg=None):
   # with a batch size of 2"; the trainer has one batch size for both stages, so the
   # pretraining's 4 (`batch=2` gives the fused stage's).
   c.train.update(batch_size=4, steps=235_000, log_every=50, checkpoint_every=2000,
-                 sample_every=2000, eval_every=10_000, data_workers=2)
+                 sample_every=2000, eval_every=10_000, data_workers="auto", compute_dtype="auto")
   c.eval.update(split="validation", batch_size=8, num_examples=64)   # one example per clip
 
   # The paper's headline metric (Sec. 4.1): VFID, the Frechet distance of I3D features of the

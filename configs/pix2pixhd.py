@@ -91,7 +91,7 @@ def base_config(c, frames_per_example: int = 1):
   )
 
   c.train.update(batch_size=1, steps=300_000, log_every=100, checkpoint_every=5000,
-                 sample_every=5000, eval_every=20_000, data_workers=2)
+                 sample_every=5000, eval_every=20_000, data_workers="auto", compute_dtype="auto")
   # Evaluation: held-out runs of `data.eval_run_frames` frames; 0 = the whole held-out segment.
   c.eval.update(split="test", batch_size=4, num_examples=0)
   c.evals = ml_collections.ConfigDict()

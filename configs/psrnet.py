@@ -105,7 +105,7 @@ def get_config(arg=None):
 
   # batch_size is global (see the docstring).
   c.train.update(batch_size=8, steps=150_000, log_every=50, checkpoint_every=2000,
-                 sample_every=2000, eval_every=10_000, data_workers=2)
+                 sample_every=2000, eval_every=10_000, data_workers="auto", compute_dtype="auto")
   c.eval.update(split="validation", batch_size=6, num_examples=96)   # 16 clips x 6 view pairs
   # Table 3's FVD of the final layer against the target views (I3D logits, 16-frame clips).
   c.evals.fvd = dict(type="fvd", every=10_000)   # on the eval.num_examples view pairs

@@ -53,7 +53,9 @@ def trainer_config() -> ml_collections.ConfigDict:
   # silent fallback (e.g. to the CPU when the CUDA plugin fails to load) a one-line error
   # before anything is read or written (psrjax.train.platform). The launchers set it.
   config.train.platform = "any"
-  config.train.compute_dtype = "float32"  # "float32" | "bfloat16" (parameters stay float32).
+  # "float32" | "bfloat16" | "auto" (bfloat16 on GPU/TPU, float32 on the CPU); parameters,
+  # normalisation statistics and losses stay float32 (psrjax.train.precision).
+  config.train.compute_dtype = "float32"
   config.train.profile_steps = ()  # () = off, or (start, count): a jax.profiler trace of the
   #   `count` steps that follow step `start` in <workdir>/profile (TensorBoard's profile tab).
   config.train.grad_accum = 1  # microbatches per step (batch_size % (mesh.data * N) == 0).

@@ -35,14 +35,19 @@ import jax
 import jax.numpy as jnp
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+AUTO = "auto"  # bfloat16 on GPU and TPU, float32 on the CPU
 
 
-def compute_dtype(config) -> Any:
-  """The jnp dtype named by `config.train.compute_dtype` (one-line error if unknown)."""
+def compute_dtype(config, platform: str | None = None) -> Any:
+  """The jnp dtype named by `config.train.compute_dtype` (one-line error if unknown); "auto" is
+  bfloat16 on accelerators and float32 on the CPU (`platform`, default JAX's default backend),
+  where bfloat16 has no fast kernels on most CPUs and float32 keeps CPU runs as they were."""
   name = config.train.compute_dtype
+  if name == AUTO:
+    name = "float32" if (platform or jax.default_backend()) == "cpu" else "bfloat16"
   if name not in COMPUTE_DTYPES:
     raise ValueError(f"train.compute_dtype={name!r} is not supported; use one of "
-                     f"{', '.join(map(repr, COMPUTE_DTYPES))}")
+                     f"{', '.join(map(repr, (*COMPUTE_DTYPES, AUTO)))}")
   return COMPUTE_DTYPES[name]
 
 
