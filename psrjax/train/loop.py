@@ -14,8 +14,8 @@ names in `<workdir>/profile`.
 `("system/m_ssim/fused", "max")`) keeps the best-validation snapshot: whenever that entry runs
 (the final evaluation included), a strictly better value saves the step's whole train state to
 `<workdir>/best/<step>/` with `<workdir>/best/best.json` = {"step", "metric", "mode", "value"}
-(crash-safe: written beside and swapped in; a resumed run keeps it unless beaten; see
-`psrjax.train.best`). `psrjax eval --best` / `psrjax synthesize --best` use it.
+(crash-safe: the new snapshot is written completely before best.json names it; a resumed run
+keeps it unless beaten; see `psrjax.train.best`). `psrjax eval --best` / `psrjax synthesize --best` use it.
 SIGTERM finishes the current step, saves and returns.
 
 The workdir may be local (created with its missing parents) or a bucket URL such as
