@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -16,7 +17,10 @@ import train_harness
 from psrjax import cli
 from psrjax import config_utils
 from psrjax import paths
+from psrjax.evals import stats_cache
+from psrjax.metrics import distribution
 from psrjax.train import best as best_lib
+from psrjax.train import checkpoint as checkpoint_lib
 from psrjax.train import loop
 from psrjax.train import offline_eval
 from psrjax.train import writers
@@ -170,3 +174,42 @@ def test_eval_and_synthesize_read_the_bucket(gs_run, straight, tmp_path, capsys)
   assert cli.main(["synthesize", "--workdir", WORKDIR, "--best", "--seed", "1",
                    "--out", remote]) == 0
   assert paths.read_bytes(remote)[:6] == b"GIF89a"
+
+
+def test_a_corrupt_checkpoint_in_the_bucket_is_set_aside(emulator):
+  """Restoring skips an unreadable newest checkpoint and moves it to checkpoints_corrupt/."""
+  root = f"gs://{BUCKET}/corrupt/checkpoints"
+  state = {"params": {"w": jnp.arange(4, dtype=jnp.float32)}, "opt": {}}
+  checkpoints = checkpoint_lib.Checkpoints(root)
+  try:
+    for step in (1, 2):
+      checkpoints.save(step, jax.tree.map(lambda x, s=step: x * s, state), None)
+    checkpoints.wait()
+  finally:
+    checkpoints.close()
+  paths.write_text(f"{root}/2/state/_METADATA", "{not json")
+  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+  checkpoints = checkpoint_lib.Checkpoints(root)
+  try:
+    step, restored = checkpoints.restore_latest(target)
+    assert checkpoints.steps() == [1]
+  finally:
+    checkpoints.close()
+  assert step == 1
+  np.testing.assert_array_equal(restored["params"]["w"], np.arange(4, dtype=np.float32))
+  assert "2/state/_METADATA" in _objects(f"gs://{BUCKET}/corrupt/checkpoints_corrupt")
+  assert not paths.exists(f"{root}/2")
+
+
+def test_feature_statistics_cache_in_the_bucket(emulator):
+  stats = distribution.FeatureStats.of(np.arange(12, dtype=np.float64).reshape(4, 3))
+  path = f"gs://{BUCKET}/run/eval_cache/fid-test-4-0123.npz"
+  assert stats_cache.load(path, rows=False) is None
+  stats_cache.save(path, stats)
+  loaded = stats_cache.load(path, rows=False)
+  assert loaded.count == 4
+  np.testing.assert_array_equal(loaded.mean, stats.mean)
+  np.testing.assert_array_equal(loaded.m2, stats.m2)
+  rows = f"gs://{BUCKET}/run/eval_cache/is-test-4-0123.npz"
+  stats_cache.save(rows, np.ones((4, 3)))
+  np.testing.assert_array_equal(stats_cache.load(rows, rows=True), np.ones((4, 3)))
