@@ -21,6 +21,7 @@ upload.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import socket
@@ -45,6 +46,7 @@ METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 SAMPLES_DIR = "samples"
 FLUSH_SECONDS = 60.0  # bucket objects: the longest a write waits for its upload
+_event_files = itertools.count(1)  # numbers this process's event files (unique names)
 
 
 class JsonlWriter:
@@ -129,7 +131,6 @@ class TensorBoardWriter:
   def __init__(self, logdir: str):
     self._logdir, self._remote = logdir, paths.is_url(logdir)
     self._pending: list[bytes] = []
-    self._files = 0
     self._uploaded = time.monotonic()
     self._file = None
     if not self._remote:
@@ -139,9 +140,8 @@ class TensorBoardWriter:
       self._file.flush()
 
   def _new_name(self) -> str:
-    self._files += 1
     name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
-            f"{os.getpid()}.{self._files:06d}")
+            f"{os.getpid()}.{next(_event_files):06d}")
     return paths.join(self._logdir, name)
 
   @staticmethod
