@@ -213,3 +213,35 @@ def test_feature_statistics_cache_in_the_bucket(emulator):
   rows = f"gs://{BUCKET}/run/eval_cache/is-test-4-0123.npz"
   stats_cache.save(rows, np.ones((4, 3)))
   np.testing.assert_array_equal(stats_cache.load(rows, rows=True), np.ones((4, 3)))
+
+
+def test_prepare_into_the_bucket_and_read_it(emulator, tmp_path, monkeypatch, capsys):
+  """`psrjax prepare --out gs://...` builds locally, uploads, and the dataset reads from there."""
+  sys.path.insert(0, os.path.join(REPO, "tests", "data"))
+  import test_prepare  # pylint: disable=g-import-not-at-top
+  from psrjax.systems import base  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv("PSRJAX_PREPARE_DIR", str(tmp_path / "build"))
+  test_prepare.write_videos(tmp_path)
+  url = f"gs://{BUCKET}/datasets/clips"
+  argv = ["prepare", "--videos", str(tmp_path / "videos"), "--keypoints",
+          str(tmp_path / "keypoints"), "--out", url, "--resolution", str(test_prepare.RES)]
+  assert cli.main(argv) == 0
+  assert f"wrote {url}" in capsys.readouterr().out
+  assert {n.split("/")[0] for n in _objects(url)} == {
+      "keypoints.npy", "preview.png", "psrjax_videos", "videos.json"}
+  assert not os.listdir(tmp_path / "build")  # the local copy is gone
+  assert cli.main(argv) == 2
+  assert "already exists" in capsys.readouterr().err
+  # The bucket's dataset reads as its local copy does.
+  paths.copy_tree(url, tmp_path / "copy")
+
+  def example(data):
+    config = train_harness.config_with(
+        f"{test_prepare.MFCI_CONFIG}:tiny,res={test_prepare.RES},data={data}")
+    assert config.data.dataset == data
+    return base.get_system(config).dataset("validation", seed=0, shard_index=0,
+                                           shard_count=1)[0]
+  remote, local = example(url), example(str(tmp_path / "copy"))
+  assert remote.keys() == local.keys()
+  for key in remote:
+    np.testing.assert_array_equal(remote[key], local[key], err_msg=key)
