@@ -14,7 +14,9 @@ there:
     partial line;
   * each `flush` uploads the events written since the previous one as a new event file
     (TensorBoard reads every event file of a run directory, in name order).
-Locally both are plain files appended to. The trainer flushes with every checkpoint and on
+Locally both are plain files appended to. (So in a bucket, two processes writing one workdir's
+metrics.jsonl at once, e.g. a training run and `psrjax eval`, keep only the lines of the one
+that flushes last; locally both append.) The trainer flushes with every checkpoint and on
 close; writes also flush a bucket's objects once `FLUSH_SECONDS` have passed since the last
 upload.
 """
