@@ -25,6 +25,8 @@ from psrjax.train import loop
 from psrjax.train import offline_eval
 from psrjax.train import writers
 
+# One test process runs the module: its run in the bucket is made once.
+pytestmark = pytest.mark.xdist_group("gcs_workdir")
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 TOY_CONFIG = os.path.join(HERE, "toy_config.py")
