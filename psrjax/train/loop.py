@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import tempfile
 from typing import Any
 
 import jax
@@ -76,7 +77,8 @@ class StepProfile:
   """A `jax.profiler` trace of the `count` steps after step `start` (`train.profile_steps`).
 
   The trace lands in `<workdir>/profile/plugins/profile/<run>/` (TensorBoard's profile tab with
-  `--logdir <workdir>`); the traced steps are waited for before the trace stops.
+  `--logdir <workdir>`); the traced steps are waited for before the trace stops. In a bucket
+  workdir the profiler writes into a local temporary folder, uploaded when the trace stops.
   """
 
   def __init__(self, workdir: str, steps):
@@ -88,11 +90,14 @@ class StepProfile:
     self.directory = paths.join(workdir, PROFILE_DIR)
     self.start, self.end = (steps[0], steps[0] + steps[1]) if steps else (-1, -1)
     self.active = False
+    self._local = None  # the local folder traced into for a bucket workdir
 
   def before(self, step: int) -> None:
     """Starts the trace when `step` (completed steps) is the first one traced."""
     if step == self.start:
-      jax.profiler.start_trace(self.directory)
+      if paths.is_url(self.directory):
+        self._local = tempfile.mkdtemp(prefix="psrjax_profile_")
+      jax.profiler.start_trace(self._local or self.directory)
       self.active = True
 
   def after(self, step: int, state) -> None:
@@ -105,6 +110,10 @@ class StepProfile:
     if self.active:
       jax.profiler.stop_trace()
       self.active = False
+      if self._local is not None:
+        paths.copy_tree(self._local, self.directory)
+        paths.remove(self._local)
+        self._local = None
 
 
 def _due(step: int, every: int) -> bool:
