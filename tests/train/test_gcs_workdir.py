@@ -39,7 +39,8 @@ KEEP_BEST = ("system/l1", "min")
 # The commands that configure JAX's compilation cache keep the test session's.
 _SAME_CACHE = ("--compilation-cache", jax.config.jax_compilation_cache_dir or "off")
 
-# Stops after 2 steps, as a preemption would; says whether TensorFlow was imported.
+# Stops after 2 steps, as a preemption would (with a profile of the first step); says whether
+# TensorFlow was imported.
 STOP_EARLY = f"""
 import sys
 sys.path.insert(0, {HERE!r})
@@ -47,6 +48,7 @@ import toy_system
 from psrjax.train import loop
 config = toy_system.toy_config(**{SETTINGS!r})
 config.train.keep_best = {KEEP_BEST!r}
+config.train.profile_steps = (0, 1)
 result = loop.train(config, {WORKDIR!r}, stop_after=2)
 print("stopped", result.step, result.preempted, result.workdir)
 print("tensorflow imported:", "tensorflow" in sys.modules)
@@ -106,8 +108,10 @@ def test_stop_and_resume_in_the_bucket(gs_run, straight):
   assert f"resumed from {WORKDIR}/checkpoints/2" in second
   objects = _objects(WORKDIR)
   top = {name.split("/")[0] for name in objects}
-  assert top == {"best", "checkpoints", "config.json", "eval", "metrics.jsonl", "samples",
-                 "tensorboard"}
+  assert top == {"best", "checkpoints", "config.json", "eval", "metrics.jsonl", "profile",
+                 "samples", "tensorboard"}
+  assert any(n.startswith("profile/plugins/profile/") and n.endswith(".xplane.pb")
+             for n in objects)
   assert {n.split("/")[1] for n in objects if n.startswith("checkpoints/")} == {"3", "4"}
   assert "checkpoints/4/commit_success.txt" in objects  # orbax's commit files, no renames
   # Step 2 stopped the first run before its sample and evaluation (as a preemption does).
