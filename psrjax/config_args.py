@@ -50,12 +50,12 @@ def prepared_dataset(path: str) -> str:
 
 
 def multiview_dataset(path: str) -> tuple[str, int]:
-  """(the absolute path, its cameras per take) of a multi-view dataset given as `data=PATH`
-  (`psrjax prepare multiview`, the NTU RGB+D builder), checked now: a one-line error when it is
-  not one. Its frames are read at the config's resolution, whatever the dataset's."""
-  import os  # pylint: disable=g-import-not-at-top
+  """(the absolute path or `gs://` URL, its cameras per take) of a multi-view dataset given as
+  `data=PATH` (`psrjax prepare multiview`, the NTU RGB+D builder), checked now: a one-line error
+  when it is not one. Its frames are read at the config's resolution, whatever the dataset's."""
+  from psrjax import paths  # pylint: disable=g-import-not-at-top
   from psrjax.data import multiview  # pylint: disable=g-import-not-at-top  # only with data=
-  path = os.path.abspath(os.path.expanduser(path))
+  path = paths.resolve(path)
   return path, multiview.num_views(path)
 
 

@@ -17,6 +17,7 @@ never imports TensorFlow and uses the same credentials as gcsfs.
 """
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from typing import Iterator
@@ -145,3 +146,11 @@ def move(src, dst) -> None:
   else:
     as_path(dst).write_bytes(read_bytes(src))
   remove(src)
+
+
+def load_npy(path):
+  """A .npy array: memory-mapped locally, read whole from a bucket."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  if is_url(path):
+    return np.load(io.BytesIO(read_bytes(path)))
+  return np.load(path, mmap_mode="r")

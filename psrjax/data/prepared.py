@@ -39,7 +39,6 @@ are read whole, the records through TFDS and ArrayRecord, which read `gs://` the
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 
@@ -109,7 +108,7 @@ def read_index(path: str) -> dict:
   return index
 
 
-def _builder_path(path: str, builder: str) -> str:
+def builder_path(path: str, builder: str) -> str:
   """`path`/`builder` (videos.json's relative "builder_dir", "." for the folder itself)."""
   return path if builder in (".", "") else paths.join(path, builder)
 
@@ -148,10 +147,8 @@ class PreparedVideos:
       path = paths.join(self.path, KEYPOINTS_FILE)
       if not paths.isfile(path):
         self._keypoints = {}
-      elif paths.is_url(path):
-        self._keypoints = np.load(io.BytesIO(paths.read_bytes(path)))
       else:
-        self._keypoints = np.load(path, mmap_mode="r")
+        self._keypoints = paths.load_npy(path)
     if isinstance(self._keypoints, dict):   # an older dataset: read once per video
       if video.index not in self._keypoints:
         source = self._source(video.split)
@@ -164,7 +161,7 @@ class PreparedVideos:
   def _source(self, split: str):
     if split not in self._sources:
       import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-      builder = tfds.builder_from_directory(_builder_path(self.path, self.index["builder_dir"]))
+      builder = tfds.builder_from_directory(builder_path(self.path, self.index["builder_dir"]))
       self._sources[split] = builder.as_data_source(split=split)
     return self._sources[split]
 
