@@ -146,17 +146,10 @@ def check_existing(target: Target | None, workdir: str) -> None:
 
 def _leftovers(best_dir: str, info: dict[str, Any] | None) -> list[str]:
   """What in `best_dir` the snapshot best.json names does not need."""
-  keep = set()
+  keep = {BEST_JSON}
   if info is not None:
     keep.add(info.get("directory") or str(info["step"]))
-  out = []
-  for name in paths.listdir(best_dir):
-    if name == BEST_JSON or name in keep:
-      continue
-    if name == AGAIN_DIR and info is not None and info.get("directory") == AGAIN_DIR:
-      continue
-    out.append(paths.join(best_dir, name))
-  return out
+  return [paths.join(best_dir, name) for name in paths.listdir(best_dir) if name not in keep]
 
 
 def _write_json(path: str, info: dict[str, Any]) -> None:
