@@ -223,7 +223,7 @@ def test_feature_statistics_cache_in_the_bucket(emulator):
 
 def test_prepare_into_the_bucket_and_read_it(emulator, tmp_path, monkeypatch, capsys):
   """`psrjax prepare --out gs://...` builds locally, uploads, and the dataset reads from there."""
-  sys.path.insert(0, os.path.join(REPO, "tests", "data"))
+  monkeypatch.syspath_prepend(os.path.join(REPO, "tests", "data"))
   import test_prepare  # pylint: disable=g-import-not-at-top
   from psrjax.systems import base  # pylint: disable=g-import-not-at-top
   monkeypatch.setenv("PSRJAX_PREPARE_DIR", str(tmp_path / "build"))
