@@ -157,7 +157,8 @@ def test_tensorboard_events_read_back(gs_run, tmp_path):
   events = event_accumulator.EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
   events.Reload()
   assert [e.step for e in events.Scalars("g/total")] == list(range(1, STEPS + 1))
-  assert [e.step for e in events.Scalars("eval/system/l1")] == [1, 3, 4]
+  # (`psrjax eval` in another test may have added a step-4 evaluation since.)
+  assert sorted({e.step for e in events.Scalars("eval/system/l1")}) == [1, 3, 4]
   images = events.Tensors("samples/frames")
   assert [e.step for e in images] == [4]
   content = images[0].tensor_proto.string_val
