@@ -6,12 +6,14 @@ manager (`psrjax.train.checkpoint`) builds on what is here.
 """
 from __future__ import annotations
 
+import json
 import os
 
 import grain
 import jax
 import orbax.checkpoint as ocp
 
+from psrjax import paths
 CHECKPOINT_DIR = "checkpoints"
 
 
@@ -51,13 +53,19 @@ def check_compatible(saved_tree: dict, target: dict, where: str) -> None:
 
 
 def checkpoint_root(path: str) -> tuple[str, int | None]:
-  """A workdir, checkpoints dir or step dir -> (checkpoints dir, step or None for latest)."""
-  path = os.path.abspath(path)
-  if os.path.isdir(os.path.join(path, CHECKPOINT_DIR)):
-    return os.path.join(path, CHECKPOINT_DIR), None
-  if os.path.basename(path).isdigit() and os.path.isdir(os.path.join(path, "state")):
+  """A workdir, checkpoints dir, step dir or kept best snapshot dir (`<workdir>/best`, see
+  `psrjax.train.best`), local or `gs://...` -> (checkpoints dir, step or None for latest)."""
+  path = paths.resolve(path)
+  best_json = paths.join(path, "best.json")
+  if paths.isfile(best_json):  # The snapshot best.json names, not any other step dir there.
+    info = json.loads(paths.read_text(best_json))
+    root = paths.join(path, info["directory"]) if info.get("directory") else path
+    return root, int(info["step"])
+  if paths.isdir(paths.join(path, CHECKPOINT_DIR)):
+    return paths.join(path, CHECKPOINT_DIR), None
+  if os.path.basename(path).isdigit() and paths.isdir(paths.join(path, "state")):
     return os.path.dirname(path), int(os.path.basename(path))
-  if os.path.isdir(path):
+  if paths.isdir(path):
     return path, None
   raise ValueError(f"checkpoint path {path!r} does not exist")
 
@@ -91,6 +99,6 @@ def restore_params(path: str, target_params: dict, *, ema: bool = False) -> dict
   target = {k: v for k, v in target.items() if v}
   restore_args = ocp.checkpoint_utils.construct_restore_args(target)
   restored = ocp.PyTreeCheckpointer().restore(
-      os.path.join(root, str(step), "state"),
+      paths.join(root, str(step), "state"),
       args=ocp.args.PyTreeRestore(item=target, restore_args=restore_args, partial_restore=True))
   return {**restored.get("params", {}), **restored.get("ema", {})}

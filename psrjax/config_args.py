@@ -39,23 +39,23 @@ def parse_config_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
 
 
 def prepared_dataset(path: str) -> str:
-  """The absolute path of a prepared dataset given as `data=PATH`, checked now (a one-line error
-  when it is not one), so a bad path fails when the config is built. Its frames are read at the
-  config's resolution, whatever the dataset's."""
-  import os  # pylint: disable=g-import-not-at-top
+  """The absolute path (or `gs://` URL) of a prepared dataset given as `data=PATH`, checked now
+  (a one-line error when it is not one), so a bad path fails when the config is built. Its
+  frames are read at the config's resolution, whatever the dataset's."""
+  from psrjax import paths  # pylint: disable=g-import-not-at-top
   from psrjax.data import prepared  # pylint: disable=g-import-not-at-top  # only with data=
-  path = os.path.abspath(os.path.expanduser(path))
+  path = paths.resolve(path)
   prepared.read_index(path)
   return path
 
 
 def multiview_dataset(path: str) -> tuple[str, int]:
-  """(the absolute path, its cameras per take) of a multi-view dataset given as `data=PATH`
-  (`psrjax prepare multiview`, the NTU RGB+D builder), checked now: a one-line error when it is
-  not one. Its frames are read at the config's resolution, whatever the dataset's."""
-  import os  # pylint: disable=g-import-not-at-top
+  """(the absolute path or `gs://` URL, its cameras per take) of a multi-view dataset given as
+  `data=PATH` (`psrjax prepare multiview`, the NTU RGB+D builder), checked now: a one-line error
+  when it is not one. Its frames are read at the config's resolution, whatever the dataset's."""
+  from psrjax import paths  # pylint: disable=g-import-not-at-top
   from psrjax.data import multiview  # pylint: disable=g-import-not-at-top  # only with data=
-  path = os.path.abspath(os.path.expanduser(path))
+  path = paths.resolve(path)
   return path, multiview.num_views(path)
 
 

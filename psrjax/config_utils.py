@@ -24,6 +24,8 @@ from typing import Any, Sequence
 
 import ml_collections
 
+from psrjax import paths
+
 OVERRIDE_PREFIX = "--config."
 EVALS = "evals"  # the open group of declared evaluations
 _EVAL_FORM = "dict(type='<type>', every=..., ...) or {'type': '<type>', ...} (Python literals)"
@@ -186,19 +188,18 @@ def _to_tuples(value: Any) -> Any:
 
 
 def save_config(config: ml_collections.ConfigDict, path: str) -> None:
-  """Writes the config as JSON (read back with `load_saved_config`)."""
-  with open(path, "w") as f:
-    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+  """Writes the config as JSON (read back with `load_saved_config`); `path` may be local or a
+  `gs://` URL (`psrjax.paths`), and is never seen half-written."""
+  paths.write_text(path, config.to_json_best_effort(indent=2, sort_keys=True))
 
 
 def load_saved_config(path: str) -> ml_collections.ConfigDict:
   """Reads a config written by `save_config` (JSON lists come back as tuples)."""
-  if not os.path.isfile(path):
+  if not paths.isfile(path):
     raise ValueError(f"no saved config at {path!r} (was this workdir written by `psrjax train`?)")
-  with open(path) as f:
-    return ml_collections.ConfigDict(_to_tuples(json.load(f)))
+  return ml_collections.ConfigDict(_to_tuples(json.loads(paths.read_text(path))))
 
 
 def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config saved by `psrjax train` in `workdir`."""
+  """The config saved by `psrjax train` in `workdir` (local or `gs://...`)."""
   return load_saved_config(os.path.join(workdir, WORKDIR_CONFIG))

@@ -20,11 +20,20 @@ psrjax/data/multiview_prepare.py); the reprojection report is printed and stored
   psrjax train --config configs/psrnet.py:runlocal,data=DATASET --workdir DIR
 
 An interrupted run resumes when started again with the same arguments; an existing DATASET is
-never overwritten.
+never overwritten. DATASET may be a bucket URL (`gs://bucket/dataset`): the dataset is built in
+a local folder named after the URL (under $PSRJAX_PREPARE_DIR, default ~/.cache/psrjax/prepare),
+then uploaded, its index (videos.json, multiview.json) last since a dataset counts as finished
+once its index exists, and the local copy removed.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
+
+from psrjax import paths
+
+PREPARE_DIR_ENV = "PSRJAX_PREPARE_DIR"
 
 
 def add_arguments(parser) -> None:
@@ -66,11 +75,51 @@ def add_arguments(parser) -> None:
                      help="multiview: RANSAC and person-association threshold in pixels")
 
 
+def local_build_dir(url: str) -> str:
+  """The local folder a bucket dataset `url` is built in (the same for the same URL, so that an
+  interrupted run resumes)."""
+  root = os.environ.get(PREPARE_DIR_ENV) or os.path.join(
+      os.path.expanduser("~"), ".cache", "psrjax", "prepare")
+  digest = hashlib.sha1(url.encode()).hexdigest()[:16]
+  return os.path.join(root, digest, os.path.basename(url.rstrip("/")) or "dataset")
+
+
+def _upload(local: str, url: str, index_file: str) -> None:
+  """Copies the finished dataset `local` to `url`, its index file last, then removes `local`."""
+  files = [f for f in paths.walk_files(local) if os.path.relpath(f, local) != index_file]
+  for path in files + [os.path.join(local, index_file)]:
+    with open(path, "rb") as f:
+      paths.write_bytes(paths.join(url, os.path.relpath(path, local)), f.read())
+  paths.remove(os.path.dirname(local))
+
+
 def run(args) -> int:
   if args.resolution < 16:
     raise ValueError(f"--resolution must be >= 16 pixels, got {args.resolution}")
+  if not paths.is_url(args.out):
+    return _run_local(args)
+  url = paths.resolve(args.out)
+  if paths.exists(url):
+    raise ValueError(f"--out {url} already exists; choose a new folder (prepare never "
+                     "overwrites a dataset)")
+  index_file = "multiview.json" if args.kind == "multiview" else "videos.json"
+  local = local_build_dir(url)
+  if not os.path.isfile(os.path.join(local, index_file)):  # else: only the upload is left
+    os.makedirs(os.path.dirname(local), exist_ok=True)
+    args.out = local
+    try:
+      _run_local(args, quiet=True)
+    finally:
+      args.out = url
+  _upload(local, url, index_file)
+  print(f"wrote {url}; check {url}/preview.png")
+  return 0
+
+
+def _run_local(args, quiet: bool = False) -> int:
+  """`psrjax prepare` into a local folder (`quiet`: without the closing line)."""
   if args.kind == "multiview":
-    return _run_multiview(args)
+    return _run_multiview(args, quiet)
   if args.calibration or args.test_takes:
     raise ValueError("--calibration and --test-takes are options of `psrjax prepare multiview`")
   if len(args.videos) != 1 or len(args.videos[0]) != 1 or len(args.keypoints or [None]) != 1:
@@ -90,12 +139,13 @@ def run(args) -> int:
                             log=log)
   except ImportError as e:   # the optional pose estimator is not installed
     raise ValueError(str(e)) from e
-  print(f"wrote {args.out}: " + ", ".join(f"{n} {s} frames" for s, n in index["splits"].items())
-        + f" of {len(index['videos'])} videos; check {args.out}/preview.png")
+  if not quiet:
+    print(f"wrote {args.out}: " + ", ".join(f"{n} {s} frames" for s, n in index["splits"].items())
+          + f" of {len(index['videos'])} videos; check {args.out}/preview.png")
   return 0
 
 
-def _run_multiview(args) -> int:
+def _run_multiview(args, quiet: bool = False) -> int:
   """`psrjax prepare multiview` (psrjax/data/multiview_prepare.py)."""
   if not args.calibration:
     raise ValueError("psrjax prepare multiview needs --calibration CALIB (Pose2Sim / anipose "
@@ -116,6 +166,8 @@ def _run_multiview(args) -> int:
   except ImportError as e:   # the optional pose estimator is not installed
     raise ValueError(str(e)) from e
   medians = [r["reprojection"]["overall"]["median"] for r in index["recordings"]]
+  if quiet:
+    return 0
   print(f"wrote {args.out}: " + ", ".join(f"{n} {s} records" for s, n in index["splits"].items())
         + f" of {len(index['takes'])} takes; reprojection error median "
         + ", ".join(f"{m:.2f}" for m in medians) + f" px; check {args.out}/preview.png")

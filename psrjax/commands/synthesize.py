@@ -8,10 +8,15 @@ Loads the workdir's config and latest checkpoint, asks the system for its synthe
 (by the extension of --out). The other options are the system's own, declared by its
 `synthesis_options` (e.g. which views, which driving video). `--best` renders the
 best-validation snapshot `train.keep_best` kept in DIR/best/ instead of the latest checkpoint.
+DIR and --out may be local or bucket URLs (`gs://bucket/run`, `gs://bucket/out.mp4`: the video
+is encoded in a local temporary file, then uploaded).
 """
 from __future__ import annotations
 
 import os
+import tempfile
+
+from psrjax import paths
 
 
 def add_arguments(parser) -> None:
@@ -33,7 +38,7 @@ def add_dynamic_arguments(parser, known) -> None:
   from psrjax import config_utils  # pylint: disable=g-import-not-at-top
   from psrjax.systems import base  # pylint: disable=g-import-not-at-top
   workdir = getattr(known, "workdir", None)
-  if not workdir or not os.path.isfile(os.path.join(workdir, config_utils.WORKDIR_CONFIG)):
+  if not workdir or not paths.isfile(paths.join(workdir, config_utils.WORKDIR_CONFIG)):
     return
   system = base.get_system(config_utils.load_workdir_config(workdir))
   group = parser.add_argument_group(f"options of system {system.config.system!r} "
@@ -51,19 +56,32 @@ def example_options(system, args) -> dict:
   return options
 
 
+def _write(path: str, frames, fps: int) -> None:
+  """Writes the video to a local path, or encodes it locally and uploads it to a bucket URL."""
+  from psrjax.train import inference  # pylint: disable=g-import-not-at-top
+  if not paths.is_url(path):
+    inference.write_video(path, frames, fps=fps)
+    return
+  with tempfile.TemporaryDirectory() as tmp:
+    local = os.path.join(tmp, "video" + os.path.splitext(path)[1].lower())
+    inference.write_video(local, frames, fps=fps)
+    with open(local, "rb") as f:
+      paths.write_bytes(path, f.read())
+
+
 def run(args) -> int:
   ext = os.path.splitext(args.out)[1].lower()
   if ext not in (".mp4", ".gif"):
     raise ValueError(f"--out must end in .mp4 or .gif, got {args.out!r}")
-  out_dir = os.path.dirname(os.path.abspath(args.out))
-  if not os.path.isdir(out_dir):
+  out_dir = os.path.dirname(paths.resolve(args.out))
+  if not paths.is_url(out_dir) and not os.path.isdir(out_dir):
     raise ValueError(f"output folder {out_dir!r} does not exist; create it first")
   from psrjax.train import inference  # pylint: disable=g-import-not-at-top  # JAX after parsing.
   system, params, step = inference.load_trained(args.workdir, args.config_overrides,
                                                 best=args.best)
   example = system.synthesis_example(**example_options(system, args))
   frames = inference.sample_frames(system, params, example)
-  inference.write_video(args.out, frames, fps=args.fps)
+  _write(args.out, frames, args.fps)
   which = "best snapshot" if args.best else "checkpoint"
   print(f"wrote {args.out} ({frames.shape[0]} frames, {which} step {step})")
   return 0

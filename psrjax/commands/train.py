@@ -25,8 +25,8 @@ def add_arguments(parser) -> None:
   parser.add_argument("--config", required=True,
                       help="config file and argument, e.g. configs/psrnet.py:runlocal")
   parser.add_argument("--workdir", required=True,
-                      help="output directory (checkpoints, metrics, samples, eval); its parent "
-                           "must exist")
+                      help="output directory (checkpoints, metrics, samples, eval), created with "
+                           "its missing parents; local or a bucket URL such as gs://bucket/run")
   commands.add_cache_argument(parser)
   distributed.add_arguments(parser)
 

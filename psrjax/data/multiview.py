@@ -40,6 +40,9 @@ cross-view protocol holds out camera 1 of every take; a recording's tail holds o
 `MultiViewSource` is the source of `psrjax.data.sources`' interface that `view_pairs` samples,
 with `SyntheticClips`' take interface (`take(i)`, `num_views`, `len`), and `Windows` cuts its
 takes into windows of T frames (a long recording gives many examples).
+
+DATASET may be a bucket URL (`gs://bucket/dataset`, `psrjax.paths`), read as
+`psrjax.data.prepared` reads one.
 """
 from __future__ import annotations
 
@@ -49,6 +52,8 @@ from typing import Sequence
 
 import numpy as np
 
+from psrjax import paths
+from psrjax.data import prepared
 from psrjax.data import sources
 
 FORMAT = "psrjax-multiview/1"
@@ -90,21 +95,20 @@ def read_index(path: str) -> dict:
   """The index of a multi-view dataset, checked: DATASET/multiview.json, or the metadata.json of
   a TFDS folder a multi-view builder wrote ("builder_dir" is then the folder itself). A
   one-line error when `path` is neither."""
-  path = os.path.expanduser(path)
-  index_file = os.path.join(path, INDEX_FILE)
-  if not os.path.isfile(index_file) and os.path.isfile(os.path.join(path, "metadata.json")):
-    index_file = os.path.join(path, "metadata.json")
-  if not os.path.isfile(index_file):
-    if os.path.isfile(os.path.join(path, "videos.json")):
+  path = path if paths.is_url(path) else os.path.expanduser(path)
+  index_file = paths.join(path, INDEX_FILE)
+  if not paths.isfile(index_file) and paths.isfile(paths.join(path, "metadata.json")):
+    index_file = paths.join(path, "metadata.json")
+  if not paths.isfile(index_file):
+    if paths.isfile(paths.join(path, "videos.json")):
       raise ValueError(f"{path!r} is a single-view dataset (psrjax prepare); PSR-Net needs a "
                        "multi-view one: psrjax prepare multiview --videos cam*.mp4 --calibration "
                        "CALIB --out DATASET")
     hint = (" (an interrupted `psrjax prepare multiview` left it unfinished; run it again)"
-            if os.path.isdir(path + ".partial") else "")
+            if paths.isdir(path + ".partial") else "")
     raise FileNotFoundError(f"{path!r} is not a multi-view dataset: {INDEX_FILE} is missing"
                             f"{hint}; create one with `psrjax prepare multiview`")
-  with open(index_file) as f:
-    index = json.load(f)
+  index = json.loads(paths.read_text(index_file))
   if index.get("format") != FORMAT:
     raise ValueError(f"{index_file} has format {index.get('format')!r}, expected {FORMAT!r}; "
                      "prepare the dataset again with `psrjax prepare multiview` of this psrjax")
@@ -135,7 +139,7 @@ class MultiViewVideos:
   array_record readers open lazily in each process)."""
 
   def __init__(self, path: str):
-    self.path = os.path.abspath(os.path.expanduser(path))
+    self.path = paths.resolve(path)
     self.index = read_index(self.path)
     self.resolution = int(self.index["resolution"])
     self._sources, self._keypoints = {}, None
@@ -146,7 +150,8 @@ class MultiViewVideos:
   def _source(self, split: str):
     if split not in self._sources:
       import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-      builder = tfds.builder_from_directory(os.path.join(self.path, self.index["builder_dir"]))
+      builder = tfds.builder_from_directory(
+          prepared.builder_path(self.path, self.index["builder_dir"]))
       self._sources[split] = builder.as_data_source(split=split)
     return self._sources[split]
 
@@ -165,8 +170,8 @@ class MultiViewVideos:
     """float32 [num_frames, 18, 3] of video `video` (keypoints.npy, else the records)."""
     v = self.index["videos"][video]
     if self._keypoints is None:
-      path = os.path.join(self.path, KEYPOINTS_FILE)
-      self._keypoints = np.load(path, mmap_mode="r") if os.path.isfile(path) else {}
+      path = paths.join(self.path, KEYPOINTS_FILE)
+      self._keypoints = paths.load_npy(path) if paths.isfile(path) else {}
     if isinstance(self._keypoints, dict):
       if video not in self._keypoints:
         self._keypoints[video] = self.frames(video, np.arange(v["num_frames"]))["keypoints"]

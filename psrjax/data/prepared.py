@@ -32,6 +32,9 @@ Splits: "train" and "test" (held-out videos). Readers asking for "validation" ge
 
 The folder appears only complete: `psrjax prepare` builds it in DATASET.partial and renames it
 at the end, so a folder with videos.json is a finished dataset.
+
+DATASET may be a bucket URL (`gs://bucket/dataset`, `psrjax.paths`): the index and keypoints
+are read whole, the records through TFDS and ArrayRecord, which read `gs://` themselves.
 """
 from __future__ import annotations
 
@@ -40,6 +43,8 @@ import json
 import os
 
 import numpy as np
+
+from psrjax import paths
 
 FORMAT = "psrjax-videos/1"
 BUILDER_NAME = "psrjax_videos"
@@ -85,18 +90,17 @@ def read_index(path: str) -> dict:
   """The video index of a prepared dataset, checked: DATASET/videos.json, or the metadata.json of
   a TFDS dataset folder a real-video builder wrote (its "builder_dir" is then the folder itself).
   A one-line error when `path` is neither."""
-  path = os.path.expanduser(path)
-  index_file = os.path.join(path, INDEX_FILE)
-  tfds_index = os.path.join(path, "metadata.json")
-  if not os.path.isfile(index_file) and os.path.isfile(tfds_index):
+  path = path if paths.is_url(path) else os.path.expanduser(path)
+  index_file = paths.join(path, INDEX_FILE)
+  tfds_index = paths.join(path, "metadata.json")
+  if not paths.isfile(index_file) and paths.isfile(tfds_index):
     index_file = tfds_index
-  if not os.path.isfile(index_file):
+  if not paths.isfile(index_file):
     hint = (" (an interrupted `psrjax prepare` left it unfinished; run it again to resume)"
-            if os.path.isdir(path + ".partial") else "")
+            if paths.isdir(path + ".partial") else "")
     raise FileNotFoundError(f"{path!r} is not a prepared dataset: {INDEX_FILE} is missing{hint}; "
                             "create one with `psrjax prepare --videos DIR --out DATASET`")
-  with open(index_file) as f:
-    index = json.load(f)
+  index = json.loads(paths.read_text(index_file))
   if index.get("format") != FORMAT:
     raise ValueError(f"{index_file} has format {index.get('format')!r}, expected {FORMAT!r}; "
                      "prepare the dataset again with this psrjax version")
@@ -104,12 +108,17 @@ def read_index(path: str) -> dict:
   return index
 
 
+def builder_path(path: str, builder: str) -> str:
+  """`path`/`builder` (videos.json's relative "builder_dir", "." for the folder itself)."""
+  return path if builder in (".", "") else paths.join(path, builder)
+
+
 class PreparedVideos:
   """Random access to the frames of a prepared dataset (picklable for grain workers: the
   array_record readers open lazily in each process)."""
 
   def __init__(self, path: str):
-    self.path = os.path.abspath(os.path.expanduser(path))
+    self.path = paths.resolve(path)
     self.index = read_index(self.path)
     self.resolution = int(self.index["resolution"])
     self._sources = {}
@@ -135,8 +144,11 @@ class PreparedVideos:
     """float32 [num_frames, 18, 3]: the keypoints of every frame of `video` (from
     keypoints.npy, without decoding a frame; from the records in datasets without it)."""
     if self._keypoints is None:
-      path = os.path.join(self.path, KEYPOINTS_FILE)
-      self._keypoints = np.load(path, mmap_mode="r") if os.path.isfile(path) else {}
+      path = paths.join(self.path, KEYPOINTS_FILE)
+      if not paths.isfile(path):
+        self._keypoints = {}
+      else:
+        self._keypoints = paths.load_npy(path)
     if isinstance(self._keypoints, dict):   # an older dataset: read once per video
       if video.index not in self._keypoints:
         source = self._source(video.split)
@@ -149,7 +161,7 @@ class PreparedVideos:
   def _source(self, split: str):
     if split not in self._sources:
       import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-      builder = tfds.builder_from_directory(os.path.join(self.path, self.index["builder_dir"]))
+      builder = tfds.builder_from_directory(builder_path(self.path, self.index["builder_dir"]))
       self._sources[split] = builder.as_data_source(split=split)
     return self._sources[split]
 

@@ -10,12 +10,13 @@ Nothing here imports `psrjax.train`: the trainer imports the evals, never the re
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, Callable
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from psrjax import paths
 
 # Key of the per-example validity flag of padded evaluation batches (False: padding).
 VALID_KEY = "_valid"
@@ -66,23 +67,20 @@ def split_valid(batch) -> tuple[dict[str, jax.Array], jax.Array]:
 
 def results_path(workdir: str, name: str, step: int) -> str:
   """`<workdir>/eval/<name>/<step>.json`: the results of eval `name` at `step`."""
-  return os.path.join(workdir, EVAL_DIR, name, f"{step}.json")
+  return paths.join(workdir, EVAL_DIR, name, f"{step}.json")
 
 
 def write_results(workdir: str, step: int, results: dict[str, float], writer, *,
                   name: str) -> str:
   """Writes `<workdir>/eval/<name>/<step>.json` (process 0) and `eval/<name>/<key>` scalars;
-  returns the file's path."""
+  returns the file's path. The workdir may be local or `gs://...` (`psrjax.paths`)."""
   path = results_path(workdir, name, step)
   if jax.process_index() == 0:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-      json.dump({"step": step, **results}, f, indent=2, sort_keys=True)
+    paths.write_text(path, json.dumps({"step": step, **results}, indent=2, sort_keys=True))
   writer.write_scalars(step, {f"{EVAL_DIR}/{name}/{k}": v for k, v in results.items()})
   return path
 
 
 def read_results(workdir: str, name: str, step: int) -> dict[str, float]:
   """The results `write_results` wrote (with their "step")."""
-  with open(results_path(workdir, name, step), encoding="utf-8") as f:
-    return json.load(f)
+  return json.loads(paths.read_text(results_path(workdir, name, step)))

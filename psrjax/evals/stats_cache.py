@@ -4,11 +4,14 @@ The key hashes the dataset (`config.system`, the config's `data` block, the eval
 split, the number of examples, the target batch key and the feature network (name, weight
 file, resolution); the file name also shows the readable parts:
 `<cache_dir>/<features>-<split>-<num_examples>-<hash>.npz`. Systems whose data settings live
-outside `config.data` should use one `cache_dir` per dataset (or `cache=False`).
+outside `config.data` should use one `cache_dir` per dataset (or `cache=False`). The cache may
+be in a bucket (`gs://...`, e.g. under a `gs://` workdir: `psrjax.paths`), where each file is
+one object upload.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 
@@ -16,6 +19,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from psrjax import paths
 from psrjax.metrics import distribution
 
 DEFAULT_DIR = "eval_cache"  # under the workdir when an eval sets no cache_dir
@@ -40,25 +44,36 @@ def load(path: str, *, rows: bool):
   data is embedded (they run the same collective programs), and hosts without a shared
   filesystem never see the file process 0 wrote.
   """
-  found = os.path.isfile(path)
+  found = paths.isfile(path)
   if jax.process_count() > 1:
     found = bool(np.all(multihost_utils.process_allgather(np.int32(found))))
   if not found:
     return None
+  source = io.BytesIO(paths.read_bytes(path)) if paths.is_url(path) else path
   if rows:
-    with np.load(path) as f:
+    with np.load(source) as f:
       return f["rows"]
-  return distribution.FeatureStats.load(path)
+  return distribution.FeatureStats.load(source)
 
 
 def save(path: str, value) -> None:
   """Writes `value` (FeatureStats or rows [N, D]) atomically, on process 0 only."""
   if jax.process_index() != 0:
     return
+  if paths.is_url(path):
+    data = io.BytesIO()
+    _write(data, value)
+    paths.write_bytes(path, data.getvalue())
+    return
   os.makedirs(os.path.dirname(path), exist_ok=True)
   tmp = f"{path}.tmp{os.getpid()}.npz"
-  if isinstance(value, distribution.FeatureStats):
-    value.save(tmp)
-  else:
-    np.savez(tmp, rows=np.asarray(value, np.float64))
+  _write(tmp, value)
   os.replace(tmp, path)
+
+
+def _write(target, value) -> None:
+  """FeatureStats or rows [N, D] as .npz into `target` (a path or a binary file)."""
+  if isinstance(value, distribution.FeatureStats):
+    value.save(target)
+  else:
+    np.savez(target, rows=np.asarray(value, np.float64))

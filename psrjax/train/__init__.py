@@ -16,7 +16,7 @@ Modules (import what you need; this package imports nothing eagerly):
   step          one jitted step per Stage (phases in order, microbatches, EMA, per-group norms)
   checkpoint    orbax checkpoints of state + grain iterator, corrupt-checkpoint fallback
   data          grain pipelines (shuffled/repeated train stream, padded eval batches)
-  writers       metrics.jsonl, TensorBoard (clu), sample GIFs
+  writers       metrics.jsonl, TensorBoard event files (no TensorFlow needed), sample GIFs
   progress      terminal progress display
   preemption    SIGTERM -> save and stop
   samples       sample videos from `System.generate` + `System.sample_video`

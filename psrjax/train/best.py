@@ -9,13 +9,16 @@ never is) saves the whole train state of that step:
                                          data-iterator state: usable as config.resume/init_from)
     <workdir>/best/best.json             {"step", "metric", "mode", "value"}
 
-Crash safety: a new best is written into the sibling `best.tmp/` (orbax checkpoint first, then
-best.json through a temporary file and `os.replace`), and only then swapped in
-(`best/ -> best.old/`, `best.tmp/ -> best/`, `best.old/` removed). A directory counts as a
-snapshot only once its best.json exists, so a crash leaves at worst an incomplete `best.tmp/`
-(ignored and removed) or, between the two renames, no `best/` but complete `best.old/` and
-`best.tmp/`: readers take the complete sibling, the next training start finishes the swap.
-Process 0 writes best.json and renames; the orbax save is collective (every process calls it).
+Crash safety, locally and in a bucket (`gs://...`, where directory renames are copies): a new
+best is first saved completely as its own orbax checkpoint, then best.json is rewritten to name
+it (the commit point: one `os.replace` locally, one object upload in a bucket, both
+all-or-nothing), and only then is the previous snapshot deleted. Readers trust only what
+best.json names, so a crash leaves the previous or the new best, plus at worst a leftover
+directory the next training start removes. A new best at the very step best.json already names
+(a resumed run that trains that step again) cannot overwrite the snapshot in use: it is written
+under `best/again/<step>/` and best.json then also holds `"directory": "again"` (the next best
+goes back to `best/<step>/`).
+Process 0 writes best.json and deletes; the orbax save is collective (every process calls it).
 
 A resumed run reads the best so far from best/best.json, so it replaces the snapshot only with a
 strictly better value, even when it resumes from a checkpoint older than the best step.
@@ -26,20 +29,17 @@ import dataclasses
 import itertools
 import json
 import math
-import os
-import shutil
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 
 from psrjax import evals as evals_lib
+from psrjax import paths
 from psrjax.train import checkpoint as checkpoint_lib
 
 BEST_DIR = "best"
 BEST_JSON = "best.json"
-TMP_DIR = "best.tmp"  # the next best while it is written
-OLD_DIR = "best.old"  # the previous best during the swap
 MODES = ("min", "max")
 USAGE = ("train.keep_best must be () (off) or (metric, mode) with metric '<eval entry>/<metric>' "
          "and mode 'min' or 'max', e.g. ('system/l1', 'min')")
@@ -99,38 +99,41 @@ def parse(config) -> Target | None:
   return Target(entry, metric, mode)
 
 
-def _read_info(directory: str) -> dict[str, Any] | None:
-  """best.json of `directory` if it is a complete snapshot (json + its step's checkpoint)."""
+AGAIN_DIR = "again"  # holds a new best at the step of the snapshot in use
+
+
+def snapshot_root(best_dir: str, info: dict[str, Any]) -> str:
+  """The orbax checkpoint root of the snapshot `info` (best.json's content) names: `best_dir`,
+  or `best_dir/again` when it names that directory."""
+  return paths.join(best_dir, info["directory"]) if info.get("directory") else best_dir
+
+
+def _read_info(best_dir: str) -> dict[str, Any] | None:
+  """best.json of `best_dir` if the snapshot it names is there."""
   try:
-    with open(os.path.join(directory, BEST_JSON), encoding="utf-8") as f:
-      info = json.load(f)
+    info = json.loads(paths.read_text(paths.join(best_dir, BEST_JSON)))
   except (OSError, ValueError):
     return None
   if not isinstance(info, dict) or not {"step", "metric", "mode", "value"} <= set(info):
     return None
-  if not os.path.isdir(os.path.join(directory, str(info["step"]), "state")):
+  if info.get("directory") not in (None, AGAIN_DIR):
+    return None
+  if not paths.isdir(paths.join(snapshot_root(best_dir, info), str(info["step"]), "state")):
     return None
   return info
 
 
 def find(workdir: str) -> tuple[str, dict[str, Any]] | None:
-  """(directory, best.json content) of the kept snapshot of `workdir`, None if there is none.
-
-  Read-only: after a swap interrupted between its renames (no complete `best/`), the complete
-  sibling (`best.tmp/`, the newer, else `best.old/`).
-  """
-  workdir = os.path.abspath(workdir)
-  for name in (BEST_DIR, TMP_DIR, OLD_DIR):
-    directory = os.path.join(workdir, name)
-    info = _read_info(directory)
-    if info is not None:
-      return directory, info
-  return None
+  """(checkpoint root, best.json content) of the kept snapshot of `workdir` (the snapshot is
+  `<root>/<step>/`), None if there is none. Read-only."""
+  best_dir = paths.join(paths.resolve(workdir), BEST_DIR)
+  info = _read_info(best_dir)
+  return None if info is None else (snapshot_root(best_dir, info), info)
 
 
 def check_existing(target: Target | None, workdir: str) -> None:
   """A kept snapshot of another metric or mode is an error (before the run writes anything)."""
-  found = find(workdir) if target is not None and os.path.isdir(workdir) else None
+  found = find(workdir) if target is not None else None
   if found is None:
     return
   directory, info = found
@@ -138,60 +141,31 @@ def check_existing(target: Target | None, workdir: str) -> None:
     raise ValueError(
         f"{directory} keeps the best {info['metric']!r} ({info['mode']}) but train.keep_best is "
         f"({target.name!r}, {target.mode!r}); keep train.keep_best=({info['metric']!r}, "
-        f"{info['mode']!r}) or move {directory} away to start a new best")
+        f"{info['mode']!r}) or move {paths.join(workdir, BEST_DIR)} away to start a new best")
 
 
-def _remove(path: str) -> None:
-  if os.path.isdir(path):
-    shutil.rmtree(path)
-  elif os.path.lexists(path):
-    os.remove(path)
+def _leftovers(best_dir: str, info: dict[str, Any] | None) -> list[str]:
+  """What in `best_dir` the snapshot best.json names does not need."""
+  keep = {BEST_JSON}
+  if info is not None:
+    keep.add(info.get("directory") or str(info["step"]))
+  return [paths.join(best_dir, name) for name in paths.listdir(best_dir) if name not in keep]
 
 
 def _write_json(path: str, info: dict[str, Any]) -> None:
-  """Writes `path` through a temporary file and `os.replace` (never half-written)."""
-  tmp = f"{path}.tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(info, f, indent=2, sort_keys=True)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
-
-
-def _fsync_dir(path: str) -> None:
-  try:
-    fd = os.open(path, os.O_RDONLY)
-  except OSError:
-    return
-  try:
-    os.fsync(fd)
-  except OSError:
-    pass
-  finally:
-    os.close(fd)
-
-
-def _swap(workdir: str) -> None:
-  """best.tmp/ (complete) becomes best/; the previous best/ is removed once replaced."""
-  best, tmp, old = (os.path.join(workdir, n) for n in (BEST_DIR, TMP_DIR, OLD_DIR))
-  _remove(old)
-  if os.path.lexists(best):
-    os.rename(best, old)
-  os.rename(tmp, best)
-  _fsync_dir(workdir)
-  _remove(old)
+  """Writes `path` all at once (`paths.write_text`: never half-written)."""
+  paths.write_text(path, json.dumps(info, indent=2, sort_keys=True))
 
 
 def recover(workdir: str) -> None:
-  """Finishes or rolls back a swap a crash interrupted and removes incomplete leftovers."""
-  best, tmp, old = (os.path.join(workdir, n) for n in (BEST_DIR, TMP_DIR, OLD_DIR))
-  if _read_info(tmp) is not None:  # Complete and better than best/ (if any): finish the swap.
-    _swap(workdir)
-  _remove(tmp)
-  if _read_info(best) is None and _read_info(old) is not None:
-    _remove(best)
-    os.rename(old, best)
-  _remove(old)
+  """Removes what a crash left beside the snapshot best.json names (all of best/ when best.json
+  names no complete snapshot)."""
+  best_dir = paths.join(workdir, BEST_DIR)
+  info = _read_info(best_dir)
+  if info is None and paths.isfile(paths.join(best_dir, BEST_JSON)):
+    paths.remove(paths.join(best_dir, BEST_JSON))
+  for path in _leftovers(best_dir, info):
+    paths.remove(path)
 
 
 def _barrier(what: str) -> None:
@@ -202,7 +176,7 @@ class KeepBest:
   """Keeps `<workdir>/best/` up to date with the best value of `target` seen in training."""
 
   def __init__(self, workdir: str, target: Target | None):
-    self.workdir, self.target = os.path.abspath(workdir), target
+    self.workdir, self.target = paths.resolve(workdir), target
     self.info: dict[str, Any] | None = None  # the best.json content of the kept snapshot
     if target is None:
       return
@@ -216,7 +190,7 @@ class KeepBest:
 
   @property
   def directory(self) -> str:
-    return os.path.join(self.workdir, BEST_DIR)
+    return paths.join(self.workdir, BEST_DIR)
 
   def update(self, step: int, results: dict[str, dict[str, float]], state,
              iterator=None) -> bool:
@@ -239,11 +213,15 @@ class KeepBest:
     return True
 
   def _save(self, step: int, state, iterator, info: dict[str, Any]) -> None:
-    tmp = os.path.join(self.workdir, TMP_DIR)
+    best_dir = paths.join(self.workdir, BEST_DIR)
+    if self.info is not None and int(self.info["step"]) == int(step):
+      if not self.info.get("directory"):
+        info["directory"] = AGAIN_DIR  # best/<step>/ is the snapshot in use
+    root = snapshot_root(best_dir, info)
     if jax.process_index() == 0:
-      _remove(tmp)
+      paths.remove(paths.join(root, str(step)))  # an unfinished earlier try
     _barrier(f"clear_{step}")
-    checkpoints = checkpoint_lib.Checkpoints(tmp)
+    checkpoints = checkpoint_lib.Checkpoints(root)
     try:
       checkpoints.save(step, state, iterator)
       checkpoints.wait()
@@ -251,16 +229,17 @@ class KeepBest:
       checkpoints.close()
     _barrier(f"saved_{step}")
     if jax.process_index() == 0:
-      _write_json(os.path.join(tmp, BEST_JSON), info)
-      _swap(self.workdir)
-    _barrier(f"swapped_{step}")
+      _write_json(paths.join(best_dir, BEST_JSON), info)  # The commit point.
+      for path in _leftovers(best_dir, info):
+        paths.remove(path)
+    _barrier(f"committed_{step}")
 
 
 def require(workdir: str) -> tuple[str, dict[str, Any]]:
   """`find`, with a one-line ValueError saying how to keep a snapshot when there is none."""
   found = find(workdir)
   if found is None:
-    raise ValueError(f"no best snapshot in {os.path.join(os.path.abspath(workdir), BEST_DIR)}; "
+    raise ValueError(f"no best snapshot in {paths.join(paths.resolve(workdir), BEST_DIR)}; "
                      f"{HOW_TO_KEEP}")
   return found
 

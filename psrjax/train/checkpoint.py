@@ -5,19 +5,21 @@ host copy happens before `save` returns, so the state may be donated right after
 `max_to_keep` are kept. Restoring tries the latest step first; a checkpoint that fails to
 restore is reported with a warning, moved to `<workdir>/checkpoints_corrupt/<step>` and the
 previous step is tried. A checkpoint whose parameters do not match the config is an error.
+The directory may be a bucket URL (`gs://...`, see `psrjax.paths`): orbax then finishes each
+save with commit files instead of a directory rename.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
-import shutil
 from typing import Any
 
 import grain
 import jax
 import orbax.checkpoint as ocp
 
+from psrjax import paths
 from psrjax.checkpoint_params import (  # pylint: disable=unused-import  # re-exported
     CHECKPOINT_DIR, IncompatibleCheckpointError, check_compatible, checkpoint_root,
     handlers, restore_params)
@@ -39,7 +41,7 @@ class Checkpoints:
   """State + iterator checkpoints in one directory (`<workdir>/checkpoints`)."""
 
   def __init__(self, directory: str, *, max_to_keep: int | None = None, read_only: bool = False):
-    self.directory, self.read_only = os.path.abspath(directory), read_only
+    self.directory, self.read_only = paths.resolve(directory), read_only
     options = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
         enable_async_checkpointing=not read_only, cleanup_tmp_directories=not read_only)
@@ -114,13 +116,12 @@ class Checkpoints:
   def _restore_iterator(self, step: int, iterator) -> None:
     """Sets the iterator to the saved position; a readable but unusable state is an error."""
     name = f"process_{jax.process_index()}-of-{jax.process_count()}.json"
-    path = os.path.join(self.directory, str(step), "data", name)
-    if not os.path.isfile(path):
+    path = paths.join(self.directory, str(step), "data", name)
+    if not paths.isfile(path):
       raise _NoProcessState(
           f"checkpoint {self.directory}/{step} has no data-iterator state for {name} (was it "
           "written with another number of processes?)")
-    with open(path, encoding="utf-8") as f:
-      json.load(f)  # An unparsable file is corruption, reported by the caller.
+    json.loads(paths.read_text(path))  # An unparsable file is corruption, reported by the caller.
     try:
       self.manager.restore(
           step, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(iterator)))
@@ -153,16 +154,14 @@ class Checkpoints:
   def _set_aside(self, failed) -> None:
     """Warns about unreadable checkpoints and (unless read-only) moves them out of the way."""
     for step, error in failed:
-      dest = os.path.join(os.path.dirname(self.directory), CORRUPT_DIR, str(step))
+      dest = paths.join(os.path.dirname(self.directory), CORRUPT_DIR, str(step))
       logging.warning("checkpoint step %d in %s is unreadable (%s); %s and used the previous "
                       "checkpoint", step, self.directory, _one_line(error),
                       "left it in place" if self.read_only else f"moved it to {dest}")
       if self.read_only:
         continue
-      os.makedirs(os.path.dirname(dest), exist_ok=True)
-      if os.path.exists(dest):
-        shutil.rmtree(dest)
-      shutil.move(os.path.join(self.directory, str(step)), dest)
+      paths.remove(dest)
+      paths.move(paths.join(self.directory, str(step)), dest)
     if failed and not self.read_only:
       self.manager.reload()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from typing import Any, Iterable
 
 import grain
@@ -19,6 +18,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding
 
 from psrjax import evals as evals_lib
+from psrjax import paths
 from psrjax.systems import base
 from psrjax.train import data as data_lib
 from psrjax.train import evaluator as evaluator_lib
@@ -84,14 +84,12 @@ class TrainContext:
 
 
 def check_workdir(workdir: str) -> str:
-  """The absolute workdir; its parent must exist (the workdir itself is created)."""
+  """The workdir, absolute when local (a `gs://` URL as given: `psrjax.paths`); it and its
+  missing parents are created when training starts."""
   if not workdir:
     raise ValueError("a workdir is required (--workdir DIR)")
-  workdir = os.path.abspath(workdir)
-  parent = os.path.dirname(workdir)
-  if not os.path.isdir(parent):
-    raise ValueError(f"workdir parent {parent!r} does not exist; create it first")
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
+  workdir = paths.resolve(workdir)
+  if paths.isfile(workdir):
     raise ValueError(f"workdir {workdir!r} exists and is not a directory")
   return workdir
 

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any, Mapping, Sequence
 
 import jax
 import numpy as np
 
 from psrjax import config_utils
+from psrjax import paths
 from psrjax.data.video import write_video  # noqa: F401  (inference.write_video: psrjax synthesize)
 from psrjax.systems import base
 from psrjax.train import offline_eval
@@ -19,7 +19,7 @@ def load_trained(workdir: str, overrides: Sequence[tuple[str, str]] = (), *,
                  best: bool = False) -> tuple[Any, dict, int]:
   """(system, params with the system's constants, step) of the latest checkpoint of `workdir`
   (`best`: of the snapshot `train.keep_best` kept in `<workdir>/best/`)."""
-  if not os.path.isdir(workdir):
+  if not paths.isdir(workdir):
     raise ValueError(f"workdir {workdir!r} does not exist; train first (psrjax train)")
   config = config_utils.load_workdir_config(workdir)
   for key, text in overrides:

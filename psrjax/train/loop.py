@@ -14,15 +14,19 @@ names in `<workdir>/profile`.
 `("system/m_ssim/fused", "max")`) keeps the best-validation snapshot: whenever that entry runs
 (the final evaluation included), a strictly better value saves the step's whole train state to
 `<workdir>/best/<step>/` with `<workdir>/best/best.json` = {"step", "metric", "mode", "value"}
-(crash-safe: written beside and swapped in; a resumed run keeps it unless beaten; see
-`psrjax.train.best`). `psrjax eval --best` / `psrjax synthesize --best` use it.
+(crash-safe: the new snapshot is written completely before best.json names it; a resumed run
+keeps it unless beaten; see `psrjax.train.best`). `psrjax eval --best` / `psrjax synthesize --best` use it.
 SIGTERM finishes the current step, saves and returns.
+
+The workdir may be local (created with its missing parents) or a bucket URL such as
+`gs://bucket/run` (`psrjax.paths`): checkpoints, best snapshot, metrics, TensorBoard events,
+samples, evaluation results and config.json all go there.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
+import tempfile
 from typing import Any
 
 import jax
@@ -30,6 +34,7 @@ import numpy as np
 
 from psrjax import config_utils
 from psrjax import evals as evals_lib
+from psrjax import paths
 from psrjax.evals import common as evals_common
 from psrjax.train import best as best_lib
 from psrjax.train import checkpoint as checkpoint_lib
@@ -72,7 +77,8 @@ class StepProfile:
   """A `jax.profiler` trace of the `count` steps after step `start` (`train.profile_steps`).
 
   The trace lands in `<workdir>/profile/plugins/profile/<run>/` (TensorBoard's profile tab with
-  `--logdir <workdir>`); the traced steps are waited for before the trace stops.
+  `--logdir <workdir>`); the traced steps are waited for before the trace stops. In a bucket
+  workdir the profiler writes into a local temporary folder, uploaded when the trace stops.
   """
 
   def __init__(self, workdir: str, steps):
@@ -81,14 +87,17 @@ class StepProfile:
                                              for v in steps) or steps[0] < 0 or steps[1] < 1):
       raise ValueError(f"train.profile_steps={steps!r} must be () or (start, count) with "
                        "start >= 0 and count >= 1")
-    self.directory = os.path.join(workdir, PROFILE_DIR)
+    self.directory = paths.join(workdir, PROFILE_DIR)
     self.start, self.end = (steps[0], steps[0] + steps[1]) if steps else (-1, -1)
     self.active = False
+    self._local = None  # the local folder traced into for a bucket workdir
 
   def before(self, step: int) -> None:
     """Starts the trace when `step` (completed steps) is the first one traced."""
     if step == self.start:
-      jax.profiler.start_trace(self.directory)
+      if paths.is_url(self.directory):
+        self._local = tempfile.mkdtemp(prefix="psrjax_profile_")
+      jax.profiler.start_trace(self._local or self.directory)
       self.active = True
 
   def after(self, step: int, state) -> None:
@@ -101,6 +110,10 @@ class StepProfile:
     if self.active:
       jax.profiler.stop_trace()
       self.active = False
+      if self._local is not None:
+        paths.copy_tree(self._local, self.directory)
+        paths.remove(self._local)
+        self._local = None
 
 
 def _due(step: int, every: int) -> bool:
@@ -241,6 +254,7 @@ def _run_steps(run: _Run, state, step: int, end: int, flag) -> tuple[Any, int, b
         run.log(*host[-1])
     if save_due:
       run.checkpoints.save(step, state, run.iterator)
+      run.writer.flush()  # Metrics reach the workdir with each checkpoint.
     if stop:
       return state, step, True
     if _due(step, cfg.sample_every) and step < end:
@@ -251,10 +265,11 @@ def _run_steps(run: _Run, state, step: int, end: int, flag) -> tuple[Any, int, b
 
 
 def _start(ctx) -> tuple[Any, Any]:
-  """Creates the workdir and opens the checkpoints and the train iterator."""
-  os.makedirs(ctx.workdir, exist_ok=True)
+  """Creates the workdir (and its missing parents) and opens the checkpoints and the train
+  iterator."""
+  paths.makedirs(ctx.workdir)
   checkpoints = checkpoint_lib.Checkpoints(
-      os.path.join(ctx.workdir, checkpoint_lib.CHECKPOINT_DIR),
+      paths.join(ctx.workdir, checkpoint_lib.CHECKPOINT_DIR),
       max_to_keep=ctx.config.train.max_to_keep)
   stream = data_lib.TrainStream(ctx.batched, ctx.config, partitioning.data_shard(ctx.mesh))
   return checkpoints, stream
@@ -309,7 +324,7 @@ def _save_config(ctx) -> None:
   config = ctx.config.copy_and_resolve_references()
   with config.unlocked():
     config.runtime = dict(ctx.runtime)
-  config_utils.save_config(config, os.path.join(ctx.workdir, config_utils.WORKDIR_CONFIG))
+  config_utils.save_config(config, paths.join(ctx.workdir, config_utils.WORKDIR_CONFIG))
 
 
 def _finish(run: _Run, state, step: int) -> None:

@@ -2,10 +2,10 @@
 `train.keep_best`), evaluating it (`psrjax eval`)."""
 from __future__ import annotations
 
-import os
 from typing import Any, Iterable
 
 from psrjax import evals as evals_lib
+from psrjax import paths
 from psrjax.train import best as best_lib
 from psrjax.train import checkpoint as checkpoint_lib
 from psrjax.train import context as context_lib
@@ -27,8 +27,8 @@ def load_latest(config, workdir: str, *, devices=None, evals: Iterable[str] | No
   if best:
     step, state, _ = best_lib.restore(ctx.workdir, ctx.restore_target())
     return ctx, step, state
-  directory = os.path.join(ctx.workdir, checkpoint_lib.CHECKPOINT_DIR)
-  if not os.path.isdir(directory):
+  directory = paths.join(ctx.workdir, checkpoint_lib.CHECKPOINT_DIR)
+  if not paths.isdir(directory):
     raise ValueError(f"no checkpoints in {directory!r}; train first (psrjax train)")
   checkpoints = checkpoint_lib.Checkpoints(directory, read_only=True)
   try:

@@ -270,45 +270,63 @@ def test_a_crash_while_writing_keeps_the_previous_best(tmp_path, monkeypatch):
   with pytest.raises(KeyboardInterrupt):
     keep.update(3, _results(0.1), _state(3.0))
   monkeypatch.undo()
-  assert (tmp_path / "best.tmp").is_dir()  # the half-written next best, without best.json
-  assert _snapshot(tmp_path / "best") == before
+  assert (tmp_path / "best" / "3").is_dir()  # the next best, saved but not committed
+  assert {k: v for k, v in _snapshot(tmp_path / "best").items()
+          if not k.startswith("3/")} == before
   assert _kept_w(tmp_path) == (1, 1.0)
   reopened = best_lib.KeepBest(str(tmp_path), best_lib.Target("system", "l1", "min"))
-  assert not (tmp_path / "best.tmp").exists() and reopened.info["step"] == 1
+  assert not (tmp_path / "best" / "3").exists() and reopened.info["step"] == 1
   assert reopened.update(4, _results(0.2), _state(4.0))
   assert _kept_w(tmp_path) == (4, 4.0)
   assert sorted(os.listdir(tmp_path)) == ["best"]
+  assert sorted(os.listdir(tmp_path / "best")) == ["4", "best.json"]
 
 
-def test_a_swap_interrupted_between_its_renames_is_finished(tmp_path, monkeypatch):
+def test_a_crash_after_the_commit_keeps_the_new_best(tmp_path, monkeypatch):
   keep = best_lib.KeepBest(str(tmp_path), best_lib.Target("system", "l1", "min"))
   keep.update(1, _results(0.5), _state(1.0))
-  renames = []
-  real_rename = os.rename
 
-  def rename_once(src, dst):  # The swap's second rename (orbax's own renames go through).
-    if os.path.basename(dst) in ("best", "best.old"):
-      if renames:
-        raise KeyboardInterrupt("killed")
-      renames.append((src, dst))
-    real_rename(src, dst)
-  monkeypatch.setattr(best_lib.os, "rename", rename_once)
+  real_remove = best_lib.paths.remove
+
+  def crash(path):
+    if path.endswith(os.sep + "1"):  # the previous best, deleted after the commit
+      raise KeyboardInterrupt("killed")
+    real_remove(path)
+  monkeypatch.setattr(best_lib.paths, "remove", crash)
   with pytest.raises(KeyboardInterrupt):
-    keep.update(2, _results(0.4), _state(2.0))
+    keep.update(2, _results(0.4), _state(2.0))  # killed while deleting the previous best
   monkeypatch.undo()
-  assert not (tmp_path / "best").exists()
-  assert sorted(os.listdir(tmp_path)) == ["best.old", "best.tmp"]
-  assert _kept_w(tmp_path) == (2, 2.0)  # readers take the complete newer sibling
+  assert sorted(os.listdir(tmp_path / "best")) == ["1", "2", "best.json"]
+  assert _kept_w(tmp_path) == (2, 2.0)  # readers take what best.json names
   reopened = best_lib.KeepBest(str(tmp_path), best_lib.Target("system", "l1", "min"))
-  assert sorted(os.listdir(tmp_path)) == ["best"] and reopened.info["value"] == 0.4
-  assert _kept_w(tmp_path) == (2, 2.0)
+  assert sorted(os.listdir(tmp_path / "best")) == ["2", "best.json"]
+  assert reopened.info["value"] == 0.4 and _kept_w(tmp_path) == (2, 2.0)
 
 
-def test_only_the_previous_best_left_is_restored(tmp_path):
+def test_a_better_value_at_the_kept_step_is_written_beside_it(tmp_path):
+  """A resumed run may train the kept step again and beat its value: the snapshot in use is
+  never overwritten."""
+  target = best_lib.Target("system", "l1", "min")
+  best_lib.KeepBest(str(tmp_path), target).update(3, _results(0.5), _state(1.0))
+  again = best_lib.KeepBest(str(tmp_path), target)
+  assert again.update(3, _results(0.4), _state(2.0))
+  assert again.info == {"step": 3, "metric": "system/l1", "mode": "min", "value": 0.4,
+                        "directory": "again"}
+  assert sorted(os.listdir(tmp_path / "best")) == ["again", "best.json"]
+  assert _kept_w(tmp_path) == (3, 2.0)
+  assert checkpoint_lib.checkpoint_root(str(tmp_path / "best")) == (
+      str(tmp_path / "best" / "again"), 3)
+  assert again.update(3, _results(0.3), _state(3.0))  # and back again
+  assert sorted(os.listdir(tmp_path / "best")) == ["3", "best.json"]
+  assert _kept_w(tmp_path) == (3, 3.0)
+  assert again.update(5, _results(0.2), _state(5.0))
+  assert sorted(os.listdir(tmp_path / "best")) == ["5", "best.json"]
+
+
+def test_best_json_naming_a_missing_snapshot_counts_as_none(tmp_path):
   keep = best_lib.KeepBest(str(tmp_path), best_lib.Target("system", "l1", "min"))
   keep.update(1, _results(0.5), _state(1.0))
-  os.rename(tmp_path / "best", tmp_path / "best.old")
-  (tmp_path / "best.tmp").mkdir()  # an incomplete next best
-  assert _kept_w(tmp_path) == (1, 1.0)
-  best_lib.KeepBest(str(tmp_path), best_lib.Target("system", "l1", "min"))
-  assert sorted(os.listdir(tmp_path)) == ["best"] and _kept_w(tmp_path) == (1, 1.0)
+  shutil.rmtree(tmp_path / "best" / "1")
+  assert best_lib.find(str(tmp_path)) is None
+  reopened = best_lib.KeepBest(str(tmp_path), best_lib.Target("system", "l1", "min"))
+  assert reopened.info is None and os.listdir(tmp_path / "best") == []

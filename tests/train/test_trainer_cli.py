@@ -67,10 +67,9 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, extra, match
   assert not workdir.exists()
 
 
-def test_missing_workdir_parent(tmp_path, capsys):
-  assert _train(tmp_path / "no" / "such" / "run") == 2
-  assert "workdir parent" in _error_line(capsys)
-  assert not (tmp_path / "no").exists()
+def test_missing_workdir_parents_are_created(tmp_path):
+  assert _train(tmp_path / "no" / "such" / "run") == 0
+  assert (tmp_path / "no" / "such" / "run" / "checkpoints" / "2").is_dir()
 
 
 def test_train_then_eval_then_nan(tmp_path, capsys):
