@@ -65,10 +65,13 @@
 #   CONFIG          [configs/psrnet.py]     config file[:arg], relative to the repository
 #   EXTRA_ARGS      [""]                    more `psrjax train` arguments, e.g.
 #                                           "--config.train.batch_size=64 --config.sharding.params=fsdp"
-#                                           (64: a multiple of v4-32's 16 chips)
+#                                           (64: a multiple of v4-32's 16 chips); they come after
+#                                           (and override) the flags below
 #   DATA_WORKERS    [auto]                  --config.train.data_workers (auto: from the cores)
 #   RESUME_DATA     [restore]               --config.resume_data: restore the data iterator, or
 #                                           restart it (needed to resume on another slice size)
+#   (every train command also has --config.train.platform=tpu: a worker where JAX finds no TPU
+#   stops with a one-line error instead of training on its CPU)
 #   REPO_URL        [""]                    clone this git repository on the workers instead of
 #                                           copying this checkout's tracked files
 #   REPO_REF        [HEAD]                  the commit/branch/tag of REPO_URL to check out
@@ -261,11 +264,10 @@ setup() {
 train_command() {
   local wd
   wd=$(workdir)
-  printf 'cd ~/psrjax && ~/venv/bin/psrjax train --config %q --workdir %q' "$CONFIG" "$wd"
-  printf ' --config.train.platform=tpu --config.train.data_workers=%q --config.resume_data=%q' \
-    "$DATA_WORKERS" "$RESUME_DATA"
-  if [[ -n "$EXTRA_ARGS" ]]; then printf ' %s' "$EXTRA_ARGS"; fi
-  printf '\n'
+  # The launcher's flags first, so that the same flags in EXTRA_ARGS win.
+  local EXTRA_ARGS="--config.train.platform=tpu --config.train.data_workers=$DATA_WORKERS \
+--config.resume_data=$RESUME_DATA${EXTRA_ARGS:+ $EXTRA_ARGS}"
+  echo "cd ~/psrjax && ~/venv/bin/psrjax train --config $CONFIG --workdir $wd $EXTRA_ARGS"
 }
 
 # One train attempt on all workers; its output is shown and kept in $1 (the log).

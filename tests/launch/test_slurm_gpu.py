@@ -88,6 +88,8 @@ def test_usr1_stops_the_trainers_with_sigterm_then_requeues(slurm):
   assert "--config.train.platform=gpu" in args and "--config.train.steps=9" in args, args
   assert args[args.index("--workdir") + 1] == "gs://bucket/runs/psrnet"
   assert "--config.train.data_workers=7" in args, args  # 8 CPUs per task, one for the main
+  # The launcher's flags come first: the same flags among the script's arguments win.
+  assert args.index("--config.train.platform=gpu") < args.index("--config.train.steps=9"), args
 
 
 def test_sigterm_is_forwarded_without_a_requeue(slurm):
