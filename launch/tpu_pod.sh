@@ -212,9 +212,10 @@ create() {
   mapfile -t flags < <(capacity_flags)
   if [[ "$PROVISION" == queued ]]; then
     queued create "$QUEUED_RESOURCE" --node-id "$TPU_NAME" --accelerator-type "$ACCELERATOR" \
-      --runtime-version "$RUNTIME" "${flags[@]}"
+      --runtime-version "$RUNTIME" "${flags[@]}" || return 1
   else
-    tpu_vm create "$TPU_NAME" --accelerator-type "$ACCELERATOR" --version "$RUNTIME" "${flags[@]}"
+    tpu_vm create "$TPU_NAME" --accelerator-type "$ACCELERATOR" --version "$RUNTIME" \
+      "${flags[@]}" || return 1
   fi
   if [[ "$DRY_RUN" == 1 ]]; then DRY_STATE=$(ready_state); fi
   # A queued resource waits for capacity (WAITING_FOR_RESOURCES, PROVISIONING) before ACTIVE.
@@ -249,7 +250,7 @@ setup() {
       ARCHIVE=$(mktemp --suffix .tar.gz)
       git -C "$REPO_DIR" ls-files -z | tar -C "$REPO_DIR" --null -T - -czf "$ARCHIVE"
     fi
-    tpu_vm scp "$ARCHIVE" "$TPU_NAME:~/psrjax.tar.gz" --worker=all
+    tpu_vm scp "$ARCHIVE" "$TPU_NAME:~/psrjax.tar.gz" --worker=all || return 1
     fetch="rm -rf ~/psrjax && mkdir -p ~/psrjax && tar -xzf ~/psrjax.tar.gz -C ~/psrjax"
   fi
   on_all_workers "set -e
@@ -308,10 +309,29 @@ mark_finished() {
   fi
 }
 
+# Deletes the slice (unless it is gone), creates it and sets it up; 1 if the slice did not come
+# up. A setup that fails on a ready slice ends the script (an install error, not a capacity one).
 recreate() {
-  if [[ $(slice_state) != MISSING ]]; then delete; fi
-  create
-  setup
+  if [[ $(slice_state) != MISSING ]]; then delete || return 1; fi
+  create || return 1
+  if ! setup; then
+    log "setup failed on the ready slice $TPU_NAME"
+    exit 1
+  fi
+}
+
+# recreate until the slice comes up; every failed try (e.g. the new queued resource FAILED)
+# spends one of run's relaunches (`relaunches`, a local of run).
+bring_up() {
+  while ! recreate; do
+    if ((relaunches >= MAX_RELAUNCHES)); then
+      log "could not bring up the slice; $MAX_RELAUNCHES relaunches spent"
+      return 1
+    fi
+    relaunches=$((relaunches + 1))
+    log "could not bring up the slice: trying again (relaunch $relaunches of $MAX_RELAUNCHES)"
+    sleep "$POLL_SECONDS"
+  done
 }
 
 # The relaunch loop (see the header).
@@ -323,7 +343,7 @@ run() {
     return 0
   fi
   log "workdir $wd; at most $MAX_RELAUNCHES relaunches"
-  if [[ $(settled_state) == healthy ]]; then setup; else recreate; fi
+  if [[ $(settled_state) == healthy ]]; then setup; else bring_up; fi
   log_file=$(mktemp)
   while true; do
     attempt=$((attempt + 1))
@@ -332,7 +352,11 @@ run() {
     if [[ "$DRY_RUN" == 1 ]]; then
       train_once
       # Simulate a preemption on the first attempt so that the relaunch commands are printed.
-      if [[ $attempt == 1 ]]; then rc=255; DRY_STATE=$(preempted_state); fi
+      if [[ $attempt == 1 ]]; then
+        log "dry run: attempt 1 stands for a preempted one (ssh exit 255, slice $(preempted_state))"
+        rc=255
+        DRY_STATE=$(preempted_state)
+      fi
     else
       train_once "$log_file" || rc=$?
     fi
@@ -358,7 +382,7 @@ run() {
     if [[ "$slice" == gone ]]; then
       healthy_failures=0
       log "slice preempted: recreating it (relaunch $relaunches of $MAX_RELAUNCHES)"
-      recreate
+      bring_up || { rm -f "$log_file"; return 1; }
     elif [[ $rc != 0 ]]; then
       healthy_failures=$((healthy_failures + 1))
       if ((healthy_failures >= 2)); then

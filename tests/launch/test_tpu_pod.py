@@ -16,7 +16,8 @@ SCRIPT = os.path.join(REPO, "launch", "tpu_pod.sh")
 # The fake gcloud: state in $FAKE_GCLOUD_DIR (the queued resource's state, the finished marker,
 # a train counter); every call is one JSON line in calls.jsonl. $FAKE_TRAIN_PLAN lists what the
 # train attempts do, one word each: "preempt" (the slice turns SUSPENDED, the ssh exits 255),
-# "stop" (the trainer saves after SIGTERM and exits 0, the slice stays ACTIVE), "finish".
+# "stop" (the trainer saves after SIGTERM and exits 0, the slice stays ACTIVE), "finish"; the
+# first $FAKE_CREATE_FAILURES queued resources created turn FAILED.
 FAKE_GCLOUD = textwrap.dedent("""\
   #!{python}
   import json, os, sys
@@ -35,7 +36,11 @@ FAKE_GCLOUD = textwrap.dedent("""\
   if words[:3] == ["compute", "tpus", "queued-resources"]:
     verb = words[3]
     if verb == "create":
-      open(state, "w").write("ACTIVE")
+      counter = os.path.join(d, "creates")
+      n = int(open(counter).read()) if os.path.exists(counter) else 0
+      open(counter, "w").write(str(n + 1))
+      failing = n < int(os.environ.get("FAKE_CREATE_FAILURES", "0"))
+      open(state, "w").write("FAILED" if failing else "ACTIVE")
     elif verb == "describe":
       if not os.path.exists(state):
         print("ERROR: NOT_FOUND", file=sys.stderr)
@@ -199,3 +204,12 @@ def test_train_failing_twice_on_a_ready_slice_stops(fake_gcloud):
   kinds = [_kind(c) for c in _calls(fake_gcloud)]
   assert kinds.count("train") == 2 and kinds.count("create") == 1, kinds
   assert "twice in a row" in result.stderr
+
+
+def test_a_slice_that_fails_to_come_up_is_deleted_and_requested_again(fake_gcloud):
+  result = _run(fake_gcloud, "all", FAKE_CREATE_FAILURES="1")
+  assert result.returncode == 0, result.stdout + result.stderr
+  kinds = [_kind(c) for c in _calls(fake_gcloud)]
+  assert kinds == ["ls", "describe", "describe", "create", "describe", "describe", "delete",
+                   "create", "describe", "scp", "setup", "train", "cp", "delete"], kinds
+  assert "could not bring up the slice: trying again (relaunch 1 of 20)" in result.stderr
