@@ -68,8 +68,9 @@
 #                                           (64: a multiple of v4-32's 16 chips); they come after
 #                                           (and override) the flags below
 #   DATA_WORKERS    [auto]                  --config.train.data_workers (auto: from the cores)
-#   RESUME_DATA     [restore]               --config.resume_data: restore the data iterator, or
-#                                           restart it (needed to resume on another slice size)
+#   RESUME_DATA     [restore]               --config.resume_data: restore (resuming on a slice
+#                                           of another size stops with one line) or reshard
+#                                           (each new data shard starts at the checkpoint's step)
 #   (every train command also has --config.train.platform=tpu: a worker where JAX finds no TPU
 #   stops with a one-line error instead of training on its CPU)
 #   REPO_URL        [""]                    clone this git repository on the workers instead of
