@@ -64,8 +64,8 @@ def make_mesh(*, data: int = -1, model: int = 1, devices=None, batch_size: int |
 
 
 def _mesh(devices, data: int, replica: int, model: int) -> Mesh:
-  return jax.make_mesh((data, replica, model), (DATA, REPLICA, MODEL), (AxisType.Auto,) * 3,
-                       devices=devices)
+  return jax.make_mesh((data, replica, model), (DATA, REPLICA, MODEL),
+                       axis_types=(AxisType.Auto,) * 3, devices=devices)
 
 
 def _process_rows(mesh: Mesh) -> dict[int, frozenset[int]]:
