@@ -160,7 +160,7 @@ def train_iterator(batched: grain.MapDataset, config) -> grain.DatasetIterator:
   if workers > 0:
     if not flags.FLAGS.is_parsed():  # grain's workers read absl flags (defaults in a notebook).
       flags.FLAGS.mark_as_parsed()
-    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
+    ds = ds.mp_prefetch(grain.multiprocessing.MultiprocessingOptions(num_workers=workers))
   return iter(ds)
 
 
