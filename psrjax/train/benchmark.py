@@ -41,7 +41,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from psrjax.nn.cpu import onednn
 from psrjax.train import context as context_lib
 from psrjax.train import data as data_lib
 from psrjax.train import state as state_lib
@@ -156,6 +155,15 @@ def peak_flops(mesh, dtype, *, size: int, repeats: int = 5) -> float:
   return 2.0 * devices * size ** 3 / min(times)
 
 
+def _onednn_flops(jaxpr) -> float:
+  """FLOPs of the oneDNN convolutions in `jaxpr`: 0 off the CPU backend, where convolutions
+  never resolve to them (and `psrjax.nn.cpu` is not imported)."""
+  if jax.default_backend() != "cpu":
+    return 0.0
+  from psrjax.nn.cpu import onednn  # pylint: disable=g-import-not-at-top
+  return onednn.jaxpr_flops(jaxpr)
+
+
 def _compile(ctx, stage, options, args, *, forward_once: bool = True):
   """(compiled step, FLOPs of its oneDNN convolutions, which XLA's cost analysis omits)."""
   fn = step_lib.jit_train_step(ctx.system, ctx.optimizers, stage,
@@ -163,7 +171,7 @@ def _compile(ctx, stage, options, args, *, forward_once: bool = True):
                                batch_shardings=ctx.batch_sharding, mesh=ctx.mesh, options=options,
                                stages=ctx.stages, forward_once=forward_once)
   traced = fn.trace(*args)
-  return traced.lower().compile(), onednn.jaxpr_flops(traced.jaxpr.jaxpr)
+  return traced.lower().compile(), _onednn_flops(traced.jaxpr.jaxpr)
 
 
 def function_flops(fn, *args) -> float:
@@ -175,7 +183,7 @@ def function_flops(fn, *args) -> float:
 
 def compiled_flops(traced, compiled) -> float:
   """`function_flops` of a function already traced (`traced`) and compiled (`compiled`)."""
-  return _flops(compiled) + onednn.jaxpr_flops(traced.jaxpr.jaxpr)
+  return _flops(compiled) + _onednn_flops(traced.jaxpr.jaxpr)
 
 
 def step_flops(ctx, stage, args, *, options=None, forward_once: bool = True) -> float:

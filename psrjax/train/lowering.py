@@ -13,7 +13,7 @@ import re
 
 import jax
 
-from psrjax.nn.cpu import onednn
+from psrjax.nn.jaxprs import sub_jaxprs
 from psrjax.nn.policy import FLOAT32_SCOPES
 
 # StableHLO ops that do the heavy arithmetic, and the jaxpr primitives behind them.
@@ -62,6 +62,6 @@ def jaxpr_compute_dtypes(jaxpr) -> list[tuple[str, tuple[str, ...]]]:
       name = eqn.params["target_name"]
     if name in JAXPR_COMPUTE_PRIMITIVES or name.startswith(CPU_CONV_TARGET_PREFIX):
       found.append((name, tuple(str(v.aval.dtype) for v in eqn.invars)))
-    for sub in onednn.sub_jaxprs(list(eqn.params.values())):
+    for sub in sub_jaxprs(list(eqn.params.values())):
       found.extend(jaxpr_compute_dtypes(sub))
   return found

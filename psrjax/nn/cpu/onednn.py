@@ -31,6 +31,8 @@ from jax import lax
 from jax.experimental.custom_partitioning import custom_partitioning
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from psrjax.nn.jaxprs import sub_jaxprs
+
 ENV = "PSRJAX_ONEDNN"
 MODES = ("auto", "on", "off")
 KINDS = {"forward": "PsrjaxConvForward", "backward_data": "PsrjaxConvBackwardData",
@@ -260,17 +262,6 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides, pads) -> jax.Array:
 
 
 # ------------------------------------------------------------------------------------ accounting
-def sub_jaxprs(value):
-  """The jaxprs inside an equation's parameter value (a jaxpr, closed jaxpr, or tuples of them)."""
-  if isinstance(value, jax.extend.core.ClosedJaxpr):
-    yield value.jaxpr
-  elif isinstance(value, jax.extend.core.Jaxpr):
-    yield value
-  elif isinstance(value, (tuple, list)):
-    for v in value:
-      yield from sub_jaxprs(v)
-
-
 def _call_flops(eqn) -> float:
   """2 FLOPs per (output position, kernel tap, input channel) of the convolution (of its input
   position, kernel tap, output channel for a transposed one)."""
