@@ -28,6 +28,12 @@ def main(argv=None) -> int:
     print(f"build_videos.py: error: --manual_dir {manual_dir} is not a folder; give the folder "
           "that holds the downloaded files", file=sys.stderr)
     return 2
+  from psrjax.data import prepared  # pylint: disable=g-import-not-at-top
+  try:
+    prepared.check_tensorflow()
+  except ImportError as e:
+    print(f"build_videos.py: error: {e}", file=sys.stderr)
+    return 2
   # Import as the package `<dataset>`, as `tfds build` does.
   sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
   module = importlib.import_module(f"{args.dataset}.{args.dataset}_dataset_builder")

@@ -33,7 +33,8 @@ import shutil
 import imageio.v3 as iio
 import numpy as np
 
-from psrjax.data import multiview, multiview_inputs, multiview_process, preprocess
+from psrjax.data import (multiview, multiview_inputs, multiview_process, prepared,
+                         preprocess)
 from psrjax.data.synthetic import visualize
 from psrjax.geometry import calibration
 
@@ -105,6 +106,7 @@ def prepare_multiview(takes, calibration_file: str, out: str, *, keypoints=None,
   if os.path.exists(out):
     raise ValueError(f"--out {out} already exists; choose a new folder (prepare never "
                      "overwrites a dataset) or delete it first")
+  prepared.check_tensorflow()
   recs = read_takes(takes, calibration_file, keypoints, threshold_px=threshold_px)
   splits = take_splits([r.name for r in recs], tuple(test_takes))
   for rec in recs:

@@ -69,9 +69,11 @@ def preview_sheet(entries: list[dict], *, max_videos: int = 6, columns: int = 4)
 def _check_inputs(paths, keypoints_dir, masks_dir=None) -> tuple[dict, dict]:
   """Fails before anything is written: every video decodes (checked first, so an unreadable
   file is named as such whatever else is missing), has keypoints (and masks, when their folder
-  is given) for each of its frames, with a person in them; or the estimator is installed.
+  is given) for each of its frames, with a person in them; or the estimator is installed;
+  and TensorFlow, which writes the records, is installed.
   Returns ({video: keypoint path or None}, {video: mask path})."""
   infos = {path: probe(path) for path in paths}
+  prepared.check_tensorflow()
   if keypoints_dir is None:
     pose_estimator.check_installed()
   for flag, folder in (("--keypoints", keypoints_dir), ("--masks", masks_dir)):

@@ -39,6 +39,7 @@ are read whole, the records through TFDS and ArrayRecord, which read `gs://` the
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 
@@ -84,6 +85,14 @@ class Video:
   offset: int
   num_frames: int
   fps: float
+
+
+def check_tensorflow() -> None:
+  """Raises a one-line ImportError where TensorFlow is not installed: writing the image records
+  of a dataset needs it (TFDS encodes PNGs with it); reading them does not."""
+  if importlib.util.find_spec("tensorflow") is None:
+    raise ImportError("writing a TFDS video dataset (psrjax prepare, the builders in datasets/) "
+                      "needs TensorFlow: pip install 'psrjax[tfds]'")
 
 
 def read_index(path: str) -> dict:

@@ -37,6 +37,7 @@ class DeletesWorkCache:
   `self._work` (it is only for resuming) once the build has succeeded."""
 
   def download_and_prepare(self, *args, **kwargs):
+    prepared.check_tensorflow()
     self._work = None
     super().download_and_prepare(*args, **kwargs)
     if self._work and os.path.isdir(self._work):
