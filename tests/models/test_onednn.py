@@ -1,5 +1,6 @@
 """oneDNN convolutions (psrjax.nn.cpu.onednn): the built extension, XLA parity, partitioning, modes."""
 import functools
+from importlib import metadata
 import platform
 import sys
 
@@ -199,6 +200,19 @@ def test_calling_conv_without_the_extension_is_a_clear_error(monkeypatch):
   monkeypatch.setattr(onednn, "_load", lambda: "psrjax's oneDNN extension is not built")
   with pytest.raises(onednn.OneDNNUnavailable, match="unavailable: .* not built"):
     onednn.conv(jnp.zeros((1, 4, 4, 16)), jnp.zeros((3, 3, 16, 2)), (1, 1), ((1, 1), (1, 1)))
+
+
+@needs_onednn
+def test_an_extension_built_against_another_jaxlib_is_unavailable(monkeypatch):
+  def register(*args, **kwargs):
+    raise jax.errors.JaxRuntimeError(
+        "INVALID_ARGUMENT: XLA FFI handler registration for psrjax_conv_forward on platform Host "
+        "failed because the handler's API version (0.5) is incompatible with the framework's API "
+        "version (0.3).\nMinimum supported API version is (0.1).")
+  monkeypatch.setattr(jax.ffi, "register_ffi_target", register)
+  reason = onednn._load.__wrapped__()   # the uncached load: this session's targets stay registered
+  assert reason.startswith("psrjax's oneDNN extension does not fit this jaxlib (INVALID_ARGUMENT")
+  assert "\n" not in reason and reason.endswith(f"jaxlib=={metadata.version('jaxlib')})")
 
 
 def test_auto_falls_back_to_fold_time_when_unavailable(monkeypatch):

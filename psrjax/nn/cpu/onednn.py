@@ -87,6 +87,10 @@ def _load() -> str | None:
                                   platform="cpu")
   except (OneDNNUnavailable, OSError, AttributeError) as e:
     return str(e)
+  except jax.errors.JaxRuntimeError as e:   # e.g. built against another jaxlib's FFI version
+    return (f"psrjax's oneDNN extension does not fit this jaxlib ({str(e).splitlines()[0]}): "
+            f"reinstall psrjax with its build's jaxlib pinned to the installed one "
+            f"(PIP_CONSTRAINT holding jaxlib=={metadata.version('jaxlib')})")
   return None
 
 
