@@ -120,7 +120,7 @@ class INTERnetGenerator(nn.Module):
     sizes = [f.shape[1:3] for f in reversed(features)]          # base ... full size
     flows = upsample_pyramid(dense["deformation"], sizes)
     confidences = upsample_pyramid(dense["occlusion_map"], sizes)
-    x = remat_network(INTERnetGenerator._decode, self.remat)(
+    x = remat_network(INTERnetGenerator._decode, self.remat, static_argnums=(4,))(
         self, list(reversed(features)), flows, confidences, source.shape[-1])
     return {"prediction": jax.nn.sigmoid(x.astype(jnp.float32)).astype(x.dtype),
             "deformation": dense["deformation"],

@@ -97,11 +97,14 @@ def remat_stage(fn, mode: str):
   return nn.remat(fn, policy=jax.checkpoint_policies.nothing_saveable)
 
 
-def remat_network(fn, mode: str):
+def remat_network(fn, mode: str, *, static_argnums: tuple[int, ...] = ()):
   """`fn(module, *args)` itself, or under "full" recomputed in the backward pass as a whole.
 
   Wrap a network's forward body with it (the submodules keep their names under `module`).
+  `static_argnums`: the positions in `(module, *args)` of Python values (ints, shapes) that
+  must stay concrete under "full".
   """
   if check_remat(mode) != "full":
     return fn
-  return nn.remat(fn, policy=jax.checkpoint_policies.nothing_saveable)
+  return nn.remat(fn, policy=jax.checkpoint_policies.nothing_saveable,
+                  static_argnums=static_argnums)

@@ -196,3 +196,20 @@ def test_table_2_script_rows_are_the_papers_variants():
   lines = text.splitlines()
   assert lines[0].startswith("| model | ms_ssim | ssim | lpips | fid/fid | interp_psnr |")
   assert lines[2].startswith("| FoM | 0.9 | - | 0.1 | - |")
+
+
+@GROUP
+def test_generator_remat_modes_compute_the_same():
+  """model.remat "blocks" and "full" (the decoder's channel count stays a Python int under
+  "full") give the "none" generator's prediction and gradients."""
+  source = jax.random.uniform(jax.random.key(3), (2, 32, 32, 3))
+  kp = lambda seed: {"value": jax.random.uniform(jax.random.key(seed), (2, 10, 2), minval=-1.0),
+                     "jacobian": jnp.broadcast_to(jnp.eye(2), (2, 10, 2, 2))}
+  results = []
+  for remat in ("none", "blocks", "full"):
+    _, generator, _ = internet_models.networks(internet_models.VARIANTS["tiny"], remat=remat)
+    params = jax.jit(generator.init)(jax.random.key(0), source, kp(1), kp(2))
+    loss = lambda p, g=generator: jnp.mean(g.apply(p, source, kp(1), kp(2))["prediction"])
+    results.append(jax.jit(jax.value_and_grad(loss))(params))
+  for other in results[1:]:
+    jax.tree.map(functools.partial(np.testing.assert_allclose, atol=1e-6), other, results[0])
