@@ -11,12 +11,13 @@ that divides `train.batch_size`, the rest replicas), and per device adds up
 - activations: what autodiff keeps from a phase's forward pass for its backward pass (the
   generator phase through the stage's forward and its loss: discriminators, perceptual
   networks; the largest phase of the first stage), in the compute dtype under `model.remat` (the
-  `jax.vjp` residuals, from `jax.eval_shape`: the same on every platform). The part that grows with the batch is fitted from batch 1 and 2
-  and scaled to the per-device rows; the part that does not (the parameters the forward saves)
-  is the parameters, already counted.
+  `jax.vjp` residuals, from `jax.eval_shape`: the same on every platform). Fitted from batch 1
+  and 2 as a part that grows with the rows and one that does not (bfloat16 copies of the
+  parameters and constants, batch-independent intermediates); under float32 compute the fixed
+  part also counts the parameters the forward saves, which alias the parameters (counted twice).
 
 How far to trust it: the parameter, optimizer, gradient and batch figures are exact; the
-activation figure is a lower bound of the step's peak. The backward pass also holds the
+activation figure is a lower bound of the step's peak (but for the float32 double count). The backward pass also holds the
 cotangents of the layer it is in, convolution workspaces and, on TPU, padding of small channel
 counts to 128 lanes; XLA may also keep more than the residuals (fusion choices). XLA:CPU's own
 memory analysis is not used: it ignores rematerialisation (it merges recomputed blocks back into
@@ -64,6 +65,7 @@ class Footprint:
   grad_shapes: list[tuple[tuple[int, ...], int]]  # the largest trained group's gradients
   batch_per_example: int  # host batch bytes per example (float32)
   activations_per_example: dict[str, int]  # by model.remat mode, in the compute dtype
+  activations_fixed: dict[str, int]  # by model.remat mode: the residuals that do not scale
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,10 +150,11 @@ def footprint(config, *, platform: str = "gpu") -> Footprint:
   what an "auto" compute dtype resolves to (the devices planned for, not this host)."""
   config = config.copy_and_resolve_references()
   config.train.compute_dtype = jax.numpy.dtype(precision.compute_dtype(config, platform)).name
-  per_mode, ctx = {}, None
+  per_mode, fixed, ctx = {}, {}, None
   for mode in REMAT_MODES if _has_remat(config) else ("none",):
     ctx = _context(config, mode)
-    per_mode[mode] = max(_residual_bytes(ctx, 2) - _residual_bytes(ctx, 1), 0)
+    one, two = _residual_bytes(ctx, 1), _residual_bytes(ctx, 2)
+    per_mode[mode], fixed[mode] = max(two - one, 0), max(2 * one - two, 0)
   state = ctx.abstract_state
   groups = {g for stage in ctx.stages for phase in stage.phases for g in phase.trains}
   grad_group = max(groups, key=lambda g: _nbytes(state["params"][g]))
@@ -160,7 +163,7 @@ def footprint(config, *, platform: str = "gpu") -> Footprint:
       ema_shapes=_leaf_shapes(state.get("ema", {})),
       grad_shapes=_leaf_shapes(state["params"][grad_group]),
       batch_per_example=sum(math.prod(np.shape(v)[1:]) * 4 for v in ctx.first_batch.values()),
-      activations_per_example=per_mode)
+      activations_per_example=per_mode, activations_fixed=fixed)
 
 
 def _has_remat(config) -> bool:
@@ -198,7 +201,7 @@ def plan(fp: Footprint, config, device: str, devices: int, *, remat: str | None 
   result = Plan(device=device, devices=devices, data=data, rows=rows,
                 params=size(fp.param_shapes), opt=size(fp.opt_shapes), ema=size(fp.ema_shapes),
                 grads=size(fp.grad_shapes), batch=fp.batch_per_example * batch // data,
-                activations=fp.activations_per_example[remat] * rows,
+                activations=fp.activations_fixed[remat] + fp.activations_per_example[remat] * rows,
                 capacity=int(DEVICES[device][1]), fix="")
   if fix and result.verdict != "yes":
     result = dataclasses.replace(result, fix=_fix(fp, config, device, devices, remat, strategy,
