@@ -7,9 +7,12 @@ Build and read (array_record, random access):
 
 Every example is `psrjax.data.synthetic.render_clip(seed, ...)` for the split's i-th seed
 (held-out identities in validation and test, see `psrjax.data.synthetic.source`) plus the
-`seed`. All features are `Tensor` features (large ones zlib-compressed), views first.
-Configs fix resolution, frames, views and split sizes; `small` (the default) is 64x64, 8 frames,
-3 views.
+`seed`, stored in seed order (record i of a split is its i-th clip, so a reader maps a clip to
+its record without an index). All features are `Tensor` features (large ones zlib-compressed),
+views first. Configs fix resolution, frames, views, rooms and split sizes (also written to the
+dataset's metadata, which `psrjax.data.prerendered` checks against a system's config); `small`
+(the default) is 64x64, 8 frames, 3 views. `psrnet`, `mfci` and `fomm` hold the clips of those
+paper configs (`data.prerendered="auto"` reads them on an accelerator).
 """
 import dataclasses
 
@@ -29,14 +32,23 @@ class SyntheticHumansConfig(tfds.core.BuilderConfig):
   num_train: int = 200   # clips per split
   num_validation: int = 25
   num_test: int = 25
+  rooms: int = 0         # render_clip's fixed room + camera setups (0: every clip its own)
+
+
+def settings(config: SyntheticHumansConfig) -> dict:
+  """What a reader checks against a system's config: render_clip's arguments."""
+  return {"resolution": config.resolution, "num_frames": config.num_frames,
+          "num_views": config.num_views, "rooms": config.rooms}
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
   """Multi-view clips of procedural people with exact depth, parts, faces, uv, keypoints, flow."""
 
-  VERSION = tfds.core.Version("1.1.0")
+  VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {"1.0.0": "Initial release.",
-                   "1.1.0": "background_depth: the empty room's camera z per view."}
+                   "1.1.0": "background_depth: the empty room's camera z per view.",
+                   "1.2.0": "Records in seed order; rooms; the settings in the metadata; "
+                            "the paper configs psrnet, mfci, fomm."}
   BUILDER_CONFIGS = [
       SyntheticHumansConfig(name="small", description="64x64, 8 frames, 3 views, 200/25/25 clips."),
       SyntheticHumansConfig(name="medium", description="128x128, 16 frames, 3 views, 2000/200/200 clips.",
@@ -45,6 +57,18 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       SyntheticHumansConfig(name="tiny", description="16x16, 2 frames, 2 views, 4/2/2 clips (tests).",
                             resolution=16, num_frames=2, num_views=2, num_train=4, num_validation=2,
                             num_test=2),
+      # The synthetic settings of configs/psrnet.py, mfci.py and fomm.py (their train_clips;
+      # validation and test sized for their evaluations).
+      SyntheticHumansConfig(name="psrnet", description="PSR-Net paper: 112x112, 16 frames, 3 "
+                            "views, 17 rooms, 100000/1000/1000 clips.", resolution=112,
+                            num_frames=16, num_views=3, rooms=17, num_train=100_000,
+                            num_validation=1000, num_test=1000),
+      SyntheticHumansConfig(name="mfci", description="MFCI paper: 128x128, 16 frames, 1 view, "
+                            "100000/1000/1000 clips.", resolution=128, num_frames=16, num_views=1,
+                            num_train=100_000, num_validation=1000, num_test=1000),
+      SyntheticHumansConfig(name="fomm", description="FOMM paper: 256x256, 16 frames, 1 view, "
+                            "100000/1000/1000 clips.", resolution=256, num_frames=16, num_views=1,
+                            num_train=100_000, num_validation=1000, num_test=1000),
   ]
   DEFAULT_CONFIG_NAME = "small"
 
@@ -77,6 +101,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             "seed": T(shape=(), dtype=np.int64),
         }),
         homepage="https://github.com/psrjax/psrjax",
+        disable_shuffling=True,
+        metadata=tfds.core.MetadataDict(settings(c)),
     )
 
   def _split_generators(self, dl_manager):
@@ -88,7 +114,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, split: str, num_clips: int):
     c = self.builder_config
     src = source.SyntheticSource(split, num_views=c.num_views, num_frames=c.num_frames,
-                                 resolution=c.resolution, num_clips=num_clips)
+                                 resolution=c.resolution, num_clips=num_clips, rooms=c.rooms)
     for i in range(num_clips):
       example = src[i]
       example["seed"] = np.int64(source.split_seed(split, i))
