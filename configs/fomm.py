@@ -52,6 +52,9 @@ def base_config(c):
       eval_targets=8,            # consecutive driving frames per evaluation run (>= 2: E_temp)
       resolution=256,            # H = W in pixels (the paper's 256)
       train_clips=100_000,       # distinct training clips (identities) before the source repeats
+      prerendered="auto",        # "" renders every clip on the host; a built synthetic_humans
+                                 # dir; "auto": on GPU/TPU the built `--config fomm` one in
+                                 # the TFDS data dir (psrjax.data.prerendered), on CPU render
       dataset="",                # "" = the synthetic world; else a folder `psrjax prepare` wrote
   )
 
@@ -113,7 +116,7 @@ def base_config(c):
 def runlocal(c):
   """64 x 64 frames, narrow networks (`psrjax.models.fomm.VARIANTS["runlocal"]`), the
   perceptual pyramid without its 8-pixel level, in under 30 minutes on a 2-core CPU."""
-  c.data.update(resolution=64, train_clips=2000)
+  c.data.update(resolution=64, train_clips=2000, prerendered="")
   c.model.update(fomm.VARIANTS["runlocal"])
   c.loss.scales = (1.0, 0.5, 0.25)   # 1/8 of 64 px is too small for VGG's relu5_1
   c.train.update(batch_size=4, steps=2000, log_every=100, checkpoint_every=500, sample_every=0,
@@ -124,7 +127,8 @@ def runlocal(c):
 def tiny(c):
   """A seconds-long variant for tests: 32 x 32 frames, tiny networks, no VGG (a pyramid of 32
   and 16 px when the checks switch it on)."""
-  c.data.update(num_frames=6, eval_targets=3, resolution=32, train_clips=16)
+  c.data.update(num_frames=6, eval_targets=3, resolution=32, train_clips=16,
+                prerendered="")
   c.model.update(fomm.VARIANTS["tiny"])
   c.loss.update(perceptual=0.0, scales=(1.0, 0.5))   # the checks switch the VGG pyramid on
   c.train.update(batch_size=4, steps=4, log_every=1, checkpoint_every=2, sample_every=0,

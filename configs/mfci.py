@@ -49,6 +49,9 @@ def get_config(arg=None):
       num_targets=8,             # L, consecutive target frames per example (paper: 8)
       resolution=128,            # H = W in pixels (paper: 256)
       train_clips=100_000,       # distinct training clips (seeds) before the source repeats
+      prerendered="auto",        # "" renders every clip on the host; a built synthetic_humans
+                                 # dir; "auto": on GPU/TPU the built `--config mfci` one in
+                                 # the TFDS data dir (psrjax.data.prerendered), on CPU render
       dataset="",                # "" = the synthetic world; else a folder `psrjax prepare` wrote
                                  # (real videos, read at data.resolution; `data=DIR` sets it)
   )
@@ -153,7 +156,7 @@ def _runlocal(c):
   cross-entropy): learned from the composite alone, M_fg stays below 0.5 on the person within this
   budget and the background branch paints a blur of the source person instead (measured: mask
   IoU 0, see the README); `--config.loss.mask=0` gives the paper's losses."""
-  c.data.update(resolution=64, train_clips=2000)
+  c.data.update(resolution=64, train_clips=2000, prerendered="")
   c.pose.update(sigma=1.5, limb_width=1.0, part_width=2.0)
   c.model.update(base=16, depth=3, features=16, part_features=4, fusion_width=16,
                  attention_pool=4, residual_heads=True, disc_channels=16, disc_layers=2)
@@ -168,7 +171,8 @@ def _runlocal(c):
 def _tiny(c):
   """A seconds-long variant for tests: 16x16 frames, K = 2, L = 7, tiny networks, no VGG, no
   VFID."""
-  c.data.update(num_frames=9, num_sources=2, num_targets=7, resolution=16, train_clips=64)
+  c.data.update(num_frames=9, num_sources=2, num_targets=7, resolution=16, train_clips=64,
+                prerendered="")
   c.pose.update(sigma=1.0, limb_width=0.8, part_width=1.2)
   c.model.update(base=4, depth=2, features=8, part_features=2, fusion_width=8, fusion_blocks=2,
                  attention_pool=1, disc_channels=4, disc_layers=1)

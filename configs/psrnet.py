@@ -58,6 +58,9 @@ def get_config(arg=None):
       keypoint_noise=0.01,       # estimated: 2D keypoint noise sigma, a fraction of the height
       keypoint_swap_rate=0.05,   # estimated: chance of a camera's frame with left/right swapped
       fit_steps=600,             # estimated: the body fit's Adam steps
+      prerendered="auto",        # "" renders every clip on the host; a built synthetic_humans
+                                 # dir; "auto": on GPU/TPU the built `--config psrnet` one in
+                                 # the TFDS data dir (psrjax.data.prerendered), on CPU render
       dataset="",                # "" = the synthetic world; else a multi-view dataset (`data=`:
                                  # psrjax prepare multiview, datasets/ntu_rgbd), windows of
                                  # num_frames read at resolution; geometry, rooms and
@@ -142,6 +145,7 @@ def _runlocal(c):
   term at 0.01, 0.9527 with both at 0.001, against 0.9522 for x̂⁰)."""
   c.data.num_frames = 8
   c.data.resolution = 64
+  c.data.prerendered = ""   # render, as every CPU run
   c.model.variant = "runlocal"
   c.model.residual = True
   c.model.disc_channels = 16
@@ -158,7 +162,7 @@ def _runlocal(c):
 
 def _tiny(c):
   """A seconds-long variant for tests: tiny networks, 32x32 x 4 frames, no I3D loss."""
-  c.data.update(num_frames=4, resolution=32)
+  c.data.update(num_frames=4, resolution=32, prerendered="")
   c.model.update(layers=2, variant="tiny", disc_channels=4)
   c.loss.perceptual = 0.0
   c.train.update(batch_size=8, steps=4, log_every=1, checkpoint_every=2, sample_every=0,

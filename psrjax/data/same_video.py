@@ -31,7 +31,7 @@ from __future__ import annotations
 import grain
 import numpy as np
 
-from psrjax.data import sources as video_sources, synthetic, synthetic_clips
+from psrjax.data import prerendered, sources as video_sources, synthetic, synthetic_clips
 from psrjax.geometry import pose_labels
 
 
@@ -128,9 +128,7 @@ class _RandomFrames(grain.transforms.RandomMap):
 
 
 def _source(data, split: str, num_clips: int | None) -> synthetic_clips.SyntheticClips:
-  return synthetic_clips.SyntheticClips(split, num_views=data.num_views,
-                                        num_frames=data.num_frames, resolution=data.resolution,
-                                        num_clips=num_clips)
+  return prerendered.clips(data, split, num_clips)
 
 
 def train_dataset(data, *, seed: int, shard_index: int, shard_count: int) -> grain.MapDataset:

@@ -22,7 +22,7 @@ import itertools
 import grain
 import numpy as np
 
-from psrjax.data import estimated_geometry, multiview, sources, synthetic_clips
+from psrjax.data import estimated_geometry, multiview, prerendered, sources, synthetic_clips
 
 
 def pairs(num_views: int) -> tuple[tuple[int, int], ...]:
@@ -136,10 +136,7 @@ def estimate_of(data) -> estimated_geometry.Estimate | None:
 def _source(data, split: str, num_clips: int | None):
   if data.get("dataset", ""):
     return recording_windows(data, split)
-  return synthetic_clips.SyntheticClips(split, num_views=data.num_views,
-                                        num_frames=data.num_frames, resolution=data.resolution,
-                                        num_clips=num_clips, rooms=data.get("rooms", 0),
-                                        estimate=estimate_of(data))
+  return prerendered.clips(data, split, num_clips, estimate=estimate_of(data))
 
 
 def recording_windows(data, split: str) -> multiview.Windows:

@@ -1,0 +1,117 @@
+"""Systems read the synthetic world pre-rendered (`psrjax.data.prerendered`) with the same
+examples as rendering; mismatched datasets and `data.prerendered="auto"` resolve as documented."""
+import importlib
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from psrjax.data import prerendered, synthetic_clips
+from psrjax.systems import base
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
+import train_harness  # noqa: E402
+
+_ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+# Tiny settings of two samplers: PSR-Net's view pairs and MFCI's same-video frames.
+PSRNET = dict(resolution=32, num_frames=4, num_views=3, rooms=17)
+MFCI = dict(resolution=16, num_frames=9, num_views=1, rooms=0)
+CLIPS = dict(num_train=4, num_validation=4, num_test=1)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  """A TFDS data dir with the two tiny settings built (seconds)."""
+  sys.path.insert(0, os.path.abspath(os.path.join(_ROOT, "datasets", "synthetic_humans")))
+  try:
+    build = importlib.import_module("build")
+  finally:
+    sys.path.pop(0)
+  path = str(tmp_path_factory.mktemp("tfds"))
+  for settings in (PSRNET, MFCI):
+    build.build(build.custom_config(**settings, **CLIPS), path)
+  return path
+
+
+def _config(name: str, prerendered_value: str):
+  return train_harness.config_with(os.path.join(_ROOT, "configs", f"{name}.py:tiny"),
+                                   **{"data.train_clips": 4, "data.prerendered": prerendered_value})
+
+
+def _examples(name: str, value: str, split: str, count: int) -> list[dict]:
+  system = base.get_system(_config(name, value))
+  ds = system.dataset(split, seed=3, shard_index=1, shard_count=2)
+  return [ds[i] for i in range(min(count, len(ds)))]
+
+
+@pytest.mark.parametrize("name", ["psrnet", "mfci"])
+@pytest.mark.parametrize("split", ["train", "validation"])
+def test_prerendered_examples_equal_rendered(data_dir, name, split):
+  rendered = _examples(name, "", split, 2)
+  read = _examples(name, data_dir, split, 2)
+  assert len(read) == len(rendered) > 0
+  for got, want in zip(read, rendered):
+    assert sorted(got) == sorted(want)
+    for key in want:
+      np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+def test_source_reads_the_dataset(data_dir):
+  config = _config("psrnet", data_dir)
+  src = prerendered.clips(config.data, "train", 4)
+  assert isinstance(src, prerendered.PrerenderedClips)
+  assert src.path.startswith(data_dir)
+
+
+def test_mismatch_names_the_build_command(data_dir):
+  config = _config("psrnet", data_dir)
+  config.data.resolution = 48
+  with pytest.raises(ValueError, match=r"resolution=48.*build\.py --config custom "
+                                       r"--resolution 48 --num_frames 4 --num_views 3 --rooms 17"):
+    prerendered.clips(config.data, "train", 4)
+
+
+def test_too_few_clips_is_an_error(data_dir):
+  path = prerendered.find(data_dir, PSRNET, 4)
+  with pytest.raises(ValueError, match=r"holds 4 train clips .* reads 9 .* --num_train 9"):
+    prerendered.PrerenderedClips(path, "train", num_views=3, num_frames=4, resolution=32,
+                                 num_clips=9, rooms=17)
+
+
+def test_paper_settings_name_their_builder_config():
+  assert prerendered.build_command(
+      dict(resolution=112, num_frames=16, num_views=3, rooms=17), {"train": 100_000}, "D") == (
+          "python datasets/synthetic_humans/build.py --config psrnet --data_dir D")
+
+
+def test_auto_renders_on_cpu(data_dir, monkeypatch):
+  monkeypatch.setenv("TFDS_DATA_DIR", data_dir)
+  monkeypatch.setattr(prerendered, "_platform", lambda: "cpu")
+  src = prerendered.clips(_config("psrnet", "auto").data, "train", 4)
+  assert type(src) is synthetic_clips.SyntheticClips
+
+
+def test_auto_reads_the_built_dataset_on_an_accelerator(data_dir, monkeypatch):
+  monkeypatch.setenv("TFDS_DATA_DIR", data_dir)
+  monkeypatch.setattr(prerendered, "_platform", lambda: "gpu")
+  for name, settings in (("psrnet", PSRNET), ("mfci", MFCI)):
+    src = prerendered.clips(_config(name, "auto").data, "train", 4)
+    assert isinstance(src, prerendered.PrerenderedClips)
+    assert src.path == prerendered.find(data_dir, settings, 4)
+
+
+def test_auto_without_a_build_stops_with_the_command(tmp_path, monkeypatch):
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+  monkeypatch.setattr(prerendered, "_platform", lambda: "tpu")
+  with pytest.raises(ValueError, match=r"found no built synthetic_humans.*`python datasets/"
+                                       r"synthetic_humans/build.py --config custom"):
+    prerendered.clips(_config("psrnet", "auto").data, "train", 4)
+
+
+def test_paper_configs_default_to_auto_and_small_variants_render():
+  for name in ("psrnet", "mfci", "fomm"):
+    path = os.path.join(_ROOT, "configs", f"{name}.py")
+    assert train_harness.config_with(path).data.prerendered == "auto"
+    for variant in ("runlocal", "tiny"):
+      assert train_harness.config_with(f"{path}:{variant}").data.prerendered == ""
