@@ -20,6 +20,7 @@ clips than the config reads, is a one-line error naming the build command of a m
 """
 from __future__ import annotations
 
+import collections.abc
 import glob
 import json
 import os
@@ -142,6 +143,32 @@ def _clip_index(split: str, seed: int) -> int:
   return (int(seed) // 10) * len(residues) + residues.index(int(seed) % 10)
 
 
+_SCALARS = ("seed", "action", "identity")
+
+
+class _LazyClip(collections.abc.Mapping):
+  """A record's clip (render_clip's keys) whose modalities are decoded on first access."""
+
+  def __init__(self, record: dict, features):
+    self._record, self._features, self._decoded = record, features, {}
+
+  def __getitem__(self, key: str) -> np.ndarray:
+    if key not in self._decoded:
+      if key == "seed" or key not in self._record:
+        raise KeyError(key)
+      value = self._record[key]
+      if key not in _SCALARS:   # the rest arrive undecoded (SkipDecoding)
+        value = self._features[key].decode_example_np(value)
+      self._decoded[key] = np.asarray(value, self._features[key].np_dtype)
+    return self._decoded[key]
+
+  def __iter__(self):
+    return (k for k in self._record if k != "seed")
+
+  def __len__(self) -> int:
+    return len(self._record) - 1
+
+
 class PrerenderedClips(synthetic_clips.SyntheticClips):
   """`SyntheticClips` read from the built dataset `path` (module docstring): the same takes,
   videos, keypoints and frames; picklable for grain workers (each opens its own reader)."""
@@ -160,25 +187,29 @@ class PrerenderedClips(synthetic_clips.SyntheticClips):
           f"with `{build_command(want, {split: self.num_clips})}`")
     self.description = f"the synthetic world's {split} clips pre-rendered in {path}" + (
         "" if self.estimate is None else " with estimated geometry")
-    self._reader, self._cached = None, (None, None)
+    self._reader, self._features, self._cached = None, None, (None, None)
 
   def __getstate__(self):
-    return {**self.__dict__, "_reader": None, "_cached": (None, None)}
+    return {**self.__dict__, "_reader": None, "_features": None, "_cached": (None, None)}
 
-  def _clip(self, seed: int) -> dict:
-    """The clip of `seed` as `render_clip` gives it (the last one read is kept)."""
+  def _clip(self, seed: int):
+    """The clip of `seed` as `render_clip` gives it (the last one read is kept); a modality is
+    decompressed when first asked for (an example reads a few of the stored ones)."""
     if self._cached[0] == seed:
       return self._cached[1]
     if self._reader is None:
       import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  # Heavy; here.
-      self._reader = tfds.builder_from_directory(self.path).as_data_source(split=self.split)
+      builder = tfds.builder_from_directory(self.path)
+      self._features = builder.info.features
+      skip = {k: tfds.decode.SkipDecoding() for k in self._features if k not in _SCALARS}
+      self._reader = builder.as_data_source(split=self.split, decoders=skip)
     record = self._reader[_clip_index(self.split, seed)]
     if int(record["seed"]) != seed:
       raise ValueError(f"{self.path}'s {self.split} record of clip seed {seed} holds seed "
                        f"{int(record['seed'])}; rebuild it with this psrjax's builder")
-    clip = {k: np.asarray(v) for k, v in record.items() if k != "seed"}
+    clip = _LazyClip(record, self._features)
     if self.estimate is not None:
-      clip = estimated_geometry.estimate_clip(clip, self.estimate, seed)
+      clip = estimated_geometry.estimate_clip(dict(clip), self.estimate, seed)
     self._cached = (seed, clip)
     return clip
 

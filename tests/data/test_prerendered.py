@@ -115,3 +115,17 @@ def test_paper_configs_default_to_auto_and_small_variants_render():
     assert train_harness.config_with(path).data.prerendered == "auto"
     for variant in ("runlocal", "tiny"):
       assert train_harness.config_with(f"{path}:{variant}").data.prerendered == ""
+
+
+def test_clip_is_render_clip(data_dir):
+  """Every modality of a read clip, values and dtypes, is render_clip's."""
+  from psrjax.data import synthetic
+  path = prerendered.find(data_dir, PSRNET, 4)
+  src = prerendered.PrerenderedClips(path, "validation", num_views=3, num_frames=4,
+                                     resolution=32, num_clips=4, rooms=17)
+  seed = synthetic.split_seed("validation", 3)
+  clip, ref = src._clip(seed), synthetic.render_clip(seed, **PSRNET)
+  assert sorted(clip) == sorted(ref)
+  for key in ref:
+    np.testing.assert_array_equal(clip[key], ref[key], err_msg=key)
+    assert clip[key].dtype == np.asarray(ref[key]).dtype, key
