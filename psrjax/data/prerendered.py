@@ -13,8 +13,8 @@ only the records of its shard's clips.
            ~/tensorflow_datasets) whose settings match the config, and a one-line error that
            names the build command when none is built (an accelerator fed by rendering runs
            10x or more below its speed, so a silent fallback would hide it); on CPU, render;
-  a path   a built dataset: its version directory (holding dataset_info.json) or a TFDS data
-           dir holding synthetic_humans/.
+  a path   a built dataset: its version directory (holding dataset_info.json), its config
+           directory, or a TFDS data dir holding synthetic_humans/ (the first that matches).
 A dataset whose resolution, frames, views or rooms differ from the config's, or that holds fewer
 clips than the config reads, is a one-line error naming the build command of a matching one.
 """
@@ -82,11 +82,14 @@ def read_settings(path: str) -> dict:
   return {**{k: int(meta[k]) for k in SETTINGS}, "sizes": sizes}
 
 
-def built_versions(data_dir: str) -> list[str]:
-  """Version directories of every built config of the builder under `data_dir` (with metadata:
-  version 1.2.0 and later, whose records are in seed order)."""
-  found = glob.glob(os.path.join(data_dir, BUILDER, "*", "*", "metadata.json"))
-  return sorted(os.path.dirname(p) for p in found)
+def built_versions(path: str) -> list[str]:
+  """Version directories of every built config under `path`: a TFDS data dir, the builder's
+  directory in one or one config's directory (only those with metadata: version 1.2.0 and later,
+  whose records are in seed order)."""
+  found = []
+  for pattern in (f"{BUILDER}/*/*", "*/*", "*"):
+    found += glob.glob(os.path.join(path, pattern, "metadata.json"))
+  return sorted({os.path.dirname(p) for p in found})
 
 
 def find(data_dir: str, settings: dict, num_train: int) -> str | None:
@@ -123,13 +126,11 @@ def resolve(data) -> str:
   path = os.path.abspath(os.path.expanduser(value))
   if os.path.exists(os.path.join(path, "dataset_info.json")):
     return path
-  versions = built_versions(path)
   found = find(path, settings, num_train)
   if found is None:
     raise ValueError(f"data.prerendered={value!r} holds no built {BUILDER} with "
-                     f"{_describe(settings)} and >= {num_train} train clips ({len(versions)} "
-                     f"other built); build it with "
-                     f"`{build_command(settings, {'train': num_train}, path)}`")
+                     f"{_describe(settings)} and >= {num_train} train clips; build it with "
+                     f"`{build_command(settings, {'train': num_train})}` and name its data dir")
   return found
 
 

@@ -129,3 +129,9 @@ def test_clip_is_render_clip(data_dir):
   for key in ref:
     np.testing.assert_array_equal(clip[key], ref[key], err_msg=key)
     assert clip[key].dtype == np.asarray(ref[key]).dtype, key
+
+
+def test_a_path_may_be_the_data_config_or_version_dir(data_dir):
+  version = prerendered.find(data_dir, PSRNET, 4)
+  for path in (data_dir, os.path.dirname(version), version):
+    assert prerendered.resolve(_config("psrnet", path).data) == version
