@@ -10,7 +10,8 @@ import pytest
 from psrjax.data import prerendered, synthetic_clips
 from psrjax.systems import base
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
+_TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(_TESTS, "train"))
 import train_harness  # noqa: E402
 
 _ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
@@ -135,3 +136,18 @@ def test_a_path_may_be_the_data_config_or_version_dir(data_dir):
   version = prerendered.find(data_dir, PSRNET, 4)
   for path in (data_dir, os.path.dirname(version), version):
     assert prerendered.resolve(_config("psrnet", path).data) == version
+
+
+def test_source_pickles_without_its_reader(data_dir):
+  """grain workers get a copy that opens its own reader and reads the same clip."""
+  import pickle
+  path = prerendered.find(data_dir, MFCI, 4)
+  src = prerendered.PrerenderedClips(path, "train", num_views=1, num_frames=9, resolution=16,
+                                     num_clips=4, rooms=0)
+  video = src.take(2)[0]
+  want = src.frames(video, [0, 5], ("rgb", "flow_bwd"))
+  copy = pickle.loads(pickle.dumps(src))
+  assert copy._reader is None and copy._cached == (None, None)
+  got = copy.frames(video, [0, 5], ("rgb", "flow_bwd"))
+  for key in want:
+    np.testing.assert_array_equal(got[key], want[key], err_msg=key)
