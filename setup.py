@@ -4,11 +4,13 @@
 The build needs a C++17 compiler and the `build-system` requirements of pyproject.toml (jaxlib
 for XLA's FFI headers, onednn-devel-cpu-gomp for oneDNN's). Where they are missing (not Linux
 x86-64) the extension is skipped and psrjax falls back to XLA's own convolutions
-(conv impl "fold_time" on CPU).
+(conv impl "fold_time" on CPU). `PSRJAX_BUILD_EXTENSION=0` skips it too (a pure-Python wheel,
+e.g. for accelerator hosts: benchmarks/build_wheelhouse.sh).
 """
 from __future__ import annotations
 
 import importlib.util
+import os
 from importlib import metadata
 from pathlib import Path
 
@@ -25,6 +27,9 @@ def _installed_file(dist: str, suffix: str) -> Path | None:
 
 
 def _extensions() -> list[Extension]:
+  if os.environ.get("PSRJAX_BUILD_EXTENSION", "1") == "0":
+    print("psrjax: PSRJAX_BUILD_EXTENSION=0; skipping the oneDNN extension")
+    return []
   jaxlib = importlib.util.find_spec("jaxlib")
   header = _installed_file("onednn-devel-cpu-gomp", "include/oneapi/dnnl/dnnl.hpp")
   library = _installed_file("onednn-cpu-gomp", "lib/libdnnl.so.3")
