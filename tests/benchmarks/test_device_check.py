@@ -121,3 +121,13 @@ def test_wheelhouse_has_no_tensorflow():
   assert names and not [n for n in names if "tensorflow" in n or n in ("tf-nightly", "tfds")]
   assert all("==" in line for line in open(os.path.join(REPO, "benchmarks", "wheelhouse.txt"))
              if line.strip() and not line.lstrip().startswith("#"))
+
+
+def test_batches_and_defaults():
+  args = device_check.parse_args(["--out", "x.json"])
+  assert args.systems == list(device_check.SYSTEMS) and args.steps == 5
+  assert args.batch_for == {"internet": 8}  # 16 does not fit one H100 (psrjax plan)
+  args = device_check.parse_args(["--batch", "internet=16", "--batch", "fomm=4", "--out", "x"])
+  assert args.batch_for == {"internet": 16, "fomm": 4}
+  args = device_check.parse_args(["--tiny", "--systems", "pix2pixhd"])
+  assert args.batch_for == {} and args.steps == 1 and args.workers == 0
