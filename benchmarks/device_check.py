@@ -14,6 +14,9 @@ For each system (configs/<name>.py with no argument, the paper config), on one d
   sets a batch; `--set NAME:KEY=VALUE` any other field (e.g. `--set internet:model.remat=blocks
   --batch internet=16`).
 - `train.data_workers` = the CPUs this process may use (`os.sched_getaffinity`), or `--workers`.
+  `data.prerendered="auto"` (PSR-Net, MFCI, FOMM: a built synthetic_humans dataset on GPU) is
+  set to "" (render on the host), since the device machine holds no built dataset: the pipeline
+  figure is the rendering rate (`--set psrnet:data.prerendered=PATH` reads a carried one).
 - The first stage's train step is compiled ahead of time (`psrjax.train.benchmark.CompiledStep`,
   the step `psrjax bench` times; the persistent compilation cache is off, so `compile_s` is a
   cold compile), run `--warmup` times untimed and `--steps` times timed: `step_s` is the median.
@@ -211,6 +214,8 @@ def system_config(name: str, *, tiny: bool, batch: int | None, workers: int,
   if batch:
     config.train.batch_size = batch
   config.train.data_workers = workers
+  if "data" in config and config.data.get("prerendered") == "auto":
+    config.data.prerendered = ""  # no built synthetic_humans dataset on the device machine
   return config
 
 
@@ -226,7 +231,8 @@ def measure(name: str, args, report) -> None:
                          workers=args.workers, sets=sets)
   placeholders = use_placeholder_weights(config, args.weights_dir)
   device = jax.devices()[0]
-  report(placeholder_weights=placeholders, batch_size=config.train.batch_size, data_workers=config.train.data_workers,
+  report(placeholder_weights=placeholders, prerendered=config.get("data", {}).get("prerendered"),
+         batch_size=config.train.batch_size, data_workers=config.train.data_workers,
          compute_dtype=str(config.train.compute_dtype), platform=device.platform,
          device_kind=device.device_kind, phase="compile")
   step = benchmark.CompiledStep(config, devices=jax.devices()[:1])

@@ -131,3 +131,12 @@ def test_batches_and_defaults():
   assert args.batch_for == {"internet": 16, "fomm": 4}
   args = device_check.parse_args(["--tiny", "--systems", "pix2pixhd"])
   assert args.batch_for == {} and args.steps == 1 and args.workers == 0
+
+
+def test_paper_configs_render_on_the_device():
+  config = device_check.system_config("psrnet", tiny=False, batch=None, workers=3, sets=[])
+  assert config.data.prerendered == "" and config.train.compute_dtype == "bfloat16"
+  assert config.train.data_workers == 3 and config.train.batch_size == 8
+  config = device_check.system_config("psrnet", tiny=False, batch=2, workers=0,
+                                      sets=[("data.prerendered", "/data/tfds")])
+  assert config.data.prerendered == "/data/tfds" and config.train.batch_size == 2
