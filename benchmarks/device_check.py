@@ -6,8 +6,9 @@ For each system (configs/<name>.py with no argument, the paper config), on one d
 
 - `train.compute_dtype` = bfloat16; `train.batch_size` = one device's share of the paper batch:
   the paper batch itself where `psrjax plan --device h100 --devices 1` says it fits one H100
-  (psrnet 8: 23.3 GiB planned, mfci 4: 3.7, pix2pixhd 1, pix2pix 1, edn 1, cocovid 4: 15.4,
-  d2gnet 2, fomm 16: 16.6), and INTERnet at 8 of its 16 (16 plans 94.6 GiB, over an H100's 80 GB
+  (psrnet 8: 23.3 GiB planned, mfci 4: 3.7, pix2pixhd 1: 3.6, pix2pix 1, edn 1: 4.1, cocovid 4:
+  15.4, fomm 16: 16.6; d2gnet 2 at 512², not planned: its plan did not finish in 5 minutes on
+  this project's CPU), and INTERnet at 8 of its 16 (16 plans 94.6 GiB, over an H100's 80 GB
   without `model.remat=blocks`; 8 halves the activations, ~48 GiB): `BATCH`. The plan's
   activations are a lower bound, so a step that still runs out of memory is compiled again at
   half the batch (once, while the time budget lasts) and `batch_note` says so. `--batch NAME=B`
@@ -385,7 +386,8 @@ def parse_args(argv=None):
   parser.add_argument("--tiny", action="store_true",
                       help="the :tiny configs on the CPU, 1 + 1 steps, no workers (CI)")
   parser.add_argument("--out", default=None,
-                      help="the JSON file (default $OUT/device_check.json, else ./device_check.json)")
+                      help="the JSON file (default $OUT/device_check.json, else "
+                      "./device_check.json)")
   parser.add_argument("--steps", type=int, default=None, help="timed steps (default 5; tiny 1)")
   parser.add_argument("--warmup", type=int, default=1, help="untimed steps after compiling")
   parser.add_argument("--batch", action="append", default=[], metavar="NAME=B",
@@ -399,7 +401,7 @@ def parse_args(argv=None):
   parser.add_argument("--budget", type=float, default=None,
                       help="seconds for all systems (default 420; tiny 600)")
   parser.add_argument("--system-timeout", type=float, default=None,
-                      help="seconds for one system (default 150; tiny 300)")
+                      help="seconds for one system (default 180; tiny 300)")
   parser.add_argument("--min-system", type=float, default=None,
                       help="skip a system with fewer seconds left (default 40; tiny 5)")
   parser.add_argument("--weights-dir", default=None,
@@ -409,7 +411,7 @@ def parse_args(argv=None):
   args = parser.parse_args(argv)
   tiny = args.tiny
   defaults = dict(steps=1 if tiny else 5, pipeline_batches=2 if tiny else 16,
-                  budget=600.0 if tiny else 420.0, system_timeout=300.0 if tiny else 150.0,
+                  budget=600.0 if tiny else 420.0, system_timeout=300.0 if tiny else 180.0,
                   min_system=5.0 if tiny else 40.0,
                   workers=0 if tiny else len(os.sched_getaffinity(0)))
   for key, value in defaults.items():
