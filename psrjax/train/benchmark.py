@@ -171,7 +171,20 @@ def _compile(ctx, stage, options, args, *, forward_once: bool = True):
                                batch_shardings=ctx.batch_sharding, mesh=ctx.mesh, options=options,
                                stages=ctx.stages, forward_once=forward_once)
   traced = fn.trace(*args)
-  return traced.lower().compile(), _onednn_flops(traced.jaxpr.jaxpr)
+  lowered = traced.lower()
+  compiled = lowered.compile()
+  return compiled, _onednn_flops(traced.jaxpr.jaxpr) + library_flops(lowered, compiled)
+
+
+def library_flops(lowered, compiled) -> float:
+  """FLOPs of the operations the compiler turned into library calls. GPU compilers replace
+  convolutions and matrix products with cuDNN / cuBLAS custom calls, which the compiled
+  program's cost analysis counts as 0 FLOPs; the lowered (unoptimised) module still holds them
+  as HLO operations. On a GPU or TPU this is what the lowered module counts beyond the compiled
+  one; on the CPU 0 (its oneDNN calls are counted from the jaxpr, `_onednn_flops`)."""
+  if jax.default_backend() == "cpu":
+    return 0.0
+  return max(_flops(lowered) - _flops(compiled), 0.0)
 
 
 def function_flops(fn, *args) -> float:
@@ -183,7 +196,8 @@ def function_flops(fn, *args) -> float:
 
 def compiled_flops(traced, compiled) -> float:
   """`function_flops` of a function already traced (`traced`) and compiled (`compiled`)."""
-  return _flops(compiled) + _onednn_flops(traced.jaxpr.jaxpr)
+  return (_flops(compiled) + _onednn_flops(traced.jaxpr.jaxpr)
+          + library_flops(traced.lower(), compiled))
 
 
 def step_flops(ctx, stage, args, *, options=None, forward_once: bool = True) -> float:

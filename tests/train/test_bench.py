@@ -66,3 +66,18 @@ def test_bad_input(capsys, extra, match):
   code, _, err = _bench(capsys, *extra)
   assert code == 2
   assert match in err.strip().splitlines()[-1]
+
+
+def test_flops_of_library_calls_come_from_the_lowered_module(monkeypatch):
+  """On a GPU the compiled program's convolutions are cuDNN calls its cost analysis counts as
+  0 FLOPs (here: a compiled program reporting none); the lowered module's count stands in."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "VALID",
+                                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  lowered = jax.jit(conv).lower(jnp.ones((1, 10, 10, 4)), jnp.ones((3, 3, 4, 8)))
+  expected = 2 * 8 * 8 * 8 * 3 * 3 * 4   # outputs x multiply-adds per output
+  assert benchmark.library_flops(lowered, lowered.compile()) == 0.0   # the CPU counts them
+  no_convs = type("Compiled", (), {"cost_analysis": lambda self: {"flops": 0.0}})()
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  assert benchmark.library_flops(lowered, no_convs) == pytest.approx(expected, rel=0.01)
