@@ -5,6 +5,8 @@ CPU convolutions of `psrjax.nn.cpu`, which use it to count their FLOPs.
 """
 from __future__ import annotations
 
+import math
+
 import jax
 
 
@@ -17,3 +19,38 @@ def sub_jaxprs(value):
   elif isinstance(value, (tuple, list)):
     for v in value:
       yield from sub_jaxprs(v)
+
+
+def _conv_flops(eqn) -> float:
+  """2 x output elements x the products per output (the kernel's elements per output feature),
+  which also holds for grouped and batch-grouped (weight-gradient) convolutions."""
+  out, rhs = eqn.outvars[0].aval.shape, eqn.invars[1].aval.shape
+  out_features = rhs[eqn.params["dimension_numbers"].rhs_spec[0]]
+  return 2.0 * math.prod(out) * math.prod(rhs) / out_features
+
+
+def _dot_flops(eqn) -> float:
+  (lhs_contract, _), _ = eqn.params["dimension_numbers"]
+  lhs = eqn.invars[0].aval.shape
+  return 2.0 * math.prod(eqn.outvars[0].aval.shape) * math.prod(lhs[d] for d in lhs_contract)
+
+
+_MATMUL_FLOPS = {"conv_general_dilated": _conv_flops, "dot_general": _dot_flops}
+
+
+def matmul_flops(jaxpr) -> float:
+  """FLOPs of the convolutions and matrix products in `jaxpr` (global shapes): the count MFU is
+  taken against, independent of the backend (a GPU's cuDNN / cuBLAS calls are 0 FLOPs to XLA's
+  cost analysis of the compiled program). Scans count `length` times, conds their costliest
+  branch, other sub-computations (jit, remat, custom_vjp) once."""
+  total = 0.0
+  for eqn in jaxpr.eqns:
+    count = _MATMUL_FLOPS.get(eqn.primitive.name)
+    if count is not None:
+      total += count(eqn)
+    subs = [matmul_flops(sub) for sub in sub_jaxprs(list(eqn.params.values()))]
+    if eqn.primitive.name == "cond":
+      total += max(subs, default=0.0)
+    else:
+      total += eqn.params.get("length", 1) * sum(subs) if eqn.primitive.name == "scan" else sum(subs)
+  return total

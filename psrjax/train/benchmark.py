@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from psrjax.nn import jaxprs
 from psrjax.train import context as context_lib
 from psrjax.train import data as data_lib
 from psrjax.train import state as state_lib
@@ -171,20 +172,21 @@ def _compile(ctx, stage, options, args, *, forward_once: bool = True):
                                batch_shardings=ctx.batch_sharding, mesh=ctx.mesh, options=options,
                                stages=ctx.stages, forward_once=forward_once)
   traced = fn.trace(*args)
-  lowered = traced.lower()
-  compiled = lowered.compile()
-  return compiled, _onednn_flops(traced.jaxpr.jaxpr) + library_flops(lowered, compiled)
+  compiled = traced.lower().compile()
+  return compiled, (_onednn_flops(traced.jaxpr.jaxpr)
+                    + library_flops(traced, compiled, devices=ctx.mesh.devices.size))
 
 
-def library_flops(lowered, compiled) -> float:
-  """FLOPs of the operations the compiler turned into library calls. GPU compilers replace
-  convolutions and matrix products with cuDNN / cuBLAS custom calls, which the compiled
-  program's cost analysis counts as 0 FLOPs; the lowered (unoptimised) module still holds them
-  as HLO operations. On a GPU or TPU this is what the lowered module counts beyond the compiled
-  one; on the CPU 0 (its oneDNN calls are counted from the jaxpr, `_onednn_flops`)."""
+def library_flops(traced, compiled, *, devices: int = 1) -> float:
+  """FLOPs of the operations a GPU compiler turns into library calls: cuDNN convolutions and
+  cuBLAS matrix products are custom calls that the compiled program's cost analysis counts as 0
+  FLOPs (also in the lowered module's analysis on a GPU). On a GPU or TPU: what the jaxpr's
+  convolutions and matrix products (`jaxprs.matmul_flops`, global shapes) count beyond the
+  compiled program on all `devices`; on the CPU 0 (XLA counts its own convolutions and
+  oneDNN's are counted from the jaxpr, `_onednn_flops`)."""
   if jax.default_backend() == "cpu":
     return 0.0
-  return max(_flops(lowered) - _flops(compiled), 0.0)
+  return max(jaxprs.matmul_flops(traced.jaxpr.jaxpr) - _flops(compiled) * devices, 0.0)
 
 
 def function_flops(fn, *args) -> float:
@@ -197,7 +199,7 @@ def function_flops(fn, *args) -> float:
 def compiled_flops(traced, compiled) -> float:
   """`function_flops` of a function already traced (`traced`) and compiled (`compiled`)."""
   return (_flops(compiled) + _onednn_flops(traced.jaxpr.jaxpr)
-          + library_flops(traced.lower(), compiled))
+          + library_flops(traced, compiled))
 
 
 def step_flops(ctx, stage, args, *, options=None, forward_once: bool = True) -> float:

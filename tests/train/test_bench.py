@@ -68,16 +68,26 @@ def test_bad_input(capsys, extra, match):
   assert match in err.strip().splitlines()[-1]
 
 
-def test_flops_of_library_calls_come_from_the_lowered_module(monkeypatch):
-  """On a GPU the compiled program's convolutions are cuDNN calls its cost analysis counts as
-  0 FLOPs (here: a compiled program reporting none); the lowered module's count stands in."""
+def test_flops_of_library_calls_come_from_the_jaxpr(monkeypatch):
+  """On a GPU the compiled program's convolutions and matrix products are cuDNN / cuBLAS calls
+  its cost analysis counts as 0 FLOPs (here: a compiled program reporting none); the jaxpr's
+  count stands in, and it agrees with XLA:CPU's count of a conv + dense step with gradients."""
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "VALID",
-                                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  lowered = jax.jit(conv).lower(jnp.ones((1, 10, 10, 4)), jnp.ones((3, 3, 4, 8)))
-  expected = 2 * 8 * 8 * 8 * 3 * 3 * 4   # outputs x multiply-adds per output
-  assert benchmark.library_flops(lowered, lowered.compile()) == 0.0   # the CPU counts them
-  no_convs = type("Compiled", (), {"cost_analysis": lambda self: {"flops": 0.0}})()
+  from psrjax.nn import jaxprs  # pylint: disable=import-outside-toplevel
+
+  def loss(w, v, x):
+    y = jax.lax.conv_general_dilated(x, w, (2, 2), "VALID", feature_group_count=2,
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return jnp.sum(jnp.tanh(y.reshape(y.shape[0], -1) @ v))
+
+  step = jax.jit(jax.grad(loss, argnums=(0, 1)))
+  args = (jnp.ones((3, 3, 4, 16)), jnp.ones((4 * 4 * 16, 32)), jnp.ones((2, 10, 10, 8)))
+  traced = step.trace(*args)
+  compiled = traced.lower().compile()
+  counted = jaxprs.matmul_flops(traced.jaxpr.jaxpr)
+  assert counted == pytest.approx(benchmark._flops(compiled), rel=0.05)  # pylint: disable=protected-access
+  assert benchmark.library_flops(traced, compiled) == 0.0   # the CPU counts them itself
+  no_calls = type("Compiled", (), {"cost_analysis": lambda self: {"flops": 0.0}})()
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-  assert benchmark.library_flops(lowered, no_convs) == pytest.approx(expected, rel=0.01)
+  assert benchmark.library_flops(traced, no_calls) == counted
