@@ -53,7 +53,10 @@ def _compared(record: dict) -> dict[str, float]:
 # CoCosNet video: on a 2-core Intel Xeon with AVX-512 FP16 its warp_self loss differs by 2.3e-5
 # (relative) at the 4th step and its domain loss by 1.8e-5, beyond 1e-5 plus its floor (the
 # correspondence softmax amplifies the convolutions' rounding); it passed on AMD EPYC and AVX2.
-LOOSER = {"internet": 30, "cocovid": 3}
+# D²G-Net: on an AVX-512 (BF16) AMD EPYC the UV generator's gradient norm differs by 2.1e-4
+# (relative) between 1 and 8 devices at the second step, after the first Adam update (on Intel
+# Xeons it passed at 1e-4).
+LOOSER = {"internet": 30, "cocovid": 3, "d2gnet": 3}
 
 
 def _assert_same_steps(got, want, *, what: str, looser: float = 1):
