@@ -4,8 +4,9 @@ configs/x.py[:arg] [--device h100,v5e] [--devices 1,8] [--json]`.
 Prints, per device kind and count, the per-device memory of the parameters, optimizer state,
 EMA, gradients, batch and activations at the config's global batch under its sharding, remat and
 compute dtype ("auto" as on that device: bfloat16), whether it fits ("yes", "tight", "no") and
-the change that would make it fit. Nothing is compiled or run; the activation figure is a lower
-bound (see psrjax/train/plan.py for how each figure is obtained). Example:
+the change that would make it fit. Nothing is compiled or run; the activation figure is an
+estimate (psrjax/train/plan.py says how each figure is obtained and how it compared with a GPU's
+measured peak). Example:
 
   psrjax plan --config configs/psrnet.py --device h100,a100-40,v4,v5e --devices 1,8
 """
