@@ -38,19 +38,23 @@ def _dot_flops(eqn) -> float:
 _MATMUL_FLOPS = {"conv_general_dilated": _conv_flops, "dot_general": _dot_flops}
 
 
+def total(jaxpr, count) -> float:
+  """The sum of `count(eqn)` over the equations of `jaxpr` and of its sub-jaxprs: a scan's body
+  `length` times, a cond's costliest branch, other sub-computations (jit, remat, custom_vjp)
+  once."""
+  out = 0.0
+  for eqn in jaxpr.eqns:
+    out += count(eqn)
+    subs = [total(sub, count) for sub in sub_jaxprs(list(eqn.params.values()))]
+    if eqn.primitive.name == "cond":
+      out += max(subs, default=0.0)
+    else:
+      out += eqn.params.get("length", 1) * sum(subs) if eqn.primitive.name == "scan" else sum(subs)
+  return out
+
+
 def matmul_flops(jaxpr) -> float:
   """FLOPs of the convolutions and matrix products in `jaxpr` (global shapes): the count MFU is
   taken against, independent of the backend (a GPU's cuDNN / cuBLAS calls are 0 FLOPs to XLA's
-  cost analysis of the compiled program). Scans count `length` times, conds their costliest
-  branch, other sub-computations (jit, remat, custom_vjp) once."""
-  total = 0.0
-  for eqn in jaxpr.eqns:
-    count = _MATMUL_FLOPS.get(eqn.primitive.name)
-    if count is not None:
-      total += count(eqn)
-    subs = [matmul_flops(sub) for sub in sub_jaxprs(list(eqn.params.values()))]
-    if eqn.primitive.name == "cond":
-      total += max(subs, default=0.0)
-    else:
-      total += eqn.params.get("length", 1) * sum(subs) if eqn.primitive.name == "scan" else sum(subs)
-  return total
+  cost analysis of the compiled program)."""
+  return total(jaxpr, lambda eqn: _MATMUL_FLOPS.get(eqn.primitive.name, lambda _: 0.0)(eqn))

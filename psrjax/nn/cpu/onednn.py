@@ -31,7 +31,7 @@ from jax import lax
 from jax.experimental.custom_partitioning import custom_partitioning
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from psrjax.nn.jaxprs import sub_jaxprs
+from psrjax.nn import jaxprs
 
 ENV = "PSRJAX_ONEDNN"
 MODES = ("auto", "on", "off")
@@ -283,13 +283,5 @@ def jaxpr_flops(jaxpr) -> float:
   """FLOPs of the oneDNN convolutions in `jaxpr` (global shapes), which XLA's cost analysis
   cannot see into: 2 FLOPs per output element, kernel tap and input channel. Scans count
   `length` times, conds their costliest branch, other sub-computations once."""
-  total = 0.0
-  for eqn in jaxpr.eqns:
-    if eqn.primitive.name == "ffi_call" and eqn.params["target_name"].startswith("psrjax_conv_"):
-      total += _call_flops(eqn)
-    subs = [jaxpr_flops(sub) for sub in sub_jaxprs(list(eqn.params.values()))]
-    if eqn.primitive.name == "cond":
-      total += max(subs, default=0.0)
-    else:
-      total += eqn.params.get("length", 1) * sum(subs) if eqn.primitive.name == "scan" else sum(subs)
-  return total
+  return jaxprs.total(jaxpr, lambda eqn: _call_flops(eqn) if eqn.primitive.name == "ffi_call"
+                      and eqn.params["target_name"].startswith("psrjax_conv_") else 0.0)
