@@ -87,13 +87,14 @@ def still(path: str, system, params, example, pretrained_parts) -> None:
   import imageio.v3 as iio  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   from psrjax.systems import base, d2gnet  # pylint: disable=g-import-not-at-top
+  from psrjax.systems.tasks import strips  # pylint: disable=g-import-not-at-top
   batch = {k: np.asarray(v)[None] for k, v in example.items()}
   out = jax.device_get(jax.jit(functools.partial(base.generate, system))(params, batch))
   columns = [example["rgb"][0], 2.0 * np.repeat(example["mask"][0], 3, -1) - 1.0,
              d2gnet.PART_COLORS[pretrained_parts], d2gnet.PART_COLORS[out["parts"][0, 0]],
              out["static"][0, 0], out["frames"][0, 0]]
   names = ["frame", "est. mask", "parts (pre-trained)", "parts (fine-tuned)", "static", "result"]
-  strip = base.side_by_side([np.asarray(c)[None] for c in columns], names)[0]
+  strip = strips.side_by_side([np.asarray(c)[None] for c in columns], names)[0]
   iio.imwrite(path, strip)
 
 
@@ -110,13 +111,13 @@ def main(argv=None) -> int:
     parser.error("give one of --dataset and --make-synthetic")
   dataset = args.dataset or make_synthetic(args.make_synthetic)
   from psrjax import config_utils  # pylint: disable=g-import-not-at-top
-  from psrjax.systems import base  # pylint: disable=g-import-not-at-top
+  from psrjax.systems import registry  # pylint: disable=g-import-not-at-top
   from psrjax.train import inference, loop  # pylint: disable=g-import-not-at-top
   config = config_utils.load_config(f"configs/d2gnet.py:runlocal,data={dataset}",
                                     [("init_from", args.uv)])
   if args.steps:
     config.train.steps = args.steps
-  system = base.get_system(config)
+  system = registry.get_system(config)
   before, parts = pretrained_person_iou(system, system.pretrained_uv())
   system.initial_texture()   # the unwrapping the run starts from (sets texture_observed)
   result = loop.train(config, args.workdir)

@@ -34,8 +34,8 @@ import cv2  # noqa: E402  pylint: disable=g-import-not-at-top
 import build  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax import config_utils  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax.data import prerendered  # noqa: E402  pylint: disable=g-import-not-at-top
-from psrjax.systems import base  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax.train import data as data_lib  # noqa: E402  pylint: disable=g-import-not-at-top
+from psrjax.systems import registry
 
 cv2.setNumThreads(1)
 
@@ -50,7 +50,7 @@ def config_of(name: str, clips: int, batch: int, value: str):
 
 def rate(config, batches: int) -> tuple[float, float]:
   """(examples per wall second, examples per CPU second) of `batches` batches after one."""
-  system = base.get_system(config)
+  system = registry.get_system(config)
   batched = data_lib.train_dataset(system, config, local_batch=config.train.batch_size,
                                    shard=(0, 1))
   iterator = data_lib.train_iterator(batched, config)
@@ -66,7 +66,7 @@ def rate(config, batches: int) -> tuple[float, float]:
 def sampler_rate(config, passes: int) -> float:
   """Examples per CPU second of the system's train examples alone (no shuffle, batching or
   transfer encoding), `passes` times over the clips after one example."""
-  ds = base.get_system(config).dataset("train", seed=config.seed, shard_index=0, shard_count=1)
+  ds = registry.get_system(config).dataset("train", seed=config.seed, shard_index=0, shard_count=1)
   ds[0]
   cpu = time.process_time()
   for i in range(1, passes * len(ds) + 1):

@@ -41,7 +41,7 @@ from absl import flags  # noqa: E402  pylint: disable=g-import-not-at-top
 import mfci_ablation  # noqa: E402  pylint: disable=g-import-not-at-top
 import results_table  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax.models import psrnet as psrnet_models  # noqa: E402  pylint: disable=g-import-not-at-top
-from psrjax.systems import base as systems_base  # noqa: E402  pylint: disable=g-import-not-at-top
+from psrjax.systems import registry  # noqa: E402  pylint: disable=g-import-not-at-top
 
 # Row labels in the paper's order.
 DECODER_LABELS = {"context": "Context-based", "common": "Common head", "separate": "Separate heads"}
@@ -67,7 +67,7 @@ def default_steps(args) -> tuple[int, int]:
   """The config's (layer 1, layer 2) shares of `train.steps` (its stage-wise schedule)."""
   config = mfci_ablation.make_config(args.config, {"schedule.mode": "stagewise"}, args.sets)
   config.model.layers = max(2, config.model.layers)
-  stages = systems_base.get_system(config).stages()
+  stages = registry.get_system(config).stages()
   return stages[0].steps, stages[1].steps
 
 
@@ -84,7 +84,7 @@ def layer2_config(args, layer1_dir: str, encoders: str, alpha: float):
   config.init_from = layer1_dir
   config.init_groups = ("g1",)
   config.init_from_ema = True
-  first = systems_base.get_system(config).stages()[0]
+  first = registry.get_system(config).stages()[0]
   if first.steps:
     raise ValueError(f"layer-2 runs must not train layer 1, but stage {first.name} has "
                      f"{first.steps} steps")

@@ -17,6 +17,7 @@ import os
 import tempfile
 
 from psrjax import paths
+from psrjax.systems import registry
 
 
 def add_arguments(parser) -> None:
@@ -36,11 +37,10 @@ def add_dynamic_arguments(parser, known) -> None:
   """The options of the system the workdir holds (`System.synthesis_options`); none when the
   workdir has no config yet (`run` then reports it)."""
   from psrjax import config_utils  # pylint: disable=g-import-not-at-top
-  from psrjax.systems import base  # pylint: disable=g-import-not-at-top
   workdir = getattr(known, "workdir", None)
   if not workdir or not paths.isfile(paths.join(workdir, config_utils.WORKDIR_CONFIG)):
     return
-  system = base.get_system(config_utils.load_workdir_config(workdir))
+  system = registry.get_system(config_utils.load_workdir_config(workdir))
   group = parser.add_argument_group(f"options of system {system.config.system!r} "
                                     f"({type(system).__name__})")
   for option in system.synthesis_options:

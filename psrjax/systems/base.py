@@ -4,8 +4,11 @@ A *system* binds one paper's networks, losses, update schedule, data pipeline an
 The trainer knows nothing else about it: it batches the system's examples, builds the sharded
 train state from `System.init`, runs the `Stage`s of `System.stages()` in order, evaluates with
 `System.evaluate` (the `system` entry of `config.evals`) and writes `System.sample_video` strips.
-Systems are resolved by name (`get_system`): `config.system = "psrnet"` imports
-`psrjax.systems.psrnet` and calls its `make_system(config)`.
+Systems are resolved by name (`psrjax.systems.registry.get_system`): `config.system =
+"psrnet"` imports `psrjax.systems.psrnet` and calls its `make_system(config)`. Between this
+protocol and a paper's system sit the task bases and components of `psrjax.systems.tasks` (the
+per-person video task, the animation task, GAN stages, the face GAN): a system builds on those
+and on model modules, never on another system.
 
 Writing a system (read `psrnet.py` or `mfci.py` beside this file as worked examples):
 
@@ -56,16 +59,9 @@ Optional attributes the trainer uses when present:
 from __future__ import annotations
 
 import abc
-import ast
 import dataclasses
-import hashlib
-import importlib
-import importlib.util
-import os
-import sys
 from typing import Any, Callable, Mapping
 
-import cloudpickle
 import jax
 import ml_collections
 import numpy as np
@@ -259,105 +255,6 @@ class System(abc.ABC):
     """
     del split
     return None
-
-
-def side_by_side(columns, names=None) -> np.ndarray:
-  """Videos in [-1, 1] (each [T, H, W, 3]) side by side: one uint8 strip [T, H', ΣW, 3].
-
-  With `names` (one per column) a caption row naming each column sits above the frames
-  (`caption_height(H)` rows, H' = H + that); without, H' = H.
-  """
-  strip = np.concatenate([np.asarray(c, np.float32) for c in columns], axis=-2)
-  strip = np.clip((strip + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
-  if names is None:
-    return strip
-  names = tuple(names)
-  if len(names) != len(columns):
-    raise ValueError(f"side_by_side got {len(columns)} columns but {len(names)} names {names}")
-  widths = [np.shape(c)[-2] for c in columns]
-  band = caption_row(names, widths, height=caption_height(strip.shape[1]))
-  band = np.broadcast_to(band, (strip.shape[0],) + band.shape)
-  return np.concatenate([band, strip], axis=1)
-
-
-def caption_height(frame_height: int) -> int:
-  """Rows of the caption band above frames of `frame_height` rows."""
-  return max(11, round(frame_height / 6))
-
-
-def caption_row(names, widths, *, height: int) -> np.ndarray:
-  """uint8 [height, Σwidths, 3]: each name in white on black, centred over its column, the font
-  shrunk (down to 6 px) to fit the column's width and clipped to it."""
-  from PIL import Image, ImageDraw, ImageFont  # pylint: disable=g-import-not-at-top
-  cells = []
-  for name, width in zip(names, widths):
-    cell = Image.new("RGB", (int(width), height))
-    draw = ImageDraw.Draw(cell)
-    size = height - 2
-    font = ImageFont.load_default(size=size)
-    while size > 6 and draw.textlength(name, font=font) > width - 2:
-      size -= 1
-      font = ImageFont.load_default(size=size)
-    left = max(1.0, (width - draw.textlength(name, font=font)) / 2)
-    draw.text((left, height / 2), name, fill=(255, 255, 255), font=font, anchor="lm")
-    cells.append(np.asarray(cell))
-  return np.concatenate(cells, axis=1)
-
-
-def _import_system_module(name: str):
-  """Imports `psrjax.systems.<name>`, a dotted module path, or a `.py` file path."""
-  if name.endswith(".py"):
-    path = os.path.abspath(name)
-    if not os.path.isfile(path):
-      raise ValueError(f"system file {name!r} does not exist")
-    digest = hashlib.sha1(path.encode()).hexdigest()[:10]
-    mod_name = f"_psrjax_system_{os.path.basename(path)[:-3]}_{digest}"
-    if mod_name not in sys.modules:
-      spec = importlib.util.spec_from_file_location(mod_name, path)
-      module = importlib.util.module_from_spec(spec)
-      sys.modules[mod_name] = module
-      spec.loader.exec_module(module)
-      # Data-worker processes cannot import this module by name: ship its code by value.
-      cloudpickle.register_pickle_by_value(module)
-    return sys.modules[mod_name]
-  if "." not in name and name not in known_systems():
-    raise ValueError(f"unknown system {name!r} (known: {', '.join(known_systems())}; "
-                     "or a dotted module path / .py file defining make_system)")
-  full = name if "." in name else f"psrjax.systems.{name}"
-  try:
-    return importlib.import_module(full)
-  except ModuleNotFoundError as e:
-    if e.name is None or not (full == e.name or full.startswith(e.name + ".")):
-      raise
-    raise ValueError(f"unknown system {name!r} (known: {', '.join(known_systems())}; "
-                     "or a dotted module path / .py file defining make_system)") from None
-
-
-def known_systems() -> list[str]:
-  """The names `config.system` accepts: the modules of `psrjax.systems` that define
-  `make_system` (read from their source, nothing is imported)."""
-  here = os.path.dirname(__file__)
-  return sorted(f[:-3] for f in os.listdir(here)
-                if f.endswith(".py") and not f.startswith("_")
-                and _defines_make_system(os.path.join(here, f)))
-
-
-def _defines_make_system(path: str) -> bool:
-  with open(path, encoding="utf-8") as f:
-    tree = ast.parse(f.read(), filename=path)
-  return any(isinstance(node, ast.FunctionDef) and node.name == "make_system"
-             for node in tree.body)
-
-
-def get_system(config: ml_collections.ConfigDict) -> System:
-  """Builds the system named by `config.system` via its module's `make_system(config)`."""
-  if "system" not in config or not isinstance(config.system, str) or not config.system:
-    raise ValueError("config.system must name a system "
-                     f"(known: {', '.join(known_systems())})")
-  module = _import_system_module(config.system)
-  if not hasattr(module, "make_system"):
-    raise ValueError(f"system module {module.__name__!r} does not define make_system(config)")
-  return module.make_system(config)
 
 
 def init(system: System, rng: jax.Array, batch: Mapping[str, jax.Array]) -> dict[str, PyTree]:

@@ -97,6 +97,7 @@ from psrjax.models import cocosnet
 from psrjax.models import pix2pixhd as pix2pixhd_networks
 from psrjax.models import pretrained
 from psrjax.systems import base
+from psrjax.systems.tasks import gan
 from psrjax.systems import edn
 from psrjax.systems import pix2pixhd
 from psrjax.systems.pix2pixhd import fold, unfold
@@ -123,7 +124,7 @@ class CocoVid(edn.EDN):
     base.System.__init__(self, config)
     per_person.check_data(config.data, self.modalities, what=config.system)
     self.channels = pix2pixhd.label_channels(config.pose)
-    self.update_order = pix2pixhd.update_order(config.optim)
+    self.update_order = gan.update_order(config.optim)
     c = config.loss
     if c.gan not in losses.adversarial.KINDS:
       raise ValueError(f"loss.gan must be one of {', '.join(losses.adversarial.KINDS)}; got "
@@ -187,7 +188,7 @@ class CocoVid(edn.EDN):
   def optimizers(self):
     o = self.config.optim
     main, temporal, face = (s.steps for s in self.stages())
-    adam = lambda lr, steps, eps: optax.adam(pix2pixhd.decayed_lr(lr, steps, o.decay_fraction),
+    adam = lambda lr, steps, eps: optax.adam(gan.decayed_lr(lr, steps, o.decay_fraction),
                                              b1=o.b1, b2=o.b2, eps=eps)
     sn = pnn.with_power_iteration
     return {"g": sn(adam(o.g_lr, main + temporal, o.g_eps)), "d": sn(adam(o.d_lr, main, 1e-8)),
@@ -269,15 +270,15 @@ class CocoVid(edn.EDN):
     temporal = int(round(steps * s.temporal_fraction))
     face = int(round(steps * s.face_fraction))
     order = self.update_order
-    main = pix2pixhd.gan_stage(
+    main = gan.gan_stage(
         "main", steps - temporal - face, order, base.Phase("g", ("g",), self._frame_g_loss),
         base.Phase("d", ("d",), self._frame_d_loss), forward=self._frame_forward,
         generate=functools.partial(self._generate, False, False))
-    temporal_stage = pix2pixhd.gan_stage(
+    temporal_stage = gan.gan_stage(
         "temporal", temporal, order, base.Phase("g", ("g",), self._window_g_loss),
         base.Phase("d", ("d1",), self._window_d_loss), forward=self._window_forward,
         generate=functools.partial(self._generate, True, False))
-    face_stage = pix2pixhd.gan_stage(
+    face_stage = gan.gan_stage(
         "face", face, order, base.Phase("g", ("g_face",), self._face_g_loss),
         base.Phase("d", ("d_face",), self._face_d_loss), forward=self._face_forward)
     return main, temporal_stage, face_stage

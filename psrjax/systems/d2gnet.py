@@ -75,8 +75,9 @@ from psrjax.data import estimate, per_person, sources, surface_windows
 from psrjax.data.synthetic import faces as synthetic_faces
 from psrjax.geometry import pose_render, uv_texture
 from psrjax.models import d2gnet as networks
-from psrjax.models import pix2pixhd as pix2pixhd_networks
 from psrjax.systems import base
+from psrjax.systems.tasks import gan
+from psrjax.systems.tasks import strips
 from psrjax.systems import pix2pixhd
 from psrjax.systems.pix2pixhd import fold, unfold
 
@@ -136,7 +137,7 @@ class D2GNet(pix2pixhd.Pix2PixHD):
       self.modalities = ()
       return
     self._check_person_config()
-    self.update_order = pix2pixhd.update_order(config.optim)
+    self.update_order = gan.update_order(config.optim)
     self.modalities = per_person.MODALITIES + self._extra("train")
     per_person.check_data(config.data, self.modalities, what="D²G-Net")
     self.details = networks.DynamicDetailsGenerator(
@@ -243,10 +244,10 @@ class D2GNet(pix2pixhd.Pix2PixHD):
     pre-trained person-agnostic maps kept while the person's body is fitted."""
     o, steps = self.config.optim, self.config.train.steps
     adam = lambda lr: optax.adam(lr, b1=o.b1, b2=o.b2)
-    out = {g: adam(pix2pixhd.decayed_lr(o.lr, steps, o.decay_fraction))
+    out = {g: adam(gan.decayed_lr(o.lr, steps, o.decay_fraction))
            for g in self._generator_groups() + (() if self.pretraining else ("d",))}
     if not self.pretraining:
-      base_lr = pix2pixhd.decayed_lr(o.uv_lr or o.lr, steps, o.decay_fraction)
+      base_lr = gan.decayed_lr(o.uv_lr or o.lr, steps, o.decay_fraction)
       epoch = self._steps_per_epoch()
       out["uv"] = adam(lambda step: base_lr(step) * o.uv_epoch_decay ** (step // epoch))
     return out
@@ -355,7 +356,7 @@ class D2GNet(pix2pixhd.Pix2PixHD):
     if self.pretraining:
       return (base.Stage("uv", steps, (base.Phase("g", ("uv",), self._pretrain_loss),),
                          forward=self._pretrain_forward),)
-    return (pix2pixhd.gan_stage("main", steps, self.update_order,
+    return (gan.gan_stage("main", steps, self.update_order,
                                 base.Phase("g", self._generator_groups(), self._g_loss),
                                 base.Phase("d", ("d",), self._d_loss), forward=self._forward),)
 
@@ -507,7 +508,7 @@ class D2GNet(pix2pixhd.Pix2PixHD):
 
   def sample_video(self, batch, outputs):
     columns, names = self._sample_columns(batch, outputs)
-    return base.side_by_side(columns, names)
+    return strips.side_by_side(columns, names)
 
   def _sample_columns(self, batch, outputs):
     """pose | parts | static texture | result | ground truth (driving: driving | normalised

@@ -36,6 +36,7 @@ import optax
 from psrjax import losses
 from psrjax.geometry import face_crop
 from psrjax.systems import base
+from psrjax.systems.tasks import gan
 from psrjax.systems import pix2pixhd
 from psrjax.systems.pix2pixhd import fold, unfold
 
@@ -80,7 +81,7 @@ class EDN(pix2pixhd.Pix2PixHD):
   def optimizers(self):
     o = self.config.optim
     main, face = (s.steps for s in self.stages())
-    adam = lambda steps: optax.adam(pix2pixhd.decayed_lr(o.lr, steps, o.decay_fraction),
+    adam = lambda steps: optax.adam(gan.decayed_lr(o.lr, steps, o.decay_fraction),
                                     b1=o.b1, b2=o.b2)
     return {"g": adam(main), "d": adam(main), "g_face": adam(face), "d_face": adam(face)}
 
@@ -138,16 +139,16 @@ class EDN(pix2pixhd.Pix2PixHD):
   # ----------------------------------------------------------------------------- schedule
   def stages(self):
     """"main": G and D on consecutive pairs; "face": G_f and D_f with G frozen; each in
-    `optim.update_order` (`pix2pixhd.gan_stage`)."""
+    `optim.update_order` (`gan.gan_stage`)."""
     steps = self.config.train.steps
     face_steps = int(round(steps * self.config.schedule.face_fraction))
     order = self.update_order
     # Its samples show the main generator's frames (the face GAN trains next).
-    main = pix2pixhd.gan_stage("main", steps - face_steps, order,
+    main = gan.gan_stage("main", steps - face_steps, order,
                                base.Phase("g", ("g",), self._pair_g_loss),
                                base.Phase("d", ("d",), self._pair_d_loss), forward=self._forward,
                                generate=functools.partial(self._generate, False))
-    face = pix2pixhd.gan_stage("face", face_steps, order,
+    face = gan.gan_stage("face", face_steps, order,
                                base.Phase("g", ("g_face",), self._face_g_loss),
                                base.Phase("d", ("d_face",), self._face_d_loss),
                                forward=self._face_forward)

@@ -68,7 +68,9 @@ from psrjax.metrics import perceptual as perceptual_metrics, runs, structural
 from psrjax.metrics import temporal as temporal_metrics, video as video_metrics
 from psrjax.models import fomm as fomm_models
 from psrjax.models import pretrained
-from psrjax.systems import base, pix2pixhd
+from psrjax.systems import base
+from psrjax.systems.tasks import gan
+from psrjax.systems.tasks import strips
 
 LPIPS_NET = "alexnet"
 VGG_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -153,7 +155,7 @@ class FOMM(base.System):
     g = base.Phase("g", ("kp", "g"), self._g_loss)
     d = base.Phase("d", ("d",), self._d_loss)
     # G then D on one forward, as the official train.py steps them.
-    return (pix2pixhd.gan_stage("main", self.config.train.steps, "gd", g, d,
+    return (gan.gan_stage("main", self.config.train.steps, "gd", g, d,
                                 forward=self._forward),)
 
   def optimizers(self):
@@ -325,7 +327,7 @@ class FOMM(base.System):
 
   def sample_video(self, batch, outputs):
     """source | driving | result."""
-    return base.side_by_side([outputs["source"], batch["tgt_rgb"], outputs["frames"]],
+    return strips.side_by_side([outputs["source"], batch["tgt_rgb"], outputs["frames"]],
                              ["source", "driving", "result"])
 
   # ----------------------------------------------------------------------------- data

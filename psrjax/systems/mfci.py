@@ -56,6 +56,7 @@ from psrjax.models import mfci_discriminators
 from psrjax.models import pretrained
 from psrjax.models.patchgan import PatchGAN
 from psrjax.systems import base
+from psrjax.systems.tasks import strips
 from psrjax.data import same_video, sources
 
 VGG_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1")
@@ -394,7 +395,7 @@ class MFCI(base.System):
     under a caption row naming the columns."""
     names = ["source", "single"] + [n for n in ("fused", "bg") if n in outputs]
     columns = [outputs[n] for n in names] + [batch["tgt_rgb"]]
-    return base.side_by_side(columns, names + ["target"])
+    return strips.side_by_side(columns, names + ["target"])
 
   # ----------------------------------------------------------------------------- data
   def dataset(self, split, *, seed, shard_index, shard_count):

@@ -41,10 +41,11 @@ from psrjax.models import pretrained
 from psrjax.baselines import retrieval
 from psrjax.data import per_person
 from psrjax.systems import base
+from psrjax.systems.tasks import gan
+from psrjax.systems.tasks import strips
 
 LABELS = ("stick", "discs", "cocosnet")
 VGG_NETS = ("vgg16", "vgg19")
-UPDATE_ORDERS = ("gd", "dg")   # `gan_stage`
 # A generated pixel belongs to the synthesized person when it differs from the empty room by more
 # than this (max over RGB, in [-1, 1] units: 5 % of the range). On ground-truth frames it gives
 # the true person mask exactly (the synthetic world casts no shadows).
@@ -142,7 +143,7 @@ class Pix2PixHD(base.System):
                        f"{c.gan!r}")
     if c.vgg > 0 and c.vgg_net not in VGG_NETS:
       raise ValueError(f"loss.vgg_net must be one of {', '.join(VGG_NETS)}; got {c.vgg_net!r}")
-    self.update_order = update_order(config.optim)
+    self.update_order = gan.update_order(config.optim)
     self.generator = make_generator(config.model)
     self.discriminator = make_discriminator(config.model)
     self.background = per_person.background(config.data)
@@ -167,7 +168,7 @@ class Pix2PixHD(base.System):
 
   def optimizers(self):
     o = self.config.optim
-    lr = decayed_lr(o.lr, self.config.train.steps, o.decay_fraction)
+    lr = gan.decayed_lr(o.lr, self.config.train.steps, o.decay_fraction)
     return {g: optax.adam(lr, b1=o.b1, b2=o.b2) for g in ("g", "d")}
 
   def constants(self):
@@ -181,7 +182,7 @@ class Pix2PixHD(base.System):
   # ----------------------------------------------------------------------------- schedule
   def stages(self):
     """One stage: G and D (on label, frame pairs) in `optim.update_order`."""
-    return (gan_stage("main", self.config.train.steps, self.update_order,
+    return (gan.gan_stage("main", self.config.train.steps, self.update_order,
                       base.Phase("g", ("g",), self._g_loss),
                       base.Phase("d", ("d",), self._d_loss), forward=self._forward),)
 
@@ -268,7 +269,7 @@ class Pix2PixHD(base.System):
   def sample_video(self, batch, outputs):
     """pose (stick figure) | result | ground truth; driven by another person: driving frame |
     normalised pose | result."""
-    return base.side_by_side(*self._sample_columns(batch, outputs))
+    return strips.side_by_side(*self._sample_columns(batch, outputs))
 
   def _sample_columns(self, batch, outputs):
     """(videos [B, T, H, W, 3], their names) of `sample_video`."""
@@ -324,40 +325,6 @@ class Pix2PixHD(base.System):
       return per_person.synthesis_example(data, driving="test", run=int(seed))
     return per_person.synthesis_example(data, driving=driving, run=int(seed),
                                         normalize=self.normalizer(driving))
-
-
-def update_order(optim) -> str:
-  """`optim.update_order`, checked; configs saved before the field existed trained "dg"."""
-  order = optim.get("update_order", "dg")
-  if order not in UPDATE_ORDERS:
-    raise ValueError(f"optim.update_order must be one of {', '.join(UPDATE_ORDERS)}; got "
-                     f"{order!r}")
-  return order
-
-
-def gan_stage(name: str, steps: int, order: str, g: base.Phase, d: base.Phase, **kw) -> base.Stage:
-  """A stage of generator phase `g` (the forward's) and discriminator phase `d` in `order`.
-
-  "gd", pix2pixHD's and Everybody Dance Now's train scripts: both networks step on the losses of
-  one forward with the weights the step starts from (G's loss reads D before D's update), G
-  first. The discriminator's passes over the real and the generated frames are then the same
-  computation in both phases, which XLA computes once. "dg", pix2pix's `optimize_parameters`:
-  D steps first and G's loss reads the updated D.
-  """
-  phases = (g, d) if order == "gd" else (d, g)
-  return base.Stage(name, steps, phases, forward_phase=g.name, **kw)
-
-
-def decayed_lr(lr: float, steps: int, decay_fraction: float) -> optax.Schedule:
-  """pix2pixHD's schedule: `lr` for the first (1 - decay_fraction) of `steps` updates, then
-  linearly to 0 at the last (`decay_fraction` = 0: constant)."""
-  if not 0.0 <= decay_fraction <= 1.0:
-    raise ValueError(f"optim.decay_fraction must lie in [0, 1]; got {decay_fraction}")
-  decay = int(round(steps * decay_fraction))
-  if decay == 0:
-    return optax.constant_schedule(lr)
-  return optax.join_schedules([optax.constant_schedule(lr), optax.linear_schedule(lr, 0.0, decay)],
-                              [steps - decay])
 
 
 def make_system(config) -> Pix2PixHD:

@@ -35,6 +35,7 @@ from psrjax.models import discriminators
 from psrjax.models import psrnet as psrnet_models
 from psrjax.models import pretrained
 from psrjax.systems import base
+from psrjax.systems.tasks import strips
 from psrjax.data import view_pairs
 
 # Outputs of `generate` besides the layers, in sample-strip order.
@@ -253,7 +254,7 @@ class PSRNet(base.System):
     layers = [k for k in range(1, self.num_layers + 1) if f"layer{k}" in outputs]
     columns = [batch["src_rgb"], outputs["texture"]] + [outputs[f"layer{k}"] for k in layers]
     names = ["input", "texture"] + [f"layer {k}" for k in layers] + ["target"]
-    return base.side_by_side(columns + [batch["tgt_rgb"]], names)
+    return strips.side_by_side(columns + [batch["tgt_rgb"]], names)
 
   # ----------------------------------------------------------------------------- data
   def dataset(self, split, *, seed, shard_index, shard_count):

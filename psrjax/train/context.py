@@ -20,6 +20,7 @@ from jax.sharding import Mesh, NamedSharding
 from psrjax import evals as evals_lib
 from psrjax import paths
 from psrjax.systems import base
+from psrjax.systems import registry
 from psrjax.train import data as data_lib
 from psrjax.train import evaluator as evaluator_lib
 from psrjax.train import options as options_lib
@@ -104,7 +105,7 @@ def build_context(config, workdir: str | None, *, devices=None,
   workdir = None if workdir is None else check_workdir(workdir)
   options_lib.from_config(config)  # Config-only checks before the system is built.
   platform_lib.check(config.train.get("platform", "any"), devices)
-  system = base.get_system(config)
+  system = registry.get_system(config)
   options = options_lib.from_config(config, system)
   mesh = partitioning.make_mesh(data=config.mesh.data, model=config.mesh.model, devices=devices,
                                 batch_size=config.train.batch_size,

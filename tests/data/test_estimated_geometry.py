@@ -6,7 +6,7 @@ import pytest
 
 from psrjax.data import estimated_geometry as eg
 from psrjax.data import synthetic, synthetic_clips, view_pairs, sources
-from psrjax.systems import base
+from psrjax.systems import registry
 
 import conformance
 
@@ -87,7 +87,7 @@ def test_source_examples_and_synthesis_use_the_estimate(clip, estimated):
   src = synthetic_clips.SyntheticClips("train", num_views=VIEWS, num_frames=FRAMES,
                                        resolution=SIZE, num_clips=2, estimate=estimate)
   assert src.modalities["face"] == sources.ESTIMATED and src.modalities["rgb"] == sources.EXACT
-  example = base.get_system(config).synthesis_example(seed=SEED, source_view=1, target_view=3)
+  example = registry.get_system(config).synthesis_example(seed=SEED, source_view=1, target_view=3)
   np.testing.assert_array_equal(example["tgt_face"], estimated["face"][2])
   np.testing.assert_array_equal(example["src_face"], estimated["face"][0])
   np.testing.assert_array_equal(example["tgt_rgb"], sources.to_unit(clip["rgb"][2]))

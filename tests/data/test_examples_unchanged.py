@@ -15,8 +15,8 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
 import train_harness  # noqa: E402
-from psrjax.systems import base  # noqa: E402
 from psrjax.train import data as data_lib  # noqa: E402
+from psrjax.systems import registry
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 # sha1 (16 hex digits) of: trainer batches 0 and 1; evaluation examples 0..2; synthesis_example(seed=1).
@@ -51,7 +51,7 @@ def digest(example) -> str:
 
 def digests(name: str) -> dict:
   config = train_harness.config_with(os.path.join(CONFIGS, f"{name}.py") + ":tiny")
-  system = base.get_system(config)
+  system = registry.get_system(config)
   batched = data_lib.train_dataset(system, config, local_batch=config.train.batch_size,
                                    shard=(0, 1))
   evaluation = system.dataset(config.eval.split, seed=config.seed, shard_index=0, shard_count=1)

@@ -122,12 +122,12 @@ def test_the_fitted_body_and_undistorted_frames_agree_with_the_truth(built):
 
 
 def test_psrnet_examples_come_from_the_dataset(built):
-  from psrjax.systems import base
+  from psrjax.systems import registry
   _, out, _ = built
   config = train_harness.config_with(f"{PSRNET_CONFIG}:tiny,data={out}")
   assert (config.data.num_views, config.data.depth, config.data.dataset) == (VIEWS, "person",
                                                                              str(out))
-  system = base.get_system(config)
+  system = registry.get_system(config)
   t = config.data.num_frames
   train = system.dataset("train", seed=0, shard_index=0, shard_count=1)
   assert len(train) == FRAMES - TAIL - t + 1          # a window per start frame
@@ -141,7 +141,7 @@ def test_psrnet_examples_come_from_the_dataset(built):
   np.testing.assert_array_equal(ex["tgt_rgb"], want["rgb"])
   config.data.depth = "scene"
   with pytest.raises(ValueError, match="empty room's depth"):
-    base.get_system(config).dataset("train", seed=0, shard_index=0, shard_count=1)
+    registry.get_system(config).dataset("train", seed=0, shard_index=0, shard_count=1)
 
 
 def test_psrnet_trains_on_the_recording_and_synthesizes_a_target_view(built, tmp_path):

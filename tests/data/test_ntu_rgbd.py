@@ -170,11 +170,11 @@ def test_estimated_cameras_fitted_maps_and_depth_masks_agree_with_the_truth(buil
 
 
 def test_psrnet_evaluates_the_held_out_camera_as_target(built):
-  from psrjax.systems import base
+  from psrjax.systems import registry
   path, _ = built
   config = train_harness.config_with(f"{PSRNET_CONFIG}:tiny,data={path}")
   assert config.data.num_views == 3
-  system = base.get_system(config)
+  system = registry.get_system(config)
   pairs = {int(e["pair"]) for e in system.dataset("validation", seed=0, shard_index=0,
                                                    shard_count=1)}
   assert pairs == {2, 4}                                      # 2 -> 1 and 3 -> 1

@@ -10,6 +10,7 @@ import pytest
 
 from psrjax import cli
 from psrjax.data import prepare, prepared, preprocess, synthetic, video
+from psrjax.systems import registry
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
 import train_harness  # noqa: E402
@@ -182,11 +183,10 @@ def test_bad_input_is_a_one_line_error_and_writes_nothing(case, tmp_path, capsys
 
 
 def test_mfci_evaluates_held_out_runs_of_prepared_videos(built):
-  from psrjax.systems import base
   _, out, _ = built
   config = train_harness.config_with(f"{MFCI_CONFIG}:tiny,res={RES},data={out}")
   assert config.data.dataset == str(out) and config.data.resolution == RES
-  system = base.get_system(config)
+  system = registry.get_system(config)
   examples = list(system.dataset("validation", seed=0, shard_index=0, shard_count=1))
   assert len(examples) == 1                       # clip8: one run of L = 7 from its end
   ex = examples[0]
@@ -196,10 +196,9 @@ def test_mfci_evaluates_held_out_runs_of_prepared_videos(built):
 
 
 def test_a_config_at_another_resolution_reads_the_dataset_resized(built):
-  from psrjax.systems import base
   import cv2
   _, out, _ = built
-  example = lambda res: base.get_system(train_harness.config_with(
+  example = lambda res: registry.get_system(train_harness.config_with(
       f"{MFCI_CONFIG}:tiny,res={res},data={out}")).dataset("validation", seed=0, shard_index=0,
                                                             shard_count=1)[0]
   full, half = example(RES), example(RES // 2)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from psrjax.data import prerendered, synthetic_clips
-from psrjax.systems import base
+from psrjax.systems import registry
 
 _TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(_TESTS, "train"))
@@ -41,7 +41,7 @@ def _config(name: str, prerendered_value: str):
 
 
 def _examples(name: str, value: str, split: str, count: int) -> list[dict]:
-  system = base.get_system(_config(name, value))
+  system = registry.get_system(_config(name, value))
   ds = system.dataset(split, seed=3, shard_index=1, shard_count=2)
   return [ds[i] for i in range(min(count, len(ds)))]
 

@@ -201,8 +201,9 @@ def test_tiny_system_param_tree_is_unchanged_so_old_checkpoints_load(fusion):
   onto psrjax.nn's 2D layers (tests/models/data/mfci_tiny_param_tree.json)."""
   from psrjax import config_utils
   from psrjax.systems import base
+  from psrjax.systems import registry
   config = config_utils.load_config(os.path.join(REPO, "configs", f"mfci.py:tiny,fusion={fusion}"))
-  system = base.get_system(config)
+  system = registry.get_system(config)
   batch = {k: jax.ShapeDtypeStruct(s, jnp.float32) for k, s in BATCH_SHAPES.items()}
   shapes = jax.eval_shape(functools.partial(base.init, system), KEY, batch)
   got = {"/".join(k): list(v.shape) for k, v in flatten_dict(shapes).items()}

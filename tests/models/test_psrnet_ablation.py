@@ -12,7 +12,7 @@ from psrjax import config_utils
 from psrjax.geometry import BACKGROUND, OCCLUDED
 from psrjax.models.psrnet import (DECODERS, ENCODERS, ReconstructionLayer, RecurrenceLayer,
                                   composite, composite_context, psrnet_layer)
-from psrjax.systems import base
+from psrjax.systems import registry
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 B, T, H, W = 1, 4, 32, 32
@@ -133,7 +133,7 @@ def test_system_passes_decoders_to_layer1_and_encoders_to_the_others():
   config = config_utils.load_config(os.path.join(ROOT, "configs/psrnet.py:tiny,layers=3"),
                                     [("model.decoders", "context"),
                                      ("model.encoders", "concat_all")])
-  g = base.get_system(config).generators
+  g = registry.get_system(config).generators
   assert g[0].decoders == "context"
   assert [x.encoders for x in g[1:]] == ["concat_all", "concat_all"]
   assert ENCODERS[0] == "concat_videos" and DECODERS[0] == "separate"
@@ -162,7 +162,7 @@ def test_ablation_script_runs_layer2_from_a_frozen_layer1(monkeypatch):
   assert two.model.alpha == 1.0
   assert (two.init_from, two.init_groups, two.train.ema.groups) == ("w/layer1-separate", ("g1",),
                                                                      ("g1", "g2"))
-  assert [s.steps for s in base.get_system(two).stages()] == [0, 5]
+  assert [s.steps for s in registry.get_system(two).stages()] == [0, 5]
   for bad in (["--decoders", "shared"], ["--alpha", "0"], ["--set", "data.rooms"]):
     with pytest.raises(SystemExit):
       script.parse_args(["--workdir", "w", *bad])

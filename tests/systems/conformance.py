@@ -28,6 +28,7 @@ import numpy as np
 import train_harness
 from psrjax import config_utils
 from psrjax.systems import base
+from psrjax.systems import registry
 from psrjax.train import benchmark
 from psrjax.train import context as context_lib
 from psrjax.train import data as data_lib
@@ -37,7 +38,7 @@ from psrjax.train import state as state_lib
 from psrjax.train import step as step_lib
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
-SYSTEMS = tuple(base.known_systems())
+SYSTEMS = tuple(registry.known_systems())
 
 
 def config_spec(name: str) -> str:
@@ -162,7 +163,7 @@ class Runs:
   @property
   def resume_step(self) -> int:
     """A step inside the last stage, where the resume check restarts the straight run."""
-    stages = base.get_system(tiny_config(self.name)).stages()
+    stages = registry.get_system(tiny_config(self.name)).stages()
     return sum(s.steps for s in stages) - stages[-1].steps // 2
 
   def workdir(self, label: str) -> str:
@@ -175,7 +176,7 @@ class Runs:
 
   @property
   def system(self) -> base.System:
-    return self._get("system", lambda: base.get_system(self.config()))
+    return self._get("system", lambda: registry.get_system(self.config()))
 
   @property
   def straight(self) -> loop.TrainResult:

@@ -13,7 +13,7 @@ import conformance
 import train_harness
 from psrjax import nn as pnn
 from psrjax.data import per_person
-from psrjax.systems import base
+from psrjax.systems import registry
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 GROUP = pytest.mark.xdist_group("cocovid")
@@ -50,7 +50,7 @@ def test_per_frame_inference_exemplars_are_each_frames_nearest_training_frame():
   training frame in pose; G (two-pass, G_1, faces) given the fixed exemplar once per frame draws
   what it draws from the fixed exemplar alone."""
   config = tiny_config(**{"data.inference_exemplar": "nearest"})
-  system = base.get_system(config)
+  system = registry.get_system(config)
   example = system.dataset("test", seed=0, shard_index=0, shard_count=1)[0]
   t = example["rgb"].shape[0]
   assert example["exemplar_rgb"].shape == (t,) + example["rgb"].shape[1:]
@@ -61,7 +61,7 @@ def test_per_frame_inference_exemplars_are_each_frames_nearest_training_frame():
   spec = system.example_spec("test")
   assert spec["exemplar_keypoints"].shape == (t, 18, 3)
 
-  fixed = base.get_system(tiny_config())
+  fixed = registry.get_system(tiny_config())
   batch = fixed.prepare(train_harness.eval_batch(fixed))
   params = conformance.initial_params("cocovid")
   tile = lambda v: jnp.repeat(v[:, None], t, axis=1)
@@ -77,7 +77,7 @@ def test_per_frame_inference_exemplars_are_each_frames_nearest_training_frame():
 def test_temporal_generator_starts_as_the_frame_generator():
   """The previous-frame channels' weights start at 0: G_1 = G at initialisation, whatever the
   previous frames; after the temporal stage they are trained."""
-  system = base.get_system(tiny_config())
+  system = registry.get_system(tiny_config())
   batch = system.prepare(train_harness.eval_batch(system))
   params = conformance.initial_params("cocovid")
   label, exemplar = batch["label"][:, 0], batch["exemplar_rgb"]
@@ -92,11 +92,11 @@ def test_temporal_generator_starts_as_the_frame_generator():
 @GROUP
 def test_two_pass_inference_uses_the_refined_exemplar():
   config = tiny_config()
-  system = base.get_system(config)
+  system = registry.get_system(config)
   batch = system.prepare(train_harness.eval_batch(system))
   params = conformance.initial_params("cocovid")
   refined = jax.jit(system._refined_exemplar)(params, batch)
-  one_pass = base.get_system(tiny_config(**{"model.two_pass": False}))
+  one_pass = registry.get_system(tiny_config(**{"model.two_pass": False}))
   direct = jax.jit(functools.partial(one_pass._generate, True, True))(
       params, {**batch, "exemplar_rgb": refined})
   two = jax.jit(system.generate)(params, batch)
@@ -106,17 +106,17 @@ def test_two_pass_inference_uses_the_refined_exemplar():
 
 def test_evaluation_exemplar_is_a_typical_training_frame():
   config = tiny_config()
-  system = base.get_system(config)
+  system = registry.get_system(config)
   index = system.exemplar_index()
   assert 0 <= index < len(per_person.train_keypoints(config.data))
-  assert base.get_system(tiny_config(**{"data.exemplar": 5})).exemplar_index() == 5
+  assert registry.get_system(tiny_config(**{"data.exemplar": 5})).exemplar_index() == 5
   example = system.synthesis_example(seed=0)
   np.testing.assert_array_equal(example["exemplar_rgb"],
                                 per_person.exemplar(config.data, index)["exemplar_rgb"])
 
 
 def test_driving_poses_are_translated_vertically_by_eq_1():
-  system = base.get_system(tiny_config())
+  system = registry.get_system(tiny_config())
   normalize = system.normalizer("cross")
   kp = per_person.driving_keypoints(system.config.data)
   out = normalize(kp)
@@ -127,7 +127,7 @@ def test_driving_poses_are_translated_vertically_by_eq_1():
 
 @GROUP
 def test_spectral_layers_advance_their_power_iteration_with_the_optimizer():
-  system = base.get_system(tiny_config())
+  system = registry.get_system(tiny_config())
   params = conformance.initial_params("cocovid")
   opt = system.optimizers()["d"]
   grads = jax.tree.map(jnp.zeros_like, params["d"])
@@ -146,4 +146,4 @@ def test_spectral_layers_advance_their_power_iteration_with_the_optimizer():
 ])
 def test_bad_configs_fail_with_one_line_errors(overrides, match):
   with pytest.raises(ValueError, match=match):
-    base.get_system(tiny_config(**overrides))
+    registry.get_system(tiny_config(**overrides))

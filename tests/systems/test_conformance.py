@@ -1,4 +1,4 @@
-"""The checks every system passes, by registration: each system `psrjax.systems.base.known_systems`
+"""The checks every system passes, by registration: each system `registry.known_systems`
 lists, with its `configs/<name>.py:tiny`, gets all of them and needs no code here.
 
 - every stage initialises and trains (>= 2 steps each): its groups move, the others do not;
@@ -29,7 +29,7 @@ import pytest
 import conformance
 import train_harness
 from psrjax import cli
-from psrjax.systems import base
+from psrjax.systems.tasks import strips
 from psrjax.train import loop
 from psrjax.train import lowering
 
@@ -121,7 +121,7 @@ def test_synthesize_writes_a_captioned_video(name, system_runs, tmp_path, capsys
                    "--out", str(out)]) == 0, capsys.readouterr().err
   frames = iio.imread(out)
   t, height = frames.shape[:2]
-  rows = [h for h in range(1, height) if h + base.caption_height(h) == height]
+  rows = [h for h in range(1, height) if h + strips.caption_height(h) == height]
   assert t >= 1 and rows, frames.shape                 # frames under a caption row
   caption = frames[:, :height - rows[0]]
   assert caption.max() > 200 and np.median(caption) < 50   # white names on black

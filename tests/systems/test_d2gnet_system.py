@@ -12,7 +12,7 @@ import pytest
 import train_harness
 from psrjax import cli
 from psrjax.data import per_person, scripted_person
-from psrjax.systems import base
+from psrjax.systems import registry
 from psrjax.train import inference
 from psrjax.train import loop
 
@@ -25,7 +25,7 @@ def tiny_config(arg="tiny", **overrides):
 
 
 def test_pose_label_stacks_frames_t_t1_t2_with_the_surface_code():
-  system = base.get_system(tiny_config())
+  system = registry.get_system(tiny_config())
   batch = train_harness.eval_batch(system)
   label = np.asarray(jax.jit(system.prepare)(batch)["label"])
   assert label.shape == batch["rgb"].shape[:4] + (18,)
@@ -36,14 +36,14 @@ def test_pose_label_stacks_frames_t_t1_t2_with_the_surface_code():
   codes = system.codes[np.where(batch["face"] >= 0, batch["face"], -1)]
   np.testing.assert_array_equal(label[..., 3:6], codes)
   assert np.all(label[..., 3:6][batch["face"] < 0] == -1.0)
-  flat = base.get_system(tiny_config("tiny,label2d"))
+  flat = registry.get_system(tiny_config("tiny,label2d"))
   assert flat.channels == 9 and "face" not in flat.dataset("validation", seed=0, shard_index=0,
                                                             shard_count=1)[0]
 
 
 def test_initial_texture_and_background_come_from_the_training_frames():
   config = tiny_config()
-  system = base.get_system(config)
+  system = registry.get_system(config)
   texture = system.initial_texture()
   assert texture.shape == (24, 8, 8, 18)
   assert np.all(texture[..., 3:] == 0) and 0 <= texture[..., :3].min() <= texture[..., :3].max() <= 1
@@ -106,7 +106,7 @@ def test_a_person_run_starts_from_the_pretrained_uv_generator(tmp_path):
   # its one group is what `--config.init_from` gives a person run (shapes checked on restore),
   # and the texture is unwrapped through it
   config = tiny_config(**{"init_from": str(tmp_path / "uv"), "texture.init": "predicted"})
-  system = base.get_system(config)
+  system = registry.get_system(config)
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(system.pretrained_uv()),
                trained["uv"])
   texture = system.initial_texture()
@@ -146,7 +146,7 @@ def test_trains_and_synthesizes_on_a_prepared_real_video(tmp_path):
   out = tmp_path / "out.gif"
   assert cli.main(["synthesize", "--workdir", result.workdir, "--out", str(out)]) == 0
   assert out.exists()
-  surface = base.get_system(tiny_config())     # the 3D label needs the driver's face maps
+  surface = registry.get_system(tiny_config())     # the 3D label needs the driver's face maps
   with pytest.raises(ValueError, match="'face' modality"):
     surface.synthesis_example(seed=0, driving=dataset)
 
@@ -161,4 +161,4 @@ def test_trains_and_synthesizes_on_a_prepared_real_video(tmp_path):
 ])
 def test_bad_configs_fail_with_one_line_errors(overrides, match):
   with pytest.raises(ValueError, match=match):
-    base.get_system(tiny_config(**overrides))
+    registry.get_system(tiny_config(**overrides))

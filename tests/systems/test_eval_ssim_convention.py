@@ -15,6 +15,7 @@ from skimage.metrics import structural_similarity  # noqa: E402
 import conformance  # noqa: E402
 import train_harness  # noqa: E402
 from psrjax.systems import base  # noqa: E402
+from psrjax.systems import registry
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 
@@ -38,7 +39,7 @@ def _reference(pred, target, mask):
     pytest.param("psrnet", "layer1", marks=pytest.mark.xdist_group("psrnet")),
     pytest.param("mfci", "single", marks=pytest.mark.xdist_group("mfci"))])
 def test_eval_ssim_and_masked_ssim_match_scikit_image(name, prediction):
-  system = base.get_system(train_harness.config_with(os.path.join(CONFIGS, f"{name}.py") + ":tiny"))
+  system = registry.get_system(train_harness.config_with(os.path.join(CONFIGS, f"{name}.py") + ":tiny"))
   batch = train_harness.eval_batch(system)
   params = conformance.initial_params(name)
   result, pred = jax.device_get(jax.jit(

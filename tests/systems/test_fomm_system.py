@@ -12,7 +12,8 @@ import pytest
 import train_harness
 from psrjax import cli
 from psrjax.geometry import motion
-from psrjax.systems import base, fomm
+from psrjax.systems import fomm
+from psrjax.systems import registry
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 GROUP = pytest.mark.xdist_group("fomm")
@@ -63,7 +64,7 @@ def test_equivariance_losses_vanish_for_equivariant_keypoints():
 
 
 def test_training_pairs_are_two_frames_of_one_clip_and_evaluation_starts_at_the_source():
-  system = base.get_system(tiny_config())
+  system = registry.get_system(tiny_config())
   train = system.dataset("train", seed=0, shard_index=0, shard_count=1)
   example = train[0]
   assert example["src_rgb"].shape[0] == 1 and example["tgt_rgb"].shape[0] == 1
@@ -105,4 +106,4 @@ def test_synthesize_animates_an_image_file(system_runs, tmp_path, capsys):
 ])
 def test_bad_configs_fail_with_one_line_errors(overrides, match):
   with pytest.raises(ValueError, match=match):
-    base.get_system(tiny_config(**overrides))
+    registry.get_system(tiny_config(**overrides))

@@ -18,7 +18,8 @@ from psrjax import cli, config_utils
 from psrjax.data import first_frame, same_video
 from psrjax.geometry import motion
 from psrjax.models import internet as internet_models
-from psrjax.systems import base, fomm, internet
+from psrjax.systems import fomm, internet
+from psrjax.systems import registry
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 GROUP = pytest.mark.xdist_group("internet")
@@ -76,7 +77,7 @@ def _regularisation_grads() -> dict[tuple[str, bool], float]:
   """{(scheme, through the generated frame): max |d L_reg / d (keypoint detector's params)|} of
   a tiny system's first training batch; without the generated frame's path only the confidence
   path remains. One jitted program: the forward does not depend on the scheme."""
-  systems = {s: base.get_system(tiny_config(**{"loss.temporal": s})) for s in SCHEMES}
+  systems = {s: registry.get_system(tiny_config(**{"loss.temporal": s})) for s in SCHEMES}
   system = systems[SCHEMES[0]]
   batch = jax.tree.map(lambda x: jnp.asarray(x)[None],
                        system.dataset("train", seed=0, shard_index=0, shard_count=1)[0])
@@ -112,7 +113,7 @@ def test_only_the_intrinsic_loss_reaches_the_keypoint_detector_through_the_confi
 
 
 def test_training_examples_start_at_the_first_frame_and_drive_with_two_consecutive_frames():
-  system = base.get_system(tiny_config())
+  system = registry.get_system(tiny_config())
   d = system.config.data
   clip = system.dataset("train", seed=0, shard_index=0, shard_count=1)
   src = same_video._source(d, "train", d.train_clips)
@@ -167,7 +168,7 @@ def test_configs_name_table_2s_rows():
 ])
 def test_bad_configs_fail_with_one_line_errors(overrides, match):
   with pytest.raises(ValueError, match=match):
-    base.get_system(tiny_config(**overrides))
+    registry.get_system(tiny_config(**overrides))
 
 
 def _table_script():

@@ -17,6 +17,8 @@ from psrjax.data import synthetic  # noqa: E402
 from psrjax.data import same_video  # noqa: E402
 from psrjax.systems import base  # noqa: E402
 from psrjax.train import loop  # noqa: E402
+from psrjax.systems import registry
+from psrjax.systems.tasks import strips
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "mfci.py")
 pytestmark = pytest.mark.xdist_group("mfci")   # shares the session's MFCI runs
@@ -28,7 +30,7 @@ def tiny_config(**overrides):
 
 @pytest.fixture(scope="module")
 def system():
-  return base.get_system(tiny_config())
+  return registry.get_system(tiny_config())
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ def test_train_examples_are_disjoint_source_and_consecutive_target_frames_of_one
   clip = synthetic.SyntheticSource("train", num_views=1, num_frames=9, resolution=16)[0]
   starts = set()
   for seed in range(4):
-    example = base.get_system(tiny_config()).dataset("train", seed=seed, shard_index=0,
+    example = registry.get_system(tiny_config()).dataset("train", seed=seed, shard_index=0,
                                                      shard_count=1)[0]
     sources = _frame_index(clip["rgb"], example["src_rgb"])
     targets = _frame_index(clip["rgb"], example["tgt_rgb"])
@@ -86,7 +88,7 @@ def test_eval_examples_are_fixed_same_video_examples_of_held_out_people(system):
 ])
 def test_bad_config_is_a_clear_error(overrides, match):
   with pytest.raises(ValueError, match=match):
-    base.get_system(tiny_config(**overrides))
+    registry.get_system(tiny_config(**overrides))
 
 
 def test_paper_defaults_of_the_base_config():
@@ -120,7 +122,7 @@ def test_fourteen_joint_heatmaps_are_the_model_pose_input(system, batch, params)
   assert kernel("single", "foreground", "in", "conv") == 10 * (3 + pf) + 14
   assert kernel("fusion", "fg_fusion", "rb6", "in") == k * (c + 14) + 14
   assert kernel("d_frame", "conv0") == 3 + 14
-  limbs = base.get_system(tiny_config(**{"pose.input": "heatmaps+limbs", "pose.joints": 18}))
+  limbs = registry.get_system(tiny_config(**{"pose.input": "heatmaps+limbs", "pose.joints": 18}))
   assert jax.eval_shape(limbs.prepare, batch)["tgt_pose"].shape[-1] == 18 + 17
 
 
@@ -150,7 +152,7 @@ def test_two_stage_schedule(system):
   assert (single.name, single.steps, fused.name, fused.steps) == ("single", 2, "fused", 2)
   assert [p.trains for p in single.phases] == [("d_single",), ("single",)]
   assert [p.trains for p in fused.phases] == [("d_frame", "d_video"), ("fusion",)]
-  no_dv = base.get_system(tiny_config(**{"model.temporal_ranges": ()}))
+  no_dv = registry.get_system(tiny_config(**{"model.temporal_ranges": ()}))
   assert no_dv.stages()[1].phases[0].trains == ("d_frame",) and "d_video" not in no_dv.optimizers()
 
 
@@ -176,7 +178,7 @@ def test_losses_report_every_term_of_eq3(system_runs):
 def test_mask_term_is_the_bce_of_the_generated_mask(params, batch):
   """`loss.mask` adds its weight times the binary cross-entropy of the generated M_fg with the
   person mask, to both stages' generator losses."""
-  masked = base.get_system(tiny_config(**{"loss.mask": 0.5}))
+  masked = registry.get_system(tiny_config(**{"loss.mask": 0.5}))
   b = masked.prepare(batch)
   single_terms = jax.eval_shape(phase_loss(masked, "single", "g"), params, b)[1]
   assert "mask" in single_terms
@@ -203,7 +205,7 @@ def test_generate_evaluate_and_sample_strip(system, params, batch):
       assert result[f"{metric}/{name}"].shape == (2,)
   one = {k: np.asarray(v)[0] for k, v in batch.items()}
   strip = system.sample_video(one, {k: v[0] for k, v in out.items()})
-  assert strip.dtype == np.uint8 and strip.shape == (7, base.caption_height(16) + 16, 16 * 5, 3)
+  assert strip.dtype == np.uint8 and strip.shape == (7, strips.caption_height(16) + 16, 16 * 5, 3)
 
 
 def test_trains_both_stages_and_evaluates_baseline_and_fused(system_runs):
@@ -223,7 +225,7 @@ def test_synthesize_cross_video_with_background_substitution(system_runs, tmp_pa
                    "27", "--background-seed", "36", "--out", str(out)])
   assert code == 0 and out.stat().st_size > 0
   import imageio.v3 as iio
-  assert iio.imread(out).shape[:3] == (7, base.caption_height(16) + 16, 16 * 5)
+  assert iio.imread(out).shape[:3] == (7, strips.caption_height(16) + 16, 16 * 5)
   with pytest.raises(SystemExit) as exit_info:    # PSR-Net's option: not MFCI's
     cli.main(["synthesize", "--workdir", straight.workdir, "--source-view", "2", "--out", str(out)])
   assert exit_info.value.code == 2

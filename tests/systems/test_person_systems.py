@@ -19,6 +19,8 @@ from psrjax.data import scripted_person  # noqa: E402
 from psrjax.systems import base, pix2pixhd  # noqa: E402
 from psrjax.train import benchmark  # noqa: E402
 from psrjax.train import inference  # noqa: E402
+from psrjax.systems import registry  # noqa: E402
+from psrjax.systems.tasks import gan  # noqa: E402
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 METRICS = {"ssim", "psnr", "m_ssim", "lpips", "mask_iou", "tempe"}
@@ -48,7 +50,7 @@ def test_tiny_run_trains_evaluates_and_synthesizes_cross_person(name, system_run
 
 
 def test_edn_generates_frame_by_frame_from_the_previous_output():
-  system = base.get_system(tiny_config("edn"))
+  system = registry.get_system(tiny_config("edn"))
   batch = train_harness.eval_batch(system)
   params = train_harness.init_params(system, batch, 0)
   main = system.stages()[0]
@@ -65,7 +67,7 @@ def test_edn_generates_frame_by_frame_from_the_previous_output():
 
 
 def test_edn_face_gan_changes_only_the_face_box():
-  system = base.get_system(tiny_config("edn"))
+  system = registry.get_system(tiny_config("edn"))
   batch = train_harness.eval_batch(system)
   params = train_harness.init_params(system, batch, 1)
   main = np.asarray(base.generate(system, params, batch, stage=system.stages()[0])["frames"])
@@ -82,7 +84,7 @@ def test_edn_face_gan_changes_only_the_face_box():
 def test_pix2pix_dropout_is_noise_in_training_only():
   """pix2pix's U-Net (6 levels at 64x64: dropout on level 4) draws a new dropout mask from each
   training step's key; evaluation and synthesis are deterministic."""
-  system = base.get_system(tiny_config("pix2pix", **{"data.resolution": 64,
+  system = registry.get_system(tiny_config("pix2pix", **{"data.resolution": 64,
                                                      "model.unet_downs": 6}))
   batch = train_harness.eval_batch(system, 1)
   params = train_harness.init_params(system, batch, 2)
@@ -99,7 +101,7 @@ def test_pix2pix_dropout_is_noise_in_training_only():
 
 def test_synthesized_mask_of_the_ground_truth_is_the_person_mask():
   config = tiny_config("pix2pixhd")
-  system = base.get_system(config)
+  system = registry.get_system(config)
   frames = scripted_person.frames(config.data, 5, 3)
   derived = np.asarray(pix2pixhd.synthesized_mask(jnp.asarray(frames["rgb"]), system.background))
   np.testing.assert_array_equal(derived, frames["mask"])
@@ -115,12 +117,12 @@ def test_synthesized_mask_of_the_ground_truth_is_the_person_mask():
 ])
 def test_bad_configs_fail_with_one_line_errors(name, overrides, match):
   with pytest.raises(ValueError, match=match):
-    system = base.get_system(tiny_config(name, **overrides))
+    system = registry.get_system(tiny_config(name, **overrides))
     system.optimizers()
 
 
 def test_pix2pixhd_lr_is_constant_then_decays_linearly_to_zero():
-  schedule = pix2pixhd.decayed_lr(2e-4, 100, 0.5)
+  schedule = gan.decayed_lr(2e-4, 100, 0.5)
   np.testing.assert_allclose([schedule(0), schedule(49), schedule(50), schedule(75), schedule(100)],
                              [2e-4, 2e-4, 2e-4, 1e-4, 0.0], rtol=1e-6, atol=1e-12)
 
@@ -128,18 +130,18 @@ def test_pix2pixhd_lr_is_constant_then_decays_linearly_to_zero():
 @pytest.mark.parametrize("name,order,phases", [
     ("pix2pixhd", "gd", ("g", "d")), ("edn", "gd", ("g", "d")), ("pix2pixhd", "dg", ("d", "g"))])
 def test_update_order_orders_every_stages_phases(name, order, phases):
-  system = base.get_system(tiny_config(name, **{"optim.update_order": order}))
+  system = registry.get_system(tiny_config(name, **{"optim.update_order": order}))
   for stage in system.stages():
     assert tuple(p.name for p in stage.phases) == phases
     assert stage.generator_phase().name == "g"
 
 
 def test_update_order_defaults_to_the_authors_scripts_and_old_runs_keep_theirs():
-  assert pix2pixhd.update_order(tiny_config("pix2pixhd").optim) == "gd"
-  assert pix2pixhd.update_order(tiny_config("pix2pix").optim) == "dg"
+  assert gan.update_order(tiny_config("pix2pixhd").optim) == "gd"
+  assert gan.update_order(tiny_config("pix2pix").optim) == "dg"
   saved = tiny_config("pix2pixhd").optim
   del saved["update_order"]   # a config saved before the field existed
-  assert pix2pixhd.update_order(saved) == "dg"
+  assert gan.update_order(saved) == "dg"
 
 
 def _discriminator_forward_convolutions(hlo: str) -> int:

@@ -15,6 +15,8 @@ import conformance  # noqa: E402
 import train_harness  # noqa: E402
 from psrjax.data import view_pairs  # noqa: E402
 from psrjax.systems import base, psrnet  # noqa: E402
+from psrjax.systems import registry
+from psrjax.systems.tasks import strips
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "psrnet.py")
 pytestmark = pytest.mark.xdist_group("psrnet")   # shares the session's PSR-Net runs
@@ -26,7 +28,7 @@ def tiny_config(**overrides):
 
 @pytest.fixture(scope="module")
 def system():
-  return base.get_system(tiny_config())
+  return registry.get_system(tiny_config())
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +49,12 @@ def test_stagewise_schedule_trains_one_layer_per_stage(system):
 
 
 def test_joint_and_weighted_schedules():
-  joint = base.get_system(tiny_config(**{"schedule.mode": "joint"})).stages()
+  joint = registry.get_system(tiny_config(**{"schedule.mode": "joint"})).stages()
   assert len(joint) == 1 and joint[0].phases[1].trains == ("g1", "g2")
-  weighted = base.get_system(tiny_config(**{"train.steps": 12, "schedule.layer_weights": (2.0, 1.0)}))
+  weighted = registry.get_system(tiny_config(**{"train.steps": 12, "schedule.layer_weights": (2.0, 1.0)}))
   assert [s.steps for s in weighted.stages()] == [8, 4]
   with pytest.raises(ValueError, match="layer_weights"):
-    base.get_system(tiny_config(**{"schedule.layer_weights": (1.0, -1.0)})).stages()
+    registry.get_system(tiny_config(**{"schedule.layer_weights": (1.0, -1.0)})).stages()
 
 
 def test_eval_examples_enumerate_every_view_pair(system):
@@ -109,7 +111,7 @@ def test_sample_video_strip(system, params, batch):
   one = {k: np.asarray(v)[0] for k, v in batch.items()}
   frames = system.sample_video(one, {k: np.asarray(v)[0] for k, v in out.items()})
   t, h, w = batch["tgt_rgb"].shape[1:4]
-  caption = base.caption_height(h)  # input, x0, 2 layers, target under a caption row
+  caption = strips.caption_height(h)  # input, x0, 2 layers, target under a caption row
   assert frames.dtype == np.uint8 and frames.shape == (t, caption + h, w * 5, 3)
 
 
@@ -129,10 +131,10 @@ def test_trains_both_stages_and_evaluates(system_runs):
 
 def test_batch_shapes_that_do_not_match_the_config_are_an_error(tmp_path):
   config = tiny_config()
-  system = base.get_system(config)
+  system = registry.get_system(config)
   wrong = tiny_config(**{"data.resolution": 36})
   spec = system.example_spec("train")
-  ds = base.get_system(wrong).dataset("validation", seed=0, shard_index=0, shard_count=1)
+  ds = registry.get_system(wrong).dataset("validation", seed=0, shard_index=0, shard_count=1)
   from psrjax.train import data as data_lib
   local = {k: np.asarray(v)[None] for k, v in ds[0].items()}
   with pytest.raises(ValueError, match="tgt_rgb|src_rgb"):
@@ -173,7 +175,7 @@ def test_residual_layer1_starts_exactly_at_texture_transfer(batch, plate):
   """With residual decoders, G¹'s output after Eq. 3 at initialisation is x̂⁰ on the person and,
   elsewhere, x̂⁰'s mid-grey or (`residual_plate`) the input view's background plate (the
   decoders correct the Eq. 3 pre-image)."""
-  system = base.get_system(tiny_config(**{"model.residual": True, "model.residual_plate": plate}))
+  system = registry.get_system(tiny_config(**{"model.residual": True, "model.residual_plate": plate}))
   params = train_harness.init_params(system, batch, 1)
   layer1 = system.stages()[0]
   out = jax.jit(lambda p, b: base.generate(system, p, b, stage=layer1))(params, batch)

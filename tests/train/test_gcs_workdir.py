@@ -226,7 +226,7 @@ def test_prepare_into_the_bucket_and_read_it(emulator, tmp_path, monkeypatch, ca
   """`psrjax prepare --out gs://...` builds locally, uploads, and the dataset reads from there."""
   monkeypatch.syspath_prepend(os.path.join(REPO, "tests", "data"))
   import test_prepare  # pylint: disable=g-import-not-at-top
-  from psrjax.systems import base  # pylint: disable=g-import-not-at-top
+  from psrjax.systems import registry  # pylint: disable=g-import-not-at-top
   monkeypatch.setenv("PSRJAX_PREPARE_DIR", str(tmp_path / "build"))
   test_prepare.write_videos(tmp_path)
   url = f"gs://{BUCKET}/datasets/clips"
@@ -246,7 +246,7 @@ def test_prepare_into_the_bucket_and_read_it(emulator, tmp_path, monkeypatch, ca
     config = train_harness.config_with(
         f"{test_prepare.MFCI_CONFIG}:tiny,res={test_prepare.RES},data={data}")
     assert config.data.dataset == data
-    return base.get_system(config).dataset("validation", seed=0, shard_index=0,
+    return registry.get_system(config).dataset("validation", seed=0, shard_index=0,
                                            shard_count=1)[0]
   remote, local = example(url), example(str(tmp_path / "copy"))
   assert remote.keys() == local.keys()

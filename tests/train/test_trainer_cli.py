@@ -15,6 +15,7 @@ import toy_config
 from psrjax import cli
 from psrjax.train import loop
 from psrjax.systems import base
+from psrjax.systems import registry
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -106,10 +107,10 @@ def test_eval_without_checkpoints(tmp_path, capsys):
 def test_get_system_resolution():
   config = ml_collections.ConfigDict({"system": "psrjax.nosuch.module"})
   with pytest.raises(ValueError, match="unknown system 'psrjax.nosuch.module'"):
-    base.get_system(config)
+    registry.get_system(config)
   config.system = os.path.join(HERE, "missing_system.py")
   with pytest.raises(ValueError, match="does not exist"):
-    base.get_system(config)
+    registry.get_system(config)
 
 
 def test_stage_and_phase_validation():
