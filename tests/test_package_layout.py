@@ -80,3 +80,19 @@ def test_systems_holds_systems_only():
   assert set(registry.known_systems()) == names
   assert {"edn", "mfci", "pix2pixhd", "psrnet"} <= names
 
+
+def test_no_system_imports_or_subclasses_another():
+  modules = _modules()
+  systems = {f"psrjax.systems.{n}" for n in registry.known_systems()}
+  for name in sorted(systems):
+    path = modules[name]
+    assert not _imports(path, modules) & (systems - {name}), name
+    tree = ast.parse(open(path).read())
+    imported = {a.asname or a.name for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module == "psrjax.systems"
+                for a in node.names}
+    assert imported <= {"base"}, (name, imported)
+    for node in ast.walk(tree):
+      if isinstance(node, ast.ClassDef):
+        bases = {ast.unparse(b).split(".")[0] for b in node.bases}
+        assert not bases & (imported - {"base"}), (name, node.name)

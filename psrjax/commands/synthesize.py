@@ -3,10 +3,11 @@
   psrjax synthesize --workdir DIR --seed 7 --out out.mp4 [the system's options]
   psrjax synthesize --workdir DIR --help      (lists the options of the system DIR holds)
 
-Loads the workdir's config and latest checkpoint, asks the system for its synthesis example
-`--seed` (`System.synthesis_example`) and writes the system's side-by-side strip as MP4 or GIF
-(by the extension of --out). The other options are the system's own, declared by its
-`synthesis_options` (e.g. which views, which driving video). `--best` renders the
+Loads the workdir's config and latest checkpoint, asks the system for its synthesis windows
+(`System.synthesis_windows`: example `--seed`, or every window of a whole driving video) and
+writes the system's side-by-side strips, window after window, as MP4 or GIF (by the extension
+of --out). The other options are the system's own, declared by its `synthesis_options` (e.g.
+which views, which driving video, which frames of it). `--best` renders the
 best-validation snapshot `train.keep_best` kept in DIR/best/ instead of the latest checkpoint.
 DIR and --out may be local or bucket URLs (`gs://bucket/run`, `gs://bucket/out.mp4`: the video
 is encoded in a local temporary file, then uploaded).
@@ -56,17 +57,27 @@ def example_options(system, args) -> dict:
   return options
 
 
-def _write(path: str, frames, fps: int) -> None:
-  """Writes the video to a local path, or encodes it locally and uploads it to a bucket URL."""
+def _write(path: str, frames, fps: int) -> int:
+  """Writes the frames (any iterable, consumed as they come) to a local path, or encodes them
+  locally and uploads the video to a bucket URL; returns how many were written."""
   from psrjax.train import inference  # pylint: disable=g-import-not-at-top
+  count = 0
+
+  def counted():
+    nonlocal count
+    for frame in frames:
+      count += 1
+      yield frame
+
   if not paths.is_url(path):
-    inference.write_video(path, frames, fps=fps)
-    return
+    inference.write_video(path, counted(), fps=fps)
+    return count
   with tempfile.TemporaryDirectory() as tmp:
     local = os.path.join(tmp, "video" + os.path.splitext(path)[1].lower())
-    inference.write_video(local, frames, fps=fps)
+    inference.write_video(local, counted(), fps=fps)
     with open(local, "rb") as f:
       paths.write_bytes(path, f.read())
+  return count
 
 
 def run(args) -> int:
@@ -79,9 +90,8 @@ def run(args) -> int:
   from psrjax.train import inference  # pylint: disable=g-import-not-at-top  # JAX after parsing.
   system, params, step = inference.load_trained(args.workdir, args.config_overrides,
                                                 best=args.best)
-  example = system.synthesis_example(**example_options(system, args))
-  frames = inference.sample_frames(system, params, example)
-  _write(args.out, frames, args.fps)
+  windows = system.synthesis_windows(**example_options(system, args))
+  written = _write(args.out, inference.window_frames(system, params, windows), args.fps)
   which = "best snapshot" if args.best else "checkpoint"
-  print(f"wrote {args.out} ({frames.shape[0]} frames, {which} step {step})")
+  print(f"wrote {args.out} ({written} frames, {which} step {step})")
   return 0

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Callable
+from typing import Callable, Iterator
 
 import grain
 import ml_collections
@@ -392,33 +392,70 @@ def driving_keypoints(data, normalize: Normalize | None = None, *,
   return np.concatenate(list(driving_tracks(driving_source(data, driving), normalize).values()))
 
 
-def _driving_run(src, tracks, video, start: int, length: int, with_rgb: bool, *, extra=(),
-                 context: int = 0, context_keys=()) -> dict[str, np.ndarray]:
-  """A driving run; `extra` may hold "face", the driving person's face maps, moved with the
-  normalisation of its keypoints (`follow_keypoints`), and `context` frames before it."""
-  extra, context, context_keys = _check_reads(extra, context, context_keys)
-  if set(extra) - {"face"}:
-    raise ValueError(f"driving runs carry face maps only beside the keypoints; asked for {extra}")
+def _driving_run(src, tracks, video, start: int, length: int, with_rgb: bool,
+                 **reads) -> dict[str, np.ndarray]:
+  """Driving frames [start, start + length) of `video` (`_driving_frames`)."""
   if not (length >= 1 and 0 <= start and start + length <= video.num_frames):
     raise ValueError(f"driving frames [{start}, {start + length}) must be non-empty and lie "
                      f"within the driving video's {video.num_frames} frames")
+  return _driving_frames(src, tracks, video, np.arange(start, start + length), with_rgb, **reads)
+
+
+def _driving_frames(src, tracks, video, frames: np.ndarray, with_rgb: bool, *, extra=(),
+                    context: int = 0, context_keys=()) -> dict[str, np.ndarray]:
+  """A driving run of the frame numbers `frames` [T]; `extra` may hold "face", the driving
+  person's face maps, moved with the normalisation of its keypoints (`follow_keypoints`), and
+  `context` frames before the first."""
+  extra, context, context_keys = _check_reads(extra, context, context_keys)
+  if set(extra) - {"face"}:
+    raise ValueError(f"driving runs carry face maps only beside the keypoints; asked for {extra}")
   track = tracks[video.name]
-  example = {"keypoints": track[start:start + length],
-             "frame_index": np.arange(video.offset + start, video.offset + start + length,
-                                      dtype=np.int32)}
+  example = {"keypoints": track[frames],
+             "frame_index": (video.offset + frames).astype(np.int32)}
   if with_rgb:
-    example["driving_rgb"] = src.frames(video, np.arange(start, start + length), ("rgb",))["rgb"]
-  before = _context(start, context)
+    example["driving_rgb"] = src.frames(video, frames, ("rgb",))["rgb"]
+  before = _context(int(frames[0]), context)
   if context:
     example["context_keypoints"] = track[before]
   if extra:
-    frames = np.concatenate([before, np.arange(start, start + length)])
-    raw = src.keypoints(video)[frames]
-    face = follow_keypoints(src.frames(video, frames, ("face",))["face"], raw, track[frames])
+    both = np.concatenate([before, frames])
+    raw = src.keypoints(video)[both]
+    face = follow_keypoints(src.frames(video, both, ("face",))["face"], raw, track[both])
     example["face"] = face[context:]
     if "face" in context_keys:
       example["context_face"] = face[:context]
   return example
+
+
+def driving_windows(data, *, driving: str, video: int = 0, start: int = 0,
+                    stop: int | None = None, length: int, normalize: Normalize | None = None,
+                    **reads) -> Iterator[dict[str, np.ndarray]]:
+  """Frames [start, stop) of driving video number `video` ("cross" or a prepared dataset's
+  path; `stop` None: to its end) as consecutive windows of `length` frames, the driving runs
+  of `driving_example` (keypoints through `normalize`, applied once). The last window is padded
+  to `length` by repeating the video's frame `stop - 1`; every window carries "keep_frames", how
+  many of its first frames are the video's. `reads`: face maps and context only."""
+  check_data(data)
+  src = driving_source(data, driving)
+  videos = src.all_videos()
+  if not 0 <= video < len(videos):
+    raise ValueError(f"--seed {video} names no driving video: {driving} holds {len(videos)} "
+                     f"(seeds 0..{len(videos) - 1})")
+  chosen = videos[video]
+  stop = chosen.num_frames if stop is None else min(int(stop), chosen.num_frames)
+  if not 0 <= start < stop:
+    raise ValueError(f"--frames {start}:{stop} selects no frame of the driving video's "
+                     f"{chosen.num_frames} frames; give A:B with 0 <= A < B")
+  if length < 1:
+    raise ValueError(f"windows of {length} frames: the length must be >= 1")
+  reads = {k: v for k, v in reads.items()}
+  reads["extra"] = tuple(k for k in reads.get("extra", ()) if k == "face")
+  reads["context_keys"] = tuple(k for k in reads.get("context_keys", ()) if k == "face")
+  tracks = driving_tracks(src, normalize)
+  for first in range(start, stop, length):
+    frames = np.minimum(np.arange(first, first + length), stop - 1)
+    window = _driving_frames(src, tracks, chosen, frames, True, **reads)
+    yield {**window, "keep_frames": np.int32(min(length, stop - first))}
 
 
 def follow_keypoints(maps: np.ndarray, raw: np.ndarray, moved: np.ndarray) -> np.ndarray:

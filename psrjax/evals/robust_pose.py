@@ -48,8 +48,7 @@ class RobustPoseEval:
       raise ValueError(f"config.evals.{name}: keypoints {keypoints!r} is not a batch key; keys: "
                        f"{', '.join(sorted(data.first_batch()))}")
     self.train_poses = self._train_poses(context["config"], train_examples, name)
-    if not 0 < m <= data.num_examples * _poses_per_example(data.first_batch()[keypoints]):
-      raise ValueError(f"config.evals.{name}: m={m} must be in 1..the number of validation poses")
+    self.m = _fit_m(m, data.num_examples * _poses_per_example(data.first_batch()[keypoints]), name)
 
   def _train_poses(self, config, count: int, name: str) -> np.ndarray:
     train = self.system.dataset("train", seed=config.seed, shard_index=0, shard_count=1)
@@ -95,6 +94,21 @@ class RobustPoseEval:
             "r_psnr": float(scores["psnr"][chosen].mean()),
             "ssim": float(scores["ssim"].mean()), "psnr": float(scores["psnr"].mean()),
             "num_poses": float(len(poses)), "num_examples": float(self.data.num_examples)}
+
+
+def _fit_m(m: int, available: int, name: str) -> int:
+  """`m`, or every validation pose when a short held-out split has fewer than `m` (said once)."""
+  if m < 1:
+    raise ValueError(f"config.evals.{name}: m={m} must be >= 1 challenging poses")
+  if available < 1:
+    raise ValueError(f"config.evals.{name}: the held-out split has no poses; hold out frames "
+                     f"or drop the evaluation (--config.evals.{name}.every=0)")
+  if m > available:
+    if jax.process_index() == 0:
+      print(f"config.evals.{name}: the held-out split has {available} poses, fewer than m={m}: "
+            f"scoring all {available} (--config.evals.{name}.m sets another number)", flush=True)
+    return available
+  return m
 
 
 def _poses_per_example(local_keypoints) -> int:

@@ -41,10 +41,15 @@ Writing a system (read `psrnet.py` or `mfci.py` beside this file as worked examp
    (`psrjax.data.sources`); `example_spec` declares their shapes so bad data fails with a
    one-line error, and `modalities` the source modalities it reads, checked against the
    source when the system is built (`sources.require`).
-6. Synthesis. `synthesis_example(seed=..., **options)` is the one example `psrjax synthesize`
-   renders; the options it takes beyond `seed` are declared in `synthesis_options` (`Option`s),
-   which the command offers as flags (`psrjax synthesize --workdir RUN --help` lists them). The
-   default is example `seed` of the evaluation split, with no options.
+6. Synthesis. `synthesis_example(seed=..., **options)` is one example to render; the options
+   it takes beyond `seed` are declared in `synthesis_options` (`Option`s), which `psrjax
+   synthesize` offers as flags (`psrjax synthesize --workdir RUN --help` lists them). The
+   default is example `seed` of the evaluation split, with no options. A long video (a whole
+   driving recording) is rendered window by window: `synthesis_windows(seed=..., **options)`
+   yields consecutive windows (default: the one `synthesis_example`), and
+   `generate_window(params, batch, state)` generates one, carrying the system's temporal state
+   (e.g. the previous generated frames) from window to window, starting from
+   `window_state(batch)`.
 
 Optional attributes the trainer uses when present:
   eval_groups: tuple[str, ...] -- names of the int32 `"group"` values that `evaluate` may
@@ -60,7 +65,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import jax
 import ml_collections
@@ -68,6 +73,8 @@ import numpy as np
 import optax
 
 PyTree = Any
+# The key of a synthesis window (`System.synthesis_windows`) that says how many frames to keep.
+KEEP_FRAMES = "keep_frames"
 Outputs = Any  # what a stage's forward returns: a pytree of floating arrays (batch first)
 # forward(params, batch, rng) -> outputs
 ForwardFn = Callable[[dict[str, PyTree], Mapping[str, jax.Array], jax.Array], Outputs]
@@ -248,6 +255,27 @@ class System(abc.ABC):
     ds = self.dataset(self.config.eval.split, seed=0, shard_index=0, shard_count=1)
     return dict(ds[int(seed) % len(ds)])
 
+  def synthesis_windows(self, *, seed: int, **options) -> Iterator[dict[str, np.ndarray]]:
+    """The examples `psrjax synthesize` renders one after another, consecutive windows of one
+    video (no batch axis) whose strips follow each other in time. A window may carry
+    `KEEP_FRAMES` (an int): how many of its first frames to keep (a video's last window, padded
+    to the window length so that one compiled program serves every window). Default: the one
+    `synthesis_example`."""
+    yield self.synthesis_example(seed=seed, **options)
+
+  def window_state(self, batch: Mapping[str, jax.Array]) -> PyTree:
+    """The temporal state before a video's first window (e.g. zero previous frames) for a
+    batch of windows. Default: none."""
+    del batch
+    return ()
+
+  def generate_window(self, params: dict[str, PyTree], batch: Mapping[str, jax.Array],
+                      state: PyTree) -> tuple[dict[str, jax.Array], PyTree]:
+    """(`generate`'s outputs for one window of a longer video, the state after it): the window
+    continues the video from `state` (`window_state` for the first). Default: windows are
+    independent, `generate` on each."""
+    return self.generate(params, batch), state
+
   def example_spec(self, split: str) -> dict[str, jax.ShapeDtypeStruct] | None:
     """Per-example shapes/dtypes the config implies, or None when the system declares none.
 
@@ -274,3 +302,15 @@ def evaluate(system: System, params: dict[str, PyTree],
              batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
   """`system.evaluate` on the prepared batch: how every caller outside the system runs it."""
   return system.evaluate(params, system.prepare(batch))
+
+
+def generate_window(system: System, params: dict[str, PyTree], batch: Mapping[str, jax.Array],
+                    state: PyTree) -> tuple[dict[str, jax.Array], PyTree]:
+  """`system.generate_window` on the prepared batch: how every caller outside the system runs
+  it."""
+  return system.generate_window(params, system.prepare(batch), state)
+
+
+def window_state(system: System, batch: Mapping[str, jax.Array]) -> PyTree:
+  """`system.window_state` on the prepared batch."""
+  return system.window_state(system.prepare(batch))

@@ -18,7 +18,7 @@ vertical translation between the two videos' head positions, `normalizer`).
   weights start at 0: stage 1 feeds zeros there, so G_1 starts as the trained G. l is
   `data.frames_per_example`: 3 in the paper config (two previous frames, as vid2vid conditions
   on), 2 in runlocal.
-- The face stage {G_2, D_2} (Eq. 9): Everybody Dance Now's face GAN (`psrjax.systems.edn`): a
+- The face stage {G_2, D_2} (Eq. 9): Everybody Dance Now's face GAN (`psrjax.systems.tasks.face_gan`): a
   residual generator on the face crops of the pose label and the frame, a face discriminator on
   (pose crop, face crop), a perceptual loss on the face; G and G_1 frozen.
 
@@ -95,12 +95,9 @@ from psrjax.losses import perceptual as perceptual_losses
 from psrjax.metrics import pixel
 from psrjax.models import cocosnet
 from psrjax.models import pix2pixhd as pix2pixhd_networks
-from psrjax.models import pretrained
 from psrjax.systems import base
-from psrjax.systems.tasks import gan
-from psrjax.systems import edn
-from psrjax.systems import pix2pixhd
-from psrjax.systems.pix2pixhd import fold, unfold
+from psrjax.systems.tasks import face_gan, gan, person_video
+from psrjax.systems.tasks.person_video import fold, unfold
 
 # CoCosNet's VGG terms: feature matching against the frame, the perceptual MSE, and the
 # contextual loss against the exemplar (pix2pix_model.py L196-L259).
@@ -117,21 +114,14 @@ def _avg_pool2(x):
   return jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 2, 2, 1), (1, 2, 2, 1), "VALID") / 4.0
 
 
-class CocoVid(edn.EDN):
+class CocoVid(person_video.PersonVideoTask):
   """CoCosNet-based video pose transfer (module docstring); configs/cocovid.py."""
 
+  vgg_endpoint = "relu5_2"
+
   def __init__(self, config):
-    base.System.__init__(self, config)
-    per_person.check_data(config.data, self.modalities, what=config.system)
-    self.channels = pix2pixhd.label_channels(config.pose)
-    self.update_order = gan.update_order(config.optim)
-    c = config.loss
-    if c.gan not in losses.adversarial.KINDS:
-      raise ValueError(f"loss.gan must be one of {', '.join(losses.adversarial.KINDS)}; got "
-                       f"{c.gan!r}")
-    if self._uses_vgg() and c.vgg_net not in pix2pixhd.VGG_NETS:
-      raise ValueError(f"loss.vgg_net must be one of {', '.join(pix2pixhd.VGG_NETS)}; got "
-                       f"{c.vgg_net!r}")
+    super().__init__(config)
+    person_video.label_channels(config.pose)
     if config.data.frames_per_example < 2:
       raise ValueError("cocovid's temporal GAN needs windows of l >= 2 frames: "
                        f"data.frames_per_example must be >= 2, got {config.data.frames_per_example}")
@@ -150,12 +140,10 @@ class CocoVid(edn.EDN):
              conv_impl=m.conv_impl)
     self.discriminator = pix2pixhd_networks.MultiScaleDiscriminator(**d)
     self.temporal_discriminator = pix2pixhd_networks.MultiScaleDiscriminator(**d)
-    self._build_face_networks(config)
-    self.background = per_person.background(config.data)
-    self.novel = per_person.novel_frames(config.data)
+    self.face = face_gan.FaceGAN(config)
     self.length = config.data.frames_per_example
 
-  def _uses_vgg(self) -> bool:
+  def uses_vgg(self) -> bool:
     c = self.config.loss
     return max(c.vgg_fm, c.perceptual, c.contextual, c.vgg) > 0
 
@@ -164,7 +152,7 @@ class CocoVid(edn.EDN):
     """Adds "label" [B, T, H, W, C] and the exemplar's "exemplar_label" [B, H, W, C]."""
     batch = super().prepare(batch)
     h, w = batch["label"].shape[2:4]
-    label = pix2pixhd.pose_label(self.config.pose, batch["exemplar_keypoints"], h, w)
+    label = person_video.pose_label(self.config.pose, batch["exemplar_keypoints"], h, w)
     return {**batch, "exemplar_label": jax.lax.stop_gradient(label)}
 
   def _condition(self, warped, label, previous):
@@ -183,7 +171,7 @@ class CocoVid(edn.EDN):
     return {"g": {"corr": corr, "gen": gen},
             "d": self.discriminator.init(kd, rgb[:, -1], label[:, -1])["params"],
             "d1": self.temporal_discriminator.init(kt, frames, labels)["params"],
-            **self._face_init(kf, kfd, batch)}
+            **self.face.init(kf, kfd, batch)}
 
   def optimizers(self):
     o = self.config.optim
@@ -194,19 +182,6 @@ class CocoVid(edn.EDN):
     return {"g": sn(adam(o.g_lr, main + temporal, o.g_eps)), "d": sn(adam(o.d_lr, main, 1e-8)),
             "d1": sn(adam(o.d_lr, temporal, 1e-8)), "g_face": adam(o.g_lr, face, o.g_eps),
             "d_face": adam(o.d_lr, face, 1e-8)}
-
-  def constants(self):
-    """LPIPS's AlexNet (evaluation) and the frozen VGG of the perceptual terms when one is on."""
-    c = self.config.loss
-    out = {"lpips": pix2pixhd.perceptual_metrics.load_variables(pix2pixhd.LPIPS_NET)}
-    if self._uses_vgg():
-      out["vgg"] = pretrained.load_variables(c.vgg_net, c.vgg_weights or None)
-    return out
-
-  def _vgg(self, params):
-    module = pretrained.make_module(self.config.loss.vgg_net, final_endpoint="relu5_2",
-                                    conv_impl=self.config.model.conv_impl)
-    return functools.partial(module.apply, params["vgg"])
 
   # ----------------------------------------------------------------------------- generator
   def _reference(self, params, exemplar):
@@ -230,10 +205,11 @@ class CocoVid(edn.EDN):
   def _previous_zeros(self, like):
     return jnp.zeros(like.shape[:1] + like.shape[1:3] + (3 * (self.length - 1),), like.dtype)
 
-  def _sequence(self, params, labels, exemplar, reals=None):
-    """G_1 over labels [B, T, H, W, C] from zeros, each frame conditioned on the l - 1 before
-    it: {"out", "warped", ...} [B, T, ...] (a scan: one compiled G whatever T). `exemplar`:
-    [B, H, W, 3] for the whole window, or [B, T, H, W, 3], one per frame."""
+  def _sequence(self, params, labels, exemplar, reals=None, previous=None):
+    """G_1 over labels [B, T, H, W, C] from `previous` (the l - 1 frames before, channel-stacked;
+    None: zeros), each frame conditioned on the l - 1 before it: {"out", "warped", ...}
+    [B, T, ...] (a scan: one compiled G whatever T). `exemplar`: [B, H, W, 3] for the whole
+    window, or [B, T, H, W, 3], one per frame."""
     per_frame = exemplar.ndim == labels.ndim
     # A window's one exemplar is matched once for all of its frames.
     reference = None if per_frame else self._reference(params, exemplar)
@@ -248,7 +224,8 @@ class CocoVid(edn.EDN):
     time_major = lambda v: None if v is None else jnp.moveaxis(v, 1, 0)
     xs = (time_major(labels), time_major(reals), time_major(exemplar) if per_frame else None)
     first = exemplar[:, 0] if per_frame else exemplar
-    _, frames = jax.lax.scan(step, self._previous_zeros(first), xs)
+    previous = self._previous_zeros(first) if previous is None else previous.astype(first.dtype)
+    _, frames = jax.lax.scan(step, previous, xs)
     return jax.tree.map(lambda v: jnp.moveaxis(v, 0, 1), frames)
 
   def _refined_exemplar(self, params, batch):
@@ -278,10 +255,8 @@ class CocoVid(edn.EDN):
         "temporal", temporal, order, base.Phase("g", ("g",), self._window_g_loss),
         base.Phase("d", ("d1",), self._window_d_loss), forward=self._window_forward,
         generate=functools.partial(self._generate, True, False))
-    face_stage = gan.gan_stage(
-        "face", face, order, base.Phase("g", ("g_face",), self._face_g_loss),
-        base.Phase("d", ("d_face",), self._face_d_loss), forward=self._face_forward)
-    return main, temporal_stage, face_stage
+    frames = lambda params, b: self._sequence(params, b["label"], b["exemplar_rgb"])["out"]
+    return main, temporal_stage, self.face.stage("face", face, order, frames, self.reconstruction)
 
   def _frame_forward(self, params, b, rng):
     """Stage "main": the last frame of every window from the exemplar, no previous frames."""
@@ -295,30 +270,18 @@ class CocoVid(edn.EDN):
     del rng
     return self._sequence(params, b["label"], b["exemplar_rgb"], b["rgb"])
 
-  def _face_forward(self, params, b, rng):
-    del rng
-    frames = jax.lax.stop_gradient(self._sequence(params, b["label"], b["exemplar_rgb"])["out"])
-    return {"face": self._refine_faces(params, b, frames)[1]}
-
   # ----------------------------------------------------------------------------- losses
   def _adversarial_terms(self, d, real, fake):
     """(CoCosNet's hinge G loss x gan_weight + lambda_FM feature matching, terms): the mean over
     the scales, as its GANLoss averages them."""
     c = self.config.loss
-    fake_logits, fake_features = d(fake)
-    real_features = d(real)[1]
-    terms = {"adv": losses.g_loss(fake_logits, kind=c.gan) / len(fake_logits)}
-    total = c.gan_weight * terms["adv"]
-    if c.fm > 0:
-      terms["fm"] = losses.feature_matching(real_features, fake_features)
-      total = total + c.fm * terms["fm"]
-    return total, terms
+    return gan.generator_terms(d, real, fake, kind=c.gan, fm=c.fm, mean_over_scales=True,
+                               gan_weight=c.gan_weight)
 
   def _d_terms(self, d, real, fake):
     c = self.config.loss
-    real_logits, fake_logits = d(real)[0], d(fake)[0]
-    adv = losses.d_loss(real_logits, fake_logits, kind=c.gan) / len(real_logits)
-    return c.gan_weight * adv, {"adv": adv}
+    return gan.discriminator_terms(d, real, fake, kind=c.gan, weight=c.gan_weight,
+                                   mean_over_scales=True)
 
   def _reconstruction_terms(self, params, out, real, exemplar):
     """(sum of the weighted per-frame terms, terms) of generated frames `out` [N, H, W, 3]."""
@@ -338,7 +301,7 @@ class CocoVid(edn.EDN):
 
   def _vgg_terms(self, params, fake, real, exemplar):
     c = self.config.loss
-    vgg = self._vgg(params)
+    vgg = self.vgg(params)
     fake_f = vgg(fake)
     # The frame and the exemplar (both targets, under stop_gradient) in one batch.
     targets = jax.lax.stop_gradient(jnp.concatenate([real, exemplar.astype(real.dtype)]))
@@ -406,11 +369,26 @@ class CocoVid(edn.EDN):
     exemplar, faces refined) and the "warped" exemplar of every frame."""
     return self._generate(True, True, params, batch)
 
-  def _generate(self, temporal: bool, faces: bool, params, batch):
-    """`generate` as far as a stage has trained: G alone (no previous frames), G_1, G_1 + G_2."""
+  def window_state(self, batch):
+    """G_1's l - 1 previous frames before a video's first window: zeros [B, H, W, 3 (l - 1)]."""
+    return self._previous_zeros(batch["rgb"][:, 0] if "rgb" in batch
+                                else batch["driving_rgb"][:, 0])
+
+  def generate_window(self, params, batch, state):
+    """`generate` continuing from the l - 1 frames G_1 generated before the window (`state`);
+    the state after: the window's last l - 1 (before face refinement), channel-stacked."""
+    out = self._generate(True, True, params, batch, previous=state)
+    raw = out.pop("raw")
+    frames = jnp.concatenate([state] + [raw[:, t].astype(state.dtype)
+                                        for t in range(raw.shape[1])], axis=-1)
+    return out, frames[..., frames.shape[-1] - state.shape[-1]:]
+
+  def _generate(self, temporal: bool, faces: bool, params, batch, previous=None):
+    """`generate` as far as a stage has trained: G alone (no previous frames), G_1, G_1 + G_2;
+    with `previous`, G_1 continues from those frames and "raw" (G_1's frames) is returned too."""
     exemplar = self._refined_exemplar(params, batch)
     if temporal:
-      out = self._sequence(params, batch["label"], exemplar)
+      out = self._sequence(params, batch["label"], exemplar, previous=previous)
     else:   # every frame at once, from the exemplar alone
       t = batch["label"].shape[1]
       repeat = lambda v: fold(jnp.repeat(v[:, None], t, axis=1))
@@ -422,20 +400,21 @@ class CocoVid(edn.EDN):
           reference=reference))
     frames = out["out"]
     if faces:
-      frames = self._refine_faces(params, batch, frames)[0]
-    return {"frames": jnp.clip(frames, -1.0, 1.0), "warped": out["warped"]}
+      frames = self.face.refine(params, batch, frames)[0]
+    result = {"frames": jnp.clip(frames, -1.0, 1.0), "warped": out["warped"]}
+    return result if previous is None else {**result, "raw": out["out"]}
 
   def evaluate(self, params, batch):
     """pix2pixHD's per-run metrics and "sd", the sharpness difference (Mathieu et al. 2016, the
     seed's SD), frame means."""
     out = self.generate(params, batch)["frames"]
-    values = self._run_metrics(params, batch, out)
+    values = self.run_metrics(params, batch, out)
     return {**values, "sd": jnp.mean(pixel.sharpness_difference(out, batch["rgb"]), axis=-1)}
 
-  def _sample_columns(self, batch, outputs):
-    """exemplar | warped exemplar | pix2pixHD's columns (pose | result | ground truth, or
+  def sample_columns(self, batch, outputs):
+    """exemplar | warped exemplar | the task's columns (pose | result | ground truth, or
     driving frame | normalised pose | result)."""
-    columns, names = super()._sample_columns(batch, outputs)
+    columns, names = super().sample_columns(batch, outputs)
     t = outputs["frames"].shape[0]
     exemplar = np.asarray(batch["exemplar_rgb"])
     if exemplar.ndim == 3:   # one exemplar for the run
@@ -514,8 +493,9 @@ class CocoVid(edn.EDN):
         mode="translate", anchor="head")
     return lambda kp: np.asarray(pose_normalize.apply_pose_normalization(params, kp))
 
-  def synthesis_example(self, *, seed: int, driving: str = "test"):
-    return self._with_exemplars(super().synthesis_example(seed=seed, driving=driving))
+  def with_synthesis_inputs(self, example: dict, **options) -> dict:
+    """The exemplar(s) of the run's frames (`data.inference_exemplar`)."""
+    return self._with_exemplars(super().with_synthesis_inputs(example, **options))
 
 
 def _stack(frames: jax.Array) -> jax.Array:

@@ -71,15 +71,14 @@ import optax
 
 from psrjax import checkpoint_params
 from psrjax import losses
+from psrjax.losses import perceptual as perceptual_losses
 from psrjax.data import estimate, per_person, sources, surface_windows
 from psrjax.data.synthetic import faces as synthetic_faces
 from psrjax.geometry import pose_render, uv_texture
 from psrjax.models import d2gnet as networks
 from psrjax.systems import base
-from psrjax.systems.tasks import gan
-from psrjax.systems.tasks import strips
-from psrjax.systems import pix2pixhd
-from psrjax.systems.pix2pixhd import fold, unfold
+from psrjax.systems.tasks import gan, person_video
+from psrjax.systems.tasks.person_video import fold, unfold
 
 TEXTURE_INITS = ("labels", "predicted")
 NUM_PARTS = networks.NUM_PARTS
@@ -105,16 +104,12 @@ def _yes(text) -> bool:
   return str(text).lower() in ("1", "true", "yes")
 
 
-class D2GNet(pix2pixhd.Pix2PixHD):
+class D2GNet(person_video.PersonVideoTask):
   """D²G-Net (module docstring); configs/d2gnet.py."""
 
-  eval_prediction = "frames"
-  eval_target = "rgb"
   synthesis_options = (
-      base.Option("driving", str, "test", "pose the learned person with run --seed of the "
-                  "held-out video ('test'), of the synthetic driving person ('cross') or of a "
-                  "prepared dataset of another person (its path), normalised onto the learned "
-                  "person"),
+      person_video.DRIVING,
+      person_video.FRAMES,
       base.Option("background", str, "", "image file replacing the learned background "
                   "(resized to the frames)"),
       base.Option("masktex", _yes, False, "MaskTex: render with the texture's extra channels "
@@ -122,8 +117,10 @@ class D2GNet(pix2pixhd.Pix2PixHD):
   )
 
   def __init__(self, config):
-    base.System.__init__(self, config)
     self.pretraining = bool(config.uv_pretrain.enabled)
+    # The source modalities: none in pre-training (surface windows of the synthetic world).
+    self.modalities = () if self.pretraining else per_person.MODALITIES + _extra(config, "train")
+    super().__init__(config, person_data=not self.pretraining)
     p, m = config.pose, config.model
     self.history = int(p.history)
     if self.history < 0:
@@ -134,29 +131,17 @@ class D2GNet(pix2pixhd.Pix2PixHD):
     self.uv_generator = networks.UVGenerator(ngf=m.uv_ngf, n_downsample=m.uv_n_downsample,
                                              n_blocks=m.uv_n_blocks, **kw)
     if self.pretraining:
-      self.modalities = ()
       return
     self._check_person_config()
-    self.update_order = gan.update_order(config.optim)
-    self.modalities = per_person.MODALITIES + self._extra("train")
-    per_person.check_data(config.data, self.modalities, what="D²G-Net")
     self.details = networks.DynamicDetailsGenerator(
         ngf=m.ngf, n_downsample=m.n_downsample, n_blocks=m.n_blocks,
         pose_condition=m.pose_condition, **kw)
-    self.discriminator = pix2pixhd.make_discriminator(m)
-    self.background = per_person.background(config.data)
-    self.novel = per_person.novel_frames(config.data)
+    self.discriminator = person_video.make_discriminator(m)
     src = per_person.source(config.data)
     self.surface_maps = all(k in src.modalities for k in ("part", "uv"))
 
   def _check_person_config(self):
     c, m = self.config, self.config.model
-    if c.loss.gan not in losses.adversarial.KINDS:
-      raise ValueError(f"loss.gan must be one of {', '.join(losses.adversarial.KINDS)}; got "
-                       f"{c.loss.gan!r}")
-    if c.loss.vgg > 0 and c.loss.vgg_net not in pix2pixhd.VGG_NETS:
-      raise ValueError(f"loss.vgg_net must be one of {', '.join(pix2pixhd.VGG_NETS)}; got "
-                       f"{c.loss.vgg_net!r}")
     if c.data.frames_per_example < 2 and c.loss.temporal > 0:
       raise ValueError("the temporal loss reads frames t-1 and t: data.frames_per_example must "
                        f"be >= 2, got {c.data.frames_per_example}")
@@ -171,19 +156,12 @@ class D2GNet(pix2pixhd.Pix2PixHD):
                        "generator: set --config.init_from=WORKDIR of `psrjax train --config "
                        "configs/d2gnet.py:pretrain` (with the same pose label)")
 
-  def _extra(self, split: str) -> tuple[str, ...]:
-    """The source modalities an example of `split` reads besides per_person's."""
-    c = self.config
-    extra = ("face",) if c.pose.surface else ()
-    labels = split == "train" and max(c.loss.uv, c.loss.part) > 0
-    held_out = split != "train" and getattr(self, "surface_maps", False)
-    if labels or held_out or (split == "init" and c.texture.init == "labels"):
-      extra += ("part", "uv")
-    return extra
-
-  def _reads(self, split: str) -> dict:
+  def data_reads(self, split: str) -> dict:
+    """The face maps of the 3D label (and of the context frames), the part / UV maps where a
+    loss, the evaluation or the texture's initialisation ("init") reads them."""
     surface = ("face",) if self.config.pose.surface else ()
-    return dict(extra=self._extra(split), context=self.history, context_keys=surface)
+    extra = _extra(self.config, split, getattr(self, "surface_maps", False))
+    return dict(extra=extra, context=self.history, context_keys=surface)
 
   # ----------------------------------------------------------------------------- inputs
   def prepare(self, batch):
@@ -263,11 +241,6 @@ class D2GNet(pix2pixhd.Pix2PixHD):
       return ("uv",)
     return ("uv",) + (("d2g",) if self.config.model.d2g else ()) + ("texture", "background")
 
-  def constants(self):
-    if self.pretraining:
-      return {}
-    return super().constants()
-
   # ----------------------------------------------------------------------------- initial state
   @functools.cached_property
   def _init_frames(self) -> list[dict]:
@@ -286,7 +259,7 @@ class D2GNet(pix2pixhd.Pix2PixHD):
       if video.name not in tracks:
         tracks[video.name] = src.keypoints(video)
       out.append(per_person.example(src, video, int(i - starts[k]), 1, tracks[video.name],
-                                    **self._reads("init")))
+                                    **self.data_reads("init")))
     return out
 
   def initial_background(self) -> np.ndarray:
@@ -394,8 +367,16 @@ class D2GNet(pix2pixhd.Pix2PixHD):
     return self._render(params, b)
 
   # ----------------------------------------------------------------------------- losses
-  # D on (label, frame) pairs and its loss, (LSGAN on real + on generated frames) / 2 (the
-  # authors' loss_D), are pix2pixHD's (`_disc`, `_d_loss`).
+  def _disc(self, params, b):
+    """D on (label, image) pairs: image [N, H, W, 3] -> (logits, features)."""
+    cond = fold(b["label"])
+    return lambda image: self.discriminator.apply({"params": params["d"]}, image, cond)
+
+  def _d_loss(self, params, b, outputs, rng):
+    """(LSGAN on real + on generated frames) / 2, the authors' loss_D."""
+    del rng
+    return gan.discriminator_terms(self._disc(params, b), fold(b["rgb"]), fold(outputs["out"]),
+                                   kind=self.config.loss.gan)
 
   def _g_loss(self, params, b, outputs, rng):
     """The objective of the module docstring."""
@@ -414,11 +395,11 @@ class D2GNet(pix2pixhd.Pix2PixHD):
       terms["l2_person"] = jnp.mean(sq(out) * (1.0 - p0))
       total = total + c.l2_person * terms["l2_person"]
     if c.vgg > 0:
-      vgg = self._vgg(params)
+      vgg = self.vgg(params)
       target = vgg(fold(real))
-      terms["vgg"] = pix2pixhd.perceptual_losses.vgg_loss(vgg, fold(out), target)
+      terms["vgg"] = perceptual_losses.vgg_loss(vgg, fold(out), target)
       if self.config.model.d2g:
-        terms["vgg"] = terms["vgg"] + pix2pixhd.perceptual_losses.vgg_loss(vgg, fold(static),
+        terms["vgg"] = terms["vgg"] + perceptual_losses.vgg_loss(vgg, fold(static),
                                                                            target)
       total = total + c.vgg * terms["vgg"]
     surface = self._surface_terms(b, outputs, p0)
@@ -499,18 +480,14 @@ class D2GNet(pix2pixhd.Pix2PixHD):
       values = {"person_iou": _iou(person, mask)}
       values.update(_part_scores(parts, coords, batch["part"], batch["uv"]))
       return values
-    values = self._run_metrics(params, batch, out["frames"])
+    values = self.run_metrics(params, batch, out["frames"])
     values["person_iou"] = jnp.mean(_iou(out["person"][..., 0] > 0.5, mask), axis=-1)
     if "part" in batch:
       scores = _part_scores(out["parts"], out["coords"], batch["part"], batch["uv"])
       values.update({k: jnp.mean(v, axis=-1) for k, v in scores.items()})
     return values
 
-  def sample_video(self, batch, outputs):
-    columns, names = self._sample_columns(batch, outputs)
-    return strips.side_by_side(columns, names)
-
-  def _sample_columns(self, batch, outputs):
+  def sample_columns(self, batch, outputs):
     """pose | parts | static texture | result | ground truth (driving: driving | normalised
     pose | parts | static | result); pre-training: pose | parts | true parts."""
     parts = PART_COLORS[np.asarray(outputs["parts"])]
@@ -521,7 +498,7 @@ class D2GNet(pix2pixhd.Pix2PixHD):
                                                        stick_width=p.width)) - 1.0
       return [pose, parts, PART_COLORS[np.asarray(batch["part"])][None]], \
           ["pose", "parts", "true parts"]
-    columns, names = super()._sample_columns(batch, outputs)
+    columns, names = super().sample_columns(batch, outputs)
     at = names.index("result")
     columns[at:at] = [parts, np.asarray(outputs["static"])]
     names[at:at] = ["parts", "static"]
@@ -529,50 +506,43 @@ class D2GNet(pix2pixhd.Pix2PixHD):
 
   # ----------------------------------------------------------------------------- data
   def dataset(self, split, *, seed, shard_index, shard_count):
-    if self.pretraining:
-      u = self.config.uv_pretrain
-      held_out = split != "train"
-      return surface_windows.dataset(
-          "validation" if held_out else "train", frames=self.history + 1,
-          resolution=self.config.data.resolution, num_clips=u.eval_clips if held_out else u.clips,
-          seed=seed, shard_index=shard_index, shard_count=shard_count, shuffle=not held_out)
-    data = self.config.data
-    which = "train" if split == "train" else "test"
-    if which == "train":
-      return per_person.train_dataset(data, seed=seed, shard_index=shard_index,
-                                      shard_count=shard_count, **self._reads("train"))
-    return per_person.eval_dataset(data, shard_index=shard_index, shard_count=shard_count,
-                                   num_runs=self.config.eval.num_examples or None,
-                                   **self._reads("test"))
+    """The per-person task's windows and runs; pre-training: surface windows of the synthetic
+    world's identities."""
+    if not self.pretraining:
+      return super().dataset(split, seed=seed, shard_index=shard_index, shard_count=shard_count)
+    u = self.config.uv_pretrain
+    held_out = split != "train"
+    return surface_windows.dataset(
+        "validation" if held_out else "train", frames=self.history + 1,
+        resolution=self.config.data.resolution, num_clips=u.eval_clips if held_out else u.clips,
+        seed=seed, shard_index=shard_index, shard_count=shard_count, shuffle=not held_out)
 
   def example_spec(self, split):
-    if self.pretraining:
-      spec = surface_windows.example_spec(self.history + 1, self.config.data.resolution)
-    else:
-      which = "train" if split == "train" else "test"
-      spec = per_person.example_spec(self.config.data, which, **self._reads(which))
+    if not self.pretraining:
+      return super().example_spec(split)
+    spec = surface_windows.example_spec(self.history + 1, self.config.data.resolution)
     return {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in spec.items()}
 
-  def synthesis_example(self, *, seed: int, driving: str = "test", background: str = "",
-                        masktex: bool = False):
-    """pix2pixHD's held-out / driven runs (`driving`), with the face maps of the 3D label, a
-    replacement background image and the MaskTex switch."""
-    if self.pretraining:
-      return base.System.synthesis_example(self, seed=seed)
-    data, reads = self.config.data, self._reads("test")
-    if driving == "test":
-      example = per_person.synthesis_example(data, driving="test", run=int(seed), **reads)
-    else:
-      if self.config.pose.surface:
-        sources.require(per_person.driving_source(data, driving), ("face",),
-                        what="driving a model with the 3D pose label (pose.surface)")
-      example = per_person.synthesis_example(data, driving=driving, run=int(seed),
-                                             normalize=self.normalizer(driving), **reads)
+  def with_synthesis_inputs(self, example: dict, *, background: str = "",
+                            masktex: bool = False) -> dict:
+    """A replacement background image and the MaskTex switch (`generate`)."""
+    example = dict(example)
     if background:
-      example["background_image"] = _read_background(background, data.resolution)
+      example["background_image"] = _read_background(background, self.config.data.resolution)
     if _yes(masktex):
       example["mask_texture"] = np.float32(1.0)
     return example
+
+
+def _extra(config, split: str, surface_maps: bool = False) -> tuple[str, ...]:
+  """The source modalities an example of `split` ("train", "test", "init") reads besides the
+  per-person task's; `surface_maps`: the source has part / UV maps (read by the evaluation)."""
+  extra = ("face",) if config.pose.surface else ()
+  labels = split == "train" and max(config.loss.uv, config.loss.part) > 0
+  held_out = split != "train" and surface_maps
+  if labels or held_out or (split == "init" and config.texture.init == "labels"):
+    extra += ("part", "uv")
+  return extra
 
 
 def _read_background(path: str, size: int) -> np.ndarray:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Mapping, Sequence
+import sys
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -39,3 +40,27 @@ def sample_frames(system, params, example: Mapping[str, np.ndarray]) -> np.ndarr
   outputs = jax.device_get(jax.jit(functools.partial(base.generate, system))(params, batch))
   outputs = {k: np.asarray(v)[0] for k, v in outputs.items()}
   return np.asarray(system.sample_video(dict(example), outputs))
+
+
+def window_frames(system, params, windows: Iterable[Mapping[str, np.ndarray]], *,
+                  stream=None) -> Iterator[np.ndarray]:
+  """uint8 frames [H, W', 3] of the `System.sample_video` strips of consecutive windows of one
+  video (`System.synthesis_windows`), generated one after another with the system's temporal
+  state carried from window to window (`System.generate_window`), each window's kept frames
+  (`base.KEEP_FRAMES`) only. One program is compiled for every window of one length. Progress
+  goes to `stream` (default stderr): a line per window."""
+  step = jax.jit(functools.partial(base.generate_window, system))
+  stream = sys.stderr if stream is None else stream
+  state, done = None, 0
+  for number, example in enumerate(windows):
+    example = dict(example)
+    keep = int(example.pop(base.KEEP_FRAMES, 0)) or None
+    batch = {k: np.asarray(v)[None] for k, v in example.items()}
+    if state is None:
+      state = jax.jit(functools.partial(base.window_state, system))(batch)
+    outputs, state = step(params, batch, state)
+    outputs = {k: np.asarray(v)[0] for k, v in jax.device_get(outputs).items()}
+    strip = np.asarray(system.sample_video(example, outputs))[:keep]
+    done += strip.shape[0]
+    print(f"synthesize: window {number + 1}, {done} frames", file=stream, flush=True)
+    yield from strip

@@ -86,6 +86,15 @@ def test_bad_fields():
   with pytest.raises(ValueError, match=r"config.evals.r: value_range must have lo < hi"):
     evaluator_lib.build_one("r", dict(type="robust_pose", value_range=(1.0, -1.0)), config=config,
                             system=PoseSystem(), mesh=mesh, workdir=None)
-  with pytest.raises(ValueError, match=r"m=30 must be in 1..the number of validation poses"):
-    evaluator_lib.build_one("r", dict(type="robust_pose", num_examples=8, m=30), config=config,
+  with pytest.raises(ValueError, match=r"config.evals.r: m=0 must be >= 1"):
+    evaluator_lib.build_one("r", dict(type="robust_pose", num_examples=8, m=0), config=config,
                             system=PoseSystem(), mesh=mesh, workdir=None)
+
+
+def test_a_short_held_out_split_scores_all_its_poses_and_says_so(capsys):
+  config = defaults.trainer_config()
+  evaluator = evaluator_lib.build_one("r", dict(type="robust_pose", num_examples=8, m=30),
+                                      config=config, system=PoseSystem(),
+                                      mesh=partitioning.make_mesh(), workdir=None).evaluator
+  assert evaluator.m == 16   # 8 examples of 2 poses
+  assert "has 16 poses, fewer than m=30: scoring all 16" in capsys.readouterr().out

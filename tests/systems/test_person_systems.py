@@ -16,11 +16,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import train_harness  # noqa: E402
 from psrjax.geometry import face_crop  # noqa: E402
 from psrjax.data import scripted_person  # noqa: E402
-from psrjax.systems import base, pix2pixhd  # noqa: E402
+from psrjax.systems import base  # noqa: E402
 from psrjax.train import benchmark  # noqa: E402
 from psrjax.train import inference  # noqa: E402
 from psrjax.systems import registry  # noqa: E402
-from psrjax.systems.tasks import gan  # noqa: E402
+from psrjax.systems.tasks import gan, person_video  # noqa: E402
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 METRICS = {"ssim", "psnr", "m_ssim", "lpips", "mask_iou", "tempe"}
@@ -76,7 +76,7 @@ def test_edn_face_gan_changes_only_the_face_box():
   params["g_face"]["head"] = jax.tree.map(lambda x: x + 0.1, params["g_face"]["head"])
   final = np.asarray(base.generate(system, params, batch)["frames"])
   prepared = system.prepare(batch)
-  inside = np.asarray(face_crop.box_mask(system._boxes(prepared), *main.shape[2:4])) > 0
+  inside = np.asarray(face_crop.box_mask(system.face.boxes(prepared), *main.shape[2:4])) > 0
   np.testing.assert_array_equal(final[~inside], main[~inside])
   assert np.abs(final[inside] - main[inside]).max() > 0
 
@@ -103,7 +103,7 @@ def test_synthesized_mask_of_the_ground_truth_is_the_person_mask():
   config = tiny_config("pix2pixhd")
   system = registry.get_system(config)
   frames = scripted_person.frames(config.data, 5, 3)
-  derived = np.asarray(pix2pixhd.synthesized_mask(jnp.asarray(frames["rgb"]), system.background))
+  derived = np.asarray(person_video.synthesized_mask(jnp.asarray(frames["rgb"]), system.background))
   np.testing.assert_array_equal(derived, frames["mask"])
 
 
