@@ -11,10 +11,10 @@ them by M^i (Eq. 6); group "d": one FOMM discriminator per scale of the image py
 
 Objective (Eq. 1): L_frame + lambda_reg L_reg, with L_frame (Eq. 7) the adversarial loss, the
 VGG perceptual loss, the style loss and FOMM's equivariance losses. The paper gives no weights
-and psrjax takes FOMM's objective where FOMM has the term (`psrjax.systems.tasks.keypoint_motion`,
-as `psrjax.systems.fomm` trains: the pyramid perceptual L1 x 10 per layer and scale, LSGAN x 1
-with feature matching x 10, equivariance x 10 + 10;
-Eq. 8's multi-scale adversarial loss is pix2pixHD's, which is least squares as FOMM's).
+and psrjax takes FOMM's where FOMM has the term (`psrjax.systems.tasks.keypoint_motion`, as
+`psrjax.systems.fomm` trains: the pyramid perceptual L1 x 10 per layer and scale, LSGAN x 1 with
+feature matching x 10, equivariance x 10 + 10; Eq. 8's multi-scale adversarial loss is
+pix2pixHD's, which is least squares as FOMM's).
 The style loss (Eqs. 10-11, `psrjax.losses.style_loss` on relu1_1..relu5_1 of the full-size
 frame) and lambda_reg have no FOMM weight: `loss.style` and `loss.reg` (configs/internet.py
 says how they were chosen).
