@@ -11,9 +11,10 @@ them by M^i (Eq. 6); group "d": one FOMM discriminator per scale of the image py
 
 Objective (Eq. 1): L_frame + lambda_reg L_reg, with L_frame (Eq. 7) the adversarial loss, the
 VGG perceptual loss, the style loss and FOMM's equivariance losses. The paper gives no weights
-and psrjax takes FOMM's where FOMM has the term (`psrjax.systems.fomm`: the pyramid perceptual
-L1 x 10 per layer and scale, LSGAN x 1 with feature matching x 10, equivariance x 10 + 10;
-Eq. 8's multi-scale adversarial loss is pix2pixHD's, which is least squares as FOMM's).
+and psrjax takes FOMM's where FOMM has the term (`psrjax.systems.tasks.keypoint_motion`, as
+`psrjax.systems.fomm` trains: the pyramid perceptual L1 x 10 per layer and scale, LSGAN x 1 with
+feature matching x 10, equivariance x 10 + 10; Eq. 8's multi-scale adversarial loss is
+pix2pixHD's, which is least squares as FOMM's).
 The style loss (Eqs. 10-11, `psrjax.losses.style_loss` on relu1_1..relu5_1 of the full-size
 frame) and lambda_reg have no FOMM weight: `loss.style` and `loss.reg` (configs/internet.py
 says how they were chosen).
@@ -40,11 +41,12 @@ least `data.min_driving_frame` frames into it (the paper: 2 s), frame t - 1 the 
 discriminator, x 0.1 at 60 % and 90 % of the steps. Generator and discriminator step on one
 forward, G then D (FOMM's trainer).
 
-Evaluation and inference are FOMM's (`psrjax.systems.fomm`: Table 2's self-imitation on
+Evaluation and inference are the animation task's (`psrjax.systems.tasks.animation`), which
+FOMM shares, so that the two systems' rows are measured alike: Table 2's self-imitation on
 held-out identities, the first frame of each held-out clip animating its last
-`data.eval_targets` frames, with SSIM and MS-SSIM, LPIPS, Interp-PSNR, Act-Recog-L1, E_temp; FID
-as the "fid" eval type), so that the two systems' rows are measured alike; `psrjax synthesize
---source IMAGE --driving PATH` animates an image file.
+`data.eval_targets` (>= 3) frames with FOMM's relative motion, with SSIM and MS-SSIM, LPIPS,
+Interp-PSNR, Act-Recog-L1, E_temp (FID as the "fid" eval type); `psrjax synthesize --source
+IMAGE --driving PATH` animates an image file.
 """
 from __future__ import annotations
 
@@ -56,13 +58,16 @@ from psrjax.data import first_frame
 from psrjax.losses import perceptual as perceptual_losses
 from psrjax.losses import temporal as temporal_losses
 from psrjax.models import internet as internet_models
-from psrjax.systems import fomm
+from psrjax.systems.tasks import animation
+from psrjax.systems.tasks import keypoint_motion
 
 SCHEMES = ("none", "flow", "external", "intrinsic")   # Fig. 4: -, (a), (b), (c)
 
 
-class INTERnet(fomm.FOMM):
+class INTERnet(animation.AnimationTask):
   """INTERnet over videos of many people (module docstring)."""
+
+  min_eval_targets = (3, "Interp-PSNR")
 
   def __init__(self, config):
     c = config.loss
@@ -71,29 +76,40 @@ class INTERnet(fomm.FOMM):
     if c.style > 0 and (c.perceptual <= 0 or 1.0 not in tuple(c.scales)):
       raise ValueError("loss.style reads the full-size frame's VGG features of the perceptual "
                        "loss: set loss.perceptual > 0 with 1.0 in loss.scales, or loss.style=0")
+    keypoint_motion.check_loss(c, config.data.resolution)
     super().__init__(config)
+    self.motion = keypoint_motion.KeypointMotion(config, internet_models.networks(config.model))
 
-  def _check_data(self, d):
+  def check_training_data(self, d):
     first_frame.check_min_frame(d.num_frames, d.min_driving_frame)
-    if d.eval_targets < 3:
-      raise ValueError(f"data.eval_targets must be >= 3 driving frames (Interp-PSNR); got "
-                       f"{d.eval_targets}")
-    fomm.same_video.check_lengths(d.num_frames, 1, d.eval_targets)
 
-  def _networks(self, settings):
-    return internet_models.networks(settings)
+  def train_dataset(self, *, seed, shard_index, shard_count):
+    return first_frame.train_dataset(self.config.data, seed=seed, shard_index=shard_index,
+                                     shard_count=shard_count)
+
+  def train_example_spec(self):
+    return first_frame.example_spec(self.config.data)
+
+  # ----------------------------------------------------------------------------- training
+  def stages(self):
+    return (self.motion.stage(self._g_loss),)
 
   def optimizers(self):
     o = self.config.optim
-    steps = self.config.train.steps
-    schedule = optax.piecewise_constant_schedule(
-        o.lr, {int(round(f * steps)): 0.1 for f in o.milestones})
+    schedule = keypoint_motion.schedule(o, self.config.train.steps)
     radam = lambda: optax.radam(schedule, b1=o.b1, b2=o.b2)
     return {"kp": radam(), "g": radam(), "d": radam()}
 
-  # ----------------------------------------------------------------------------- losses
+  def init(self, rng, batch):
+    return self.motion.init(rng, batch)
+
+  def constants(self):
+    return {**super().constants(), **self.motion.constants()}
+
   def _g_loss(self, params, b, outputs, rng):
-    total, terms = super()._g_loss(params, b, outputs, rng)
+    """L_frame (FOMM's terms and the style loss) + lambda_reg L_reg; the confidence's mean."""
+    del rng
+    total, terms = self.motion.generator_terms(params, b, outputs, self._style)
     c = self.config.loss
     if c.temporal != "none":
       terms["reg"] = self._regularisation(b, outputs)
@@ -101,20 +117,18 @@ class INTERnet(fomm.FOMM):
     terms["confidence"] = jnp.mean(outputs["confidence"])
     return total, terms
 
-  def _vgg_terms(self, params, prediction, target) -> dict:
-    """FOMM's pyramid perceptual loss and, on the full-size frame's features, the style loss."""
+  def _style(self, pred_features, target_features) -> dict:
+    """The style loss on the full-size frame's VGG features (none with `loss.style` 0)."""
     c = self.config.loss
-    total, (pred_features, target_features) = self._vgg_pyramid(params, prediction, target)
-    out = {"perceptual": (c.perceptual, total)}
-    if c.style > 0:
-      out["style"] = (c.style, perceptual_losses.style_loss(pred_features, target_features,
-                                                            fomm.VGG_LAYERS))
-    return out
+    if c.style <= 0:
+      return {}
+    return {"style": (c.style, perceptual_losses.style_loss(pred_features, target_features,
+                                                            keypoint_motion.VGG_LAYERS))}
 
   def _regularisation(self, b, outputs):
     """L_reg of `loss.temporal` (module docstring) for frame t, a float32 scalar."""
     scheme = self.config.loss.temporal
-    previous = jax.lax.stop_gradient(fomm._unit(b["tgt_rgb"][:, -2].astype(jnp.float32)))
+    previous = jax.lax.stop_gradient(animation.unit(b["tgt_rgb"][:, -2].astype(jnp.float32)))
     frames = jnp.stack([previous, outputs["prediction"].astype(jnp.float32)], axis=1)
     mask = None
     if scheme == "intrinsic":
@@ -125,18 +139,12 @@ class INTERnet(fomm.FOMM):
         previous=jnp.stack([previous, previous], axis=1), mask=mask,
         occlusion=scheme == "external", motion_boundaries=scheme == "external")
 
-  # ----------------------------------------------------------------------------- data
-  def dataset(self, split, *, seed, shard_index, shard_count):
-    if split != "train":
-      return super().dataset(split, seed=seed, shard_index=shard_index, shard_count=shard_count)
-    return first_frame.train_dataset(self.config.data, seed=seed, shard_index=shard_index,
-                                     shard_count=shard_count)
+  # ----------------------------------------------------------------------------- the model
+  def keypoints(self, params, frames):
+    return self.motion.keypoints(params, frames)
 
-  def example_spec(self, split):
-    if split != "train":
-      return super().example_spec(split)
-    spec = first_frame.example_spec(self.config.data)
-    return {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in spec.items()}
+  def animate(self, params, source, kp_source, kp_driving):
+    return self.motion.animate(params, source, kp_source, kp_driving)
 
 
 def make_system(config) -> INTERnet:

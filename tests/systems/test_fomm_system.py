@@ -1,10 +1,9 @@
 """The First Order Motion Model system (psrjax/systems/fomm.py) beyond the shared system checks:
-the relative motion of animation, the equivariance losses' zeros, the examples, animating an
-image file with a prepared video, and bad configs."""
+the equivariance losses' zeros (psrjax/systems/tasks/keypoint_motion.py), the examples, animating
+an image file, and bad configs."""
 import os
 
 import imageio.v3 as iio
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -12,8 +11,8 @@ import pytest
 import train_harness
 from psrjax import cli
 from psrjax.geometry import motion
-from psrjax.systems import fomm
 from psrjax.systems import registry
+from psrjax.systems.tasks import keypoint_motion
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 GROUP = pytest.mark.xdist_group("fomm")
@@ -30,25 +29,12 @@ def _keypoints(seed, batch=2, k=3):
           "jacobian": jnp.asarray(jac, jnp.float32)}
 
 
-def test_relative_motion_from_the_source_itself_is_the_driving_motion():
-  """Reconstruction (the driving video starts at the source frame) is animation's special case:
-  p(D) - p(S) + p(S) = p(D), J(D) J(S)^-1 J(S) = J(D)."""
-  source, driving = _keypoints(0), _keypoints(1)
-  out = fomm.relative_keypoints(source, driving, source)
-  np.testing.assert_allclose(out["value"], driving["value"], atol=1e-6)
-  np.testing.assert_allclose(out["jacobian"], driving["jacobian"], atol=1e-5)
-  initial = _keypoints(2)                      # the driving video's own first frame
-  moved = fomm.relative_keypoints(source, initial, initial)
-  np.testing.assert_allclose(moved["value"], source["value"], atol=1e-6)   # no motion yet
-  np.testing.assert_allclose(moved["jacobian"], source["jacobian"], atol=1e-5)
-
-
 def test_equivariance_losses_vanish_for_equivariant_keypoints():
   """With the identity transform and equal keypoints both terms are 0; moving the warped
   frame's keypoints by the transform's inverse affine part keeps the value term at 0."""
   kp = _keypoints(3)
   identity = motion.tps_parameters(jnp.tile(jnp.eye(2, 3)[None], (2, 1, 1)))
-  value, jacobian = fomm.equivariance(identity, kp, kp)
+  value, jacobian = keypoint_motion.equivariance(identity, kp, kp)
   assert float(value) < 1e-7 and float(jacobian) < 1e-6
   theta = jnp.asarray([[[1.1, 0.1, 0.05], [-0.05, 0.9, -0.1]]] * 2, jnp.float32)
   affine = motion.tps_parameters(theta)
@@ -57,9 +43,9 @@ def test_equivariance_losses_vanish_for_equivariant_keypoints():
   warped_jac = np.linalg.inv(a) @ np.asarray(kp["jacobian"])               # J_T^-1 J
   warped = {"value": jnp.asarray(warped_value, jnp.float32),
             "jacobian": jnp.asarray(warped_jac, jnp.float32)}
-  value, jacobian = fomm.equivariance(affine, kp, warped)
+  value, jacobian = keypoint_motion.equivariance(affine, kp, warped)
   assert float(value) < 1e-6 and float(jacobian) < 1e-5
-  value, _ = fomm.equivariance(affine, kp, kp)
+  value, _ = keypoint_motion.equivariance(affine, kp, kp)
   assert float(value) > 1e-2
 
 
@@ -72,11 +58,6 @@ def test_training_pairs_are_two_frames_of_one_clip_and_evaluation_starts_at_the_
   evaluation = system.dataset("test", seed=0, shard_index=0, shard_count=1)[0]
   np.testing.assert_array_equal(evaluation["init_rgb"], evaluation["src_rgb"][0])
   assert evaluation["tgt_rgb"].shape[0] == system.config.data.eval_targets
-
-
-def test_ms_ssim_uses_the_scales_a_frame_holds():
-  assert fomm.ms_ssim_weights(256) == tuple(fomm.structural.MS_SSIM_WEIGHTS)
-  assert len(fomm.ms_ssim_weights(64)) == 3 and len(fomm.ms_ssim_weights(32)) == 2
 
 
 @GROUP

@@ -18,8 +18,8 @@ from psrjax import cli, config_utils
 from psrjax.data import first_frame, same_video
 from psrjax.geometry import motion
 from psrjax.models import internet as internet_models
-from psrjax.systems import fomm, internet
 from psrjax.systems import registry
+from psrjax.systems.tasks import animation
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 GROUP = pytest.mark.xdist_group("internet")
@@ -87,7 +87,7 @@ def _regularisation_grads() -> dict[tuple[str, bool], float]:
     out = {}
     for (scheme, scheme_system), through in itertools.product(systems.items(), (False, True)):
       def loss(kp_params, scheme_system=scheme_system, through=through):
-        outputs = system._forward({**params, "kp": kp_params}, batch, jax.random.PRNGKey(1))
+        outputs = system.motion.forward({**params, "kp": kp_params}, batch, jax.random.PRNGKey(1))
         if not through:
           outputs = {**outputs, "prediction": jax.lax.stop_gradient(outputs["prediction"])}
         return scheme_system._regularisation(batch, outputs)
@@ -157,7 +157,7 @@ def test_configs_name_table_2s_rows():
   assert ss_a.model.deformable_skips is False and ss_a.loss.temporal == "flow"
   ms_c = config_utils.load_config(os.path.join(CONFIGS, "internet.py:runlocal"))
   assert ms_c.model.deformable_skips is True and ms_c.loss.temporal == "intrinsic"
-  assert fomm.ms_ssim_weights(ms_c.data.resolution)
+  assert animation.ms_ssim_weights(ms_c.data.resolution)
 
 
 @pytest.mark.parametrize("overrides,match", [
