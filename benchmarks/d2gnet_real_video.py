@@ -62,11 +62,11 @@ def pretrained_person_iou(system, params_uv) -> tuple[float, np.ndarray]:
   """Mean person IoU of the pre-trained G_uv over the held-out runs, and its parts [N, T, H, W]."""
   import jax  # pylint: disable=g-import-not-at-top
   from psrjax.models import d2gnet as networks  # pylint: disable=g-import-not-at-top
-  from psrjax.systems import pix2pixhd  # pylint: disable=g-import-not-at-top
+  from psrjax.systems.tasks import person_video  # pylint: disable=g-import-not-at-top
 
   @jax.jit
   def predict(batch):
-    label = pix2pixhd.fold(system.prepare(batch)["label"])
+    label = person_video.fold(system.prepare(batch)["label"])
     _, logits = system.uv_generator.apply({"params": params_uv}, label)
     probs = networks.part_probabilities(logits)
     return probs[..., 0] < 0.5, jax.numpy.argmax(probs, -1)

@@ -77,7 +77,7 @@ from psrjax.data.synthetic import faces as synthetic_faces
 from psrjax.geometry import pose_render, uv_texture
 from psrjax.models import d2gnet as networks
 from psrjax.systems import base
-from psrjax.systems.tasks import gan, person_video
+from psrjax.systems.tasks import gan, person_video, windows
 from psrjax.systems.tasks.person_video import fold, unfold
 
 TEXTURE_INITS = ("labels", "predicted")
@@ -109,7 +109,7 @@ class D2GNet(person_video.PersonVideoTask):
 
   synthesis_options = (
       person_video.DRIVING,
-      person_video.FRAMES,
+      windows.FRAMES,
       base.Option("background", str, "", "image file replacing the learned background "
                   "(resized to the frames)"),
       base.Option("masktex", _yes, False, "MaskTex: render with the texture's extra channels "

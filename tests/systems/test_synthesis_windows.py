@@ -16,7 +16,7 @@ from psrjax import cli  # noqa: E402
 from psrjax.data import video  # noqa: E402
 from psrjax.systems import base  # noqa: E402
 from psrjax.systems import registry  # noqa: E402
-from psrjax.systems.tasks import person_video  # noqa: E402
+from psrjax.systems.tasks import windows  # noqa: E402
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 
@@ -51,13 +51,13 @@ def test_windows_continue_the_video_from_the_state_they_carry(name):
 
 
 def test_frame_ranges_parse_and_bad_ones_name_the_fix():
-  assert person_video.frame_range("") == (0, None)
-  assert person_video.frame_range("3:14") == (3, 14)
-  assert person_video.frame_range("5:") == (5, None)
-  assert person_video.frame_range(":9") == (0, 9)
+  assert windows.frame_range("") == (0, None)
+  assert windows.frame_range("3:14") == (3, 14)
+  assert windows.frame_range("5:") == (5, None)
+  assert windows.frame_range(":9") == (0, 9)
   for bad in ("7", "a:b", "9:3", "-1:4"):
     with pytest.raises(ValueError, match="--frames"):
-      person_video.frame_range(bad)
+      windows.frame_range(bad)
 
 
 @pytest.mark.xdist_group("pix2pixhd")

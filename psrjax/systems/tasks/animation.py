@@ -53,10 +53,11 @@ from psrjax.metrics import perceptual as perceptual_metrics, runs, structural
 from psrjax.metrics import temporal as temporal_metrics, video as video_metrics
 from psrjax.models import pretrained
 from psrjax.systems import base
-from psrjax.systems.tasks import strips
+from psrjax.systems.tasks import strips, windows
 
 LPIPS_NET = "alexnet"
-SYNTHESIS_FRAMES = 96   # driving frames of a prepared video that `psrjax synthesize` animates
+SYNTHESIS_FRAMES = 96   # driving frames of a prepared video in one `synthesis_example`
+SYNTHESIS_WINDOW = 16   # driving frames animated per call when a whole video is rendered
 
 
 def unit(x):
@@ -93,7 +94,8 @@ class AnimationTask(base.System):
       base.Option("source", str, "", "image file of the person to animate (default: the first "
                   "frame of held-out clip --seed)"),
       base.Option("driving", str, "test", "'test': the frames of held-out clip --seed; or a "
-                  "prepared dataset's path: its video --seed"),
+                  "prepared dataset's path: the whole of its video --seed"),
+      windows.FRAMES,
   )
   modalities = first_frame.MODALITIES
   # The fewest driving frames of an evaluation clip, and the metric that needs them.
@@ -203,10 +205,35 @@ class AnimationTask(base.System):
       spec["init_rgb"] = (spec["src_rgb"][0][1:], np.float32)
     return {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in spec.items()}
 
-  def synthesis_example(self, *, seed: int, source: str = "", driving: str = "test"):
+  def synthesis_windows(self, *, seed: int, source: str = "", driving: str = "test",
+                        frames: str = ""):
+    """`driving="test"`: held-out clip `seed` (`synthesis_example`). A prepared dataset: its
+    video `seed`, frames `frames` ("A:B"; default all) in windows of SYNTHESIS_WINDOW frames,
+    animating `source` (an image file; default the range's first frame) with the motion
+    relative to that first frame."""
+    if driving == "test":
+      if frames:
+        raise ValueError("--frames selects frames of a driving video: give --driving DATASET too")
+      yield self.synthesis_example(seed=seed, source=source, driving=driving)
+      return
+    resolution = self.config.data.resolution
+    src, video = _driving_source(driving, resolution, seed)
+    start, stop = windows.clip_range(frames, video.num_frames)
+    initial = src.frames(video, np.array([start]), ("rgb",))["rgb"][0]
+    image = read_source_image(source, resolution) if source else initial
+    for numbers, keep in windows.padded_windows(start, stop, SYNTHESIS_WINDOW):
+      part = src.frames(video, numbers, ("rgb", "mask", "flow_bwd"))
+      yield {"src_rgb": image[None], "tgt_rgb": part["rgb"], "tgt_mask": part["mask"],
+             "tgt_flow_bwd": part["flow_bwd"], "init_rgb": initial,
+             base.KEEP_FRAMES: np.int32(keep)}
+
+  def synthesis_example(self, *, seed: int, source: str = "", driving: str = "test",
+                        frames: str = ""):
     """Held-out clip `seed` (or the prepared dataset's held-out video) animated by its own
-    frames, or by video `seed` of the prepared dataset `driving`; `source`: an image file
-    animated instead of the clip's first frame."""
+    frames, or by the first SYNTHESIS_FRAMES frames of video `seed` of the prepared dataset
+    `driving`; `source`: an image file animated instead of the clip's first frame. (`frames`:
+    `synthesis_windows`' option.)"""
+    del frames
     if driving == "test":
       example = same_video.synthesis_example(self.eval_data, seed=seed, driving_seed=None,
                                              background_seed=None)
@@ -248,14 +275,19 @@ def read_source_image(path: str, resolution: int) -> np.ndarray:
   return sources.resize_frames(sources.to_unit(square)[None], "rgb", resolution)[0]
 
 
-def driving_video(path: str, resolution: int, seed: int) -> dict:
-  """Video `seed` (modulo their count) of a prepared dataset as driving frames: its first
-  SYNTHESIS_FRAMES frames, the first of them also the source and the motion's reference."""
+def _driving_source(path: str, resolution: int, seed: int):
+  """(the prepared dataset at `path`, its video `seed` modulo their count)."""
   src = sources.open_prepared(config_args.prepared_dataset(path), resolution)
   videos = [v for split in ("train", "test") for v in src.videos(split)]
   if not videos:
     raise ValueError(f"--driving {path!r} holds no video; prepare one with `psrjax prepare`")
-  video = videos[int(seed) % len(videos)]
+  return src, videos[int(seed) % len(videos)]
+
+
+def driving_video(path: str, resolution: int, seed: int) -> dict:
+  """Video `seed` (modulo their count) of a prepared dataset as driving frames: its first
+  SYNTHESIS_FRAMES frames, the first of them also the source and the motion's reference."""
+  src, video = _driving_source(path, resolution, seed)
   frames = np.arange(min(video.num_frames, SYNTHESIS_FRAMES))
   part = src.frames(video, frames, ("rgb", "mask", "flow_bwd"))
   return {"src_rgb": part["rgb"][:1], "tgt_rgb": part["rgb"], "tgt_mask": part["mask"],

@@ -38,7 +38,7 @@ from psrjax.metrics import perceptual as perceptual_metrics
 from psrjax.models import pix2pixhd as networks
 from psrjax.models import pretrained
 from psrjax.systems import base
-from psrjax.systems.tasks import gan, strips
+from psrjax.systems.tasks import gan, strips, windows
 
 LABELS = ("stick", "discs", "cocosnet")
 VGG_NETS = ("vgg16", "vgg19")
@@ -51,27 +51,6 @@ DRIVING = base.Option(
     "driving", str, "test", "pose the learned person with run --seed of the held-out video "
     "('test'), or with the whole video --seed of the synthetic driving person ('cross') or of a "
     "prepared dataset of another person (its path), normalised onto the learned person")
-FRAMES = base.Option(
-    "frames", str, "", "with --driving cross or a prepared dataset: the frames A:B of the "
-    "driving video to render (A: or :B open-ended; default: every frame)")
-
-
-def frame_range(text: str) -> tuple[int, int | None]:
-  """`--frames` "A:B" / "A:" / ":B" / "" -> (start, stop or None)."""
-  if not text:
-    return 0, None
-  first, sep, last = str(text).partition(":")
-  try:
-    if not sep:
-      raise ValueError
-    start, stop = int(first or 0), (int(last) if last else None)
-  except ValueError:
-    raise ValueError(f"--frames {text!r}: give A:B (frame numbers, B excluded), A: or :B") from None
-  if start < 0 or (stop is not None and stop <= start):
-    raise ValueError(f"--frames {text!r} selects no frame; give A:B with 0 <= A < B")
-  return start, stop
-
-
 def fold(x: jax.Array) -> jax.Array:
   """[B, T, ...] -> [B T, ...]."""
   return x.reshape((-1,) + x.shape[2:])
@@ -146,7 +125,7 @@ class PersonVideoTask(base.System):
   eval_prediction = "frames"
   eval_target = "rgb"
   eval_groups = per_person.RUN_GROUPS   # held-out runs of seen / novel actions
-  synthesis_options = (DRIVING, FRAMES)
+  synthesis_options = (DRIVING, windows.FRAMES)
   modalities = per_person.MODALITIES
   # The last VGG layer the system's perceptual terms read.
   vgg_endpoint = perceptual_losses.PIX2PIXHD_VGG_LAYERS[-1]
@@ -306,13 +285,13 @@ class PersonVideoTask(base.System):
                          "prepared dataset too")
       yield self.synthesis_example(seed=seed, driving=driving, **options)
       return
-    start, stop = frame_range(frames)
+    start, stop = windows.frame_range(frames)
     self._check_driving(driving)
     data = self.config.data
-    windows = per_person.driving_windows(
+    runs = per_person.driving_windows(
         data, driving=driving, video=int(seed), start=start, stop=stop,
         length=data.eval_run_frames, normalize=self.normalizer(driving), **self.data_reads("test"))
-    for window in windows:
+    for window in runs:
       yield self.with_synthesis_inputs(window, **options)
 
   def with_synthesis_inputs(self, example: dict, **options) -> dict:
