@@ -28,18 +28,18 @@ seconds-long variant for tests).
 """
 import ml_collections
 
-from psrjax.config_args import apply_shared, parse_config_arg
+from psrjax import config_args
 from psrjax.models import fomm
 from psrjax.train import defaults
 
 
 def get_config(arg=None):
   """Returns the FOMM config; `arg` is "runlocal" / "tiny" and `key=value` pairs."""
-  arg = parse_config_arg(arg, runlocal=False, tiny=False, res=0, batch=0, data="")
+  arg = config_args.parse(arg)
   c = defaults.trainer_config()
   c.system = "fomm"
   base_config(c)
-  return apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
+  return config_args.apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
 
 
 def base_config(c):

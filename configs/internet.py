@@ -29,19 +29,18 @@ them all. Other arguments: `res=R`, `batch=B`, `data=DATASET` (a folder `psrjax 
 """
 import ml_collections
 
-from psrjax.config_args import apply_shared, parse_config_arg
+from psrjax import config_args
 from psrjax.models import internet
 from psrjax.train import defaults
 
 
 def get_config(arg=None):
   """Returns the INTERnet config; `arg` is "runlocal" / "tiny", "ss" and `key=value` pairs."""
-  arg = parse_config_arg(arg, runlocal=False, tiny=False, ss=False, temporal="", res=0, batch=0,
-                         data="")
+  arg = config_args.parse(arg, ss=False, temporal="")
   c = defaults.trainer_config()
   c.system = "internet"
   base_config(c)
-  apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
+  config_args.apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
   if arg.ss:
     c.model.deformable_skips = False
   if arg.temporal:

@@ -1,17 +1,21 @@
 """Config files: loaded by path as modules of a package standing for their folder (a config builds
 on a sibling with `from . import other`, from any working directory, and what refers to them
-unpickles in a fresh process, as in data workers)."""
+unpickles in a fresh process, as in data workers), and their one argument handling
+(psrjax.config_args)."""
+import glob
 import os
 import subprocess
 import sys
 import textwrap
 
 import cloudpickle
+import ml_collections
 import pytest
 
-from psrjax import config_utils
+from psrjax import config_args, config_utils
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
 
 
 def _write(folder, name, text):
@@ -75,3 +79,54 @@ def test_config_functions_unpickle_in_a_fresh_process(spec, tmp_path):
   out = subprocess.run([sys.executable, "-c", code, str(pickled), arg], cwd=tmp_path, check=True,
                        capture_output=True, text=True, timeout=300).stdout
   assert out.strip() == module.get_config(arg).to_json(sort_keys=True)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+def test_every_config_takes_the_shared_arguments(path):
+  with pytest.raises(ValueError) as info:
+    config_utils.load_config(f"{path}:nope")
+  allowed = str(info.value).split("(allowed: ")[1].rstrip(")").split(", ")
+  assert set(config_args.SHARED) <= set(allowed)
+  c = config_utils.load_config(f"{path}:runlocal,res=48,batch=6")
+  assert (c.data.resolution, c.train.batch_size) == (48, 6)
+
+
+def _toy():
+  c = ml_collections.ConfigDict()
+  c.data = dict(resolution=256, dataset="")
+  c.pose = dict(label="stick")
+  c.train = dict(batch_size=8)
+  return c
+
+
+def test_apply_shared_runs_the_variants_then_the_values():
+  calls = []
+
+  def runlocal(c):
+    calls.append("runlocal")
+    c.data.resolution, c.train.batch_size = 64, 4
+
+  def tiny(c):
+    calls.append("tiny")
+    c.data.resolution = 32
+
+  arg = config_args.parse("tiny,runlocal,res=48,label=discs,data=/d", label="")
+  c = config_args.apply_shared(_toy(), arg, runlocal=runlocal, tiny=tiny,
+                               data=lambda c, path: c.data.update(dataset="read " + path))
+  assert calls == ["runlocal", "tiny"]
+  assert (c.data.resolution, c.train.batch_size, c.pose.label, c.data.dataset) == (
+      48, 4, "discs", "read /d")
+  c = config_args.apply_shared(_toy(), config_args.parse(""), runlocal=runlocal, tiny=tiny)
+  assert c == _toy() and calls == ["runlocal", "tiny"]
+
+
+@pytest.mark.parametrize("arg,match", [
+    ("label=discs", r"unknown config argument 'label' \(allowed: batch, data, res, runlocal, "
+                    r"ss, tiny\)"),
+    ("res=abc", "config argument 'res' expects int, got 'abc'"),
+    ("batch", r"config argument 'batch' needs a value \(batch=...\)"),
+    ("runlocal=1", "config argument 'runlocal' expects bool, got '1'"),
+])
+def test_parse_rejects_bad_arguments(arg, match):
+  with pytest.raises(ValueError, match=match):
+    config_args.parse(arg, ss=False)
