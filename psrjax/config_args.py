@@ -37,9 +37,10 @@ def parse(arg: str | None, **own) -> ml_collections.ConfigDict:
 
 
 def parse_config_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
-  """Parses `"flag,key=value,..."`; a bare `flag` sets a bool default to True.
+  """Parses `"flag,key=value,..."`; a bare `flag` sets a bool default to True, `flag=False`
+  (or `false`, `True`, `true`) sets it.
 
-  Values are parsed as Python literals and must match the type of the default.
+  Other values are parsed as Python literals and must match the type of the default.
   """
   out = ml_collections.ConfigDict(defaults)
   for item in filter(None, (s.strip() for s in (arg or "").split(","))):
@@ -53,11 +54,17 @@ def parse_config_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
         raise ValueError(f"config argument {key!r} needs a value ({key}=...)")
       out[key] = True
       continue
+    if isinstance(default, bool):
+      value = {"true": True, "false": False}.get(text.strip().lower())
+      if value is None:
+        raise ValueError(f"config argument {key!r} expects bool, got {text!r}")
+      out[key] = value
+      continue
     try:
       value = ast.literal_eval(text.strip())
     except (ValueError, SyntaxError):
       value = text.strip()
-    if isinstance(default, bool) or not isinstance(value, type(default)):
+    if not isinstance(value, type(default)):
       if not (isinstance(default, float) and isinstance(value, int)):
         raise ValueError(f"config argument {key!r} expects {type(default).__name__}, got {text!r}")
     out[key] = value

@@ -130,3 +130,10 @@ def test_apply_shared_runs_the_variants_then_the_values():
 def test_parse_rejects_bad_arguments(arg, match):
   with pytest.raises(ValueError, match=match):
     config_args.parse(arg, ss=False)
+
+
+def test_a_flag_takes_true_or_false():
+  arg = config_args.parse("runlocal=True,tiny=false,ss", ss=False, vgg=True)
+  assert (arg.runlocal, arg.tiny, arg.ss, arg.vgg) == (True, False, True, True)
+  c = config_utils.load_config(os.path.join(REPO, "configs", "mfci.py:temporal=False,vgg=False"))
+  assert (c.model.temporal_ranges, c.loss.vgg) == ((), 0.0)
