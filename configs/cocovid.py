@@ -27,18 +27,18 @@ Other arguments (comma separated, combinable): `label=cocosnet|discs|stick`, `re
 """
 import ml_collections
 
-from psrjax.config_args import apply_shared, parse_config_arg
+from psrjax import config_args
 from psrjax.data import per_person
 from psrjax.train import defaults
 
 
 def get_config(arg=None):
   """Returns the cocovid config; `arg` is "runlocal" / "tiny" and `key=value` pairs."""
-  arg = parse_config_arg(arg, runlocal=False, tiny=False, label="", res=0, batch=0, data="")
+  arg = config_args.parse(arg, label="")
   c = defaults.trainer_config()
   c.system = "cocovid"
   base_config(c)
-  return apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
+  return config_args.apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
 
 
 def base_config(c):

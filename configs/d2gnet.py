@@ -33,7 +33,7 @@ Arguments (comma separated, combinable): `runlocal`, `tiny` (a seconds-long vari
 """
 import ml_collections
 
-from psrjax.config_args import apply_shared, parse_config_arg
+from psrjax import config_args
 from psrjax.data import per_person
 from psrjax.train import defaults
 
@@ -41,10 +41,22 @@ from psrjax.train import defaults
 def get_config(arg=None):
   """Returns the D²G-Net config; `arg`: "runlocal" / "tiny" / "pretrain" / "label2d" flags and
   `key=value` pairs."""
-  arg = parse_config_arg(arg, runlocal=False, tiny=False, pretrain=False, label2d=False, res=0,
-                         batch=0, data="")
+  arg = config_args.parse(arg, pretrain=False, label2d=False)
   c = defaults.trainer_config()
   c.system = "d2gnet"
+  base_config(c)
+  config_args.apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
+  if arg.pretrain:
+    pretrain(c)
+  if arg.label2d or arg.data:
+    c.pose.surface = False
+  if arg.data:
+    real_video(c)
+  return c
+
+
+def base_config(c):
+  """The paper settings."""
   c.data = per_person.default_data_config()
   c.data.update(resolution=512, frames_per_example=2)   # pairs (t - 1, t)
 
@@ -108,13 +120,6 @@ def get_config(arg=None):
   c.evals = ml_collections.ConfigDict()
   # R-SSIM / R-PSNR: the 10 held-out poses farthest from the training poses.
   c.evals.robust_pose = dict(type="robust_pose", every=0, m=10, train_examples=1000)
-  c = apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
-  if arg.pretrain:
-    pretrain(c)
-  if arg.label2d or arg.data:
-    c.pose.surface = False
-  if arg.data:
-    real_video(c)
   return c
 
 

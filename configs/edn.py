@@ -25,22 +25,24 @@ Other arguments (comma separated, combinable): `data=DATASET`, `label=stick|disc
 `batch=B`, and
 `tiny` (a seconds-long variant for tests).
 """
-import os
+from psrjax import config_args
+from psrjax.train import defaults
 
-from psrjax.config_args import apply_shared, parse_config_arg
-from psrjax.config_utils import load_config_file
-
-# EDN is pix2pixHD's config (beside this file) with the blocks below added.
-PIX2PIXHD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pix2pixhd.py")
+from . import pix2pixhd   # EDN is pix2pixHD's config with the blocks below added
 
 
 def get_config(arg=None):
   """Returns the EDN config; `arg` is "runlocal" / "tiny" and `key=value` pairs."""
-  arg = parse_config_arg(arg, runlocal=False, tiny=False, label="", res=0, batch=0, data="")
-  size = "runlocal" if arg.runlocal else "tiny" if arg.tiny else ""
-  c = load_config_file(f"{PIX2PIXHD}:{size}" if size else PIX2PIXHD)
+  arg = config_args.parse(arg, label="")
+  c = defaults.trainer_config()
   c.system = "edn"
-  c.data.frames_per_example = 2        # consecutive pairs (x_{t-1}, x_t)
+  base_config(c)
+  return config_args.apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
+
+
+def base_config(c):
+  """pix2pixHD's paper settings on consecutive pairs, and EDN's face GAN."""
+  pix2pixhd.base_config(c, frames_per_example=2)   # consecutive pairs (x_{t-1}, x_t)
   c.loss.warp = 0.0                    # λ of the masked temporal warp loss (not in EDN): 0 = off
 
   # The face GAN (Sec. 3.4). Face boxes from the head keypoints (psrjax/geometry/face_crop.py).
@@ -55,15 +57,21 @@ def get_config(arg=None):
       num_d=1,                   # D_f: one PatchGAN on (label crop, face crop)
   )
   c.schedule = dict(face_fraction=0.1)   # share of train.steps for the face stage (after main)
+  return c
 
-  if arg.runlocal:
-    # pix2pixHD's runlocal departures hold here too (L1 for VGG, lr 2e-3, EMA); pairs make a
-    # step ~2x dearer, so 4,000 steps (~14 minutes on a 2-core CPU), G_f averaged as well.
-    c.face.update(crop=16, min_size=8.0, ngf=8, n_downsample=1, n_blocks=1)
-    c.schedule.face_fraction = 0.1
-    c.train.steps = 4000
-    c.train.ema.groups = ("g", "g_face")
-  if arg.tiny:
-    c.face.update(crop=8, min_size=4.0, ngf=4, n_downsample=1, n_blocks=1)
-    c.schedule.face_fraction = 0.5
-  return apply_shared(c, arg)   # its variants are applied above
+
+def runlocal(c):
+  """pix2pixHD's runlocal (its departures hold here too: L1 for VGG, lr 2e-3, EMA); pairs make a
+  step ~2x dearer, so 4,000 steps (~14 minutes on a 2-core CPU), G_f averaged as well."""
+  pix2pixhd.runlocal(c)
+  c.face.update(crop=16, min_size=8.0, ngf=8, n_downsample=1, n_blocks=1)
+  c.schedule.face_fraction = 0.1
+  c.train.steps = 4000
+  c.train.ema.groups = ("g", "g_face")
+
+
+def tiny(c):
+  """pix2pixHD's tiny variant, a tiny G_f, the face stage half the steps."""
+  pix2pixhd.tiny(c)
+  c.face.update(crop=8, min_size=4.0, ngf=4, n_downsample=1, n_blocks=1)
+  c.schedule.face_fraction = 0.5

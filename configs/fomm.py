@@ -28,18 +28,29 @@ seconds-long variant for tests).
 """
 import ml_collections
 
-from psrjax.config_args import apply_shared, parse_config_arg
-from psrjax.models import fomm
+from psrjax import config_args
 from psrjax.train import defaults
+
+# The networks' sizes of the variants (the paper's: base_config's `model`, psrjax.models.fomm's
+# defaults); INTERnet's Stage I and discriminator take them too (configs/internet.py).
+RUNLOCAL_SIZES = dict(   # 64 x 64 frames on a laptop CPU
+    kp_block_expansion=16, kp_max_features=128, kp_num_blocks=4, block_expansion=16,
+    max_features=128, num_bottleneck_blocks=3, dm_block_expansion=16, dm_max_features=128,
+    dm_num_blocks=4, d_block_expansion=16, d_max_features=128, d_num_blocks=3)
+TINY_SIZES = dict(       # seconds-long tests (32 x 32 frames)
+    num_kp=3, kp_block_expansion=4, kp_max_features=16, kp_num_blocks=2, kp_scale_factor=0.5,
+    block_expansion=4, max_features=16, num_down_blocks=1, num_bottleneck_blocks=1,
+    dm_block_expansion=4, dm_max_features=16, dm_num_blocks=2, dm_scale_factor=0.5,
+    d_block_expansion=4, d_max_features=16, d_num_blocks=2)
 
 
 def get_config(arg=None):
   """Returns the FOMM config; `arg` is "runlocal" / "tiny" and `key=value` pairs."""
-  arg = parse_config_arg(arg, runlocal=False, tiny=False, res=0, batch=0, data="")
+  arg = config_args.parse(arg)
   c = defaults.trainer_config()
   c.system = "fomm"
   base_config(c)
-  return apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
+  return config_args.apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
 
 
 def base_config(c):
@@ -114,10 +125,10 @@ def base_config(c):
 
 
 def runlocal(c):
-  """64 x 64 frames, narrow networks (`psrjax.models.fomm.VARIANTS["runlocal"]`), the
-  perceptual pyramid without its 8-pixel level, in under 30 minutes on a 2-core CPU."""
+  """64 x 64 frames, narrow networks (RUNLOCAL_SIZES), the perceptual pyramid without its
+  8-pixel level, in under 30 minutes on a 2-core CPU."""
   c.data.update(resolution=64, train_clips=2000, prerendered="")
-  c.model.update(fomm.VARIANTS["runlocal"])
+  c.model.update(RUNLOCAL_SIZES)
   c.loss.scales = (1.0, 0.5, 0.25)   # 1/8 of 64 px is too small for VGG's relu5_1
   c.train.update(batch_size=4, steps=2000, log_every=100, checkpoint_every=500, sample_every=0,
                  eval_every=0, data_workers=1)
@@ -129,7 +140,7 @@ def tiny(c):
   and 16 px when the checks switch it on)."""
   c.data.update(num_frames=6, eval_targets=3, resolution=32, train_clips=16,
                 prerendered="")
-  c.model.update(fomm.VARIANTS["tiny"])
+  c.model.update(TINY_SIZES)
   c.loss.update(perceptual=0.0, scales=(1.0, 0.5))   # the checks switch the VGG pyramid on
   c.train.update(batch_size=4, steps=4, log_every=1, checkpoint_every=2, sample_every=0,
                  eval_every=0, data_workers=0)

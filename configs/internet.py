@@ -29,19 +29,25 @@ them all. Other arguments: `res=R`, `batch=B`, `data=DATASET` (a folder `psrjax 
 """
 import ml_collections
 
-from psrjax.config_args import apply_shared, parse_config_arg
+from psrjax import config_args
 from psrjax.models import internet
 from psrjax.train import defaults
+
+from . import fomm   # Stage I and the discriminator at FOMM's sizes of each variant
+
+
+def _fomm_sizes(sizes: dict) -> dict:
+  """FOMM's `sizes` (configs/fomm.py) of INTERnet's Stage I and discriminator."""
+  return {k: v for k, v in sizes.items() if k in internet.STAGE_I}
 
 
 def get_config(arg=None):
   """Returns the INTERnet config; `arg` is "runlocal" / "tiny", "ss" and `key=value` pairs."""
-  arg = parse_config_arg(arg, runlocal=False, tiny=False, ss=False, temporal="", res=0, batch=0,
-                         data="")
+  arg = config_args.parse(arg, ss=False, temporal="")
   c = defaults.trainer_config()
   c.system = "internet"
   base_config(c)
-  apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
+  config_args.apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
   if arg.ss:
     c.model.deformable_skips = False
   if arg.temporal:
@@ -64,7 +70,7 @@ def base_config(c):
       dataset="",                # "" = the synthetic world; else a folder `psrjax prepare` wrote
   )
 
-  c.model = dict(internet.VARIANTS["paper"])
+  c.model = dict(internet.PAPER)
   c.model.update(conv_impl="auto",   # convolution implementation (psrjax.nn.CONV_IMPLS)
                  remat="none")       # "none" | "blocks" | "full"
 
@@ -98,10 +104,13 @@ def base_config(c):
 
 
 def runlocal(c):
-  """64 x 64 frames, narrow networks (`psrjax.models.internet.VARIANTS["runlocal"]`), 16-frame
-  clips with the driving frame in their second half, in under 30 minutes on a 2-core CPU."""
+  """64 x 64 frames, narrow networks (Stage I and the discriminator at FOMM's runlocal sizes),
+  16-frame clips with the driving frame in their second half, in under 30 minutes on a 2-core
+  CPU."""
   c.data.update(resolution=64, num_frames=16, min_driving_frame=8, train_clips=2000)
-  c.model.update(internet.VARIANTS["runlocal"])
+  c.model.update(_fomm_sizes(fomm.RUNLOCAL_SIZES))
+  c.model.update(ngf=16, max_features=128, num_bottleneck_blocks=3, num_stage_blocks=1,
+                 d_scales=(1.0,))
   c.loss.scales = (1.0, 0.5, 0.25)   # 1/8 of 64 px is too small for VGG's relu5_1
   c.train.update(batch_size=4, steps=2000, log_every=100, checkpoint_every=500, sample_every=0,
                  eval_every=0, data_workers=1)
@@ -112,7 +121,9 @@ def tiny(c):
   """A seconds-long variant for tests: 32 x 32 frames, tiny networks, no VGG, no I3D."""
   c.data.update(num_frames=6, min_driving_frame=3, eval_targets=3, resolution=32,
                 train_clips=16)
-  c.model.update(internet.VARIANTS["tiny"])
+  c.model.update(_fomm_sizes(fomm.TINY_SIZES))
+  c.model.update(ngf=4, max_features=16, num_down_blocks=1, num_bottleneck_blocks=1,
+                 num_stage_blocks=1, d_scales=(1.0,))
   c.loss.update(perceptual=0.0, style=0.0, scales=(1.0, 0.5))
   c.train.update(batch_size=4, steps=4, log_every=1, checkpoint_every=2, sample_every=0,
                  eval_every=0, data_workers=0)

@@ -30,17 +30,28 @@ batches are rounded up to a multiple of it (padding is masked).
 """
 import ml_collections
 
-from psrjax.config_args import parse_config_arg, prepared_dataset
+from psrjax import config_args
 from psrjax.train import defaults
 
 
 def get_config(arg=None):
   """Returns the MFCI config; `arg` is "runlocal" / "tiny" and `key=value` pairs (see docstring)."""
-  arg = parse_config_arg(arg, runlocal=False, tiny=False, fusion="", temporal=True, vgg=True,
-                         res=0, batch=0, data="")
+  arg = config_args.parse(arg, fusion="", temporal=True, vgg=True)
   c = defaults.trainer_config()
   c.system = "mfci"
+  base_config(c)
+  config_args.apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
+  if arg.fusion:
+    c.model.fusion = arg.fusion
+  if not arg.temporal:
+    c.model.temporal_ranges = ()
+  if not arg.vgg:
+    c.loss.vgg = 0.0
+  return c
 
+
+def base_config(c):
+  """The paper settings."""
   # Data: synthetic clips; K source frames and L consecutive target frames of one clip, disjoint.
   c.data = dict(
       num_views=1,               # cameras rendered per clip (training picks one at random)
@@ -127,27 +138,10 @@ def get_config(arg=None):
   c.evals = ml_collections.ConfigDict()
   c.evals.vfid = dict(type="vfid", every=10_000, prediction="fused")
   c.evals.vfid_single = dict(type="vfid", every=10_000, prediction="single")
-
-  if arg.runlocal:
-    _runlocal(c)
-  if arg.tiny:
-    _tiny(c)
-  if arg.fusion:
-    c.model.fusion = arg.fusion
-  if not arg.temporal:
-    c.model.temporal_ranges = ()
-  if not arg.vgg:
-    c.loss.vgg = 0.0
-  if arg.res:
-    c.data.resolution = arg.res
-  if arg.data:   # a prepared real-video dataset, read at this config's resolution
-    c.data.dataset = prepared_dataset(arg.data)
-  if arg.batch:
-    c.train.batch_size = arg.batch
   return c
 
 
-def _runlocal(c):
+def runlocal(c):
   """A small variant that trains both stages on a 2-core CPU in minutes, with the paper's
   pose input (14 joint heatmaps). Departures from the paper, for the short schedule: 64x64
   frames, narrow networks, batch 1, L_VGG on 2 of the 8 target frames, self-attention
@@ -168,7 +162,7 @@ def _runlocal(c):
   c.evals.vfid.every = c.evals.vfid_single.every = 0   # at the end only, as the system metrics
 
 
-def _tiny(c):
+def tiny(c):
   """A seconds-long variant for tests: 16x16 frames, K = 2, L = 7, tiny networks, no VGG, no
   VFID."""
   c.data.update(num_frames=9, num_sources=2, num_targets=7, resolution=16, train_clips=64,

@@ -17,22 +17,43 @@ Train on this CPU in minutes (runlocal: pix2pixHD's runlocal data, sizes and rec
 
 Arguments as pix2pixHD's (`runlocal`, `tiny`, `data=`, `label=`, `res=`, `batch=`).
 """
-import os
+from psrjax import config_args
+from psrjax.train import defaults
 
-from psrjax.config_args import parse_config_arg
-from psrjax.config_utils import load_config_file
-
-PIX2PIXHD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pix2pixhd.py")
+from . import pix2pixhd   # pix2pix is pix2pixHD's config with pix2pix's generator and objective
 
 
 def get_config(arg=None):
   """Returns the pix2pix config; `arg` is "runlocal" / "tiny" and `key=value` pairs."""
-  parsed = parse_config_arg(arg, runlocal=False, tiny=False, label="", res=0, batch=0,
-                            data="")
-  c = load_config_file(f"{PIX2PIXHD}:{arg}" if arg else PIX2PIXHD)
+  arg = config_args.parse(arg, label="")
+  c = defaults.trainer_config()
+  c.system = "pix2pixhd"
+  base_config(c)
+  return config_args.apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
+
+
+def base_config(c):
+  """pix2pixHD's paper settings with pix2pix's generator and objective."""
+  pix2pixhd.base_config(c)
+  pix2pix(c)
+  return c
+
+
+def runlocal(c):
+  """pix2pixHD's runlocal data, sizes and recipe with pix2pix's objective and a 6-level U-Net."""
+  pix2pixhd.runlocal(c)
+  pix2pix(c)
+  c.model.unet_downs = 6
+
+
+def tiny(c):
+  """pix2pixHD's tiny variant with pix2pix's objective."""
+  pix2pixhd.tiny(c)
+  pix2pix(c)
+
+
+def pix2pix(c):
+  """pix2pix's generator and objective, over pix2pixHD's settings (and its variants')."""
   c.model.update(generator="unet", num_d=1)
   c.loss.update(gan="bce", fm=0.0, vgg=0.0, l1=100.0)
   c.optim.update_order = "dg"   # pix2pix's optimize_parameters: D's step, then G's on the new D
-  if parsed.runlocal:
-    c.model.unet_downs = 6
-  return c

@@ -24,21 +24,21 @@ U-Net under this objective; configs/pix2pix.py is pix2pix with its own.
 """
 import ml_collections
 
-from psrjax.config_args import apply_shared, parse_config_arg
+from psrjax import config_args
 from psrjax.data import per_person
 from psrjax.train import defaults
 
 
 def get_config(arg=None):
   """Returns the pix2pixHD config; `arg` is "runlocal" / "tiny" and `key=value` pairs."""
-  arg = parse_config_arg(arg, runlocal=False, tiny=False, generator="", label="", res=0, batch=0,
-                         data="")
+  arg = config_args.parse(arg, generator="", label="")
   c = defaults.trainer_config()
   c.system = "pix2pixhd"
   base_config(c)
+  config_args.apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
   if arg.generator:
     c.model.generator = arg.generator
-  return apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
+  return c
 
 
 def base_config(c, frames_per_example: int = 1):

@@ -29,17 +29,30 @@ data axis is the largest divisor of the devices that divides `train.batch_size` 
 devices replicate the batch; one log line says how many hold distinct examples), and eval
 batches are rounded up to a multiple of it (padding is masked).
 """
-from psrjax.config_args import multiview_dataset, parse_config_arg
+from psrjax import config_args
 from psrjax.train import defaults
 
 
 def get_config(arg=None):
   """Returns the PSR-Net config; `arg` is "runlocal" and/or `key=value` pairs (see docstring)."""
-  arg = parse_config_arg(arg, runlocal=False, tiny=False, layers=0, frames=0, res=0, batch=0,
-                         data="")
+  arg = config_args.parse(arg, layers=0, frames=0)
   c = defaults.trainer_config()
   c.system = "psrnet"
+  base_config(c)
+  config_args.apply_shared(c, arg, runlocal=runlocal, tiny=tiny, data=use_multiview_dataset)
+  if arg.batch:   # the eval batch too
+    c.eval.batch_size = arg.batch
+  if arg.layers:
+    c.model.layers = arg.layers
+  if arg.frames:
+    c.data.num_frames = arg.frames
+  if arg.runlocal:   # after `layers=`: an EMA of every generator
+    c.train.ema.groups = tuple(f"g{k}" for k in range(1, c.model.layers + 1))
+  return c
 
+
+def base_config(c):
+  """The paper settings."""
   # Data: the synthetic multi-view world; one example = (input view i, target view j) of one clip.
   c.data = dict(
       num_views=3,               # cameras per clip (NTU RGB+D-like -45/0/+45 degree rig)
@@ -112,29 +125,16 @@ def get_config(arg=None):
   c.eval.update(split="validation", batch_size=6, num_examples=96)   # 16 clips x 6 view pairs
   # Table 3's FVD of the final layer against the target views (I3D logits, 16-frame clips).
   c.evals.fvd = dict(type="fvd", every=10_000)   # on the eval.num_examples view pairs
-
-  if arg.runlocal:
-    _runlocal(c)
-  if arg.tiny:
-    _tiny(c)
-  if arg.layers:
-    c.model.layers = arg.layers
-  if arg.frames:
-    c.data.num_frames = arg.frames
-  if arg.res:
-    c.data.resolution = arg.res
-  if arg.batch:
-    c.train.batch_size = arg.batch
-    c.eval.batch_size = arg.batch
-  if arg.data:   # a multi-view dataset: its camera count, the person's depth
-    c.data.dataset, c.data.num_views = multiview_dataset(arg.data)
-    c.data.depth = "person"
-  if arg.runlocal:   # after `layers=`: an EMA of every generator
-    c.train.ema.groups = tuple(f"g{k}" for k in range(1, c.model.layers + 1))
   return c
 
 
-def _runlocal(c):
+def use_multiview_dataset(c, path):
+  """`data=PATH`: a multi-view dataset (checked now), its camera count, the person's depth."""
+  c.data.dataset, c.data.num_views = config_args.multiview_dataset(path)
+  c.data.depth = "person"
+
+
+def runlocal(c):
   """A small variant that trains on a 2-core CPU in minutes. Departures from the paper, for the
   short schedule: narrower networks (8 base channels, 2 blocks), 64x64 x 8 frames, batch 2,
   lr 4e-4, residual decoders (each layer corrects its input estimates instead of painting
@@ -160,7 +160,7 @@ def _runlocal(c):
                            # minutes on a CPU and says little about so short a clip
 
 
-def _tiny(c):
+def tiny(c):
   """A seconds-long variant for tests: tiny networks, 32x32 x 4 frames, no I3D loss."""
   c.data.update(num_frames=4, resolution=32, prerendered="")
   c.model.update(layers=2, variant="tiny", disc_channels=4)

@@ -1,7 +1,11 @@
 """Loading ml_collections config files and applying command-line overrides.
 
 A config is named `path/to/file.py` or `path/to/file.py:arg`; the file defines `get_config(arg)`
-(big_vision style; `get_config()` when no arg is given). Overrides are `--config.a.b=value`
+(big_vision style; `get_config()` when no arg is given). The file is loaded as a module of a
+package that stands for its folder, so a config builds on another beside it with
+`from . import other` (configs/edn.py: `from . import pix2pixhd`), whatever the working
+directory; the folder's modules are pickled by value (cloudpickle), so data-worker processes,
+which cannot import them by name, still unpickle anything that refers to them. Overrides are `--config.a.b=value`
 (or `--config.a.b value`); the value is parsed with the type of the existing field, and an
 unknown key is a one-line `ValueError` listing the known keys at that level.
 
@@ -16,12 +20,17 @@ otherwise stands implicitly for the system's own metrics.
 from __future__ import annotations
 
 import ast
+import hashlib
+import importlib.machinery
 import importlib.util
 import inspect
 import json
 import os
+import sys
+import types
 from typing import Any, Sequence
 
+import cloudpickle
 import ml_collections
 
 from psrjax import paths
@@ -32,15 +41,47 @@ _EVAL_FORM = "dict(type='<type>', every=..., ...) or {'type': '<type>', ...} (Py
 WORKDIR_CONFIG = "config.json"  # the config `psrjax train` saves in its workdir.
 
 
+def _folder_package(folder: str) -> str:
+  """The name of the package that stands for `folder` (made and registered on first use): its
+  modules are the folder's `.py` files, pickled by value."""
+  name = "_psrjax_configs_" + hashlib.sha1(folder.encode()).hexdigest()[:10]
+  if name not in sys.modules:
+    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+    spec.submodule_search_locations = [folder]
+    sys.modules[name] = importlib.util.module_from_spec(spec)
+    cloudpickle.register_pickle_by_value(sys.modules[name])
+  return name
+
+
+def load_config_module(path: str) -> types.ModuleType:
+  """Executes the config file `path` (anew on every call) as the module `<package>.<name>` of
+  its folder's package (module docstring) and returns it."""
+  path = os.path.abspath(path)
+  folder, filename = os.path.split(path)
+  package = _folder_package(folder)
+  name = f"{package}.{filename[:-3]}"
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  previous = sys.modules.get(name)
+  sys.modules[name] = module
+  try:
+    spec.loader.exec_module(module)
+  except BaseException:
+    if previous is None:
+      del sys.modules[name]
+    else:
+      sys.modules[name] = previous
+    raise
+  setattr(sys.modules[package], filename[:-3], module)
+  return module
+
+
 def load_config_file(spec: str) -> ml_collections.ConfigDict:
   """Loads `file.py[:arg]` and returns `get_config(arg)`."""
   path, _, arg = spec.partition(":")
   if not path.endswith(".py") or not os.path.isfile(path):
     raise ValueError(f"config file {path!r} does not exist (expected path/to/config.py[:arg])")
-  name = "_psrjax_config_" + os.path.basename(path)[:-3]
-  module_spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
+  module = load_config_module(path)
   if not hasattr(module, "get_config"):
     raise ValueError(f"config file {path!r} does not define get_config(arg)")
   takes_arg = bool(inspect.signature(module.get_config).parameters)

@@ -27,7 +27,8 @@ DeepFashion training command (`--use_attention --PONO --PONO_C --warp_patch --ma
 - Initialisation: Xavier normal with gain 0.02 for every convolution, biases 0 (base_network.py
   L28-L59); PReLU slopes 0.25 and the attention's gamma 0.
 
-`variant`s: "paper" (ngf 64: 256 feature channels at 1/4 resolution), "runlocal" and "tiny".
+Sizes: the modules' defaults are the paper's (ngf 64: 256 feature channels at 1/4 resolution,
+SPADE hidden 128); smaller ones are the configs' (configs/cocovid.py's runlocal and tiny).
 """
 from __future__ import annotations
 
@@ -48,13 +49,6 @@ from psrjax.nn.spade import SPADE
 # Xavier normal with gain 0.02: std 0.02 sqrt(2 / (fan_in + fan_out)) (the authors' init_weights).
 XAVIER_002 = nn.initializers.variance_scaling(0.02 ** 2, "fan_avg", "normal")
 _NORM_EPS = 2.220446049250313e-16   # sys.float_info.epsilon, the code's feature-norm epsilon
-
-VARIANTS = {
-    "paper": dict(ngf=64, spade_hidden=128),
-    "runlocal": dict(ngf=16, spade_hidden=32),
-    "tiny": dict(ngf=4, spade_hidden=8),
-}
-
 
 def _lrelu(x):
   return nn.leaky_relu(x, 0.2)
@@ -309,17 +303,3 @@ class Generator(nn.Module):
     x = Conv2D(3, 3, padding=1, impl=self.conv_impl, dtype=self.dtype, kernel_init=XAVIER_002,
                name="conv_img")(_lrelu(x))
     return jnp.tanh(x)
-
-
-def _variant(variant: str) -> dict:
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown CoCosNet variant {variant!r}; allowed: {', '.join(VARIANTS)}")
-  return dict(VARIANTS[variant])
-
-
-def correspondence(variant: str = "paper", **overrides) -> Correspondence:
-  return Correspondence(**{**_variant(variant), **overrides})
-
-
-def generator(variant: str = "paper", **overrides) -> Generator:
-  return Generator(**{**_variant(variant), **overrides})

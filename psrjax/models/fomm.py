@@ -38,9 +38,10 @@ range the caller trains them with, but the generator's output is a sigmoid):
   heatmaps as extra input channels. `MultiScaleDiscriminator` (L74-L95) is one per scale of the
   anti-aliased image pyramid.
 
-Sizes: `VARIANTS` ("paper" is config/fashion-256.yaml, whose discriminator has no spectral
-norm) and `networks(settings)`, which builds the detector, generator and discriminator from
-flat settings (the keys of `VARIANTS`, configs/fomm.py's `model`). `from_torch_state_dict` reads
+Sizes: `networks(settings)` builds the detector, generator and discriminator from flat
+settings (the keys of `PAPER`, configs/fomm.py's `model`), by default the paper's (`PAPER`:
+config/fashion-256.yaml, whose discriminator has no spectral norm); smaller sizes are the
+configs' (configs/fomm.py's runlocal and tiny variants). `from_torch_state_dict` reads
 the official modules' state dicts (their checkpoints' "kp_detector", "generator" and, per
 scale, "discriminator" entries).
 
@@ -89,7 +90,7 @@ from psrjax.nn.policy import compute_dtype, float32_geometry, remat_block, remat
 TORCH_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 _JACOBIAN_IDENTITY = (1.0, 0.0, 0.0, 1.0)   # a 2x2 identity, row-major
 
-_PAPER = dict(   # config/fashion-256.yaml (256 x 256 frames)
+PAPER = dict(   # config/fashion-256.yaml (256 x 256 frames)
     num_kp=10, estimate_jacobian=True, kp_temperature=0.1, kp_block_expansion=32,
     kp_max_features=1024, kp_num_blocks=5, kp_scale_factor=0.25,
     block_expansion=64, max_features=512, num_down_blocks=2, num_bottleneck_blocks=6,
@@ -97,20 +98,6 @@ _PAPER = dict(   # config/fashion-256.yaml (256 x 256 frames)
     dm_scale_factor=0.25, heatmap_variance=0.01,
     d_block_expansion=32, d_max_features=512, d_num_blocks=4, d_scales=(1.0,),
     d_spectral=False)
-VARIANTS = {
-    "paper": _PAPER,
-    # 64 x 64 frames on a laptop CPU (configs/fomm.py:runlocal).
-    "runlocal": {**_PAPER, **dict(
-        kp_block_expansion=16, kp_max_features=128, kp_num_blocks=4, block_expansion=16,
-        max_features=128, num_bottleneck_blocks=3, dm_block_expansion=16, dm_max_features=128,
-        dm_num_blocks=4, d_block_expansion=16, d_max_features=128, d_num_blocks=3)},
-    # Seconds-long tests (32 x 32 frames).
-    "tiny": {**_PAPER, **dict(
-        num_kp=3, kp_block_expansion=4, kp_max_features=16, kp_num_blocks=2, kp_scale_factor=0.5,
-        block_expansion=4, max_features=16, num_down_blocks=1, num_bottleneck_blocks=1,
-        dm_block_expansion=4, dm_max_features=16, dm_num_blocks=2, dm_scale_factor=0.5,
-        d_block_expansion=4, d_max_features=16, d_num_blocks=2)},
-}
 # Settings of `networks` that are not sizes.
 _RUN_SETTINGS = dict(conv_impl="auto", remat="none", dtype=None)
 
@@ -566,12 +553,12 @@ class MultiScaleDiscriminator(nn.Module):
 # ----------------------------------------------------------------------------- factories
 def networks(settings: Mapping | None = None, **overrides):
   """(KeypointDetector, OcclusionAwareGenerator, Discriminator) from flat settings: the keys of
-  `VARIANTS` plus conv_impl, remat and dtype (defaults: "paper", "auto", "none", None)."""
-  s = {**VARIANTS["paper"], **_RUN_SETTINGS, **dict(settings or {}), **overrides}
-  unknown = set(s) - set(VARIANTS["paper"]) - set(_RUN_SETTINGS)
+  `PAPER` plus conv_impl, remat and dtype (defaults: PAPER's, "auto", "none", None)."""
+  s = {**PAPER, **_RUN_SETTINGS, **dict(settings or {}), **overrides}
+  unknown = set(s) - set(PAPER) - set(_RUN_SETTINGS)
   if unknown:
     raise ValueError(f"unknown FOMM network settings {sorted(unknown)}; known: "
-                     f"{sorted(set(VARIANTS['paper']) | set(_RUN_SETTINGS))}")
+                     f"{sorted(set(PAPER) | set(_RUN_SETTINGS))}")
   run = {k: s[k] for k in _RUN_SETTINGS}
   detector = KeypointDetector(
       num_kp=s["num_kp"], block_expansion=s["kp_block_expansion"],

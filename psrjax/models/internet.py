@@ -53,24 +53,12 @@ _GENERATOR = dict(ngf=64, max_features=512, num_down_blocks=2, num_bottleneck_bl
                   num_stage_blocks=3, deformable_skips=True)
 # Stage I's and the discriminator's settings are FOMM's (`psrjax.models.fomm`), less its
 # generator's.
-_STAGE_I = {k: v for k, v in fomm.VARIANTS["paper"].items()
-            if k not in ("block_expansion", "max_features", "num_down_blocks",
-                         "num_bottleneck_blocks", "estimate_occlusion")}
-_PAPER = {**_STAGE_I, **_GENERATOR,   # 512 x 512 frames, the base motion at 128 x 128 (Sec. 4.1)
-          "d_scales": (1.0, 0.5)}     # pix2pixHD's two discriminator scales (the paper's [32])
-VARIANTS = {
-    "paper": _PAPER,
-    # 64 x 64 frames on a laptop CPU (configs/internet.py:runlocal): FOMM's runlocal sizes for
-    # Stage I and the discriminator.
-    "runlocal": {**_PAPER, **{k: v for k, v in fomm.VARIANTS["runlocal"].items()
-                              if k in _STAGE_I},
-                 **dict(ngf=16, max_features=128, num_bottleneck_blocks=3, num_stage_blocks=1,
-                        d_scales=(1.0,))},
-    # Seconds-long tests (32 x 32 frames).
-    "tiny": {**_PAPER, **{k: v for k, v in fomm.VARIANTS["tiny"].items() if k in _STAGE_I},
-             **dict(ngf=4, max_features=16, num_down_blocks=1, num_bottleneck_blocks=1,
-                    num_stage_blocks=1, d_scales=(1.0,))},
-}
+STAGE_I = {k: v for k, v in fomm.PAPER.items()
+           if k not in ("block_expansion", "max_features", "num_down_blocks",
+                        "num_bottleneck_blocks", "estimate_occlusion")}
+# The paper's settings, `networks`' defaults; smaller sizes are the configs' (configs/internet.py).
+PAPER = {**STAGE_I, **_GENERATOR,   # 512 x 512 frames, the base motion at 128 x 128 (Sec. 4.1)
+         "d_scales": (1.0, 0.5)}    # pix2pixHD's two discriminator scales (the paper's [32])
 _RUN_SETTINGS = dict(conv_impl="auto", remat="none", dtype=None)
 
 
@@ -169,13 +157,13 @@ class INTERnetGenerator(nn.Module):
 
 def networks(settings: Mapping | None = None, **overrides):
   """(FOMM's KeypointDetector, INTERnetGenerator, FOMM's Discriminator) from flat settings: the
-  keys of `VARIANTS` plus conv_impl, remat and dtype (defaults: "paper", "auto", "none", None)."""
-  s = {**VARIANTS["paper"], **_RUN_SETTINGS, **dict(settings or {}), **overrides}
-  unknown = set(s) - set(VARIANTS["paper"]) - set(_RUN_SETTINGS)
+  keys of `PAPER` plus conv_impl, remat and dtype (defaults: PAPER's, "auto", "none", None)."""
+  s = {**PAPER, **_RUN_SETTINGS, **dict(settings or {}), **overrides}
+  unknown = set(s) - set(PAPER) - set(_RUN_SETTINGS)
   if unknown:
     raise ValueError(f"unknown INTERnet network settings {sorted(unknown)}; known: "
-                     f"{sorted(set(VARIANTS['paper']) | set(_RUN_SETTINGS))}")
-  fomm_settings = {k: v for k, v in s.items() if k in _STAGE_I or k in _RUN_SETTINGS}
+                     f"{sorted(set(PAPER) | set(_RUN_SETTINGS))}")
+  fomm_settings = {k: v for k, v in s.items() if k in STAGE_I or k in _RUN_SETTINGS}
   detector, _, discriminator = fomm.networks(fomm_settings)
   generator = INTERnetGenerator(
       ngf=s["ngf"], max_features=s["max_features"], num_down_blocks=s["num_down_blocks"],

@@ -12,13 +12,14 @@ Manipulation with Conditional GANs", Sec. 3.2 and appendix; the authors' models/
   code) on the image pyramid made by 3x3 stride-2 average pooling (count_include_pad=False);
   each returns its logits and every layer's activations, for the feature-matching loss (Eq. 4,
   `psrjax.losses.feature_matching`).
-- pix2pix's U-Net generator is `psrjax.models.unet.UNetGenerator`; `generator(name, variant)`
-  builds any of the three at a named size, `discriminator(variant)` the discriminator.
+- pix2pix's U-Net generator is `psrjax.models.unet.UNetGenerator`; `generator(name)` builds any
+  of the three, `discriminator()` the discriminator, at the paper's sizes (`PAPER`) unless
+  keyword arguments say otherwise (the configs' runlocal and tiny sizes: configs/pix2pixhd.py).
 
 Departures: the generators accept `bottleneck_features` (below), a hook for systems built on
 pix2pixHD (D²G-Net, INTERnet); biases start at zero (the authors' `weights_init` sets only the
-kernels, to N(0, 0.02), leaving PyTorch's uniform bias init); the paper's 3 discriminators are the
-"paper" variant (the authors' code defaults to 2).
+kernels, to N(0, 0.02), leaving PyTorch's uniform bias init); the paper's 3 discriminators are
+`discriminator()`'s default (the authors' code defaults to 2).
 """
 from __future__ import annotations
 
@@ -38,31 +39,13 @@ from psrjax.nn.conv import default_kernel_init
 
 BOTTLENECK_MODES = ("add", "concat")
 GENERATORS = ("global", "local", "unet")
-VARIANTS = {
-    # The paper's networks (its 2048x1024 Cityscapes model: G1 at 1024x512).
-    "paper": {
-        "global": dict(ngf=64, n_downsample=4, n_blocks=9),
-        "local": dict(ngf=32, n_downsample_global=4, n_blocks_global=9, n_local_enhancers=1,
-                      n_blocks_local=3),
-        "unet": dict(ngf=64, num_downs=8),                 # pix2pix at 256x256
-        "discriminator": dict(num_d=3, ndf=64, num_layers=3),
-    },
-    # Trains a 64x64 model on a 2-core CPU in minutes.
-    "runlocal": {
-        "global": dict(ngf=16, n_downsample=2, n_blocks=3),
-        "local": dict(ngf=8, n_downsample_global=2, n_blocks_global=3, n_local_enhancers=1,
-                      n_blocks_local=1),
-        "unet": dict(ngf=16, num_downs=5),
-        "discriminator": dict(num_d=2, ndf=16, num_layers=2),
-    },
-    # Seconds-long tests (16x16 images).
-    "tiny": {
-        "global": dict(ngf=4, n_downsample=2, n_blocks=1),
-        "local": dict(ngf=4, n_downsample_global=1, n_blocks_global=1, n_local_enhancers=1,
-                      n_blocks_local=1),
-        "unet": dict(ngf=4, num_downs=3, dropout=0.0),
-        "discriminator": dict(num_d=2, ndf=4, num_layers=1),
-    },
+# The paper's networks (its 2048x1024 Cityscapes model: G1 at 1024x512), the factories' defaults.
+PAPER = {
+    "global": dict(ngf=64, n_downsample=4, n_blocks=9),
+    "local": dict(ngf=32, n_downsample_global=4, n_blocks_global=9, n_local_enhancers=1,
+                  n_blocks_local=3),
+    "unet": dict(ngf=64, num_downs=8),                 # pix2pix at 256x256
+    "discriminator": dict(num_d=3, ndf=64, num_layers=3),
 }
 
 
@@ -248,22 +231,24 @@ class MultiScaleDiscriminator(nn.Module):
     return logits, features
 
 
-def _variant(variant: str, part: str) -> dict:
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown pix2pixHD variant {variant!r}; allowed: {', '.join(VARIANTS)}")
-  return dict(VARIANTS[variant][part])
+def _paper(variant: str, part: str) -> dict:
+  if variant != "paper":
+    raise ValueError(f"unknown pix2pixHD variant {variant!r}: the networks have the paper's sizes "
+                     "(\"paper\"); give others as keyword arguments (the configs' runlocal and tiny "
+                     "sizes: configs/pix2pixhd.py)")
+  return dict(PAPER[part])
 
 
 def generator(name: str = "global", variant: str = "paper", **overrides) -> nn.Module:
   """The generator `name` ("global": pix2pixHD's G1, "local": G1 + local enhancer, "unet":
-  pix2pix's U-Net) at size `variant` (VARIANTS: "paper", "runlocal", "tiny"); keyword arguments
-  override module fields (e.g. out_channels, norm, dtype, remat)."""
+  pix2pix's U-Net) at the paper's sizes (`PAPER`; `variant` "paper", the only one); keyword
+  arguments override module fields (sizes, out_channels, norm, dtype, remat, ...)."""
   if name not in GENERATORS:
     raise ValueError(f"unknown generator {name!r}; allowed: {', '.join(GENERATORS)}")
   cls = {"global": GlobalGenerator, "local": LocalEnhancer, "unet": UNetGenerator}[name]
-  return cls(**{**_variant(variant, name), **overrides})
+  return cls(**{**_paper(variant, name), **overrides})
 
 
 def discriminator(variant: str = "paper", **overrides) -> MultiScaleDiscriminator:
-  """The multi-scale discriminator at size `variant` (VARIANTS), fields overridable."""
-  return MultiScaleDiscriminator(**{**_variant(variant, "discriminator"), **overrides})
+  """The multi-scale discriminator at the paper's sizes (`PAPER`), fields overridable."""
+  return MultiScaleDiscriminator(**{**_paper(variant, "discriminator"), **overrides})

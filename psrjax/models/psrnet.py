@@ -314,7 +314,8 @@ class RecurrenceLayer(_Generator):
 
 
 # Named sizes. "paper": the paper's generators; "runlocal": trains in minutes on a laptop CPU;
-# "tiny": for tests.
+# "tiny": for tests. PSR-Net's configs name them (`model.variant`, a field of every saved PSR-Net
+# config: configs/psrnet.py), so, unlike the other models' smaller sizes, they live here.
 VARIANTS: dict[str, dict[str, Any]] = {
     "paper": dict(base_channels=64, num_blocks=6, temporal_kernel=3, stem_temporal_kernel=7),
     "runlocal": dict(base_channels=8, num_blocks=2, temporal_kernel=3, stem_temporal_kernel=3),

@@ -173,10 +173,10 @@ def test_paper_networks_have_the_authors_sizes():
   count = lambda tree: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
   sn = lambda tree: sum(int(np.prod(x.shape)) for p, x in jax.tree_util.tree_leaves_with_path(tree)
                         if pnn.SN_PARAM in jax.tree_util.keystr(p))
-  corr = jax.eval_shape(cocosnet.correspondence("paper").init, KEY, jnp.ones((1, 256, 256, 20)),
+  corr = jax.eval_shape(cocosnet.Correspondence().init, KEY, jnp.ones((1, 256, 256, 20)),
                         jnp.ones((1, 256, 256, 3)))
-  gen = jax.eval_shape(cocosnet.generator("paper").init, KEY, jnp.ones((1, 256, 256, 23)))
+  gen = jax.eval_shape(cocosnet.Generator().init, KEY, jnp.ones((1, 256, 256, 23)))
   assert 50_895_000 < count(corr) - sn(corr) < 50_910_000
   assert 92_735_000 < count(gen) - sn(gen) < 92_750_000
   with pytest.raises(ValueError, match="multiples of 32"):
-    cocosnet.generator("tiny").init(KEY, jnp.ones((1, 48, 48, 23)))
+    cocosnet.Generator(ngf=4, spade_hidden=8).init(KEY, jnp.ones((1, 48, 48, 23)))

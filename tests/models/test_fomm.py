@@ -20,6 +20,13 @@ from psrjax.train import lowering
 
 KEY = jax.random.key(0)
 ATOL = 1e-4
+# Tiny networks for 32 x 32 frames (`networks` defaults to the paper's sizes; the configs hold
+# their runlocal and tiny variants' sizes).
+TINY = dict(
+    num_kp=3, kp_block_expansion=4, kp_max_features=16, kp_num_blocks=2, kp_scale_factor=0.5,
+    block_expansion=4, max_features=16, num_down_blocks=1, num_bottleneck_blocks=1,
+    dm_block_expansion=4, dm_max_features=16, dm_num_blocks=2, dm_scale_factor=0.5,
+    d_block_expansion=4, d_max_features=16, d_num_blocks=2)
 # The geometry jitted: one compilation each rather than op-by-op dispatch.
 deform = jax.jit(motion.deform, static_argnames="padding")
 sparse_motions = jax.jit(motion.sparse_motions, static_argnums=(2, 3))
@@ -500,7 +507,7 @@ def test_paper_networks_have_the_official_parameter_counts():
   (weights and biases; batch norm's running statistics are buffers)."""
   count = lambda tree: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
   torch_count = lambda m: sum(p.numel() for p in m.parameters())
-  detector, generator, discriminator = fomm.networks(fomm.VARIANTS["paper"])
+  detector, generator, discriminator = fomm.networks()
   x = jnp.zeros((1, 128, 128, 3))
   kp = jax.eval_shape(detector.init, KEY, x)
   kp_out = {"value": jnp.zeros((1, 10, 2)), "jacobian": jnp.zeros((1, 10, 2, 2))}
@@ -520,14 +527,14 @@ def test_paper_networks_have_the_official_parameter_counts():
   jac = jax.eval_shape(lambda x: single.init_with_output(KEY, x)[0]["jacobian"], x)
   assert jac.shape == (1, 3, 2, 2)
   with pytest.raises(ValueError, match="unknown FOMM network settings"):
-    fomm.networks(fomm.VARIANTS["tiny"], num_keypoints=3)
+    fomm.networks(TINY, num_keypoints=3)
 
 
 def test_bfloat16_step_lowers_for_tpu_with_float32_geometry():
   """The detector, generator and discriminator and the equivariance transform, differentiated
   in bfloat16: every convolution and (outside the float32 geometry) every matrix product of
   the forward and backward passes is bfloat16; keypoints and the deformation are float32."""
-  detector, generator, discriminator = fomm.networks(fomm.VARIANTS["tiny"], conv_impl="xla")
+  detector, generator, discriminator = fomm.networks(TINY, conv_impl="xla")
   image = jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.bfloat16)
   kp = jax.eval_shape(detector.apply, jax.eval_shape(detector.init, KEY, image), image)
   params = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, jnp.bfloat16), (
@@ -562,7 +569,7 @@ def test_remat_modes_compute_the_same_generator():
   (kp_s, _), (kp_d, _) = _keypoints(2, 3, 12), _keypoints(2, 3, 13)
   results = []
   for remat in ("none", "blocks", "full"):
-    _, generator, _ = fomm.networks(fomm.VARIANTS["tiny"], remat=remat)
+    _, generator, _ = fomm.networks(TINY, remat=remat)
     params = jax.jit(generator.init)(KEY, source, kp_s, kp_d)
     loss = lambda p: jnp.mean(generator.apply(p, source, kp_s, kp_d)["prediction"])
     results.append(jax.jit(jax.value_and_grad(loss))(params))

@@ -18,6 +18,22 @@ from psrjax.models.unet import UNetGenerator
 
 KEY = jax.random.key(0, impl="rbg")
 ATOL = 1e-5
+# Tiny networks for 16x16 images (the factories default to the paper's sizes; the configs hold
+# their runlocal and tiny variants' sizes).
+TINY = {
+    "global": dict(ngf=4, n_downsample=2, n_blocks=1),
+    "local": dict(ngf=4, n_downsample_global=1, n_blocks_global=1, n_blocks_local=1),
+    "unet": dict(ngf=4, num_downs=3, dropout=0.0),
+    "discriminator": dict(num_d=2, ndf=4, num_layers=1),
+}
+
+
+def tiny_generator(name, **fields):
+  return pix2pixhd.generator(name, **{**TINY[name], **fields})
+
+
+def tiny_discriminator(**fields):
+  return pix2pixhd.discriminator(**{**TINY["discriminator"], **fields})
 
 
 # ------------------------------------------------------------------ PyTorch references
@@ -247,7 +263,7 @@ def test_unet_generator_matches_pix2pix():
 
 
 def test_feature_matching_weights_each_layer_as_pix2pixhd():
-  d = pix2pixhd.discriminator("tiny", num_layers=2)
+  d = tiny_discriminator(num_layers=2)
   real, fake = _image(2, 16, 16, 3), _image(2, 16, 16, 3, seed=1)
   params = d.init(KEY, real)
   (_, feats_real), (_, feats_fake) = d.apply(params, real), d.apply(params, fake)
@@ -276,7 +292,7 @@ def test_vgg_loss_weights_relu1_1_to_relu5_1_as_pix2pixhd():
 # ------------------------------------------------------------------ the bottleneck hook
 @pytest.mark.parametrize("name", ["global", "local"])
 def test_bottleneck_features_enter_before_the_residual_blocks(name):
-  g = pix2pixhd.generator(name, "tiny")
+  g = tiny_generator(name)
   x = jnp.asarray(_image(2, 16, 16, 3))
   feats = jnp.asarray(_image(2, 4, 4, 5, seed=2))     # 16 / 2^2; local: 16 / 2 (pooled) / 2^1
   params = g.init(KEY, x, feats)
@@ -289,7 +305,7 @@ def test_bottleneck_features_enter_before_the_residual_blocks(name):
 
 
 def test_bottleneck_concat_mode_fuses_with_a_1x1_conv():
-  g = pix2pixhd.generator("global", "tiny", bottleneck_mode="concat")
+  g = tiny_generator("global", bottleneck_mode="concat")
   x, feats = jnp.ones((1, 16, 16, 3)), jnp.ones((1, 4, 4, 5))
   params = g.init(KEY, x, feats)["params"]
   assert params["bottleneck"]["kernel"].shape == (1, 1, 16 + 5, 16)
@@ -298,8 +314,8 @@ def test_bottleneck_concat_mode_fuses_with_a_1x1_conv():
 
 # ------------------------------------------------------------------ policy and sizes
 def _modules():
-  return [pix2pixhd.generator(n, "tiny") for n in pix2pixhd.GENERATORS] + \
-      [pix2pixhd.discriminator("tiny")]
+  return [tiny_generator(n) for n in pix2pixhd.GENERATORS] + \
+      [tiny_discriminator()]
 
 
 @pytest.mark.parametrize("index", range(4), ids=["global", "local", "unet", "discriminator"])
@@ -332,16 +348,15 @@ def test_remat_modes_give_the_same_values_and_gradients(index):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), plain, remat)
 
 
-def test_named_sizes():
+def test_paper_sizes_and_keyword_sizes():
   paper = pix2pixhd.generator("global")
   assert (paper.ngf, paper.n_downsample, paper.n_blocks) == (64, 4, 9)
   assert pix2pixhd.discriminator().num_d == 3
   shapes = jax.eval_shape(functools.partial(pix2pixhd.generator("unet").init, KEY),
                           jnp.zeros((1, 256, 256, 3)))
   assert sum(p.size for p in jax.tree.leaves(shapes)) == 54_413_955      # pix2pix's U-Net
-  runlocal = pix2pixhd.generator("global", "runlocal")
-  assert 64 % 2 ** runlocal.n_downsample == 0
-  assert pix2pixhd.generator("global", "tiny", out_channels=1).out_channels == 1
+  small = pix2pixhd.generator("global", "paper", ngf=16, n_downsample=3, out_channels=1)
+  assert (small.ngf, small.n_downsample, small.n_blocks, small.out_channels) == (16, 3, 9, 1)
 
 
 def test_bad_input_is_a_clear_value_error():
@@ -349,14 +364,15 @@ def test_bad_input_is_a_clear_value_error():
   cases = [
       (lambda: pix2pixhd.generator("cyclegan"), "unknown generator 'cyclegan'"),
       (lambda: pix2pixhd.generator("global", "huge"), "unknown pix2pixHD variant 'huge'"),
-      (lambda: pix2pixhd.generator("global", "tiny").init(KEY, x[:, :14]), "divisible by 4"),
-      (lambda: pix2pixhd.generator("local", "tiny").init(KEY, x[:, :14]), "divisible by 4"),
-      (lambda: pix2pixhd.generator("unet", "tiny").init(KEY, x[:, :12]), "divisible by 8"),
-      (lambda: pix2pixhd.generator("unet", "tiny", num_downs=1).init(KEY, x), "num_downs >= 2"),
-      (lambda: pix2pixhd.generator("global", "tiny", norm="group").init(KEY, x), "unknown norm"),
-      (lambda: pix2pixhd.generator("global", "tiny", bottleneck_mode="mul").init(KEY, x),
+      (lambda: pix2pixhd.discriminator("tiny"), "unknown pix2pixHD variant 'tiny'"),
+      (lambda: tiny_generator("global").init(KEY, x[:, :14]), "divisible by 4"),
+      (lambda: tiny_generator("local").init(KEY, x[:, :14]), "divisible by 4"),
+      (lambda: tiny_generator("unet").init(KEY, x[:, :12]), "divisible by 8"),
+      (lambda: tiny_generator("unet", num_downs=1).init(KEY, x), "num_downs >= 2"),
+      (lambda: tiny_generator("global", norm="group").init(KEY, x), "unknown norm"),
+      (lambda: tiny_generator("global", bottleneck_mode="mul").init(KEY, x),
        "bottleneck_mode"),
-      (lambda: pix2pixhd.discriminator("tiny").init(KEY, x, x[:, :8]), "condition"),
+      (lambda: tiny_discriminator().init(KEY, x, x[:, :8]), "condition"),
   ]
   for fn, match in cases:
     with pytest.raises(ValueError, match=match):

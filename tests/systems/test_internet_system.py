@@ -30,7 +30,7 @@ def tiny_config(spec="", **overrides):
 
 
 def _generator(deformable_skips=True):
-  detector, generator, _ = internet_models.networks(internet_models.VARIANTS["tiny"],
+  detector, generator, _ = internet_models.networks(tiny_config().model.to_dict(),
                                                     deformable_skips=deformable_skips)
   source = jax.random.uniform(jax.random.PRNGKey(0), (2, 32, 32, 3))
   kp_params = detector.init(jax.random.PRNGKey(1), source)
@@ -208,7 +208,7 @@ def test_generator_remat_modes_compute_the_same():
                      "jacobian": jnp.broadcast_to(jnp.eye(2), (2, 10, 2, 2))}
   results = []
   for remat in ("none", "blocks", "full"):
-    _, generator, _ = internet_models.networks(internet_models.VARIANTS["tiny"], remat=remat)
+    _, generator, _ = internet_models.networks(tiny_config().model.to_dict(), remat=remat)
     params = jax.jit(generator.init)(jax.random.key(0), source, kp(1), kp(2))
     loss = lambda p, g=generator: jnp.mean(g.apply(p, source, kp(1), kp(2))["prediction"])
     results.append(jax.jit(jax.value_and_grad(loss))(params))
