@@ -131,8 +131,6 @@ def runlocal_with_tiny_sizes(path: str):
     for key, value in tiny[section].items():
       if f"{section}.{key}" not in KEEP:
         config[section][key] = value
-    if model is not None and "kp_num_blocks" in model:
-      _small_fomm(model, config.loss)
   config.train.data_workers = 0
   return config
 
