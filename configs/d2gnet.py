@@ -34,7 +34,7 @@ Arguments (comma separated, combinable): `runlocal`, `tiny` (a seconds-long vari
 import ml_collections
 
 from psrjax.config_args import apply_shared, parse_config_arg
-from psrjax.data import per_person
+from psrjax.data.samplers import per_person
 from psrjax.train import defaults
 
 

@@ -35,7 +35,7 @@ Writing a system (read `psrnet.py` or `mfci.py` beside this file as worked examp
    `[B]`.
 5. Data. `dataset(split, ...)` yields per-example numpy dicts following the batch contract,
    made by a sampler of `psrjax.data` (per-person, same-video, view pairs) over a video source
-   (`psrjax.data.sources`); `example_spec` declares their shapes so bad data fails with a
+   (`psrjax.data.sources.base`); `example_spec` declares their shapes so bad data fails with a
    one-line error, and `modalities` the source modalities it reads, checked against the
    source when the system is built (`sources.require`).
 6. Synthesis. `synthesis_example(seed=..., **options)` is the one example `psrjax synthesize`

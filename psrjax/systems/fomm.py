@@ -20,7 +20,7 @@ detector's (J(D)^-1 J_T J(T(D)) = 1). The networks step G then D on one forward,
 trainer does; Adam 2e-4 (0.5, 0.999) for all three, x 0.1 at 60 % and 90 % of the steps (its
 epochs 60 and 90 of 100).
 
-Examples (`psrjax.data.same_video`, K = 1 source and L = 1 driving frame): two distinct random
+Examples (`psrjax.data.samplers.same_video`, K = 1 source and L = 1 driving frame): two distinct random
 frames of one video of a training identity, in random order; the official loader draws two
 sorted frames with replacement and flips time at random, i.e. the same except that it can draw
 the same frame twice. Its augmentations (horizontal flip, hue jitter) are not applied.
@@ -61,7 +61,8 @@ import numpy as np
 import optax
 
 from psrjax import config_args
-from psrjax.data import first_frame, same_video, sources
+from psrjax.data.samplers import first_frame, same_video
+from psrjax.data.sources import base as sources
 from psrjax.geometry import motion
 from psrjax.losses import perceptual as perceptual_losses
 from psrjax.metrics import perceptual as perceptual_metrics, runs, structural

@@ -39,7 +39,7 @@ from psrjax.metrics import perceptual as perceptual_metrics
 from psrjax.models import pix2pixhd as networks
 from psrjax.models import pretrained
 from psrjax.baselines import retrieval
-from psrjax.data import per_person
+from psrjax.data.samplers import per_person
 from psrjax.systems import base
 
 LABELS = ("stick", "discs", "cocosnet")

@@ -37,12 +37,12 @@ Splits "train" and "test" ("validation" reads "test") are per video: a take's ex
 use target views of the split and, in training, source views of it too (NTU RGB+D's
 cross-view protocol holds out camera 1 of every take; a recording's tail holds out every view).
 
-`MultiViewSource` is the source of `psrjax.data.sources`' interface that `view_pairs` samples,
+`MultiViewSource` is the source of `psrjax.data.sources.base`' interface that `view_pairs` samples,
 with `SyntheticClips`' take interface (`take(i)`, `num_views`, `len`), and `Windows` cuts its
 takes into windows of T frames (a long recording gives many examples).
 
 DATASET may be a bucket URL (`gs://bucket/dataset`, `psrjax.paths`), read as
-`psrjax.data.prepared` reads one.
+`psrjax.data.sources.prepared` reads one.
 """
 from __future__ import annotations
 
@@ -53,8 +53,7 @@ from typing import Sequence
 import numpy as np
 
 from psrjax import paths
-from psrjax.data import prepared
-from psrjax.data import sources
+from psrjax.data.sources import base as sources, prepared
 
 FORMAT = "psrjax-multiview/1"
 BUILDER_NAME = "psrjax_multiview"

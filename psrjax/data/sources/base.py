@@ -12,7 +12,7 @@ when the config is built, not in the middle of a run.
 
 Sources:
   `per_person.ScriptedPerson`   the synthetic per-person video (a train and a held-out segment)
-  `PreparedSource`              a folder `psrjax prepare` wrote (`psrjax.data.prepared`)
+  `PreparedSource`              a folder `psrjax prepare` wrote (`psrjax.data.sources.prepared`)
   `Resized`                     any source at another resolution (frames, masks, keypoints and
                                 flows resized consistently)
 """
@@ -24,7 +24,7 @@ from typing import Mapping, Protocol, Sequence
 import cv2
 import numpy as np
 
-from psrjax.data import prepared
+from psrjax.data.sources import prepared
 
 EXACT, ESTIMATED = "exact", "estimated"
 # How a missing modality can be had, for `require`'s error.
@@ -93,7 +93,7 @@ def to_unit(rgb: np.ndarray) -> np.ndarray:
 
 
 class PreparedSource:
-  """A prepared dataset (`psrjax.data.prepared`) as a video source: splits "train" / "test"
+  """A prepared dataset (`psrjax.data.sources.prepared`) as a video source: splits "train" / "test"
   ("validation" reads "test"); every modality estimated. Picklable for grain workers."""
 
   def __init__(self, path: str):

@@ -39,7 +39,7 @@ from typing import Sequence
 
 import numpy as np
 
-from psrjax.data import sources
+from psrjax.data.sources import base as sources
 from psrjax.data.synthetic import actions, cameras as cams, sequence
 from psrjax.data.synthetic.clip import check_positive_int
 

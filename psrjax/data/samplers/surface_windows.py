@@ -3,7 +3,7 @@
 A person-agnostic model of the body's surface (D²G-Net's UV generator, pre-trained "on frames of
 a large corpus of different characters" with DensePose's part and UV maps as targets, Eq. 5)
 needs many people in many poses seen from many cameras. The synthetic world is this corpus with
-exact maps: clip `i` of a split (`psrjax.data.synthetic_clips.SyntheticClips`, identities held
+exact maps: clip `i` of a split (`psrjax.data.sources.synthetic_clips.SyntheticClips`, identities held
 out by split, each clip its own identity, action, room and camera) gives one example per epoch:
 
   keypoints [T, 18, 3]            the window's keypoints (pixels, visibility);
@@ -21,7 +21,7 @@ from __future__ import annotations
 import grain
 import numpy as np
 
-from psrjax.data import synthetic_clips
+from psrjax.data.sources import synthetic_clips
 from psrjax.data.synthetic.clip import check_positive_int
 
 KEYS = ("keypoints", "face", "part", "uv", "mask")

@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from psrjax.data import estimated_geometry, synthetic_clips
+from psrjax.data.sources import estimated_geometry, synthetic_clips
 from psrjax.data.synthetic import source as synthetic_source
 
 BUILDER = "synthetic_humans"

@@ -1,4 +1,4 @@
-"""Multi-view synthetic clips as a video source (`psrjax.data.sources`).
+"""Multi-view synthetic clips as a video source (`psrjax.data.sources.base`).
 
 A split's i-th clip (`synthetic.split_seed`) is seen by `num_views` synchronised cameras; each
 camera's recording is one video of the source ("<split><i>:view<v>"), and the cameras of one
@@ -15,7 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from psrjax.data import estimated_geometry, sources, synthetic
+from psrjax.data import synthetic
+from psrjax.data.sources import base as sources, estimated_geometry
 from psrjax.data.synthetic.clip import CLIP_FPS, check_positive_int
 
 MODALITIES = ("rgb", "keypoints", "mask", "flow_fwd", "flow_bwd", "depth", "face", "part", "uv",
