@@ -2,12 +2,11 @@
 calibrated multi-camera recordings: `psrjax prepare multiview --videos cam*.mp4 --calibration
 CALIB --out DATASET [options]`.
 
-Single view: reads every video of DIR (files .mp4/.avi/.mov/.mkv/.webm or folders of images),
-takes keypoints from --keypoints (OpenPose JSON folders, COCO JSON or NumPy files named after the
-videos) or estimates them with MediaPipe (`pip install 'psrjax[pose]'`), crops the person,
-estimates the background, person masks, optical flow and face boxes, and writes the dataset
-DATASET with a preview sheet DATASET/preview.png (see psrjax/data/preparation/prepare.py). Train on it with
-e.g.
+Single view: reads every video of DIR (files .mp4/.avi/.mov/.mkv/.webm or folders of images), takes
+keypoints from --keypoints (OpenPose JSON folders, COCO JSON or NumPy files named after the videos)
+or estimates them with MediaPipe (`pip install 'psrjax[pose]'`), crops the person, estimates the
+background, person masks, optical flow and face boxes, and writes the dataset DATASET with a preview
+sheet DATASET/preview.png (see psrjax/data/preparation/prepare.py). Train on it with e.g.
 
   psrjax train --config configs/mfci.py:runlocal,data=DATASET --workdir DIR
 

@@ -1,5 +1,5 @@
-"""psrjax.data.preparation.keypoint_io: OpenPose / COCO / MediaPipe / numpy keypoints to COCO-18, tracking
-of the main person, one-line errors naming the file, gap-preserving smoothing."""
+"""psrjax.data.preparation.keypoint_io: OpenPose / COCO / MediaPipe / numpy keypoints to COCO-18,
+tracking of the main person, one-line errors naming the file, gap-preserving smoothing."""
 import json
 
 import numpy as np

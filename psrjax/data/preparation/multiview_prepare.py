@@ -45,8 +45,8 @@ ESTIMATED = {
     "points3d": "triangulated: confidence-weighted DLT, RANSAC over views, Butterworth low-pass",
     "face": "fitted body", "part": "fitted body", "uv": "fitted body", "depth": "fitted body",
     "flow_fwd": "fitted body", "flow_bwd": "fitted body",
-    "fitted body": "psrjax.data.preparation.body_fit: the synthetic world's body fitted to points3d, "
-                   "rendered in each crop camera",
+    "fitted body": "psrjax.data.preparation.body_fit: the synthetic world's body fitted to "
+                   "points3d, rendered in each crop camera",
     "mask": "MediaPipe segmentation, else background differencing with keypoint cleanup",
     "background": "masked temporal median",
 }

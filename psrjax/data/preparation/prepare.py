@@ -2,17 +2,18 @@
 
 Per video (a file .mp4/.avi/.mov/.mkv/.webm, or a sub-folder of images):
 
-1. keypoints (and, optionally, person masks from `--masks DIR`: DIR/<stem>.npy / .npz [T, H, W]
-   or DIR/<stem>/ with one image per frame): imported from `--keypoints DIR` (DIR/<stem>/ with OpenPose JSON per frame,
-   DIR/<stem>.json in COCO keypoint format, or DIR/<stem>.npy / .npz; `psrjax.data.preparation.keypoint_io`)
-   or, without DIR, estimated by MediaPipe Pose (`psrjax.data.preparation.pose_estimator`, the `pose` extra);
-   optionally smoothed in time;
+1. keypoints (and, optionally, person masks from `--masks DIR`: DIR/<stem>.npy / .npz [T, H, W] or
+   DIR/<stem>/ with one image per frame): imported from `--keypoints DIR` (DIR/<stem>/ with OpenPose
+   JSON per frame, DIR/<stem>.json in COCO keypoint format, or DIR/<stem>.npy / .npz;
+   `psrjax.data.preparation.keypoint_io`) or, without DIR, estimated by MediaPipe Pose
+   (`psrjax.data.preparation.pose_estimator`, the `pose` extra); optionally smoothed in time;
 2. one person-centred square crop for the whole video (static camera; `video.person_box`),
    resized to R x R, keypoints mapped into it;
-3. estimated modalities (`psrjax.data.preparation.estimate`): the background plate by masked temporal median;
-   person masks from MediaPipe's segmentation when it ran, else by background differencing with
-   keypoint-guided cleanup; forward and backward optical flow by OpenCV DIS; face boxes from the
-   head keypoints. videos.json records, per video, which estimator produced each modality.
+3. estimated modalities (`psrjax.data.preparation.estimate`): the background plate by masked
+   temporal median; person masks from MediaPipe's segmentation when it ran, else by background
+   differencing with keypoint-guided cleanup; forward and backward optical flow by OpenCV DIS; face
+   boxes from the head keypoints. videos.json records, per video, which estimator produced each
+   modality.
 
 The video is held in memory only at R x R (T x R x R x 3 bytes; 1,000 frames at 256 x 256 are
 197 MB), frames stream from the decoder.

@@ -1,8 +1,8 @@
-"""Per-video processing shared by `psrjax prepare` (`psrjax.data.preparation.prepare`) and the TFDS builders
-of real videos (`psrjax.data.builders.video_builder`): listing a folder's videos and their splits,
-importing keypoints and masks, cropping, estimating masks, background and flow, the per-video
-work cache, the dataset index and its frame records. `psrjax.data.preparation.prepare`'s docstring
-describes the steps and the layout they produce.
+"""Per-video processing shared by `psrjax prepare` (`psrjax.data.preparation.prepare`) and the TFDS
+builders of real videos (`psrjax.data.builders.video_builder`): listing a folder's videos and their
+splits, importing keypoints and masks, cropping, estimating masks, background and flow, the
+per-video work cache, the dataset index and its frame records. `psrjax.data.preparation.prepare`'s
+docstring describes the steps and the layout they produce.
 """
 from __future__ import annotations
 

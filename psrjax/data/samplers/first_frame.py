@@ -9,10 +9,10 @@ a video and reconstructs a random driving frame D_t at least two seconds into it
   tgt_flow_bwd [2, H, W, 2], tgt_flow_fwd [2, H, W, 2]       flows of the batch contract;
 
 t drawn uniformly from [data.min_driving_frame, num_frames - 1] (a random camera of a synthetic
-clip; a random training video of a prepared dataset long enough for it). Evaluation and
-synthesis examples are `psrjax.data.samplers.same_video`'s with one source frame (the first frame of the
-clip, the last `num_targets` frames driving it) plus "tgt_flow_fwd" (Interp-PSNR reads both
-flows): exact on the synthetic world, the dataset's estimated (DIS) flows on prepared videos.
+clip; a random training video of a prepared dataset long enough for it). Evaluation and synthesis
+examples are `psrjax.data.samplers.same_video`'s with one source frame (the first frame of the clip,
+the last `num_targets` frames driving it) plus "tgt_flow_fwd" (Interp-PSNR reads both flows): exact
+on the synthetic world, the dataset's estimated (DIS) flows on prepared videos.
 """
 from __future__ import annotations
 

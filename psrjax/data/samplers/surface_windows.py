@@ -1,10 +1,10 @@
 """Windows of consecutive frames with their body-surface maps, from many synthetic identities.
 
-A person-agnostic model of the body's surface (D²G-Net's UV generator, pre-trained "on frames of
-a large corpus of different characters" with DensePose's part and UV maps as targets, Eq. 5)
-needs many people in many poses seen from many cameras. The synthetic world is this corpus with
-exact maps: clip `i` of a split (`psrjax.data.sources.synthetic_clips.SyntheticClips`, identities held
-out by split, each clip its own identity, action, room and camera) gives one example per epoch:
+A person-agnostic model of the body's surface (D²G-Net's UV generator, pre-trained "on frames of a
+large corpus of different characters" with DensePose's part and UV maps as targets, Eq. 5) needs
+many people in many poses seen from many cameras. The synthetic world is this corpus with exact
+maps: clip `i` of a split (`psrjax.data.sources.synthetic_clips.SyntheticClips`, identities held out
+by split, each clip its own identity, action, room and camera) gives one example per epoch:
 
   keypoints [T, 18, 3]            the window's keypoints (pixels, visibility);
   face [T, H, W] int32            face ids (-1 background), for a 3D label drawn through them;

@@ -37,9 +37,9 @@ Splits "train" and "test" ("validation" reads "test") are per video: a take's ex
 use target views of the split and, in training, source views of it too (NTU RGB+D's
 cross-view protocol holds out camera 1 of every take; a recording's tail holds out every view).
 
-`MultiViewSource` is the source of `psrjax.data.sources.base`' interface that `view_pairs` samples,
-with `SyntheticClips`' take interface (`take(i)`, `num_views`, `len`), and `Windows` cuts its
-takes into windows of T frames (a long recording gives many examples).
+`MultiViewSource` is the source of `psrjax.data.sources.base`'s interface that `view_pairs` samples,
+with `SyntheticClips`' take interface (`take(i)`, `num_views`, `len`), and `Windows` cuts its takes
+into windows of T frames (a long recording gives many examples).
 
 DATASET may be a bucket URL (`gs://bucket/dataset`, `psrjax.paths`), read as
 `psrjax.data.sources.prepared` reads one.
