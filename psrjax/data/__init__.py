@@ -1,5 +1,6 @@
 """psrjax's data, by job:
 
+  contract     the batch contract: every key's dtype, values and trailing axes; `check_example`
   video        video files and image folders in and out, the person-centred square crop
   sources/     video sources: the interface samplers read and its implementations
   samplers/    a source's videos -> a system's examples

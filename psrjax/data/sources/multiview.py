@@ -242,7 +242,7 @@ class MultiViewSource:
     return [self._info(i) for i, v in enumerate(self.data.index["videos"]) if v["split"] == split]
 
   def keypoints(self, video: sources.VideoInfo) -> np.ndarray:
-    return self.data.keypoints(video.key)
+    return sources.checked_keypoints(self, video, self.data.keypoints(video.key))
 
   def frames(self, video: sources.VideoInfo, indices, keys: Sequence[str]) -> dict[str, np.ndarray]:
     unknown = [k for k in keys if k not in self.modalities]
@@ -252,7 +252,7 @@ class MultiViewSource:
     out = to_contract(self.data.frames(video.key, indices), keys)
     if "mask" in out:
       out["mask"] = out["mask"].reshape(out["mask"].shape[:3] + (1,))
-    return out
+    return sources.checked(self, video, out)
 
 
 class Windows:

@@ -88,13 +88,16 @@ class SyntheticClips:
   def keypoints(self, video: sources.VideoInfo) -> np.ndarray:
     seed, view = video.key
     if self.estimate is not None:   # the noisy detections the geometry was estimated from
-      return _render(*self._args(seed), self.estimate)["keypoints"][view].astype(np.float32)
-    return _keypoints(*self._args(seed))[view]
+      kp = _render(*self._args(seed), self.estimate)["keypoints"][view].astype(np.float32)
+    else:
+      kp = _keypoints(*self._args(seed))[view]
+    return sources.checked_keypoints(self, video, kp)
 
   def frames(self, video: sources.VideoInfo, indices,
              keys: Sequence[str]) -> dict[str, np.ndarray]:
     seed, view = video.key
-    return clip_frames(_render(*self._args(seed), self.estimate), view, indices, keys)
+    return sources.checked(self, video, clip_frames(_render(*self._args(seed), self.estimate),
+                                                    view, indices, keys))
 
 
 def clip_frames(clip: dict, view: int, indices, keys: Sequence[str]) -> dict[str, np.ndarray]:
@@ -143,8 +146,8 @@ class RenderedClip:
     return self.take(0) if split == "test" else []
 
   def keypoints(self, video: sources.VideoInfo) -> np.ndarray:
-    return self.clip["keypoints"][video.key[1]]
+    return sources.checked_keypoints(self, video, self.clip["keypoints"][video.key[1]])
 
   def frames(self, video: sources.VideoInfo, indices,
              keys: Sequence[str]) -> dict[str, np.ndarray]:
-    return clip_frames(self.clip, video.key[1], indices, keys)
+    return sources.checked(self, video, clip_frames(self.clip, video.key[1], indices, keys))
