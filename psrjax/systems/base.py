@@ -170,7 +170,7 @@ class Option:
 class System(abc.ABC):
   """Base class of a paper's system; subclasses implement every abstract method below.
 
-  Shapes follow the batch contract (SPEC): batch first, videos `[B, T, H, W, C]`. Every
+  Shapes follow the batch contract (`psrjax.data.contract`): batch first, videos `[B, T, H, W, C]`. Every
   function receives batches already passed through `prepare`.
   """
 
