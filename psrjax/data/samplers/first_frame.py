@@ -13,6 +13,9 @@ clip; a random training video of a prepared dataset long enough for it). Evaluat
 examples are `psrjax.data.samplers.same_video`'s with one source frame (the first frame of the clip,
 the last `num_targets` frames driving it) plus "tgt_flow_fwd" (Interp-PSNR reads both flows): exact
 on the synthetic world, the dataset's estimated (DIS) flows on prepared videos.
+
+Used by INTERnet (`psrjax.systems.internet`: training examples) and by FOMM
+(`psrjax.systems.fomm`: evaluation examples, which INTERnet inherits).
 """
 from __future__ import annotations
 

@@ -15,6 +15,8 @@ T = `frames` consecutive frames (a pose label of frame t reading t - 1 and t - 2
 frame 0 of a `frames`-frame clip seen by one camera, so an example renders only its own frames
 (~35 ms at 64 x 64 on one core). Training examples are clips 0, 1, ... of "train" in an order
 shuffled with the seed; evaluation examples the first clips of the held-out split.
+
+Used by D²G-Net (`psrjax.systems.d2gnet`): the pre-training of its UV generator.
 """
 from __future__ import annotations
 
