@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 sys.path.insert(0, REPO)
 import results_table  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax import cli  # noqa: E402  pylint: disable=g-import-not-at-top
-from psrjax.data import multiview  # noqa: E402  pylint: disable=g-import-not-at-top
+from psrjax.data.sources import multiview  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax.data.synthetic.recording import Recording, agreement  # noqa: E402
 from psrjax.geometry.calibration import Camera  # noqa: E402  pylint: disable=g-import-not-at-top
 

@@ -75,7 +75,7 @@ def main() -> int:
         f"(identity {data.identity}, {data.resolution}x{data.resolution}); {machine()}; "
         f"`{command}`\n")
   print(table(results, rows, COLUMNS, lower=LOWER, corner="system"))
-  for group in ("seen", "novel"):   # psrjax.data.per_person.RUN_GROUPS
+  for group in ("seen", "novel"):   # psrjax.data.samplers.per_person.RUN_GROUPS
     print(f"\nHeld-out runs of {group} actions only:\n")
     columns = [(f"{m}/{group}", label) for m, label in COLUMNS]
     print(table(results, rows, columns, lower=tuple(f"{m}/{group}" for m in LOWER),

@@ -33,7 +33,7 @@ import cv2  # noqa: E402  pylint: disable=g-import-not-at-top
 
 import build  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax import config_utils  # noqa: E402  pylint: disable=g-import-not-at-top
-from psrjax.data import prerendered  # noqa: E402  pylint: disable=g-import-not-at-top
+from psrjax.data.sources import prerendered  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax.train import data as data_lib  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax.systems import registry
 

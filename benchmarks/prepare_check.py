@@ -32,7 +32,8 @@ import sys
 import numpy as np
 
 from psrjax import cli
-from psrjax.data import prepared, video
+from psrjax.data import video
+from psrjax.data.sources import prepared
 from psrjax.data.synthetic import cameras as cams, motion, sequence
 
 SCRIPTS = ((("dance", 40), ("wave", 30), ("squat", 26)),

@@ -28,7 +28,7 @@ Other arguments (comma separated, combinable): `label=cocosnet|discs|stick`, `re
 import ml_collections
 
 from psrjax import config_args
-from psrjax.data import per_person
+from psrjax.data.samplers import per_person
 from psrjax.train import defaults
 
 

@@ -34,7 +34,7 @@ Arguments (comma separated, combinable): `runlocal`, `tiny` (a seconds-long vari
 import ml_collections
 
 from psrjax import config_args
-from psrjax.data import per_person
+from psrjax.data.samplers import per_person
 from psrjax.train import defaults
 
 

@@ -65,7 +65,7 @@ def base_config(c):
       train_clips=100_000,       # distinct training clips (identities) before the source repeats
       prerendered="auto",        # "" renders every clip on the host; a built synthetic_humans
                                  # dir; "auto": on GPU/TPU the built `--config fomm` one in
-                                 # the TFDS data dir (psrjax.data.prerendered), on CPU render
+                                 # the TFDS data dir (psrjax.data.sources.prerendered), on CPU render
       dataset="",                # "" = the synthetic world; else a folder `psrjax prepare` wrote
   )
 

@@ -65,7 +65,7 @@ def base_config(c):
       resolution=512,            # H = W in pixels (the paper's 512)
       train_clips=100_000,       # distinct training clips (identities) before the source repeats
       prerendered="",            # "" renders every clip on the host; a built synthetic_humans
-                                 # dir (psrjax.data.prerendered; "auto" would ask for 100000
+                                 # dir (psrjax.data.sources.prerendered; "auto" would ask for 100000
                                  # stored 512x512 x 40-frame clips, tens of TB, so not default)
       dataset="",                # "" = the synthetic world; else a folder `psrjax prepare` wrote
   )

@@ -62,7 +62,7 @@ def base_config(c):
       train_clips=100_000,       # distinct training clips (seeds) before the source repeats
       prerendered="auto",        # "" renders every clip on the host; a built synthetic_humans
                                  # dir; "auto": on GPU/TPU the built `--config mfci` one in
-                                 # the TFDS data dir (psrjax.data.prerendered), on CPU render
+                                 # the TFDS data dir (psrjax.data.sources.prerendered), on CPU render
       dataset="",                # "" = the synthetic world; else a folder `psrjax prepare` wrote
                                  # (real videos, read at data.resolution; `data=DIR` sets it)
   )

@@ -4,7 +4,7 @@ Paper settings by default: G1 (ngf 64, 4 downsamplings, 9 residual blocks, insta
 multi-scale PatchGANs (ndf 64, 3 layers), LSGAN + 10 feature matching + 10 VGG, Adam lr 2e-4 with
 betas (0.5, 0.999), batch 1, the learning rate constant for the first half and decayed linearly
 to 0 over the second (pix2pixHD's 100 + 100 epochs; here 100 epochs of the ~3000-frame training
-video in all). The person is the synthetic world's per-person video (`psrjax.data.per_person`:
+video in all). The person is the synthetic world's per-person video (`psrjax.data.samplers.per_person`:
 one identity, one camera, a held-out segment with unseen actions) at 256x256; the pose enters as
 OpenPose's colour stick figure, Everybody Dance Now's input to its pix2pixHD.
 
@@ -25,7 +25,7 @@ U-Net under this objective; configs/pix2pix.py is pix2pix with its own.
 import ml_collections
 
 from psrjax import config_args
-from psrjax.data import per_person
+from psrjax.data.samplers import per_person
 from psrjax.train import defaults
 
 

@@ -67,13 +67,13 @@ def base_config(c):
                                  # person's z, 0 elsewhere)
       geometry="exact",          # the face/part/depth/flow maps: "exact" (the true body's) |
                                  # "estimated" (a body fitted to noisy triangulated keypoints,
-                                 # rgb and mask true: psrjax.data.estimated_geometry)
+                                 # rgb and mask true: psrjax.data.sources.estimated_geometry)
       keypoint_noise=0.01,       # estimated: 2D keypoint noise sigma, a fraction of the height
       keypoint_swap_rate=0.05,   # estimated: chance of a camera's frame with left/right swapped
       fit_steps=600,             # estimated: the body fit's Adam steps
       prerendered="auto",        # "" renders every clip on the host; a built synthetic_humans
                                  # dir; "auto": on GPU/TPU the built `--config psrnet` one in
-                                 # the TFDS data dir (psrjax.data.prerendered), on CPU render
+                                 # the TFDS data dir (psrjax.data.sources.prerendered), on CPU render
       dataset="",                # "" = the synthetic world; else a multi-view dataset (`data=`:
                                  # psrjax prepare multiview, datasets/ntu_rgbd), windows of
                                  # num_frames read at resolution; geometry, rooms and

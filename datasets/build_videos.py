@@ -4,7 +4,7 @@
 
 Equivalent to `tfds build datasets/iper --manual_dir ... --data_dir ... --config ...` (the tfds
 command line tool also needs apache_beam installed). Prints the dataset folder, which
-`configs/mfci.py:data=<folder>` trains on and `psrjax.data.prepared.PreparedVideos` reads
+`configs/mfci.py:data=<folder>` trains on and `psrjax.data.sources.prepared.PreparedVideos` reads
 (ntu_rgbd's, a multi-view dataset: `configs/psrnet.py:data=<folder>`).
 """
 import argparse
@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     print(f"build_videos.py: error: --manual_dir {manual_dir} is not a folder; give the folder "
           "that holds the downloaded files", file=sys.stderr)
     return 2
-  from psrjax.data import prepared  # pylint: disable=g-import-not-at-top
+  from psrjax.data.sources import prepared  # pylint: disable=g-import-not-at-top
   try:
     prepared.check_tensorflow()
   except ImportError as e:

@@ -76,7 +76,7 @@ def prepared_dataset(path: str) -> str:
   (a one-line error when it is not one), so a bad path fails when the config is built. Its
   frames are read at the config's resolution, whatever the dataset's."""
   from psrjax import paths  # pylint: disable=g-import-not-at-top
-  from psrjax.data import prepared  # pylint: disable=g-import-not-at-top  # only with data=
+  from psrjax.data.sources import prepared  # pylint: disable=g-import-not-at-top  # only with data=
   path = paths.resolve(path)
   prepared.read_index(path)
   return path
@@ -87,7 +87,7 @@ def multiview_dataset(path: str) -> tuple[str, int]:
   `data=PATH` (`psrjax prepare multiview`, the NTU RGB+D builder), checked now: a one-line error
   when it is not one. Its frames are read at the config's resolution, whatever the dataset's."""
   from psrjax import paths  # pylint: disable=g-import-not-at-top
-  from psrjax.data import multiview  # pylint: disable=g-import-not-at-top  # only with data=
+  from psrjax.data.sources import multiview  # pylint: disable=g-import-not-at-top  # only with data=
   path = paths.resolve(path)
   return path, multiview.num_views(path)
 

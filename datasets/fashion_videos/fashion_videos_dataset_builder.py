@@ -20,9 +20,10 @@ The builder reads MANUAL_DIR in either layout the downloads produce:
                                        .npy / .npz; without keypoints/, MediaPipe Pose estimates
                                        them (the `pose` extra)
 
-Listed videos that are not on disk (dead links) are skipped with a warning; a video on disk that
-the lists do not name is an error. Processing is cached per video
-(`psrjax.data.video_builder`), so an interrupted build resumes. See README.md beside this file.
+Listed videos that are not on disk (dead links) are skipped with a warning; a video on disk that the
+lists do not name is an error. Processing is cached per video
+(`psrjax.data.builders.video_builder`), so an interrupted build resumes. See README.md beside this
+file.
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ import os
 
 from absl import logging
 
-from psrjax.data import preprocess, video_builder
+from psrjax.data.builders import video_builder
+from psrjax.data.preparation import preprocess
 
 LIST_FILES = (("train", "fashion_train.txt"), ("test", "fashion_test.txt"))
 SPLIT_DIRS = (("train", "train"), ("test", "test"))

@@ -23,16 +23,18 @@ docs/manually_download_datasets.md), in MANUAL_DIR:
                                      .npy / .npz; without keypoints/, MediaPipe Pose estimates
                                      them (the `pose` extra)
 
-iPER's own `smpls/` (HMR SMPL fits and their 19 projected joints) are not read: their joints are
-not COCO-18. Every video of both split files must be present. Processing is cached per video
-(`psrjax.data.video_builder`), so an interrupted build resumes. See README.md beside this file.
+iPER's own `smpls/` (HMR SMPL fits and their 19 projected joints) are not read: their joints are not
+COCO-18. Every video of both split files must be present. Processing is cached per video
+(`psrjax.data.builders.video_builder`), so an interrupted build resumes. See README.md beside this
+file.
 """
 from __future__ import annotations
 
 import os
 import re
 
-from psrjax.data import preprocess, video_builder
+from psrjax.data.builders import video_builder
+from psrjax.data.preparation import preprocess
 
 SPLIT_FILES = (("train", "train.txt"), ("test", "val.txt"))
 FRAME_DIRS = ("images_HD", "images")

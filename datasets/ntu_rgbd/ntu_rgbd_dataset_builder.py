@@ -1,26 +1,27 @@
 """TFDS builder `ntu_rgbd`: NTU RGB+D (Shahroudy et al., CVPR 2016; also NTU RGB+D 120) as
-psrjax multi-view records for PSR-Net (`psrjax.data.multiview`).
+psrjax multi-view records for PSR-Net (`psrjax.data.sources.multiview`).
 
-MANUAL_DIR holds the release's archives unpacked (`psrjax.data.ntu_rgbd` describes the layout
-and every estimate): nturgb+d_rgb/*_rgb.avi, nturgb+d_skeletons/*.skeleton and, optional,
-nturgb+d_depth_masked/<name>/MDepth-*.png. A take (setup, performer, replication, action) is
-built when all three cameras have a video and a skeleton; the others are skipped and named in
-the log. Per take the cameras are estimated from the skeletons, the synthetic world's body is
-fitted to the Kinect joints of the three sensors and rendered in every camera
-(`psrjax.data.multiview_process`): the records carry the frames, keypoints, masks (from the
-masked depth maps) and the fitted body's face, part, uv, depth and flow maps.
+MANUAL_DIR holds the release's archives unpacked (`psrjax.data.preparation.ntu_rgbd` describes the
+layout and every estimate): nturgb+d_rgb/*_rgb.avi, nturgb+d_skeletons/*.skeleton and, optional,
+nturgb+d_depth_masked/<name>/MDepth-*.png. A take (setup, performer, replication, action) is built
+when all three cameras have a video and a skeleton; the others are skipped and named in the log. Per
+take the cameras are estimated from the skeletons, the synthetic world's body is fitted to the
+Kinect joints of the three sensors and rendered in every camera
+(`psrjax.data.preparation.multiview_process`): the records carry the frames, keypoints, masks (from
+the masked depth maps) and the fitted body's face, part, uv, depth and flow maps.
 
-Split: NTU's cross-view protocol. Cameras 2 and 3 are "train", camera 1 is "test": PSR-Net
-trains on the pairs 2 -> 3 and 3 -> 2 of every take and is evaluated on 2 -> 1 and 3 -> 1, the
-held-out camera as the target view it never saw. Processing is cached per camera
-(`psrjax.data.multiview_builder`), so an interrupted build resumes. See README.md beside this
-file.
+Split: NTU's cross-view protocol. Cameras 2 and 3 are "train", camera 1 is "test": PSR-Net trains on
+the pairs 2 -> 3 and 3 -> 2 of every take and is evaluated on 2 -> 1 and 3 -> 1, the held-out camera
+as the target view it never saw. Processing is cached per camera
+(`psrjax.data.builders.multiview_builder`), so an interrupted build resumes. See README.md beside
+this file.
 """
 from __future__ import annotations
 
 from absl import logging
 
-from psrjax.data import multiview_builder, ntu_rgbd
+from psrjax.data.builders import multiview_builder
+from psrjax.data.preparation import ntu_rgbd
 
 
 class Builder(multiview_builder.MultiViewBuilder):

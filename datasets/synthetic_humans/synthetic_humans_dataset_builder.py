@@ -5,14 +5,14 @@ Build and read (array_record, random access):
     tfds build datasets/synthetic_humans --data_dir ~/tensorflow_datasets [--config small]
     tfds.data_source("synthetic_humans", data_dir="~/tensorflow_datasets")
 
-Every example is `psrjax.data.synthetic.render_clip(seed, ...)` for the split's i-th seed
-(held-out identities in validation and test, see `psrjax.data.synthetic.source`) plus the
-`seed`, stored in seed order (record i of a split is its i-th clip, so a reader maps a clip to
-its record without an index). All features are `Tensor` features (large ones zlib-compressed),
-views first. Configs fix resolution, frames, views, rooms and split sizes (also written to the
-dataset's metadata, which `psrjax.data.prerendered` checks against a system's config); `small`
-(the default) is 64x64, 8 frames, 3 views. `psrnet`, `mfci` and `fomm` hold the clips of those
-paper configs (`data.prerendered="auto"` reads them on an accelerator).
+Every example is `psrjax.data.synthetic.render_clip(seed, ...)` for the split's i-th seed (held-out
+identities in validation and test, see `psrjax.data.synthetic.source`) plus the `seed`, stored in
+seed order (record i of a split is its i-th clip, so a reader maps a clip to its record without an
+index). All features are `Tensor` features (large ones zlib-compressed), views first. Configs fix
+resolution, frames, views, rooms and split sizes (also written to the dataset's metadata, which
+`psrjax.data.sources.prerendered` checks against a system's config); `small` (the default) is 64x64,
+8 frames, 3 views. `psrnet`, `mfci` and `fomm` hold the clips of those paper configs
+(`data.prerendered="auto"` reads them on an accelerator).
 """
 import dataclasses
 

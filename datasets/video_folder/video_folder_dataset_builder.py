@@ -17,14 +17,15 @@ camera), laid out as pose-transfer code commonly keeps them, in MANUAL_DIR:
                                      its frames as video `NAME:tail`
 
 Processing is cached per video
-(`psrjax.data.video_builder`), so an interrupted build resumes. See
+(`psrjax.data.builders.video_builder`), so an interrupted build resumes. See
 README.md beside this file.
 """
 from __future__ import annotations
 
 import os
 
-from psrjax.data import preprocess, video_builder
+from psrjax.data.builders import video_builder
+from psrjax.data.preparation import preprocess
 
 VIDEOS_DIR = "videos"
 KEYPOINTS_DIR = "openpose"

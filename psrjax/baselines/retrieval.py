@@ -34,7 +34,7 @@ import jax
 import numpy as np
 
 from psrjax.metrics import perceptual, runs
-from psrjax.data import per_person
+from psrjax.data.samplers import per_person
 
 METRICS = ("ssim", "psnr", "lpips", "m_ssim", "tempe", "mask_iou")
 NECK, R_HIP, L_HIP = 1, 8, 11

@@ -2,19 +2,18 @@
 calibrated multi-camera recordings: `psrjax prepare multiview --videos cam*.mp4 --calibration
 CALIB --out DATASET [options]`.
 
-Single view: reads every video of DIR (files .mp4/.avi/.mov/.mkv/.webm or folders of images),
-takes keypoints from --keypoints (OpenPose JSON folders, COCO JSON or NumPy files named after the
-videos) or estimates them with MediaPipe (`pip install 'psrjax[pose]'`), crops the person,
-estimates the background, person masks, optical flow and face boxes, and writes the dataset
-DATASET with a preview sheet DATASET/preview.png (see psrjax/data/prepare.py). Train on it with
-e.g.
+Single view: reads every video of DIR (files .mp4/.avi/.mov/.mkv/.webm or folders of images), takes
+keypoints from --keypoints (OpenPose JSON folders, COCO JSON or NumPy files named after the videos)
+or estimates them with MediaPipe (`pip install 'psrjax[pose]'`), crops the person, estimates the
+background, person masks, optical flow and face boxes, and writes the dataset DATASET with a preview
+sheet DATASET/preview.png (see psrjax/data/preparation/prepare.py). Train on it with e.g.
 
   psrjax train --config configs/mfci.py:runlocal,data=DATASET --workdir DIR
 
 Multi-view: one video per camera (named after its camera in the calibration: Pose2Sim / anipose
 TOML or OpenCV YAML), 2D keypoints per camera from --keypoints (<cam>/, <cam>.json, <cam>.npy or
 Pose2Sim's pose/<cam>_json/), triangulated, a body fitted and rendered in every camera (see
-psrjax/data/multiview_prepare.py); the reprojection report is printed and stored. Repeat
+psrjax/data/preparation/multiview_prepare.py); the reprojection report is printed and stored. Repeat
 --videos (and --keypoints) for several takes. Train PSR-Net on it with
 
   psrjax train --config configs/psrnet.py:runlocal,data=DATASET --workdir DIR
@@ -125,7 +124,7 @@ def _run_local(args, quiet: bool = False) -> int:
   if len(args.videos) != 1 or len(args.videos[0]) != 1 or len(args.keypoints or [None]) != 1:
     raise ValueError("--videos (and --keypoints) take one folder; for calibrated cameras use "
                      "`psrjax prepare multiview`")
-  from psrjax.data import prepare  # pylint: disable=g-import-not-at-top
+  from psrjax.data.preparation import prepare  # pylint: disable=g-import-not-at-top
   if args.smooth < 0:
     raise ValueError(f"--smooth must be >= 0 frames, got {args.smooth}")
   settings = prepare.Settings(resolution=args.resolution, smooth=args.smooth,
@@ -146,7 +145,7 @@ def _run_local(args, quiet: bool = False) -> int:
 
 
 def _run_multiview(args, quiet: bool = False) -> int:
-  """`psrjax prepare multiview` (psrjax/data/multiview_prepare.py)."""
+  """`psrjax prepare multiview` (psrjax/data/preparation/multiview_prepare.py)."""
   if not args.calibration:
     raise ValueError("psrjax prepare multiview needs --calibration CALIB (Pose2Sim / anipose "
                      "TOML or OpenCV YAML)")
@@ -155,7 +154,7 @@ def _run_multiview(args, quiet: bool = False) -> int:
                      "`psrjax prepare`; multiview takes --test-takes")
   if args.fit_steps < 1 or args.reprojection_threshold <= 0:
     raise ValueError("--fit-steps must be >= 1 and --reprojection-threshold > 0")
-  from psrjax.data import multiview_prepare, multiview_process  # pylint: disable=g-import-not-at-top
+  from psrjax.data.preparation import multiview_prepare, multiview_process  # pylint: disable=g-import-not-at-top
   settings = multiview_process.Settings(resolution=args.resolution, fit_steps=args.fit_steps)
   log = lambda msg: print(msg, file=sys.stderr, flush=True)
   try:

@@ -38,7 +38,7 @@ Writing a system (read `psrnet.py` or `mfci.py` beside this file as worked examp
    `[B]`.
 5. Data. `dataset(split, ...)` yields per-example numpy dicts following the batch contract,
    made by a sampler of `psrjax.data` (per-person, same-video, view pairs) over a video source
-   (`psrjax.data.sources`); `example_spec` declares their shapes so bad data fails with a
+   (`psrjax.data.sources.base`); `example_spec` declares their shapes so bad data fails with a
    one-line error, and `modalities` the source modalities it reads, checked against the
    source when the system is built (`sources.require`).
 6. Synthesis. `synthesis_example(seed=..., **options)` is one example to render; the options
@@ -173,7 +173,7 @@ class Option:
 class System(abc.ABC):
   """Base class of a paper's system; subclasses implement every abstract method below.
 
-  Shapes follow the batch contract (SPEC): batch first, videos `[B, T, H, W, C]`. Every
+  Shapes follow the batch contract (`psrjax.data.contract`): batch first, videos `[B, T, H, W, C]`. Every
   function receives batches already passed through `prepare`.
   """
 

@@ -89,7 +89,7 @@ import optax
 from psrjax import losses
 from psrjax import nn as pnn
 from psrjax.baselines import retrieval
-from psrjax.data import per_person
+from psrjax.data.samplers import per_person
 from psrjax.geometry import pose_normalize
 from psrjax.losses import perceptual as perceptual_losses
 from psrjax.metrics import pixel

@@ -25,11 +25,11 @@ poses. Networks in `psrjax.models.d2gnet`, texture sampling in `psrjax.geometry.
 - Background: initialised from the video, then refined by gradients (Sec. 3.3). Departure: not
   per-frame U-Net segmentation + gated-convolution inpainting averaged over the frames, but the
   masked temporal median of `background.init_frames` training frames with the person masks,
-  inpainted (Telea) where the person never moved away (`psrjax.data.estimate.background_median`;
+  inpainted (Telea) where the person never moved away (`psrjax.data.preparation.estimate.background_median`;
   a prepared video's own plate, estimated the same way).
 - G_uv pre-training (Sec. 3.5, Eq. 5): `uv_pretrain.enabled` makes this system the
   person-agnostic pre-training of G_uv alone on many synthetic identities with their exact part
-  and UV maps (the synthetic world as DensePose; `psrjax.data.surface_windows`), with the
+  and UV maps (the synthetic world as DensePose; `psrjax.data.samplers.surface_windows`), with the
   authors' pre-training losses (pre_train.py L185-L203: masked UV L1 x 500, part cross-entropy,
   BCE of 1 - P_0 against the person mask). Per-person runs start from its checkpoint with
   `config.init_from` (its one group, "uv").
@@ -72,7 +72,9 @@ import optax
 from psrjax import checkpoint_params
 from psrjax import losses
 from psrjax.losses import perceptual as perceptual_losses
-from psrjax.data import estimate, per_person, sources, surface_windows
+from psrjax.data.preparation import estimate
+from psrjax.data.samplers import per_person, surface_windows
+from psrjax.data.sources import base as sources
 from psrjax.data.synthetic import faces as synthetic_faces
 from psrjax.geometry import pose_render, uv_texture
 from psrjax.models import d2gnet as networks

@@ -22,7 +22,7 @@ the equivariance losses: a random thin-plate-spline warp T of D must move the ke
 The networks step G then D on one forward, as the official trainer does; Adam 2e-4 (0.5, 0.999)
 for all three, x 0.1 at 60 % and 90 % of the steps (its epochs 60 and 90 of 100).
 
-Examples (`psrjax.data.same_video`, K = 1 source and L = 1 driving frame): two distinct random
+Examples (`psrjax.data.samplers.same_video`, K = 1 source and L = 1 driving frame): two distinct random
 frames of one video of a training identity, in random order; the official loader draws two
 sorted frames with replacement and flips time at random, i.e. the same except that it can draw
 the same frame twice. Its augmentations (horizontal flip, hue jitter) are not applied.
@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import optax
 
-from psrjax.data import same_video
+from psrjax.data.samplers import same_video
 from psrjax.models import fomm as fomm_models
 from psrjax.systems.tasks import animation
 from psrjax.systems.tasks import keypoint_motion

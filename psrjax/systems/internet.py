@@ -37,7 +37,7 @@ blanks the generator's view of the source and L_frame rises. The mean of M is lo
 
 Training (Sec. 3.3): the source is a video's first frame, the driving frame t a random frame at
 least `data.min_driving_frame` frames into it (the paper: 2 s), frame t - 1 the previous one
-(`psrjax.data.first_frame`); RAdam lr 2e-4 for the detector, the generator and the
+(`psrjax.data.samplers.first_frame`); RAdam lr 2e-4 for the detector, the generator and the
 discriminator, x 0.1 at 60 % and 90 % of the steps. Generator and discriminator step on one
 forward, G then D (FOMM's trainer).
 
@@ -54,7 +54,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from psrjax.data import first_frame
+from psrjax.data.samplers import first_frame
 from psrjax.losses import perceptual as perceptual_losses
 from psrjax.losses import temporal as temporal_losses
 from psrjax.models import internet as internet_models

@@ -57,7 +57,8 @@ from psrjax.models import pretrained
 from psrjax.models.patchgan import PatchGAN
 from psrjax.systems import base
 from psrjax.systems.tasks import strips
-from psrjax.data import same_video, sources
+from psrjax.data.samplers import same_video
+from psrjax.data.sources import base as sources
 
 VGG_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1")
 VGG_NETS = ("vgg16", "vgg19")

@@ -27,7 +27,8 @@ import optax
 
 from psrjax import losses
 from psrjax.metrics import runs
-from psrjax.data import estimated_geometry, synthetic
+from psrjax.data import synthetic
+from psrjax.data.sources import estimated_geometry
 from psrjax.geometry.texture_transfer import texture_transfer
 from psrjax.geometry.visibility import visibility_map
 from psrjax.geometry.warp import inverse_temporal_refine, temporal_refine
@@ -36,7 +37,7 @@ from psrjax.models import psrnet as psrnet_models
 from psrjax.models import pretrained
 from psrjax.systems import base
 from psrjax.systems.tasks import strips
-from psrjax.data import view_pairs
+from psrjax.data.samplers import view_pairs
 
 # Outputs of `generate` besides the layers, in sample-strip order.
 BASELINES = ("copy", "texture")

@@ -1,4 +1,4 @@
-"""The generic trainer: drives any `psrjax.systems.base.System` (see ARCHITECTURE.md).
+"""The generic trainer: drives any `psrjax.systems.base.System` (batches: `psrjax.data.contract`).
 
 Modules (import what you need; this package imports nothing eagerly):
   loop          `train(config, workdir) -> TrainResult`, `NonFiniteLossError`

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from psrjax.baselines import retrieval
-from psrjax.data import per_person, scripted_person
+from psrjax.data.samplers import per_person
+from psrjax.data.sources import scripted_person
 
 
 def tiny(**overrides):

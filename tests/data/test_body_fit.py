@@ -19,7 +19,7 @@ import pytest
 
 from psrjax.data.synthetic import appearance, clip, keypoints, motion, renderer
 from psrjax.data.synthetic.cameras import camera_ring
-from psrjax.data import body_fit
+from psrjax.data.preparation import body_fit
 from psrjax.geometry.calibration import Camera
 from psrjax.geometry.triangulation import triangulate_dlt
 

@@ -9,7 +9,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from psrjax.data import estimate
+from psrjax.data.preparation import estimate
 from psrjax.data.synthetic import cameras as cams, sequence
 
 _FRAMES = 32

@@ -4,8 +4,10 @@ examples and its synthesis example."""
 import numpy as np
 import pytest
 
-from psrjax.data import estimated_geometry as eg
-from psrjax.data import synthetic, synthetic_clips, view_pairs, sources
+from psrjax.data.sources import estimated_geometry as eg
+from psrjax.data import synthetic
+from psrjax.data.samplers import view_pairs
+from psrjax.data.sources import base as sources, synthetic_clips
 from psrjax.systems import registry
 
 import conformance

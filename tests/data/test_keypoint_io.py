@@ -1,11 +1,11 @@
-"""psrjax.data.keypoint_io: OpenPose / COCO / MediaPipe / numpy keypoints to COCO-18, tracking
-of the main person, one-line errors naming the file, gap-preserving smoothing."""
+"""psrjax.data.preparation.keypoint_io: OpenPose / COCO / MediaPipe / numpy keypoints to COCO-18,
+tracking of the main person, one-line errors naming the file, gap-preserving smoothing."""
 import json
 
 import numpy as np
 import pytest
 
-from psrjax.data import keypoint_io as K
+from psrjax.data.preparation import keypoint_io as K
 from psrjax.geometry.skeleton import COCO_NAMES
 
 BODY25_NAMES = ("Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist",

@@ -15,7 +15,8 @@ import pytest
 from scipy import ndimage
 
 from psrjax import cli
-from psrjax.data import multiview, multiview_process
+from psrjax.data.preparation import multiview_process
+from psrjax.data.sources import multiview
 from psrjax.data.synthetic.recording import Recording, agreement
 from psrjax.geometry import calibration
 
@@ -247,7 +248,7 @@ def test_an_opencv_yaml_calibration_with_other_camera_names_reads_the_same_take(
   FileStorage YAML, matched to the videos cam01.mp4 ... by their number, at half the videos'
   size (scaled to them); the take triangulates as with the TOML."""
   import cv2
-  from psrjax.data import multiview_inputs
+  from psrjax.data.preparation import multiview_inputs
   rec, root, _ = recording
   fs = cv2.FileStorage(str(tmp_path / "calib.yml"), cv2.FILE_STORAGE_WRITE)
   for cam in rec.cameras:
@@ -274,7 +275,7 @@ def test_an_opencv_yaml_calibration_with_other_camera_names_reads_the_same_take(
 
 
 def test_videos_a_few_frames_apart_are_synchronised_and_others_refused():
-  from psrjax.data import multiview_inputs
+  from psrjax.data.preparation import multiview_inputs
   from psrjax.data.video import VideoInfo
   info = lambda n, fps=15.0: VideoInfo("v", n, fps, 256, 144)
   assert multiview_inputs.synchronise([info(300), info(303), info(298)], ["a", "b", "c"]) == 298

@@ -10,7 +10,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from psrjax.data import multiview, ntu_rgbd
+from psrjax.data.preparation import ntu_rgbd
+from psrjax.data.sources import multiview
 from psrjax.data.synthetic import body, motion
 from psrjax.data.synthetic.cameras import camera_ring
 from psrjax.data.synthetic.recording import Recording, agreement
@@ -117,7 +118,7 @@ def archive(tmp_path_factory):
 def built(archive, tmp_path_factory):
   import tensorflow_datasets as tfds
   from ntu_rgbd import ntu_rgbd_dataset_builder as ntu_builder
-  from psrjax.data import multiview_builder
+  from psrjax.data.builders import multiview_builder
   root, recs = archive
   config = multiview_builder.MultiViewConfig(name=f"test_r{RES}", resolution=RES, fit_steps=300)
   builder = ntu_builder.Builder(config=config, data_dir=str(tmp_path_factory.mktemp("tfds")))

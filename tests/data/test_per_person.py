@@ -4,7 +4,9 @@ import os
 import numpy as np
 import pytest
 
-from psrjax.data import per_person, scripted_person, synthetic
+from psrjax.data import synthetic
+from psrjax.data.samplers import per_person
+from psrjax.data.sources import scripted_person
 
 
 def tiny(**overrides):

@@ -6,7 +6,7 @@ import builtins
 import numpy as np
 import pytest
 
-from psrjax.data import pose_estimator
+from psrjax.data.preparation import pose_estimator
 from psrjax.data.synthetic import cameras as cams, sequence
 
 

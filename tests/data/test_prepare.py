@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from psrjax import cli
-from psrjax.data import prepare, prepared, preprocess, synthetic, video
+from psrjax.data import synthetic, video
+from psrjax.data.preparation import prepare, preprocess
+from psrjax.data.sources import prepared
 from psrjax.systems import registry
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
@@ -233,7 +235,7 @@ def _copy_with_index(out, tmp_path, edit):
 
 
 def test_per_person_examples_come_from_the_prepared_videos(built):
-  from psrjax.data import per_person
+  from psrjax.data.samplers import per_person
   _, out, _ = built
   config = train_harness.config_with(f"{PIX2PIXHD_CONFIG}:tiny,res={RES},data={out}")
   data = config.data
@@ -260,7 +262,7 @@ def test_per_person_examples_come_from_the_prepared_videos(built):
     ("short_runs", "eval_run_frames must lie in 2..12"),
 ])
 def test_per_person_bad_datasets_are_one_line_errors(case, match, built, tmp_path):
-  from psrjax.data import per_person
+  from psrjax.data.samplers import per_person
   _, out, _ = built
   arg = f"{PIX2PIXHD_CONFIG}:tiny,res={RES},data={out}"
   data = train_harness.config_with(arg).data
@@ -279,7 +281,8 @@ def test_per_person_bad_datasets_are_one_line_errors(case, match, built, tmp_pat
 
 
 def test_a_source_without_a_needed_modality_names_it():
-  from psrjax.data import per_person, scripted_person, sources
+  from psrjax.data.samplers import per_person
+  from psrjax.data.sources import base as sources, scripted_person
   driving = scripted_person.DrivingPerson(per_person.default_data_config())
   with pytest.raises(ValueError, match="needs the 'mask' modality"):
     sources.require(driving, per_person.MODALITIES, what="pix2pixhd")

@@ -1,4 +1,4 @@
-"""Systems read the synthetic world pre-rendered (`psrjax.data.prerendered`) with the same
+"""Systems read the synthetic world pre-rendered (`psrjax.data.sources.prerendered`) with the same
 examples as rendering; mismatched datasets and `data.prerendered="auto"` resolve as documented."""
 import importlib
 import os
@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from psrjax.data import prerendered, synthetic_clips
+from psrjax.data.sources import prerendered, synthetic_clips
 from psrjax.systems import registry
 
 _TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

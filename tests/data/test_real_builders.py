@@ -14,7 +14,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from psrjax.data import prepared, video_builder
+from psrjax.data.builders import video_builder
+from psrjax.data.sources import prepared
 import psrjax.data.synthetic as S
 
 _DATASETS = os.path.join(os.path.dirname(__file__), "..", "..", "datasets")

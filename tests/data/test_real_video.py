@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from psrjax import cli
-from psrjax.data import prepared
+from psrjax.data.sources import prepared
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
 import train_harness  # noqa: E402

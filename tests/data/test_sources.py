@@ -3,7 +3,8 @@ import cv2
 import numpy as np
 import pytest
 
-from psrjax.data import sources, synthetic, synthetic_clips
+from psrjax.data import synthetic
+from psrjax.data.sources import base as sources, synthetic_clips
 
 
 def test_synthetic_clips_are_takes_of_synchronised_camera_videos():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from psrjax.data import synthetic as S
-from psrjax.data import view_pairs
+from psrjax.data.samplers import view_pairs
 
 
 @pytest.fixture(scope="module")

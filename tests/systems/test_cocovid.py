@@ -12,7 +12,7 @@ import pytest
 import conformance
 import train_harness
 from psrjax import nn as pnn
-from psrjax.data import per_person
+from psrjax.data.samplers import per_person
 from psrjax.systems import registry
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")

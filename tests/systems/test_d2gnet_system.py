@@ -11,7 +11,8 @@ import pytest
 
 import train_harness
 from psrjax import cli
-from psrjax.data import per_person, scripted_person
+from psrjax.data.samplers import per_person
+from psrjax.data.sources import scripted_person
 from psrjax.systems import registry
 from psrjax.train import inference
 from psrjax.train import loop

@@ -15,7 +15,7 @@ import pytest
 import conformance
 import train_harness
 from psrjax import cli, config_utils
-from psrjax.data import first_frame, same_video
+from psrjax.data.samplers import first_frame, same_video
 from psrjax.geometry import motion
 from psrjax.models import internet as internet_models
 from psrjax.systems import registry

@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import conformance  # noqa: E402
 import train_harness  # noqa: E402
 from psrjax.data import synthetic  # noqa: E402
-from psrjax.data import same_video  # noqa: E402
+from psrjax.data.samplers import same_video  # noqa: E402
 from psrjax.systems import base  # noqa: E402
 from psrjax.train import loop  # noqa: E402
 from psrjax.systems import registry

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 import train_harness  # noqa: E402
 from psrjax.geometry import face_crop  # noqa: E402
-from psrjax.data import scripted_person  # noqa: E402
+from psrjax.data.sources import scripted_person  # noqa: E402
 from psrjax.systems import base  # noqa: E402
 from psrjax.train import benchmark  # noqa: E402
 from psrjax.train import inference  # noqa: E402

@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 import conformance  # noqa: E402
 import train_harness  # noqa: E402
-from psrjax.data import view_pairs  # noqa: E402
+from psrjax.data.samplers import view_pairs  # noqa: E402
 from psrjax.systems import base, psrnet  # noqa: E402
 from psrjax.systems import registry
 from psrjax.systems.tasks import strips

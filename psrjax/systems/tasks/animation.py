@@ -3,12 +3,12 @@ driving video, learned from videos alone (no pose labels). FOMM (`psrjax.systems
 INTERnet (`psrjax.systems.internet`) build on it; `AnimationTask` provides, for a keypoint motion
 model (`keypoints`, `animate`):
 
-- Data. Evaluation examples (`psrjax.data.first_frame.eval_dataset`, INTERnet's Table 2
+- Data. Evaluation examples (`psrjax.data.samplers.first_frame.eval_dataset`, INTERnet's Table 2
   self-imitation and FOMM's reconstruction, on held-out identities): the first frame of each
   held-out clip is the source, its last `data.eval_targets` frames the driving frames, and
   "init_rgb", the driving video's first frame, is the source frame itself. The training examples
   are the system's (`train_dataset`, `train_example_spec`, checked by `check_training_data`),
-  source and driving frames of one video (`psrjax.data.same_video` or `first_frame`). A prepared
+  source and driving frames of one video (`psrjax.data.samplers.same_video` or `first_frame`). A prepared
   dataset (`data.dataset`) is checked for the modalities these read when the system is built.
 - Inference (`generate`): the official FOMM animation's relative motion (animate.py
   `normalize_kp` with relative movement and Jacobians, no movement scaling): the driving
@@ -47,7 +47,8 @@ import ml_collections
 import numpy as np
 
 from psrjax import config_args
-from psrjax.data import first_frame, same_video, sources
+from psrjax.data.samplers import first_frame, same_video
+from psrjax.data.sources import base as sources
 from psrjax.geometry import motion
 from psrjax.metrics import perceptual as perceptual_metrics, runs, structural
 from psrjax.metrics import temporal as temporal_metrics, video as video_metrics

@@ -6,7 +6,7 @@ what they share and nothing any one paper adds:
 
 - data: windows of consecutive frames of the person's training video(s), held-out runs of
   consecutive frames for evaluation, and driving runs of another person for synthesis
-  (`psrjax.data.per_person`, over any video source: the synthetic world or a prepared video);
+  (`psrjax.data.samplers.per_person`, over any video source: the synthetic world or a prepared video);
 - the pose label image the generators read (`pose.label`: OpenPose's stick figure, joint
   discs and limb lines, or CoCosNet's 20 channels; added by `prepare` as "label");
 - the run metrics on held-out runs: SSIM, PSNR, masked SSIM, LPIPS, E_temp and the IoU of the
@@ -30,7 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from psrjax.baselines import retrieval
-from psrjax.data import per_person, sources
+from psrjax.data.samplers import per_person
+from psrjax.data.sources import base as sources
 from psrjax.geometry import pose_normalize, pose_render, skeleton
 from psrjax.losses import perceptual as perceptual_losses
 from psrjax.losses import reconstruction as reconstruction_losses

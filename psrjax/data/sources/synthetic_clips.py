@@ -1,4 +1,4 @@
-"""Multi-view synthetic clips as a video source (`psrjax.data.sources`).
+"""Multi-view synthetic clips as a video source (`psrjax.data.sources.base`).
 
 A split's i-th clip (`synthetic.split_seed`) is seen by `num_views` synchronised cameras; each
 camera's recording is one video of the source ("<split><i>:view<v>"), and the cameras of one
@@ -15,7 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from psrjax.data import estimated_geometry, sources, synthetic
+from psrjax.data import synthetic
+from psrjax.data.sources import base as sources, estimated_geometry
 from psrjax.data.synthetic.clip import CLIP_FPS, check_positive_int
 
 MODALITIES = ("rgb", "keypoints", "mask", "flow_fwd", "flow_bwd", "depth", "face", "part", "uv",
@@ -87,13 +88,16 @@ class SyntheticClips:
   def keypoints(self, video: sources.VideoInfo) -> np.ndarray:
     seed, view = video.key
     if self.estimate is not None:   # the noisy detections the geometry was estimated from
-      return _render(*self._args(seed), self.estimate)["keypoints"][view].astype(np.float32)
-    return _keypoints(*self._args(seed))[view]
+      kp = _render(*self._args(seed), self.estimate)["keypoints"][view].astype(np.float32)
+    else:
+      kp = _keypoints(*self._args(seed))[view]
+    return sources.checked_keypoints(self, video, kp)
 
   def frames(self, video: sources.VideoInfo, indices,
              keys: Sequence[str]) -> dict[str, np.ndarray]:
     seed, view = video.key
-    return clip_frames(_render(*self._args(seed), self.estimate), view, indices, keys)
+    return sources.checked(self, video, clip_frames(_render(*self._args(seed), self.estimate),
+                                                    view, indices, keys))
 
 
 def clip_frames(clip: dict, view: int, indices, keys: Sequence[str]) -> dict[str, np.ndarray]:
@@ -142,8 +146,8 @@ class RenderedClip:
     return self.take(0) if split == "test" else []
 
   def keypoints(self, video: sources.VideoInfo) -> np.ndarray:
-    return self.clip["keypoints"][video.key[1]]
+    return sources.checked_keypoints(self, video, self.clip["keypoints"][video.key[1]])
 
   def frames(self, video: sources.VideoInfo, indices,
              keys: Sequence[str]) -> dict[str, np.ndarray]:
-    return clip_frames(self.clip, video.key[1], indices, keys)
+    return sources.checked(self, video, clip_frames(self.clip, video.key[1], indices, keys))

@@ -48,7 +48,7 @@ import imageio.v3 as iio
 import numpy as np
 from scipy import ndimage
 
-from psrjax.data import multiview_process, preprocess
+from psrjax.data.preparation import multiview_process, preprocess
 from psrjax.geometry import resection, triangulation
 from psrjax.geometry.calibration import Camera
 

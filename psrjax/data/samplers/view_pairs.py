@@ -22,7 +22,8 @@ import itertools
 import grain
 import numpy as np
 
-from psrjax.data import estimated_geometry, multiview, prerendered, sources, synthetic_clips
+from psrjax.data.sources import (base as sources, estimated_geometry, multiview, prerendered,
+                                 synthetic_clips)
 
 
 def pairs(num_views: int) -> tuple[tuple[int, int], ...]:

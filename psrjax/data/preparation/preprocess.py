@@ -1,8 +1,8 @@
-"""Per-video processing shared by `psrjax prepare` (`psrjax.data.prepare`) and the TFDS builders
-of real videos (`psrjax.data.video_builder`): listing a folder's videos and their splits,
-importing keypoints and masks, cropping, estimating masks, background and flow, the per-video
-work cache, the dataset index and its frame records. `psrjax.data.prepare`'s docstring
-describes the steps and the layout they produce.
+"""Per-video processing shared by `psrjax prepare` (`psrjax.data.preparation.prepare`) and the TFDS
+builders of real videos (`psrjax.data.builders.video_builder`): listing a folder's videos and their
+splits, importing keypoints and masks, cropping, estimating masks, background and flow, the
+per-video work cache, the dataset index and its frame records. `psrjax.data.preparation.prepare`'s
+docstring describes the steps and the layout they produce.
 """
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ import os
 import cv2
 import numpy as np
 
-from psrjax.data import estimate, keypoint_io, pose_estimator, prepared, video
+from psrjax.data import video
+from psrjax.data.preparation import estimate, keypoint_io, pose_estimator
+from psrjax.data.sources import prepared
 from psrjax.geometry import face_crop
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")

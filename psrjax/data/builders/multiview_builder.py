@@ -1,14 +1,14 @@
-"""TFDS builders of multi-view datasets (the records of `psrjax.data.multiview`).
+"""TFDS builders of multi-view datasets (the records of `psrjax.data.sources.multiview`).
 
 `MultiViewBuilder` is the base of every multi-view builder: a subclass lists its recordings in
 `_recordings(manual_dir)` as (`multiview_process.Recording`, splits) pairs (splits as
-`multiview_process.takes_of` takes them: "tail", "train", "test" or one split per camera); the
-base processes each recording (`multiview_process.process_recording`: body fit, crops, frames,
-rendered maps, masks; cached per camera in DATA_DIR/downloads/psrjax_work/<config>, so an
-interrupted build resumes; the cache is deleted when the build succeeds), writes one array_record
-record per camera and frame in video order and stores the index (multiview.json's content) as
-the dataset's TFDS metadata, which `psrjax.data.multiview.MultiViewVideos` reads. Builder configs
-set the crop size: `r256` (default), `r128`, `r64`.
+`multiview_process.takes_of` takes them: "tail", "train", "test" or one split per camera); the base
+processes each recording (`multiview_process.process_recording`: body fit, crops, frames, rendered
+maps, masks; cached per camera in DATA_DIR/downloads/psrjax_work/<config>, so an interrupted build
+resumes; the cache is deleted when the build succeeds), writes one array_record record per camera
+and frame in video order and stores the index (multiview.json's content) as the dataset's TFDS
+metadata, which `psrjax.data.sources.multiview.MultiViewVideos` reads. Builder configs set the crop
+size: `r256` (default), `r128`, `r64`.
 
 `from_entries` is the builder `psrjax prepare multiview` writes with, over recordings it has
 already processed.
@@ -20,7 +20,9 @@ import os
 
 import tensorflow_datasets as tfds
 
-from psrjax.data import multiview, multiview_process, video_builder
+from psrjax.data.builders import video_builder
+from psrjax.data.preparation import multiview_process
+from psrjax.data.sources import multiview
 
 
 @dataclasses.dataclass

@@ -31,7 +31,8 @@ from __future__ import annotations
 import grain
 import numpy as np
 
-from psrjax.data import prerendered, sources as video_sources, synthetic, synthetic_clips
+from psrjax.data import synthetic
+from psrjax.data.sources import base as video_sources, prerendered, synthetic_clips
 from psrjax.geometry import pose_labels
 
 

@@ -1,12 +1,14 @@
-"""TFDS builders of prepared real-video datasets (the record format of `psrjax.data.prepared`).
+"""TFDS builders of prepared real-video datasets (the record format of
+`psrjax.data.sources.prepared`).
 
 `VideoFramesBuilder` is the base of every real-video builder: a subclass lists its videos (and
 keypoint files) per split in `_list_videos(manual_dir)`; the base processes them with
-`psrjax.data.preprocess.process_all` (cached per video in DATA_DIR/downloads/psrjax_work/<config>,
-so an interrupted build resumes; the cache is deleted when the build succeeds), writes one array_record record per frame in video order, and stores
-the video index (videos.json's content) as the dataset's TFDS metadata (metadata.json beside
-dataset_info.json), which `psrjax.data.prepared.PreparedVideos` reads. Builder configs set the
-crop size: `r256` (default), `r128`, `r64`.
+`psrjax.data.preparation.preprocess.process_all` (cached per video in
+DATA_DIR/downloads/psrjax_work/<config>, so an interrupted build resumes; the cache is deleted when
+the build succeeds), writes one array_record record per frame in video order, and stores the video
+index (videos.json's content) as the dataset's TFDS metadata (metadata.json beside
+dataset_info.json), which `psrjax.data.sources.prepared.PreparedVideos` reads. Builder configs set
+the crop size: `r256` (default), `r128`, `r64`.
 
 `from_entries` is the builder `psrjax prepare` writes with, over videos it already processed.
 """
@@ -18,7 +20,8 @@ import shutil
 
 import tensorflow_datasets as tfds
 
-from psrjax.data import prepared, preprocess
+from psrjax.data.preparation import preprocess
+from psrjax.data.sources import prepared
 
 
 @dataclasses.dataclass

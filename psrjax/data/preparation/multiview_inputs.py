@@ -39,7 +39,7 @@ import re
 
 import numpy as np
 
-from psrjax.data import keypoint_io, multiview_process, pose_estimator, preprocess
+from psrjax.data.preparation import keypoint_io, multiview_process, pose_estimator, preprocess
 from psrjax.geometry import calibration, person_association, triangulation
 from psrjax.geometry.skeleton import COCO_NAMES
 

@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from psrjax.data import estimated_geometry, synthetic_clips
+from psrjax.data.sources import base as sources, estimated_geometry, synthetic_clips
 from psrjax.data.synthetic import source as synthetic_source
 
 BUILDER = "synthetic_humans"
@@ -216,11 +216,13 @@ class PrerenderedClips(synthetic_clips.SyntheticClips):
 
   def keypoints(self, video) -> np.ndarray:
     seed, view = video.key
-    return self._clip(seed)["keypoints"][view].astype(np.float32)
+    return sources.checked_keypoints(self, video,
+                                     self._clip(seed)["keypoints"][view].astype(np.float32))
 
   def frames(self, video, indices, keys: Sequence[str]) -> dict[str, np.ndarray]:
     seed, view = video.key
-    return synthetic_clips.clip_frames(self._clip(seed), view, indices, keys)
+    return sources.checked(self, video,
+                           synthetic_clips.clip_frames(self._clip(seed), view, indices, keys))
 
 
 def clips(data, split: str, num_clips: int | None, *, num_views: int | None = None,

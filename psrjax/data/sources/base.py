@@ -1,20 +1,24 @@
 """Video sources: one interface over the synthetic world and prepared real videos.
 
-A *video source* lists its videos per split and gives, for any video, its keypoints without
-decoding a frame and any frames with the modalities it holds, in the batch contract
-(`psrjax/data/__init__` of the architecture: rgb float32 [n, H, W, 3] in [-1, 1], keypoints
-float32 [n, 18, 3] in pixels of the frame, mask float32 [n, H, W, 1] in {0, 1}, flow_fwd /
-flow_bwd float32 [n, H, W, 2] in pixels, background float32 [n, H, W, 3] in [-1, 1]). Each
-modality is marked "exact" (the synthetic world renders it) or "estimated" (`psrjax prepare`
-estimated it from the pixels). Samplers (`per_person`, `same_video`, `view_pairs`) turn a source
-into examples; a system names the modalities it needs (`require`), so a source without one fails
-when the config is built, not in the middle of a run.
+A *video source* lists its videos per split and gives, for any video, its keypoints without decoding
+a frame and any frames with the modalities it holds, in the batch contract (`psrjax.data.contract`:
+rgb float32 [n, H, W, 3] in [-1, 1], keypoints float32 [n, 18, 3] in pixels of the frame, mask
+float32 [n, H, W, 1] in {0, 1}, flow_fwd / flow_bwd float32 [n, H, W, 2] in pixels, background
+float32 [n, H, W, 3] in [-1, 1]), which every source checks on every read (`checked`:
+`contract.check_example`). Each modality is marked "exact" (the synthetic world renders it) or
+"estimated" (`psrjax prepare` estimated it from the pixels). Samplers (`per_person`, `same_video`,
+`view_pairs`) turn a source into examples; a system names the modalities it needs (`require`), so a
+source without one fails when the config is built, not in the middle of a run.
 
 Sources:
-  `per_person.ScriptedPerson`   the synthetic per-person video (a train and a held-out segment)
-  `PreparedSource`              a folder `psrjax prepare` wrote (`psrjax.data.prepared`)
-  `Resized`                     any source at another resolution (frames, masks, keypoints and
-                                flows resized consistently)
+  `synthetic_clips.SyntheticClips`  the synthetic world's multi-view clips (read pre-rendered:
+                                    `prerendered.PrerenderedClips`)
+  `scripted_person.ScriptedPerson`  the synthetic per-person video (a train and a held-out
+                                    segment)
+  `PreparedSource`                  a folder `psrjax prepare` wrote (`psrjax.data.sources.prepared`)
+  `multiview.MultiViewSource`       a multi-view dataset (`psrjax prepare multiview`, NTU RGB+D)
+  `Resized`                         any source at another resolution (frames, masks, keypoints
+                                    and flows resized consistently)
 """
 from __future__ import annotations
 
@@ -24,7 +28,8 @@ from typing import Mapping, Protocol, Sequence
 import cv2
 import numpy as np
 
-from psrjax.data import prepared
+from psrjax.data import contract
+from psrjax.data.sources import prepared
 
 EXACT, ESTIMATED = "exact", "estimated"
 # How a missing modality can be had, for `require`'s error.
@@ -77,6 +82,17 @@ def describe(source) -> str:
   return getattr(source, "description", type(source).__name__)
 
 
+def checked(source, video: VideoInfo, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """`out`, what `source` read of `video`, once `contract.check_example` passed it."""
+  contract.check_example(out, where=f"{describe(source)}, video {getattr(video, 'name', video)}")
+  return out
+
+
+def checked_keypoints(source, video: VideoInfo, keypoints: np.ndarray) -> np.ndarray:
+  """`keypoints` of `video`, once `contract.check_example` passed them."""
+  return checked(source, video, {"keypoints": keypoints})["keypoints"]
+
+
 def evenly_spaced(count: int, length: int) -> np.ndarray:
   """int64 [count]: `count` indices spread evenly over range(length), first and last included
   (rounded; repeats when count > length)."""
@@ -93,7 +109,7 @@ def to_unit(rgb: np.ndarray) -> np.ndarray:
 
 
 class PreparedSource:
-  """A prepared dataset (`psrjax.data.prepared`) as a video source: splits "train" / "test"
+  """A prepared dataset (`psrjax.data.sources.prepared`) as a video source: splits "train" / "test"
   ("validation" reads "test"); every modality estimated. Picklable for grain workers."""
 
   def __init__(self, path: str):
@@ -118,7 +134,7 @@ class PreparedSource:
     return sorted(self.videos("train") + self.videos("test"), key=lambda v: v.key.index)
 
   def keypoints(self, video: VideoInfo) -> np.ndarray:
-    return self.data.keypoints(video.key)
+    return checked_keypoints(self, video, self.data.keypoints(video.key))
 
   def frames(self, video: VideoInfo, indices, keys: Sequence[str]) -> dict[str, np.ndarray]:
     raw = self.data.frames(video.key, indices)
@@ -130,7 +146,7 @@ class PreparedSource:
       elif key == "mask":
         value = value.astype(np.float32)[..., None]
       out[key] = value
-    return out
+    return checked(self, video, out)
 
 
 # ----------------------------------------------------------------------------------------------

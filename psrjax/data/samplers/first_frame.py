@@ -9,10 +9,13 @@ a video and reconstructs a random driving frame D_t at least two seconds into it
   tgt_flow_bwd [2, H, W, 2], tgt_flow_fwd [2, H, W, 2]       flows of the batch contract;
 
 t drawn uniformly from [data.min_driving_frame, num_frames - 1] (a random camera of a synthetic
-clip; a random training video of a prepared dataset long enough for it). Evaluation and
-synthesis examples are `psrjax.data.same_video`'s with one source frame (the first frame of the
-clip, the last `num_targets` frames driving it) plus "tgt_flow_fwd" (Interp-PSNR reads both
-flows): exact on the synthetic world, the dataset's estimated (DIS) flows on prepared videos.
+clip; a random training video of a prepared dataset long enough for it). Evaluation and synthesis
+examples are `psrjax.data.samplers.same_video`'s with one source frame (the first frame of the clip,
+the last `num_targets` frames driving it) plus "tgt_flow_fwd" (Interp-PSNR reads both flows): exact
+on the synthetic world, the dataset's estimated (DIS) flows on prepared videos.
+
+Used by INTERnet (`psrjax.systems.internet`: training examples) and by FOMM
+(`psrjax.systems.fomm`: evaluation examples, which INTERnet inherits).
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ import grain
 import ml_collections
 import numpy as np
 
-from psrjax.data import same_video, sources as video_sources
+from psrjax.data.samplers import same_video
+from psrjax.data.sources import base as video_sources
 
 MODALITIES = same_video.MODALITIES + ("flow_fwd",)
 

@@ -1,18 +1,19 @@
-"""`psrjax prepare`: a folder of real videos -> a prepared dataset (`psrjax.data.prepared`).
+"""`psrjax prepare`: a folder of real videos -> a prepared dataset (`psrjax.data.sources.prepared`).
 
 Per video (a file .mp4/.avi/.mov/.mkv/.webm, or a sub-folder of images):
 
-1. keypoints (and, optionally, person masks from `--masks DIR`: DIR/<stem>.npy / .npz [T, H, W]
-   or DIR/<stem>/ with one image per frame): imported from `--keypoints DIR` (DIR/<stem>/ with OpenPose JSON per frame,
-   DIR/<stem>.json in COCO keypoint format, or DIR/<stem>.npy / .npz; `psrjax.data.keypoint_io`)
-   or, without DIR, estimated by MediaPipe Pose (`psrjax.data.pose_estimator`, the `pose` extra);
-   optionally smoothed in time;
+1. keypoints (and, optionally, person masks from `--masks DIR`: DIR/<stem>.npy / .npz [T, H, W] or
+   DIR/<stem>/ with one image per frame): imported from `--keypoints DIR` (DIR/<stem>/ with OpenPose
+   JSON per frame, DIR/<stem>.json in COCO keypoint format, or DIR/<stem>.npy / .npz;
+   `psrjax.data.preparation.keypoint_io`) or, without DIR, estimated by MediaPipe Pose
+   (`psrjax.data.preparation.pose_estimator`, the `pose` extra); optionally smoothed in time;
 2. one person-centred square crop for the whole video (static camera; `video.person_box`),
    resized to R x R, keypoints mapped into it;
-3. estimated modalities (`psrjax.data.estimate`): the background plate by masked temporal median;
-   person masks from MediaPipe's segmentation when it ran, else by background differencing with
-   keypoint-guided cleanup; forward and backward optical flow by OpenCV DIS; face boxes from the
-   head keypoints. videos.json records, per video, which estimator produced each modality.
+3. estimated modalities (`psrjax.data.preparation.estimate`): the background plate by masked
+   temporal median; person masks from MediaPipe's segmentation when it ran, else by background
+   differencing with keypoint-guided cleanup; forward and backward optical flow by OpenCV DIS; face
+   boxes from the head keypoints. videos.json records, per video, which estimator produced each
+   modality.
 
 The video is held in memory only at R x R (T x R x R x 3 bytes; 1,000 frames at 256 x 256 are
 197 MB), frames stream from the decoder.
@@ -36,10 +37,12 @@ import shutil
 import imageio.v3 as iio
 import numpy as np
 
-from psrjax.data import keypoint_io, pose_estimator, prepared
-from psrjax.data.preprocess import (Settings, check_person, keypoint_path, list_videos,
-                                    load_cached, load_masks, make_index, mask_path, probe,
-                                    process_all, split_videos, video_name)
+from psrjax.data.preparation import keypoint_io, pose_estimator
+from psrjax.data.preparation.preprocess import (Settings, check_person, keypoint_path,
+                                                list_videos, load_cached, load_masks, make_index,
+                                                mask_path, probe, process_all, split_videos,
+                                                video_name)
+from psrjax.data.sources import prepared
 from psrjax.data.synthetic import visualize
 
 
@@ -119,7 +122,7 @@ def _write(partial: str, entries: list[dict], settings: Settings, log) -> dict:
   """The TFDS records, the preview sheet and, last, videos.json into `partial`."""
   shutil.rmtree(os.path.join(partial, prepared.BUILDER_NAME), ignore_errors=True)
   log(f"writing {sum(e['stop'] - e['start'] for e in entries)} frame records ...")
-  from psrjax.data import video_builder  # pylint: disable=g-import-not-at-top  # TFDS: heavy.
+  from psrjax.data.builders import video_builder  # pylint: disable=g-import-not-at-top  # TFDS: heavy.
   video_builder.from_entries(entries, settings, data_dir=partial).download_and_prepare()
   shutil.rmtree(os.path.join(partial, "downloads"), ignore_errors=True)   # TFDS's, unused here
   iio.imwrite(os.path.join(partial, "preview.png"), preview_sheet(entries))

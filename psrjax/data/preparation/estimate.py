@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from psrjax.data import sources
+from psrjax.data.sources import base as sources
 from psrjax.geometry.skeleton import COCO_NAMES, LIMBS
 
 _K = {name: i for i, name in enumerate(COCO_NAMES)}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from psrjax.data.keypoint_io import mediapipe33_to_coco18
+from psrjax.data.preparation.keypoint_io import mediapipe33_to_coco18
 
 _MISSING = ("the offline pose estimator needs MediaPipe: pip install 'psrjax[pose]' (cp311 Linux "
             "x86-64 only); or pass --keypoints with OpenPose JSON")

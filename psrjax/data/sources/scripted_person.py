@@ -39,7 +39,7 @@ from typing import Sequence
 
 import numpy as np
 
-from psrjax.data import sources
+from psrjax.data.sources import base as sources
 from psrjax.data.synthetic import actions, cameras as cams, sequence
 from psrjax.data.synthetic.clip import check_positive_int
 
@@ -290,12 +290,17 @@ class ScriptedPerson:
     return self.videos("train") + self.videos("test")
 
   def keypoints(self, video: sources.VideoInfo) -> np.ndarray:
-    return np.array(keypoints(self.data)[video.offset:video.offset + video.num_frames])
+    return sources.checked_keypoints(
+        self, video, np.array(keypoints(self.data)[video.offset:video.offset + video.num_frames]))
 
   def frames(self, video: sources.VideoInfo, indices,
              keys: Sequence[str]) -> dict[str, np.ndarray]:
     """Consecutive frames are rendered as a run (exact flows, zero across the segment's ends);
     other index sets give rgb and mask only (`appearance`)."""
+    return sources.checked(self, video, self._frames(video, indices, keys))
+
+  def _frames(self, video: sources.VideoInfo, indices,
+              keys: Sequence[str]) -> dict[str, np.ndarray]:
     indices = np.asarray(indices, np.int64).reshape(-1)
     start = video.offset + int(indices[0]) if indices.size else video.offset
     if indices.size and np.array_equal(indices, np.arange(indices[0], indices[0] + len(indices))):
@@ -342,12 +347,10 @@ class DrivingPerson:
     return self.all_videos() if split in ("test", "validation") else []
 
   def keypoints(self, video: sources.VideoInfo) -> np.ndarray:
-    del video
-    return np.array(keypoints(self.data, driving=True))
+    return sources.checked_keypoints(self, video, np.array(keypoints(self.data, driving=True)))
 
   def frames(self, info: sources.VideoInfo, indices,
              keys: Sequence[str]) -> dict[str, np.ndarray]:
-    del info   # the one video
     if not keys or set(keys) - {"rgb", "face"}:
       raise ValueError(f"the driving person's frames give rgb and face only; asked for {keys}")
     indices = np.asarray(indices, np.int64).reshape(-1)
@@ -357,4 +360,4 @@ class DrivingPerson:
     else:
       clip = person.render_frames(indices)
     out = {"rgb": sources.to_unit(clip["rgb"][0]), "face": clip["face"][0].astype(np.int32)}
-    return {k: out[k] for k in keys}
+    return sources.checked(self, info, {k: out[k] for k in keys})

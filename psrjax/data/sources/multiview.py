@@ -37,12 +37,12 @@ Splits "train" and "test" ("validation" reads "test") are per video: a take's ex
 use target views of the split and, in training, source views of it too (NTU RGB+D's
 cross-view protocol holds out camera 1 of every take; a recording's tail holds out every view).
 
-`MultiViewSource` is the source of `psrjax.data.sources`' interface that `view_pairs` samples,
-with `SyntheticClips`' take interface (`take(i)`, `num_views`, `len`), and `Windows` cuts its
-takes into windows of T frames (a long recording gives many examples).
+`MultiViewSource` is the source of `psrjax.data.sources.base`'s interface that `view_pairs` samples,
+with `SyntheticClips`' take interface (`take(i)`, `num_views`, `len`), and `Windows` cuts its takes
+into windows of T frames (a long recording gives many examples).
 
 DATASET may be a bucket URL (`gs://bucket/dataset`, `psrjax.paths`), read as
-`psrjax.data.prepared` reads one.
+`psrjax.data.sources.prepared` reads one.
 """
 from __future__ import annotations
 
@@ -53,8 +53,7 @@ from typing import Sequence
 import numpy as np
 
 from psrjax import paths
-from psrjax.data import prepared
-from psrjax.data import sources
+from psrjax.data.sources import base as sources, prepared
 
 FORMAT = "psrjax-multiview/1"
 BUILDER_NAME = "psrjax_multiview"
@@ -243,7 +242,7 @@ class MultiViewSource:
     return [self._info(i) for i, v in enumerate(self.data.index["videos"]) if v["split"] == split]
 
   def keypoints(self, video: sources.VideoInfo) -> np.ndarray:
-    return self.data.keypoints(video.key)
+    return sources.checked_keypoints(self, video, self.data.keypoints(video.key))
 
   def frames(self, video: sources.VideoInfo, indices, keys: Sequence[str]) -> dict[str, np.ndarray]:
     unknown = [k for k in keys if k not in self.modalities]
@@ -253,7 +252,7 @@ class MultiViewSource:
     out = to_contract(self.data.frames(video.key, indices), keys)
     if "mask" in out:
       out["mask"] = out["mask"].reshape(out["mask"].shape[:3] + (1,))
-    return out
+    return sources.checked(self, video, out)
 
 
 class Windows:

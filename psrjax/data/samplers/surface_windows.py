@@ -1,10 +1,10 @@
 """Windows of consecutive frames with their body-surface maps, from many synthetic identities.
 
-A person-agnostic model of the body's surface (D²G-Net's UV generator, pre-trained "on frames of
-a large corpus of different characters" with DensePose's part and UV maps as targets, Eq. 5)
-needs many people in many poses seen from many cameras. The synthetic world is this corpus with
-exact maps: clip `i` of a split (`psrjax.data.synthetic_clips.SyntheticClips`, identities held
-out by split, each clip its own identity, action, room and camera) gives one example per epoch:
+A person-agnostic model of the body's surface (D²G-Net's UV generator, pre-trained "on frames of a
+large corpus of different characters" with DensePose's part and UV maps as targets, Eq. 5) needs
+many people in many poses seen from many cameras. The synthetic world is this corpus with exact
+maps: clip `i` of a split (`psrjax.data.sources.synthetic_clips.SyntheticClips`, identities held out
+by split, each clip its own identity, action, room and camera) gives one example per epoch:
 
   keypoints [T, 18, 3]            the window's keypoints (pixels, visibility);
   face [T, H, W] int32            face ids (-1 background), for a 3D label drawn through them;
@@ -15,13 +15,15 @@ T = `frames` consecutive frames (a pose label of frame t reading t - 1 and t - 2
 frame 0 of a `frames`-frame clip seen by one camera, so an example renders only its own frames
 (~35 ms at 64 x 64 on one core). Training examples are clips 0, 1, ... of "train" in an order
 shuffled with the seed; evaluation examples the first clips of the held-out split.
+
+Used by D²G-Net (`psrjax.systems.d2gnet`): the pre-training of its UV generator.
 """
 from __future__ import annotations
 
 import grain
 import numpy as np
 
-from psrjax.data import synthetic_clips
+from psrjax.data.sources import synthetic_clips
 from psrjax.data.synthetic.clip import check_positive_int
 
 KEYS = ("keypoints", "face", "part", "uv", "mask")

@@ -3,7 +3,7 @@
 The per-person systems (pix2pix, pix2pixHD, Everybody Dance Now, the retrieval baseline; next
 CoCosNet video and D²G-Net) learn ONE person from a long video and are evaluated on held-out
 frames of that person, and by driving: another person's poses, normalised onto the learned
-person, drive it. The person's video comes from a video source (`psrjax.data.sources`):
+person, drive it. The person's video comes from a video source (`psrjax.data.sources.base`):
 
   data.dataset = ""      the synthetic person (`scripted_person.ScriptedPerson`): one scripted
                          video whose training segment is the "train" video and whose held-out
@@ -51,8 +51,9 @@ import grain
 import ml_collections
 import numpy as np
 
-from psrjax.data import scripted_person, sources, synthetic
-from psrjax.data.scripted_person import DRIVING_SCRIPT, TEST_SCRIPT, TRAIN_SCRIPT
+from psrjax.data import synthetic
+from psrjax.data.sources import base as sources, scripted_person
+from psrjax.data.sources.scripted_person import DRIVING_SCRIPT, TEST_SCRIPT, TRAIN_SCRIPT
 
 Normalize = Callable[[np.ndarray], np.ndarray]
 SPLITS = ("train", "test")

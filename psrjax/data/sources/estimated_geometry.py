@@ -20,7 +20,7 @@ import dataclasses
 
 import numpy as np
 
-from psrjax.data import body_fit
+from psrjax.data.preparation import body_fit
 from psrjax.data.synthetic.cameras import Cameras
 from psrjax.data.synthetic.clip import CLIP_FPS
 from psrjax.geometry.calibration import Camera

@@ -1,5 +1,5 @@
 """`psrjax prepare multiview`: calibrated multi-camera recordings -> a multi-view dataset
-(`psrjax.data.multiview`) that PSR-Net trains and evaluates on.
+(`psrjax.data.sources.multiview`) that PSR-Net trains and evaluates on.
 
 Per recording (take): one video per camera, the calibration file (Pose2Sim / anipose TOML or
 OpenCV YAML) and per camera 2D keypoints, read and checked by `multiview_inputs.read_take`
@@ -33,8 +33,8 @@ import shutil
 import imageio.v3 as iio
 import numpy as np
 
-from psrjax.data import (multiview, multiview_inputs, multiview_process, prepared,
-                         preprocess)
+from psrjax.data.preparation import multiview_inputs, multiview_process, preprocess
+from psrjax.data.sources import multiview, prepared
 from psrjax.data.synthetic import visualize
 from psrjax.geometry import calibration
 
@@ -45,8 +45,8 @@ ESTIMATED = {
     "points3d": "triangulated: confidence-weighted DLT, RANSAC over views, Butterworth low-pass",
     "face": "fitted body", "part": "fitted body", "uv": "fitted body", "depth": "fitted body",
     "flow_fwd": "fitted body", "flow_bwd": "fitted body",
-    "fitted body": "psrjax.data.body_fit: the synthetic world's body fitted to points3d, "
-                   "rendered in each crop camera",
+    "fitted body": "psrjax.data.preparation.body_fit: the synthetic world's body fitted to "
+                   "points3d, rendered in each crop camera",
     "mask": "MediaPipe segmentation, else background differencing with keypoint cleanup",
     "background": "masked temporal median",
 }
@@ -132,7 +132,7 @@ def _write(partial: str, index: dict, entries: list[dict], log) -> None:
   """The TFDS records, keypoints.npy, the preview sheet and, last, multiview.json."""
   shutil.rmtree(os.path.join(partial, multiview.BUILDER_NAME), ignore_errors=True)
   log(f"writing {sum(index['splits'].values())} records ...")
-  from psrjax.data import multiview_builder  # pylint: disable=g-import-not-at-top  # TFDS: heavy.
+  from psrjax.data.builders import multiview_builder  # pylint: disable=g-import-not-at-top  # TFDS: heavy.
   multiview_builder.from_entries(index, entries, data_dir=partial).download_and_prepare()
   shutil.rmtree(os.path.join(partial, "downloads"), ignore_errors=True)   # TFDS's, unused here
   keypoints = [preprocess.load_cached(e["cache"])["keypoints"][e["start"]:e["stop"]]

@@ -1,5 +1,5 @@
 """One calibrated recording -> the per-camera frames and maps of a multi-view dataset
-(`psrjax.data.multiview`), shared by `psrjax prepare multiview` and the NTU RGB+D builder.
+(`psrjax.data.sources.multiview`), shared by `psrjax prepare multiview` and the NTU RGB+D builder.
 
 For a `Recording` (videos, calibrated cameras at the videos' size, 2D detections per camera and
 the person's 3D keypoints in the world, in metres):
@@ -21,7 +21,7 @@ the person's 3D keypoints in the world, in metres):
    estimated through triangulation and the fit, not measured;
 5. keypoints: the camera's detections (left/right repaired), undistorted and moved into the
    crop; points3d: the 3D keypoints the body was fitted to;
-6. background and masks (`preprocess.background_and_masks`, `psrjax.data.estimate`): the
+6. background and masks (`preprocess.background_and_masks`, `psrjax.data.preparation.estimate`): the
    static camera's plate by masked temporal median outside the person region of the fitted
    body's keypoints (all 18, seen or not: a frame whose detections miss the hips still has a
    torso) and outside the fitted body (grown); person masks given by the recording
@@ -42,7 +42,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from psrjax.data import body_fit, multiview, preprocess, video
+from psrjax.data import video
+from psrjax.data.preparation import body_fit, preprocess
+from psrjax.data.sources import multiview
 from psrjax.geometry.calibration import Camera
 
 # The fit runs on the frames padded with unseen ones to a multiple of this: its program is
@@ -187,7 +189,7 @@ def crop_keypoints(keypoints2d, camera: Camera, crop: Camera) -> np.ndarray:
 
 
 def camera_dict(camera: Camera) -> dict:
-  """The index's record of a camera (module docstring of `psrjax.data.multiview`)."""
+  """The index's record of a camera (module docstring of `psrjax.data.sources.multiview`)."""
   return {"name": camera.name, "size": list(camera.size), "K": camera.K.tolist(),
           "R": camera.R.tolist(), "t": camera.t.tolist()}
 
@@ -293,7 +295,7 @@ def _nanmedian(values) -> float | None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Takes, the index and the records (`psrjax.data.multiview`'s layout).
+# Takes, the index and the records (`psrjax.data.sources.multiview`'s layout).
 
 
 def takes_of(rec_index: int, entry: dict, caches: list[str], splits,
