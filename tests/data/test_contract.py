@@ -16,7 +16,7 @@ from psrjax.geometry import skeleton
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
 import train_harness  # noqa: E402
-from psrjax.systems import base  # noqa: E402
+from psrjax.systems import registry  # noqa: E402
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 
@@ -86,7 +86,7 @@ def test_a_prepared_videos_reads_pass(prepared_dataset):
 @pytest.mark.parametrize("name", sorted(f[:-3] for f in os.listdir(CONFIGS) if f.endswith(".py")))
 def test_every_configs_examples_pass(name):
   config = train_harness.config_with(os.path.join(CONFIGS, f"{name}.py") + ":tiny")
-  system = base.get_system(config)
+  system = registry.get_system(config)
   for split in ("train", config.eval.split):
     contract.check_example(system.dataset(split, seed=0, shard_index=0, shard_count=1)[0],
                            where=f"{name} {split}")
