@@ -17,7 +17,7 @@ many as D²G-Net's wall time buys). Every run also evaluates R-SSIM /
 R-PSNR (`robust_pose`: the 10 held-out poses farthest from 3,000 training poses) and, with
 `--fid-weights`, FID. Runs keep their workdirs under --workdir (an interrupted ablation
 resumes, a finished run is read back; `--reuse NAME=WORKDIR` starts a row from a copy of a
-finished run of the same config, e.g. the runlocal runs of the README, and computes the
+finished run of the same config, e.g. the runlocal runs of docs/systems/d2gnet.md, and computes the
 evaluations it lacks on its last checkpoint); the table (SSIM, PSNR, LPIPS, R-SSIM, R-PSNR, E_temp,
 the synthesized person's mask IoU, steps and wall time of each run) goes to `table.md` and
 `table.json` there, with the machine and the command (`cocovid_ablation.write_table`).

@@ -1,4 +1,4 @@
-"""The README's memory plans: every paper config on every device kind (`psrjax plan`), as one
+"""The memory plans of docs/scaling.md: every paper config on every device kind (`psrjax plan`), as one
 markdown table (per-device GiB, verdict, fix). Nothing is compiled; ~1 min per config here.
 
   python benchmarks/memory_plans.py [--devices 1,8] [--configs pix2pixhd,psrnet]

@@ -11,7 +11,7 @@ For the first stage of a config, on one device, per mode:
 With `--time-config` it also runs that (smaller) config's step for each mode and reports the
 median step time, so the recomputation's cost is measured where a step fits this machine.
 
-The README's figures (paper-width PSR-Net layer 1, 256² x 16 frames, batch 1, the accelerator
+The figures of docs/scaling.md (paper-width PSR-Net layer 1, 256² x 16 frames, batch 1, the accelerator
 convolution path):
 
   python benchmarks/remat_memory.py \

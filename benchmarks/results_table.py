@@ -1,4 +1,4 @@
-r"""Trains a config (or resumes it to its end) and prints its final evaluation as a README table
+r"""Trains a config (or resumes it to its end) and prints its final evaluation as a docs table
 (a run that already wrote its final evaluation is read back, not evaluated again).
 
   python benchmarks/results_table.py --config configs/psrnet.py:runlocal --workdir runs/psrnet \
@@ -11,7 +11,7 @@ The table's rows are `generate` outputs, its columns metrics of the `system` eva
 `vfid/fused`, `--metrics vfid:VFID`) and ran at that step; the best value of each column is
 bold (the highest: every metric listed here is higher-is-better unless given in `--lower`).
 Above the table: the config, the step budget, the machine (CPU model, cores, vector extensions)
-and the command, so the README states where its numbers come from.
+and the command, so the docs state where their numbers come from.
 """
 from __future__ import annotations
 

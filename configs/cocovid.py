@@ -139,11 +139,11 @@ def runlocal(c):
   Adam at lr 5e-4 for G and D, not the paper's 1e-4 / 4e-4, for runlocal's short schedule
   (1e-3 trained worse on the held-out segment; the paper's rates were not run at this budget).
   1,800 steps, the stages' shares 80 / 10 / 10 %: the first stage's 1,440 steps take most of
-  the budget (0.8 s per step against 1.7 s for the temporal stage's windows; README "CoCosNet
-  video"). With the stick figure more steps keep helping (LPIPS 0.0316 at 1,500 steps, 0.0256
+  the budget (0.8 s per step against 1.7 s for the temporal stage's windows;
+  docs/systems/cocovid.md). With the stick figure more steps keep helping (LPIPS 0.0316 at 1,500 steps, 0.0256
   at 1,800, both evaluated with an EMA), where with CoCosNet's label the novel actions got
   worse. 24 min 27 s on one 2-core Intel Xeon with AVX-512, 33 min 44 s on another with the
-  same instruction sets (README "CoCosNet video"). Twice the steps (`--config.train.steps=3600`,
+  same instruction sets (docs/systems/cocovid.md). Twice the steps (`--config.train.steps=3600`,
   56 min on the second Xeon) read LPIPS 0.0199, below pix2pixHD runlocal's 0.0208; 1,800 read
   0.0247.
   The generators are evaluated as trained, without an EMA of their weights (the learning rates
@@ -160,14 +160,14 @@ def runlocal(c):
     takes the gradient); at 250 it falls to 0.05 and the warped exemplar shows the person.
   - rec 500 (the pixel L1, the seed's psi_2; CoCosNet has no such term): pix2pixHD's runlocal
     weighs its L1 100 x its GAN term, this 50 x (the GAN's weight is 10).
-  Held-out segment, one run each on a 2-core Intel Xeon (README "CoCosNet video"): the paper's
+  Held-out segment, one run each on a 2-core Intel Xeon (docs/systems/cocovid.md): the paper's
   weights with EMA 0.999: LPIPS 0.0685, SSIM 0.8007, mask IoU 0.537; warp_self 250: 0.0572,
   0.8485, 0.638; + rec 100 and EMA 0.995: 0.0387, 0.8735, 0.615; + rec 500 (these): 0.0390,
   0.8834, 0.630 (E_temp 0.00182 against rec 100's 0.00256), all with CoCosNet's label at 1,500
   steps, where more steps did not help (1,800: 0.0399; the held-out runs of seen actions improve
   with the steps, those of novel actions worsen); nor did G's lr 1e-3, G without spectral norm,
   training without the VGG terms, features at 1/2 of the resolution or the generator starting
-  at 8 x 8 (README "CoCosNet video").
+  at 8 x 8 (docs/systems/cocovid.md).
   """
   c.data.update(resolution=64, frames_per_example=2, cache_dir="~/.cache/psrjax/person")
   c.data.exemplar_gap = 30

@@ -9,13 +9,13 @@ on face crops for the last 10 % of the steps; OpenPose stick figures as the pose
 256x256 on the synthetic world's per-person video.
 
 Train on this CPU in minutes (runlocal: 64x64, pix2pixHD's runlocal networks and recipe, see
-configs/pix2pixhd.py; README "Per-person baselines" has its numbers):
+configs/pix2pixhd.py; docs/systems/pix2pixhd.md has its numbers):
 
   psrjax train --config configs/edn.py:runlocal --workdir /tmp/edn
   psrjax synthesize --workdir /tmp/edn --seed 3 --out /tmp/heldout.gif
   psrjax synthesize --workdir /tmp/edn --driving cross --out /tmp/cross.gif
 
-On one's own video (a folder `psrjax prepare` wrote; README "Your own video"), driven by another
+On one's own video (a folder `psrjax prepare` wrote; docs/data.md, "Your own video"), driven by another
 prepared video:
 
   psrjax train --config configs/edn.py:runlocal,data=DATASET --workdir /tmp/edn_me

