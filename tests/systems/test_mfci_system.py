@@ -3,29 +3,23 @@ with motion and background transfer, init_from (the checks every system passes a
 test_conformance.py)."""
 import functools
 import os
-import sys
 
 import jax
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
-
-import conformance  # noqa: E402
-import train_harness  # noqa: E402
-from psrjax.data import synthetic  # noqa: E402
-from psrjax.data import same_video  # noqa: E402
-from psrjax.systems import base  # noqa: E402
-from psrjax.train import loop  # noqa: E402
+import conformance
+import train_harness
+from psrjax.data import synthetic
+from psrjax.data import same_video
+from psrjax.systems import base
+from psrjax.train import loop
 from psrjax.systems import registry
 from psrjax.systems.tasks import strips
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "mfci.py")
 pytestmark = pytest.mark.xdist_group("mfci")   # shares the session's MFCI runs
-
-
-def tiny_config(**overrides):
-  return train_harness.config_with(f"{CONFIG}:tiny", **overrides)
+tiny_config = functools.partial(conformance.tiny_config, "mfci")
 
 
 @pytest.fixture(scope="module")
