@@ -4,7 +4,6 @@ ad21d8b: models/networks.py `MultiHeadGeneraotr`, util/util.py `texture2image` w
 torch.nn.functional.grid_sample) with identical weights and inputs; identity sampling, unwrapping
 then re-rendering a frame, part probabilities."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import torch
 import torch.nn.functional as F
