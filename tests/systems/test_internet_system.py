@@ -4,7 +4,6 @@ reaches Stage I through the confidence, the first-frame examples, the single-sca
 animating an image file, and bad configs."""
 import functools
 import itertools
-import os
 
 import imageio.v3 as iio
 import jax
@@ -166,18 +165,8 @@ def test_bad_configs_fail_with_one_line_errors(overrides, match):
     registry.get_system(tiny_config(**overrides))
 
 
-def _table_script():
-  """benchmarks/internet_table.py as a module."""
-  import importlib.util
-  path = os.path.join(conformance.CONFIGS, "..", "benchmarks", "internet_table.py")
-  spec = importlib.util.spec_from_file_location("internet_table", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def test_table_2_script_rows_are_the_papers_variants():
-  table = _table_script()
+  import internet_table as table  # pylint: disable=g-import-not-at-top
   spec = conformance.config_spec("internet", "runlocal")
   for name, (label, overrides) in table.ROWS.items():
     if overrides is None:
