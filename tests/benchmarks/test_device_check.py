@@ -1,7 +1,6 @@
 """benchmarks/device_check.py: its tiny mode end to end (the CPU run of the GPU check's code
 paths), its HLO convolution reader, the datasheet peaks, the placeholder weights, and the
 wheelhouse list it is installed from."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,18 +10,11 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+import device_check
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "benchmarks", "device_check.py")
 
-
-def _module():
-  spec = importlib.util.spec_from_file_location("device_check", SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-device_check = _module()
 
 
 def _run(tmp_path, *args, timeout=600):

@@ -8,27 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from torch_port import assert_same_tree, conv_params, nchw, nhwc, normal
 from psrjax import nn as pnn
 from psrjax.models import cocosnet
 
 KEY = jax.random.key(0)
 
 
-def _rand(*shape, seed=0):
-  return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
-
-
-def _to_torch(x):
-  return torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(x), -1, 1)))
-
-
-def _from_torch(t):
-  return np.moveaxis(t.detach().numpy(), 1, -1)
-
-
 @pytest.mark.parametrize("block", [1, 7, 16])
 def test_tiled_attention_equals_the_whole_matrix_in_values_and_gradients(block):
-  q, k, v = _rand(2, 20, 6, seed=1), _rand(2, 13, 6, seed=2), _rand(2, 13, 5, seed=3)
+  q, k, v = normal(2, 20, 6, seed=1), normal(2, 13, 6, seed=2), normal(2, 13, 5, seed=3)
   loss = lambda b: lambda q, k, v: jnp.sum(jnp.sin(pnn.softmax_attention(q, k, v, scale=3.0,
                                                                          block=b)))
   np.testing.assert_allclose(pnn.softmax_attention(q, k, v, scale=3.0, block=block),
@@ -50,7 +39,7 @@ def test_sharp_warp_on_distinct_features_returns_the_exemplar():
   """Eq. 5 at a low temperature with every position's feature distinct (orthonormal): each
   position attends to itself only, and the warp returns the exemplar block by block."""
   features = jnp.eye(16)[None]                          # 16 positions (4 x 4), 16 channels
-  exemplar = jnp.asarray(_rand(1, 8, 8, 3))            # 2 x 2 pixels per position
+  exemplar = jnp.asarray(normal(1, 8, 8, 3))           # 2 x 2 pixels per position
   out = cocosnet.warp(features, features, exemplar, temperature=0.01, block=5)
   np.testing.assert_allclose(out, exemplar, atol=1e-6)
   shuffled = features[:, ::-1]                          # query i matches key 15 - i
@@ -60,21 +49,21 @@ def test_sharp_warp_on_distinct_features_returns_the_exemplar():
 
 
 def test_unfolding_and_blocks_are_torch_unfold_up_to_the_order_of_values():
-  x = _rand(2, 6, 5, 4)
+  x = normal(2, 6, 5, 4)
   ours = np.asarray(cocosnet.unfold_patches(jnp.asarray(x), 3))           # [N, P, 9 C]
-  ref = F.unfold(_to_torch(x), kernel_size=3, padding=1).numpy()          # [N, C 9, P]
+  ref = F.unfold(nchw(x), kernel_size=3, padding=1).numpy()               # [N, C 9, P]
   ref = ref.reshape(2, 4, 9, 30).transpose(0, 3, 2, 1).reshape(2, 30, 36)  # -> [N, P, 9 C]
   np.testing.assert_array_equal(ours, ref)
-  img = _rand(1, 8, 12, 3)
+  img = normal(1, 8, 12, 3)
   blocks = np.asarray(cocosnet.to_blocks(jnp.asarray(img), 4))            # [N, P, 16 C]
-  ref = F.unfold(_to_torch(img), kernel_size=4, stride=4).numpy()         # [N, C 16, P]
+  ref = F.unfold(nchw(img), kernel_size=4, stride=4).numpy()              # [N, C 16, P]
   np.testing.assert_array_equal(blocks, ref.reshape(1, 3, 16, 6).transpose(0, 3, 2, 1)
                                 .reshape(1, 6, 48))
   np.testing.assert_array_equal(cocosnet.from_blocks(blocks, 8, 12, 4), img)
 
 
 def test_match_features_are_centred_unit_patches():
-  f = np.asarray(cocosnet.match_features(jnp.asarray(_rand(1, 5, 5, 8) + 2.0), 3))
+  f = np.asarray(cocosnet.match_features(jnp.asarray(normal(1, 5, 5, 8) + 2.0), 3))
   np.testing.assert_allclose(f.mean(-1), 0.0, atol=1e-6)
   np.testing.assert_allclose(np.linalg.norm(f, axis=-1), 1.0, atol=1e-5)
 
@@ -95,23 +84,18 @@ class TorchResidualBlock(torch.nn.Module):
     return self.prelu(out + x)
 
 
-def _conv(conv):
-  return {"kernel": jnp.asarray(conv.weight.detach().numpy().transpose(2, 3, 1, 0)),
-          "bias": jnp.asarray(conv.bias.detach().numpy())}
-
-
 def test_residual_block_matches_the_authors_structure():
   torch.manual_seed(0)
   ref = TorchResidualBlock(6)
   with torch.no_grad():
     ref.prelu.weight.fill_(0.1)
-  x = _rand(2, 7, 5, 6)
-  params = {"conv1": _conv(ref.conv1), "conv2": _conv(ref.conv2), "prelu": jnp.float32(0.1)}
+  x = normal(2, 7, 5, 6)
+  params = {"conv1": conv_params(ref.conv1), "conv2": conv_params(ref.conv2),
+            "prelu": jnp.float32(0.1)}
   block = cocosnet.ResidualBlock()
-  assert jax.tree.map(jnp.shape, block.init(KEY, jnp.asarray(x))["params"]) == \
-      jax.tree.map(jnp.shape, params)
+  assert_same_tree(block, params, jnp.asarray(x))
   np.testing.assert_allclose(block.apply({"params": params}, jnp.asarray(x)),
-                             _from_torch(ref(_to_torch(x))), atol=1e-5)
+                             nhwc(ref(nchw(x))), atol=1e-5)
 
 
 class TorchPONOSpade(torch.nn.Module):
@@ -152,18 +136,16 @@ class TorchSPADEResBlock(torch.nn.Module):
 def test_spade_residual_block_matches_the_authors_structure():
   torch.manual_seed(0)
   ref = TorchSPADEResBlock(6, 4, 5, 8)
-  x, seg = _rand(2, 8, 6, 6, seed=1) * 2 + 1, _rand(2, 16, 12, 5, seed=2)
-  spade = lambda m: {"mlp_shared": _conv(m.mlp_shared), "mlp_gamma": _conv(m.mlp_gamma),
-                     "mlp_beta": _conv(m.mlp_beta)}
+  x, seg = normal(2, 8, 6, 6, seed=1) * 2 + 1, normal(2, 16, 12, 5, seed=2)
+  spade = lambda m: {name: conv_params(getattr(m, name))
+                     for name in ("mlp_shared", "mlp_gamma", "mlp_beta")}
   params = {"norm_0": spade(ref.norm_0), "norm_1": spade(ref.norm_1), "norm_s": spade(ref.norm_s),
-            "conv_0": _conv(ref.conv_0), "conv_1": _conv(ref.conv_1),
-            "conv_s": {"kernel": jnp.asarray(ref.conv_s.weight.detach().numpy()
-                                             .transpose(2, 3, 1, 0))}}
+            "conv_0": conv_params(ref.conv_0), "conv_1": conv_params(ref.conv_1),
+            "conv_s": conv_params(ref.conv_s)}
   block = cocosnet.SPADEResBlock(4, spade_hidden=8, spectral=False)
-  assert jax.tree.map(jnp.shape, block.init(KEY, jnp.asarray(x), jnp.asarray(seg))["params"]) == \
-      jax.tree.map(jnp.shape, params)
+  assert_same_tree(block, params, jnp.asarray(x), jnp.asarray(seg))
   y = block.apply({"params": params}, jnp.asarray(x), jnp.asarray(seg))
-  np.testing.assert_allclose(y, _from_torch(ref(_to_torch(x), _to_torch(seg))), atol=1e-4)
+  np.testing.assert_allclose(y, nhwc(ref(nchw(x), nchw(seg))), atol=1e-4)
 
 
 def test_paper_networks_have_the_authors_sizes():

@@ -4,12 +4,13 @@ ad21d8b: models/networks.py `MultiHeadGeneraotr`, util/util.py `texture2image` w
 torch.nn.functional.grid_sample) with identical weights and inputs; identity sampling, unwrapping
 then re-rendering a frame, part probabilities."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn as tnn
 
+from torch_port import (assert_same_tree, back_names, conv_params, conv_tree, convs,
+                        front_names, nchw, nhwc, torch_back, torch_front, uniform)
 from psrjax.data import synthetic
 from psrjax.geometry import uv_texture
 from psrjax.models import d2gnet
@@ -20,38 +21,6 @@ RENDER = jax.jit(uv_texture.render)
 
 
 # ------------------------------------------------------------------ PyTorch references
-def _norm(c):
-  return tnn.InstanceNorm2d(c, affine=False)
-
-
-class TorchResnetBlock(tnn.Module):
-  def __init__(self, dim):
-    super().__init__()
-    self.conv_block = tnn.Sequential(
-        tnn.ReflectionPad2d(1), tnn.Conv2d(dim, dim, 3), _norm(dim), tnn.ReLU(True),
-        tnn.ReflectionPad2d(1), tnn.Conv2d(dim, dim, 3), _norm(dim))
-
-  def forward(self, x):
-    return x + self.conv_block(x)
-
-
-def torch_front(input_nc, ngf, n_down):
-  layers = [tnn.ReflectionPad2d(3), tnn.Conv2d(input_nc, ngf, 7), _norm(ngf), tnn.ReLU(True)]
-  for i in range(n_down):
-    m = 2 ** i
-    layers += [tnn.Conv2d(ngf * m, ngf * m * 2, 3, 2, 1), _norm(ngf * m * 2), tnn.ReLU(True)]
-  return tnn.Sequential(*layers)
-
-
-def torch_back(ngf, n_down, n_blocks):
-  layers = [TorchResnetBlock(ngf * 2 ** n_down) for _ in range(n_blocks)]
-  for i in range(n_down):
-    m = 2 ** (n_down - i)
-    layers += [tnn.ConvTranspose2d(ngf * m, ngf * m // 2, 3, 2, 1, 1), _norm(ngf * m // 2),
-               tnn.ReLU(True)]
-  return tnn.Sequential(*layers)
-
-
 class TorchMultiHead(tnn.Module):
   """The authors' MultiHeadGeneraotr: the global generator's trunk, then c7s1-2N + tanh (UVs)
   and c7s1-(N+1) (part logits)."""
@@ -87,94 +56,42 @@ class TorchDetails(tnn.Module):
     return self.head(self.back(self.bottleneck(f)))
 
 
-# ------------------------------------------------------------------ weight transfer
-def _conv(conv):
-  perm = (2, 3, 0, 1) if isinstance(conv, tnn.ConvTranspose2d) else (2, 3, 1, 0)
-  return {"kernel": jnp.asarray(conv.weight.detach().numpy().transpose(perm)),
-          "bias": jnp.asarray(conv.bias.detach().numpy())}
-
-
-def _convs(module):
-  return [m for m in module.modules() if isinstance(m, (tnn.Conv2d, tnn.ConvTranspose2d))]
-
-
-def _front_names(n_down):
-  return [("stem", "conv")] + [(f"down{i}", "conv") for i in range(n_down)]
-
-
-def _back_names(n_down, n_blocks):
-  names = []
-  for i in range(n_blocks):
-    names += [(f"block{i}", "conv1"), (f"block{i}", "conv2")]
-  return names + [(f"up{i}", "conv") for i in range(n_down)]
-
-
-def _nest(modules, names):
-  convs = [c for m in modules for c in _convs(m)]
-  assert len(convs) == len(names)
-  tree = {}
-  for path, conv in zip(names, convs):
-    node = tree
-    for key in path[:-1]:
-      node = node.setdefault(key, {})
-    node[path[-1]] = _conv(conv)
-  return tree
-
-
-def _torch(x):
-  return torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(x, np.float32), -1, 1)))
-
-
-def _numpy(t):
-  return np.moveaxis(t.detach().numpy(), 1, -1)
-
-
-def _image(*shape, seed=0):
-  return np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32)
-
-
-def _same_tree(module, params, *args):
-  shapes = jax.eval_shape(module.init, KEY, *args)["params"]
-  shape = lambda a: tuple(a.shape)
-  assert jax.tree.map(shape, params) == jax.tree.map(shape, shapes)
-
-
 # ------------------------------------------------------------------ networks
 def test_uv_generator_matches_the_authors_two_headed_generator():
   torch.manual_seed(0)
   parts, n_down, n_blocks = 3, 2, 1
   ref = TorchMultiHead(5, parts, 4, n_down, n_blocks)
-  x = _image(2, 16, 12, 5)
+  x = uniform(2, 16, 12, 5)
   g = d2gnet.UVGenerator(num_parts=parts, ngf=4, n_downsample=n_down, n_blocks=n_blocks)
-  trunk = _nest([ref.model], _front_names(n_down) + _back_names(n_down, n_blocks))
-  params = {"trunk": trunk, "uv_head": _conv(_convs(ref.final_layer1)[0]),
-            "part_head": _conv(_convs(ref.final_layer2)[0])}
-  _same_tree(g, params, x)
+  trunk = conv_tree(ref.model, front_names(n_down) + back_names(n_down, n_blocks))
+  params = {"trunk": trunk, "uv_head": conv_params(convs(ref.final_layer1)[0]),
+            "part_head": conv_params(convs(ref.final_layer2)[0])}
+  assert_same_tree(g, params, x)
   coords, logits = jax.jit(g.apply)({"params": params}, x)
-  uvs, probs = ref(_torch(x))
+  uvs, probs = ref(nchw(x))
   assert coords.shape == (2, 16, 12, parts, 2)
   # channels 2 (i - 1), 2 i - 1 of the authors' 48 are part i's (u, v)
-  np.testing.assert_allclose(coords.reshape(2, 16, 12, 2 * parts), _numpy(uvs), atol=ATOL)
-  np.testing.assert_allclose(logits, _numpy(probs), atol=ATOL)
+  np.testing.assert_allclose(coords.reshape(2, 16, 12, 2 * parts), nhwc(uvs), atol=ATOL)
+  np.testing.assert_allclose(logits, nhwc(probs), atol=ATOL)
   p = d2gnet.part_probabilities(logits)
   np.testing.assert_allclose(np.sum(p, axis=-1), 1.0, atol=1e-6)   # P_0..P_N sum to one
-  np.testing.assert_allclose(p, _numpy(torch.softmax(probs, 1)), atol=1e-6)
+  np.testing.assert_allclose(p, nhwc(torch.softmax(probs, 1)), atol=1e-6)
 
 
 def test_dynamic_details_generator_concatenates_the_pose_at_the_bottleneck():
   torch.manual_seed(1)
   n_down, n_blocks = 2, 1
   ref = TorchDetails(6, 4, 4, n_down, n_blocks)
-  x, label = _image(2, 16, 16, 6, seed=1), _image(2, 16, 16, 4, seed=2)
+  x, label = uniform(2, 16, 16, 6, seed=1), uniform(2, 16, 16, 4, seed=2)
   g = d2gnet.DynamicDetailsGenerator(ngf=4, n_downsample=n_down, n_blocks=n_blocks)
-  generator = _nest([ref.front], _front_names(n_down))
-  generator.update(_nest([ref.back], _back_names(n_down, n_blocks)))
-  generator["bottleneck"] = _conv(ref.bottleneck)
-  generator["head"] = _conv(_convs(ref.head)[0])
-  params = {"generator": generator, "pose_encoder": _nest([ref.encoder], _front_names(n_down))}
-  _same_tree(g, params, x, label)
+  generator = conv_tree(ref.front, front_names(n_down))
+  generator.update(conv_tree(ref.back, back_names(n_down, n_blocks)))
+  generator["bottleneck"] = conv_params(ref.bottleneck)
+  generator["head"] = conv_params(convs(ref.head)[0])
+  params = {"generator": generator, "pose_encoder": conv_tree(ref.encoder, front_names(n_down))}
+  assert_same_tree(g, params, x, label)
   np.testing.assert_allclose(jax.jit(g.apply)({"params": params}, x, label),
-                             _numpy(ref(_torch(x), _torch(label))), atol=ATOL)
+                             nhwc(ref(nchw(x), nchw(label))), atol=ATOL)
   free = d2gnet.DynamicDetailsGenerator(ngf=4, n_downsample=n_down, n_blocks=n_blocks,
                                         pose_condition=False)
   shapes = jax.eval_shape(free.init, KEY, x)["params"]
@@ -195,7 +112,7 @@ def test_sampling_matches_grid_sample_with_aligned_corners():
   for i in range(parts):
     tex = torch.from_numpy(np.moveaxis(texture[i], -1, 0))[None].repeat(2, 1, 1, 1)
     img = F.grid_sample(tex, torch.from_numpy(coords[..., i, :]), align_corners=True)
-    want = want + _numpy(img) * probs[..., i + 1, None]
+    want = want + nhwc(img) * probs[..., i + 1, None]
   np.testing.assert_allclose(got, want, atol=1e-5)
 
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn as tnn
 
+from torch_port import assert_same_tree, nchw, nhwc, normal
 from psrjax.geometry import motion
 from psrjax.models import fomm
 from psrjax.train import lowering
@@ -35,20 +36,8 @@ tps_jacobian = jax.jit(motion.tps_jacobian)
 tps_warp_image = jax.jit(motion.tps_warp_image)
 
 
-def _rand(*shape, seed=0, scale=1.0):
-  return (scale * np.random.default_rng(seed).normal(size=shape)).astype(np.float32)
-
-
 def _images(*shape, seed=0):
   return np.random.default_rng(seed).uniform(size=shape).astype(np.float32)
-
-
-def _nchw(x):
-  return torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(x), -1, 1)))
-
-
-def _nhwc(t):
-  return np.moveaxis(t.detach().numpy(), 1, -1)
 
 
 def _keypoints(b, k, seed, jacobian=True):
@@ -73,8 +62,7 @@ def _randomise(module: tnn.Module, seed: int) -> tnn.Module:
 def _params(module: tnn.Module, flax_module, *init_args):
   """The torch module's weights as Flax params, checked against the Flax module's own tree."""
   params = fomm.from_torch_state_dict(module.state_dict())
-  expected = jax.eval_shape(flax_module.init, KEY, *init_args)["params"]
-  assert jax.tree.map(jnp.shape, params) == jax.tree.map(lambda s: s.shape, expected)
+  assert_same_tree(flax_module, params, *init_args)
   return {"params": params}
 
 
@@ -333,31 +321,31 @@ def test_grid_heatmaps_and_heatmap_peaks_match_the_official_functions():
 
 
 def test_deform_and_resize_match_grid_sample_and_interpolate():
-  x = _rand(2, 6, 7, 3)
-  grid = _rand(2, 5, 4, 2, seed=1, scale=0.8)             # reaches outside [-1, 1]
+  x = normal(2, 6, 7, 3)
+  grid = normal(2, 5, 4, 2, seed=1, scale=0.8)            # reaches outside [-1, 1]
   for padding in ("zeros", "border", "reflection"):
     np.testing.assert_allclose(deform(x, grid, padding=padding),
-                               _nhwc(t_sample(_nchw(x), torch.from_numpy(grid), padding)),
+                               nhwc(t_sample(nchw(x), torch.from_numpy(grid), padding)),
                                atol=1e-5, err_msg=padding)
   np.testing.assert_allclose(deform(x, motion.coordinate_grid(6, 7)[None].repeat(2, 0)),
                              x, atol=1e-6)
   for size in ((12, 14), (3, 5), (4, 3), (6, 7)):          # up, down (no antialiasing), same
     np.testing.assert_allclose(fomm.resize_bilinear(jnp.asarray(x), size),
-                               _nhwc(t_resize(_nchw(x), size)), atol=1e-6, err_msg=str(size))
+                               nhwc(t_resize(nchw(x), size)), atol=1e-6, err_msg=str(size))
 
 
 @pytest.mark.parametrize("scale", [1.0, 0.5, 0.25, 0.125])
 def test_anti_alias_interpolation_matches_the_official_module(scale):
   """Values and gradients (the official module: one 2-D convolution, then every n-th pixel)."""
   x = _images(2, 36, 20, 3)
-  t = _nchw(x).requires_grad_(True)
+  t = nchw(x).requires_grad_(True)
   expected = TAntiAlias(3, scale)(t)
-  weights = _images(*_nhwc(expected.detach()).shape, seed=7)
-  (expected * _nchw(weights)).sum().backward()
+  weights = _images(*nhwc(expected.detach()).shape, seed=7)
+  (expected * nchw(weights)).sum().backward()
   layer = fomm.AntiAliasInterpolation2d(scale)
-  np.testing.assert_allclose(layer(jnp.asarray(x)), _nhwc(expected.detach()), atol=1e-6)
+  np.testing.assert_allclose(layer(jnp.asarray(x)), nhwc(expected.detach()), atol=1e-6)
   grad = jax.grad(lambda v: jnp.sum(layer(v) * weights))(jnp.asarray(x))
-  np.testing.assert_allclose(grad, _nhwc(t.grad), atol=1e-6)
+  np.testing.assert_allclose(grad, nhwc(t.grad), atol=1e-6)
 
 
 def test_identical_keypoints_give_identity_motions_and_deform_returns_the_source():
@@ -375,14 +363,14 @@ def test_identical_keypoints_give_identity_motions_and_deform_returns_the_source
 
 
 def test_tps_identity_and_affine_part_and_jacobian():
-  points = _rand(2, 6, 2, seed=6, scale=0.5)
+  points = normal(2, 6, 2, seed=6, scale=0.5)
   image = _images(2, 9, 11, 3, seed=7)
   identity = motion.tps_parameters(np.tile(np.eye(2, 3, dtype=np.float32), (2, 1, 1)))
   np.testing.assert_allclose(tps_warp_coordinates(identity, points), points, atol=1e-6)
   np.testing.assert_allclose(tps_jacobian(identity, points),
                              np.broadcast_to(np.eye(2), (2, 6, 2, 2)), atol=1e-6)
   np.testing.assert_allclose(tps_warp_image(identity, image), image, atol=1e-6)
-  theta = (np.eye(2, 3) + _rand(2, 2, 3, seed=8, scale=0.1)).astype(np.float32)
+  theta = (np.eye(2, 3) + normal(2, 2, 3, seed=8, scale=0.1)).astype(np.float32)
   affine = motion.tps_parameters(theta)
   np.testing.assert_allclose(tps_warp_coordinates(affine, points),
                              np.einsum("bij,bnj->bni", theta[:, :, :2], points)
@@ -398,7 +386,7 @@ def test_fitted_tps_interpolates_its_control_points():
   identity = motion.fit_tps(grid)
   np.testing.assert_allclose(identity["theta"][0], np.eye(2, 3), atol=1e-4)
   np.testing.assert_allclose(identity["control_params"], 0.0, atol=1e-4)
-  targets = grid + _rand(2, 25, 2, seed=11, scale=0.05)
+  targets = grid + normal(2, 25, 2, seed=11, scale=0.05)
   tps = motion.fit_tps(targets)
   np.testing.assert_allclose(tps_warp_coordinates(tps, grid), targets, atol=1e-4)
   between = (grid[:, :-1] + grid[:, 1:]) / 2                              # off the grid
@@ -412,14 +400,14 @@ def test_random_tps_matches_the_official_transform():
   tps = motion.random_tps(jax.random.key(3), 2, sigma_affine=0.05, sigma_tps=0.05, points=5)
   assert tps["theta"].shape == (2, 2, 3) and tps["control_params"].shape == (2, 25)
   ref = TTransform(np.array(tps["theta"]), np.array(tps["control_params"]), 5)
-  points = torch.from_numpy(_rand(2, 7, 2, seed=9, scale=0.6)).requires_grad_(True)
+  points = torch.from_numpy(normal(2, 7, 2, seed=9, scale=0.6)).requires_grad_(True)
   np.testing.assert_allclose(tps_warp_coordinates(tps, points.detach().numpy()),
                              ref.warp(points).detach().numpy(), atol=1e-6)
   np.testing.assert_allclose(tps_jacobian(tps, points.detach().numpy()),
                              ref.jacobian(points).detach().numpy(), atol=1e-5)
   image = _images(2, 12, 10, 3, seed=10)
   np.testing.assert_allclose(tps_warp_image(tps, image),
-                             _nhwc(ref.frame(_nchw(image))), atol=1e-5)
+                             nhwc(ref.frame(nchw(image))), atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- networks
@@ -427,10 +415,10 @@ def test_hourglass_matches_the_official_structure():
   torch.manual_seed(0)
   ref = _randomise(THourglass(4, 5, 3, 12), 1)
   module = fomm.Hourglass(4, 3, 12)
-  x = _rand(2, 16, 24, 5, seed=2)
+  x = normal(2, 16, 24, 5, seed=2)
   out = jax.jit(module.apply)(_params(ref, module, x), x)
   assert out.shape == (2, 16, 24, 9)
-  np.testing.assert_allclose(out, _nhwc(ref(_nchw(x))), atol=ATOL)
+  np.testing.assert_allclose(out, nhwc(ref(nchw(x))), atol=ATOL)
 
 
 def test_keypoint_detector_matches_the_official_values_and_jacobians():
@@ -440,7 +428,7 @@ def test_keypoint_detector_matches_the_official_values_and_jacobians():
                                  scale_factor=0.5)
   x = _images(2, 32, 32, 3, seed=3)
   out = jax.jit(module.apply)(_params(ref, module, x), x)
-  expected = ref(_nchw(x))
+  expected = ref(nchw(x))
   assert out["value"].dtype == out["jacobian"].dtype == jnp.float32
   np.testing.assert_allclose(out["value"], expected["value"].detach().numpy(), atol=ATOL)
   np.testing.assert_allclose(out["jacobian"], expected["jacobian"].detach().numpy(), atol=ATOL)
@@ -458,12 +446,12 @@ def test_dense_motion_network_matches_the_official_structure():
   source = _images(2, 32, 32, 3, seed=4)
   (kp_s, tkp_s), (kp_d, tkp_d) = _keypoints(2, 3, 5), _keypoints(2, 3, 6)
   out = jax.jit(module.apply)(_params(ref, module, source, kp_s, kp_d), source, kp_s, kp_d)
-  expected = ref(_nchw(source), tkp_d, tkp_s)
+  expected = ref(nchw(source), tkp_d, tkp_s)
   np.testing.assert_allclose(out["sparse_deformed"],
                              np.moveaxis(expected["sparse_deformed"].detach().numpy(), 2, -1),
                              atol=ATOL)
   for name in ("mask", "occlusion_map"):
-    np.testing.assert_allclose(out[name], _nhwc(expected[name]), atol=ATOL, err_msg=name)
+    np.testing.assert_allclose(out[name], nhwc(expected[name]), atol=ATOL, err_msg=name)
   np.testing.assert_allclose(out["deformation"], expected["deformation"].detach().numpy(),
                              atol=ATOL)
 
@@ -478,9 +466,9 @@ def test_generator_matches_the_official_structure_end_to_end(dm_scale):
   source = _images(2, 32, 32, 3, seed=5)
   (kp_s, tkp_s), (kp_d, tkp_d) = _keypoints(2, 3, 7), _keypoints(2, 3, 8)
   out = jax.jit(module.apply)(_params(ref, module, source, kp_s, kp_d), source, kp_s, kp_d)
-  expected = ref(_nchw(source), tkp_d, tkp_s)
+  expected = ref(nchw(source), tkp_d, tkp_s)
   for name in ("prediction", "deformed", "mask", "occlusion_map"):
-    np.testing.assert_allclose(out[name], _nhwc(expected[name]), atol=ATOL, err_msg=name)
+    np.testing.assert_allclose(out[name], nhwc(expected[name]), atol=ATOL, err_msg=name)
   np.testing.assert_allclose(out["deformation"], expected["deformation"].detach().numpy(),
                              atol=ATOL)
 
@@ -495,11 +483,11 @@ def test_discriminator_matches_the_official_structure(sn, use_kp):
   kp = kp if use_kp else None
   params = _params(ref, module, x, kp)                  # before torch's power iteration
   maps, prediction = jax.jit(module.apply)(params, x, kp)
-  ref_maps, ref_prediction = ref(_nchw(x), tkp if use_kp else None)
+  ref_maps, ref_prediction = ref(nchw(x), tkp if use_kp else None)
   assert len(maps) == 3 and prediction.dtype == jnp.float32
   for ours, theirs in zip(maps, ref_maps):
-    np.testing.assert_allclose(ours, _nhwc(theirs), atol=ATOL)
-  np.testing.assert_allclose(prediction, _nhwc(ref_prediction), atol=ATOL)
+    np.testing.assert_allclose(ours, nhwc(theirs), atol=ATOL)
+  np.testing.assert_allclose(prediction, nhwc(ref_prediction), atol=ATOL)
 
 
 def test_paper_networks_have_the_official_parameter_counts():

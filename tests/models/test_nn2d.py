@@ -14,32 +14,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from torch_port import assert_same_tree, conv_params, nchw, nhwc, normal
 from psrjax import nn as pnn
 from psrjax.nn import spectral as spectral_lib
 from psrjax.nn.spectral import power_iteration
 
 KEY = jax.random.key(0, impl="rbg")
 ATOL = 1e-5
-
-
-def _rand(*shape, seed=0):
-  return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
-
-
-def _to_torch(x):
-  return torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(x), -1, 1)))
-
-
-def _from_torch(t):
-  return np.moveaxis(t.detach().numpy(), 1, -1)
-
-
-def _conv_params(conv: torch.nn.Module, transposed=False):
-  perm = (2, 3, 0, 1) if transposed else (2, 3, 1, 0)
-  params = {"kernel": jnp.asarray(conv.weight.detach().numpy().transpose(perm))}
-  if conv.bias is not None:
-    params["bias"] = jnp.asarray(conv.bias.detach().numpy())
-  return params
 
 
 @pytest.mark.parametrize("impl", ["xla", "fold_time", "onednn"])
@@ -50,10 +31,10 @@ def test_conv2d_matches_torch_conv2d_with_each_padding_mode(impl, mode, torch_mo
                                                             stride, pad):
   torch.manual_seed(0)
   ref = torch.nn.Conv2d(3, 5, kernel, stride, pad, padding_mode=torch_mode)
-  x = _rand(2, 9, 8, 3)
+  x = normal(2, 9, 8, 3)
   conv = pnn.Conv2D(5, kernel, stride, pad, mode, impl=impl)
-  y = conv.apply({"params": _conv_params(ref)}, jnp.asarray(x))
-  np.testing.assert_allclose(y, _from_torch(ref(_to_torch(x))), atol=ATOL)
+  y = conv.apply({"params": conv_params(ref)}, jnp.asarray(x))
+  np.testing.assert_allclose(y, nhwc(ref(nchw(x))), atol=ATOL)
 
 
 @pytest.mark.parametrize("impl", ["xla", "fold_time", "onednn"])
@@ -61,14 +42,14 @@ def test_conv2d_matches_torch_conv2d_with_each_padding_mode(impl, mode, torch_mo
 def test_conv_transpose2d_matches_torch(impl, kernel, stride, pad, out_pad):
   torch.manual_seed(0)
   ref = torch.nn.ConvTranspose2d(4, 3, kernel, stride, pad, out_pad)
-  x = _rand(2, 5, 6, 4)
+  x = normal(2, 5, 6, 4)
   conv = pnn.ConvTranspose2D(3, kernel, stride, pad, out_pad, impl=impl)
-  y = conv.apply({"params": _conv_params(ref, transposed=True)}, jnp.asarray(x))
-  np.testing.assert_allclose(y, _from_torch(ref(_to_torch(x))), atol=ATOL)
+  y = conv.apply({"params": conv_params(ref)}, jnp.asarray(x))
+  np.testing.assert_allclose(y, nhwc(ref(nchw(x))), atol=ATOL)
 
 
 def test_same_padding_and_parameters_are_flax_nn_conv_s():
-  x = jnp.asarray(_rand(2, 8, 7, 3))
+  x = jnp.asarray(normal(2, 8, 7, 3))
   for stride in (1, 2):
     flax_conv = nn.Conv(4, (3, 3), strides=stride)
     params = flax_conv.init(KEY, x)
@@ -79,7 +60,7 @@ def test_same_padding_and_parameters_are_flax_nn_conv_s():
 
 
 def test_leading_batch_axes_are_folded():
-  x = jnp.asarray(_rand(2, 3, 6, 6, 2))
+  x = jnp.asarray(normal(2, 3, 6, 6, 2))
   conv = pnn.Conv2D(4, 3, padding=1)
   params = conv.init(KEY, x)
   y = conv.apply(params, x)
@@ -98,11 +79,10 @@ def test_instance_norm_2d_matches_torch(affine):
       ref.bias.normal_()
     variables = {"params": {"scale": jnp.asarray(ref.weight.detach().numpy()),
                             "bias": jnp.asarray(ref.bias.detach().numpy())}}
-  x = _rand(2, 5, 6, 4) * 3 + 1
+  x = normal(2, 5, 6, 4) * 3 + 1
   norm = pnn.InstanceNorm2D(use_scale=affine, use_bias=affine)
   assert jax.tree.map(jnp.shape, norm.init(KEY, x)) == jax.tree.map(jnp.shape, variables)
-  np.testing.assert_allclose(norm.apply(variables, jnp.asarray(x)), _from_torch(ref(_to_torch(x))),
-                             atol=ATOL)
+  np.testing.assert_allclose(norm.apply(variables, jnp.asarray(x)), nhwc(ref(nchw(x))), atol=ATOL)
 
 
 def _spectral_params(ref):
@@ -116,13 +96,13 @@ def test_spectral_norm_matches_torch_spectral_norm():
   the optimizer wrapper stores the u that forward's power-iteration step reached."""
   torch.manual_seed(0)
   ref = torch.nn.utils.spectral_norm(torch.nn.Conv2d(3, 5, 3, padding=1))
-  x = _rand(2, 6, 6, 3)
+  x = normal(2, 6, 6, 3)
   params = _spectral_params(ref)
   conv = pnn.Conv2D(5, 3, padding=1, spectral=True)
   assert jax.tree.map(jnp.shape, conv.init(KEY, jnp.asarray(x))["params"]) == {
       "kernel": (3, 3, 3, 5), "bias": (5,), pnn.SN_PARAM: (5,)}
   y = conv.apply({"params": params}, jnp.asarray(x))
-  expected = _from_torch(ref(_to_torch(x)))             # train mode: one power-iteration step
+  expected = nhwc(ref(nchw(x)))                       # train mode: one power-iteration step
   np.testing.assert_allclose(y, expected, atol=ATOL)
   grads = jax.grad(lambda p: jnp.sum(conv.apply({"params": p}, jnp.asarray(x)) ** 2))(params)
   np.testing.assert_array_equal(grads[pnn.SN_PARAM], 0.0)   # u is not trained
@@ -178,20 +158,19 @@ class TorchSPADE(torch.nn.Module):
 def test_spade_matches_a_torch_spade_module(norm, label_size):
   torch.manual_seed(0)
   ref = TorchSPADE(4, 3, 8, 3, norm).train()
-  x, label = _rand(2, 6, 5, 4, seed=1) * 2 + 1, _rand(2, *label_size, 3, seed=2)
-  params = {name: _conv_params(conv) for name, conv in
+  x, label = normal(2, 6, 5, 4, seed=1) * 2 + 1, normal(2, *label_size, 3, seed=2)
+  params = {name: conv_params(conv) for name, conv in
             (("mlp_shared", ref.mlp_shared[0]), ("mlp_gamma", ref.mlp_gamma),
              ("mlp_beta", ref.mlp_beta))}
   spade = pnn.SPADE(hidden=8, norm=norm, pad_mode="reflect" if norm == "positional" else "zero")
-  assert jax.tree.map(jnp.shape, spade.init(KEY, x, label)["params"]) == \
-      jax.tree.map(jnp.shape, params)
+  assert_same_tree(spade, params, x, label)
   y = spade.apply({"params": params}, jnp.asarray(x), jnp.asarray(label))
-  np.testing.assert_allclose(y, _from_torch(ref(_to_torch(x), _to_torch(label))), atol=ATOL)
+  np.testing.assert_allclose(y, nhwc(ref(nchw(x), nchw(label))), atol=ATOL)
 
 
 @pytest.mark.parametrize("unbiased", [False, True])
 def test_positional_norm_follows_eq_1_and_returns_the_moments(unbiased):
-  x = _rand(2, 3, 4, 6) * 2 + 0.5
+  x = normal(2, 3, 4, 6) * 2 + 0.5
   y, mean, std = pnn.positional_norm(jnp.asarray(x), unbiased=unbiased)
   mu = x.mean(-1, keepdims=True)
   sigma = np.sqrt(x.var(-1, keepdims=True, ddof=int(unbiased)) + 1e-5)   # Li et al. Eq. 1
@@ -202,28 +181,27 @@ def test_positional_norm_follows_eq_1_and_returns_the_moments(unbiased):
   if unbiased:                                                    # the authors' torch.var
     t = torch.from_numpy(x).permute(0, 3, 1, 2)
     t_std = (t.var(dim=1, keepdim=True) + 1e-5).sqrt()
-    np.testing.assert_allclose(std, _from_torch(t_std), atol=ATOL)
+    np.testing.assert_allclose(std, nhwc(t_std), atol=ATOL)
 
 
 @pytest.mark.parametrize("size", [(3, 5), (12, 7), (4, 4), (13, 2), (24, 15), (2, 1)])
 def test_resize_nearest_is_torch_interpolate_nearest(size):
   """Values and gradients (whole-number factors take a repeat or a strided slice, the other
   ratios a gather)."""
-  x = _rand(1, 6, 5, 2)
-  weights = _rand(1, *size, 2, seed=3)
-  t = _to_torch(x).requires_grad_(True)
+  x = normal(1, 6, 5, 2)
+  weights = normal(1, *size, 2, seed=3)
+  t = nchw(x).requires_grad_(True)
   out = F.interpolate(t, size=size, mode="nearest")
-  (out * _to_torch(weights)).sum().backward()
-  np.testing.assert_array_equal(pnn.resize_nearest(jnp.asarray(x), size), _from_torch(out))
+  (out * nchw(weights)).sum().backward()
+  np.testing.assert_array_equal(pnn.resize_nearest(jnp.asarray(x), size), nhwc(out))
   grad = jax.grad(lambda v: jnp.sum(pnn.resize_nearest(v, size) * weights))(jnp.asarray(x))
-  np.testing.assert_allclose(grad, _from_torch(t.grad), atol=1e-6)
+  np.testing.assert_allclose(grad, nhwc(t.grad), atol=1e-6)
 
 
 def test_downsample_avg_is_pix2pixhd_average_pool():
-  x = _rand(2, 7, 8, 3)
+  x = normal(2, 7, 8, 3)
   pool = torch.nn.AvgPool2d(3, stride=2, padding=[1, 1], count_include_pad=False)
-  np.testing.assert_allclose(pnn.downsample_avg(jnp.asarray(x)), _from_torch(pool(_to_torch(x))),
-                             atol=1e-6)
+  np.testing.assert_allclose(pnn.downsample_avg(jnp.asarray(x)), nhwc(pool(nchw(x))), atol=1e-6)
 
 
 def test_res_block_2d_is_pix2pixhd_resnet_block():
@@ -232,16 +210,16 @@ def test_res_block_2d_is_pix2pixhd_resnet_block():
   ref = torch.nn.Sequential(torch.nn.ReflectionPad2d(1), conv1, torch.nn.InstanceNorm2d(4),
                             torch.nn.ReLU(), torch.nn.ReflectionPad2d(1), conv2,
                             torch.nn.InstanceNorm2d(4))
-  x = _rand(2, 6, 5, 4)
-  params = {"conv1": _conv_params(conv1), "conv2": _conv_params(conv2)}
+  x = normal(2, 6, 5, 4)
+  params = {"conv1": conv_params(conv1), "conv2": conv_params(conv2)}
   y = pnn.ResBlock2D().apply({"params": params}, jnp.asarray(x))
-  np.testing.assert_allclose(y, x + _from_torch(ref(_to_torch(x))), atol=ATOL)
+  np.testing.assert_allclose(y, x + nhwc(ref(nchw(x))), atol=ATOL)
 
 
 @pytest.mark.parametrize("mode,kernel", [("transpose", 3), ("transpose", 4), ("resize", 3),
                                          ("resize", 4)])
 def test_up_block_doubles_the_size(mode, kernel):
-  x = jnp.asarray(_rand(2, 5, 3, 4))
+  x = jnp.asarray(normal(2, 5, 3, 4))
   block = pnn.UpBlock2D(6, kernel, mode)
   assert block.apply(block.init(KEY, x), x).shape == (2, 10, 6, 6)
 
@@ -259,7 +237,7 @@ BLOCKS = [
 
 @pytest.mark.parametrize("module,extra", BLOCKS, ids=lambda v: type(v).__name__)
 def test_bfloat16_in_bfloat16_out_float32_parameters(module, extra):
-  x = jnp.asarray(_rand(2, 8, 8, 3), jnp.bfloat16)
+  x = jnp.asarray(normal(2, 8, 8, 3), jnp.bfloat16)
   args = [x] + [jnp.ones(s, jnp.bfloat16) for s in extra]
   variables = module.init(KEY, *args)
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables))
@@ -275,7 +253,7 @@ def test_positional_norm_statistics_are_float32_under_bfloat16():
 @pytest.mark.parametrize("block", [pnn.ConvNormAct2D(3), pnn.ResBlock2D(), pnn.UpBlock2D(3)],
                          ids=lambda v: type(v).__name__)
 def test_remat_blocks_give_the_same_values_and_gradients(block):
-  x = jnp.asarray(_rand(2, 6, 6, 3))
+  x = jnp.asarray(normal(2, 6, 6, 3))
   params = block.init(KEY, x)
 
   def loss(p, b):

@@ -1,5 +1,5 @@
 """pix2pixHD's generators and multi-scale discriminator, and pix2pix's U-Net, against PyTorch
-modules written here after the authors' architectures (NVIDIA/pix2pixHD models/networks.py,
+modules written here and in torch_port.py after the authors' architectures (NVIDIA/pix2pixHD models/networks.py,
 pix2pix's UnetGenerator) with identical weights; the bottleneck hook, dtype policy, remat,
 the feature-matching and VGG losses (tiny sizes)."""
 import functools
@@ -11,6 +11,8 @@ import pytest
 import torch
 from torch import nn as tnn
 
+from torch_port import (TorchResnetBlock, assert_same_tree, back_names, conv_tree, front_names,
+                        instance_norm, nchw, nhwc, torch_back, torch_front, uniform)
 from psrjax.losses import adversarial, perceptual
 from psrjax.models import pix2pixhd
 from psrjax.models.pretrained import vgg
@@ -37,32 +39,9 @@ def tiny_discriminator(**fields):
 
 
 # ------------------------------------------------------------------ PyTorch references
-def _norm(c):
-  return tnn.InstanceNorm2d(c, affine=False)
-
-
-class TorchResnetBlock(tnn.Module):
-  def __init__(self, dim):
-    super().__init__()
-    self.conv_block = tnn.Sequential(
-        tnn.ReflectionPad2d(1), tnn.Conv2d(dim, dim, 3), _norm(dim), tnn.ReLU(True),
-        tnn.ReflectionPad2d(1), tnn.Conv2d(dim, dim, 3), _norm(dim))
-
-  def forward(self, x):
-    return x + self.conv_block(x)
-
-
 def torch_global_generator(input_nc, output_nc, ngf, n_down, n_blocks, head=True):
   """pix2pixHD's GlobalGenerator.model (instance norm); without the last 3 layers if not head."""
-  layers = [tnn.ReflectionPad2d(3), tnn.Conv2d(input_nc, ngf, 7), _norm(ngf), tnn.ReLU(True)]
-  for i in range(n_down):
-    m = 2 ** i
-    layers += [tnn.Conv2d(ngf * m, ngf * m * 2, 3, 2, 1), _norm(ngf * m * 2), tnn.ReLU(True)]
-  layers += [TorchResnetBlock(ngf * 2 ** n_down) for _ in range(n_blocks)]
-  for i in range(n_down):
-    m = 2 ** (n_down - i)
-    layers += [tnn.ConvTranspose2d(ngf * m, ngf * m // 2, 3, 2, 1, 1), _norm(ngf * m // 2),
-               tnn.ReLU(True)]
+  layers = [*torch_front(input_nc, ngf, n_down), *torch_back(ngf, n_down, n_blocks)]
   layers += [tnn.ReflectionPad2d(3), tnn.Conv2d(ngf, output_nc, 7), tnn.Tanh()]
   return tnn.Sequential(*(layers if head else layers[:-3]))
 
@@ -75,11 +54,11 @@ class TorchLocalEnhancer(tnn.Module):
     self.model = torch_global_generator(input_nc, output_nc, 2 * ngf, n_down_global,
                                         n_blocks_global, head=False)
     self.model1_1 = tnn.Sequential(
-        tnn.ReflectionPad2d(3), tnn.Conv2d(input_nc, ngf, 7), _norm(ngf), tnn.ReLU(True),
-        tnn.Conv2d(ngf, 2 * ngf, 3, 2, 1), _norm(2 * ngf), tnn.ReLU(True))
+        tnn.ReflectionPad2d(3), tnn.Conv2d(input_nc, ngf, 7), instance_norm(ngf), tnn.ReLU(True),
+        tnn.Conv2d(ngf, 2 * ngf, 3, 2, 1), instance_norm(2 * ngf), tnn.ReLU(True))
     self.model1_2 = tnn.Sequential(
         *[TorchResnetBlock(2 * ngf) for _ in range(n_blocks_local)],
-        tnn.ConvTranspose2d(2 * ngf, ngf, 3, 2, 1, 1), _norm(ngf), tnn.ReLU(True),
+        tnn.ConvTranspose2d(2 * ngf, ngf, 3, 2, 1, 1), instance_norm(ngf), tnn.ReLU(True),
         tnn.ReflectionPad2d(3), tnn.Conv2d(ngf, output_nc, 7), tnn.Tanh())
     self.downsample = tnn.AvgPool2d(3, stride=2, padding=[1, 1], count_include_pad=False)
 
@@ -94,9 +73,9 @@ def torch_n_layer_discriminator(input_nc, ndf, n_layers):
   nf = ndf
   for _ in range(1, n_layers):
     nf_prev, nf = nf, min(nf * 2, 512)
-    stages += [[tnn.Conv2d(nf_prev, nf, kw, 2, padw), _norm(nf), tnn.LeakyReLU(0.2, True)]]
+    stages += [[tnn.Conv2d(nf_prev, nf, kw, 2, padw), instance_norm(nf), tnn.LeakyReLU(0.2, True)]]
   nf_prev, nf = nf, min(nf * 2, 512)
-  stages += [[tnn.Conv2d(nf_prev, nf, kw, 1, padw), _norm(nf), tnn.LeakyReLU(0.2, True)]]
+  stages += [[tnn.Conv2d(nf_prev, nf, kw, 1, padw), instance_norm(nf), tnn.LeakyReLU(0.2, True)]]
   stages += [[tnn.Conv2d(nf, 1, kw, 1, padw)]]
   return tnn.ModuleList([tnn.Sequential(*s) for s in stages])
 
@@ -129,10 +108,11 @@ class TorchUnetBlock(tnn.Module):
       model = [downconv, submodule, uprelu, upconv, tnn.Tanh()]
     elif innermost:
       upconv = tnn.ConvTranspose2d(inner_nc, outer_nc, 4, 2, 1)
-      model = [downrelu, downconv, uprelu, upconv, _norm(outer_nc)]
+      model = [downrelu, downconv, uprelu, upconv, instance_norm(outer_nc)]
     else:
       upconv = tnn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, 2, 1)
-      model = [downrelu, downconv, _norm(inner_nc), submodule, uprelu, upconv, _norm(outer_nc)]
+      model = [downrelu, downconv, instance_norm(inner_nc), submodule, uprelu, upconv,
+               instance_norm(outer_nc)]
     self.model = tnn.Sequential(*model)
 
   def forward(self, x):
@@ -151,120 +131,70 @@ def torch_unet(input_nc, output_nc, num_downs, ngf):
 
 
 # ------------------------------------------------------------------ weight transfer
-def _convs(module):
-  return [m for m in module.modules() if isinstance(m, (tnn.Conv2d, tnn.ConvTranspose2d))]
-
-
-def _params(conv):
-  perm = (2, 3, 0, 1) if isinstance(conv, tnn.ConvTranspose2d) else (2, 3, 1, 0)
-  out = {"kernel": jnp.asarray(conv.weight.detach().numpy().transpose(perm))}
-  if conv.bias is not None:
-    out["bias"] = jnp.asarray(conv.bias.detach().numpy())
-  return out
-
-
 def _global_names(n_down, n_blocks, head=True):
   """Our conv paths in the order the reference's modules() lists its convs."""
-  names = [("stem", "conv")] + [(f"down{i}", "conv") for i in range(n_down)]
-  for i in range(n_blocks):
-    names += [(f"block{i}", "conv1"), (f"block{i}", "conv2")]
-  names += [(f"up{i}", "conv") for i in range(n_down)]
-  return names + ([("head",)] if head else [])
-
-
-def _nest(pairs):
-  tree = {}
-  for path, value in pairs:
-    node = tree
-    for key in path[:-1]:
-      node = node.setdefault(key, {})
-    node[path[-1]] = value
-  return tree
-
-
-def _copy(reference, names):
-  convs = _convs(reference)
-  assert len(convs) == len(names)
-  return _nest([(path, _params(conv)) for path, conv in zip(names, convs)])
-
-
-def _torch(x):
-  return torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(x, np.float32), -1, 1)))
-
-
-def _numpy(t):
-  return np.moveaxis(t.detach().numpy(), 1, -1)
-
-
-def _image(*shape, seed=0):
-  return np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32)
-
-
-def _check_tree(module, params, *args):
-  shapes = jax.eval_shape(module.init, KEY, *args)["params"]
-  shape = lambda a: tuple(a.shape)
-  assert jax.tree.map(shape, params) == jax.tree.map(shape, shapes)
+  return front_names(n_down) + back_names(n_down, n_blocks) + ([("head",)] if head else [])
 
 
 # ------------------------------------------------------------------ parity
 def test_global_generator_matches_pix2pixhd():
   torch.manual_seed(0)
   ref = torch_global_generator(5, 3, ngf=4, n_down=2, n_blocks=2)
-  x = _image(2, 16, 12, 5)
+  x = uniform(2, 16, 12, 5)
   g = pix2pixhd.GlobalGenerator(3, ngf=4, n_downsample=2, n_blocks=2)
-  params = _copy(ref, _global_names(2, 2))
-  _check_tree(g, params, x)
-  np.testing.assert_allclose(g.apply({"params": params}, x), _numpy(ref(_torch(x))), atol=ATOL)
+  params = conv_tree(ref, _global_names(2, 2))
+  assert_same_tree(g, params, x)
+  np.testing.assert_allclose(g.apply({"params": params}, x), nhwc(ref(nchw(x))), atol=ATOL)
 
 
 def test_local_enhancer_matches_pix2pixhd():
   torch.manual_seed(0)
   ref = TorchLocalEnhancer(3, 3, ngf=4, n_down_global=1, n_blocks_global=1, n_blocks_local=1)
-  x = _image(1, 16, 16, 3)
+  x = uniform(1, 16, 16, 3)
   g = pix2pixhd.LocalEnhancer(3, ngf=4, n_downsample_global=1, n_blocks_global=1,
                               n_blocks_local=1)
   local = [("local1_stem", "conv"), ("local1_down", "conv"), ("local1_block0", "conv1"),
            ("local1_block0", "conv2"), ("local1_up", "conv"), ("head",)]
-  params = {**_copy(ref.model1_1, local[:2]), **_copy(ref.model1_2, local[2:]),
-            "global": _copy(ref.model, _global_names(1, 1, head=False))}
-  _check_tree(g, params, x)
-  np.testing.assert_allclose(g.apply({"params": params}, x), _numpy(ref(_torch(x))), atol=ATOL)
+  params = {**conv_tree(ref.model1_1, local[:2]), **conv_tree(ref.model1_2, local[2:]),
+            "global": conv_tree(ref.model, _global_names(1, 1, head=False))}
+  assert_same_tree(g, params, x)
+  np.testing.assert_allclose(g.apply({"params": params}, x), nhwc(ref(nchw(x))), atol=ATOL)
 
 
 def test_multiscale_discriminator_matches_pix2pixhd_logits_and_features():
   torch.manual_seed(0)
   num_d, n_layers = 2, 2
   scales = [torch_n_layer_discriminator(5, 4, n_layers) for _ in range(num_d)]
-  image, label = _image(2, 16, 16, 3), _image(2, 16, 16, 2, seed=1)
+  image, label = uniform(2, 16, 16, 3), uniform(2, 16, 16, 2, seed=1)
   d = pix2pixhd.MultiScaleDiscriminator(num_d, ndf=4, num_layers=n_layers)
   names = [(f"conv{j}",) for j in range(n_layers + 2)]
-  params = {f"scale{i}": _copy(s, names) for i, s in enumerate(scales)}
-  _check_tree(d, params, image, label)
+  params = {f"scale{i}": conv_tree(s, names) for i, s in enumerate(scales)}
+  assert_same_tree(d, params, image, label)
   logits, features = d.apply({"params": params}, image, label)
-  expected = torch_multiscale_forward(scales, _torch(np.concatenate([image, label], -1)))
+  expected = torch_multiscale_forward(scales, nchw(np.concatenate([image, label], -1)))
   assert len(logits) == len(features) == num_d
   for i in range(num_d):
     assert len(features[i]) == n_layers + 1
     for ours, theirs in zip(features[i] + [logits[i]], expected[i]):
-      np.testing.assert_allclose(ours, _numpy(theirs), atol=ATOL)
+      np.testing.assert_allclose(ours, nhwc(theirs), atol=ATOL)
 
 
 def test_unet_generator_matches_pix2pix():
   torch.manual_seed(0)
   depth = 6
   ref = torch_unet(3, 2, depth, ngf=2)
-  x = _image(1, 64, 64, 3)
+  x = uniform(1, 64, 64, 3)
   g = UNetGenerator(2, ngf=2, num_downs=depth, norm="instance", dropout=0.0)
   # The reference nests level i + 1's block between level i's down and up convs.
   names = [(f"down{i}",) for i in range(depth)] + [(f"up{i}",) for i in reversed(range(depth))]
-  params = _copy(ref, names)
-  _check_tree(g, params, x)
-  np.testing.assert_allclose(g.apply({"params": params}, x), _numpy(ref(_torch(x))), atol=ATOL)
+  params = conv_tree(ref, names)
+  assert_same_tree(g, params, x)
+  np.testing.assert_allclose(g.apply({"params": params}, x), nhwc(ref(nchw(x))), atol=ATOL)
 
 
 def test_feature_matching_weights_each_layer_as_pix2pixhd():
   d = tiny_discriminator(num_layers=2)
-  real, fake = _image(2, 16, 16, 3), _image(2, 16, 16, 3, seed=1)
+  real, fake = uniform(2, 16, 16, 3), uniform(2, 16, 16, 3, seed=1)
   params = d.init(KEY, real)
   (_, feats_real), (_, feats_fake) = d.apply(params, real), d.apply(params, fake)
   # pix2pixHD_model.py: sum_i sum_j D_weights * feat_weights * L1, D_weights = 1 / num_D,
@@ -293,8 +223,8 @@ def test_vgg_loss_weights_relu1_1_to_relu5_1_as_pix2pixhd():
 @pytest.mark.parametrize("name", ["global", "local"])
 def test_bottleneck_features_enter_before_the_residual_blocks(name):
   g = tiny_generator(name)
-  x = jnp.asarray(_image(2, 16, 16, 3))
-  feats = jnp.asarray(_image(2, 4, 4, 5, seed=2))     # 16 / 2^2; local: 16 / 2 (pooled) / 2^1
+  x = jnp.asarray(uniform(2, 16, 16, 3))
+  feats = jnp.asarray(uniform(2, 4, 4, 5, seed=2))     # 16 / 2^2; local: 16 / 2 (pooled) / 2^1
   params = g.init(KEY, x, feats)
   plain = g.apply(params, x)
   np.testing.assert_allclose(g.apply(params, x, feats), plain, atol=1e-6)   # "add" starts at 0
@@ -321,7 +251,7 @@ def _modules():
 @pytest.mark.parametrize("index", range(4), ids=["global", "local", "unet", "discriminator"])
 def test_bfloat16_inputs_compute_in_bfloat16_with_float32_parameters(index):
   module = _modules()[index]
-  x = jnp.asarray(_image(2, 16, 16, 3), jnp.bfloat16)
+  x = jnp.asarray(uniform(2, 16, 16, 3), jnp.bfloat16)
   params = module.init(KEY, x)
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
   out = module.apply(params, x)
@@ -336,7 +266,7 @@ def test_bfloat16_inputs_compute_in_bfloat16_with_float32_parameters(index):
 @pytest.mark.parametrize("index", range(4), ids=["global", "local", "unet", "discriminator"])
 def test_remat_modes_give_the_same_values_and_gradients(index):
   module = _modules()[index]
-  x = jnp.asarray(_image(2, 16, 16, 3))
+  x = jnp.asarray(uniform(2, 16, 16, 3))
   params = module.init(KEY, x)
 
   def loss(p, m):

@@ -1,7 +1,6 @@
 """PSR-Net's model ablations: Table 1's decoders, Table 2's encoders and their benchmark script."""
 import json
 import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -141,14 +140,8 @@ def test_system_passes_decoders_to_layer1_and_encoders_to_the_others():
 
 # ----------------------------------------------------------------------------- benchmark script
 
-def _script():
-  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-  import psrnet_ablation  # pylint: disable=g-import-not-at-top
-  return psrnet_ablation
-
-
 def test_ablation_script_runs_layer2_from_a_frozen_layer1(monkeypatch):
-  script = _script()
+  import psrnet_ablation as script  # pylint: disable=g-import-not-at-top
   monkeypatch.chdir(ROOT)
   args = script.parse_args(["--workdir", "w", "--set", "data.rooms=17", "--alpha", "0.5"])
   assert script.default_steps(args) == (320, 80)   # runlocal's layer shares
@@ -173,7 +166,7 @@ def test_ablation_script_writes_the_tables(tmp_path, monkeypatch):
   """Table 1 (separate), Table 2 (concat videos) and Fig. 7 (alpha 0.5 and no weighting) on the
   tiny config, 2 steps per run: three runs (Table 2's is Fig. 7's alpha 0.5 row). ~4-5 min on a
   2-core CPU with a warm compilation cache, ~9 min cold."""
-  psrnet_ablation = _script()
+  import psrnet_ablation  # pylint: disable=g-import-not-at-top
   monkeypatch.chdir(ROOT)
   workdir = str(tmp_path)
   assert psrnet_ablation.main([

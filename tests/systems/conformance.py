@@ -23,7 +23,6 @@ import os
 from typing import Any
 
 import jax
-import numpy as np
 
 import train_harness
 from psrjax import config_utils
@@ -41,12 +40,14 @@ CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 SYSTEMS = tuple(registry.known_systems())
 
 
-def config_spec(name: str) -> str:
-  return os.path.join(CONFIGS, f"{name}.py") + ":tiny"
+def config_spec(name: str, arg: str = "tiny") -> str:
+  """`configs/<name>.py:<arg>`: the tiny variant, unless `arg` names options ("tiny,label2d")."""
+  return os.path.join(CONFIGS, f"{name}.py") + f":{arg}"
 
 
-def tiny_config(name: str, **overrides):
-  return train_harness.config_with(config_spec(name), **overrides)
+def tiny_config(name: str, arg: str = "tiny", **overrides):
+  """System `name`'s config (`config_spec`) with dotted-key `overrides`."""
+  return train_harness.config_with(config_spec(name, arg), **overrides)
 
 
 def with_paper_losses(config, name: str):

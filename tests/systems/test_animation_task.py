@@ -1,17 +1,14 @@
 """The animation task (psrjax/systems/tasks/animation.py) that FOMM and INTERnet build on: the
 relative motion of animation, MS-SSIM's scales, and the task's inference, evaluation and
 examples around a motion model that keeps the source still."""
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+import conformance
 import train_harness
 from psrjax.metrics import structural
 from psrjax.systems.tasks import animation
-
-CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 
 
 def _keypoints(seed, batch=2, k=3):
@@ -68,7 +65,7 @@ class _Still(animation.AnimationTask):
 
 
 def test_the_task_animates_evaluates_and_samples_around_the_motion_model():
-  system = _Still(train_harness.config_with(os.path.join(CONFIGS, "fomm.py:tiny")))
+  system = _Still(conformance.tiny_config("fomm"))
   d = system.config.data
   batch = {k: jnp.asarray(v) for k, v in train_harness.eval_batch(system).items()}
   assert {k: (v.shape[1:], v.dtype) for k, v in batch.items()} == {

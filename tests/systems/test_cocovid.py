@@ -2,7 +2,6 @@
 system checks: exemplar sampling, G_1's start as G, the temporal window, two-pass inference, the
 Eq. 1 driving normalisation, the spectral state and bad configs."""
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
@@ -15,12 +14,8 @@ from psrjax import nn as pnn
 from psrjax.data.samplers import per_person
 from psrjax.systems import registry
 
-CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 GROUP = pytest.mark.xdist_group("cocovid")
-
-
-def tiny_config(**overrides):
-  return train_harness.config_with(os.path.join(CONFIGS, "cocovid.py:tiny"), **overrides)
+tiny_config = functools.partial(conformance.tiny_config, "cocovid")
 
 
 def test_training_exemplars_are_other_frames_of_the_same_video_beyond_the_gap():

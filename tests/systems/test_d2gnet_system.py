@@ -2,6 +2,7 @@
 frames t, t-1, t-2, the initial texture and background, the synthesis options (background
 replacement, MaskTex, driving with face maps), G_uv's pre-training as the start of a person run,
 a prepared real video, and bad configs."""
+import functools
 import os
 import shutil
 
@@ -9,6 +10,7 @@ import jax
 import numpy as np
 import pytest
 
+import conformance
 import train_harness
 from psrjax import cli
 from psrjax.data.samplers import per_person
@@ -17,12 +19,8 @@ from psrjax.systems import registry
 from psrjax.train import inference
 from psrjax.train import loop
 
-CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 GROUP = pytest.mark.xdist_group("d2gnet")
-
-
-def tiny_config(arg="tiny", **overrides):
-  return train_harness.config_with(os.path.join(CONFIGS, f"d2gnet.py:{arg}"), **overrides)
+tiny_config = functools.partial(conformance.tiny_config, "d2gnet")
 
 
 def test_pose_label_stacks_frames_t_t1_t2_with_the_surface_code():

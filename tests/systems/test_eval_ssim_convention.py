@@ -1,13 +1,8 @@
 """The systems' evaluations report the standard SSIM and masked SSIM: scikit-image's on the
 [-1, 1] frames mapped to [0, 1], masked SSIM on the masked [0, 1] frames (black background)."""
-import os
-import sys
-
 import jax
 import numpy as np
 import pytest
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
 
 skimage = pytest.importorskip("skimage")
 from skimage.metrics import structural_similarity  # noqa: E402
@@ -16,8 +11,6 @@ import conformance  # noqa: E402
 import train_harness  # noqa: E402
 from psrjax.systems import base  # noqa: E402
 from psrjax.systems import registry
-
-CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 
 
 def _reference(pred, target, mask):
@@ -39,7 +32,7 @@ def _reference(pred, target, mask):
     pytest.param("psrnet", "layer1", marks=pytest.mark.xdist_group("psrnet")),
     pytest.param("mfci", "single", marks=pytest.mark.xdist_group("mfci"))])
 def test_eval_ssim_and_masked_ssim_match_scikit_image(name, prediction):
-  system = registry.get_system(train_harness.config_with(os.path.join(CONFIGS, f"{name}.py") + ":tiny"))
+  system = registry.get_system(conformance.tiny_config(name))
   batch = train_harness.eval_batch(system)
   params = conformance.initial_params(name)
   result, pred = jax.device_get(jax.jit(

@@ -1,25 +1,21 @@
 """The First Order Motion Model system (psrjax/systems/fomm.py) beyond the shared system checks:
 the equivariance losses' zeros (psrjax/systems/tasks/keypoint_motion.py), the examples, animating
 an image file, and bad configs."""
-import os
+import functools
 
 import imageio.v3 as iio
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import train_harness
+import conformance
 from psrjax import cli
 from psrjax.geometry import motion
 from psrjax.systems import registry
 from psrjax.systems.tasks import keypoint_motion
 
-CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 GROUP = pytest.mark.xdist_group("fomm")
-
-
-def tiny_config(**overrides):
-  return train_harness.config_with(os.path.join(CONFIGS, "fomm.py:tiny"), **overrides)
+tiny_config = functools.partial(conformance.tiny_config, "fomm")
 
 
 def _keypoints(seed, batch=2, k=3):
@@ -73,6 +69,7 @@ def test_synthesize_animates_an_image_file(system_runs, tmp_path, capsys):
                    "--out", str(out)]) == 0, capsys.readouterr().err
   frames = iio.imread(out)
   assert frames.shape[0] == runs.system.config.data.eval_targets
+  capsys.readouterr()   # the progress of the run above
   assert cli.main(["synthesize", "--workdir", runs.straight.workdir, "--source",
                    str(tmp_path / "missing.png"), "--out", str(out)]) == 2
   err = capsys.readouterr().err.strip().splitlines()

@@ -4,7 +4,6 @@ reaches Stage I through the confidence, the first-frame examples, the single-sca
 animating an image file, and bad configs."""
 import functools
 import itertools
-import os
 
 import imageio.v3 as iio
 import jax
@@ -13,7 +12,6 @@ import numpy as np
 import pytest
 
 import conformance
-import train_harness
 from psrjax import cli, config_utils
 from psrjax.data.samplers import first_frame, same_video
 from psrjax.geometry import motion
@@ -21,12 +19,8 @@ from psrjax.models import internet as internet_models
 from psrjax.systems import registry
 from psrjax.systems.tasks import animation
 
-CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 GROUP = pytest.mark.xdist_group("internet")
-
-
-def tiny_config(spec="", **overrides):
-  return train_harness.config_with(os.path.join(CONFIGS, f"internet.py:tiny{spec}"), **overrides)
+tiny_config = functools.partial(conformance.tiny_config, "internet")
 
 
 def _generator(deformable_skips=True):
@@ -153,9 +147,9 @@ def test_evaluation_reports_table_2s_metrics_and_synthesize_animates_an_image(
 
 
 def test_configs_name_table_2s_rows():
-  ss_a = config_utils.load_config(os.path.join(CONFIGS, "internet.py:runlocal,ss,temporal=flow"))
+  ss_a = config_utils.load_config(conformance.config_spec("internet", "runlocal,ss,temporal=flow"))
   assert ss_a.model.deformable_skips is False and ss_a.loss.temporal == "flow"
-  ms_c = config_utils.load_config(os.path.join(CONFIGS, "internet.py:runlocal"))
+  ms_c = config_utils.load_config(conformance.config_spec("internet", "runlocal"))
   assert ms_c.model.deformable_skips is True and ms_c.loss.temporal == "intrinsic"
   assert animation.ms_ssim_weights(ms_c.data.resolution)
 
@@ -171,19 +165,9 @@ def test_bad_configs_fail_with_one_line_errors(overrides, match):
     registry.get_system(tiny_config(**overrides))
 
 
-def _table_script():
-  """benchmarks/internet_table.py as a module."""
-  import importlib.util
-  path = os.path.join(CONFIGS, "..", "benchmarks", "internet_table.py")
-  spec = importlib.util.spec_from_file_location("internet_table", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def test_table_2_script_rows_are_the_papers_variants():
-  table = _table_script()
-  spec = os.path.join(CONFIGS, "internet.py:runlocal")
+  import internet_table as table  # pylint: disable=g-import-not-at-top
+  spec = conformance.config_spec("internet", "runlocal")
   for name, (label, overrides) in table.ROWS.items():
     if overrides is None:
       continue

@@ -3,29 +3,23 @@ with motion and background transfer, init_from (the checks every system passes a
 test_conformance.py)."""
 import functools
 import os
-import sys
 
 import jax
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
-
-import conformance  # noqa: E402
-import train_harness  # noqa: E402
-from psrjax.data import synthetic  # noqa: E402
-from psrjax.data.samplers import same_video  # noqa: E402
-from psrjax.systems import base  # noqa: E402
-from psrjax.train import loop  # noqa: E402
+import conformance
+import train_harness
+from psrjax.data import synthetic
+from psrjax.data.samplers import same_video
+from psrjax.systems import base
+from psrjax.train import loop
 from psrjax.systems import registry
 from psrjax.systems.tasks import strips
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "mfci.py")
 pytestmark = pytest.mark.xdist_group("mfci")   # shares the session's MFCI runs
-
-
-def tiny_config(**overrides):
-  return train_harness.config_with(f"{CONFIG}:tiny", **overrides)
+tiny_config = functools.partial(conformance.tiny_config, "mfci")
 
 
 @pytest.fixture(scope="module")
@@ -260,19 +254,9 @@ def test_init_from_loads_only_the_named_groups(system_runs, tmp_path):
     loop.train(config, str(tmp_path / "b"))
 
 
-def _ablation_script():
-  """benchmarks/mfci_ablation.py as a module."""
-  import importlib.util
-  path = os.path.join(os.path.dirname(CONFIG), "..", "benchmarks", "mfci_ablation.py")
-  spec = importlib.util.spec_from_file_location("mfci_ablation", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def test_ablation_runs_declare_vfid_and_its_table_has_a_vfid_column():
   from psrjax import config_utils
-  ablation = _ablation_script()
+  import mfci_ablation as ablation  # pylint: disable=g-import-not-at-top
   tiny = ablation.with_vfid(tiny_config(), "/cache")        # tiny declares no VFID: added
   paper = ablation.with_vfid(config_utils.load_config(CONFIG), "/cache")   # declared: kept
   for config in (tiny, paper):
@@ -286,7 +270,7 @@ def test_ablation_runs_declare_vfid_and_its_table_has_a_vfid_column():
 
 @pytest.mark.slow  # 6 min on a shared 2-core CPU: two tiny runs, I3D at each one's end
 def test_ablation_script_reports_vfid_and_resumes(tmp_path):
-  ablation = _ablation_script()
+  import mfci_ablation as ablation  # pylint: disable=g-import-not-at-top
   argv = ["--workdir", str(tmp_path), "--config", f"{CONFIG}:tiny", "--single-steps", "2",
           "--fused-steps", "1", "--variants", "rb6"]
   assert ablation.main(argv) == 0

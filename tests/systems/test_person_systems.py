@@ -1,33 +1,24 @@
 """pix2pixHD and Everybody Dance Now on the trainer: a tiny run end to end (train, evaluate on
 the held-out segment, cross-person synthesis), EDN's frame-by-frame generation and face paste,
 pix2pix's training-only dropout, the derived person mask and bad configs."""
-import functools
-import os
 import re
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
+import conformance
+import train_harness
+from psrjax.geometry import face_crop
+from psrjax.data.sources import scripted_person
+from psrjax.systems import base
+from psrjax.train import benchmark
+from psrjax.train import inference
+from psrjax.systems import registry
+from psrjax.systems.tasks import gan, person_video
 
-import train_harness  # noqa: E402
-from psrjax.geometry import face_crop  # noqa: E402
-from psrjax.data.sources import scripted_person  # noqa: E402
-from psrjax.systems import base  # noqa: E402
-from psrjax.train import benchmark  # noqa: E402
-from psrjax.train import inference  # noqa: E402
-from psrjax.systems import registry  # noqa: E402
-from psrjax.systems.tasks import gan, person_video  # noqa: E402
-
-CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 METRICS = {"ssim", "psnr", "m_ssim", "lpips", "mask_iou", "tempe"}
-
-
-def tiny_config(name, **overrides):
-  return train_harness.config_with(os.path.join(CONFIGS, f"{name}.py:tiny"), **overrides)
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xdist_group(n))
@@ -50,7 +41,7 @@ def test_tiny_run_trains_evaluates_and_synthesizes_cross_person(name, system_run
 
 
 def test_edn_generates_frame_by_frame_from_the_previous_output():
-  system = registry.get_system(tiny_config("edn"))
+  system = registry.get_system(conformance.tiny_config("edn"))
   batch = train_harness.eval_batch(system)
   params = train_harness.init_params(system, batch, 0)
   main = system.stages()[0]
@@ -67,7 +58,7 @@ def test_edn_generates_frame_by_frame_from_the_previous_output():
 
 
 def test_edn_face_gan_changes_only_the_face_box():
-  system = registry.get_system(tiny_config("edn"))
+  system = registry.get_system(conformance.tiny_config("edn"))
   batch = train_harness.eval_batch(system)
   params = train_harness.init_params(system, batch, 1)
   main = np.asarray(base.generate(system, params, batch, stage=system.stages()[0])["frames"])
@@ -84,8 +75,8 @@ def test_edn_face_gan_changes_only_the_face_box():
 def test_pix2pix_dropout_is_noise_in_training_only():
   """pix2pix's U-Net (6 levels at 64x64: dropout on level 4) draws a new dropout mask from each
   training step's key; evaluation and synthesis are deterministic."""
-  system = registry.get_system(tiny_config("pix2pix", **{"data.resolution": 64,
-                                                     "model.unet_downs": 6}))
+  system = registry.get_system(conformance.tiny_config("pix2pix", **{"data.resolution": 64,
+                                                                   "model.unet_downs": 6}))
   batch = train_harness.eval_batch(system, 1)
   params = train_harness.init_params(system, batch, 2)
   (stage,) = system.stages()
@@ -100,7 +91,7 @@ def test_pix2pix_dropout_is_noise_in_training_only():
 
 
 def test_synthesized_mask_of_the_ground_truth_is_the_person_mask():
-  config = tiny_config("pix2pixhd")
+  config = conformance.tiny_config("pix2pixhd")
   system = registry.get_system(config)
   frames = scripted_person.frames(config.data, 5, 3)
   derived = np.asarray(person_video.synthesized_mask(jnp.asarray(frames["rgb"]), system.background))
@@ -117,7 +108,7 @@ def test_synthesized_mask_of_the_ground_truth_is_the_person_mask():
 ])
 def test_bad_configs_fail_with_one_line_errors(name, overrides, match):
   with pytest.raises(ValueError, match=match):
-    system = registry.get_system(tiny_config(name, **overrides))
+    system = registry.get_system(conformance.tiny_config(name, **overrides))
     system.optimizers()
 
 
@@ -130,16 +121,16 @@ def test_pix2pixhd_lr_is_constant_then_decays_linearly_to_zero():
 @pytest.mark.parametrize("name,order,phases", [
     ("pix2pixhd", "gd", ("g", "d")), ("edn", "gd", ("g", "d")), ("pix2pixhd", "dg", ("d", "g"))])
 def test_update_order_orders_every_stages_phases(name, order, phases):
-  system = registry.get_system(tiny_config(name, **{"optim.update_order": order}))
+  system = registry.get_system(conformance.tiny_config(name, **{"optim.update_order": order}))
   for stage in system.stages():
     assert tuple(p.name for p in stage.phases) == phases
     assert stage.generator_phase().name == "g"
 
 
 def test_update_order_defaults_to_the_authors_scripts_and_old_runs_keep_theirs():
-  assert gan.update_order(tiny_config("pix2pixhd").optim) == "gd"
-  assert gan.update_order(tiny_config("pix2pix").optim) == "dg"
-  saved = tiny_config("pix2pixhd").optim
+  assert gan.update_order(conformance.tiny_config("pix2pixhd").optim) == "gd"
+  assert gan.update_order(conformance.tiny_config("pix2pix").optim) == "dg"
+  saved = conformance.tiny_config("pix2pixhd").optim
   del saved["update_order"]   # a config saved before the field existed
   assert gan.update_order(saved) == "dg"
 
@@ -167,7 +158,7 @@ def test_generator_first_step_runs_the_discriminator_once_per_input(name, orders
   (PyTorch's pix2pixHD step runs three). With two stride-2 layers instance norm feeds
   convolutions, and at batch 1 (the paper's) XLA simplified its statistics differently under
   the two phases' differentiations and computed those passes twice (psrjax.nn.norms.normalise)."""
-  config = tiny_config(name, **{"model.d_layers": 2, "train.batch_size": 1})
+  config = conformance.tiny_config(name, **{"model.d_layers": 2, "train.batch_size": 1})
   per_pass = config.model.num_d * (config.model.d_layers + 2)
   counts = {}
   for order in orders:

@@ -1,29 +1,21 @@
 """PSR-Net system: schedule, view pairs, Eq. 1 and Eq. 3, losses, evaluation, strips and synthesis
 (the checks every system passes are in test_conformance.py)."""
 import functools
-import os
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
-
-import conformance  # noqa: E402
-import train_harness  # noqa: E402
-from psrjax.data.samplers import view_pairs  # noqa: E402
-from psrjax.systems import base, psrnet  # noqa: E402
+import conformance
+import train_harness
+from psrjax.data.samplers import view_pairs
+from psrjax.systems import base, psrnet
 from psrjax.systems import registry
 from psrjax.systems.tasks import strips
 
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "psrnet.py")
 pytestmark = pytest.mark.xdist_group("psrnet")   # shares the session's PSR-Net runs
-
-
-def tiny_config(**overrides):
-  return train_harness.config_with(f"{CONFIG}:tiny", **overrides)
+tiny_config = functools.partial(conformance.tiny_config, "psrnet")
 
 
 @pytest.fixture(scope="module")

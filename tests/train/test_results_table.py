@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
-import results_table  # noqa: E402
+import results_table
 
 RESULTS = {"ssim/copy": 0.3, "ssim/layer1": 0.5, "psnr/copy": 17.08, "psnr/layer1": 19.36,
            "fid/copy": 40.0, "fid/layer1": 30.0, "tempe/copy": 0.00101, "tempe/layer1": 0.000865,

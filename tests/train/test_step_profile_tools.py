@@ -2,14 +2,12 @@
 benchmarks/bench_vs_peer.py (pairs against a peer's PyTorch code): their pure parts."""
 from __future__ import annotations
 
-import os
 import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
-import bench_vs_peer  # noqa: E402
-import profile_step  # noqa: E402
+import bench_vs_peer
+import profile_step
 
 HLO = """
   %ffi_call.3 = f32[1,16,16,8]{3,2,1,0} custom-call(%a, %b), custom_call_target="psrjax_conv_forward", metadata={op_name="jit(train_step)/jvp(GlobalGenerator)/GlobalGenerator._forward/block0/conv1/ffi_call" stack_frame_id=1}
