@@ -50,7 +50,7 @@ def _launch_two_processes(workdir, tmp_path, config_spec, overrides=(), *, devic
   CPU devices each; returns their logs."""
   port = _free_port()
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu",
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+             XLA_FLAGS=train_harness.xla_flags(devices))
   procs = []
   for index in range(2):
     log = open(tmp_path / f"process{index}.log", "w")  # pylint: disable=consider-using-with

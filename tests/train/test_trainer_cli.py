@@ -12,6 +12,7 @@ import pytest
 from absl import flags
 
 import toy_config
+import train_harness
 from psrjax import cli
 from psrjax.train import loop
 from psrjax.systems import base
@@ -152,7 +153,7 @@ def _wait_for_lines(path, count, proc, timeout):
 def test_sigterm_saves_and_exits_cleanly(tmp_path):
   workdir = tmp_path / "run"
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=2")
+             XLA_FLAGS=train_harness.xla_flags(2))
   cmd = [sys.executable, "-m", "psrjax.cli", "train", "--config",
          f"{TOY_CONFIG}:train.steps=100000,train.checkpoint_every=100000,train.log_every=5,"
          "train.data_workers=1,train.prefetch=1", "--workdir", str(workdir)]

@@ -1,6 +1,9 @@
 """Reusable trainer checks, parameterised by a config (any system can be plugged in)."""
 from __future__ import annotations
 
+import os
+import re
+
 import jax
 import numpy as np
 
@@ -99,3 +102,10 @@ def check_bfloat16_close(config, straight: loop.TrainResult, workdir, *, rtol: f
   assert_same_losses(low.history, straight.history, rtol=rtol, steps=range(1, straight.step + 1))
   first = losses(low.history[0])
   assert first != losses(straight.history[0])   # computed in bfloat16, not float32
+
+
+def xla_flags(devices: int) -> str:
+  """This session's XLA flags (tests/conftest.py: fast compilation) for a subprocess with
+  `devices` CPU devices."""
+  return re.sub(r"--xla_force_host_platform_device_count=\d+",
+                f"--xla_force_host_platform_device_count={devices}", os.environ["XLA_FLAGS"])
