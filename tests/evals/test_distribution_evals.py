@@ -109,6 +109,7 @@ def _he_initialised(module, x, seed: int) -> dict:
   return jax.tree_util.tree_map_with_path(draw, jax.eval_shape(module.init, jax.random.key(0), x))
 
 
+@pytest.mark.slow   # InceptionV3 compiled twice (the eval's and the reference's): ~45 s
 def test_inception_score_reads_the_generated_frames_only(setup, tmp_path):
   """The Inception Score of the generated frames (every frame of every clip) with a randomly
   initialised FID InceptionV3 written as a .msgpack: the eval's value is metrics'

@@ -58,7 +58,11 @@ def _throwaway_kernel(tmp_path, monkeypatch) -> str:
   return "throwaway"
 
 
-@pytest.mark.parametrize("install", [False, True], ids=["no-install", "install"])
+@pytest.mark.parametrize("install", [
+    # Without the install cell (psrjax already installed): the same cells, minutes of a test
+    # worker; the install run below covers them.
+    pytest.param(False, id="no-install", marks=pytest.mark.slow),
+    pytest.param(True, id="install")])
 def test_quickstart_notebook_trains_shows_a_sample_and_evaluation(tmp_path, monkeypatch,
                                                                   system_runs, install):
   system_runs("psrnet").straight   # its programs, in the compilation cache the notebook reads

@@ -42,8 +42,7 @@ def test_training_exemplars_are_other_frames_of_the_same_video_beyond_the_gap():
 @GROUP
 def test_per_frame_inference_exemplars_are_each_frames_nearest_training_frame():
   """data.inference_exemplar="nearest": the held-out examples carry each frame's nearest
-  training frame in pose; G (two-pass, G_1, faces) given the fixed exemplar once per frame draws
-  what it draws from the fixed exemplar alone."""
+  training frame in pose."""
   config = tiny_config(**{"data.inference_exemplar": "nearest"})
   system = registry.get_system(config)
   example = system.dataset("test", seed=0, shard_index=0, shard_count=1)[0]
@@ -56,6 +55,15 @@ def test_per_frame_inference_exemplars_are_each_frames_nearest_training_frame():
   spec = system.example_spec("test")
   assert spec["exemplar_keypoints"].shape == (t, 18, 3)
 
+
+@pytest.mark.slow   # two generators compiled: over a minute of a test worker
+@GROUP
+def test_per_frame_exemplars_equal_to_the_fixed_one_draw_what_the_fixed_one_draws():
+  """G (two-pass, G_1, faces) given the fixed exemplar once per frame draws what it draws from
+  the fixed exemplar alone."""
+  config = tiny_config(**{"data.inference_exemplar": "nearest"})
+  system = registry.get_system(config)
+  t = config.data.eval_run_frames
   fixed = registry.get_system(tiny_config())
   batch = fixed.prepare(train_harness.eval_batch(fixed))
   params = conformance.initial_params("cocovid")

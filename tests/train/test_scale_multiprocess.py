@@ -200,6 +200,7 @@ def test_batch_smaller_than_the_devices_trains_like_one_process(tmp_path):
   assert evals["l1"] == pytest.approx(one.eval_results["l1"], rel=1e-5)
 
 
+@pytest.mark.slow   # every config's data and context in two processes: over a minute
 def test_every_config_builds_on_two_processes_of_four_devices(tmp_path):
   """Each shipped config (and the toy with batches 1, 2 and 6) on 2 processes x 4 devices:
   the data axis divides the batch, processes on distinct data rows read distinct shards,
