@@ -11,6 +11,7 @@ import os
 
 import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from psrjax import paths
@@ -20,8 +21,47 @@ CHECKPOINT_DIR = "checkpoints"
 def handlers() -> dict:
   """The items of a checkpoint step: the train state, the grain iterator state and the data
   layout it was saved in (`psrjax.train.checkpoint.LAYOUT`)."""
-  return {"state": ocp.StandardCheckpointHandler(), "data": grain.checkpoint.CheckpointHandler(),
+  return {"state": StateHandler(), "data": grain.checkpoint.CheckpointHandler(),
           "layout": ocp.JsonCheckpointHandler()}
+
+
+class StateHandler(ocp.StandardCheckpointHandler):
+  """orbax's standard handler (the same files; arguments `StateSave`/`StateRestore`, orbax's
+  `StandardSave`/`StandardRestore` under names of their own) that, in a one-process run, writes each replicated array from one replica whole.
+
+  orbax's default on CPU and TPU is "replica-parallel" writing: every replica of a replicated
+  array writes a slice of it, one sliced copy per array and replica, made by a small jitted
+  program of its own. Across processes that spreads the writing over hosts; within one process
+  it buys nothing and costs a dispatch (and, for each new shape, a compilation) per array and
+  replica: on 8 CPU devices, 4.9 s instead of 1.8 s for CoCosNet video's tiny state (1,262
+  arrays), 11.8 s instead of 2.1 s for its first save. Several processes keep orbax's default.
+  """
+
+  def __init__(self):
+    super().__init__()
+    if jax.process_count() == 1:
+      self._impl = ocp.PyTreeCheckpointHandler(type_handler_registry=_one_process_registry())
+
+
+@ocp.args.register_with_handler(StateHandler, for_save=True)
+class StateSave(ocp.args.StandardSave):
+  """`StandardSave` for `StateHandler`."""
+
+
+@ocp.args.register_with_handler(StateHandler, for_restore=True)
+class StateRestore(ocp.args.StandardRestore):
+  """`StandardRestore` for `StateHandler`."""
+
+
+def _one_process_registry():
+  """orbax's standard types' handlers, jax.Array's without replica-parallel writing."""
+  default = ocp.type_handlers.get_type_handler(jax.Array)
+  arrays = ocp.type_handlers.ArrayHandler(
+      use_replica_parallel=False,
+      array_metadata_store=getattr(default, "_array_metadata_store", None))
+  others = [(t, ocp.type_handlers.get_type_handler(t))
+            for t in (int, float, bytes, np.number, np.ndarray, str)]
+  return ocp.type_handlers.create_type_handler_registry(*others, (jax.Array, arrays))
 
 
 class IncompatibleCheckpointError(ValueError):

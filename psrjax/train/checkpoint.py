@@ -21,8 +21,8 @@ import orbax.checkpoint as ocp
 
 from psrjax import paths
 from psrjax.checkpoint_params import (  # pylint: disable=unused-import  # re-exported
-    CHECKPOINT_DIR, IncompatibleCheckpointError, check_compatible, checkpoint_root,
-    handlers, restore_params)
+    CHECKPOINT_DIR, IncompatibleCheckpointError, StateRestore, StateSave, check_compatible,
+    checkpoint_root, handlers, restore_params)
 from psrjax.train import data as data_lib
 
 CORRUPT_DIR = "checkpoints_corrupt"
@@ -55,7 +55,7 @@ class Checkpoints:
     return self.manager.latest_step()
 
   def save(self, step: int, state: Any, stream: data_lib.TrainStream | None) -> None:
-    items = {"state": ocp.args.StandardSave(state)}
+    items = {"state": StateSave(state)}
     if stream is not None:
       items["data"] = grain.checkpoint.CheckpointSave(stream.iterator)
       items[LAYOUT] = ocp.args.JsonSave(stream.layout())
@@ -75,7 +75,7 @@ class Checkpoints:
       raise ValueError(f"checkpoint step {step} in {self.directory} has no readable state")
     check_compatible(metadata.tree, target, f"{self.directory}/{step}")
     restored = self.manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
+        step, args=ocp.args.Composite(state=StateRestore(target)))
     if stream is not None:
       self._restore_stream(step, stream, resume_data)
     return restored["state"]

@@ -251,7 +251,7 @@ def _kept_w(workdir):
   checkpoints = checkpoint_lib.Checkpoints(directory, read_only=True)
   try:
     restored = checkpoints.manager.restore(
-        info["step"], args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+        info["step"], args=ocp.args.Composite(state=checkpoint_lib.StateRestore()))["state"]
   finally:
     checkpoints.close()
   return info["step"], float(np.asarray(restored["params"]["w"])[0])
