@@ -30,6 +30,11 @@ total is at most `COMFORTABLE` of the device's memory, "tight" up to all of it (
 `psrjax bench` on the device), "no" above. For a "no" (or "tight") the plan names the first
 single change that brings it to "yes": `model.remat` "blocks" or "full", `sharding.params=fsdp`,
 `train.grad_accum` (which divides the per-device rows), else the combination.
+
+`model.remat="auto"` is planned as the lightest mode whose plan is a "yes" (`auto_remat`; none:
+the mode of smallest total, with its fix). The trainer resolves it the same way for the devices
+it runs on (`resolve_remat`, from its own context, tracing one mode at a time; see
+`context.build_context`).
 """
 from __future__ import annotations
 
@@ -348,7 +353,7 @@ def resolve_remat(ctx) -> tuple[str, str]:
 def auto_line(p: Plan) -> str:
   """One line: the mode "auto" resolved to, its planned total against the device's memory,
   and when it is not a comfortable fit, the change `plan` suggests."""
-  planned = (f"planned {p.total / GIB:.1f} of {p.capacity / GIB:.1f} GiB per device, "
+  planned = (f"planned {_readable(p.total)} of {_readable(p.capacity)} per device, "
              f"{p.devices} x {p.device}")
   if p.verdict == "yes":
     return f"model.remat=auto: {p.remat} ({planned})"
@@ -356,6 +361,13 @@ def auto_line(p: Plan) -> str:
     return (f"model.remat=auto: {p.remat}, tight: no mode fits comfortably ({planned}); "
             f"to fit: {p.fix}")
   return f"model.remat=auto: {p.remat}, but even it does not fit ({planned}); to fit: {p.fix}"
+
+
+def _readable(size: int) -> str:
+  for unit, scale in (("GiB", GIB), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+    if size >= scale:
+      return f"{size / scale:.1f} {unit}"
+  return f"{size} B"
 
 
 def _remat_cell(p: Plan) -> str:
