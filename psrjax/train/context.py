@@ -58,7 +58,7 @@ class TrainContext:
   evals: dict[str, evals_lib.DeclaredEval]  # the built config.evals entries, by name
   constants: dict[str, Any]  # System.constants() on the devices, replicated
   options: options_lib.ScaleOptions  # sharding, compute dtype, accumulation, EMA
-  runtime: dict[str, Any]  # where the run runs (platform.describe, the remat mode): config.json's
+  runtime: dict[str, Any]  # platform.describe and the remat mode: config.json's `runtime`
 
   def stage_at(self, step: int) -> base.Stage:
     """The stage that trains step `step` (0-based count of completed steps)."""
