@@ -77,7 +77,7 @@ def base_config(c):
       ndf=64,
       d_layers=3,                # stride-2 layers per PatchGAN (CoCosNet's n_layers_D = 4)
       conv_impl="auto",          # convolution implementation (psrjax.nn.CONV_IMPLS)
-      remat="none",              # "none" | "blocks" | "full"
+      remat="auto",              # "none" | "blocks" | "full" | "auto" (the lightest that fits)
   )
 
   c.loss = dict(
@@ -169,6 +169,7 @@ def runlocal(c):
   training without the VGG terms, features at 1/2 of the resolution or the generator starting
   at 8 x 8 (docs/systems/cocovid.md).
   """
+  c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.update(resolution=64, frames_per_example=2, cache_dir="~/.cache/psrjax/person")
   c.data.exemplar_gap = 30
   c.pose.update(label="stick", radius=1.5, width=1.0)
@@ -184,6 +185,7 @@ def runlocal(c):
 
 def tiny(c):
   """A seconds-long variant for tests: 32 x 32 frames, tiny networks, two steps per stage."""
+  c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.update(resolution=32, frames_per_example=2, train_script=(("wave", 24), ("squat", 24)),
                 test_script=(("throw", 8), ("wave", 8)), driving_script=(("dance", 16),),
                 eval_run_frames=4, cache_dir="")

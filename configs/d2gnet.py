@@ -83,7 +83,7 @@ def base_config(c):
       ndf=64,
       d_layers=3,
       conv_impl="auto",          # convolution implementation (psrjax.nn.CONV_IMPLS)
-      remat="none",              # "none" | "blocks" | "full"
+      remat="auto",              # "none" | "blocks" | "full" | "auto" (the lightest that fits)
   )
   c.loss = dict(
       gan="lsgan",
@@ -130,6 +130,7 @@ def runlocal(c):
   (decay 0.995: a window of ~200 of the 1,500 steps). G_uv is fine-tuned at 1e-4: at 1e-3 the
   person's front-only video made it forget the back the pre-training taught (parts right on
   the held-out turn-around frames: 0.78 before, 0.39 after 1,500 steps)."""
+  c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.update(resolution=64, cache_dir="~/.cache/psrjax/person")
   c.pose.update(radius=1.5, width=1.0)
   c.model.update(uv_ngf=16, uv_n_downsample=3, uv_n_blocks=3, ngf=16, n_downsample=3, n_blocks=3,
@@ -147,6 +148,7 @@ def runlocal(c):
 def tiny(c):
   """A seconds-long variant for tests: 32x32 frames, short scripts, one-layer networks, an 8x8
   texture, no VGG, two steps."""
+  c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.update(resolution=32, train_script=(("wave", 24), ("squat", 24)),
                 test_script=(("throw", 8), ("wave", 8)), driving_script=(("dance", 16),),
                 eval_run_frames=4, cache_dir="")

@@ -93,7 +93,7 @@ def base_config(c):
       d_scales=(1.0,),           # image scales it judges (the official fashion config: 1)
       d_spectral=False,          # spectral norm in the discriminator (fashion config: off)
       conv_impl="auto",          # convolution implementation (psrjax.nn.CONV_IMPLS)
-      remat="none",              # "none" | "blocks" | "full"
+      remat="auto",              # "none" | "blocks" | "full" | "auto" (the lightest that fits)
   )
 
   c.loss = dict(
@@ -127,6 +127,7 @@ def base_config(c):
 def runlocal(c):
   """64 x 64 frames, narrow networks (RUNLOCAL_SIZES), the perceptual pyramid without its
   8-pixel level, in under 30 minutes on a 2-core CPU."""
+  c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.update(resolution=64, train_clips=2000, prerendered="")
   c.model.update(RUNLOCAL_SIZES)
   c.loss.scales = (1.0, 0.5, 0.25)   # 1/8 of 64 px is too small for VGG's relu5_1
@@ -138,6 +139,7 @@ def runlocal(c):
 def tiny(c):
   """A seconds-long variant for tests: 32 x 32 frames, tiny networks, no VGG (a pyramid of 32
   and 16 px when the checks switch it on)."""
+  c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.update(num_frames=6, eval_targets=3, resolution=32, train_clips=16,
                 prerendered="")
   c.model.update(TINY_SIZES)

@@ -72,7 +72,7 @@ def base_config(c):
 
   c.model = dict(internet.PAPER)
   c.model.update(conv_impl="auto",   # convolution implementation (psrjax.nn.CONV_IMPLS)
-                 remat="none")       # "none" | "blocks" | "full"
+                 remat="auto")       # "none" | "blocks" | "full" | "auto" (the lightest that fits)
 
   c.loss = dict(
       temporal="intrinsic",      # Fig. 4: "flow" (a) | "external" (b) | "intrinsic" (c) | "none"
@@ -107,6 +107,7 @@ def runlocal(c):
   """64 x 64 frames, narrow networks (Stage I and the discriminator at FOMM's runlocal sizes),
   16-frame clips with the driving frame in their second half, in under 30 minutes on a 2-core
   CPU."""
+  c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.update(resolution=64, num_frames=16, min_driving_frame=8, train_clips=2000)
   c.model.update(_fomm_sizes(fomm.RUNLOCAL_SIZES))
   c.model.update(ngf=16, max_features=128, num_bottleneck_blocks=3, num_stage_blocks=1,
@@ -119,6 +120,7 @@ def runlocal(c):
 
 def tiny(c):
   """A seconds-long variant for tests: 32 x 32 frames, tiny networks, no VGG, no I3D."""
+  c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.update(num_frames=6, min_driving_frame=3, eval_targets=3, resolution=32,
                 train_clips=16)
   c.model.update(_fomm_sizes(fomm.TINY_SIZES))

@@ -95,7 +95,7 @@ def base_config(c):
       disc_layers=3,             # stride-2 layers of the PatchGANs (pix2pix: 3)
       conv_impl="auto",          # convolution implementation (psrjax.nn.CONV_IMPLS): "auto"
                                  # picks per platform; "xla" everywhere
-      remat="none",              # activation rematerialisation of every generator and
+      remat="auto",              # activation rematerialisation of every generator and
                                  # discriminator: "none" | "blocks" | "full" (each network whole)
   )
 
@@ -150,6 +150,7 @@ def runlocal(c):
   cross-entropy): learned from the composite alone, M_fg stays below 0.5 on the person within this
   budget and the background branch paints a blur of the source person instead (measured: mask
   IoU 0, see docs/systems/mfci.md); `--config.loss.mask=0` gives the paper's losses."""
+  c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.update(resolution=64, train_clips=2000, prerendered="")
   c.pose.update(sigma=1.5, limb_width=1.0, part_width=2.0)
   c.model.update(base=16, depth=3, features=16, part_features=4, fusion_width=16,
@@ -165,6 +166,7 @@ def runlocal(c):
 def tiny(c):
   """A seconds-long variant for tests: 16x16 frames, K = 2, L = 7, tiny networks, no VGG, no
   VFID."""
+  c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.update(num_frames=9, num_sources=2, num_targets=7, resolution=16, train_clips=64,
                 prerendered="")
   c.pose.update(sigma=1.0, limb_width=0.8, part_width=1.2)

@@ -67,7 +67,7 @@ def base_config(c, frames_per_example: int = 1):
       d_layers=3,                # stride-2 layers per PatchGAN
       conv_impl="auto",          # convolution implementation (psrjax.nn.CONV_IMPLS): "auto"
                                  # picks per platform; "xla" everywhere
-      remat="none",              # "none" | "blocks" | "full" activation rematerialisation
+      remat="auto",              # "none" | "blocks" | "full" | "auto" activation rematerialisation
   )
 
   c.loss = dict(
@@ -112,6 +112,7 @@ def runlocal(c):
     0.921 at 2e-3 on the held-out segment).
   - The evaluated generator is the EMA of its weights (decay 0.999).
   """
+  c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.update(resolution=64, cache_dir="~/.cache/psrjax/person")
   c.pose.update(radius=1.5, width=1.0)
   c.model.update(ngf=16, n_downsample=3, n_blocks=3, n_blocks_local=1, unet_downs=5, num_d=2,
@@ -126,6 +127,7 @@ def runlocal(c):
 
 def tiny(c):
   """A seconds-long variant for tests: 32x32 frames, short scripts, tiny networks, no VGG."""
+  c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.update(resolution=32, train_script=(("wave", 24), ("squat", 24)),
                 test_script=(("throw", 8), ("wave", 8)), driving_script=(("dance", 16),),
                 eval_run_frames=4, cache_dir="")

@@ -101,7 +101,7 @@ def base_config(c):
       conv_impl="auto",          # 3D convolutions (generators, discriminators, I3D):
                                  # "auto" (CPU: "onednn" where the extension loads, else
                                  # "fold_time"; GPU/TPU: "xla") | "xla" | "fold_time" | "onednn"
-      remat="none",              # activation rematerialisation: "none" | "blocks" | "full"
+      remat="auto",              # activation rematerialisation: "none" | "blocks" | "full" | "auto"
   )
 
   c.loss = dict(
@@ -143,6 +143,7 @@ def runlocal(c):
   over a 320-step stage they cost more foreground fidelity than they return (layer 1 alone,
   240 steps: masked SSIM 0.9512 with the adversarial term at 0.01, 0.9516 with the perceptual
   term at 0.01, 0.9527 with both at 0.001, against 0.9522 for x̂⁰)."""
+  c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.num_frames = 8
   c.data.resolution = 64
   c.data.prerendered = ""   # render, as every CPU run
@@ -162,6 +163,7 @@ def runlocal(c):
 
 def tiny(c):
   """A seconds-long variant for tests: tiny networks, 32x32 x 4 frames, no I3D loss."""
+  c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.update(num_frames=4, resolution=32, prerendered="")
   c.model.update(layers=2, variant="tiny", disc_channels=4)
   c.loss.perceptual = 0.0

@@ -5,6 +5,12 @@ divides `train.batch_size`; see `partitioning.make_mesh`), checks the batch size
 train and eval batches and checks them against the system's declared example shapes, derives
 the abstract train state and builds the declared evaluations (`config.evals`, with the `system`
 entry `psrjax.evals` adds when absent). Any bad input fails here, before anything is written.
+
+`model.remat="auto"` is resolved here: "none" on the CPU; on GPUs and TPUs the lightest mode whose
+planned per-device memory fits the device (`plan.resolve_remat`: the context is built with
+"none", the residuals of each mode are traced from it until one fits, and it is rebuilt with
+that mode when it is not "none"), stated in one line by process 0. The context's config, and so
+config.json, carries the resolved mode, also recorded as `runtime["remat"]`.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from psrjax.train import data as data_lib
 from psrjax.train import evaluator as evaluator_lib
 from psrjax.train import options as options_lib
 from psrjax.train import partitioning
+from psrjax.train import plan as plan_lib
 from psrjax.train import platform as platform_lib
 from psrjax.train import state as state_lib
 from psrjax.train import step as step_lib
@@ -51,7 +58,7 @@ class TrainContext:
   evals: dict[str, evals_lib.DeclaredEval]  # the built config.evals entries, by name
   constants: dict[str, Any]  # System.constants() on the devices, replicated
   options: options_lib.ScaleOptions  # sharding, compute dtype, accumulation, EMA
-  runtime: dict[str, Any]  # where the run runs (platform.describe): config.json's `runtime`
+  runtime: dict[str, Any]  # platform.describe and the remat mode: config.json's `runtime`
 
   def stage_at(self, step: int) -> base.Stage:
     """The stage that trains step `step` (0-based count of completed steps)."""
@@ -101,10 +108,31 @@ def build_context(config, workdir: str | None, *, devices=None,
 
   `workdir=None` for runs that write nothing (benchmarks). `evals`: the names of the
   `config.evals` entries to build (None: all of them, `system` included; (): none).
+  `model.remat="auto"` is resolved for `devices` (module docstring).
   """
   workdir = None if workdir is None else check_workdir(workdir)
   options_lib.from_config(config)  # Config-only checks before the system is built.
   platform_lib.check(config.train.get("platform", "any"), devices)
+  if options_lib.remat_mode(config) != options_lib.AUTO_REMAT:
+    return _build(config, workdir, devices, evals)
+  ctx = _build(with_remat(config, "none"), workdir, devices, evals)
+  if not plan_lib.on_accelerator(list(ctx.mesh.devices.flat)):
+    return ctx
+  mode, line = plan_lib.resolve_remat(ctx)
+  if jax.process_index() == 0:
+    print(line, flush=True)
+  return ctx if mode == "none" else _build(with_remat(config, mode), workdir, devices, evals)
+
+
+def with_remat(config, mode: str):
+  """A copy of `config` with `model.remat=mode`."""
+  config = config.copy_and_resolve_references()
+  config.model.remat = mode
+  return config
+
+
+def _build(config, workdir: str | None, devices, evals) -> TrainContext:
+  """`build_context` of a config whose `model.remat` (if any) is a mode, not "auto"."""
   system = registry.get_system(config)
   options = options_lib.from_config(config, system)
   mesh = partitioning.make_mesh(data=config.mesh.data, model=config.mesh.model, devices=devices,
@@ -140,7 +168,14 @@ def build_context(config, workdir: str | None, *, devices=None,
       state_shardings=state_lib.state_shardings(abstract, mesh, strategy=options.params_sharding,
                                                 min_size=options.min_shard_size),
       eval_data=eval_data, evals=declared, constants=constants, options=options,
-      runtime=platform_lib.describe(mesh, jnp.dtype(options.compute_dtype).name))
+      runtime=_runtime(config, mesh, options))
+
+
+def _runtime(config, mesh: Mesh, options: options_lib.ScaleOptions) -> dict[str, Any]:
+  """`platform.describe` of the run, with its `model.remat` mode where the config has one."""
+  runtime = platform_lib.describe(mesh, jnp.dtype(options.compute_dtype).name)
+  remat = options_lib.remat_mode(config)
+  return runtime if remat is None else {**runtime, "remat": remat}
 
 
 def _log_mesh(mesh: Mesh, batch_size: int) -> None:

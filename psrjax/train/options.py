@@ -1,15 +1,21 @@
 """The scale options of a run (sharding, compute dtype, gradient accumulation, EMA), validated.
 
-`from_config` checks every config-only value before a system is built or anything compiles;
-`check_ema_groups` checks the EMA groups against the system's parameter groups.
+`from_config` checks every config-only value before a system is built or anything compiles
+(`model.remat` too: `remat_mode`); `check_ema_groups` checks the EMA groups against the system's
+parameter groups.
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
+from psrjax.nn import policy
 from psrjax.train import partitioning
 from psrjax.train import precision
+
+# model.remat="auto": the trainer picks the lightest mode whose planned memory fits the devices
+# (`psrjax.train.plan.auto_remat`; "none" on the CPU).
+AUTO_REMAT = "auto"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +37,7 @@ class ScaleOptions:
 def from_config(config, system=None) -> ScaleOptions:
   """Validated options from `config.sharding` and `config.train` (one-line errors)."""
   partitioning.check_strategy(config.sharding.params)
+  remat_mode(config)
   if config.sharding.min_size < 1:
     raise ValueError(f"sharding.min_size={config.sharding.min_size} must be >= 1")
   accum = config.train.grad_accum
@@ -49,6 +56,18 @@ def from_config(config, system=None) -> ScaleOptions:
                       compute_dtype=precision.compute_dtype(config), grad_accum=accum,
                       ema_decay=decay, ema_groups=groups if decay > 0.0 else (),
                       float32_inputs=keep)
+
+
+def remat_mode(config) -> str | None:
+  """`config.model.remat` ("none", "blocks", "full" or "auto"; one-line error otherwise), or
+  None for a config without it."""
+  if "model" not in config or "remat" not in config.model:
+    return None
+  mode = config.model.remat
+  if mode not in (*policy.REMAT_MODES, AUTO_REMAT):
+    raise ValueError(f"model.remat={mode!r} is not a rematerialisation mode; use one of "
+                     f"{', '.join(map(repr, (*policy.REMAT_MODES, AUTO_REMAT)))}")
+  return mode
 
 
 def check_ema_groups(options: ScaleOptions, param_groups) -> None:
