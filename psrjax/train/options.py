@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import jax
+
 from psrjax.nn import policy
 from psrjax.train import partitioning
 from psrjax.train import precision
@@ -28,10 +30,18 @@ class ScaleOptions:
   ema_decay: float  # 0.0 = no EMA.
   ema_groups: tuple[str, ...]  # parameter groups with an exponential moving average.
   float32_inputs: tuple[str, ...] = ()  # batch keys never cast (System.float32_inputs).
+  # Each group's optimizer update on its parameters raveled into one vector (`train.fused`);
+  # only for replicated parameters (raveling sharded ones would gather them).
+  fused_update: bool = False
 
   @property
   def ema(self) -> bool:
     return self.ema_decay > 0.0
+
+  @property
+  def fused(self) -> bool:
+    """Whether the step updates each group as one vector (`fused_update`, replicated)."""
+    return self.fused_update and self.params_sharding == "replicated"
 
 
 def from_config(config, system=None) -> ScaleOptions:
@@ -55,7 +65,18 @@ def from_config(config, system=None) -> ScaleOptions:
                       min_shard_size=int(config.sharding.min_size),
                       compute_dtype=precision.compute_dtype(config), grad_accum=accum,
                       ema_decay=decay, ema_groups=groups if decay > 0.0 else (),
-                      float32_inputs=keep)
+                      float32_inputs=keep, fused_update=fused_update(config))
+
+
+def fused_update(config, platform: str | None = None) -> bool:
+  """`train.fused_update` (True, False or "auto": on the CPU only; `platform` default JAX's
+  default backend); one-line error otherwise."""
+  value = config.train.get("fused_update", "auto")
+  if value == "auto":
+    return (platform or jax.default_backend()) == "cpu"
+  if not isinstance(value, bool):
+    raise ValueError(f"train.fused_update={value!r} must be True, False or 'auto'")
+  return value
 
 
 def remat_mode(config) -> str | None:

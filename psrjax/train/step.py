@@ -25,7 +25,8 @@ Scale options (`options.ScaleOptions`): the batch's floating inputs and the para
 to the compute dtype at the system boundary (`precision`); with `grad_accum = N` each phase
 runs its N microbatches in a `lax.scan` and applies the mean gradient once; groups with an
 EMA are averaged after the last phase (`update_ema`: a debiased EMA over the group's own
-training steps).
+training steps). Replicated parameters are updated group by group as one vector
+(`options.fused`, `train.fused`).
 
 Metrics (all float32 scalars): every loss term as `"<phase>/<term>"` and the phase total as
 `"<phase>/total"`; per trained group `"l2_grads/<group>"` and `"l2_updates/<group>"` (suffixed
@@ -41,6 +42,7 @@ import jax.numpy as jnp
 import optax
 
 from psrjax.train import data as data_lib
+from psrjax.train import fused
 from psrjax.train import options as options_lib
 from psrjax.train import partitioning
 from psrjax.train import precision
@@ -197,6 +199,10 @@ def _apply_phase(optimizers, stage, phase, state, batch, keys, frozen, saved, op
   norms = {}
   for g in phase.trains:
     with jax.named_scope(f"optimizer_{g}"):  # Named in profiles (benchmarks/profile_step.py).
+      if options.fused:
+        new_params[g], new_opt[g], norms[g] = fused.fused_update(
+            optimizers[g], grads[g], state["opt"][g], params[g])
+        continue
       updates, new_opt[g] = optimizers[g].update(grads[g], state["opt"][g], params[g])
       new_params[g] = optax.apply_updates(params[g], updates)
       norms[g] = (optax.global_norm(grads[g]), optax.global_norm(updates))
@@ -292,8 +298,9 @@ def make_train_step(system, optimizers, stage, options=None, mesh=None, *, stage
       state = {**state, "ema": update_ema(state["ema"], state["params"], options.ema_decay,
                                           counts)}
     metrics.update(_norm_metrics(stage, all_norms))
+    norm = fused.global_norm if options.fused else optax.global_norm
     for g, p in state["params"].items():
-      metrics[f"l2_params/{g}"] = optax.global_norm(p).astype(jnp.float32)
+      metrics[f"l2_params/{g}"] = norm(p).astype(jnp.float32)
     state = {**state, "step": state["step"] + 1}
     return state, metrics
 
