@@ -50,7 +50,8 @@ def equations(jaxpr) -> tuple[int, int]:
 
 def measure(ctx, fused: bool) -> dict[str, float]:
   """The figures of the first stage's step with `fused_update=fused`."""
-  ctx = dataclasses.replace(ctx, options=dataclasses.replace(ctx.options, fused_update=fused))
+  limit = sys.maxsize if fused else 0
+  ctx = dataclasses.replace(ctx, options=dataclasses.replace(ctx.options, fused_update=limit))
   batch = partitioning.abstract_batch(ctx.first_batch, ctx.batch_sharding,
                                       ctx.config.train.batch_size)
   args = (ctx.restore_target(), batch, ctx.base_key, ctx.constants)

@@ -60,9 +60,10 @@ def trainer_config() -> ml_collections.ConfigDict:
   #   `count` steps that follow step `start` in <workdir>/profile (TensorBoard's profile tab).
   config.train.grad_accum = 1  # microbatches per step (batch_size % (mesh.data * N) == 0).
   # True | False | "auto": each group's optimizer update on its parameters raveled into one
-  # vector (psrjax.train.fused; replicated parameters only). "auto": on the CPU, where XLA
-  # compiles and runs each array's update on its own; off on GPU/TPU, whose XLA fuses the small
-  # updates itself and where the raveled copies would cost memory bandwidth.
+  # vector (psrjax.train.fused; replicated parameters only). "auto": on the CPU, for groups of
+  # up to 4 M parameters, where XLA would compile and run each array's update on its own; off on
+  # GPU/TPU, whose XLA fuses small updates itself, and for large groups, where the raveled
+  # copies' memory traffic costs more than it saves.
   config.train.fused_update = ml_collections.FieldReference("auto", field_type=object)
   config.train.ema = ml_collections.ConfigDict()
   config.train.ema.decay = 0.0  # 0.0 = off, else e.g. 0.999: ema = decay * ema + (1-decay) * params.

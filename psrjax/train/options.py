@@ -7,9 +7,11 @@ parameter groups.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any
 
 import jax
+import numpy as np
 
 from psrjax.nn import policy
 from psrjax.train import partitioning
@@ -30,18 +32,19 @@ class ScaleOptions:
   ema_decay: float  # 0.0 = no EMA.
   ema_groups: tuple[str, ...]  # parameter groups with an exponential moving average.
   float32_inputs: tuple[str, ...] = ()  # batch keys never cast (System.float32_inputs).
-  # Each group's optimizer update on its parameters raveled into one vector (`train.fused`);
-  # only for replicated parameters (raveling sharded ones would gather them).
-  fused_update: bool = False
+  # The largest parameter group (elements) whose optimizer update runs on its parameters
+  # raveled into one vector (`train.fused`), 0 = none; replicated parameters only (raveling
+  # sharded ones would gather them).
+  fused_update: int = 0
 
   @property
   def ema(self) -> bool:
     return self.ema_decay > 0.0
 
-  @property
-  def fused(self) -> bool:
-    """Whether the step updates each group as one vector (`fused_update`, replicated)."""
-    return self.fused_update and self.params_sharding == "replicated"
+  def fuses(self, params) -> bool:
+    """Whether the step updates the parameter group `params` as one vector."""
+    size = sum(int(np.size(p)) for p in jax.tree.leaves(params))
+    return self.params_sharding == "replicated" and 0 < size <= self.fused_update
 
 
 def from_config(config, system=None) -> ScaleOptions:
@@ -68,15 +71,22 @@ def from_config(config, system=None) -> ScaleOptions:
                       float32_inputs=keep, fused_update=fused_update(config))
 
 
-def fused_update(config, platform: str | None = None) -> bool:
-  """`train.fused_update` (True, False or "auto": on the CPU only; `platform` default JAX's
-  default backend); one-line error otherwise."""
+# train.fused_update="auto": groups of up to this many parameters, on the CPU. There the
+# per-array updates cost a compiled loop and a dispatch each; past a few million parameters the
+# raveled copies' memory traffic outweighs that.
+AUTO_FUSED_MAX = 1 << 22
+
+
+def fused_update(config, platform: str | None = None) -> int:
+  """`ScaleOptions.fused_update` from `train.fused_update`: True (every group), False (none) or
+  "auto" (groups of up to `AUTO_FUSED_MAX` parameters on the CPU, none on GPU/TPU; `platform`
+  default JAX's default backend); one-line error otherwise."""
   value = config.train.get("fused_update", "auto")
   if value == "auto":
-    return (platform or jax.default_backend()) == "cpu"
+    return AUTO_FUSED_MAX if (platform or jax.default_backend()) == "cpu" else 0
   if not isinstance(value, bool):
     raise ValueError(f"train.fused_update={value!r} must be True, False or 'auto'")
-  return value
+  return sys.maxsize if value else 0
 
 
 def remat_mode(config) -> str | None:

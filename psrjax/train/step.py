@@ -25,8 +25,8 @@ Scale options (`options.ScaleOptions`): the batch's floating inputs and the para
 to the compute dtype at the system boundary (`precision`); with `grad_accum = N` each phase
 runs its N microbatches in a `lax.scan` and applies the mean gradient once; groups with an
 EMA are averaged after the last phase (`update_ema`: a debiased EMA over the group's own
-training steps). Replicated parameters are updated group by group as one vector
-(`options.fused`, `train.fused`).
+training steps). Small replicated groups are updated as one vector each on the CPU
+(`train.fused_update`, `psrjax.train.fused`).
 
 Metrics (all float32 scalars): every loss term as `"<phase>/<term>"` and the phase total as
 `"<phase>/total"`; per trained group `"l2_grads/<group>"` and `"l2_updates/<group>"` (suffixed
@@ -199,7 +199,7 @@ def _apply_phase(optimizers, stage, phase, state, batch, keys, frozen, saved, op
   norms = {}
   for g in phase.trains:
     with jax.named_scope(f"optimizer_{g}"):  # Named in profiles (benchmarks/profile_step.py).
-      if options.fused:
+      if options.fuses(params[g]):
         new_params[g], new_opt[g], norms[g] = fused.fused_update(
             optimizers[g], grads[g], state["opt"][g], params[g])
         continue
@@ -298,8 +298,8 @@ def make_train_step(system, optimizers, stage, options=None, mesh=None, *, stage
       state = {**state, "ema": update_ema(state["ema"], state["params"], options.ema_decay,
                                           counts)}
     metrics.update(_norm_metrics(stage, all_norms))
-    norm = fused.global_norm if options.fused else optax.global_norm
     for g, p in state["params"].items():
+      norm = fused.global_norm if options.fuses(p) else optax.global_norm
       metrics[f"l2_params/{g}"] = norm(p).astype(jnp.float32)
     state = {**state, "step": state["step"] + 1}
     return state, metrics

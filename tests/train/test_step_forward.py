@@ -22,16 +22,17 @@ BATCH = {"src": jnp.linspace(-1, 1, 2 * 2 * 8 * 8 * 3).reshape(2, 2, 8, 8, 3),
          "index": jnp.arange(2)}
 
 
-def _options(grad_accum=1):
+def _options(grad_accum=1, fused_update=0):
   return options_lib.ScaleOptions(params_sharding="replicated", min_shard_size=1,
                                   compute_dtype=jnp.float32, grad_accum=grad_accum,
-                                  ema_decay=0.0, ema_groups=())
+                                  ema_decay=0.0, ema_groups=(), fused_update=fused_update)
 
 
-def _run(system, stage, *, forward_once, steps=3, grad_accum=1):
+def _run(system, stage, *, forward_once, steps=3, grad_accum=1, fused_update=0):
   optimizers = system.optimizers()
   state = state_lib.from_params(system.init(jax.random.key(0), BATCH), optimizers)
-  step = jax.jit(step_lib.make_train_step(system, optimizers, stage, _options(grad_accum),
+  options = _options(grad_accum, fused_update)
+  step = jax.jit(step_lib.make_train_step(system, optimizers, stage, options,
                                           forward_once=forward_once))
   history = []
   for _ in range(steps):
@@ -81,3 +82,20 @@ def test_gradient_accumulation_runs_the_forward_in_every_phase():
   for ma, mb in zip(one[0], two[0]):
     np.testing.assert_allclose(ma["g/l1"], mb["g/l1"], rtol=1e-5)
 
+
+
+def test_groups_updated_as_one_vector_train_as_per_array():
+  """`train.fused_update`: the same losses, norms and parameters as optax's per-array update
+  (to float rounding), for groups under the size limit only."""
+  system = toy_system.ToySystem(toy_system.toy_config())
+  stage = base.Stage("s", 3, (base.Phase("d", ("d",), system.d_loss),
+                              base.Phase("g", ("g",), functools.partial(system.g_loss, 0.1))),
+                     forward=system.forward, forward_phase="g")
+  per_array = _run(system, stage, forward_once=True)
+  _assert_same(_run(system, stage, forward_once=True, fused_update=10 ** 9), per_array, rtol=2e-6)
+  params = system.init(jax.random.key(0), BATCH)
+  sizes = {g: sum(int(np.size(p)) for p in jax.tree.leaves(params[g])) for g in ("g", "d")}
+  limit = min(sizes.values())
+  assert _options(fused_update=limit).fuses(params[min(sizes, key=sizes.get)])
+  assert not _options(fused_update=limit).fuses(params[max(sizes, key=sizes.get)])
+  assert not _options(fused_update=0).fuses(params["g"])
