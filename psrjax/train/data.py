@@ -77,9 +77,14 @@ def _compact_kind(key: str, dtype) -> str | None:
 
 def _encode_leaf(key: str, x: np.ndarray, kind: str | None) -> np.ndarray:
   if kind in ("signed_unit", "unit"):
-    scaled = (x + 1.0) * 127.5 if kind == "signed_unit" else x * 255.0
+    # round(clip((x + 1) * 127.5)) or round(clip(255 x)), in one float32 scratch array.
+    scaled = np.add(x, 1.0) if kind == "signed_unit" else np.multiply(x, 255.0)
     with np.errstate(invalid="ignore"):  # NaN/Inf: flagged by encode_batch, decoded as NaN.
-      return np.rint(np.clip(scaled, 0.0, 255.0)).astype(np.uint8)
+      if kind == "signed_unit":
+        np.multiply(scaled, 127.5, out=scaled)
+      np.clip(scaled, 0.0, 255.0, out=scaled)
+      np.rint(scaled, out=scaled)
+      return scaled.astype(np.uint8)
   if kind == "index":
     if x.size and (x.min() < _INT16.min or x.max() > _INT16.max):
       raise ValueError(f"batch key {key!r} holds indices outside int16 "

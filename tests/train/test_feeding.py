@@ -236,3 +236,20 @@ def test_bench_fills_the_cache_directory(tmp_path):
   assert result.returncode == 0, result.stderr[-2000:]
   assert os.listdir(tmp_path) == [commands.cache_namespace()]
   assert os.listdir(tmp_path / commands.cache_namespace()), "no compiled program was cached"
+
+
+@pytest.mark.parametrize("key,formula", [
+    ("rgb", lambda x: (x + np.float32(1)) * np.float32(127.5)),
+    ("mask", lambda x: x * np.float32(255)),
+])
+def test_encoding_is_the_documented_rounding_and_leaves_the_batch(key, formula):
+  """uint8 = round(clip(formula(x), 0, 255)) in float32, halfway cases included; the host batch
+  is left as it was."""
+  rng = np.random.default_rng(5)
+  halves = (np.arange(256, dtype=np.float32) + 0.5)
+  x = np.concatenate([rng.uniform(-1.5, 1.5, 4096).astype(np.float32),
+                      halves / 127.5 - 1 if key == "rgb" else halves / 255]).reshape(2, -1)
+  before = x.copy()
+  got = data_lib.encode_batch({key: x})[key]
+  np.testing.assert_array_equal(got, np.rint(np.clip(formula(x), 0, 255)).astype(np.uint8))
+  np.testing.assert_array_equal(x, before)
