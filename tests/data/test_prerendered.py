@@ -190,7 +190,7 @@ def test_a_crop_inflates_only_the_box():
   chunk = prerendered.encode_crop(frame)
   header = prerendered._HEADER.size + frame.itemsize   # the box, the fill value
   assert prerendered._HEADER.unpack_from(chunk) == (10, 14, 20, 23)
-  assert zlib.decompress(chunk[header:]) == frame[10:14, 20:23].tobytes()
+  assert zlib.decompress(chunk[header:], -15) == frame[10:14, 20:23].tobytes()
 
 
 def test_storage_refuses_values_it_would_change():

@@ -178,7 +178,7 @@ FORMAT = 2
 # values) and its codec: "raw", the bytes of the whole [views, (frames,) ...] array (the
 # record's own zstd compresses them, and one read serves every view and frame), or "crop", one
 # chunk per (view, frame): the box around the pixels that differ from the frame's first one
-# (the person), zlib-compressed, and that pixel's value for the rest, so a read inflates only
+# (the person), deflate-compressed, and that pixel's value for the rest, so a read inflates only
 # the person's pixels of the frames asked for.
 STORAGE = {
     "rgb": ("uint8", "raw"), "background": ("uint8", "raw"),
@@ -193,6 +193,9 @@ _CHANNELS = {"rgb": 3, "background": 3, "uv": 2, "flow_fwd": 2, "flow_bwd": 2}
 _SCALAR_DTYPE = {"action": np.int32, "identity": np.int32}
 _RENDERED_DTYPE = {"face": np.int32, "part": np.int32}
 _ZLIB_LEVEL = 1   # inflates ~2x faster than the default level for ~10 % more bytes
+# Crops are raw deflate streams (no zlib header or Adler-32: ~20 % faster to inflate; the
+# ArrayRecord file's riegeli chunks carry a hash of their data).
+_RAW_DEFLATE = -15
 _HEADER = struct.Struct("<4i")   # a crop chunk's box: y0, y1, x0, x1 (then the fill value)
 
 
@@ -210,8 +213,9 @@ def encode_crop(frame: np.ndarray) -> bytes:
   rows, cols = np.flatnonzero(differs.any(axis=1)), np.flatnonzero(differs.any(axis=0))
   box = (0, 0, 0, 0) if not rows.size else (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)
   crop = np.ascontiguousarray(frame[box[0]:box[1], box[2]:box[3]])
+  deflate = zlib.compressobj(_ZLIB_LEVEL, zlib.DEFLATED, _RAW_DEFLATE)
   return (_HEADER.pack(*(int(b) for b in box)) + fill.tobytes()
-          + zlib.compress(crop.tobytes(), _ZLIB_LEVEL))
+          + deflate.compress(crop.tobytes()) + deflate.flush())
 
 
 def decode_crop(chunk: bytes, dtype, out: np.ndarray) -> None:
@@ -220,8 +224,8 @@ def decode_crop(chunk: bytes, dtype, out: np.ndarray) -> None:
   y0, y1, x0, x1 = _HEADER.unpack_from(chunk)
   out[...] = np.frombuffer(chunk, dtype, 1, _HEADER.size)[0]
   if y1 > y0:
-    crop = np.frombuffer(zlib.decompress(memoryview(chunk)[_HEADER.size + dtype.itemsize:]),
-                         dtype)
+    crop = np.frombuffer(zlib.decompress(memoryview(chunk)[_HEADER.size + dtype.itemsize:],
+                                         _RAW_DEFLATE), dtype)
     out[y0:y1, x0:x1] = crop.reshape((y1 - y0, x1 - x0) + out.shape[2:])
 
 
@@ -256,7 +260,7 @@ class _Record:
     shape = stored_shape(key, self.settings)
     if codec == "raw":
       whole = np.frombuffer(self.record[key], stored).reshape(shape)[view]
-      return (whole if key in PER_VIEW else whole[indices]).astype(dtype, copy=False)
+      return (whole if key in PER_VIEW else whole[_as_slice(indices)]).astype(dtype, copy=False)
     chunks = self.record[key]
     if key in PER_VIEW:
       out = np.empty(shape[1:], dtype)
@@ -307,6 +311,13 @@ class _LazyClip(collections.abc.Mapping):
 
   def __len__(self) -> int:
     return len(self._record.record) - 1
+
+
+def _as_slice(indices: np.ndarray):
+  """`indices` as a slice where they are a run of consecutive frames (no copy to take them)."""
+  if len(indices) and np.array_equal(indices, np.arange(indices[0], indices[0] + len(indices))):
+    return slice(int(indices[0]), int(indices[0]) + len(indices))
+  return indices
 
 
 def _unit(rgb: np.ndarray) -> np.ndarray:
