@@ -10,11 +10,12 @@ identities in validation and test, see `psrjax.data.synthetic.source`) plus the 
 seed order (record i of a split is its i-th clip, so a reader maps a clip to its record without an
 index). Small features are `Tensor`s, views first; the image modalities are stored as
 `psrjax.data.sources.prerendered.STORAGE` says (rgb and the empty room as raw bytes, which the
-ArrayRecord's own zstd compresses; the rest one zlib chunk per view and frame, so a reader
-inflates only the frames it uses; face ids int16, parts uint8, both exact). Configs fix
-resolution, frames, views, rooms and split sizes (also written to the dataset's metadata, which
-`psrjax.data.sources.prerendered` checks against a system's config); `small` (the default) is 64x64,
-8 frames, 3 views. `psrnet`, `mfci` and `fomm` hold the clips of those paper configs
+ArrayRecord's own zstd compresses; the rest one chunk per view and frame holding the deflated
+box around the person, so a reader inflates only the frames it uses; face ids int16, parts
+uint8, both exact), and `prerendered.PrerenderedClips` decodes them. Configs fix resolution,
+frames, views, rooms and split sizes (also written to the dataset's metadata, which
+`psrjax.data.sources.prerendered` checks against a system's config); `small` (the default) is
+64x64, 8 frames, 3 views. `psrnet`, `mfci` and `fomm` hold the clips of those paper configs
 (`data.prerendered="auto"` reads them on an accelerator).
 """
 import dataclasses
@@ -44,13 +45,12 @@ def settings(config: SyntheticHumansConfig) -> dict:
 
 
 def _stored_feature(key: str, config: SyntheticHumansConfig):
-  """The feature of an image modality (`prerendered.STORAGE`): raw bytes of the whole array, or
-  its zlib chunks per view (and frame)."""
-  shape = prerendered.stored_shape(key, settings(config))
+  """The feature of an image modality (`prerendered.STORAGE`): the raw bytes of the whole array,
+  or its crop chunks, one per view and frame."""
   if prerendered.STORAGE[key][1] == "raw":
     return tfds.features.Tensor(shape=(), dtype=np.object_)
-  chunks = shape[0] if key in prerendered.PER_VIEW else shape[0] * shape[1]
-  return tfds.features.Tensor(shape=(chunks,), dtype=np.object_)
+  views, frames = prerendered.stored_shape(key, settings(config))[:2]
+  return tfds.features.Tensor(shape=(views * frames,), dtype=np.object_)
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -62,7 +62,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                    "1.2.0": "Records in seed order; rooms; the settings in the metadata; "
                             "the paper configs psrnet, mfci, fomm.",
                    "2.0.0": "Storage a reader decodes per view and frame: rgb and the empty room "
-                            "raw, the other images one zlib chunk per view and frame, face int16, "
+                            "raw, the other images one crop chunk per view and frame, face int16, "
                             "part uint8 (format 2; older builds must be rebuilt)."}
   BUILDER_CONFIGS = [
       SyntheticHumansConfig(name="small", description="64x64, 8 frames, 3 views, 200/25/25 clips."),

@@ -16,7 +16,10 @@ only the records of its shard's clips.
   a path   a built dataset: its version directory (holding dataset_info.json), its config
            directory, or a TFDS data dir holding synthetic_humans/ (the first that matches).
 A dataset whose resolution, frames, views or rooms differ from the config's, or that holds fewer
-clips than the config reads, is a one-line error naming the build command of a matching one.
+clips than the config reads, is a one-line error naming the build command of a matching one; so
+is one built before the current storage format (`FORMAT`, builder version 2.0.0), which must be
+rebuilt. Records store each image modality as `STORAGE` says, and an example decodes only the
+frames of the views it uses, straight into the batch contract's dtypes.
 """
 from __future__ import annotations
 
@@ -186,7 +189,7 @@ STORAGE = {
     "mask": ("uint8", "crop"), "face": ("int16", "crop"), "part": ("uint8", "crop"),
     "uv": ("float32", "crop"), "flow_fwd": ("float32", "crop"), "flow_bwd": ("float32", "crop"),
 }
-# Modalities of one image per view (the empty room), not one per frame.
+# Modalities of one image per view (the empty room), not one per frame; stored "raw".
 PER_VIEW = ("background", "background_depth")
 _CHANNELS = {"rgb": 3, "background": 3, "uv": 2, "flow_fwd": 2, "flow_bwd": 2}
 # render_clip's dtypes of its scalars (the reader gives Python ints) and where storage narrows.
@@ -239,9 +242,8 @@ def encode_clip(clip: dict) -> dict:
     if not np.array_equal(stored, value):
       raise ValueError(f"{key} holds values that {dtype} storage would change "
                        f"[{value.min()}, {value.max()}]")
-    lead = 1 if key in PER_VIEW else 2
     out[key] = (stored.tobytes() if codec == "raw" else
-                [encode_crop(frame) for frame in stored.reshape((-1,) + stored.shape[lead:])])
+                [encode_crop(frame) for frame in stored.reshape((-1,) + stored.shape[2:])])
   return out
 
 
@@ -261,13 +263,8 @@ class _Record:
     if codec == "raw":
       whole = np.frombuffer(self.record[key], stored).reshape(shape)[view]
       return (whole if key in PER_VIEW else whole[_as_slice(indices)]).astype(dtype, copy=False)
-    chunks = self.record[key]
-    if key in PER_VIEW:
-      out = np.empty(shape[1:], dtype)
-      decode_crop(chunks[view], stored, out)
-      return out
+    chunks, first = self.record[key], view * self.settings["num_frames"]
     out = np.empty((len(indices),) + shape[2:], dtype)
-    first = view * self.settings["num_frames"]
     for i, f in enumerate(indices):
       decode_crop(chunks[first + int(f)], stored, out[i])
     return out
