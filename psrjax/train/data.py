@@ -75,21 +75,31 @@ def _compact_kind(key: str, dtype) -> str | None:
   return None
 
 
-def _encode_leaf(key: str, x: np.ndarray, kind: str | None) -> np.ndarray:
+def _encode_leaf(key: str, x: np.ndarray, kind: str | None, out: np.ndarray | None = None,
+                 scratch: np.ndarray | None = None) -> np.ndarray:
+  """`x` in the compact dtype of `kind` (a new array, or written into `out`); `scratch`: a
+  float32 array of x's shape the rounding may use."""
   if kind in ("signed_unit", "unit"):
     # round(clip((x + 1) * 127.5)) or round(clip(255 x)), in one float32 scratch array.
-    scaled = np.add(x, 1.0) if kind == "signed_unit" else np.multiply(x, 255.0)
+    scaled = (np.add(x, 1.0, out=scratch) if kind == "signed_unit"
+              else np.multiply(x, 255.0, out=scratch))
     with np.errstate(invalid="ignore"):  # NaN/Inf: flagged by encode_batch, decoded as NaN.
       if kind == "signed_unit":
         np.multiply(scaled, 127.5, out=scaled)
       np.clip(scaled, 0.0, 255.0, out=scaled)
       np.rint(scaled, out=scaled)
-      return scaled.astype(np.uint8)
+      if out is None:
+        return scaled.astype(np.uint8)
+      np.copyto(out, scaled, casting="unsafe")
+      return out
   if kind == "index":
     if x.size and (x.min() < _INT16.min or x.max() > _INT16.max):
       raise ValueError(f"batch key {key!r} holds indices outside int16 "
                        f"[{x.min()}, {x.max()}]; such maps cannot travel compact")
-    return x.astype(np.int16)
+    if out is None:
+      return x.astype(np.int16)
+    np.copyto(out, x, casting="unsafe")
+    return out
   return x
 
 
@@ -117,15 +127,23 @@ def encode_examples(examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
   out, flags = {}, []
   for key in examples[0]:
     xs = [np.asarray(e[key]) for e in examples]
-    if len({x.dtype for x in xs}) > 1:   # stacking promotes them: encode the stacked batch
+    first = xs[0]
+    kind = _compact_kind(key, first.dtype) if first.dtype in (np.float32, np.int32) else None
+    if len({(x.dtype, x.shape) for x in xs}) > 1:   # stacking promotes dtypes or fails
       encoded = encode_batch({key: np.stack(xs)})
       out[key] = encoded[key]
       flags.append(encoded.get(NONFINITE_KEY))
       continue
-    kind = _compact_kind(key, xs[0].dtype) if xs[0].dtype in (np.float32, np.int32) else None
-    if kind in ("signed_unit", "unit"):
+    if kind is None:
+      out[key] = np.stack(xs)
+      continue
+    rows = np.empty((len(xs),) + first.shape, np.int16 if kind == "index" else np.uint8)
+    scratch = None if kind == "index" else np.empty(first.shape, np.float32)
+    for row, x in zip(rows, xs):
+      _encode_leaf(key, x, kind, row, scratch)
+    if kind != "index":
       flags.append(np.array([not np.isfinite(x).all() for x in xs]))
-    out[key] = np.stack([_encode_leaf(key, x, kind) for x in xs])
+    out[key] = rows
   flags = [f for f in flags if f is not None]
   if flags:
     out[NONFINITE_KEY] = np.logical_or.reduce(flags)

@@ -270,6 +270,9 @@ def test_examples_encode_as_their_stacked_batch():
     assert got[key].dtype == want[key].dtype, key
     np.testing.assert_array_equal(got[key], want[key], err_msg=key)
   np.testing.assert_array_equal(got[data_lib.NONFINITE_KEY], [False, False, True, True])
+  examples[3]["src_rgb"] = examples[3]["src_rgb"][:1]   # rows of other shapes do not stack
+  with pytest.raises(ValueError, match="same shape"):
+    data_lib.encode_examples(examples)
 
 
 def test_train_batches_and_their_iterator_from_an_offset():
