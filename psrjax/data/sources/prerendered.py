@@ -192,8 +192,7 @@ STORAGE = {
 # Modalities of one image per view (the empty room), not one per frame; stored "raw".
 PER_VIEW = ("background", "background_depth")
 _CHANNELS = {"rgb": 3, "background": 3, "uv": 2, "flow_fwd": 2, "flow_bwd": 2}
-# render_clip's dtypes of its scalars (the reader gives Python ints) and where storage narrows.
-_SCALAR_DTYPE = {"action": np.int32, "identity": np.int32}
+# render_clip's dtypes where storage narrows them.
 _RENDERED_DTYPE = {"face": np.int32, "part": np.int32}
 _ZLIB_LEVEL = 1   # inflates ~2x faster than the default level for ~10 % more bytes
 # Crops are raw deflate streams (no zlib header or Adler-32: ~20 % faster to inflate; the
@@ -247,6 +246,33 @@ def encode_clip(clip: dict) -> dict:
   return out
 
 
+class _Example(collections.abc.Mapping):
+  """A serialized record (a tf.train.Example) whose features are converted when read: a bytes
+  feature as its bytes (crop chunks: their sequence, each chunk made when indexed), a numeric
+  one as a numpy array of its feature's shape and dtype (`features`, the dataset's)."""
+
+  def __init__(self, serialized: bytes, features):
+    from tensorflow_datasets.proto import tf_example_pb2  # pylint: disable=g-import-not-at-top
+    self._map = tf_example_pb2.Example.FromString(serialized).features.feature
+    self._features = features
+
+  def __getitem__(self, key: str):
+    if key not in self._map:   # (indexing a proto map adds the key)
+      raise KeyError(key)
+    feature, info = self._map[key], self._features[key]
+    kind = feature.WhichOneof("kind")
+    if kind == "bytes_list":
+      return feature.bytes_list.value[0] if info.shape == () else feature.bytes_list.value
+    values = feature.float_list.value if kind == "float_list" else feature.int64_list.value
+    return np.asarray(values, info.np_dtype).reshape(info.shape)
+
+  def __iter__(self):
+    return iter(self._map)
+
+  def __len__(self) -> int:
+    return len(self._map)
+
+
 class _Record:
   """One stored clip (`STORAGE`): frames of a view decoded on demand, or whole modalities in
   render_clip's form."""
@@ -283,7 +309,7 @@ class _Record:
   def whole(self, key: str) -> np.ndarray:
     """Modality `key` of every view and frame, as render_clip gives it."""
     if key not in STORAGE:
-      return np.asarray(self.record[key], _SCALAR_DTYPE.get(key))
+      return self.record[key]
     views = range(self.settings["num_views"])
     everything = np.arange(self.settings["num_frames"])
     value = np.stack([self.frames(key, v, everything) for v in views])
@@ -343,10 +369,11 @@ class PrerenderedClips(synthetic_clips.SyntheticClips):
           f"with `{build_command(want, {split: self.num_clips})}`")
     self.description = f"the synthetic world's {split} clips pre-rendered in {path}" + (
         "" if self.estimate is None else " with estimated geometry")
-    self._reader, self._cached, self._clip_cache = None, (None, None), (None, None)
+    self._reader, self._features = None, None
+    self._cached, self._clip_cache = (None, None), (None, None)
 
   def __getstate__(self):
-    return {**self.__dict__, "_reader": None, "_cached": (None, None),
+    return {**self.__dict__, "_reader": None, "_features": None, "_cached": (None, None),
             "_clip_cache": (None, None)}
 
   def _settings(self) -> dict:
@@ -360,8 +387,11 @@ class PrerenderedClips(synthetic_clips.SyntheticClips):
       return self._cached[1]
     if self._reader is None:
       import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  # Heavy; here.
-      self._reader = tfds.builder_from_directory(self.path).as_data_source(split=self.split)
-    record = self._reader[_clip_index(self.split, seed)]
+      builder = tfds.builder_from_directory(self.path)
+      self._features = builder.info.features
+      self._reader = builder.as_data_source(
+          split=self.split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
+    record = _Example(self._reader[_clip_index(self.split, seed)], self._features)
     if int(record["seed"]) != seed:
       raise ValueError(f"{self.path}'s {self.split} record of clip seed {seed} holds seed "
                        f"{int(record['seed'])}; rebuild it with this psrjax's builder")
