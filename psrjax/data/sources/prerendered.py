@@ -425,8 +425,8 @@ class PrerenderedClips(synthetic_clips.SyntheticClips):
           self._clip(seed), view, indices, keys))
     indices = np.asarray(indices, np.int64)
     record = self._record(seed)
-    out = {key: record.contract_frames(key, view, indices) if key in STORAGE else np.asarray(record.record[key][view][indices], np.float32)
-           for key in keys}
+    out = {key: record.contract_frames(key, view, indices) if key in STORAGE
+           else np.asarray(record.record[key][view][indices], np.float32) for key in keys}
     return sources.checked(self, video, out)
 
 
