@@ -12,10 +12,11 @@ index). Small features are `Tensor`s, views first; the image modalities are stor
 `psrjax.data.sources.prerendered.STORAGE` says (rgb and the empty room as raw bytes, which the
 ArrayRecord's own zstd compresses; the rest one chunk per view and frame holding the deflated
 box around the person, so a reader inflates only the frames it uses; face ids int16, parts
-uint8, both exact), and `prerendered.PrerenderedClips` decodes them. Configs fix resolution,
-frames, views, rooms and split sizes (also written to the dataset's metadata, which
-`psrjax.data.sources.prerendered` checks against a system's config); `small` (the default) is
-64x64, 8 frames, 3 views. `psrnet`, `mfci` and `fomm` hold the clips of those paper configs
+uint8, both exact); `prerendered.decode_clip` gives a record back in render_clip's form.
+Configs fix resolution, frames, views, rooms and split sizes (also written to the dataset's
+metadata, which `psrjax.data.sources.prerendered` checks against a system's config); `small`
+(the default) is 64x64, 8 frames, 3 views. `psrnet`, `mfci` and `fomm` hold the clips of those
+paper configs
 (`data.prerendered="auto"` reads them on an accelerator).
 """
 import dataclasses

@@ -192,7 +192,9 @@ STORAGE = {
 # Modalities of one image per view (the empty room), not one per frame; stored "raw".
 PER_VIEW = ("background", "background_depth")
 _CHANNELS = {"rgb": 3, "background": 3, "uv": 2, "flow_fwd": 2, "flow_bwd": 2}
-# render_clip's dtypes where storage narrows them.
+# render_clip's dtypes of its scalars (`tfds.data_source` gives Python ints) and where storage
+# narrows them.
+_SCALAR_DTYPE = {"action": np.int32, "identity": np.int32}
 _RENDERED_DTYPE = {"face": np.int32, "part": np.int32}
 _ZLIB_LEVEL = 1   # inflates ~2x faster than the default level for ~10 % more bytes
 # Crops are raw deflate streams (no zlib header or Adler-32: ~20 % faster to inflate; the
@@ -309,11 +311,19 @@ class _Record:
   def whole(self, key: str) -> np.ndarray:
     """Modality `key` of every view and frame, as render_clip gives it."""
     if key not in STORAGE:
-      return self.record[key]
+      return np.asarray(self.record[key], _SCALAR_DTYPE.get(key))
     views = range(self.settings["num_views"])
     everything = np.arange(self.settings["num_frames"])
     value = np.stack([self.frames(key, v, everything) for v in views])
     return value.astype(_RENDERED_DTYPE.get(key, value.dtype))
+
+
+def decode_clip(record: collections.abc.Mapping, settings: dict) -> dict:
+  """A record of a built dataset as `tfds.data_source` gives it, in `render_clip`'s form (every
+  modality, values and dtypes) plus its "seed"; `settings`: its resolution, num_frames and
+  num_views (the dataset's metadata)."""
+  stored = _Record(record, settings)
+  return {key: int(record[key]) if key == "seed" else stored.whole(key) for key in record}
 
 
 class _LazyClip(collections.abc.Mapping):
