@@ -16,8 +16,7 @@ uint8, both exact); `prerendered.decode_clip` gives a record back in render_clip
 Configs fix resolution, frames, views, rooms and split sizes (also written to the dataset's
 metadata, which `psrjax.data.sources.prerendered` checks against a system's config); `small`
 (the default) is 64x64, 8 frames, 3 views. `psrnet`, `mfci` and `fomm` hold the clips of those
-paper configs
-(`data.prerendered="auto"` reads them on an accelerator).
+paper configs (`data.prerendered="auto"` reads them on an accelerator).
 """
 import dataclasses
 
