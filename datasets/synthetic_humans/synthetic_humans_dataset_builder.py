@@ -8,20 +8,23 @@ Build and read (array_record, random access):
 Every example is `psrjax.data.synthetic.render_clip(seed, ...)` for the split's i-th seed (held-out
 identities in validation and test, see `psrjax.data.synthetic.source`) plus the `seed`, stored in
 seed order (record i of a split is its i-th clip, so a reader maps a clip to its record without an
-index). All features are `Tensor` features (large ones zlib-compressed), views first. Configs fix
-resolution, frames, views, rooms and split sizes (also written to the dataset's metadata, which
-`psrjax.data.sources.prerendered` checks against a system's config); `small` (the default) is 64x64,
-8 frames, 3 views. `psrnet`, `mfci` and `fomm` hold the clips of those paper configs
-(`data.prerendered="auto"` reads them on an accelerator).
+index). Small features are `Tensor`s, views first; the image modalities are stored as
+`psrjax.data.sources.prerendered.STORAGE` says (rgb and the empty room as raw bytes, which the
+ArrayRecord's own zstd compresses; the rest one chunk per view and frame holding the deflated
+box around the person, so a reader inflates only the frames it uses; face ids int16, parts
+uint8, both exact); `prerendered.decode_clip` gives a record back in render_clip's form.
+Configs fix resolution, frames, views, rooms and split sizes (also written to the dataset's
+metadata, which `psrjax.data.sources.prerendered` checks against a system's config); `small`
+(the default) is 64x64, 8 frames, 3 views. `psrnet`, `mfci` and `fomm` hold the clips of those
+paper configs (`data.prerendered="auto"` reads them on an accelerator).
 """
 import dataclasses
 
 import numpy as np
 import tensorflow_datasets as tfds
 
+from psrjax.data.sources import prerendered
 from psrjax.data.synthetic import source
-
-_ENC = tfds.features.Encoding.ZLIB
 
 
 @dataclasses.dataclass
@@ -41,14 +44,26 @@ def settings(config: SyntheticHumansConfig) -> dict:
           "num_views": config.num_views, "rooms": config.rooms}
 
 
+def _stored_feature(key: str, config: SyntheticHumansConfig):
+  """The feature of an image modality (`prerendered.STORAGE`): the raw bytes of the whole array,
+  or its crop chunks, one per view and frame."""
+  if prerendered.STORAGE[key][1] == "raw":
+    return tfds.features.Tensor(shape=(), dtype=np.object_)
+  views, frames = prerendered.stored_shape(key, settings(config))[:2]
+  return tfds.features.Tensor(shape=(views * frames,), dtype=np.object_)
+
+
 class Builder(tfds.core.GeneratorBasedBuilder):
   """Multi-view clips of procedural people with exact depth, parts, faces, uv, keypoints, flow."""
 
-  VERSION = tfds.core.Version("1.2.0")
+  VERSION = tfds.core.Version("2.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release.",
                    "1.1.0": "background_depth: the empty room's camera z per view.",
                    "1.2.0": "Records in seed order; rooms; the settings in the metadata; "
-                            "the paper configs psrnet, mfci, fomm."}
+                            "the paper configs psrnet, mfci, fomm.",
+                   "2.0.0": "Storage a reader decodes per view and frame: rgb and the empty room "
+                            "raw, the other images one crop chunk per view and frame, face int16, "
+                            "part uint8 (format 2; older builds must be rebuilt)."}
   BUILDER_CONFIGS = [
       SyntheticHumansConfig(name="small", description="64x64, 8 frames, 3 views, 200/25/25 clips."),
       SyntheticHumansConfig(name="medium", description="128x128, 16 frames, 3 views, 2000/200/200 clips.",
@@ -77,22 +92,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     c = self.builder_config
-    v, t, r = c.num_views, c.num_frames, c.resolution
-    img = (v, t, r, r)
+    v, t = c.num_views, c.num_frames
     T = tfds.features.Tensor
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
-            "rgb": T(shape=img + (3,), dtype=np.uint8, encoding=_ENC),
-            "depth": T(shape=img, dtype=np.float32, encoding=_ENC),
-            "mask": T(shape=img, dtype=np.uint8, encoding=_ENC),
-            "face": T(shape=img, dtype=np.int32, encoding=_ENC),
-            "part": T(shape=img, dtype=np.int32, encoding=_ENC),
-            "uv": T(shape=img + (2,), dtype=np.float32, encoding=_ENC),
+            **{key: _stored_feature(key, c) for key in prerendered.STORAGE},
             "keypoints": T(shape=(v, t, 18, 3), dtype=np.float32),
-            "flow_fwd": T(shape=img + (2,), dtype=np.float32, encoding=_ENC),
-            "flow_bwd": T(shape=img + (2,), dtype=np.float32, encoding=_ENC),
-            "background": T(shape=(v, r, r, 3), dtype=np.uint8, encoding=_ENC),
-            "background_depth": T(shape=(v, r, r), dtype=np.float32, encoding=_ENC),
             "K": T(shape=(v, 3, 3), dtype=np.float32),
             "R": T(shape=(v, 3, 3), dtype=np.float32),
             "t": T(shape=(v, 3), dtype=np.float32),
@@ -102,7 +107,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         }),
         homepage="https://github.com/psrjax/psrjax",
         disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(settings(c)),
+        metadata=tfds.core.MetadataDict({**settings(c), "format": prerendered.FORMAT}),
     )
 
   def _split_generators(self, dl_manager):
@@ -116,6 +121,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     src = source.SyntheticSource(split, num_views=c.num_views, num_frames=c.num_frames,
                                  resolution=c.resolution, num_clips=num_clips, rooms=c.rooms)
     for i in range(num_clips):
-      example = src[i]
+      example = prerendered.encode_clip(src[i])
       example["seed"] = np.int64(source.split_seed(split, i))
       yield i, example

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import grain
 import jax
@@ -75,16 +75,31 @@ def _compact_kind(key: str, dtype) -> str | None:
   return None
 
 
-def _encode_leaf(key: str, x: np.ndarray, kind: str | None) -> np.ndarray:
+def _encode_leaf(key: str, x: np.ndarray, kind: str | None, out: np.ndarray | None = None,
+                 scratch: np.ndarray | None = None) -> np.ndarray:
+  """`x` in the compact dtype of `kind` (a new array, or written into `out`); `scratch`: a
+  float32 array of x's shape the rounding may use."""
   if kind in ("signed_unit", "unit"):
-    scaled = (x + 1.0) * 127.5 if kind == "signed_unit" else x * 255.0
+    # round(clip((x + 1) * 127.5)) or round(clip(255 x)), in one float32 scratch array.
+    scaled = (np.add(x, 1.0, out=scratch) if kind == "signed_unit"
+              else np.multiply(x, 255.0, out=scratch))
     with np.errstate(invalid="ignore"):  # NaN/Inf: flagged by encode_batch, decoded as NaN.
-      return np.rint(np.clip(scaled, 0.0, 255.0)).astype(np.uint8)
+      if kind == "signed_unit":
+        np.multiply(scaled, 127.5, out=scaled)
+      np.clip(scaled, 0.0, 255.0, out=scaled)
+      np.rint(scaled, out=scaled)
+      if out is None:
+        return scaled.astype(np.uint8)
+      np.copyto(out, scaled, casting="unsafe")
+      return out
   if kind == "index":
     if x.size and (x.min() < _INT16.min or x.max() > _INT16.max):
       raise ValueError(f"batch key {key!r} holds indices outside int16 "
                        f"[{x.min()}, {x.max()}]; such maps cannot travel compact")
-    return x.astype(np.int16)
+    if out is None:
+      return x.astype(np.int16)
+    np.copyto(out, x, casting="unsafe")
+    return out
   return x
 
 
@@ -102,6 +117,36 @@ def encode_batch(batch: Mapping[str, Any]) -> dict[str, Any]:
     out[key] = _encode_leaf(key, x, kind)
   if bad is not None:
     out[NONFINITE_KEY] = bad
+  return out
+
+
+def encode_examples(examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+  """`encode_batch` of `examples` stacked (the same arrays), as grain's `batch_fn`: each example
+  is encoded on its own and only the compact arrays are stacked, so the batch never exists in
+  the contract's float32 / int32 dtypes."""
+  out, flags = {}, []
+  for key in examples[0]:
+    xs = [np.asarray(e[key]) for e in examples]
+    first = xs[0]
+    kind = _compact_kind(key, first.dtype) if first.dtype in (np.float32, np.int32) else None
+    if len({(x.dtype, x.shape) for x in xs}) > 1:   # stacking promotes dtypes or fails
+      encoded = encode_batch({key: np.stack(xs)})
+      out[key] = encoded[key]
+      flags.append(encoded.get(NONFINITE_KEY))
+      continue
+    if kind is None:
+      out[key] = np.stack(xs)
+      continue
+    rows = np.empty((len(xs),) + first.shape, np.int16 if kind == "index" else np.uint8)
+    scratch = None if kind == "index" else np.empty(first.shape, np.float32)
+    for row, x in zip(rows, xs):
+      _encode_leaf(key, x, kind, row, scratch)
+    if kind != "index":
+      flags.append(np.array([not np.isfinite(x).all() for x in xs]))
+    out[key] = rows
+  flags = [f for f in flags if f is not None]
+  if flags:
+    out[NONFINITE_KEY] = np.logical_or.reduce(flags)
   return out
 
 
@@ -138,8 +183,30 @@ def read_options(config) -> grain.ReadOptions:
                            prefetch_buffer_size=config.train.prefetch)
 
 
+class TrainBatches(grain.MapDataset):
+  """Batches of `examples` (`batch_size` each, the last partial one dropped) in the batch
+  contract's dtypes; `compact` holds the same batches encoded for transfer, batched from the
+  examples directly (`encode_examples`)."""
+
+  def __init__(self, examples: grain.MapDataset, batch_size: int):
+    self.contract = examples.batch(batch_size, drop_remainder=True)
+    super().__init__(self.contract)
+    self.compact = examples.batch(batch_size, drop_remainder=True, batch_fn=encode_examples)
+
+  def __len__(self) -> int:
+    return len(self.contract)
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      return self.slice(index)
+    return self.contract[index]
+
+  def __str__(self) -> str:
+    return "TrainBatches"
+
+
 def train_dataset(system, config, *, local_batch: int,
-                  shard: tuple[int, int] | None = None) -> grain.MapDataset:
+                  shard: tuple[int, int] | None = None) -> TrainBatches:
   """This process's batched train split: shuffled per epoch with `config.seed`, repeated.
 
   `shard`: (index, count) of the data shard to read (`partitioning.data_shard(mesh)`);
@@ -149,13 +216,18 @@ def train_dataset(system, config, *, local_batch: int,
   ds = system.dataset("train", seed=config.seed, shard_index=index, shard_count=count)
   if len(ds) == 0:
     raise ValueError(f"system {config.system!r} has an empty train split for this process")
-  return ds.shuffle(seed=config.seed).repeat().batch(local_batch, drop_remainder=True)
+  return TrainBatches(ds.shuffle(seed=config.seed).repeat(), local_batch)
 
 
-def train_iterator(batched: grain.MapDataset, config) -> grain.DatasetIterator:
-  """A checkpointable iterator over `batched`, encoded for transfer (`encode_batch`), in
-  worker processes when `train.data_workers` resolves to > 0."""
-  ds = batched.map(encode_batch).to_iter_dataset(read_options(config))
+def train_iterator(batched: grain.MapDataset, config, offset: int = 0) -> grain.DatasetIterator:
+  """A checkpointable iterator over `batched` from batch `offset`, encoded for transfer
+  (`encode_batch`; `TrainBatches` are encoded per example, `encode_examples`), in worker
+  processes when `train.data_workers` resolves to > 0."""
+  compact = (batched.compact if isinstance(batched, TrainBatches)
+             else batched.map(encode_batch))
+  if offset:
+    compact = compact.slice(slice(offset, None))
+  ds = compact.to_iter_dataset(read_options(config))
   workers = resolve_workers(config.train.data_workers)
   if workers > 0:
     if not flags.FLAGS.is_parsed():  # grain's workers read absl flags (defaults in a notebook).
@@ -184,8 +256,7 @@ class TrainStream:
     """A fresh iterator whose first batch is batch `offset` of `batched`."""
     self.close()
     self.offset = int(offset)
-    source = self.batched if self.offset == 0 else self.batched.slice(slice(self.offset, None))
-    self.iterator = train_iterator(source, self.config)
+    self.iterator = train_iterator(self.batched, self.config, self.offset)
 
   def layout(self) -> dict[str, int]:
     """What a checkpoint records of the stream (see `psrjax.train.checkpoint`)."""

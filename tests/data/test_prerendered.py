@@ -151,3 +151,87 @@ def test_source_pickles_without_its_reader(data_dir):
   got = copy.frames(video, [0, 5], ("rgb", "flow_bwd"))
   for key in want:
     np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+def test_frames_of_every_modality_equal_rendered_ones(data_dir):
+  """Any frames (repeats, any order) of every modality: values, dtypes and shapes of rendering."""
+  path = prerendered.find(data_dir, PSRNET, 4)
+  kwargs = dict(num_views=3, num_frames=4, resolution=32, num_clips=4, rooms=17)
+  read = prerendered.PrerenderedClips(path, "train", **kwargs)
+  rendered = synthetic_clips.SyntheticClips("train", **kwargs)
+  for index, view, frames in ((1, 0, [3, 0, 0]), (2, 2, [1]), (2, 1, [0, 1, 2, 3])):
+    got = read.frames(read.take(index)[view], frames, synthetic_clips.MODALITIES)
+    want = rendered.frames(rendered.take(index)[view], frames, synthetic_clips.MODALITIES)
+    for key in want:
+      np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+      assert (got[key].dtype, got[key].shape) == (want[key].dtype, want[key].shape), key
+      assert got[key].flags.writeable, key
+
+
+@pytest.mark.parametrize("frame", [
+    np.pad(np.arange(12, dtype=np.float32).reshape(3, 2, 2), ((2, 3), (4, 1), (0, 0))),
+    np.full((5, 4), -1, np.int16),                                   # nothing but the fill
+    np.where(np.eye(6, dtype=bool), 7, -1).astype(np.int16),         # the box is the frame
+    np.array([[np.nan, 0.0], [0.0, 0.0]], np.float32),             # a NaN first pixel
+    np.array([[0, 0, 0], [0, 0, 9]], np.uint8)[..., None],
+])
+def test_crop_chunks_round_trip(frame):
+  chunk = prerendered.encode_crop(frame)
+  for dtype in (frame.dtype, np.float64):
+    out = np.empty(frame.shape, dtype)
+    prerendered.decode_crop(chunk, frame.dtype, out)
+    np.testing.assert_array_equal(out, frame.astype(dtype))
+
+
+def test_a_crop_inflates_only_the_box():
+  import zlib
+  frame = np.zeros((64, 64, 2), np.float32)
+  frame[10:14, 20:23] = np.random.default_rng(0).normal(size=(4, 3, 2))
+  chunk = prerendered.encode_crop(frame)
+  header = prerendered._HEADER.size + frame.itemsize   # the box, the fill value
+  assert prerendered._HEADER.unpack_from(chunk) == (10, 14, 20, 23)
+  assert zlib.decompress(chunk[header:], -15) == frame[10:14, 20:23].tobytes()
+
+
+def test_storage_refuses_values_it_would_change():
+  from psrjax.data import synthetic
+  clip = synthetic.render_clip(5, resolution=16, num_frames=2, num_views=1)
+  clip["face"][0, 0, 0, 0] = 40_000
+  with pytest.raises(ValueError, match="face holds values that int16 storage would change"):
+    prerendered.encode_clip(clip)
+
+
+def _as_old_format(version_dir: str, where: str) -> str:
+  """A copy of a built dataset whose metadata is a 1.2.0 build's (no storage format)."""
+  import json
+  import shutil
+  old = os.path.join(where, prerendered.BUILDER, os.path.basename(os.path.dirname(version_dir)),
+                     "1.2.0")
+  shutil.copytree(version_dir, old)
+  meta = os.path.join(old, "metadata.json")
+  with open(meta) as f:
+    settings = {k: v for k, v in json.load(f).items() if k != "format"}
+  with open(meta, "w") as f:
+    json.dump(settings, f)
+  return old
+
+
+def test_an_old_format_dataset_is_a_one_line_rebuild_error(data_dir, tmp_path):
+  old = _as_old_format(prerendered.find(data_dir, MFCI, 4), str(tmp_path))
+  rebuild = (r"older storage format .* rebuild it with `python datasets/synthetic_humans/"
+             r"build.py --config custom --resolution 16 --num_frames 9 --num_views 1 --rooms 0 "
+             rf"--num_train 4 --data_dir {tmp_path}`$")
+  with pytest.raises(ValueError, match=rebuild):
+    prerendered.PrerenderedClips(old, "train", num_views=1, num_frames=9, resolution=16,
+                                 num_clips=4, rooms=0)
+  with pytest.raises(ValueError, match=rebuild):   # a data dir holding only that build
+    prerendered.clips(_config("mfci", str(tmp_path)).data, "train", 4)
+
+
+def test_a_current_build_beside_an_old_one_is_read(data_dir, tmp_path):
+  import shutil
+  current = prerendered.find(data_dir, MFCI, 4)
+  old = _as_old_format(current, str(tmp_path))
+  beside = os.path.join(os.path.dirname(old), os.path.basename(current))
+  shutil.copytree(current, beside)
+  assert prerendered.find(str(tmp_path), MFCI, 4) == beside

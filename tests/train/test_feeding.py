@@ -236,3 +236,57 @@ def test_bench_fills_the_cache_directory(tmp_path):
   assert result.returncode == 0, result.stderr[-2000:]
   assert os.listdir(tmp_path) == [commands.cache_namespace()]
   assert os.listdir(tmp_path / commands.cache_namespace()), "no compiled program was cached"
+
+
+@pytest.mark.parametrize("key,formula", [
+    ("rgb", lambda x: (x + np.float32(1)) * np.float32(127.5)),
+    ("mask", lambda x: x * np.float32(255)),
+])
+def test_encoding_is_the_documented_rounding_and_leaves_the_batch(key, formula):
+  """uint8 = round(clip(formula(x), 0, 255)) in float32, halfway cases included; the host batch
+  is left as it was."""
+  rng = np.random.default_rng(5)
+  halves = (np.arange(256, dtype=np.float32) + 0.5)
+  x = np.concatenate([rng.uniform(-1.5, 1.5, 4096).astype(np.float32),
+                      halves / 127.5 - 1 if key == "rgb" else halves / 255]).reshape(2, -1)
+  before = x.copy()
+  got = data_lib.encode_batch({key: x})[key]
+  np.testing.assert_array_equal(got, np.rint(np.clip(formula(x), 0, 255)).astype(np.uint8))
+  np.testing.assert_array_equal(x, before)
+
+
+def test_examples_encode_as_their_stacked_batch():
+  """`encode_examples` (the train iterator's batching) gives `encode_batch` of the stacked
+  examples: the same keys, dtypes, values and non-finite flags."""
+  batch = _contract_batch(np.random.default_rng(6), batch=4)
+  batch["tgt_rgb"][2, 0, 1, 1, 0] = np.nan
+  batch["tgt_mask"][3, 1, 0, 0, 0] = -np.inf
+  examples = [{k: v[i] for k, v in batch.items()} for i in range(4)]
+  examples[1]["tgt_depth"] = examples[1]["tgt_depth"].astype(np.float64)   # promoted by stack
+  want = data_lib.encode_batch({k: np.stack([e[k] for e in examples]) for k in batch})
+  got = data_lib.encode_examples(examples)
+  assert list(got) == list(want)
+  for key in want:
+    assert got[key].dtype == want[key].dtype, key
+    np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+  np.testing.assert_array_equal(got[data_lib.NONFINITE_KEY], [False, False, True, True])
+  examples[3]["src_rgb"] = examples[3]["src_rgb"][:1]   # rows of other shapes do not stack
+  with pytest.raises(ValueError, match="same shape"):
+    data_lib.encode_examples(examples)
+
+
+def test_train_batches_and_their_iterator_from_an_offset():
+  import grain
+  import ml_collections
+  batch = _contract_batch(np.random.default_rng(7), batch=6)
+  examples = grain.MapDataset.source([{k: v[i] for k, v in batch.items()} for i in range(6)])
+  batched = data_lib.TrainBatches(examples, 2)
+  config = ml_collections.ConfigDict({"train": {"prefetch": 0, "data_workers": 0}})
+  assert len(batched) == 3
+  np.testing.assert_array_equal(batched[1]["src_rgb"], batch["src_rgb"][2:4])
+  for offset in (0, 1):
+    iterator = data_lib.train_iterator(batched, config, offset)
+    for i in range(offset, 3):
+      got, want = next(iterator), data_lib.encode_batch(batched[i])
+      for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)

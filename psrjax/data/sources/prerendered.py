@@ -16,7 +16,10 @@ only the records of its shard's clips.
   a path   a built dataset: its version directory (holding dataset_info.json), its config
            directory, or a TFDS data dir holding synthetic_humans/ (the first that matches).
 A dataset whose resolution, frames, views or rooms differ from the config's, or that holds fewer
-clips than the config reads, is a one-line error naming the build command of a matching one.
+clips than the config reads, is a one-line error naming the build command of a matching one; so
+is one built before the current storage format (`FORMAT`, builder version 2.0.0), which must be
+rebuilt. Records store each image modality as `STORAGE` says, and an example decodes only the
+frames of the views it uses, straight into the batch contract's dtypes.
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ import collections.abc
 import glob
 import json
 import os
+import struct
+import zlib
 from typing import Sequence
 
 import numpy as np
@@ -72,14 +77,33 @@ def build_command(settings: dict, counts: dict, data_dir: str | None = None) -> 
   return f"python datasets/synthetic_humans/build.py --config custom {flags}{where}"
 
 
-def read_settings(path: str) -> dict:
-  """The settings (SETTINGS) and split sizes of the built dataset at `path` (a version dir)."""
+def _read_meta(path: str) -> dict:
+  """A built dataset's settings, split sizes ("sizes"), storage format and version."""
   with open(os.path.join(path, "metadata.json")) as f:
     meta = json.load(f)
   with open(os.path.join(path, "dataset_info.json")) as f:
     info = json.load(f)
   sizes = {s["name"]: sum(int(n) for n in s.get("shardLengths", [])) for s in info["splits"]}
-  return {**{k: int(meta[k]) for k in SETTINGS}, "sizes": sizes}
+  return {**{k: int(meta[k]) for k in SETTINGS}, "sizes": sizes, "format": meta.get("format"),
+          "version": info.get("version", "")}
+
+
+def _old_format_error(path: str, got: dict) -> ValueError:
+  data_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(path))))
+  command = build_command({k: got[k] for k in SETTINGS}, {"train": got["sizes"].get("train", 0)},
+                          data_dir)
+  return ValueError(f"{path} is a {BUILDER} {got['version']} dataset in an older storage format "
+                    f"than this psrjax reads (format {FORMAT}); rebuild it with `{command}`")
+
+
+def read_settings(path: str) -> dict:
+  """The settings (SETTINGS) and split sizes ("sizes") of the built dataset at `path` (a version
+  dir); a dataset in an older storage format than `FORMAT` is a one-line error naming its
+  rebuild."""
+  got = _read_meta(path)
+  if got["format"] != FORMAT:
+    raise _old_format_error(path, got)
+  return {**{k: got[k] for k in SETTINGS}, "sizes": got["sizes"]}
 
 
 def built_versions(path: str) -> list[str]:
@@ -93,11 +117,17 @@ def built_versions(path: str) -> list[str]:
 
 
 def find(data_dir: str, settings: dict, num_train: int) -> str | None:
-  """A built dataset under `data_dir` with `settings` and >= `num_train` train clips."""
+  """A built dataset under `data_dir` with `settings` and >= `num_train` train clips (one in an
+  older storage format only: a one-line error naming its rebuild)."""
+  old = None
   for path in built_versions(data_dir):
-    got = read_settings(path)
+    got = _read_meta(path)
     if {k: got[k] for k in SETTINGS} == settings and got["sizes"].get("train", 0) >= num_train:
-      return path
+      if got["format"] == FORMAT:
+        return path
+      old = old or path
+  if old is not None:
+    raise _old_format_error(old, _read_meta(old))
   return None
 
 
@@ -144,30 +174,191 @@ def _clip_index(split: str, seed: int) -> int:
   return (int(seed) // 10) * len(residues) + residues.index(int(seed) % 10)
 
 
-_SCALARS = ("seed", "action", "identity")
+# The storage format the reader understands (the builder's metadata "format"; datasets built
+# before it lack the key and must be rebuilt).
+FORMAT = 2
+# How each image modality of a clip is stored: its dtype on disk (lossless for render_clip's
+# values) and its codec: "raw", the bytes of the whole [views, (frames,) ...] array (the
+# record's own zstd compresses them, and one read serves every view and frame), or "crop", one
+# chunk per (view, frame): the box around the pixels that differ from the frame's first one
+# (the person), deflate-compressed, and that pixel's value for the rest, so a read inflates only
+# the person's pixels of the frames asked for.
+STORAGE = {
+    "rgb": ("uint8", "raw"), "background": ("uint8", "raw"),
+    "background_depth": ("float32", "raw"), "depth": ("float32", "crop"),
+    "mask": ("uint8", "crop"), "face": ("int16", "crop"), "part": ("uint8", "crop"),
+    "uv": ("float32", "crop"), "flow_fwd": ("float32", "crop"), "flow_bwd": ("float32", "crop"),
+}
+# Modalities of one image per view (the empty room), not one per frame; stored "raw".
+PER_VIEW = ("background", "background_depth")
+_CHANNELS = {"rgb": 3, "background": 3, "uv": 2, "flow_fwd": 2, "flow_bwd": 2}
+# render_clip's dtypes of its scalars (`tfds.data_source` gives Python ints) and where storage
+# narrows them.
+_SCALAR_DTYPE = {"action": np.int32, "identity": np.int32}
+_RENDERED_DTYPE = {"face": np.int32, "part": np.int32}
+_ZLIB_LEVEL = 1   # inflates ~2x faster than the default level for ~10 % more bytes
+# Crops are raw deflate streams (no zlib header or Adler-32: ~20 % faster to inflate; the
+# ArrayRecord file's riegeli chunks carry a hash of their data).
+_RAW_DEFLATE = -15
+_HEADER = struct.Struct("<4i")   # a crop chunk's box: y0, y1, x0, x1 (then the fill value)
+
+
+def stored_shape(key: str, settings: dict) -> tuple[int, ...]:
+  """The [views, (frames,) H, W, (C)] shape of modality `key` of a clip with `settings`."""
+  r = settings["resolution"]
+  lead = (settings["num_views"],) + (() if key in PER_VIEW else (settings["num_frames"],))
+  return lead + (r, r) + ((_CHANNELS[key],) if key in _CHANNELS else ())
+
+
+def encode_crop(frame: np.ndarray) -> bytes:
+  """One frame [H, W, (C)] as a "crop" chunk (`STORAGE`)."""
+  fill = frame.reshape(-1)[:1]
+  differs = (frame != fill[0]).reshape(frame.shape[:2] + (-1,)).any(axis=2)
+  rows, cols = np.flatnonzero(differs.any(axis=1)), np.flatnonzero(differs.any(axis=0))
+  box = (0, 0, 0, 0) if not rows.size else (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)
+  crop = np.ascontiguousarray(frame[box[0]:box[1], box[2]:box[3]])
+  deflate = zlib.compressobj(_ZLIB_LEVEL, zlib.DEFLATED, _RAW_DEFLATE)
+  return (_HEADER.pack(*(int(b) for b in box)) + fill.tobytes()
+          + deflate.compress(crop.tobytes()) + deflate.flush())
+
+
+def decode_crop(chunk: bytes, dtype, out: np.ndarray) -> None:
+  """Writes the frame of a "crop" chunk of stored `dtype` into `out` [H, W, (C)] (any dtype that
+  holds the stored values exactly)."""
+  y0, y1, x0, x1 = _HEADER.unpack_from(chunk)
+  out[...] = np.frombuffer(chunk, dtype, 1, _HEADER.size)[0]
+  if y1 > y0:
+    crop = np.frombuffer(zlib.decompress(memoryview(chunk)[_HEADER.size + dtype.itemsize:],
+                                         _RAW_DEFLATE), dtype)
+    out[y0:y1, x0:x1] = crop.reshape((y1 - y0, x1 - x0) + out.shape[2:])
+
+
+def encode_clip(clip: dict) -> dict:
+  """A rendered clip (`synthetic.render_clip`) as the builder stores it (`STORAGE`); a value
+  the storage dtype cannot hold exactly is a ValueError."""
+  out = dict(clip)
+  for key, (dtype, codec) in STORAGE.items():
+    value = np.asarray(clip[key])
+    stored = value.astype(dtype)
+    if not np.array_equal(stored, value):
+      raise ValueError(f"{key} holds values that {dtype} storage would change "
+                       f"[{value.min()}, {value.max()}]")
+    out[key] = (stored.tobytes() if codec == "raw" else
+                [encode_crop(frame) for frame in stored.reshape((-1,) + stored.shape[2:])])
+  return out
+
+
+class _Example(collections.abc.Mapping):
+  """A serialized record (a tf.train.Example) whose features are converted when read: a bytes
+  feature as its bytes (crop chunks: their sequence, each chunk made when indexed), a numeric
+  one as a numpy array of its feature's shape and dtype (`features`, the dataset's)."""
+
+  def __init__(self, serialized: bytes, features):
+    from tensorflow_datasets.proto import tf_example_pb2  # pylint: disable=g-import-not-at-top
+    self._map = tf_example_pb2.Example.FromString(serialized).features.feature
+    self._features = features
+
+  def __getitem__(self, key: str):
+    if key not in self._map:   # (indexing a proto map adds the key)
+      raise KeyError(key)
+    feature, info = self._map[key], self._features[key]
+    kind = feature.WhichOneof("kind")
+    if kind == "bytes_list":
+      return feature.bytes_list.value[0] if info.shape == () else feature.bytes_list.value
+    values = feature.float_list.value if kind == "float_list" else feature.int64_list.value
+    return np.asarray(values, info.np_dtype).reshape(info.shape)
+
+  def __iter__(self):
+    return iter(self._map)
+
+  def __len__(self) -> int:
+    return len(self._map)
+
+
+class _Record:
+  """One stored clip (`STORAGE`): frames of a view decoded on demand, or whole modalities in
+  render_clip's form."""
+
+  def __init__(self, record: dict, settings: dict):
+    self.record, self.settings = record, settings
+
+  def frames(self, key: str, view: int, indices=None, dtype=None) -> np.ndarray:
+    """Frames `indices` of `view` (of a per-view modality: its image) in `dtype` (default: the
+    stored one; any that holds the stored values exactly)."""
+    stored, codec = STORAGE[key]
+    stored, dtype = np.dtype(stored), np.dtype(dtype or stored)
+    shape = stored_shape(key, self.settings)
+    if codec == "raw":
+      whole = np.frombuffer(self.record[key], stored).reshape(shape)[view]
+      return (whole if key in PER_VIEW else whole[_as_slice(indices)]).astype(dtype, copy=False)
+    chunks, first = self.record[key], view * self.settings["num_frames"]
+    out = np.empty((len(indices),) + shape[2:], dtype)
+    for i, f in enumerate(indices):
+      decode_crop(chunks[first + int(f)], stored, out[i])
+    return out
+
+  def contract_frames(self, key: str, view: int, indices: np.ndarray) -> np.ndarray:
+    """Frames `indices` of `view` in the batch contract, as `synthetic_clips.clip_frames` gives
+    them (per-view images repeated on every frame), decoded straight into their dtypes."""
+    if key in ("rgb", "background"):
+      value = _unit(self.frames(key, view, indices))
+    elif key == "mask":
+      value = self.frames(key, view, indices, np.float32)[..., None]
+    else:
+      value = self.frames(key, view, indices, _RENDERED_DTYPE.get(key))
+    return np.repeat(value[None], len(indices), 0) if key in PER_VIEW else value
+
+  def whole(self, key: str) -> np.ndarray:
+    """Modality `key` of every view and frame, as render_clip gives it."""
+    if key not in STORAGE:
+      return np.asarray(self.record[key], _SCALAR_DTYPE.get(key))
+    views = range(self.settings["num_views"])
+    everything = np.arange(self.settings["num_frames"])
+    value = np.stack([self.frames(key, v, everything) for v in views])
+    return value.astype(_RENDERED_DTYPE.get(key, value.dtype))
+
+
+def decode_clip(record: collections.abc.Mapping, settings: dict) -> dict:
+  """A record of a built dataset as `tfds.data_source` gives it, in `render_clip`'s form (every
+  modality, values and dtypes) plus its "seed"; `settings`: its resolution, num_frames and
+  num_views (the dataset's metadata)."""
+  stored = _Record(record, settings)
+  return {key: int(record[key]) if key == "seed" else stored.whole(key) for key in record}
 
 
 class _LazyClip(collections.abc.Mapping):
   """A record's clip (render_clip's keys) whose modalities are decoded on first access."""
 
-  def __init__(self, record: dict, features):
-    self._record, self._features, self._decoded = record, features, {}
+  def __init__(self, record: _Record):
+    self._record, self._decoded = record, {}
 
   def __getitem__(self, key: str) -> np.ndarray:
     if key not in self._decoded:
-      if key == "seed" or key not in self._record:
+      if key == "seed" or key not in self._record.record:
         raise KeyError(key)
-      value = self._record[key]
-      if key not in _SCALARS:   # the rest arrive undecoded (SkipDecoding)
-        value = self._features[key].decode_example_np(value)
-      self._decoded[key] = np.asarray(value, self._features[key].np_dtype)
+      self._decoded[key] = self._record.whole(key)
     return self._decoded[key]
 
   def __iter__(self):
-    return (k for k in self._record if k != "seed")
+    return (k for k in self._record.record if k != "seed")
 
   def __len__(self) -> int:
-    return len(self._record) - 1
+    return len(self._record.record) - 1
+
+
+def _as_slice(indices: np.ndarray):
+  """`indices` as a slice where they are a run of consecutive frames (no copy to take them)."""
+  if len(indices) and np.array_equal(indices, np.arange(indices[0], indices[0] + len(indices))):
+    return slice(int(indices[0]), int(indices[0]) + len(indices))
+  return indices
+
+
+def _unit(rgb: np.ndarray) -> np.ndarray:
+  """`sources.to_unit` (uint8 -> float32 in [-1, 1], the same values) in one float32 array."""
+  out = rgb.astype(np.float32)
+  np.divide(out, 127.5, out=out)
+  np.subtract(out, 1.0, out=out)
+  return out
 
 
 class PrerenderedClips(synthetic_clips.SyntheticClips):
@@ -188,41 +379,65 @@ class PrerenderedClips(synthetic_clips.SyntheticClips):
           f"with `{build_command(want, {split: self.num_clips})}`")
     self.description = f"the synthetic world's {split} clips pre-rendered in {path}" + (
         "" if self.estimate is None else " with estimated geometry")
-    self._reader, self._features, self._cached = None, None, (None, None)
+    self._reader, self._features = None, None
+    self._cached, self._clip_cache = (None, None), (None, None)
 
   def __getstate__(self):
-    return {**self.__dict__, "_reader": None, "_features": None, "_cached": (None, None)}
+    return {**self.__dict__, "_reader": None, "_features": None, "_cached": (None, None),
+            "_clip_cache": (None, None)}
 
-  def _clip(self, seed: int):
-    """The clip of `seed` as `render_clip` gives it (the last one read is kept); a modality is
-    decompressed when first asked for (an example reads a few of the stored ones)."""
+  def _settings(self) -> dict:
+    return {"resolution": self.resolution, "num_frames": self.num_frames,
+            "num_views": self.num_views}
+
+  def _record(self, seed: int) -> _Record:
+    """The stored clip of `seed` (the last one read is kept: an example reads several of its
+    modalities)."""
     if self._cached[0] == seed:
       return self._cached[1]
     if self._reader is None:
       import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  # Heavy; here.
       builder = tfds.builder_from_directory(self.path)
       self._features = builder.info.features
-      skip = {k: tfds.decode.SkipDecoding() for k in self._features if k not in _SCALARS}
-      self._reader = builder.as_data_source(split=self.split, decoders=skip)
-    record = self._reader[_clip_index(self.split, seed)]
+      self._reader = builder.as_data_source(
+          split=self.split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
+    record = _Example(self._reader[_clip_index(self.split, seed)], self._features)
     if int(record["seed"]) != seed:
       raise ValueError(f"{self.path}'s {self.split} record of clip seed {seed} holds seed "
                        f"{int(record['seed'])}; rebuild it with this psrjax's builder")
-    clip = _LazyClip(record, self._features)
+    self._cached = (seed, _Record(record, self._settings()))
+    return self._cached[1]
+
+  def _clip(self, seed: int):
+    """The clip of `seed` as `render_clip` gives it (with estimated geometry: as
+    `estimated_geometry.estimate_clip` makes it of that); a modality is decoded when first
+    asked for."""
+    if self._clip_cache[0] == seed:
+      return self._clip_cache[1]
+    clip = _LazyClip(self._record(seed))
     if self.estimate is not None:
       clip = estimated_geometry.estimate_clip(dict(clip), self.estimate, seed)
-    self._cached = (seed, clip)
+    self._clip_cache = (seed, clip)
     return clip
 
   def keypoints(self, video) -> np.ndarray:
     seed, view = video.key
-    return sources.checked_keypoints(self, video,
-                                     self._clip(seed)["keypoints"][view].astype(np.float32))
+    kp = (self._clip(seed)["keypoints"] if self.estimate is not None
+          else self._record(seed).record["keypoints"])
+    return sources.checked_keypoints(self, video, np.asarray(kp[view], np.float32))
 
   def frames(self, video, indices, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """Frames `indices` of `video` as `synthetic_clips.clip_frames` gives them; only those
+    frames of that view are decoded (with estimated geometry: the whole clip, once)."""
     seed, view = video.key
-    return sources.checked(self, video,
-                           synthetic_clips.clip_frames(self._clip(seed), view, indices, keys))
+    if self.estimate is not None:
+      return sources.checked(self, video, synthetic_clips.clip_frames(
+          self._clip(seed), view, indices, keys))
+    indices = np.asarray(indices, np.int64)
+    record = self._record(seed)
+    out = {key: record.contract_frames(key, view, indices) if key in STORAGE
+           else np.asarray(record.record[key][view][indices], np.float32) for key in keys}
+    return sources.checked(self, video, out)
 
 
 def clips(data, split: str, num_clips: int | None, *, num_views: int | None = None,
