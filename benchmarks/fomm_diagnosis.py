@@ -1,0 +1,300 @@
+r"""Measurements of a trained FOMM workdir (configs/fomm.py) that say where its animation fails.
+
+  python benchmarks/fomm_diagnosis.py --workdir DIR [--steps 500,2000] [--parts PARTS]
+
+Parts (comma separated; default all), each printed as one JSON line per checkpoint step:
+- "eval": the evaluation's per-example metrics (`System.evaluate` without Act-Recog), and L1 /
+  SSIM / LPIPS per driving-frame index, on the config's held-out clips and eval batches
+  (runlocal: 32 clips, batches of 8).
+- "identity": the source driven by itself (kp_driving = kp_source): the output, and the source
+  warped by the dense motion alone ("deformed"), against the source; the dense motion's mean
+  distance from the identity (pixels) and its mean occlusion map.
+- "train_recon": the reconstruction of training pairs (source, driving frame of one clip) against
+  the driving frame, beside the copied source frame.
+- "distance": how far the driving frames are from the source: the copied source frame against
+  each evaluation driving frame (per index) and against the driving frame of training pairs.
+- "keypoints": the least-squares linear map from the K keypoints (and a constant) to the 18 true
+  joints' pixel positions, fitted on training frames, its mean joint error on held-out frames
+  (pixels, visible joints), beside the mean pose's.
+- "batchnorm": the evaluation with batch norm's statistics taken from other batches: per example
+  (batch of 1), and the population statistics of training batches (the official running
+  statistics' limit), beside the eval batch (runlocal: 8).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from psrjax import config_utils
+from psrjax.metrics import perceptual, structural
+from psrjax.nn.norms import BatchStatNorm
+from psrjax.systems.tasks import animation, keypoint_motion
+from psrjax.train import checkpoint as checkpoint_lib
+from psrjax.train import context as context_lib
+
+PARTS = ("eval", "identity", "train_recon", "distance", "keypoints", "batchnorm")
+TRAIN_PAIRS = 256   # training pairs (source, driving frame) measured, in the trainer's batches
+
+
+def stack(examples):
+  return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+
+
+def batches(ds, count: int, size: int):
+  """The first `count` examples of a grain MapDataset in numpy batches of `size`."""
+  items = [ds[i] for i in range(min(count, len(ds)))]
+  return [stack(items[i:i + size]) for i in range(0, len(items), size)]
+
+
+def frame_metrics(pred, target, lpips_variables):
+  """Per frame [...]: L1 on [0, 1], SSIM and LPIPS of [-1, 1] images [..., H, W, 3]."""
+  return {"l1": 0.5 * jnp.mean(jnp.abs(pred - target), axis=(-3, -2, -1)),
+          "ssim": structural.ssim(pred, target),
+          "lpips": perceptual.lpips(pred, target, net=animation.LPIPS_NET,
+                                    variables=lpips_variables)}
+
+
+def mean_of(results, axis=None):
+  """{name: mean} (or a list per index along `axis`) of concatenated per-example arrays."""
+  out = {}
+  for k in results[0]:
+    v = np.concatenate([np.asarray(r[k]) for r in results])
+    m = v.mean(axis=axis)
+    out[k] = [round(float(x), 5) for x in m] if axis is not None else round(float(m), 5)
+  return out
+
+
+class Diagnosis:
+  """A workdir's system, data and checkpoints."""
+
+  def __init__(self, workdir: str):
+    config = config_utils.load_workdir_config(workdir)
+    config.eval.act_recog = False
+    self.ctx = context_lib.build_context(config, workdir, evals=())
+    self.system = self.ctx.system
+    self.checkpoints = checkpoint_lib.Checkpoints(
+        os.path.join(workdir, checkpoint_lib.CHECKPOINT_DIR), read_only=True)
+    e, t = config.eval, config.train
+    self.eval_batches = batches(self.system.dataset("test", seed=0, shard_index=0,
+                                                    shard_count=1), e.num_examples, e.batch_size)
+    self.train_batches = batches(self.system.dataset("train", seed=0, shard_index=0,
+                                                     shard_count=1), TRAIN_PAIRS, t.batch_size)
+
+  def params(self, step: int):
+    state = self.checkpoints.restore(step, self.ctx.restore_target())
+    params = dict(self.ctx.eval_params(state))
+    params.pop("i3d", None)
+    return params
+
+  # ------------------------------------------------------------------ parts
+  def eval(self, params):
+    system = self.system
+
+    @jax.jit
+    def run(p, b):
+      b = system.prepare(b)
+      pred = system.generate(p, b)["frames"]
+      values = system.evaluate(p, b)
+      return values, frame_metrics(pred, b["tgt_rgb"], p["lpips"])
+    out = [run(params, b) for b in self.eval_batches]
+    return {"evaluate": mean_of([o[0] for o in out]),
+            "per_frame": mean_of([o[1] for o in out], axis=0)}
+
+  def identity(self, params):
+    system = self.system
+
+    @jax.jit
+    def run(p, b):
+      source = animation.unit(b["src_rgb"][:, 0])
+      kp = system.keypoints(p, source)
+      out = system.animate(p, source, kp, kp)
+      s = b["src_rgb"][:, 0]
+      values = {f"output_{k}": v for k, v in frame_metrics(
+          2.0 * out["prediction"] - 1.0, s, p["lpips"]).items()}
+      values.update({f"deformed_{k}": v for k, v in frame_metrics(
+          2.0 * out["deformed"] - 1.0, s, p["lpips"]).items()})
+      h = out["deformation"].shape[1]
+      grid = identity_grid(h, out["deformation"].shape[2])
+      values["flow_px"] = jnp.mean(jnp.linalg.norm(out["deformation"] - grid, axis=-1),
+                                   axis=(1, 2)) * (s.shape[1] - 1) / 2.0
+      values["occlusion"] = jnp.mean(out["occlusion_map"], axis=(1, 2, 3))
+      return values
+    return mean_of([run(params, b) for b in self.eval_batches])
+
+  def train_recon(self, params):
+    system = self.system
+
+    @jax.jit
+    def run(p, b):
+      b = system.prepare(b)
+      source = animation.unit(b["src_rgb"][:, 0])
+      driving = keypoint_motion.driving_frame(b)
+      pred = system.animate(p, source, system.keypoints(p, source),
+                            system.keypoints(p, driving))["prediction"]
+      target = b["tgt_rgb"][:, -1]
+      values = {f"model_{k}": v for k, v in frame_metrics(2.0 * pred - 1.0, target,
+                                                          p["lpips"]).items()}
+      values.update({f"copy_{k}": v for k, v in frame_metrics(b["src_rgb"][:, 0], target,
+                                                              p["lpips"]).items()})
+      return values
+    return mean_of([run(params, b) for b in self.train_batches])
+
+  def distance(self, params):
+    lp = params["lpips"]
+    copy = jax.jit(lambda s, t: frame_metrics(jnp.broadcast_to(s, t.shape), t, lp))
+    per_index = [copy(b["src_rgb"][:, :1], b["tgt_rgb"]) for b in self.eval_batches]
+    pairs = [copy(b["src_rgb"][:, 0], b["tgt_rgb"][:, -1]) for b in self.train_batches]
+    return {"eval_mean": mean_of(per_index), "eval_per_index": mean_of(per_index, axis=0),
+            "train_pairs": mean_of(pairs)}
+
+  def keypoints(self, params):
+    system = self.system
+    detect = jax.jit(lambda p, x: system.keypoints(p, animation.unit(x))["value"])
+
+    def frames(batches_, names):
+      kp, joints = [], []
+      for b in batches_:
+        for name in names:
+          rgb, truth = b[f"{name}_rgb"], b[f"{name}_keypoints"]
+          for i in range(rgb.shape[1]):
+            kp.append(np.asarray(detect(params, rgb[:, i])))
+            joints.append(truth[:, i])
+      return np.concatenate(kp), np.concatenate(joints)
+    kp_train, joints_train = frames(self.train_batches, ("src", "tgt"))
+    kp_test, joints_test = frames(self.eval_batches, ("src", "tgt"))
+    return keypoint_regression(kp_train, joints_train, kp_test, joints_test)
+
+  def batchnorm(self, params):
+    system = self.system
+    ev = jax.jit(lambda p, b: system.evaluate(p, system.prepare(b)))
+    single = [ev(params, {k: v[i:i + 1] for k, v in b.items()})
+              for b in self.eval_batches for i in range(b["src_rgb"].shape[0])]
+    stats = self.population_statistics(params)
+    with nn.intercept_methods(fixed_statistics(stats)):
+      fixed = [jax.jit(lambda p, b: system.evaluate(p, system.prepare(b)))(params, b)
+               for b in self.eval_batches]
+    keys = ("l1", "ssim", "lpips")
+    pick = lambda rs: {k: v for k, v in mean_of(rs).items() if k in keys}
+    return {"batch_of_1": pick(single), "population": pick(fixed)}
+
+  def population_statistics(self, params):
+    """Every batch norm's input mean and mean square over the training batches' forwards
+    (source and driving keypoints, the driving frame reconstructed)."""
+    system = self.system
+    motion = system.motion
+
+    @jax.jit
+    def run(p, b):
+      b = system.prepare(b)
+      source = animation.unit(b["src_rgb"][:, 0])
+      driving = keypoint_motion.driving_frame(b)
+      with nn.intercept_methods(record_statistics):
+        kp_s, s1 = motion.kp_detector.apply({"params": p["kp"]}, source, mutable=["bn"])
+        kp_d, s2 = motion.kp_detector.apply({"params": p["kp"]}, driving, mutable=["bn"])
+        _, s3 = motion.generator.apply({"params": p["g"]}, source, kp_s, kp_d, mutable=["bn"])
+      kp_stats = jax.tree.map(lambda a, c: (a + c) / 2, s1["bn"], s2["bn"])
+      return {"kp": kp_stats, "g": s3["bn"]}
+    runs = [run(params, b) for b in self.train_batches]
+    return jax.tree.map(lambda *xs: np.mean(np.stack(xs), axis=0), *runs)
+
+
+def identity_grid(h: int, w: int):
+  """The identity deformation [h, w, 2]: (x, y) in [-1, 1], align_corners=True."""
+  x = jnp.linspace(-1.0, 1.0, w)
+  y = jnp.linspace(-1.0, 1.0, h)
+  return jnp.stack(jnp.meshgrid(x, y), axis=-1)
+
+
+def _moments(x):
+  axes = tuple(range(x.ndim - 1))
+  x = x.astype(jnp.float32)
+  return jnp.mean(x, axis=axes), jnp.mean(jnp.square(x), axis=axes)
+
+
+def record_statistics(next_fun, args, kwargs, context):
+  """Sows each BatchStatNorm input's channel mean and mean square into collection "bn"."""
+  if isinstance(context.module, BatchStatNorm) and context.method_name == "__call__":
+    mean, square = _moments(args[0])
+    context.module.sow("bn", "mean", mean)
+    context.module.sow("bn", "square", square)
+  return next_fun(*args, **kwargs)
+
+
+def fixed_statistics(stats):
+  """An interceptor normalising each BatchStatNorm with `stats` ({"kp": ..., "g": ...} trees
+  keyed by module path) instead of the batch's."""
+  def interceptor(next_fun, args, kwargs, context):
+    module = context.module
+    if not (isinstance(module, BatchStatNorm) and context.method_name == "__call__"):
+      return next_fun(*args, **kwargs)
+    node = _lookup(stats, module.scope.path)
+    mean, square = node["mean"][0], node["square"][0]
+    x = args[0]
+    y = (x.astype(jnp.float32) - mean) / jnp.sqrt(square - mean ** 2 + module.epsilon)
+    p = module.variables["params"]
+    if module.use_scale:
+      y = y * p["scale"]
+    if module.use_bias:
+      y = y + p["bias"]
+    return y.astype(x.dtype)
+  return interceptor
+
+
+def _lookup(stats, path):
+  """The statistics of the batch norm at module `path` (the detector's or the generator's:
+  their top-level names differ)."""
+  for group in ("kp", "g"):
+    node = stats[group]
+    for name in path:
+      if name not in node:
+        break
+      node = node[name]
+    else:
+      return node
+  raise KeyError(f"no recorded statistics for batch norm {'/'.join(path)}")
+
+
+def keypoint_regression(kp_train, joints_train, kp_test, joints_test):
+  """Mean joint error (pixels, visible joints) of the least-squares linear map keypoints ->
+  joints and of the mean pose, on the test frames."""
+  def design(kp):
+    return np.concatenate([kp.reshape(len(kp), -1), np.ones((len(kp), 1))], axis=1)
+  y_train = joints_train[..., :2].reshape(len(joints_train), -1)
+  weights, *_ = np.linalg.lstsq(design(kp_train), y_train, rcond=None)
+  visible = joints_test[..., 2] > 0
+
+  def error(pred):
+    d = np.linalg.norm(pred.reshape(joints_test[..., :2].shape) - joints_test[..., :2], axis=-1)
+    return round(float(d[visible].mean()), 3)
+  train_error = np.linalg.norm((design(kp_train) @ weights).reshape(joints_train[..., :2].shape)
+                               - joints_train[..., :2], axis=-1)[joints_train[..., 2] > 0]
+  return {"linear_px": error(design(kp_test) @ weights),
+          "mean_pose_px": error(np.broadcast_to(y_train.mean(0), (len(kp_test), y_train.shape[1]))),
+          "linear_train_px": round(float(train_error.mean()), 3),
+          "train_frames": len(kp_train), "test_frames": len(kp_test)}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--workdir", required=True)
+  parser.add_argument("--steps", default="", help="checkpoint steps (default: every one)")
+  parser.add_argument("--parts", default=",".join(PARTS))
+  args = parser.parse_args()
+  diag = Diagnosis(args.workdir)
+  steps = [int(s) for s in args.steps.split(",") if s] or diag.checkpoints.steps()
+  parts = [p for p in args.parts.split(",") if p]
+  for step in steps:
+    params = diag.params(step)
+    for part in parts:
+      result = getattr(diag, part)(params)
+      print(json.dumps({"step": step, "part": part, **result}), flush=True)
+
+
+if __name__ == "__main__":
+  main()
