@@ -10,6 +10,7 @@ import glob
 import os
 
 from psrjax import config_utils
+from psrjax.train import footprint
 from psrjax.train import plan
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,7 +30,7 @@ def main() -> None:
   print("|---|---|" + "---|" * len(DEVICES))
   for name in names:
     config = config_utils.load_config(os.path.join(REPO, "configs", f"{name}.py"))
-    fp = plan.footprint(config)
+    fp = footprint.of_config(config)
     for n in counts:
       cells = []
       for kind in DEVICES:

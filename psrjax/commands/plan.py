@@ -40,14 +40,15 @@ def _counts(text: str) -> list[int]:
 
 
 def run(args) -> int:
-  from psrjax.train import plan  # pylint: disable=g-import-not-at-top  # JAX after parsing.
+  from psrjax.train import footprint  # pylint: disable=g-import-not-at-top  # JAX after parsing.
+  from psrjax.train import plan  # pylint: disable=g-import-not-at-top
   config = config_utils.load_config(args.config, args.config_overrides)
   kinds, counts = args.device.split(","), _counts(args.devices)
   unknown = [k for k in kinds if k not in plan.DEVICES]
   if unknown:
     raise ValueError(f"unknown --device {', '.join(unknown)}; use {', '.join(plan.DEVICES)}")
   platform = "tpu" if all(k.startswith("v") for k in kinds) else "gpu"
-  fp = plan.footprint(config, platform=platform)
+  fp = footprint.of_config(config, platform=platform)
   plans = [plan.plan(fp, config, kind, n) for kind in kinds for n in counts]
   if args.json:
     for p in plans:

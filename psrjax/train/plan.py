@@ -46,7 +46,6 @@ import jax
 import numpy as np
 
 from psrjax.systems import registry
-from psrjax.train import context as context_lib
 from psrjax.train import options as options_lib
 from psrjax.train import partitioning
 from psrjax.train import precision
@@ -148,20 +147,10 @@ def _residual_bytes(ctx, rows: int) -> int:
              for phase in stage.phases)
 
 
-def _context(config, remat: str):
-  """A one-device context of `config` with one example per batch and `model.remat=remat`."""
-  config = config.copy_and_resolve_references()
-  if _has_remat(config):
-    config.model.remat = remat
-  config.train.update(batch_size=1, grad_accum=1)
-  config.eval.update(batch_size=1, num_examples=1)
-  return context_lib.build_context(config, None, devices=jax.devices()[:1], evals=())
-
-
 def _under_mode(ctx, mode: str):
   """`ctx` with its system and stages built under `model.remat=mode` (the parameters, the
   batch and the constants do not depend on the mode, so the rest is reused)."""
-  if not _has_remat(ctx.config) or ctx.config.model.remat == mode:
+  if not has_remat(ctx.config) or ctx.config.model.remat == mode:
     return ctx
   config = ctx.config.copy_and_resolve_references()
   config.model.remat = mode
@@ -178,7 +167,7 @@ def _activations(ctx, mode: str) -> tuple[int, int]:
 
 def with_modes(fp: Footprint, ctx, modes) -> Footprint:
   """`fp` with the activations of the `modes` it lacks traced from `ctx` (a context of the
-  same config: `footprint`'s or the run's own)."""
+  same config: `footprint.of_config`'s or the run's own)."""
   per_mode, fixed = dict(fp.activations_per_example), dict(fp.activations_fixed)
   for mode in modes:
     if mode not in per_mode:
@@ -201,18 +190,7 @@ def from_context(ctx, modes=("none",)) -> Footprint:
   return with_modes(fp, ctx, modes)
 
 
-def footprint(config, *, platform: str = "gpu") -> Footprint:
-  """The sizes `plan` scales, for every `model.remat` mode, traced on this host (nothing is
-  compiled or run; one context is built, and the system once more per further mode).
-  `platform` picks what an "auto" compute dtype resolves to (the devices planned for, not this
-  host)."""
-  config = config.copy_and_resolve_references()
-  config.train.compute_dtype = jax.numpy.dtype(precision.compute_dtype(config, platform)).name
-  return from_context(_context(config, "none"),
-                      REMAT_MODES if _has_remat(config) else ("none",))
-
-
-def _has_remat(config) -> bool:
+def has_remat(config) -> bool:
   return "model" in config and "remat" in config.model
 
 

@@ -12,6 +12,7 @@ import toy_system
 from psrjax import cli
 from psrjax import config_utils
 from psrjax.train import context as context_lib
+from psrjax.train import footprint
 from psrjax.train import options as options_lib
 from psrjax.train import plan
 
@@ -23,7 +24,7 @@ TOY_CONFIG = os.path.join(HERE, "toy_config.py")
 @pytest.fixture(scope="module")
 def toy():
   config = toy_system.toy_config(**{"sharding.min_size": 1})
-  return config, plan.footprint(config)
+  return config, footprint.of_config(config)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def pix2pix():
   on one device."""
   config = config_utils.load_config(os.path.join(REPO, "configs", "pix2pix.py") + ":tiny")
   config.model.remat = "auto"
-  fp = plan.footprint(config, platform="cpu")
+  fp = footprint.of_config(config, platform="cpu")
   totals = {m: plan.plan(fp, config, "sim", 1, remat=m, capacity=2 ** 40).total
             for m in plan.REMAT_MODES}
   return config, fp, totals
