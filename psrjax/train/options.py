@@ -81,7 +81,7 @@ def fused_update(config, platform: str | None = None) -> int:
   """`ScaleOptions.fused_update` from `train.fused_update`: True (every group), False (none) or
   "auto" (groups of up to `AUTO_FUSED_MAX` parameters on the CPU, none on GPU/TPU; `platform`
   default JAX's default backend); one-line error otherwise."""
-  value = config.train.get("fused_update", "auto")
+  value = config.train.get("fused_update", False)
   if value == "auto":
     return AUTO_FUSED_MAX if (platform or jax.default_backend()) == "cpu" else 0
   if not isinstance(value, bool):
