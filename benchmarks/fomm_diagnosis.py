@@ -70,6 +70,12 @@ def mean_of(results, axis=None):
   return out
 
 
+
+def _training_pair(system, batch):
+  """(prepared batch, source frame, driving frame) of a training batch, in the networks' units."""
+  batch = system.prepare(batch)
+  return batch, animation.unit(batch["src_rgb"][:, 0]), keypoint_motion.driving_frame(batch)
+
 class Diagnosis:
   """A workdir's system, data and checkpoints."""
 
@@ -132,9 +138,7 @@ class Diagnosis:
 
     @jax.jit
     def run(p, b):
-      b = system.prepare(b)
-      source = animation.unit(b["src_rgb"][:, 0])
-      driving = keypoint_motion.driving_frame(b)
+      b, source, driving = _training_pair(system, b)
       pred = system.animate(p, source, system.keypoints(p, source),
                             system.keypoints(p, driving))["prediction"]
       target = b["tgt_rgb"][:, -1]
@@ -191,9 +195,7 @@ class Diagnosis:
 
     @jax.jit
     def run(p, b):
-      b = system.prepare(b)
-      source = animation.unit(b["src_rgb"][:, 0])
-      driving = keypoint_motion.driving_frame(b)
+      b, source, driving = _training_pair(system, b)
       with nn.intercept_methods(record_statistics):
         kp_s, s1 = motion.kp_detector.apply({"params": p["kp"]}, source, mutable=["bn"])
         kp_d, s2 = motion.kp_detector.apply({"params": p["kp"]}, driving, mutable=["bn"])
