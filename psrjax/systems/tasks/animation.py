@@ -166,13 +166,13 @@ class AnimationTask(base.System):
   def evaluate(self, params, batch):
     """Per example [B]: l1 (on [0, 1]), ssim, ms_ssim, psnr, m_ssim, lpips, tempe,
     interp_psnr and interp_psnr_self (with >= 3 driving frames), act_recog_l1 (with
-    `eval.act_recog`)."""
-    pred, target = self.generate(params, batch)["frames"], batch["tgt_rgb"]
-    values = runs.run_metrics(pred, target, batch["tgt_mask"], flow_bwd=batch["tgt_flow_bwd"],
-                              lpips_net=LPIPS_NET, lpips_variables=params["lpips"])
-    weights = ms_ssim_weights(pred.shape[2])
-    values["ms_ssim"] = jnp.mean(structural.ms_ssim(pred, target, weights=weights), axis=-1)
-    values["l1"] = jnp.mean(jnp.abs(pred - target), axis=(1, 2, 3, 4)) * 0.5
+    `eval.act_recog`); and the baseline every animation must beat, the source frame copied to
+    every driving frame, under `<metric>/copy` (l1, ssim, ms_ssim, psnr, m_ssim, lpips, tempe)."""
+    outputs = self.generate(params, batch)
+    pred, target = outputs["frames"], batch["tgt_rgb"]
+    values = self._frame_scores(params, pred, batch)
+    copy = self._frame_scores(params, outputs["source"], batch)
+    values.update({f"{name}/copy": value for name, value in copy.items()})
     if pred.shape[1] >= 3:
       flows = (batch["tgt_flow_fwd"], batch["tgt_flow_bwd"])
       values["interp_psnr"] = temporal_metrics.interpolation_psnr(pred, *flows, target)
@@ -182,6 +182,17 @@ class AnimationTask(base.System):
                                    conv_impl=self.config.model.conv_impl)
       values["act_recog_l1"] = video_metrics.action_feature_distance(
           functools.partial(i3d.apply, params["i3d"]), pred, target)
+    return values
+
+  def _frame_scores(self, params, pred, batch):
+    """Per example [B]: l1 (on [0, 1]), ssim, ms_ssim, psnr, m_ssim, lpips, tempe of the frames
+    `pred` [B, L, H, W, 3] against the driving frames."""
+    target = batch["tgt_rgb"]
+    values = runs.run_metrics(pred, target, batch["tgt_mask"], flow_bwd=batch["tgt_flow_bwd"],
+                              lpips_net=LPIPS_NET, lpips_variables=params["lpips"])
+    weights = ms_ssim_weights(pred.shape[2])
+    values["ms_ssim"] = jnp.mean(structural.ms_ssim(pred, target, weights=weights), axis=-1)
+    values["l1"] = jnp.mean(jnp.abs(pred - target), axis=(1, 2, 3, 4)) * 0.5
     return values
 
   def sample_video(self, batch, outputs):
