@@ -3,7 +3,7 @@ r"""CoCosNet video pose transfer ablation in the shape of the paper's Table 1, b
   python benchmarks/cocovid_ablation.py --workdir /tmp/cocovid_ablation \
       [--config configs/cocovid.py:runlocal] [--steps 1500] [--variants full,no_ts,...] \
       [--baseline configs/pix2pixhd.py:runlocal] [--set loss.rec=0 ...] \
-      [--fid-weights pt_inception-2015-12-05.pth]
+      [--fid-weights pt_inception-2015-12-05.pth] [--seeds 3]
 
 Every variant trains the same config for the same number of steps (`--steps`, the budget) with
 one change (VARIANTS, the table's rows: "w/o L_ts" moves the temporal stage's steps to the first
@@ -14,20 +14,21 @@ of the same data (its own config and step count, `--baseline-steps`). Each run e
 the held-out segment at its end; the table holds SSIM, PSNR, LPIPS (the paper's Table 1 reports
 SSIM, IS, FID and LPIPS), SD and E_temp, and FID and IS when `--fid-weights` names pytorch-fid's
 InceptionV3 file (nothing is downloaded). Runs keep their workdirs under --workdir, so an
-interrupted ablation resumes; a finished run is not trained again. Writes `table.md` and
-`table.json` there and prints the table with the machine and the command.
+interrupted ablation resumes; a finished run is not trained again. `--seeds N` runs every row N
+times and judges the paper's orderings (CLAIMS: Table 1's Full ahead of each ablation on SSIM and
+LPIPS, Table 2's "Ours" against pix2pixHD) against the seeds' noise (benchmarks/seeds.py).
+Writes `table.md` and `table.json` there and prints the table and the claims with the machine
+and the command.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.results_table import machine  # noqa: E402  pylint: disable=g-import-not-at-top
+from benchmarks import seeds  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax import config_utils  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax.train import loop  # noqa: E402  pylint: disable=g-import-not-at-top
 
@@ -43,6 +44,18 @@ VARIANTS = {
 }
 METRICS = ("ssim", "psnr", "lpips", "sd", "tempe")
 FID_METRICS = ("fid/fid", "is/is")
+BASELINE = "pix2pixhd"
+# The paper's Table 1 (the ablation) and Table 2 ("Ours", the full model, beside pix2pixHD: it
+# has the higher SSIM there, the full model the better LPIPS, PSNR and SD).
+PAPER = {"full": dict(ssim=0.835, lpips=0.035, psnr=23.472, sd=21.183),
+         "no_ts": dict(ssim=0.827, lpips=0.038), "no_face": dict(ssim=0.814, lpips=0.042),
+         "no_domain": dict(ssim=0.796, lpips=0.053), "no_rec": dict(ssim=0.810, lpips=0.044),
+         "no_per": dict(ssim=0.803, lpips=0.051), "no_context": dict(ssim=0.787, lpips=0.047),
+         BASELINE: dict(ssim=0.841, lpips=0.044, psnr=22.725, sd=20.650)}
+CLAIMS = (seeds.paper_claims("Table 1", PAPER, [("full", n) for n in VARIANTS if n != "full"],
+                             ("ssim", "lpips"), lower=("lpips",))
+          + seeds.paper_claims("Table 2", PAPER, [("full", BASELINE)],
+                               ("ssim", "lpips", "psnr", "sd"), lower=("lpips",)))
 
 
 def make_config(spec: str, overrides: dict, sets=(), steps: int | None = None,
@@ -61,38 +74,13 @@ def make_config(spec: str, overrides: dict, sets=(), steps: int | None = None,
 
 def run(workdir: str, config) -> dict:
   """The run's final evaluation: trained here, or read back from a finished workdir."""
-  os.makedirs(workdir, exist_ok=True)
-  done = os.path.join(workdir, "results.json")
-  if os.path.exists(done):
-    with open(done) as f:
-      return json.load(f)
-  result = loop.train(config, workdir)
-  values = {k: float(v) for k, v in result.eval_results.items()}
-  with open(done + ".tmp", "w") as f:
-    json.dump(values, f)
-  os.replace(done + ".tmp", done)
-  return values
+  def train():
+    return {k: float(v) for k, v in loop.train(config, workdir).eval_results.items()}
+  return seeds.read_or_run(workdir, train)
 
 
-def write_table(workdir: str, header: str, script: str, argv, rows, markdown: str) -> None:
-  """Writes `table.md` (the header, the machine, the command, the table) and `table.json` (one
-  object per row) under `workdir`, and prints the table."""
-  command = f"`python benchmarks/{script} {' '.join(shlex.quote(a) for a in argv)}`"
-  text = f"{header}; {machine()}; {command}\n\n{markdown}"
-  with open(os.path.join(workdir, "table.md"), "w") as f:
-    f.write(text + "\n")
-  with open(os.path.join(workdir, "table.json"), "w") as f:
-    json.dump([{"model": label, **values} for label, values in rows], f)
-  print(text)
-
-
-def table(rows: list[tuple[str, dict]], fid: bool) -> str:
-  columns = METRICS + (FID_METRICS if fid else ())
-  lines = ["| model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-  for label, values in rows:
-    cells = [f"{values[c]:.4g}" if c in values else "-" for c in columns]
-    lines.append(f"| {label} | " + " | ".join(cells) + " |")
-  return "\n".join(lines)
+def columns(fid: bool) -> list[tuple[str, str]]:
+  return [(c, c) for c in METRICS + (FID_METRICS if fid else ())]
 
 
 def main(argv=None) -> int:
@@ -106,23 +94,25 @@ def main(argv=None) -> int:
   parser.add_argument("--baseline-steps", type=int, default=0)
   parser.add_argument("--set", action="append", default=[], help="KEY=VALUE on every variant")
   parser.add_argument("--fid-weights", default="")
+  seeds.add_flag(parser)
   args = parser.parse_args(argv)
   sets = [tuple(s.split("=", 1)) for s in args.set]
   unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
   if unknown:
     parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
-  rows = []
-  for name in args.variants.split(","):
-    label, overrides = VARIANTS[name]
-    config = make_config(args.config, overrides, sets, args.steps, args.fid_weights)
-    rows.append((label, run(os.path.join(args.workdir, name), config)))
+  def row(name, label, spec, overrides, sets, steps):
+    def train(workdir, seed):
+      return run(workdir, make_config(spec, {**overrides, "seed": seed}, sets, steps,
+                                      args.fid_weights))
+    return seeds.run_row(args.workdir, name, label, train, args.seeds)
+  rows = [row(name, VARIANTS[name][0], args.config, VARIANTS[name][1], sets, args.steps)
+          for name in args.variants.split(",")]
   if args.baseline:
-    config = make_config(args.baseline, {}, (), args.baseline_steps, args.fid_weights)
-    rows.append(("pix2pixHD (baseline)", run(os.path.join(args.workdir, "pix2pixhd"), config)))
+    rows.append(row(BASELINE, "pix2pixHD (baseline)", args.baseline, {}, (), args.baseline_steps))
   header = (f"`{args.config}`, {args.steps or 'the config''s'} steps per variant; "
             "held-out segment")
-  write_table(args.workdir, header, "cocovid_ablation.py", argv or sys.argv[1:], rows,
-              table(rows, bool(args.fid_weights)))
+  seeds.write_table(args.workdir, header, "cocovid_ablation.py", argv or sys.argv[1:], rows,
+                    columns(bool(args.fid_weights)), CLAIMS)
   return 0
 
 

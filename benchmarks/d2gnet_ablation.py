@@ -5,7 +5,7 @@ Dance Now and pix2pixHD of the same data, on the per-person held-out segment.
       --init-from runs/d2gnet_uv [--config configs/d2gnet.py:runlocal] [--steps 3000] \
       [--variants full,no_d2g,no_hybrid,no_pose] [--baselines edn,pix2pixhd,edn:12000] \
       [--reuse full=runs/d2gnet --reuse edn=runs/edn]
-      [--fid-weights pt_inception-2015-12-05.pth]
+      [--fid-weights pt_inception-2015-12-05.pth] [--seeds 3]
 
 Every D²G-Net variant trains the same config for the same steps from the same pre-trained UV
 generator (`--init-from`, `psrjax train --config configs/d2gnet.py:runlocal,pretrain`) with one
@@ -20,7 +20,10 @@ resumes, a finished run is read back; `--reuse NAME=WORKDIR` starts a row from a
 finished run of the same config, e.g. the runlocal runs of docs/systems/d2gnet.md, and computes the
 evaluations it lacks on its last checkpoint); the table (SSIM, PSNR, LPIPS, R-SSIM, R-PSNR, E_temp,
 the synthesized person's mask IoU, steps and wall time of each run) goes to `table.md` and
-`table.json` there, with the machine and the command (`cocovid_ablation.write_table`).
+`table.json` there, with the machine and the command. `--seeds N` runs every row N times (a
+`--reuse` copy is seed 0) and judges the paper's orderings (CLAIMS: Table 2's full model ahead of
+each ablation on SSIM and PSNR, Table 1's ahead of Everybody Dance Now) against the seeds' noise
+(benchmarks/seeds.py).
 """
 from __future__ import annotations
 
@@ -33,7 +36,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.cocovid_ablation import make_config, write_table  # noqa: E402
+from benchmarks import seeds  # noqa: E402  pylint: disable=g-import-not-at-top
+from benchmarks.cocovid_ablation import make_config  # noqa: E402
 from psrjax.train import loop  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax.train import offline_eval  # noqa: E402  pylint: disable=g-import-not-at-top
 
@@ -51,17 +55,28 @@ BASELINES = {"edn": ("Everybody Dance Now", "configs/edn.py:runlocal"),
 METRICS = (("ssim", "SSIM"), ("psnr", "PSNR"), ("lpips", "LPIPS"), ("r_ssim", "R-SSIM"),
            ("r_psnr", "R-PSNR"), ("tempe", "E_temp"), ("mask_iou", "mask IoU"))
 ROBUST = dict(type="robust_pose", every=0, m=10, train_examples=3000)
+# The paper's Table 2 (the ablation: SSIM, PSNR) and Table 1 (beside EDN: the robust-pose scores
+# and the temporal error too).
+PAPER = {"full": dict(ssim=0.933, psnr=37.44, r_ssim=0.930, r_psnr=36.99, tempe=0.41),
+         "no_d2g": dict(ssim=0.913, psnr=36.35), "no_hybrid": dict(ssim=0.921, psnr=36.87),
+         "no_pose": dict(ssim=0.918, psnr=36.62),
+         "edn": dict(ssim=0.911, psnr=37.10, r_ssim=0.906, r_psnr=36.41, tempe=0.61)}
+CLAIMS = (seeds.paper_claims("Table 2", PAPER, [("full", n) for n in VARIANTS if n != "full"],
+                             ("ssim", "psnr"))
+          + seeds.paper_claims("Table 1", PAPER, [("full", "edn")],
+                               ("ssim", "psnr", "r_ssim", "r_psnr", "tempe"), lower=("tempe",)))
 
 
 def run(workdir: str, config) -> dict:
   """The run's final `system` and `robust_pose` (and `fid`) results, its steps and, when it
   was trained here, its wall time: trained (or resumed to its end), evaluations a finished run
   lacks computed on its last checkpoint, or read back from a finished workdir's results.json."""
-  os.makedirs(workdir, exist_ok=True)
-  done = os.path.join(workdir, "results.json")
-  if os.path.exists(done):
-    with open(done) as f:
-      return json.load(f)
+  return seeds.read_or_run(workdir, lambda: _train(workdir, config))
+
+
+def _train(workdir: str, config) -> dict:
+  """Trains (or resumes) the run: its steps, its wall time when trained from scratch here, and
+  its evaluations (those it lacks computed on its last checkpoint)."""
   fresh = not os.path.isdir(os.path.join(workdir, "checkpoints"))
   start = time.time()
   result = loop.train(config, workdir)
@@ -77,29 +92,13 @@ def run(workdir: str, config) -> dict:
       found = json.load(f)
     keep = (lambda k: True) if name == "system" else (lambda k: k.startswith("r_") or k == "fid")
     values.update({k: float(v) for k, v in found.items() if keep(k)})
-  with open(done + ".tmp", "w") as f:
-    json.dump(values, f)
-  os.replace(done + ".tmp", done)
   return values
 
 
-def table(rows: list[tuple[str, dict]]) -> str:
-  columns = METRICS + (("fid", "FID"),) * any("fid" in v for _, v in rows)
-  lower = ("lpips", "tempe", "fid")
-  best = {k: (min if k in lower else max)(v[k] for _, v in rows if k in v) for k, _ in columns}
-  lines = ["| model | " + " | ".join(label for _, label in columns) + " | steps | minutes |",
-           "|---" * (len(columns) + 3) + "|"]
-  for label, values in rows:
-    cells = []
-    for key, _ in columns:
-      if key not in values:
-        cells.append("-")
-        continue
-      text = f"{values[key]:.2f}" if abs(values[key]) >= 10 else f"{values[key]:.4f}"
-      cells.append(f"**{text}**" if values[key] == best[key] else text)
-    minutes = f"{values['minutes']:.1f}" if "minutes" in values else "-"
-    lines.append(f"| {label} | " + " | ".join(cells) + f" | {int(values['steps'])} | {minutes} |")
-  return "\n".join(lines)
+def columns(rows: list[seeds.Row]) -> list[tuple[str, str]]:
+  """METRICS, FID when a run has it, steps and minutes."""
+  fid = (("fid", "FID"),) * any("fid" in r for row in rows for r in row.seeds)
+  return list(METRICS + fid + (("steps", "steps"), ("minutes", "minutes")))
 
 
 def with_evals(config, fid_weights: str):
@@ -122,6 +121,7 @@ def main(argv=None) -> int:
                       help="start row NAME (a variant or baseline) from a copy of a finished "
                            "run of the same config (its missing evaluations are computed)")
   parser.add_argument("--fid-weights", default="")
+  seeds.add_flag(parser)
   args = parser.parse_args(argv)
   for item in args.reuse:
     name, _, source = item.partition("=")
@@ -134,22 +134,23 @@ def main(argv=None) -> int:
   if bad:
     parser.error(f"unknown variants or baselines {bad}; known: {', '.join(VARIANTS)}; "
                  f"{', '.join(BASELINES)}")
-  rows = []
-  for name in names:
-    label, overrides = VARIANTS[name]
-    config = make_config(args.config, {**overrides, "init_from": args.init_from}, (), args.steps)
-    rows.append((label, run(os.path.join(args.workdir, name), with_evals(config, args.fid_weights))))
+  def row(name, label, spec, overrides, steps):
+    def train(workdir, seed):
+      config = make_config(spec, {**overrides, "seed": seed}, (), steps)
+      return run(workdir, with_evals(config, args.fid_weights))
+    return seeds.run_row(args.workdir, name, label, train, args.seeds)
+  rows = [row(name, VARIANTS[name][0], args.config,
+              {**VARIANTS[name][1], "init_from": args.init_from}, args.steps) for name in names]
   for item in filter(None, args.baselines.split(",")):
     name, _, steps = item.partition(":")
     label, spec = BASELINES[name]
-    config = with_evals(make_config(spec, {}, (), int(steps) if steps else None),
-                        args.fid_weights)
     label = f"{label}, {steps} steps" if steps else label
-    rows.append((label, run(os.path.join(args.workdir, item.replace(":", "_")), config)))
+    rows.append(row(item.replace(":", "_"), label, spec, {}, int(steps) if steps else None))
   budget = args.steps or "the config's"
   header = (f"`{args.config}`, {budget} steps per D²G-Net variant from "
             f"`{args.init_from}`; baselines at their runlocal configs; held-out segment")
-  write_table(args.workdir, header, "d2gnet_ablation.py", argv or sys.argv[1:], rows, table(rows))
+  seeds.write_table(args.workdir, header, "d2gnet_ablation.py", argv or sys.argv[1:], rows,
+                    columns(rows), CLAIMS)
   return 0
 
 

@@ -2,7 +2,7 @@ r"""MFCI ablation in the shape of the paper's Table 1, on the synthetic world's 
 
   python benchmarks/mfci_ablation.py --workdir /tmp/mfci_ablation [--config configs/mfci.py:runlocal]
       [--single-steps 400] [--fused-steps 250] [--variants rb6,rb6_dv,rb6_sa2d_dv] [--vgg-baseline]
-      [--single-checkpoint RUN/checkpoints/400] [--set loss.mask=0 ...]
+      [--single-checkpoint RUN/checkpoints/400] [--set loss.mask=0 ...] [--seeds 3]
 
 1. Trains the single-frame baseline (stage "single" only) once, or takes it from
    --single-checkpoint -> row "single-frame (MSE + GAN)"; with --vgg-baseline a second one with
@@ -22,19 +22,22 @@ Above the table: the config, the step budget, the machine and the command. Every
 own workdir under --workdir, so an interrupted ablation resumes where it stopped (a finished run
 is not trained again; its VFID is computed from its last checkpoint if its workdir predates the
 VFID column). Speed: on a 2-core CPU one fused variant of the runlocal config takes ~6-10 minutes.
+`--seeds N` runs every row N times (seed i's fused variants start from seed i's baseline, or all
+from --single-checkpoint) and judges Table 1's orderings (CLAIMS: each fused variant against the
+single-frame baseline, L_VGG's baseline against the plain one, D_V against RB6 alone) against
+the seeds' noise (benchmarks/seeds.py).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import flags  # noqa: E402  pylint: disable=g-import-not-at-top
-from benchmarks.results_table import machine  # noqa: E402  pylint: disable=g-import-not-at-top
+from benchmarks import seeds  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax import config_utils  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax import evals  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax.evals import common as evals_common  # noqa: E402  pylint: disable=g-import-not-at-top
@@ -56,6 +59,18 @@ METRICS = ("psnr", "ssim", "m_ssim", "m_psnr", "tempe")
 # config.evals entry of each output's VFID (the fused model's, the single-frame baseline's).
 VFID_EVALS = {"fused": "vfid", "single": "vfid_single"}
 VFID_CACHE = "vfid_cache"  # under --workdir: the real clips' I3D statistics, shared by every run
+COLUMNS = (("vfid", "VFID"),) + tuple(zip(METRICS, ("PSNR", "SSIM", "masked SSIM", "masked PSNR",
+                                                     "E_temp")))
+SINGLE, SINGLE_VGG = "single", "single_vgg"   # the single-frame baselines' rows
+SINGLE_LABEL = "single-frame (MSE + GAN)"
+# The paper's Table 1 (VFID, PSNR); "single" is its single-frame "MSE" row.
+PAPER = {name: dict(vfid=vfid, psnr=psnr) for name, (vfid, psnr) in {
+    SINGLE: (10.25, 22.10), SINGLE_VGG: (9.50, 22.83), "rb6": (7.99, 22.79),
+    "rb6_dv3": (8.09, 23.07), "rb6_dv": (7.93, 22.96), "avg_dv": (8.06, 22.83),
+    "max_dv": (7.47, 21.37), "sa3d_rb6_dv": (7.74, 23.25), "rb6_sa2d_dv": (7.57, 23.20)}.items()}
+CLAIMS = seeds.paper_claims(
+    "Table 1", PAPER, [(n, SINGLE) for n in VARIANTS] + [(SINGLE_VGG, SINGLE), ("rb6_dv", "rb6")],
+    ("vfid", "psnr"), lower=("vfid",))
 
 
 def make_config(base: str, overrides: dict, sets=()):
@@ -151,28 +166,21 @@ def train_fused(base: str, workdir: str, single_dir: str, steps: int, overrides:
   return _train(config, workdir)
 
 
-def table(rows: list[tuple[str, dict, str]]) -> str:
-  """Markdown table: one row per (label, eval results, which output)."""
-  head = ("| variant | VFID | PSNR | SSIM | masked SSIM | masked PSNR | E_temp (x1e3) |\n"
-          "|---|---|---|---|---|---|---|\n")
-  lines = []
-  for label, results, output in rows:
-    values = [results[f"{m}/{output}"] for m in ("vfid",) + METRICS]
-    lines.append(f"| {label} | {values[0]:.2f} | {values[1]:.2f} | {values[2]:.4f} | "
-                 f"{values[3]:.4f} | {values[4]:.2f} | {1e3 * values[5]:.3f} |")
-  return head + "\n".join(lines) + "\n"
+def output_row(raw: seeds.Row, name: str, label: str, output: str) -> seeds.Row:
+  """`raw`'s seeds' scores of one output (`<metric>/<output>` -> `<metric>`)."""
+  keys = [key for key, _ in COLUMNS]
+  return seeds.Row(name, label, [{"num_examples": r["num_examples"],
+                                  **{k: r[f"{k}/{output}"] for k in keys}} for r in raw.seeds])
 
 
-def header(args, rows, argv) -> str:
-  """Where the numbers come from: config, step budget, evaluation size, machine, command."""
+def header(args, rows) -> str:
+  """Where the numbers come from: config, step budget, evaluation size."""
   single = (f"the stage \"single\" baseline of {args.single_checkpoint}"
             if args.single_checkpoint else f"{args.single_steps} stage \"single\" steps")
-  examples = int(rows[0][1]["num_examples"]) if rows else 0
-  command = " ".join(shlex.quote(a) for a in ["python", "benchmarks/mfci_ablation.py", *argv])
+  examples = int(rows[0].seeds[0]["num_examples"]) if rows else 0
   sets = "".join(f" --set {k}={v}" for k, v in args.sets)
   return (f"Config `{args.config}`{sets}: {single}, then {args.fused_steps} stage \"fused\" steps per "
-          f"variant; {examples} held-out Same-Video evaluation examples; {machine()}; "
-          f"`{command}`\n")
+          f"variant; {examples} held-out Same-Video evaluation examples")
 
 
 def main(argv=None) -> int:
@@ -190,6 +198,7 @@ def main(argv=None) -> int:
                       help="also train the single-frame baseline with L_VGG (MSE + VGG row)")
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set",
                       help="config override for every run, e.g. --set loss.mask=0 (repeatable)")
+  seeds.add_flag(parser)
   argv = sys.argv[1:] if argv is None else list(argv)
   args = parser.parse_args(argv)
   if any("=" not in s for s in args.set):
@@ -203,30 +212,24 @@ def main(argv=None) -> int:
     flags.FLAGS(["mfci_ablation"])
   os.makedirs(args.workdir, exist_ok=True)
   cache = os.path.join(os.path.abspath(args.workdir), VFID_CACHE)
-  single_dir = args.single_checkpoint
+  sets = lambda seed: [*args.sets, ("seed", str(seed))]
+  single_dir = lambda seed: args.single_checkpoint or seeds.workdir_of(args.workdir, SINGLE, seed)
   rows = []
-  if not single_dir:
-    single_dir = os.path.join(args.workdir, "single")
-    rows.append(("single-frame (MSE + GAN)",
-                 train_single(args.config, single_dir, args.single_steps, 0.0, cache, args.sets),
-                 "single"))
-  if args.vgg_baseline:
-    results = train_single(args.config, os.path.join(args.workdir, "single_vgg"),
-                           args.single_steps, 0.2, cache, args.sets)
-    rows.append(("single-frame (MSE + VGG + GAN)", results, "single"))
+  baselines = ([(SINGLE, SINGLE_LABEL, 0.0)] * (not args.single_checkpoint)
+               + [(SINGLE_VGG, "single-frame (MSE + VGG + GAN)", 0.2)] * args.vgg_baseline)
+  for name, label, vgg in baselines:
+    raw = seeds.run_row(args.workdir, name, label, lambda wd, seed, vgg=vgg: train_single(
+        args.config, wd, args.single_steps, vgg, cache, sets(seed)), args.seeds)
+    rows.append(output_row(raw, name, label, "single"))
   for name in names:
     label, overrides = VARIANTS[name]
-    results = train_fused(args.config, os.path.join(args.workdir, name), single_dir,
-                          args.fused_steps, overrides, cache, args.sets)
+    raw = seeds.run_row(args.workdir, name, label, lambda wd, seed, o=overrides: train_fused(
+        args.config, wd, single_dir(seed), args.fused_steps, o, cache, sets(seed)), args.seeds)
     if not rows:   # the frozen baseline's own scores, as every fused run evaluates it too
-      rows.append(("single-frame (MSE + GAN)", results, "single"))
-    rows.append((label, results, "fused"))
-  text = header(args, rows, argv) + "\n" + table(rows)
-  with open(os.path.join(args.workdir, "table.md"), "w", encoding="utf-8") as f:
-    f.write(text)
-  with open(os.path.join(args.workdir, "table.json"), "w", encoding="utf-8") as f:
-    json.dump([{"variant": label, "output": out, **res} for label, res, out in rows], f, indent=2)
-  print(text)
+      rows.append(output_row(raw, SINGLE, SINGLE_LABEL, "single"))
+    rows.append(output_row(raw, name, label, "fused"))
+  seeds.write_table(args.workdir, header(args, rows), "mfci_ablation.py", argv, rows, COLUMNS,
+                    CLAIMS, corner="variant")
   return 0
 
 

@@ -167,6 +167,7 @@ def test_bad_configs_fail_with_one_line_errors(overrides, match):
 
 def test_table_2_script_rows_are_the_papers_variants():
   import internet_table as table  # pylint: disable=g-import-not-at-top
+  from benchmarks import seeds  # pylint: disable=g-import-not-at-top
   spec = conformance.config_spec("internet", "runlocal")
   for name, (label, overrides) in table.ROWS.items():
     if overrides is None:
@@ -176,11 +177,11 @@ def test_table_2_script_rows_are_the_papers_variants():
     assert config.model.deformable_skips is (not name.startswith("ss")), name
     scheme = {"a": "flow", "b": "external", "c": "intrinsic", "none": "none"}[name.split("_")[1]]
     assert config.loss.temporal == scheme, name
-  text = table.table([("FoM", {"ms_ssim": 0.9, "lpips": 0.1}), ("Ours (MS c)", {"ssim": 0.5})],
-                     fid=True)
-  lines = text.splitlines()
+  rows = [seeds.Row("fom", "FoM", [{"ms_ssim": 0.9, "lpips": 0.1}]),
+          seeds.Row("ms_c", "Ours (MS c)", [{"ssim": 0.5}])]
+  lines = seeds.table(rows, table.columns(fid=True)).splitlines()
   assert lines[0].startswith("| model | ms_ssim | ssim | lpips | fid/fid | interp_psnr |")
-  assert lines[2].startswith("| FoM | 0.9 | - | 0.1 | - |")
+  assert lines[2].startswith("| FoM | 0.9000 | - | 0.1000 | - |")
 
 
 @GROUP

@@ -257,13 +257,17 @@ def test_init_from_loads_only_the_named_groups(system_runs, tmp_path):
 def test_ablation_runs_declare_vfid_and_its_table_has_a_vfid_column():
   from psrjax import config_utils
   import mfci_ablation as ablation  # pylint: disable=g-import-not-at-top
+  from benchmarks import seeds  # pylint: disable=g-import-not-at-top
   tiny = ablation.with_vfid(tiny_config(), "/cache")        # tiny declares no VFID: added
   paper = ablation.with_vfid(config_utils.load_config(CONFIG), "/cache")   # declared: kept
   for config in (tiny, paper):
     assert {n: (e.type, e.every, e.prediction, e.cache_dir) for n, e in config.evals.items()} == {
         "vfid": ("vfid", 0, "fused", "/cache"), "vfid_single": ("vfid", 0, "single", "/cache")}
   results = {f"{m}/{o}": 1.0 for m in ("vfid",) + ablation.METRICS for o in ("single", "fused")}
-  text = ablation.table([("single-frame", results, "single"), ("fused", results, "fused")])
+  raw = seeds.Row("rb6", "fused", [{**results, "num_examples": 4.0}])
+  rows = [ablation.output_row(raw, "single", "single-frame", "single"),
+          ablation.output_row(raw, "rb6", "fused", "fused")]
+  text = seeds.table(rows, ablation.COLUMNS, corner="variant")
   assert text.splitlines()[0].startswith("| variant | VFID | PSNR |")
   assert [len(line.split("|")) for line in text.splitlines()] == [9] * 4
 
@@ -276,6 +280,7 @@ def test_ablation_script_reports_vfid_and_resumes(tmp_path):
   assert ablation.main(argv) == 0
   text = (tmp_path / "table.md").read_text()
   head, _, table = text.partition("\n\n")
+  table = table.partition("\n\n")[0]   # the claims follow
   assert f"{CONFIG}:tiny" in head and "2 stage \"single\" steps" in head and "cores" in head
   assert "benchmarks/mfci_ablation.py" in head
   lines = table.strip().splitlines()
@@ -289,6 +294,6 @@ def test_ablation_script_reports_vfid_and_resumes(tmp_path):
     for f in (tmp_path / "rb6" / "eval" / name).iterdir():
       f.unlink()
   assert ablation.main(argv) == 0
-  again = (tmp_path / "table.md").read_text().partition("\n\n")[2]
+  again = (tmp_path / "table.md").read_text().split("\n\n")[1]
   again_vfid = [float(line.split("|")[2]) for line in again.strip().splitlines()[2:]]
   np.testing.assert_allclose(again_vfid, vfid, atol=0.01)

@@ -1,0 +1,198 @@
+r"""Noise bands for the results tables: each row run over seeds, the papers' orderings judged
+against them (`--seeds N` of internet_table.py, cocovid_ablation.py, d2gnet_ablation.py and
+mfci_ablation.py).
+
+Seeds: each row runs N times with `config.seed` = 0..N-1. Seed 0 runs in the row's own workdir
+`<workdir>/<row>` (a table run once before is its first seed), seed i >= 1 in
+`<workdir>/<row>-seed<i>`; a finished run is read back, not trained again. A cell is the mean ±
+the sample standard deviation (ddof=1) over the seeds, or the value with one seed.
+
+Claims: a script declares its paper's orderings as data, e.g.
+`Claim(better="ms_c", worse="fom", metric="lpips", higher_is_better=False, source="Table 2: ...")`.
+The difference is the mean of `better` minus the mean of `worse`, negated when lower is better
+(positive: the claimed direction); the band is 2 sqrt((s_better² + s_worse²) / 2), twice the
+pooled seed standard deviation. Verdict: "reproduced" when the difference exceeds the band,
+"reversed" when it is below minus the band, "within noise" otherwise; with fewer than 2 seeds on
+either row, "one seed: no noise band" and the plain direction. Claims on rows the table lacks are
+left out; one on a metric a row lacks is "not measured".
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import shlex
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.results_table import _format, machine  # noqa: E402  pylint: disable=g-import-not-at-top
+
+ONE_SEED = "one seed: no noise band"
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+  """A paper's ordering: row `better` ahead of row `worse` on `metric`; `source` cites it."""
+  better: str
+  worse: str
+  metric: str
+  higher_is_better: bool = True
+  source: str = ""
+
+
+@dataclasses.dataclass
+class Row:
+  """A table row: `name` (its workdir, what claims call it), `label`, one result dict per seed."""
+  name: str
+  label: str
+  seeds: list
+
+
+def _count(text: str) -> int:
+  if not text.isdigit() or int(text) < 1:
+    raise argparse.ArgumentTypeError(f"--seeds takes a count >= 1, got {text!r}")
+  return int(text)
+
+
+def add_flag(parser) -> None:
+  parser.add_argument("--seeds", type=_count, default=1,
+                      help="runs per row, config.seed 0..N-1; from 2 on: noise bands and verdicts")
+
+
+def workdir_of(workdir: str, name: str, seed: int) -> str:
+  """Seed 0: `<workdir>/<name>` (the row's single-seed workdir); seed i: `<name>-seed<i>`."""
+  return os.path.join(workdir, name if seed == 0 else f"{name}-seed{seed}")
+
+
+def run_row(workdir: str, name: str, label: str, train, seeds: int) -> Row:
+  """`train(run_workdir, seed)` (trains, or reads back a finished run) for seeds 0..seeds-1."""
+  return Row(name, label, [train(workdir_of(workdir, name, s), s) for s in range(seeds)])
+
+
+def read_or_run(workdir: str, compute) -> dict:
+  """`<workdir>/results.json` of a finished run, or `compute()` (a dict of floats) written there."""
+  os.makedirs(workdir, exist_ok=True)
+  done = os.path.join(workdir, "results.json")
+  if os.path.exists(done):
+    with open(done) as f:
+      return json.load(f)
+  values = compute()
+  with open(done + ".tmp", "w") as f:
+    json.dump(values, f)
+  os.replace(done + ".tmp", done)
+  return values
+
+
+def values(row: Row, metric: str) -> list[float] | None:
+  """The metric of every seed of `row`; None when a seed lacks it."""
+  found = [results.get(metric) for results in row.seeds]
+  return None if any(v is None for v in found) else [float(v) for v in found]
+
+
+def mean_std(numbers: list[float]) -> tuple[float, float | None]:
+  """Mean and sample standard deviation (ddof=1; None for one number)."""
+  return statistics.fmean(numbers), statistics.stdev(numbers) if len(numbers) > 1 else None
+
+
+def cell(numbers: list[float] | None) -> str:
+  """'mean ± std' (results_table's number format), the value with one seed, '-' when missing."""
+  if not numbers:
+    return "-"
+  mean, std = mean_std(numbers)
+  return _format(mean) if std is None else f"{_format(mean)} ± {_format(std)}"
+
+
+def verdict(difference: float, band: float | None) -> str:
+  """The module docstring's rule; `difference` > 0 is the claimed direction, band None: one seed."""
+  if band is None:
+    side = "as claimed" if difference > 0 else "the other way" if difference < 0 else "tied"
+    return f"{ONE_SEED} ({side})"
+  return "reproduced" if difference > band else "reversed" if difference < -band else "within noise"
+
+
+def judge(claim: Claim, rows: list[Row]) -> dict | None:
+  """The claim, its rows' labels and means, the difference, the band and the verdict; None when
+  the table lacks one of its rows."""
+  named = {row.name: row for row in rows}
+  if claim.better not in named or claim.worse not in named:
+    return None
+  out = {**dataclasses.asdict(claim), "better_label": named[claim.better].label,
+         "worse_label": named[claim.worse].label}
+  a, b = values(named[claim.better], claim.metric), values(named[claim.worse], claim.metric)
+  if a is None or b is None:
+    return {**out, "verdict": "not measured"}
+  (mean_a, std_a), (mean_b, std_b) = mean_std(a), mean_std(b)
+  difference = (mean_a - mean_b) * (1 if claim.higher_is_better else -1)
+  band = None if std_a is None or std_b is None else 2 * math.sqrt((std_a ** 2 + std_b ** 2) / 2)
+  return {**out, "better_mean": mean_a, "worse_mean": mean_b, "difference": difference,
+          "band": band, "verdict": verdict(difference, band)}
+
+
+def paper_claims(source: str, numbers: dict, pairs, metrics, lower=()) -> list[Claim]:
+  """The orderings a paper's table (`numbers`: row -> metric -> value) states between each pair
+  of rows on each metric (`lower`: lower is better); `source` names the table."""
+  claims = []
+  for a, b in pairs:
+    for metric in metrics:
+      x, y = numbers[a][metric], numbers[b][metric]
+      if x != y:
+        higher = metric not in lower
+        better, worse = (a, b) if (x > y) == higher else (b, a)
+        claims.append(Claim(better, worse, metric, higher, f"{source}: {metric} "
+                            f"{numbers[better][metric]:g} vs {numbers[worse][metric]:g}"))
+  return claims
+
+
+def table(rows: list[Row], columns, corner: str = "model") -> str:
+  """Markdown table: a line per row, a cell per (key, label) of `columns`."""
+  lines = [f"| {corner} | " + " | ".join(label for _, label in columns) + " |",
+           "|---|" + "---|" * len(columns)]
+  for row in rows:
+    lines.append(f"| {row.label} | " + " | ".join(cell(values(row, k)) for k, _ in columns) + " |")
+  return "\n".join(lines)
+
+
+def claims_text(judged: list[dict]) -> str:
+  """One line per judged claim: the claim, the two means, the difference, the band, the verdict."""
+  number = lambda j, k: "-" if j.get(k) is None else _format(j[k])
+  lines = ["Claims (reproduced: the difference of the means, in the claimed direction, exceeds "
+           "2 pooled seed standard deviations):"]
+  for j in judged:
+    order = "higher" if j["higher_is_better"] else "lower"
+    lines.append(f"- {j['better_label']} ahead of {j['worse_label']} on {j['metric']} ({order} is "
+                 f"better; {j['source']}): {number(j, 'better_mean')} vs "
+                 f"{number(j, 'worse_mean')}, difference {number(j, 'difference')}, band "
+                 f"{number(j, 'band')}: {j['verdict']}")
+  return "\n".join(lines)
+
+
+def _summary(row: Row) -> dict:
+  keys = [k for k in row.seeds[0] if values(row, k) is not None]
+  stats = {k: mean_std(values(row, k)) for k in keys}
+  return {"name": row.name, "model": row.label, "seeds": row.seeds,
+          "mean": {k: s[0] for k, s in stats.items()}, "std": {k: s[1] for k, s in stats.items()}}
+
+
+def write_table(workdir: str, header: str, script: str, argv, rows: list[Row], columns,
+                claims=(), corner: str = "model") -> str:
+  """Writes `table.md` (the header, the seeds, the machine, the command, the table, the claims)
+  and `table.json` (per row its seeds' results, mean and std; per claim its verdict) under
+  `workdir`, prints the text and returns it."""
+  judged = [j for j in (judge(c, rows) for c in claims) if j is not None]
+  command = f"`python benchmarks/{script} {' '.join(shlex.quote(a) for a in argv)}`"
+  count = max(len(row.seeds) for row in rows) if rows else 1
+  seeds = f"; seeds 0..{count - 1} per row" if count > 1 else ""
+  text = f"{header}{seeds}; {machine()}; {command}\n\n{table(rows, columns, corner)}"
+  if judged:
+    text += "\n\n" + claims_text(judged)
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "table.md"), "w", encoding="utf-8") as f:
+    f.write(text + "\n")
+  with open(os.path.join(workdir, "table.json"), "w", encoding="utf-8") as f:
+    json.dump({"rows": [_summary(row) for row in rows], "claims": judged}, f, indent=2)
+  print(text)
+  return text

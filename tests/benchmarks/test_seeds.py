@@ -1,0 +1,203 @@
+"""benchmarks/seeds.py: the noise bands of the results tables, their claims' verdicts, the
+seeds' workdirs, and internet_table.py's `--seeds` (its training replaced by canned results)."""
+import json
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, REPO)
+
+from benchmarks import internet_table  # noqa: E402  pylint: disable=g-import-not-at-top
+from benchmarks import seeds  # noqa: E402  pylint: disable=g-import-not-at-top
+
+
+def _row(name, **per_seed):
+  """A row whose seeds hold `metric=[value per seed]`."""
+  count = len(next(iter(per_seed.values())))
+  return seeds.Row(name, name.upper(), [{m: v[i] for m, v in per_seed.items()}
+                                        for i in range(count)])
+
+
+def test_cells_are_the_mean_and_the_sample_standard_deviation():
+  assert seeds.mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)   # ddof=1: sqrt(2 / 2)
+  assert seeds.cell([0.5977, 0.5989, 0.6001]) == "0.5989 ± 0.0012"
+  assert seeds.cell([23.5, 24.5]) == "24.00 ± 0.7071"   # each number as results_table writes it
+  assert seeds.cell([0.5989]) == "0.5989"
+  assert seeds.cell(None) == "-"
+
+
+@pytest.mark.parametrize("better, worse, higher, verdict", [
+    ([0.96, 0.98], [0.89, 0.91], True, "reproduced"),    # 0.07 apart, band 2 x 0.0141
+    ([0.96, 0.98], [0.95, 0.97], True, "within noise"),  # 0.01 apart
+    ([0.89, 0.91], [0.96, 0.98], True, "reversed"),
+    ([0.035, 0.055], [0.121, 0.141], False, "reproduced"),   # lower is better
+    ([0.121, 0.141], [0.035, 0.055], False, "reversed"),
+])
+def test_verdicts_hold_beyond_two_pooled_standard_deviations(better, worse, higher, verdict):
+  rows = [_row("a", m=better), _row("b", m=worse)]
+  judged = seeds.judge(seeds.Claim("a", "b", "m", higher, "Table 9"), rows)
+  assert judged["verdict"] == verdict
+  assert judged["band"] == pytest.approx(2 * 0.0141421, rel=1e-4)
+
+
+def test_the_band_pools_both_rows_and_its_edge_is_within_noise():
+  rows = [_row("a", m=[1.0, 3.0]), _row("b", m=[0.0, 0.0])]   # s_a = sqrt(2), s_b = 0
+  judged = seeds.judge(seeds.Claim("a", "b", "m"), rows)
+  assert (judged["difference"], judged["band"]) == (pytest.approx(2.0), pytest.approx(2.0))
+  assert judged["verdict"] == "within noise"
+  assert seeds.verdict(2.01, 2.0) == "reproduced" and seeds.verdict(-2.01, 2.0) == "reversed"
+
+
+def test_one_seed_has_no_band_only_a_direction():
+  rows = [_row("a", m=[0.9]), _row("b", m=[0.8, 0.7])]
+  ahead = seeds.judge(seeds.Claim("a", "b", "m"), rows)
+  behind = seeds.judge(seeds.Claim("a", "b", "m", higher_is_better=False), rows)
+  assert ahead["band"] is None
+  assert ahead["verdict"] == "one seed: no noise band (as claimed)"
+  assert behind["verdict"] == "one seed: no noise band (the other way)"
+
+
+def test_claims_on_absent_rows_are_left_out_and_absent_metrics_not_measured():
+  rows = [_row("a", m=[1.0, 2.0]), _row("b", n=[1.0, 2.0])]
+  assert seeds.judge(seeds.Claim("a", "c", "m"), rows) is None
+  assert seeds.judge(seeds.Claim("a", "b", "m"), rows)["verdict"] == "not measured"
+
+
+def test_paper_claims_state_the_tables_own_orderings():
+  numbers = {"ours": {"ssim": 0.835, "lpips": 0.035}, "base": {"ssim": 0.841, "lpips": 0.044}}
+  claims = seeds.paper_claims("Table 2", numbers, [("ours", "base")], ("ssim", "lpips"),
+                              lower=("lpips",))
+  assert claims == [seeds.Claim("base", "ours", "ssim", True, "Table 2: ssim 0.841 vs 0.835"),
+                    seeds.Claim("ours", "base", "lpips", False, "Table 2: lpips 0.035 vs 0.044")]
+
+
+def test_seed_zero_keeps_the_rows_workdir_and_finished_runs_are_read_back(tmp_path):
+  calls = []
+
+  def train(workdir, seed):
+    def compute():
+      calls.append((os.path.relpath(workdir, tmp_path), seed))
+      return {"m": float(seed)}
+    return seeds.read_or_run(workdir, compute)
+
+  row = seeds.run_row(str(tmp_path), "full", "Full", train, 2)
+  assert calls == [("full", 0), ("full-seed1", 1)]
+  assert row.seeds == [{"m": 0.0}, {"m": 1.0}]
+  row = seeds.run_row(str(tmp_path), "full", "Full", train, 3)   # only seed 2 is new
+  assert calls[2:] == [("full-seed2", 2)]
+  assert row.seeds == [{"m": 0.0}, {"m": 1.0}, {"m": 2.0}]
+
+
+def test_seeds_takes_a_positive_count():
+  with pytest.raises(SystemExit):
+    internet_table.main(["--workdir", "/nonexistent", "--seeds", "0"])
+
+
+# Canned evaluations: FoM's carries the copied source frame's scores, MS c's is clearly ahead.
+CANNED = {"fom": {"ms_ssim": 0.895, "ssim": 0.70, "lpips": 0.121, "interp_psnr": 23.0,
+                  "ssim/copy": 0.55, "lpips/copy": 0.30, "psnr/copy": 15.0},
+          "ms_b": {"ms_ssim": 0.958, "ssim": 0.80, "lpips": 0.037, "interp_psnr": 23.6},
+          "ms_c": {"ms_ssim": 0.960, "ssim": 0.80, "lpips": 0.035, "interp_psnr": 24.2}}
+
+
+def _fake_run(calls):
+  def run(workdir, config):
+    name = os.path.basename(workdir).split("-seed")[0]
+    calls.append((os.path.basename(workdir), config.seed))
+    jitter = 0.002 * config.seed   # seeds 0 and 1 differ by 0.002: std 0.00141
+    return {k: v + jitter for k, v in CANNED[name].items()}
+  return run
+
+
+def test_internet_table_reports_seeds_the_copy_row_and_verdicts(tmp_path, monkeypatch, capsys):
+  calls = []
+  monkeypatch.setattr(internet_table, "run", _fake_run(calls))
+  assert internet_table.main(["--workdir", str(tmp_path), "--rows", "fom,ms_b,ms_c",
+                              "--seeds", "2"]) == 0
+  assert calls == [("fom", 0), ("fom-seed1", 1), ("ms_b", 0), ("ms_b-seed1", 1),
+                   ("ms_c", 0), ("ms_c-seed1", 1)]
+  text = capsys.readouterr().out
+  assert "seeds 0..1 per row" in text
+  lines = text.splitlines()
+  assert ("| FoM | 0.8960 ± 0.00141 | 0.7010 ± 0.00141 | 0.1220 ± 0.00141 | 23.00 ± 0.00141 |"
+          in text)
+  assert "| copy of the source frame | - | 0.5510 ± 0.00141 | 0.3010 ± 0.00141 | - |" in text
+  assert ("- Ours (MS c) ahead of FoM on lpips (lower is better; Table 2: lpips 0.035 vs 0.121): "
+          "0.0360 vs 0.1220, difference 0.0860, band 0.00283: reproduced") in lines
+  assert any(line.startswith("- Ours (MS c) ahead of MS b) on ms_ssim") and
+             line.endswith(": within noise") for line in lines)
+  assert any(line.startswith("- FoM ahead of copy of the source frame on ssim") and
+             line.endswith(": reproduced") for line in lines)
+  saved = json.loads((tmp_path / "table.json").read_text())
+  assert [row["name"] for row in saved["rows"]] == ["copy", "fom", "ms_b", "ms_c"]
+  assert saved["rows"][1]["seeds"][1]["ssim"] == pytest.approx(0.702)
+  assert saved["rows"][1]["std"]["ssim"] == pytest.approx(0.0014142, rel=1e-4)
+  assert {c["verdict"] for c in saved["claims"]} == {"reproduced", "within noise"}
+
+
+def test_internet_table_without_copy_scores_has_no_copy_row(tmp_path, monkeypatch, capsys):
+  monkeypatch.setitem(CANNED, "fom", {k: v for k, v in CANNED["fom"].items() if "/" not in k})
+  monkeypatch.setattr(internet_table, "run", _fake_run([]))
+  assert internet_table.main(["--workdir", str(tmp_path), "--rows", "fom,ms_c"]) == 0
+  text = capsys.readouterr().out
+  assert "copy" not in text.partition("\n\n")[2]
+  assert "| FoM | 0.8950 | 0.7000 | 0.1210 | 23.00 |" in text
+  assert "0.0350 vs 0.1210, difference 0.0860, band -: one seed: no noise band (as claimed)" in text
+
+
+def _scores(seed):
+  return {"ssim": 0.8 + 0.001 * seed, "lpips": 0.05, "psnr": 22.0, "steps": 4.0}
+
+
+@pytest.mark.parametrize("script, argv, workdirs, claim", [
+    ("cocovid_ablation", ["--variants", "full,no_ts"],
+     ["full", "full-seed1", "no_ts", "no_ts-seed1", "pix2pixhd", "pix2pixhd-seed1"],
+     "- pix2pixHD (baseline) ahead of Full on ssim (higher is better; Table 2: ssim 0.841 vs "
+     "0.835): 0.8005 vs 0.8005, difference 0.0000, band 0.00141: within noise"),
+    ("d2gnet_ablation", ["--init-from", "/uv", "--variants", "full,no_d2g", "--baselines", "edn"],
+     ["full", "full-seed1", "no_d2g", "no_d2g-seed1", "edn", "edn-seed1"],
+     "- D²G-Net (full) ahead of Everybody Dance Now on psnr (higher is better; Table 1: psnr "
+     "37.44 vs 37.1): 22.00 vs 22.00, difference 0.0000, band 0.0000: within noise"),
+])
+def test_ablations_run_every_row_over_the_seeds(script, argv, workdirs, claim, tmp_path,
+                                                monkeypatch, capsys):
+  module = __import__(f"benchmarks.{script}", fromlist=["run"])
+  calls = []
+  def run(workdir, config):
+    calls.append((os.path.basename(workdir), config.seed))
+    return _scores(config.seed)
+  monkeypatch.setattr(module, "run", run)
+  assert module.main(["--workdir", str(tmp_path), "--seeds", "2", *argv]) == 0
+  assert calls == [(w, int("seed1" in w)) for w in workdirs]
+  text = capsys.readouterr().out
+  assert "0.8005 ± 0.000707" in text
+  assert claim in text.splitlines()
+
+
+def test_mfci_fused_runs_start_from_their_seeds_baseline(tmp_path, monkeypatch, capsys):
+  from benchmarks import mfci_ablation  # pylint: disable=g-import-not-at-top
+  calls = []
+  def results(seed):
+    return {"num_examples": 4.0, **{f"{m}/{o}": v + seed for o, scale in (("single", 1.0),
+                                                                          ("fused", 0.5))
+                                    for m, v in (("vfid", 10.0 * scale), ("psnr", 22.0),
+                                                 ("ssim", 0.5), ("m_ssim", 0.4),
+                                                 ("m_psnr", 20.0), ("tempe", 0.001))}}
+  def single(base, workdir, steps, vgg, cache, sets):
+    calls.append((os.path.basename(workdir), dict(sets)["seed"]))
+    return results(int(dict(sets)["seed"]))
+  def fused(base, workdir, single_dir, steps, overrides, cache, sets):
+    calls.append((os.path.basename(workdir), os.path.basename(single_dir), dict(sets)["seed"]))
+    return results(int(dict(sets)["seed"]))
+  monkeypatch.setattr(mfci_ablation, "train_single", single)
+  monkeypatch.setattr(mfci_ablation, "train_fused", fused)
+  assert mfci_ablation.main(["--workdir", str(tmp_path), "--variants", "rb6", "--seeds", "2"]) == 0
+  assert calls == [("single", "0"), ("single-seed1", "1"), ("rb6", "single", "0"),
+                   ("rb6-seed1", "single-seed1", "1")]
+  lines = capsys.readouterr().out.splitlines()
+  assert "| single-frame (MSE + GAN) | 10.50 ± 0.7071 | 22.50 ± 0.7071 |" in "\n".join(lines)
+  assert ("- MSE + VGG + Fusion_RB6 ahead of single-frame (MSE + GAN) on vfid (lower is better; "
+          "Table 1: vfid 7.99 vs 10.25): 5.5000 vs 10.50, difference 5.0000, band 1.4142: "
+          "reproduced") in lines
