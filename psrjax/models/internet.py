@@ -8,9 +8,14 @@ hourglass, which mixes the K local affine motions and the identity with soft wei
 base field F^0 at `dm_scale_factor` of the frame (the paper: 128 x 128 for 512 x 512 frames,
 1/4) and gives, through one more 7x7 convolution and a sigmoid on its last feature map, the
 confidence M^0 in [0, 1] (FOMM's occlusion head, which the paper attaches as "an additional
-layer to the last feature map"). Both are then upsampled by 2x bilinear steps (F.interpolate's
-align_corners=False; the field is in normalised coordinates, so its values need no rescaling)
-into the pyramids {F^i}, {M^i} of the generator's scales.
+layer to the last feature map"). Both are then upsampled by 2x bilinear steps into the pyramids
+{F^i}, {M^i} of the generator's scales: M^i with F.interpolate's align_corners=False, F^i with
+align_corners=True. The field holds normalised sampling positions on the align_corners=True grid
+(grid_sample's), so its values need no rescaling, but it must be resampled on that grid too:
+resized with half-pixel centres, the identity field of 16 x 16 becomes at 64 x 64 a 5 % zoom
+about the centre (63 / 60), up to 1.5 pixels off near the border, which the finest skips would
+carry into the frame (the paper does not say how it upsamples; corner alignment is the reading
+under which the identity motion reproduces the source at every scale).
 
 Stage II (Sec. 3.3, Eq. 6; "a 3-stage resnet generator receiving warped features at 128, 256
 and 512"): the paper gives no layer sizes, so psrjax chooses a pix2pixHD-style network
@@ -42,6 +47,7 @@ from typing import Any, Mapping
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from psrjax.geometry import motion
 from psrjax.models import fomm
@@ -62,16 +68,34 @@ PAPER = {**STAGE_I, **_GENERATOR,   # 512 x 512 frames, the base motion at 128 x
 _RUN_SETTINGS = dict(conv_impl="auto", remat="none", dtype=None)
 
 
-def upsample_pyramid(field: jax.Array, sizes) -> list[jax.Array]:
+def upsample_pyramid(field: jax.Array, sizes, *, align_corners: bool = False) -> list[jax.Array]:
   """The pyramid of `field` `[N, h, w, C]` at `sizes` (coarse to fine): each level the previous
-  one resized bilinearly (align_corners=False) to its size, i.e. by 2x steps when the sizes
-  double; the first level is `field` resized to sizes[0]. float32."""
+  one resized bilinearly to its size (F.interpolate with `align_corners`: True for a field of
+  grid_sample positions, which keeps an affine field, the identity among them, exact), i.e. by
+  2x steps when the sizes double; the first level is `field` resized to sizes[0]. float32."""
+  resize = resize_corner_aligned if align_corners else fomm.resize_bilinear
   levels = []
   current = field
   for size in sizes:
-    current = fomm.resize_bilinear(current, tuple(size))
+    current = resize(current, tuple(size))
     levels.append(current)
   return levels
+
+
+def resize_corner_aligned(x: jax.Array, size) -> jax.Array:
+  """F.interpolate(x, size, mode="bilinear", align_corners=True) on `[..., H, W, C]`, in
+  float32: the corner pixels' centres map onto each other."""
+  x = x.astype(jnp.float32)
+  for axis, n in ((-3, size[0]), (-2, size[1])):
+    m = x.shape[axis]
+    if m == n:
+      continue
+    src = np.arange(n, dtype=np.float64) * ((m - 1) / (n - 1) if n > 1 else 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), m - 1)
+    i1 = np.minimum(i0 + 1, m - 1)
+    w = (src - i0).astype(np.float32).reshape((-1,) + (1,) * (-axis - 1))
+    x = jnp.take(x, i0, axis=axis) * (1.0 - w) + jnp.take(x, i1, axis=axis) * w
+  return x
 
 
 class INTERnetGenerator(nn.Module):
@@ -106,7 +130,7 @@ class INTERnetGenerator(nn.Module):
         name="dense_motion_network")(source, kp_source, kp_driving)
     features = remat_network(INTERnetGenerator._encode, self.remat)(self, source)
     sizes = [f.shape[1:3] for f in reversed(features)]          # base ... full size
-    flows = upsample_pyramid(dense["deformation"], sizes)
+    flows = upsample_pyramid(dense["deformation"], sizes, align_corners=True)
     confidences = upsample_pyramid(dense["occlusion_map"], sizes)
     x = remat_network(INTERnetGenerator._decode, self.remat, static_argnums=(4,))(
         self, list(reversed(features)), flows, confidences, source.shape[-1])

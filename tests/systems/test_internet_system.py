@@ -45,6 +45,27 @@ def test_identical_keypoints_give_the_identity_motion_field():
   assert float(jnp.max(jnp.abs(far - grid))) > 0.05
 
 
+def test_field_pyramid_is_torch_interpolate_with_aligned_corners():
+  torch = pytest.importorskip("torch")
+  field = np.random.default_rng(0).normal(size=(2, 5, 7, 2)).astype(np.float32)
+  levels = internet_models.upsample_pyramid(field, [(5, 7), (10, 14), (19, 27)],
+                                            align_corners=True)
+  x = torch.from_numpy(field).permute(0, 3, 1, 2)
+  for level in levels:
+    x = torch.nn.functional.interpolate(x, size=level.shape[1:3], mode="bilinear",
+                                        align_corners=True)
+    np.testing.assert_allclose(level, x.permute(0, 2, 3, 1).numpy(), atol=1e-5)
+  # The identity field stays the identity at every scale (with half-pixel centres, 16 -> 64 px
+  # would zoom it by 63 / 60).
+  sizes = [(16, 16), (32, 32), (64, 64)]
+  identity = motion.coordinate_grid(*sizes[0])[None]
+  for level, size in zip(internet_models.upsample_pyramid(identity, sizes, align_corners=True),
+                         sizes):
+    np.testing.assert_allclose(level[0], motion.coordinate_grid(*size), atol=1e-6)
+  zoomed = internet_models.upsample_pyramid(identity, sizes)[-1][0]
+  assert float(jnp.max(jnp.abs(zoomed - motion.coordinate_grid(64, 64)))) > 0.02
+
+
 def test_confidence_is_in_the_unit_interval_at_every_scale():
   generator, params, source, kp = _generator()
   for scale in (1.0, 1e3):        # large inputs drive the sigmoid to its ends
