@@ -9,11 +9,19 @@ Train on this CPU in minutes:
 
   psrjax train --config configs/psrnet.py:runlocal --workdir /tmp/psrnet
 
-Other arguments (comma separated, combinable): `layers=K`, `frames=T`, `res=R`, `batch=B`, and
-`tiny` (a seconds-long variant for tests), e.g.
+Other arguments (comma separated, combinable): `layers=K`, `frames=T`, `res=R`, `batch=B`,
+`blend` and `tiny` (a seconds-long variant for tests), e.g.
 
   psrjax train --config configs/psrnet.py:layers=1,frames=8,res=112 --workdir DIR \
       --config.train.steps=200
+
+`blend`: the paper's reading of Eq. 1 on top of the variant: layer 1 as the variant has it
+(runlocal: residual decoders), layers k >= 2 full-frame generators (`model.residual` = (layer 1's,
+False, ..., False)), each painting an independent estimate of the frame that Eq. 1 averages with
+x̂ᵏ⁻¹ (alpha = 0.5). Without it runlocal's refiners are residual too: each starts at x̂ᵏ⁻¹ and Eq. 1
+only scales its correction by alpha.
+
+  psrjax train --config configs/psrnet.py:runlocal,blend --workdir /tmp/psrnet_blend
 
 A real calibrated recording: `data=DATASET`, a folder `psrjax prepare multiview` (or the NTU
 RGB+D builder, datasets/ntu_rgbd) wrote; its cameras set data.num_views, d_j is the person's
@@ -29,13 +37,15 @@ data axis is the largest divisor of the devices that divides `train.batch_size` 
 devices replicate the batch; one log line says how many hold distinct examples), and eval
 batches are rounded up to a multiple of it (padding is masked).
 """
+import ml_collections
+
 from psrjax import config_args
 from psrjax.train import defaults
 
 
 def get_config(arg=None):
   """Returns the PSR-Net config; `arg` is "runlocal" and/or `key=value` pairs (see docstring)."""
-  arg = config_args.parse(arg, layers=0, frames=0)
+  arg = config_args.parse(arg, layers=0, frames=0, blend=False)
   c = defaults.trainer_config()
   c.system = "psrnet"
   base_config(c)
@@ -48,6 +58,8 @@ def get_config(arg=None):
     c.data.num_frames = arg.frames
   if arg.runlocal:   # after `layers=`: an EMA of every generator
     c.train.ema.groups = tuple(f"g{k}" for k in range(1, c.model.layers + 1))
+  if arg.blend:    # after `layers=` and the variants: one value per layer
+    c.model.residual = (bool(c.model.residual),) + (False,) * (c.model.layers - 1)
   return c
 
 
@@ -83,8 +95,11 @@ def base_config(c):
   c.model = dict(
       layers=3,                  # K, number of generators (paper: 3)
       variant="paper",           # "paper" (64 channels, 6 blocks) | "runlocal" | "tiny"
-      residual=False,            # decoders correct their related input (the background start,
-                                 # x̂⁰, x̂ᵏ⁻¹) from zero-initialised outputs; not in the paper
+      # Decoders that correct their related input (the background start, x̂⁰, x̂ᵏ⁻¹) from
+      # zero-initialised outputs, not in the paper: a bool (every layer) or a tuple of bools, one
+      # per layer, the last repeated (`blend`: (layer 1's, False, ...)). On the command line
+      # True, False or a tuple: --config.model.residual="(True, False, False)".
+      residual=ml_collections.FieldReference(False, field_type=object),
       residual_plate=False,      # residual: the background branch starts from x̂⁰'s mid-grey
                                  # (False) or the input view's background plate (True: another
                                  # view's room; closer only when rooms=0 makes it unlearnable)

@@ -18,6 +18,11 @@ before the residual blocks:
 - `RecurrenceLayer` (Gᵏ, k >= 2, "concat videos", Sec. 3.2): one encoder for the channel
   concatenation of xⁱ and x̂ᵏ⁻¹_j, one for d_j, one decoder.
 
+Residual decoders (`residual`, not in the paper) are chosen per layer (`layer_residuals`): the
+paper's generators paint full frames; a residual layer starts at the identity on the estimate it
+corrects. With a residual Gᵏ (k >= 2) Eq. 1 scales its correction by αₖ; with a full-frame Gᵏ it
+averages two estimates of the frame, the paper's reading.
+
 The model ablations of Sec. 4.2-4.3 are options: `ReconstructionLayer.decoders` (Table 1,
 Fig. 4: "separate" heads, "common" head, "context"-based) and `RecurrenceLayer.encoders`
 (Table 2: "concat_videos", "separate" encoders, "concat_all"). The defaults are the paper's
@@ -156,6 +161,18 @@ class Decoder3D(_Parts):
     x = ConvTranspose3D(self.base_channels * 2 ** (1 - i), (kt, 3, 3), (1, 2, 2), (kt // 2, 1, 1),
                         (0, 1, 1), **self._conv_args(), name=f"up{i}")(x)
     return nn.relu(InstanceNorm(dtype=self.dtype, name=f"up{i}_norm")(x))
+
+
+def layer_residuals(residual, layers: int) -> tuple[bool, ...]:
+  """`model.residual` per layer: a bool (every layer) or a non-empty tuple of bools, one per layer
+  (the last repeated for extra layers, like `schedule.layer_weights`); one-line ValueError else."""
+  values = (residual,) if isinstance(residual, bool) else residual
+  if (not isinstance(values, (tuple, list)) or not values
+      or not all(isinstance(v, bool) for v in values)):
+    raise ValueError(f"model.residual must be True, False or a non-empty tuple of them (one per "
+                     f"layer, e.g. (True, False, False)); got {residual!r}")
+  values = tuple(values)
+  return (values + values[-1:] * layers)[:layers]
 
 
 def _check_choice(field: str, value: str, allowed: Sequence[str]) -> None:

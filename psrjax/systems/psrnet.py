@@ -8,14 +8,16 @@ The system binds the K generators and their video discriminators to the trainer:
   decoders, `residual_base`: the image G¹'s decoders correct);
 - layer 1 (Eqs. 2-3): x̂¹ = temporal_refine(G¹(x_i, x̂⁰_j, d_j, M)), loss L¹ = Lr + 0.01 (Lp + La);
 - layers k >= 2 (Eq. 1): x̂ᵏ = α Gᵏ(x_i, x̂ᵏ⁻¹, d_j) + (1 - α) x̂ᵏ⁻¹, loss Lᵏ = Lr + 0.01 La;
+  `model.residual` chooses residual or full-frame decoders per layer (`layer_residuals`);
 - schedule: stage-wise by default (stage k trains Gᵏ and Dᵏ; earlier layers frozen), or one joint
   stage that trains every layer on the sum of the layer losses.
 
 Lr is the Huber loss, Lp the I3D temporal perceptual loss (four endpoints), La the generator's
 adversarial loss against a MoCoGAN-style video discriminator conditioned on the input view.
-Evaluation reports SSIM, PSNR and their foreground-masked versions for every layer and for the
-baselines "copy the input view" and "texture transfer x̂⁰", overall and per view pair (Table 3,
-Fig. 8).
+Evaluation reports SSIM, PSNR and their foreground-masked versions for every layer, for each
+Gᵏ's own output before Eq. 1 ("raw<k>", k >= 2: how much of layer k's score the blend makes) and
+for the baselines "copy the input view" and "texture transfer x̂⁰", overall and per view pair
+(Table 3, Fig. 8).
 """
 from __future__ import annotations
 
@@ -93,9 +95,10 @@ class PSRNet(base.System):
     if config.schedule.mode not in ("stagewise", "joint"):
       raise ValueError(f"schedule.mode must be 'stagewise' or 'joint', got {config.schedule.mode!r}")
     self.num_layers = m.layers
+    self.residual = psrnet_models.layer_residuals(m.residual, m.layers)   # one bool per layer
     nets = dict(conv_impl=m.conv_impl, remat=m.remat)
     self.generators = [   # Table 1's decoders option is layer 1's, Table 2's encoders the others'
-        psrnet_models.psrnet_layer(k, variant=m.variant, residual=m.residual, **nets, **(
+        psrnet_models.psrnet_layer(k, variant=m.variant, residual=self.residual[k - 1], **nets, **(
             {"decoders": m.get("decoders", "separate")} if k == 1
             else {"encoders": m.get("encoders", "concat_videos")}))
         for k in range(1, m.layers + 1)]
@@ -130,10 +133,11 @@ class PSRNet(base.System):
 
   # ----------------------------------------------------------------------------- networks
   def prepare(self, batch):
-    """Adds "vis", "x0" (`prepare_inputs`) and, with residual decoders, "residual_base"."""
+    """Adds "vis", "x0" (`prepare_inputs`) and, with residual decoders in layer 1,
+    "residual_base"."""
     m = self.config.model
     inputs = prepare_inputs(batch, knn_visibility=m.knn_visibility, knn_texture=m.knn_texture)
-    if m.residual:
+    if self.residual[0]:
       inputs["residual_base"] = residual_base(batch, inputs["vis"], inputs["x0"], zeta=m.zeta,
                                               plate=m.get("residual_plate", True))
     return {**batch, **inputs}
@@ -148,22 +152,24 @@ class PSRNet(base.System):
       params[f"d{k}"] = self.discriminator.init(d_key, batch["tgt_rgb"], x_i)["params"]
     return params
 
-  def _layers(self, params, batch, upto: int) -> list[jax.Array]:
-    """[x̂¹, ..., x̂^upto] by Eqs. 1-3 (on a prepared batch)."""
+  def _outputs(self, params, batch, upto: int) -> dict[str, jax.Array]:
+    """{"layer1": x̂¹, "raw2": G²(x_i, x̂¹, d_j), "layer2": x̂², ..., "layer<upto>"} by Eqs. 1-3
+    (on a prepared batch): "raw<k>" is Gᵏ's output before Eq. 1 blends it with x̂ᵏ⁻¹."""
     m = self.config.model
     x_i, d_j = batch["src_rgb"], batch["tgt_depth"]
-    outs, prev = [], batch["x0"]
-    for k in range(1, upto + 1):
-      g = self.generators[k - 1]
-      if k == 1:
-        x_tilde = g.apply({"params": params["g1"]}, x_i, prev, d_j, batch["vis"],
-                          base=batch.get("residual_base"))["x_tilde"]
-        out = temporal_refine(x_tilde, batch["tgt_flow_bwd"], zeta=m.zeta)
-      else:
-        out = psrnet_models.blend(g.apply({"params": params[f"g{k}"]}, x_i, prev, d_j), prev, m.alpha)
-      outs.append(out)
-      prev = out
-    return outs
+    x_tilde = self.generators[0].apply({"params": params["g1"]}, x_i, batch["x0"], d_j,
+                                       batch["vis"], base=batch.get("residual_base"))["x_tilde"]
+    out = {"layer1": temporal_refine(x_tilde, batch["tgt_flow_bwd"], zeta=m.zeta)}
+    for k in range(2, upto + 1):
+      prev = out[f"layer{k - 1}"]
+      raw = self.generators[k - 1].apply({"params": params[f"g{k}"]}, x_i, prev, d_j)
+      out[f"raw{k}"], out[f"layer{k}"] = raw, psrnet_models.blend(raw, prev, m.alpha)
+    return out
+
+  def _layers(self, params, batch, upto: int) -> list[jax.Array]:
+    """[x̂¹, ..., x̂^upto] by Eqs. 1-3 (on a prepared batch)."""
+    outs = self._outputs(params, batch, upto)
+    return [outs[f"layer{k}"] for k in range(1, upto + 1)]
 
   def _forward(self, upto, params, batch, rng):
     """{"layer1": x̂¹, ..., "layer<upto>": x̂^upto}: a stage's forward."""
@@ -228,20 +234,21 @@ class PSRNet(base.System):
 
   # ----------------------------------------------------------------------------- inference
   def generate(self, params, batch):
-    """"copy", "texture" (x̂⁰), "vis" and "layer1".."layerK" of every layer."""
+    """"copy", "texture" (x̂⁰), "vis", "layer1".."layerK" of every layer and "raw2".."rawK"
+    (Gᵏ before Eq. 1), all clipped to [-1, 1]."""
     return self._generate(self.num_layers, params, batch)
 
   def _generate(self, upto, params, batch):
     """`generate` with the layers up to `upto` (a stage's samples: the layers trained so far)."""
     out = {"copy": batch["src_rgb"], "texture": batch["x0"], "vis": batch["vis"]}
-    for k, x in enumerate(self._layers(params, batch, upto), 1):
-      out[f"layer{k}"] = jnp.clip(x, -1.0, 1.0)
+    for name, x in self._outputs(params, batch, upto).items():
+      out[name] = jnp.clip(x, -1.0, 1.0)
     return out
 
   def evaluate(self, params, batch):
     outputs = self.generate(params, batch)
     target, mask = batch["tgt_rgb"], batch["tgt_mask"]
-    names = BASELINES + tuple(f"layer{k}" for k in range(1, self.num_layers + 1))
+    names = BASELINES + tuple(n for n in outputs if n.startswith(("layer", "raw")))
     result = {"group": batch["pair"]}
     for name in names:
       pred = outputs[name]

@@ -8,7 +8,8 @@ import pytest
 
 from psrjax.geometry import BACKGROUND, OCCLUDED, VISIBLE
 from psrjax.models.psrnet import (
-    VARIANTS, ReconstructionLayer, RecurrenceLayer, blend, composite, psrnet_layer)
+    VARIANTS, ReconstructionLayer, RecurrenceLayer, blend, composite, layer_residuals,
+    psrnet_layer)
 from psrjax.nn import Conv3D, InstanceNorm, conv3d, conv_transpose3d
 
 B, T, H, W = 2, 4, 16, 16
@@ -350,3 +351,30 @@ def test_residual_layers_start_from_their_input_estimates():
                                       base=base)["x_tilde"], base, atol=1e-6)
   g2 = psrnet_layer(2, "tiny", residual=True)
   np.testing.assert_allclose(g2.apply(g2.init(_key(5), x_i, x0, d), x_i, x0, d), x0, atol=1e-6)
+
+
+@pytest.mark.parametrize("value, layers, want", [
+    (True, 3, (True, True, True)), (False, 1, (False,)),
+    ((True, False), 3, (True, False, False)),          # the last value repeats
+    ((True, False, True), 2, (True, False)),           # a longer tuple is cut
+    ([False, True], 2, (False, True))])                # a saved config's list
+def test_layer_residuals_one_value_per_layer(value, layers, want):
+  assert layer_residuals(value, layers) == want
+
+
+@pytest.mark.parametrize("value", [(), 1, "false", None, (True, 0), ((True,),)])
+def test_layer_residuals_bad_values(value):
+  with pytest.raises(ValueError, match=r"^model.residual must be True, False or .*; got ") as e:
+    layer_residuals(value, 3)
+  assert "\n" not in str(e.value)
+
+
+def test_full_frame_recurrence_layer_does_not_start_at_its_input():
+  """Beside test_residual_layers_start_from_their_input_estimates: without residual, Gᵏ paints
+  its own frame at initialisation, not x̂ᵏ⁻¹."""
+  ks = jax.random.split(_key(6), 2)
+  x_i, x_prev = (jax.random.uniform(k, (1, T, H, W, 3), minval=-1, maxval=1) for k in ks)
+  d = jnp.ones((1, T, H, W, 1))
+  g2 = psrnet_layer(2, "tiny", residual=False)
+  out = g2.apply(g2.init(_key(5), x_i, x_prev, d), x_i, x_prev, d)
+  assert float(jnp.abs(out - x_prev).mean()) > 0.1

@@ -1,6 +1,7 @@
 """PSR-Net system: schedule, view pairs, Eq. 1 and Eq. 3, losses, evaluation, strips and synthesis
 (the checks every system passes are in test_conformance.py)."""
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +10,7 @@ import pytest
 
 import conformance
 import train_harness
+from psrjax import config_utils
 from psrjax.data.samplers import view_pairs
 from psrjax.systems import base, psrnet
 from psrjax.systems import registry
@@ -59,23 +61,25 @@ def test_eval_examples_enumerate_every_view_pair(system):
 def test_generate_layers_and_baselines(system, params, batch):
   out = jax.jit(functools.partial(base.generate, system))(params, batch)
   shape = batch["tgt_rgb"].shape
-  for name in ("copy", "texture", "layer1", "layer2"):
+  for name in ("copy", "texture", "layer1", "raw2", "layer2"):
     assert out[name].shape == shape, name
-  assert out["vis"].shape == shape[:-1]
+  assert "raw1" not in out and out["vis"].shape == shape[:-1]
   np.testing.assert_array_equal(out["copy"], batch["src_rgb"])
   assert set(np.unique(out["vis"])) <= {1, 2, 3}
   layer1 = system.stages()[0]
   first = jax.jit(lambda p, b: base.generate(system, p, b, stage=layer1))(params, batch)
-  assert "layer2" not in first
+  assert "layer2" not in first and "raw2" not in first
   np.testing.assert_allclose(first["layer1"], out["layer1"], atol=1e-6)
 
 
 def test_layer2_is_eq1_blend_of_layer1(system, params, batch):
-  """x̂² = α G²(x_i, x̂¹, d) + (1 - α) x̂¹ (Eq. 1, α = 0.5)."""
+  """x̂² = α G²(x_i, x̂¹, d) + (1 - α) x̂¹ (Eq. 1, α = 0.5); "raw2" is G²(x_i, x̂¹, d) itself."""
   inputs = system.prepare(batch)
   x1, x2 = system._layers(params, inputs, 2)
   g2 = system.generators[1].apply({"params": params["g2"]}, batch["src_rgb"], x1, batch["tgt_depth"])
   np.testing.assert_allclose(x2, 0.5 * g2 + 0.5 * x1, atol=1e-6)
+  np.testing.assert_allclose(system._outputs(params, inputs, 2)["raw2"], g2, atol=1e-6)
+  assert not np.allclose(g2, x2, atol=1e-3)   # the raw output is not the blend
 
 
 def test_losses_report_every_term(system, params, batch):
@@ -92,10 +96,12 @@ def test_losses_report_every_term(system, params, batch):
 
 def test_evaluate_reports_per_example_metrics(system, params, batch):
   result = jax.jit(functools.partial(base.evaluate, system))(params, batch)
-  for name in ("copy", "texture", "layer1", "layer2"):
+  for name in ("copy", "texture", "layer1", "raw2", "layer2"):
     for metric in ("ssim", "psnr", "m_ssim", "m_psnr"):
       assert result[f"{metric}/{name}"].shape == (2,)
+  assert "ssim/raw1" not in result
   np.testing.assert_array_equal(result["group"], batch["pair"])
+  assert not np.allclose(result["psnr/raw2"], result["psnr/layer2"])
 
 
 def test_sample_video_strip(system, params, batch):
@@ -176,3 +182,69 @@ def test_residual_layer1_starts_exactly_at_texture_transfer(batch, plate):
   person = out["vis"][..., None] > 1
   expected = np.clip(np.where(person, out["texture"], background), -1, 1)
   np.testing.assert_allclose(np.asarray(out["layer1"]), expected, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- per-layer residual
+
+def _init_shapes(config, batch):
+  """The parameter shapes of `config`'s system (nothing compiled)."""
+  system = registry.get_system(config)
+  params = jax.eval_shape(functools.partial(base.init, system), jax.random.key(0), batch)
+  return system, jax.tree.map(lambda a: a.shape, params)
+
+
+def test_residual_bool_and_tuple_forms_agree(batch):
+  """A bool is every layer's choice; a tuple's last value repeats (and a longer one is cut)."""
+  shapes = {}
+  for text in ("True", "(True,)", "(True, True, False)", "False", "(False, False)"):
+    system, shapes[text] = _init_shapes(tiny_config(**{"model.residual": text}), batch)
+    assert [g.residual for g in system.generators] == [text.startswith(("True", "(True"))] * 2
+    assert ("residual_base" in system.prepare(batch)) == system.residual[0]
+  assert shapes["True"] == shapes["(True,)"] == shapes["(True, True, False)"]
+  assert shapes["False"] == shapes["(False, False)"] != shapes["True"]
+
+
+def test_residual_per_layer_builds_each_layers_decoder(batch):
+  """A residual layer's output conv also sees the estimate it corrects (3 more input channels)."""
+  system, shapes = _init_shapes(tiny_config(**{"model.residual": "(False, True)"}), batch)
+  assert [g.residual for g in system.generators] == [False, True]
+  assert "residual_base" not in system.prepare(batch)
+  _, full = _init_shapes(tiny_config(**{"model.residual": False}), batch)
+  assert shapes["g1"] == full["g1"]
+  kernel = lambda s: s["g2"]["decoder"]["out"]["kernel"]
+  assert kernel(shapes)[-2] == kernel(full)[-2] + 3
+
+
+@pytest.mark.parametrize("residual, layer2_starts_at_layer1", [("(True, False)", False),
+                                                               ("(False, True)", True)])
+def test_residual_layers_start_at_their_input_full_frame_layers_do_not(batch, residual,
+                                                                      layer2_starts_at_layer1):
+  """At initialisation a residual G² returns x̂¹ (so x̂² = x̂¹); a full-frame G² paints its own
+  frame, which Eq. 1 averages with x̂¹."""
+  system = registry.get_system(tiny_config(**{"model.residual": residual}))
+  params = train_harness.init_params(system, batch, 1)
+  out = jax.jit(functools.partial(base.generate, system))(params, batch)
+  for name in ("raw2", "layer2"):
+    same = np.allclose(out[name], out["layer1"], atol=1e-5)
+    assert same == layer2_starts_at_layer1, name
+
+
+@pytest.mark.parametrize("value", ["()", "'yes'", "(True, 1)", "1", "None"])
+def test_bad_residual_values_are_a_one_line_error(value):
+  with pytest.raises(ValueError, match="model.residual must be True, False or") as error:
+    registry.get_system(tiny_config(**{"model.residual": value}))
+  assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("arg, residual, per_layer", [
+    ("runlocal,blend", (True, False, False), (True, False, False)),
+    ("blend,layers=4", (False,) * 4, (False,) * 4),
+    ("runlocal", True, (True,) * 3)])     # as a workdir of the bool form saved it
+def test_blend_argument_and_saved_configs(tmp_path, arg, residual, per_layer):
+  """`blend`: layer 1 as the variant has it, full-frame refiners; the saved config (config.json
+  of a workdir) builds the same layers."""
+  config = config_utils.load_config(os.path.join(conformance.CONFIGS, f"psrnet.py:{arg}"))
+  assert config.model.residual == residual
+  path = str(tmp_path / "config.json")
+  config_utils.save_config(config, path)
+  assert registry.get_system(config_utils.load_saved_config(path)).residual == per_layer
