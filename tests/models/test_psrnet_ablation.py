@@ -163,33 +163,36 @@ def test_ablation_script_runs_layer2_from_a_frozen_layer1(monkeypatch):
 
 @pytest.mark.slow
 def test_ablation_script_writes_the_tables(tmp_path, monkeypatch):
-  """Table 1 (separate), Table 2 (concat videos) and Fig. 7 (alpha 0.5 and no weighting) on the
-  tiny config, 2 steps per run: three runs (Table 2's is Fig. 7's alpha 0.5 row). ~4-5 min on a
-  2-core CPU with a warm compilation cache, ~9 min cold."""
+  """Table 1 (separate), Table 2 (concat videos), Fig. 7 (alpha 0.5 and no weighting) and Table 3
+  (K = 3 and the K = 1 control) on the tiny config, 2 to 3 steps per run: five runs (Table 2's
+  is Fig. 7's alpha 0.5 row). ~6-8 min on a 2-core CPU with a warm compilation cache."""
   import psrnet_ablation  # pylint: disable=g-import-not-at-top
   monkeypatch.chdir(ROOT)
   workdir = str(tmp_path)
   assert psrnet_ablation.main([
       "--workdir", workdir, "--config", "configs/psrnet.py:tiny", "--set", "eval.num_examples=6",
       "--layer1-steps", "2", "--layer2-steps", "2", "--decoders", "separate",
-      "--encoders", "concat_videos", "--alpha", "0.5"]) == 0
+      "--encoders", "concat_videos", "--alpha", "0.5", "--table3-steps", "3"]) == 0
   assert sorted(os.listdir(workdir)) == [
-      "layer1-separate", "layer2-concat_videos-alpha0.5", "layer2-concat_videos-alpha1",
-      "table.json", "table.md"]
+      "fig7", "layer1-separate", "layer2-concat_videos-alpha0.5", "layer2-concat_videos-alpha1",
+      "layers1-control", "layers3", "table.json", "table.md", "table1", "table2", "table3"]
   with open(os.path.join(workdir, "table.md"), encoding="utf-8") as f:
     text = f.read()
   for line in ("| Decoders | SSIM | M-SSIM | PSNR | M-PSNR |", "| Separate heads |",
                "| Encoders | SSIM", "| Concat videos |", "| alpha | SSIM", "| 0.5 |",
-               "| 1 (no weighting) |", "Machine: ",
-               "Command: `python benchmarks/psrnet_ablation.py",
-               "--layer1-steps 2", "2 steps per decoder option", "frozen layer 1 scores"):
+               "| 1 (no weighting) |", "| frozen layer 1 (x̂¹) |", "| G³ alone (before Eq. 1) |",
+               "| K = 1: layer 1 alone, 3 steps |", "(1/1/1 per layer)",
+               "`python benchmarks/psrnet_ablation.py", "--layer1-steps 2",
+               "2 steps per decoder option", "one seed: no noise band"):
     assert line in text, line
   with open(os.path.join(workdir, "table.json"), encoding="utf-8") as f:
     sections = json.load(f)
-  assert [len(s["rows"]) for s in sections] == [1, 1, 2]
-  table2, fig7 = sections[1]["rows"], sections[2]["rows"]
-  assert table2[0]["results"] == fig7[0]["results"]
+  assert [len(s["runs"]) for s in sections] == [1, 2, 3, 8]
+  table2, fig7 = sections[1]["runs"], sections[2]["runs"]
+  assert table2[1]["results"] == fig7[1]["results"]
   # Layer 2 trained from the frozen layer 1: its x̂¹ scores are layer 1's own (no EMA here).
-  layer1 = sections[0]["rows"][0]["results"]
+  layer1 = sections[0]["runs"][0]["results"]
   for row in fig7:
     assert row["results"]["ssim/layer1"] == pytest.approx(layer1["ssim/layer1"], abs=1e-6)
+  k3 = sections[3]["runs"][0]["results"]
+  assert {"ssim/raw2", "psnr/raw3", "m_ssim/layer3"} <= set(k3) and "ssim/raw1" not in k3
