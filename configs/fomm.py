@@ -125,13 +125,19 @@ def base_config(c):
 
 
 def runlocal(c):
-  """64 x 64 frames, narrow networks (RUNLOCAL_SIZES), the perceptual pyramid without its
-  8-pixel level, in under 30 minutes on a 2-core CPU."""
+  """64 x 64 frames, narrow networks (RUNLOCAL_SIZES), the generator warping the frame's own
+  resolution, the perceptual pyramid without its 8-pixel level, Adam 1e-3, in under 45
+  minutes on a 2-core CPU (docs/systems/fomm.md: why each departure)."""
   c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.update(resolution=64, train_clips=2000, prerendered="")
   c.model.update(RUNLOCAL_SIZES)
+  # The paper warps 1/4-size features (64 px of 256); at 64 px that is 16 px, too coarse for
+  # the 1-2 px motion of a driving frame and for reconstructing the room through the bottleneck:
+  # the features and the dense motion at the frame's size instead.
+  c.model.update(num_down_blocks=0, dm_scale_factor=1.0)
   c.loss.scales = (1.0, 0.5, 0.25)   # 1/8 of 64 px is too small for VGG's relu5_1
-  c.train.update(batch_size=4, steps=2000, log_every=100, checkpoint_every=500, sample_every=0,
+  c.optim.lr = 1e-3                  # 2e-4 learns too slowly for a few thousand steps
+  c.train.update(batch_size=4, steps=3500, log_every=100, checkpoint_every=500, sample_every=0,
                  eval_every=0, data_workers=1)
   c.eval.update(batch_size=8, num_examples=32)
 
