@@ -167,12 +167,13 @@ class AnimationTask(base.System):
     """Per example [B]: l1 (on [0, 1]), ssim, ms_ssim, psnr, m_ssim, lpips, tempe,
     interp_psnr and interp_psnr_self (with >= 3 driving frames), act_recog_l1 (with
     `eval.act_recog`); and the baseline every animation must beat, the source frame copied to
-    every driving frame, under `<metric>/copy` (l1, ssim, ms_ssim, psnr, m_ssim, lpips, tempe)."""
+    every driving frame, under `<metric>/copy` (l1, ssim, ms_ssim, m_ssim, lpips, tempe; not
+    PSNR, infinite wherever a driving frame equals the source, as still frames of a clip do)."""
     outputs = self.generate(params, batch)
     pred, target = outputs["frames"], batch["tgt_rgb"]
     values = self._frame_scores(params, pred, batch)
     copy = self._frame_scores(params, outputs["source"], batch)
-    values.update({f"{name}/copy": value for name, value in copy.items()})
+    values.update({f"{name}/copy": value for name, value in copy.items() if name != "psnr"})
     if pred.shape[1] >= 3:
       flows = (batch["tgt_flow_fwd"], batch["tgt_flow_bwd"])
       values["interp_psnr"] = temporal_metrics.interpolation_psnr(pred, *flows, target)
