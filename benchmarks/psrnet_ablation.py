@@ -20,7 +20,11 @@ r"""PSR-Net ablations in the shape of the paper's Tables 1, 2 and 3 and Fig. 7 (
    baselines (copy the input view, texture transfer x̂⁰) and a K = 1 control: layer 1 alone
    trained for the same total steps (is the gain the layers' or the steps'?).
 
-Columns: SSIM, masked SSIM, PSNR, masked PSNR of the system evaluation (`<metric>/<output>`).
+Columns: SSIM, masked SSIM, PSNR, masked PSNR of the system evaluation (`<metric>/<output>`),
+and B-SSIM, B-PSNR, the background alone (outside the target mask; not the paper's columns).
+Table 3 adds two background oracles on the synthetic world's fixed rooms
+(benchmarks/psrnet_background.py): the mean empty room of all setups and of the true setup, as
+the target camera sees them.
 Step budgets default to the config's layer-1 and layer-2 shares of `train.steps` (runlocal: 320
 and 80). `--set key=value` overrides go to every run; `--config configs/psrnet.py:runlocal,blend`
 takes the paper's full-frame refiners (configs/psrnet.py). Every run keeps its own workdir,
@@ -32,7 +36,8 @@ named by its options (`layer1-<decoders>`, `layer2-<encoders>-alpha<α>`, `layer
 runs start from seed i's layer 1), reports mean ± std and judges the paper's orderings (CLAIMS)
 against the seeds' noise: Tables 1 and 2 as printed, α = .5 ahead of no weighting (Sec. 4.3:
 .835 against .811 SSIM) and of every other α (Fig. 7), x̂³ ahead of x̂² ahead of x̂¹ in SSIM and
-PSNR (Table 3), and, not the paper's, x̂³ ahead of the K = 1 control. Each table is written by
+PSNR (Table 3) and on the background (Sec. 4.4), and, not the paper's, x̂³ ahead of the K = 1
+control. Each table is written by
 benchmarks/seeds.py to `<workdir>/<table1|table2|fig7|table3>/table.{md,json}` (under a header
 naming the config, budget, seeds, machine and command); `<workdir>/table.md` and `table.json`
 gather them.
@@ -53,6 +58,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import flags  # noqa: E402  pylint: disable=g-import-not-at-top
 import mfci_ablation  # noqa: E402  pylint: disable=g-import-not-at-top
+import psrnet_background  # noqa: E402  pylint: disable=g-import-not-at-top
 from benchmarks import seeds  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax.models import psrnet as psrnet_models  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax.systems import registry  # noqa: E402  pylint: disable=g-import-not-at-top
@@ -67,14 +73,16 @@ LAYER_LABELS = {"copy": "copy the input view", "texture": "texture transfer x̂�
                 "layer2": "layer 2 (x̂²)", "raw3": "G³ alone (before Eq. 1)",
                 "layer3": "layer 3 (x̂³, final)"}
 CONTROL = "k1"
-COLUMNS = (("ssim", "SSIM"), ("m_ssim", "M-SSIM"), ("psnr", "PSNR"), ("m_psnr", "M-PSNR"))
+COLUMNS = (("ssim", "SSIM"), ("m_ssim", "M-SSIM"), ("psnr", "PSNR"), ("m_psnr", "M-PSNR"),
+           ("b_ssim", "B-SSIM"), ("b_psnr", "B-PSNR"))
 METRICS = tuple(m for m, _ in COLUMNS)
+PAPER_METRICS = METRICS[:4]   # the paper's columns (B-: the background alone, not in the paper)
 NO_WEIGHTING = 1.0   # Fig. 7's conventional synthesis: x̂ᵏ = Gᵏ(...)
 LAYER1_OFF = 1e-9    # layer 1's schedule.layer_weights share in layer-2 runs: round(steps * it) = 0
 FROZEN = "layer1"    # Table 2's and Fig. 7's row of the frozen layer 1
 
 # The paper's numbers (SSIM, M-SSIM, PSNR, M-PSNR), keyed by the rows' names.
-_PAPER = lambda **rows: {k: dict(zip(METRICS, v)) for k, v in rows.items()}
+_PAPER = lambda **rows: {k: dict(zip(PAPER_METRICS, v)) for k, v in rows.items()}
 TABLE1 = _PAPER(context=(.811, .981, 23.32, 32.31), common=(.795, .980, 23.16, 32.21),
                 separate=(.801, .981, 23.13, 32.38))
 TABLE2 = _PAPER(separate=(.801, .978, 23.12, 31.57), concat_all=(.791, .978, 22.97, 31.64),
@@ -83,14 +91,19 @@ TABLE3 = _PAPER(layer1=(.801, .981, 23.13, 32.38), layer2=(.835, .979, 23.89, 31
                 layer3=(.841, .979, 24.01, 31.81))
 FIG7_BEST = "Fig. 7: alpha = .5 obtains the best value"
 CLAIMS = {
-    "table1": seeds.paper_claims("Table 1", TABLE1, itertools.combinations(TABLE1, 2), METRICS),
-    "table2": seeds.paper_claims("Table 2", TABLE2, itertools.combinations(TABLE2, 2), METRICS),
+    "table1": seeds.paper_claims("Table 1", TABLE1, itertools.combinations(TABLE1, 2),
+                                 PAPER_METRICS),
+    "table2": seeds.paper_claims("Table 2", TABLE2, itertools.combinations(TABLE2, 2),
+                                 PAPER_METRICS),
     "fig7": [seeds.Claim("alpha0.5", "alpha1", "ssim", source="Sec. 4.3: concat videos with "
                          "Eq. 1 at alpha .5 .835, without weighting .811")]
             + [seeds.Claim("alpha0.5", f"alpha{a:g}", "ssim", source=FIG7_BEST)
                for a in (0.1, 0.3, 0.7, 0.9)],
     "table3": seeds.paper_claims("Table 3", TABLE3, [("layer3", "layer2"), ("layer2", "layer1"),
                                                      ("layer3", "layer1")], ("ssim", "psnr"))
+              + [seeds.Claim("layer3", "layer1", m, source="Sec. 4.4: the layers' gain is the "
+                             "background's (\"correcting the lighting of the room\")")
+                 for m in ("b_ssim", "b_psnr")]
               + [seeds.Claim("layer3", CONTROL, m, source="not in the paper: K = 3 against K = 1 "
                              "for the same total steps") for m in ("ssim", "psnr")],
 }
@@ -237,12 +250,27 @@ def table3(args) -> dict:
   full = _runs(args, "layers3", of_layers(3))
   control = _runs(args, "layers1-control", of_layers(1))
   entries = ([(name, label, full, name) for name, label in LAYER_LABELS.items()]
-             + [(CONTROL, f"K = 1: layer 1 alone, {steps} steps", control, "layer1")])
+             + [(CONTROL, f"K = 1: layer 1 alone, {steps} steps", control, "layer1")]
+             + _oracle_entries(args))
   split = "/".join(str(s.steps) for s in registry.get_system(of_layers(3)(0)).stages())
   budget = (f"model.layers=3, {steps} steps stage-wise ({split} per layer); the K = 1 control "
             f"model.layers=1, {steps} steps")
   return _section(args, "table3", "Table 3: the layers of PSR-Net (x̂ᵏ, and Gᵏ before Eq. 1)",
                   "output", entries, budget)
+
+
+def _oracle_entries(args) -> list:
+  """Table 3's background oracles (benchmarks/psrnet_background.py; B- columns only, one
+  deterministic value), none for a dataset or per-clip rooms."""
+  config = mfci_ablation.make_config(args.config, {}, args.sets)
+  try:
+    psrnet_background.check_data(config.data)
+  except ValueError:
+    return []
+  scores = psrnet_background.oracle_scores(config)
+  return [(name, f"oracle: {label}", seeds.Row(name, label, [
+      {f"{m}/{name}": v for m, v in scores[name].items()}]), name)
+          for name, label in psrnet_background.ORACLES.items()]
 
 
 def _names(text: str, allowed, what: str, parser) -> list[str]:

@@ -14,7 +14,9 @@ The system binds the K generators and their video discriminators to the trainer:
 
 Lr is the Huber loss, Lp the I3D temporal perceptual loss (four endpoints), La the generator's
 adversarial loss against a MoCoGAN-style video discriminator conditioned on the input view.
-Evaluation reports SSIM, PSNR and their foreground-masked versions for every layer, for each
+Evaluation reports SSIM, PSNR, their foreground-masked versions and the background alone
+(b_ssim, b_psnr: the complement of the target mask, where the paper locates layer 2's and 3's
+gain, "correcting the lighting of the room") for every layer, for each
 Gᵏ's own output before Eq. 1 ("raw<k>", k >= 2: how much of layer k's score the blend makes) and
 for the baselines "copy the input view" and "texture transfer x̂⁰", overall and per view pair
 (Table 3, Fig. 8).
@@ -252,7 +254,7 @@ class PSRNet(base.System):
     result = {"group": batch["pair"]}
     for name in names:
       pred = outputs[name]
-      values = runs.run_metrics(pred, target, mask, masked_psnr=True)   # frame means -> [B]
+      values = runs.run_metrics(pred, target, mask, masked_psnr=True, background=True)  # -> [B]
       result.update({f"{metric}/{name}": value for metric, value in values.items()})
     return result
 

@@ -25,7 +25,8 @@ def _results(run: str, seed: int) -> dict:
   out = {"num_examples": 6.0}
   for output, ssim in SSIM[run].items():
     for metric, value in (("ssim", ssim), ("m_ssim", ssim + 0.4), ("psnr", 40 * ssim),
-                          ("m_psnr", 40 * ssim + 10)):
+                          ("m_psnr", 40 * ssim + 10), ("b_ssim", ssim + 0.1),
+                          ("b_psnr", 40 * ssim + 5)):
       out[f"{metric}/{output}"] = value + 0.001 * seed
   return out
 
@@ -38,6 +39,8 @@ def test_seeds_tables_and_verdicts(tmp_path, monkeypatch, capsys):
                   os.path.basename(config.get("init_from", ""))))
     return _results(name.split("-seed")[0], config.seed)
   monkeypatch.setattr(psrnet_ablation, "run", run)
+  oracles = {"bg_all": {"b_ssim": 0.6, "b_psnr": 17.5}, "bg_room": {"b_ssim": 0.86, "b_psnr": 28.8}}
+  monkeypatch.setattr(psrnet_ablation.psrnet_background, "oracle_scores", lambda config: oracles)
   monkeypatch.chdir(REPO)
   assert psrnet_ablation.main(["--workdir", str(tmp_path), "--decoders", "separate", "--encoders",
                                "concat_videos", "--alpha", "0.5", "--seeds", "2"]) == 0
@@ -70,9 +73,13 @@ def test_seeds_tables_and_verdicts(tmp_path, monkeypatch, capsys):
                                                          "Table 3"]
   table3 = sections[-1]
   assert [r["name"] for r in table3["rows"]] == ["copy", "texture", "layer1", "raw2", "layer2",
-                                                 "raw3", "layer3", "k1"]
+                                                 "raw3", "layer3", "k1", "bg_all", "bg_room"]
+  assert ("| oracle: mean empty room of the true setup (camera j) | - | - | - | - | 0.8600 | "
+          "28.80 |") in text
+  assert any(line.startswith("- layer 3 (x̂³, final) ahead of layer 1 (x̂¹) on b_psnr")
+             and line.endswith(": reproduced") for line in lines)
   assert {c["verdict"] for c in table3["claims"]} == {"reproduced"}
-  assert table3["runs"][-1]["run"] == "layers1-control"
+  assert table3["runs"][-3]["run"] == "layers1-control"
   assert len(table3["runs"][0]["seeds"]) == 2
   for key in ("table1", "table2", "fig7", "table3"):
     assert (tmp_path / key / "table.md").exists()
@@ -85,6 +92,8 @@ def test_one_seed_and_no_table3(tmp_path, monkeypatch, capsys):
     names.append(os.path.basename(workdir))
     return _results(os.path.basename(workdir), config.seed)
   monkeypatch.setattr(psrnet_ablation, "run", run)
+  oracles = {"bg_all": {"b_ssim": 0.6, "b_psnr": 17.5}, "bg_room": {"b_ssim": 0.86, "b_psnr": 28.8}}
+  monkeypatch.setattr(psrnet_ablation.psrnet_background, "oracle_scores", lambda config: oracles)
   monkeypatch.chdir(REPO)
   assert psrnet_ablation.main(["--workdir", str(tmp_path), "--decoders", "", "--encoders", "",
                                "--alpha", "0.5", "--no-table3"]) == 0

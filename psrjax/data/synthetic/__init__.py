@@ -14,6 +14,7 @@ arrays, views first:
   camera z; `where(mask, depth, background_depth)` is a Kinect-like full-scene depth); K [V,3,3], R [V,3,3], t [V,3] float32 (x_cam = R x + t,
   pixel = K x_cam / z, pixel centres at integers); action, identity (np.int32 scalars).
 
+`render_background(seed, ...)` renders the empty room of the same clip alone (cheap: no person).
 Beyond the default dataset: `render(shape, textures, motion, cameras)` renders explicit body
 parameters in explicit calibrated cameras; `render_sequence` streams one identity performing a
 scripted series of actions (`ScriptedSequence`: any frame range of it, on demand); `jax_body` is
@@ -25,7 +26,8 @@ from psrjax.data.synthetic.actions import ACTIONS
 from psrjax.data.synthetic.appearance import Identity, make_identity
 from psrjax.data.synthetic.body import DEFAULT_SHAPE, PART_NAMES, SHAPE_NAMES, SYMMETRIC_PART
 from psrjax.data.synthetic.cameras import Cameras, camera_ring
-from psrjax.data.synthetic.clip import CLIP_FPS, NUM_IDENTITIES, clip_keypoints, render_clip
+from psrjax.data.synthetic.clip import (CLIP_FPS, NUM_IDENTITIES, clip_keypoints, render_background,
+                                        render_clip)
 from psrjax.data.synthetic.faces import FACE_CENTROIDS, FACE_PART, NUM_FACES, nearest_faces
 from psrjax.geometry.skeleton import COCO_NAMES, LIMBS
 from psrjax.data.synthetic.motion import Motion, place_action
@@ -38,7 +40,7 @@ __all__ = [
     "ACTIONS", "CLIP_FPS", "COCO_NAMES", "DEFAULT_NUM_CLIPS", "Cameras", "DEFAULT_SHAPE", "FACE_CENTROIDS", "FACE_PART",
     "Identity", "LIMBS", "Motion", "NUM_FACES", "NUM_IDENTITIES", "PART_NAMES", "SHAPE_NAMES",
     "SPLITS", "SYMMETRIC_PART", "ScriptedSequence", "SyntheticSource", "camera_ring", "check_split",
-    "clip_keypoints",
+    "clip_keypoints", "render_background",
     "make_identity", "nearest_faces", "place_action", "render", "render_clip", "render_sequence",
     "script_motion", "seed_split", "split_seed",
 ]

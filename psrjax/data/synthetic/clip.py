@@ -79,7 +79,7 @@ def render_clip(seed: int, *, num_views: int = 3, num_frames: int = 16, resoluti
   center = mot.root_pos[:, :2].mean(axis=0)
   scene, rig = _scene(seed, rooms, num_views, resolution, center)
   centres, dirs = renderer.pixel_rays(rig.K, rig.R, rig.t, resolution, resolution)
-  background = room.render_room(scene, centres, dirs).reshape(num_views, resolution, resolution, 3)
+  background = _room_image(scene, centres, dirs, num_views, resolution)
   out = renderer.render(identity.shape, identity.textures, mot, rig, background=background,
                         light=scene.light)
   out["background_depth"] = room.room_depth(scene, centres, dirs).reshape(
@@ -87,6 +87,29 @@ def render_clip(seed: int, *, num_views: int = 3, num_frames: int = 16, resoluti
   out["action"] = np.int32(index)
   out["identity"] = np.int32(identity.index)
   return out
+
+
+def _room_image(scene, centres, dirs, num_views: int, resolution: int) -> np.ndarray:
+  return room.render_room(scene, centres, dirs).reshape(num_views, resolution, resolution, 3)
+
+
+def render_background(seed: int, *, num_views: int = 3, num_frames: int = 16,
+                      resolution: int = 128, rooms: int = 0) -> np.ndarray:
+  """uint8 [V, H, W, 3]: the empty room clip `seed` is filmed in, seen by its cameras (the
+  "background" of `render_clip` for the same arguments; nothing is rendered but the room, and
+  with `rooms` >= 1, where the rig does not depend on the person, num_frames is unused)."""
+  seed = check_positive_int("seed", seed, 0)
+  rooms = check_positive_int("rooms", rooms, 0)
+  num_views = check_positive_int("num_views", num_views)
+  resolution = check_positive_int("resolution", resolution)
+  center = None
+  if rooms == 0:   # the rig is aimed at the person
+    identity = appearance.make_identity(seed % NUM_IDENTITIES)
+    motion_ = sample_motion(seed, identity, check_positive_int("num_frames", num_frames))[1]
+    center = motion_.root_pos[:, :2].mean(axis=0)
+  scene, rig = _scene(seed, rooms, num_views, resolution, center)
+  centres, dirs = renderer.pixel_rays(rig.K, rig.R, rig.t, resolution, resolution)
+  return _room_image(scene, centres, dirs, num_views, resolution)
 
 
 def clip_keypoints(seed: int, *, num_views: int = 3, num_frames: int = 16, resolution: int = 128,
