@@ -4,7 +4,7 @@ r"""PSR-Net ablations in the shape of the paper's Tables 1, 2 and 3 and Fig. 7 (
       [--config configs/psrnet.py:runlocal] [--set data.rooms=17 ...] \
       [--layer1-steps 320] [--layer2-steps 80] [--decoders separate,common,context] \
       [--encoders concat_videos,separate,concat_all] [--alpha 0.1,0.3,0.5,0.7,0.9] \
-      [--no-table3] [--table3-steps 480] [--seeds 3]
+      [--no-table3] [--table3-steps 480] [--seeds 3] [--control-seeds 1]
 
 1. Table 1 (decoders of G¹): trains layer 1 alone (`model.layers=1`) once per `model.decoders`
    option under one budget (--layer1-steps) and evaluates x̂¹.
@@ -153,16 +153,17 @@ def run(workdir: str, config) -> dict:
   return mfci_ablation.train_and_evaluate(config, workdir)
 
 
-def _runs(args, name: str, make_config) -> seeds.Row:
-  """Run `name` over the seeds (`make_config(seed)` in benchmarks/seeds.py's workdirs): a Row of
-  full evaluations, each evaluated once per invocation (a run shared by two tables too)."""
+def _runs(args, name: str, make_config, count: int | None = None) -> seeds.Row:
+  """Run `name` over `count` seeds (default --seeds; `make_config(seed)` in benchmarks/seeds.py's
+  workdirs): a Row of full evaluations, each evaluated once per invocation (a run shared by two
+  tables too)."""
   def train(workdir, seed):
     if workdir not in args.done:
       config = make_config(seed)
       print(f"== {os.path.basename(workdir)}: {config.train.steps} steps -> {workdir}", flush=True)
       args.done[workdir] = run(workdir, config)
     return args.done[workdir]
-  return seeds.run_row(args.workdir, name, name, train, args.seeds)
+  return seeds.run_row(args.workdir, name, name, train, count or args.seeds)
 
 
 def _output_row(name: str, label: str, runs: seeds.Row, output: str) -> seeds.Row:
@@ -248,7 +249,7 @@ def table3(args) -> dict:
   steps = args.table3_steps
   of_layers = lambda layers: lambda seed: _layers_config(args, layers, steps, {"seed": seed})
   full = _runs(args, "layers3", of_layers(3))
-  control = _runs(args, "layers1-control", of_layers(1))
+  control = _runs(args, "layers1-control", of_layers(1), args.control_seeds)
   entries = ([(name, label, full, name) for name, label in LAYER_LABELS.items()]
              + [(CONTROL, f"K = 1: layer 1 alone, {steps} steps", control, "layer1")]
              + _oracle_entries(args))
@@ -302,6 +303,9 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--table3-steps", type=int, default=0,
                       help="Table 3 budget of each run; 0 = the config's train.steps")
   seeds.add_flag(parser)
+  parser.add_argument("--control-seeds", type=int, default=0,
+                      help="seeds of Table 3's K = 1 control (0 = --seeds): one control seed "
+                           "beside N of the K = 3 run costs about as much as one more K = 3 seed")
   args = parser.parse_args(argv)
   args.decoders = _names(args.decoders, psrnet_models.DECODERS, "decoders", parser)
   args.encoders = _names(args.encoders, psrnet_models.ENCODERS, "encoders", parser)
@@ -311,6 +315,9 @@ def parse_args(argv=None) -> argparse.Namespace:
   if any("=" not in s for s in args.set):
     parser.error(f"--set takes KEY=VALUE; got {args.set}")
   args.sets = [tuple(s.split("=", 1)) for s in args.set]
+  if not 0 <= args.control_seeds:
+    parser.error(f"--control-seeds takes a count >= 0; got {args.control_seeds}")
+  args.control_seeds = args.control_seeds or args.seeds
   args.done = {}   # run workdir -> its evaluation
   args.argv = sys.argv[1:] if argv is None else list(argv)
   return args

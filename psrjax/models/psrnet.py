@@ -163,16 +163,30 @@ class Decoder3D(_Parts):
     return nn.relu(InstanceNorm(dtype=self.dtype, name=f"up{i}_norm")(x))
 
 
-def layer_residuals(residual, layers: int) -> tuple[bool, ...]:
-  """`model.residual` per layer: a bool (every layer) or a non-empty tuple of bools, one per layer
-  (the last repeated for extra layers, like `schedule.layer_weights`); one-line ValueError else."""
-  values = (residual,) if isinstance(residual, bool) else residual
-  if (not isinstance(values, (tuple, list)) or not values
-      or not all(isinstance(v, bool) for v in values)):
-    raise ValueError(f"model.residual must be True, False or a non-empty tuple of them (one per "
-                     f"layer, e.g. (True, False, False)); got {residual!r}")
-  values = tuple(values)
+def per_layer(value, layers: int, *, field: str, valid, allowed: str) -> tuple:
+  """A config value given for every layer or as a non-empty tuple, one per layer (the last
+  repeated for extra layers, like `schedule.layer_weights`) -> one value per layer; a one-line
+  ValueError naming `allowed` when a value fails `valid`."""
+  values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+  if not values or not all(valid(v) for v in values):
+    raise ValueError(f"{field} must be {allowed}; got {value!r}")
   return (values + values[-1:] * layers)[:layers]
+
+
+def layer_residuals(residual, layers: int) -> tuple[bool, ...]:
+  """`model.residual` per layer: a bool (every layer) or a non-empty tuple of bools."""
+  return per_layer(residual, layers, field="model.residual",
+                   valid=lambda v: isinstance(v, bool),
+                   allowed="True, False or a non-empty tuple of them (one per layer, e.g. "
+                           "(True, False, False))")
+
+
+def layer_adversarial(weight, layers: int) -> tuple[float, ...]:
+  """`loss.adversarial` per layer: a number >= 0 (every layer) or a non-empty tuple of them."""
+  valid = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+  return tuple(float(v) for v in per_layer(
+      weight, layers, field="loss.adversarial", valid=valid,
+      allowed="a number >= 0 or a non-empty tuple of them (one per layer, e.g. (0.001, 0.0))"))
 
 
 def _check_choice(field: str, value: str, allowed: Sequence[str]) -> None:

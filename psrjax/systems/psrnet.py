@@ -98,6 +98,7 @@ class PSRNet(base.System):
       raise ValueError(f"schedule.mode must be 'stagewise' or 'joint', got {config.schedule.mode!r}")
     self.num_layers = m.layers
     self.residual = psrnet_models.layer_residuals(m.residual, m.layers)   # one bool per layer
+    self.adversarial = psrnet_models.layer_adversarial(config.loss.adversarial, m.layers)
     nets = dict(conv_impl=m.conv_impl, remat=m.remat)
     self.generators = [   # Table 1's decoders option is layer 1's, Table 2's encoders the others'
         psrnet_models.psrnet_layer(k, variant=m.variant, residual=self.residual[k - 1], **nets, **(
@@ -119,13 +120,16 @@ class PSRNet(base.System):
     return tuple(self._stage(f"layer{i}", n, (i,)) for i, n in enumerate(per_layer, start=1))
 
   def _stage(self, name: str, steps: int, layers: tuple[int, ...]) -> base.Stage:
-    """Layers `layers` train: the forward builds x̂¹..x̂^max(layers), phase "d" updates their
-    discriminators on it, phase "g" their generators; samples show the layers up to theirs."""
-    d = base.Phase("d", tuple(f"d{k}" for k in layers), functools.partial(self._d_loss, layers))
+    """Layers `layers` train: the forward builds x̂¹..x̂^max(layers), phase "d" updates the
+    discriminators of those with an adversarial weight > 0 on it, phase "g" their generators;
+    samples show the layers up to theirs."""
+    adversarial = tuple(k for k in layers if self.adversarial[k - 1] > 0)
+    phases = (base.Phase("d", tuple(f"d{k}" for k in adversarial),
+                         functools.partial(self._d_loss, adversarial)),) if adversarial else ()
     g = base.Phase("g", tuple(f"g{k}" for k in layers), functools.partial(self._g_loss, layers))
     upto = max(layers)
     generate = None if upto == self.num_layers else functools.partial(self._generate, upto)
-    return base.Stage(name, steps, (d, g), forward=functools.partial(self._forward, upto),
+    return base.Stage(name, steps, phases + (g,), forward=functools.partial(self._forward, upto),
                       generate=generate)
 
   def optimizers(self):
@@ -211,12 +215,14 @@ class PSRNet(base.System):
     return total, terms
 
   def _layer_loss(self, params, k, pred, batch):
+    """Lᵏ; the adversarial term (and Dᵏ) only where layer k's weight is > 0."""
     c = self.config.loss
     x_i, x_j = batch["src_rgb"], batch["tgt_rgb"]
     rec = losses.huber(pred, x_j, delta=c.huber_delta)
-    adv = losses.g_loss(self._disc(params, k, pred, x_i), kind=c.gan)
-    parts = {"rec": rec, "adv": adv}
-    total = rec + c.adversarial * adv
+    parts, total = {"rec": rec}, rec
+    if self.adversarial[k - 1] > 0:
+      parts["adv"] = losses.g_loss(self._disc(params, k, pred, x_i), kind=c.gan)
+      total = total + self.adversarial[k - 1] * parts["adv"]
     if k == 1 and c.perceptual > 0:
       i3d = functools.partial(self._i3d_module().apply, params["i3d"])
       parts["perc"] = losses.temporal_perceptual_loss(i3d, pred, x_j)

@@ -97,7 +97,7 @@ def test_losses_report_every_term(system, params, batch):
 def test_evaluate_reports_per_example_metrics(system, params, batch):
   result = jax.jit(functools.partial(base.evaluate, system))(params, batch)
   for name in ("copy", "texture", "layer1", "raw2", "layer2"):
-    for metric in ("ssim", "psnr", "m_ssim", "m_psnr"):
+    for metric in ("ssim", "psnr", "m_ssim", "m_psnr", "b_ssim", "b_psnr"):
       assert result[f"{metric}/{name}"].shape == (2,)
   assert "ssim/raw1" not in result
   np.testing.assert_array_equal(result["group"], batch["pair"])
@@ -248,3 +248,37 @@ def test_blend_argument_and_saved_configs(tmp_path, arg, residual, per_layer):
   path = str(tmp_path / "config.json")
   config_utils.save_config(config, path)
   assert registry.get_system(config_utils.load_saved_config(path)).residual == per_layer
+
+
+def test_long_argument_trains_refiners_without_discriminators(tmp_path):
+  """`long`: 1440 steps split evenly, layer 1 with its adversarial term and discriminator, the
+  refiners with neither (no "d" phase, no "adv" term); the saved config builds the same."""
+  config = config_utils.load_config(os.path.join(conformance.CONFIGS, "psrnet.py:runlocal,long"))
+  assert config.loss.adversarial == (0.001, 0.0)
+  path = str(tmp_path / "config.json")
+  config_utils.save_config(config, path)
+  system = registry.get_system(config_utils.load_saved_config(path))
+  assert system.adversarial == (0.001, 0.0, 0.0)
+  stages = system.stages()
+  assert [s.steps for s in stages] == [480, 480, 480]
+  assert [[p.name for p in s.phases] for s in stages] == [["d", "g"], ["g"], ["g"]]
+  assert stages[0].phases[0].trains == ("d1",)
+
+
+def test_zero_adversarial_weight_drops_the_term(params, batch):
+  """Layer 2 at weight 0: no discriminator phase, no adversarial term (same parameters)."""
+  system = registry.get_system(tiny_config(**{"loss.adversarial": "(0.01, 0.0)"}))
+  assert [p.name for p in system.stages()[1].phases] == ["g"]
+  prepared = system.prepare(batch)
+  outputs = system._forward(2, params, prepared, None)
+  _, with_adv = system._g_loss((1,), params, prepared, outputs, None)
+  total, without = system._g_loss((2,), params, prepared, outputs, None)
+  assert set(with_adv) == {"rec", "adv"} and set(without) == {"rec"}
+  np.testing.assert_allclose(total, without["rec"])
+
+
+@pytest.mark.parametrize("value", ["-0.1", "(0.01, 'no')", "()", "True"])
+def test_bad_adversarial_weights_are_a_one_line_error(value):
+  with pytest.raises(ValueError, match="loss.adversarial must be a number >= 0") as error:
+    registry.get_system(tiny_config(**{"loss.adversarial": value}))
+  assert "\n" not in str(error.value)
