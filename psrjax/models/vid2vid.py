@@ -37,12 +37,14 @@ Facts from the authors' code that the networks follow:
   (n_blocks // 2 = 4 residual blocks, n_downsample transposed 3x3 convs halving the width,
   reflection pad 3 + 7x7 conv + tanh) and the flow decoder (same blocks and transposed convs,
   separate weights), which ends in two reflection-padded 7x7 convs: the flow (2 channels, no
-  activation, multiplied by 20) and the weight (1 channel, sigmoid). Every conv but the output
-  ones has a norm and ReLU; residual blocks pad by reflection.
+  activation, multiplied by 20) and the weight (1 channel, sigmoid). The other convs are
+  followed by the norm and ReLU (a residual block's second conv by the norm alone); residual
+  blocks pad by reflection.
 - Sizes (options/base_options.py): ngf 128, n_downsample_G 3, n_blocks 9, n_frames_G 3, norm
   "batch"; the pose 256p scripts use these (the "g1" variant ngf 64). Parameters of `generator()`
   for pose (18 label and 6 previous channels): 364,826,886 at ngf 128, 91,285,638 at ngf 64
-  (measured with `jax.eval_shape`; batch norm's scale and shift included).
+  (`jax.eval_shape`, batch norm's scale and shift included; the PyTorch reference of the tests
+  built at those sizes has as many).
 - Warp (`BaseNetwork.resample`): the flow in pixels is divided by ((W - 1) / 2, (H - 1) / 2),
   added to a `linspace(-1, 1)` grid and read by `grid_sample(mode="bilinear",
   padding_mode="border")` under PyTorch 0.4 (the README's version), whose grid_sample aligns
@@ -51,13 +53,14 @@ Facts from the authors' code that the networks follow:
   (A PyTorch >= 1.3 run of that code, align_corners=False, would shift the warp by up to half a
   pixel; the tests compare with `align_corners=True`.)
 - First frames (vid2vid_model_G.py `generate_first_frame`): with `--no_first_img` (the pose
-  scripts) `previous` is all zeros and the frame is the raw image
-  (`use_raw_only`; the flow and weight are still computed, and a loss pushes the weight to 0);
-  in training that holds for every frame of a sequence's first forward call (its
-  n_frames_per_gpu x n_gpus frames), at test time for the first frame only. Otherwise training
-  takes the first n_frames_G - 1 real frames as `previous`, and testing either real frames
-  (`--use_real_img`) or frames of a separately trained single-image generator (`--use_single_G`:
-  a pix2pixHD global/local generator, `psrjax.models.pix2pixhd`). `raw_only` is `use_raw_only`.
+  scripts) `previous` is all zeros and the frame is the raw image (`use_raw_only`; the flow and
+  weight are still computed); in training that holds for every frame of a sequence's first
+  forward call (its n_frames_per_gpu x n_gpus frames), at test time for the first frame only.
+  Otherwise training takes the first n_frames_G - 1 real frames as `previous`, and testing
+  either real frames (`--use_real_img`) or frames of a separately trained single-image
+  generator (`--use_single_G`: a pix2pixHD global/local generator, `psrjax.models.pix2pixhd`).
+  `raw_only` is `use_raw_only`. With `--no_first_img` the losses also include an L1 term
+  pulling w toward 0 (toward the warped frame) on every frame.
 - `no_flow` (also forced by `--openpose_only`) drops the flow decoder: image = raw.
 - Discriminators (networks.py `MultiscaleDiscriminator`, `NLayerDiscriminator`): num_d PatchGANs
   (4x4 convs padded by 2, widths doubling up to 512, LeakyReLU 0.2, norm but on the first layer,
@@ -74,9 +77,10 @@ Facts from the authors' code that the networks follow:
   current batch's statistics (at test time too); its running averages are never read. psrjax's
   "batch" norm (`psrjax.nn.BatchStatNorm`) is exactly that, without running averages; a
   checkpoint's running_mean / running_var are skipped by the readers. PyTorch's DataParallel
-  computes the statistics per GPU (the pose scripts: one sequence a GPU, which makes it
-  instance norm with affine parameters), whereas under `jit` over a sharded batch they are the
-  global batch's; "instance_affine" gives the one-sequence-a-GPU behaviour at any batch size.
+  computes the statistics per GPU (the pose scripts: one sequence a GPU, so the generator,
+  which runs frame by frame, normalises each frame alone: instance norm with affine
+  parameters), whereas under `jit` over a sharded batch they are the global batch's;
+  "instance_affine" gives the one-sequence-a-GPU behaviour at any batch size.
 
 Departures: the foreground-background generator (`--fg`, Cityscapes) and the coarse-to-fine
 `CompositeLocalGenerator` (`n_scales_spatial` > 1: the 512p and 1024p pose models) are not
@@ -221,7 +225,7 @@ class CompositeGenerator(nn.Module):
 class _MultiscalePatchGAN(nn.Module):
   """The authors' `MultiscaleDiscriminator` (getIntermFeat) on an assembled input."""
   num_d: int = 2                     # scales (authors: num_D 2)
-  ndf: int = 64                      # full-resolution scale's first width; level i: min(64, ndf 2^i)
+  ndf: int = 64                      # first width at full resolution; level i: min(64, ndf 2^i)
   num_layers: int = 3                # stride-2 layers of each PatchGAN (authors: n_layers_D 3)
   norm: str = "batch"                # authors: "batch" (batch statistics)
   conv_impl: str = "auto"
@@ -320,7 +324,7 @@ def _block_layers(prefix: str, ours: str) -> list:
 
 
 def _encoder_layers(seq: str, ours: str, n_downsample: int, n_blocks: int) -> list:
-  """model_down_seg / model_down_img: pad, conv, norm, ReLU; per d-layer conv, norm, ReLU; blocks."""
+  """model_down_seg / model_down_img: pad, conv, norm, ReLU; d-layers (conv, norm, ReLU); blocks."""
   layers = [(f"{seq}.1", (f"{ours}_stem", "conv"), "conv"),
             (f"{seq}.2", (f"{ours}_stem", "norm"), "norm")]
   for i in range(n_downsample):

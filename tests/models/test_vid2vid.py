@@ -21,6 +21,7 @@ KEY = jax.random.key(0, impl="rbg")
 ATOL = 1e-5
 TINY_G = dict(ngf=4, n_downsample=2, n_blocks=3)           # 16x16 frames; blocks split 2 + 1
 TINY_D = dict(num_d=2, ndf=4, num_layers=2)                # scale widths 4 and 8
+SMALL_G = dict(ngf=4, n_downsample=1, n_blocks=2)          # the policy tests' (compile time)
 
 
 # ------------------------------------------------------------------ PyTorch references
@@ -214,42 +215,43 @@ def test_discriminators_match_the_authors_through_their_state_dict(tmp_path, kin
 # ------------------------------------------------------------------ policy and sizes
 def test_bfloat16_inputs_compute_in_bfloat16_with_float32_parameters():
   labels, previous = (jnp.asarray(x, jnp.bfloat16) for x in _inputs())
-  g = vid2vid.generator(**TINY_G)
-  params = g.init(KEY, labels, previous)
+  g = vid2vid.generator(**SMALL_G)
+  params = jax.jit(g.init)(KEY, labels, previous)
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
-  out = g.apply(params, labels, previous)
+  out = jax.jit(g.apply)(params, labels, previous)
   assert {k: v.dtype for k, v in out.items()} == {
       "image": jnp.bfloat16, "raw": jnp.bfloat16, "weight": jnp.bfloat16, "flow": jnp.float32}
   assert out["image"].shape == (2, 16, 16, 3) and out["flow"].shape == (2, 16, 16, 2)
   d = vid2vid.temporal_discriminator(**TINY_D)
   frames = jnp.asarray(uniform(2, 3, 16, 16, 3), jnp.bfloat16)
   flows = jnp.asarray(normal(2, 2, 16, 16, 2))
-  params = d.init(KEY, frames, flows)
+  params = jax.jit(d.init)(KEY, frames, flows)
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
-  logits, features = d.apply(params, frames, flows)
+  logits, features = jax.jit(d.apply)(params, frames, flows)
   assert all(l.dtype == jnp.float32 for l in logits)
   assert all(f.dtype == jnp.bfloat16 for scale in features for f in scale)
 
 
 def test_remat_modes_give_the_same_values_and_gradients():
   labels, previous = _inputs(n=1)
-  g = vid2vid.generator(**TINY_G)
-  params = g.init(KEY, labels, previous)
+  g = vid2vid.generator(**SMALL_G)
+  params = jax.jit(g.init)(KEY, labels, previous)
 
   def loss(p, m):
     return sum(jnp.mean(jnp.square(y)) for y in jax.tree.leaves(m.apply(p, labels, previous)))
 
-  plain = jax.value_and_grad(loss)(params, g)
+  grad = lambda m: jax.jit(jax.value_and_grad(functools.partial(loss, m=m)))(params)
+  plain = grad(g)
   # Biases followed by batch norm have zero gradient up to rounding: compare on the largest scale.
   atol = 1e-5 * max(float(jnp.abs(x).max()) for x in jax.tree.leaves(plain[1]))
   for mode in ("blocks", "full"):
-    remat = jax.value_and_grad(loss)(params, g.clone(remat=mode))
+    remat = grad(g.clone(remat=mode))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=atol), plain, remat)
 
 
 def test_no_flow_generates_the_raw_image_without_a_flow_decoder():
   labels, previous = _inputs(n=1)
-  g = vid2vid.generator(**TINY_G, no_flow=True)
+  g = vid2vid.generator(**SMALL_G, no_flow=True)
   params = g.init(KEY, labels, previous)["params"]
   assert not any(k.startswith(("flow", "weight")) for k in params)
   out = g.apply({"params": params}, labels, previous)
