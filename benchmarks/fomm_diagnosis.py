@@ -19,6 +19,13 @@ Parts (comma separated; default all), each printed as one JSON line per checkpoi
 - "batchnorm": the evaluation with batch norm's statistics taken from other batches: per example
   (batch of 1), and the population statistics of training batches (the official running
   statistics' limit), beside the eval batch (runlocal: 8).
+- "flow": whether the dense motion moves the right pixels (synthetic world only): on the person
+  in each evaluation driving frame, wherever the source frame shows the same body-surface face,
+  the end-point error (pixels) of the source position the dense motion samples (its deformation,
+  from the relative keypoints `generate` uses) against the world's exact one
+  (`face_correspondence`), beside the identity's (no motion: what copying the source does), over
+  all those pixels and over those the body moved by more than 1 pixel; and the dense motion's
+  mask weight of the background (identity) motion, over the frame and on the person.
 """
 from __future__ import annotations
 
@@ -32,13 +39,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from psrjax import config_utils
+from psrjax.data.samplers import same_video
 from psrjax.metrics import perceptual, structural
 from psrjax.nn.norms import BatchStatNorm
 from psrjax.systems.tasks import animation, keypoint_motion
 from psrjax.train import checkpoint as checkpoint_lib
 from psrjax.train import context as context_lib
 
-PARTS = ("eval", "identity", "train_recon", "distance", "keypoints", "batchnorm")
+PARTS = ("eval", "identity", "train_recon", "distance", "keypoints", "batchnorm", "flow")
 TRAIN_PAIRS = 256   # training pairs (source, driving frame) measured, in the trainer's batches
 
 
@@ -187,6 +195,63 @@ class Diagnosis:
     pick = lambda rs: {k: v for k, v in mean_of(rs).items() if k in keys}
     return {"batch_of_1": pick(single), "population": pick(fixed)}
 
+  def flow(self, params):
+    config = self.ctx.config
+    data = config.data
+    if data.get("dataset", ""):
+      raise ValueError("the flow part needs the synthetic world's face maps; this workdir trains "
+                       f"on {data.dataset}")
+    deformations, identity_weight, person = self._deformations(params)
+    src = same_video._source(data, "test", config.eval.num_examples)
+    length = deformations[0].shape[0]   # the evaluation's driving frames
+    start, sources = same_video.eval_frames(data.num_frames, 1, length)
+    frames = [int(sources[0])] + list(range(start, start + length))
+    errors = {k: [] for k in ("model", "identity", "model_moved", "identity_moved")}
+    for i, deformation in enumerate(deformations):
+      faces = src.frames(src.take(i)[0], frames, ("face",))["face"]
+      for t, grid in enumerate(deformation):
+        exact, valid = face_correspondence(faces[0], faces[t + 1])
+        h, w = valid.shape
+        pixels = np.stack(np.meshgrid(np.arange(w), np.arange(h)), axis=-1).astype(np.float64)
+        sampled = (np.asarray(grid, np.float64) + 1.0) / 2.0 * np.array([w - 1, h - 1])
+        model = np.linalg.norm(sampled - exact, axis=-1)
+        still = np.linalg.norm(pixels - exact, axis=-1)
+        moved = valid & (still > 1.0)
+        errors["model"].append(model[valid]), errors["identity"].append(still[valid])
+        errors["model_moved"].append(model[moved]), errors["identity_moved"].append(still[moved])
+    out = {f"epe_{k}_px": round(float(np.concatenate(v).mean()), 3) if sum(map(len, v)) else None
+           for k, v in errors.items()}
+    weight, on = np.stack(identity_weight), np.stack(person) > 0
+    out["identity_motion_weight"] = round(float(weight.mean()), 4)
+    out["identity_motion_weight_person"] = round(float(weight[on].mean()), 4)
+    out["pixels"] = int(sum(map(len, errors["model"])))
+    out["moved_pixels"] = int(sum(map(len, errors["model_moved"])))
+    return out
+
+  def _deformations(self, params):
+    """([deformation [L, H, W, 2] ((x, y) in [-1, 1])], [its mask's weight of the background
+    (identity) motion [L, H, W]], [the true person masks [L, H, W]]) of every evaluation
+    example, driven as `generate` drives it (relative keypoints)."""
+    system = self.system
+
+    @jax.jit
+    def run(p, b):
+      source, initial = animation.unit(b["src_rgb"][:, 0]), animation.unit(b["init_rgb"])
+      kp_source, kp_initial = system.keypoints(p, source), system.keypoints(p, initial)
+
+      def frame(driving):
+        kp = animation.relative_keypoints(kp_source, system.keypoints(p, animation.unit(driving)),
+                                          kp_initial)
+        out = system.animate(p, source, kp_source, kp)
+        size = source.shape[:3]   # a dense motion at a lower resolution, resized as the
+        return (jax.image.resize(out["deformation"], size + (2,), "bilinear"),   # generator
+                jax.image.resize(out["mask"][..., 0], size, "bilinear"))         # resizes it
+      return jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1),
+                          jax.lax.map(frame, jnp.moveaxis(b["tgt_rgb"], 1, 0)))
+    out = [jax.tree.map(np.asarray, run(params, b)) for b in self.eval_batches]
+    return ([d for o in out for d in o[0]], [m for o in out for m in o[1]],
+            [m for b in self.eval_batches for m in b["tgt_mask"][..., 0]])
+
   def population_statistics(self, params):
     """Every batch norm's input mean and mean square over the training batches' forwards
     (source and driving keypoints, the driving frame reconstructed)."""
@@ -260,6 +325,30 @@ def _lookup(stats, path):
     else:
       return node
   raise KeyError(f"no recorded statistics for batch norm {'/'.join(path)}")
+
+
+def face_correspondence(src_face, tgt_face):
+  """The synthetic world's exact motion between two frames of one camera, from their face maps
+  (int [H, W], -1 off the body): for every target pixel on a body-surface face the source frame
+  shows, the source pixel (x, y) of the same surface point, taken as the source face's centroid
+  plus the pixel's offset from the target face's centroid (a face spans a few pixels at 64 px,
+  so this is exact for a face that moves rigidly in the image and within about a pixel
+  otherwise). Returns (positions float64 [H, W, 2], valid bool [H, W])."""
+  h, w = tgt_face.shape
+  ys, xs = np.mgrid[0:h, 0:w]
+  size = int(max(src_face.max(), tgt_face.max())) + 1
+
+  def centroids(face):
+    on = face >= 0
+    count = np.bincount(face[on], minlength=size)
+    sums = [np.bincount(face[on], weights=c[on], minlength=size) for c in (xs, ys)]
+    return np.stack(sums, axis=-1) / np.maximum(count, 1)[:, None], count
+  c_src, n_src = centroids(src_face)
+  c_tgt, _ = centroids(tgt_face)
+  face = np.where(tgt_face >= 0, tgt_face, 0)
+  valid = (tgt_face >= 0) & (n_src[face] > 0)
+  positions = c_src[face] + np.stack([xs, ys], axis=-1) - c_tgt[face]
+  return np.where(valid[..., None], positions, 0.0), valid
 
 
 def keypoint_regression(kp_train, joints_train, kp_test, joints_test):
