@@ -11,7 +11,9 @@ Claims: a script declares its paper's orderings as data, e.g.
 `Claim(better="ms_c", worse="fom", metric="lpips", higher_is_better=False, source="Table 2: ...")`.
 The difference is the mean of `better` minus the mean of `worse`, negated when lower is better
 (positive: the claimed direction); the band is 2 sqrt((s_better² + s_worse²) / 2), twice the
-pooled seed standard deviation. Verdict: "reproduced" when the difference exceeds the band,
+pooled seed standard deviation, or, for a `paired` claim between two outputs of the same runs
+(two layers of one model: seed i's values share seed i's training), twice the standard
+deviation of the per-seed differences, which leaves out the noise the two rows share. Verdict: "reproduced" when the difference exceeds the band,
 "reversed" when it is below minus the band, "within noise" otherwise; with fewer than 2 seeds on
 either row, "one seed: no noise band" and the plain direction. Claims on rows the table lacks are
 left out; one on a metric a row lacks is "not measured".
@@ -42,6 +44,9 @@ class Claim:
   metric: str
   higher_is_better: bool = True
   source: str = ""
+  # Both rows are outputs of the same runs (seed i of each from one run, e.g. two layers of one
+  # model): the band is 2 x the standard deviation of the per-seed differences.
+  paired: bool = False
 
 
 @dataclasses.dataclass
@@ -127,7 +132,14 @@ def judge(claim: Claim, rows: list[Row]) -> dict | None:
     return {**out, "verdict": "not measured"}
   (mean_a, std_a), (mean_b, std_b) = mean_std(a), mean_std(b)
   difference = (mean_a - mean_b) * (1 if claim.higher_is_better else -1)
-  band = None if std_a is None or std_b is None else 2 * math.sqrt((std_a ** 2 + std_b ** 2) / 2)
+  if claim.paired:
+    if len(a) != len(b):
+      raise ValueError(f"paired claim {claim.better} vs {claim.worse}: {len(a)} and {len(b)} "
+                       "seeds; a paired claim needs rows of the same runs")
+    band = mean_std([x - y for x, y in zip(a, b)])[1]
+    band = None if band is None else 2 * band
+  else:
+    band = None if std_a is None or std_b is None else 2 * math.sqrt((std_a ** 2 + std_b ** 2) / 2)
   return {**out, "better_mean": mean_a, "worse_mean": mean_b, "difference": difference,
           "band": band, "verdict": verdict(difference, band)}
 
@@ -160,12 +172,14 @@ def claims_text(judged: list[dict]) -> str:
   """One line per judged claim: the claim, the two means, the difference, the band, the verdict."""
   number = lambda j, k: "-" if j.get(k) is None else _format(j[k])
   lines = ["Claims (reproduced: the difference of the means, in the claimed direction, exceeds "
-           "2 pooled seed standard deviations):"]
+           "2 pooled seed standard deviations; paired: 2 standard deviations of the per-seed "
+           "differences, for two outputs of the same runs):"]
   for j in judged:
     order = "higher" if j["higher_is_better"] else "lower"
+    band = "paired band" if j.get("paired") else "band"
     lines.append(f"- {j['better_label']} ahead of {j['worse_label']} on {j['metric']} ({order} is "
                  f"better; {j['source']}): {number(j, 'better_mean')} vs "
-                 f"{number(j, 'worse_mean')}, difference {number(j, 'difference')}, band "
+                 f"{number(j, 'worse_mean')}, difference {number(j, 'difference')}, {band} "
                  f"{number(j, 'band')}: {j['verdict']}")
   return "\n".join(lines)
 

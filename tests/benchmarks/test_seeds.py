@@ -50,6 +50,19 @@ def test_the_band_pools_both_rows_and_its_edge_is_within_noise():
   assert seeds.verdict(2.01, 2.0) == "reproduced" and seeds.verdict(-2.01, 2.0) == "reversed"
 
 
+def test_paired_claims_take_the_band_of_the_per_seed_differences():
+  """Two outputs of the same runs: seed noise they share (here 0.01 between seeds) leaves the
+  paired band (differences 0.002 and 0.004: std 0.00141) and fills the pooled one."""
+  rows = [_row("a", m=[0.572, 0.564]), _row("b", m=[0.570, 0.560])]
+  paired = seeds.judge(seeds.Claim("a", "b", "m", paired=True), rows)
+  pooled = seeds.judge(seeds.Claim("a", "b", "m"), rows)
+  assert paired["band"] == pytest.approx(2 * 0.00141421, rel=1e-4)
+  assert (paired["verdict"], pooled["verdict"]) == ("reproduced", "within noise")
+  assert "paired band 0.00283: reproduced" in seeds.claims_text([paired])
+  with pytest.raises(ValueError, match="paired claim a vs b: 2 and 1 seeds"):
+    seeds.judge(seeds.Claim("a", "b", "m", paired=True), [rows[0], _row("b", m=[0.5])])
+
+
 def test_one_seed_has_no_band_only_a_direction():
   rows = [_row("a", m=[0.9]), _row("b", m=[0.8, 0.7])]
   ahead = seeds.judge(seeds.Claim("a", "b", "m"), rows)
