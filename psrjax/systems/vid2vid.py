@@ -1,0 +1,290 @@
+"""vid2vid (Wang et al., NeurIPS 2018, "Video-to-Video Synthesis") as a per-person pose-to-video
+system, on the task pix2pixHD's system uses (`psrjax.systems.tasks.person_video`).
+
+Networks (`psrjax.models.vid2vid`): the composite sequential generator G, the multi-scale image
+discriminator D_I on (label, frame) and `model.n_scales_temporal` temporal discriminators D_T^s
+on n_frames_D = 3 frames `n_frames_D ** s` apart (s = 0: consecutive frames; s = 1: 3 apart)
+with their reference flows.
+
+Generation, frame by frame (a `jax.lax.scan` over the clip): frame t reads the pose labels of
+frames t-2, t-1, t (the label of the current frame last) and the n_frames_G - 1 = 2 frames G
+generated before it. The labels before a window are those of the real frames before it (the
+per-person sampler's context frames, the first frame repeated at a video's start). The first
+frame of a video has no generated predecessors: its `previous` is zeros and it is G's raw image
+(the authors' `--no_first_img`, which their pose scripts use); every later frame is the composite
+w * raw + (1 - w) * warp(previous frame, flow). `previous` is under stop_gradient, as the
+authors' `--max_frames_backpropagate 1` (their default) detaches it. Evaluation and synthesis
+generate each held-out run (or driving window) the same way, from zeros at a video's start and
+carrying the last two generated frames from window to window (`generate_window`).
+
+The pose label is the per-person task's (`pose.label`: OpenPose's stick figure or the joint
+discs, `person_video.label_channels`); the authors' pose input is OpenPose's rendering plus
+DensePose's IUV (6 channels), and a DensePose-style IUV label from the world's part and UV maps
+is a later addition, not built here.
+
+Objective per training clip of T frames (the authors' vid2vid_model_D.py, weights from
+options/train_options.py), LSGAN, with m_t the occlusion mask of the reference flow (the
+forward-backward test of `psrjax.losses.temporal`, standing in for FlowNet2's confidence):
+  G:   sum over D_I's scales of the adversarial term on (label, frame) and on (label, raw image)
+       + λ_feat (=10) their feature matching + λ_VGG (=10) VGG of the frame and of the raw image
+       + λ_F (=10) |m (flow - flow_ref)|                              (loss.flow)
+       + λ_T (=10) |m (warp(real_{t-1}, flow) - real_t)|              (loss.warp)
+       + λ_T (=10) |m (frame_t - sg(warp(frame_{t-1}, flow_ref)))|    (loss.g_warp)
+       + 1 x |m w|, pulling w toward the warped frame (`--no_first_img`'s weight loss; loss.weight)
+       + sum_s (adversarial + λ_feat feature matching) of D_T^s
+  D_I: 0.5 (real + generated + real + raw) LSGAN terms;  D_T^s: 0.5 (real + generated).
+The masked L1 terms (the authors' `MaskedL1Loss`: the mean of |m a - m b|) run over frames
+1..T-1: the previous real frame of a window's first frame is not in the batch. The flow
+reference is the data's exact backward flow (`flow_bwd`, frame t to t-1: the synthetic world's
+ground truth, or the flow `psrjax prepare` estimated for a prepared video); D_T^s reads the
+reference flows of its frames (frame-to-frame flows composed `n_frames_D ** s` times for s > 0),
+divided by 20, for real and generated frames alike, as the authors feed FlowNet2's. D_T^s sees
+the non-overlapping 3-frame groups of the clip counted back from its last frame (the authors'
+`get_skipped_frames`); a clip must be longer than a group's span, 2 x 3^s frames. Adam 2e-4,
+betas (0.5, 0.999) for G, D_I and every D_T^s; G, then the discriminators, on the losses of one
+forward (`optim.update_order="gd"`, the authors' train.py).
+
+Departures: no FlowNet2 (the data's flow and its occlusion mask instead of FlowNet2's flow and
+confidence); the first frame of every training clip is the raw image from zeros, as at test time
+(the authors' first forward call of a sequence treats all its frames so); clips are T consecutive
+frames (no `--max_t_step` frame skipping, no progressive growth of the clip length or of the
+spatial scales: one scale, the authors' 256p model); no face discriminator (`--add_face_disc`,
+not in the pose scripts). Evaluation: the per-person task's metrics on its held-out runs.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from psrjax.losses import temporal as temporal_losses
+from psrjax.models import vid2vid as networks
+from psrjax.systems import base
+from psrjax.systems.tasks import gan, person_video
+from psrjax.systems.tasks.person_video import fold
+
+
+class Vid2Vid(person_video.PersonVideoTask):
+  """vid2vid on one person's video (module docstring); configs/vid2vid.py."""
+
+  float32_inputs = ("flow_fwd", "flow_bwd")
+
+  def __init__(self, config):
+    super().__init__(config)
+    person_video.label_channels(config.pose)
+    m = config.model
+    self._check(config)
+    self.n_frames = m.n_frames_g
+    common = dict(conv_impl=m.conv_impl, remat=m.remat)
+    self.generator = networks.generator("paper", ngf=m.ngf, n_downsample=m.n_downsample,
+                                        n_blocks=m.n_blocks, n_frames=m.n_frames_g,
+                                        norm=m.norm_g, **common)
+    d = dict(num_d=m.num_d, ndf=m.ndf, num_layers=m.d_layers, norm=m.norm_d, **common)
+    self.discriminator = networks.image_discriminator("paper", **d)
+    self.temporal = networks.temporal_discriminator("paper", n_frames=m.n_frames_d, **d)
+
+  @staticmethod
+  def _check(config) -> None:
+    m, t = config.model, config.data.frames_per_example
+    if m.n_frames_g < 2:
+      raise ValueError(f"model.n_frames_g must be >= 2 (the current frame and one before); got "
+                       f"{m.n_frames_g}")
+    if m.n_frames_d < 2 or m.n_scales_temporal < 1:
+      raise ValueError(f"model.n_frames_d must be >= 2 and model.n_scales_temporal >= 1; got "
+                       f"{m.n_frames_d} and {m.n_scales_temporal}")
+    span = m.n_frames_d ** (m.n_scales_temporal - 1) * (m.n_frames_d - 1)
+    if t <= span:
+      raise ValueError(f"data.frames_per_example must exceed {span}, the span of the coarsest "
+                       f"temporal discriminator's frames; got {t} (lower "
+                       f"model.n_scales_temporal or lengthen the clips)")
+
+  # ----------------------------------------------------------------------------- data
+  def data_reads(self, split):
+    """The keypoints of the n_frames_g - 1 frames before each window (the first frame's label
+    context)."""
+    del split
+    return {"context": self.n_frames - 1}
+
+  def prepare(self, batch):
+    """Adds "label" [B, T, H, W, C] and "context_label" [B, n_frames_g - 1, H, W, C]."""
+    batch = super().prepare(batch)
+    h, w = batch["label"].shape[2:4]
+    context = person_video.pose_label(self.config.pose, batch["context_keypoints"], h, w)
+    return {**batch, "context_label": jax.lax.stop_gradient(context)}
+
+  def _label_windows(self, b):
+    """[T, B, n_frames_g, H, W, C]: frame t's labels t - n_frames_g + 1 .. t."""
+    labels = jnp.concatenate([b["context_label"], b["label"]], axis=1)
+    length = b["label"].shape[1]
+    return jnp.stack([labels[:, t:t + self.n_frames] for t in range(length)])
+
+  # ----------------------------------------------------------------------------- networks
+  def init(self, rng, batch):
+    kg, kd, *kt = jax.random.split(rng, 2 + self.config.model.n_scales_temporal)
+    first = self._label_windows(batch)[0]
+    zeros = jnp.zeros(first.shape[:2] + first.shape[2:4] + (3,), first.dtype)
+    params = {"g": self.generator.init(kg, first, zeros[:, 1:])["params"],
+              "d": self.discriminator.init(kd, fold(batch["label"]), fold(batch["rgb"]))["params"]}
+    for s, key in enumerate(kt):
+      frames, flows = self._groups(batch["rgb"], batch["flow_bwd"], s)
+      params[f"d_t{s}"] = self.temporal.init(key, frames, flows)["params"]
+    return params
+
+  def _temporal_groups(self) -> tuple[str, ...]:
+    return tuple(f"d_t{s}" for s in range(self.config.model.n_scales_temporal))
+
+  def optimizers(self):
+    o = self.config.optim
+    lr = gan.decayed_lr(o.lr, self.config.train.steps, o.decay_fraction)
+    return {g: optax.adam(lr, b1=o.b1, b2=o.b2) for g in ("g", "d") + self._temporal_groups()}
+
+  # ----------------------------------------------------------------------------- schedule
+  def stages(self):
+    """One stage: G, D_I and every D_T^s on one forward, G first ("gd") or last ("dg")."""
+    g = base.Phase("g", ("g",), self._g_loss)
+    ds = [base.Phase("d", ("d",), self._d_loss)]
+    ds += [base.Phase(name, (name,), self._temporal_d_loss(s))
+           for s, name in enumerate(self._temporal_groups())]
+    phases = (g, *ds) if self.update_order == "gd" else (*ds, g)
+    return (base.Stage("main", self.config.train.steps, phases, forward=self._forward,
+                       forward_phase="g"),)
+
+  # ----------------------------------------------------------------------------- generation
+  def _sequence(self, params, b, state):
+    """The clip generated frame by frame from `state` ({"previous" [B, n_frames_g - 1, H, W, 3],
+    "first" [B]: 1 where the clip starts a video}): ({"out", "raw", "flow", "weight"} [B, T,
+    ...], the state after the clip)."""
+
+    def step(carry, labels):
+      previous, first = carry
+      out = self.generator.apply({"params": params["g"]}, labels,
+                                 jax.lax.stop_gradient(previous).astype(labels.dtype))
+      image = jnp.where(first[:, None, None, None] > 0, out["raw"], out["image"])
+      previous = jnp.concatenate([previous[:, 1:], image[:, None].astype(previous.dtype)], 1)
+      frame = {"out": image, "raw": out["raw"], "flow": out["flow"], "weight": out["weight"]}
+      return (previous, jnp.zeros_like(first)), frame
+
+    (previous, first), frames = jax.lax.scan(step, (state["previous"], state["first"]),
+                                             self._label_windows(b))
+    return (jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), frames),
+            {"previous": previous, "first": first})
+
+  def window_state(self, batch):
+    """A video's start: zero previous frames, the first frame raw."""
+    b, _, h, w, _ = batch["label"].shape
+    return {"previous": jnp.zeros((b, self.n_frames - 1, h, w, 3), batch["label"].dtype),
+            "first": jnp.ones((b,), batch["label"].dtype)}
+
+  def _forward(self, params, b, rng):
+    """Each training clip generated from a video's start (module docstring)."""
+    del rng
+    return self._sequence(params, b, self.window_state(b))[0]
+
+  def generate(self, params, batch):
+    """"frames" [B, T, H, W, 3] in [-1, 1]: each run generated frame by frame from zeros."""
+    return self.generate_window(params, batch, self.window_state(batch))[0]
+
+  def generate_window(self, params, batch, state):
+    """`generate` continuing from the frames generated before the window (`state`)."""
+    frames, state = self._sequence(params, batch, state)
+    return {"frames": jnp.clip(frames["out"], -1.0, 1.0)}, state
+
+  # ----------------------------------------------------------------------------- temporal groups
+  def _skip_flows(self, flow_bwd, skip: int):
+    """Flows [B, T, H, W, 2] from frame t to frame t - `skip`, composed from the frame-to-frame
+    backward flows (f_k(p) = b_t(p) + f_{k-1, t-1}(p + b_t(p))); frames before `skip` hold
+    partial compositions and are never read."""
+    flow_bwd = flow_bwd.astype(jnp.float32)
+    flows = flow_bwd
+    for _ in range(skip - 1):
+      before = jnp.concatenate([jnp.zeros_like(flows[:, :1]), flows[:, :-1]], axis=1)
+      flows = flow_bwd + networks.warp(before, flow_bwd)
+    return flows
+
+  def _groups(self, video, flow_bwd, scale: int):
+    """D_T^scale's inputs: the non-overlapping groups of n_frames_d frames `n_frames_d ** scale`
+    apart counted back from the clip's last frame, [G B, n_frames_d, H, W, C], and their
+    reference flows [G B, n_frames_d - 1, H, W, 2] (the authors' `get_skipped_frames`)."""
+    n = self.config.model.n_frames_d
+    skip, length = n ** scale, video.shape[1]
+    span = skip * (n - 1)
+    flows = self._skip_flows(flow_bwd, skip)
+    index = [list(range(length - 1 - t - span, length - t, skip))
+             for t in range(0, length - span, n)]
+    frames = jnp.concatenate([video[:, i] for i in index])
+    return frames, jnp.concatenate([flows[:, i[1:]] for i in index])
+
+  # ----------------------------------------------------------------------------- losses
+  def _image_disc(self, params, b):
+    cond = fold(b["label"])
+    return lambda image: self.discriminator.apply({"params": params["d"]}, cond, image)
+
+  def _temporal_disc(self, params, b, scale: int):
+    """D_T^scale on a clip [B, T, H, W, 3] -> (logits, features), its groups and flows bound."""
+    flows = self._groups(b["rgb"], b["flow_bwd"], scale)[1]
+    return lambda video: self.temporal.apply(
+        {"params": params[f"d_t{scale}"]}, self._groups(video, b["flow_bwd"], scale)[0], flows)
+
+  def _d_loss(self, params, b, outputs, rng):
+    """D_I on (label, frame) and (label, raw image), each half the summed LSGAN terms."""
+    del rng
+    d, real, kind = self._image_disc(params, b), fold(b["rgb"]), self.config.loss.gan
+    total, terms = gan.discriminator_terms(d, real, fold(outputs["out"]), kind=kind)
+    raw_total, raw = gan.discriminator_terms(d, real, fold(outputs["raw"]), kind=kind)
+    return total + raw_total, {**terms, "adv_raw": raw["adv"]}
+
+  def _temporal_d_loss(self, scale: int):
+    def loss(params, b, outputs, rng):
+      del rng
+      return gan.discriminator_terms(self._temporal_disc(params, b, scale), b["rgb"],
+                                     outputs["out"], kind=self.config.loss.gan)
+    return loss
+
+  def _g_loss(self, params, b, outputs, rng):
+    """The generator's objective (module docstring), every term reported."""
+    del rng
+    total, terms = self._image_terms(params, b, outputs["out"], "")
+    raw_total, raw_terms = self._image_terms(params, b, outputs["raw"], "_raw")
+    flow_total, flow_terms = self._flow_terms(b, outputs)
+    total, terms = total + raw_total + flow_total, {**terms, **raw_terms, **flow_terms}
+    c = self.config.loss
+    for s in range(self.config.model.n_scales_temporal):
+      t_total, t_terms = gan.generator_terms(self._temporal_disc(params, b, s), b["rgb"],
+                                             outputs["out"], kind=c.gan, fm=c.fm)
+      total = total + t_total
+      terms.update({f"t{s}_{k}": v for k, v in t_terms.items()})
+    return total, terms
+
+  def _image_terms(self, params, b, fake, suffix: str):
+    """D_I's adversarial + λ_feat feature matching + λ_VGG VGG (+ λ_L1) terms of `fake` [B, T,
+    H, W, 3], named with `suffix`."""
+    real, fake, c = fold(b["rgb"]), fold(fake), self.config.loss
+    total, terms = gan.generator_terms(self._image_disc(params, b), real, fake, kind=c.gan,
+                                       fm=c.fm)
+    total, terms = self.reconstruction(params, real, fake, total, terms)
+    return total, {k + suffix: v for k, v in terms.items()}
+
+  def _flow_terms(self, b, outputs):
+    """The masked L1 terms on frames 1..T-1: flow, warp (the real previous frame warped by the
+    predicted flow), g_warp (the generated frame against the previous one warped by the
+    reference flow) and weight."""
+    c = self.config.loss
+    mask = temporal_losses.occlusion_mask(b["flow_fwd"], b["flow_bwd"])[:, 1:, ..., None]
+    masked_l1 = lambda a, ref: jnp.mean(jnp.abs(mask * (a.astype(jnp.float32) -
+                                                        ref.astype(jnp.float32))))
+    ref = b["flow_bwd"][:, 1:].astype(jnp.float32)
+    real, fake = b["rgb"].astype(jnp.float32), outputs["out"].astype(jnp.float32)
+    flow = outputs["flow"][:, 1:]
+    terms = {
+        "flow": masked_l1(flow, ref),
+        "warp": masked_l1(networks.warp(real[:, :-1], flow), real[:, 1:]),
+        "g_warp": masked_l1(fake[:, 1:],
+                            jax.lax.stop_gradient(networks.warp(fake[:, :-1], ref))),
+        "weight": jnp.mean(mask * outputs["weight"][:, 1:].astype(jnp.float32)),
+    }
+    total = sum(c[k] * v for k, v in terms.items())
+    return total, terms
+
+
+def make_system(config) -> Vid2Vid:
+  return Vid2Vid(config)

@@ -1,0 +1,130 @@
+"""vid2vid on the per-person task: the frame-by-frame generation from its own previous outputs,
+every loss term, the temporal discriminators' frame groups and composed flows, a tiny run end to
+end (train, evaluate on the held-out segment, cross-person synthesis) and bad configs."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import conformance
+import train_harness
+from psrjax.systems import base
+from psrjax.systems import registry
+from psrjax.train import inference
+
+pytestmark = pytest.mark.xdist_group("vid2vid")
+METRICS = {"ssim", "psnr", "m_ssim", "lpips", "mask_iou", "tempe"}
+
+
+@pytest.fixture(scope="module")
+def system():
+  return registry.get_system(conformance.tiny_config("vid2vid"))
+
+
+@pytest.fixture(scope="module")
+def params(system):
+  return conformance.initial_params("vid2vid")
+
+
+def _train_batch(system, size: int = 2) -> dict:
+  ds = system.dataset("train", seed=0, shard_index=0, shard_count=1)
+  examples = [ds[i] for i in range(size)]
+  return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+
+
+def _changed(a, b) -> np.ndarray:
+  """[B, T]: the largest change of each frame."""
+  return np.abs(np.asarray(a) - np.asarray(b)).reshape(a.shape[:2] + (-1,)).max(-1)
+
+
+def test_frames_are_generated_from_the_previous_outputs(system, params):
+  batch = train_harness.eval_batch(system)
+  run = jax.jit(lambda p, b: base.generate(system, p, b)["frames"])
+  out = np.asarray(run(params, batch))
+  assert out.shape[1] == 4
+  first = dict(batch, keypoints=batch["keypoints"].copy())
+  first["keypoints"][:, 0, :, :2] += 3.0            # frame 0's label: read by frames 0..2
+  changed = _changed(run(params, first), out)
+  assert np.all(changed[:, 3] > 0), changed          # frame 3 sees it through frames 1 and 2 only
+  last = dict(batch, keypoints=batch["keypoints"].copy())
+  last["keypoints"][:, -1, :, :2] += 3.0             # the last frame's label
+  changed = _changed(run(params, last), out)
+  np.testing.assert_array_equal(changed[:, :-1], 0.0)
+  assert np.all(changed[:, -1] > 0)
+
+
+def test_windows_continue_the_video_from_the_carried_state(system, params):
+  """Two windows of 2 frames, the state carried over, give the run of 4 frames."""
+  batch = train_harness.eval_batch(system)
+  whole = np.asarray(jax.jit(lambda p, b: base.generate(system, p, b)["frames"])(params, batch))
+  halves = [{k: v[:, s] for k, v in batch.items() if k != "context_keypoints"}
+            for s in (slice(0, 2), slice(2, 4))]
+  halves[0]["context_keypoints"] = batch["context_keypoints"]
+  halves[1]["context_keypoints"] = batch["keypoints"][:, :2]
+  window = jax.jit(lambda p, b, s: base.generate_window(system, p, b, s))
+  state = base.window_state(system, halves[0])
+  frames = []
+  for half in halves:
+    out, state = window(params, half, state)
+    frames.append(np.asarray(out["frames"]))
+  np.testing.assert_allclose(np.concatenate(frames, axis=1), whole, atol=1e-5)
+
+
+def test_the_first_frame_is_the_raw_image(system, params):
+  batch = system.prepare(jax.tree.map(jnp.asarray, train_harness.eval_batch(system)))
+  stage = system.stages()[0]
+  out = jax.jit(lambda p, b: stage.forward(p, b, None))(params, batch)
+  np.testing.assert_array_equal(np.asarray(out["out"][:, 0]), np.asarray(out["raw"][:, 0]))
+  assert np.abs(np.asarray(out["out"][:, 1:] - out["raw"][:, 1:])).max() > 0
+
+
+def test_losses_report_every_term_finite(system, params):
+  batch = system.prepare(jax.tree.map(jnp.asarray, _train_batch(system)))
+  stage = system.stages()[0]
+  assert [p.name for p in stage.phases] == ["g", "d", "d_t0", "d_t1"]
+
+  @jax.jit
+  def losses(p, b):
+    outputs = stage.forward(p, b, None)
+    return {ph.name: ph.loss(p, b, outputs, None) for ph in stage.phases}
+
+  values = losses(params, batch)
+  generator = {"adv", "fm", "adv_raw", "fm_raw", "flow", "warp", "g_warp", "weight",
+               "t0_adv", "t0_fm", "t1_adv", "t1_fm"}
+  want = {"g": generator, "d": {"adv", "adv_raw"}, "d_t0": {"adv"}, "d_t1": {"adv"}}
+  for phase, (total, terms) in values.items():
+    assert set(terms) == want[phase], (phase, set(terms))
+    assert np.isfinite(float(total)) and all(np.isfinite(float(v)) for v in terms.values())
+  assert float(values["g"][1]["flow"]) > 0 and float(values["g"][1]["warp"]) > 0
+
+
+def test_temporal_groups_and_composed_flows(system):
+  video = jnp.arange(7, dtype=jnp.float32).reshape(1, 7, 1, 1, 1) * jnp.ones((1, 7, 8, 8, 3))
+  shift = jnp.zeros((1, 7, 8, 8, 2)).at[..., 0].set(-1.0)      # every frame 1 px right of the last
+  frames, flows = system._groups(video, shift, 0)
+  np.testing.assert_array_equal(np.asarray(frames[:, :, 0, 0, 0]), [[4, 5, 6], [1, 2, 3]])
+  frames, flows = system._groups(video, shift, 1)
+  np.testing.assert_array_equal(np.asarray(frames[:, :, 0, 0, 0]), [[0, 3, 6]])
+  np.testing.assert_allclose(np.asarray(flows[0, :, :, 4:, 0]), -3.0)   # 3 frames: 3 px
+
+
+def test_tiny_run_trains_evaluates_and_synthesizes_cross_person(system_runs):
+  result = system_runs("vid2vid").straight
+  values = result.eval_results
+  assert result.step == 4 and METRICS <= set(values), values
+  assert all(np.isfinite(values[m]) for m in METRICS), values
+  trained, params, _ = inference.load_trained(result.workdir, [])
+  for driving in ("test", "cross"):
+    frames = inference.sample_frames(trained, params,
+                                     trained.synthesis_example(seed=0, driving=driving))
+    assert frames.shape[0] == trained.config.data.eval_run_frames and frames.dtype == np.uint8
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"data.frames_per_example": 6}, "frames_per_example"),
+    ({"model.n_frames_g": 1}, "n_frames_g"),
+    ({"model.n_scales_temporal": 0}, "n_scales_temporal"),
+])
+def test_bad_configs_fail_with_one_line_errors(overrides, match):
+  with pytest.raises(ValueError, match=match):
+    registry.get_system(conformance.tiny_config("vid2vid", **overrides))
