@@ -68,10 +68,12 @@ def base_config(c):
 def runlocal(c):
   """64x64 clips of 6 frames, narrow networks (G ngf 16, 2 downsamplings, 3 blocks; 2-layer
   PatchGANs of 16 channels, one temporal scale), batch 2, L1 for VGG (pix2pixHD's runlocal
-  departure: the VGG is most of a step's FLOPs at 64x64), lr 1e-3, G's weights averaged (EMA).
+  departure: the VGG is most of a step's FLOPs at 64x64), lr 1e-3, G's weights averaged (EMA,
+  decay 0.995).
 
-  Measured on a 2-core CPU shared with other jobs: ~1.9 s a step after compilation (20 steps),
-  so 800 steps take ~25 minutes (docs/systems/vid2vid.md).
+  Measured with `psrjax bench --steps 20` on a 2-core CPU shared with other jobs (load ~3.6):
+  0.75 s a step (median of 20) after 40 s of compilation, so its 2,000 steps take ~25 minutes
+  (docs/systems/vid2vid.md).
   """
   c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.update(resolution=64, frames_per_example=6, cache_dir="~/.cache/psrjax/person")
@@ -80,9 +82,9 @@ def runlocal(c):
                  n_scales_temporal=1)
   c.loss.update(vgg=0.0, l1=100.0)
   c.optim.lr = 1e-3
-  c.train.update(batch_size=2, steps=800, log_every=50, checkpoint_every=200,
+  c.train.update(batch_size=2, steps=2000, log_every=100, checkpoint_every=500,
                  sample_every=0, eval_every=0, data_workers=1)
-  c.train.ema.update(decay=0.99, groups=("g",))
+  c.train.ema.update(decay=0.995, groups=("g",))
   c.eval.update(batch_size=8)
 
 
