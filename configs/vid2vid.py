@@ -90,13 +90,13 @@ def runlocal(c):
 
 def tiny(c):
   """A seconds-long variant for tests: pix2pixHD's tiny data at 32x32, clips of 7 frames (both
-  temporal scales), tiny networks, no VGG."""
+  temporal scales), tiny networks (discriminators of one scale), no VGG."""
   c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.update(resolution=32, frames_per_example=7, train_script=(("wave", 24), ("squat", 24)),
                 test_script=(("throw", 8), ("wave", 8)), driving_script=(("dance", 16),),
                 eval_run_frames=4, cache_dir="")
   c.pose.update(radius=1.0, width=1.0)
-  c.model.update(ngf=4, n_downsample=2, n_blocks=2, num_d=2, ndf=4, d_layers=1)
+  c.model.update(ngf=4, n_downsample=2, n_blocks=2, num_d=1, ndf=4, d_layers=1)
   c.loss.vgg = 0.0
   c.train.update(batch_size=4, steps=4, log_every=1, checkpoint_every=2, sample_every=0,
                  eval_every=0, data_workers=0)
