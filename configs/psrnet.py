@@ -24,7 +24,7 @@ only scales its correction by alpha.
   psrjax train --config configs/psrnet.py:runlocal,blend --workdir /tmp/psrnet_blend
 
 `long`: the schedule at which the layers refine (`long_schedule`): every layer as many steps
-as layer 1, the refiners without the adversarial term; on `runlocal` 1440 steps (~25 min here):
+as layer 1, the refiners without the adversarial term; on `runlocal` 1440 steps (15 min here):
 
   psrjax train --config configs/psrnet.py:runlocal,long --workdir /tmp/psrnet_long
 
