@@ -7,7 +7,7 @@ lists, with its `configs/<name>.py:tiny`, gets all of them and needs no code her
 - exact resume: restarted from a checkpoint inside the last stage, the same losses, parameters
   and data position as the straight run;
 - 1 device equals 8 devices (losses and gradient norms, every step; the first step only for
-  the systems in `FIRST_STEP_ONLY`);
+  the systems in `FIRST_STEP_ONLY`; slow for those and for `LOCKSTEP_SLOW`);
 - the generator forward run once per step equals it run inside every phase, and costs fewer
   FLOPs;
 - bfloat16: the steps lower for TPU and CUDA with every convolution and matrix product in
@@ -35,7 +35,13 @@ from psrjax.train import loop
 from psrjax.train import lowering
 
 # Each system's checks run in one test process (`--dist loadgroup`), which computes its runs once.
-SYSTEMS = [pytest.param(n, marks=pytest.mark.xdist_group(n), id=n) for n in conformance.SYSTEMS]
+def _params(slow=frozenset()):
+  """One parameter per system, its runs on one xdist worker; those in `slow` marked slow."""
+  return [pytest.param(n, marks=[pytest.mark.xdist_group(n)] + [pytest.mark.slow] * (n in slow),
+                       id=n) for n in conformance.SYSTEMS]
+
+
+SYSTEMS = _params()
 GRAD_NORMS = "l2_grads/"
 
 
@@ -162,11 +168,16 @@ def test_resume_mid_stage_is_exact(name, system_runs):
   assert position(workdir) == position(straight.workdir)   # the data iterator's position
 
 
-# The 1- vs 8-device check of a FIRST_STEP_ONLY system trains 8 devices for the whole run to
-# compare one step: marked slow (`-m slow`), out of the README's test command.
-DEVICE_SYSTEMS = [pytest.param(n, marks=[pytest.mark.xdist_group(n)]
-                               + [pytest.mark.slow] * (n in FIRST_STEP_ONLY), id=n)
-                  for n in conformance.SYSTEMS]
+# Checks marked slow (`-m slow`), out of the README's test command: the 1- vs 8-device check of a
+# FIRST_STEP_ONLY system (it trains 8 devices for the whole run to compare one step), and every
+# check that reads the 1-device lockstep run of a LOCKSTEP_SLOW system. CoCosNet video's lockstep
+# compiles six steps of its three stages on one device (about 4 of a 2-core CPU's minutes, a
+# fifth of the suite); the forward-once checks of the other systems cover the shared step code.
+LOCKSTEP_SLOW = {"cocovid"}
+
+
+DEVICE_SYSTEMS = _params(FIRST_STEP_ONLY | LOCKSTEP_SLOW)
+LOCKSTEP_SYSTEMS = _params(LOCKSTEP_SLOW)
 
 
 @pytest.mark.parametrize("name", DEVICE_SYSTEMS)
@@ -178,13 +189,13 @@ def test_one_device_equals_eight_devices(name, system_runs):
   _assert_same_steps(got, want, what="1 device vs 8 devices", looser=LOOSER.get(name, 1))
 
 
-@pytest.mark.parametrize("name", SYSTEMS)
+@pytest.mark.parametrize("name", LOCKSTEP_SYSTEMS)
 def test_forward_once_equals_forward_in_every_phase(name, system_runs):
   lockstep = system_runs(name).lockstep
   _assert_same_steps(lockstep.per_phase, lockstep.history, what="forward in every phase vs once")
 
 
-@pytest.mark.parametrize("name", SYSTEMS)
+@pytest.mark.parametrize("name", LOCKSTEP_SYSTEMS)
 def test_forward_once_saves_flops(name, system_runs):
   """The step that saves the forward's VJP counts fewer FLOPs than the one running the forward
   in every phase (XLA's common-subexpression elimination merges repeated XLA ops, not the

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import optax
 import pytest
 
+from psrjax.train import state as state_lib
 from psrjax.train import step as step_lib
 
 
@@ -29,3 +30,16 @@ def test_the_step_options_remove_the_copies_of_the_moments():
   assert step_lib.step_compiler_options() == {"xla_cpu_copy_insertion_use_region_analysis": True}
   assert _moment_copies(None) > 0               # what the option is for
   assert _moment_copies(step_lib.step_compiler_options()) == 0
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="an XLA:CPU option")
+@pytest.mark.parametrize("flags,level", [
+    ("", 1),
+    ("--xla_force_host_platform_device_count=8", 1),
+    ("--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true", 0),
+    ("--xla_backend_optimization_level=3", 1),
+])
+def test_init_compiles_at_level_one_or_the_lower_level_xla_flags_asks_for(flags, level,
+                                                                         monkeypatch):
+  monkeypatch.setenv("XLA_FLAGS", flags)
+  assert state_lib.init_compiler_options() == {"xla_backend_optimization_level": level}
