@@ -1,7 +1,8 @@
 """Evaluate a workdir's latest checkpoint: `psrjax eval --workdir DIR [--config FILE[:arg]]`.
 
 `--best` evaluates the best-validation snapshot `train.keep_best` kept in DIR/best/ instead
-(exit code 2 when there is none).
+(exit code 2 when there is none). `--raw` evaluates the trained parameters instead of their
+moving averages (`train.ema`), each entry written as `<name>-raw` (DIR/eval/<name>-raw/<step>.json).
 
 Runs every `config.evals` entry, whatever its `every` (-> DIR/eval/<name>/<step>.json), the
 system's own metrics being the `system` entry (added when the config declares none, from
@@ -29,6 +30,9 @@ def add_arguments(parser) -> None:
   parser.add_argument("--best", action="store_true",
                       help="evaluate the snapshot train.keep_best kept in WORKDIR/best/ instead "
                            "of the latest checkpoint")
+  parser.add_argument("--raw", action="store_true",
+                      help="evaluate the trained parameters, not their moving averages "
+                           "(train.ema); results named <name>-raw")
   commands.add_cache_argument(parser)
 
 
@@ -43,6 +47,6 @@ def run(args) -> int:
   from psrjax.train import offline_eval  # pylint: disable=g-import-not-at-top
   only = tuple(n.strip() for n in args.evals.split(",") if n.strip()) or None
   step, results = offline_eval.evaluate_checkpoint(config, args.workdir, only=only,
-                                                   best=args.best)
+                                                   best=args.best, raw=args.raw)
   print(json.dumps({"step": step, **results}, indent=2, sort_keys=True))
   return 0

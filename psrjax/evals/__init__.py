@@ -143,12 +143,15 @@ def make(spec_: Spec, *, system, mesh, data, context: dict[str, Any]) -> Declare
 
 
 def run_and_write(evals: Iterable[DeclaredEval], params, *, workdir: str, step: int, writer,
-                  final: bool, everything: bool = False) -> dict[str, dict[str, float]]:
+                  final: bool, everything: bool = False,
+                  suffix: str = "") -> dict[str, dict[str, float]]:
   """Runs the evals due at `step` (all of them if `everything`, as `psrjax eval` does) and
-  writes each one's results (`common.write_results`); returns {name: results}."""
+  writes each one's results (`common.write_results`) under its name + `suffix`; returns
+  {name + suffix: results}."""
   results = {}
   for declared in evals:
     if everything or declared.due(step, final=final):
-      results[declared.name] = declared.evaluator.run(params)
-      common.write_results(workdir, step, results[declared.name], writer, name=declared.name)
+      name = declared.name + suffix
+      results[name] = declared.evaluator.run(params)
+      common.write_results(workdir, step, results[name], writer, name=name)
   return results

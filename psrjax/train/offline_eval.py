@@ -40,9 +40,15 @@ def load_latest(config, workdir: str, *, devices=None, evals: Iterable[str] | No
   return ctx, found[0], found[1]
 
 
+# The name suffix of the entries `evaluate_checkpoint(raw=True)` writes.
+RAW_SUFFIX = "-raw"
+
+
 def evaluate_checkpoint(config, workdir: str, *, devices=None, only: tuple[str, ...] | None = None,
-                        best: bool = False) -> tuple[int, dict[str, float]]:
+                        best: bool = False, raw: bool = False) -> tuple[int, dict[str, float]]:
   """Evaluates the latest restorable checkpoint of `workdir` (`best`: its kept best snapshot).
+  `raw`: the trained parameters themselves, not their moving averages (`train.ema`), each
+  entry's results named `<name>-raw`.
 
   Runs every `config.evals` entry, the `system` entry (the system's own metrics, added when
   absent: `psrjax.evals`) included, whatever its `every` (-> `<workdir>/eval/<name>/<step>.json`,
@@ -51,11 +57,12 @@ def evaluate_checkpoint(config, workdir: str, *, devices=None, only: tuple[str, 
   """
   ctx, step, state = load_latest(config, workdir, devices=devices,
                                  evals=None if only is None else tuple(only), best=best)
-  params = ctx.eval_params(state)
+  params = ctx.with_constants(state["params"]) if raw else ctx.eval_params(state)
   writer = writers_lib.make_writer(ctx.workdir)
   try:
     named = evals_lib.run_and_write(ctx.evals.values(), params, workdir=ctx.workdir, step=step,
-                                    writer=writer, final=True, everything=True)
+                                    writer=writer, final=True, everything=True,
+                                    suffix=RAW_SUFFIX if raw else "")
   finally:
     writer.close()
   return step, {f"{name}/{k}": v for name, values in named.items() for k, v in values.items()}

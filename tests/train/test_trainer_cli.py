@@ -177,3 +177,20 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path):
   config.mesh.data = 2
   result = loop.train(config, str(workdir), stop_after=steps[0] + 2)
   assert [r["step"] for r in result.history] == [steps[0] + 1, steps[0] + 2]
+
+
+def test_eval_raw_scores_the_trained_parameters_beside_their_average(tmp_path, capsys):
+  """`psrjax eval --raw`: the parameters themselves, written as `system-raw`, not over the
+  moving average's `system` results (which differ: the average lags the trained weights)."""
+  workdir = tmp_path / "run"
+  assert _train(workdir, "--config.train.ema.decay=0.9", "--config.train.ema.groups=('g',)",
+                arg="train.steps=4") == 0
+  averaged = json.loads((workdir / "eval" / "system" / "4.json").read_text())
+  capsys.readouterr()
+  assert cli.main(["eval", "--workdir", str(workdir), "--raw", "--evals", "system"]) == 0
+  raw = json.loads((workdir / "eval" / "system-raw" / "4.json").read_text())
+  printed = json.loads(capsys.readouterr().out)
+  assert printed == {"step": 4, **{f"system-raw/{k}": v for k, v in raw.items() if k != "step"}}
+  assert json.loads((workdir / "eval" / "system" / "4.json").read_text()) == averaged
+  losses = [k for k in raw if k not in ("step", "num_examples")]
+  assert losses and any(raw[k] != averaged[k] for k in losses), (raw, averaged)
