@@ -9,7 +9,8 @@ linearly to 0 (their --niter 5 --niter_decay 5); clips of 12 frames (--n_frames_
 8 (one clip per GPU on their 8 GPUs). Their batch norm on one clip a GPU is instance norm with
 affine parameters in G (`model.norm_g`, it normalises each frame alone), batch statistics over
 the clip's frames in the discriminators (`model.norm_d`). The person is the synthetic world's
-per-person video at 256x256, the pose OpenPose's colour stick figure.
+per-person video at 256x256; each frame's label is the DensePose-style IUV image of the world's
+part and UV maps (`model.iuv`) followed by the colour stick figure for OpenPose's rendering.
 
 Train on this CPU:
 
@@ -18,7 +19,8 @@ Train on this CPU:
   psrjax synthesize --workdir runs/vid2vid_local --driving cross --out /tmp/vid2vid_cross.gif
 
 Other arguments (comma separated, combinable): `data=DATASET`, `label=stick|discs`, `res=R`,
-`batch=B`, and `tiny` (a seconds-long variant for tests).
+`batch=B`, and `tiny` (a seconds-long variant for tests). A prepared video (`data=DATASET`) holds
+no part or UV maps: its label is the stick figure alone (`model.iuv=False`).
 """
 from psrjax import config_args
 from psrjax.train import defaults
@@ -32,7 +34,10 @@ def get_config(arg=None):
   c = defaults.trainer_config()
   c.system = "vid2vid"
   base_config(c)
-  return config_args.apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
+  config_args.apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
+  if c.data.get("dataset"):   # a prepared video: keypoints, masks and flow, no part / UV maps
+    c.model.iuv = False
+  return c
 
 
 def base_config(c):
@@ -43,6 +48,8 @@ def base_config(c):
       n_downsample=3,            # G's stride-2 layers (resolution divisible by 2^n_downsample)
       n_blocks=9,                # residual blocks: 5 in each encoder, 4 in each decoder
       n_frames_g=3,              # label maps G reads; previous generated frames: n_frames_g - 1
+      iuv=True,                  # each label map starts with the DensePose-style IUV image (the
+                                 # source's part / UV maps; off for a prepared video: data=DATASET)
       norm_g="instance_affine",  # psrjax.nn.NORMS; the authors' batch norm on one clip a GPU
       num_d=2,                   # scales of D_I and of each D_T
       ndf=64,

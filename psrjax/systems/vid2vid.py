@@ -17,10 +17,14 @@ authors' `--max_frames_backpropagate 1` (their default) detaches it. Evaluation 
 generate each held-out run (or driving window) the same way, from zeros at a video's start and
 carrying the last two generated frames from window to window (`generate_window`).
 
-The pose label is the per-person task's (`pose.label`: OpenPose's stick figure or the joint
-discs, `person_video.label_channels`); the authors' pose input is OpenPose's rendering plus
-DensePose's IUV (6 channels), and a DensePose-style IUV label from the world's part and UV maps
-is a later addition, not built here.
+The pose label of a frame is the authors' pose input: a DensePose-style IUV image followed by the
+per-person task's label (`pose.label`, the stick figure standing in for OpenPose's rendering),
+6 channels per frame as their `torch.cat([Di, Oi])`. The IUV image (`iuv_label`) is made from
+the source's part and UV maps (`model.iuv`; the synthetic world's are exact, a prepared video
+holds none unless its dataset has them: `model.iuv=False` then drops the IUV channels). The
+authors' training-time random removal of DensePose parts (`--random_drop_prob`) is not done. A
+driving video's part and UV maps move with the pose normalisation of its keypoints onto the
+learned person (`per_person.follow_keypoints`), as the stick figure does.
 
 Objective per training clip of T frames (the authors' vid2vid_model_D.py, weights from
 options/train_options.py), LSGAN, with m_t the occlusion mask of the reference flow (the
@@ -57,11 +61,38 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from psrjax.data.samplers import per_person
+from psrjax.data.sources import base as sources
+from psrjax.data.synthetic.body import NUM_PARTS
 from psrjax.losses import temporal as temporal_losses
 from psrjax.models import vid2vid as networks
 from psrjax.systems import base
 from psrjax.systems.tasks import gan, person_video
 from psrjax.systems.tasks.person_video import fold
+
+# The source modalities the IUV label is made from.
+SURFACE = ("part", "uv")
+
+
+def iuv_label(part: jax.Array, uv: jax.Array) -> jax.Array:
+  """The DensePose-style IUV image [..., H, W, 3] in [-1, 1] of part maps [..., H, W] (0 the
+  background, 1..NUM_PARTS body parts) and (u, v) maps [..., H, W, 2] in [0, 1], as the
+  authors' pose dataset reads a DensePose IUV file (written by OpenCV, read as RGB): channels
+  (V, U, I), U and V mapped to [-1, 1], the part index I to 2 I / 24 - 1; the background -1 in
+  every channel."""
+  on = (part > 0)[..., None]
+  vu = jnp.where(on, 2.0 * uv[..., ::-1].astype(jnp.float32) - 1.0, -1.0)
+  index = 2.0 * part[..., None].astype(jnp.float32) / NUM_PARTS - 1.0
+  return jnp.concatenate([vu, index], axis=-1)
+
+
+def _require_surface(source, what: str) -> None:
+  """A one-line ValueError when `source` lacks the part or UV maps."""
+  missing = [k for k in SURFACE if k not in source.modalities]
+  if missing:
+    raise ValueError(f"{what} reads part and UV maps, which {sources.describe(source)} does not "
+                     f"hold (it has {', '.join(source.modalities)}); set --config.model.iuv=False "
+                     "for the pose label alone")
 
 
 class Vid2Vid(person_video.PersonVideoTask):
@@ -74,6 +105,8 @@ class Vid2Vid(person_video.PersonVideoTask):
     person_video.label_channels(config.pose)
     m = config.model
     self._check(config)
+    if m.iuv:
+      _require_surface(per_person.source(config.data), "vid2vid's IUV label (model.iuv)")
     self.n_frames = m.n_frames_g
     common = dict(conv_impl=m.conv_impl, remat=m.remat)
     self.generator = networks.generator("paper", ngf=m.ngf, n_downsample=m.n_downsample,
@@ -101,16 +134,32 @@ class Vid2Vid(person_video.PersonVideoTask):
   # ----------------------------------------------------------------------------- data
   def data_reads(self, split):
     """The keypoints of the n_frames_g - 1 frames before each window (the first frame's label
-    context)."""
+    context) and, with `model.iuv`, the part and UV maps of the window and of those frames."""
     del split
-    return {"context": self.n_frames - 1}
+    surface = SURFACE if self.config.model.iuv else ()
+    return {"context": self.n_frames - 1, "extra": surface, "context_keys": surface}
 
   def prepare(self, batch):
-    """Adds "label" [B, T, H, W, C] and "context_label" [B, n_frames_g - 1, H, W, C]."""
+    """Adds "label" [B, T, H, W, C] and "context_label" [B, n_frames_g - 1, H, W, C]: with
+    `model.iuv` the IUV image, then the pose label."""
     batch = super().prepare(batch)
     h, w = batch["label"].shape[2:4]
+    label = batch["label"]
     context = person_video.pose_label(self.config.pose, batch["context_keypoints"], h, w)
-    return {**batch, "context_label": jax.lax.stop_gradient(context)}
+    if self.config.model.iuv:
+      label = jnp.concatenate([iuv_label(batch["part"], batch["uv"]).astype(label.dtype), label],
+                              axis=-1)
+      context = jnp.concatenate([iuv_label(batch["context_part"], batch["context_uv"])
+                                 .astype(context.dtype), context], axis=-1)
+    return {**batch, "label": jax.lax.stop_gradient(label),
+            "context_label": jax.lax.stop_gradient(context)}
+
+  def _check_driving(self, driving: str) -> None:
+    """A driving video must hold the part and UV maps of the IUV label (`model.iuv`)."""
+    super()._check_driving(driving)
+    if self.config.model.iuv:
+      _require_surface(per_person.driving_source(self.config.data, driving),
+                       "driving vid2vid with the IUV label (model.iuv)")
 
   def _label_windows(self, b):
     """[T, B, n_frames_g, H, W, C]: frame t's labels t - n_frames_g + 1 .. t."""

@@ -175,3 +175,17 @@ def test_internet_trains_on_the_recording_and_animates_an_image_with_it(dataset,
                    "--driving", str(dataset), "--frames", "10:30", "--out", str(movie)]) == 0
   frames = iio.imread(movie)
   assert frames.shape[0] == 20 and frames.shape[2] >= 3 * 32 and frames.std() > 5
+
+
+def test_vid2vid_on_the_recording_uses_the_pose_label_alone(dataset):
+  """A prepared video has no part or UV maps: `data=DATASET` turns vid2vid's IUV label off, and
+  asking for it anyway is a one-line error that says how to drop it."""
+  from psrjax import config_utils  # pylint: disable=g-import-not-at-top
+  from psrjax.systems import registry  # pylint: disable=g-import-not-at-top
+  spec = os.path.join(os.path.dirname(MFCI_CONFIG), "vid2vid.py") + f":tiny,data={dataset}"
+  config = config_utils.load_config(spec)
+  assert not config.model.iuv
+  assert "part" not in registry.get_system(config).data_reads("train").get("extra", ())
+  config.model.iuv = True
+  with pytest.raises(ValueError, match=r"reads part and UV maps.*model.iuv=False"):
+    registry.get_system(config)

@@ -8,8 +8,12 @@ import pytest
 
 import conformance
 import train_harness
+from psrjax.data.samplers import per_person
+from psrjax.data.synthetic.body import NUM_PARTS
 from psrjax.systems import base
+from psrjax.systems import vid2vid
 from psrjax.systems import registry
+from psrjax.systems.tasks import person_video
 from psrjax.train import inference
 
 pytestmark = pytest.mark.xdist_group("vid2vid")
@@ -57,10 +61,13 @@ def test_windows_continue_the_video_from_the_carried_state(system, params):
   """Two windows of 2 frames, the state carried over, give the run of 4 frames."""
   batch = train_harness.eval_batch(system)
   whole = np.asarray(jax.jit(lambda p, b: base.generate(system, p, b)["frames"])(params, batch))
-  halves = [{k: v[:, s] for k, v in batch.items() if k != "context_keypoints"}
+  context = [k for k in batch if k.startswith("context_")]   # keypoints, part and UV maps
+  assert {"context_keypoints", "context_part", "context_uv"} <= set(context), context
+  halves = [{k: v[:, s] for k, v in batch.items() if k not in context}
             for s in (slice(0, 2), slice(2, 4))]
-  halves[0]["context_keypoints"] = batch["context_keypoints"]
-  halves[1]["context_keypoints"] = batch["keypoints"][:, :2]
+  for key in context:
+    halves[0][key] = batch[key]
+    halves[1][key] = batch[key.removeprefix("context_")][:, :2]
   window = jax.jit(lambda p, b, s: base.generate_window(system, p, b, s))
   state = base.window_state(system, halves[0])
   frames = []
@@ -128,3 +135,56 @@ def test_tiny_run_trains_evaluates_and_synthesizes_cross_person(system_runs):
 def test_bad_configs_fail_with_one_line_errors(overrides, match):
   with pytest.raises(ValueError, match=match):
     registry.get_system(conformance.tiny_config("vid2vid", **overrides))
+
+
+def test_iuv_label_reads_as_the_authors_pose_dataset_reads_a_densepose_file():
+  """The authors' pose_dataset.py on a DensePose IUV file (I, U, V as uint8, written by OpenCV
+  as BGR, read by PIL as RGB): ToTensor, Normalize(0.5, 0.5), then the part channel rescaled by
+  255 / 24."""
+  rng = np.random.default_rng(0)
+  part = rng.integers(0, NUM_PARTS + 1, (2, 5, 6))
+  uv = rng.integers(0, 256, (2, 5, 6, 2)) / 255.0
+  on = part > 0
+  iuv = np.stack([part, np.round(uv[..., 0] * 255) * on, np.round(uv[..., 1] * 255) * on], -1)
+  rgb = iuv[..., ::-1].astype(np.uint8)                      # OpenCV's BGR file read as RGB
+  di = (rgb / 255.0 - 0.5) / 0.5
+  di[..., 2] = ((di[..., 2] * 0.5 + 0.5) * 255 / 24 - 0.5) / 0.5
+  np.testing.assert_allclose(np.asarray(vid2vid.iuv_label(part, uv)), di, atol=1e-6)
+
+
+def test_each_label_map_is_the_iuv_image_then_the_stick_figure(system):
+  batch = system.prepare(jax.tree.map(jnp.asarray, train_harness.eval_batch(system)))
+  for key, prefix in (("label", ""), ("context_label", "context_")):
+    label = np.asarray(batch[key])
+    assert label.shape[-1] == 6, label.shape
+    np.testing.assert_allclose(label[..., :3], vid2vid.iuv_label(batch[prefix + "part"],
+                                                                  batch[prefix + "uv"]))
+  stick = person_video.pose_label(system.config.pose, batch["keypoints"], *batch["rgb"].shape[2:4])
+  np.testing.assert_array_equal(np.asarray(batch["label"][..., 3:]), np.asarray(stick))
+  plain = registry.get_system(conformance.tiny_config("vid2vid", **{"model.iuv": False}))
+  assert "part" not in plain.data_reads("train").get("extra", ())
+  assert plain.prepare(train_harness.eval_batch(plain))["label"].shape[-1] == 3
+
+
+def test_iuv_label_without_part_and_uv_maps_is_a_one_line_error():
+  class Source:
+    modalities = ("rgb", "keypoints", "mask", "flow_fwd", "flow_bwd")
+  with pytest.raises(ValueError, match=r"reads part and UV maps.*model.iuv=False"):
+    vid2vid._require_surface(Source(), "vid2vid's IUV label (model.iuv)")
+
+
+def test_a_cross_driving_run_carries_its_part_and_uv_maps_moved_with_its_keypoints(system):
+  example = system.synthesis_example(seed=0, driving="cross")
+  t, h = example["keypoints"].shape[0], system.config.data.resolution
+  assert example["part"].shape == (t, h, h) and example["uv"].shape == (t, h, h, 2)
+  assert example["context_part"].shape == (system.n_frames - 1, h, h)
+  assert example["part"].min() >= 0 and (example["part"] > 0).mean() > 0.01   # the person
+  # A UV map moves as the part map does: pixels brought in from outside get 0 (background).
+  uv = np.stack([np.arange(16.0).reshape(4, 4)] * 2, -1)[None] / 16.0
+  raw = np.zeros((1, 18, 3), np.float32)
+  raw[0, :, 2], raw[0, :, 0], raw[0, :, 1] = 1, np.linspace(0, 3, 18), np.linspace(0, 3, 18)
+  moved = raw.copy()
+  moved[0, :, 0] += 1.0                                            # one pixel to the right
+  out = per_person.follow_keypoints(uv, raw, moved, fill=0.0)
+  np.testing.assert_array_equal(out[0, :, 1:], uv[0, :, :-1])
+  np.testing.assert_array_equal(out[0, :, 0], 0.0)

@@ -402,14 +402,20 @@ def _driving_run(src, tracks, video, start: int, length: int, with_rgb: bool,
   return _driving_frames(src, tracks, video, np.arange(start, start + length), with_rgb, **reads)
 
 
+# The body-surface maps a driving run carries (moved with its keypoints' normalisation), each
+# with the value of pixels the move brings in from outside the frame (background).
+MOVED_MAPS = {"face": -1, "part": 0, "uv": 0.0}
+
+
 def _driving_frames(src, tracks, video, frames: np.ndarray, with_rgb: bool, *, extra=(),
                     context: int = 0, context_keys=()) -> dict[str, np.ndarray]:
-  """A driving run of the frame numbers `frames` [T]; `extra` may hold "face", the driving
-  person's face maps, moved with the normalisation of its keypoints (`follow_keypoints`), and
-  `context` frames before the first."""
+  """A driving run of the frame numbers `frames` [T]; `extra` may hold MOVED_MAPS, the driving
+  person's face / part / UV maps, moved with the normalisation of its keypoints
+  (`follow_keypoints`), and `context` frames before the first."""
   extra, context, context_keys = _check_reads(extra, context, context_keys)
-  if set(extra) - {"face"}:
-    raise ValueError(f"driving runs carry face maps only beside the keypoints; asked for {extra}")
+  if set(extra) - set(MOVED_MAPS):
+    raise ValueError(f"driving runs carry {', '.join(MOVED_MAPS)} maps only beside the "
+                     f"keypoints; asked for {extra}")
   track = tracks[video.name]
   example = {"keypoints": track[frames],
              "frame_index": (video.offset + frames).astype(np.int32)}
@@ -421,11 +427,20 @@ def _driving_frames(src, tracks, video, frames: np.ndarray, with_rgb: bool, *, e
   if extra:
     both = np.concatenate([before, frames])
     raw = src.keypoints(video)[both]
-    face = follow_keypoints(src.frames(video, both, ("face",))["face"], raw, track[both])
-    example["face"] = face[context:]
-    if "face" in context_keys:
-      example["context_face"] = face[:context]
+    read = src.frames(video, both, extra)
+    for key in extra:
+      moved = follow_keypoints(read[key], raw, track[both], fill=MOVED_MAPS[key])
+      example[key] = moved[context:]
+      if key in context_keys:
+        example[f"context_{key}"] = moved[:context]
   return example
+
+
+def _driving_reads(src, reads: dict) -> dict:
+  """`reads` (a system's extra / context / context_keys) cut to the MOVED_MAPS `src` holds."""
+  keep = lambda keys: tuple(k for k in keys if k in MOVED_MAPS and k in src.modalities)
+  return {**reads, "extra": keep(reads.get("extra", ())),
+          "context_keys": keep(reads.get("context_keys", ()))}
 
 
 def driving_windows(data, *, driving: str, video: int = 0, start: int = 0,
@@ -449,9 +464,7 @@ def driving_windows(data, *, driving: str, video: int = 0, start: int = 0,
                      f"{chosen.num_frames} frames; give A:B with 0 <= A < B")
   if length < 1:
     raise ValueError(f"windows of {length} frames: the length must be >= 1")
-  reads = {k: v for k, v in reads.items()}
-  reads["extra"] = tuple(k for k in reads.get("extra", ()) if k == "face")
-  reads["context_keys"] = tuple(k for k in reads.get("context_keys", ()) if k == "face")
+  reads = _driving_reads(src, reads)
   tracks = driving_tracks(src, normalize)
   for first in range(start, stop, length):
     frames = np.minimum(np.arange(first, first + length), stop - 1)
@@ -459,16 +472,17 @@ def driving_windows(data, *, driving: str, video: int = 0, start: int = 0,
     yield {**window, "keep_frames": np.int32(min(length, stop - first))}
 
 
-def follow_keypoints(maps: np.ndarray, raw: np.ndarray, moved: np.ndarray) -> np.ndarray:
-  """Label maps [N, H, W] (e.g. face ids, -1 background) moved as the keypoints moved from
-  `raw` to `moved` [N, 18, 3] by a pose normalisation: per frame the similarity (one scale, a
-  translation) that best maps the visible raw keypoints onto the moved ones (least squares;
-  exact for Everybody Dance Now's normalisation), applied by nearest-neighbour resampling;
-  pixels from outside the frame get -1."""
+def follow_keypoints(maps: np.ndarray, raw: np.ndarray, moved: np.ndarray,
+                     fill=-1) -> np.ndarray:
+  """Maps [N, H, W, ...] (e.g. face ids, -1 background; part maps; UV maps) moved as the
+  keypoints moved from `raw` to `moved` [N, 18, 3] by a pose normalisation: per frame the
+  similarity (one scale, a translation) that best maps the visible raw keypoints onto the moved
+  ones (least squares; exact for Everybody Dance Now's normalisation), applied by
+  nearest-neighbour resampling; pixels from outside the frame get `fill`."""
   maps = np.asarray(maps)
-  n, h, w = maps.shape
+  n, h, w = maps.shape[:3]
   ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-  out = np.full_like(maps, -1)
+  out = np.full_like(maps, fill)
   for i in range(n):
     seen = (raw[i, :, 2] > 0) & (moved[i, :, 2] > 0)
     p, q = raw[i, seen, :2].astype(np.float64), moved[i, seen, :2].astype(np.float64)
@@ -482,7 +496,8 @@ def follow_keypoints(maps: np.ndarray, raw: np.ndarray, moved: np.ndarray) -> np
     sx = np.rint(pc[0] + (xs - qc[0]) / scale).astype(np.int64)
     sy = np.rint(pc[1] + (ys - qc[1]) / scale).astype(np.int64)
     inside = (sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)
-    out[i] = np.where(inside, maps[i][np.clip(sy, 0, h - 1), np.clip(sx, 0, w - 1)], -1)
+    inside = inside.reshape(inside.shape + (1,) * (maps.ndim - 3))
+    out[i] = np.where(inside, maps[i][np.clip(sy, 0, h - 1), np.clip(sx, 0, w - 1)], fill)
   return out
 
 
@@ -520,7 +535,8 @@ def synthesis_example(data, *, driving: str = "test", run: int = 0,
   start of run `run` (runs of eval_run_frames, video after video): of the held-out videos
   (driving="test": keypoints and ground truth), or of the driving videos ("cross" or a prepared
   dataset's path: `driving_example`'s keys, keypoints through `normalize`). `reads`: the
-  examples' extra, context and context_keys (driving runs: face maps only)."""
+  examples' extra, context and context_keys (driving runs: the MOVED_MAPS the driving source
+  holds)."""
   check_data(data)
   length = data.eval_run_frames if num_frames is None else int(num_frames)
   if driving == "test":
@@ -534,7 +550,5 @@ def synthesis_example(data, *, driving: str = "test", run: int = 0,
   video, start = items[run]
   if driving == "test":
     return example(src, video, start, length, src.keypoints(video), **reads)
-  reads = {k: v for k, v in reads.items()}
-  reads["extra"] = tuple(k for k in reads.get("extra", ()) if k == "face")
-  reads["context_keys"] = tuple(k for k in reads.get("context_keys", ()) if k == "face")
+  reads = _driving_reads(src, reads)
   return _driving_run(src, driving_tracks(src, normalize), video, start, length, True, **reads)

@@ -327,10 +327,10 @@ def check_scripts(data) -> None:
 
 class DrivingPerson:
   """The synthetic driving person's video (module docstring) as a one-video source; its frames
-  give "rgb" (the driving person is shown, never learned) and "face" (the face map a 3D pose
-  label is drawn through)."""
+  give "rgb" (the driving person is shown, never learned) and the body-surface maps a label is
+  drawn from ("face": a 3D pose label's; "part" and "uv": an IUV label's)."""
 
-  modalities = {k: sources.EXACT for k in ("rgb", "keypoints", "face")}
+  modalities = {k: sources.EXACT for k in ("rgb", "keypoints") + SURFACE}
   group_names = ()
 
   def __init__(self, data):
@@ -351,13 +351,15 @@ class DrivingPerson:
 
   def frames(self, info: sources.VideoInfo, indices,
              keys: Sequence[str]) -> dict[str, np.ndarray]:
-    if not keys or set(keys) - {"rgb", "face"}:
-      raise ValueError(f"the driving person's frames give rgb and face only; asked for {keys}")
+    if not keys or set(keys) - {"rgb", *SURFACE}:
+      raise ValueError(f"the driving person's frames give rgb, {', '.join(SURFACE)} only; asked "
+                       f"for {keys}")
     indices = np.asarray(indices, np.int64).reshape(-1)
     person = video(self.data, driving=True)
     if indices.size and np.array_equal(indices, np.arange(indices[0], indices[0] + len(indices))):
       clip = person.render(int(indices[0]), int(indices[-1]) + 1)
     else:
       clip = person.render_frames(indices)
-    out = {"rgb": sources.to_unit(clip["rgb"][0]), "face": clip["face"][0].astype(np.int32)}
+    out = {"rgb": sources.to_unit(clip["rgb"][0]), "face": clip["face"][0].astype(np.int32),
+           "part": clip["part"][0].astype(np.int32), "uv": clip["uv"][0].astype(np.float32)}
     return sources.checked(self, info, {k: out[k] for k in keys})
