@@ -33,7 +33,10 @@ For each system (configs/<name>.py with no argument, the paper config), on one d
   and `f32_conv_ops` names a few of them (the bar: none in a bfloat16 step on the GPU; XLA:CPU
   computes bfloat16 convolutions in float32, so a `--tiny` run reports them all as f32).
 - `pipeline_examples_per_s`: the real train iterator with those workers (`--pipeline-batches`
-  timed batches after workers + prefetch untimed ones), run after the steps, alone.
+  timed batches after workers + prefetch untimed ones, timing stopped after
+  `--pipeline-seconds`), run after the steps, alone; `pipeline_first_batches_s` is the time to
+  those untimed batches (the workers' start). The rate is reported after every batch, so a
+  system that runs out of time in its pipeline keeps the rate so far.
 
 Each system runs in a child process (`--budget` seconds in all, each child at most
 `--system-timeout`; a system that would start with less than `--min-system` seconds left is
@@ -255,10 +258,29 @@ def measure(name: str, args, report) -> None:
          peak_bytes_in_use=stats.get("peak_bytes_in_use"), bytes_limit=stats.get("bytes_limit"),
          phase="pipeline")
   del step.state  # the pipeline runs alone
-  workers = config.train.data_workers
-  rate = benchmark.pipeline_rate(step.ctx.batched, config, batches=args.pipeline_batches,
-                                 warmup=max(1, workers + config.train.prefetch))
-  report(pipeline_examples_per_s=rate, phase="done")
+  pipeline(step.ctx.batched, config, args, report)
+  report(phase="done")
+
+
+def pipeline(batched, config, args, report) -> None:
+  """The train iterator's examples/s over `args.pipeline_batches` batches after workers +
+  prefetch untimed ones (the workers' start), reported batch by batch so a timeout keeps the
+  rate so far; timing stops early after `args.pipeline_seconds`."""
+  from psrjax.train import data as data_lib  # pylint: disable=g-import-not-at-top
+  warmup = max(1, config.train.data_workers + config.train.prefetch)
+  start = time.perf_counter()
+  iterator = data_lib.train_iterator(batched, config)
+  for _ in range(warmup):
+    next(iterator)
+  report(pipeline_first_batches_s=time.perf_counter() - start)
+  start = time.perf_counter()
+  for done in range(1, args.pipeline_batches + 1):
+    next(iterator)
+    elapsed = time.perf_counter() - start
+    report(pipeline_examples_per_s=done * config.train.batch_size / elapsed,
+           pipeline_batches_timed=done)
+    if elapsed > args.pipeline_seconds:
+      break
 
 
 def child_main(args) -> int:
@@ -274,7 +296,8 @@ def child_main(args) -> int:
   try:
     os.makedirs(args.weights_dir, exist_ok=True)
     measure(args.child, args, report)
-    return 0
+    sys.stdout.flush()
+    os._exit(0)  # pylint: disable=protected-access  # no teardown: pipeline workers can hang it
   except Exception as e:  # pylint: disable=broad-except  # recorded, the parent goes on
     traceback.print_exc()
     first = (str(e).strip().splitlines() or [""])[0]
@@ -286,7 +309,8 @@ def child_main(args) -> int:
 def _child_command(args, name: str, batch: int | None, out: str) -> list[str]:
   cmd = [sys.executable, os.path.abspath(__file__), "--child", name, "--child-out", out,
          "--steps", str(args.steps), "--warmup", str(args.warmup), "--workers", str(args.workers),
-         "--pipeline-batches", str(args.pipeline_batches), "--weights-dir", args.weights_dir]
+         "--pipeline-batches", str(args.pipeline_batches),
+         "--pipeline-seconds", str(args.pipeline_seconds), "--weights-dir", args.weights_dir]
   cmd += ["--tiny"] if args.tiny else []
   cmd += ["--batch", f"{name}={batch}"] if batch else []
   for s in args.set:
@@ -307,9 +331,12 @@ def run_child(args, name: str, batch: int | None, timeout: float) -> dict[str, A
       try:
         code = proc.wait(timeout=timeout)
       except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the child and its pipeline workers
-        proc.wait()
         code = None
+      try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the child and its pipeline workers
+      except ProcessLookupError:
+        pass
+      proc.wait()
     figures = {}
     if os.path.exists(out):
       with open(out) as f:
@@ -398,6 +425,8 @@ def parse_args(argv=None):
                       help="pipeline worker processes (default: available CPUs; tiny 0)")
   parser.add_argument("--pipeline-batches", type=int, default=None,
                       help="timed batches of the pipeline (default 16; tiny 2)")
+  parser.add_argument("--pipeline-seconds", type=float, default=20.0,
+                      help="stop timing the pipeline after this many seconds (default 20)")
   parser.add_argument("--budget", type=float, default=None,
                       help="seconds for all systems (default 420; tiny 600)")
   parser.add_argument("--system-timeout", type=float, default=None,
@@ -445,6 +474,7 @@ def main_parent(args) -> int:
   report = dict(
       device_kind=first.get("device_kind"), platform=first.get("platform"),
       jax=jax.__version__, python=sys.version.split()[0], tiny=args.tiny,
+      xla_flags=os.environ.get("XLA_FLAGS", ""),
       steps=args.steps, warmup=args.warmup, workers=args.workers, budget_s=args.budget,
       wall_s=time.perf_counter() - start, systems=systems)
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

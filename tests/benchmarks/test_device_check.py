@@ -51,7 +51,8 @@ def test_tiny_run_reports_every_figure_and_records_failures(tmp_path):
   assert "peak_bytes_in_use" in good and good["compiled_memory_bytes"] > 0
   assert sum(good["conv_dtypes"].values()) > 0 and "unknown" not in good["conv_dtypes"]
   assert good["f32_convs"] == sum(n for k, n in good["conv_dtypes"].items() if "f32" in k)
-  assert good["pipeline_examples_per_s"] > 0
+  assert good["pipeline_examples_per_s"] > 0 and good["pipeline_batches_timed"] == 2
+  assert good["pipeline_first_batches_s"] > 0
   assert good["phase"] == "done"
   assert "pix2pixhd" in stdout and "ERROR" in stdout  # the table
 
@@ -60,6 +61,8 @@ def test_budget_and_timeout_are_recorded(tmp_path):
   report, _ = _run(tmp_path, "--systems", "pix2pixhd,pix2pix", "--budget", "1",
                    "--min-system", "5")
   assert all(r["error"] == "skipped: time budget exhausted" for r in report["systems"].values())
+  report, _ = _run(tmp_path, "--systems", "pix2pixhd", "--pipeline-seconds", "0")
+  assert report["systems"]["pix2pixhd"]["pipeline_batches_timed"] == 1  # stopped after 0 s
   report, _ = _run(tmp_path, "--systems", "pix2pixhd", "--system-timeout", "2")
   assert report["systems"]["pix2pixhd"]["error"].startswith("timed out after 2 s")
 
