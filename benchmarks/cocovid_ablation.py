@@ -1,22 +1,25 @@
-r"""CoCosNet video pose transfer ablation in the shape of the paper's Table 1, beside pix2pixHD.
+r"""CoCosNet video pose transfer ablation in the shape of the paper's Table 1, beside the Table 2
+baselines (pix2pixHD, pix2pix, vid2vid) and Everybody Dance Now.
 
   python benchmarks/cocovid_ablation.py --workdir /tmp/cocovid_ablation \
       [--config configs/cocovid.py:runlocal] [--steps 1500] [--variants full,no_ts,...] \
-      [--baseline configs/pix2pixhd.py:runlocal] [--set loss.rec=0 ...] \
+      [--baselines pix2pixhd,pix2pix,vid2vid,edn:3000] [--set loss.rec=0 ...] \
       [--fid-weights pt_inception-2015-12-05.pth] [--seeds 3]
 
 Every variant trains the same config for the same number of steps (`--steps`, the budget) with
 one change (VARIANTS, the table's rows: "w/o L_ts" moves the temporal stage's steps to the first
 stage, "w/o L_face" the face stage's; "w/o L_D", "w/o L_rec", "w/o L_per", "w/o L_context" set
 the term's weight to 0 -- L_per is the VGG feature loss against the frame, Eq. 12, here
-CoCosNet's VGG feature matching and its relu4_2 MSE together). `--baseline` adds the pix2pixHD
-of the same data (its own config and step count, `--baseline-steps`). Each run evaluates on
+CoCosNet's VGG feature matching and its relu4_2 MSE together). `--baselines` adds rows of other
+systems on the same person (BASELINES: their runlocal configs for their configs' steps, or
+`NAME:STEPS`). Each run evaluates on
 the held-out segment at its end; the table holds SSIM, PSNR, LPIPS (the paper's Table 1 reports
 SSIM, IS, FID and LPIPS), SD and E_temp, and FID and IS when `--fid-weights` names pytorch-fid's
 InceptionV3 file (nothing is downloaded). Runs keep their workdirs under --workdir, so an
 interrupted ablation resumes; a finished run is not trained again. `--seeds N` runs every row N
 times and judges the paper's orderings (CLAIMS: Table 1's Full ahead of each ablation on SSIM and
-LPIPS, Table 2's "Ours" against pix2pixHD) against the seeds' noise (benchmarks/seeds.py).
+LPIPS, Table 2's "Ours" against pix2pixHD, pix2pix and vid2vid, and vid2vid against pix2pixHD)
+against the seeds' noise (benchmarks/seeds.py).
 Writes `table.md` and `table.json` there and prints the table and the claims with the machine
 and the command.
 """
@@ -44,17 +47,25 @@ VARIANTS = {
 }
 METRICS = ("ssim", "psnr", "lpips", "sd", "tempe")
 FID_METRICS = ("fid/fid", "is/is")
-BASELINE = "pix2pixhd"
-# The paper's Table 1 (the ablation) and Table 2 ("Ours", the full model, beside pix2pixHD: it
-# has the higher SSIM there, the full model the better LPIPS, PSNR and SD).
+# Systems of the same person's frames, each at its own runlocal config: name -> (label, config).
+BASELINES = {"pix2pixhd": ("pix2pixHD", "configs/pix2pixhd.py:runlocal"),
+             "pix2pix": ("pix2pix", "configs/pix2pix.py:runlocal"),
+             "vid2vid": ("vid2vid", "configs/vid2vid.py:runlocal"),
+             "edn": ("Everybody Dance Now", "configs/edn.py:runlocal")}
+# The paper's Table 1 (the ablation) and Table 2 ("Ours", the full model, beside pix2pixHD, which
+# has the higher SSIM there, vid2vid and pix2pix; EDN is not in it).
 PAPER = {"full": dict(ssim=0.835, lpips=0.035, psnr=23.472, sd=21.183),
          "no_ts": dict(ssim=0.827, lpips=0.038), "no_face": dict(ssim=0.814, lpips=0.042),
          "no_domain": dict(ssim=0.796, lpips=0.053), "no_rec": dict(ssim=0.810, lpips=0.044),
          "no_per": dict(ssim=0.803, lpips=0.051), "no_context": dict(ssim=0.787, lpips=0.047),
-         BASELINE: dict(ssim=0.841, lpips=0.044, psnr=22.725, sd=20.650)}
+         "pix2pixhd": dict(ssim=0.841, lpips=0.044, psnr=22.725, sd=20.650),
+         "pix2pix": dict(ssim=0.748, lpips=0.073, psnr=19.643, sd=18.476),
+         "vid2vid": dict(ssim=0.839, lpips=0.038, psnr=23.169, sd=20.935)}
 CLAIMS = (seeds.paper_claims("Table 1", PAPER, [("full", n) for n in VARIANTS if n != "full"],
                              ("ssim", "lpips"), lower=("lpips",))
-          + seeds.paper_claims("Table 2", PAPER, [("full", BASELINE)],
+          + seeds.paper_claims("Table 2", PAPER,
+                               [("full", b) for b in ("pix2pixhd", "vid2vid", "pix2pix")]
+                               + [("vid2vid", "pix2pixhd")],
                                ("ssim", "lpips", "psnr", "sd"), lower=("lpips",)))
 
 
@@ -70,6 +81,22 @@ def make_config(spec: str, overrides: dict, sets=(), steps: int | None = None,
     config.evals.fid = dict(type="fid", every=0, weights=fid_weights)
     config.evals["is"] = dict(type="is", every=0, weights=fid_weights)
   return config
+
+
+def parse_baselines(parser, text: str, known: dict) -> list[tuple[str, str, str, int | None]]:
+  """(row name, label, config, steps) of each `NAME[:STEPS]` in comma-separated `text`, NAME a
+  key of `known` (name -> (label, config)); a parser error names the unknown ones."""
+  items = [item for item in text.split(",") if item]
+  bad = [item for item in items if item.partition(":")[0] not in known]
+  if bad:
+    parser.error(f"unknown baselines {bad}; known: {', '.join(known)}")
+  out = []
+  for item in items:
+    name, _, steps = item.partition(":")
+    label, spec = known[name]
+    out.append((item.replace(":", "_"), f"{label}, {steps} steps" if steps else label, spec,
+                int(steps) if steps else None))
+  return out
 
 
 def run(workdir: str, config) -> dict:
@@ -89,27 +116,28 @@ def main(argv=None) -> int:
   parser.add_argument("--config", default="configs/cocovid.py:runlocal")
   parser.add_argument("--steps", type=int, default=0, help="every variant's budget (0: config's)")
   parser.add_argument("--variants", default=",".join(VARIANTS))
-  parser.add_argument("--baseline", default="configs/pix2pixhd.py:runlocal",
-                      help="pix2pixHD config of the same data ('' for none)")
-  parser.add_argument("--baseline-steps", type=int, default=0)
+  parser.add_argument("--baselines", default="pix2pixhd",
+                      help="NAME[:STEPS],... of " + ", ".join(BASELINES) + " ('' for none)")
   parser.add_argument("--set", action="append", default=[], help="KEY=VALUE on every variant")
   parser.add_argument("--fid-weights", default="")
   seeds.add_flag(parser)
   args = parser.parse_args(argv)
   sets = [tuple(s.split("=", 1)) for s in args.set]
-  unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+  variants = [v for v in args.variants.split(",") if v]
+  unknown = [v for v in variants if v not in VARIANTS]
   if unknown:
     parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+  baselines = parse_baselines(parser, args.baselines, BASELINES)
   def row(name, label, spec, overrides, sets, steps):
     def train(workdir, seed):
       return run(workdir, make_config(spec, {**overrides, "seed": seed}, sets, steps,
                                       args.fid_weights))
     return seeds.run_row(args.workdir, name, label, train, args.seeds)
   rows = [row(name, VARIANTS[name][0], args.config, VARIANTS[name][1], sets, args.steps)
-          for name in args.variants.split(",")]
-  if args.baseline:
-    rows.append(row(BASELINE, "pix2pixHD (baseline)", args.baseline, {}, (), args.baseline_steps))
-  header = (f"`{args.config}`, {args.steps or 'the config''s'} steps per variant; "
+          for name in variants]
+  rows += [row(name, label, spec, {}, (), steps) for name, label, spec, steps in baselines]
+  budget = args.steps or "the config's"
+  header = (f"`{args.config}`, {budget} steps per variant; "
             "held-out segment")
   seeds.write_table(args.workdir, header, "cocovid_ablation.py", argv or sys.argv[1:], rows,
                     columns(bool(args.fid_weights)), CLAIMS)

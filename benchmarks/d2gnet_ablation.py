@@ -1,9 +1,9 @@
 r"""D²G-Net's Table 2 ablation (w/o D²G, w/o HybridTex, w/o Pose cond, full) beside Everybody
-Dance Now and pix2pixHD of the same data, on the per-person held-out segment.
+Dance Now, vid2vid and pix2pixHD of the same data, on the per-person held-out segment.
 
   python benchmarks/d2gnet_ablation.py --workdir runs/d2gnet_ablation \
       --init-from runs/d2gnet_uv [--config configs/d2gnet.py:runlocal] [--steps 3000] \
-      [--variants full,no_d2g,no_hybrid,no_pose] [--baselines edn,pix2pixhd,edn:12000] \
+      [--variants full,no_d2g,no_hybrid,no_pose] [--baselines edn,pix2pixhd,vid2vid,edn:12000] \
       [--reuse full=runs/d2gnet --reuse edn=runs/edn]
       [--fid-weights pt_inception-2015-12-05.pth] [--seeds 3]
 
@@ -12,7 +12,7 @@ generator (`--init-from`, `psrjax train --config configs/d2gnet.py:runlocal,pret
 change (VARIANTS): "w/o D²G" renders the static texture (I_syn = Ĩ_syn), "w/o HybridTex" has
 an RGB texture (3 channels), "w/o Pose cond" does not feed the pose label to D²G-Net. The
 baselines train their own runlocal configs on the same person (`configs/edn.py:runlocal`,
-`configs/pix2pixhd.py:runlocal`) for their configs' steps, or `NAME:STEPS` for STEPS (e.g. as
+`configs/pix2pixhd.py:runlocal`, `configs/vid2vid.py:runlocal`) for their configs' steps, or `NAME:STEPS` for STEPS (e.g. as
 many as D²G-Net's wall time buys). Every run also evaluates R-SSIM /
 R-PSNR (`robust_pose`: the 10 held-out poses farthest from 3,000 training poses) and, with
 `--fid-weights`, FID. Runs keep their workdirs under --workdir (an interrupted ablation
@@ -22,7 +22,8 @@ evaluations it lacks on its last checkpoint); the table (SSIM, PSNR, LPIPS, R-SS
 the synthesized person's mask IoU, steps and wall time of each run) goes to `table.md` and
 `table.json` there, with the machine and the command. `--seeds N` runs every row N times (a
 `--reuse` copy is seed 0) and judges the paper's orderings (CLAIMS: Table 2's full model ahead of
-each ablation on SSIM and PSNR, Table 1's ahead of Everybody Dance Now) against the seeds' noise
+each ablation on SSIM and PSNR, Table 1's orderings of D²G-Net, vid2vid and Everybody Dance Now)
+against the seeds' noise
 (benchmarks/seeds.py).
 """
 from __future__ import annotations
@@ -37,7 +38,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import seeds  # noqa: E402  pylint: disable=g-import-not-at-top
-from benchmarks.cocovid_ablation import make_config  # noqa: E402
+from benchmarks.cocovid_ablation import make_config, parse_baselines  # noqa: E402
 from psrjax.train import loop  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax.train import offline_eval  # noqa: E402  pylint: disable=g-import-not-at-top
 
@@ -51,7 +52,8 @@ VARIANTS = {
     "full": ("D²G-Net (full)", {}),
 }
 BASELINES = {"edn": ("Everybody Dance Now", "configs/edn.py:runlocal"),
-             "pix2pixhd": ("pix2pixHD", "configs/pix2pixhd.py:runlocal")}
+             "pix2pixhd": ("pix2pixHD", "configs/pix2pixhd.py:runlocal"),
+             "vid2vid": ("vid2vid", "configs/vid2vid.py:runlocal")}
 METRICS = (("ssim", "SSIM"), ("psnr", "PSNR"), ("lpips", "LPIPS"), ("r_ssim", "R-SSIM"),
            ("r_psnr", "R-PSNR"), ("tempe", "E_temp"), ("mask_iou", "mask IoU"))
 ROBUST = dict(type="robust_pose", every=0, m=10, train_examples=3000)
@@ -60,10 +62,12 @@ ROBUST = dict(type="robust_pose", every=0, m=10, train_examples=3000)
 PAPER = {"full": dict(ssim=0.933, psnr=37.44, r_ssim=0.930, r_psnr=36.99, tempe=0.41),
          "no_d2g": dict(ssim=0.913, psnr=36.35), "no_hybrid": dict(ssim=0.921, psnr=36.87),
          "no_pose": dict(ssim=0.918, psnr=36.62),
-         "edn": dict(ssim=0.911, psnr=37.10, r_ssim=0.906, r_psnr=36.41, tempe=0.61)}
+         "edn": dict(ssim=0.911, psnr=37.10, r_ssim=0.906, r_psnr=36.41, tempe=0.61),
+         "vid2vid": dict(ssim=0.924, psnr=36.60, r_ssim=0.915, r_psnr=35.91, tempe=0.48)}
 CLAIMS = (seeds.paper_claims("Table 2", PAPER, [("full", n) for n in VARIANTS if n != "full"],
                              ("ssim", "psnr"))
-          + seeds.paper_claims("Table 1", PAPER, [("full", "edn")],
+          + seeds.paper_claims("Table 1", PAPER,
+                               [("full", "edn"), ("full", "vid2vid"), ("vid2vid", "edn")],
                                ("ssim", "psnr", "r_ssim", "r_psnr", "tempe"), lower=("tempe",)))
 
 
@@ -129,11 +133,10 @@ def main(argv=None) -> int:
     if not os.path.exists(target):
       shutil.copytree(source, target)
   names = [v for v in args.variants.split(",") if v]
-  bad = [v for v in names if v not in VARIANTS] + [
-      b for b in args.baselines.split(",") if b and b.partition(":")[0] not in BASELINES]
+  bad = [v for v in names if v not in VARIANTS]
   if bad:
-    parser.error(f"unknown variants or baselines {bad}; known: {', '.join(VARIANTS)}; "
-                 f"{', '.join(BASELINES)}")
+    parser.error(f"unknown variants {bad}; known: {', '.join(VARIANTS)}")
+  baselines = parse_baselines(parser, args.baselines, BASELINES)
   def row(name, label, spec, overrides, steps):
     def train(workdir, seed):
       config = make_config(spec, {**overrides, "seed": seed}, (), steps)
@@ -141,11 +144,7 @@ def main(argv=None) -> int:
     return seeds.run_row(args.workdir, name, label, train, args.seeds)
   rows = [row(name, VARIANTS[name][0], args.config,
               {**VARIANTS[name][1], "init_from": args.init_from}, args.steps) for name in names]
-  for item in filter(None, args.baselines.split(",")):
-    name, _, steps = item.partition(":")
-    label, spec = BASELINES[name]
-    label = f"{label}, {steps} steps" if steps else label
-    rows.append(row(item.replace(":", "_"), label, spec, {}, int(steps) if steps else None))
+  rows += [row(name, label, spec, {}, steps) for name, label, spec, steps in baselines]
   budget = args.steps or "the config's"
   header = (f"`{args.config}`, {budget} steps per D²G-Net variant from "
             f"`{args.init_from}`; baselines at their runlocal configs; held-out segment")

@@ -167,12 +167,20 @@ def _scores(seed):
 @pytest.mark.parametrize("script, argv, workdirs, claim", [
     ("cocovid_ablation", ["--variants", "full,no_ts"],
      ["full", "full-seed1", "no_ts", "no_ts-seed1", "pix2pixhd", "pix2pixhd-seed1"],
-     "- pix2pixHD (baseline) ahead of Full on ssim (higher is better; Table 2: ssim 0.841 vs "
+     "- pix2pixHD ahead of Full on ssim (higher is better; Table 2: ssim 0.841 vs "
      "0.835): 0.8005 vs 0.8005, difference 0.0000, band 0.00141: within noise"),
+    ("cocovid_ablation", ["--variants", "full", "--baselines", "vid2vid:50,pix2pix"],
+     ["full", "full-seed1", "vid2vid_50", "vid2vid_50-seed1", "pix2pix", "pix2pix-seed1"],
+     "- Full ahead of pix2pix on lpips (lower is better; Table 2: lpips 0.035 vs "
+     "0.073): 0.0500 vs 0.0500, difference -0.0000, band 0.0000: within noise"),
     ("d2gnet_ablation", ["--init-from", "/uv", "--variants", "full,no_d2g", "--baselines", "edn"],
      ["full", "full-seed1", "no_d2g", "no_d2g-seed1", "edn", "edn-seed1"],
      "- D²G-Net (full) ahead of Everybody Dance Now on psnr (higher is better; Table 1: psnr "
      "37.44 vs 37.1): 22.00 vs 22.00, difference 0.0000, band 0.0000: within noise"),
+    ("d2gnet_ablation", ["--init-from", "/uv", "--variants", "full", "--baselines", "edn,vid2vid"],
+     ["full", "full-seed1", "edn", "edn-seed1", "vid2vid", "vid2vid-seed1"],
+     "- Everybody Dance Now ahead of vid2vid on r_psnr (higher is better; Table 1: r_psnr "
+     "36.41 vs 35.91): - vs -, difference -, band -: not measured"),
 ])
 def test_ablations_run_every_row_over_the_seeds(script, argv, workdirs, claim, tmp_path,
                                                 monkeypatch, capsys):
@@ -186,7 +194,19 @@ def test_ablations_run_every_row_over_the_seeds(script, argv, workdirs, claim, t
   assert calls == [(w, int("seed1" in w)) for w in workdirs]
   text = capsys.readouterr().out
   assert "0.8005 ± 0.000707" in text
-  assert claim in text.splitlines()
+  assert claim in text.splitlines(), text
+  if "vid2vid:50" in argv:  # a baseline's own steps
+    assert "| vid2vid, 50 steps |" in text
+
+
+@pytest.mark.parametrize("script", ["cocovid_ablation", "d2gnet_ablation"])
+def test_ablations_name_unknown_baselines(script, tmp_path, capsys):
+  module = __import__(f"benchmarks.{script}", fromlist=["main"])
+  with pytest.raises(SystemExit):
+    module.main(["--workdir", str(tmp_path), "--init-from", "/uv", "--baselines", "vid2vdi"]
+                if script == "d2gnet_ablation" else
+                ["--workdir", str(tmp_path), "--baselines", "vid2vdi"])
+  assert "unknown baselines ['vid2vdi']; known: " in capsys.readouterr().err
 
 
 def test_mfci_fused_runs_start_from_their_seeds_baseline(tmp_path, monkeypatch, capsys):
