@@ -63,6 +63,8 @@ def base_config(c):
       eval_targets=8,            # consecutive driving frames per evaluation run (>= 2: E_temp)
       resolution=256,            # H = W in pixels (the paper's 256)
       train_clips=100_000,       # distinct training clips (identities) before the source repeats
+      pair_sampling="uniform",   # training pairs: "uniform" (the paper) | "motion": the source
+                                 # frame drawn by how far the person moved from the driving one
       prerendered="auto",        # "" renders every clip on the host; a built synthetic_humans
                                  # dir; "auto": on GPU/TPU the built `--config fomm` one in
                                  # the TFDS data dir (psrjax.data.sources.prerendered), on CPU render
