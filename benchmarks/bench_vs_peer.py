@@ -7,13 +7,18 @@ run alternately on one machine: `psrjax bench` and `benchmarks/peer_steps.py`.
   python benchmarks/bench_vs_peer.py fomm --checkout ~/src/first-order-model --pairs 3 --steps 3
   python benchmarks/bench_vs_peer.py d2gnet --checkout ~/src/Neural-Human-Video-Rendering \
       --pairs 3 --steps 3
+  python benchmarks/bench_vs_peer.py vid2vid --checkout ~/src/vid2vid --pairs 3 --steps 3
 
 The peer's repository is a checkout given on the command line (nothing is fetched; its commit
 is printed): NVIDIA/pix2pixHD for `pix2pixhd`, carolineec/EverybodyDanceNow for `edn`,
 microsoft/CoCosNet for `cocosnet` (psrjax's configs/cocovid.py first stage, batch 1),
 AliaksandrSiarohin/first-order-model for `fomm` (configs/fomm.py, batch 1),
 SunYangtian/Neural-Human-Video-Rendering for `d2gnet` (configs/d2gnet.py at 256x256, batch 2
-pairs; its D²G-Net given the release's shape: 4 stride-2 levels, 2 blocks, no pose input). Both
+pairs; its D²G-Net given the release's shape: 4 stride-2 levels, 2 blocks, no pose input),
+NVIDIA/vid2vid for `vid2vid` (configs/vid2vid.py at batch 1: one clip of 12 frames a step, and
+one iteration of the peer's train.py on such a clip, FlowNet2 replaced by a fixed reference
+flow: peer_steps.vid2vid_step; psrjax's side keeps the activations of the 12 frames for one
+backward pass, about 37 GiB in float32 by `psrjax plan`, the peer those of a load of 3). Both
 sides build the same networks at 256x256, batch 1, with random weights (the VGG19 of both
 losses loads one random torchvision state dict, written once into `--workdir`, unless
 `--vgg-weights` names a file), and time `--steps` steps after `--warmup` untimed ones; each
@@ -45,7 +50,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER_STEPS = os.path.join(REPO, "benchmarks", "peer_steps.py")
 CONFIGS = {"pix2pixhd": "configs/pix2pixhd.py", "edn": "configs/edn.py",
-           "cocosnet": "configs/cocovid.py", "fomm": "configs/fomm.py", "d2gnet": "configs/d2gnet.py"}
+           "cocosnet": "configs/cocovid.py", "fomm": "configs/fomm.py", "d2gnet": "configs/d2gnet.py",
+           "vid2vid": "configs/vid2vid.py"}
 # psrjax's side beyond the paper config: CoCosNet's peer runs batch 1 (the per-person paper
 # config trains batch 4) and only its first stage has a counterpart.
 EXTRA = {"cocosnet": ["--config.train.batch_size=1", "--stage", "main"],
@@ -57,9 +63,13 @@ EXTRA = {"cocosnet": ["--config.train.batch_size=1", "--stage", "main"],
          "d2gnet": ["--config.data.resolution=256", "--config.model.n_downsample=4",
                     "--config.model.n_blocks=2", "--config.model.pose_condition=False",
                     "--config.texture.init_frames=8", "--config.background.init_frames=8",
-                    "--config.train.data_workers=0"]}
+                    "--config.train.data_workers=0"],
+         # the paper config's clip (12 frames at 256x256) for one GPU's batch of the 8 (its
+         # batch 8 is one clip a GPU).
+         "vid2vid": ["--config.train.batch_size=1"]}
 # A file each peer's checkout holds (pix2pixHD's layout unless named).
-MARKERS = {"fomm": ("modules/model.py",), "d2gnet": ("models/pix2pixHD_Avatar.py",)}
+MARKERS = {"fomm": ("modules/model.py",), "d2gnet": ("models/pix2pixHD_Avatar.py",),
+           "vid2vid": ("models/vid2vid_model_G.py",)}
 FLAGS = re.compile(r"^(avx\w*|amx\w*|fma|f16c|sse4_2)$")
 
 

@@ -5,6 +5,7 @@ r"""Train steps of the PyTorch code psrjax's users would otherwise run, driven u
   python benchmarks/peer_steps.py cocosnet --checkout ~/src/CoCosNet --steps 3 --json
   python benchmarks/peer_steps.py fomm --checkout ~/src/first-order-model --steps 3 --json
   python benchmarks/peer_steps.py d2gnet --checkout ~/src/Neural-Human-Video-Rendering --steps 3
+  python benchmarks/peer_steps.py vid2vid --checkout ~/src/vid2vid --steps 3
 
 `pix2pixhd`: NVIDIA/pix2pixHD (commit 14b3b3c): its `Pix2PixHDModel` built by its own option
 parser (`options/train_options.py`) at the paper config psrjax's `configs/pix2pixhd.py` has --
@@ -34,13 +35,22 @@ PatchGANs, VGG19) at 256x256, the pose label with psrjax's 18 channels, one step
 train.py's `model(epoch, ...)` past its static epochs (the whole objective) then the G and D
 updates (`d2gnet_step`).
 
+`vid2vid`: NVIDIA/vid2vid (commit 2e6d137) at its pose 256p script, psrjax's configs/vid2vid.py
+(G ngf 128 / 3 downsamplings / 9 blocks, n_frames_G 3, D_I and two temporal discriminators of 2
+scales), the 6-channel label of psrjax's IUV image + stick figure, one step being one iteration
+of train.py on a clip of 12 frames: 4 loads of 3 frames, each G's forward, the image, flow,
+warp and weight losses and the temporal discriminators, then the G, D and D_T updates. FlowNet2
+is left out: the reference flow and its confidence are fixed tensors (`vid2vid_step`).
+
 What is patched, and only in this process, so that the CUDA-era code runs on a CPU:
 `Tensor.cuda` / `Module.cuda` return their receiver, `torch.cuda.FloatTensor` is the CPU
 `FloatTensor` (for `d2gnet` also `Tensor.to` a CUDA device stays on the CPU, and
 `torch.cuda.is_available` is true while its model is built: it names device "cuda:0" and asserts
-a GPU before building), and torchvision's `vgg19(pretrained=True)` builds the network with the weights
-of `--vgg-weights` (a torchvision state dict) or random ones instead of downloading. Nothing is
-fetched. The repositories' files are imported as they are.
+a GPU before building; for `vid2vid` `torch.cuda.set_device` does nothing, and its
+`models/flownet.py`, whose FlowNet2 needs compiled CUDA layers, is never imported: a module
+returning fixed flows stands in for it), and torchvision's `vgg19(pretrained=True)` builds the
+network with the weights of `--vgg-weights` (a torchvision state dict) or random ones instead of
+downloading. Nothing is fetched. The repositories' files are imported as they are.
 
 Prints the commit of the checkout, torch's version and threads, and the step times (median).
 """
@@ -379,8 +389,138 @@ def d2gnet_step(checkout: str, workdir: str, label_channels: int = 18, batch: in
   return step, model
 
 
+def fixed_flownet_module(height: int, width: int, frames: int) -> types.ModuleType:
+  """A stand-in for vid2vid's `models/flownet.py` (FlowNet2, whose resample, correlation and
+  channel-norm layers are compiled CUDA extensions): its `FlowNet` returns the first frames of
+  one fixed random reference flow (`frames` of height x width, a few pixels) and confidence
+  (about half the pixels 1) in the shapes FlowNet2 returns, computing nothing. `vid2vid_step`
+  puts it into `sys.modules` as `models.flownet`, where the repository's `create_model`
+  imports its FlowNet from."""
+  import torch  # pylint: disable=g-import-not-at-top
+
+  class FlowNet(torch.nn.Module):
+    def initialize(self, opt):
+      del opt
+      g = torch.Generator().manual_seed(0)
+      self.flow = torch.randn(frames, 2, height, width, generator=g) * 2
+      self.conf = (torch.rand(frames, 1, height, width, generator=g) > 0.5).float()
+
+    def forward(self, input_a, input_b, dummy_bs=0):
+      del input_b, dummy_bs
+      lead, n = input_a.shape[:-3], input_a[..., 0, 0, 0].numel()
+      return (self.flow[:n].reshape(*lead, 2, height, width),
+              self.conf[:n].reshape(*lead, 1, height, width))
+
+  module = types.ModuleType("models.flownet")
+  module.FlowNet = FlowNet
+  return module
+
+
+def vid2vid_step(checkout: str, workdir: str, res: int = RES, options: tuple = ()):
+  """(step function, (modelG, modelD)) for NVIDIA/vid2vid (commit 2e6d137) at its pose 256p
+  script (scripts/pose/train_256p.sh) and psrjax's configs/vid2vid.py: the composite G (ngf 128,
+  3 downsamplings, 9 blocks, n_frames_G 3, `--no_first_img`), D_I and two temporal
+  discriminators (n_frames_D 3) of 2 scales, ndf 64, 3 layers, batch norm (its default; G runs
+  one frame at a time, psrjax's `instance_affine`), LSGAN, λ_feat = λ_VGG = λ_F = λ_T = 10,
+  VGG19, Adam 2e-4 (0.5, 0.999); the label `--input_nc 6` (psrjax's IUV image + stick
+  figure). One step is one iteration of train.py's loop (L47-L93) on one clip of 12 generated
+  frames (`--n_frames_total 12`, 14 frames with the 2 label frames before): with the script's
+  `--max_frames_per_gpu 3` and one clip, 4 loads of 3 frames, each `modelG` forward (the first
+  load from zeros, raw images), the reference flows, `modelD` on the image losses, the temporal
+  discriminators on the skipped frames (`get_all_skipped_frames`: 4 groups of 3 consecutive
+  frames, 2 groups 3 frames apart over the clip) and the G, D and D_T Adam steps; random labels
+  and frames at `res` x `res`. `options` are more of its command-line options (later ones
+  win).
+
+  Left out or patched: FlowNet2 (`fixed_flownet_module`: the reference flow and confidence are fixed
+  tensors; psrjax's step reads the data's flow and computes its occlusion mask instead), and
+  `torch.cuda.set_device` (its option parser calls it for `--gpu_ids 0`; with `--gpu_ids -1`
+  its models index an empty GPU list). Its models are built and wrapped by its own
+  `create_model` (`nn.DataParallel` runs the module itself on a CPU-only torch) and the data
+  cut into loads by its `BaseDataset` (data/base_dataset.py); `models.init_params` is not
+  called (its print-frequency `lcm` calls `fractions.gcd`, gone since Python 3.9): the step
+  takes its numbers of GPUs and frames as it computes them.
+
+  Left different from psrjax's step (`psrjax bench --config configs/vid2vid.py`, batch 1,
+  one clip of 12 frames): psrjax makes one G, D_I and D_T update per clip from one forward
+  over the 12 frames, where train.py updates after each load (4 Adam steps of each, the G's
+  over its ~365M parameters, on the same frames, groups and losses); psrjax draws its labels
+  inside its step and only the clip's first frame is a raw image (the first load's 3 are
+  here, `--no_first_img`'s first call of a sequence)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  n_frames, n_frames_g = 12, 3
+  workdir = os.path.abspath(workdir)
+  torch.cuda.set_device = lambda *a, **k: None
+  opt = parse_options(checkout, [
+      "--name", "bench", "--checkpoints_dir", workdir, "--gpu_ids", "0", "--dataset_mode",
+      "pose", "--input_nc", "6", "--ngf", "128", "--n_downsample_G", "3", "--n_blocks", "9",
+      "--n_frames_G", str(n_frames_g), "--num_D", "2", "--ndf", "64", "--n_layers_D", "3",
+      "--n_frames_D", "3", "--n_scales_temporal", "2", "--lambda_feat", "10", "--lambda_T",
+      "10", "--lambda_F", "10", "--lr", "0.0002", "--beta1", "0.5", "--loadSize", str(res),
+      "--fineSize", str(res), "--batchSize", "1", "--max_frames_per_gpu", "3", "--niter",
+      "5", "--niter_decay", "5", "--no_first_img", "--n_frames_total", str(n_frames),
+      *options])
+  total = n_frames + opt.n_frames_G - 1
+  sys.modules["models.flownet"] = fixed_flownet_module(res, res, total)   # never its FlowNet2
+  from data.base_dataset import BaseDataset  # pylint: disable=g-import-not-at-top
+  from models.models import create_model, create_optimizer  # pylint: disable=g-import-not-at-top
+  with contextlib.redirect_stdout(sys.stderr):
+    model_g, model_d, flow_net, optimizer_g, optimizer_d, optimizers_d_t = create_optimizer(
+        opt, create_model(opt))
+  dataset = BaseDataset()
+  dataset.opt = opt
+  # as models.init_params computes them (not called: docstring)
+  n_gpus = opt.n_gpus_gen if opt.batchSize == 1 else 1
+  t_g, t_d, t_scales = opt.n_frames_G, opt.n_frames_D, opt.n_scales_temporal
+  input_nc, output_nc = opt.input_nc, opt.output_nc
+  data = {"A": torch.rand(1, total * input_nc, res, res) * 2 - 1,
+          "B": torch.rand(1, total * output_nc, res, res) * 2 - 1, "inst": torch.zeros(1)}
+  fold = lambda x: x.contiguous().view(-1, *x.shape[2:])   # train.py's `reshape`
+
+  def backward(loss, optimizer):   # train.py's `loss_backward` without --fp16
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+  def step():
+    # train.py L47-L93: the loads of one clip, each forward, losses and the three updates.
+    n_total, n_load, _ = dataset.init_data_params(data, n_gpus, t_g)
+    fake_b_prev_last, frames_all = dataset.init_data(t_scales)
+    loss_g_sum = loss_d_sum = 0.0
+    for i in range(0, n_total, n_load):
+      input_a, input_b, inst_a = dataset.prepare_data(data, i, input_nc, output_nc)
+      fake_b, fake_b_raw, flow, weight, real_a, real_bp, fake_b_last = model_g(
+          input_a, input_b, inst_a, fake_b_prev_last)
+      real_b_prev, real_b = real_bp[:, :-1], real_bp[:, 1:]
+      flow_ref, conf_ref = flow_net(real_b, real_b_prev)
+      fake_b_prev = model_g.module.compute_fake_B_prev(real_b_prev, fake_b_prev_last, fake_b)
+      fake_b_prev_last = fake_b_last
+      losses = model_d(0, [fold(x) for x in (real_b, fake_b, fake_b_raw, real_a, real_b_prev,
+                                             fake_b_prev, flow, weight, flow_ref, conf_ref)])
+      losses = [torch.mean(x) if x is not None else 0 for x in losses]
+      loss_dict = dict(zip(model_d.module.loss_names, losses))
+      frames_all, frames_skipped = model_d.module.get_all_skipped_frames(
+          frames_all, real_b, fake_b, flow_ref, conf_ref, t_scales, t_d, n_load, i, flow_net)
+      loss_dict_t = []
+      for s in range(t_scales):
+        if frames_skipped[0][s] is not None:
+          losses = model_d(s + 1, [skipped[s] for skipped in frames_skipped])
+          losses = [torch.mean(x) if not isinstance(x, int) else x for x in losses]
+          loss_dict_t.append(dict(zip(model_d.module.loss_names_T, losses)))
+      loss_g, loss_d, loss_d_t, t_scales_act = model_d.module.get_losses(
+          loss_dict, loss_dict_t, t_scales)
+      backward(loss_g, optimizer_g)
+      backward(loss_d, optimizer_d)
+      for s in range(t_scales_act):
+        backward(loss_d_t[s], optimizers_d_t[s])
+      loss_g_sum, loss_d_sum = loss_g_sum + loss_g.item(), loss_d_sum + loss_d.item()
+    return loss_g_sum, loss_d_sum
+
+  return step, (model_g, model_d)
+
+
 PEERS = {"pix2pixhd": pix2pixhd_step, "edn": edn_step, "cocosnet": cocosnet_step,
-         "fomm": fomm_step, "d2gnet": d2gnet_step}
+         "fomm": fomm_step, "d2gnet": d2gnet_step, "vid2vid": vid2vid_step}
 
 
 class PartTimer:

@@ -1,13 +1,19 @@
 """benchmarks/profile_step.py (thunks attributed to the parts of a step) and
-benchmarks/bench_vs_peer.py (pairs against a peer's PyTorch code): their pure parts."""
+benchmarks/bench_vs_peer.py (pairs against a peer's PyTorch code): their pure parts, the peers'
+commands and configs, and benchmarks/peer_steps.py's stand-in for vid2vid's FlowNet2."""
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 
 import pytest
 
 import bench_vs_peer
+import peer_steps
 import profile_step
+
+from psrjax import config_utils
 
 HLO = """
   %ffi_call.3 = f32[1,16,16,8]{3,2,1,0} custom-call(%a, %b), custom_call_target="psrjax_conv_forward", metadata={op_name="jit(train_step)/jvp(GlobalGenerator)/GlobalGenerator._forward/block0/conv1/ffi_call" stack_frame_id=1}
@@ -56,3 +62,36 @@ def test_a_command_is_measured_with_the_cpu_others_used(tmp_path):
 def test_the_cpu_description_names_its_vector_flags():
   model, flags = bench_vs_peer.cpu_description()
   assert model and all(bench_vs_peer.FLAGS.match(f) for f in flags)
+
+
+def test_every_peer_has_a_step_and_a_config_its_overrides_apply_to(tmp_path):
+  assert set(bench_vs_peer.CONFIGS) == set(peer_steps.PEERS)
+  configs = {}
+  for peer in bench_vs_peer.CONFIGS:
+    args = argparse.Namespace(peer=peer, checkout="/x", steps=2, warmup=1, threads=1,
+                              workdir=str(tmp_path))
+    psrjax, other = bench_vs_peer.commands(args, "vgg.pth").values()
+    assert other[other.index("--checkout") + 1] == "/x" and peer in other
+    overrides, _ = config_utils.split_overrides(psrjax)
+    configs[peer] = c = config_utils.load_config(
+        os.path.join(bench_vs_peer.REPO, psrjax[psrjax.index("--config") + 1]), overrides)
+    assert (c.loss.vgg_net, c.loss.vgg_weights) == ("vgg19", "vgg.pth")
+  # vid2vid's peer step: one clip of 12 frames at 256x256, the 6-channel IUV + stick label
+  c = configs["vid2vid"]
+  assert (c.data.resolution, c.data.frames_per_example, c.train.batch_size) == (256, 12, 1)
+  m = c.model
+  assert (m.ngf, m.n_downsample, m.n_blocks, m.n_frames_g) == (128, 3, 9, 3)
+  assert (m.num_d, m.ndf, m.n_scales_temporal, m.iuv) == (2, 64, 2, True)
+  assert c.pose.label == "stick"
+
+
+def test_vid2vid_flownet_stand_in_returns_fixed_flows_in_flownets_shapes():
+  torch = pytest.importorskip("torch")
+  net = peer_steps.fixed_flownet_module(8, 6, frames=5).FlowNet()
+  net.initialize(None)
+  flow, conf = net(torch.zeros(1, 3, 3, 8, 6), torch.zeros(1, 3, 3, 8, 6))
+  assert flow.shape == (1, 3, 2, 8, 6) and conf.shape == (1, 3, 1, 8, 6)
+  again, _ = net(torch.ones(1, 3, 3, 8, 6), torch.ones(1, 3, 3, 8, 6))
+  assert torch.equal(flow, again) and set(conf.unique().tolist()) <= {0.0, 1.0}
+  flow2, _ = net(torch.zeros(2, 3, 8, 6), torch.zeros(2, 3, 8, 6))
+  assert flow2.shape == (2, 2, 8, 6)
