@@ -124,7 +124,7 @@ def base_config(c):
 
 
 def runlocal(c):
-  """64 x 64 frames, narrow networks, the three stages in about half an hour on a 2-core CPU.
+  """64 x 64 frames, narrow networks, the three stages in under an hour on a 2-core CPU.
 
   The pose label is the 3-channel stick figure (`label=stick`: what pix2pixHD and EDN read
   here), not CoCosNet's 20 channels. Its 17 limb distance maps give every pixel of the room
@@ -138,14 +138,14 @@ def runlocal(c):
 
   Adam at lr 5e-4 for G and D, not the paper's 1e-4 / 4e-4, for runlocal's short schedule
   (1e-3 trained worse on the held-out segment; the paper's rates were not run at this budget).
-  1,800 steps, the stages' shares 80 / 10 / 10 %: the first stage's 1,440 steps take most of
+  3,600 steps, the stages' shares 80 / 10 / 10 %: the first stage's 2,880 steps take most of
   the budget (0.8 s per step against 1.7 s for the temporal stage's windows;
-  docs/systems/cocovid.md). With the stick figure more steps keep helping (LPIPS 0.0316 at 1,500 steps, 0.0256
-  at 1,800, both evaluated with an EMA), where with CoCosNet's label the novel actions got
-  worse. 24 min 27 s on one 2-core Intel Xeon with AVX-512, 33 min 44 s on another with the
-  same instruction sets (docs/systems/cocovid.md). Twice the steps (`--config.train.steps=3600`,
-  56 min on the second Xeon) read LPIPS 0.0199, below pix2pixHD runlocal's 0.0208; 1,800 read
-  0.0247.
+  docs/systems/cocovid.md). With the stick figure more steps keep helping (LPIPS 0.0316 at
+  1,500 steps, 0.0256 at 1,800, both evaluated with an EMA; 0.0247 at 1,800 and 0.0199 at
+  3,600 without), where with CoCosNet's label the novel actions got worse. 56 min on a 2-core
+  Intel Xeon with AVX-512 (1,800 steps: 24 to 34 min on two such Xeons;
+  docs/systems/cocovid.md); 3,600 is the first budget tried that reads below pix2pixHD
+  runlocal's LPIPS 0.0208.
   The generators are evaluated as trained, without an EMA of their weights (the learning rates
   decay linearly to 0 over the second half of each group's steps): with the stick figure an EMA
   at 0.995 read worse on the same runs' checkpoints (LPIPS 0.0256 against 0.0243 at 1,800 steps,
@@ -178,7 +178,7 @@ def runlocal(c):
   c.loss.update(warp_self=250.0, rec=500.0)
   c.optim.update(g_lr=5e-4, d_lr=5e-4)
   c.schedule.update(temporal_fraction=0.1, face_fraction=0.1)
-  c.train.update(batch_size=4, steps=1800, log_every=100, checkpoint_every=500, sample_every=0,
+  c.train.update(batch_size=4, steps=3600, log_every=100, checkpoint_every=500, sample_every=0,
                  eval_every=0, data_workers=1)
   c.eval.update(batch_size=8)
 
