@@ -106,6 +106,7 @@ import numpy as np
 from psrjax.geometry.motion import deform
 from psrjax.models.internet import resize_corner_aligned
 from psrjax.models.patchgan import PatchGAN
+from psrjax.models.pretrained import torch_state
 from psrjax.nn import (Conv2D, ConvNormAct2D, UpBlock2D, compute_dtype, make_norm, remat_network,
                        remat_stage)
 from psrjax.nn.conv import default_kernel_init
@@ -397,29 +398,7 @@ def _convert(state_dict: Mapping[str, Any], layers: list, what: str) -> dict:
   """Nested params from `state_dict` by `layers` [(prefix, path, kind)]; every entry must be
   used. A leading "module." (DataParallel's) is dropped."""
   arrays = {k.removeprefix("module."): np.asarray(v, np.float32) for k, v in state_dict.items()}
-  params, used = {}, set()
-  for prefix, path, kind in layers:
-    weight = arrays.get(f"{prefix}.weight")
-    if weight is None:
-      raise ValueError(f"the state dict has no {prefix}.weight; check {what} against the "
-                       f"checkpoint's options")
-    if kind == "norm":
-      leaf = {"scale": weight, "bias": arrays[f"{prefix}.bias"]}
-    else:
-      perm = (2, 3, 0, 1) if kind == "conv_transpose" else (2, 3, 1, 0)
-      leaf = {"kernel": weight.transpose(perm)}
-      if f"{prefix}.bias" in arrays:
-        leaf["bias"] = arrays[f"{prefix}.bias"]
-    used |= {f"{prefix}.weight", f"{prefix}.bias"}
-    node = params
-    for key in path[:-1]:
-      node = node.setdefault(key, {})
-    node[path[-1]] = jax.tree.map(jnp.asarray, leaf)
-  unused = sorted(set(arrays) - used)
-  if unused:
-    raise ValueError(f"the state dict has entries the network lacks ({', '.join(unused[:4])}, "
-                     f"...); check {what} against the checkpoint's options")
-  return params
+  return torch_state.params_from_layers(arrays, layers, what)
 
 
 def params_from_torch(state_dict: Mapping[str, Any], *, n_downsample: int = 3,

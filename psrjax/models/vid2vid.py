@@ -99,6 +99,7 @@ import numpy as np
 
 from psrjax.geometry.warp import backward_warp
 from psrjax.models.patchgan import PatchGAN
+from psrjax.models.pretrained import torch_state
 from psrjax.models.pix2pixhd import output_layer
 from psrjax.nn import (Conv2D, ConvNormAct2D, ResBlock2D, UpBlock2D, compute_dtype,
                        downsample_avg, remat_network)
@@ -360,32 +361,11 @@ def _generator_layers(n_downsample: int, n_blocks: int, no_flow: bool) -> list:
 
 def _convert(state_dict: Mapping[str, Any], layers: list) -> dict:
   """Nested params from `state_dict` by `layers` [(prefix, path, kind)]; every learnable entry
-  must be used."""
+  must be used (batch norm's running statistics are skipped)."""
   arrays = {k: np.asarray(v, np.float32) for k, v in state_dict.items()
             if k.rsplit(".", 1)[-1] not in _BUFFERS}
-  params, used = {}, set()
-  for prefix, path, kind in layers:
-    if kind == "norm" and f"{prefix}.weight" not in arrays:
-      continue                         # instance norm: no affine parameters
-    weight = arrays.get(f"{prefix}.weight")
-    if weight is None:
-      raise ValueError(f"the state dict has no {prefix}.weight; check n_downsample, n_blocks, "
-                       f"no_flow and num_d against the checkpoint's options")
-    if kind == "norm":
-      leaf = {"scale": weight, "bias": arrays[f"{prefix}.bias"]}
-    else:
-      perm = (2, 3, 0, 1) if kind == "conv_transpose" else (2, 3, 1, 0)
-      leaf = {"kernel": weight.transpose(perm), "bias": arrays[f"{prefix}.bias"]}
-    used |= {f"{prefix}.weight", f"{prefix}.bias"}
-    node = params
-    for key in path[:-1]:
-      node = node.setdefault(key, {})
-    node[path[-1]] = jax.tree.map(jnp.asarray, leaf)
-  unused = sorted(set(arrays) - used)
-  if unused:
-    raise ValueError(f"the state dict has entries the network lacks ({', '.join(unused[:4])}, "
-                     f"...); check n_downsample, n_blocks, no_flow and num_d against its options")
-  return params
+  return torch_state.params_from_layers(arrays, layers,
+                                        "n_downsample, n_blocks, no_flow and num_d")
 
 
 def params_from_torch(state_dict: Mapping[str, Any], *, n_downsample: int = 3, n_blocks: int = 9,

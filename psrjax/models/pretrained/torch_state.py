@@ -10,6 +10,8 @@ import pathlib
 import pickle
 import zipfile
 
+import jax
+import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 
@@ -81,3 +83,37 @@ def read_state_dict(path: str | pathlib.Path) -> dict[str, np.ndarray]:
   if "state_dict" in state and isinstance(state["state_dict"], dict):
     state = state["state_dict"]
   return {str(k): np.asarray(v) for k, v in state.items() if isinstance(v, np.ndarray)}
+
+
+def params_from_layers(arrays: dict[str, np.ndarray], layers, what: str) -> dict:
+  """Nested flax params from a PyTorch state dict's learnable `arrays` (float32 numpy) by `layers`
+  [(prefix, flax path, kind)], kind "conv" (OIHW -> HWIO), "conv_transpose" (IOHW -> HWIO) or
+  "norm" (weight, bias -> scale, bias; skipped where the state dict has no weight: a norm
+  without affine parameters); a bias is read where the state dict has one. Every entry of
+  `arrays` must be used. Errors name the missing or extra entries and `what` to check (the
+  options the checkpoint was built with)."""
+  params, used = {}, set()
+  for prefix, path, kind in layers:
+    weight = arrays.get(f"{prefix}.weight")
+    if weight is None and kind == "norm":
+      continue
+    if weight is None:
+      raise ValueError(f"the state dict has no {prefix}.weight; check {what} against the "
+                       "checkpoint's options")
+    if kind == "norm":
+      leaf = {"scale": weight, "bias": arrays[f"{prefix}.bias"]}
+    else:
+      leaf = {"kernel": weight.transpose((2, 3, 0, 1) if kind == "conv_transpose"
+                                         else (2, 3, 1, 0))}
+      if f"{prefix}.bias" in arrays:
+        leaf["bias"] = arrays[f"{prefix}.bias"]
+    used |= {f"{prefix}.weight", f"{prefix}.bias"}
+    node = params
+    for key in path[:-1]:
+      node = node.setdefault(key, {})
+    node[path[-1]] = jax.tree.map(jnp.asarray, leaf)
+  unused = sorted(set(arrays) - used)
+  if unused:
+    raise ValueError(f"the state dict has entries the network lacks ({', '.join(unused[:4])}, "
+                     f"...); check {what} against the checkpoint's options")
+  return params
