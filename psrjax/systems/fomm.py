@@ -54,7 +54,7 @@ from psrjax.systems.tasks import animation
 from psrjax.systems.tasks import keypoint_motion
 
 
-class FOMM(animation.AnimationTask):
+class FOMM(animation.KeypointAnimationTask):
   """FOMM over videos of many people (module docstring)."""
 
   def __init__(self, config):

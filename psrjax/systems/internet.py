@@ -64,7 +64,7 @@ from psrjax.systems.tasks import keypoint_motion
 SCHEMES = ("none", "flow", "external", "intrinsic")   # Fig. 4: -, (a), (b), (c)
 
 
-class INTERnet(animation.AnimationTask):
+class INTERnet(animation.KeypointAnimationTask):
   """INTERnet over videos of many people (module docstring)."""
 
   min_eval_targets = (3, "Interp-PSNR")

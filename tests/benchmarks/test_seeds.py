@@ -111,6 +111,8 @@ def test_seeds_takes_a_positive_count():
 # Canned evaluations: FoM's carries the copied source frame's scores, MS c's is clearly ahead.
 CANNED = {"fom": {"ms_ssim": 0.895, "ssim": 0.70, "lpips": 0.121, "interp_psnr": 23.0,
                   "ssim/copy": 0.55, "lpips/copy": 0.30, "psnr/copy": 15.0},
+          "lwgan": {"ms_ssim": 0.93, "ssim": 0.75, "lpips": 0.08, "interp_psnr": 22.0,
+                    "ssim/copy": 0.55, "lpips/copy": 0.30},
           "ms_b": {"ms_ssim": 0.958, "ssim": 0.80, "lpips": 0.037, "interp_psnr": 23.6},
           "ms_c": {"ms_ssim": 0.960, "ssim": 0.80, "lpips": 0.035, "interp_psnr": 24.2}}
 
@@ -234,3 +236,19 @@ def test_mfci_fused_runs_start_from_their_seeds_baseline(tmp_path, monkeypatch, 
   assert ("- MSE + VGG + Fusion_RB6 ahead of single-frame (MSE + GAN) on vfid (lower is better; "
           "Table 1: vfid 7.99 vs 10.25): 5.5000 vs 10.50, difference 5.0000, band 1.4142: "
           "reproduced") in lines
+
+
+def test_internet_table_runs_lwgan_on_its_own_config(tmp_path, monkeypatch, capsys):
+  configs = []
+  def run(workdir, config):
+    configs.append(config.system)
+    return CANNED[os.path.basename(workdir)]
+  monkeypatch.setattr(internet_table, "run", run)
+  assert internet_table.main(["--workdir", str(tmp_path), "--rows", "lwgan,ms_c"]) == 0
+  assert configs == ["lwgan", "internet"]
+  text = capsys.readouterr().out
+  assert "| copy of the source frame | - | 0.5500 | 0.3000 |" in text
+  assert any(line.startswith("- LWGAN ahead of copy of the source frame on lpips")
+             for line in text.splitlines())
+  assert any(line.startswith("- Ours (MS c) ahead of LWGAN on ms_ssim") and
+             line.endswith("(as claimed)") for line in text.splitlines())

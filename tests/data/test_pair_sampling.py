@@ -35,7 +35,7 @@ class _Clips:
 
 def _drawn(pair_sampling, monkeypatch, draws=400):
   monkeypatch.setattr(same_video, "video_example",
-                      lambda src, video, start, sources, n: (start, list(sources)))
+                      lambda src, video, start, sources, n, extra=(): (start, list(sources)))
   draw = same_video._RandomFrames(_Clips(), 1, 1, pair_sampling)  # pylint: disable=protected-access
   rng = np.random.default_rng(0)
   return [draw.random_map(0, rng) for _ in range(draws)]

@@ -36,7 +36,7 @@ def test_ms_ssim_uses_the_scales_a_frame_holds():
   assert len(animation.ms_ssim_weights(64)) == 3 and len(animation.ms_ssim_weights(32)) == 2
 
 
-class _Still(animation.AnimationTask):
+class _Still(animation.KeypointAnimationTask):
   """A motion model that shows the source unmoved: the task's part of a system alone."""
 
   def check_training_data(self, data):

@@ -106,13 +106,15 @@ def train_dataset(data, *, seed: int, shard_index: int, shard_count: int) -> gra
 
 
 def eval_dataset(data, split: str, *, num_clips: int, shard_index: int,
-                 shard_count: int) -> grain.MapDataset:
-  """`same_video.eval_dataset` with one source frame, plus "tgt_flow_fwd"."""
+                 shard_count: int, extra: tuple[str, ...] = ()) -> grain.MapDataset:
+  """`same_video.eval_dataset` with one source frame, plus "tgt_flow_fwd" (`extra`: more
+  modalities, `same_video.video_example`)."""
   if data.dataset:
     src = open_dataset(data)
     items = same_video.real_eval_items(src, split, data, num_clips)
     ds = grain.MapDataset.source(items).map(lambda it: with_forward_flow(
-        src, it[0], same_video.video_example(src, it[0], it[1], it[2], data.num_targets),
+        src, it[0], same_video.video_example(src, it[0], it[1], it[2], data.num_targets,
+                                             extra),
         it[1], data.num_targets))
     return ds[shard_index::shard_count]
   start, sources = same_video.eval_frames(data.num_frames, 1, data.num_targets)
@@ -120,7 +122,7 @@ def eval_dataset(data, split: str, *, num_clips: int, shard_index: int,
 
   def build(i):
     video = src.take(int(i))[0]
-    ex = same_video.video_example(src, video, start, sources, data.num_targets)
+    ex = same_video.video_example(src, video, start, sources, data.num_targets, extra)
     return with_forward_flow(src, video, ex, start, data.num_targets)
 
   return grain.MapDataset.range(len(src)).map(build)[shard_index::shard_count]

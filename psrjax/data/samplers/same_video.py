@@ -65,11 +65,12 @@ def target_part(clip: dict, view: int, start: int, length: int) -> dict[str, np.
   return _target_frames(src, src.take()[view], np.arange(start, start + length))
 
 
-def make_example(clip: dict, view: int, start: int, sources, num_targets: int) -> dict:
+def make_example(clip: dict, view: int, start: int, sources, num_targets: int,
+                 extra: tuple[str, ...] = ()) -> dict:
   """One Same-Video example of a rendered clip (`video_example`); raises ValueError if a source
   frame is among the targets."""
   src = synthetic_clips.RenderedClip(clip)
-  return video_example(src, src.take()[view], start, sources, num_targets)
+  return video_example(src, src.take()[view], start, sources, num_targets, extra)
 
 
 def example_spec(data) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -84,32 +85,37 @@ def example_spec(data) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
 MODALITIES = ("rgb", "keypoints", "mask", "flow_bwd")
 
 
-def video_example(src, video, start: int, sources_idx, num_targets: int) -> dict:
+def video_example(src, video, start: int, sources_idx, num_targets: int,
+                  extra: tuple[str, ...] = ()) -> dict:
   """The example of frames `sources_idx` (the K sources) and [start, start + L) (the targets) of
-  one video of a source (synthetic clips or prepared videos)."""
+  one video of a source (synthetic clips or prepared videos); `extra`: more modalities of the
+  source's (e.g. "face", "part", "uv"), read for both, as "src_<name>" and "tgt_<name>"."""
   sources_idx = np.asarray(sources_idx, np.int64)
   if np.any((sources_idx >= start) & (sources_idx < start + num_targets)):
     raise ValueError(f"source frames {sources_idx.tolist()} overlap the target frames "
                      f"{start}..{start + num_targets - 1}")
   run = np.arange(start, start + num_targets)
-  return {**_frames_part(src, video, sources_idx, "src"), **_target_frames(src, video, run)}
+  return {**_frames_part(src, video, sources_idx, "src", extra),
+          **_target_frames(src, video, run, extra)}
 
 
-def _frames_part(src, video, frames, prefix: str) -> dict[str, np.ndarray]:
-  """RGB and keypoints of some frames of a prepared video (`source_part`'s keys)."""
-  f = src.frames(video, frames, ("rgb",))
+def _frames_part(src, video, frames, prefix: str, extra=()) -> dict[str, np.ndarray]:
+  """RGB and keypoints (and `extra`) of some frames of a prepared video (`source_part`'s
+  keys)."""
+  f = src.frames(video, frames, ("rgb",) + tuple(extra))
   kp = np.array(src.keypoints(video)[np.asarray(frames)], np.float32)
   pose_labels.check_keypoints(kp, *f["rgb"].shape[1:3], name=f"{prefix}_keypoints")
-  return {f"{prefix}_rgb": f["rgb"], f"{prefix}_keypoints": kp}
+  return {f"{prefix}_rgb": f["rgb"], f"{prefix}_keypoints": kp,
+          **{f"{prefix}_{k}": f[k] for k in extra}}
 
 
-def _target_frames(src, video, run) -> dict[str, np.ndarray]:
-  """`target_part`'s keys for consecutive frames `run` of a prepared video."""
-  f = src.frames(video, run, ("rgb", "mask", "flow_bwd"))
+def _target_frames(src, video, run, extra=()) -> dict[str, np.ndarray]:
+  """`target_part`'s keys (and `extra`) for consecutive frames `run` of a prepared video."""
+  f = src.frames(video, run, ("rgb", "mask", "flow_bwd") + tuple(extra))
   kp = np.array(src.keypoints(video)[run], np.float32)
   pose_labels.check_keypoints(kp, *f["rgb"].shape[1:3], name="tgt_keypoints")
   return {"tgt_rgb": f["rgb"], "tgt_keypoints": kp, "tgt_mask": f["mask"],
-          "tgt_flow_bwd": f["flow_bwd"]}
+          "tgt_flow_bwd": f["flow_bwd"], **{f"tgt_{k}": f[k] for k in extra}}
 
 
 PAIR_SAMPLINGS = ("uniform", "motion")
@@ -138,11 +144,12 @@ class _RandomFrames(grain.transforms.RandomMap):
   (the papers' training); "motion" draws them with probability growing with how far the person
   moved from the first target frame (`motion_weights`), for worlds whose clips move little."""
 
-  def __init__(self, src, num_sources: int, num_targets: int, pair_sampling: str = "uniform"):
+  def __init__(self, src, num_sources: int, num_targets: int, pair_sampling: str = "uniform",
+               extra: tuple[str, ...] = ()):
     if pair_sampling not in PAIR_SAMPLINGS:
       raise ValueError(f"data.pair_sampling={pair_sampling!r} is not one of {PAIR_SAMPLINGS}")
     self.src, self.num_sources, self.num_targets = src, num_sources, num_targets
-    self.pair_sampling = pair_sampling
+    self.pair_sampling, self.extra = pair_sampling, tuple(extra)
 
   def random_map(self, index, rng: np.random.Generator):
     src, length = self.src, self.src.num_frames
@@ -153,55 +160,64 @@ class _RandomFrames(grain.transforms.RandomMap):
     weights = (motion_weights(src.keypoints(video), others, start)
                if self.pair_sampling == "motion" else None)
     sources = np.sort(rng.choice(others, self.num_sources, replace=False, p=weights))
-    return video_example(src, video, start, sources, self.num_targets)
+    return video_example(src, video, start, sources, self.num_targets, self.extra)
 
 
 def _source(data, split: str, num_clips: int | None) -> synthetic_clips.SyntheticClips:
   return prerendered.clips(data, split, num_clips)
 
 
-def train_dataset(data, *, seed: int, shard_index: int, shard_count: int) -> grain.MapDataset:
-  """Random (sources, targets) draws of this shard's training clips."""
+def train_dataset(data, *, seed: int, shard_index: int, shard_count: int,
+                  extra: tuple[str, ...] = ()) -> grain.MapDataset:
+  """Random (sources, targets) draws of this shard's training clips (`extra`: more modalities,
+  `video_example`)."""
   if data.dataset:
-    return _real_train(data, seed=seed, shard_index=shard_index, shard_count=shard_count)
+    return _real_train(data, seed=seed, shard_index=shard_index, shard_count=shard_count,
+                       extra=extra)
   check_lengths(data.num_frames, data.num_sources, data.num_targets)
   src = _source(data, "train", data.train_clips)
   ds = grain.MapDataset.range(len(src))[shard_index::shard_count]
   draw = _RandomFrames(src, data.num_sources, data.num_targets,
-                       data.get("pair_sampling", "uniform"))
+                       data.get("pair_sampling", "uniform"), extra)
   return ds.random_map(draw, seed=seed)
 
 
 def eval_dataset(data, split: str, *, num_clips: int, shard_index: int,
-                 shard_count: int) -> grain.MapDataset:
-  """The Same-Video example of each of the first `num_clips` clips of `split` (held-out people)."""
+                 shard_count: int, extra: tuple[str, ...] = ()) -> grain.MapDataset:
+  """The Same-Video example of each of the first `num_clips` clips of `split` (held-out people;
+  `extra`: more modalities, `video_example`)."""
   if data.dataset:
     return _real_eval(data, split, num_examples=num_clips, shard_index=shard_index,
-                      shard_count=shard_count)
+                      shard_count=shard_count, extra=extra)
   check_lengths(data.num_frames, data.num_sources, data.num_targets)
   start, sources = eval_frames(data.num_frames, data.num_sources, data.num_targets)
   src = _source(data, split, num_clips)
   ds = grain.MapDataset.range(len(src)).map(
-      lambda i: video_example(src, src.take(int(i))[0], start, sources, data.num_targets))
+      lambda i: video_example(src, src.take(int(i))[0], start, sources, data.num_targets, extra))
   return ds[shard_index::shard_count]
 
 
 def synthesis_example(data, *, seed: int, driving_seed: int | None,
-                      background_seed: int | None) -> dict[str, np.ndarray]:
+                      background_seed: int | None,
+                      extra: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
   """Person of clip `seed` performing the motion of clip `driving_seed` (None: Same-Video, the
   clip's own last L frames), in front of the background of clip `background_seed` (None: the
   source clip's own): source frames "src_*", target poses "tgt_*", and "bg_rgb" /
-  "bg_keypoints" (the background branch's input frames) when substituting the background."""
+  "bg_keypoints" (the background branch's input frames) when substituting the background.
+  `extra`: more modalities of the source and target frames (`video_example`; Same-Video only)."""
+  if extra and driving_seed is not None and driving_seed != seed:
+    raise ValueError(f"more modalities ({', '.join(extra)}) are read for Same-Video synthesis "
+                     "only; give no driving clip")
   if data.dataset:
     return _real_synthesis(data, seed=seed, driving_seed=driving_seed,
-                           background_seed=background_seed)
+                           background_seed=background_seed, extra=extra)
   check_lengths(data.num_frames, data.num_sources, data.num_targets)
   render = lambda s: synthetic.render_clip(s, num_views=1, num_frames=data.num_frames,
                                            resolution=data.resolution)
   clip = render(seed)
   start, sources = eval_frames(data.num_frames, data.num_sources, data.num_targets)
   if driving_seed is None or driving_seed == seed:
-    example = make_example(clip, 0, start, sources, data.num_targets)
+    example = make_example(clip, 0, start, sources, data.num_targets, extra)
   else:
     every = video_sources.evenly_spaced(data.num_sources, data.num_frames)
     example = {**source_part(clip, 0, every),
@@ -238,22 +254,22 @@ def _usable(src, split: str, data) -> list[video_sources.VideoInfo]:
 class _RealRandomFrames(grain.transforms.RandomMap):
   """(video, target start) -> K random source frames of the video outside the run."""
 
-  def __init__(self, src, data):
-    self.src, self.k, self.l = src, data.num_sources, data.num_targets
+  def __init__(self, src, data, extra=()):
+    self.src, self.k, self.l, self.extra = src, data.num_sources, data.num_targets, tuple(extra)
 
   def random_map(self, item, rng: np.random.Generator):
     video, start = item
     others = np.setdiff1d(np.arange(video.num_frames), np.arange(start, start + self.l))
     sources_idx = np.sort(rng.choice(others, self.k, replace=False))
-    return video_example(self.src, video, start, sources_idx, self.l)
+    return video_example(self.src, video, start, sources_idx, self.l, self.extra)
 
 
-def _real_train(data, *, seed, shard_index, shard_count) -> grain.MapDataset:
+def _real_train(data, *, seed, shard_index, shard_count, extra=()) -> grain.MapDataset:
   src = open_dataset(data)
   items = [(v, s) for v in _usable(src, "train", data)
            for s in range(v.num_frames - data.num_targets + 1)]
   ds = grain.MapDataset.source(items)[shard_index::shard_count]
-  return ds.random_map(_RealRandomFrames(src, data), seed=seed)
+  return ds.random_map(_RealRandomFrames(src, data, extra), seed=seed)
 
 
 def real_eval_items(src, split: str, data, num_examples: int) -> list[tuple]:
@@ -273,15 +289,16 @@ def real_eval_items(src, split: str, data, num_examples: int) -> list[tuple]:
   return out
 
 
-def _real_eval(data, split, *, num_examples, shard_index, shard_count) -> grain.MapDataset:
+def _real_eval(data, split, *, num_examples, shard_index, shard_count,
+               extra=()) -> grain.MapDataset:
   src = open_dataset(data)
   items = real_eval_items(src, split, data, num_examples)
   ds = grain.MapDataset.source(items).map(
-      lambda it: video_example(src, it[0], it[1], it[2], data.num_targets))
+      lambda it: video_example(src, it[0], it[1], it[2], data.num_targets, extra))
   return ds[shard_index::shard_count]
 
 
-def _real_synthesis(data, *, seed, driving_seed, background_seed) -> dict:
+def _real_synthesis(data, *, seed, driving_seed, background_seed, extra=()) -> dict:
   """Held-out video `seed` (modulo their count) as the person (its last L frames as the
   Same-Video targets), video `driving_seed`'s last L poses as the motion, and video
   `background_seed`'s frames as the background branch's input."""
@@ -291,7 +308,7 @@ def _real_synthesis(data, *, seed, driving_seed, background_seed) -> dict:
   video = pick(seed)
   # The first len(held) evaluation items are each held-out video's last run, in order.
   _, start, sources_idx = real_eval_items(src, "test", data, len(held))[held.index(video)]
-  example = video_example(src, video, start, sources_idx, data.num_targets)
+  example = video_example(src, video, start, sources_idx, data.num_targets, extra)
   if driving_seed is not None and pick(driving_seed) != video:
     drive = pick(driving_seed)
     example.update(_target_frames(src, drive, np.arange(drive.num_frames - data.num_targets,

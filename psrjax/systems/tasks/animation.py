@@ -30,10 +30,13 @@ model (`keypoints`, `animate`):
   (`read_source_image`) with a prepared video (`driving_video`); by default held-out clip
   `--seed` reconstructs itself.
 
-A subclass implements `keypoints` and `animate` (its motion model), `check_training_data`,
-`train_dataset` and `train_example_spec` (its training examples), and the protocol's training
-methods (`stages`, `init`, `optimizers`); it may extend `constants` (the task's are LPIPS and,
-with `eval.act_recog`, I3D) and set `min_eval_targets`.
+A subclass implements `drive` (the source animated by every driving frame; a keypoint motion
+model subclasses `KeypointAnimationTask` and implements `keypoints` and `animate` instead),
+`check_training_data`, `train_dataset` and `train_example_spec` (its training examples), and the
+protocol's training methods (`stages`, `init`, `optimizers`); it may extend `constants` (the
+task's are LPIPS and, with `eval.act_recog`, I3D), set `min_eval_targets`, read more
+modalities of the evaluation clips (`eval_reads`) and turn them into the model's inputs
+(`eval_example`, `eval_example_spec`).
 """
 from __future__ import annotations
 
@@ -101,6 +104,8 @@ class AnimationTask(base.System):
   modalities = first_frame.MODALITIES
   # The fewest driving frames of an evaluation clip, and the metric that needs them.
   min_eval_targets: tuple[int, str] = (2, "E_temp")
+  # More modalities of the evaluation clips' source and driving frames ("src_<m>", "tgt_<m>").
+  eval_reads: tuple[str, ...] = ()
 
   def __init__(self, config):
     super().__init__(config)
@@ -129,13 +134,18 @@ class AnimationTask(base.System):
     """{key: (shape, dtype)} of a training example."""
 
   @abc.abstractmethod
-  def keypoints(self, params, frames: jax.Array) -> dict[str, jax.Array]:
-    """{"value": [B, K, 2] and, with Jacobians, "jacobian": [B, K, 2, 2]} of [0, 1] frames."""
+  def drive(self, params, batch) -> jax.Array:
+    """[B, L, H, W, 3] in [-1, 1]: the source "src_rgb" [B, 1, H, W, 3] animated by each
+    driving frame "tgt_rgb" [B, L, H, W, 3] (relative to "init_rgb", the driving video's first
+    frame, where the model moves by relative motion)."""
 
-  @abc.abstractmethod
-  def animate(self, params, source: jax.Array, kp_source, kp_driving) -> dict[str, jax.Array]:
-    """The [0, 1] `source` [B, H, W, 3] moved from `kp_source` to `kp_driving`: "prediction"
-    [B, H, W, 3] in [0, 1] and whatever else the model computes."""
+  def eval_example(self, example: dict) -> dict:
+    """An evaluation or synthesis example (with `eval_reads`) -> the model's inputs."""
+    return example
+
+  def eval_example_spec(self, spec: dict) -> dict:
+    """{key: (shape, dtype)} of `eval_example`'s output, given the example's `spec`."""
+    return spec
 
   # ------------------------------------------------------------------- constants
   def constants(self):
@@ -148,17 +158,9 @@ class AnimationTask(base.System):
 
   # ------------------------------------------------------------------- inference
   def generate(self, params, batch):
-    """"frames" [B, L, H, W, 3] in [-1, 1]: the source animated by the driving frames with the
-    relative motion from the driving video's first frame "init_rgb"; "source" beside them."""
-    source, initial = unit(batch["src_rgb"][:, 0]), unit(batch["init_rgb"])
-    kp_source, kp_initial = self.keypoints(params, source), self.keypoints(params, initial)
-
-    def frame(driving):
-      kp = relative_keypoints(kp_source, self.keypoints(params, unit(driving)), kp_initial)
-      return self.animate(params, source, kp_source, kp)["prediction"]
-
-    frames = jax.lax.map(frame, jnp.moveaxis(batch["tgt_rgb"], 1, 0))
-    frames = jnp.clip(2.0 * jnp.moveaxis(frames, 0, 1) - 1.0, -1.0, 1.0)
+    """"frames" [B, L, H, W, 3] in [-1, 1]: the source animated by the driving frames
+    (`drive`); "source" beside them."""
+    frames = jnp.clip(self.drive(params, batch), -1.0, 1.0)
     length = frames.shape[1]
     return {"frames": frames,
             "source": jnp.repeat(batch["src_rgb"][:, :1], length, axis=1)}
@@ -207,8 +209,9 @@ class AnimationTask(base.System):
       return self.train_dataset(seed=seed, shard_index=shard_index, shard_count=shard_count)
     ds = first_frame.eval_dataset(self.eval_data, split,
                                   num_clips=max(1, self.config.eval.num_examples),
-                                  shard_index=shard_index, shard_count=shard_count)
-    return ds.map(_with_initial)
+                                  shard_index=shard_index, shard_count=shard_count,
+                                  extra=self.eval_reads)
+    return ds.map(lambda example: self.eval_example(_with_initial(example)))
 
   def example_spec(self, split):
     if split == "train":
@@ -216,6 +219,7 @@ class AnimationTask(base.System):
     else:
       spec = first_frame.example_spec(self.eval_data, self.eval_data.num_targets)
       spec["init_rgb"] = (spec["src_rgb"][0][1:], np.float32)
+      spec = self.eval_example_spec(spec)
     return {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in spec.items()}
 
   def synthesis_windows(self, *, seed: int, source: str = "", driving: str = "test",
@@ -230,15 +234,18 @@ class AnimationTask(base.System):
       yield self.synthesis_example(seed=seed, source=source, driving=driving)
       return
     resolution = self.config.data.resolution
-    src, video = _driving_source(driving, resolution, seed)
+    src, video = _driving_source(driving, resolution, seed, self.eval_reads)
     start, stop = windows.clip_range(frames, video.num_frames)
-    initial = src.frames(video, np.array([start]), ("rgb",))["rgb"][0]
-    image = read_source_image(source, resolution) if source else initial
+    first = src.frames(video, np.array([start]), ("rgb",) + self.eval_reads)
+    initial = first["rgb"][0]
+    head = ({"src_rgb": read_source_image(source, resolution)[None]} if source else
+            {"src_rgb": first["rgb"], **{f"src_{k}": first[k] for k in self.eval_reads}})
     for numbers, keep in windows.padded_windows(start, stop, SYNTHESIS_WINDOW):
-      part = src.frames(video, numbers, ("rgb", "mask", "flow_bwd"))
-      yield {"src_rgb": image[None], "tgt_rgb": part["rgb"], "tgt_mask": part["mask"],
-             "tgt_flow_bwd": part["flow_bwd"], "init_rgb": initial,
-             base.KEEP_FRAMES: np.int32(keep)}
+      part = src.frames(video, numbers, ("rgb", "mask", "flow_bwd") + self.eval_reads)
+      yield self.eval_example({
+          **head, "tgt_rgb": part["rgb"], "tgt_mask": part["mask"],
+          "tgt_flow_bwd": part["flow_bwd"], "init_rgb": initial,
+          **{f"tgt_{k}": part[k] for k in self.eval_reads}, base.KEEP_FRAMES: np.int32(keep)})
 
   def synthesis_example(self, *, seed: int, source: str = "", driving: str = "test",
                         frames: str = ""):
@@ -249,14 +256,16 @@ class AnimationTask(base.System):
     del frames
     if driving == "test":
       example = same_video.synthesis_example(self.eval_data, seed=seed, driving_seed=None,
-                                             background_seed=None)
+                                             background_seed=None, extra=self.eval_reads)
       example = _with_initial(example)
     else:
-      example = driving_video(driving, self.config.data.resolution, seed)
-    if source:
+      example = driving_video(driving, self.config.data.resolution, seed, self.eval_reads)
+    if source:   # an image file: none of the source frame's other modalities
       image = read_source_image(source, self.config.data.resolution)
+      example = {k: v for k, v in example.items()
+                 if k not in {f"src_{m}" for m in self.eval_reads}}
       example["src_rgb"] = image[None]
-    return {k: v for k, v in example.items() if not k.startswith("bg_")}
+    return self.eval_example({k: v for k, v in example.items() if not k.startswith("bg_")})
 
 
 def _with(data, **updates) -> ml_collections.ConfigDict:
@@ -288,20 +297,52 @@ def read_source_image(path: str, resolution: int) -> np.ndarray:
   return sources.resize_frames(sources.to_unit(square)[None], "rgb", resolution)[0]
 
 
-def _driving_source(path: str, resolution: int, seed: int):
-  """(the prepared dataset at `path`, its video `seed` modulo their count)."""
+def _driving_source(path: str, resolution: int, seed: int, reads: tuple[str, ...] = ()):
+  """(the prepared dataset at `path`, checked for the modalities `reads`, its video `seed`
+  modulo their count)."""
   src = sources.open_prepared(config_args.prepared_dataset(path), resolution)
+  if reads:
+    sources.require(src, reads, what=f"--driving {path}")
   videos = [v for split in ("train", "test") for v in src.videos(split)]
   if not videos:
     raise ValueError(f"--driving {path!r} holds no video; prepare one with `psrjax prepare`")
   return src, videos[int(seed) % len(videos)]
 
 
-def driving_video(path: str, resolution: int, seed: int) -> dict:
+def driving_video(path: str, resolution: int, seed: int, reads: tuple[str, ...] = ()) -> dict:
   """Video `seed` (modulo their count) of a prepared dataset as driving frames: its first
-  SYNTHESIS_FRAMES frames, the first of them also the source and the motion's reference."""
-  src, video = _driving_source(path, resolution, seed)
+  SYNTHESIS_FRAMES frames, the first of them also the source and the motion's reference
+  (`reads`: more modalities of them, "src_<m>" and "tgt_<m>")."""
+  src, video = _driving_source(path, resolution, seed, reads)
   frames = np.arange(min(video.num_frames, SYNTHESIS_FRAMES))
-  part = src.frames(video, frames, ("rgb", "mask", "flow_bwd"))
+  part = src.frames(video, frames, ("rgb", "mask", "flow_bwd") + tuple(reads))
   return {"src_rgb": part["rgb"][:1], "tgt_rgb": part["rgb"], "tgt_mask": part["mask"],
-          "tgt_flow_bwd": part["flow_bwd"], "init_rgb": part["rgb"][0]}
+          "tgt_flow_bwd": part["flow_bwd"], "init_rgb": part["rgb"][0],
+          **{f"src_{k}": part[k][:1] for k in reads}, **{f"tgt_{k}": part[k] for k in reads}}
+
+
+class KeypointAnimationTask(AnimationTask):
+  """The animation task for a keypoint motion model (FOMM, INTERnet): `drive` moves the source
+  by the official FOMM animation's relative motion (module docstring), frame by frame; a
+  subclass implements `keypoints` and `animate`."""
+
+  @abc.abstractmethod
+  def keypoints(self, params, frames: jax.Array) -> dict[str, jax.Array]:
+    """{"value": [B, K, 2] and, with Jacobians, "jacobian": [B, K, 2, 2]} of [0, 1] frames."""
+
+  @abc.abstractmethod
+  def animate(self, params, source: jax.Array, kp_source, kp_driving) -> dict[str, jax.Array]:
+    """The [0, 1] `source` [B, H, W, 3] moved from `kp_source` to `kp_driving`: "prediction"
+    [B, H, W, 3] in [0, 1] and whatever else the model computes."""
+
+  def drive(self, params, batch):
+    """The source moved by the driving keypoints' motion relative to "init_rgb"'s."""
+    source, initial = unit(batch["src_rgb"][:, 0]), unit(batch["init_rgb"])
+    kp_source, kp_initial = self.keypoints(params, source), self.keypoints(params, initial)
+
+    def frame(driving):
+      kp = relative_keypoints(kp_source, self.keypoints(params, unit(driving)), kp_initial)
+      return self.animate(params, source, kp_source, kp)["prediction"]
+
+    frames = jax.lax.map(frame, jnp.moveaxis(batch["tgt_rgb"], 1, 0))
+    return 2.0 * jnp.moveaxis(frames, 0, 1) - 1.0

