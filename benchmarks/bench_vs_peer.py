@@ -8,6 +8,7 @@ run alternately on one machine: `psrjax bench` and `benchmarks/peer_steps.py`.
   python benchmarks/bench_vs_peer.py d2gnet --checkout ~/src/Neural-Human-Video-Rendering \
       --pairs 3 --steps 3
   python benchmarks/bench_vs_peer.py vid2vid --checkout ~/src/vid2vid --pairs 3 --steps 3
+  python benchmarks/bench_vs_peer.py lwgan --checkout ~/src/impersonator --pairs 3 --steps 2
 
 The peer's repository is a checkout given on the command line (nothing is fetched; its commit
 is printed): NVIDIA/pix2pixHD for `pix2pixhd`, carolineec/EverybodyDanceNow for `edn`,
@@ -18,11 +19,14 @@ pairs; its D²G-Net given the release's shape: 4 stride-2 levels, 2 blocks, no p
 NVIDIA/vid2vid for `vid2vid` (configs/vid2vid.py at batch 1: one clip of 12 frames a step, and
 one iteration of the peer's train.py on such a clip, FlowNet2 replaced by a fixed reference
 flow: peer_steps.vid2vid_step; psrjax's side keeps the activations of the 12 frames for one
-backward pass, about 37 GiB in float32 by `psrjax plan`, the peer those of a load of 3). Both
-sides build the same networks at 256x256, batch 1, with random weights (the VGG19 of both
-losses loads one random torchvision state dict, written once into `--workdir`, unless
-`--vgg-weights` names a file), and time `--steps` steps after `--warmup` untimed ones; each
-command reports its median step. psrjax's side is
+backward pass, about 37 GiB in float32 by `psrjax plan`, the peer those of a load of 3),
+svip-lab/impersonator for `lwgan` (configs/lwgan.py at its paper config, batch 4 at 256x256, as
+the peer's scripts/train_iPER.sh; the peer's body recovery, HMR, SMPL and the mesh renderer,
+replaced by fixed uv_seg maps, transform and joints, its face loss's SphereFace random:
+peer_steps.lwgan_step). Both sides build the same networks at 256x256, batch 1 unless named
+above, with random weights (the VGG19 of both losses loads one random torchvision state dict,
+written once into `--workdir`, unless `--vgg-weights` names a file), and time `--steps` steps
+after `--warmup` untimed ones; each command reports its median step. psrjax's side is
 
   psrjax bench --config configs/<peer>.py --config.loss.vgg_net=vgg19 \
       --config.loss.vgg_weights=FILE --steps 5 --json
@@ -51,7 +55,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER_STEPS = os.path.join(REPO, "benchmarks", "peer_steps.py")
 CONFIGS = {"pix2pixhd": "configs/pix2pixhd.py", "edn": "configs/edn.py",
            "cocosnet": "configs/cocovid.py", "fomm": "configs/fomm.py", "d2gnet": "configs/d2gnet.py",
-           "vid2vid": "configs/vid2vid.py"}
+           "vid2vid": "configs/vid2vid.py", "lwgan": "configs/lwgan.py"}
 # psrjax's side beyond the paper config: CoCosNet's peer runs batch 1 (the per-person paper
 # config trains batch 4) and only its first stage has a counterpart.
 EXTRA = {"cocosnet": ["--config.train.batch_size=1", "--stage", "main"],
@@ -69,7 +73,8 @@ EXTRA = {"cocosnet": ["--config.train.batch_size=1", "--stage", "main"],
          "vid2vid": ["--config.train.batch_size=1"]}
 # A file each peer's checkout holds (pix2pixHD's layout unless named).
 MARKERS = {"fomm": ("modules/model.py",), "d2gnet": ("models/pix2pixHD_Avatar.py",),
-           "vid2vid": ("models/vid2vid_model_G.py",)}
+           "vid2vid": ("models/vid2vid_model_G.py",),
+           "lwgan": ("networks/generator.py", "models/impersonator_trainer.py")}
 FLAGS = re.compile(r"^(avx\w*|amx\w*|fma|f16c|sse4_2)$")
 
 

@@ -6,6 +6,7 @@ r"""Train steps of the PyTorch code psrjax's users would otherwise run, driven u
   python benchmarks/peer_steps.py fomm --checkout ~/src/first-order-model --steps 3 --json
   python benchmarks/peer_steps.py d2gnet --checkout ~/src/Neural-Human-Video-Rendering --steps 3
   python benchmarks/peer_steps.py vid2vid --checkout ~/src/vid2vid --steps 3
+  python benchmarks/peer_steps.py lwgan --checkout ~/src/impersonator --steps 2
 
 `pix2pixhd`: NVIDIA/pix2pixHD (commit 14b3b3c): its `Pix2PixHDModel` built by its own option
 parser (`options/train_options.py`) at the paper config psrjax's `configs/pix2pixhd.py` has --
@@ -42,6 +43,15 @@ of train.py on a clip of 12 frames: 4 loads of 3 frames, each G's forward, the i
 warp and weight losses and the temporal discriminators, then the G, D and D_T updates. FlowNet2
 is left out: the reference flow and its confidence are fixed tensors (`vid2vid_step`).
 
+`lwgan`: svip-lab/impersonator (commit b041dd4), the authors' Liquid Warping GAN: its
+`Impersonator` trainer (models/impersonator_trainer.py) built by its own option parser at
+scripts/train_iPER.sh (batch 4 at 256x256; ImpersonatorGenerator with the 3-channel uv_seg
+maps, 6 blocks; the 4-layer instance-norm PatchDiscriminator; λ_rec = λ_tsf = 10, λ_face 5,
+λ_mask = λ_mask_smooth = 1, mask BCE, VGG19 loss, SphereFace loss, no style loss), one step
+being train.py's loop body: `set_input` then `optimize_parameters` (G forward, `_optimize_G`,
+the G Adam step, `_optimize_D`, the D Adam step). Its body recovery (HMR, SMPL and the neural
+mesh renderer) is left out: fixed tensors stand in for what they give (`lwgan_step`).
+
 What is patched, and only in this process, so that the CUDA-era code runs on a CPU:
 `Tensor.cuda` / `Module.cuda` return their receiver, `torch.cuda.FloatTensor` is the CPU
 `FloatTensor` (for `d2gnet` also `Tensor.to` a CUDA device stays on the CPU, and
@@ -52,7 +62,8 @@ returning fixed flows stands in for it), and torchvision's `vgg19(pretrained=Tru
 network with the weights of `--vgg-weights` (a torchvision state dict) or random ones instead of
 downloading. Nothing is fetched. The repositories' files are imported as they are.
 
-Prints the commit of the checkout, torch's version and threads, and the step times (median).
+Prints the commit of the checkout, torch's version and threads, and the step times (median);
+for `lwgan` also the numbers of parameters of its G and D.
 """
 from __future__ import annotations
 
@@ -519,8 +530,153 @@ def vid2vid_step(checkout: str, workdir: str, res: int = RES, options: tuple = (
   return step, (model_g, model_d)
 
 
+def lwgan_inputs(batch: int = 4, res: int = RES, seed: int = 0) -> dict:
+  """Fixed random tensors in place of what Liquid Warping GAN's body recovery (HMR, SMPL, the
+  neural mesh renderer) gives for `batch` (source, target) pairs of frames, index 0 the
+  source, 1 the target: "images" [batch, 2, 3, res, res] in [-1, 1] (the data loader's);
+  "cond" [2, batch, 3, res, res] the uv_seg maps (a body blob, an ellipse per frame, holding
+  (u, v, 0) with u, v in [0, 1], and (0, 0, 1) on the background, as utils/mesh.py's "uv_seg"
+  map encodes faces and background); "j2d" [2, batch, 19, 2] the joints in [-1, 1] (the
+  head's, 12 to 18, at the top of the blob: the trainer's `cal_head_bbox` makes boxes of about
+  45 x 38 pixels of them); "T" [batch, res, res, 2] (`cal_bc_transform`'s transform: for each
+  target body pixel the source position to read, in [-1, 1], here the identity moved from the
+  target's blob to the source's plus noise; -2 on the target's background)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  g = torch.Generator().manual_seed(seed)
+  uniform = lambda lo, hi, *shape: torch.rand(*shape, generator=g) * (hi - lo) + lo
+  # blob centres and radii, in [0, 1] image coordinates, per frame: [2, batch]
+  cx, cy = uniform(0.4, 0.6, 2, batch), uniform(0.5, 0.6, 2, batch)
+  rx, ry = uniform(0.15, 0.25, 2, batch), uniform(0.3, 0.4, 2, batch)
+  pos = (torch.arange(res, dtype=torch.float32) + 0.5) / res
+  y, x = pos[:, None], pos[None, :]
+  blob = (((x - cx[..., None, None]) / rx[..., None, None]) ** 2
+          + ((y - cy[..., None, None]) / ry[..., None, None]) ** 2 <= 1).float()  # [2, b, h, w]
+  uv = uniform(0.0, 1.0, 2, batch, 2, res, res) * blob[:, :, None]
+  cond = torch.cat([uv, 1 - blob[:, :, None]], dim=2)
+  body = torch.stack([cx[..., None] + uniform(-1, 1, 2, batch, 12) * rx[..., None],
+                      cy[..., None] + uniform(-0.8, 1, 2, batch, 12) * ry[..., None]], -1)
+  head = torch.stack([cx[..., None] + uniform(-0.05, 0.05, 2, batch, 7),
+                      (cy - ry)[..., None] + uniform(0.0, 0.12, 2, batch, 7)], -1)
+  j2d = torch.cat([body, head], dim=2).clamp(0, 1) * 2 - 1
+  grid = torch.stack(torch.broadcast_tensors(x * 2 - 1, y * 2 - 1), -1)      # [h, w, (x, y)]
+  shift = torch.stack([cx[0] - cx[1], cy[0] - cy[1]], -1) * 2                  # [b, 2]
+  t = (grid + shift[:, None, None] + uniform(-0.01, 0.01, batch, res, res, 2)).clamp(-1, 1)
+  t = torch.where(blob[1, :, :, :, None] > 0, t, torch.full_like(t, -2.0))
+  return {"images": uniform(-1.0, 1.0, 2, batch, 3, res, res).transpose(0, 1).contiguous(),
+          "cond": cond, "j2d": j2d, "T": t}
+
+
+def lwgan_body(fixed: dict):
+  """A stand-in for both networks of Liquid Warping GAN's `BodyRecoveryFlow`, HMR's
+  `get_details` and SMPLRenderer's `render_fim_wim`, `encode_fim` and `cal_bc_transform`,
+  returning the fixed tensors of `lwgan_inputs`, so that its own `forward` runs on them
+  unmodified (the masks eroded by utils.util.morph, syn_img by grid_sample of the source by T,
+  the generator's three inputs, the head box by its `cal_head_bbox` from the joints). It tells
+  the source from the target by the SMPL parameters `set_input` passes (the benchmark's are 0
+  for the source, 1 for the target); "cam", "verts" and the face index maps are that index."""
+  import torch  # pylint: disable=g-import-not-at-top
+
+  class FixedBody:
+    def get_details(self, smpl):
+      which = int(smpl[0, 0])
+      return {"cam": which, "verts": which, "j2d": fixed["j2d"][which]}
+
+    def render_fim_wim(self, cam, verts):
+      del cam
+      return torch.zeros(fixed["T"].shape[0], 1, 3, 3), verts, verts   # f2verts, fim, wim
+
+    def encode_fim(self, cam, verts, fim=None, transpose=True):
+      del cam, verts, transpose
+      return fixed["cond"][fim], fim
+
+    def cal_bc_transform(self, src_f2pts, dst_fims, dst_wims):
+      del src_f2pts, dst_fims, dst_wims
+      return fixed["T"]
+
+  return FixedBody()
+
+
+def lwgan_step(checkout: str, workdir: str, vgg_weights: str | None = None):
+  """(step function, trainer) for svip-lab/impersonator (commit b041dd4), the authors' Liquid
+  Warping GAN, at scripts/train_iPER.sh: its `Impersonator` (models/impersonator_trainer.py)
+  built by its `ModelsFactory` from its own option parser (`--model impersonator_trainer
+  --gen_name impersonator --image_size 256 --batch_size 4 --lambda_rec 10 --lambda_tsf 10
+  --lambda_face 5 --lambda_style 0 --lambda_mask 1 --lambda_mask_smooth 1 --mask_bce --use_vgg
+  --use_face`; the defaults `--map_name uv_seg`, `--repeat_num 6`, `--norm_type instance`,
+  Adam 2e-4 (0.5, 0.999) for both, `--lambda_D_prob 1`): ImpersonatorGenerator(bg_dim=4,
+  src_dim=6, tsf_dim=6, repeat_num=6), PatchDiscriminator(input_nc=6, ndf=64, n_layers=4,
+  instance norm, no sigmoid), VGGLoss over its Vgg19 (torchvision's vgg19: `vgg_weights`, patched
+  in `patch_for_cpu`) and FaceLoss over Sphere20a. One step is train.py's loop body (L66-L68):
+  `set_input` on a batch of 4 (source, target) pairs, then `optimize_parameters` (the G
+  forward; `_optimize_G`'s adversarial (LSGAN, target 0), L1 reconstruction, VGG, face, mask BCE
+  and mask smoothness losses, their backward and the G Adam step; `_optimize_D` (targets 1 real,
+  -1 fake), its backward and the D Adam step).
+
+  Left out or patched: the body recovery (`BodyRecoveryFlow`'s HMR and SMPLRenderer, whose
+  weights, SMPL model and CUDA rasteriser a CPU run lacks): the class is the repository's with
+  them replaced by a stand-in returning fixed tensors (its `_init_create_networks`, which loads
+  and builds them, installs `lwgan_body(lwgan_inputs(...))` instead), so its `forward` and the
+  trainer's `set_input` run; `neural_renderer` (the CUDA extension utils/nmr.py imports; never
+  called) and `ipdb` (imported by the trainer and the generator, never called) are empty
+  modules where they are not installed; FaceLoss's Sphere20a keeps random weights: `torch.load`
+  of `--face_model` (sphere20a_20171020.pth) returns a random Sphere20a's state dict, its
+  loading code otherwise run. Its checkpoints and options file go to `workdir`; `--gpu_ids 0`
+  (its default: `-1` is two characters, which it takes for two GPUs, wrapping everything in
+  DataParallel), its CUDA calls patched in `patch_for_cpu`. The grid samples keep their call
+  (`F.grid_sample(x, T)`), whose default is align_corners=False since PyTorch 1.3 (the authors'
+  PyTorch 1.2 had only the corner-aligned convention): the same work."""
+  del vgg_weights   # the VGG is patched in `patch_for_cpu`
+  import torch  # pylint: disable=g-import-not-at-top
+  for name in ("neural_renderer", "ipdb"):
+    if importlib.util.find_spec(name) is None:
+      module = types.ModuleType(name)
+      module.set_trace = lambda *a, **k: None
+      sys.modules[name] = module
+  workdir = os.path.abspath(workdir)
+  batch = 4
+  opt = parse_options(checkout, [
+      "--gpu_ids", "0", "--checkpoints_dir", workdir, "--name", "bench", "--load_path", "None",
+      "--model", "impersonator_trainer", "--gen_name", "impersonator", "--image_size", str(RES),
+      "--batch_size", str(batch), "--lambda_face", "5", "--lambda_tsf", "10", "--lambda_style",
+      "0", "--lambda_rec", "10", "--lambda_mask", "1", "--lambda_mask_smooth", "1",
+      "--nepochs_no_decay", "5", "--nepochs_decay", "25", "--mask_bce", "--use_vgg",
+      "--use_face"])
+  from models import impersonator_trainer  # pylint: disable=g-import-not-at-top
+  from models.models import ModelsFactory  # pylint: disable=g-import-not-at-top
+  from networks.facenet import Sphere20a  # pylint: disable=g-import-not-at-top
+  sphere = Sphere20a().state_dict()
+  load = torch.load
+  torch.load = lambda f, *a, **k: sphere if f == opt.face_model else load(f, *a, **k)
+  fixed = lwgan_inputs(batch, RES)
+  body = lwgan_body(fixed)
+
+  def fixed_body_networks(self):   # instead of loading HMR and building the renderer
+    self._hmr = self._render = body   # pylint: disable=protected-access
+
+  impersonator_trainer.BodyRecoveryFlow._init_create_networks = fixed_body_networks
+  with contextlib.redirect_stdout(sys.stderr):
+    model = ModelsFactory.get_by_name(opt.model, opt)
+  model.set_train()
+  data = {"images": fixed["images"],
+          "smpls": torch.arange(2.0)[None, :, None].expand(batch, 2, 85).contiguous()}
+
+  def step():
+    # train.py L66-L68 (a batch of the data loader's pairs; trainable: G every iteration)
+    model.set_input(data)
+    model.optimize_parameters(trainable=True, keep_data_for_visuals=False)
+    return model.get_current_errors()
+
+  return step, model
+
+
+def lwgan_parameters(model) -> dict[str, int]:
+  """The numbers of parameters of the trainer's generator and discriminator."""
+  return {name: sum(p.numel() for p in net.parameters())
+          for name, net in (("G", model._G), ("D", model._D))}  # pylint: disable=protected-access
+
+
 PEERS = {"pix2pixhd": pix2pixhd_step, "edn": edn_step, "cocosnet": cocosnet_step,
-         "fomm": fomm_step, "d2gnet": d2gnet_step, "vid2vid": vid2vid_step}
+         "fomm": fomm_step, "d2gnet": d2gnet_step, "vid2vid": vid2vid_step, "lwgan": lwgan_step}
 
 
 class PartTimer:
@@ -583,16 +739,17 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   checkout = os.path.abspath(os.path.expanduser(args.checkout))
   if not any(os.path.exists(os.path.join(checkout, *p)) for p in (
-      ("models", "networks"), ("models", "networks.py"), ("modules", "generator.py"))):
-    parser.error(f"--checkout {checkout} has no models/networks(.py) or modules/generator.py; "
-                 f"pass the {args.peer} repository's checkout")
+      ("models", "networks"), ("models", "networks.py"), ("modules", "generator.py"),
+      ("models", "impersonator_trainer.py"))):
+    parser.error(f"--checkout {checkout} has no models/networks(.py), modules/generator.py or "
+                 f"models/impersonator_trainer.py; pass the {args.peer} repository's checkout")
   import torch  # pylint: disable=g-import-not-at-top
   torch.set_num_threads(args.threads)
   torch.manual_seed(0)
   patch_for_cpu(args.vgg_weights)
   build = PEERS[args.peer]
   step, model = (build(checkout, args.workdir, args.vgg_weights)
-                 if args.peer in ("cocosnet", "fomm") else build(checkout, args.workdir))
+                 if args.peer in ("cocosnet", "fomm", "lwgan") else build(checkout, args.workdir))
   times = []
   for i in range(args.warmup + args.steps):
     start = time.perf_counter()
@@ -604,6 +761,8 @@ def main(argv=None) -> int:
             "threads": torch.get_num_threads()}
   if args.breakdown and args.peer == "pix2pixhd":
     result["parts_s"] = pix2pixhd_parts(model, step, args.steps)
+  if args.peer == "lwgan":
+    result["parameters"] = lwgan_parameters(model)
   if args.json:
     print(json.dumps(result))
   else:
@@ -612,6 +771,8 @@ def main(argv=None) -> int:
           f"(median of {len(times)})")
     for part, seconds in result.get("parts_s", {}).items():
       print(f"  {part:32s} {seconds:8.3f} s")
+    for net, count in result.get("parameters", {}).items():
+      print(f"  {net} parameters {count:,}")
   return 0
 
 
