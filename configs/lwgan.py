@@ -59,6 +59,12 @@ def base_config(c):
       n_blocks=6,                # residual blocks (repeat_num)
       ndf=64,                    # the PatchGAN's first width
       d_layers=4,                # its stride-2 layers
+      background="composite",    # "composite": the source's pixels where the background shows,
+                                 # the background network's behind the body (the authors'
+                                 # inference, an inpainter's output); "network": the network's
+                                 # output everywhere (the authors' training forward)
+      bg_erosion=15,             # the background mask: the UV-seg background eroded by this window
+      crop_erosion=3,            # the masks' target and the source network's cut-out: by this
       conv_impl="auto",          # convolution implementation (psrjax.nn.CONV_IMPLS)
       remat="auto",              # "none" | "blocks" | "full" | "auto" (the lightest that fits)
   )
@@ -89,7 +95,8 @@ def runlocal(c):
   (docs/systems/lwgan.md has its results)."""
   c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.update(resolution=64, train_clips=2000)
-  c.model.update(ngf=16, n_blocks=3, ndf=16, d_layers=3)
+  c.model.update(ngf=16, n_blocks=3, ndf=16, d_layers=3,
+                 bg_erosion=5, crop_erosion=1)   # the authors' 15 and 3 at 256 px, scaled
   c.loss.face_size = (32, 32)
   c.optim.lr = 1e-3
   c.train.update(batch_size=4, steps=2000, log_every=100, checkpoint_every=500, sample_every=0,
@@ -101,7 +108,8 @@ def tiny(c):
   """A seconds-long variant for tests: 32 x 32 frames, tiny networks, no VGG."""
   c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.update(num_frames=6, eval_targets=3, resolution=32, train_clips=16)
-  c.model.update(ngf=4, n_downsample=2, n_blocks=1, ndf=4, d_layers=2)
+  c.model.update(ngf=4, n_downsample=2, n_blocks=1, ndf=4, d_layers=2, bg_erosion=3,
+                 crop_erosion=1)
   c.loss.update(tsf=0.0, face=0.0, face_size=(16, 16))
   c.train.update(batch_size=4, steps=4, log_every=1, checkpoint_every=2, sample_every=0,
                  eval_every=0, data_workers=0)

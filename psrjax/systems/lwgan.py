@@ -67,8 +67,8 @@ from psrjax.models import pretrained
 from psrjax.systems import base
 from psrjax.systems.tasks import animation, gan
 
-BG_EROSION, CROP_EROSION = 15, 3     # the authors' morph(..., ks=15) and ks=3 windows
 VGG_LAYERS = perceptual_losses.PIX2PIXHD_VGG_LAYERS
+BACKGROUNDS = ("composite", "network")
 
 
 def erode(mask: jax.Array, size: int) -> jax.Array:
@@ -79,25 +79,45 @@ def erode(mask: jax.Array, size: int) -> jax.Array:
 
 
 def network_inputs(source: jax.Array, src_uvseg: jax.Array, tgt_uvseg: jax.Array,
-                   transform: jax.Array) -> dict[str, jax.Array]:
+                   transform: jax.Array, *, bg_erosion: int = 15,
+                   crop_erosion: int = 3) -> dict[str, jax.Array]:
   """The generator's inputs of a source frame [B, H, W, 3] in [-1, 1], its UV-seg map, a driving
-  frame's and T (the authors' `BodyRecoveryFlow.forward`): "bg", "src", "tsf", and the eroded
-  background masks "src_crop" / "tgt_crop" the mask loss reads."""
+  frame's and T (the authors' `BodyRecoveryFlow.forward`, erosion windows 15 and 3): "bg", "src",
+  "tsf", the background mask "bg_mask" and the eroded background masks "src_crop" / "tgt_crop"
+  the mask loss reads."""
   background = lambda uvseg: jax.lax.stop_gradient(uvseg[..., 2:])
-  bg_mask = erode(background(src_uvseg), BG_EROSION)
-  src_crop = erode(background(src_uvseg), CROP_EROSION)
+  bg_mask = erode(background(src_uvseg), bg_erosion)
+  src_crop = erode(background(src_uvseg), crop_erosion)
   warped = networks.liquid_warp(source, transform)
-  return {"bg": jnp.concatenate([source * bg_mask, bg_mask], axis=-1),
+  return {"bg": jnp.concatenate([source * bg_mask, bg_mask], axis=-1), "bg_mask": bg_mask,
           "src": jnp.concatenate([source * (1 - src_crop), src_uvseg], axis=-1),
           "tsf": jnp.concatenate([warped, tgt_uvseg.astype(warped.dtype)], axis=-1),
-          "src_crop": src_crop, "tgt_crop": erode(background(tgt_uvseg), CROP_EROSION)}
+          "src_crop": src_crop, "tgt_crop": erode(background(tgt_uvseg), crop_erosion)}
+
+
+def compose(outputs: dict, source: jax.Array, bg_mask: jax.Array) -> dict:
+  """The generator's `outputs` with the background "composite": the source's own pixels where
+  `bg_mask` is 1 and the background network's output behind the body, both frames composed on
+  it again (mask x background + (1 - mask) x colour)."""
+  background = bg_mask * source + (1 - bg_mask) * outputs["background"]
+  mix = lambda mask, color: mask * background + (1 - mask) * color
+  return {**outputs, "background": background, "target_background": background,
+          "source_image": mix(outputs["source_mask"], outputs["source_color"]),
+          "image": mix(outputs["mask"], outputs["color"])}
+
+
+def _clamped_log(x: jax.Array) -> jax.Array:
+  """log x, -100 where x is 0 or subnormal (torch's BCELoss clamps its logs at -100), with a
+  finite gradient everywhere (0 where clamped)."""
+  ok = x >= jnp.finfo(jnp.float32).tiny
+  return jnp.where(ok, jnp.log(jnp.where(ok, x, 1.0)), -100.0)
 
 
 def binary_cross_entropy(p: jax.Array, target: jax.Array) -> jax.Array:
-  """torch.nn.BCELoss: mean of -(y log p + (1 - y) log(1 - p)), each log clamped at -100."""
+  """torch.nn.BCELoss: mean of -(y log p + (1 - y) log(1 - p)), each log clamped at -100 (for
+  p in float32's normal range the same values)."""
   p, target = p.astype(jnp.float32), target.astype(jnp.float32)
-  log = lambda x: jnp.maximum(jnp.log(x), -100.0)
-  return -jnp.mean(target * log(p) + (1.0 - target) * log(1.0 - p))
+  return -jnp.mean(target * _clamped_log(p) + (1.0 - target) * _clamped_log(1.0 - p))
 
 
 def total_variation(x: jax.Array) -> jax.Array:
@@ -117,6 +137,12 @@ class LWGAN(animation.AnimationTask):
   def __init__(self, config):
     super().__init__(config)
     m, c = config.model, config.loss
+    if m.background not in BACKGROUNDS:
+      raise ValueError(f"model.background must be one of {', '.join(BACKGROUNDS)}; got "
+                       f"{m.background!r}")
+    for name in ("bg_erosion", "crop_erosion"):
+      if not isinstance(m[name], int) or m[name] < 1 or m[name] % 2 == 0:
+        raise ValueError(f"model.{name} must be an odd window size >= 1; got {m[name]!r}")
     if len(tuple(c.face_size)) != 2 or min(c.face_size) < 16:
       raise ValueError(f"loss.face_size must be (height, width) of >= 16 pixels (VGG's relu5_1); "
                        f"got {tuple(c.face_size)}")
@@ -181,14 +207,20 @@ class LWGAN(animation.AnimationTask):
 
   # ----------------------------------------------------------------------------- forward
   def _inputs(self, b, t: int):
-    return network_inputs(b["src_rgb"][:, 0], b["src_uvseg"][:, 0], b["tgt_uvseg"][:, t],
-                          b["transform"][:, t])
+    return self._network_inputs(b, b["tgt_uvseg"][:, t], b["transform"][:, t])
+
+  def _network_inputs(self, b, tgt_uvseg, transform):
+    m = self.config.model
+    return network_inputs(b["src_rgb"][:, 0], b["src_uvseg"][:, 0], tgt_uvseg, transform,
+                          bg_erosion=m.bg_erosion, crop_erosion=m.crop_erosion)
 
   def _transfer(self, params, b, tgt_uvseg, transform):
-    """The generator's outputs for one driving frame's UV-seg map and T, and the eroded
-    background masks."""
-    x = network_inputs(b["src_rgb"][:, 0], b["src_uvseg"][:, 0], tgt_uvseg, transform)
+    """The generator's outputs for one driving frame's UV-seg map and T (on the composite
+    background with `model.background="composite"`), and the eroded background masks."""
+    x = self._network_inputs(b, tgt_uvseg, transform)
     out = self.generator.apply({"params": params["g"]}, x["bg"], x["src"], x["tsf"], transform)
+    if self.config.model.background == "composite":
+      out = compose(out, b["src_rgb"][:, 0].astype(out["image"].dtype), x["bg_mask"])
     return {**out, "src_crop": x["src_crop"], "tgt_crop": x["tgt_crop"]}
 
   def _forward(self, params, b, rng):

@@ -5,6 +5,7 @@ and bad configs."""
 import functools
 
 import imageio.v3 as iio
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -68,6 +69,22 @@ def test_network_inputs_are_the_authors_body_recovery_inputs():
   assert 0 < float(np.asarray(ours["bg"])[..., 3].mean()) < float(tgt_uvseg[..., 2].mean())
 
 
+def test_the_composite_background_keeps_the_sources_visible_pixels():
+  rng = np.random.default_rng(2)
+  field = lambda c=3: jnp.asarray(rng.uniform(0, 1, (2, 8, 8, c)), jnp.float32)
+  out = {"background": field(), "source_color": field(), "source_mask": field(1),
+         "color": field(), "mask": field(1)}
+  source = field()
+  bg_mask = jnp.asarray(rng.uniform(0, 1, (2, 8, 8, 1)) > 0.5, jnp.float32)
+  composed = lwgan.compose(out, source, bg_mask)
+  background = np.where(bg_mask > 0, source, out["background"])
+  np.testing.assert_allclose(composed["background"], background, atol=1e-6)
+  expected = out["mask"] * background + (1 - out["mask"]) * out["color"]
+  np.testing.assert_allclose(composed["image"], expected, atol=1e-6)
+  expected = out["source_mask"] * background + (1 - out["source_mask"]) * out["source_color"]
+  np.testing.assert_allclose(composed["source_image"], expected, atol=1e-6)
+
+
 def test_mask_losses_are_torchs_bce_and_the_authors_smoothness():
   rng = np.random.default_rng(1)
   p = rng.uniform(0, 1, (3, 8, 8, 1)).astype(np.float32)
@@ -76,6 +93,9 @@ def test_mask_losses_are_torchs_bce_and_the_authors_smoothness():
   expected = torch.nn.BCELoss()(_nchw(p), _nchw(y)).item()
   assert float(lwgan.binary_cross_entropy(jnp.asarray(p), jnp.asarray(y))) == pytest.approx(
       expected, rel=1e-5)
+  saturated = jnp.asarray([0.0, 1e-45, 1.0, 0.5], jnp.float32)   # a saturated sigmoid's outputs
+  grad = jax.grad(lwgan.binary_cross_entropy)(saturated, jnp.asarray([1.0, 1.0, 0.0, 1.0]))
+  assert np.all(np.isfinite(np.asarray(grad))), grad
   m = _nchw(p)
   smooth = (torch.mean(torch.abs(m[:, :, :, :-1] - m[:, :, :, 1:]))
             + torch.mean(torch.abs(m[:, :, :-1, :] - m[:, :, 1:, :]))).item()
@@ -131,6 +151,8 @@ def test_synthesize_refuses_an_image_file_with_a_one_line_error(system_runs, tmp
     ({"data.num_targets": 2}, "num_targets"),
     ({"data.eval_targets": 1}, "eval_targets"),
     ({"loss.face_size": (8, 8)}, "face_size"),
+    ({"model.background": "inpaint"}, "model.background"),
+    ({"model.bg_erosion": 4}, "bg_erosion"),
 ])
 def test_bad_configs_fail_with_one_line_errors(overrides, match):
   with pytest.raises(ValueError, match=match):
