@@ -60,7 +60,7 @@ import optax
 
 from psrjax.data.samplers import body_transfer, first_frame, same_video
 from psrjax.data.sources import base as sources
-from psrjax.geometry import face_crop
+from psrjax.geometry import face_crop, liquid_warp
 from psrjax.losses import perceptual as perceptual_losses
 from psrjax.models import lwgan as networks
 from psrjax.models import pretrained
@@ -113,6 +113,17 @@ def _clamped_log(x: jax.Array) -> jax.Array:
   return jnp.where(ok, jnp.log(jnp.where(ok, x, 1.0)), -100.0)
 
 
+def front_warp(image: jax.Array, mask: jax.Array, source: jax.Array,
+               transform: jax.Array) -> jax.Array:
+  """The authors' inference option `--front_warp` (models/imitator.py `warp_front`): (1 - F)
+  image + F (1 - mask) grid_sample(source, T), F the pixels whose surface point the source
+  shows (T not OUT_OF_RANGE; theirs: the SMPL faces of a fixed front set), `mask` the output's
+  background weight."""
+  front = (transform[..., :1] > liquid_warp.OUT_OF_RANGE).astype(image.dtype)
+  warped = networks.liquid_warp(source.astype(image.dtype), transform)
+  return (1 - front) * image + front * (1 - mask.astype(image.dtype)) * warped
+
+
 def binary_cross_entropy(p: jax.Array, target: jax.Array) -> jax.Array:
   """torch.nn.BCELoss: mean of -(y log p + (1 - y) log(1 - p)), each log clamped at -100 (for
   p in float32's normal range the same values)."""
@@ -137,6 +148,8 @@ class LWGAN(animation.AnimationTask):
   def __init__(self, config):
     super().__init__(config)
     m, c = config.model, config.loss
+    if not isinstance(m.front_warp, bool):
+      raise ValueError(f"model.front_warp must be True or False; got {m.front_warp!r}")
     if m.background not in BACKGROUNDS:
       raise ValueError(f"model.background must be one of {', '.join(BACKGROUNDS)}; got "
                        f"{m.background!r}")
@@ -229,9 +242,17 @@ class LWGAN(animation.AnimationTask):
     return self._transfer(params, b, b["tgt_uvseg"][:, 0], b["transform"][:, 0])
 
   def drive(self, params, batch):
-    """Each driving frame's pose imitated from the source with its own T and UV-seg map."""
+    """Each driving frame's pose imitated from the source with its own T and UV-seg map (with
+    `model.front_warp`, the source's pixels pasted where it shows the point: `front_warp`)."""
     per_frame = (jnp.moveaxis(batch["tgt_uvseg"], 1, 0), jnp.moveaxis(batch["transform"], 1, 0))
-    frames = jax.lax.map(lambda x: self._transfer(params, batch, *x)["image"], per_frame)
+
+    def frame(x):
+      out = self._transfer(params, batch, *x)
+      if not self.config.model.front_warp:
+        return out["image"]
+      return front_warp(out["image"], out["mask"], batch["src_rgb"][:, 0], x[1])
+
+    frames = jax.lax.map(frame, per_frame)
     return jnp.moveaxis(frames, 0, 1)
 
   # ----------------------------------------------------------------------------- losses

@@ -130,9 +130,10 @@ def _fetch_checked(pending, last_saved: int | None) -> list[tuple[int, dict[str,
            if not np.isfinite(metrics[k])]
     if bad:
       kind = "value" if bad[0].startswith("l2_") else "loss"
-      good = "none was saved" if last_saved is None else f"step {last_saved}"
-      raise NonFiniteLossError(f"non-finite {kind} {bad[0]!r} at step {step}; "
-                               f"last good checkpoint is {good}")
+      good = ("no checkpoint was saved before it" if last_saved is None
+              else f"last good checkpoint is step {last_saved}")
+      raise NonFiniteLossError(f"non-finite {kind} {bad[0]!r} at step {step}; {good} (lower "
+                               "optim.lr, or train again to resume from that checkpoint)")
     out.append((step, metrics))
   return out
 

@@ -85,6 +85,21 @@ def test_the_composite_background_keeps_the_sources_visible_pixels():
   np.testing.assert_allclose(composed["source_image"], expected, atol=1e-6)
 
 
+def test_front_warp_pastes_the_source_where_it_shows_the_point():
+  rng = np.random.default_rng(3)
+  image, source = (jnp.asarray(rng.uniform(-1, 1, (1, 6, 6, 3)), jnp.float32) for _ in range(2))
+  mask = jnp.asarray(rng.uniform(0, 1, (1, 6, 6, 1)), jnp.float32)
+  ys, xs = np.mgrid[:6, :6]
+  identity = np.stack([xs, ys], -1)[None] * 2.0 / 5 - 1.0
+  shown = np.zeros((1, 6, 6), bool)
+  shown[:, 1:4, 2:5] = True
+  transform = jnp.asarray(np.where(shown[..., None], identity, -2.0), jnp.float32)
+  out = np.asarray(lwgan.front_warp(image, mask, source, transform))
+  np.testing.assert_allclose(out[~shown], np.asarray(image)[~shown], atol=1e-6)
+  expected = (1 - np.asarray(mask)) * np.asarray(source)
+  np.testing.assert_allclose(out[shown], expected[shown], atol=1e-5)
+
+
 def test_mask_losses_are_torchs_bce_and_the_authors_smoothness():
   rng = np.random.default_rng(1)
   p = rng.uniform(0, 1, (3, 8, 8, 1)).astype(np.float32)

@@ -67,7 +67,7 @@ def test_nan_guard_keeps_last_good_checkpoint(tmp_path):
 
 def test_nan_before_any_checkpoint_says_so(tmp_path):
   config = toy_system.toy_config(**{"train.steps": STEPS, "toy.poison": True})
-  with pytest.raises(loop.NonFiniteLossError, match="at step 1; last good checkpoint is none"):
+  with pytest.raises(loop.NonFiniteLossError, match="at step 1; no checkpoint was saved before it"):
     loop.train(config, str(tmp_path))
   assert not os.listdir(tmp_path / "checkpoints")
 
