@@ -63,9 +63,9 @@ def small(config):
     model = config.get("model")
     if model is not None and model.get("generator") == "unet":   # pix2pix: at most a 1x1 bottleneck
       model.unet_downs = min(model.unet_downs, int(math.log2(MAX_RES)))
-    if model is not None and "d_layers" in model and "num_d" in model:
+    if model is not None and "d_layers" in model:
       # the coarsest discriminator scale keeps a 1x1 output with padding 1 (cocovid's PatchGANs)
-      coarsest = MAX_RES >> (model.num_d - 1)
+      coarsest = MAX_RES >> (model.get("num_d", 1) - 1)
       while model.d_layers > 1 and 3 * 2 ** model.d_layers > coarsest:
         model.d_layers -= 1
     if model is not None and "kp_num_blocks" in model:
