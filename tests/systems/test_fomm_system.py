@@ -4,6 +4,7 @@ an image file, and bad configs."""
 import functools
 
 import imageio.v3 as iio
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -43,6 +44,15 @@ def test_equivariance_losses_vanish_for_equivariant_keypoints():
   assert float(value) < 1e-6 and float(jacobian) < 1e-5
   value, _ = keypoint_motion.equivariance(affine, kp, kp)
   assert float(value) > 1e-2
+
+
+def test_background_dropout_draws_the_share_of_examples_and_rejects_bad_values():
+  assert keypoint_motion.keep_background(jax.random.key(0), 4, 0.0) is None
+  keep = keypoint_motion.keep_background(jax.random.key(1), 20_000, 0.25)
+  assert keep.shape == (20_000,) and abs(1.0 - float(jnp.mean(keep)) - 0.25) < 0.02
+  for bad in (-0.1, 1.0):
+    with pytest.raises(ValueError, match="background_dropout"):
+      registry.get_system(tiny_config(**{"loss.background_dropout": bad}))
 
 
 def test_training_pairs_are_two_frames_of_one_clip_and_evaluation_starts_at_the_source():

@@ -7,7 +7,9 @@ gives:
 - the groups (`init`): "kp" the keypoint detector, "g" the generator, "d" one discriminator per
   scale of the image pyramid (`model.d_scales`, the official MultiScaleDiscriminator);
 - the forward (`forward`): the driving frame (the last target frame) reconstructed from the
-  source with its keypoints, and the keypoints of a randomly thin-plate-spline-warped driving
+  source with its keypoints (with `loss.background_dropout` p > 0, a share p of the examples,
+  drawn at random, reconstructed without the dense motion's background motion, so that the
+  keypoints' motions must explain them; 0, the official training, keeps it), and the keypoints of a randomly thin-plate-spline-warped driving
   frame T(D) (`psrjax.geometry.motion`) for the equivariance losses;
 - the generator's terms (`generator_terms`), in this order: the pyramid perceptual loss (VGG L1
   on relu1_1..relu5_1 of the anti-aliased images at `loss.scales`, x `loss.perceptual`), LSGAN's
@@ -77,11 +79,28 @@ def equivariance(tps, kp_driving, kp_warped):
   return value, jnp.mean(jnp.abs(jnp.eye(2) - product))
 
 
+def check_background_dropout(p) -> None:
+  """One-line error unless 0 <= `loss.background_dropout` < 1."""
+  if not 0.0 <= float(p) < 1.0:
+    raise ValueError(f"loss.background_dropout is the share of training examples reconstructed "
+                     f"without the background motion: it must be in [0, 1), got {p!r}")
+
+
+def keep_background(rng, batch: int, dropout: float):
+  """`[N]` bool, False for a random share `dropout` of the examples; None when `dropout` is 0.
+  Drawn from a key folded off `rng`, so the thin-plate splines stay those of the official
+  training."""
+  if dropout == 0:
+    return None
+  return jax.random.bernoulli(jax.random.fold_in(rng, 0xB6), 1.0 - dropout, (batch,))
+
+
 class KeypointMotion:
   """A keypoint detector, generator and discriminator trained by FOMM's objective (module
   docstring), bound to one config."""
 
   def __init__(self, config, networks):
+    check_background_dropout(config.loss.background_dropout)
     self.config = config
     self.kp_detector, self.generator, self.discriminator = networks
     c = config.loss
@@ -117,17 +136,19 @@ class KeypointMotion:
   def keypoints(self, params, frames):
     return self.kp_detector.apply({"params": params["kp"]}, frames)
 
-  def animate(self, params, source, kp_source, kp_driving):
-    return self.generator.apply({"params": params["g"]}, source, kp_source, kp_driving)
+  def animate(self, params, source, kp_source, kp_driving, keep_background=None):
+    return self.generator.apply({"params": params["g"]}, source, kp_source, kp_driving,
+                                keep_background)
 
   def forward(self, params, b, rng):
     """The driving frame reconstructed from the source with its keypoints; the keypoints of a
     randomly warped driving frame for the equivariance losses."""
     source, driving = animation.unit(b["src_rgb"][:, 0]), driving_frame(b)
     kp_source, kp_driving = self.keypoints(params, source), self.keypoints(params, driving)
-    generated = self.animate(params, source, kp_source, kp_driving)
-    out = {**generated, "kp_driving": kp_driving}
     c = self.config.loss
+    generated = self.animate(params, source, kp_source, kp_driving,
+                             keep_background(rng, source.shape[0], c.background_dropout))
+    out = {**generated, "kp_driving": kp_driving}
     if c.equivariance_value + c.equivariance_jacobian > 0:
       tps = motion.random_tps(rng, driving.shape[0], sigma_affine=c.sigma_affine,
                               sigma_tps=c.sigma_tps, points=c.points_tps)
