@@ -357,7 +357,7 @@ class DenseMotionNetwork(nn.Module):
 
   `keep_background` (optional, `[N]` bool): where False, the mask's softmax leaves out the
   background (identity) motion, so the keypoints' motions must explain the frame (the training
-  option `model.background_dropout`, `psrjax.systems.tasks.keypoint_motion`); None (the
+  option `loss.background_dropout`, `psrjax.systems.tasks.keypoint_motion`); None (the
   official network) keeps it everywhere."""
   block_expansion: int = 64
   num_blocks: int = 5
