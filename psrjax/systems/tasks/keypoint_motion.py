@@ -10,7 +10,8 @@ gives:
   source with its keypoints (with `loss.background_dropout` p > 0, a share p of the examples,
   drawn at random, reconstructed without the dense motion's background motion, so that the
   keypoints' motions must explain them; 0, the official training, keeps it), and the
-  keypoints of a randomly thin-plate-spline-warped driving frame T(D) (`psrjax.geometry.motion`) for the equivariance losses;
+  keypoints of a randomly thin-plate-spline-warped driving frame T(D) (`psrjax.geometry.
+  motion`) for the equivariance losses;
 - the generator's terms (`generator_terms`), in this order: the pyramid perceptual loss (VGG L1
   on relu1_1..relu5_1 of the anti-aliased images at `loss.scales`, x `loss.perceptual`), LSGAN's
   generator term x `loss.gan` with the discriminator's feature matching x
