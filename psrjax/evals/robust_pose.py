@@ -6,7 +6,8 @@ distance to the training set being its nearest-neighbour keypoint distance
 pixels), and reports SSIM and PSNR on them. A pose is one frame's keypoints: examples with
 keypoints [T, K, 3] give T poses, scored by the SSIM / PSNR of that frame of the prediction
 against the target; examples with [K, 3] give one. The training poses are those of the first
-`train_examples` examples of the train split.
+`train_examples` examples of the train split, read at the first evaluation (reading them renders
+or decodes those examples: a run that never evaluates, or one that only starts, skips it).
 
 Fields (besides the common ones):
   prediction, target  generate() output and real batch key ("" = the system's eval_prediction /
@@ -20,6 +21,8 @@ Fields (besides the common ones):
 Reports r_ssim, r_psnr (the M poses), ssim, psnr (all validation poses) and num_poses.
 """
 from __future__ import annotations
+
+import functools
 
 import jax
 import numpy as np
@@ -47,15 +50,19 @@ class RobustPoseEval:
     if keypoints not in data.first_batch():
       raise ValueError(f"config.evals.{name}: keypoints {keypoints!r} is not a batch key; keys: "
                        f"{', '.join(sorted(data.first_batch()))}")
-    self.train_poses = self._train_poses(context["config"], train_examples, name)
+    self._train = self.system.dataset("train", seed=context["config"].seed, shard_index=0,
+                                      shard_count=1)
+    if train_examples < 1 or len(self._train) == 0:
+      raise ValueError(f"config.evals.{name}: train_examples must be >= 1 and the train split "
+                       f"non-empty, got {train_examples} of {len(self._train)}")
+    self._train_examples = min(train_examples, len(self._train))
     self.m = _fit_m(m, data.num_examples * _poses_per_example(data.first_batch()[keypoints]), name)
 
-  def _train_poses(self, config, count: int, name: str) -> np.ndarray:
-    train = self.system.dataset("train", seed=config.seed, shard_index=0, shard_count=1)
-    if count < 1 or len(train) == 0:
-      raise ValueError(f"config.evals.{name}: train_examples must be >= 1 and the train split "
-                       f"non-empty, got {count} of {len(train)}")
-    poses = [np.asarray(train[i][self.keypoints], np.float32) for i in range(min(count, len(train)))]
+  @functools.cached_property
+  def train_poses(self) -> np.ndarray:
+    """[N, K, 3] keypoints of the first `train_examples` training examples (read once)."""
+    poses = [np.asarray(self._train[i][self.keypoints], np.float32)
+             for i in range(self._train_examples)]
     return np.concatenate([p.reshape(-1, *p.shape[-2:]) for p in poses])
 
   def _fn(self):

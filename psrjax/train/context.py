@@ -149,9 +149,11 @@ def _build(config, workdir: str | None, devices, evals) -> TrainContext:
   data_lib.check_example_spec(first, system.example_spec("train"), what="train")
   sharding = partitioning.batch_sharding(mesh)
   base_key = partitioning.replicated_key(config.seed, mesh)
-  init_fn = state_lib.make_init_fn(system, optimizers, options.ema_groups)
+  params = state_lib.params_fn(system)  # traced once, by the abstract state and by init_fn
+  init_fn = state_lib.make_init_fn(system, optimizers, options.ema_groups, params=params)
   spec = partitioning.abstract_batch(first, sharding, config.train.batch_size)
-  abstract = state_lib.abstract_state(state_lib.make_init_fn(system, optimizers), base_key, spec)
+  abstract = state_lib.abstract_state(state_lib.make_init_fn(system, optimizers, params=params),
+                                      base_key, spec)
   options_lib.check_ema_groups(options, abstract["params"])
   abstract = state_lib.with_ema(abstract, options.ema_groups)
   init_groups(config, abstract["params"])
