@@ -149,13 +149,11 @@ def _build(config, workdir: str | None, devices, evals) -> TrainContext:
   data_lib.check_example_spec(first, system.example_spec("train"), what="train")
   sharding = partitioning.batch_sharding(mesh)
   base_key = partitioning.replicated_key(config.seed, mesh)
-  params = state_lib.params_fn(system)  # traced once, by the abstract state and by init_fn
-  init_fn = state_lib.make_init_fn(system, optimizers, options.ema_groups, params=params)
+  init_fn = state_lib.make_init_fn(system, optimizers, options.ema_groups)
   spec = partitioning.abstract_batch(first, sharding, config.train.batch_size)
-  abstract = state_lib.abstract_state(state_lib.make_init_fn(system, optimizers, params=params),
-                                      base_key, spec)
-  options_lib.check_ema_groups(options, abstract["params"])
-  abstract = state_lib.with_ema(abstract, options.ema_groups)
+  # The same function the initialisation compiles: one trace for both (make_init_fn), and an
+  # unknown EMA group is a one-line error of the trace (state.with_ema).
+  abstract = state_lib.abstract_state(init_fn, base_key, spec)
   init_groups(config, abstract["params"])
   eval_data = evaluator_lib.eval_split(system, config, mesh)
   data_lib.check_example_spec(eval_data.first_batch(), system.example_spec(config.eval.split),

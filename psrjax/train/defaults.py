@@ -63,7 +63,8 @@ def trainer_config() -> ml_collections.ConfigDict:
   # vector (psrjax.train.fused; replicated parameters only). "auto": on the CPU, for groups of
   # up to 4 M parameters, where XLA would compile and run each array's update on its own; off on
   # GPU/TPU, whose XLA fuses small updates itself, and for large groups, where the raveled
-  # copies' memory traffic costs more than it saves. Off by default (psrjax.train.fused).
+  # copies' memory traffic costs more than it saves. Off by default; "auto" in the `tiny`
+  # variants (psrjax.train.fused).
   config.train.fused_update = ml_collections.FieldReference(False, field_type=object)
   config.train.ema = ml_collections.ConfigDict()
   config.train.ema.decay = 0.0  # 0.0 = off, else e.g. 0.999: ema = decay * ema + (1-decay) * params.

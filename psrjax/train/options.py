@@ -1,8 +1,8 @@
 """The scale options of a run (sharding, compute dtype, gradient accumulation, EMA), validated.
 
 `from_config` checks every config-only value before a system is built or anything compiles
-(`model.remat` too: `remat_mode`); `check_ema_groups` checks the EMA groups against the system's
-parameter groups.
+(`model.remat` too: `remat_mode`); the EMA groups are checked against the system's parameter
+groups when its initialisation is traced (`state.with_ema`).
 """
 from __future__ import annotations
 
@@ -99,10 +99,3 @@ def remat_mode(config) -> str | None:
     raise ValueError(f"model.remat={mode!r} is not a rematerialisation mode; use one of "
                      f"{', '.join(map(repr, (*policy.REMAT_MODES, AUTO_REMAT)))}")
   return mode
-
-
-def check_ema_groups(options: ScaleOptions, param_groups) -> None:
-  unknown = sorted(set(options.ema_groups) - set(param_groups))
-  if unknown:
-    raise ValueError(f"train.ema.groups {unknown} are not parameter groups of the system "
-                     f"(groups: {sorted(param_groups)})")

@@ -64,29 +64,22 @@ def with_ema(state: State, ema_groups: Sequence[str]) -> State:
   """`state` plus `"ema"` copies of the `ema_groups` parameters (unchanged if there are none)."""
   if not ema_groups:
     return state
+  unknown = sorted(set(ema_groups) - set(state["params"]))
+  if unknown:
+    raise ValueError(f"train.ema.groups {unknown} are not parameter groups of the system "
+                     f"(groups: {sorted(state['params'])})")
   return {**state, "ema": {g: state["params"][g] for g in ema_groups}}
 
 
-def params_fn(system) -> Callable[[jax.Array, Any], dict[str, Any]]:
-  """`params(rng, batch)`: the system's initial parameters, a `jax.jit` function. The init
-  functions built on one of these (`make_init_fn`) share its trace: the abstract state's
-  `eval_shape` traces the system's initialisation once, and the initialisation program that
-  `create_state` compiles reuses that trace (tracing a paper system's init takes seconds)."""
-
-  def params(rng, batch):
-    return base.init(system, named_key(rng, "init"), batch)
-
-  return jax.jit(params)
-
-
-def make_init_fn(system, optimizers, ema_groups: Sequence[str] = (), *,
-                 params=None) -> Callable[[jax.Array, Any], State]:
-  """`init(rng, batch) -> state` (pure; meant for `eval_shape` and `jit`); `params` a
-  `params_fn(system)` to share (default: a new one)."""
-  params = params_fn(system) if params is None else params
+def make_init_fn(system, optimizers,
+                 ema_groups: Sequence[str] = ()) -> Callable[[jax.Array, Any], State]:
+  """`init(rng, batch) -> state` (pure; meant for `eval_shape` and `jit`). Trace one of these
+  for the abstract state and jit the same function object: JAX then reuses the trace (tracing a
+  paper system's initialisation takes seconds)."""
 
   def init(rng, batch):
-    return from_params(params(rng, batch), optimizers, ema_groups)
+    params = base.init(system, named_key(rng, "init"), batch)
+    return from_params(params, optimizers, ema_groups)
 
   return init
 
