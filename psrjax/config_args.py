@@ -103,9 +103,10 @@ def apply_shared(c: ml_collections.ConfigDict, arg: ml_collections.ConfigDict, *
                  data: Callable[[ml_collections.ConfigDict, str], None] = use_prepared_dataset,
                  ) -> ml_collections.ConfigDict:
   """Applies the shared arguments of `arg` to `c`, in this order: `runlocal` and `tiny` (the
-  config's variant functions, called on `c`; `tiny` after `train.fused_update="auto"`), `label=` (pose.label, where the config takes it),
-  `res=` (data.resolution), `batch=` (train.batch_size) and `data=` (`data(c, path)`; default: a
-  prepared dataset, checked now, read at the config's resolution). Returns `c`."""
+  config's variant functions, called on `c`; `tiny` after `train.fused_update="auto"`),
+  `label=` (pose.label, where the config takes it), `res=` (data.resolution), `batch=`
+  (train.batch_size) and `data=` (`data(c, path)`; default: a prepared dataset, checked now,
+  read at the config's resolution). Returns `c`."""
   if arg.runlocal:
     runlocal(c)
   if arg.tiny:

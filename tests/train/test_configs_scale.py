@@ -1,8 +1,8 @@
 """Every shipped config (configs/*.py: the paper default, `runlocal` and `tiny` variants) and the
-cluster commands of the README and the launchers start on 1, 2 (`slow`) and 8 devices with no batch or
-mesh edits: `mesh.data=-1` takes a data axis that divides the global batch, eval batches are
-rounded up to it and padded; an explicit `mesh.data` that cannot split the batch stays a
-one-line error.
+cluster commands of the README and the launchers start on 1, 2 (`slow`) and 8 devices with no
+batch or mesh edits: `mesh.data=-1` takes a data axis that divides the global batch, eval
+batches are rounded up to it and padded; an explicit `mesh.data` that cannot split the batch
+stays a one-line error.
 
 Only sizes that leave the batch, mesh and eval-batch settings alone are shrunk (resolution and
 the discriminator depth it allows;
