@@ -101,15 +101,15 @@ def _single_frame_inputs(n=2, h=16):
 def test_single_frame_net_layers_heads_and_composition():
   net = mfci.SingleFrameNet(base=4, depth=2, features=8, part_features=2)
   inputs = _single_frame_inputs()
-  params = net.init(KEY, *inputs)
-  out = net.apply(params, *inputs)
+  params = jax.jit(net.init)(KEY, *inputs)   # jitted: one program, not hundreds of one-op ones
+  out = jax.jit(net.apply)(params, *inputs)
   assert out["out"].shape == (2, 16, 16, 3) and out["mask"].shape == (2, 16, 16, 1)
   assert out["f_fg"].shape == out["f_bg"].shape == (2, 16, 16, 8)
   np.testing.assert_allclose(jnp.sum(out["layers"], -1), 1.0, atol=1e-5)
   assert float(out["mask"].min()) >= 0.0 and float(out["mask"].max()) <= 1.0
   np.testing.assert_allclose(out["out"], mfci.compose(out["fg"], out["mask"], out["bg"]), atol=1e-6)
   with pytest.raises(ValueError, match="divisible by 4"):
-    net.init(KEY, *[x[:, :14, :14] if x.ndim == 4 else x for x in inputs])
+    jax.eval_shape(net.init, KEY, *[x[:, :14, :14] if x.ndim == 4 else x for x in inputs])
 
 
 def test_residual_heads_start_from_the_base_logits():

@@ -27,9 +27,10 @@ def _generator(deformable_skips=True):
   detector, generator, _ = internet_models.networks(tiny_config().model.to_dict(),
                                                     deformable_skips=deformable_skips)
   source = jax.random.uniform(jax.random.PRNGKey(0), (2, 32, 32, 3))
-  kp_params = detector.init(jax.random.PRNGKey(1), source)
-  kp = detector.apply(kp_params, source)
-  params = generator.init(jax.random.PRNGKey(2), source, kp, kp)
+  # jitted: a compiled program each instead of hundreds of one-operation ones
+  kp_params = jax.jit(detector.init)(jax.random.PRNGKey(1), source)
+  kp = jax.jit(detector.apply)(kp_params, source)
+  params = jax.jit(generator.init)(jax.random.PRNGKey(2), source, kp, kp)
   return generator, params, source, kp
 
 
