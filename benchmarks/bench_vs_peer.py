@@ -141,7 +141,7 @@ def commands(args, vgg: str) -> dict[str, list[str]]:
   psrjax = [sys.executable, "-m", "psrjax.cli", "bench", "--config", CONFIGS[args.peer],
             "--config.loss.vgg_net=vgg19", f"--config.loss.vgg_weights={vgg}",
             "--steps", str(args.steps), "--warmup", str(args.warmup), "--pipeline-batches", "1",
-            "--json", *EXTRA.get(args.peer, [])]
+            "--json", *EXTRA.get(args.peer, []), *args.psrjax_arg]
   peer = [sys.executable, PEER_STEPS, args.peer, "--checkout", args.checkout, "--steps",
           str(args.steps), "--warmup", str(args.warmup), "--vgg-weights", vgg,
           "--threads", str(args.threads), "--workdir", os.path.join(args.workdir, "peer"),
@@ -193,6 +193,9 @@ def main(argv=None) -> int:
   parser.add_argument("--threads", type=int, default=os.cpu_count(),
                       help="PyTorch's threads (default: every core, as XLA uses)")
   parser.add_argument("--vgg-weights", default=None)
+  parser.add_argument("--psrjax-arg", action="append", default=[], metavar="ARG",
+                      help="one more argument of psrjax's side (repeatable), e.g. "
+                           "--psrjax-arg=--config.model.remat=blocks")
   parser.add_argument("--busy-threshold", type=float, default=0.15,
                       help="cores other processes may use before a pair is flagged")
   parser.add_argument("--workdir", default="/tmp/psrjax_bench_vs_peer")
@@ -210,7 +213,7 @@ def main(argv=None) -> int:
   print("pair  first   psrjax s    peer s   ratio  other cores (psrjax / peer)",
         file=sys.stderr, flush=True)
   pairs = run_pairs(args, commands(args, args.vgg_weights or random_vgg19(args.workdir)))
-  result = {"peer": args.peer, "cpu": model, "cpu_flags": flags, "cores": os.cpu_count(),
+  result = {"peer": args.peer, "psrjax_args": args.psrjax_arg, "cpu": model, "cpu_flags": flags, "cores": os.cpu_count(),
             "peer_commit": pairs[0]["peer_commit"], "torch": pairs[0]["torch"],
             "steps": args.steps, "pairs": pairs, **summary(pairs)}
   if args.json:

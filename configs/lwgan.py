@@ -20,6 +20,14 @@ On a prepared multi-view dataset (its rendered body fit gives the surface maps):
 
   psrjax train --config configs/lwgan.py:runlocal,data=DATASET --workdir /tmp/lwgan_real
 
+On a prepared monocular video (surface maps predicted from its keypoints by D²G-Net's UV
+generator, pre-trained once on the synthetic world with the 2D pose label):
+
+  psrjax train --config configs/d2gnet.py:runlocal,pretrain,label2d --workdir /tmp/uv2d
+  psrjax train --config configs/lwgan.py:runlocal,data=DATASET --workdir /tmp/lwgan_me \
+      --config.data.surface_from=/tmp/uv2d
+  psrjax synthesize --workdir /tmp/lwgan_me --driving OTHER_DATASET --out /tmp/lwgan_me.mp4
+
 Other arguments (comma separated, combinable): `res=R`, `batch=B`, `data=DATASET`, `tiny` (a
 seconds-long variant for tests).
 """
@@ -51,7 +59,10 @@ def base_config(c):
       pair_sampling="uniform",   # training pairs: "uniform" | "motion" (same_video)
       prerendered="",            # the body conditions read surface maps: rendered on the host
       dataset="",                # "" = the synthetic world; else a folder `psrjax prepare` wrote
-                                 # with surface maps (a multi-view body fit)
+                                 # with surface maps (a multi-view body fit) or without them:
+      surface_from="",           # a D²G-Net label2d UV pre-training workdir whose G_uv predicts
+                                 # a prepared video's maps (psrjax.data.sources.predicted_surface)
+      surface_cache="~/.cache/psrjax/surface",   # where predicted maps are kept ("": memory)
   )
   c.model = dict(
       ngf=64,                    # conv_dim of the three generator networks
@@ -110,7 +121,7 @@ def runlocal(c):
 def tiny(c):
   """A seconds-long variant for tests: 32 x 32 frames, tiny networks, no VGG."""
   c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
-  c.data.update(num_frames=6, eval_targets=3, resolution=32, train_clips=16)
+  c.data.update(num_frames=6, eval_targets=3, resolution=32, train_clips=16, surface_cache="")
   c.model.update(ngf=4, n_downsample=2, n_blocks=1, ndf=4, d_layers=2, bg_erosion=3,
                  crop_erosion=1)
   c.loss.update(tsf=0.0, face=0.0, face_size=(16, 16))

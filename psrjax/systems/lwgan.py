@@ -12,7 +12,9 @@ PatchGAN (4 layers, instance norm) on [frame, driving UV-segment map].
 
 Body conditions (`psrjax.data.samplers.body_transfer`, on the host): T and the UV-segment maps
 from the body surface maps of the source and driving frames -- exact on the synthetic world, a
-prepared multi-view dataset's rendered body fit on real video -- in place of the authors' HMR +
+prepared multi-view dataset's rendered body fit, or on a monocular prepared video the maps
+D²G-Net's pre-trained UV generator predicts from its keypoints (`data.surface_from`,
+`psrjax.data.sources.predicted_surface`: each part one chart) -- in place of the authors' HMR +
 SMPL + neural mesh renderer (`psrjax.geometry.liquid_warp` says how they are matched and what
 departs). The networks' inputs are built as the authors' `BodyRecoveryFlow` builds them: the
 background network reads [src * bg_mask, bg_mask] with bg_mask the UV-segment map's background
@@ -47,8 +49,8 @@ as the authors' iPER loader draws a pair of one video. Evaluation on held-out id
 first frame of each held-out clip animated into its last `data.eval_targets` frames (each driving
 frame's own T: LWGAN imitates the driving body, it needs no relative motion), with the copied
 source frame as the baseline row (`<metric>/copy`). `psrjax synthesize` animates held-out clip
-`--seed` or a prepared dataset's video `--driving PATH` that holds the surface maps; a source
-image file has no body geometry and is refused.
+`--seed` or a prepared dataset's video `--driving PATH` that holds the surface maps (or whose
+maps `data.surface_from` predicts); a source image file has no body geometry and is refused.
 """
 from __future__ import annotations
 
@@ -159,6 +161,8 @@ class LWGAN(animation.AnimationTask):
     if len(tuple(c.face_size)) != 2 or min(c.face_size) < 16:
       raise ValueError(f"loss.face_size must be (height, width) of >= 16 pixels (VGG's relu5_1); "
                        f"got {tuple(c.face_size)}")
+    # What the surface maps' faces are: the synthetic body's cells, or predicted parts.
+    self.charts = "part" if config.data.get("surface_from", "") else "synthetic"
     common = dict(conv_impl=m.conv_impl, remat=m.remat)
     self.generator = networks.generator("paper", ngf=m.ngf, n_downsample=m.n_downsample,
                                         n_blocks=m.n_blocks, **common)
@@ -172,21 +176,30 @@ class LWGAN(animation.AnimationTask):
       raise ValueError(f"Liquid Warping GAN trains on one source and one driving frame: "
                        f"data.num_sources and data.num_targets must be 1; got {d.num_sources}, "
                        f"{d.num_targets}")
+    if d.get("surface_from", "") and not d.get("dataset", ""):
+      raise ValueError("data.surface_from predicts the surface maps of a prepared video: give "
+                       "data=DATASET too (the synthetic world has its exact maps)")
     if d.get("dataset", ""):
-      src = sources.open_prepared(d.dataset, d.resolution)
-      sources.require(src, body_transfer.SURFACE, what="Liquid Warping GAN's body conditions")
+      src = sources.open_data(d)
+      sources.require(src, body_transfer.SURFACE,
+                      what="Liquid Warping GAN's body conditions (a multi-view dataset's body "
+                           "fit, or --config.data.surface_from=WORKDIR of `psrjax train --config "
+                           "configs/d2gnet.py:runlocal,pretrain,label2d`)")
 
   def train_dataset(self, *, seed, shard_index, shard_count):
     ds = same_video.train_dataset(self.config.data, seed=seed, shard_index=shard_index,
                                   shard_count=shard_count, extra=body_transfer.SURFACE)
-    return ds.map(body_transfer.with_conditions)
+    return ds.map(self._with_conditions)
 
   def train_example_spec(self):
     d = self.config.data
     return {**same_video.example_spec(d), **body_transfer.conditions_spec(d.resolution, 1)}
 
   def eval_example(self, example):
-    return body_transfer.with_conditions(example)
+    return self._with_conditions(example)
+
+  def _with_conditions(self, example):
+    return body_transfer.with_conditions(example, charts=self.charts)
 
   def eval_example_spec(self, spec):
     return {**spec, **body_transfer.conditions_spec(self.config.data.resolution,

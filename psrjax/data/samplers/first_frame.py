@@ -38,7 +38,7 @@ def check_min_frame(num_frames: int, min_driving_frame: int) -> None:
 
 def open_dataset(data, what: str = "FOMM and INTERnet"):
   """The prepared dataset at `data.resolution`, checked for what these examples read."""
-  src = video_sources.open_prepared(data.dataset, data.resolution)
+  src = video_sources.open_data(data)
   video_sources.require(src, MODALITIES, what=what)
   return src
 

@@ -233,7 +233,7 @@ def synthesis_example(data, *, seed: int, driving_seed: int | None,
 def open_dataset(data):
   """The prepared dataset as a video source at `data.resolution` (frames resized when the
   dataset was prepared at another size), checked for what examples read."""
-  src = video_sources.open_prepared(data.dataset, data.resolution)
+  src = video_sources.open_data(data)
   video_sources.require(src, MODALITIES, what="MFCI")
   return src
 

@@ -234,7 +234,7 @@ class AnimationTask(base.System):
       yield self.synthesis_example(seed=seed, source=source, driving=driving)
       return
     resolution = self.config.data.resolution
-    src, video = _driving_source(driving, resolution, seed, self.eval_reads)
+    src, video = _driving_source(driving, self.config.data, seed, self.eval_reads)
     start, stop = windows.clip_range(frames, video.num_frames)
     first = src.frames(video, np.array([start]), ("rgb",) + self.eval_reads)
     initial = first["rgb"][0]
@@ -259,7 +259,7 @@ class AnimationTask(base.System):
                                              background_seed=None, extra=self.eval_reads)
       example = _with_initial(example)
     else:
-      example = driving_video(driving, self.config.data.resolution, seed, self.eval_reads)
+      example = driving_video(driving, self.config.data, seed, self.eval_reads)
     if source:   # an image file: none of the source frame's other modalities
       image = read_source_image(source, self.config.data.resolution)
       example = {k: v for k, v in example.items()
@@ -297,10 +297,13 @@ def read_source_image(path: str, resolution: int) -> np.ndarray:
   return sources.resize_frames(sources.to_unit(square)[None], "rgb", resolution)[0]
 
 
-def _driving_source(path: str, resolution: int, seed: int, reads: tuple[str, ...] = ()):
-  """(the prepared dataset at `path`, checked for the modalities `reads`, its video `seed`
-  modulo their count)."""
-  src = sources.open_prepared(config_args.prepared_dataset(path), resolution)
+def _driving_source(path: str, data, seed: int, reads: tuple[str, ...] = ()):
+  """(the prepared dataset at `path` read as the config's `data` reads its own (resolution,
+  predicted surface maps), checked for the modalities `reads`, its video `seed` modulo their
+  count)."""
+  src = sources.open_prepared(config_args.prepared_dataset(path), data.resolution,
+                              surface_from=data.get("surface_from", ""),
+                              surface_cache=data.get("surface_cache"))
   if reads:
     sources.require(src, reads, what=f"--driving {path}")
   videos = [v for split in ("train", "test") for v in src.videos(split)]
@@ -309,11 +312,11 @@ def _driving_source(path: str, resolution: int, seed: int, reads: tuple[str, ...
   return src, videos[int(seed) % len(videos)]
 
 
-def driving_video(path: str, resolution: int, seed: int, reads: tuple[str, ...] = ()) -> dict:
+def driving_video(path: str, data, seed: int, reads: tuple[str, ...] = ()) -> dict:
   """Video `seed` (modulo their count) of a prepared dataset as driving frames: its first
   SYNTHESIS_FRAMES frames, the first of them also the source and the motion's reference
   (`reads`: more modalities of them, "src_<m>" and "tgt_<m>")."""
-  src, video = _driving_source(path, resolution, seed, reads)
+  src, video = _driving_source(path, data, seed, reads)
   frames = np.arange(min(video.num_frames, SYNTHESIS_FRAMES))
   part = src.frames(video, frames, ("rgb", "mask", "flow_bwd") + tuple(reads))
   return {"src_rgb": part["rgb"][:1], "tgt_rgb": part["rgb"], "tgt_mask": part["mask"],

@@ -1,0 +1,220 @@
+"""Body surface maps of a prepared video predicted from its keypoints by D²G-Net's pre-trained UV
+generator: the maps Liquid Warping GAN's body conditions read, on a video `psrjax prepare` made
+from one camera, where no body fit gives them.
+
+`data.surface_from=WORKDIR` names the workdir of a G_uv pre-training with the 2D pose label
+(`psrjax train --config configs/d2gnet.py:runlocal,pretrain,label2d`: trained on the synthetic
+world's identities, whose exact part and UV maps it learns to predict from the stick figure of
+frames t, t-1 and t-2). Every frame of the dataset is labelled from its keypoints and the two
+frames' before it in its video (a video's first frames repeat its first), at the resolution G_uv
+was trained at, and G_uv's outputs become the maps as D²G-Net's own texture initialisation reads
+them (`psrjax.systems.d2gnet.maps_from_outputs`): per pixel the most probable of the 24
+DensePose parts where the dataset's person mask is set, the background elsewhere, and that part's
+(u, v). The source then also holds, marked estimated:
+
+  part int32 [n, H, W]       0 off the body, 1..24;
+  uv float32 [n, H, W, 2]    [0, 1] within the part, 0 off the body;
+  face int32 [n, H, W]       part - 1 (-1 off the body): the prediction has no finer cell than a
+                             part, so each part is one chart of
+                             `psrjax.geometry.liquid_warp.correspondence` (`CHARTS`).
+
+What that departs from (Liquid Warping GAN fits an SMPL mesh with HMR; D²G-Net's paper a
+DensePose estimate): the silhouette is the person mask's, but the body inside it is what G_uv
+learnt of the synthetic bodies for that pose -- the layout of parts and coordinates follows the
+keypoints, not the person's clothes or build -- and a joint the estimator missed (confidence 0)
+is not drawn in the label.
+
+The maps are computed once per (dataset, checkpoint step, resolution) in the process that opens
+the source and kept in `data.surface_cache` (default ~/.cache/psrjax/surface; "" keeps them in
+memory) as a folder written whole (`<key>.partial`, renamed when complete), which later runs and
+data workers read memory-mapped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from typing import Sequence
+
+import numpy as np
+
+from psrjax import paths
+from psrjax.data.sources import base as sources
+
+SURFACE = ("face", "part", "uv")
+CHARTS = "part"     # `body_transfer.conditions(charts=...)`: each part one chart
+DEFAULT_CACHE = "~/.cache/psrjax/surface"
+_VERSION = 1        # of the maps' computation: part of the cache key
+_BATCH = 16         # frames per G_uv call
+
+
+class UVPredictor:
+  """D²G-Net's pre-trained G_uv of a `configs/d2gnet.py:...,pretrain,label2d` workdir: `maps`
+  turns frames' keypoints and person masks into part / UV maps (module docstring)."""
+
+  def __init__(self, workdir: str):
+    import jax  # pylint: disable=g-import-not-at-top  # JAX only where maps are computed
+    from psrjax import config_utils  # pylint: disable=g-import-not-at-top
+    from psrjax.systems import registry  # pylint: disable=g-import-not-at-top  # D²G-Net's G_uv
+    self.workdir = paths.resolve(workdir)
+    try:
+      config = config_utils.load_workdir_config(self.workdir)
+    except ValueError as e:
+      raise ValueError(f"data.surface_from={workdir!r}: {e}; give the workdir of `psrjax train "
+                       "--config configs/d2gnet.py:runlocal,pretrain,label2d`") from None
+    if config.get("system") != "d2gnet" or not config.uv_pretrain.enabled:
+      raise ValueError(f"data.surface_from={workdir!r} is a {config.get('system')!r} run, not "
+                       "D²G-Net's UV pre-training: train one with `psrjax train --config "
+                       "configs/d2gnet.py:runlocal,pretrain,label2d`")
+    if config.pose.surface:
+      raise ValueError(f"the UV generator at {workdir!r} reads the 3D label (pose.surface), "
+                       "which a prepared video cannot draw (no face maps): pre-train it with "
+                       "configs/d2gnet.py:...,pretrain,label2d")
+    config.init_from = self.workdir
+    self.system = registry.get_system(config)
+    self.resolution = int(config.data.resolution)
+    params = self.system.pretrained_uv()
+    self._apply = jax.jit(lambda label: self.system.uv_generator.apply({"params": params}, label))
+
+  def maps(self, keypoints: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(part [n, H, W], uv [n, H, W, 2]) of the n consecutive frames of one video (keypoints
+    [n, 18, 3] and mask [n, H, W, 1] at `resolution`)."""
+    from psrjax.systems import d2gnet  # pylint: disable=g-import-not-at-top
+    from psrjax.systems.tasks import person_video  # pylint: disable=g-import-not-at-top
+    n, history = len(keypoints), self.system.history
+    windows = np.maximum(np.arange(n)[:, None] + np.arange(-history, 1)[None], 0)
+    parts, uvs = [], []
+    for start in range(0, n, _BATCH):
+      rows = windows[start:start + _BATCH]
+      label = self.system.prepare({"keypoints": np.asarray(keypoints, np.float32)[rows]})["label"]
+      coords, logits = self._apply(person_video.fold(label))
+      part, uv = d2gnet.maps_from_outputs(coords, logits, mask[start:start + _BATCH])
+      parts.append(part)
+      uvs.append(uv)
+    return np.concatenate(parts), np.concatenate(uvs)
+
+
+def _latest_step(workdir: str) -> int:
+  from psrjax import checkpoint_params  # pylint: disable=g-import-not-at-top
+  root, step = checkpoint_params.checkpoint_root(workdir)
+  if step is None:
+    steps = [int(n) for n in paths.listdir(root) if n.isdigit()]
+    if not steps:
+      raise ValueError(f"data.surface_from={workdir!r} holds no checkpoint")
+    step = max(steps)
+  return step
+
+
+def _cache_key(source, workdir: str) -> str:
+  """The maps' identity: the dataset's videos, the checkpoint (workdir, step), the resolution."""
+  workdir = paths.resolve(workdir)
+  videos = [(v.name, v.split, v.num_frames, v.offset) for v in source.all_videos()]
+  text = json.dumps([_VERSION, sources.describe(source), videos, workdir, _latest_step(workdir),
+                     source.resolution])
+  return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _compute(source, predictor: UVPredictor) -> dict[str, np.ndarray]:
+  """{"part" int8 [F, H, W], "uv" float16 [F, H, W, 2]} of every frame of `source` (its
+  videos' frames at their offsets)."""
+  videos = source.all_videos()
+  total = max((v.offset + v.num_frames for v in videos), default=0)
+  r = source.resolution
+  part = np.zeros((total, r, r), np.int8)
+  uv = np.zeros((total, r, r, 2), np.float16)
+  for video in videos:
+    frames = np.arange(video.num_frames)
+    mask = source.frames(video, frames, ("mask",))["mask"]
+    p, u = predictor.maps(source.keypoints(video), mask)
+    part[video.offset:video.offset + video.num_frames] = p
+    uv[video.offset:video.offset + video.num_frames] = u
+  return {"part": part, "uv": uv}
+
+
+# Maps computed in this process, by cache key (with no cache folder, each is computed once).
+_COMPUTED: dict[str, dict[str, np.ndarray]] = {}
+
+
+def _cached(source, workdir: str, cache_dir: str) -> dict[str, np.ndarray]:
+  """The maps, from `cache_dir` when it holds them, else computed (and kept there)."""
+  key = _cache_key(source, workdir)
+  if not cache_dir:
+    if key not in _COMPUTED:
+      _COMPUTED[key] = _compute(source, UVPredictor(workdir))
+    return _COMPUTED[key]
+  folder = os.path.join(os.path.abspath(os.path.expanduser(cache_dir)), key)
+  if not os.path.isdir(folder):
+    maps = _compute(source, UVPredictor(workdir))
+    partial = f"{folder}.partial.{os.getpid()}"
+    os.makedirs(partial, exist_ok=True)
+    for name, value in maps.items():
+      np.save(os.path.join(partial, f"{name}.npy"), value)
+    try:
+      os.replace(partial, folder)
+    except OSError:   # another process finished first: its maps are the same
+      shutil.rmtree(partial, ignore_errors=True)
+  return {k: np.load(os.path.join(folder, f"{k}.npy"), mmap_mode="r") for k in ("part", "uv")}
+
+
+class PredictedSurface:
+  """`source` (a prepared dataset) with "face", "part" and "uv" predicted by the UV generator of
+  `workdir` (module docstring), at the generator's resolution. Picklable: the maps are reopened
+  from `cache_dir` (or computed again) in another process."""
+
+  def __init__(self, source, workdir: str, cache_dir: str = DEFAULT_CACHE):
+    self.source, self.workdir, self.cache_dir = source, workdir, cache_dir
+    self.resolution = source.resolution
+    self.modalities = {**source.modalities, **{k: sources.ESTIMATED for k in SURFACE}}
+    self.group_names = source.group_names
+    self.description = f"{sources.describe(source)} with surface maps predicted by {workdir}"
+    self._maps = None
+    self._load()
+
+  def _load(self):
+    if self._maps is None:
+      self._maps = _cached(self.source, self.workdir, self.cache_dir)
+    return self._maps
+
+  def __getstate__(self):
+    state = dict(self.__dict__)
+    if self.cache_dir:
+      state["_maps"] = None
+    return state
+
+  def __getattr__(self, name):   # videos, all_videos, ... of the wrapped source
+    if name in ("source", "_maps"):
+      raise AttributeError(name)
+    return getattr(self.source, name)
+
+  def keypoints(self, video: sources.VideoInfo) -> np.ndarray:
+    return self.source.keypoints(video)
+
+  def frames(self, video: sources.VideoInfo, indices, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    out = self.source.frames(video, indices, [k for k in keys if k not in SURFACE])
+    wanted = [k for k in keys if k in SURFACE]
+    if wanted:
+      maps = self._load()
+      rows = video.offset + np.asarray(indices, np.int64)
+      part = np.asarray(maps["part"][rows], np.int32)
+      got = {"part": part, "face": np.where(part > 0, part - 1, -1).astype(np.int32),
+             "uv": np.asarray(maps["uv"][rows], np.float32)}
+      out.update({k: got[k] for k in wanted})
+    return sources.checked(self, video, out)
+
+
+def open_predicted(path: str, resolution: int, workdir: str, cache_dir: str = DEFAULT_CACHE):
+  """The prepared dataset `path` with maps predicted by `workdir`'s G_uv at its resolution, the
+  whole read at `resolution` (surface maps resized by nearest neighbour)."""
+  predictor_resolution = int(_workdir_resolution(workdir))
+  src = sources.at_resolution(sources.PreparedSource(path), predictor_resolution)
+  return sources.at_resolution(PredictedSurface(src, workdir, cache_dir), resolution)
+
+
+def _workdir_resolution(workdir: str) -> int:
+  from psrjax import config_utils  # pylint: disable=g-import-not-at-top
+  try:
+    return int(config_utils.load_workdir_config(paths.resolve(workdir)).data.resolution)
+  except ValueError as e:
+    raise ValueError(f"data.surface_from={workdir!r}: {e}; give the workdir of `psrjax train "
+                     "--config configs/d2gnet.py:runlocal,pretrain,label2d`") from None
