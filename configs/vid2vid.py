@@ -20,7 +20,9 @@ Train on this CPU:
 
 Other arguments (comma separated, combinable): `data=DATASET`, `label=stick|discs`, `res=R`,
 `batch=B`, and `tiny` (a seconds-long variant for tests). A prepared video (`data=DATASET`) holds
-no part or UV maps: its label is the stick figure alone (`model.iuv=False`).
+no part or UV maps: its label is the stick figure alone (`model.iuv=False`), unless
+`--config.model.iuv=True --config.data.surface_from=WORKDIR` has D²G-Net's UV generator
+(`psrjax train --config configs/d2gnet.py:runlocal,pretrain,label2d`) predict them.
 """
 from psrjax import config_args
 from psrjax.train import defaults

@@ -21,7 +21,9 @@ The pose label of a frame is the authors' pose input: a DensePose-style IUV imag
 per-person task's label (`pose.label`, the stick figure standing in for OpenPose's rendering),
 6 channels per frame as their `torch.cat([Di, Oi])`. The IUV image (`iuv_label`) is made from
 the source's part and UV maps (`model.iuv`; the synthetic world's are exact, a prepared video
-holds none unless its dataset has them: `model.iuv=False` then drops the IUV channels). The
+holds none unless its dataset has them: `model.iuv=False` then drops the IUV channels, or
+`data.surface_from` predicts them from its keypoints with D²G-Net's pre-trained UV generator,
+`psrjax.data.sources.predicted_surface`, in place of the authors' DensePose estimate). The
 authors' training-time random removal of DensePose parts (`--random_drop_prob`) is not done. A
 driving video's part and UV maps move with the pose normalisation of its keypoints onto the
 learned person (`per_person.follow_keypoints`), as the stick figure does.
@@ -92,7 +94,9 @@ def _require_surface(source, what: str) -> None:
   if missing:
     raise ValueError(f"{what} reads part and UV maps, which {sources.describe(source)} does not "
                      f"hold (it has {', '.join(source.modalities)}); set --config.model.iuv=False "
-                     "for the pose label alone")
+                     "for the pose label alone, or predict the maps of a prepared video with "
+                     "--config.data.surface_from=WORKDIR of `psrjax train --config "
+                     "configs/d2gnet.py:runlocal,pretrain,label2d`")
 
 
 class Vid2Vid(person_video.PersonVideoTask):

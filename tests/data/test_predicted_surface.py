@@ -5,11 +5,13 @@ import os
 import pickle
 
 import imageio.v3 as iio
+import jax
 import numpy as np
 import pytest
 
 import conformance
 import recordings
+import train_harness
 from psrjax import cli
 from psrjax.data.sources import base as sources
 from psrjax.data.sources import predicted_surface
@@ -87,3 +89,16 @@ def test_lwgan_trains_on_the_recording_and_is_driven_by_it(recording, tmp_path):
   assert frames.shape[0] == 12 and frames.shape[2] >= 3 * RES and frames.std() > 5
   with pytest.raises(ValueError, match="not D²G-Net's UV pre-training"):
     sources.open_prepared(dataset, RES, surface_from=result.workdir, surface_cache="")
+
+
+def test_vid2vid_reads_the_predicted_maps_as_its_iuv_label(recording):
+  """vid2vid (tiny) on the recording with `model.iuv`: its label's IUV channels are the
+  predicted maps of the frames (the part index in the third channel, as a DensePose file)."""
+  dataset, uv = recording
+  config = conformance.tiny_config("vid2vid", f"tiny,data={dataset}", **{
+      "model.iuv": True, "data.surface_from": uv, "data.surface_cache": ""})
+  system = registry.get_system(config)
+  batch = train_harness.eval_batch(system, size=1)
+  assert (batch["part"] > 0).mean() > 0.2
+  label = np.asarray(jax.jit(system.prepare)(batch)["label"])
+  np.testing.assert_allclose(label[..., 2], 2.0 * batch["part"] / 24 - 1.0, atol=1e-6)

@@ -68,6 +68,10 @@ def default_data_config() -> ml_collections.ConfigDict:
   """The `data` block of a per-person system's config (every field commented)."""
   return ml_collections.ConfigDict(dict(
       dataset="",                 # "" the synthetic person; or a `psrjax prepare` folder
+      surface_from="",            # a D²G-Net label2d UV pre-training workdir: the prepared
+                                  # videos' part / UV maps predicted by its G_uv
+                                  # (psrjax.data.sources.predicted_surface)
+      surface_cache="~/.cache/psrjax/surface",   # where predicted maps are kept ("": memory)
       identity=7,                 # the learned person (synthetic identity index >= 0)
       seed=0,                     # room and the actions' speeds / phases / amplitudes
       resolution=64,              # H = W in pixels (a dataset's frames are resized to it)
@@ -91,12 +95,14 @@ def source(data):
   path = data.get("dataset", "")
   if not path:
     return scripted_person.ScriptedPerson(data)
-  return _prepared(os.path.abspath(os.path.expanduser(path)), int(data.resolution))
+  return _prepared(os.path.abspath(os.path.expanduser(path)), int(data.resolution),
+                   data.get("surface_from", ""), data.get("surface_cache"))
 
 
 @functools.lru_cache(maxsize=8)
-def _prepared(path: str, resolution: int):
-  return sources.open_prepared(path, resolution)
+def _prepared(path: str, resolution: int, surface_from: str = "", surface_cache=None):
+  return sources.open_prepared(path, resolution, surface_from=surface_from,
+                               surface_cache=surface_cache)
 
 
 def _longest(videos) -> int:
@@ -368,6 +374,9 @@ def driving_source(data, driving: str = "cross"):
       raise ValueError(f"driving dataset {driving} has {drive.resolution} px frames but the "
                        f"person's dataset {data.dataset} has {person}; prepare the driving video "
                        f"with --resolution {person}")
+  if data.get("surface_from", ""):   # its maps predicted as the person's are
+    return sources.open_prepared(driving, data.resolution, surface_from=data.surface_from,
+                                 surface_cache=data.get("surface_cache"))
   return sources.at_resolution(drive, data.resolution)
 
 
