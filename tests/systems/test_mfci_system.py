@@ -173,7 +173,7 @@ def test_mask_term_is_the_bce_of_the_generated_mask(params, batch):
   """`loss.mask` adds its weight times the binary cross-entropy of the generated M_fg with the
   person mask, to both stages' generator losses."""
   masked = registry.get_system(tiny_config(**{"loss.mask": 0.5}))
-  b = masked.prepare(batch)
+  b = jax.jit(masked.prepare)(batch)
   single_terms = jax.eval_shape(phase_loss(masked, "single", "g"), params, b)[1]
   assert "mask" in single_terms
   fused = phase_loss(masked, "fused", "g")

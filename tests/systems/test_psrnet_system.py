@@ -74,11 +74,15 @@ def test_generate_layers_and_baselines(system, params, batch):
 
 def test_layer2_is_eq1_blend_of_layer1(system, params, batch):
   """x̂² = α G²(x_i, x̂¹, d) + (1 - α) x̂¹ (Eq. 1, α = 0.5); "raw2" is G²(x_i, x̂¹, d) itself."""
-  inputs = system.prepare(batch)
-  x1, x2 = system._layers(params, inputs, 2)
-  g2 = system.generators[1].apply({"params": params["g2"]}, batch["src_rgb"], x1, batch["tgt_depth"])
+  def run(p, b):   # one program (eagerly, hundreds of one-operation ones)
+    inputs = system.prepare(b)
+    x1, x2 = system._layers(p, inputs, 2)
+    g2 = system.generators[1].apply({"params": p["g2"]}, b["src_rgb"], x1, b["tgt_depth"])
+    return x1, x2, g2, system._outputs(p, inputs, 2)["raw2"]
+
+  x1, x2, g2, raw2 = jax.jit(run)(params, batch)
   np.testing.assert_allclose(x2, 0.5 * g2 + 0.5 * x1, atol=1e-6)
-  np.testing.assert_allclose(system._outputs(params, inputs, 2)["raw2"], g2, atol=1e-6)
+  np.testing.assert_allclose(raw2, g2, atol=1e-6)
   assert not np.allclose(g2, x2, atol=1e-3)   # the raw output is not the blend
 
 
