@@ -135,20 +135,8 @@ def jit_init(fn, **jit_kwargs):
 
 
 def create_state(init_fn, rng, batch, shardings, mesh: Mesh) -> State:
-  """Initialises the state on the devices with the given shardings: directly there, or, where
-  one process holds the mesh and every leaf is replicated, on its first device and then copied
-  to the others -- the same values (threefry's bits do not depend on the sharding), from a
-  program compiled without SPMD partitioning (CoCosNet video's tiny initialisation at 8 CPU
-  devices: 39 s instead of 56 s)."""
-  if mesh.size > 1 and jax.process_count() == 1 and _all_replicated(shardings):
-    one = jax.sharding.SingleDeviceSharding(mesh.devices.flat[0])
-    state = jit_init(init_fn)(jax.device_put(rng, one), jax.device_put(batch, one))
-    return jax.device_put(state, shardings)
+  """Initialises the state directly on the devices with the given shardings."""
   rep = partitioning.replicated(mesh)
   batch_shardings = jax.tree.map(lambda x: x.sharding, batch)
   jitted = jit_init(init_fn, in_shardings=(rep, batch_shardings), out_shardings=shardings)
   return jitted(rng, batch)
-
-
-def _all_replicated(shardings) -> bool:
-  return all(s.is_fully_replicated for s in jax.tree.leaves(shardings))

@@ -192,18 +192,3 @@ def test_batch_smaller_than_the_devices_replicates_and_matches(tmp_path):
   train_harness.assert_same_losses(eight.history, two.history, rtol=1e-5,
                                    steps=range(1, STEPS + 1))
   assert eight.eval_results["l1"] == pytest.approx(two.eval_results["l1"], rel=1e-5)
-
-
-def test_replicated_state_is_initialised_on_one_device_with_the_sharded_programs_values():
-  """`create_state` of a replicated state compiles its initialisation for one device and copies
-  the state; a state with a sharded leaf (FSDP) is initialised in place. Both give the values
-  of the initialisation compiled for the whole mesh."""
-  for overrides in ({}, {"sharding.params": "fsdp"}):
-    ctx = context_lib.build_context(scale_config(**overrides), None, evals=())
-    batch = ctx.global_batch(ctx.first_batch)
-    state = state_lib.create_state(ctx.init_fn, ctx.base_key, batch, ctx.state_shardings,
-                                   ctx.mesh)
-    whole = jax.jit(ctx.init_fn, out_shardings=ctx.state_shardings)(ctx.base_key, batch)
-    jax.tree.map(lambda a, b: (np.testing.assert_array_equal(a, b),
-                               np.testing.assert_equal(a.sharding, b.sharding)), state, whole)
-  assert not state_lib._all_replicated(ctx.state_shardings)   # the FSDP run's
