@@ -29,7 +29,7 @@ unwrapped through the pre-trained G_uv, photometric losses only):
 
 Arguments (comma separated, combinable): `runlocal`, `tiny` (a seconds-long variant for tests),
 `pretrain` (G_uv's person-agnostic pre-training), `label2d` (the 2D pose label alone; implied by
-`data=`), `data=DATASET`, `res=R`, `batch=B`.
+`data=`; with `pretrain`, also close-ups: `uv_pretrain.zoom`), `data=DATASET`, `res=R`, `batch=B`.
 """
 import ml_collections
 
@@ -50,6 +50,8 @@ def get_config(arg=None):
     pretrain(c)
   if arg.label2d or arg.data:
     c.pose.surface = False
+  if arg.pretrain and arg.label2d:   # for prepared videos, which are often close-ups
+    c.uv_pretrain.zoom = (0.3, 1.0)
   if arg.data:
     real_video(c)
   return c
@@ -112,6 +114,9 @@ def base_config(c):
       enabled=False,             # True: this run pre-trains G_uv alone on many identities
       clips=80_000,              # training clips (identities x actions x cameras)
       eval_clips=64,             # held-out clips evaluated
+      zoom=(1.0, 1.0),           # close-ups: each example cut to a square of a fraction of the
+                                 # frame drawn from (lo, hi) at the top of the person (1: whole
+                                 # frames; label2d: (0.3, 1.0), psrjax.data.samplers.surface_windows)
   )
 
   c.train.update(batch_size=2, steps=200_000, log_every=100, checkpoint_every=5000,

@@ -512,7 +512,8 @@ class D2GNet(person_video.PersonVideoTask):
     return surface_windows.dataset(
         "validation" if held_out else "train", frames=self.history + 1,
         resolution=self.config.data.resolution, num_clips=u.eval_clips if held_out else u.clips,
-        seed=seed, shard_index=shard_index, shard_count=shard_count, shuffle=not held_out)
+        seed=seed, shard_index=shard_index, shard_count=shard_count, shuffle=not held_out,
+        zoom=tuple(u.get("zoom", (1.0, 1.0))))
 
   def example_spec(self, split):
     if not self.pretraining:
