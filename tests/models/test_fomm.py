@@ -462,7 +462,7 @@ def test_dense_motion_without_the_background_mixes_only_the_keypoint_motions():
   module = fomm.DenseMotionNetwork(4, 2, 16, scale_factor=0.5)
   source = _images(2, 32, 32, 3, seed=4)
   (kp_s, _), (kp_d, _) = _keypoints(2, 3, 5), _keypoints(2, 3, 6)
-  variables = module.init(jax.random.key(0), source, kp_s, kp_d)
+  variables = jax.jit(module.init)(jax.random.key(0), source, kp_s, kp_d)
   apply = jax.jit(module.apply)
   official = apply(variables, source, kp_s, kp_d)
   kept = apply(variables, source, kp_s, kp_d, jnp.array([True, True]))
