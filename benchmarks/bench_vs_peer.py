@@ -141,7 +141,7 @@ def commands(args, vgg: str) -> dict[str, list[str]]:
   psrjax = [sys.executable, "-m", "psrjax.cli", "bench", "--config", CONFIGS[args.peer],
             "--config.loss.vgg_net=vgg19", f"--config.loss.vgg_weights={vgg}",
             "--steps", str(args.steps), "--warmup", str(args.warmup), "--pipeline-batches", "1",
-            "--json", *EXTRA.get(args.peer, []), *args.psrjax_arg]
+            "--json", *EXTRA.get(args.peer, []), *getattr(args, "psrjax_arg", [])]
   peer = [sys.executable, PEER_STEPS, args.peer, "--checkout", args.checkout, "--steps",
           str(args.steps), "--warmup", str(args.warmup), "--vgg-weights", vgg,
           "--threads", str(args.threads), "--workdir", os.path.join(args.workdir, "peer"),

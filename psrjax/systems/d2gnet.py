@@ -75,6 +75,7 @@ from psrjax.losses import perceptual as perceptual_losses
 from psrjax.data.preparation import estimate
 from psrjax.data.samplers import per_person, surface_windows
 from psrjax.data.sources import base as sources
+from psrjax.data.sources import predicted_surface
 from psrjax.data.synthetic import faces as synthetic_faces
 from psrjax.geometry import pose_render, uv_texture
 from psrjax.models import d2gnet as networks
@@ -304,12 +305,13 @@ class D2GNet(person_video.PersonVideoTask):
 
   def _predicted_maps(self, examples):
     """(part [F, H, W], uv [F, H, W, 2]) of the pre-trained G_uv (from `config.init_from`) on
-    the examples' pose labels (`maps_from_outputs`)."""
+    the examples' pose labels (`predicted_surface.maps_from_outputs`)."""
     params = self.pretrained_uv()
     batch = {k: np.stack([e[k] for e in examples]) for k in examples[0]}
     label = fold(self.prepare(batch)["label"])
     coords, logits = jax.jit(self.uv_generator.apply)({"params": params}, label)
-    return maps_from_outputs(coords, logits, np.concatenate([e["mask"] for e in examples]))
+    mask = np.concatenate([e["mask"] for e in examples])
+    return predicted_surface.maps_from_outputs(coords, logits, mask)
 
   def pretrained_uv(self):
     """G_uv's parameters in `config.init_from`'s checkpoint."""
@@ -530,19 +532,6 @@ class D2GNet(person_video.PersonVideoTask):
     if _yes(masktex):
       example["mask_texture"] = np.float32(1.0)
     return example
-
-
-def maps_from_outputs(coords, logits, mask) -> tuple[np.ndarray, np.ndarray]:
-  """(part int32 [F, H, W], uv float32 [F, H, W, 2]) of G_uv's outputs (coords [F, H, W, 24, 2]
-  in [-1, 1], logits [F, H, W, 25]) inside a person mask [F, H, W, 1]: the most probable part
-  where the mask is set (0, the background, elsewhere) and that part's (u, v) in [0, 1] (0 on
-  the background, as the batch contract's maps)."""
-  part = np.asarray(jnp.argmax(logits, axis=-1)).astype(np.int32)
-  part = np.where(np.asarray(mask)[..., 0] > 0.5, part, 0)
-  chosen = np.take_along_axis(np.asarray(coords, np.float32),
-                              np.maximum(part - 1, 0)[..., None, None], axis=-2)[..., 0, :]
-  uv = np.clip((chosen + 1.0) / 2.0, 0.0, 1.0)
-  return part, np.where(part[..., None] > 0, uv, 0.0).astype(np.float32)
 
 
 def _extra(config, split: str, surface_maps: bool = False) -> tuple[str, ...]:

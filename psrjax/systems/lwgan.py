@@ -62,6 +62,7 @@ import optax
 
 from psrjax.data.samplers import body_transfer, first_frame, same_video
 from psrjax.data.sources import base as sources
+from psrjax.data.sources import predicted_surface
 from psrjax.geometry import face_crop, liquid_warp
 from psrjax.losses import perceptual as perceptual_losses
 from psrjax.models import lwgan as networks
@@ -180,7 +181,7 @@ class LWGAN(animation.AnimationTask):
       raise ValueError("data.surface_from predicts the surface maps of a prepared video: give "
                        "data=DATASET too (the synthetic world has its exact maps)")
     if d.get("dataset", ""):
-      src = sources.open_data(d)
+      src = predicted_surface.open_data(d)
       sources.require(src, body_transfer.SURFACE,
                       what="Liquid Warping GAN's body conditions (a multi-view dataset's body "
                            "fit, or --config.data.surface_from=WORKDIR of `psrjax train --config "

@@ -15,7 +15,6 @@ import train_harness
 from psrjax import cli
 from psrjax.data.sources import base as sources
 from psrjax.data.sources import predicted_surface
-from psrjax.systems import d2gnet
 from psrjax.systems import registry
 from psrjax.systems.tasks import person_video
 from psrjax.train import loop
@@ -35,20 +34,20 @@ def recording(tmp_path_factory):
 
 
 def _direct(uv: str, keypoints: np.ndarray, mask: np.ndarray, frame: int):
-  """G_uv's maps of one frame from the label of frames (frame - 2, frame - 1, frame) of its
-  video, the first repeated before the start."""
-  predictor = predicted_surface.UVPredictor(uv)
+  """G_uv's maps of one frame from D²G-Net's own label (its pre-training system's `prepare`) of
+  frames (frame - 2, frame - 1, frame) of its video, the first repeated before the start."""
+  system = registry.get_system(conformance.tiny_config("d2gnet", "tiny,pretrain,label2d"))
   window = [max(frame - 2, 0), max(frame - 1, 0), frame]
-  label = predictor.system.prepare({"keypoints": keypoints[window][None]})["label"]
-  coords, logits = predictor._apply(person_video.fold(label))
-  return d2gnet.maps_from_outputs(coords, logits, mask[None])
+  label = system.prepare({"keypoints": keypoints[window][None]})["label"]
+  coords, logits = predicted_surface.UVPredictor(uv)._apply(person_video.fold(label))
+  return predicted_surface.maps_from_outputs(coords, logits, mask[None])
 
 
 def test_maps_follow_the_keypoints_and_the_mask_and_are_cached_whole(recording, tmp_path,
                                                                       monkeypatch):
   dataset, uv = recording
   cache = tmp_path / "cache"
-  src = sources.open_prepared(dataset, RES, surface_from=uv, surface_cache=str(cache))
+  src = predicted_surface.open_prepared(dataset, RES, surface_from=uv, surface_cache=str(cache))
   assert [e for e in os.listdir(cache) if "partial" not in e] == os.listdir(cache)
   assert {src.modalities[k] for k in ("face", "part", "uv")} == {sources.ESTIMATED}
   tail = src.videos("test")[0]   # the held-out tail: its maps are stored after the head's
@@ -66,7 +65,7 @@ def test_maps_follow_the_keypoints_and_the_mask_and_are_cached_whole(recording, 
   # Opened again, or in a data worker, the maps are read from the cache, not predicted.
   monkeypatch.setattr(predicted_surface, "UVPredictor", None)
   again = pickle.loads(pickle.dumps(
-      sources.open_prepared(dataset, RES, surface_from=uv, surface_cache=str(cache))))
+      predicted_surface.open_prepared(dataset, RES, surface_from=uv, surface_cache=str(cache))))
   np.testing.assert_array_equal(again.frames(tail, frames, ("part",))["part"], got["part"])
 
 
@@ -88,7 +87,7 @@ def test_lwgan_trains_on_the_recording_and_is_driven_by_it(recording, tmp_path):
   frames = iio.imread(movie)
   assert frames.shape[0] == 12 and frames.shape[2] >= 3 * RES and frames.std() > 5
   with pytest.raises(ValueError, match="not D²G-Net's UV pre-training"):
-    sources.open_prepared(dataset, RES, surface_from=result.workdir, surface_cache="")
+    predicted_surface.open_prepared(dataset, RES, surface_from=result.workdir, surface_cache="")
 
 
 def test_vid2vid_reads_the_predicted_maps_as_its_iuv_label(recording):

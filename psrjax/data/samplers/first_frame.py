@@ -25,6 +25,7 @@ import numpy as np
 
 from psrjax.data.samplers import same_video
 from psrjax.data.sources import base as video_sources
+from psrjax.data.sources import predicted_surface
 
 MODALITIES = same_video.MODALITIES + ("flow_fwd",)
 
@@ -38,7 +39,7 @@ def check_min_frame(num_frames: int, min_driving_frame: int) -> None:
 
 def open_dataset(data, what: str = "FOMM and INTERnet"):
   """The prepared dataset at `data.resolution`, checked for what these examples read."""
-  src = video_sources.open_data(data)
+  src = predicted_surface.open_data(data)
   video_sources.require(src, MODALITIES, what=what)
   return src
 

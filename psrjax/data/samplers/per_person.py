@@ -52,7 +52,7 @@ import ml_collections
 import numpy as np
 
 from psrjax.data import synthetic
-from psrjax.data.sources import base as sources, scripted_person
+from psrjax.data.sources import base as sources, predicted_surface, scripted_person
 from psrjax.data.sources.scripted_person import DRIVING_SCRIPT, TEST_SCRIPT, TRAIN_SCRIPT
 
 Normalize = Callable[[np.ndarray], np.ndarray]
@@ -101,8 +101,8 @@ def source(data):
 
 @functools.lru_cache(maxsize=8)
 def _prepared(path: str, resolution: int, surface_from: str = "", surface_cache=None):
-  return sources.open_prepared(path, resolution, surface_from=surface_from,
-                               surface_cache=surface_cache)
+  return predicted_surface.open_prepared(path, resolution, surface_from=surface_from,
+                                         surface_cache=surface_cache)
 
 
 def _longest(videos) -> int:
@@ -375,8 +375,9 @@ def driving_source(data, driving: str = "cross"):
                        f"person's dataset {data.dataset} has {person}; prepare the driving video "
                        f"with --resolution {person}")
   if data.get("surface_from", ""):   # its maps predicted as the person's are
-    return sources.open_prepared(driving, data.resolution, surface_from=data.surface_from,
-                                 surface_cache=data.get("surface_cache"))
+    return predicted_surface.open_prepared(driving, data.resolution,
+                                           surface_from=data.surface_from,
+                                           surface_cache=data.get("surface_cache"))
   return sources.at_resolution(drive, data.resolution)
 
 

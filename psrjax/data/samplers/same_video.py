@@ -33,6 +33,7 @@ import numpy as np
 
 from psrjax.data import synthetic
 from psrjax.data.sources import base as video_sources, prerendered, synthetic_clips
+from psrjax.data.sources import predicted_surface
 from psrjax.geometry import pose_labels
 
 
@@ -233,7 +234,7 @@ def synthesis_example(data, *, seed: int, driving_seed: int | None,
 def open_dataset(data):
   """The prepared dataset as a video source at `data.resolution` (frames resized when the
   dataset was prepared at another size), checked for what examples read."""
-  src = video_sources.open_data(data)
+  src = predicted_surface.open_data(data)
   video_sources.require(src, MODALITIES, what="MFCI")
   return src
 

@@ -220,20 +220,7 @@ def at_resolution(source, resolution: int):
   return source if source.resolution == int(resolution) else Resized(source, resolution)
 
 
-def open_prepared(path: str, resolution: int, *, surface_from: str = "",
-                  surface_cache: str | None = None):
-  """The prepared dataset `path` as a source at `resolution` (the config's); `surface_from`: a
-  UV pre-training workdir whose G_uv predicts its surface maps (`predicted_surface`, kept in
-  `surface_cache`, None for its default)."""
-  if surface_from:
-    from psrjax.data.sources import predicted_surface  # pylint: disable=g-import-not-at-top
-    cache = predicted_surface.DEFAULT_CACHE if surface_cache is None else surface_cache
-    return predicted_surface.open_predicted(path, resolution, surface_from, cache)
+def open_prepared(path: str, resolution: int):
+  """The prepared dataset `path` as a source at `resolution` (the config's); with predicted
+  surface maps: `predicted_surface.open_prepared`."""
   return at_resolution(PreparedSource(path), resolution)
-
-
-def open_data(data):
-  """The prepared dataset `data.dataset` at `data.resolution`, with surface maps predicted by
-  `data.surface_from`'s G_uv where the config names one (`open_prepared`)."""
-  return open_prepared(data.dataset, data.resolution, surface_from=data.get("surface_from", ""),
-                       surface_cache=data.get("surface_cache"))

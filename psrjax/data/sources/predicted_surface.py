@@ -8,7 +8,7 @@ world's identities, whose exact part and UV maps it learns to predict from the s
 frames t, t-1 and t-2). Every frame of the dataset is labelled from its keypoints and the two
 frames' before it in its video (a video's first frames repeat its first), at the resolution G_uv
 was trained at, and G_uv's outputs become the maps as D²G-Net's own texture initialisation reads
-them (`psrjax.systems.d2gnet.maps_from_outputs`): per pixel the most probable of the 24
+them (`maps_from_outputs`): per pixel the most probable of the 24
 DensePose parts where the dataset's person mask is set, the background elsewhere, and that part's
 (u, v). The source then also holds, marked estimated:
 
@@ -37,6 +37,7 @@ import os
 import shutil
 from typing import Sequence
 
+import ml_collections
 import numpy as np
 
 from psrjax import paths
@@ -51,18 +52,16 @@ _BATCH = 16         # frames per G_uv call
 
 class UVPredictor:
   """D²G-Net's pre-trained G_uv of a `configs/d2gnet.py:...,pretrain,label2d` workdir: `maps`
-  turns frames' keypoints and person masks into part / UV maps (module docstring)."""
+  turns frames' keypoints and person masks into part / UV maps (module docstring). The label is
+  D²G-Net's 2D one (`psrjax.systems.d2gnet`, `pose.surface` off): per frame the colour stick
+  figure in [-1, 1], frames t, t-1, ..., t-`pose.history` on channels."""
 
   def __init__(self, workdir: str):
     import jax  # pylint: disable=g-import-not-at-top  # JAX only where maps are computed
-    from psrjax import config_utils  # pylint: disable=g-import-not-at-top
-    from psrjax.systems import registry  # pylint: disable=g-import-not-at-top  # D²G-Net's G_uv
+    from psrjax import checkpoint_params  # pylint: disable=g-import-not-at-top
+    from psrjax.models import d2gnet as networks  # pylint: disable=g-import-not-at-top
     self.workdir = paths.resolve(workdir)
-    try:
-      config = config_utils.load_workdir_config(self.workdir)
-    except ValueError as e:
-      raise ValueError(f"data.surface_from={workdir!r}: {e}; give the workdir of `psrjax train "
-                       "--config configs/d2gnet.py:runlocal,pretrain,label2d`") from None
+    config = _workdir_config(workdir)
     if config.get("system") != "d2gnet" or not config.uv_pretrain.enabled:
       raise ValueError(f"data.surface_from={workdir!r} is a {config.get('system')!r} run, not "
                        "D²G-Net's UV pre-training: train one with `psrjax train --config "
@@ -71,28 +70,54 @@ class UVPredictor:
       raise ValueError(f"the UV generator at {workdir!r} reads the 3D label (pose.surface), "
                        "which a prepared video cannot draw (no face maps): pre-train it with "
                        "configs/d2gnet.py:...,pretrain,label2d")
-    config.init_from = self.workdir
-    self.system = registry.get_system(config)
+    m, self.pose = config.model, config.pose
+    self.history = int(config.pose.history)
     self.resolution = int(config.data.resolution)
-    params = self.system.pretrained_uv()
-    self._apply = jax.jit(lambda label: self.system.uv_generator.apply({"params": params}, label))
+    generator = networks.UVGenerator(ngf=m.uv_ngf, n_downsample=m.uv_n_downsample,
+                                     n_blocks=m.uv_n_blocks, conv_impl=m.conv_impl)
+    r, channels = self.resolution, 3 * (self.history + 1)
+    target = jax.eval_shape(lambda x: generator.init(jax.random.key(0), x)["params"],
+                            jax.ShapeDtypeStruct((1, r, r, channels), np.float32))
+    params = checkpoint_params.restore_params(self.workdir, {"uv": target})["uv"]
+    self._apply = jax.jit(lambda label: generator.apply({"params": params}, label))
+
+  def label(self, windows: np.ndarray):
+    """[B, H, W, 3 (history + 1)]: the label of the last frame of each window of keypoints
+    [B, history + 1, 18, 3], that frame's figure first."""
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+    from psrjax.geometry import pose_render  # pylint: disable=g-import-not-at-top
+    r = self.resolution
+    figures = 2.0 * pose_render.stick_figure(jnp.asarray(windows, jnp.float32), r, r,
+                                             joint_radius=self.pose.radius,
+                                             stick_width=self.pose.width) - 1.0
+    return jnp.concatenate([figures[:, -1 - k] for k in range(self.history + 1)], axis=-1)
 
   def maps(self, keypoints: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(part [n, H, W], uv [n, H, W, 2]) of the n consecutive frames of one video (keypoints
     [n, 18, 3] and mask [n, H, W, 1] at `resolution`)."""
-    from psrjax.systems import d2gnet  # pylint: disable=g-import-not-at-top
-    from psrjax.systems.tasks import person_video  # pylint: disable=g-import-not-at-top
-    n, history = len(keypoints), self.system.history
+    n, history = len(keypoints), self.history
     windows = np.maximum(np.arange(n)[:, None] + np.arange(-history, 1)[None], 0)
     parts, uvs = [], []
     for start in range(0, n, _BATCH):
       rows = windows[start:start + _BATCH]
-      label = self.system.prepare({"keypoints": np.asarray(keypoints, np.float32)[rows]})["label"]
-      coords, logits = self._apply(person_video.fold(label))
-      part, uv = d2gnet.maps_from_outputs(coords, logits, mask[start:start + _BATCH])
+      coords, logits = self._apply(self.label(np.asarray(keypoints, np.float32)[rows]))
+      part, uv = maps_from_outputs(coords, logits, mask[start:start + _BATCH])
       parts.append(part)
       uvs.append(uv)
     return np.concatenate(parts), np.concatenate(uvs)
+
+
+def maps_from_outputs(coords, logits, mask) -> tuple[np.ndarray, np.ndarray]:
+  """(part int32 [F, H, W], uv float32 [F, H, W, 2]) of G_uv's outputs (coords [F, H, W, 24, 2]
+  in [-1, 1], logits [F, H, W, 25]) inside a person mask [F, H, W, 1]: the most probable part
+  where the mask is set (0, the background, elsewhere) and that part's (u, v) in [0, 1] (0 on
+  the background, as the batch contract's maps)."""
+  part = np.asarray(np.argmax(np.asarray(logits), axis=-1)).astype(np.int32)
+  part = np.where(np.asarray(mask)[..., 0] > 0.5, part, 0)
+  chosen = np.take_along_axis(np.asarray(coords, np.float32),
+                              np.maximum(part - 1, 0)[..., None, None], axis=-2)[..., 0, :]
+  uv = np.clip((chosen + 1.0) / 2.0, 0.0, 1.0)
+  return part, np.where(part[..., None] > 0, uv, 0.0).astype(np.float32)
 
 
 def _latest_step(workdir: str) -> int:
@@ -211,10 +236,32 @@ def open_predicted(path: str, resolution: int, workdir: str, cache_dir: str = DE
   return sources.at_resolution(PredictedSurface(src, workdir, cache_dir), resolution)
 
 
+def _workdir_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config `psrjax train` saved in `workdir` (its config.json)."""
+  path = paths.join(paths.resolve(workdir), "config.json")
+  if not paths.isfile(path):
+    raise ValueError(f"data.surface_from={workdir!r} holds no config.json: give the workdir of "
+                     "`psrjax train --config configs/d2gnet.py:runlocal,pretrain,label2d`")
+  return ml_collections.ConfigDict(json.loads(paths.read_text(path)))
+
+
 def _workdir_resolution(workdir: str) -> int:
-  from psrjax import config_utils  # pylint: disable=g-import-not-at-top
-  try:
-    return int(config_utils.load_workdir_config(paths.resolve(workdir)).data.resolution)
-  except ValueError as e:
-    raise ValueError(f"data.surface_from={workdir!r}: {e}; give the workdir of `psrjax train "
-                     "--config configs/d2gnet.py:runlocal,pretrain,label2d`") from None
+  return int(_workdir_config(workdir).data.resolution)
+
+
+def open_prepared(path: str, resolution: int, *, surface_from: str = "",
+                  surface_cache: str | None = None):
+  """The prepared dataset `path` as a source at `resolution` (`sources.open_prepared`), with
+  `surface_from`'s G_uv predicting its surface maps where given (kept in `surface_cache`, None
+  for DEFAULT_CACHE)."""
+  if not surface_from:
+    return sources.open_prepared(path, resolution)
+  cache = DEFAULT_CACHE if surface_cache is None else surface_cache
+  return open_predicted(path, resolution, surface_from, cache)
+
+
+def open_data(data):
+  """The prepared dataset `data.dataset` at `data.resolution`, with surface maps predicted by
+  `data.surface_from`'s G_uv where the config names one (`open_prepared`)."""
+  return open_prepared(data.dataset, data.resolution, surface_from=data.get("surface_from", ""),
+                       surface_cache=data.get("surface_cache"))

@@ -52,6 +52,7 @@ import numpy as np
 from psrjax import config_args
 from psrjax.data.samplers import first_frame, same_video
 from psrjax.data.sources import base as sources
+from psrjax.data.sources import predicted_surface
 from psrjax.geometry import motion
 from psrjax.metrics import perceptual as perceptual_metrics, runs, structural
 from psrjax.metrics import temporal as temporal_metrics, video as video_metrics
@@ -301,9 +302,9 @@ def _driving_source(path: str, data, seed: int, reads: tuple[str, ...] = ()):
   """(the prepared dataset at `path` read as the config's `data` reads its own (resolution,
   predicted surface maps), checked for the modalities `reads`, its video `seed` modulo their
   count)."""
-  src = sources.open_prepared(config_args.prepared_dataset(path), data.resolution,
-                              surface_from=data.get("surface_from", ""),
-                              surface_cache=data.get("surface_cache"))
+  src = predicted_surface.open_prepared(config_args.prepared_dataset(path), data.resolution,
+                                        surface_from=data.get("surface_from", ""),
+                                        surface_cache=data.get("surface_cache"))
   if reads:
     sources.require(src, reads, what=f"--driving {path}")
   videos = [v for split in ("train", "test") for v in src.videos(split)]
