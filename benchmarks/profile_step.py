@@ -18,6 +18,9 @@ transformation produced it, and the parts are:
   the backward pass;
 - `other`: losses, norms and whatever else carries no module name.
 
+The same time is also split by what ran it (`by_kind`): each of psrjax's CPU convolution calls
+(forward, backward data, backward weights) or XLA's own instructions by kind.
+
 The per-part time is the wall time per step its thunks ran; where XLA:CPU runs thunks
 concurrently (or one oneDNN call waits for another's cores), the overlapping time is shared
 evenly among them, so the parts add up to the time some thunk ran, printed beside the step's
@@ -117,12 +120,29 @@ def breakdown(hlo_text: str, times: dict[str, float], steps: int) -> dict[str, f
   return dict(sorted(parts.items(), key=lambda kv: -kv[1]))
 
 
+def kind_of(thunk: str, targets: dict[str, str]) -> str:
+  """What ran a thunk: its custom-call target (psrjax's CPU convolutions: psrjax_conv_forward,
+  ..._backward_data, ..._backward_weights), else the XLA instruction's kind (`add_fusion.3`
+  -> "XLA add_fusion")."""
+  return targets.get(thunk) or "XLA " + re.sub(r"[.\d]+$", "", thunk)
+
+
+def by_kind(hlo_text: str, times: dict[str, float], steps: int) -> dict[str, float]:
+  """{kind_of: seconds per step} of the thunks that are instructions of `hlo_text`: whether
+  the step's time is in the convolution calls or in XLA's own code."""
+  names, targets = op_names(hlo_text), dict(_TARGET.findall(hlo_text))
+  kinds: dict[str, float] = collections.defaultdict(float)
+  for thunk, seconds in times.items():
+    if thunk in names:
+      kinds[kind_of(thunk, targets)] += seconds / steps
+  return dict(sorted(kinds.items(), key=lambda kv: -kv[1]))
+
+
 def top_thunks(hlo_text: str, times: dict[str, float], steps: int, count: int):
   """The `count` slowest instructions: (seconds per step, name, part, custom-call target or
   fusion kind, op_name)."""
   names, targets = op_names(hlo_text), dict(_TARGET.findall(hlo_text))
-  rows = [(seconds / steps, thunk, part_of(names[thunk]),
-           targets.get(thunk, re.sub(r"[.\d]+$", "", thunk)), names[thunk])
+  rows = [(seconds / steps, thunk, part_of(names[thunk]), kind_of(thunk, targets), names[thunk])
           for thunk, seconds in times.items() if thunk in names]
   return sorted(rows, reverse=True)[:count]
 
@@ -150,16 +170,19 @@ def main(argv=None) -> int:
   step.check_finite()
   time.sleep(0.5)
   hlo, times = step.compiled.as_text(), thunk_times(args.trace_dir)
-  parts = breakdown(hlo, times, args.steps)
+  parts, kinds = breakdown(hlo, times, args.steps), by_kind(hlo, times, args.steps)
   wall = sorted(walls)[len(walls) // 2]
   if args.json:
-    print(json.dumps({"step_time_s": wall, "parts_s": parts}))
+    print(json.dumps({"step_time_s": wall, "parts_s": parts, "kinds_s": kinds}))
     return 0
   total = sum(parts.values())
   print(f"{config.system}: step {wall:.3f} s (median of {args.steps}, traced); thunks "
         f"{total:.3f} s per step")
   for part, seconds in parts.items():
     print(f"  {part:34s} {seconds:8.3f} s  {100 * seconds / total:5.1f} %")
+  print("by what ran it (the 8 largest):")
+  for kind, seconds in list(kinds.items())[:8]:
+    print(f"  {kind:34s} {seconds:8.3f} s  {100 * seconds / total:5.1f} %")
   for seconds, thunk, part, kind, op_name in top_thunks(hlo, times, args.steps, args.top):
     print(f"  {1e3 * seconds:8.1f} ms  {thunk:20s} {kind:30s} {op_name[-90:]}")
   return 0

@@ -42,6 +42,14 @@ def test_concurrent_time_is_shared_and_parts_add_up_to_busy_time():
   assert parts == {"GlobalGenerator forward": 1.5, "MultiScaleDiscriminator backward": 0.5}
 
 
+def test_time_is_split_by_what_ran_it():
+  times = {"ffi_call.3": 3.0, "ffi_call.5": 1.0, "ffi_call.4": 1.0, "multiply_add_fusion.2": 0.5,
+           "sum.1": 0.25, "not_in_the_module": 9.0}
+  assert profile_step.by_kind(HLO, times, steps=1) == {
+      "psrjax_conv_forward": 4.0, "psrjax_conv_backward_weights": 1.0,
+      "XLA multiply_add_fusion": 0.5, "XLA sum": 0.25}
+
+
 def test_busy_pairs_are_left_out_of_the_median():
   pairs = [{"ratio": 1.2, "psrjax_s": 1.0, "peer_s": 1.2, "busy": False},
            {"ratio": 0.5, "psrjax_s": 2.0, "peer_s": 1.0, "busy": True},
