@@ -24,6 +24,9 @@ GEOMETRIES = [
     ((1, 6, 7, 7, 3), (7, 7, 7, 3, 4), (1, 1, 1), ((3, 3), (3, 3), (3, 3))),
     ((2, 4, 6, 5, 8), (1, 1, 1, 8, 3), (2, 1, 2), ((0, 0), (0, 0), (0, 0))),
     ((2, 5, 7, 6, 3), (2, 3, 4, 3, 2), (2, 1, 3), ((2, 1), (0, 2), (1, 0))),
+    # channels that oneDNN blocks (its kernel gradient reorders the activations), with tails
+    ((2, 12, 10, 24), (3, 3, 24, 20), (2, 2), ((1, 1), (1, 0))),
+    ((1, 4, 6, 6, 16), (3, 3, 3, 16, 19), (1, 1, 1), ((1, 1), (1, 1), (1, 1))),
     # few outputs, stride 1, no padding: the narrow kernels (narrow_conv.cc) where AVX-512F exists
     ((1, 6, 9, 11, 32), (3, 4, 5, 32, 3), (1, 1, 1), ((0, 0), (0, 0), (0, 0))),
     ((2, 3, 5, 9, 48), (2, 1, 3, 48, 4), (1, 1, 1), ((0, 0), (0, 0), (0, 0))),
@@ -81,8 +84,9 @@ def test_auto_leaves_empty_operands_to_xla():
 
 @needs_onednn
 def test_calls_of_growing_and_shrinking_sizes_share_the_kept_buffers_correctly():
-  """The blocked kernel and the scratchpad are buffers kept between calls (onednn_conv.cc's
-  `Workspace`): a large call after a small one grows them, a small one after reuses them."""
+  """The blocked kernel, the scratchpad and a kernel gradient's blocked activations are buffers
+  kept between calls (onednn_conv.cc's `Workspace`): a large call after a small one grows them,
+  a small one after reuses them."""
   sizes = [((1, 6, 6, 8), (3, 3, 8, 16)), ((1, 10, 10, 64), (3, 3, 64, 128)),
            ((2, 5, 5, 4), (3, 3, 4, 8)), ((1, 10, 10, 64), (3, 3, 64, 128))]
   for i, (x_shape, k_shape) in enumerate(sizes):
