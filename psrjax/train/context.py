@@ -11,9 +11,15 @@ planned per-device memory fits the device (`plan.resolve_remat`: the context is 
 "none", the residuals of each mode are traced from it until one fits, and it is rebuilt with
 that mode when it is not "none"), stated in one line by process 0. The context's config, and so
 config.json, carries the resolved mode, also recorded as `runtime["remat"]`.
+
+A config equal to one built before in the same process (its JSON; the last `SYSTEMS_KEPT`)
+gets the same system object, and with it the same jitted train steps (`TrainContext.jit_step`):
+a resumed run, a rerun of a notebook cell or a second `loop.train` of the config reuses the
+steps' traces (seconds to tens of seconds for the paper systems) instead of tracing them again.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 from typing import Any, Iterable
@@ -59,6 +65,9 @@ class TrainContext:
   constants: dict[str, Any]  # System.constants() on the devices, replicated
   options: options_lib.ScaleOptions  # sharding, compute dtype, accumulation, EMA
   runtime: dict[str, Any]  # platform.describe and the remat mode: config.json's `runtime`
+  # The jitted steps of this context's system, shared by every context of the same system
+  # (`_Built`); keyed by `_step_key`.
+  steps: dict[Any, Any] = dataclasses.field(default_factory=dict)
 
   def stage_at(self, step: int) -> base.Stage:
     """The stage that trains step `step` (0-based count of completed steps)."""
@@ -81,14 +90,77 @@ class TrainContext:
     return self.with_constants(state_lib.eval_params(state))
 
   def jit_step(self, stage: base.Stage):
-    """The jitted train step of `stage` (see step.jit_train_step)."""
-    return step_lib.jit_train_step(
-        self.system, self.optimizers, stage, state_shardings=self.state_shardings,
-        batch_shardings=self.batch_sharding, mesh=self.mesh, options=self.options,
-        stages=self.stages)
+    """The jitted train step of `stage` (see step.jit_train_step); the same function for an
+    equal stage, mesh, options and shardings of this system (module docstring)."""
+    key = _step_key(self, stage)
+    if key not in self.steps:
+      self.steps[key] = step_lib.jit_train_step(
+          self.system, self.optimizers, stage, state_shardings=self.state_shardings,
+          batch_shardings=self.batch_sharding, mesh=self.mesh, options=self.options,
+          stages=self.stages)
+    return self.steps[key]
 
   def global_batch(self, local) -> dict[str, jax.Array]:
     return partitioning.global_batch(local, self.batch_sharding, self.config.train.batch_size)
+
+
+def _step_key(ctx: TrainContext, stage: base.Stage) -> tuple:
+  """What a jitted step depends on beyond its system: the stage, the schedule's stage names,
+  the mesh, the scale options and the shardings."""
+  leaves, treedef = jax.tree.flatten(ctx.state_shardings)
+  return (stage.name, tuple(s.name for s in ctx.stages), ctx.mesh, ctx.options, treedef,
+          tuple(leaves), ctx.batch_sharding)
+
+
+# Systems built in this process, by their config's JSON, most recently used last.
+SYSTEMS_KEPT = 4
+
+
+@dataclasses.dataclass
+class _Built:
+  """A system and what its contexts share: jitted steps (`TrainContext.steps`), initialisation
+  functions by EMA groups, abstract states by (EMA groups, batch shapes)."""
+  system: base.System
+  steps: dict[Any, Any] = dataclasses.field(default_factory=dict)
+  init_fns: dict[Any, Any] = dataclasses.field(default_factory=dict)
+  abstract: dict[Any, Any] = dataclasses.field(default_factory=dict)
+
+
+_SYSTEMS: collections.OrderedDict[str, _Built] = collections.OrderedDict()
+
+
+def _system(config) -> _Built:
+  """The system of `config` with what its contexts share: the ones built before for an equal
+  config, else a new system built from a copy of it (a later change to `config` does not reach
+  it)."""
+  try:
+    key = config.to_json(sort_keys=True)
+  except (TypeError, ValueError):   # a value JSON cannot hold: built every time
+    return _Built(registry.get_system(config))
+  if key in _SYSTEMS:
+    _SYSTEMS.move_to_end(key)
+    return _SYSTEMS[key]
+  built = _SYSTEMS[key] = _Built(registry.get_system(config.copy_and_resolve_references()))
+  while len(_SYSTEMS) > SYSTEMS_KEPT:
+    _SYSTEMS.popitem(last=False)
+  return built
+
+
+def _init_and_abstract(built: _Built, optimizers, ema_groups, base_key, spec):
+  """(init function, abstract state) of the system for batches of `spec`'s shapes: the init
+  function is one object per EMA groups (JAX reuses its trace when it is jitted), the abstract
+  state is traced once per batch shape (shardings do not change it)."""
+  ema_groups = tuple(ema_groups)
+  if ema_groups not in built.init_fns:
+    built.init_fns[ema_groups] = state_lib.make_init_fn(built.system, optimizers, ema_groups)
+  init_fn = built.init_fns[ema_groups]
+  shapes = tuple((k, v.shape, str(v.dtype)) for k, v in sorted(spec.items()))
+  key = (ema_groups, shapes, base_key.shape, str(base_key.dtype))
+  if key not in built.abstract:
+    # The same function the initialisation compiles: one trace for both (make_init_fn), and an
+    # unknown EMA group is a one-line error of the trace (state.with_ema).
+    built.abstract[key] = state_lib.abstract_state(init_fn, base_key, spec)
+  return init_fn, built.abstract[key]
 
 
 def check_workdir(workdir: str) -> str:
@@ -133,7 +205,8 @@ def with_remat(config, mode: str):
 
 def _build(config, workdir: str | None, devices, evals) -> TrainContext:
   """`build_context` of a config whose `model.remat` (if any) is a mode, not "auto"."""
-  system = registry.get_system(config)
+  built = _system(config)
+  system = built.system
   options = options_lib.from_config(config, system)
   mesh = partitioning.make_mesh(data=config.mesh.data, model=config.mesh.model, devices=devices,
                                 batch_size=config.train.batch_size,
@@ -149,11 +222,8 @@ def _build(config, workdir: str | None, devices, evals) -> TrainContext:
   data_lib.check_example_spec(first, system.example_spec("train"), what="train")
   sharding = partitioning.batch_sharding(mesh)
   base_key = partitioning.replicated_key(config.seed, mesh)
-  init_fn = state_lib.make_init_fn(system, optimizers, options.ema_groups)
   spec = partitioning.abstract_batch(first, sharding, config.train.batch_size)
-  # The same function the initialisation compiles: one trace for both (make_init_fn), and an
-  # unknown EMA group is a one-line error of the trace (state.with_ema).
-  abstract = state_lib.abstract_state(init_fn, base_key, spec)
+  init_fn, abstract = _init_and_abstract(built, optimizers, options.ema_groups, base_key, spec)
   init_groups(config, abstract["params"])
   eval_data = evaluator_lib.eval_split(system, config, mesh)
   data_lib.check_example_spec(eval_data.first_batch(), system.example_spec(config.eval.split),
@@ -168,7 +238,7 @@ def _build(config, workdir: str | None, devices, evals) -> TrainContext:
       state_shardings=state_lib.state_shardings(abstract, mesh, strategy=options.params_sharding,
                                                 min_size=options.min_shard_size),
       eval_data=eval_data, evals=declared, constants=constants, options=options,
-      runtime=_runtime(config, mesh, options))
+      runtime=_runtime(config, mesh, options), steps=built.steps)
 
 
 def _runtime(config, mesh: Mesh, options: options_lib.ScaleOptions) -> dict[str, Any]:

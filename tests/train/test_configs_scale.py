@@ -114,8 +114,11 @@ def check_context(ctx, config, num_devices: int) -> None:
 
 # 2 devices (slow): 8 already takes a data axis smaller than the devices wherever the batch does
 # not divide by 8, and each context build traces the system's initialisation again.
+# One test process builds a spec's contexts for every device count: they share its system and
+# its traced initialisation (psrjax.train.context, equal configs in one process).
 @pytest.mark.parametrize("num_devices", [1, pytest.param(2, marks=pytest.mark.slow), 8])
-@pytest.mark.parametrize("spec", SPECS, ids=_name)
+@pytest.mark.parametrize("spec", [pytest.param(s, marks=pytest.mark.xdist_group(f"context-{_name(s)}"))
+                                  for s in SPECS], ids=_name)
 def test_config_builds_its_context(spec, num_devices):
   config = small(config_utils.load_config(spec))
   ctx = context_lib.build_context(config, None, devices=jax.devices()[:num_devices])

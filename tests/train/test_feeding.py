@@ -102,7 +102,9 @@ def test_index_map_outside_int16_is_an_error():
 def test_jitted_step_receives_the_decoded_host_batch(monkeypatch):
   """The train step decodes the compact batch before `System.prepare`: what prepare sees is
   the host pipeline's float batch (within 1/255 for frames that are not 8-bit)."""
-  config = toy_system.toy_config()
+  # A config no other test builds: its system (patched below) and jitted step are this test's
+  # own (contexts of equal configs share them: psrjax.train.context).
+  config = toy_system.toy_config(**{"train.log_every": 17})
   ctx = context_lib.build_context(config, None)
   seen = {}
 
