@@ -13,9 +13,11 @@ that mode when it is not "none"), stated in one line by process 0. The context's
 config.json, carries the resolved mode, also recorded as `runtime["remat"]`.
 
 A config equal to one built before in the same process (its JSON; the last `SYSTEMS_KEPT`)
-gets the same system object, and with it the same jitted train steps (`TrainContext.jit_step`):
-a resumed run, a rerun of a notebook cell or a second `loop.train` of the config reuses the
-steps' traces (seconds to tens of seconds for the paper systems) instead of tracing them again.
+gets the same system object, and with it the same initialisation function, abstract state
+and jitted train steps (`TrainContext.jit_step`; evaluations and samples are jitted once per
+system too, `evals.common.cached_jit`): a resumed run, a rerun of a notebook cell, a second
+`loop.train` of the config or its context on other devices reuses those traces (seconds to tens
+of seconds for the paper systems) instead of tracing them again.
 """
 from __future__ import annotations
 
