@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh
 
 from psrjax.systems import base
+from psrjax.train import draws
 from psrjax.train import partitioning
 
 State = dict[str, Any]
@@ -105,8 +106,9 @@ def with_shardings(abstract_state: State, shardings: Any) -> Any:
 
 
 def abstract_state(init_fn, rng, batch_spec) -> State:
-  """Shapes and dtypes of the state for a batch of `batch_spec` shapes."""
-  return jax.eval_shape(init_fn, rng, batch_spec)
+  """Shapes and dtypes of the state for a batch of `batch_spec` shapes (the trace the
+  initialisation then compiles: `draws.trace`)."""
+  return draws.trace(init_fn, rng, batch_spec).out_info
 
 
 # XLA:CPU spends most of an initialisation's compile time optimising the threefry kernels that
@@ -130,8 +132,9 @@ def init_compiler_options() -> dict[str, int] | None:
 
 
 def jit_init(fn, **jit_kwargs):
-  """`jax.jit` of an initialisation function, compiled with `init_compiler_options()`."""
-  return jax.jit(fn, compiler_options=init_compiler_options(), **jit_kwargs)
+  """`jax.jit` of an initialisation function, compiled with `init_compiler_options()`, its
+  random draws merged into few hash calls (`draws.merge_draws`: the same values)."""
+  return jax.jit(draws.merge_draws(fn), compiler_options=init_compiler_options(), **jit_kwargs)
 
 
 def create_state(init_fn, rng, batch, shardings, mesh: Mesh) -> State:
