@@ -116,8 +116,9 @@ def abstract_state(init_fn, rng, batch_spec) -> State:
 # compiles in 5.0 s instead of 16.6 s, pix2pixHD's paper config (190.7M parameters) in 3.4 s
 # instead of 8.4 s, and both run as fast as before (0.03 s and 2.3 s; level 0 would run the
 # latter in 11 s). Measured on a 2-core AVX-512 CPU. A lower level asked for in `XLA_FLAGS`
-# (the test suite's 0, for tiny models) is kept: CoCosNet video's tiny init compiles in 50 s
-# at level 0 instead of 73 s at level 1.
+# (the test suite's 0, for tiny models) is kept: CoCosNet video's tiny init compiled in 50 s
+# at level 0 instead of 73 s at level 1 before its draws were merged (`jit_init`; merged, 13 s
+# at level 0 on a 2-core AVX2 EPYC, its runlocal config's in 22 s instead of 44 s at level 1).
 _CPU_INIT_LEVEL = 1
 _LEVEL_FLAG = re.compile(r"--xla_backend_optimization_level=(\d+)")
 

@@ -78,3 +78,10 @@ def test_trace_is_shared_by_equal_shapes():
   assert draws.trace(fn, jax.random.key(0), spec).out_info.shape == (2,)
   jax.jit(draws.merge_draws(fn))(jax.random.key(1), jnp.ones((2,)))
   assert len(calls) == 1
+
+
+def test_merged_draws_lower_for_accelerators():
+  key, x = jax.random.key(3), jnp.ones((1, 8, 8, 3))
+  traced = jax.jit(draws.merge_draws(_draws)).trace(key, x)
+  for platform in ("cuda", "tpu"):
+    assert "threefry" in traced.lower(lowering_platforms=(platform,)).as_text()
