@@ -14,7 +14,8 @@ hashes each (key, counter) pair on its own, so every value is the one the unmerg
 computes, bit for bit; the draws' order of readiness only decides which call a draw joins. Draws
 follow `jax.random`'s threefry2x32 with `jax_threefry_partitionable` (JAX's default): a draw of
 another PRNG implementation or mode, one inside a loop, a scan or a conditional, and one of a
-batch of keys is replayed as it was traced. Merged calls hold at most `MAX_MERGED` values each
+batch of keys is replayed as it was traced, and a function with side effects (`jax.debug`
+callbacks) is not replayed at all. Merged calls hold at most `MAX_MERGED` values each
 (a larger draw keeps its own call), so the temporary key and counter arrays stay small next to
 the parameters.
 """
@@ -47,6 +48,8 @@ def merge_draws(fn: Callable[..., Any]) -> Callable[..., Any]:
   def merged(*args):
     traced = trace(fn, *args)
     closed = traced.jaxpr
+    if closed.effects:   # replaying out of program order could reorder them
+      return fn(*args)
     flat = jax.tree.leaves(args)
     if len(flat) != len(closed.jaxpr.invars):
       raise ValueError(f"merge_draws: {fn} takes {len(closed.jaxpr.invars)} array inputs, "

@@ -85,3 +85,17 @@ def test_merged_draws_lower_for_accelerators():
   traced = jax.jit(draws.merge_draws(_draws)).trace(key, x)
   for platform in ("cuda", "tpu"):
     assert "threefry" in traced.lower(lowering_platforms=(platform,)).as_text()
+
+
+def test_side_effects_keep_their_order(capfd):
+  def fn(key):   # "first" waits on a later round of draws than "second"
+    deep = jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, 2), 3), (2,))
+    shallow = jax.random.normal(jax.random.fold_in(key, 1), (2,))
+    jax.debug.print("first {}", deep[0], ordered=True)
+    jax.debug.print("second {}", shallow[0], ordered=True)
+    return deep + shallow
+  key = jax.random.key(0)
+  np.testing.assert_array_equal(jax.jit(draws.merge_draws(fn))(key), jax.jit(fn)(key))
+  jax.effects_barrier()
+  out = capfd.readouterr().out
+  assert out.index("first") < out.index("second")
