@@ -47,9 +47,11 @@ def power_iteration(kernel: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Arr
   """(u', v, sigma) of one power-iteration step from u for kernel `[..., out]` (float32, under
   stop_gradient but for sigma's dependence on the kernel)."""
   w = kernel.astype(jnp.float32).reshape(-1, kernel.shape[-1])   # [in * kh * kw, out] = W^T
+  # u and v from the kernel under stop_gradient: no derivative of the normalisations is traced.
+  frozen = jax.lax.stop_gradient(w)
   u = jax.lax.stop_gradient(u.astype(jnp.float32))
-  v = jax.lax.stop_gradient(_normalize(w @ u))
-  u_new = jax.lax.stop_gradient(_normalize(w.T @ v))
+  v = _normalize(frozen @ u)
+  u_new = _normalize(frozen.T @ v)
   return u_new, v, u_new @ (w.T @ v)
 
 

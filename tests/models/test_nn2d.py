@@ -37,6 +37,29 @@ def test_conv2d_matches_torch_conv2d_with_each_padding_mode(impl, mode, torch_mo
   np.testing.assert_allclose(y, nhwc(ref(nchw(x))), atol=ATOL)
 
 
+@pytest.mark.parametrize("padding", [1, 3, ((0, 2), (4, 1)), ((2, 0), (0, 6))])
+def test_reflection_pad_matches_torch_values_and_gradients(padding):
+  """ReflectionPad2d's values and input gradients, pads narrower than the axis (one concatenation
+  per axis, no mirror of a one-row slice) and wider (6 on an axis of 5: reflected again)."""
+  x = normal(2, 7, 5, 3)
+  (top, bottom), (left, right) = pnn.pad_pairs(padding, 2)
+  ref_x = nchw(x).requires_grad_(True)
+  ref = F.pad(ref_x, (left, right, top, bottom), mode="reflect") if max(left, right) < 5 else None
+  y, vjp = jax.vjp(lambda v: pnn.pad_image(v, padding, "reflect"), jnp.asarray(x))
+  cotangent = normal(*y.shape, seed=1)
+  if ref is None:   # torch refuses pads as wide as the axis: numpy's repeated reflection
+    np.testing.assert_array_equal(y, np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)),
+                                            mode="reflect"))
+  else:
+    np.testing.assert_array_equal(y, nhwc(ref))
+    ref.backward(nchw(cotangent))
+    np.testing.assert_allclose(vjp(jnp.asarray(cotangent))[0], nhwc(ref_x.grad), atol=1e-6)
+  if padding == 1:
+    ops = [e.primitive.name for e in jax.make_jaxpr(
+        lambda v: pnn.pad_image(v, 1, "reflect"))(x).jaxpr.eqns]
+    assert ops.count("concatenate") == 2 and "rev" not in ops and "pjit" not in ops, ops
+
+
 @pytest.mark.parametrize("impl", ["xla", "fold_time", "onednn"])
 @pytest.mark.parametrize("kernel,stride,pad,out_pad", [(3, 2, 1, 1), (4, 2, 1, 0), (3, 1, 1, 0)])
 def test_conv_transpose2d_matches_torch(impl, kernel, stride, pad, out_pad):
