@@ -152,6 +152,40 @@ class Conv2D(nn.Module):
     return y.reshape(lead + y.shape[1:])
 
 
+class Conv2DParams(nn.Module):
+  """The parameters of a `Conv2D` (`kernel` `[kh, kw, cin, features]`, `bias`; same names,
+  shapes and initialisers) without the convolution: `__call__(cin)` -> (kernel, bias).
+  For convolutions of one input that run as one (`parallel_conv2d`) while keeping the parameter
+  trees of separate layers."""
+  features: int
+  kernel_size: Any = (3, 3)
+  kernel_init: Callable = default_kernel_init
+
+  @nn.compact
+  def __call__(self, in_features: int) -> tuple[jax.Array, jax.Array]:
+    ks = _pair(self.kernel_size, "kernel_size")
+    kernel = self.param("kernel", self.kernel_init, ks + (in_features, self.features), jnp.float32)
+    return kernel, self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+
+
+def parallel_conv2d(x: jax.Array, layers: Sequence[tuple[jax.Array, jax.Array]], *,
+                    padding, pad_mode: str = "zero", impl: str = "auto",
+                    dtype=None) -> list[jax.Array]:
+  """The outputs of several stride-1 convolutions (kernel, bias) of ONE input `x`
+  `[N, H, W, C]` with the same kernel size, as one convolution: the input padded once, the
+  kernels concatenated on their output channels (equal to separate `Conv2D`s up to the
+  convolution's summation order; fewer, wider operations on an accelerator)."""
+  dtype = compute_dtype(dtype, x)
+  kernel = jnp.concatenate([k for k, _ in layers], axis=-1).astype(dtype)
+  bias = jnp.concatenate([b for _, b in layers]).astype(dtype)
+  x = x.astype(dtype)
+  if pad_mode != "zero":
+    x, padding = pad_image(x, padding, pad_mode), 0
+  y = conv2d(x, kernel, padding=padding, impl=impl) + bias
+  splits = np.cumsum([k.shape[-1] for k, _ in layers])[:-1]
+  return jnp.split(y, splits, axis=-1)
+
+
 class ConvTranspose2D(nn.Module):
   """Transposed 2D convolution with PyTorch `ConvTranspose2d` semantics (`conv_transpose2d`).
 

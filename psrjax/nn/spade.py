@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 
 from psrjax.nn.conv import default_kernel_init
-from psrjax.nn.conv2d import Conv2D
+from psrjax.nn.conv2d import Conv2D, Conv2DParams, parallel_conv2d
 from psrjax.nn.norms import normalise, positional_norm
 from psrjax.nn.policy import compute_dtype
 from psrjax.nn.resize import resize_nearest
@@ -62,6 +62,10 @@ class SPADE(nn.Module):
                                   pad_mode=self.pad_mode, impl=self.impl, dtype=dtype,
                                   kernel_init=self.kernel_init, name=name)
     actv = nn.relu(conv(self.hidden, "mlp_shared")(label))
-    gamma = conv(x.shape[-1], "mlp_gamma")(actv)
-    beta = conv(x.shape[-1], "mlp_beta")(actv)
+    # gamma and beta: one convolution of the shared activation (padded once).
+    params = lambda name: Conv2DParams(x.shape[-1], self.kernel_size, self.kernel_init,
+                                       name=name)(self.hidden)
+    gamma, beta = parallel_conv2d(actv, [params("mlp_gamma"), params("mlp_beta")],
+                                  padding=self.kernel_size // 2, pad_mode=self.pad_mode,
+                                  impl=self.impl, dtype=dtype)
     return normalised * (1 + gamma) + beta

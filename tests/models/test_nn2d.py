@@ -189,6 +189,10 @@ def test_spade_matches_a_torch_spade_module(norm, label_size):
   assert_same_tree(spade, params, x, label)
   y = spade.apply({"params": params}, jnp.asarray(x), jnp.asarray(label))
   np.testing.assert_allclose(y, nhwc(ref(nchw(x), nchw(label))), atol=ATOL)
+  # gamma and beta come from one convolution of the shared activation: two in all.
+  xla = pnn.SPADE(hidden=8, norm=norm, impl="xla")
+  text = str(jax.make_jaxpr(lambda a, b: xla.apply({"params": params}, a, b))(x, label))
+  assert text.count("conv_general_dilated[") == 2, text.count("conv_general_dilated[")
 
 
 @pytest.mark.parametrize("unbiased", [False, True])
