@@ -11,11 +11,9 @@ reordered into oneDNN's preferred (blocked) layout, 3x faster than from channels
 Under a multi-device jit every device convolves its own examples and the kernel gradient is
 summed over the devices that share the batch; other shardings of the operands are gathered
 first. A program traced under its mesh (`psrjax.nn.policy.traced_under`, as the trainer's
-steps, evaluations, samples and synthesis are) splits each call itself (`jax.shard_map` along
-the mesh's `data` axis); elsewhere each call is a `custom_partitioning` op that XLA's
-partitioner splits the same way. (An initialisation keeps the latter: it reuses the trace its
-abstract state was read from, made without a mesh, which costs more to redo than the
-callbacks of its forward convolutions.)
+steps, evaluations, samples and initialisations are) splits each call itself (`jax.shard_map`
+along the mesh's `data` axis); elsewhere each call is a `custom_partitioning` op that XLA's
+partitioner splits the same way.
 
 `PSRJAX_ONEDNN` selects it: "auto" (default: use it when it loads), "off" (never), "on" (require
 it: raise if it cannot load). Float32 and bfloat16 only; bfloat16 uses oneDNN's bfloat16
