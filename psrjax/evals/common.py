@@ -17,7 +17,6 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from psrjax import paths
-from psrjax.nn import policy
 
 # Key of the per-example validity flag of padded evaluation batches (False: padding).
 VALID_KEY = "_valid"
@@ -55,7 +54,7 @@ def cached_jit(kind: str, system, mesh: Mesh, build: Callable[[], Callable], *op
   key = (kind, id(system), mesh, options)
   hit = _JITTED.get(key)
   if hit is None or hit[0] is not system:
-    hit = (system, jax.jit(policy.traced_under(mesh, build()), out_shardings=replicated(mesh)))
+    hit = (system, jax.jit(build(), out_shardings=replicated(mesh)))
     _JITTED[key] = hit
   return hit[1]
 

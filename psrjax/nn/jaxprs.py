@@ -38,30 +38,18 @@ def _dot_flops(eqn) -> float:
 _MATMUL_FLOPS = {"conv_general_dilated": _conv_flops, "dot_general": _dot_flops}
 
 
-def _split_ways(eqn) -> int:
-  """Into how many distinct parts a `shard_map` splits its inputs: the product of the mesh axes
-  its input specs name (devices along other axes repeat the same work)."""
-  axes = set()
-  for spec in eqn.params["in_specs"]:
-    for entry in spec:
-      axes.update(entry if isinstance(entry, tuple) else () if entry is None else (entry,))
-  return math.prod(eqn.params["mesh"].shape[a] for a in axes)
-
-
 def total(jaxpr, count) -> float:
   """The sum of `count(eqn)` over the equations of `jaxpr` and of its sub-jaxprs: a scan's body
-  `length` times, a cond's costliest branch, a `shard_map`'s per-device body once per part
-  (`_split_ways`: global counts), other sub-computations (jit, remat, custom_vjp) once."""
+  `length` times, a cond's costliest branch, other sub-computations (jit, remat, custom_vjp)
+  once."""
   out = 0.0
   for eqn in jaxpr.eqns:
     out += count(eqn)
     subs = [total(sub, count) for sub in sub_jaxprs(list(eqn.params.values()))]
-    name = eqn.primitive.name
-    if name == "cond":
+    if eqn.primitive.name == "cond":
       out += max(subs, default=0.0)
     else:
-      times = {"scan": lambda: eqn.params["length"], "shard_map": lambda: _split_ways(eqn)}
-      out += times.get(name, lambda: 1)() * sum(subs)
+      out += eqn.params.get("length", 1) * sum(subs) if eqn.primitive.name == "scan" else sum(subs)
   return out
 
 

@@ -17,16 +17,11 @@ remat (`REMAT_MODES`, a model field set from `config.model.remat`):
   layer) is recomputed in the backward pass and only its input is saved; memory grows with the
   number of blocks rather than with every tensor inside them, for about one extra forward pass;
 - "full": the whole network is recomputed in the backward pass; only its inputs are saved.
-
-mesh: a program jitted for a device mesh is traced with that mesh as the ambient abstract mesh
-(`traced_under`), so that a layer may split its work per device itself (`jax.shard_map`); psrjax's
-oneDNN convolutions on CPU do (`psrjax.nn.cpu.onednn`). Layers must give the same values with or
-without one.
 """
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -41,22 +36,6 @@ FLOAT32_SCOPE = "float32_geometry"
 # same checks skip them.
 FLOAT32_STATISTICS_SCOPE = "float32_statistics"
 FLOAT32_SCOPES = (FLOAT32_SCOPE, FLOAT32_STATISTICS_SCOPE)
-
-
-def traced_under(mesh: jax.sharding.Mesh, fn: Callable) -> Callable:
-  """`fn`, traced with `mesh` as the ambient abstract mesh (`jax.sharding.use_abstract_mesh`):
-  what a program jitted for `mesh` wraps, so that layers can split their work per device
-  themselves (`psrjax.nn.cpu.onednn`: a `jax.shard_map` along `data` instead of a
-  partitioner callback per convolution). Meant under `jax.jit`; same values."""
-  if mesh.size == 1:
-    return fn
-
-  @functools.wraps(fn)
-  def traced(*args, **kwargs):
-    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
-      return fn(*args, **kwargs)
-
-  return traced
 
 
 def compute_dtype(dtype: Any, x: jax.Array) -> Any:

@@ -11,7 +11,6 @@ import numpy as np
 from psrjax import config_utils
 from psrjax import paths
 from psrjax.data.video import write_video  # noqa: F401  (inference.write_video: psrjax synthesize)
-from psrjax.nn import policy
 from psrjax.systems import base
 from psrjax.train import offline_eval
 from psrjax.train import samples
@@ -50,10 +49,7 @@ def window_frames(system, params, windows: Iterable[Mapping[str, np.ndarray]], *
   state carried from window to window (`System.generate_window`), each window's kept frames
   (`base.KEEP_FRAMES`) only. One program is compiled for every window of one length. Progress
   goes to `stream` (default stderr): a line per window."""
-  sharding = getattr(jax.tree.leaves(params)[0], "sharding", None)
-  on_mesh = ((lambda fn: policy.traced_under(sharding.mesh, fn))
-             if isinstance(sharding, jax.sharding.NamedSharding) else lambda fn: fn)
-  step = jax.jit(on_mesh(functools.partial(base.generate_window, system)))
+  step = jax.jit(functools.partial(base.generate_window, system))
   stream = sys.stderr if stream is None else stream
   state, done = None, 0
   for number, example in enumerate(windows):
@@ -61,7 +57,7 @@ def window_frames(system, params, windows: Iterable[Mapping[str, np.ndarray]], *
     keep = int(example.pop(base.KEEP_FRAMES, 0)) or None
     batch = {k: np.asarray(v)[None] for k, v in example.items()}
     if state is None:
-      state = jax.jit(on_mesh(functools.partial(base.window_state, system)))(batch)
+      state = jax.jit(functools.partial(base.window_state, system))(batch)
     outputs, state = step(params, batch, state)
     outputs = {k: np.asarray(v)[0] for k, v in jax.device_get(outputs).items()}
     strip = np.asarray(system.sample_video(example, outputs))[:keep]

@@ -19,7 +19,6 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
 
-from psrjax.nn import policy
 from psrjax.systems import base
 from psrjax.train import draws
 from psrjax.train import partitioning
@@ -143,5 +142,5 @@ def create_state(init_fn, rng, batch, shardings, mesh: Mesh) -> State:
   """Initialises the state directly on the devices with the given shardings."""
   rep = partitioning.replicated(mesh)
   batch_shardings = jax.tree.map(lambda x: x.sharding, batch)
-  jitted = jit_init(policy.traced_under(mesh, init_fn), in_shardings=(rep, batch_shardings), out_shardings=shardings)
+  jitted = jit_init(init_fn, in_shardings=(rep, batch_shardings), out_shardings=shardings)
   return jitted(rng, batch)

@@ -41,7 +41,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from psrjax.nn import policy
 from psrjax.train import data as data_lib
 from psrjax.train import fused
 from psrjax.train import options as options_lib
@@ -305,7 +304,7 @@ def make_train_step(system, optimizers, stage, options=None, mesh=None, *, stage
     state = {**state, "step": state["step"] + 1}
     return state, metrics
 
-  return train_step if mesh is None else policy.traced_under(mesh, train_step)
+  return train_step
 
 
 # XLA:CPU's copy insertion, without region analysis, copies every optimizer moment it updates in

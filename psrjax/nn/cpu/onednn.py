@@ -8,12 +8,9 @@ wheel), as the module `psrjax.nn.cpu._onednn_conv`; the kernel gradient reads th
 reordered into oneDNN's preferred (blocked) layout, 3x faster than from channels-last with AVX2. `conv` is its differentiable JAX wrapper;
 `psrjax.nn.conv.conv3d` uses it on CPU (impl "onednn", which "auto" picks when `usable`).
 
-Under a multi-device jit every device convolves its own examples and the kernel gradient is
-summed over the devices that share the batch; other shardings of the operands are gathered
-first. A program traced under its mesh (`psrjax.nn.policy.traced_under`, as the trainer's
-steps, evaluations, samples and initialisations are) splits each call itself (`jax.shard_map`
-along the mesh's `data` axis); elsewhere each call is a `custom_partitioning` op that XLA's
-partitioner splits the same way.
+Under a multi-device jit each call is partitioned along the batch axis (`custom_partitioning`):
+every device convolves its own examples and the kernel gradient is summed over the devices
+that share the batch. Other shardings of the operands are gathered first.
 
 `PSRJAX_ONEDNN` selects it: "auto" (default: use it when it loads), "off" (never), "on" (require
 it: raise if it cannot load). Float32 and bfloat16 only; bfloat16 uses oneDNN's bfloat16
@@ -232,80 +229,30 @@ def _normalise(strides, pads):
   return tuple(int(s) for s in strides), tuple((int(lo), int(hi)) for lo, hi in pads)
 
 
-def _apply(kind: str, axes, a, b, out_dims, strides, pads, transposed):
-  """The FFI call `kind`: on this device's operands inside `_per_device` (`axes`: the manual
-  axes its result varies along), or as the batch-partitioned op (`axes` None)."""
-  if axes is None:
-    return _OPS[kind](a, b, out_dims, strides, pads, transposed)
-  shape = out_dims if kind == "backward_weights" else (a.shape[0], *out_dims)
-  y = _ffi(kind, shape, a, b, strides, pads, transposed)
-  # The FFI call's result is typed invariant; it varies as its operands do.
-  missing = tuple(n for n in axes if n not in jax.typeof(y).manual_axis_type.varying)
-  return lax.pcast(y, missing, to="varying") if missing else y
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
-def _convolve(x, kernel, strides, pads, transposed, axes):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _convolve(x, kernel, strides, pads, transposed):
   out = out_shape(x.shape, kernel.shape, strides, pads, transposed)
-  return _apply("forward", axes, x, kernel, out[1:], strides, pads, transposed)
+  return _OPS["forward"](x, kernel, out[1:], strides, pads, transposed)
 
 
-def _convolve_fwd(x, kernel, strides, pads, transposed, axes):
-  return _convolve(x, kernel, strides, pads, transposed, axes), (x, kernel)
+def _convolve_fwd(x, kernel, strides, pads, transposed):
+  return _convolve(x, kernel, strides, pads, transposed), (x, kernel)
 
 
-def _convolve_bwd(strides, pads, transposed, axes, residuals, g):
+def _convolve_bwd(strides, pads, transposed, residuals, g):
   x, kernel = residuals
-  args = (strides, pads, transposed)
-  dx = _apply("backward_data", axes, g, kernel, tuple(x.shape[1:]), *args)
-  dk = _apply("backward_weights", axes, x, g, tuple(kernel.shape), *args)
+  dx = _OPS["backward_data"](g, kernel, tuple(x.shape[1:]), strides, pads, transposed)
+  dk = _OPS["backward_weights"](x, g, tuple(kernel.shape), strides, pads, transposed)
   return dx, dk
 
 
 _convolve.defvjp(_convolve_fwd, _convolve_bwd)
 
-# The mesh axis a multi-device program splits its batches along (`psrjax.train.partitioning`).
-BATCH_AXIS = "data"
-
-
-def _ambient_mesh():
-  """The abstract mesh the program is traced under (`jax.sharding.use_abstract_mesh`, see
-  `psrjax.nn.policy.traced_under`) when it spans several devices, has the batch axis
-  and no manual axis yet; else None."""
-  mesh = jax.sharding.get_abstract_mesh()
-  if mesh.empty or mesh.size == 1 or BATCH_AXIS not in mesh.axis_names or mesh.manual_axes:
-    return None
-  return mesh
-
-
-def _dispatch(x, kernel, strides, pads, transposed: bool):
-  """`_convolve` of the whole operands.
-
-  Under an ambient mesh (`_ambient_mesh`) it runs per device (`jax.shard_map`): every device
-  convolves its examples when the batch axis divides the batch (the kernel gradient summed
-  over that axis: the transpose of the kernel's `pcast`), all of them otherwise. Elsewhere it
-  is the `custom_partitioning` op, which XLA's partitioner splits the same way through a Python
-  callback per convolution (tens of ms each on a 2-core CPU: about a third of a large
-  multi-device step's compile time).
-  """
-  mesh = _ambient_mesh()
-  if mesh is None:
-    return _convolve(x, kernel, strides, pads, transposed, None)
-  axes = (BATCH_AXIS,) if x.shape[0] % mesh.shape[BATCH_AXIS] == 0 else ()
-
-  def local(x, kernel):
-    if axes:
-      kernel = lax.pcast(kernel, axes, to="varying")
-    return _convolve(x, kernel, strides, pads, transposed, axes)
-
-  batch = P(*axes)
-  return jax.shard_map(local, mesh=mesh, in_specs=(batch, P()), out_specs=batch)(x, kernel)
-
 
 def conv(x: jax.Array, kernel: jax.Array, strides, pads) -> jax.Array:
   """Cross-correlation of `x` `[B, *spatial, Cin]` with `kernel` `[*window, Cin, Cout]` (2 or 3
   spatial axes; zero `pads` (lo, hi) per axis), computed by oneDNN (check `usable` first)."""
-  return _dispatch(x, kernel, *_normalise(strides, pads), False)
+  return _convolve(x, kernel, *_normalise(strides, pads), False)
 
 
 def conv_transpose(x: jax.Array, kernel: jax.Array, strides, pads) -> jax.Array:
@@ -316,7 +263,7 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides, pads) -> jax.Array:
   strides, pads = _normalise(strides, pads)
   if min(min(p) for p in pads) < 0:
     raise ValueError(f"conv_transpose: pads must be >= 0; got {pads}")
-  return _dispatch(x, kernel, strides, pads, True)
+  return _convolve(x, kernel, strides, pads, True)
 
 
 # ------------------------------------------------------------------------------------ accounting
