@@ -50,7 +50,10 @@ first frame of each held-out clip animated into its last `data.eval_targets` fra
 frame's own T: LWGAN imitates the driving body, it needs no relative motion), with the copied
 source frame as the baseline row (`<metric>/copy`). `psrjax synthesize` animates held-out clip
 `--seed` or a prepared dataset's video `--driving PATH` that holds the surface maps (or whose
-maps `data.surface_from` predicts); a source image file has no body geometry and is refused.
+maps `data.surface_from` predicts); `--source IMAGE` animates a photograph, its maps predicted by
+a UV pre-training's G_uv (`--surface-from`, default `data.surface_from`) from its keypoints and
+person mask (`--source-keypoints` / `--source-mask`, or MediaPipe's), each part one chart of T
+and the driving frames' matched part by part (`source_frame`).
 """
 from __future__ import annotations
 
@@ -58,11 +61,14 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import ml_collections
+import numpy as np
 import optax
 
 from psrjax.data.samplers import body_transfer, first_frame, same_video
 from psrjax.data.sources import base as sources
 from psrjax.data.sources import predicted_surface
+from psrjax.data.sources import still_image
 from psrjax.geometry import face_crop, liquid_warp
 from psrjax.losses import perceptual as perceptual_losses
 from psrjax.models import lwgan as networks
@@ -146,6 +152,15 @@ class LWGAN(animation.AnimationTask):
 
   modalities = first_frame.MODALITIES + body_transfer.SURFACE
   eval_reads = body_transfer.SURFACE
+  synthesis_options = animation.AnimationTask.synthesis_options + (
+      base.Option("source_keypoints", str, "", "--source's keypoints (OpenPose JSON folder, COCO "
+                  ".json or .npy/.npz of one frame, in the image's pixels); default: MediaPipe"),
+      base.Option("source_mask", str, "", "--source's person mask (image or .npy, > 0 = "
+                  "person); default: MediaPipe's segmentation"),
+      base.Option("surface_from", str, "", "workdir of the UV pre-training whose G_uv predicts "
+                  "--source's surface maps (configs/d2gnet.py:runlocal,pretrain,label2d); "
+                  "default: data.surface_from"),
+  )
   float32_inputs = ("transform",)
 
   def __init__(self, config):
@@ -198,6 +213,45 @@ class LWGAN(animation.AnimationTask):
 
   def eval_example(self, example):
     return self._with_conditions(example)
+
+  def driving_data(self, *, surface_from: str = "", **options):
+    """A prepared driving dataset's maps predicted by `--surface-from`'s G_uv where given."""
+    del options
+    if not surface_from:
+      return self.config.data
+    data = ml_collections.ConfigDict(self.config.data.to_dict())
+    data.surface_from = surface_from
+    return data
+
+  def synthesis_input(self, example, *, source: str = "", surface_from: str = "", **options):
+    """The body conditions of a synthesis example. Where a map was predicted (an image
+    `source`, or `--surface-from`), both sides' parts are the charts: each side's face map
+    becomes its part - 1, so that a predicted source matches the synthetic world's exact
+    driving maps part by part too."""
+    del options
+    if not (source or surface_from):
+      return self.eval_example(example)
+    example = dict(example)
+    for side in ("src", "tgt"):
+      part = np.asarray(example[f"{side}_part"])
+      example[f"{side}_face"] = np.where(part > 0, part - 1, -1).astype(np.int32)
+    return body_transfer.with_conditions(example, charts=predicted_surface.CHARTS)
+
+  def source_frame(self, path: str, *, source_keypoints: str = "", source_mask: str = "",
+                   surface_from: str = "", **options) -> dict:
+    """The image file `path` as the source frame with the surface maps G_uv predicts from its
+    keypoints and mask (`still_image.read_person`, `predicted_surface.image_maps`; module
+    docstring); `synthesis_input` then matches it with the driving frames part by part."""
+    del options
+    workdir = surface_from or self.config.data.get("surface_from", "")
+    if not workdir:
+      raise ValueError("--source IMAGE needs the image's body surface maps, which a UV "
+                       "pre-training predicts: give --surface-from WORKDIR of `psrjax train "
+                       "--config configs/d2gnet.py:runlocal,pretrain,label2d`")
+    person = still_image.read_person(path, self.config.data.resolution,
+                                     keypoints=source_keypoints, mask=source_mask)
+    maps = predicted_surface.image_maps(workdir, person.keypoints, person.mask)
+    return {"src_rgb": person.rgb[None], **{f"src_{k}": v for k, v in maps.items()}}
 
   def _with_conditions(self, example):
     return body_transfer.with_conditions(example, charts=self.charts)

@@ -4,6 +4,7 @@ the monocular path from a real video to an animated one."""
 import os
 import pickle
 
+import cv2
 import imageio.v3 as iio
 import jax
 import numpy as np
@@ -13,8 +14,12 @@ import conformance
 import recordings
 import train_harness
 from psrjax import cli
+from psrjax.data.preparation import pose_estimator
+from psrjax.data.samplers import body_transfer, same_video
 from psrjax.data.sources import base as sources
 from psrjax.data.sources import predicted_surface
+from psrjax.data.sources import still_image
+from psrjax.geometry import liquid_warp
 from psrjax.systems import registry
 from psrjax.systems.tasks import person_video
 from psrjax.train import loop
@@ -69,10 +74,10 @@ def test_maps_follow_the_keypoints_and_the_mask_and_are_cached_whole(recording, 
   np.testing.assert_array_equal(again.frames(tail, frames, ("part",))["part"], got["part"])
 
 
-def test_lwgan_trains_on_the_recording_and_is_driven_by_it(recording, tmp_path):
+def test_lwgan_trains_on_the_recording_and_is_driven_by_it(recording, still, tmp_path):
   """Liquid Warping GAN (tiny) on the recording's predicted maps: pairs of its training head,
   the held-out tail animated from its first frame beside the copy's row; then a video of the
-  recording driving its own first frame."""
+  recording driving its own first frame, and a still image of it."""
   dataset, uv = recording
   bare = f"tiny,data={dataset}"
   with pytest.raises(ValueError, match="surface_from=WORKDIR"):
@@ -86,8 +91,114 @@ def test_lwgan_trains_on_the_recording_and_is_driven_by_it(recording, tmp_path):
                    "--frames", "0:12", "--out", str(movie)]) == 0
   frames = iio.imread(movie)
   assert frames.shape[0] == 12 and frames.shape[2] >= 3 * RES and frames.std() > 5
+  (image, kp_file, mask_file), _, _ = still
+  assert cli.main(["synthesize", "--workdir", result.workdir, "--driving", str(dataset),
+                   "--frames", "0:6", "--source", image, "--source-keypoints", kp_file,
+                   "--source-mask", mask_file, "--out", str(movie)]) == 0
+  assert iio.imread(movie).shape[0] == 6
   with pytest.raises(ValueError, match="not D²G-Net's UV pre-training"):
     predicted_surface.open_prepared(dataset, RES, surface_from=result.workdir, surface_cache="")
+
+
+FRAME = 5   # the recording's frame written as a still image
+
+
+@pytest.fixture(scope="module")
+def still(tmp_path_factory):
+  """(a frame of the recording as a PNG, its keypoints .npy [1, 18, 3] and mask PNG, in the
+  frame's 176 x 144 pixels; the keypoints and mask as arrays)."""
+  root = tmp_path_factory.mktemp("still")
+  keypoints = np.load(recordings.KEYPOINTS)[FRAME:FRAME + 1]
+  mask = np.load(recordings.MASKS)["masks"][FRAME]
+  paths = (str(root / "person.png"), str(root / "keypoints.npy"), str(root / "mask.png"))
+  iio.imwrite(paths[0], iio.imread(recordings.carphone(), index=FRAME))
+  np.save(paths[1], keypoints)
+  iio.imwrite(paths[2], mask.astype(np.uint8) * 255)
+  return paths, keypoints[0], mask
+
+
+def test_a_still_image_gets_the_maps_of_its_keypoints_and_mask(recording, still):
+  """The image's centred square at RES: keypoints moved and scaled with it, the mask area-resized
+  and thresholded, and G_uv's maps of them those of D²G-Net's own label of a video's first
+  frame (`_direct`)."""
+  _, uv = recording
+  (image, kp_file, mask_file), keypoints, mask = still
+  person = still_image.read_person(image, RES, keypoints=kp_file, mask=mask_file)
+  side, left = 144, (176 - 144) // 2
+  want = keypoints.copy()
+  want[:, 0] = (keypoints[:, 0] - left + 0.5) * RES / side - 0.5
+  want[:, 1] = (keypoints[:, 1] + 0.5) * RES / side - 0.5
+  want[keypoints[:, 2] <= 0] = 0.0
+  np.testing.assert_allclose(person.keypoints, want, atol=1e-4)
+  area = cv2.resize(mask[:, left:left + side].astype(np.float32), (RES, RES),
+                    interpolation=cv2.INTER_AREA)
+  np.testing.assert_array_equal(person.mask[..., 0], (area >= 0.5).astype(np.float32))
+  frame = iio.imread(image)[:, left:left + side].astype(np.float32) / 127.5 - 1.0
+  np.testing.assert_allclose(person.rgb, cv2.resize(frame, (RES, RES),
+                                                    interpolation=cv2.INTER_AREA), atol=1e-5)
+  maps = predicted_surface.image_maps(uv, person.keypoints, person.mask)
+  part, uv_map = _direct(uv, person.keypoints[None], person.mask, 0)
+  assert (maps["part"] > 0).mean() > 0.2
+  np.testing.assert_array_equal(maps["part"], part)
+  np.testing.assert_array_equal(maps["face"], np.where(part > 0, part - 1, -1))
+  np.testing.assert_allclose(maps["uv"], uv_map, atol=1e-6)
+  with pytest.raises(ValueError, match="is 10 x 10 but the image is 144 x 176"):
+    iio.imwrite(os.path.join(os.path.dirname(mask_file), "small.png"), np.zeros((10, 10), np.uint8))
+    still_image.read_person(image, RES, keypoints=kp_file,
+                            mask=os.path.join(os.path.dirname(mask_file), "small.png"))
+
+
+def test_a_still_image_without_keypoints_needs_the_estimator(still, monkeypatch):
+  """Without --source-keypoints / --source-mask the estimator runs; where it is not installed,
+  a one-line error names both ways."""
+  (image, kp_file, _), _, _ = still
+
+  def missing():
+    raise ImportError("no mediapipe")
+
+  monkeypatch.setattr(pose_estimator, "check_installed", missing)
+  with pytest.raises(ValueError, match=r"--source-keypoints and --source-mask, or .*psrjax\[pose\]"):
+    still_image.read_person(image, RES, keypoints=kp_file)
+
+
+def test_an_image_is_animated_by_a_synthetic_clip_part_by_part(recording, still, system_runs,
+                                                                tmp_path):
+  """Liquid Warping GAN trained on the synthetic world animates the still image with a held-out
+  clip (the image's predicted parts and the clip's exact parts matched part by part, each part
+  one chart on both sides), and with the prepared recording, whose maps the same G_uv predicts:
+  `psrjax synthesize --source IMAGE --surface-from WORKDIR [--driving DATASET]`."""
+  _, uv = recording
+  (image, kp_file, mask_file), _, _ = still
+  runs = system_runs("lwgan")
+  options = dict(source=image, source_keypoints=kp_file, source_mask=mask_file, surface_from=uv)
+  example = runs.system.synthesis_example(seed=0, **options)
+  person = still_image.read_person(image, RES, keypoints=kp_file, mask=mask_file)
+  maps = predicted_surface.image_maps(uv, person.keypoints, person.mask)
+  np.testing.assert_array_equal(example["src_rgb"][0], person.rgb)
+  np.testing.assert_array_equal(example["src_uvseg"][0], liquid_warp.uv_segment_map(
+      maps["face"], maps["uv"], maps["part"])[0])
+  clip = same_video.synthesis_example(runs.system.eval_data, seed=0, driving_seed=None,
+                                      background_seed=None, extra=runs.system.eval_reads)
+  part = clip["tgt_part"]
+  want = body_transfer.conditions(maps["face"], maps["part"], maps["uv"],
+                                  np.where(part > 0, part - 1, -1), part, clip["tgt_uv"],
+                                  charts="part")
+  np.testing.assert_array_equal(example["transform"], want["transform"])
+  np.testing.assert_array_equal(example["tgt_uvseg"], want["tgt_uvseg"])
+  found = (example["transform"] > -2).all(-1)   # driving body pixels whose part the image has
+  assert found[part > 0].mean() > 0.1 and not found[part == 0].any()
+  out = tmp_path / "animated.gif"
+  assert cli.main(["synthesize", "--workdir", runs.straight.workdir, "--source", image,
+                   "--source-keypoints", kp_file, "--source-mask", mask_file,
+                   "--surface-from", uv, "--out", str(out)]) == 0
+  assert iio.imread(out).shape[0] == example["tgt_rgb"].shape[0]
+  # Driven by the recording too: its maps predicted by the same G_uv (--surface-from).
+  dataset, _ = recording
+  assert cli.main(["synthesize", "--workdir", runs.straight.workdir, "--source", image,
+                   "--source-keypoints", kp_file, "--source-mask", mask_file,
+                   "--surface-from", uv, "--driving", dataset, "--frames", "0:4",
+                   "--out", str(out)]) == 0
+  assert iio.imread(out).shape[0] == 4
 
 
 def test_vid2vid_reads_the_predicted_maps_as_its_iuv_label(recording):

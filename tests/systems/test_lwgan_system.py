@@ -150,7 +150,10 @@ def test_conditions_of_a_frame_with_itself_are_the_identity_on_the_body():
 
 
 @GROUP
-def test_synthesize_refuses_an_image_file_with_a_one_line_error(system_runs, tmp_path, capsys):
+def test_synthesize_asks_for_the_uv_pretraining_to_animate_an_image_file(system_runs, tmp_path,
+                                                                         capsys):
+  """An image has no surface maps: without a UV pre-training to predict them (--surface-from or
+  data.surface_from), a one-line error naming the flag."""
   runs = system_runs("lwgan")
   path = tmp_path / "person.png"
   iio.imwrite(path, np.full((40, 40, 3), 120, np.uint8))
@@ -159,7 +162,7 @@ def test_synthesize_refuses_an_image_file_with_a_one_line_error(system_runs, tmp
   assert cli.main(["synthesize", "--workdir", runs.straight.workdir, "--source", str(path),
                    "--out", str(out)]) == 2
   err = capsys.readouterr().err.strip().splitlines()
-  assert len(err) == 1 and "surface maps" in err[0], err
+  assert len(err) == 1 and "surface maps" in err[0] and "--surface-from" in err[0], err
 
 
 @pytest.mark.parametrize("overrides,match", [

@@ -120,6 +120,21 @@ def maps_from_outputs(coords, logits, mask) -> tuple[np.ndarray, np.ndarray]:
   return part, np.where(part[..., None] > 0, uv, 0.0).astype(np.float32)
 
 
+def image_maps(workdir: str, keypoints: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+  """{"face", "part" int32 [1, H, W], "uv" float32 [1, H, W, 2]}: the maps `workdir`'s G_uv
+  predicts for one still frame (keypoints [18, 3] and mask [H, W, 1] at its H x W), labelled
+  as a video's first frame is (the frame standing for the ones before it), at G_uv's
+  resolution and resized back by nearest neighbour."""
+  predictor = UVPredictor(workdir)
+  size, r = mask.shape[0], predictor.resolution
+  kp = sources.resize_keypoints(np.asarray(keypoints, np.float32)[None], r / size)
+  part, uv = predictor.maps(kp, sources.resize_frames(np.asarray(mask, np.float32)[None],
+                                                      "mask", r))
+  part = sources.resize_frames(part, "part", size)
+  return {"part": part, "face": np.where(part > 0, part - 1, -1).astype(np.int32),
+          "uv": sources.resize_frames(uv, "uv", size)}
+
+
 def _latest_step(workdir: str) -> int:
   from psrjax import checkpoint_params  # pylint: disable=g-import-not-at-top
   root, step = checkpoint_params.checkpoint_root(workdir)

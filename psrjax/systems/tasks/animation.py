@@ -27,7 +27,7 @@ model (`keypoints`, `animate`):
   `psrjax.metrics.action_feature_distance`). FID is the "fid" eval type.
 - Samples: source | driving | result (`sample_video`).
 - Synthesis: `psrjax synthesize --source IMAGE --driving PATH` animates an image file
-  (`read_source_image`) with a prepared video (`driving_video`); by default held-out clip
+  (`source_frame`) with a prepared video (`driving_video`); by default held-out clip
   `--seed` reconstructs itself.
 
 A subclass implements `drive` (the source animated by every driving frame; a keypoint motion
@@ -43,7 +43,6 @@ from __future__ import annotations
 import abc
 import functools
 
-import imageio.v3 as iio
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -53,6 +52,7 @@ from psrjax import config_args
 from psrjax.data.samplers import first_frame, same_video
 from psrjax.data.sources import base as sources
 from psrjax.data.sources import predicted_surface
+from psrjax.data.sources import still_image
 from psrjax.geometry import motion
 from psrjax.metrics import perceptual as perceptual_metrics, runs, structural
 from psrjax.metrics import temporal as temporal_metrics, video as video_metrics
@@ -140,6 +140,25 @@ class AnimationTask(base.System):
     driving frame "tgt_rgb" [B, L, H, W, 3] (relative to "init_rgb", the driving video's first
     frame, where the model moves by relative motion)."""
 
+  def source_frame(self, path: str, **options) -> dict:
+    """{"src_rgb" [1, H, W, 3], ...}: the image file `path` as the source frame (its centred
+    square at the config's resolution); a subclass whose examples read more of the source
+    (`eval_reads`) gives them too, from its `synthesis_options` beyond this task's."""
+    del options
+    return {"src_rgb": still_image.read_rgb(path, self.config.data.resolution)[None]}
+
+  def driving_data(self, **options) -> ml_collections.ConfigDict:
+    """The data config a prepared driving dataset is read with (`--driving DATASET`): the
+    config's own; a subclass's `synthesis_options` may change it."""
+    del options
+    return self.config.data
+
+  def synthesis_input(self, example: dict, *, source: str = "", **options) -> dict:
+    """A synthesis example -> the model's inputs: `eval_example`'s, unless a subclass reads
+    its `synthesis_options` (or whether `source` is an image file) here."""
+    del source, options
+    return self.eval_example(example)
+
   def eval_example(self, example: dict) -> dict:
     """An evaluation or synthesis example (with `eval_reads`) -> the model's inputs."""
     return example
@@ -224,7 +243,7 @@ class AnimationTask(base.System):
     return {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in spec.items()}
 
   def synthesis_windows(self, *, seed: int, source: str = "", driving: str = "test",
-                        frames: str = ""):
+                        frames: str = "", **source_options):
     """`driving="test"`: held-out clip `seed` (`synthesis_example`). A prepared dataset: its
     video `seed`, frames `frames` ("A:B"; default all) in windows of SYNTHESIS_WINDOW frames,
     animating `source` (an image file; default the range's first frame) with the motion
@@ -232,41 +251,43 @@ class AnimationTask(base.System):
     if driving == "test":
       if frames:
         raise ValueError("--frames selects frames of a driving video: give --driving DATASET too")
-      yield self.synthesis_example(seed=seed, source=source, driving=driving)
+      yield self.synthesis_example(seed=seed, source=source, driving=driving, **source_options)
       return
-    resolution = self.config.data.resolution
-    src, video = _driving_source(driving, self.config.data, seed, self.eval_reads)
+    src, video = _driving_source(driving, self.driving_data(**source_options), seed,
+                                 self.eval_reads)
     start, stop = windows.clip_range(frames, video.num_frames)
     first = src.frames(video, np.array([start]), ("rgb",) + self.eval_reads)
     initial = first["rgb"][0]
-    head = ({"src_rgb": read_source_image(source, resolution)[None]} if source else
+    head = (self.source_frame(source, **source_options) if source else
             {"src_rgb": first["rgb"], **{f"src_{k}": first[k] for k in self.eval_reads}})
     for numbers, keep in windows.padded_windows(start, stop, SYNTHESIS_WINDOW):
       part = src.frames(video, numbers, ("rgb", "mask", "flow_bwd") + self.eval_reads)
-      yield self.eval_example({
+      yield self.synthesis_input({
           **head, "tgt_rgb": part["rgb"], "tgt_mask": part["mask"],
           "tgt_flow_bwd": part["flow_bwd"], "init_rgb": initial,
-          **{f"tgt_{k}": part[k] for k in self.eval_reads}, base.KEEP_FRAMES: np.int32(keep)})
+          **{f"tgt_{k}": part[k] for k in self.eval_reads}, base.KEEP_FRAMES: np.int32(keep)},
+          source=source, **source_options)
 
   def synthesis_example(self, *, seed: int, source: str = "", driving: str = "test",
-                        frames: str = ""):
+                        frames: str = "", **source_options):
     """Held-out clip `seed` (or the prepared dataset's held-out video) animated by its own
     frames, or by the first SYNTHESIS_FRAMES frames of video `seed` of the prepared dataset
-    `driving`; `source`: an image file animated instead of the clip's first frame. (`frames`:
-    `synthesis_windows`' option.)"""
+    `driving`; `source`: an image file animated instead of the clip's first frame
+    (`source_frame`, given `source_options`). (`frames`: `synthesis_windows`' option.)"""
     del frames
     if driving == "test":
       example = same_video.synthesis_example(self.eval_data, seed=seed, driving_seed=None,
                                              background_seed=None, extra=self.eval_reads)
       example = _with_initial(example)
     else:
-      example = driving_video(driving, self.config.data, seed, self.eval_reads)
-    if source:   # an image file: none of the source frame's other modalities
-      image = read_source_image(source, self.config.data.resolution)
+      example = driving_video(driving, self.driving_data(**source_options), seed,
+                              self.eval_reads)
+    if source:   # an image file in place of the clip's source frame and its modalities
       example = {k: v for k, v in example.items()
                  if k not in {f"src_{m}" for m in self.eval_reads}}
-      example["src_rgb"] = image[None]
-    return self.eval_example({k: v for k, v in example.items() if not k.startswith("bg_")})
+      example.update(self.source_frame(source, **source_options))
+    return self.synthesis_input({k: v for k, v in example.items() if not k.startswith("bg_")},
+                                source=source, **source_options)
 
 
 def _with(data, **updates) -> ml_collections.ConfigDict:
@@ -278,24 +299,6 @@ def _with(data, **updates) -> ml_collections.ConfigDict:
 def _with_initial(example: dict) -> dict:
   """A reconstruction example: the driving video's first frame is the source frame itself."""
   return {**example, "init_rgb": example["src_rgb"][0]}
-
-
-def read_source_image(path: str, resolution: int) -> np.ndarray:
-  """An image file as a [-1, 1] frame [H, W, 3]: centre-cropped to a square, resized."""
-  try:
-    image = iio.imread(path)
-  except (OSError, ValueError) as e:
-    raise ValueError(f"--source {path!r} is not a readable image file ({e}); give a PNG or "
-                     "JPEG of the person") from None
-  image = np.asarray(image)
-  if image.ndim == 2:
-    image = np.repeat(image[..., None], 3, axis=-1)
-  image = image[..., :3]
-  h, w = image.shape[:2]
-  side = min(h, w)
-  top, left = (h - side) // 2, (w - side) // 2
-  square = image[top:top + side, left:left + side]
-  return sources.resize_frames(sources.to_unit(square)[None], "rgb", resolution)[0]
 
 
 def _driving_source(path: str, data, seed: int, reads: tuple[str, ...] = ()):
