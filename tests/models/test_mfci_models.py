@@ -88,14 +88,17 @@ def test_unknown_fusion_and_mismatched_source_poses_are_errors():
     mfci.Fusion("rb6", width=8, blocks=1).init(KEY, feats, src_pose[:, :2], tgt_pose)
 
 
+@functools.cache
 def _single_frame_inputs(n=2, h=16):
+  """The single-frame net's inputs, made once in one program (not an eager program per op)."""
   rng = np.random.default_rng(0)
   kp_s = np.concatenate([rng.uniform(3, h - 4, (n, 18, 2)), np.ones((n, 18, 1))], -1)
   kp_t = np.concatenate([rng.uniform(3, h - 4, (n, 18, 2)), np.ones((n, 18, 1))], -1)
   labels = lambda kp: pose_labels.pose_labels(kp, h, h, sigma=1.0, limb_width=1.0)
   rgb = jnp.asarray(rng.uniform(-1, 1, (n, h, h, 3)), jnp.float32)
-  return (rgb, labels(kp_s), pose_labels.part_masks(kp_s, h, h, width_px=1.5), labels(kp_t),
-          pose_labels.part_transforms(kp_t, kp_s))
+  make = jax.jit(lambda kp_s, kp_t: (labels(kp_s), pose_labels.part_masks(kp_s, h, h, width_px=1.5),
+                                     labels(kp_t), pose_labels.part_transforms(kp_t, kp_s)))
+  return (rgb,) + make(jnp.asarray(kp_s, jnp.float32), jnp.asarray(kp_t, jnp.float32))
 
 
 def test_single_frame_net_layers_heads_and_composition():

@@ -16,12 +16,16 @@ NETWORKS = {"vgg16": {}, "vgg19": {"final_endpoint": "relu3_1"}, "alexnet": {},
             "i3d": {"final_endpoint": "Mixed_3b"}}
 
 
-def _net(name, **kwargs):
+def _net(name, *, abstract=False, **kwargs):
+  """(module, variables, input); `abstract`: their shapes only (nothing initialised), for
+  lowering. One jitted initialisation, not one program per initialiser and layer."""
   module = pretrained.make_module(name, **NETWORKS[name], **kwargs)
   shape = pretrained._network(name).EXAMPLE_INPUT_SHAPE  # pylint: disable=protected-access
+  if abstract:
+    x = jax.ShapeDtypeStruct(shape, jnp.float32)
+    return module, jax.eval_shape(module.init, jax.random.key(0), x), x
   x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, shape), jnp.float32)
-  variables = module.init(jax.random.key(0), x)
-  return module, variables, x
+  return module, jax.jit(module.init)(jax.random.key(0), x), x
 
 
 def _targets(module, variables, x, platform):
@@ -47,8 +51,9 @@ def test_auto_runs_onednn_on_the_cpu_and_equals_xla(name):
 @pytest.mark.parametrize("platform", ["tpu", "cuda"])
 @pytest.mark.parametrize("name", sorted(NETWORKS))
 def test_xla_lowers_for_accelerators_in_the_input_dtype(name, platform):
-  module, variables, x = _net(name, conv_impl="xla")
-  cpu_calls, text = _targets(module, variables, x.astype(jnp.bfloat16), platform)
+  module, variables, x = _net(name, conv_impl="xla", abstract=True)
+  cpu_calls, text = _targets(module, variables, jax.ShapeDtypeStruct(x.shape, jnp.bfloat16),
+                             platform)
   assert not cpu_calls
   convs = [t for op, t in lowering.compute_dtypes(text) if op == "stablehlo.convolution"]
   assert convs and all(set(t) == {"bf16"} for t in convs), convs[:3]
