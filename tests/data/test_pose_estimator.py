@@ -3,10 +3,13 @@ the `pose` extra installed) MediaPipe on rendered synthetic people against the e
 and masks."""
 import builtins
 
+import cv2
+import imageio.v3 as iio
 import numpy as np
 import pytest
 
 from psrjax.data.preparation import pose_estimator
+from psrjax.data.sources import still_image
 from psrjax.data.synthetic import cameras as cams, sequence
 
 
@@ -49,3 +52,28 @@ def test_mediapipe_on_a_rendered_person():
 
 def _iou(a, b):
   return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def test_a_still_image_read_with_mediapipe(tmp_path):
+  """`--source IMAGE` without keypoint and mask files: MediaPipe's on the image's centred square,
+  moved and scaled with it (a wide rendered frame: the square is its middle)."""
+  pytest.importorskip("mediapipe")
+  height, width, res = 192, 256, 64
+  cam = cams.camera_ring([0.0], height=height, width=width, fov_y_deg=sequence.DEFAULT_FOV_Y_DEG)
+  out = sequence.ScriptedSequence(3, (("wave", 8),), cameras=cam, seed=3).render_frames([0])
+  image = tmp_path / "person.png"
+  iio.imwrite(image, out["rgb"][0, 0])
+  person = still_image.read_person(str(image), res)
+  exact = out["keypoints"][0, 0].copy()
+  exact[:, 0] -= (width - height) // 2   # the centred square's left edge
+  exact[:, :2] = (exact[:, :2] + 0.5) * res / height - 0.5
+  left = (width - height) // 2
+  mask = np.asarray(out["mask"][0, 0], np.float32).reshape(height, width)[:, left:left + height]
+  want = cv2.resize(mask, (res, res), interpolation=cv2.INTER_AREA) >= 0.5
+  both = (exact[:, 2] > 0) & (person.keypoints[:, 2] > 0)
+  err = np.linalg.norm(person.keypoints[both, :2] - exact[both, :2], axis=-1)
+  iou = _iou(person.mask[..., 0] > 0, want)
+  print(f"still image: {both.sum()} keypoints, mean error {err.mean():.2f} px at {res} px, "
+        f"mask IoU {iou:.3f}")
+  assert both.sum() >= 0.8 * (exact[:, 2] > 0).sum() and err.mean() < 2.5   # 8 px at 192 px
+  assert iou > 0.9
