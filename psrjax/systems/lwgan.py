@@ -158,8 +158,8 @@ class LWGAN(animation.AnimationTask):
       base.Option("source_mask", str, "", "--source's person mask (image or .npy, > 0 = "
                   "person); default: MediaPipe's segmentation"),
       base.Option("surface_from", str, "", "workdir of the UV pre-training whose G_uv predicts "
-                  "--source's surface maps (configs/d2gnet.py:runlocal,pretrain,label2d); "
-                  "default: data.surface_from"),
+                  "the surface maps of --source and of a prepared --driving dataset "
+                  "(configs/d2gnet.py:runlocal,pretrain,label2d); default: data.surface_from"),
   )
   float32_inputs = ("transform",)
 
