@@ -1,9 +1,10 @@
 r"""D²G-Net's Table 2 ablation (w/o D²G, w/o HybridTex, w/o Pose cond, full) beside Everybody
-Dance Now, vid2vid and pix2pixHD of the same data, on the per-person held-out segment.
+Dance Now, vid2vid, pix2pixHD and Liquid Warping GAN of the same data, on the per-person held-out
+segment.
 
   python benchmarks/d2gnet_ablation.py --workdir runs/d2gnet_ablation \
       --init-from runs/d2gnet_uv [--config configs/d2gnet.py:runlocal] [--steps 3000] \
-      [--variants full,no_d2g,no_hybrid,no_pose] [--baselines edn,pix2pixhd,vid2vid,edn:12000] \
+      [--variants full,no_d2g,no_hybrid,no_pose] [--baselines edn,pix2pixhd,vid2vid,lwgan] \
       [--reuse full=runs/d2gnet --reuse edn=runs/edn]
       [--fid-weights pt_inception-2015-12-05.pth] [--seeds 3]
 
@@ -12,8 +13,12 @@ generator (`--init-from`, `psrjax train --config configs/d2gnet.py:runlocal,pret
 change (VARIANTS): "w/o D²G" renders the static texture (I_syn = Ĩ_syn), "w/o HybridTex" has
 an RGB texture (3 channels), "w/o Pose cond" does not feed the pose label to D²G-Net. The
 baselines train their own runlocal configs on the same person (`configs/edn.py:runlocal`,
-`configs/pix2pixhd.py:runlocal`, `configs/vid2vid.py:runlocal`) for their configs' steps, or `NAME:STEPS` for STEPS (e.g. as
-many as D²G-Net's wall time buys). Every run also evaluates R-SSIM /
+`configs/pix2pixhd.py:runlocal`, `configs/vid2vid.py:runlocal`) for their configs' steps, or
+`NAME:STEPS` for STEPS (e.g. `edn:12000`, as many as D²G-Net's wall time buys). Liquid Warping
+GAN, a model of every person, learns from pairs of the same person's training frames and drives
+each held-out run from the person's first frame (`configs/lwgan.py:runlocal,person`); as in the
+paper (Table 1 lists LWG "for reference only"), no ordering is claimed for it. Every run also
+evaluates R-SSIM /
 R-PSNR (`robust_pose`: the 10 held-out poses farthest from 3,000 training poses) and, with
 `--fid-weights`, FID. Runs keep their workdirs under --workdir (an interrupted ablation
 resumes, a finished run is read back; `--reuse NAME=WORKDIR` starts a row from a copy of a
@@ -53,7 +58,8 @@ VARIANTS = {
 }
 BASELINES = {"edn": ("Everybody Dance Now", "configs/edn.py:runlocal"),
              "pix2pixhd": ("pix2pixHD", "configs/pix2pixhd.py:runlocal"),
-             "vid2vid": ("vid2vid", "configs/vid2vid.py:runlocal")}
+             "vid2vid": ("vid2vid", "configs/vid2vid.py:runlocal"),
+             "lwgan": ("Liquid Warping GAN (reference)", "configs/lwgan.py:runlocal,person")}
 METRICS = (("ssim", "SSIM"), ("psnr", "PSNR"), ("lpips", "LPIPS"), ("r_ssim", "R-SSIM"),
            ("r_psnr", "R-PSNR"), ("tempe", "E_temp"), ("mask_iou", "mask IoU"))
 ROBUST = dict(type="robust_pose", every=0, m=10, train_examples=3000)
@@ -116,7 +122,8 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--config", default="configs/d2gnet.py:runlocal")
-  parser.add_argument("--init-from", required=True, help="the pre-trained UV generator's workdir")
+  parser.add_argument("--init-from", default="",
+                      help="the pre-trained UV generator's workdir (the D²G-Net variants')")
   parser.add_argument("--steps", type=int, default=0, help="every variant's budget (0: config's)")
   parser.add_argument("--variants", default=",".join(VARIANTS))
   parser.add_argument("--baselines", default=",".join(BASELINES),
@@ -136,6 +143,10 @@ def main(argv=None) -> int:
   bad = [v for v in names if v not in VARIANTS]
   if bad:
     parser.error(f"unknown variants {bad}; known: {', '.join(VARIANTS)}")
+  if names and not args.init_from:
+    parser.error("the D²G-Net variants start from a pre-trained UV generator: give --init-from "
+                 "WORKDIR of `psrjax train --config configs/d2gnet.py:runlocal,pretrain` (or "
+                 "--variants '' for baselines alone)")
   baselines = parse_baselines(parser, args.baselines, BASELINES)
   def row(name, label, spec, overrides, steps):
     def train(workdir, seed):
@@ -146,8 +157,9 @@ def main(argv=None) -> int:
               {**VARIANTS[name][1], "init_from": args.init_from}, args.steps) for name in names]
   rows += [row(name, label, spec, {}, steps) for name, label, spec, steps in baselines]
   budget = args.steps or "the config's"
-  header = (f"`{args.config}`, {budget} steps per D²G-Net variant from "
-            f"`{args.init_from}`; baselines at their runlocal configs; held-out segment")
+  variants = (f"`{args.config}`, {budget} steps per D²G-Net variant from `{args.init_from}`; "
+              if names else "")
+  header = f"{variants}baselines at their runlocal configs; held-out segment"
   seeds.write_table(args.workdir, header, "d2gnet_ablation.py", argv or sys.argv[1:], rows,
                     columns(rows), CLAIMS)
   return 0

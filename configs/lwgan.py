@@ -28,22 +28,32 @@ generator, pre-trained once on the synthetic world with the 2D pose label):
       --config.data.surface_from=/tmp/uv2d
   psrjax synthesize --workdir /tmp/lwgan_me --driving OTHER_DATASET --out /tmp/lwgan_me.mp4
 
-Other arguments (comma separated, combinable): `res=R`, `batch=B`, `data=DATASET`, `tiny` (a
-seconds-long variant for tests).
+As a row of D²G-Net's Table 1 (`person`: one person's video, its held-out runs scored as the
+per-person systems score theirs, each driven from the person's first frame; R-SSIM / R-PSNR):
+
+  psrjax train --config configs/lwgan.py:runlocal,person --workdir /tmp/lwgan_person
+
+Other arguments (comma separated, combinable): `res=R`, `batch=B`, `data=DATASET`, `person`,
+`tiny` (a seconds-long variant for tests).
 """
 import ml_collections
 
 from psrjax import config_args
+from psrjax.data.samplers import per_person
 from psrjax.train import defaults
 
 
 def get_config(arg=None):
-  """Returns the Liquid Warping GAN config; `arg` is "runlocal" / "tiny" and `key=value` pairs."""
-  arg = config_args.parse(arg)
+  """Returns the Liquid Warping GAN config; `arg` is "runlocal" / "tiny" / "person" and
+  `key=value` pairs."""
+  arg = config_args.parse(arg, person=False)
   c = defaults.trainer_config()
   c.system = "lwgan"
   base_config(c)
-  return config_args.apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
+  config_args.apply_shared(c, arg, runlocal=runlocal, tiny=tiny)
+  if arg.person:
+    person(c, tiny=arg.tiny)
+  return c
 
 
 def base_config(c):
@@ -63,6 +73,8 @@ def base_config(c):
       surface_from="",           # a D²G-Net label2d UV pre-training workdir whose G_uv predicts
                                  # a prepared video's maps (psrjax.data.sources.predicted_surface)
       surface_cache="~/.cache/psrjax/surface",   # where predicted maps are kept ("": memory)
+      protocol="identities",     # "identities": the world's people, held-out identities;
+                                 # "person": one person's video and held-out runs (`person`)
   )
   c.model = dict(
       ngf=64,                    # conv_dim of the three generator networks
@@ -128,3 +140,25 @@ def tiny(c):
   c.train.update(batch_size=4, steps=4, log_every=1, checkpoint_every=2, sample_every=0,
                  eval_every=0, data_workers=0)
   c.eval.update(batch_size=4, num_examples=2)
+
+
+def person(c, *, tiny: bool = False):
+  """D²G-Net's Table 1 protocol (`psrjax.data.samplers.person_pairs`): the per-person systems'
+  person (`per_person.default_data_config`: the synthetic person, or `data=DATASET`'s training
+  and held-out videos) at this config's resolution, trained on pairs of its training frames,
+  every held-out run driven from training frame `data.source_frame`; R-SSIM / R-PSNR over the
+  10 held-out poses farthest from 3,000 training poses, as D²G-Net's runlocal. With `runlocal`
+  the frames are cached where D²G-Net's runlocal keeps the same person's."""
+  data = per_person.default_data_config()
+  data.update(source_frame=0,   # the training frame every held-out run is driven from
+              cache_dir="" if tiny else "~/.cache/psrjax/person")
+  if tiny:   # configs/d2gnet.py:tiny's person
+    data.update(train_script=(("wave", 24), ("squat", 24)),
+                test_script=(("throw", 8), ("wave", 8)), eval_run_frames=4)
+  for key, value in data.items():
+    if key not in c.data or key == "cache_dir":
+      c.data[key] = value
+  c.data.protocol = "person"
+  c.eval.num_examples = 0   # every held-out run
+  c.evals.robust_pose = dict(type="robust_pose", every=0, m=2 if tiny else 10,
+                             train_examples=4 if tiny else 3000)

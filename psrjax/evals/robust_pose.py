@@ -12,7 +12,8 @@ or decodes those examples: a run that never evaluates, or one that only starts, 
 Fields (besides the common ones):
   prediction, target  generate() output and real batch key ("" = the system's eval_prediction /
                       eval_target), images [..., H, W, C] whose leading axes match the poses'
-  keypoints           batch key of the poses, [..., K, 3] (x, y, visibility)
+  keypoints           batch key of the poses, [..., K, 3] (x, y, visibility) ("" = the system's
+                      eval_keypoints, else "keypoints")
   m                   number of challenging poses (D²G-Net: 10)
   train_examples      training examples whose poses form the reference set
   value_range         (lo, hi) of the images ((-1.0, 1.0) for the batch contract). SSIM is the
@@ -45,7 +46,7 @@ class RobustPoseEval:
     if not self.prediction or not self.target:
       raise ValueError(f"config.evals.{name}: set prediction= and target= or declare "
                        f"{type(system).__name__}.eval_prediction / eval_target")
-    self.keypoints = keypoints
+    self.keypoints = keypoints = keypoints or getattr(system, "eval_keypoints", "keypoints")
     self.value_range = metrics_checks.check_value_range(value_range, f"config.evals.{name}")
     if keypoints not in data.first_batch():
       raise ValueError(f"config.evals.{name}: keypoints {keypoints!r} is not a batch key; keys: "
@@ -123,7 +124,7 @@ def _poses_per_example(local_keypoints) -> int:
 
 
 def make_evaluator(system, mesh, data, context, *, prediction: str = "", target: str = "",
-                   keypoints: str = "keypoints", m: int = 10, train_examples: int = 100,
+                   keypoints: str = "", m: int = 10, train_examples: int = 100,
                    value_range: tuple[float, float] = (-1.0, 1.0)) -> RobustPoseEval:
   return RobustPoseEval(system, mesh, data, context, prediction=prediction, target=target,
                         keypoints=keypoints, m=m, train_examples=train_examples,

@@ -60,6 +60,8 @@ Optional attributes the trainer uses when present:
     with real data score (FID / KID / FVD / VFID, R-SSIM; `psrjax.evals`), e.g. "layer3".
   eval_target: str | None -- the batch key of the real data it is compared with, e.g.
     "tgt_rgb". A `config.evals` entry's `prediction` / `target` fields override both.
+  eval_keypoints: str -- the batch key of the poses of `eval_target`'s frames (R-SSIM's
+    challenging poses; default "keypoints"), e.g. "tgt_keypoints".
 """
 from __future__ import annotations
 
@@ -181,6 +183,7 @@ class System(abc.ABC):
   eval_groups: tuple[str, ...] = ()
   eval_prediction: str | None = None
   eval_target: str | None = None
+  eval_keypoints: str = "keypoints"
   # The keywords `synthesis_example` takes besides `seed` (`psrjax synthesize` flags).
   synthesis_options: tuple[Option, ...] = ()
   # The source modalities its examples read ("rgb", "keypoints", "mask", "flow_bwd", ...).

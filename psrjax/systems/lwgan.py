@@ -54,6 +54,13 @@ maps `data.surface_from` predicts); `--source IMAGE` animates a photograph, its 
 a UV pre-training's G_uv (`--surface-from`, default `data.surface_from`) from its keypoints and
 person mask (`--source-keypoints` / `--source-mask`, or MediaPipe's), each part one chart of T
 and the driving frames' matched part by part (`source_frame`).
+
+The per-person protocol (`data.protocol="person"`, `configs/lwgan.py:person`; D²G-Net's Table 1
+lists LWG beside systems that learn one person): the per-person systems' person and held-out
+runs (`psrjax.data.samplers.person_pairs`): training pairs of two of the person's training
+frames, every held-out run driven from training frame `data.source_frame`, scored as above plus
+the per-person systems' "mask_iou" (pixels off the empty room against the person mask), seen /
+novel groups and R-SSIM / R-PSNR (`eval_keypoints`: the driving frames' poses).
 """
 from __future__ import annotations
 
@@ -65,19 +72,24 @@ import ml_collections
 import numpy as np
 import optax
 
-from psrjax.data.samplers import body_transfer, first_frame, same_video
+from psrjax.data.samplers import body_transfer, first_frame, per_person, person_pairs
+from psrjax.data.samplers import same_video
 from psrjax.data.sources import base as sources
 from psrjax.data.sources import predicted_surface
 from psrjax.data.sources import still_image
 from psrjax.geometry import face_crop, liquid_warp
 from psrjax.losses import perceptual as perceptual_losses
+from psrjax.metrics import segmentation
 from psrjax.models import lwgan as networks
 from psrjax.models import pretrained
 from psrjax.systems import base
-from psrjax.systems.tasks import animation, gan
+from psrjax.systems.tasks import animation, gan, person_video
 
 VGG_LAYERS = perceptual_losses.PIX2PIXHD_VGG_LAYERS
 BACKGROUNDS = ("composite", "network")
+# "identities": the synthetic world's many people, held-out identities (INTERnet's Table 2);
+# "person": one person's video and its held-out runs (D²G-Net's Table 1; `person_pairs`).
+PROTOCOLS = ("identities", "person")
 
 
 def erode(mask: jax.Array, size: int) -> jax.Array:
@@ -162,9 +174,17 @@ class LWGAN(animation.AnimationTask):
                   "(configs/d2gnet.py:runlocal,pretrain,label2d); default: data.surface_from"),
   )
   float32_inputs = ("transform",)
+  eval_keypoints = "tgt_keypoints"
 
   def __init__(self, config):
+    protocol = config.data.get("protocol", "identities")
+    if protocol not in PROTOCOLS:
+      raise ValueError(f"data.protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
+    self.person = protocol == "person"
     super().__init__(config)
+    if self.person:
+      self.eval_data = config.data
+      self.eval_groups = per_person.RUN_GROUPS
     m, c = config.model, config.loss
     if not isinstance(m.front_warp, bool):
       raise ValueError(f"model.front_warp must be True or False; got {m.front_warp!r}")
@@ -187,6 +207,13 @@ class LWGAN(animation.AnimationTask):
 
   # ----------------------------------------------------------------------------- data
   def check_training_data(self, d):
+    if self.person:
+      per_person.check_data(d, per_person.MODALITIES + body_transfer.SURFACE,
+                            what="Liquid Warping GAN's body conditions (a multi-view dataset's "
+                                 "body fit, or --config.data.surface_from=WORKDIR of a D²G-Net "
+                                 "label2d UV pre-training)")
+      person_pairs.source_frame(d)
+      return
     same_video.check_lengths(d.num_frames, d.num_sources, d.num_targets)
     if d.num_sources != 1 or d.num_targets != 1:
       raise ValueError(f"Liquid Warping GAN trains on one source and one driving frame: "
@@ -203,9 +230,36 @@ class LWGAN(animation.AnimationTask):
                            "configs/d2gnet.py:runlocal,pretrain,label2d`)")
 
   def train_dataset(self, *, seed, shard_index, shard_count):
-    ds = same_video.train_dataset(self.config.data, seed=seed, shard_index=shard_index,
-                                  shard_count=shard_count, extra=body_transfer.SURFACE)
+    sampler = person_pairs if self.person else same_video
+    ds = sampler.train_dataset(self.config.data, seed=seed, shard_index=shard_index,
+                               shard_count=shard_count, extra=body_transfer.SURFACE)
     return ds.map(self._with_conditions)
+
+  def dataset(self, split, *, seed, shard_index, shard_count):
+    """The animation task's, or with `data.protocol="person"` the person's held-out runs, each
+    driven from the person's source frame (`person_pairs`)."""
+    if split == "train" or not self.person:
+      return super().dataset(split, seed=seed, shard_index=shard_index, shard_count=shard_count)
+    ds = person_pairs.eval_dataset(self.config.data, shard_index=shard_index,
+                                   shard_count=shard_count,
+                                   num_runs=self.config.eval.num_examples or None,
+                                   extra=self.eval_reads)
+    return ds.map(lambda example: self.eval_example(animation.with_initial(example)))
+
+  def example_spec(self, split):
+    if split == "train" or not self.person:
+      return super().example_spec(split)
+    spec = person_pairs.example_spec(self.config.data)
+    spec["init_rgb"] = (spec["src_rgb"][0][1:], np.float32)
+    return {k: jax.ShapeDtypeStruct(s, d) for k, (s, d) in self.eval_example_spec(spec).items()}
+
+  def held_out_example(self, seed):
+    """With `data.protocol="person"`: held-out run `seed` driven from the source frame."""
+    if not self.person:
+      return super().held_out_example(seed)
+    example = person_pairs.synthesis_example(self.config.data, run=seed, extra=self.eval_reads)
+    example.pop("run_group")
+    return animation.with_initial(example)
 
   def train_example_spec(self):
     d = self.config.data
@@ -322,6 +376,28 @@ class LWGAN(animation.AnimationTask):
 
     frames = jax.lax.map(frame, per_frame)
     return jnp.moveaxis(frames, 0, 1)
+
+  def evaluate(self, params, batch):
+    """The animation task's scores; with `data.protocol="person"` also "mask_iou" (below) and
+    each run's seen / novel "group"."""
+    values = super().evaluate(params, batch)
+    if self.person:
+      values["group"] = batch["run_group"]
+    return values
+
+  def frame_scores(self, params, pred, batch):
+    """With `data.protocol="person"` also "mask_iou", as the per-person systems score it: the
+    pixels that differ from the person's empty room (`person_video.synthesized_mask`) against
+    the person mask."""
+    values = super().frame_scores(params, pred, batch)
+    if self.person:
+      drawn = person_video.synthesized_mask(pred, self._room)
+      values["mask_iou"] = jnp.mean(segmentation.mask_iou(drawn, batch["tgt_mask"]), axis=-1)
+    return values
+
+  @functools.cached_property
+  def _room(self) -> np.ndarray:
+    return per_person.background(self.config.data)
 
   # ----------------------------------------------------------------------------- losses
   def _disc(self, params, b):

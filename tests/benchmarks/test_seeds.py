@@ -201,6 +201,27 @@ def test_ablations_run_every_row_over_the_seeds(script, argv, workdirs, claim, t
     assert "| vid2vid, 50 steps |" in text
 
 
+def test_d2gnet_table_runs_baselines_alone_and_claims_nothing_of_lwgan(tmp_path, monkeypatch,
+                                                                       capsys):
+  """Liquid Warping GAN's row (reference only, as in the paper) needs no UV pre-training; the
+  D²G-Net variants do."""
+  from benchmarks import d2gnet_ablation  # pylint: disable=g-import-not-at-top
+  specs = []
+  def run(workdir, config):
+    specs.append((os.path.basename(workdir), config.system, config.data.get("protocol")))
+    return _scores(config.seed)
+  monkeypatch.setattr(d2gnet_ablation, "run", run)
+  argv = ["--workdir", str(tmp_path), "--variants", "", "--baselines", "lwgan,edn"]
+  assert d2gnet_ablation.main(argv + ["--seeds", "2"]) == 0
+  assert specs[:2] == [("lwgan", "lwgan", "person"), ("lwgan-seed1", "lwgan", "person")]
+  text = capsys.readouterr().out
+  assert "| Liquid Warping GAN (reference) | 0.8005 ± 0.000707 |" in text
+  assert "Liquid Warping GAN" not in text.partition("ahead of")[2]
+  with pytest.raises(SystemExit):
+    d2gnet_ablation.main(["--workdir", str(tmp_path), "--variants", "full"])
+  assert "--init-from" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("script", ["cocovid_ablation", "d2gnet_ablation"])
 def test_ablations_name_unknown_baselines(script, tmp_path, capsys):
   module = __import__(f"benchmarks.{script}", fromlist=["main"])

@@ -15,7 +15,7 @@ import recordings
 import train_harness
 from psrjax import cli
 from psrjax.data.preparation import pose_estimator
-from psrjax.data.samplers import body_transfer, same_video
+from psrjax.data.samplers import body_transfer, per_person, same_video
 from psrjax.data.sources import base as sources
 from psrjax.data.sources import predicted_surface
 from psrjax.data.sources import still_image
@@ -98,6 +98,30 @@ def test_lwgan_trains_on_the_recording_and_is_driven_by_it(recording, still, tmp
   assert iio.imread(movie).shape[0] == 6
   with pytest.raises(ValueError, match="not D²G-Net's UV pre-training"):
     predicted_surface.open_prepared(dataset, RES, surface_from=result.workdir, surface_cache="")
+
+
+def test_lwgan_person_protocol_reads_the_recording_runs_with_predicted_maps(recording):
+  """`person` on a prepared video: its held-out tail in runs, each driven from the first
+  training frame, T matched part by part on G_uv's predicted maps."""
+  dataset, uv = recording
+  config = conformance.tiny_config("lwgan", f"tiny,person,data={dataset}",
+                                   **{"data.surface_from": uv})
+  system = registry.get_system(config)
+  src, runs = per_person.source(system.config.data), per_person.eval_runs(system.config.data)
+  held = system.dataset("test", seed=0, shard_index=0, shard_count=1)
+  assert len(held) == len(runs) >= 1
+  (video, start), example = runs[-1], held[len(runs) - 1]
+  length = system.config.data.eval_run_frames
+  maps = ("rgb",) + body_transfer.SURFACE
+  tgt = src.frames(video, np.arange(start, start + length), maps)
+  head = src.frames(src.videos("train")[0], np.array([0]), maps)
+  np.testing.assert_array_equal(example["tgt_rgb"], tgt["rgb"])
+  np.testing.assert_array_equal(example["src_rgb"], head["rgb"])
+  expected = body_transfer.conditions(*(head[m] for m in body_transfer.SURFACE),
+                                      *(tgt[m] for m in body_transfer.SURFACE), charts="part")
+  for key, value in expected.items():
+    np.testing.assert_array_equal(example[key], value)
+  assert (example["transform"] > -2).mean() > 0.1   # the body maps onto the source
 
 
 FRAME = 5   # the recording's frame written as a still image

@@ -14,8 +14,12 @@ import torch.nn.functional as F
 
 import conformance
 from psrjax import cli
-from psrjax.data.samplers import body_transfer, same_video
+from psrjax.data.samplers import body_transfer, per_person, same_video
+from psrjax.data.sources import scripted_person
 from psrjax.systems import lwgan, registry
+from psrjax.systems.tasks import person_video
+from psrjax.train import evaluator as evaluator_lib
+from psrjax.train import partitioning
 
 GROUP = pytest.mark.xdist_group("lwgan")
 tiny_config = functools.partial(conformance.tiny_config, "lwgan")
@@ -165,12 +169,76 @@ def test_synthesize_asks_for_the_uv_pretraining_to_animate_an_image_file(system_
   assert len(err) == 1 and "surface maps" in err[0] and "--surface-from" in err[0], err
 
 
+def _maps(data, start, length):
+  return [scripted_person.frames(data, start, length, body_transfer.SURFACE)[m]
+          for m in body_transfer.SURFACE]
+
+
+def test_person_protocol_drives_the_per_person_runs_from_the_first_frame():
+  """`person`: the held-out runs the per-person systems score, each driven from training frame
+  0 with the conditions of its exact maps; training pairs are two distinct training frames."""
+  system = registry.get_system(tiny_config("tiny,person"))
+  data = system.config.data
+  runs = per_person.eval_dataset(data, shard_index=0, shard_count=1)
+  held = system.dataset("test", seed=0, shard_index=0, shard_count=1)
+  assert len(held) == len(runs) >= 2
+  first = scripted_person.frames(data, 0, 1)
+  spec = system.example_spec("test")
+  for i in (0, len(runs) - 1):
+    example, run = held[i], runs[i]
+    assert {k: (v.shape, v.dtype) for k, v in example.items()} == {
+        k: (s.shape, s.dtype) for k, s in spec.items()}
+    for key in ("rgb", "keypoints", "mask", "flow_bwd", "flow_fwd"):
+      np.testing.assert_array_equal(example[f"tgt_{key}"], run[key])
+    np.testing.assert_array_equal(example["src_rgb"], first["rgb"])
+    np.testing.assert_array_equal(example["init_rgb"], first["rgb"][0])
+    assert example["run_group"] == per_person.run_groups(data, run["frame_index"][None])[0]
+    expected = body_transfer.conditions(*_maps(data, 0, 1),
+                                        *_maps(data, int(run["frame_index"][0]), len(run["rgb"])))
+    for key, value in expected.items():
+      np.testing.assert_array_equal(example[key], value)
+  np.testing.assert_array_equal(system.held_out_example(1)["tgt_rgb"], runs[1]["rgb"])
+  train_poses = per_person.train_keypoints(data)
+  train = system.dataset("train", seed=0, shard_index=0, shard_count=1)
+  for i in range(3):
+    pair = train[i]
+    frames = [int(np.flatnonzero((train_poses == pair[k][0]).all(axis=(1, 2)))[0])
+              for k in ("src_keypoints", "tgt_keypoints")]
+    assert frames[0] != frames[1]
+
+
+def test_person_protocol_scores_far_poses_and_the_drawn_person():
+  """R-SSIM's training poses are the person's (`eval_keypoints`); "mask_iou" is the per-person
+  systems' (pixels off the empty room against the person mask): 1 - small for the ground
+  truth itself, 0 for the empty room."""
+  config = tiny_config("tiny,person")
+  system = registry.get_system(config)
+  mesh = partitioning.make_mesh()
+  robust = evaluator_lib.build_one("robust_pose", dict(config.evals.robust_pose), config=config,
+                                   system=system, mesh=mesh).evaluator
+  assert robust.keypoints == "tgt_keypoints"
+  train_poses = per_person.train_keypoints(system.config.data).reshape(-1, 18 * 3)
+  assert {tuple(p) for p in robust.train_poses.reshape(-1, 18 * 3)} <= {tuple(p)
+                                                                       for p in train_poses}
+  example = system.dataset("test", seed=0, shard_index=0, shard_count=1)[0]
+  batch = {k: np.repeat(np.asarray(v)[None], 2, 0) for k, v in example.items()}
+  room = per_person.background(system.config.data)
+  pred = np.stack([example["tgt_rgb"], np.broadcast_to(room, example["tgt_rgb"].shape)])
+  scores = jax.jit(system.frame_scores)(system.constants(), jnp.asarray(pred), batch)
+  drawn = np.abs(example["tgt_rgb"] - room).max(-1) > person_video.MASK_THRESHOLD
+  person = example["tgt_mask"][..., 0] > 0.5
+  iou = np.mean([(d & p).sum() / (d | p).sum() for d, p in zip(drawn, person)])
+  np.testing.assert_allclose(np.asarray(scores["mask_iou"]), [iou, 0.0], atol=1e-6)
+  assert iou > 0.5
+
+
 @pytest.mark.parametrize("overrides,match", [
     ({"data.num_targets": 2}, "num_targets"),
     ({"data.eval_targets": 1}, "eval_targets"),
     ({"loss.face_size": (8, 8)}, "face_size"),
     ({"model.background": "inpaint"}, "model.background"),
     ({"model.bg_erosion": 4}, "bg_erosion"),
+    ({"data.protocol": "people"}, "data.protocol"),
 ])
 def test_bad_configs_fail_with_one_line_errors(overrides, match):
   with pytest.raises(ValueError, match=match):

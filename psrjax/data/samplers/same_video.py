@@ -57,13 +57,13 @@ def eval_frames(num_frames: int, num_sources: int, num_targets: int):
 def source_part(clip: dict, view: int, frames, prefix: str = "src") -> dict[str, np.ndarray]:
   """RGB and keypoints of some frames of one camera of a rendered clip."""
   src = synthetic_clips.RenderedClip(clip)
-  return _frames_part(src, src.take()[view], np.asarray(frames), prefix)
+  return frames_part(src, src.take()[view], np.asarray(frames), prefix)
 
 
 def target_part(clip: dict, view: int, start: int, length: int) -> dict[str, np.ndarray]:
   """L consecutive frames from `start`: RGB, keypoints, mask and backward flow."""
   src = synthetic_clips.RenderedClip(clip)
-  return _target_frames(src, src.take()[view], np.arange(start, start + length))
+  return target_frames(src, src.take()[view], np.arange(start, start + length))
 
 
 def make_example(clip: dict, view: int, start: int, sources, num_targets: int,
@@ -96,11 +96,11 @@ def video_example(src, video, start: int, sources_idx, num_targets: int,
     raise ValueError(f"source frames {sources_idx.tolist()} overlap the target frames "
                      f"{start}..{start + num_targets - 1}")
   run = np.arange(start, start + num_targets)
-  return {**_frames_part(src, video, sources_idx, "src", extra),
-          **_target_frames(src, video, run, extra)}
+  return {**frames_part(src, video, sources_idx, "src", extra),
+          **target_frames(src, video, run, extra)}
 
 
-def _frames_part(src, video, frames, prefix: str, extra=()) -> dict[str, np.ndarray]:
+def frames_part(src, video, frames, prefix: str, extra=()) -> dict[str, np.ndarray]:
   """RGB and keypoints (and `extra`) of some frames of a prepared video (`source_part`'s
   keys)."""
   f = src.frames(video, frames, ("rgb",) + tuple(extra))
@@ -110,7 +110,7 @@ def _frames_part(src, video, frames, prefix: str, extra=()) -> dict[str, np.ndar
           **{f"{prefix}_{k}": f[k] for k in extra}}
 
 
-def _target_frames(src, video, run, extra=()) -> dict[str, np.ndarray]:
+def target_frames(src, video, run, extra=()) -> dict[str, np.ndarray]:
   """`target_part`'s keys (and `extra`) for consecutive frames `run` of a prepared video."""
   f = src.frames(video, run, ("rgb", "mask", "flow_bwd") + tuple(extra))
   kp = np.array(src.keypoints(video)[run], np.float32)
@@ -265,12 +265,20 @@ class _RealRandomFrames(grain.transforms.RandomMap):
     return video_example(self.src, video, start, sources_idx, self.l, self.extra)
 
 
-def _real_train(data, *, seed, shard_index, shard_count, extra=()) -> grain.MapDataset:
-  src = open_dataset(data)
-  items = [(v, s) for v in _usable(src, "train", data)
-           for s in range(v.num_frames - data.num_targets + 1)]
+def videos_train_dataset(src, videos, data, *, seed, shard_index, shard_count,
+                         extra=()) -> grain.MapDataset:
+  """Every run of L = `data.num_targets` consecutive frames of `videos` (of the video source
+  `src`) once, with K = `data.num_sources` source frames drawn among the same video's other
+  frames (seeded per example); shards take every shard_count-th run."""
+  items = [(v, s) for v in videos for s in range(v.num_frames - data.num_targets + 1)]
   ds = grain.MapDataset.source(items)[shard_index::shard_count]
   return ds.random_map(_RealRandomFrames(src, data, extra), seed=seed)
+
+
+def _real_train(data, *, seed, shard_index, shard_count, extra=()) -> grain.MapDataset:
+  src = open_dataset(data)
+  return videos_train_dataset(src, _usable(src, "train", data), data, seed=seed,
+                              shard_index=shard_index, shard_count=shard_count, extra=extra)
 
 
 def real_eval_items(src, split: str, data, num_examples: int) -> list[tuple]:
@@ -312,10 +320,10 @@ def _real_synthesis(data, *, seed, driving_seed, background_seed, extra=()) -> d
   example = video_example(src, video, start, sources_idx, data.num_targets, extra)
   if driving_seed is not None and pick(driving_seed) != video:
     drive = pick(driving_seed)
-    example.update(_target_frames(src, drive, np.arange(drive.num_frames - data.num_targets,
+    example.update(target_frames(src, drive, np.arange(drive.num_frames - data.num_targets,
                                                          drive.num_frames)))
   if background_seed is not None:
     bg = pick(background_seed)
-    example.update(_frames_part(src, bg, video_sources.evenly_spaced(data.num_sources, bg.num_frames),
+    example.update(frames_part(src, bg, video_sources.evenly_spaced(data.num_sources, bg.num_frames),
                                 "bg"))
   return example

@@ -34,9 +34,11 @@ A subclass implements `drive` (the source animated by every driving frame; a key
 model subclasses `KeypointAnimationTask` and implements `keypoints` and `animate` instead),
 `check_training_data`, `train_dataset` and `train_example_spec` (its training examples), and the
 protocol's training methods (`stages`, `init`, `optimizers`); it may extend `constants` (the
-task's are LPIPS and, with `eval.act_recog`, I3D), set `min_eval_targets`, read more
-modalities of the evaluation clips (`eval_reads`) and turn them into the model's inputs
-(`eval_example`, `eval_example_spec`).
+task's are LPIPS and, with `eval.act_recog`, I3D) and `frame_scores` (the per-frame scores of
+its frames and of the copy), set `min_eval_targets`, read more modalities of the evaluation
+clips (`eval_reads`) and turn them into the model's inputs (`eval_example`,
+`eval_example_spec`), and evaluate on another protocol (`dataset`, `example_spec` and
+`held_out_example` for the test split: Liquid Warping GAN's per-person runs).
 """
 from __future__ import annotations
 
@@ -193,8 +195,8 @@ class AnimationTask(base.System):
     PSNR, infinite wherever a driving frame equals the source, as still frames of a clip do)."""
     outputs = self.generate(params, batch)
     pred, target = outputs["frames"], batch["tgt_rgb"]
-    values = self._frame_scores(params, pred, batch)
-    copy = self._frame_scores(params, outputs["source"], batch)
+    values = self.frame_scores(params, pred, batch)
+    copy = self.frame_scores(params, outputs["source"], batch)
     values.update({f"{name}/copy": value for name, value in copy.items() if name != "psnr"})
     if pred.shape[1] >= 3:
       flows = (batch["tgt_flow_fwd"], batch["tgt_flow_bwd"])
@@ -207,9 +209,10 @@ class AnimationTask(base.System):
           functools.partial(i3d.apply, params["i3d"]), pred, target)
     return values
 
-  def _frame_scores(self, params, pred, batch):
+  def frame_scores(self, params, pred, batch):
     """Per example [B]: l1 (on [0, 1]), ssim, ms_ssim, psnr, m_ssim, lpips, tempe of the frames
-    `pred` [B, L, H, W, 3] against the driving frames."""
+    `pred` [B, L, H, W, 3] against the driving frames (of the model's frames and of the copied
+    source frame alike; a subclass may add scores)."""
     target = batch["tgt_rgb"]
     values = runs.run_metrics(pred, target, batch["tgt_mask"], flow_bwd=batch["tgt_flow_bwd"],
                               lpips_net=LPIPS_NET, lpips_variables=params["lpips"])
@@ -231,7 +234,7 @@ class AnimationTask(base.System):
                                   num_clips=max(1, self.config.eval.num_examples),
                                   shard_index=shard_index, shard_count=shard_count,
                                   extra=self.eval_reads)
-    return ds.map(lambda example: self.eval_example(_with_initial(example)))
+    return ds.map(lambda example: self.eval_example(with_initial(example)))
 
   def example_spec(self, split):
     if split == "train":
@@ -268,6 +271,14 @@ class AnimationTask(base.System):
           **{f"tgt_{k}": part[k] for k in self.eval_reads}, base.KEEP_FRAMES: np.int32(keep)},
           source=source, **source_options)
 
+  def held_out_example(self, seed: int) -> dict:
+    """Held-out clip `seed` reconstructing itself: its first frame the source, its last
+    `data.eval_targets` frames driving it (with `eval_reads`); a subclass with another
+    evaluation protocol gives its own."""
+    example = same_video.synthesis_example(self.eval_data, seed=seed, driving_seed=None,
+                                           background_seed=None, extra=self.eval_reads)
+    return with_initial(example)
+
   def synthesis_example(self, *, seed: int, source: str = "", driving: str = "test",
                         frames: str = "", **source_options):
     """Held-out clip `seed` (or the prepared dataset's held-out video) animated by its own
@@ -276,9 +287,7 @@ class AnimationTask(base.System):
     (`source_frame`, given `source_options`). (`frames`: `synthesis_windows`' option.)"""
     del frames
     if driving == "test":
-      example = same_video.synthesis_example(self.eval_data, seed=seed, driving_seed=None,
-                                             background_seed=None, extra=self.eval_reads)
-      example = _with_initial(example)
+      example = self.held_out_example(seed)
     else:
       example = driving_video(driving, self.driving_data(**source_options), seed,
                               self.eval_reads)
@@ -296,7 +305,7 @@ def _with(data, **updates) -> ml_collections.ConfigDict:
   return out
 
 
-def _with_initial(example: dict) -> dict:
+def with_initial(example: dict) -> dict:
   """A reconstruction example: the driving video's first frame is the source frame itself."""
   return {**example, "init_rgb": example["src_rgb"][0]}
 
