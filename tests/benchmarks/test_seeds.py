@@ -273,3 +273,20 @@ def test_internet_table_runs_lwgan_on_its_own_config(tmp_path, monkeypatch, caps
              for line in text.splitlines())
   assert any(line.startswith("- Ours (MS c) ahead of LWGAN on ms_ssim") and
              line.endswith("(as claimed)") for line in text.splitlines())
+
+
+@pytest.mark.parametrize("script, config", [("cocovid_ablation", "configs/cocovid.py:tiny"),
+                                            ("d2gnet_ablation", "configs/d2gnet.py:tiny")])
+def test_every_variant_builds_its_system(script, config):
+  """Each row's overrides name real config keys and give a system that builds."""
+  from psrjax.systems import registry  # pylint: disable=g-import-not-at-top
+  from benchmarks.cocovid_ablation import make_config  # pylint: disable=g-import-not-at-top
+  module = __import__(f"benchmarks.{script}", fromlist=["VARIANTS"])
+  for name, (_, overrides) in module.VARIANTS.items():
+    built = make_config(config, {**overrides, "seed": 1})
+    for key, value in overrides.items():
+      node = built
+      for part in key.split("."):
+        node = node[part]
+      assert node == value, (name, key)
+    registry.get_system(built)
