@@ -1,7 +1,10 @@
 """The memory plans of docs/scaling.md: every paper config on every device kind (`psrjax plan`), as one
 markdown table (per-device GiB, verdict, fix). Nothing is compiled; ~1 min per config here.
 
-  python benchmarks/memory_plans.py [--devices 1,8] [--configs pix2pixhd,psrnet]
+  python benchmarks/memory_plans.py [--devices 1,8] [--configs pix2pixhd,psrnet] [--remat none]
+
+`--remat MODE` plans every config under `model.remat=MODE` (default: the config's, "auto" in the
+paper configs: the lightest mode that fits each device).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ def main() -> None:
   parser.add_argument("--devices", default="1,8")
   parser.add_argument("--configs", default="",
                       help="names in configs/ (default: every config file)")
+  parser.add_argument("--remat", default="", help="model.remat for every config ('': its own)")
   args = parser.parse_args()
   names = args.configs.split(",") if args.configs else sorted(
       os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "configs", "*.py")))
@@ -30,6 +34,8 @@ def main() -> None:
   print("|---|---|" + "---|" * len(DEVICES))
   for name in names:
     config = config_utils.load_config(os.path.join(REPO, "configs", f"{name}.py"))
+    if args.remat:
+      config.model.remat = args.remat
     fp = footprint.of_config(config)
     for n in counts:
       cells = []

@@ -5,8 +5,9 @@ Paper settings by default, the authors' pose 256p script (scripts/pose/train_256
 options: G ngf 128, 3 downsamplings, 9 residual blocks, n_frames_G 3; D_I and two temporal
 discriminators (frames 1 and 3 apart) of 2 scales, ndf 64, 3 layers; LSGAN, λ_feat = λ_VGG =
 λ_F = λ_T = 10, weight loss 1; Adam 2e-4 betas (0.5, 0.999), constant for half the steps then
-linearly to 0 (their --niter 5 --niter_decay 5); clips of 12 frames (--n_frames_total 12), batch
-8 (one clip per GPU on their 8 GPUs). Their batch norm on one clip a GPU is instance norm with
+linearly to 0 (their --niter 5 --niter_decay 5); clips of 12 frames (--n_frames_total 12) for the
+first half of the steps and of 24 for the second (their length doubled every --niter_step 5
+epochs), batch 8 (one clip per GPU on their 8 GPUs). Their batch norm on one clip a GPU is instance norm with
 affine parameters in G (`model.norm_g`, it normalises each frame alone), batch statistics over
 the clip's frames in the discriminators (`model.norm_d`). The person is the synthetic world's
 per-person video at 256x256; each frame's label is the DensePose-style IUV image of the world's
@@ -44,7 +45,11 @@ def get_config(arg=None):
 
 def base_config(c):
   """The authors' pose 256p settings (module docstring)."""
-  pix2pixhd.base_config(c, frames_per_example=12)   # 256x256, stick figures, LSGAN, λ_VGG 10
+  pix2pixhd.base_config(c, frames_per_example=24)   # 256x256, stick figures, LSGAN, λ_VGG 10
+  c.schedule = dict(
+      clip_doublings=1,          # stages of clips frames_per_example / 2^k frames, k = 1, 0:
+                                 # 12 then 24 (the authors' progressive --n_frames_total)
+  )
   c.model = dict(
       ngf=128,                   # G's first width (the pose g1 scripts: 64)
       n_downsample=3,            # G's stride-2 layers (resolution divisible by 2^n_downsample)
@@ -86,6 +91,7 @@ def runlocal(c):
   """
   c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
   c.data.update(resolution=64, frames_per_example=6, cache_dir="~/.cache/psrjax/person")
+  c.schedule.clip_doublings = 0   # 6-frame clips throughout, as its results were measured
   c.pose.update(radius=1.5, width=1.0)
   c.model.update(ngf=16, n_downsample=2, n_blocks=3, num_d=2, ndf=16, d_layers=2,
                  n_scales_temporal=1)
@@ -101,6 +107,7 @@ def tiny(c):
   """A seconds-long variant for tests: pix2pixHD's tiny data at 32x32, clips of 7 frames (both
   temporal scales), tiny networks (discriminators of one scale), no VGG."""
   c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
+  c.schedule.clip_doublings = 0
   c.data.update(resolution=32, frames_per_example=7, train_script=(("wave", 24), ("squat", 24)),
                 test_script=(("throw", 8), ("wave", 8)), driving_script=(("dance", 16),),
                 eval_run_frames=4, cache_dir="")

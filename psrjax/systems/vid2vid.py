@@ -53,11 +53,22 @@ forward (`optim.update_order="gd"`, the authors' train.py).
 Departures: no FlowNet2 (the data's flow and its occlusion mask instead of FlowNet2's flow and
 confidence); the first frame of every training clip is the raw image from zeros, as at test time
 (the authors' first forward call of a sequence treats all its frames so); clips are T consecutive
-frames (no `--max_t_step` frame skipping, no progressive growth of the clip length or of the
-spatial scales: one scale, the authors' 256p model); no face discriminator (`--add_face_disc`,
-not in the pose scripts). Evaluation: the per-person task's metrics on its held-out runs.
+frames, one update per clip (the authors' train.py loads a clip `--max_frames_per_gpu` frames
+at a time, an update per load, the generated frames carried between loads; no `--max_t_step`
+frame skipping, no growth of the spatial scales: one scale, the authors' 256p model); no face
+discriminator (`--add_face_disc`, not in the pose scripts). Evaluation: the per-person task's
+metrics on its held-out runs.
+
+Progressive clip length (`schedule.clip_doublings`, the authors' `--n_frames_total` doubled every
+`--niter_step` epochs: 12 then 24 frames over the pose script's 10 epochs): stages of equal
+steps whose clips are the first `data.frames_per_example / 2^k` frames of each example, k
+counting down to 0 (`clip_lengths`); a stage trains the D_T^s whose frame groups its clips hold
+(as the authors skip a scale without one), and a D_T^s's learning-rate schedule starts at its
+first stage.
 """
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -129,6 +140,13 @@ class Vid2Vid(person_video.PersonVideoTask):
     if m.n_frames_d < 2 or m.n_scales_temporal < 1:
       raise ValueError(f"model.n_frames_d must be >= 2 and model.n_scales_temporal >= 1; got "
                        f"{m.n_frames_d} and {m.n_scales_temporal}")
+    doublings = config.get("schedule", {}).get("clip_doublings", 0)
+    if not isinstance(doublings, int) or doublings < 0 or t % 2 ** doublings:
+      raise ValueError(f"schedule.clip_doublings must be an int >= 0 with data.frames_per_example "
+                       f"divisible by 2^clip_doublings; got {doublings!r} and {t}")
+    if t // 2 ** doublings < 2:
+      raise ValueError(f"the first clip stage's clips, data.frames_per_example / 2^"
+                       f"schedule.clip_doublings = {t // 2 ** doublings} frames, must hold 2")
     span = m.n_frames_d ** (m.n_scales_temporal - 1) * (m.n_frames_d - 1)
     if t <= span:
       raise ValueError(f"data.frames_per_example must exceed {span}, the span of the coarsest "
@@ -187,20 +205,73 @@ class Vid2Vid(person_video.PersonVideoTask):
     return tuple(f"d_t{s}" for s in range(self.config.model.n_scales_temporal))
 
   def optimizers(self):
+    """Adam for G, D_I and every D_T^s, each rate constant for the first half of the steps and
+    then linearly to 0 (`optim.decay_fraction`), on the run's steps: a D_T^s that starts at a
+    later clip stage starts its schedule there."""
     o = self.config.optim
     lr = gan.decayed_lr(o.lr, self.config.train.steps, o.decay_fraction)
-    return {g: optax.adam(lr, b1=o.b1, b2=o.b2) for g in ("g", "d") + self._temporal_groups()}
+    out = {g: optax.adam(lr, b1=o.b1, b2=o.b2) for g in ("g", "d")}
+    for s, name in enumerate(self._temporal_groups()):
+      first = self._first_step(s)
+      later = lambda count, first=first: lr(count + first)
+      out[name] = optax.adam(lr if first == 0 else later, b1=o.b1, b2=o.b2)
+    return out
 
   # ----------------------------------------------------------------------------- schedule
+  def clip_lengths(self) -> tuple[int, ...]:
+    """The clip length of each stage: `data.frames_per_example` halved `schedule.clip_doublings`
+    times, doubling at equal shares of the steps (the authors' progressive --n_frames_total,
+    doubled every --niter_step epochs)."""
+    doublings = self.config.get("schedule", {}).get("clip_doublings", 0)
+    return tuple(self.config.data.frames_per_example // 2 ** (doublings - i)
+                 for i in range(doublings + 1))
+
+  def _stage_steps(self) -> list[int]:
+    n, steps = len(self.clip_lengths()), self.config.train.steps
+    return [steps // n] * (n - 1) + [steps - steps // n * (n - 1)]
+
+  def _scales(self, length: int) -> tuple[int, ...]:
+    """The temporal scales whose groups a clip of `length` frames holds (the authors skip the
+    D_T^s without one)."""
+    n = self.config.model.n_frames_d
+    return tuple(s for s in range(self.config.model.n_scales_temporal)
+                 if length > n ** s * (n - 1))
+
+  def _first_step(self, scale: int) -> int:
+    """The first step of the first stage that trains D_T^scale."""
+    start = 0
+    for length, steps in zip(self.clip_lengths(), self._stage_steps()):
+      if scale in self._scales(length):
+        return start
+      start += steps
+    return start
+
   def stages(self):
-    """One stage: G, D_I and every D_T^s on one forward, G first ("gd") or last ("dg")."""
-    g = base.Phase("g", ("g",), self._g_loss)
-    ds = [base.Phase("d", ("d",), self._d_loss)]
-    ds += [base.Phase(name, (name,), self._temporal_d_loss(s))
-           for s, name in enumerate(self._temporal_groups())]
-    phases = (g, *ds) if self.update_order == "gd" else (*ds, g)
-    return (base.Stage("main", self.config.train.steps, phases, forward=self._forward,
-                       forward_phase="g"),)
+    """One stage per clip length (`clip_lengths`; "main" when there is one): G, D_I and the
+    D_T^s the clips hold on one forward, G first ("gd") or last ("dg")."""
+    lengths = self.clip_lengths()
+    out = []
+    for length, steps in zip(lengths, self._stage_steps()):
+      clip = lambda loss, length=length: (
+          lambda params, b, outputs, rng: loss(params, self._clip(b, length), outputs, rng))
+      scales = self._scales(length)
+      g = base.Phase("g", ("g",), clip(functools.partial(self._g_loss, scales=scales)))
+      ds = [base.Phase("d", ("d",), clip(self._d_loss))]
+      ds += [base.Phase(f"d_t{s}", (f"d_t{s}",), clip(self._temporal_d_loss(s))) for s in scales]
+      phases = (g, *ds) if self.update_order == "gd" else (*ds, g)
+      forward = lambda params, b, rng, length=length: self._forward(params,
+                                                                    self._clip(b, length), rng)
+      out.append(base.Stage("main" if len(lengths) == 1 else f"clip{length}", steps, phases,
+                            forward=forward, forward_phase="g"))
+    return tuple(out)
+
+  def _clip(self, b, length: int):
+    """The batch's clips cut to their first `length` frames (the context frames kept)."""
+    full = b["label"].shape[1]
+    if length == full:
+      return b
+    return {k: v[:, :length] if not k.startswith("context_") and jnp.ndim(v) >= 2
+            and v.shape[1] == full else v for k, v in b.items()}
 
   # ----------------------------------------------------------------------------- generation
   def _sequence(self, params, b, state):
@@ -293,15 +364,16 @@ class Vid2Vid(person_video.PersonVideoTask):
                                      outputs["out"], kind=self.config.loss.gan)
     return loss
 
-  def _g_loss(self, params, b, outputs, rng):
-    """The generator's objective (module docstring), every term reported."""
+  def _g_loss(self, params, b, outputs, rng, scales=None):
+    """The generator's objective (module docstring), every term reported; `scales`: the
+    temporal discriminators' (None: all)."""
     del rng
     total, terms = self._image_terms(params, b, outputs["out"], "")
     raw_total, raw_terms = self._image_terms(params, b, outputs["raw"], "_raw")
     flow_total, flow_terms = self._flow_terms(b, outputs)
     total, terms = total + raw_total + flow_total, {**terms, **raw_terms, **flow_terms}
     c = self.config.loss
-    for s in range(self.config.model.n_scales_temporal):
+    for s in range(self.config.model.n_scales_temporal) if scales is None else scales:
       t_total, t_terms = gan.generator_terms(self._temporal_disc(params, b, s), b["rgb"],
                                              outputs["out"], kind=c.gan, fm=c.fm)
       total = total + t_total

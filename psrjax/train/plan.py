@@ -10,7 +10,7 @@ that divides `train.batch_size`, the rest replicas), and per device adds up
 - the batch: the per-device rows of the host batch (float32);
 - activations: what autodiff keeps from a phase's forward pass for its backward pass (the
   generator phase through the stage's forward and its loss: discriminators, perceptual
-  networks; the largest phase of the first stage), in the compute dtype under `model.remat` (the
+  networks; the largest phase of any stage), in the compute dtype under `model.remat` (the
   `jax.vjp` residuals, from `jax.eval_shape`: the same on every platform). Fitted from batch 1
   and 2 as a part that grows with the rows and one that does not (bfloat16 copies of the
   parameters and constants, batch-independent intermediates); under float32 compute the fixed
@@ -121,10 +121,16 @@ def _with_rows(spec: dict[str, Any], rows: int) -> dict[str, jax.ShapeDtypeStruc
 
 
 def _residual_bytes(ctx, rows: int) -> int:
-  """Bytes of the residuals the first stage's phases save for their backward passes (the
-  largest phase), for `rows` examples: the generator phase's through the stage's forward and
-  its loss (discriminators, perceptual networks), the others' through their loss."""
-  stage, dtype = ctx.stages[0], ctx.options.compute_dtype
+  """Bytes of the residuals the phases save for their backward passes (the largest phase of
+  any stage that runs: a later stage may read longer clips), for `rows` examples."""
+  return max(_stage_residual_bytes(ctx, stage, rows) for stage in ctx.stages
+             if stage.steps > 0 or stage is ctx.stages[0])
+
+
+def _stage_residual_bytes(ctx, stage, rows: int) -> int:
+  """The largest phase's residuals of `stage`: the generator phase's through the stage's
+  forward and its loss (discriminators, perceptual networks), the others' through their loss."""
+  dtype = ctx.options.compute_dtype
   params = ctx.abstract_state["params"]
   batch = _with_rows({k: np.asarray(v) for k, v in ctx.first_batch.items()}, rows)
   through_forward = stage.generator_phase()

@@ -13,8 +13,10 @@ from psrjax.data.synthetic.body import NUM_PARTS
 from psrjax.systems import base
 from psrjax.systems import vid2vid
 from psrjax.systems import registry
-from psrjax.systems.tasks import person_video
+from psrjax.systems.tasks import gan, person_video
 from psrjax.train import inference
+from psrjax.train import state as state_lib
+from psrjax.train import step as step_lib
 
 pytestmark = pytest.mark.xdist_group("vid2vid")
 METRICS = {"ssim", "psnr", "m_ssim", "lpips", "mask_iou", "tempe"}
@@ -127,7 +129,59 @@ def test_tiny_run_trains_evaluates_and_synthesizes_cross_person(system_runs):
     assert frames.shape[0] == trained.config.data.eval_run_frames and frames.dtype == np.uint8
 
 
+def _staged(**overrides):
+  """tiny with 8-frame examples in two clip stages (4 then 8 frames), one temporal scale."""
+  return registry.get_system(conformance.tiny_config(
+      "vid2vid", **{"data.frames_per_example": 8, "schedule.clip_doublings": 1, **overrides}))
+
+
+def test_the_first_clip_stage_trains_as_on_clips_of_its_length():
+  """A step of stage "clip4" on 8-frame examples equals a step of a 4-frame config on their
+  first 4 frames (same parameters, optimizer states and key); "clip8" reads all 8."""
+  staged = _staged(**{"model.n_scales_temporal": 1})
+  short = registry.get_system(conformance.tiny_config(
+      "vid2vid", **{"data.frames_per_example": 4, "model.n_scales_temporal": 1}))
+  assert staged.clip_lengths() == (4, 8)
+  assert [(st.name, st.steps) for st in staged.stages()] == [("clip4", 2), ("clip8", 2)]
+  batch = _train_batch(staged)
+  first = {k: v[:, :4] if not k.startswith("context_") and np.ndim(v) >= 2 and
+           v.shape[1] == 8 else v for k, v in batch.items()}
+  params = train_harness.init_params(staged, batch)
+  results = []
+  for system, stage, b in ((staged, staged.stages()[0], batch),
+                           (short, short.stages()[0], first)):
+    optimizers = system.optimizers()
+    state = state_lib.from_params(params, optimizers)
+    step = jax.jit(step_lib.make_train_step(system, optimizers, stage))
+    results.append(step(state, b, jax.random.key(3), {}))
+  (new, metrics), (want, want_metrics) = results
+  assert set(metrics) == set(want_metrics)
+  for key in want_metrics:
+    train_harness.assert_close(metrics[key], want_metrics[key], rtol=1e-5, err_msg=key)
+  jax.tree.map(lambda a, b: train_harness.assert_close(a, b, rtol=1e-5), new["params"],
+               want["params"])
+  out = staged.stages()[1].forward(params, staged.prepare(batch), jax.random.key(0))
+  assert out["out"].shape[1] == 8
+
+
+def test_a_temporal_scale_trains_from_the_stage_whose_clips_hold_its_groups():
+  """Both scales: D_T^1 (groups 6 frames long) only in "clip8", its learning rate starting
+  there on the run's schedule (8 steps, decaying over the last 4)."""
+  system = _staged(**{"train.steps": 8})
+  assert [[p.name for p in st.phases] for st in system.stages()] == [
+      ["g", "d", "d_t0"], ["g", "d", "d_t0", "d_t1"]]
+  lr = gan.decayed_lr(system.config.optim.lr, 8, system.config.optim.decay_fraction)
+  x = jnp.zeros(())
+  for name, first in (("d_t0", 0), ("d_t1", 4)):
+    opt = system.optimizers()[name]
+    state = opt.init(x)
+    for count in range(3):   # Adam's first steps on a constant gradient move by the rate
+      update, state = opt.update(jnp.ones(()), state, x)
+      np.testing.assert_allclose(-float(update), float(lr(first + count)), rtol=1e-5)
+
+
 @pytest.mark.parametrize("overrides,match", [
+    ({"schedule.clip_doublings": 1}, "clip_doublings"),   # 7 frames do not halve
     ({"data.frames_per_example": 6}, "frames_per_example"),
     ({"model.n_frames_g": 1}, "n_frames_g"),
     ({"model.n_scales_temporal": 0}, "n_scales_temporal"),

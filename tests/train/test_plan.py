@@ -91,6 +91,20 @@ def test_remat_shrinks_the_planned_activations(pix2pix):
   assert totals["full"] < totals["blocks"] < totals["none"], totals
 
 
+def test_activations_are_the_largest_stages(monkeypatch):
+  """A schedule whose later stage reads longer clips (vid2vid's 4- then 8-frame stages) plans
+  the later stage: the activations of a one-stage config of 8-frame clips, above 4-frame
+  clips'."""
+  spec = os.path.join(REPO, "configs", "vid2vid.py") + ":tiny"
+  def saved(frames: int, doublings: int) -> int:
+    config = config_utils.load_config(spec)
+    config.data.frames_per_example, config.schedule.clip_doublings = frames, doublings
+    config.model.n_scales_temporal = 1
+    return footprint.of_config(config, platform="cpu").activations_per_example["none"]
+  staged = saved(8, 1)
+  assert staged == saved(8, 0) > saved(4, 0)
+
+
 def test_plan_command_prints_a_row_per_device_kind_and_count(capsys):
   assert cli.main(["plan", "--config", TOY_CONFIG, "--device", "h100,v5e",
                    "--devices", "1,8"]) == 0
