@@ -6,10 +6,11 @@ For each system (configs/<name>.py with no argument, the paper config), on one d
 
 - `train.compute_dtype` = bfloat16; `train.batch_size` = one device's share of the paper batch:
   the paper batch itself where `psrjax plan --device h100 --devices 1` says it fits one H100
-  (psrnet 8: 23.3 GiB planned, mfci 4: 3.7, pix2pixhd 1: 3.6, pix2pix 1, edn 1: 4.1, cocovid 4:
-  15.4, fomm 16: 16.6, lwgan 4: 8.5, vid2vid 8: 44.5 with its `model.remat` "auto" choosing
-  "blocks"; d2gnet 2 at 512², not planned: its plan did not finish in 5 minutes on
-  this project's CPU), and INTERnet at 8 of its 16 (16 plans 94.6 GiB, over an H100's 80 GB
+  (psrnet 8: 23.3 GiB planned, mfci 4: 39.6 with its fused stage, pix2pixhd 1: 3.6, pix2pix 1,
+  edn 1: 4.1, cocovid 4: 33.4 with its temporal stage, fomm 16: 16.6, lwgan 4: 8.5, vid2vid 8:
+  47.0 with its `model.remat` "auto" choosing "full" for its 24-frame stage, the step timed
+  being the 12-frame first stage's; d2gnet 2 at 512², not planned: its plan did not finish in 5
+  minutes on this project's CPU), and INTERnet at 8 of its 16 (16 plans 94.6 GiB, over an H100's 80 GB
   without `model.remat=blocks`; 8 halves the activations, ~48 GiB): `BATCH`. The plan's
   activations are a lower bound, so a step that still runs out of memory is compiled again at
   half the batch (once, while the time budget lasts) and `batch_note` says so. `--batch NAME=B`

@@ -21,8 +21,8 @@ activation figure is an estimate either way. The backward pass also holds the co
 layer it is in and convolution workspaces (on TPU, small channel counts are padded to 128 lanes),
 which the residuals miss; XLA's GPU/TPU compilers recompute cheap fused elementwise values
 (normalisations, activations) instead of keeping them, which the residuals count. Against
-`memory_stats()["peak_bytes_in_use"]` of the bfloat16 paper steps on one H200 (batch as planned
-for one device): pix2pixHD 3.6 GiB planned / 3.2 measured, EDN 4.1 / 3.7, pix2pix 1.0 / 1.4,
+`memory_stats()["peak_bytes_in_use"]` of the bfloat16 paper steps' first stage on one H200 (batch
+as planned for one device; that stage's plan): pix2pixHD 3.6 GiB planned / 3.2 measured, EDN 4.1 / 3.7, pix2pix 1.0 / 1.4,
 MFCI 3.7 / 4.5, PSR-Net (batch 8) 23.3 / 8.2 (its 3D networks' normalisations recomputed). XLA:CPU's
 own memory analysis is not used: it ignores rematerialisation (it merges recomputed blocks back
 into the forward pass), so it would report remat as useless. Hence three verdicts: "yes" when the
