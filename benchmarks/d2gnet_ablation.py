@@ -5,6 +5,7 @@ segment.
   python benchmarks/d2gnet_ablation.py --workdir runs/d2gnet_ablation \
       --init-from runs/d2gnet_uv [--config configs/d2gnet.py:runlocal] [--steps 3000] \
       [--variants full,no_d2g,no_hybrid,no_pose] [--baselines edn,pix2pixhd,vid2vid,lwgan] \
+      [--baselines lwgan_uv --surface-from runs/d2gnet_uv2d] \
       [--reuse full=runs/d2gnet --reuse edn=runs/edn]
       [--fid-weights pt_inception-2015-12-05.pth] [--seeds 3]
 
@@ -16,9 +17,12 @@ baselines train their own runlocal configs on the same person (`configs/edn.py:r
 `configs/pix2pixhd.py:runlocal`, `configs/vid2vid.py:runlocal`) for their configs' steps, or
 `NAME:STEPS` for STEPS (e.g. `edn:12000`, as many as D²G-Net's wall time buys). Liquid Warping
 GAN, a model of every person, learns from pairs of the same person's training frames and drives
-each held-out run from the person's first frame (`configs/lwgan.py:runlocal,person`); as in the
-paper (Table 1 lists LWG "for reference only"), no ordering is claimed for it. Every run also
-evaluates R-SSIM /
+each held-out run from the person's first frame (`configs/lwgan.py:runlocal,person`), its body
+conditions from the synthetic person's exact surface maps ("lwgan") or from the maps G_uv
+predicts from the keypoints and the person mask ("lwgan_uv", `--surface-from WORKDIR` of
+`psrjax train --config configs/d2gnet.py:runlocal,pretrain,label2d`: an estimated body, as the
+paper's LWG had from HMR); as in the paper (Table 1 lists LWG "for reference only"), no
+ordering is claimed for it. Every run also evaluates R-SSIM /
 R-PSNR (`robust_pose`: the 10 held-out poses farthest from 3,000 training poses) and, with
 `--fid-weights`, FID. Runs keep their workdirs under --workdir (an interrupted ablation
 resumes, a finished run is read back; `--reuse NAME=WORKDIR` starts a row from a copy of a
@@ -59,7 +63,11 @@ VARIANTS = {
 BASELINES = {"edn": ("Everybody Dance Now", "configs/edn.py:runlocal"),
              "pix2pixhd": ("pix2pixHD", "configs/pix2pixhd.py:runlocal"),
              "vid2vid": ("vid2vid", "configs/vid2vid.py:runlocal"),
-             "lwgan": ("Liquid Warping GAN (reference)", "configs/lwgan.py:runlocal,person")}
+             "lwgan": ("Liquid Warping GAN (reference)", "configs/lwgan.py:runlocal,person"),
+             "lwgan_uv": ("Liquid Warping GAN, G_uv's maps (reference)",
+                          "configs/lwgan.py:runlocal,person")}
+# Baselines that read the maps a label2d UV pre-training predicts (`--surface-from`).
+PREDICTED = ("lwgan_uv",)
 METRICS = (("ssim", "SSIM"), ("psnr", "PSNR"), ("lpips", "LPIPS"), ("r_ssim", "R-SSIM"),
            ("r_psnr", "R-PSNR"), ("tempe", "E_temp"), ("mask_iou", "mask IoU"))
 ROBUST = dict(type="robust_pose", every=0, m=10, train_examples=3000)
@@ -132,6 +140,8 @@ def main(argv=None) -> int:
                       help="start row NAME (a variant or baseline) from a copy of a finished "
                            "run of the same config (its missing evaluations are computed)")
   parser.add_argument("--fid-weights", default="")
+  parser.add_argument("--surface-from", default="",
+                      help="a label2d UV pre-training's workdir (the lwgan_uv row's maps)")
   seeds.add_flag(parser)
   args = parser.parse_args(argv)
   for item in args.reuse:
@@ -155,7 +165,12 @@ def main(argv=None) -> int:
     return seeds.run_row(args.workdir, name, label, train, args.seeds)
   rows = [row(name, VARIANTS[name][0], args.config,
               {**VARIANTS[name][1], "init_from": args.init_from}, args.steps) for name in names]
-  rows += [row(name, label, spec, {}, steps) for name, label, spec, steps in baselines]
+  predicted = {"data.surface_from": args.surface_from}
+  if any(name.startswith(PREDICTED) for name, *_ in baselines) and not args.surface_from:
+    parser.error("lwgan_uv reads the maps a UV pre-training predicts: give --surface-from "
+                 "WORKDIR of `psrjax train --config configs/d2gnet.py:runlocal,pretrain,label2d`")
+  rows += [row(name, label, spec, predicted if name.startswith(PREDICTED) else {}, steps)
+           for name, label, spec, steps in baselines]
   budget = args.steps or "the config's"
   variants = (f"`{args.config}`, {budget} steps per D²G-Net variant from `{args.init_from}`; "
               if names else "")

@@ -220,6 +220,15 @@ def test_d2gnet_table_runs_baselines_alone_and_claims_nothing_of_lwgan(tmp_path,
   with pytest.raises(SystemExit):
     d2gnet_ablation.main(["--workdir", str(tmp_path), "--variants", "full"])
   assert "--init-from" in capsys.readouterr().err
+  with pytest.raises(SystemExit):
+    d2gnet_ablation.main(argv[:4] + ["--baselines", "lwgan_uv"])
+  assert "--surface-from" in capsys.readouterr().err
+  specs.clear()
+  monkeypatch.setattr(d2gnet_ablation, "run", lambda workdir, config: specs.append(
+      config.data.surface_from) or _scores(config.seed))
+  assert d2gnet_ablation.main(argv[:4] + ["--baselines", "lwgan,lwgan_uv", "--surface-from",
+                                          "/uv2d"]) == 0
+  assert specs == ["", "/uv2d"]
 
 
 @pytest.mark.parametrize("script", ["cocovid_ablation", "d2gnet_ablation"])

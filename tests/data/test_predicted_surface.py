@@ -124,6 +124,30 @@ def test_lwgan_person_protocol_reads_the_recording_runs_with_predicted_maps(reco
   assert (example["transform"] > -2).mean() > 0.1   # the body maps onto the source
 
 
+def test_the_synthetic_person_reads_predicted_maps_in_place_of_its_exact_ones(recording):
+  """`data.surface_from` on the synthetic person (Liquid Warping GAN's `person` rows with
+  G_uv's maps, as on a real video): its frames' maps are G_uv's of its keypoints and mask."""
+  _, uv = recording
+  config = conformance.tiny_config("lwgan", "tiny,person", **{"data.surface_from": uv})
+  system = registry.get_system(config)
+  assert system.charts == "part"
+  src = per_person.source(system.config.data)
+  assert {src.modalities[k] for k in body_transfer.SURFACE} == {sources.ESTIMATED}
+  video = src.videos("test")[0]
+  frames = np.array([0, 1, 5])
+  got = src.frames(video, frames, ("mask", "part", "uv"))
+  keypoints = src.keypoints(video)
+  for i, frame in enumerate(frames):
+    part, uv_map = _direct(uv, keypoints, got["mask"][i], frame)
+    np.testing.assert_array_equal(got["part"][i], part[0])
+    np.testing.assert_allclose(got["uv"][i], uv_map[0], atol=1e-3)
+  example = system.dataset("test", seed=0, shard_index=0, shard_count=1)[0]
+  exact = registry.get_system(conformance.tiny_config("lwgan", "tiny,person"))
+  reference = exact.dataset("test", seed=0, shard_index=0, shard_count=1)[0]
+  np.testing.assert_array_equal(example["tgt_rgb"], reference["tgt_rgb"])
+  assert not np.array_equal(example["tgt_uvseg"], reference["tgt_uvseg"])
+
+
 FRAME = 5   # the recording's frame written as a still image
 
 

@@ -68,9 +68,10 @@ def default_data_config() -> ml_collections.ConfigDict:
   """The `data` block of a per-person system's config (every field commented)."""
   return ml_collections.ConfigDict(dict(
       dataset="",                 # "" the synthetic person; or a `psrjax prepare` folder
-      surface_from="",            # a D²G-Net label2d UV pre-training workdir: the prepared
-                                  # videos' part / UV maps predicted by its G_uv
-                                  # (psrjax.data.sources.predicted_surface)
+      surface_from="",            # a D²G-Net label2d UV pre-training workdir: the part / UV
+                                  # maps predicted by its G_uv (the prepared videos', or the
+                                  # synthetic person's in place of its exact ones;
+                                  # psrjax.data.sources.predicted_surface)
       surface_cache="~/.cache/psrjax/surface",   # where predicted maps are kept ("": memory)
       identity=7,                 # the learned person (synthetic identity index >= 0)
       seed=0,                     # room and the actions' speeds / phases / amplitudes
@@ -94,7 +95,11 @@ def source(data):
   """The person's video source at `data.resolution` (module docstring)."""
   path = data.get("dataset", "")
   if not path:
-    return scripted_person.ScriptedPerson(data)
+    person = scripted_person.ScriptedPerson(data)
+    if not data.get("surface_from", ""):
+      return person
+    return predicted_surface.with_predicted(person, int(data.resolution), data.surface_from,
+                                            data.get("surface_cache"))
   return _prepared(os.path.abspath(os.path.expanduser(path)), int(data.resolution),
                    data.get("surface_from", ""), data.get("surface_cache"))
 

@@ -151,7 +151,7 @@ def _cache_key(source, workdir: str) -> str:
   workdir = paths.resolve(workdir)
   videos = [(v.name, v.split, v.num_frames, v.offset) for v in source.all_videos()]
   text = json.dumps([_VERSION, sources.describe(source), videos, workdir, _latest_step(workdir),
-                     source.resolution])
+                     source.resolution, getattr(source, "cache_token", "")])
   return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -198,7 +198,8 @@ def _cached(source, workdir: str, cache_dir: str) -> dict[str, np.ndarray]:
 
 
 class PredictedSurface:
-  """`source` (a prepared dataset) with "face", "part" and "uv" predicted by the UV generator of
+  """`source` (a prepared dataset, or the synthetic person in place of its exact maps) with
+  "face", "part" and "uv" predicted by the UV generator of
   `workdir` (module docstring), at the generator's resolution. Picklable: the maps are reopened
   from `cache_dir` (or computed again) in another process."""
 
@@ -246,9 +247,17 @@ class PredictedSurface:
 def open_predicted(path: str, resolution: int, workdir: str, cache_dir: str = DEFAULT_CACHE):
   """The prepared dataset `path` with maps predicted by `workdir`'s G_uv at its resolution, the
   whole read at `resolution` (surface maps resized by nearest neighbour)."""
+  return with_predicted(sources.PreparedSource(path), resolution, workdir, cache_dir)
+
+
+def with_predicted(source, resolution: int, workdir: str, cache_dir: str | None = None):
+  """Any video source with keypoints and person masks (a prepared dataset, the synthetic
+  person) with maps predicted by `workdir`'s G_uv at its resolution in place of its own, the
+  whole read at `resolution`."""
   predictor_resolution = int(_workdir_resolution(workdir))
-  src = sources.at_resolution(sources.PreparedSource(path), predictor_resolution)
-  return sources.at_resolution(PredictedSurface(src, workdir, cache_dir), resolution)
+  src = sources.at_resolution(source, predictor_resolution)
+  cache = DEFAULT_CACHE if cache_dir is None else cache_dir
+  return sources.at_resolution(PredictedSurface(src, workdir, cache), resolution)
 
 
 def _workdir_config(workdir: str) -> ml_collections.ConfigDict:

@@ -276,6 +276,7 @@ class ScriptedPerson:
     self.data = data
     self.resolution = check_positive_int("data.resolution", data.resolution)
     self.description = f"the synthetic person (identity {data.identity})"
+    self.cache_token = json.dumps(_video_args(data))   # what changes its frames
 
   def videos(self, split: str) -> list[sources.VideoInfo]:
     split = "test" if split == "validation" else split
