@@ -19,8 +19,9 @@ pairs; its D²G-Net given the release's shape: 4 stride-2 levels, 2 blocks, no p
 NVIDIA/vid2vid for `vid2vid` (configs/vid2vid.py's first clip stage at batch 1: one clip of 12
 frames a step, and one iteration of the peer's train.py on such a clip, FlowNet2 replaced by a
 fixed reference flow: peer_steps.vid2vid_step; psrjax's side keeps the activations of the 12
-frames for one backward pass, about 37 GiB in float32 by `psrjax plan`, the peer those of a
-load of 3),
+frames for one backward pass, 36.4 GiB in float32 by `psrjax plan`, so it runs with block
+rematerialisation, 15.8 GiB, recomputing each block's forward; the peer keeps those of a load
+of 3),
 svip-lab/impersonator for `lwgan` (configs/lwgan.py at its paper config, batch 4 at 256x256, as
 the peer's scripts/train_iPER.sh; the peer's body recovery, HMR, SMPL and the mesh renderer,
 replaced by fixed uv_seg maps, transform and joints, its face loss's SphereFace random:
@@ -70,9 +71,10 @@ EXTRA = {"cocosnet": ["--config.train.batch_size=1", "--stage", "main"],
                     "--config.texture.init_frames=8", "--config.background.init_frames=8",
                     "--config.train.data_workers=0"],
          # the paper config's first clip stage (12 frames at 256x256) for one GPU's batch of
-         # the 8 (its batch 8 is one clip a GPU).
+         # the 8 (its batch 8 is one clip a GPU), with block rematerialisation: the whole
+         # clip's float32 activations (36.4 GiB planned) exceed a 24-GiB host, blocks 15.8.
          "vid2vid": ["--config.train.batch_size=1", "--config.data.frames_per_example=12",
-                     "--config.schedule.clip_doublings=0"]}
+                     "--config.schedule.clip_doublings=0", "--config.model.remat=blocks"]}
 # A file each peer's checkout holds (pix2pixHD's layout unless named).
 MARKERS = {"fomm": ("modules/model.py",), "d2gnet": ("models/pix2pixHD_Avatar.py",),
            "vid2vid": ("models/vid2vid_model_G.py",),
