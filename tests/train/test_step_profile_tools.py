@@ -87,6 +87,7 @@ def test_every_peer_has_a_step_and_a_config_its_overrides_apply_to(tmp_path):
   # vid2vid's peer step: one clip of 12 frames at 256x256, the 6-channel IUV + stick label
   c = configs["vid2vid"]
   assert (c.data.resolution, c.data.frames_per_example, c.train.batch_size) == (256, 12, 1)
+  assert (c.schedule.clip_doublings, c.model.remat) == (0, "blocks")   # one 12-frame stage
   m = c.model
   assert (m.ngf, m.n_downsample, m.n_blocks, m.n_frames_g) == (128, 3, 9, 3)
   assert (m.num_d, m.ndf, m.n_scales_temporal, m.iuv) == (2, 64, 2, True)
