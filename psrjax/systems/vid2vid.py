@@ -99,6 +99,11 @@ def iuv_label(part: jax.Array, uv: jax.Array) -> jax.Array:
   return jnp.concatenate([vu, index], axis=-1)
 
 
+def _clip_doublings(config) -> int:
+  """`schedule.clip_doublings` (0 where a config has no schedule block: one clip length)."""
+  return config.get("schedule", {}).get("clip_doublings", 0)
+
+
 def _require_surface(source, what: str) -> None:
   """A one-line ValueError when `source` lacks the part or UV maps."""
   missing = [k for k in SURFACE if k not in source.modalities]
@@ -140,7 +145,7 @@ class Vid2Vid(person_video.PersonVideoTask):
     if m.n_frames_d < 2 or m.n_scales_temporal < 1:
       raise ValueError(f"model.n_frames_d must be >= 2 and model.n_scales_temporal >= 1; got "
                        f"{m.n_frames_d} and {m.n_scales_temporal}")
-    doublings = config.get("schedule", {}).get("clip_doublings", 0)
+    doublings = _clip_doublings(config)
     if not isinstance(doublings, int) or doublings < 0 or t % 2 ** doublings:
       raise ValueError(f"schedule.clip_doublings must be an int >= 0 with data.frames_per_example "
                        f"divisible by 2^clip_doublings; got {doublings!r} and {t}")
@@ -222,7 +227,7 @@ class Vid2Vid(person_video.PersonVideoTask):
     """The clip length of each stage: `data.frames_per_example` halved `schedule.clip_doublings`
     times, doubling at equal shares of the steps (the authors' progressive --n_frames_total,
     doubled every --niter_step epochs)."""
-    doublings = self.config.get("schedule", {}).get("clip_doublings", 0)
+    doublings = _clip_doublings(self.config)
     return tuple(self.config.data.frames_per_example // 2 ** (doublings - i)
                  for i in range(doublings + 1))
 
