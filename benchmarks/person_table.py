@@ -4,7 +4,7 @@ nearest-pose retrieval baseline, on the same held-out segment of the same person
   python benchmarks/person_table.py \
       --runs "pix2pixhd:configs/pix2pixhd.py:runlocal:runs/pix2pixhd,edn:configs/edn.py:runlocal:runs/edn"
 
-Each run is `label:config file[:args]:workdir`; it is trained (or resumed) to its end unless its
+Each run is `label:config file[:args]:workdir` (args may hold commas: `runlocal,data=DATASET`); it is trained (or resumed) to its end unless its
 final `system` evaluation already exists, which is then read back. The retrieval baseline
 (`psrjax.baselines.retrieval`, no learning: each held-out pose gets the training frame with the
 nearest torso-normalised pose) is evaluated on the first run's data config. Columns: SSIM, PSNR,
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import sys
 
@@ -30,9 +31,10 @@ LOWER = ("lpips", "tempe")
 
 
 def parse_runs(text: str) -> list[tuple[str, str, str]]:
-  """'label:file.py[:args]:workdir,...' -> [(label, config spec, workdir)]."""
+  """'label:file.py[:args]:workdir,...' -> [(label, config spec, workdir)]. A comma starts a new
+  run only where a `label:file.py` follows, so args may hold commas ("runlocal,data=DS")."""
   runs = []
-  for item in filter(None, (s.strip() for s in text.split(","))):
+  for item in filter(None, (s.strip() for s in re.split(r",(?=[^,:]+:[^,:]+\.py\b)", text))):
     label, _, rest = item.partition(":")
     spec, _, workdir = rest.rpartition(":")
     if not (label and spec.partition(":")[0].endswith(".py") and workdir):
