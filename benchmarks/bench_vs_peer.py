@@ -7,7 +7,7 @@ run alternately on one machine: `psrjax bench` and `benchmarks/peer_steps.py`.
   python benchmarks/bench_vs_peer.py fomm --checkout ~/src/first-order-model --pairs 3 --steps 3
   python benchmarks/bench_vs_peer.py d2gnet --checkout ~/src/Neural-Human-Video-Rendering \
       --pairs 3 --steps 3
-  python benchmarks/bench_vs_peer.py vid2vid --checkout ~/src/vid2vid --pairs 3 --steps 3
+  python benchmarks/bench_vs_peer.py vid2vid --checkout ~/src/vid2vid --pairs 3 --steps 1 --warmup 0
   python benchmarks/bench_vs_peer.py lwgan --checkout ~/src/impersonator --pairs 3 --steps 2
 
 The peer's repository is a checkout given on the command line (nothing is fetched; its commit

@@ -73,11 +73,13 @@ def main() -> int:
     budgets.append(f"`{spec}` {step} steps")
   examples = int(results[f"num_examples/{runs[0][0]}"])
   command = " ".join(shlex.quote(a) for a in ["python", *sys.argv])
+  person = f"dataset {data.dataset}" if data.get("dataset") else f"identity {data.identity}"
   print(f"{'; '.join(budgets)}; {examples} held-out runs of {data.eval_run_frames} frames "
-        f"(identity {data.identity}, {data.resolution}x{data.resolution}); {machine()}; "
-        f"`{command}`\n")
+        f"({person}, {data.resolution}x{data.resolution}); {machine()}; `{command}`\n")
   print(table(results, rows, COLUMNS, lower=LOWER, corner="system"))
   for group in ("seen", "novel"):   # psrjax.data.samplers.per_person.RUN_GROUPS
+    if not all(f"{m}/{group}/{label}" in results for m, _ in COLUMNS for label, _ in rows):
+      continue   # a prepared video's held-out runs have no action groups
     print(f"\nHeld-out runs of {group} actions only:\n")
     columns = [(f"{m}/{group}", label) for m, label in COLUMNS]
     print(table(results, rows, columns, lower=tuple(f"{m}/{group}" for m in LOWER),

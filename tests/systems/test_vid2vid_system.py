@@ -160,7 +160,8 @@ def test_the_first_clip_stage_trains_as_on_clips_of_its_length():
     train_harness.assert_close(metrics[key], want_metrics[key], rtol=1e-5, err_msg=key)
   jax.tree.map(lambda a, b: train_harness.assert_close(a, b, rtol=1e-5), new["params"],
                want["params"])
-  out = staged.stages()[1].forward(params, staged.prepare(batch), jax.random.key(0))
+  out = jax.eval_shape(staged.stages()[1].forward, params, staged.prepare(batch),
+                       jax.random.key(0))
   assert out["out"].shape[1] == 8
 
 
