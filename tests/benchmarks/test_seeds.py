@@ -249,7 +249,8 @@ def test_mfci_fused_runs_start_from_their_seeds_baseline(tmp_path, monkeypatch, 
                                                                           ("fused", 0.5))
                                     for m, v in (("vfid", 10.0 * scale), ("psnr", 22.0),
                                                  ("ssim", 0.5), ("m_ssim", 0.4),
-                                                 ("m_psnr", 20.0), ("tempe", 0.001))}}
+                                                 ("m_psnr", 20.0), ("tempe", 0.001),
+                                                 ("mask_iou", 0.6))}}
   def single(base, workdir, steps, vgg, cache, sets):
     calls.append((os.path.basename(workdir), dict(sets)["seed"]))
     return results(int(dict(sets)["seed"]))
