@@ -4,8 +4,8 @@ nearest-pose retrieval baseline, on the same held-out segment of the same person
   python benchmarks/person_table.py \
       --runs "pix2pixhd:configs/pix2pixhd.py:runlocal:runs/pix2pixhd,edn:configs/edn.py:runlocal:runs/edn"
 
-Each run is `label:config file[:args]:workdir` (args may hold commas: `runlocal,data=DATASET`); it is trained (or resumed) to its end unless its
-final `system` evaluation already exists, which is then read back. The retrieval baseline
+Each run is `label:config file[:args]:workdir` (args may hold commas: `runlocal,data=DATASET`);
+it is trained (or resumed) to its end unless its final `system` evaluation already exists, which is then read back. The retrieval baseline
 (`psrjax.baselines.retrieval`, no learning: each held-out pose gets the training frame with the
 nearest torso-normalised pose) is evaluated on the first run's data config. Columns: SSIM, PSNR,
 LPIPS (AlexNet), masked SSIM, the synthesized person's mask IoU and E_temp, the best in bold
@@ -79,7 +79,7 @@ def main() -> int:
   print(table(results, rows, COLUMNS, lower=LOWER, corner="system"))
   for group in ("seen", "novel"):   # psrjax.data.samplers.per_person.RUN_GROUPS
     if not all(f"{m}/{group}/{label}" in results for m, _ in COLUMNS for label, _ in rows):
-      continue   # a prepared video's held-out runs have no action groups
+      continue   # a group the evaluation lacks (a prepared video's runs are all "seen")
     print(f"\nHeld-out runs of {group} actions only:\n")
     columns = [(f"{m}/{group}", label) for m, label in COLUMNS]
     print(table(results, rows, columns, lower=tuple(f"{m}/{group}" for m in LOWER),
