@@ -8,8 +8,9 @@ Each run is `label:config file[:args]:workdir` (args may hold commas: `runlocal,
 it is trained (or resumed) to its end unless its final `system` evaluation already exists,
 which is then read back. The retrieval baseline (`psrjax.baselines.retrieval`, no learning:
 each held-out pose gets the training frame with the nearest torso-normalised pose) is
-evaluated on the first run's data config. Columns: SSIM, PSNR, LPIPS (AlexNet), masked SSIM, the synthesized person's mask IoU and E_temp, the best in bold
-(LPIPS and E_temp lower-is-better), over all held-out runs, then over the runs of actions the
+evaluated on the first run's data config. Columns: SSIM, PSNR, LPIPS (AlexNet), masked SSIM,
+the synthesized person's mask IoU and E_temp, the best in bold (LPIPS and E_temp
+lower-is-better), over all held-out runs, then over the runs of actions the
 training segment shows and of those it never shows. Above: the configs, step budgets, the
 machine and the command.
 """
