@@ -137,11 +137,12 @@ def main(argv=None) -> int:
   if unknown:
     parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
   baselines = parse_baselines(parser, args.baselines, BASELINES)
+  seeds.check_rows(parser, args, variants + [name for name, *_ in baselines])
   def row(name, label, spec, overrides, sets, steps):
     def train(workdir, seed):
       return run(workdir, make_config(spec, {**overrides, "seed": seed}, sets, steps,
                                       args.fid_weights))
-    return seeds.run_row(args.workdir, name, label, train, args.seeds)
+    return seeds.run_row(args.workdir, name, label, train, seeds.count(args, name))
   rows = [row(name, VARIANTS[name][0], args.config, VARIANTS[name][1], sets, args.steps)
           for name in variants]
   rows += [row(name, label, spec, {}, (), steps) for name, label, spec, steps in baselines]

@@ -158,11 +158,12 @@ def main(argv=None) -> int:
                  "WORKDIR of `psrjax train --config configs/d2gnet.py:runlocal,pretrain` (or "
                  "--variants '' for baselines alone)")
   baselines = parse_baselines(parser, args.baselines, BASELINES)
+  seeds.check_rows(parser, args, names + [name for name, *_ in baselines])
   def row(name, label, spec, overrides, steps):
     def train(workdir, seed):
       config = make_config(spec, {**overrides, "seed": seed}, (), steps)
       return run(workdir, with_evals(config, args.fid_weights))
-    return seeds.run_row(args.workdir, name, label, train, args.seeds)
+    return seeds.run_row(args.workdir, name, label, train, seeds.count(args, name))
   rows = [row(name, VARIANTS[name][0], args.config,
               {**VARIANTS[name][1], "init_from": args.init_from}, args.steps) for name in names]
   predicted = {"data.surface_from": args.surface_from}

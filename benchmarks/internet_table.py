@@ -112,6 +112,7 @@ def main(argv=None) -> int:
   unknown = [n for n in names if n not in ROWS]
   if unknown:
     parser.error(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
+  seeds.check_rows(parser, args, names)
   rows = []
   for name in names:
     label, overrides = ROWS[name]
@@ -121,7 +122,7 @@ def main(argv=None) -> int:
     def train(workdir, seed, spec=spec, overrides=overrides):
       config = make_config(spec, {**overrides, "seed": seed}, sets, args.steps, args.fid_weights)
       return run(workdir, _fid_only(config, args.fid_weights))
-    rows.append(seeds.run_row(args.workdir, name, label, train, args.seeds))
+    rows.append(seeds.run_row(args.workdir, name, label, train, seeds.count(args, name)))
   header = (f"`{args.config}` (FoM: `{args.fomm}`, LWGAN: `{args.lwgan}`), "
             f"{args.steps or 'the config' + chr(39) + 's'} steps per row; held-out identities")
   seeds.write_table(args.workdir, header, "internet_table.py", argv or sys.argv[1:],

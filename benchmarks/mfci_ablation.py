@@ -3,6 +3,7 @@ r"""MFCI ablation in the shape of the paper's Table 1, on the synthetic world's 
   python benchmarks/mfci_ablation.py --workdir /tmp/mfci_ablation [--config configs/mfci.py:runlocal]
       [--single-steps 400] [--fused-steps 250] [--variants rb6,rb6_dv,rb6_sa2d_dv] [--vgg-baseline]
       [--single-checkpoint RUN/checkpoints/400] [--set loss.mask=0 ...] [--seeds 3]
+      [--seeded-rows single,rb6_sa2d_dv]
 
 1. Trains the single-frame baseline (stage "single" only) once, or takes it from
    --single-checkpoint -> row "single-frame (MSE + GAN)"; with --vgg-baseline a second one with
@@ -24,7 +25,8 @@ own workdir under --workdir, so an interrupted ablation resumes where it stopped
 is not trained again; its VFID is computed from its last checkpoint if its workdir predates the
 VFID column). Speed: on a 2-core CPU one fused variant of the runlocal config takes ~6-10 minutes.
 `--seeds N` runs every row N times (seed i's fused variants start from seed i's baseline, or all
-from --single-checkpoint) and judges Table 1's orderings (CLAIMS: each fused variant against the
+from --single-checkpoint; `--seeded-rows` runs only the rows it names N times, the baseline
+as often as any of them) and judges Table 1's orderings (CLAIMS: each fused variant against the
 single-frame baseline, L_VGG's baseline against the plain one, D_V against RB6 alone) against
 the seeds' noise (benchmarks/seeds.py).
 """
@@ -218,16 +220,21 @@ def main(argv=None) -> int:
   sets = lambda seed: [*args.sets, ("seed", str(seed))]
   single_dir = lambda seed: args.single_checkpoint or seeds.workdir_of(args.workdir, SINGLE, seed)
   rows = []
+  # fused seed i starts from baseline seed i: the baseline runs as many seeds as any fused row
+  seeds.check_rows(parser, args, [SINGLE, SINGLE_VGG, *names])
+  count = lambda name: seeds.count(args, name)
+  single_count = max(count(n) for n in [SINGLE, *names])
   baselines = ([(SINGLE, SINGLE_LABEL, 0.0)] * (not args.single_checkpoint)
                + [(SINGLE_VGG, "single-frame (MSE + VGG + GAN)", 0.2)] * args.vgg_baseline)
   for name, label, vgg in baselines:
     raw = seeds.run_row(args.workdir, name, label, lambda wd, seed, vgg=vgg: train_single(
-        args.config, wd, args.single_steps, vgg, cache, sets(seed)), args.seeds)
+        args.config, wd, args.single_steps, vgg, cache, sets(seed)),
+        single_count if name == SINGLE else count(name))
     rows.append(output_row(raw, name, label, "single"))
   for name in names:
     label, overrides = VARIANTS[name]
     raw = seeds.run_row(args.workdir, name, label, lambda wd, seed, o=overrides: train_fused(
-        args.config, wd, single_dir(seed), args.fused_steps, o, cache, sets(seed)), args.seeds)
+        args.config, wd, single_dir(seed), args.fused_steps, o, cache, sets(seed)), count(name))
     if not rows:   # the frozen baseline's own scores, as every fused run evaluates it too
       rows.append(output_row(raw, SINGLE, SINGLE_LABEL, "single"))
     rows.append(output_row(raw, name, label, "fused"))

@@ -306,7 +306,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="Table 3: a K = 3 run per layer and a K = 1 control")
   parser.add_argument("--table3-steps", type=int, default=0,
                       help="Table 3 budget of each run; 0 = the config's train.steps")
-  seeds.add_flag(parser)
+  seeds.add_flag(parser, rows=False)   # layer-2 rows start from layer 1's seeds
   parser.add_argument("--control-seeds", type=int, default=0,
                       help="seeds of Table 3's K = 1 control (0 = --seeds): one control seed "
                            "beside N of the K = 3 run costs about as much as one more K = 3 seed")

@@ -2,7 +2,8 @@ r"""Noise bands for the results tables: each row run over seeds, the papers' ord
 against them (`--seeds N` of internet_table.py, cocovid_ablation.py, d2gnet_ablation.py and
 mfci_ablation.py).
 
-Seeds: each row runs N times with `config.seed` = 0..N-1. Seed 0 runs in the row's own workdir
+Seeds: each row runs N times with `config.seed` = 0..N-1 (`--seeded-rows a,b`: only rows a and
+b, the others once, e.g. a model and its baseline at 3 seeds beside one-seed ablation rows). Seed 0 runs in the row's own workdir
 `<workdir>/<row>` (a table run once before is its first seed), seed i >= 1 in
 `<workdir>/<row>-seed<i>`; a finished run is read back, not trained again. A cell is the mean ±
 the sample standard deviation (ddof=1) over the seeds, or the value with one seed.
@@ -63,9 +64,33 @@ def _count(text: str) -> int:
   return int(text)
 
 
-def add_flag(parser) -> None:
+def _names(text: str) -> frozenset:
+  return frozenset(n for n in text.split(",") if n)
+
+
+def add_flag(parser, rows: bool = True) -> None:
+  """--seeds, and with `rows` --seeded-rows (a script whose rows depend on other rows' seeds
+  leaves it out)."""
   parser.add_argument("--seeds", type=_count, default=1,
                       help="runs per row, config.seed 0..N-1; from 2 on: noise bands and verdicts")
+  if rows:
+    parser.add_argument("--seeded-rows", type=_names, default=None, metavar="ROW,...",
+                        help="only these rows (workdir names) run --seeds times, the others "
+                             "once (default: every row)")
+
+
+def count(args, name: str) -> int:
+  """Seeds of row `name`: --seeds, or 1 for a row --seeded-rows leaves out."""
+  chosen = getattr(args, "seeded_rows", None)
+  return args.seeds if chosen is None or name in chosen else 1
+
+
+def check_rows(parser, args, names) -> None:
+  """Exits with a one-line error when --seeded-rows names a row the table does not run."""
+  unknown = sorted((getattr(args, "seeded_rows", None) or frozenset()) - set(names))
+  if unknown:
+    parser.error(f"--seeded-rows names rows this table does not run: {unknown}; its rows: "
+                 f"{', '.join(names)}")
 
 
 def workdir_of(workdir: str, name: str, seed: int) -> str:

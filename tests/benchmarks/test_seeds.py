@@ -241,16 +241,20 @@ def test_ablations_name_unknown_baselines(script, tmp_path, capsys):
   assert "unknown baselines ['vid2vdi']; known: " in capsys.readouterr().err
 
 
+def _mfci_results(seed):
+  """An MFCI run's canned evaluation: the fused model's VFID half the baseline's, + seed."""
+  return {"num_examples": 4.0, **{f"{m}/{o}": v + seed for o, scale in (("single", 1.0),
+                                                                        ("fused", 0.5))
+                                  for m, v in (("vfid", 10.0 * scale), ("psnr", 22.0),
+                                               ("ssim", 0.5), ("m_ssim", 0.4),
+                                               ("m_psnr", 20.0), ("tempe", 0.001),
+                                               ("mask_iou", 0.6))}}
+
+
 def test_mfci_fused_runs_start_from_their_seeds_baseline(tmp_path, monkeypatch, capsys):
   from benchmarks import mfci_ablation  # pylint: disable=g-import-not-at-top
   calls = []
-  def results(seed):
-    return {"num_examples": 4.0, **{f"{m}/{o}": v + seed for o, scale in (("single", 1.0),
-                                                                          ("fused", 0.5))
-                                    for m, v in (("vfid", 10.0 * scale), ("psnr", 22.0),
-                                                 ("ssim", 0.5), ("m_ssim", 0.4),
-                                                 ("m_psnr", 20.0), ("tempe", 0.001),
-                                                 ("mask_iou", 0.6))}}
+  results = _mfci_results
   def single(base, workdir, steps, vgg, cache, sets):
     calls.append((os.path.basename(workdir), dict(sets)["seed"]))
     return results(int(dict(sets)["seed"]))
@@ -267,6 +271,32 @@ def test_mfci_fused_runs_start_from_their_seeds_baseline(tmp_path, monkeypatch, 
   assert ("- MSE + VGG + Fusion_RB6 ahead of single-frame (MSE + GAN) on vfid (lower is better; "
           "Table 1: vfid 7.99 vs 10.25): 5.5000 vs 10.50, difference 5.0000, band 1.4142: "
           "reproduced") in lines
+
+
+def test_seeded_rows_run_over_the_seeds_and_the_others_once(tmp_path, monkeypatch, capsys):
+  """--seeded-rows: the fused model and its baseline at 2 seeds, another variant once; the
+  baseline follows any seeded fused row, whose seed i starts from the baseline's seed i."""
+  from benchmarks import cocovid_ablation, mfci_ablation  # pylint: disable=g-import-not-at-top
+  calls = []
+  def single(base, workdir, *args):
+    calls.append(os.path.basename(workdir))
+    return _mfci_results(int(dict(args[-1])["seed"]))
+  def fused(base, workdir, single_dir, *args):
+    calls.append((os.path.basename(workdir), os.path.basename(single_dir)))
+    return _mfci_results(int(dict(args[-1])["seed"]))
+  monkeypatch.setattr(mfci_ablation, "train_single", single)
+  monkeypatch.setattr(mfci_ablation, "train_fused", fused)
+  argv = ["--workdir", str(tmp_path), "--variants", "rb6,avg_dv", "--seeds", "2"]
+  assert mfci_ablation.main(argv + ["--seeded-rows", "rb6"]) == 0
+  assert calls == ["single", "single-seed1", ("rb6", "single"), ("rb6-seed1", "single-seed1"),
+                   ("avg_dv", "single")]
+  text = capsys.readouterr().out
+  assert "| MSE + VGG + Fusion_Avg + D_V | 5.0000 | 22.00 |" in text
+  assert "5.0000 vs 10.50, difference 5.5000, band -: one seed: no noise band" in text
+  for module in (mfci_ablation, cocovid_ablation):
+    with pytest.raises(SystemExit):
+      module.main(["--workdir", str(tmp_path), "--seeds", "2", "--seeded-rows", "rb7"])
+    assert "--seeded-rows names rows this table does not run: ['rb7']" in capsys.readouterr().err
 
 
 def test_internet_table_runs_lwgan_on_its_own_config(tmp_path, monkeypatch, capsys):
