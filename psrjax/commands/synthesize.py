@@ -6,7 +6,7 @@
 Loads the workdir's config and latest checkpoint, asks the system for its synthesis windows
 (`System.synthesis_windows`: example `--seed`, or every window of a whole driving video) and
 writes the system's side-by-side strips, window after window, as MP4 or GIF (by the extension
-of --out). The other options are the system's own, declared by its `synthesis_options` (e.g.
+of --out), or, with --out FILE.png, a still: the frames --still picks, stacked top to bottom. The other options are the system's own, declared by its `synthesis_options` (e.g.
 which views, which driving video, which frames of it). `--best` renders the
 best-validation snapshot `train.keep_best` kept in DIR/best/ instead of the latest checkpoint.
 DIR and --out may be local or bucket URLs (`gs://bucket/run`, `gs://bucket/out.mp4`: the video
@@ -25,10 +25,14 @@ def add_arguments(parser) -> None:
   parser.add_argument("--workdir", required=True,
                       help="directory written by psrjax train (with --help: also lists the "
                            "options of its system)")
-  parser.add_argument("--out", required=True, help="output video (.mp4 or .gif)")
+  parser.add_argument("--out", required=True,
+                      help="output video (.mp4 or .gif), or still image (.png, see --still)")
   parser.add_argument("--seed", type=int, default=0,
                       help="the system's synthesis example (e.g. the synthetic clip) to render")
   parser.add_argument("--fps", type=int, default=8, help="frames per second of the video")
+  parser.add_argument("--still", default="", metavar="I,J,...",
+                      help="with --out FILE.png: the frames to stack top to bottom (0-based; "
+                           "negative counts from the end; default: the first, middle and last)")
   parser.add_argument("--best", action="store_true",
                       help="use the snapshot train.keep_best kept in WORKDIR/best/ instead of "
                            "the latest checkpoint")
@@ -80,10 +84,51 @@ def _write(path: str, frames, fps: int) -> int:
   return count
 
 
+STILL_GAP = 4   # white rows between the frames of a still
+
+
+def still_picks(text: str) -> list[int] | None:
+  """--still's frame indices; None (the default picks) for ''."""
+  if not text:
+    return None
+  try:
+    return [int(i) for i in text.split(",")]
+  except ValueError:
+    raise ValueError(f"--still takes comma-separated frame indices such as 0,8,-1; got "
+                     f"{text!r}") from None
+
+
+def still(frames, picks: list[int] | None):
+  """uint8 [H', W, 3]: the frames `picks` selects (default: first, middle, last), top to bottom
+  with white rows between them."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  frames = list(frames)
+  count = len(frames)
+  picks = sorted({0, count // 2, count - 1}) if picks is None else picks
+  bad = [i for i in picks if not -count <= i < count]
+  if bad:
+    raise ValueError(f"--still frames {bad} are outside the {count} frames synthesized; pick "
+                     f"indices in {-count}..{count - 1}")
+  gap = np.full((STILL_GAP,) + frames[0].shape[1:], 255, np.uint8)
+  rows = [part for i in picks for part in (gap, np.asarray(frames[i], np.uint8))][1:]
+  return np.concatenate(rows, axis=0)
+
+
+def _write_still(path: str, image) -> None:
+  import io  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  buffer = io.BytesIO()
+  Image.fromarray(image).save(buffer, format="PNG", optimize=True)
+  paths.write_bytes(path, buffer.getvalue())
+
+
 def run(args) -> int:
   ext = os.path.splitext(args.out)[1].lower()
-  if ext not in (".mp4", ".gif"):
-    raise ValueError(f"--out must end in .mp4 or .gif, got {args.out!r}")
+  if ext not in (".mp4", ".gif", ".png"):
+    raise ValueError(f"--out must end in .mp4, .gif or .png, got {args.out!r}")
+  if args.still and ext != ".png":
+    raise ValueError(f"--still makes a still image: give --out FILE.png, not {args.out!r}")
+  picks = still_picks(args.still)
   out_dir = os.path.dirname(paths.resolve(args.out))
   if not paths.is_url(out_dir) and not os.path.isdir(out_dir):
     raise ValueError(f"output folder {out_dir!r} does not exist; create it first")
@@ -91,7 +136,13 @@ def run(args) -> int:
   system, params, step = inference.load_trained(args.workdir, args.config_overrides,
                                                 best=args.best)
   windows = system.synthesis_windows(**example_options(system, args))
-  written = _write(args.out, inference.window_frames(system, params, windows), args.fps)
+  frames = inference.window_frames(system, params, windows)
   which = "best snapshot" if args.best else "checkpoint"
+  if ext == ".png":
+    image = still(frames, picks)
+    _write_still(args.out, image)
+    print(f"wrote {args.out} ({image.shape[1]} x {image.shape[0]} still, {which} step {step})")
+    return 0
+  written = _write(args.out, frames, args.fps)
   print(f"wrote {args.out} ({written} frames, {which} step {step})")
   return 0

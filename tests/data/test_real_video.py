@@ -93,6 +93,13 @@ def test_a_per_person_system_learns_the_recording_and_is_driven_by_a_prepared_vi
   assert cli.main(["synthesize", "--workdir", result.workdir, "--driving", str(dataset),
                    "--frames", "2:", "--out", str(movie)]) == 0
   assert iio.imread(movie).shape[0] == 100
+  still = tmp_path / "still.png"     # the tail's frames 0 and 17, one above the other
+  assert cli.main(["synthesize", "--workdir", result.workdir, "--driving", str(dataset),
+                   "--seed", "1", "--still", "0,-1", "--out", str(still)]) == 0
+  image = iio.imread(still)
+  height = (image.shape[0] - 4) // 2     # the MP4 above padded the strip's height to even
+  assert image.shape == (2 * height + 4, frames.shape[2], 3)
+  assert frames.shape[1] - 1 <= height <= frames.shape[1] and image[height:height + 4].min() == 255
   bad = tmp_path / "bad.mp4"
   assert cli.main(["synthesize", "--workdir", result.workdir, "--driving", str(tmp_path / "none"),
                    "--out", str(bad)]) == 2 and not bad.exists()
