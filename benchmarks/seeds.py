@@ -12,9 +12,11 @@ Claims: a script declares its paper's orderings as data, e.g.
 `Claim(better="ms_c", worse="fom", metric="lpips", higher_is_better=False, source="Table 2: ...")`.
 The difference is the mean of `better` minus the mean of `worse`, negated when lower is better
 (positive: the claimed direction); the band is 2 sqrt((s_better² + s_worse²) / 2), twice the
-pooled seed standard deviation, or, for a `paired` claim between two outputs of the same runs
-(two layers of one model: seed i's values share seed i's training), twice the standard
-deviation of the per-seed differences, which leaves out the noise the two rows share. Verdict: "reproduced" when the difference exceeds the band,
+pooled seed standard deviation, or, for a `paired` claim between rows whose seed i share seed
+i's runs (two layers of one model; MFCI's fused model and the frozen baseline it was trained
+from), twice the standard deviation of the per-seed differences, which leaves out the noise the
+two rows share; a paired claim takes the seeds both rows have (rows of 3 and 1 seeds: seed 0).
+Verdict: "reproduced" when the difference exceeds the band,
 "reversed" when it is below minus the band, "within noise" otherwise; with fewer than 2 seeds on
 either row, "one seed: no noise band" and the plain direction. Claims on rows the table lacks are
 left out; one on a metric a row lacks is "not measured".
@@ -155,12 +157,11 @@ def judge(claim: Claim, rows: list[Row]) -> dict | None:
   a, b = values(named[claim.better], claim.metric), values(named[claim.worse], claim.metric)
   if a is None or b is None:
     return {**out, "verdict": "not measured"}
+  if claim.paired:   # the seeds both rows have: seed i of one is paired with seed i of the other
+    a, b = a[:len(b)], b[:len(a)]
   (mean_a, std_a), (mean_b, std_b) = mean_std(a), mean_std(b)
   difference = (mean_a - mean_b) * (1 if claim.higher_is_better else -1)
   if claim.paired:
-    if len(a) != len(b):
-      raise ValueError(f"paired claim {claim.better} vs {claim.worse}: {len(a)} and {len(b)} "
-                       "seeds; a paired claim needs rows of the same runs")
     band = mean_std([x - y for x, y in zip(a, b)])[1]
     band = None if band is None else 2 * band
   else:
@@ -169,9 +170,11 @@ def judge(claim: Claim, rows: list[Row]) -> dict | None:
           "band": band, "verdict": verdict(difference, band)}
 
 
-def paper_claims(source: str, numbers: dict, pairs, metrics, lower=()) -> list[Claim]:
+def paper_claims(source: str, numbers: dict, pairs, metrics, lower=(),
+                 paired: bool = False) -> list[Claim]:
   """The orderings a paper's table (`numbers`: row -> metric -> value) states between each pair
-  of rows on each metric (`lower`: lower is better); `source` names the table."""
+  of rows on each metric (`lower`: lower is better); `source` names the table; `paired`: the
+  rows' seed i share their seed's runs (Claim.paired)."""
   claims = []
   for a, b in pairs:
     for metric in metrics:
@@ -180,7 +183,8 @@ def paper_claims(source: str, numbers: dict, pairs, metrics, lower=()) -> list[C
         higher = metric not in lower
         better, worse = (a, b) if (x > y) == higher else (b, a)
         claims.append(Claim(better, worse, metric, higher, f"{source}: {metric} "
-                            f"{numbers[better][metric]:g} vs {numbers[worse][metric]:g}"))
+                            f"{numbers[better][metric]:g} vs {numbers[worse][metric]:g}",
+                            paired))
   return claims
 
 
@@ -198,7 +202,7 @@ def claims_text(judged: list[dict]) -> str:
   number = lambda j, k: "-" if j.get(k) is None else _format(j[k])
   lines = ["Claims (reproduced: the difference of the means, in the claimed direction, exceeds "
            "2 pooled seed standard deviations; paired: 2 standard deviations of the per-seed "
-           "differences, for two outputs of the same runs):"]
+           "differences, for rows whose seed i share seed i's runs):"]
   for j in judged:
     order = "higher" if j["higher_is_better"] else "lower"
     band = "paired band" if j.get("paired") else "band"

@@ -59,8 +59,10 @@ def test_paired_claims_take_the_band_of_the_per_seed_differences():
   assert paired["band"] == pytest.approx(2 * 0.00141421, rel=1e-4)
   assert (paired["verdict"], pooled["verdict"]) == ("reproduced", "within noise")
   assert "paired band 0.00283: reproduced" in seeds.claims_text([paired])
-  with pytest.raises(ValueError, match="paired claim a vs b: 2 and 1 seeds"):
-    seeds.judge(seeds.Claim("a", "b", "m", paired=True), [rows[0], _row("b", m=[0.5])])
+  # Rows of 2 and 1 seeds: the pair they share (seed 0), so no band, and seed 0's means.
+  one = seeds.judge(seeds.Claim("a", "b", "m", paired=True), [rows[0], _row("b", m=[0.5])])
+  assert (one["better_mean"], one["worse_mean"], one["band"]) == (0.572, 0.5, None)
+  assert one["verdict"] == "one seed: no noise band (as claimed)"
 
 
 def test_one_seed_has_no_band_only_a_direction():
@@ -269,8 +271,8 @@ def test_mfci_fused_runs_start_from_their_seeds_baseline(tmp_path, monkeypatch, 
   lines = capsys.readouterr().out.splitlines()
   assert "| single-frame (MSE + GAN) | 10.50 ± 0.7071 | 22.50 ± 0.7071 |" in "\n".join(lines)
   assert ("- MSE + VGG + Fusion_RB6 ahead of single-frame (MSE + GAN) on vfid (lower is better; "
-          "Table 1: vfid 7.99 vs 10.25): 5.5000 vs 10.50, difference 5.0000, band 1.4142: "
-          "reproduced") in lines
+          "Table 1: vfid 7.99 vs 10.25): 5.5000 vs 10.50, difference 5.0000, paired band 0.0000: "
+          "reproduced") in lines   # seed i's fused run is trained from seed i's baseline
 
 
 def test_seeded_rows_run_over_the_seeds_and_the_others_once(tmp_path, monkeypatch, capsys):
@@ -292,7 +294,8 @@ def test_seeded_rows_run_over_the_seeds_and_the_others_once(tmp_path, monkeypatc
                    ("avg_dv", "single")]
   text = capsys.readouterr().out
   assert "| MSE + VGG + Fusion_Avg + D_V | 5.0000 | 22.00 |" in text
-  assert "5.0000 vs 10.50, difference 5.5000, band -: one seed: no noise band" in text
+  # paired: the one-seed row against the baseline's seed 0, the one it was trained from
+  assert "5.0000 vs 10.00, difference 5.0000, paired band -: one seed: no noise band" in text
   for module in (mfci_ablation, cocovid_ablation):
     with pytest.raises(SystemExit):
       module.main(["--workdir", str(tmp_path), "--seeds", "2", "--seeded-rows", "rb7"])
