@@ -3,8 +3,9 @@ against them (`--seeds N` of internet_table.py, cocovid_ablation.py, d2gnet_abla
 mfci_ablation.py).
 
 Seeds: each row runs N times with `config.seed` = 0..N-1 (`--seeded-rows a,b`: only rows a and
-b, the others once, e.g. a model and its baseline at 3 seeds beside one-seed ablation rows). Seed 0 runs in the row's own workdir
-`<workdir>/<row>` (a table run once before is its first seed), seed i >= 1 in
+b, the others once, e.g. a model and its baseline at 3 seeds beside one-seed ablation rows).
+Seed 0 runs in the row's own workdir `<workdir>/<row>` (a table run once before is its first
+seed), seed i >= 1 in
 `<workdir>/<row>-seed<i>`; a finished run is read back, not trained again. A cell is the mean ±
 the sample standard deviation (ddof=1) over the seeds, or the value with one seed.
 

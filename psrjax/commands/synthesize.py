@@ -6,8 +6,9 @@
 Loads the workdir's config and latest checkpoint, asks the system for its synthesis windows
 (`System.synthesis_windows`: example `--seed`, or every window of a whole driving video) and
 writes the system's side-by-side strips, window after window, as MP4 or GIF (by the extension
-of --out), or, with --out FILE.png, a still: the frames --still picks, stacked top to bottom. The other options are the system's own, declared by its `synthesis_options` (e.g.
-which views, which driving video, which frames of it). `--best` renders the
+of --out), or, with --out FILE.png, a still: the frames --still picks, stacked top to bottom.
+The other options are the system's own, declared by its `synthesis_options` (e.g. which views,
+which driving video, which frames of it). `--best` renders the
 best-validation snapshot `train.keep_best` kept in DIR/best/ instead of the latest checkpoint.
 DIR and --out may be local or bucket URLs (`gs://bucket/run`, `gs://bucket/out.mp4`: the video
 is encoded in a local temporary file, then uploaded).
