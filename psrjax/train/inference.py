@@ -32,8 +32,10 @@ def load_trained(workdir: str, overrides: Sequence[tuple[str, str]] = (), *,
 def sample_frames(system, params, example: Mapping[str, np.ndarray]) -> np.ndarray:
   """uint8 [T, H, W', 3]: `System.sample_video` of one example (no batch axis), generated as
   the trainer's samples are (`samples.Sampler`, on the mesh the parameters live on) when the
-  parameters are sharded arrays; otherwise by `generate` jitted on the default device."""
+  parameters are sharded arrays; otherwise by `generate` jitted on one device (replicated
+  parameters: from their copies on this process's first device, `samples.local_copy`)."""
   batch = {k: np.asarray(v)[None] for k, v in example.items()}
+  params = _on_one_device(params)
   sharding = getattr(jax.tree.leaves(params)[0], "sharding", None)
   if isinstance(sharding, jax.sharding.NamedSharding):
     return samples.Sampler(system, sharding.mesh, batch).frames(params, None)
@@ -42,13 +44,21 @@ def sample_frames(system, params, example: Mapping[str, np.ndarray]) -> np.ndarr
   return np.asarray(system.sample_video(dict(example), outputs))
 
 
+def _on_one_device(params):
+  """Replicated `params` as their copies on this process's first device, else unchanged."""
+  local = samples.local_copy(params)
+  return params if local is None else local
+
+
 def window_frames(system, params, windows: Iterable[Mapping[str, np.ndarray]], *,
                   stream=None) -> Iterator[np.ndarray]:
   """uint8 frames [H, W', 3] of the `System.sample_video` strips of consecutive windows of one
   video (`System.synthesis_windows`), generated one after another with the system's temporal
   state carried from window to window (`System.generate_window`), each window's kept frames
-  (`base.KEEP_FRAMES`) only. One program is compiled for every window of one length. Progress
-  goes to `stream` (default stderr): a line per window."""
+  (`base.KEEP_FRAMES`) only. One program is compiled for every window of one length, for one
+  device when the parameters are replicated (`samples.local_copy`). Progress goes to `stream`
+  (default stderr): a line per window."""
+  params = _on_one_device(params)
   step = jax.jit(functools.partial(base.generate_window, system))
   stream = sys.stderr if stream is None else stream
   state, done = None, 0

@@ -1,4 +1,12 @@
-"""Sample videos: `System.generate` on one fixed evaluation example, drawn by `sample_video`."""
+"""Sample videos: `System.generate` on one fixed evaluation example, drawn by `sample_video`.
+
+A sample is one example: nothing in it is worth partitioning. When the parameters are
+replicated (every leaf whole on every device, the default `sharding.params`), it is generated
+on this process's first device from the parameters' local copies (`local_copy`), a program
+compiled for one device: for CoCosNet video's tiny config in 5 s instead of 13 s on 8 devices,
+where the partitioner would also run the oneDNN convolutions' partitioning callbacks one by one.
+Sharded parameters (`sharding.params=fsdp`) keep the program on their mesh.
+"""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -9,6 +17,23 @@ import numpy as np
 from psrjax.evals import common
 from psrjax.systems import base
 from psrjax.train import partitioning
+
+
+def local_copy(tree: Any) -> Any | None:
+  """`tree` with every JAX array replaced by its shard on this process's first local device
+  (no copy), when every one is replicated over its devices; None when one is sharded."""
+  arrays = [x for x in jax.tree.leaves(tree) if isinstance(x, jax.Array)]
+  if not arrays or not all(x.sharding.is_fully_replicated for x in arrays):
+    return None
+  device = jax.local_devices()[0]
+
+  def shard(x):
+    if not isinstance(x, jax.Array):
+      return x
+    here = [s.data for s in x.addressable_shards if s.device == device]
+    return here[0] if here else jax.device_put(x, device)
+
+  return jax.tree.map(shard, tree)
 
 
 class Sampler:
@@ -27,6 +52,9 @@ class Sampler:
     (`common.cached_jit`: a resumed or repeated run of the same system does not trace it
     again); the parameters keep their shardings."""
     name = None if stage is None else stage.name
+    local = local_copy(params)
+    if local is not None:
+      return _generate_on_one_device(self.system, name, stage)(local, self.example)
     build = lambda: lambda p, b: base.generate(self.system, p, b, stage=stage)
     return common.cached_jit("sample", self.system, self.mesh, build, name)(params, self._batch)
 
@@ -37,3 +65,16 @@ class Sampler:
     example = {k: v[0] for k, v in self.example.items()}
     outputs = {k: np.asarray(v)[0] for k, v in outputs.items()}
     return np.asarray(self.system.sample_video(example, outputs))
+
+
+_ONE_DEVICE: dict[tuple, tuple[Any, Any]] = {}
+
+
+def _generate_on_one_device(system, name, stage):
+  """`stage`'s generation jitted without shardings, once per (system, stage name)."""
+  key = (id(system), name)
+  hit = _ONE_DEVICE.get(key)
+  if hit is None or hit[0] is not system:
+    hit = (system, jax.jit(lambda p, b: base.generate(system, p, b, stage=stage)))
+    _ONE_DEVICE[key] = hit
+  return hit[1]

@@ -134,7 +134,8 @@ def _bad_case(case, folder):
   (folder / "videos").mkdir(), (folder / "keypoints").mkdir()
   kp = clip["keypoints"][0]
   if case.startswith("corrupt_video"):
-    (folder / "videos" / "a.mp4").write_bytes(os.urandom(2000))
+    # Fixed bytes: random ones sometimes parse as a container without a video stream.
+    (folder / "videos" / "a.mp4").write_bytes(np.random.default_rng(0).bytes(2000))
   else:
     _encode(folder / "videos" / "a.mp4", clip["rgb"][0])
   if case == "count_mismatch":
@@ -160,7 +161,7 @@ def _bad_case(case, folder):
     return "pip install 'psrjax[pose]'"
   if case == "corrupt_video_no_estimator":   # the unreadable file is named, not the estimator
     os.remove(folder / "keypoints" / "a.npy")
-    return "is not a readable video"
+    return "a.mp4 is not a readable video"
   if case == "empty_folder":
     os.remove(folder / "videos" / "a.mp4")
     return "no videos"

@@ -41,3 +41,26 @@ def test_samplers_of_one_system_and_mesh_trace_its_generation_once(monkeypatch):
   again = samples.Sampler(ctx.system, ctx.mesh, example).frames(ctx.eval_params(state), None)
   np.testing.assert_array_equal(first, again)
   assert len(traced) == 1
+
+
+
+def test_a_sample_of_replicated_parameters_runs_on_one_device_as_on_the_mesh(monkeypatch):
+  """Replicated parameters: the sample is generated on the first device from their local
+  copies, with the frames the program on the mesh gives; a sharded array keeps the mesh."""
+  ctx = context_lib.build_context(toy_system.toy_config(**{"train.steps": 4}), None, evals=())
+  state = state_lib.create_state(ctx.init_fn, ctx.base_key, ctx.global_batch(ctx.first_batch),
+                                 ctx.state_shardings, ctx.mesh)
+  params = ctx.eval_params(state)
+  local = samples.local_copy({"p": params, "host": np.ones(2)})
+  first = jax.local_devices()[0]
+  assert all(x.devices() == {first} for x in jax.tree.leaves(local["p"]))
+  assert isinstance(local["host"], np.ndarray)
+  jax.tree.map(np.testing.assert_array_equal, local["p"], params)
+  data = jax.sharding.NamedSharding(ctx.mesh, jax.P(ctx.mesh.axis_names))
+  assert samples.local_copy({"p": params, "x": jax.device_put(np.ones(ctx.mesh.size), data)}) is None
+  example = data_lib.decode_batch(data_lib.encode_batch(ctx.eval_data.example(0)), xp=np)
+  one_device = samples.Sampler(ctx.system, ctx.mesh, example).frames(params, None)
+  assert (id(ctx.system), None) in samples._ONE_DEVICE   # pylint: disable=protected-access
+  monkeypatch.setattr(samples, "local_copy", lambda tree: None)
+  on_mesh = samples.Sampler(ctx.system, ctx.mesh, example).frames(params, None)
+  np.testing.assert_allclose(one_device.astype(int), on_mesh.astype(int), atol=1)
