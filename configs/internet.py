@@ -61,6 +61,8 @@ def base_config(c):
       num_views=1,               # cameras rendered per clip (training picks one at random)
       num_frames=40,             # frames per clip
       min_driving_frame=30,      # the driving frame t is at least this far into the clip (2 s)
+      travel=0.2,                # the people drift across the room at up to this many m/s
+                                 # (configs/fomm.py; 40 frames: at most 0.5 m over a clip)
       eval_targets=8,            # consecutive driving frames per evaluation run (>= 3)
       resolution=512,            # H = W in pixels (the paper's 512)
       train_clips=100_000,       # distinct training clips (identities) before the source repeats
@@ -110,7 +112,9 @@ def runlocal(c):
   16-frame clips with the driving frame in their second half, in under 30 minutes on a 2-core
   CPU."""
   c.model.remat = "none"   # not "auto": sized for a CPU, no remat on any device
-  c.data.update(resolution=64, num_frames=16, min_driving_frame=8, train_clips=2000)
+  c.data.update(resolution=64, num_frames=16, min_driving_frame=8, train_clips=2000,
+                travel=0.5)                  # FOMM's runlocal drift over 16 frames
+  c.loss.background_dropout = 0.5            # as FOMM's runlocal (configs/fomm.py)
   c.model.update(_fomm_sizes(fomm.RUNLOCAL_SIZES))
   c.model.update(ngf=16, max_features=128, num_bottleneck_blocks=3, num_stage_blocks=1,
                  d_scales=(1.0,))

@@ -7,7 +7,7 @@
 Equivalent to `tfds build datasets/synthetic_humans --data_dir ... --config ...`; afterwards
 `tfds.data_source("synthetic_humans/<config>", data_dir=...)` reads the array_record files.
 `--config custom` builds any settings (a system config's `data.resolution` / `num_frames` /
-`num_views` / `rooms` / `train_clips`) as the config named after them (`custom_name`).
+`num_views` / `rooms` / `travel` / `train_clips`) as the config named after them (`custom_name`).
 """
 import argparse
 import os
@@ -17,15 +17,17 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from synthetic_humans import synthetic_humans_dataset_builder as shb  # noqa: E402  pylint: disable=g-import-not-at-top
 
-_FIELDS = ("resolution", "num_frames", "num_views", "rooms", "num_train", "num_validation",
-           "num_test")
+_FIELDS = ("resolution", "num_frames", "num_views", "rooms", "travel", "num_train",
+           "num_validation", "num_test")
 
 
 def custom_name(resolution, num_frames, num_views, rooms, num_train, num_validation,
-                num_test) -> str:
-  """The config name of custom settings, e.g. "r96_t8_v3_rooms17_n5000_200_200"."""
-  return (f"r{resolution}_t{num_frames}_v{num_views}_rooms{rooms}_n{num_train}_{num_validation}"
-          f"_{num_test}")
+                num_test, travel=0.0) -> str:
+  """The config name of custom settings, e.g. "r96_t8_v3_rooms17_n5000_200_200" (with travel,
+  e.g. "..._rooms0_travel0.5_n...")."""
+  moving = f"_travel{travel:g}" if travel else ""
+  return (f"r{resolution}_t{num_frames}_v{num_views}_rooms{rooms}{moving}_n{num_train}"
+          f"_{num_validation}_{num_test}")
 
 
 def custom_config(**settings) -> shb.SyntheticHumansConfig:
@@ -49,7 +51,8 @@ def main(argv=None) -> int:
   parser.add_argument("--config", default="small", help=f"one of {', '.join(names)}")
   default = shb.SyntheticHumansConfig(name="default")
   for field in _FIELDS:
-    parser.add_argument(f"--{field}", type=int, default=getattr(default, field),
+    parser.add_argument(f"--{field}", type=float if field == "travel" else int,
+                        default=getattr(default, field),
                         help="with --config custom")
   args = parser.parse_args(argv)
   if args.config not in names:

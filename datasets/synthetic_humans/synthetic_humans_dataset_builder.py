@@ -13,7 +13,7 @@ index). Small features are `Tensor`s, views first; the image modalities are stor
 ArrayRecord's own zstd compresses; the rest one chunk per view and frame holding the deflated
 box around the person, so a reader inflates only the frames it uses; face ids int16, parts
 uint8, both exact); `prerendered.decode_clip` gives a record back in render_clip's form.
-Configs fix resolution, frames, views, rooms and split sizes (also written to the dataset's
+Configs fix resolution, frames, views, rooms, travel and split sizes (also written to the dataset's
 metadata, which `psrjax.data.sources.prerendered` checks against a system's config); `small`
 (the default) is 64x64, 8 frames, 3 views. `psrnet`, `mfci` and `fomm` hold the clips of those
 paper configs (`data.prerendered="auto"` reads them on an accelerator).
@@ -36,12 +36,13 @@ class SyntheticHumansConfig(tfds.core.BuilderConfig):
   num_validation: int = 25
   num_test: int = 25
   rooms: int = 0         # render_clip's fixed room + camera setups (0: every clip its own)
+  travel: float = 0.0    # render_clip's drift of the people across the room (m/s; 0: none)
 
 
 def settings(config: SyntheticHumansConfig) -> dict:
   """What a reader checks against a system's config: render_clip's arguments."""
   return {"resolution": config.resolution, "num_frames": config.num_frames,
-          "num_views": config.num_views, "rooms": config.rooms}
+          "num_views": config.num_views, "rooms": config.rooms, "travel": config.travel}
 
 
 def _stored_feature(key: str, config: SyntheticHumansConfig):
@@ -82,7 +83,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                             "100000/1000/1000 clips.", resolution=128, num_frames=16, num_views=1,
                             num_train=100_000, num_validation=1000, num_test=1000),
       SyntheticHumansConfig(name="fomm", description="FOMM paper: 256x256, 16 frames, 1 view, "
-                            "100000/1000/1000 clips.", resolution=256, num_frames=16, num_views=1,
+                            "people drifting at up to 0.5 m/s, 100000/1000/1000 clips.",
+                            resolution=256, num_frames=16, num_views=1, travel=0.5,
                             num_train=100_000, num_validation=1000, num_test=1000),
   ]
   DEFAULT_CONFIG_NAME = "small"
@@ -119,7 +121,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, split: str, num_clips: int):
     c = self.builder_config
     src = source.SyntheticSource(split, num_views=c.num_views, num_frames=c.num_frames,
-                                 resolution=c.resolution, num_clips=num_clips, rooms=c.rooms)
+                                 resolution=c.resolution, num_clips=num_clips, rooms=c.rooms,
+                                 travel=c.travel)
     for i in range(num_clips):
       example = prerendered.encode_clip(src[i])
       example["seed"] = np.int64(source.split_seed(split, i))

@@ -235,3 +235,23 @@ def test_a_current_build_beside_an_old_one_is_read(data_dir, tmp_path):
   beside = os.path.join(os.path.dirname(old), os.path.basename(current))
   shutil.copytree(current, beside)
   assert prerendered.find(str(tmp_path), MFCI, 4) == beside
+
+
+def test_a_travelling_world_is_read_as_rendered_and_its_drift_is_checked(data_dir, tmp_path):
+  """A dataset built with `travel` holds the drifting clips; a config without it is told to build
+  its own (the settings' `travel` named)."""
+  build = importlib.import_module("build")   # on sys.path since the data_dir fixture
+  settings = dict(resolution=16, num_frames=3, num_views=1, rooms=0, travel=0.5)
+  path = build.build(build.custom_config(**settings, num_train=2, num_validation=1, num_test=1),
+                     str(tmp_path))
+  assert "_travel0.5_" in path and prerendered.find(str(tmp_path), settings, 2) == path
+  kwargs = dict(num_views=1, num_frames=3, resolution=16, num_clips=2)
+  read = prerendered.PrerenderedClips(path, "train", travel=0.5, **kwargs)
+  rendered = synthetic_clips.SyntheticClips("train", travel=0.5, **kwargs)
+  video, same = read.take(1)[0], rendered.take(1)[0]
+  np.testing.assert_array_equal(read.keypoints(video), rendered.keypoints(same))
+  np.testing.assert_array_equal(read.frames(video, [0, 2], ("rgb",))["rgb"],
+                                rendered.frames(same, [0, 2], ("rgb",))["rgb"])
+  with pytest.raises(ValueError, match=r"travel=0\.5 but the config reads .*travel=0\.0; build "
+                                       r"a matching one with `.*--rooms 0 --num_train 2"):
+    prerendered.PrerenderedClips(path, "train", **kwargs)

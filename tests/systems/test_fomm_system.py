@@ -11,6 +11,7 @@ import pytest
 
 import conformance
 from psrjax import cli
+from psrjax.data import synthetic
 from psrjax.geometry import motion
 from psrjax.systems import registry
 from psrjax.systems.tasks import keypoint_motion
@@ -63,7 +64,13 @@ def test_training_pairs_are_two_frames_of_one_clip_and_evaluation_starts_at_the_
   assert not np.array_equal(example["src_rgb"][0], example["tgt_rgb"][0])
   evaluation = system.dataset("test", seed=0, shard_index=0, shard_count=1)[0]
   np.testing.assert_array_equal(evaluation["init_rgb"], evaluation["src_rgb"][0])
-  assert evaluation["tgt_rgb"].shape[0] == system.config.data.eval_targets
+  d = system.config.data
+  assert evaluation["tgt_rgb"].shape[0] == d.eval_targets
+  # The clips are the world's drifting people (data.travel), evaluation and training alike.
+  assert d.travel == 0.5
+  kp = synthetic.clip_keypoints(synthetic.split_seed("test", 0), num_views=1,
+                                num_frames=d.num_frames, resolution=d.resolution, travel=d.travel)
+  np.testing.assert_array_equal(evaluation["src_keypoints"][0], kp[0, 0])
 
 
 @GROUP

@@ -214,7 +214,8 @@ def synthesis_example(data, *, seed: int, driving_seed: int | None,
                            background_seed=background_seed, extra=extra)
   check_lengths(data.num_frames, data.num_sources, data.num_targets)
   render = lambda s: synthetic.render_clip(s, num_views=1, num_frames=data.num_frames,
-                                           resolution=data.resolution)
+                                           resolution=data.resolution,
+                                           travel=data.get("travel", 0.0))
   clip = render(seed)
   start, sources = eval_frames(data.num_frames, data.num_sources, data.num_targets)
   if driving_seed is None or driving_seed == seed:

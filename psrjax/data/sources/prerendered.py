@@ -15,7 +15,7 @@ only the records of its shard's clips.
            10x or more below its speed, so a silent fallback would hide it); on CPU, render;
   a path   a built dataset: its version directory (holding dataset_info.json), its config
            directory, or a TFDS data dir holding synthetic_humans/ (the first that matches).
-A dataset whose resolution, frames, views or rooms differ from the config's, or that holds fewer
+A dataset whose resolution, frames, views, rooms or travel differ from the config's, or that holds fewer
 clips than the config reads, is a one-line error naming the build command of a matching one; so
 is one built before the current storage format (`FORMAT`, builder version 2.0.0), which must be
 rebuilt. Records store each image modality as `STORAGE` says, and an example decodes only the
@@ -37,18 +37,18 @@ from psrjax.data.sources import base as sources, estimated_geometry, synthetic_c
 from psrjax.data.synthetic import source as synthetic_source
 
 BUILDER = "synthetic_humans"
-SETTINGS = ("resolution", "num_frames", "num_views", "rooms")
+SETTINGS = ("resolution", "num_frames", "num_views", "rooms", "travel")
 # The builder's named configs (datasets/synthetic_humans) a build command may name.
 NAMED = {
-    "small": dict(resolution=64, num_frames=8, num_views=3, rooms=0, num_train=200,
+    "small": dict(resolution=64, num_frames=8, num_views=3, rooms=0, travel=0.0, num_train=200,
                   num_validation=25, num_test=25),
-    "medium": dict(resolution=128, num_frames=16, num_views=3, rooms=0, num_train=2000,
+    "medium": dict(resolution=128, num_frames=16, num_views=3, rooms=0, travel=0.0, num_train=2000,
                    num_validation=200, num_test=200),
-    "psrnet": dict(resolution=112, num_frames=16, num_views=3, rooms=17, num_train=100_000,
+    "psrnet": dict(resolution=112, num_frames=16, num_views=3, rooms=17, travel=0.0, num_train=100_000,
                  num_validation=1000, num_test=1000),
-    "mfci": dict(resolution=128, num_frames=16, num_views=1, rooms=0, num_train=100_000,
+    "mfci": dict(resolution=128, num_frames=16, num_views=1, rooms=0, travel=0.0, num_train=100_000,
                  num_validation=1000, num_test=1000),
-    "fomm": dict(resolution=256, num_frames=16, num_views=1, rooms=0, num_train=100_000,
+    "fomm": dict(resolution=256, num_frames=16, num_views=1, rooms=0, travel=0.5, num_train=100_000,
                  num_validation=1000, num_test=1000),
 }
 
@@ -56,7 +56,8 @@ NAMED = {
 def wanted(data) -> dict[str, int]:
   """render_clip's settings of a config's `data` block."""
   return {"resolution": int(data.resolution), "num_frames": int(data.num_frames),
-          "num_views": int(data.num_views), "rooms": int(data.get("rooms", 0))}
+          "num_views": int(data.num_views), "rooms": int(data.get("rooms", 0)),
+          "travel": float(data.get("travel", 0.0))}
 
 
 def default_data_dir() -> str:
@@ -64,16 +65,24 @@ def default_data_dir() -> str:
   return os.path.expanduser(os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets"))
 
 
+def complete(settings: dict) -> dict:
+  """`settings` with every key of SETTINGS, in its order ("travel" 0 when missing)."""
+  return {k: float(settings.get(k, 0.0)) if k == "travel" else settings[k] for k in SETTINGS}
+
+
 def build_command(settings: dict, counts: dict, data_dir: str | None = None) -> str:
   """The command that builds a dataset with `settings` and at least `counts[split]` clips of
   each split named."""
   where = f" --data_dir {data_dir or default_data_dir()}"
+  settings = complete(settings)
   for name, named in NAMED.items():
     if ({k: named[k] for k in SETTINGS} == settings
         and all(named[f"num_{split}"] >= n for split, n in counts.items())):
       return f"python datasets/synthetic_humans/build.py --config {name}{where}"
-  flags = " ".join(f"--{k} {v}" for k, v in {**settings, **{f"num_{s}": n for s, n in
-                                                           counts.items()}}.items())
+  if not settings["travel"]:
+    del settings["travel"]
+  flags = " ".join(f"--{k} {v:g}" if isinstance(v, float) else f"--{k} {v}" for k, v in
+                   {**settings, **{f"num_{s}": n for s, n in counts.items()}}.items())
   return f"python datasets/synthetic_humans/build.py --config custom {flags}{where}"
 
 
@@ -84,8 +93,13 @@ def _read_meta(path: str) -> dict:
   with open(os.path.join(path, "dataset_info.json")) as f:
     info = json.load(f)
   sizes = {s["name"]: sum(int(n) for n in s.get("shardLengths", [])) for s in info["splits"]}
-  return {**{k: int(meta[k]) for k in SETTINGS}, "sizes": sizes, "format": meta.get("format"),
+  return {**{k: _setting(meta, k) for k in SETTINGS}, "sizes": sizes, "format": meta.get("format"),
           "version": info.get("version", "")}
+
+
+def _setting(meta: dict, key: str):
+  """A stored setting: "travel" a float (0 in datasets built before it), the others ints."""
+  return float(meta.get(key, 0.0)) if key == "travel" else int(meta[key])
 
 
 def _old_format_error(path: str, got: dict) -> ValueError:
@@ -119,7 +133,7 @@ def built_versions(path: str) -> list[str]:
 def find(data_dir: str, settings: dict, num_train: int) -> str | None:
   """A built dataset under `data_dir` with `settings` and >= `num_train` train clips (one in an
   older storage format only: a one-line error naming its rebuild)."""
-  old = None
+  old, settings = None, complete(settings)
   for path in built_versions(data_dir):
     got = _read_meta(path)
     if {k: got[k] for k in SETTINGS} == settings and got["sizes"].get("train", 0) >= num_train:
@@ -370,7 +384,7 @@ class PrerenderedClips(synthetic_clips.SyntheticClips):
     self.path = path
     got = read_settings(path)
     want = {"resolution": self.resolution, "num_frames": self.num_frames,
-            "num_views": self.num_views, "rooms": self.rooms}
+            "num_views": self.num_views, "rooms": self.rooms, "travel": self.travel}
     have = got["sizes"].get(split, 0)
     if {k: got[k] for k in SETTINGS} != want or have < self.num_clips:
       raise ValueError(
@@ -446,6 +460,7 @@ def clips(data, split: str, num_clips: int | None, *, num_views: int | None = No
   resolves to a dataset, else rendered (`synthetic_clips.SyntheticClips`)."""
   kwargs = dict(num_views=num_views or data.num_views, num_frames=data.num_frames,
                 resolution=data.resolution, num_clips=num_clips, rooms=data.get("rooms", 0),
+                travel=data.get("travel", 0.0),
                 estimate=estimate)
   path = resolve(data)
   if not path:

@@ -17,7 +17,7 @@ import numpy as np
 
 from psrjax.data import synthetic
 from psrjax.data.sources import base as sources, estimated_geometry
-from psrjax.data.synthetic.clip import CLIP_FPS, check_positive_int
+from psrjax.data.synthetic.clip import CLIP_FPS, check_positive_int, check_travel
 
 MODALITIES = ("rgb", "keypoints", "mask", "flow_fwd", "flow_bwd", "depth", "face", "part", "uv",
               "background", "background_depth")
@@ -25,17 +25,17 @@ MODALITIES = ("rgb", "keypoints", "mask", "flow_fwd", "flow_bwd", "depth", "face
 
 @functools.lru_cache(maxsize=4)
 def _render(seed: int, num_views: int, num_frames: int, resolution: int, rooms: int,
-            estimate: estimated_geometry.Estimate | None = None) -> dict:
+            travel: float, estimate: estimated_geometry.Estimate | None = None) -> dict:
   clip = synthetic.render_clip(seed, num_views=num_views, num_frames=num_frames,
-                               resolution=resolution, rooms=rooms)
+                               resolution=resolution, rooms=rooms, travel=travel)
   return clip if estimate is None else estimated_geometry.estimate_clip(clip, estimate, seed)
 
 
 @functools.lru_cache(maxsize=64)
 def _keypoints(seed: int, num_views: int, num_frames: int, resolution: int,
-               rooms: int) -> np.ndarray:
+               rooms: int, travel: float) -> np.ndarray:
   kp = synthetic.clip_keypoints(seed, num_views=num_views, num_frames=num_frames,
-                                resolution=resolution, rooms=rooms)
+                                resolution=resolution, rooms=rooms, travel=travel)
   kp.setflags(write=False)
   return kp
 
@@ -47,13 +47,14 @@ class SyntheticClips:
   group_names = ()
 
   def __init__(self, split: str, *, num_views: int, num_frames: int, resolution: int,
-               num_clips: int | None = None, rooms: int = 0,
+               num_clips: int | None = None, rooms: int = 0, travel: float = 0.0,
                estimate: estimated_geometry.Estimate | None = None):
     self.split = synthetic.check_split(split)
     self.num_views = check_positive_int("num_views", num_views)
     self.num_frames = check_positive_int("num_frames", num_frames)
     self.resolution = check_positive_int("resolution", resolution)
     self.rooms = check_positive_int("rooms", rooms, 0)
+    self.travel = check_travel(travel)
     self.num_clips = (synthetic.DEFAULT_NUM_CLIPS[split] if num_clips is None
                       else check_positive_int("num_clips", num_clips))
     self.estimate = estimate
@@ -83,7 +84,7 @@ class SyntheticClips:
     return [v for i in range(self.num_clips) for v in self.take(i)]
 
   def _args(self, seed: int) -> tuple:
-    return (int(seed), self.num_views, self.num_frames, self.resolution, self.rooms)
+    return (int(seed), self.num_views, self.num_frames, self.resolution, self.rooms, self.travel)
 
   def keypoints(self, video: sources.VideoInfo) -> np.ndarray:
     seed, view = video.key

@@ -4,7 +4,7 @@ A procedural person (articulated skeleton covered by textured capsules whose sur
 into NUM_FACES stable faces, each in one of 24 DensePose-style parts) performs one of ACTIONS in
 a textured room seen by V calibrated cameras. Every modality is exact (analytic ray casting).
 
-`render_clip(seed, *, num_views=3, num_frames=16, resolution=128, action=None, rooms=0)` returns numpy
+`render_clip(seed, *, num_views=3, num_frames=16, resolution=128, action=None, rooms=0, travel=0)` returns numpy
 arrays, views first:
   rgb uint8 [V,T,H,W,3]; depth float32 [V,T,H,W] (camera z, metres, 0 on background);
   mask uint8 [V,T,H,W] {0,1}; face int32 (-1 background); part int32 (0 background, 1..24);

@@ -7,7 +7,7 @@ with that residue: the splits' seed sets (and identities) are disjoint.
 """
 import numpy as np
 
-from psrjax.data.synthetic.clip import NUM_IDENTITIES, check_positive_int, render_clip
+from psrjax.data.synthetic.clip import NUM_IDENTITIES, check_positive_int, check_travel, render_clip
 
 SPLITS = ("train", "validation", "test")
 _RESIDUES = {"train": tuple(range(8)), "validation": (8,), "test": (9,)}
@@ -45,12 +45,13 @@ class SyntheticSource:
   """grain RandomAccessDataSource: the i-th clip of a split, rendered on demand."""
 
   def __init__(self, split: str, *, num_views: int = 3, num_frames: int = 16, resolution: int = 128,
-               num_clips: int | None = None, rooms: int = 0):
+               num_clips: int | None = None, rooms: int = 0, travel: float = 0.0):
     self.split = check_split(split)
     self.num_views = check_positive_int("num_views", num_views)
     self.num_frames = check_positive_int("num_frames", num_frames)
     self.resolution = check_positive_int("resolution", resolution)
     self.rooms = check_positive_int("rooms", rooms, 0)  # render_clip's fixed setups (0 = none)
+    self.travel = check_travel(travel)                   # ... and people's drift (m/s)
     self.num_clips = (DEFAULT_NUM_CLIPS[split] if num_clips is None
                       else check_positive_int("num_clips", num_clips))
 
@@ -63,9 +64,10 @@ class SyntheticSource:
       raise IndexError(f"index {index} out of range for {self.num_clips} clips")
     index %= self.num_clips
     return render_clip(split_seed(self.split, index), num_views=self.num_views,
-                       num_frames=self.num_frames, resolution=self.resolution, rooms=self.rooms)
+                       num_frames=self.num_frames, resolution=self.resolution, rooms=self.rooms,
+                       travel=self.travel)
 
   def __repr__(self) -> str:
     return (f"SyntheticSource(split={self.split!r}, num_views={self.num_views}, "
             f"num_frames={self.num_frames}, resolution={self.resolution}, num_clips={self.num_clips}, "
-            f"rooms={self.rooms})")
+            f"rooms={self.rooms}, travel={self.travel:g})")
