@@ -17,7 +17,8 @@ extra rows). Columns: MS-SSIM, SSIM, LPIPS, Interp-PSNR (against the ground-trut
 output's own), Act-Recog-L1, E_temp, and FID when `--fid-weights` names pytorch-fid's
 InceptionV3 file (nothing is downloaded). When the first of FoM's and LWGAN's evaluations
 carries the copied source frame's scores (`<metric>/copy`), a row "copy of the source frame"
-shows them. Each run keeps its
+shows them. FoM's and LWGAN's rows read the same world as INTERnet's (the `--config`'s
+`data.travel`). Each run keeps its
 workdir under --workdir, so an interrupted table resumes; a finished run is not trained again.
 `--seeds N` runs every row N times and judges Table 2's orderings (CLAIMS) against the seeds'
 noise (benchmarks/seeds.py). Writes `table.md` and `table.json` there and prints the table and
@@ -114,11 +115,12 @@ def main(argv=None) -> int:
     parser.error(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
   seeds.check_rows(parser, args, names)
   rows = []
+  world = {"data.travel": make_config(args.config, {}, sets).data.get("travel", 0.0)}
   for name in names:
     label, overrides = ROWS[name]
     own = {"fomm": args.fomm, "lwgan": args.lwgan}
     spec = args.config if isinstance(overrides, dict) else own[overrides]
-    overrides = overrides if isinstance(overrides, dict) else {}
+    overrides = overrides if isinstance(overrides, dict) else world
     def train(workdir, seed, spec=spec, overrides=overrides):
       config = make_config(spec, {**overrides, "seed": seed}, sets, args.steps, args.fid_weights)
       return run(workdir, _fid_only(config, args.fid_weights))

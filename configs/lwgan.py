@@ -67,6 +67,8 @@ def base_config(c):
       resolution=256,            # H = W in pixels (the authors' image_size)
       train_clips=100_000,       # distinct training clips (identities) before the source repeats
       pair_sampling="uniform",   # training pairs: "uniform" | "motion" (same_video)
+      travel=0.0,                # the people's drift across the room, m/s (the synthetic
+                                 # world's; INTERnet's Table 2 sets its own: configs/fomm.py)
       prerendered="",            # the body conditions read surface maps: rendered on the host
       dataset="",                # "" = the synthetic world; else a folder `psrjax prepare` wrote
                                  # with surface maps (a multi-view body fit) or without them:

@@ -129,12 +129,17 @@ def _fake_run(calls):
 
 
 def test_internet_table_reports_seeds_the_copy_row_and_verdicts(tmp_path, monkeypatch, capsys):
-  calls = []
-  monkeypatch.setattr(internet_table, "run", _fake_run(calls))
+  calls, travels = [], []
+  fake = _fake_run(calls)
+  def run(workdir, config):
+    travels.append(config.data.travel)   # FOMM's row reads INTERnet's world
+    return fake(workdir, config)
+  monkeypatch.setattr(internet_table, "run", run)
   assert internet_table.main(["--workdir", str(tmp_path), "--rows", "fom,ms_b,ms_c",
-                              "--seeds", "2"]) == 0
+                              "--seeds", "2", "--config", "configs/internet.py"]) == 0
   assert calls == [("fom", 0), ("fom-seed1", 1), ("ms_b", 0), ("ms_b-seed1", 1),
                    ("ms_c", 0), ("ms_c-seed1", 1)]
+  assert travels == [0.2] * 6      # the paper config's drift, not FOMM runlocal's 0.5
   text = capsys.readouterr().out
   assert "seeds 0..1 per row" in text
   lines = text.splitlines()
