@@ -14,9 +14,9 @@ ArrayRecord's own zstd compresses; the rest one chunk per view and frame holding
 box around the person, so a reader inflates only the frames it uses; face ids int16, parts
 uint8, both exact); `prerendered.decode_clip` gives a record back in render_clip's form.
 Configs fix resolution, frames, views, rooms, travel and split sizes (also written to the dataset's
-metadata, which `psrjax.data.sources.prerendered` checks against a system's config); `small`
-(the default) is 64x64, 8 frames, 3 views. `psrnet`, `mfci` and `fomm` hold the clips of those
-paper configs (`data.prerendered="auto"` reads them on an accelerator).
+metadata, which `psrjax.data.sources.prerendered` checks against a system's config); `small` (the
+default) is 64x64, 8 frames, 3 views. `psrnet`, `mfci` and `fomm` hold the clips of those paper
+configs (`data.prerendered="auto"` reads them on an accelerator).
 """
 import dataclasses
 

@@ -15,9 +15,9 @@ only the records of its shard's clips.
            10x or more below its speed, so a silent fallback would hide it); on CPU, render;
   a path   a built dataset: its version directory (holding dataset_info.json), its config
            directory, or a TFDS data dir holding synthetic_humans/ (the first that matches).
-A dataset whose resolution, frames, views, rooms or travel differ from the config's, or that holds fewer
-clips than the config reads, is a one-line error naming the build command of a matching one; so
-is one built before the current storage format (`FORMAT`, builder version 2.0.0), which must be
+A dataset whose resolution, frames, views, rooms or travel differ from the config's, or that holds
+fewer clips than the config reads, is a one-line error naming the build command of a matching one;
+so is one built before the current storage format (`FORMAT`, builder version 2.0.0), which must be
 rebuilt. Records store each image modality as `STORAGE` says, and an example decodes only the
 frames of the views it uses, straight into the batch contract's dtypes.
 """
@@ -38,18 +38,19 @@ from psrjax.data.synthetic import source as synthetic_source
 
 BUILDER = "synthetic_humans"
 SETTINGS = ("resolution", "num_frames", "num_views", "rooms", "travel")
-# The builder's named configs (datasets/synthetic_humans) a build command may name.
+# The builder's named configs (datasets/synthetic_humans) a build command may name ("travel"
+# 0 unless given).
 NAMED = {
-    "small": dict(resolution=64, num_frames=8, num_views=3, rooms=0, travel=0.0, num_train=200,
+    "small": dict(resolution=64, num_frames=8, num_views=3, rooms=0, num_train=200,
                   num_validation=25, num_test=25),
-    "medium": dict(resolution=128, num_frames=16, num_views=3, rooms=0, travel=0.0, num_train=2000,
+    "medium": dict(resolution=128, num_frames=16, num_views=3, rooms=0, num_train=2000,
                    num_validation=200, num_test=200),
-    "psrnet": dict(resolution=112, num_frames=16, num_views=3, rooms=17, travel=0.0, num_train=100_000,
+    "psrnet": dict(resolution=112, num_frames=16, num_views=3, rooms=17, num_train=100_000,
                  num_validation=1000, num_test=1000),
-    "mfci": dict(resolution=128, num_frames=16, num_views=1, rooms=0, travel=0.0, num_train=100_000,
+    "mfci": dict(resolution=128, num_frames=16, num_views=1, rooms=0, num_train=100_000,
                  num_validation=1000, num_test=1000),
-    "fomm": dict(resolution=256, num_frames=16, num_views=1, rooms=0, travel=0.5, num_train=100_000,
-                 num_validation=1000, num_test=1000),
+    "fomm": dict(resolution=256, num_frames=16, num_views=1, rooms=0, travel=0.5,
+                 num_train=100_000, num_validation=1000, num_test=1000),
 }
 
 
@@ -76,7 +77,7 @@ def build_command(settings: dict, counts: dict, data_dir: str | None = None) -> 
   where = f" --data_dir {data_dir or default_data_dir()}"
   settings = complete(settings)
   for name, named in NAMED.items():
-    if ({k: named[k] for k in SETTINGS} == settings
+    if (complete(named) == settings
         and all(named[f"num_{split}"] >= n for split, n in counts.items())):
       return f"python datasets/synthetic_humans/build.py --config {name}{where}"
   if not settings["travel"]:
