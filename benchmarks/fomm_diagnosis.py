@@ -1,4 +1,5 @@
-r"""Measurements of a trained FOMM workdir (configs/fomm.py) that say where its animation fails.
+r"""Measurements of a trained FOMM workdir (configs/fomm.py; INTERnet's, configs/internet.py,
+read alike: its confidence stands for the occlusion map) that say where its animation fails.
 
   python benchmarks/fomm_diagnosis.py --workdir DIR [--steps 500,2000] [--parts PARTS]
 
@@ -24,8 +25,9 @@ Parts (comma separated; default all), each printed as one JSON line per checkpoi
   the end-point error (pixels) of the source position the dense motion samples (its deformation,
   from the relative keypoints `generate` uses) against the world's exact one
   (`face_correspondence`), beside the identity's (no motion: what copying the source does), over
-  all those pixels and over those the body moved by more than 1 pixel; and the dense motion's
-  mask weight of the background (identity) motion, over the frame and on the person.
+  all those pixels and over those the body moved by more than 1 pixel; the dense motion's
+  mask weight of the background (identity) motion, over the frame and on the person; and the
+  occlusion map's mean on the person and off it.
 """
 from __future__ import annotations
 
@@ -137,7 +139,7 @@ class Diagnosis:
       grid = identity_grid(h, out["deformation"].shape[2])
       values["flow_px"] = jnp.mean(jnp.linalg.norm(out["deformation"] - grid, axis=-1),
                                    axis=(1, 2)) * (s.shape[1] - 1) / 2.0
-      values["occlusion"] = jnp.mean(out["occlusion_map"], axis=(1, 2, 3))
+      values["occlusion"] = jnp.mean(occlusion_of(out), axis=(1, 2, 3))
       return values
     return mean_of([run(params, b) for b in self.eval_batches])
 
@@ -201,7 +203,7 @@ class Diagnosis:
     if data.get("dataset", ""):
       raise ValueError("the flow part needs the synthetic world's face maps; this workdir trains "
                        f"on {data.dataset}")
-    deformations, identity_weight, person = self._deformations(params)
+    deformations, identity_weight, occlusion, person = self._deformations(params)
     src = same_video._source(data, "test", config.eval.num_examples)
     length = deformations[0].shape[0]   # the evaluation's driving frames
     start, sources = same_video.eval_frames(data.num_frames, 1, length)
@@ -224,14 +226,18 @@ class Diagnosis:
     weight, on = np.stack(identity_weight), np.stack(person) > 0
     out["identity_motion_weight"] = round(float(weight.mean()), 4)
     out["identity_motion_weight_person"] = round(float(weight[on].mean()), 4)
+    occlusion = np.stack(occlusion)
+    out["occlusion_person"] = round(float(occlusion[on].mean()), 4)
+    out["occlusion_background"] = round(float(occlusion[~on].mean()), 4)
     out["pixels"] = int(sum(map(len, errors["model"])))
     out["moved_pixels"] = int(sum(map(len, errors["model_moved"])))
     return out
 
   def _deformations(self, params):
     """([deformation [L, H, W, 2] ((x, y) in [-1, 1])], [its mask's weight of the background
-    (identity) motion [L, H, W]], [the true person masks [L, H, W]]) of every evaluation
-    example, driven as `generate` drives it (relative keypoints)."""
+    (identity) motion [L, H, W]], [the occlusion map (INTERnet: the confidence) [L, H, W]], [the
+    true person masks [L, H, W]]) of every evaluation example, driven as `generate` drives it
+    (relative keypoints)."""
     system = self.system
 
     @jax.jit
@@ -245,11 +251,13 @@ class Diagnosis:
         out = system.animate(p, source, kp_source, kp)
         size = source.shape[:3]   # a dense motion at a lower resolution, resized as the
         return (jax.image.resize(out["deformation"], size + (2,), "bilinear"),   # generator
-                jax.image.resize(out["mask"][..., 0], size, "bilinear"))         # resizes it
+                jax.image.resize(out["mask"][..., 0], size, "bilinear"),         # resizes it
+                jax.image.resize(occlusion_of(out)[..., 0], size, "bilinear"))
       return jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1),
                           jax.lax.map(frame, jnp.moveaxis(b["tgt_rgb"], 1, 0)))
     out = [jax.tree.map(np.asarray, run(params, b)) for b in self.eval_batches]
     return ([d for o in out for d in o[0]], [m for o in out for m in o[1]],
+            [m for o in out for m in o[2]],
             [m for b in self.eval_batches for m in b["tgt_mask"][..., 0]])
 
   def population_statistics(self, params):
@@ -269,6 +277,12 @@ class Diagnosis:
       return {"kp": kp_stats, "g": s3["bn"]}
     runs = [run(params, b) for b in self.train_batches]
     return jax.tree.map(lambda *xs: np.mean(np.stack(xs), axis=0), *runs)
+
+
+def occlusion_of(out):
+  """The generator's occlusion map `[N, h, w, 1]` (FOMM's "occlusion_map", INTERnet's
+  "confidence")."""
+  return out["occlusion_map"] if "occlusion_map" in out else out["confidence"]
 
 
 def identity_grid(h: int, w: int):

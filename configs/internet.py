@@ -79,6 +79,8 @@ def base_config(c):
   c.loss = dict(
       temporal="intrinsic",      # Fig. 4: "flow" (a) | "external" (b) | "intrinsic" (c) | "none"
       reg=100.0,                 # lambda_reg (Eq. 1)
+      reg_average="mask",        # Eqs. 3-4's masked norm: mean over the mask | "pixels" (every
+                                 # pixel; lets Eq. 4 shrink M, psrjax.systems.internet)
       style=5e3,                 # Eq. 10, on relu1_1..relu5_1 of the full-size frame
       perceptual=10.0,           # FOMM's pyramid perceptual loss, per layer and scale
       perceptual_layers=(1.0,) * 5,   # relu1_1..relu5_1, relative weights
@@ -118,6 +120,10 @@ def runlocal(c):
   c.model.update(_fomm_sizes(fomm.RUNLOCAL_SIZES))
   c.model.update(ngf=16, max_features=128, num_bottleneck_blocks=3, num_stage_blocks=1,
                  d_scales=(1.0,))
+  # Batch norm in Stage II, as FOMM's generator: with instance norm, which removes each image's
+  # channel means, it gives its own source back at L1 0.065 (0.036 with batch norm) and trails
+  # copying the source frame in LPIPS (docs/systems/internet.md).
+  c.model.norm = "batch"
   c.loss.scales = (1.0, 0.5, 0.25)   # 1/8 of 64 px is too small for VGG's relu5_1
   c.train.update(batch_size=4, steps=2000, log_every=100, checkpoint_every=500, sample_every=0,
                  eval_every=0, data_workers=1)

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 from psrjax.geometry.sampler import bilinear_sample, pixel_grid, positions_inside
 
 NORMS = ("l1", "l2")
+AVERAGES = ("pixels", "mask")
 
 
 def _check_flows(flow_fwd, flow_bwd, name: str):
@@ -81,8 +82,8 @@ def motion_boundary(flow) -> jax.Array:
 
 
 def temporal_warp_loss(frames, flow_fwd, flow_bwd, *, previous=None, norm: str = "l1",
-                       mask=None, occlusion: bool = True,
-                       motion_boundaries: bool = False) -> jax.Array:
+                       mask=None, occlusion: bool = True, motion_boundaries: bool = False,
+                       average: str = "pixels") -> jax.Array:
   """The occlusion-masked warp loss L of the module docstring (a float32 scalar).
 
   Args:
@@ -96,9 +97,16 @@ def temporal_warp_loss(frames, flow_fwd, flow_bwd, *, previous=None, norm: str =
     occlusion: weight by the occlusion mask (False: every pixel of frames 1.. counts, INTERnet's
       unmasked Eq. 2 and its intrinsic Eq. 4, which masks with `mask` alone).
     motion_boundaries: the occlusion mask also drops motion boundaries (INTERnet's Eq. 3).
+    average: "pixels" divides the weighted sum by every pixel and channel of frames 1.. (Lai et
+      al.); "mask" by the sum of the weights (times the channels): the mean error over the
+      masked pixels, which a uniform scaling of a learned mask leaves unchanged, so that the
+      loss cannot be lowered by shrinking the whole mask (INTERnet's intrinsic Eq. 4).
   """
   if norm not in NORMS:
     raise ValueError(f"temporal_warp_loss: norm must be one of {', '.join(NORMS)}; got {norm!r}")
+  if average not in AVERAGES:
+    raise ValueError(f"temporal_warp_loss: average must be one of {', '.join(AVERAGES)}; "
+                     f"got {average!r}")
   flow_fwd, flow_bwd = _check_flows(flow_fwd, flow_bwd, "temporal_warp_loss")
   frames = jnp.asarray(frames)
   previous = frames if previous is None else jnp.asarray(previous)
@@ -122,4 +130,7 @@ def temporal_warp_loss(frames, flow_fwd, flow_bwd, *, previous=None, norm: str =
                            padding="border")
   diff = frames[..., 1:, :, :, :].astype(jnp.float32) - warped
   err = jnp.abs(diff) if norm == "l1" else jnp.square(diff)
-  return jnp.mean(err * weight[..., 1:, :, :, :])
+  weight = weight[..., 1:, :, :, :]
+  if average == "mask":
+    return jnp.sum(err * weight) / (jnp.sum(weight) * err.shape[-1] + 1e-6)
+  return jnp.mean(err * weight)

@@ -56,7 +56,7 @@ from psrjax.nn.conv2d import Conv2D
 from psrjax.nn.policy import compute_dtype, remat_network
 
 _GENERATOR = dict(ngf=64, max_features=512, num_down_blocks=2, num_bottleneck_blocks=6,
-                  num_stage_blocks=3, deformable_skips=True)
+                  num_stage_blocks=3, deformable_skips=True, norm="instance")
 # Stage I's and the discriminator's settings are FOMM's (`psrjax.models.fomm`), less its
 # generator's.
 STAGE_I = {k: v for k, v in fomm.PAPER.items()
@@ -110,7 +110,8 @@ class INTERnetGenerator(nn.Module):
   num_bottleneck_blocks: int = 6     # residual blocks at the base scale
   num_stage_blocks: int = 3          # residual blocks after each deformable skip
   deformable_skips: bool = True      # MS (True) or SS (False: the base motion field only)
-  norm: str = "instance"             # Stage II's normalisation (pix2pixHD: instance)
+  norm: str = "instance"             # Stage II's normalisation (pix2pixHD: instance; "batch":
+                                     # FOMM's generator's, the batch's statistics)
   dm_block_expansion: int = 64       # Stage I's dense-motion hourglass (FOMM's)
   dm_max_features: int = 1024
   dm_num_blocks: int = 5
@@ -195,6 +196,6 @@ def networks(settings: Mapping | None = None, **overrides):
       num_bottleneck_blocks=s["num_bottleneck_blocks"], num_stage_blocks=s["num_stage_blocks"],
       deformable_skips=s["deformable_skips"], dm_block_expansion=s["dm_block_expansion"],
       dm_max_features=s["dm_max_features"], dm_num_blocks=s["dm_num_blocks"],
-      dm_scale_factor=s["dm_scale_factor"], kp_variance=s["heatmap_variance"],
+      dm_scale_factor=s["dm_scale_factor"], kp_variance=s["heatmap_variance"], norm=s["norm"],
       **{k: s[k] for k in _RUN_SETTINGS})
   return detector, generator, discriminator

@@ -30,10 +30,12 @@ a prepared dataset's DIS flow:
   through M, besides the path through Stage II that every scheme has.
 W warps the previous ground-truth frame into frame t with the backward flow: psrjax compares in
 frame t's coordinates, where M_t lives, instead of warping O_t into frame t-1 as Eq. 2 writes
-(the same pixel pairs, `psrjax.losses.temporal`). Eq. 4 alone is minimised by M -> 0; what
-prevents it is Eq. 6, where M multiplies the warped source features, so that a vanishing M
-blanks the generator's view of the source and L_frame rises. The mean of M is logged
-("g/confidence") to show where the balance settles.
+(the same pixel pairs, `psrjax.losses.temporal`). The masked norms of Eqs. 3-4 are read as the
+mean error over the mask (`loss.reg_average="mask"`: the weighted sum over the sum of the
+weights), the usual reading of a masked loss. Averaged over every pixel instead ("pixels"),
+Eq. 4 is minimised by M -> 0, and Eq. 6 does not hold M up: Stage II normalises its features
+right after M multiplies them, so a uniformly smaller M costs L_frame almost nothing
+(docs/systems/internet.md: measured). The mean of M is logged ("g/confidence").
 
 Training (Sec. 3.3): the source is a video's first frame, the driving frame t a random frame at
 least `data.min_driving_frame` frames into it (the paper: 2 s), frame t - 1 the previous one
@@ -137,7 +139,8 @@ class INTERnet(animation.KeypointAnimationTask):
     return temporal_losses.temporal_warp_loss(
         frames, b["tgt_flow_fwd"][:, -2:], b["tgt_flow_bwd"][:, -2:],
         previous=jnp.stack([previous, previous], axis=1), mask=mask,
-        occlusion=scheme == "external", motion_boundaries=scheme == "external")
+        occlusion=scheme == "external", motion_boundaries=scheme == "external",
+        average=self.config.loss.get("reg_average", "mask"))
 
   # ----------------------------------------------------------------------------- the model
   def keypoints(self, params, frames):

@@ -94,10 +94,34 @@ def test_normalisation_norms_previous_video_extra_mask_and_gradients():
   np.testing.assert_array_equal(np.asarray(g)[:, 0], 0.0)
 
 
+def test_mask_average_is_the_mean_over_the_mask_and_ignores_its_scale():
+  frames = np.full((1, 3, 4, 5, 2), 0.5, np.float32)
+  frames[..., 2:, :, :] = 0.1                     # rows 2-3 err by 0.1, rows 0-1 by 0.5
+  previous = np.zeros_like(frames)
+  still = np.zeros((1, 3, 4, 5, 2), np.float32)
+  half = np.zeros((1, 3, 4, 5), np.float32)
+  half[..., :2, :] = 1.0
+  loss = lambda m: float(losses.temporal_warp_loss(frames, still, still, previous=previous,
+                                                   mask=m, average="mask"))
+  assert abs(loss(half) - 0.5) < 1e-5             # the mean over the kept rows only
+  assert abs(loss(0.01 * half) - 0.5) < 1e-4      # a uniformly smaller mask: the same loss
+  # The pixels average of the same mask falls with its scale: what lets Eq. 4 shrink M.
+  pixels = lambda m: float(losses.temporal_warp_loss(frames, still, still, previous=previous,
+                                                     mask=m))
+  assert pixels(0.01 * half) < 0.02 * pixels(half)
+  # Its gradient raises the mask where the error is below the masked mean, lowers it above.
+  g = jax.grad(lambda m: losses.temporal_warp_loss(frames, still, still, previous=previous,
+                                                   mask=m, average="mask"))(
+      jnp.full((1, 3, 4, 5), 0.5, jnp.float32))
+  assert float(g[0, 1, 0, 0]) > 0 > float(g[0, 1, 3, 0])
+
+
 def test_bad_input():
   frames, flow_fwd, flow_bwd = _moving_square()
   with pytest.raises(ValueError, match="norm must be one of l1, l2"):
     losses.temporal_warp_loss(frames, flow_fwd, flow_bwd, norm="huber")
+  with pytest.raises(ValueError, match="average must be one of pixels, mask"):
+    losses.temporal_warp_loss(frames, flow_fwd, flow_bwd, average="weights")
   with pytest.raises(ValueError, match="flow_fwd and flow_bwd must both be"):
     losses.occlusion_mask(flow_fwd, flow_bwd[:1])
   with pytest.raises(ValueError, match=r"T>=2"):
