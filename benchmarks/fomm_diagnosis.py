@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -43,7 +42,7 @@ import numpy as np
 from psrjax import config_utils
 from psrjax.data.samplers import same_video
 from psrjax.metrics import perceptual, structural
-from psrjax.nn.norms import BatchStatNorm
+from psrjax.nn import population_norm
 from psrjax.systems.tasks import animation, keypoint_motion
 from psrjax.train import checkpoint as checkpoint_lib
 from psrjax.train import context as context_lib
@@ -186,13 +185,13 @@ class Diagnosis:
 
   def batchnorm(self, params):
     system = self.system
-    ev = jax.jit(lambda p, b: system.evaluate(p, system.prepare(b)))
+    evaluate = lambda p, b: system.evaluate(p, system.prepare(b))
+    ev = jax.jit(evaluate)
     single = [ev(params, {k: v[i:i + 1] for k, v in b.items()})
               for b in self.eval_batches for i in range(b["src_rgb"].shape[0])]
-    stats = self.population_statistics(params)
-    with nn.intercept_methods(fixed_statistics(stats)):
-      fixed = [jax.jit(lambda p, b: system.evaluate(p, system.prepare(b)))(params, b)
-               for b in self.eval_batches]
+    stats = system.batch_norm_moments(params, TRAIN_PAIRS)
+    fixed_ev = jax.jit(population_norm.with_moments(stats, evaluate))
+    fixed = [fixed_ev(params, b) for b in self.eval_batches]
     keys = ("l1", "ssim", "lpips")
     pick = lambda rs: {k: v for k, v in mean_of(rs).items() if k in keys}
     return {"batch_of_1": pick(single), "population": pick(fixed)}
@@ -260,24 +259,6 @@ class Diagnosis:
             [m for o in out for m in o[2]],
             [m for b in self.eval_batches for m in b["tgt_mask"][..., 0]])
 
-  def population_statistics(self, params):
-    """Every batch norm's input mean and mean square over the training batches' forwards
-    (source and driving keypoints, the driving frame reconstructed)."""
-    system = self.system
-    motion = system.motion
-
-    @jax.jit
-    def run(p, b):
-      b, source, driving = _training_pair(system, b)
-      with nn.intercept_methods(record_statistics):
-        kp_s, s1 = motion.kp_detector.apply({"params": p["kp"]}, source, mutable=["bn"])
-        kp_d, s2 = motion.kp_detector.apply({"params": p["kp"]}, driving, mutable=["bn"])
-        _, s3 = motion.generator.apply({"params": p["g"]}, source, kp_s, kp_d, mutable=["bn"])
-      kp_stats = jax.tree.map(lambda a, c: (a + c) / 2, s1["bn"], s2["bn"])
-      return {"kp": kp_stats, "g": s3["bn"]}
-    runs = [run(params, b) for b in self.train_batches]
-    return jax.tree.map(lambda *xs: np.mean(np.stack(xs), axis=0), *runs)
-
 
 def occlusion_of(out):
   """The generator's occlusion map `[N, h, w, 1]` (FOMM's "occlusion_map", INTERnet's
@@ -290,55 +271,6 @@ def identity_grid(h: int, w: int):
   x = jnp.linspace(-1.0, 1.0, w)
   y = jnp.linspace(-1.0, 1.0, h)
   return jnp.stack(jnp.meshgrid(x, y), axis=-1)
-
-
-def _moments(x):
-  axes = tuple(range(x.ndim - 1))
-  x = x.astype(jnp.float32)
-  return jnp.mean(x, axis=axes), jnp.mean(jnp.square(x), axis=axes)
-
-
-def record_statistics(next_fun, args, kwargs, context):
-  """Sows each BatchStatNorm input's channel mean and mean square into collection "bn"."""
-  if isinstance(context.module, BatchStatNorm) and context.method_name == "__call__":
-    mean, square = _moments(args[0])
-    context.module.sow("bn", "mean", mean)
-    context.module.sow("bn", "square", square)
-  return next_fun(*args, **kwargs)
-
-
-def fixed_statistics(stats):
-  """An interceptor normalising each BatchStatNorm with `stats` ({"kp": ..., "g": ...} trees
-  keyed by module path) instead of the batch's."""
-  def interceptor(next_fun, args, kwargs, context):
-    module = context.module
-    if not (isinstance(module, BatchStatNorm) and context.method_name == "__call__"):
-      return next_fun(*args, **kwargs)
-    node = _lookup(stats, module.scope.path)
-    mean, square = node["mean"][0], node["square"][0]
-    x = args[0]
-    y = (x.astype(jnp.float32) - mean) / jnp.sqrt(square - mean ** 2 + module.epsilon)
-    p = module.variables["params"]
-    if module.use_scale:
-      y = y * p["scale"]
-    if module.use_bias:
-      y = y + p["bias"]
-    return y.astype(x.dtype)
-  return interceptor
-
-
-def _lookup(stats, path):
-  """The statistics of the batch norm at module `path` (the detector's or the generator's:
-  their top-level names differ)."""
-  for group in ("kp", "g"):
-    node = stats[group]
-    for name in path:
-      if name not in node:
-        break
-      node = node[name]
-    else:
-      return node
-  raise KeyError(f"no recorded statistics for batch norm {'/'.join(path)}")
 
 
 def face_correspondence(src_face, tgt_face):

@@ -10,12 +10,17 @@ of --out), or, with --out FILE.png, a still: the frames --still picks, stacked t
 The other options are the system's own, declared by its `synthesis_options` (e.g. which views,
 which driving video, which frames of it). `--best` renders the
 best-validation snapshot `train.keep_best` kept in DIR/best/ instead of the latest checkpoint.
+Models with batch norm (FOMM, INTERnet) normalise with the population statistics of the
+workdir's training split (`--batch-norm population`, the default; read from the training data),
+not with the one window being rendered (`--batch-norm batch`).
 DIR and --out may be local or bucket URLs (`gs://bucket/run`, `gs://bucket/out.mp4`: the video
 is encoded in a local temporary file, then uploaded).
 """
 from __future__ import annotations
 
+import itertools
 import os
+import sys
 import tempfile
 
 from psrjax import paths
@@ -37,6 +42,11 @@ def add_arguments(parser) -> None:
   parser.add_argument("--best", action="store_true",
                       help="use the snapshot train.keep_best kept in WORKDIR/best/ instead of "
                            "the latest checkpoint")
+  parser.add_argument("--batch-norm", choices=("population", "batch"), default="population",
+                      help="models with batch norm (FOMM, INTERnet): normalise with the "
+                           "training data's population statistics, measured from the workdir's "
+                           "training split (default), or with each window's own frames' "
+                           "(a batch of one: no training data needed)")
 
 
 def add_dynamic_arguments(parser, known) -> None:
@@ -136,8 +146,14 @@ def run(args) -> int:
   from psrjax.train import inference  # pylint: disable=g-import-not-at-top  # JAX after parsing.
   system, params, step = inference.load_trained(args.workdir, args.config_overrides,
                                                 best=args.best)
-  windows = system.synthesis_windows(**example_options(system, args))
-  frames = inference.window_frames(system, params, windows)
+  windows = iter(system.synthesis_windows(**example_options(system, args)))
+  first = next(windows, None)   # bad inputs fail here, before the population statistics
+  windows = itertools.chain([first] if first is not None else [], windows)
+  moments = system.batch_norm_moments(params) if args.batch_norm == "population" else {}
+  if moments:
+    print(f"synthesize: batch norms use population statistics of the training split "
+          f"({len(moments)} layers)", file=sys.stderr)
+  frames = inference.window_frames(system, params, windows, moments=moments)
   which = "best snapshot" if args.best else "checkpoint"
   if ext == ".png":
     image = still(frames, picks)

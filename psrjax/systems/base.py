@@ -248,6 +248,13 @@ class System(abc.ABC):
     """
     return {}
 
+  def batch_norm_moments(self, params) -> dict:
+    """Population statistics of the batch norms `generate` runs
+    (`psrjax.nn.population_norm`), for inference on batches too small to normalise with their
+    own; {} (the default) where `generate` has none or normalises with its batch's."""
+    del params
+    return {}
+
   def synthesis_example(self, *, seed: int, **options) -> dict[str, np.ndarray]:
     """The example `psrjax synthesize` renders (no batch axis): one keyword per
     `synthesis_options` entry besides `seed`. Default: example `seed` (modulo the split's size)

@@ -11,6 +11,7 @@ import numpy as np
 from psrjax import config_utils
 from psrjax import paths
 from psrjax.data.video import write_video  # noqa: F401  (inference.write_video: psrjax synthesize)
+from psrjax.nn import population_norm
 from psrjax.systems import base
 from psrjax.train import offline_eval
 from psrjax.train import samples
@@ -51,15 +52,17 @@ def _on_one_device(params):
 
 
 def window_frames(system, params, windows: Iterable[Mapping[str, np.ndarray]], *,
-                  stream=None) -> Iterator[np.ndarray]:
+                  stream=None, moments=None) -> Iterator[np.ndarray]:
   """uint8 frames [H, W', 3] of the `System.sample_video` strips of consecutive windows of one
   video (`System.synthesis_windows`), generated one after another with the system's temporal
   state carried from window to window (`System.generate_window`), each window's kept frames
   (`base.KEEP_FRAMES`) only. One program is compiled for every window of one length, for one
   device when the parameters are replicated (`samples.local_copy`). Progress goes to `stream`
-  (default stderr): a line per window."""
+  (default stderr): a line per window. `moments`: the batch norms' population statistics
+  (`System.batch_norm_moments`) to normalise with instead of each window's own."""
   params = _on_one_device(params)
-  step = jax.jit(functools.partial(base.generate_window, system))
+  step = jax.jit(population_norm.with_moments(
+      moments or {}, functools.partial(base.generate_window, system)))
   stream = sys.stderr if stream is None else stream
   state, done = None, 0
   for number, example in enumerate(windows):

@@ -13,8 +13,10 @@ import conformance
 from psrjax import cli
 from psrjax.data import synthetic
 from psrjax.geometry import motion
-from psrjax.systems import registry
+from psrjax.nn import population_norm
+from psrjax.systems import base, registry
 from psrjax.systems.tasks import keypoint_motion
+from psrjax.train import inference
 
 GROUP = pytest.mark.xdist_group("fomm")
 tiny_config = functools.partial(conformance.tiny_config, "fomm")
@@ -86,11 +88,30 @@ def test_synthesize_animates_an_image_file(system_runs, tmp_path, capsys):
                    "--out", str(out)]) == 0, capsys.readouterr().err
   frames = iio.imread(out)
   assert frames.shape[0] == runs.system.config.data.eval_targets
-  capsys.readouterr()   # the progress of the run above
+  assert "population statistics" in capsys.readouterr().err
   assert cli.main(["synthesize", "--workdir", runs.straight.workdir, "--source",
                    str(tmp_path / "missing.png"), "--out", str(out)]) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and "--source" in err[0], err
+
+
+@GROUP
+def test_population_statistics_make_a_batch_of_one_generate_as_in_a_batch(system_runs):
+  runs = system_runs("fomm")
+  system, params, _ = inference.load_trained(runs.straight.workdir)
+  moments = system.batch_norm_moments(params)
+  assert {k.split("/")[0] for k in moments} == {"KeypointDetector", "OcclusionAwareGenerator"}
+  examples = [system.synthesis_example(seed=s) for s in (0, 1)]
+  pair = {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+  one = {k: v[:1] for k, v in pair.items()}
+  generate = functools.partial(base.generate, system)
+  fixed = jax.jit(population_norm.with_moments(moments, generate))
+  plain = jax.jit(generate)
+  np.testing.assert_allclose(fixed(params, one)["frames"], fixed(params, pair)["frames"][:1],
+                             atol=2e-4)
+  gap = np.abs(np.asarray(plain(params, one)["frames"])
+               - np.asarray(plain(params, pair)["frames"][:1])).max()
+  assert gap > 1e-3   # the batch's own statistics depend on the batch
 
 
 @pytest.mark.parametrize("overrides,match", [

@@ -59,10 +59,12 @@ from psrjax.geometry import motion
 from psrjax.metrics import perceptual as perceptual_metrics, runs, structural
 from psrjax.metrics import temporal as temporal_metrics, video as video_metrics
 from psrjax.models import pretrained
+from psrjax.nn import population_norm
 from psrjax.systems import base
 from psrjax.systems.tasks import strips, windows
 
 LPIPS_NET = "alexnet"
+POPULATION_PAIRS = 256   # training pairs measured for the batch norms' population statistics
 SYNTHESIS_FRAMES = 96   # driving frames of a prepared video in one `synthesis_example`
 SYNTHESIS_WINDOW = 16   # driving frames animated per call when a whole video is rendered
 
@@ -350,6 +352,22 @@ class KeypointAnimationTask(AnimationTask):
   def animate(self, params, source: jax.Array, kp_source, kp_driving) -> dict[str, jax.Array]:
     """The [0, 1] `source` [B, H, W, 3] moved from `kp_source` to `kp_driving`: "prediction"
     [B, H, W, 3] in [0, 1] and whatever else the model computes."""
+
+  def batch_norm_moments(self, params, pairs: int = POPULATION_PAIRS) -> dict:
+    """The batch norms' population statistics over the first `pairs` (source, driving frame)
+    training pairs, in the trainer's batches, each driving frame reconstructed with its full
+    motion; {} for networks without batch norm."""
+    ds = self.dataset("train", seed=0, shard_index=0, shard_count=1)
+    size = self.config.train.batch_size
+    items = [ds[i] for i in range(min(pairs, len(ds)) // size * size)]
+    batches = [{k: np.stack([e[k] for e in items[i:i + size]]) for k in items[0]}
+               for i in range(0, len(items), size)]
+
+    def forward(p, batch):
+      batch = self.prepare(batch)
+      source, driving = unit(batch["src_rgb"][:, 0]), unit(batch["tgt_rgb"][:, -1])
+      self.animate(p, source, self.keypoints(p, source), self.keypoints(p, driving))
+    return population_norm.population_moments(forward, batches, params)
 
   def drive(self, params, batch):
     """The source moved by the driving keypoints' motion relative to "init_rgb"'s."""
