@@ -74,8 +74,7 @@ def population_moments(forward: Callable, batches: Iterable, *leading) -> Moment
   run = jax.jit(lambda a, b: batch_moments(forward, *a, b))
   found = [jax.device_get(run(leading, b)) for b in batches]
   if not found:
-    raise ValueError("population statistics need at least one training batch; the training "
-                     "split has fewer examples than train.batch_size")
+    raise ValueError("population statistics need at least one batch; got none")
   return {k: tuple(np.mean(np.stack([f[k][i] for f in found]), axis=0) for i in range(2))
           for k in found[0]}
 

@@ -358,8 +358,11 @@ class KeypointAnimationTask(AnimationTask):
     training pairs, in the trainer's batches, each driving frame reconstructed with its full
     motion; {} for networks without batch norm."""
     ds = self.dataset("train", seed=0, shard_index=0, shard_count=1)
-    size = self.config.train.batch_size
-    items = [ds[i] for i in range(min(pairs, len(ds)) // size * size)]
+    if not len(ds):
+      raise ValueError("population statistics need training examples; the training split is "
+                       "empty (use --batch-norm batch)")
+    size = self.config.train.batch_size   # a split smaller than a batch is repeated, as in training
+    items = [ds[i % len(ds)] for i in range(max(size, min(pairs, len(ds)) // size * size))]
     batches = [{k: np.stack([e[k] for e in items[i:i + size]]) for k in items[0]}
                for i in range(0, len(items), size)]
 
