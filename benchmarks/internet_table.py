@@ -22,7 +22,9 @@ shows them. FoM's and LWGAN's rows read the same world as INTERnet's (the `--con
 workdir under --workdir, so an interrupted table resumes; a finished run is not trained again.
 `--seeds N` runs every row N times and judges Table 2's orderings (CLAIMS) against the seeds'
 noise (benchmarks/seeds.py). Writes `table.md` and `table.json` there and prints the table and
-the claims with the machine and the command.
+the claims with the machine and the command. `--batch-norm population` scores every finished
+run again with its batch norms (FOMM's, INTERnet's) normalised by the training split's
+population statistics, not each evaluation batch's (`table-population.md` / `.json`).
 """
 from __future__ import annotations
 
@@ -107,6 +109,7 @@ def main(argv=None) -> int:
                       help="KEY=VALUE on every row (FOMM's too: keep to shared fields)")
   parser.add_argument("--fid-weights", default="")
   seeds.add_flag(parser)
+  seeds.add_batch_norm_flag(parser)
   args = parser.parse_args(argv)
   sets = [tuple(s.split("=", 1)) for s in args.set]
   names = args.rows.split(",")
@@ -125,10 +128,14 @@ def main(argv=None) -> int:
       config = make_config(spec, {**overrides, "seed": seed}, sets, args.steps, args.fid_weights)
       return run(workdir, _fid_only(config, args.fid_weights))
     rows.append(seeds.run_row(args.workdir, name, label, train, seeds.count(args, name)))
+  rows = seeds.rescored(rows, args.workdir, args.batch_norm)
   header = (f"`{args.config}` (FoM: `{args.fomm}`, LWGAN: `{args.lwgan}`), "
-            f"{args.steps or 'the config' + chr(39) + 's'} steps per row; held-out identities")
+            f"{args.steps or 'the config' + chr(39) + 's'} steps per row; held-out identities"
+            + ("; batch norms with population statistics" if args.batch_norm == "population"
+               else ""))
   seeds.write_table(args.workdir, header, "internet_table.py", argv or sys.argv[1:],
-                    copy_row(rows) + rows, columns(bool(args.fid_weights)), CLAIMS)
+                    copy_row(rows) + rows, columns(bool(args.fid_weights)), CLAIMS,
+                    name="table" if args.batch_norm == "batch" else "table-population")
   return 0
 
 

@@ -106,6 +106,45 @@ def run_row(workdir: str, name: str, label: str, train, seeds: int) -> Row:
   return Row(name, label, [train(workdir_of(workdir, name, s), s) for s in range(seeds)])
 
 
+def add_batch_norm_flag(parser) -> None:
+  """--batch-norm: score the finished runs with their batch norms' population statistics."""
+  parser.add_argument("--batch-norm", choices=("batch", "population"), default="batch",
+                      help="population: every run's checkpoint re-scored with its batch norms "
+                           "normalised by the training split's statistics, not each evaluation "
+                           "batch's (psrjax eval --batch-norm population); table-population.md")
+
+
+def rescored(rows: list[Row], workdir: str, batch_norm: str) -> list[Row]:
+  """`rows`, or with batch_norm="population" each run's `population_results`."""
+  if batch_norm == "batch":
+    return rows
+  return [Row(row.name, row.label, [population_results(workdir_of(workdir, row.name, s), r)
+                                    for s, r in enumerate(row.seeds)]) for row in rows]
+
+
+def population_results(workdir: str, results: dict) -> dict:
+  """The system metrics of the run's last checkpoint with population batch-norm statistics,
+  evaluated once (`<workdir>/eval/system-population/<step>.json`) and read back after;
+  `results` for a system without batch norms."""
+  from psrjax import config_utils  # pylint: disable=g-import-not-at-top  # JAX-heavy
+  from psrjax.systems import base  # pylint: disable=g-import-not-at-top
+  from psrjax.train import offline_eval  # pylint: disable=g-import-not-at-top
+  name = "system" + offline_eval.POPULATION_SUFFIX
+  folder = os.path.join(workdir, "eval", "system")
+  steps = sorted(int(f[:-5]) for f in os.listdir(folder) if f.endswith(".json"))
+  done = os.path.join(workdir, "eval", name, f"{steps[-1]}.json") if steps else ""
+  if done and os.path.exists(done):
+    with open(done) as f:
+      return {k: v for k, v in json.load(f).items() if k != "step"}
+  try:
+    _, found = offline_eval.evaluate_checkpoint(config_utils.load_workdir_config(workdir),
+                                                workdir, only=("system",),
+                                                batch_norm="population")
+  except base.NoBatchNorm:
+    return results
+  return {k[len(name) + 1:]: v for k, v in found.items()}
+
+
 def read_or_run(workdir: str, compute) -> dict:
   """`<workdir>/results.json` of a finished run, or `compute()` (a dict of floats) written there."""
   os.makedirs(workdir, exist_ok=True)
@@ -222,10 +261,10 @@ def _summary(row: Row) -> dict:
 
 
 def write_table(workdir: str, header: str, script: str, argv, rows: list[Row], columns,
-                claims=(), corner: str = "model") -> str:
-  """Writes `table.md` (the header, the seeds, the machine, the command, the table, the claims)
-  and `table.json` (per row its seeds' results, mean and std; per claim its verdict) under
-  `workdir`, prints the text and returns it."""
+                claims=(), corner: str = "model", name: str = "table") -> str:
+  """Writes `<name>.md` (the header, the seeds, the machine, the command, the table, the
+  claims) and `<name>.json` (per row its seeds' results, mean and std; per claim its verdict)
+  under `workdir`, prints the text and returns it."""
   judged = [j for j in (judge(c, rows) for c in claims) if j is not None]
   command = f"`python benchmarks/{script} {' '.join(shlex.quote(a) for a in argv)}`"
   count = max(len(row.seeds) for row in rows) if rows else 1
@@ -234,9 +273,9 @@ def write_table(workdir: str, header: str, script: str, argv, rows: list[Row], c
   if judged:
     text += "\n\n" + claims_text(judged)
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "table.md"), "w", encoding="utf-8") as f:
+  with open(os.path.join(workdir, f"{name}.md"), "w", encoding="utf-8") as f:
     f.write(text + "\n")
-  with open(os.path.join(workdir, "table.json"), "w", encoding="utf-8") as f:
+  with open(os.path.join(workdir, f"{name}.json"), "w", encoding="utf-8") as f:
     json.dump({"rows": [_summary(row) for row in rows], "claims": judged}, f, indent=2)
   print(text)
   return text

@@ -3,6 +3,9 @@
 `--best` evaluates the best-validation snapshot `train.keep_best` kept in DIR/best/ instead
 (exit code 2 when there is none). `--raw` evaluates the trained parameters instead of their
 moving averages (`train.ema`), each entry written as `<name>-raw` (DIR/eval/<name>-raw/<step>.json).
+`--batch-norm population` normalises every batch norm of the evaluated outputs (FOMM's,
+INTERnet's) with the training split's population statistics instead of each evaluation batch's
+own, so that the scores do not depend on the evaluation batch size; entries `<name>-population`.
 
 Runs every `config.evals` entry, whatever its `every` (-> DIR/eval/<name>/<step>.json), the
 system's own metrics being the `system` entry (added when the config declares none, from
@@ -33,6 +36,9 @@ def add_arguments(parser) -> None:
   parser.add_argument("--raw", action="store_true",
                       help="evaluate the trained parameters, not their moving averages "
                            "(train.ema); results named <name>-raw")
+  parser.add_argument("--batch-norm", choices=("batch", "population"), default="batch",
+                      help="population: batch norms use the training split's statistics, not "
+                           "each evaluation batch's; results named <name>-population")
   commands.add_cache_argument(parser)
 
 
@@ -47,6 +53,7 @@ def run(args) -> int:
   from psrjax.train import offline_eval  # pylint: disable=g-import-not-at-top
   only = tuple(n.strip() for n in args.evals.split(",") if n.strip()) or None
   step, results = offline_eval.evaluate_checkpoint(config, args.workdir, only=only,
-                                                   best=args.best, raw=args.raw)
+                                                   best=args.best, raw=args.raw,
+                                                   batch_norm=args.batch_norm)
   print(json.dumps({"step": step, **results}, indent=2, sort_keys=True))
   return 0

@@ -74,6 +74,8 @@ import ml_collections
 import numpy as np
 import optax
 
+from psrjax.nn import population_norm
+
 PyTree = Any
 # The key of a synthesis window (`System.synthesis_windows`) that says how many frames to keep.
 KEEP_FRAMES = "keep_frames"
@@ -305,20 +307,53 @@ def generate(system: System, params: dict[str, PyTree], batch: Mapping[str, jax.
   """`system.generate` on the prepared batch: how every caller outside the system runs it;
   with `stage`, that stage's own inference (`Stage.generate`) where it declares one."""
   fn = stage.generate if stage is not None and stage.generate is not None else system.generate
-  return fn(params, system.prepare(batch))
+  params, moments = split_moments(params)
+  return population_norm.with_moments(moments, fn)(params, system.prepare(batch))
 
 
 def evaluate(system: System, params: dict[str, PyTree],
              batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
   """`system.evaluate` on the prepared batch: how every caller outside the system runs it."""
-  return system.evaluate(params, system.prepare(batch))
+  params, moments = split_moments(params)
+  return population_norm.with_moments(moments, system.evaluate)(params, system.prepare(batch))
+
+
+# The parameter group that carries `System.batch_norm_moments` into `generate`, `evaluate` and
+# `generate_window`:
+# with it, every batch norm they run normalises with those statistics instead of its batch's
+# (`with_moments`). Carried as arguments of the jitted evaluations, never baked in.
+MOMENTS_GROUP = "batch_norm_moments"
+
+
+class NoBatchNorm(ValueError):
+  """A system without batch norms was asked for their population statistics."""
+
+
+def with_population_moments(system: System, params: dict[str, PyTree]) -> dict[str, PyTree]:
+  """`params` plus the MOMENTS_GROUP of the system's population statistics; NoBatchNorm
+  when the system's inference has no batch norm to give them to."""
+  moments = system.batch_norm_moments(params)
+  if not moments:
+    raise NoBatchNorm(f"{type(system).__name__} has no batch norm whose statistics the "
+                     "population could replace; evaluate without --batch-norm population")
+  return {**params, MOMENTS_GROUP: moments}
+
+
+def split_moments(params: dict[str, PyTree]) -> tuple[dict[str, PyTree], dict]:
+  """(params without MOMENTS_GROUP, the statistics it carried or {})."""
+  if MOMENTS_GROUP not in params:
+    return params, {}
+  params = dict(params)
+  return params, params.pop(MOMENTS_GROUP)
 
 
 def generate_window(system: System, params: dict[str, PyTree], batch: Mapping[str, jax.Array],
                     state: PyTree) -> tuple[dict[str, jax.Array], PyTree]:
   """`system.generate_window` on the prepared batch: how every caller outside the system runs
   it."""
-  return system.generate_window(params, system.prepare(batch), state)
+  params, moments = split_moments(params)
+  return population_norm.with_moments(moments, system.generate_window)(
+      params, system.prepare(batch), state)
 
 
 def window_state(system: System, batch: Mapping[str, jax.Array]) -> PyTree:

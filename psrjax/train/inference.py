@@ -11,7 +11,6 @@ import numpy as np
 from psrjax import config_utils
 from psrjax import paths
 from psrjax.data.video import write_video  # noqa: F401  (inference.write_video: psrjax synthesize)
-from psrjax.nn import population_norm
 from psrjax.systems import base
 from psrjax.train import offline_eval
 from psrjax.train import samples
@@ -61,8 +60,9 @@ def window_frames(system, params, windows: Iterable[Mapping[str, np.ndarray]], *
   (default stderr): a line per window. `moments`: the batch norms' population statistics
   (`System.batch_norm_moments`) to normalise with instead of each window's own."""
   params = _on_one_device(params)
-  step = jax.jit(population_norm.with_moments(
-      moments or {}, functools.partial(base.generate_window, system)))
+  if moments:
+    params = {**params, base.MOMENTS_GROUP: moments}
+  step = jax.jit(functools.partial(base.generate_window, system))
   stream = sys.stderr if stream is None else stream
   state, done = None, 0
   for number, example in enumerate(windows):

@@ -159,6 +159,28 @@ def test_internet_table_reports_seeds_the_copy_row_and_verdicts(tmp_path, monkey
   assert {c["verdict"] for c in saved["claims"]} == {"reproduced", "within noise"}
 
 
+def test_internet_table_with_population_statistics_rescores_every_run(tmp_path, monkeypatch,
+                                                                      capsys):
+  monkeypatch.setattr(internet_table, "run", _fake_run([]))
+  rescored = []
+  def population(workdir, results):
+    rescored.append(os.path.basename(workdir))
+    return {k: v + 0.01 for k, v in results.items()}
+  monkeypatch.setattr(seeds, "population_results", population)
+  argv = ["--workdir", str(tmp_path), "--rows", "fom,ms_c", "--seeds", "2"]
+  assert internet_table.main(argv) == 0
+  assert not rescored
+  assert internet_table.main(argv + ["--batch-norm", "population"]) == 0
+  assert rescored == ["fom", "fom-seed1", "ms_c", "ms_c-seed1"]
+  text = capsys.readouterr().out
+  assert "batch norms with population statistics" in text
+  assert "| copy of the source frame | - | 0.5610 ± 0.00141 |" in text
+  batch = json.loads((tmp_path / "table.json").read_text())
+  population = json.loads((tmp_path / "table-population.json").read_text())
+  assert population["rows"][1]["mean"]["ssim"] == pytest.approx(batch["rows"][1]["mean"]["ssim"]
+                                                                + 0.01)
+
+
 def test_internet_table_without_copy_scores_has_no_copy_row(tmp_path, monkeypatch, capsys):
   monkeypatch.setitem(CANNED, "fom", {k: v for k, v in CANNED["fom"].items() if "/" not in k})
   monkeypatch.setattr(internet_table, "run", _fake_run([]))

@@ -2,6 +2,7 @@
 the equivariance losses' zeros (psrjax/systems/tasks/keypoint_motion.py), the examples, animating
 an image file, and bad configs."""
 import functools
+import shutil
 
 import imageio.v3 as iio
 import jax
@@ -10,13 +11,16 @@ import numpy as np
 import pytest
 
 import conformance
+from benchmarks import seeds
 from psrjax import cli
+from psrjax import config_utils
 from psrjax.data import synthetic
 from psrjax.geometry import motion
 from psrjax.nn import population_norm
 from psrjax.systems import base, registry
 from psrjax.systems.tasks import keypoint_motion
 from psrjax.train import inference
+from psrjax.train import offline_eval
 
 GROUP = pytest.mark.xdist_group("fomm")
 tiny_config = functools.partial(conformance.tiny_config, "fomm")
@@ -112,6 +116,35 @@ def test_population_statistics_make_a_batch_of_one_generate_as_in_a_batch(system
   gap = np.abs(np.asarray(plain(params, one)["frames"])
                - np.asarray(plain(params, pair)["frames"][:1])).max()
   assert gap > 1e-3   # the batch's own statistics depend on the batch
+
+
+@GROUP
+def test_population_evaluation_does_not_depend_on_the_evaluation_batch(system_runs, tmp_path,
+                                                                       monkeypatch):
+  """`psrjax eval --batch-norm population`: the held-out scores are the same whether the two
+  examples are evaluated together or one by one; with each batch's own statistics they are not."""
+  workdir = tmp_path / "run"
+  shutil.copytree(system_runs("fomm").straight.workdir, workdir)
+
+  def scores(batch_size, batch_norm):
+    config = config_utils.load_workdir_config(str(workdir))
+    config.eval.batch_size = batch_size
+    _, results = offline_eval.evaluate_checkpoint(config, str(workdir), devices=jax.devices()[:1],
+                                                  only=("system",), batch_norm=batch_norm)
+    return results
+
+  together, alone = scores(2, "population"), scores(1, "population")
+  assert "system-population/lpips" in together
+  for key, value in together.items():
+    np.testing.assert_allclose(alone[key], value, rtol=1e-4, atol=1e-5, err_msg=key)
+  own = scores(2, "batch"), scores(1, "batch")
+  assert abs(own[0]["system/l1"] - own[1]["system/l1"]) > 1e-4
+  # The tables' --batch-norm population reads the written scores back instead of evaluating.
+  def no_evaluation(*args, **kwargs):
+    raise AssertionError("evaluated again")
+  monkeypatch.setattr(offline_eval, "evaluate_checkpoint", no_evaluation)
+  read = seeds.population_results(str(workdir), {})
+  assert read == {k.split("/", 1)[1]: v for k, v in alone.items()}
 
 
 @pytest.mark.parametrize("overrides,match", [

@@ -13,6 +13,7 @@ from absl import flags
 
 import toy_config
 import train_harness
+from benchmarks import seeds
 from psrjax import cli
 from psrjax.train import loop
 from psrjax.systems import base
@@ -177,6 +178,19 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path):
   config.mesh.data = 2
   result = loop.train(config, str(workdir), stop_after=steps[0] + 2)
   assert [r["step"] for r in result.history] == [steps[0] + 1, steps[0] + 2]
+
+
+def test_eval_population_statistics_of_a_system_without_batch_norm_is_a_one_line_error(
+    tmp_path, capsys):
+  workdir = tmp_path / "run"
+  assert _train(workdir) == 0
+  capsys.readouterr()
+  assert cli.main(["eval", "--workdir", str(workdir), "--batch-norm", "population"]) != 0
+  line = _error_line(capsys)
+  assert "no batch norm" in line and "without --batch-norm population" in line
+  assert not (workdir / "eval" / "system-population").exists()
+  # A results table's --batch-norm population keeps such a run's own scores.
+  assert seeds.population_results(str(workdir), {"l1": 0.5}) == {"l1": 0.5}
 
 
 def test_eval_raw_scores_the_trained_parameters_beside_their_average(tmp_path, capsys):
