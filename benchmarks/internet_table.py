@@ -15,9 +15,9 @@ unmasked flow-warp loss (a), the externally masked one (b) and the intrinsic one
 the multi-scale generator with deformable skips with (b) and (c) ("ms_a" and "ms_none" are
 extra rows). Columns: MS-SSIM, SSIM, LPIPS, Interp-PSNR (against the ground-truth frame and the
 output's own), Act-Recog-L1, E_temp, and FID when `--fid-weights` names pytorch-fid's
-InceptionV3 file (nothing is downloaded). When the first of FoM's and LWGAN's evaluations
-carries the copied source frame's scores (`<metric>/copy`), a row "copy of the source frame"
-shows them. FoM's and LWGAN's rows read the same world as INTERnet's (the `--config`'s
+InceptionV3 file (nothing is downloaded). When the evaluations carry the copied source frame's
+scores (`<metric>/copy`), a row "copy of the source frame" shows them (without noise when they
+agree in every run: the claims against it take the other row's seed deviation). FoM's and LWGAN's rows read the same world as INTERnet's (the `--config`'s
 `data.travel`). Each run keeps its
 workdir under --workdir, so an interrupted table resumes; a finished run is not trained again.
 `--seeds N` runs every row N times and judges Table 2's orderings (CLAIMS) against the seeds'
@@ -78,15 +78,20 @@ def columns(fid: bool) -> list[tuple[str, str]]:
 
 
 def copy_row(rows: list[seeds.Row]) -> list[seeds.Row]:
-  """[the "copy of the source frame" row] from the `<metric>/copy` scores of the first of
-  FoM's and LWGAN's evaluations that carries them (the same held-out clips), or []."""
+  """[the "copy of the source frame" row] from the `<metric>/copy` scores of the evaluations
+  that carry them (the same held-out clips), or []. When every run's copy scores agree (they do
+  not depend on the model or its seed), the row is exact: one result, no seed noise; otherwise
+  the first row's seeds, each with its own."""
   suffix = "/" + COPY
-  for row in rows:
-    if row.name in ("fom", "lwgan") and any(k.endswith(suffix) for k in row.seeds[0]):
-      return [seeds.Row(COPY, "copy of the source frame", [
-          {k[:-len(suffix)]: v for k, v in results.items() if k.endswith(suffix)}
-          for results in row.seeds])]
-  return []
+  copies = [[{k[:-len(suffix)]: v for k, v in results.items() if k.endswith(suffix)}
+             for results in row.seeds] for row in rows]
+  copies = [c for c in copies if c[0]]
+  if not copies:
+    return []
+  first = copies[0][0]
+  exact = all(set(c) == set(first) and all(abs(c[k] - first[k]) <= 1e-6 for k in first)
+              for seeds_ in copies for c in seeds_)
+  return [seeds.Row(COPY, "copy of the source frame", [first] if exact else copies[0], exact)]
 
 
 def _fid_only(config, fid_weights: str):

@@ -17,6 +17,8 @@ pooled seed standard deviation, or, for a `paired` claim between rows whose seed
 i's runs (two layers of one model; MFCI's fused model and the frozen baseline it was trained
 from), twice the standard deviation of the per-seed differences, which leaves out the noise the
 two rows share; a paired claim takes the seeds both rows have (rows of 3 and 1 seeds: seed 0).
+Against an `exact` row, one without seed noise (copying the source frame), the band is twice
+the other row's standard deviation.
 Verdict: "reproduced" when the difference exceeds the band,
 "reversed" when it is below minus the band, "within noise" otherwise; with fewer than 2 seeds on
 either row, "one seed: no noise band" and the plain direction. Claims on rows the table lacks are
@@ -55,10 +57,13 @@ class Claim:
 
 @dataclasses.dataclass
 class Row:
-  """A table row: `name` (its workdir, what claims call it), `label`, one result dict per seed."""
+  """A table row: `name` (its workdir, what claims call it), `label`, one result dict per seed;
+  `exact`: the row has no seed noise (one result, the same for any seed, e.g. copying the
+  source frame)."""
   name: str
   label: str
   seeds: list
+  exact: bool = False
 
 
 def _count(text: str) -> int:
@@ -204,6 +209,9 @@ def judge(claim: Claim, rows: list[Row]) -> dict | None:
   if claim.paired:
     band = mean_std([x - y for x, y in zip(a, b)])[1]
     band = None if band is None else 2 * band
+  elif named[claim.better].exact or named[claim.worse].exact:   # only the other row varies
+    other = std_b if named[claim.better].exact else std_a
+    band = None if other is None else 2 * other
   else:
     band = None if std_a is None or std_b is None else 2 * math.sqrt((std_a ** 2 + std_b ** 2) / 2)
   return {**out, "better_mean": mean_a, "worse_mean": mean_b, "difference": difference,
@@ -242,7 +250,8 @@ def claims_text(judged: list[dict]) -> str:
   number = lambda j, k: "-" if j.get(k) is None else _format(j[k])
   lines = ["Claims (reproduced: the difference of the means, in the claimed direction, exceeds "
            "2 pooled seed standard deviations; paired: 2 standard deviations of the per-seed "
-           "differences, for rows whose seed i share seed i's runs):"]
+           "differences, for rows whose seed i share seed i's runs; against a row without "
+           "seed noise: 2 of the other row's):"]
   for j in judged:
     order = "higher" if j["higher_is_better"] else "lower"
     band = "paired band" if j.get("paired") else "band"

@@ -181,6 +181,28 @@ def test_internet_table_with_population_statistics_rescores_every_run(tmp_path, 
                                                                 + 0.01)
 
 
+def test_a_copy_row_without_seed_noise_takes_the_models_deviation_as_its_band(
+    tmp_path, monkeypatch, capsys):
+  """Every run scores the same copied frames: the copy row is one exact result, and a claim
+  against it holds beyond twice the model's own seed deviation."""
+  fake = _fake_run([])
+  def run(workdir, config):
+    copy = {"ssim/copy": 0.795, "lpips/copy": 0.30}
+    return {**{k: v for k, v in fake(workdir, config).items() if "/" not in k}, **copy}
+  monkeypatch.setattr(internet_table, "run", run)
+  assert internet_table.main(["--workdir", str(tmp_path), "--rows", "fom,ms_c",
+                              "--seeds", "3"]) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert "| copy of the source frame | - | 0.7950 | 0.3000 | - | - | - | - |" in lines
+  # MS c's SSIM: 0.800, 0.802, 0.804 (std 0.002): 0.0070 ahead, beyond 2 x 0.002 (pooled
+  # with a zero deviation it would be 2 x 0.0014).
+  assert ("- Ours (MS c) ahead of copy of the source frame on ssim (higher is better; beats "
+          "copying the source frame): 0.8020 vs 0.7950, difference 0.007, band 0.004: "
+          "reproduced") in lines
+  saved = json.loads((tmp_path / "table.json").read_text())
+  assert saved["rows"][0]["seeds"] == [{"ssim": 0.795, "lpips": 0.30}]
+
+
 def test_internet_table_without_copy_scores_has_no_copy_row(tmp_path, monkeypatch, capsys):
   monkeypatch.setitem(CANNED, "fom", {k: v for k, v in CANNED["fom"].items() if "/" not in k})
   monkeypatch.setattr(internet_table, "run", _fake_run([]))
