@@ -319,9 +319,9 @@ def evaluate(system: System, params: dict[str, PyTree],
 
 
 # The parameter group that carries `System.batch_norm_moments` into `generate`, `evaluate` and
-# `generate_window`:
-# with it, every batch norm they run normalises with those statistics instead of its batch's
-# (`with_moments`). Carried as arguments of the jitted evaluations, never baked in.
+# `generate_window`: with it, every batch norm they run normalises with those statistics
+# instead of its batch's (`population_norm.with_moments`). It travels as an argument of the
+# jitted evaluations, never baked into them.
 MOMENTS_GROUP = "batch_norm_moments"
 
 
