@@ -265,7 +265,7 @@ def claims_text(judged: list[dict]) -> str:
 def _summary(row: Row) -> dict:
   keys = [k for k in row.seeds[0] if values(row, k) is not None]
   stats = {k: mean_std(values(row, k)) for k in keys}
-  return {"name": row.name, "model": row.label, "seeds": row.seeds,
+  return {"name": row.name, "model": row.label, "seeds": row.seeds, "exact": row.exact,
           "mean": {k: s[0] for k, s in stats.items()}, "std": {k: s[1] for k, s in stats.items()}}
 
 

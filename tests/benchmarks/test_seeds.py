@@ -201,6 +201,7 @@ def test_a_copy_row_without_seed_noise_takes_the_models_deviation_as_its_band(
           "reproduced") in lines
   saved = json.loads((tmp_path / "table.json").read_text())
   assert saved["rows"][0]["seeds"] == [{"ssim": 0.795, "lpips": 0.30}]
+  assert [row["exact"] for row in saved["rows"]] == [True, False, False]
 
 
 def test_internet_table_without_copy_scores_has_no_copy_row(tmp_path, monkeypatch, capsys):
