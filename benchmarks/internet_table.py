@@ -17,9 +17,10 @@ extra rows). Columns: MS-SSIM, SSIM, LPIPS, Interp-PSNR (against the ground-trut
 output's own), Act-Recog-L1, E_temp, and FID when `--fid-weights` names pytorch-fid's
 InceptionV3 file (nothing is downloaded). When the evaluations carry the copied source frame's
 scores (`<metric>/copy`), a row "copy of the source frame" shows them (without noise when they
-agree in every run: the claims against it take the other row's seed deviation). FoM's and LWGAN's rows read the same world as INTERnet's (the `--config`'s
-`data.travel`). Each run keeps its
-workdir under --workdir, so an interrupted table resumes; a finished run is not trained again.
+agree in every run: the claims against it take the other row's seed deviation). FoM's and
+LWGAN's rows read the same world as INTERnet's (the `--config`'s `data.travel`). Each run keeps
+its workdir under --workdir, so an interrupted table resumes; a finished run is not trained
+again.
 `--seeds N` runs every row N times and judges Table 2's orderings (CLAIMS) against the seeds'
 noise (benchmarks/seeds.py). Writes `table.md` and `table.json` there and prints the table and
 the claims with the machine and the command. `--batch-norm population` scores every finished
