@@ -130,7 +130,9 @@ def main(argv=None) -> int:
   parser.add_argument("--set", action="append", default=[], help="KEY=VALUE on every variant")
   parser.add_argument("--fid-weights", default="")
   seeds.add_flag(parser)
+  seeds.add_ledger_flags(parser)
   args = parser.parse_args(argv)
+  ledger = seeds.open_ledger(parser, args)
   sets = [tuple(s.split("=", 1)) for s in args.set]
   variants = [v for v in args.variants.split(",") if v]
   unknown = [v for v in variants if v not in VARIANTS]
@@ -139,10 +141,10 @@ def main(argv=None) -> int:
   baselines = parse_baselines(parser, args.baselines, BASELINES)
   seeds.check_rows(parser, args, variants + [name for name, *_ in baselines])
   def row(name, label, spec, overrides, sets, steps):
-    def train(workdir, seed):
-      return run(workdir, make_config(spec, {**overrides, "seed": seed}, sets, steps,
-                                      args.fid_weights))
-    return seeds.run_row(args.workdir, name, label, train, seeds.count(args, name))
+    def config_of(seed):
+      return make_config(spec, {**overrides, "seed": seed}, sets, steps, args.fid_weights)
+    return seeds.run_row(args.workdir, name, label, lambda wd, s: run(wd, config_of(s)),
+                         seeds.count(args, name), ledger, config_of)
   rows = [row(name, VARIANTS[name][0], args.config, VARIANTS[name][1], sets, args.steps)
           for name in variants]
   rows += [row(name, label, spec, {}, (), steps) for name, label, spec, steps in baselines]
@@ -150,7 +152,8 @@ def main(argv=None) -> int:
   header = (f"`{args.config}`, {budget} steps per variant; "
             "held-out segment")
   seeds.write_table(args.workdir, header, "cocovid_ablation.py", argv or sys.argv[1:], rows,
-                    columns(bool(args.fid_weights)), CLAIMS)
+                    columns(bool(args.fid_weights)), CLAIMS,
+                    missing=ledger.missing if ledger else ())
   return 0
 
 

@@ -143,7 +143,9 @@ def main(argv=None) -> int:
   parser.add_argument("--surface-from", default="",
                       help="a label2d UV pre-training's workdir (the lwgan_uv row's maps)")
   seeds.add_flag(parser)
+  seeds.add_ledger_flags(parser)
   args = parser.parse_args(argv)
+  ledger = seeds.open_ledger(parser, args)
   for item in args.reuse:
     name, _, source = item.partition("=")
     target = os.path.join(args.workdir, name)
@@ -160,10 +162,11 @@ def main(argv=None) -> int:
   baselines = parse_baselines(parser, args.baselines, BASELINES)
   seeds.check_rows(parser, args, names + [name for name, *_ in baselines])
   def row(name, label, spec, overrides, steps):
-    def train(workdir, seed):
-      config = make_config(spec, {**overrides, "seed": seed}, (), steps)
-      return run(workdir, with_evals(config, args.fid_weights))
-    return seeds.run_row(args.workdir, name, label, train, seeds.count(args, name))
+    def config_of(seed):
+      return with_evals(make_config(spec, {**overrides, "seed": seed}, (), steps),
+                        args.fid_weights)
+    return seeds.run_row(args.workdir, name, label, lambda wd, s: run(wd, config_of(s)),
+                         seeds.count(args, name), ledger, config_of)
   rows = [row(name, VARIANTS[name][0], args.config,
               {**VARIANTS[name][1], "init_from": args.init_from}, args.steps) for name in names]
   predicted = {"data.surface_from": args.surface_from}
@@ -177,7 +180,7 @@ def main(argv=None) -> int:
               if names else "")
   header = f"{variants}baselines at their runlocal configs; held-out segment"
   seeds.write_table(args.workdir, header, "d2gnet_ablation.py", argv or sys.argv[1:], rows,
-                    columns(rows), CLAIMS)
+                    columns(rows), CLAIMS, missing=ledger.missing if ledger else ())
   return 0
 
 

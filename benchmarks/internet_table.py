@@ -86,7 +86,7 @@ def copy_row(rows: list[seeds.Row]) -> list[seeds.Row]:
   suffix = "/" + COPY
   copies = [[{k[:-len(suffix)]: v for k, v in results.items() if k.endswith(suffix)}
              for results in row.seeds] for row in rows]
-  copies = [c for c in copies if c[0]]
+  copies = [c for c in copies if c and c[0]]
   if not copies:
     return []
   first = copies[0][0]
@@ -116,7 +116,9 @@ def main(argv=None) -> int:
   parser.add_argument("--fid-weights", default="")
   seeds.add_flag(parser)
   seeds.add_batch_norm_flag(parser)
+  seeds.add_ledger_flags(parser)
   args = parser.parse_args(argv)
+  ledger = seeds.open_ledger(parser, args)
   sets = [tuple(s.split("=", 1)) for s in args.set]
   names = args.rows.split(",")
   unknown = [n for n in names if n not in ROWS]
@@ -130,18 +132,21 @@ def main(argv=None) -> int:
     own = {"fomm": args.fomm, "lwgan": args.lwgan}
     spec = args.config if isinstance(overrides, dict) else own[overrides]
     overrides = overrides if isinstance(overrides, dict) else world
-    def train(workdir, seed, spec=spec, overrides=overrides):
+    def config_of(seed, spec=spec, overrides=overrides):
       config = make_config(spec, {**overrides, "seed": seed}, sets, args.steps, args.fid_weights)
-      return run(workdir, _fid_only(config, args.fid_weights))
-    rows.append(seeds.run_row(args.workdir, name, label, train, seeds.count(args, name)))
-  rows = seeds.rescored(rows, args.workdir, args.batch_norm)
+      return _fid_only(config, args.fid_weights)
+    rows.append(seeds.run_row(args.workdir, name, label,
+                              lambda wd, s, c=config_of: run(wd, c(s)),
+                              seeds.count(args, name), ledger, config_of))
+  rows = seeds.rescored(rows, args.workdir, args.batch_norm, ledger)
   header = (f"`{args.config}` (FoM: `{args.fomm}`, LWGAN: `{args.lwgan}`), "
             f"{args.steps or 'the config' + chr(39) + 's'} steps per row; held-out identities"
             + ("; batch norms with population statistics" if args.batch_norm == "population"
                else ""))
   seeds.write_table(args.workdir, header, "internet_table.py", argv or sys.argv[1:],
                     copy_row(rows) + rows, columns(bool(args.fid_weights)), CLAIMS,
-                    name="table" if args.batch_norm == "batch" else "table-population")
+                    name="table" if args.batch_norm == "batch" else "table-population",
+                    missing=ledger.missing if ledger else ())
   return 0
 
 

@@ -9,6 +9,16 @@ seed), seed i >= 1 in
 `<workdir>/<row>-seed<i>`; a finished run is read back, not trained again. A cell is the mean ±
 the sample standard deviation (ddof=1) over the seeds, or the value with one seed.
 
+Ledger: `--ledger DIR` keeps every finished run's results in DIR, one JSON file per run
+(`<row>.json`, `<row>-seed<i>.json`) with the digest of its config (path-valued fields left
+out: they name files on one machine), the paths, the machine, the commit and the date. A run
+missing from --workdir but found there with the same config digest is read back, not trained,
+so a table grows over sessions and machines whose workdirs are gone; a run trained here (or
+read from a finished workdir) is added, replacing an entry of another config. The table's
+header names every machine its runs came from, and a claim between rows run on different
+machines says so (machines differ by more than seeds do for some systems). `--recorded-only`
+trains nothing: the table of the runs recorded so far, and the runs it lacks.
+
 Claims: a script declares its paper's orderings as data, e.g.
 `Claim(better="ms_c", worse="fom", metric="lpips", higher_is_better=False, source="Table 2: ...")`.
 The difference is the mean of `better` minus the mean of `worse`, negated when lower is better
@@ -28,11 +38,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
+import hashlib
 import json
 import math
 import os
 import shlex
 import statistics
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -64,6 +77,8 @@ class Row:
   label: str
   seeds: list
   exact: bool = False
+  # The machine of each seed's run where a Ledger knows it (`results_table.machine()`).
+  machines: list = dataclasses.field(default_factory=list)
 
 
 def _count(text: str) -> int:
@@ -106,9 +121,134 @@ def workdir_of(workdir: str, name: str, seed: int) -> str:
   return os.path.join(workdir, name if seed == 0 else f"{name}-seed{seed}")
 
 
-def run_row(workdir: str, name: str, label: str, train, seeds: int) -> Row:
-  """`train(run_workdir, seed)` (trains, or reads back a finished run) for seeds 0..seeds-1."""
-  return Row(name, label, [train(workdir_of(workdir, name, s), s) for s in range(seeds)])
+def run_row(workdir: str, name: str, label: str, train, seeds: int, ledger=None,
+            config_of=None) -> Row:
+  """`train(run_workdir, seed)` (trains, or reads back a finished run) for seeds 0..seeds-1;
+  with a `ledger` (and `config_of(seed)`, the run's config) a run recorded there with the same
+  config is read back instead, and each run trained is recorded. Seeds the ledger lacks under
+  `ledger.recorded_only` are left out (the row may have none)."""
+  if ledger is None:
+    return Row(name, label, [train(workdir_of(workdir, name, s), s) for s in range(seeds)])
+  found, machines = [], []
+  for seed in range(seeds):
+    run_dir = workdir_of(workdir, name, seed)
+    results = ledger.run(run_dir, config_of(seed), lambda: train(run_dir, seed))
+    if results is not None:
+      found.append(results)
+      machines.append(ledger.machine_of(os.path.basename(run_dir)))
+  return Row(name, label, found, machines=machines)
+
+
+def add_ledger_flags(parser) -> None:
+  """--ledger DIR and --recorded-only (the module docstring's Ledger)."""
+  parser.add_argument("--ledger", default="", metavar="DIR",
+                      help="keep every finished run's results (with its config's digest, the "
+                           "machine, the commit, the date) in DIR and read back the runs "
+                           "recorded there instead of training them again")
+  parser.add_argument("--recorded-only", action="store_true",
+                      help="train nothing: the table of the runs --ledger (or --workdir) holds, "
+                           "and the runs it lacks")
+
+
+def open_ledger(parser, args):
+  """The Ledger of --ledger, or None; a parser error for --recorded-only without one."""
+  if args.recorded_only and not args.ledger:
+    parser.error("--recorded-only reads the runs of a ledger: give --ledger DIR")
+  return Ledger(args.ledger, args.recorded_only) if args.ledger else None
+
+
+def _is_path(value) -> bool:
+  return isinstance(value, str) and ("/" in value or value.startswith(("~", ".")))
+
+
+def _split_paths(tree: dict, prefix: str = "") -> tuple[dict, dict]:
+  """(`tree` with path-valued strings replaced by "<path>", {dotted key: path})."""
+  kept, paths = {}, {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      kept[key], inner = _split_paths(value, f"{prefix}{key}.")
+      paths.update(inner)
+    elif _is_path(value):
+      kept[key], paths[prefix + key] = "<path>", value
+    else:
+      kept[key] = value
+  return kept, paths
+
+
+def config_digest(config) -> tuple[str, dict]:
+  """(sha256 of the config's JSON without its path-valued fields, {dotted key: path})."""
+  kept, paths = _split_paths(json.loads(config.to_json_best_effort(sort_keys=True)))
+  text = json.dumps(kept, sort_keys=True)
+  return hashlib.sha256(text.encode()).hexdigest()[:16], paths
+
+
+def commit() -> str:
+  """The project's `git describe --always --dirty`, or "unknown" outside a git checkout."""
+  try:
+    return subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                          text=True, check=True,
+                          cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown"
+
+
+class Ledger:
+  """Finished runs' results in `folder`, one `<run>.json` each (the module docstring)."""
+
+  def __init__(self, folder: str, recorded_only: bool = False):
+    self.folder, self.recorded_only, self.missing = folder, recorded_only, []
+
+  def _path(self, run_name: str) -> str:
+    return os.path.join(self.folder, f"{run_name}.json")
+
+  def entry(self, run_name: str) -> dict | None:
+    path = self._path(run_name)
+    if not os.path.exists(path):
+      return None
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+
+  def machine_of(self, run_name: str) -> str:
+    return (self.entry(run_name) or {}).get("machine", "")
+
+  def run(self, run_dir: str, config, train) -> dict | None:
+    """The results of the run in `run_dir`: its finished workdir's (recorded here), the
+    ledger's entry of the same config, or trained by `train()` and recorded; None when
+    recorded_only and neither holds it."""
+    run_name, (digest, paths) = os.path.basename(run_dir), config_digest(config)
+    entry = self.entry(run_name)
+    finished = os.path.exists(os.path.join(run_dir, "results.json"))
+    if not finished and entry is not None and entry["config_sha256"] == digest:
+      return entry["results"]
+    if not finished and self.recorded_only:
+      self.missing.append(run_name)
+      return None
+    if entry is not None and entry["config_sha256"] != digest and not finished:
+      print(f"ledger: {self._path(run_name)} holds another config's run "
+            f"({entry['config_sha256']} vs {digest}): training it again", flush=True)
+    results = train()
+    if entry is None or entry["config_sha256"] != digest or entry["results"] != results:
+      self._write(run_name, {"run": run_name, "config_sha256": digest, "paths": paths,
+                             "results": results, "machine": machine(), "commit": commit(),
+                             "date": datetime.date.today().isoformat()})
+    return results
+
+  def population(self, run_name: str) -> dict | None:
+    return (self.entry(run_name) or {}).get("population")
+
+  def add_population(self, run_name: str, results: dict) -> None:
+    """Records the run's population-statistics scores beside its results."""
+    entry = self.entry(run_name)
+    if entry is not None:
+      self._write(run_name, {**entry, "population": results})
+
+  def _write(self, run_name: str, entry: dict) -> None:
+    os.makedirs(self.folder, exist_ok=True)
+    path = self._path(run_name)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+      json.dump(entry, f, indent=1, sort_keys=True)
+      f.write("\n")
+    os.replace(path + ".tmp", path)
 
 
 def add_batch_norm_flag(parser) -> None:
@@ -119,12 +259,25 @@ def add_batch_norm_flag(parser) -> None:
                            "batch's (psrjax eval --batch-norm population); table-population.md")
 
 
-def rescored(rows: list[Row], workdir: str, batch_norm: str) -> list[Row]:
-  """`rows`, or with batch_norm="population" each run's `population_results`."""
+def rescored(rows: list[Row], workdir: str, batch_norm: str, ledger=None) -> list[Row]:
+  """`rows`, or with batch_norm="population" each run's `population_results` (recorded in
+  and read back from the `ledger`, when one is given)."""
   if batch_norm == "batch":
     return rows
-  return [Row(row.name, row.label, [population_results(workdir_of(workdir, row.name, s), r)
-                                    for s, r in enumerate(row.seeds)]) for row in rows]
+  def one(run_dir, results):
+    name = os.path.basename(run_dir)
+    found = ledger.population(name) if ledger is not None else None
+    if found is None:
+      if ledger is not None and not os.path.isdir(os.path.join(run_dir, "eval", "system")):
+        raise SystemExit(f"{name}: its results come from the ledger without its checkpoint, "
+                         f"which population statistics need: train it here (a --workdir that "
+                         f"holds it) or leave out --batch-norm population")
+      found = population_results(run_dir, results)
+      if ledger is not None:
+        ledger.add_population(name, found)
+    return found
+  return [dataclasses.replace(row, seeds=[one(workdir_of(workdir, row.name, s), r)
+                                          for s, r in enumerate(row.seeds)]) for row in rows]
 
 
 def population_results(workdir: str, results: dict) -> dict:
@@ -258,7 +411,8 @@ def claims_text(judged: list[dict]) -> str:
     lines.append(f"- {j['better_label']} ahead of {j['worse_label']} on {j['metric']} ({order} is "
                  f"better; {j['source']}): {number(j, 'better_mean')} vs "
                  f"{number(j, 'worse_mean')}, difference {number(j, 'difference')}, {band} "
-                 f"{number(j, 'band')}: {j['verdict']}")
+                 f"{number(j, 'band')}: {j['verdict']}"
+                 + (f" (runs on {j['machines']} machines)" if j.get("machines") else ""))
   return "\n".join(lines)
 
 
@@ -266,21 +420,50 @@ def _summary(row: Row) -> dict:
   keys = [k for k in row.seeds[0] if values(row, k) is not None]
   stats = {k: mean_std(values(row, k)) for k in keys}
   return {"name": row.name, "model": row.label, "seeds": row.seeds, "exact": row.exact,
+          **({"machines": row.machines} if any(row.machines) else {}),
           "mean": {k: s[0] for k, s in stats.items()}, "std": {k: s[1] for k, s in stats.items()}}
 
 
+def _machines(rows: list[Row]) -> dict:
+  """{machine: runs} of the rows' runs whose machine is known."""
+  counts = {}
+  for row in rows:
+    for m in row.machines:
+      if m:
+        counts[m] = counts.get(m, 0) + 1
+  return counts
+
+
+def where(rows: list[Row]) -> str:
+  """The machine the rows' runs came from: this one, the one the ledger names, or each machine
+  with its number of runs."""
+  counts = _machines(rows)
+  if not counts:
+    return machine()
+  if len(counts) == 1:
+    return next(iter(counts))
+  return "runs on " + "; ".join(f"{m} ({n} runs)" for m, n in counts.items())
+
+
 def write_table(workdir: str, header: str, script: str, argv, rows: list[Row], columns,
-                claims=(), corner: str = "model", name: str = "table") -> str:
-  """Writes `<name>.md` (the header, the seeds, the machine, the command, the table, the
-  claims) and `<name>.json` (per row its seeds' results, mean and std; per claim its verdict)
+                claims=(), corner: str = "model", name: str = "table", missing=()) -> str:
+  """Writes `<name>.md` (the header, the seeds, the machine(s), the command, the table, the
+  claims, the runs `missing` from it) and `<name>.json` (per row its seeds' results, mean and std; per claim its verdict)
   under `workdir`, prints the text and returns it."""
+  rows = [row for row in rows if row.seeds]   # a --recorded-only row may have no run yet
   judged = [j for j in (judge(c, rows) for c in claims) if j is not None]
+  for j in judged:
+    spread = _machines([r for r in rows if r.name in (j["better"], j["worse"])])
+    if len(spread) > 1:
+      j["machines"] = len(spread)
   command = f"`python benchmarks/{script} {' '.join(shlex.quote(a) for a in argv)}`"
   count = max(len(row.seeds) for row in rows) if rows else 1
   seeds = f"; seeds 0..{count - 1} per row" if count > 1 else ""
-  text = f"{header}{seeds}; {machine()}; {command}\n\n{table(rows, columns, corner)}"
+  text = f"{header}{seeds}; {where(rows)}; {command}\n\n{table(rows, columns, corner)}"
   if judged:
     text += "\n\n" + claims_text(judged)
+  if missing:
+    text += "\n\nNot yet run: " + ", ".join(missing)
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, f"{name}.md"), "w", encoding="utf-8") as f:
     f.write(text + "\n")

@@ -383,3 +383,75 @@ def test_every_variant_builds_its_system(script, config):
         node = node[part]
       assert node == value, (name, key)
     registry.get_system(built)
+
+
+def _ledger_table(tmp_path, monkeypatch, calls, workdir="work", extra=()):
+  """d2gnet_ablation.py's full and no_d2g rows at 2 seeds with the ledger under tmp_path."""
+  from benchmarks import d2gnet_ablation  # pylint: disable=g-import-not-at-top
+  def run(run_dir, config):
+    calls.append(os.path.basename(run_dir))
+    return _scores(config.seed)
+  monkeypatch.setattr(d2gnet_ablation, "run", run)
+  return d2gnet_ablation.main(["--workdir", str(tmp_path / workdir), "--init-from",
+                               str(tmp_path / "uv"), "--variants", "full,no_d2g",
+                               "--baselines", "", "--seeds", "2", "--ledger",
+                               str(tmp_path / "ledger"), *extra])
+
+
+def test_the_ledger_reads_back_recorded_runs_where_their_workdirs_are_gone(tmp_path,
+                                                                            monkeypatch, capsys):
+  calls = []
+  assert _ledger_table(tmp_path, monkeypatch, calls) == 0
+  assert calls == ["full", "full-seed1", "no_d2g", "no_d2g-seed1"]
+  entry = json.loads((tmp_path / "ledger" / "full-seed1.json").read_text())
+  assert entry["results"] == _scores(1) and entry["paths"]["init_from"] == str(tmp_path / "uv")
+  assert entry["machine"] == seeds.machine() and entry["commit"] and entry["date"]
+  first = capsys.readouterr().out
+  # Another workdir, another pre-training path (another machine's): nothing trains again.
+  assert _ledger_table(tmp_path, monkeypatch, calls, workdir="elsewhere",
+                       extra=["--init-from", "/another/uv"]) == 0
+  assert calls[4:] == []
+  assert capsys.readouterr().out.partition("\n\n")[2] == first.partition("\n\n")[2]
+  # A changed config trains again and replaces the entry.
+  from benchmarks import d2gnet_ablation  # pylint: disable=g-import-not-at-top
+  monkeypatch.setitem(d2gnet_ablation.VARIANTS, "full", ("D²G-Net (full)", {"train.steps": 7}))
+  assert _ledger_table(tmp_path, monkeypatch, calls, workdir="third") == 0
+  assert calls[4:] == ["full", "full-seed1"]
+  assert "holds another config's run" in capsys.readouterr().out
+
+
+def test_recorded_only_trains_nothing_and_names_the_missing_runs(tmp_path, monkeypatch, capsys):
+  calls = []
+  ledger = tmp_path / "ledger"
+  ledger.mkdir()
+  assert _ledger_table(tmp_path, monkeypatch, calls, extra=["--seeds", "1"]) == 0
+  other = json.loads((ledger / "no_d2g.json").read_text())
+  (ledger / "no_d2g.json").write_text(json.dumps({**other, "machine": "Other CPU, 2 cores"}))
+  capsys.readouterr()
+  assert _ledger_table(tmp_path, monkeypatch, calls, workdir="w2", extra=["--recorded-only"]) == 0
+  assert calls == ["full", "no_d2g"]
+  text = capsys.readouterr().out
+  assert text.rstrip().endswith("Not yet run: full-seed1, no_d2g-seed1")
+  assert f"runs on {seeds.machine()} (1 runs); Other CPU, 2 cores (1 runs)" in text
+  assert any(line.startswith("- D²G-Net (full) ahead of w/o D²G") and
+             line.endswith("(runs on 2 machines)") for line in text.splitlines())
+  from benchmarks import d2gnet_ablation  # pylint: disable=g-import-not-at-top
+  with pytest.raises(SystemExit):
+    d2gnet_ablation.main(["--workdir", str(tmp_path), "--variants", "", "--recorded-only"])
+  assert "--recorded-only reads the runs of a ledger: give --ledger DIR" in capsys.readouterr().err
+
+
+def test_population_scores_need_the_checkpoint_or_the_ledgers_record(tmp_path, monkeypatch):
+  ledger = seeds.Ledger(str(tmp_path / "ledger"))
+  config = __import__("ml_collections").ConfigDict({"seed": 0, "init_from": "/a/b"})
+  ledger.run(str(tmp_path / "w" / "ms_c"), config, lambda: {"ssim": 0.5})
+  row = seeds.Row("ms_c", "MS c", [{"ssim": 0.5}])
+  with pytest.raises(SystemExit, match="ms_c: its results come from the ledger"):
+    seeds.rescored([row], str(tmp_path / "w"), "population", ledger)
+  (tmp_path / "w" / "ms_c" / "eval" / "system").mkdir(parents=True)
+  monkeypatch.setattr(seeds, "population_results", lambda run_dir, results: {"ssim": 0.6})
+  assert seeds.rescored([row], str(tmp_path / "w"), "population", ledger)[0].seeds == [
+      {"ssim": 0.6}]
+  monkeypatch.setattr(seeds, "population_results", None)   # read back, not computed again
+  assert seeds.rescored([row], str(tmp_path / "gone"), "population", ledger)[0].seeds == [
+      {"ssim": 0.6}]
