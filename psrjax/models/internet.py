@@ -69,15 +69,19 @@ _RUN_SETTINGS = dict(conv_impl="auto", remat="none", dtype=None)
 
 
 def upsample_pyramid(field: jax.Array, sizes, *, align_corners: bool = False) -> list[jax.Array]:
-  """The pyramid of `field` `[N, h, w, C]` at `sizes` (coarse to fine): each level the previous
-  one resized bilinearly to its size (F.interpolate with `align_corners`: True for a field of
-  grid_sample positions, which keeps an affine field, the identity among them, exact), i.e. by
-  2x steps when the sizes double; the first level is `field` resized to sizes[0]. float32."""
+  """The pyramid of `field` `[N, h, w, C]` at `sizes` (coarse to fine): each level larger than
+  `field` the previous one resized bilinearly to its size (F.interpolate with `align_corners`:
+  True for a field of grid_sample positions, which keeps an affine field, the identity among
+  them, exact), i.e. by 2x steps when the sizes double; a level no larger than `field` is
+  `field` resized to it directly (the base level when the motion is estimated at the base
+  scale; every level, the finest being `field` itself, when it is estimated at the frame's
+  size, `dm_scale_factor=1`). float32."""
   resize = resize_corner_aligned if align_corners else fomm.resize_bilinear
   levels = []
   current = field
   for size in sizes:
-    current = resize(current, tuple(size))
+    larger = size[0] > field.shape[-3] or size[1] > field.shape[-2]
+    current = resize(current if larger else field, tuple(size))
     levels.append(current)
   return levels
 
@@ -115,7 +119,9 @@ class INTERnetGenerator(nn.Module):
   dm_block_expansion: int = 64       # Stage I's dense-motion hourglass (FOMM's)
   dm_max_features: int = 1024
   dm_num_blocks: int = 5
-  dm_scale_factor: float = 0.25      # the base motion field's share of the frame size
+  dm_scale_factor: float = 0.25      # the motion field's share of the frame size (the paper:
+                                     # the base scale's; 1: at the frame's size, resized down
+                                     # to the coarser scales)
   kp_variance: float = 0.01
   conv_impl: str = "auto"
   dtype: Any = None

@@ -23,9 +23,10 @@ GROUP = pytest.mark.xdist_group("internet")
 tiny_config = functools.partial(conformance.tiny_config, "internet")
 
 
-def _generator(deformable_skips=True):
+def _generator(deformable_skips=True, **overrides):
   detector, generator, _ = internet_models.networks(tiny_config().model.to_dict(),
-                                                    deformable_skips=deformable_skips)
+                                                    deformable_skips=deformable_skips,
+                                                    **overrides)
   source = jax.random.uniform(jax.random.PRNGKey(0), (2, 32, 32, 3))
   # jitted: a compiled program each instead of hundreds of one-operation ones
   kp_params = jax.jit(detector.init)(jax.random.PRNGKey(1), source)
@@ -34,10 +35,14 @@ def _generator(deformable_skips=True):
   return generator, params, source, kp
 
 
-def test_identical_keypoints_give_the_identity_motion_field():
-  """F = sum_k w_k T_k with every T_k the identity when source and driving anchors agree."""
-  generator, params, source, kp = _generator()
+@pytest.mark.parametrize("overrides", [{}, {"dm_scale_factor": 1.0}])
+def test_identical_keypoints_give_the_identity_motion_field(overrides):
+  """F = sum_k w_k T_k with every T_k the identity when source and driving anchors agree (the
+  motion at the base scale, or at the frame's size)."""
+  generator, params, source, kp = _generator(**overrides)
   out = jax.jit(generator.apply)(params, source, kp, kp)
+  if overrides:
+    assert out["deformation"].shape[1:3] == source.shape[1:3]
   grid = motion.coordinate_grid(*out["deformation"].shape[1:3])
   np.testing.assert_allclose(out["deformation"], np.broadcast_to(grid, out["deformation"].shape),
                              atol=1e-5)
@@ -65,6 +70,18 @@ def test_field_pyramid_is_torch_interpolate_with_aligned_corners():
     np.testing.assert_allclose(level[0], motion.coordinate_grid(*size), atol=1e-6)
   zoomed = internet_models.upsample_pyramid(identity, sizes)[-1][0]
   assert float(jnp.max(jnp.abs(zoomed - motion.coordinate_grid(64, 64)))) > 0.02
+
+
+def test_a_field_at_the_frames_size_is_resized_down_not_through_the_base_scale():
+  torch = pytest.importorskip("torch")
+  field = np.random.default_rng(1).normal(size=(1, 12, 16, 2)).astype(np.float32)
+  sizes = [(3, 4), (6, 8), (12, 16)]
+  levels = internet_models.upsample_pyramid(field, sizes, align_corners=True)
+  np.testing.assert_array_equal(levels[-1], field)   # the finest level keeps every detail
+  x = torch.from_numpy(field).permute(0, 3, 1, 2)
+  for level, size in zip(levels, sizes):
+    expected = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=True)
+    np.testing.assert_allclose(level, expected.permute(0, 2, 3, 1).numpy(), atol=1e-5)
 
 
 def test_confidence_is_in_the_unit_interval_at_every_scale():
