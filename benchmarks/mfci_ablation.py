@@ -157,22 +157,30 @@ def _complete(config, workdir: str, named: dict, step: int) -> dict:
   return named
 
 
+def single_config(base: str, steps: int, vgg: float, vfid_cache: str, sets=()):
+  """Stage "single" only (the fused stage gets 0 steps)."""
+  return _config(base, {"train.steps": steps, "schedule.single_fraction": 1.0,
+                        "loss.single_vgg": vgg}, vfid_cache, sets)
+
+
 def train_single(base: str, workdir: str, steps: int, vgg: float, vfid_cache: str,
                  sets=()) -> dict:
-  """Stage "single" only (the fused stage gets 0 steps)."""
-  config = _config(base, {"train.steps": steps, "schedule.single_fraction": 1.0,
-                          "loss.single_vgg": vgg}, vfid_cache, sets)
-  return _train(config, workdir)
+  return _train(single_config(base, steps, vgg, vfid_cache, sets), workdir)
 
 
-def train_fused(base: str, workdir: str, single_dir: str, steps: int, overrides: dict,
-                vfid_cache: str, sets=()) -> dict:
+def fused_config(base: str, single_dir: str, steps: int, overrides: dict, vfid_cache: str,
+                 sets=()):
   """Stage "fused" only, from the frozen baseline of `single_dir` (a workdir or checkpoint)."""
   config = _config(base, {"train.steps": steps, "schedule.single_fraction": 0.0, **overrides},
                    vfid_cache, sets)
   config.init_from = single_dir
   config.init_groups = ("single",)
-  return _train(config, workdir)
+  return config
+
+
+def train_fused(base: str, workdir: str, single_dir: str, steps: int, overrides: dict,
+                vfid_cache: str, sets=()) -> dict:
+  return _train(fused_config(base, single_dir, steps, overrides, vfid_cache, sets), workdir)
 
 
 def output_row(raw: seeds.Row, name: str, label: str, output: str) -> seeds.Row:
@@ -208,8 +216,10 @@ def main(argv=None) -> int:
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set",
                       help="config override for every run, e.g. --set loss.mask=0 (repeatable)")
   seeds.add_flag(parser)
+  seeds.add_ledger_flags(parser)
   argv = sys.argv[1:] if argv is None else list(argv)
   args = parser.parse_args(argv)
+  ledger = seeds.open_ledger(parser, args)
   if any("=" not in s for s in args.set):
     parser.error(f"--set takes KEY=VALUE; got {args.set}")
   args.sets = [tuple(s.split("=", 1)) for s in args.set]
@@ -233,17 +243,21 @@ def main(argv=None) -> int:
   for name, label, vgg in baselines:
     raw = seeds.run_row(args.workdir, name, label, lambda wd, seed, vgg=vgg: train_single(
         args.config, wd, args.single_steps, vgg, cache, sets(seed)),
-        single_count if name == SINGLE else count(name))
+        single_count if name == SINGLE else count(name), ledger,
+        lambda seed, vgg=vgg: single_config(args.config, args.single_steps, vgg, cache,
+                                            sets(seed)))
     rows.append(output_row(raw, name, label, "single"))
   for name in names:
     label, overrides = VARIANTS[name]
     raw = seeds.run_row(args.workdir, name, label, lambda wd, seed, o=overrides: train_fused(
-        args.config, wd, single_dir(seed), args.fused_steps, o, cache, sets(seed)), count(name))
+        args.config, wd, single_dir(seed), args.fused_steps, o, cache, sets(seed)), count(name),
+        ledger, lambda seed, o=overrides: fused_config(
+            args.config, single_dir(seed), args.fused_steps, o, cache, sets(seed)))
     if not rows:   # the frozen baseline's own scores, as every fused run evaluates it too
       rows.append(output_row(raw, SINGLE, SINGLE_LABEL, "single"))
     rows.append(output_row(raw, name, label, "fused"))
   seeds.write_table(args.workdir, header(args, rows), "mfci_ablation.py", argv, rows, COLUMNS,
-                    CLAIMS, corner="variant")
+                    CLAIMS, corner="variant", missing=ledger.missing if ledger else ())
   return 0
 
 

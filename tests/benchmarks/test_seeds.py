@@ -455,3 +455,20 @@ def test_population_scores_need_the_checkpoint_or_the_ledgers_record(tmp_path, m
   monkeypatch.setattr(seeds, "population_results", None)   # read back, not computed again
   assert seeds.rescored([row], str(tmp_path / "gone"), "population", ledger)[0].seeds == [
       {"ssim": 0.6}]
+
+
+def test_mfci_reads_its_baseline_and_fused_runs_back_from_the_ledger(tmp_path, monkeypatch,
+                                                                     capsys):
+  from benchmarks import mfci_ablation  # pylint: disable=g-import-not-at-top
+  calls = []
+  monkeypatch.setattr(mfci_ablation, "train_single", lambda base, workdir, *a, **k: calls.append(
+      os.path.basename(workdir)) or _mfci_results(0))
+  monkeypatch.setattr(mfci_ablation, "train_fused", lambda base, workdir, *a, **k: calls.append(
+      os.path.basename(workdir)) or _mfci_results(0))
+  argv = ["--variants", "rb6", "--ledger", str(tmp_path / "ledger")]
+  assert mfci_ablation.main(["--workdir", str(tmp_path / "a"), *argv]) == 0
+  first = capsys.readouterr().out.partition("\n\n")[2]
+  assert mfci_ablation.main(["--workdir", str(tmp_path / "b"), *argv]) == 0
+  assert calls == ["single", "rb6"]
+  assert capsys.readouterr().out.partition("\n\n")[2] == first
+  assert sorted(os.listdir(tmp_path / "ledger")) == ["rb6.json", "single.json"]
