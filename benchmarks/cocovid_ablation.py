@@ -34,6 +34,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import seeds  # noqa: E402  pylint: disable=g-import-not-at-top
+from benchmarks.results_table import completed  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax import config_utils  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax.train import loop  # noqa: E402  pylint: disable=g-import-not-at-top
 
@@ -111,7 +112,8 @@ def parse_baselines(parser, text: str, known: dict) -> list[tuple[str, str, str,
 def run(workdir: str, config) -> dict:
   """The run's final evaluation: trained here, or read back from a finished workdir."""
   def train():
-    return {k: float(v) for k, v in loop.train(config, workdir).eval_results.items()}
+    result = completed(loop.train(config, workdir))
+    return {k: float(v) for k, v in result.eval_results.items()}
   return seeds.read_or_run(workdir, train)
 
 

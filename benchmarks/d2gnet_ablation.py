@@ -47,6 +47,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import seeds  # noqa: E402  pylint: disable=g-import-not-at-top
+from benchmarks.results_table import completed  # noqa: E402  pylint: disable=g-import-not-at-top
 from benchmarks.cocovid_ablation import make_config, parse_baselines  # noqa: E402
 from psrjax.train import loop  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax.train import offline_eval  # noqa: E402  pylint: disable=g-import-not-at-top
@@ -97,7 +98,7 @@ def _train(workdir: str, config) -> dict:
   its evaluations (those it lacks computed on its last checkpoint)."""
   fresh = not os.path.isdir(os.path.join(workdir, "checkpoints"))
   start = time.time()
-  result = loop.train(config, workdir)
+  result = completed(loop.train(config, workdir))
   minutes = (time.time() - start) / 60.0
   values = {"steps": float(result.step)}
   if fresh:   # trained from scratch in this call

@@ -41,6 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import flags  # noqa: E402  pylint: disable=g-import-not-at-top
 from benchmarks import seeds  # noqa: E402  pylint: disable=g-import-not-at-top
+from benchmarks.results_table import completed  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax import config_utils  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax import evals  # noqa: E402  pylint: disable=g-import-not-at-top
 from psrjax.evals import common as evals_common  # noqa: E402  pylint: disable=g-import-not-at-top
@@ -120,7 +121,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   done = _read(workdir, evals.SYSTEM, config.train.steps)
   if done is not None:
     return done
-  result = loop.train(config, workdir)
+  result = completed(loop.train(config, workdir))
   if result.eval_results is not None:
     return result.eval_results
   return _read(result.workdir, evals.SYSTEM, result.step)   # already finished earlier
@@ -132,7 +133,7 @@ def _train(config, workdir: str) -> dict:
   names = (evals.SYSTEM, *VFID_EVALS.values())
   named = {name: _read(workdir, name, config.train.steps) for name in names}
   if any(values is None for values in named.values()):
-    result = loop.train(config, workdir)
+    result = completed(loop.train(config, workdir))
     named = {**dict(result.evals), **{n: v for n, v in named.items() if v is not None}}
     step = result.step
   else:

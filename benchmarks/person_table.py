@@ -24,7 +24,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.results_table import final_results, machine, table  # noqa: E402
+from benchmarks.results_table import completed, final_results, machine, table  # noqa: E402
 
 COLUMNS = [("ssim", "SSIM"), ("psnr", "PSNR"), ("lpips", "LPIPS"), ("m_ssim", "M-SSIM"),
            ("mask_iou", "mask IoU"), ("tempe", "E_temp")]
@@ -51,7 +51,7 @@ def run_results(spec: str, workdir: str) -> tuple[dict, int]:
   config = config_utils.load_config(spec)
   step = config.train.steps
   if not os.path.isfile(os.path.join(workdir, "eval", "system", f"{step}.json")):
-    step = loop.train(config, workdir).step
+    step = completed(loop.train(config, workdir)).step
   return final_results(config, workdir, step), step
 
 

@@ -43,6 +43,16 @@ def machine() -> str:
   return f"{model}, {os.cpu_count()} cores, {' '.join(vector) or 'no AVX2'}"
 
 
+def completed(result):
+  """`result` of `loop.train` for a run that reached its last step; a run stopped before it
+  (SIGTERM or `stop_after`: its checkpoint saved) exits instead, so that no table or ledger
+  takes its early evaluation for the run's."""
+  if result.preempted:
+    raise SystemExit(f"{result.workdir}: stopped at step {result.step} before its end (its "
+                     f"checkpoint is saved): run the same command again to resume it")
+  return result
+
+
 def _pairs(text: str) -> list[tuple[str, str]]:
   """'key:Label,key2' -> [(key, Label), (key2, key2)]."""
   out = []
@@ -114,7 +124,7 @@ def main() -> int:
   config = config_utils.load_config(args.config, overrides)
   step = config.train.steps
   if not os.path.isfile(os.path.join(args.workdir, "eval", "system", f"{step}.json")):
-    step = loop.train(config, args.workdir).step   # trains or resumes it to its end
+    step = completed(loop.train(config, args.workdir)).step   # trains or resumes to its end
   results = final_results(config, args.workdir, step)   # a finished run is read back
   command = " ".join(shlex.quote(a) for a in ["python", *sys.argv])
   print(f"Config `{args.config}`{''.join(f' --config.{k}={v}' for k, v in overrides)}, "

@@ -472,3 +472,19 @@ def test_mfci_reads_its_baseline_and_fused_runs_back_from_the_ledger(tmp_path, m
   assert calls == ["single", "rb6"]
   assert capsys.readouterr().out.partition("\n\n")[2] == first
   assert sorted(os.listdir(tmp_path / "ledger")) == ["rb6.json", "single.json"]
+
+
+def test_a_run_stopped_before_its_end_is_neither_read_back_nor_recorded(tmp_path, monkeypatch):
+  """SIGTERM ends a training early with its checkpoint saved; the table exits, and the next
+  invocation resumes the run instead of reading back its early evaluation."""
+  from benchmarks import d2gnet_ablation  # pylint: disable=g-import-not-at-top
+  from psrjax.train import loop  # pylint: disable=g-import-not-at-top
+  stopped = loop.TrainResult(workdir=str(tmp_path / "w" / "edn"), step=7, state=None,
+                             history=[], eval_results={"ssim": 0.1}, preempted=True)
+  monkeypatch.setattr(loop, "train", lambda config, workdir: stopped)
+  argv = ["--workdir", str(tmp_path / "w"), "--variants", "", "--baselines", "edn",
+          "--ledger", str(tmp_path / "ledger")]
+  with pytest.raises(SystemExit, match="edn: stopped at step 7 before its end"):
+    d2gnet_ablation.main(argv)
+  assert not (tmp_path / "w" / "edn" / "results.json").exists()
+  assert not (tmp_path / "ledger" / "edn.json").exists()
