@@ -155,7 +155,7 @@ def main(argv=None) -> int:
             "held-out segment")
   seeds.write_table(args.workdir, header, "cocovid_ablation.py", argv or sys.argv[1:], rows,
                     columns(bool(args.fid_weights)), CLAIMS,
-                    missing=ledger.missing if ledger else ())
+                    ledger=ledger)
   return 0
 
 

@@ -181,7 +181,7 @@ def main(argv=None) -> int:
               if names else "")
   header = f"{variants}baselines at their runlocal configs; held-out segment"
   seeds.write_table(args.workdir, header, "d2gnet_ablation.py", argv or sys.argv[1:], rows,
-                    columns(rows), CLAIMS, missing=ledger.missing if ledger else ())
+                    columns(rows), CLAIMS, ledger=ledger)
   return 0
 
 

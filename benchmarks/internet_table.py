@@ -146,7 +146,7 @@ def main(argv=None) -> int:
   seeds.write_table(args.workdir, header, "internet_table.py", argv or sys.argv[1:],
                     copy_row(rows) + rows, columns(bool(args.fid_weights)), CLAIMS,
                     name="table" if args.batch_norm == "batch" else "table-population",
-                    missing=ledger.missing if ledger else ())
+                    ledger=ledger)
   return 0
 
 

@@ -258,7 +258,7 @@ def main(argv=None) -> int:
       rows.append(output_row(raw, SINGLE, SINGLE_LABEL, "single"))
     rows.append(output_row(raw, name, label, "fused"))
   seeds.write_table(args.workdir, header(args, rows), "mfci_ablation.py", argv, rows, COLUMNS,
-                    CLAIMS, corner="variant", missing=ledger.missing if ledger else ())
+                    CLAIMS, corner="variant", ledger=ledger)
   return 0
 
 

@@ -446,9 +446,9 @@ def where(rows: list[Row]) -> str:
 
 
 def write_table(workdir: str, header: str, script: str, argv, rows: list[Row], columns,
-                claims=(), corner: str = "model", name: str = "table", missing=()) -> str:
+                claims=(), corner: str = "model", name: str = "table", ledger=None) -> str:
   """Writes `<name>.md` (the header, the seeds, the machine(s), the command, the table, the
-  claims, the runs `missing` from it) and `<name>.json` (per row its seeds' results, mean and std; per claim its verdict)
+  claims, the runs a --recorded-only `ledger` lacks) and `<name>.json` (per row its seeds' results, mean and std; per claim its verdict)
   under `workdir`, prints the text and returns it."""
   rows = [row for row in rows if row.seeds]   # a --recorded-only row may have no run yet
   judged = [j for j in (judge(c, rows) for c in claims) if j is not None]
@@ -462,8 +462,8 @@ def write_table(workdir: str, header: str, script: str, argv, rows: list[Row], c
   text = f"{header}{seeds}; {where(rows)}; {command}\n\n{table(rows, columns, corner)}"
   if judged:
     text += "\n\n" + claims_text(judged)
-  if missing:
-    text += "\n\nNot yet run: " + ", ".join(missing)
+  if ledger is not None and ledger.missing:
+    text += "\n\nNot yet run: " + ", ".join(ledger.missing)
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, f"{name}.md"), "w", encoding="utf-8") as f:
     f.write(text + "\n")
