@@ -4,7 +4,8 @@ r"""PSR-Net ablations in the shape of the paper's Tables 1, 2 and 3 and Fig. 7 (
       [--config configs/psrnet.py:runlocal] [--set data.rooms=17 ...] \
       [--layer1-steps 320] [--layer2-steps 80] [--decoders separate,common,context] \
       [--encoders concat_videos,separate,concat_all] [--alpha 0.1,0.3,0.5,0.7,0.9] \
-      [--no-table3] [--table3-steps 480] [--seeds 3] [--control-seeds 1]
+      [--no-table3] [--table3-steps 480] [--seeds 3] [--control-seeds 1] \
+      [--ledger benchmarks/results/psrnet_ablation] [--recorded-only]
 
 1. Table 1 (decoders of G¹): trains layer 1 alone (`model.layers=1`) once per `model.decoders`
    option under one budget (--layer1-steps) and evaluates x̂¹.
@@ -43,6 +44,11 @@ differences. Each table is written by
 benchmarks/seeds.py to `<workdir>/<table1|table2|fig7|table3>/table.{md,json}` (under a header
 naming the config, budget, seeds, machine and command); `<workdir>/table.md` and `table.json`
 gather them.
+
+`--ledger DIR` (benchmarks/seeds.py's Ledger) keeps each finished run's evaluation there and
+reads it back where the run's workdir is gone and its config is the same; a layer-2 run that
+must train while its frozen layer 1 exists only in the ledger trains that layer 1 first.
+`--recorded-only` trains nothing and names, per table, the runs the ledger lacks.
 
 With an EMA of the generators (runlocal), layer-2 runs load layer 1's EMA (`init_from_ema`), the
 weights Table 1 evaluates, as a full stage-wise run trains layer 2 on them.
@@ -153,42 +159,51 @@ def layer2_config(args, layer1_dir: str, encoders: str, alpha: float, seed: int 
 
 
 def run(workdir: str, config) -> dict:
-  """Trains (or resumes) one run and returns its final system evaluation (read back when done)."""
-  return mfci_ablation.train_and_evaluate(config, workdir)
+  """Trains (or resumes) one run and returns its final system evaluation (read back from the
+  finished workdir's results.json)."""
+  return seeds.read_or_run(workdir, lambda: mfci_ablation.train_and_evaluate(config, workdir))
 
 
-def _runs(args, name: str, make_config, count: int | None = None) -> seeds.Row:
+def _runs(args, name: str, make_config, count: int | None = None, needs=None) -> seeds.Row:
   """Run `name` over `count` seeds (default --seeds; `make_config(seed)` in benchmarks/seeds.py's
   workdirs): a Row of full evaluations, each evaluated once per invocation (a run shared by two
-  tables too)."""
+  tables too), read back from --ledger when it holds the run. `needs(seed)` is called before a
+  run trains (layer 2's frozen layer 1)."""
   def train(workdir, seed):
     if workdir not in args.done:
+      if needs is not None:
+        needs(seed)
       config = make_config(seed)
       print(f"== {os.path.basename(workdir)}: {config.train.steps} steps -> {workdir}", flush=True)
       args.done[workdir] = run(workdir, config)
     return args.done[workdir]
-  return seeds.run_row(args.workdir, name, name, train, count or args.seeds)
+  return seeds.run_row(args.workdir, name, name, train, count or args.seeds, args.record,
+                       make_config)
 
 
 def _output_row(name: str, label: str, runs: seeds.Row, output: str) -> seeds.Row:
   """`runs`' seeds' scores of one output (`<metric>/<output>` -> `<metric>`)."""
   return seeds.Row(name, label, [{m: r[f"{m}/{output}"] for m in METRICS if f"{m}/{output}" in r}
-                                 for r in runs.seeds])
+                                 for r in runs.seeds], machines=runs.machines)
 
 
 def _section(args, key: str, title: str, corner: str, entries, budget: str) -> dict:
   """Table `key` of `entries` (row name, label, runs Row, output), its CLAIMS judged: written by
   benchmarks/seeds.py under <workdir>/<key>/ and returned for the gathered files."""
   sets = "".join(f" --set {k}={v}" for k, v in args.sets)
-  examples = int(entries[0][2].seeds[0]["num_examples"])
+  examples = next((int(e[2].seeds[0]["num_examples"]) for e in entries if e[2].seeds), 0)
   header = f"### {title}\n\nConfig `{args.config}`{sets}; {budget}; {examples} evaluation examples"
   folder = os.path.join(args.workdir, key)
   text = seeds.write_table(folder, header, "psrnet_ablation.py", args.argv,
-                           [_output_row(*e) for e in entries], COLUMNS, CLAIMS[key], corner)
+                           [_output_row(*e) for e in entries], COLUMNS, CLAIMS[key], corner,
+                           ledger=args.record)
+  if args.record is not None:
+    args.record.missing.clear()   # each section names the runs it lacks
   with open(os.path.join(folder, "table.json"), encoding="utf-8") as f:
     saved = json.load(f)
   runs = [{"label": label, "name": name, "run": rows.name, "output": output,
-           "results": rows.seeds[0], "seeds": rows.seeds} for name, label, rows, output in entries]
+           "results": rows.seeds[0] if rows.seeds else None, "seeds": rows.seeds}
+          for name, label, rows, output in entries]
   return {"title": title, "markdown": text + "\n", "runs": runs, **saved}
 
 
@@ -213,7 +228,18 @@ def table1(args) -> dict | None:
 def _layer2_runs(args, pairs) -> list[seeds.Row]:
   """The runs of each (encoders, alpha) in `pairs`, seed i's from seed i's frozen layer 1."""
   return [_runs(args, f"layer2-{e}-alpha{a:g}", lambda seed, e=e, a=a: layer2_config(
-      args, _layer1_dir(args, seed), e, a, seed)) for e, a in pairs]
+      args, _layer1_dir(args, seed), e, a, seed), needs=lambda seed: _train_layer1(args, seed))
+          for e, a in pairs]
+
+
+def _train_layer1(args, seed: int) -> None:
+  """Trains seed `seed`'s frozen layer 1 where its workdir lacks the finished run (Table 1 read
+  it from the ledger): a layer-2 run starts from its checkpoint."""
+  workdir = _layer1_dir(args, seed)
+  if workdir not in args.done and not os.path.exists(os.path.join(workdir, "results.json")):
+    print(f"== {os.path.basename(workdir)}: layer 2 starts from its checkpoint -> {workdir}",
+          flush=True)
+    args.done[workdir] = run(workdir, layer1_config(args, "separate", seed))
 
 
 def _frozen(args) -> str:
@@ -307,6 +333,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--table3-steps", type=int, default=0,
                       help="Table 3 budget of each run; 0 = the config's train.steps")
   seeds.add_flag(parser, rows=False)   # layer-2 rows start from layer 1's seeds
+  seeds.add_ledger_flags(parser)
   parser.add_argument("--control-seeds", type=int, default=0,
                       help="seeds of Table 3's K = 1 control (0 = --seeds): one control seed "
                            "beside N of the K = 3 run costs about as much as one more K = 3 seed")
@@ -323,6 +350,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.error(f"--control-seeds takes a count >= 0; got {args.control_seeds}")
   args.control_seeds = args.control_seeds or args.seeds
   args.done = {}   # run workdir -> its evaluation
+  args.record = seeds.open_ledger(parser, args)
   args.argv = sys.argv[1:] if argv is None else list(argv)
   return args
 

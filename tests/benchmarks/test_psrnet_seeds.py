@@ -102,3 +102,40 @@ def test_one_seed_and_no_table3(tmp_path, monkeypatch, capsys):
   text = capsys.readouterr().out
   assert "| 0.5 | 0.5700 |" in text and "seeds 0.." not in text
   assert "one seed: no noise band (as claimed)" in text
+
+
+def test_the_ledger_reads_runs_back_and_trains_a_gone_layer1_before_its_layer2(
+    tmp_path, monkeypatch, capsys):
+  names = []
+  def run(workdir, config):
+    names.append(os.path.basename(workdir))
+    return _results(os.path.basename(workdir).split("-seed")[0], config.seed)
+  monkeypatch.setattr(psrnet_ablation, "run", run)
+  monkeypatch.setattr(psrnet_ablation.psrnet_background, "oracle_scores", lambda config: {
+      "bg_all": {"b_ssim": 0.6, "b_psnr": 17.5}, "bg_room": {"b_ssim": 0.86, "b_psnr": 28.8}})
+  monkeypatch.chdir(REPO)
+  def table(workdir, *extra):
+    return psrnet_ablation.main([
+        "--workdir", str(tmp_path / workdir), "--decoders", "separate", "--encoders", "",
+        "--alpha", "0.5", "--seeds", "2", "--ledger", str(tmp_path / "ledger"), *extra])
+  assert table("a") == 0
+  first = names[:]
+  assert len(first) == 10 and len(os.listdir(tmp_path / "ledger")) == 10
+  text = capsys.readouterr().out
+  # Another workdir: every run read back from the ledger, the same tables.
+  assert table("b") == 0 and names == first
+  rows = lambda out: [line for line in out.splitlines() if line.startswith(("|", "- "))]
+  assert rows(capsys.readouterr().out) == rows(text) and len(rows(text)) > 30
+  # Layer 2's config changed where no workdir holds layer 1: layer 1 trains first, once.
+  assert table("c", "--layer2-steps", "81") == 0
+  assert names[10:] == ["layer1-separate", "layer2-concat_videos-alpha0.5",
+                       "layer1-separate-seed1", "layer2-concat_videos-alpha0.5-seed1",
+                       "layer2-concat_videos-alpha1", "layer2-concat_videos-alpha1-seed1"]
+  capsys.readouterr()
+  # --recorded-only: nothing trains; a fourth budget's layer-2 runs are named as not yet run.
+  assert table("d", "--layer2-steps", "82", "--recorded-only") == 0
+  assert len(names) == 16
+  out = capsys.readouterr().out
+  assert ("Not yet run: layer2-concat_videos-alpha0.5, layer2-concat_videos-alpha0.5-seed1, "
+          "layer2-concat_videos-alpha1, layer2-concat_videos-alpha1-seed1") in out
+  assert "### Table 3" in out and out.count("Not yet run") == 1
