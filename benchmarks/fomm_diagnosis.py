@@ -20,6 +20,9 @@ Parts (comma separated; default all), each printed as one JSON line per checkpoi
 - "batchnorm": the evaluation with batch norm's statistics taken from other batches: per example
   (batch of 1), and the population statistics of training batches (the official running
   statistics' limit), beside the eval batch (runlocal: 8).
+- "regions": where the evaluation's SSIM and PSNR are lost: on the true person of each driving
+  frame (M-SSIM / M-PSNR, the GTNet convention) and on the room outside it (B-SSIM / B-PSNR),
+  for the output and for the copied source frame, on the evaluation's clips and batches.
 - "flow": whether the dense motion moves the right pixels (synthetic world only): on the person
   in each evaluation driving frame, wherever the source frame shows the same body-surface face,
   the end-point error (pixels) of the source position the dense motion samples (its deformation,
@@ -41,13 +44,14 @@ import numpy as np
 
 from psrjax import config_utils
 from psrjax.data.samplers import same_video
-from psrjax.metrics import perceptual, structural
+from psrjax.metrics import perceptual, runs, structural
 from psrjax.nn import population_norm
 from psrjax.systems.tasks import animation, keypoint_motion
 from psrjax.train import checkpoint as checkpoint_lib
 from psrjax.train import context as context_lib
 
-PARTS = ("eval", "identity", "train_recon", "distance", "keypoints", "batchnorm", "flow")
+PARTS = ("eval", "identity", "train_recon", "distance", "keypoints", "batchnorm", "regions",
+         "flow")
 TRAIN_PAIRS = 256   # training pairs (source, driving frame) measured, in the trainer's batches
 
 
@@ -195,6 +199,23 @@ class Diagnosis:
     keys = ("l1", "ssim", "lpips")
     pick = lambda rs: {k: v for k, v in mean_of(rs).items() if k in keys}
     return {"batch_of_1": pick(single), "population": pick(fixed)}
+
+  def regions(self, params):
+    system = self.system
+
+    @jax.jit
+    def run(p, b):
+      b = system.prepare(b)
+      target = b["tgt_rgb"]
+      copy = jnp.broadcast_to(b["src_rgb"][:, :1], target.shape)
+      outputs = {"model": system.generate(p, b)["frames"], "copy": copy}
+      return {f"{name}_{k}": v for name, pred in outputs.items()
+              for k, v in runs.run_metrics(pred, target, b["tgt_mask"], masked_psnr=True,
+                                           background=True).items()}
+    out = mean_of([run(params, b) for b in self.eval_batches])
+    out["person_share"] = round(float(np.mean([b["tgt_mask"].mean()
+                                                for b in self.eval_batches])), 4)
+    return out
 
   def flow(self, params):
     config = self.ctx.config

@@ -39,3 +39,27 @@ def test_world_frames_apart_agree_with_the_chained_exact_flow():
   error = np.linalg.norm(positions[ys, xs] - chained, axis=-1).mean()
   still = np.linalg.norm(pixels - chained, axis=-1).mean()
   assert len(ys) > 100 and still > 1.5 and error < 0.3 * still
+
+
+def test_regions_split_the_scores_into_the_person_and_the_room():
+  """A model that returns the driving frames exactly scores 1 on both regions; the copied
+  source frame, which differs only on the person, is exact on the room outside both frames'
+  people and worse on the person."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from benchmarks import fomm_diagnosis  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  room = rng.uniform(-1, 1, (2, 1, 24, 24, 3)).astype(np.float32)
+  mask = np.zeros((2, 3, 24, 24, 1), np.float32)
+  mask[:, :, 8:16, 8:16] = 1.0                        # the person, where the frames differ
+  target = np.where(mask > 0, rng.uniform(-1, 1, mask.shape[:-1] + (3,)), room)
+  batch = {"src_rgb": room, "tgt_rgb": target.astype(np.float32), "tgt_mask": mask}
+
+  class Exact:
+    prepare = staticmethod(lambda b: b)
+    generate = staticmethod(lambda p, b: {"frames": jnp.asarray(b["tgt_rgb"])})
+  diag = object.__new__(fomm_diagnosis.Diagnosis)
+  diag.system, diag.eval_batches = Exact(), [batch]
+  out = diag.regions({})
+  assert out["model_ssim"] == out["model_m_ssim"] == out["model_b_ssim"] == 1.0
+  assert out["copy_b_ssim"] == 1.0 and out["copy_m_ssim"] < 0.9 and out["copy_ssim"] < 1.0
+  assert out["person_share"] == round(64 / 576, 4)
