@@ -23,6 +23,15 @@ For each system (configs/<name>.py with no argument, the paper config), on one d
 - The first stage's train step is compiled ahead of time (`psrjax.train.benchmark.CompiledStep`,
   the step `psrjax bench` times; the persistent compilation cache is off, so `compile_s` is a
   cold compile), run `--warmup` times untimed and `--steps` times timed: `step_s` is the median.
+  The timed runs stop early once they have taken `--step-seconds` (a step of many seconds
+  still gets a figure), and each run is written to the JSON as it ends (`warmup_times_s`,
+  `step_times_s`).
+- `profile_*`: `--profile-steps` (default 1) more runs under `jax.profiler`, the trace's GPU
+  kernels (on the CPU, XLA's thunks) attributed by their HLO metadata as
+  benchmarks/profile_step.py does: seconds per step by part of the step (`profile_parts_s`:
+  each network's forward and backward, the optimizer, the data) and by what ran them
+  (`profile_kinds_s`), and the slowest instructions (`profile_top`: ms per step, instruction,
+  cuDNN call or XLA fusion kind, op_name), so a step far off its FLOP count names its kernel.
 - `tflops`: XLA's cost-analysis FLOPs of the compiled step / `step_s`; `peak_fraction`: that over
   the datasheet dense bf16 peak of the device kind (H100 SXM and H200 989 TFLOP/s, H100 PCIe 756,
   A100 312; null for an unknown kind and on CPU).
@@ -92,7 +101,7 @@ BATCH = {"internet": 8}
 DATASHEET_BF16 = (("H100 PCIe", 756e12), ("H100", 989e12), ("H200", 989e12), ("A100", 312e12))
 # What every system's entry holds (null where not measured; see the module docstring).
 FIELDS = ("compile_s", "step_s", "tflops", "peak_fraction", "peak_bytes_in_use",
-          "conv_dtypes", "f32_convs", "pipeline_examples_per_s")
+          "conv_dtypes", "f32_convs", "profile_top", "pipeline_examples_per_s")
 OOM_MARKERS = ("RESOURCE_EXHAUSTED", "Out of memory", "out of memory")
 
 
@@ -247,7 +256,7 @@ def measure(name: str, args, report) -> None:
          compiled_memory_bytes=step.memory["memory_bytes"],
          compiled_temp_bytes=step.memory["temp_bytes"], conv_dtypes=counts,
          f32_convs=len(f32_ops), f32_conv_ops=f32_ops[:5], phase="steps")
-  times = [step.run() for _ in range(args.warmup + args.steps)][args.warmup:]
+  times = timed_steps(step, args, report)
   step.check_finite()
   step_s = statistics.median(times)
   peak = datasheet_peak(device.device_kind) if device.platform == "gpu" else None
@@ -259,9 +268,49 @@ def measure(name: str, args, report) -> None:
          peak_fraction=peak and step.flops / step_s / peak,
          peak_bytes_in_use=stats.get("peak_bytes_in_use"), bytes_limit=stats.get("bytes_limit"),
          phase="pipeline")
+  if args.profile_steps:
+    report(phase="profile", **profile(step, args.profile_steps))
   del step.state  # the pipeline runs alone
   pipeline(step.ctx.batched, config, args, report)
   report(phase="done")
+
+
+def timed_steps(step, args, report) -> list[float]:
+  """`args.warmup` untimed then up to `args.steps` timed runs of the compiled step, each
+  reported as it ends (`warmup_times_s`, `step_times_s`); the timed runs stop early once they
+  have taken `args.step_seconds` in all, so a pathologically slow step still gets a figure."""
+  warm = []
+  for _ in range(args.warmup):
+    warm.append(step.run())
+    report(warmup_times_s=warm)
+  times = []
+  while len(times) < args.steps:
+    times.append(step.run())
+    report(step_times_s=times)
+    if sum(times) > args.step_seconds:
+      break
+  return times
+
+
+def profile(step, steps: int, top: int = 12) -> dict[str, Any]:
+  """Where the step's time goes on the device: `steps` runs under `jax.profiler`, the trace's
+  kernels (XLA:CPU's thunks on a CPU) attributed to the parts of the step and to the slowest
+  instructions by their HLO metadata (benchmarks/profile_step.py): `profile_parts_s` and
+  `profile_kinds_s` (seconds per step), `profile_top` ([ms per step, instruction, what ran
+  it, op_name] of the `top` slowest)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import profile_step  # pylint: disable=g-import-not-at-top  # benchmarks/, beside this file
+  with tempfile.TemporaryDirectory(prefix="device_check_trace_") as trace_dir:
+    with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+      walls = [step.run() for _ in range(steps)]
+    times = profile_step.thunk_times(trace_dir)
+  hlo = step.compiled.as_text()
+  rows = profile_step.top_thunks(hlo, times, steps, top)
+  return dict(profile_step_s=statistics.median(walls),
+              profile_parts_s=profile_step.breakdown(hlo, times, steps),
+              profile_kinds_s=dict(list(profile_step.by_kind(hlo, times, steps).items())[:top]),
+              profile_top=[[round(1e3 * seconds, 3), name, kind, op_name[-160:]]
+                           for seconds, name, _, kind, op_name in rows])
 
 
 def pipeline(batched, config, args, report) -> None:
@@ -312,7 +361,8 @@ def _child_command(args, name: str, batch: int | None, out: str) -> list[str]:
   cmd = [sys.executable, os.path.abspath(__file__), "--child", name, "--child-out", out,
          "--steps", str(args.steps), "--warmup", str(args.warmup), "--workers", str(args.workers),
          "--pipeline-batches", str(args.pipeline_batches),
-         "--pipeline-seconds", str(args.pipeline_seconds), "--weights-dir", args.weights_dir]
+         "--pipeline-seconds", str(args.pipeline_seconds), "--weights-dir", args.weights_dir,
+         "--step-seconds", str(args.step_seconds), "--profile-steps", str(args.profile_steps)]
   cmd += ["--tiny"] if args.tiny else []
   cmd += ["--batch", f"{name}={batch}"] if batch else []
   for s in args.set:
@@ -346,6 +396,8 @@ def run_child(args, name: str, batch: int | None, timeout: float) -> dict[str, A
     with open(log, errors="replace") as f:
       tail = [l.rstrip() for l in f.read().splitlines() if l.strip()][-15:]
   figures["wall_s"] = time.perf_counter() - start
+  if figures.get("step_s") is None and figures.get("step_times_s"):
+    figures["step_s"] = statistics.median(figures["step_times_s"])  # cut short: the runs so far
   if code is None:
     figures["error"] = (f"timed out after {timeout:.0f} s "
                         f"(in phase {figures.get('phase', 'start')!r})")
@@ -405,6 +457,8 @@ def format_table(report: dict[str, Any]) -> str:
         f"{_fmt(mem and mem / 2**30, '8.2f')} {_fmt(r.get('f32_convs'), '7d')} "
         f"{_fmt(r.get('pipeline_examples_per_s'), '9.2f')}  {convs}"
         + (f"  ERROR {r['error']}" if r.get("error") else ""))
+    for ms, instruction, kind, op_name in (r.get("profile_top") or [])[:3]:
+      lines.append(f"{'':10s} {ms:9.2f} ms  {instruction} ({kind}) {op_name[-70:]}")
   return "\n".join(lines)
 
 
@@ -423,6 +477,11 @@ def parse_args(argv=None):
                       help="a system's batch size (default: its paper config's)")
   parser.add_argument("--set", action="append", default=[], metavar="NAME:KEY=VALUE",
                       help="a config field of one system, e.g. psrnet:model.remat=blocks")
+  parser.add_argument("--step-seconds", type=float, default=60.0,
+                      help="stop the timed steps once they have taken this long (default 60)")
+  parser.add_argument("--profile-steps", type=int, default=1,
+                      help="steps traced by jax.profiler for the per-kernel breakdown (default "
+                      "1; 0: none)")
   parser.add_argument("--workers", type=int, default=None,
                       help="pipeline worker processes (default: available CPUs; tiny 0)")
   parser.add_argument("--pipeline-batches", type=int, default=None,

@@ -6,8 +6,9 @@ its thunks attributed to the parts of the step by the HLO's source metadata.
 
 The step is `psrjax bench`'s (`psrjax.train.benchmark.CompiledStep`: the first stage, fresh
 parameters, the first train batch in its transfer dtypes), run once untimed, then traced for
-`--steps` steps (`jax.profiler.trace`, a Perfetto trace). Every executed thunk of XLA:CPU is an
-instruction of the compiled HLO; its `op_name` metadata says which module and which
+`--steps` steps (`jax.profiler.trace`, a Perfetto trace). Every executed thunk of XLA:CPU (on
+a GPU, every kernel of the device's trace, by its `hlo_op`) is an instruction of the compiled
+HLO; its `op_name` metadata says which module and which
 transformation produced it, and the parts are:
 
 - `data`: the trainer's named scopes `decode` (uint8/int16 batch -> floats) and `prepare` (the
@@ -85,9 +86,26 @@ def thunk_times(trace_dir: str) -> dict[str, float]:
   with gzip.open(files[-1]) as f:
     data = json.load(f)
   events = data["traceEvents"] if isinstance(data, dict) else data
-  spans = [(e["ts"], e["ts"] + e["dur"], e["name"]) for e in events
-           if e.get("ph") == "X" and "dur" in e and not _HOST_EVENT.match(e["name"])]
-  return _shared_times(spans)
+  return _shared_times(_thunk_spans(events))
+
+
+def _thunk_spans(events) -> list[tuple[float, float, str]]:
+  """(start us, end us, instruction name) of the executed instructions among trace events.
+  On a GPU or TPU these are the events of the device's own processes (`/device:GPU:0`, ...),
+  kernels named by their `hlo_op` argument; on the CPU the host's thunk events."""
+  devices = {e["pid"] for e in events if e.get("ph") == "M" and e.get("name") == "process_name"
+             and str((e.get("args") or {}).get("name", "")).startswith("/device:")}
+  spans = []
+  for e in events:
+    if e.get("ph") != "X" or "dur" not in e:
+      continue
+    if devices:
+      if e["pid"] in devices:
+        spans.append((e["ts"], e["ts"] + e["dur"], (e.get("args") or {}).get("hlo_op")
+                      or e["name"]))
+    elif not _HOST_EVENT.match(e["name"]):
+      spans.append((e["ts"], e["ts"] + e["dur"], e["name"]))
+  return spans
 
 
 def _shared_times(spans) -> dict[str, float]:

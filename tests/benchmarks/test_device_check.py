@@ -54,6 +54,9 @@ def test_tiny_run_reports_every_figure_and_records_failures(tmp_path):
   assert good["pipeline_examples_per_s"] > 0 and good["pipeline_batches_timed"] == 2
   assert good["pipeline_first_batches_s"] > 0
   assert good["phase"] == "done"
+  # The traced step: its time by part of the step, and the slowest instructions named.
+  assert good["profile_step_s"] > 0 and any("forward" in p for p in good["profile_parts_s"])
+  assert good["profile_top"] and all(len(row) == 4 and row[0] >= 0 for row in good["profile_top"])
   assert "pix2pixhd" in stdout and "ERROR" in stdout  # the table
 
 
@@ -63,6 +66,10 @@ def test_budget_and_timeout_are_recorded(tmp_path):
   assert all(r["error"] == "skipped: time budget exhausted" for r in report["systems"].values())
   report, _ = _run(tmp_path, "--systems", "pix2pixhd", "--pipeline-seconds", "0")
   assert report["systems"]["pix2pixhd"]["pipeline_batches_timed"] == 1  # stopped after 0 s
+  report, _ = _run(tmp_path, "--systems", "pix2pixhd", "--steps", "5", "--step-seconds", "0",
+                   "--profile-steps", "0", "--pipeline-batches", "1")
+  figures = report["systems"]["pix2pixhd"]
+  assert len(figures["step_times_s"]) == 1 and figures["profile_top"] is None  # cut short
   report, _ = _run(tmp_path, "--systems", "pix2pixhd", "--system-timeout", "2")
   assert report["systems"]["pix2pixhd"]["error"].startswith("timed out after 2 s")
 

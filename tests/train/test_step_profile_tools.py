@@ -42,6 +42,25 @@ def test_concurrent_time_is_shared_and_parts_add_up_to_busy_time():
   assert parts == {"GlobalGenerator forward": 1.5, "MultiScaleDiscriminator backward": 0.5}
 
 
+def test_gpu_traces_count_the_device_kernels_by_their_hlo_op():
+  # A GPU trace holds host events (launches, the executor) and the device's kernels; only the
+  # latter count, named by their instruction. A CPU trace has no device process.
+  meta = [{"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/host:CPU"}},
+          {"ph": "M", "name": "process_name", "pid": 7, "args": {"name": "/device:GPU:0"}}]
+  kernels = [
+      {"ph": "X", "pid": 1, "ts": 0, "dur": 50, "name": "input_scatter_fusion.3",
+       "args": {"hlo_op": "input_scatter_fusion.3"}},
+      {"ph": "X", "pid": 7, "ts": 5, "dur": 30, "name": "input_scatter_fusion_3",
+       "args": {"hlo_op": "input_scatter_fusion.3"}},
+      {"ph": "X", "pid": 7, "ts": 40, "dur": 10, "name": "sm90_xmma_fprop", "args": {}}]
+  spans = profile_step._thunk_spans(meta + kernels)
+  assert spans == [(5, 35, "input_scatter_fusion.3"), (40, 50, "sm90_xmma_fprop")]
+  host = [dict(e, pid=1) for e in kernels] + [
+      {"ph": "X", "pid": 1, "ts": 0, "dur": 99, "name": "ThunkExecutor::Execute"}]
+  assert [s[2] for s in profile_step._thunk_spans(meta[:1] + host)] == [
+      "input_scatter_fusion.3", "input_scatter_fusion_3", "sm90_xmma_fprop"]
+
+
 def test_time_is_split_by_what_ran_it():
   times = {"ffi_call.3": 3.0, "ffi_call.5": 1.0, "ffi_call.4": 1.0, "multiply_add_fusion.2": 0.5,
            "sum.1": 0.25, "not_in_the_module": 9.0}
