@@ -269,7 +269,11 @@ def measure(name: str, args, report) -> None:
          peak_bytes_in_use=stats.get("peak_bytes_in_use"), bytes_limit=stats.get("bytes_limit"),
          phase="pipeline")
   if args.profile_steps:
-    report(phase="profile", **profile(step, args.profile_steps))
+    report(phase="profile")
+    try:
+      report(**profile(step, args.profile_steps))
+    except Exception as e:  # pylint: disable=broad-except  # e.g. no CUPTI: the rest goes on
+      report(profile_error=f"{type(e).__name__}: {str(e).strip()[:300]}")
   del step.state  # the pipeline runs alone
   pipeline(step.ctx.batched, config, args, report)
   report(phase="done")
