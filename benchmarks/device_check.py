@@ -31,7 +31,9 @@ For each system (configs/<name>.py with no argument, the paper config), on one d
   benchmarks/profile_step.py does: seconds per step by part of the step (`profile_parts_s`:
   each network's forward and backward, the optimizer, the data) and by what ran them
   (`profile_kinds_s`), and the slowest instructions (`profile_top`: ms per step, instruction,
-  cuDNN call or XLA fusion kind, op_name), so a step far off its FLOP count names its kernel.
+  cuDNN call or XLA fusion kind, op_name), so a step far off its FLOP count names its kernel;
+  `profile_raw_top` lists the slowest trace events as named, matched to the program or not
+  (`profile_traced_s`: all of them, seconds per step).
 - `tflops`: XLA's cost-analysis FLOPs of the compiled step / `step_s`; `peak_fraction`: that over
   the datasheet dense bf16 peak of the device kind (H100 SXM and H200 989 TFLOP/s, H100 PCIe 756,
   A100 312; null for an unknown kind and on CPU).
@@ -310,7 +312,10 @@ def profile(step, steps: int, top: int = 12) -> dict[str, Any]:
     times = profile_step.thunk_times(trace_dir)
   hlo = step.compiled.as_text()
   rows = profile_step.top_thunks(hlo, times, steps, top)
+  raw = sorted(times.items(), key=lambda kv: -kv[1])[:top]
   return dict(profile_step_s=statistics.median(walls),
+              profile_traced_s=sum(times.values()) / steps,
+              profile_raw_top=[[round(1e3 * seconds / steps, 3), name] for name, seconds in raw],
               profile_parts_s=profile_step.breakdown(hlo, times, steps),
               profile_kinds_s=dict(list(profile_step.by_kind(hlo, times, steps).items())[:top]),
               profile_top=[[round(1e3 * seconds, 3), name, kind, op_name[-160:]]

@@ -61,6 +61,14 @@ def op_names(hlo_text: str) -> dict[str, str]:
   return out
 
 
+def traced_names(hlo_text: str) -> dict[str, str]:
+  """`op_names`, each instruction also under its kernel's name (`loop_add_fusion.3` ->
+  `loop_add_fusion_3`), as a GPU trace names a kernel whose event carries no `hlo_op`."""
+  names = op_names(hlo_text)
+  kernels = {re.sub(r"[.\-]", "_", name): op for name, op in names.items()}
+  return {**kernels, **names}
+
+
 def part_of(op_name: str) -> str:
   """The part of the step an instruction belongs to (module docstring)."""
   scopes = op_name.split("/")
@@ -130,7 +138,7 @@ def _shared_times(spans) -> dict[str, float]:
 
 def breakdown(hlo_text: str, times: dict[str, float], steps: int) -> dict[str, float]:
   """{part: seconds per step} of the thunks that are instructions of `hlo_text`."""
-  names = op_names(hlo_text)
+  names = traced_names(hlo_text)
   parts: dict[str, float] = collections.defaultdict(float)
   for thunk, seconds in times.items():
     if thunk in names:
@@ -148,7 +156,7 @@ def kind_of(thunk: str, targets: dict[str, str]) -> str:
 def by_kind(hlo_text: str, times: dict[str, float], steps: int) -> dict[str, float]:
   """{kind_of: seconds per step} of the thunks that are instructions of `hlo_text`: whether
   the step's time is in the convolution calls or in XLA's own code."""
-  names, targets = op_names(hlo_text), dict(_TARGET.findall(hlo_text))
+  names, targets = traced_names(hlo_text), dict(_TARGET.findall(hlo_text))
   kinds: dict[str, float] = collections.defaultdict(float)
   for thunk, seconds in times.items():
     if thunk in names:
@@ -159,7 +167,7 @@ def by_kind(hlo_text: str, times: dict[str, float], steps: int) -> dict[str, flo
 def top_thunks(hlo_text: str, times: dict[str, float], steps: int, count: int):
   """The `count` slowest instructions: (seconds per step, name, part, custom-call target or
   fusion kind, op_name)."""
-  names, targets = op_names(hlo_text), dict(_TARGET.findall(hlo_text))
+  names, targets = traced_names(hlo_text), dict(_TARGET.findall(hlo_text))
   rows = [(seconds / steps, thunk, part_of(names[thunk]), kind_of(thunk, targets), names[thunk])
           for thunk, seconds in times.items() if thunk in names]
   return sorted(rows, reverse=True)[:count]

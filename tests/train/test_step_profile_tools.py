@@ -55,6 +55,10 @@ def test_gpu_traces_count_the_device_kernels_by_their_hlo_op():
       {"ph": "X", "pid": 7, "ts": 40, "dur": 10, "name": "sm90_xmma_fprop", "args": {}}]
   spans = profile_step._thunk_spans(meta + kernels)
   assert spans == [(5, 35, "input_scatter_fusion.3"), (40, 50, "sm90_xmma_fprop")]
+  # A kernel without an `hlo_op` is found by its kernel name.
+  hlo = '  %multiply_add_fusion.2 = f32[8]{0} fusion(%p), metadata={op_name="jit(s)/optimizer_g/add"}'
+  times = {"multiply_add_fusion_2": 3.0, "sm90_xmma_fprop": 1.0}
+  assert profile_step.breakdown(hlo, times, 1) == {"optimizer": 3.0}
   host = [dict(e, pid=1) for e in kernels] + [
       {"ph": "X", "pid": 1, "ts": 0, "dur": 99, "name": "ThunkExecutor::Execute"}]
   assert [s[2] for s in profile_step._thunk_spans(meta[:1] + host)] == [
