@@ -474,7 +474,7 @@ def format_table(report: dict[str, Any]) -> str:
 def parse_args(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--systems", default=",".join(SYSTEMS),
-                      help="comma-separated names in configs/ (default: all nine)")
+                      help="comma-separated names in configs/ (default: every system of SYSTEMS)")
   parser.add_argument("--tiny", action="store_true",
                       help="the :tiny configs on the CPU, 1 + 1 steps, no workers (CI)")
   parser.add_argument("--out", default=None,
