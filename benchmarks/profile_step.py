@@ -97,18 +97,42 @@ def thunk_times(trace_dir: str) -> dict[str, float]:
   return _shared_times(_thunk_spans(events))
 
 
+def _meta_names(events, kind: str) -> dict:
+  """{pid (process_name) or (pid, tid) (thread_name): name} of a trace's metadata events."""
+  out = {}
+  for e in events:
+    if e.get("ph") == "M" and e.get("name") == kind:
+      key = e["pid"] if kind == "process_name" else (e["pid"], e.get("tid"))
+      out[key] = str((e.get("args") or {}).get("name", ""))
+  return out
+
+
+def _device_lines(events) -> set:
+  """The (pid, tid) lines of the devices' own processes (`/device:GPU:0`, ...) whose events are
+  the executed kernels: a GPU's streams (`Stream #...`), else a TPU's `XLA Ops` line; not the
+  derived lines that span them again (`XLA Modules`, `Steps`, name scopes)."""
+  devices = {pid for pid, name in _meta_names(events, "process_name").items()
+             if name.startswith("/device:")}
+  lines = {key: name for key, name in _meta_names(events, "thread_name").items()
+           if key[0] in devices}
+  for prefix in ("Stream", "XLA Ops"):
+    chosen = {key for key, name in lines.items() if name.startswith(prefix)}
+    if chosen:
+      return chosen
+  return {(e["pid"], e.get("tid")) for e in events if e.get("pid") in devices}
+
+
 def _thunk_spans(events) -> list[tuple[float, float, str]]:
   """(start us, end us, instruction name) of the executed instructions among trace events.
-  On a GPU or TPU these are the events of the device's own processes (`/device:GPU:0`, ...),
-  kernels named by their `hlo_op` argument; on the CPU the host's thunk events."""
-  devices = {e["pid"] for e in events if e.get("ph") == "M" and e.get("name") == "process_name"
-             and str((e.get("args") or {}).get("name", "")).startswith("/device:")}
+  On a GPU or TPU these are the events of the device's kernel lines (`_device_lines`), named
+  by their `hlo_op` argument; on the CPU the host's thunk events."""
+  lines = _device_lines(events)
   spans = []
   for e in events:
     if e.get("ph") != "X" or "dur" not in e:
       continue
-    if devices:
-      if e["pid"] in devices:
+    if lines:
+      if (e["pid"], e.get("tid")) in lines:
         spans.append((e["ts"], e["ts"] + e["dur"], (e.get("args") or {}).get("hlo_op")
                       or e["name"]))
     elif not _HOST_EVENT.match(e["name"]):

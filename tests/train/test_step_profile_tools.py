@@ -45,21 +45,25 @@ def test_concurrent_time_is_shared_and_parts_add_up_to_busy_time():
 def test_gpu_traces_count_the_device_kernels_by_their_hlo_op():
   # A GPU trace holds host events (launches, the executor) and the device's kernels; only the
   # latter count, named by their instruction. A CPU trace has no device process.
+  # The device's derived lines (the module spanning the step) do not count either.
   meta = [{"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/host:CPU"}},
-          {"ph": "M", "name": "process_name", "pid": 7, "args": {"name": "/device:GPU:0"}}]
+          {"ph": "M", "name": "process_name", "pid": 7, "args": {"name": "/device:GPU:0"}},
+          {"ph": "M", "name": "thread_name", "pid": 7, "tid": 2, "args": {"name": "Stream #13"}},
+          {"ph": "M", "name": "thread_name", "pid": 7, "tid": 3, "args": {"name": "XLA Modules"}}]
   kernels = [
-      {"ph": "X", "pid": 1, "ts": 0, "dur": 50, "name": "input_scatter_fusion.3",
+      {"ph": "X", "pid": 1, "tid": 1, "ts": 0, "dur": 50, "name": "input_scatter_fusion.3",
        "args": {"hlo_op": "input_scatter_fusion.3"}},
-      {"ph": "X", "pid": 7, "ts": 5, "dur": 30, "name": "input_scatter_fusion_3",
+      {"ph": "X", "pid": 7, "tid": 2, "ts": 5, "dur": 30, "name": "input_scatter_fusion_3",
        "args": {"hlo_op": "input_scatter_fusion.3"}},
-      {"ph": "X", "pid": 7, "ts": 40, "dur": 10, "name": "sm90_xmma_fprop", "args": {}}]
+      {"ph": "X", "pid": 7, "tid": 2, "ts": 40, "dur": 10, "name": "sm90_xmma_fprop", "args": {}},
+      {"ph": "X", "pid": 7, "tid": 3, "ts": 0, "dur": 60, "name": "jit_train_step", "args": {}}]
   spans = profile_step._thunk_spans(meta + kernels)
   assert spans == [(5, 35, "input_scatter_fusion.3"), (40, 50, "sm90_xmma_fprop")]
   # A kernel without an `hlo_op` is found by its kernel name.
   hlo = '  %multiply_add_fusion.2 = f32[8]{0} fusion(%p), metadata={op_name="jit(s)/optimizer_g/add"}'
   times = {"multiply_add_fusion_2": 3.0, "sm90_xmma_fprop": 1.0}
   assert profile_step.breakdown(hlo, times, 1) == {"optimizer": 3.0}
-  host = [dict(e, pid=1) for e in kernels] + [
+  host = [dict(e, pid=1) for e in kernels[:3]] + [
       {"ph": "X", "pid": 1, "ts": 0, "dur": 99, "name": "ThunkExecutor::Execute"}]
   assert [s[2] for s in profile_step._thunk_spans(meta[:1] + host)] == [
       "input_scatter_fusion.3", "input_scatter_fusion_3", "sm90_xmma_fprop"]
